@@ -1,0 +1,31 @@
+#include "messages/builtin.hpp"
+
+#include <stdexcept>
+
+#include "messages/catalog.hpp"
+#include "messages/example.hpp"
+#include "messages/system.hpp"
+
+namespace gfdit {
+namespace {
+
+template <message... Ts>
+void add_all(catalog& c) {
+  // A clash between two built-in names is a programming error, caught by the first test run.
+  (
+      [&] {
+        if (auto r = c.add<Ts>(); !r) throw std::logic_error(r.err().what);
+      }(),
+      ...);
+}
+
+}  // namespace
+
+void register_builtin_messages(catalog& c) {
+  add_all<msg::lifecycle_command, msg::lifecycle_state, msg::parameter_get, msg::parameter_set,
+          msg::parameter_value, msg::heartbeat, msg::log_line, msg::delivery_failure,
+          msg::node_hello>(c);
+  add_all<msg::ping, msg::pong>(c);
+}
+
+}  // namespace gfdit

@@ -1,0 +1,57 @@
+#pragma once
+// Bounded msgpack encoding and decoding. Decoding never trusts a header: before msgpack-cxx
+// allocates anything, a linear scan checks every declared length against the bytes that are
+// really there, so memory stays O(frame size) whatever the input claims.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include <msgpack.hpp>
+
+#include "common/result.hpp"
+#include "messages/message.hpp"
+
+namespace gfdit {
+
+struct decode_limits {
+  std::size_t max_frame = 256u << 20;  // bytes in one frame
+  std::size_t max_array = 1u << 24;    // elements in one array
+  std::size_t max_map = 1u << 20;      // pairs in one map
+  std::size_t max_str = 64u << 20;     // bytes in one string
+  std::size_t max_bin = 256u << 20;    // bytes in one binary blob
+  std::size_t max_ext = 1u << 20;      // bytes in one extension value
+  std::size_t max_depth = 64;          // nesting of arrays and maps
+};
+
+// Checks the structure of one msgpack value filling `bytes` exactly, against `limits`.
+// The error names the offset and the rule broken.
+result<void> check_msgpack(std::string_view bytes, const decode_limits& limits = {});
+
+// Checked, then unpacked with msgpack's own unpack_limit as a second fence.
+result<msgpack::object_handle> unpack_bounded(std::string_view bytes,
+                                              const decode_limits& limits = {});
+
+template <message T>
+std::string encode(const T& msg) {
+  msgpack::sbuffer buf;
+  msgpack::pack(buf, msg);
+  return std::string(buf.data(), buf.size());
+}
+
+template <message T>
+result<T> decode(std::string_view bytes, const decode_limits& limits = {}) {
+  auto handle = unpack_bounded(bytes, limits);
+  if (!handle) return handle.err();
+  try {
+    T out{};
+    handle->get().convert(out);
+    return out;
+  } catch (const std::exception& e) {
+    return make_error(errc::decode_failed, std::string(T::type_name) +
+                                               ": a field has the wrong type or shape (" +
+                                               e.what() + ")");
+  }
+}
+
+}  // namespace gfdit

@@ -1,0 +1,33 @@
+#include <gtest/gtest.h>
+
+#include "messages/catalog.hpp"
+#include "messages/system.hpp"
+
+namespace gfdit {
+namespace {
+
+TEST(catalog, finds_by_name_and_id_and_lists_schemas_sorted) {
+  auto& c = catalog::global();
+  const auto* by_name = c.find("system.heartbeat");
+  ASSERT_NE(by_name, nullptr);
+  EXPECT_EQ(by_name->id, type_id_of<msg::heartbeat>);
+  EXPECT_EQ(c.find(by_name->id), by_name);
+  EXPECT_EQ(by_name->schema["actor"], "str");
+  EXPECT_EQ(by_name->schema["count"], "uint");
+  EXPECT_EQ(c.find("no.such.message"), nullptr);
+  const auto all = c.list();
+  for (std::size_t i = 1; i < all.size(); ++i) EXPECT_LT(all[i - 1].name, all[i].name);
+}
+
+TEST(catalog, a_payload_of_the_wrong_shape_renders_as_an_error) {
+  const auto* e = catalog::global().find("system.heartbeat");
+  ASSERT_NE(e, nullptr);
+  // {"count": "not a number"}
+  const std::string bad = "\x81\xa5" "count" "\xac" "not a number";
+  auto r = e->to_json(bad);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.err().what.find("system.heartbeat"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace gfdit
