@@ -86,9 +86,11 @@ struct node_hello {
   static constexpr std::string_view type_name = "system.node_hello";
   static constexpr std::uint16_t type_version = 1;
   std::string node;
+  std::string endpoint;  // where the sender's bus listens
   std::vector<std::string> actors;
   std::vector<std::string> topics;
-  MSGPACK_DEFINE_MAP(node, actors, topics)
+  bool want_reply = false;  // the first hello asks the peer for its own
+  MSGPACK_DEFINE_MAP(node, endpoint, actors, topics, want_reply)
 };
 
 }  // namespace gfdit::msg

@@ -1,0 +1,19 @@
+#pragma once
+// Counters of one actor, readable from any thread (introspection, `gfdit actor list`).
+#include <atomic>
+#include <cstdint>
+
+#include "actors/runtime/lifecycle.hpp"
+
+namespace gfdit {
+
+struct actor_stats {
+  std::atomic<std::uint64_t> received{0};
+  std::atomic<std::uint64_t> sent{0};
+  std::atomic<std::uint64_t> unhandled{0};
+  std::atomic<std::uint64_t> decode_errors{0};
+  std::atomic<std::uint64_t> delivery_failures{0};
+  std::atomic<lifecycle_state> state{lifecycle_state::unconfigured};
+};
+
+}  // namespace gfdit

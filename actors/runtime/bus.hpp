@@ -1,0 +1,78 @@
+#pragma once
+// The process's one ZeroMQ choke point. A single bus thread owns every socket (ZeroMQ sockets
+// are not thread-safe); any thread hands it outgoing frames through a queue, woken by an
+// eventfd. Inbound: one ROUTER bound at this node's endpoint. Outbound: one DEALER per peer
+// node, so order is kept per sender -> receiver pair.
+//
+// Nothing is dropped silently: a frame that cannot be handed to ZeroMQ (peer not connected,
+// high-water mark reached) is retried until `send_timeout`, then reported through
+// on_send_failed. Inbound frames are decoded with bounded limits; bad ones are counted.
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "common/result.hpp"
+#include "messages/codec.hpp"
+#include "messages/envelope.hpp"
+
+namespace gfdit {
+
+struct bus_options {
+  std::string node;                    // this node's name (its ZeroMQ routing id)
+  std::string bind;                    // ipc://path or tcp://addr:port ("tcp://127.0.0.1:*")
+  int send_hwm = 100000;               // frames queued per peer before backpressure
+  int receive_hwm = 100000;
+  std::chrono::milliseconds send_timeout{5000};  // how long a frame may wait for its peer
+  std::chrono::milliseconds linger{2000};        // flush time at shutdown
+  decode_limits limits{};
+};
+
+struct bus_stats {
+  std::uint64_t sent = 0;
+  std::uint64_t received = 0;
+  std::uint64_t failed = 0;          // frames reported through on_send_failed
+  std::uint64_t decode_errors = 0;   // inbound frames that did not decode
+};
+
+// What a failed frame was, so the node can tell its sender.
+struct send_failure {
+  std::string peer;
+  envelope env;  // payload cleared
+  std::string reason;
+};
+
+class bus {
+ public:
+  struct callbacks {
+    std::function<void(envelope&&)> on_receive;         // runs on the bus thread
+    std::function<void(send_failure&&)> on_send_failed;  // runs on the bus thread
+  };
+
+  static result<std::unique_ptr<bus>> create(bus_options options, callbacks cbs);
+  ~bus();
+  bus(const bus&) = delete;
+  bus& operator=(const bus&) = delete;
+
+  // The endpoint actually bound (a tcp wildcard port resolved).
+  const std::string& endpoint() const;
+  const std::string& node() const;
+
+  // Thread-safe. Connects a DEALER to a peer node's endpoint (idempotent per name).
+  void add_peer(const std::string& node, const std::string& endpoint);
+  // Thread-safe. Encodes on the calling thread, queues for the bus thread.
+  void post(const std::string& peer, const envelope& env);
+  // Blocks until every queued frame was handed to ZeroMQ or failed, or the timeout passes.
+  bool flush(std::chrono::milliseconds timeout);
+
+  bus_stats stats() const;
+
+ private:
+  struct impl;
+  explicit bus(std::unique_ptr<impl> p);
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace gfdit

@@ -1,0 +1,415 @@
+#include "actors/runtime/node.hpp"
+
+#include <signal.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <list>
+#include <map>
+#include <mutex>
+#include <set>
+#include <shared_mutex>
+#include <thread>
+
+#include <caf/all.hpp>
+
+#include "actors/runtime/actor_host.hpp"
+#include "actors/runtime/logging.hpp"
+#include "messages/system.hpp"
+
+namespace gfdit {
+namespace {
+
+// Node-to-node traffic (hellos) is addressed to this pseudo actor.
+constexpr const char* node_address = "$node";
+
+sigset_t termination_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  return set;
+}
+
+}  // namespace
+
+struct node::impl final : router {
+  node_options opt;
+  std::shared_ptr<spdlog::logger> log;
+  caf::actor_system_config cfg;
+  std::unique_ptr<caf::actor_system> sys;
+  std::unique_ptr<bus> transport;
+
+  struct hosted {
+    std::string name;
+    std::shared_ptr<actor> impl;
+    std::shared_ptr<actor_stats> stats;
+    caf::actor handle;
+  };
+  std::vector<hosted> hosted_actors;          // in the order added
+  std::map<std::string, std::size_t> by_name;  // immutable after start()
+
+  mutable std::shared_mutex mu;
+  std::map<std::string, std::vector<caf::actor>> local_topics;  // topic -> subscribers
+  std::set<std::string> local_topic_names;
+  std::map<std::string, std::string> remote_actors;             // actor -> node
+  std::map<std::string, std::set<std::string>> node_topics;     // node -> its topics
+  std::map<std::string, std::set<std::string>> remote_topics;   // topic -> nodes
+  std::set<std::string> greeted;                                // peers that said hello
+  std::set<std::string> connected;                              // peers we connected to
+  std::condition_variable_any greeted_cv;
+
+  std::list<tap_fn> taps;  // kept alive for the node's life; `tap` points at the newest
+  std::atomic<const tap_fn*> tap{nullptr};
+  std::atomic<bool> stop_flag{false};
+  bool started = false;
+  bool stopped = false;
+
+  ~impl() override {
+    stop();
+    transport.reset();
+    hosted_actors.clear();
+    sys.reset();
+  }
+
+  void tap_if(const envelope& env, tap_point p) {
+    if (const tap_fn* t = tap.load(std::memory_order_acquire)) (*t)(env, p);
+  }
+
+  void deliver_local(const caf::actor& h, const envelope_ptr& env) {
+    tap_if(*env, tap_point::delivered);
+    caf::anon_send(h, env);
+  }
+
+  void deliver_topic_local(const envelope_ptr& env) {
+    std::vector<caf::actor> targets;
+    {
+      std::shared_lock lock(mu);
+      for (const auto& key : {env->destination, std::string("*")}) {
+        auto it = local_topics.find(key);
+        if (it == local_topics.end()) continue;
+        for (const auto& h : it->second)
+          if (std::find(targets.begin(), targets.end(), h) == targets.end()) targets.push_back(h);
+      }
+    }
+    for (const auto& h : targets) deliver_local(h, env);
+  }
+
+  const hosted* local(const std::string& name) const {
+    auto it = by_name.find(name);
+    return it == by_name.end() ? nullptr : &hosted_actors[it->second];
+  }
+
+  result<void> route(envelope&& e) override {
+    auto env = std::make_shared<const envelope>(std::move(e));
+    tap_if(*env, tap_point::sent);
+    if (env->kind == route::topic) {
+      deliver_topic_local(env);
+      std::set<std::string> nodes;
+      {
+        std::shared_lock lock(mu);
+        for (const auto& key : {env->destination, std::string("*")})
+          if (auto it = remote_topics.find(key); it != remote_topics.end())
+            nodes.insert(it->second.begin(), it->second.end());
+      }
+      for (const auto& n : nodes) transport->post(n, *env);
+      return {};
+    }
+    if (const auto* h = local(env->destination)) {
+      deliver_local(h->handle, env);
+      return {};
+    }
+    std::string peer;
+    {
+      std::shared_lock lock(mu);
+      if (auto it = remote_actors.find(env->destination); it != remote_actors.end()) peer = it->second;
+    }
+    if (peer.empty())
+      return make_error(errc::not_found, "no actor named '" + env->destination +
+                                             "' in the graph (as seen from node '" + opt.name + "')");
+    transport->post(peer, *env);
+    return {};
+  }
+
+  void subscribed(const std::string& actor_name, const std::string& topic) override {
+    const auto* h = local(actor_name);
+    if (!h) return;
+    bool is_new = false;
+    {
+      std::unique_lock lock(mu);
+      auto& subs = local_topics[topic];
+      if (std::find(subs.begin(), subs.end(), h->handle) == subs.end()) subs.push_back(h->handle);
+      is_new = local_topic_names.insert(topic).second;
+    }
+    if (is_new && started) greet_all(false);
+  }
+
+  void stop_requested() override { stop_flag = true; }
+
+  msg::node_hello hello(bool want_reply) const {
+    msg::node_hello h{opt.name, transport->endpoint(), {}, {}, want_reply};
+    for (const auto& a : hosted_actors) h.actors.push_back(a.name);
+    std::shared_lock lock(mu);
+    h.topics.assign(local_topic_names.begin(), local_topic_names.end());
+    return h;
+  }
+
+  void greet(const std::string& peer, bool want_reply) {
+    envelope env;
+    env.type_id = type_id_of<msg::node_hello>;
+    env.version = msg::node_hello::type_version;
+    env.sender = std::string(node_address) + ":" + opt.name;
+    env.destination = node_address;
+    env.payload = encode(hello(want_reply));
+    transport->post(peer, env);
+  }
+
+  void greet_all(bool want_reply) {
+    std::vector<std::string> peers;
+    {
+      std::shared_lock lock(mu);
+      peers.assign(connected.begin(), connected.end());
+    }
+    for (const auto& p : peers) greet(p, want_reply);
+  }
+
+  void connect(const std::string& peer, const std::string& endpoint) {
+    {
+      std::unique_lock lock(mu);
+      if (!connected.insert(peer).second) return;
+    }
+    transport->add_peer(peer, endpoint);
+  }
+
+  // Bus thread.
+  void on_hello(const envelope& env) {
+    auto h = decode<msg::node_hello>(env.payload);
+    if (!h) {
+      log->warn("a hello did not decode: {}", h.err().what);
+      return;
+    }
+    if (!h->endpoint.empty()) connect(h->node, h->endpoint);
+    {
+      std::unique_lock lock(mu);
+      for (auto it = remote_actors.begin(); it != remote_actors.end();)
+        it = it->second == h->node ? remote_actors.erase(it) : std::next(it);
+      for (const auto& a : h->actors) remote_actors[a] = h->node;
+      node_topics[h->node] = std::set<std::string>(h->topics.begin(), h->topics.end());
+      remote_topics.clear();
+      for (const auto& [n, topics] : node_topics)
+        for (const auto& t : topics) remote_topics[t].insert(n);
+      greeted.insert(h->node);
+    }
+    greeted_cv.notify_all();
+    if (h->want_reply) greet(h->node, false);
+  }
+
+  // Bus thread.
+  void on_receive(envelope&& e) {
+    if (e.destination == node_address) {
+      if (e.is<msg::node_hello>()) on_hello(e);
+      return;
+    }
+    auto env = std::make_shared<const envelope>(std::move(e));
+    if (env->kind == route::topic) return deliver_topic_local(env);
+    if (const auto* h = local(env->destination)) return deliver_local(h->handle, env);
+    if (env->kind == route::failure) return;  // never bounce a failure
+    report_failure(*env, "actor '" + env->destination + "' is not on node '" + opt.name + "'");
+  }
+
+  // Tells the sender of `env` (local or remote) that it was not delivered.
+  void report_failure(const envelope& env, const std::string& reason) {
+    envelope f;
+    f.type_id = type_id_of<msg::delivery_failure>;
+    f.version = msg::delivery_failure::type_version;
+    f.sender = std::string(node_address) + ":" + opt.name;
+    f.destination = env.sender;
+    f.kind = route::failure;
+    f.correlation = env.correlation;
+    f.trace_id = env.trace_id;
+    f.payload = encode(msg::delivery_failure{env.destination, env.type_id, env.seq, env.correlation, reason});
+    if (const auto* h = local(env.sender)) return deliver_local(h->handle, std::make_shared<const envelope>(std::move(f)));
+    std::string peer;
+    {
+      std::shared_lock lock(mu);
+      if (auto it = remote_actors.find(env.sender); it != remote_actors.end()) peer = it->second;
+    }
+    if (!peer.empty()) transport->post(peer, f);
+  }
+
+  // Bus thread.
+  void on_send_failed(send_failure&& f) {
+    if (f.env.is<msg::node_hello>()) {
+      // A peer that is not up yet: keep greeting until it answers or we stop.
+      if (!stop_flag && !stopped) greet(f.peer, true);
+      return;
+    }
+    if (f.env.kind == route::failure) return;
+    log->warn("not delivered to '{}' on node '{}': {}", f.env.destination, f.peer, f.reason);
+    report_failure(f.env, f.reason);
+  }
+
+  result<void> cycle(const hosted& h, transition t) {
+    caf::scoped_actor self{*sys};
+    std::string err;
+    self->request(h.handle, caf::infinite, cycle_atom::value, static_cast<std::int32_t>(t))
+        .receive([&](std::string& e) { err = std::move(e); },
+                 [&](caf::error& e) { err = sys->render(e); });
+    if (!err.empty())
+      return make_error(errc::state, "actor '" + h.name + "': " + std::string(to_string(t)) +
+                                         " failed: " + err);
+    return {};
+  }
+
+  result<void> start() {
+    if (started) return make_error(errc::state, "node '" + opt.name + "' already started");
+    const int threads = opt.threads > 0 ? opt.threads
+                                        : std::max(2, static_cast<int>(std::thread::hardware_concurrency()));
+    cfg.set("scheduler.max-threads", static_cast<std::size_t>(threads));
+    sys = std::make_unique<caf::actor_system>(cfg);
+    bus_options bo;
+    bo.node = opt.name;
+    bo.bind = opt.bind;
+    bo.send_timeout = opt.send_timeout;
+    bo.send_hwm = opt.send_hwm;
+    auto b = bus::create(bo, {[this](envelope&& e) { on_receive(std::move(e)); },
+                              [this](send_failure&& f) { on_send_failed(std::move(f)); }});
+    if (!b) return b.err();
+    transport = std::move(*b);
+    for (auto& h : hosted_actors) h.handle = sys->spawn<actor_host>(this, h.name, h.impl, h.stats);
+    for (auto& h : hosted_actors)
+      if (auto r = cycle(h, transition::configure); !r) return r;
+    // Wire the graph before anything runs: peers learn our actors and topics, and we theirs,
+    // so the first message an activated actor sends already reaches every subscriber.
+    started = true;
+    for (const auto& p : opt.peers) connect(p.node, p.endpoint);
+    greet_all(true);
+    if (!wait_for_peers(opt.peer_timeout))
+      return make_error(errc::timeout, "node '" + opt.name + "': peers " + missing_peers() +
+                                           " did not answer within " +
+                                           std::to_string(opt.peer_timeout.count()) + " ms");
+    for (auto& h : hosted_actors)
+      if (auto r = cycle(h, transition::activate); !r) return r;
+    return {};
+  }
+
+  bool wait_for_peers(std::chrono::milliseconds timeout) {
+    std::shared_lock lock(mu);
+    return greeted_cv.wait_for(lock, timeout, [&] {
+      for (const auto& p : opt.peers)
+        if (!greeted.count(p.node)) return false;
+      return true;
+    });
+  }
+
+  std::string missing_peers() const {
+    std::shared_lock lock(mu);
+    std::string out;
+    for (const auto& p : opt.peers)
+      if (!greeted.count(p.node)) out += (out.empty() ? "'" : ", '") + p.node + "'";
+    return out;
+  }
+
+  void stop() {
+    if (stopped || !sys) return;
+    stopped = true;
+    for (auto& h : hosted_actors)
+      if (h.stats->state == lifecycle_state::active) (void)cycle(h, transition::deactivate);
+    if (transport) transport->flush(std::chrono::milliseconds(2000));
+    for (auto& h : hosted_actors) (void)cycle(h, transition::shutdown);
+    for (auto& h : hosted_actors) caf::anon_send_exit(h.handle, caf::exit_reason::user_shutdown);
+    sys->await_all_actors_done();
+  }
+};
+
+node::node(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
+node::~node() = default;
+
+result<std::unique_ptr<node>> node::create(node_options options) {
+  if (options.name.empty() || options.name.find(':') != std::string::npos ||
+      options.name[0] == '$')
+    return make_error(errc::invalid_argument, "node name '" + options.name +
+                                                  "' must be non-empty, without ':' or a leading '$'");
+  const sigset_t set = termination_signals();
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  auto p = std::make_unique<impl>();
+  p->opt = std::move(options);
+  p->log = make_logger(p->opt.name);
+  return std::unique_ptr<node>(new node(std::move(p)));
+}
+
+result<void> node::add(const std::string& name, std::unique_ptr<actor> a) {
+  if (impl_->started) return make_error(errc::state, "add '" + name + "' after start()");
+  if (name.empty() || name[0] == '$')
+    return make_error(errc::invalid_argument, "actor name '" + name + "' is empty or starts with '$'");
+  if (!a) return make_error(errc::invalid_argument, "actor '" + name + "' is null");
+  if (impl_->by_name.count(name))
+    return make_error(errc::invalid_argument, "duplicate actor name '" + name + "' on node '" +
+                                                  impl_->opt.name + "'");
+  impl_->by_name[name] = impl_->hosted_actors.size();
+  impl_->hosted_actors.push_back({name, std::shared_ptr<actor>(std::move(a)),
+                                  std::make_shared<actor_stats>(), caf::actor{}});
+  return {};
+}
+
+result<void> node::start() { return impl_->start(); }
+
+bool node::wait_for_peers(std::chrono::milliseconds timeout) {
+  return impl_->wait_for_peers(timeout);
+}
+
+int node::run_until_signal() {
+  const sigset_t set = termination_signals();
+  timespec tick{0, 100 * 1000 * 1000};
+  while (!impl_->stop_flag) {
+    const int s = sigtimedwait(&set, nullptr, &tick);
+    if (s == SIGINT || s == SIGTERM) {
+      impl_->log->info("signal {}: stopping", s);
+      break;
+    }
+  }
+  stop();
+  return 0;
+}
+
+void node::stop() { impl_->stop(); }
+void node::request_stop() { impl_->stop_flag = true; }
+bool node::stop_requested() const { return impl_->stop_flag; }
+
+result<void> node::transition_actor(const std::string& actor, transition t) {
+  const auto* h = impl_->local(actor);
+  if (!h) return make_error(errc::not_found, "no actor '" + actor + "' on node '" + impl_->opt.name + "'");
+  if (!impl_->sys) return make_error(errc::state, "node not started");
+  return impl_->cycle(*h, t);
+}
+
+result<void> node::inject(envelope env) {
+  if (!impl_->started) return make_error(errc::state, "node '" + impl_->opt.name + "' not started");
+  return impl_->route(std::move(env));
+}
+
+void node::set_tap(tap_fn fn) {
+  impl_->taps.push_back(std::move(fn));
+  impl_->tap.store(&impl_->taps.back(), std::memory_order_release);
+}
+
+const std::string& node::name() const { return impl_->opt.name; }
+const std::string& node::endpoint() const {
+  static const std::string none;
+  return impl_->transport ? impl_->transport->endpoint() : none;
+}
+
+std::vector<actor_info> node::actors() const {
+  std::vector<actor_info> out;
+  for (const auto& h : impl_->hosted_actors)
+    out.push_back({h.name, h.stats->state.load(), h.stats->received.load(), h.stats->sent.load(),
+                   h.stats->unhandled.load(), h.stats->decode_errors.load(),
+                   h.stats->delivery_failures.load()});
+  return out;
+}
+
+bus_stats node::transport_stats() const {
+  return impl_->transport ? impl_->transport->stats() : bus_stats{};
+}
+
+}  // namespace gfdit

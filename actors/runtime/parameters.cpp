@@ -1,0 +1,95 @@
+#include "actors/runtime/parameters.hpp"
+
+#include <stdexcept>
+
+namespace gfdit {
+
+const char* to_string(param_type t) noexcept {
+  switch (t) {
+    case param_type::boolean: return "bool";
+    case param_type::integer: return "int";
+    case param_type::real: return "double";
+    case param_type::text: return "string";
+  }
+  return "?";
+}
+
+result<nlohmann::json> parameters::coerce(param_type type, const nlohmann::json& v) {
+  switch (type) {
+    case param_type::boolean:
+      if (v.is_boolean()) return v;
+      break;
+    case param_type::integer:
+      if (v.is_number_integer()) return v;
+      break;
+    case param_type::real:
+      if (v.is_number()) return nlohmann::json(v.get<double>());
+      break;
+    case param_type::text:
+      if (v.is_string()) return v;
+      break;
+  }
+  return make_error(errc::invalid_argument, std::string("expected ") + to_string(type) +
+                                                ", got " + v.type_name() + " (" + v.dump() + ")");
+}
+
+result<void> parameters::declare_json(const std::string& name, param_type type,
+                                      nlohmann::json default_value, std::string description,
+                                      validator check) {
+  if (name.empty()) return make_error(errc::invalid_argument, "parameter name is empty");
+  if (entries_.count(name))
+    return make_error(errc::invalid_argument, "parameter '" + name + "' declared twice");
+  auto v = coerce(type, default_value);
+  if (!v) return make_error(errc::invalid_argument, "default of '" + name + "': " + v.err().what);
+  if (check) {
+    if (auto why = check(*v); !why.empty())
+      return make_error(errc::invalid_argument, "default of '" + name + "' is invalid: " + why);
+  }
+  entries_.emplace(name, entry{type, *v, *v, std::move(description), std::move(check), {}});
+  return {};
+}
+
+const parameters::entry& parameters::at(const std::string& name) const {
+  auto it = entries_.find(name);
+  if (it == entries_.end()) throw std::out_of_range("undeclared parameter '" + name + "'");
+  return it->second;
+}
+
+result<void> parameters::set(const std::string& name, const nlohmann::json& value) {
+  auto it = entries_.find(name);
+  if (it == entries_.end())
+    return make_error(errc::not_found, "no parameter named '" + name + "'");
+  auto v = coerce(it->second.type, value);
+  if (!v) return make_error(errc::invalid_argument, "parameter '" + name + "': " + v.err().what);
+  if (it->second.check) {
+    if (auto why = it->second.check(*v); !why.empty())
+      return make_error(errc::invalid_argument, "parameter '" + name + "': " + why);
+  }
+  it->second.value = *v;
+  for (auto& w : it->second.watchers) w(*v);
+  return {};
+}
+
+void parameters::watch(const std::string& name, on_change fn) {
+  auto it = entries_.find(name);
+  if (it == entries_.end()) throw std::out_of_range("undeclared parameter '" + name + "'");
+  it->second.watchers.push_back(std::move(fn));
+}
+
+nlohmann::json parameters::values() const {
+  auto j = nlohmann::json::object();
+  for (const auto& [k, e] : entries_) j[k] = e.value;
+  return j;
+}
+
+nlohmann::json parameters::describe() const {
+  auto j = nlohmann::json::object();
+  for (const auto& [k, e] : entries_)
+    j[k] = {{"type", to_string(e.type)},
+            {"default", e.default_value},
+            {"value", e.value},
+            {"description", e.description}};
+  return j;
+}
+
+}  // namespace gfdit
