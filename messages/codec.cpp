@@ -136,7 +136,12 @@ result<msgpack::object_handle> unpack_bounded(std::string_view bytes,
     const msgpack::unpack_limit ul(limits.max_array, limits.max_map, limits.max_str,
                                    limits.max_bin, limits.max_ext, limits.max_depth);
     std::size_t off = 0;
-    return msgpack::unpack(bytes.data(), bytes.size(), off, nullptr, nullptr, ul);
+    // Strings and blobs point into `bytes` instead of being copied into the zone: the handle
+    // must not outlive `bytes`, and a large payload is copied once, by the final convert().
+    const auto by_reference = [](msgpack::type::object_type t, std::size_t, void*) {
+      return t == msgpack::type::STR || t == msgpack::type::BIN;
+    };
+    return msgpack::unpack(bytes.data(), bytes.size(), off, by_reference, nullptr, ul);
   } catch (const std::exception& e) {
     return make_error(errc::decode_failed, std::string("msgpack: ") + e.what());
   }

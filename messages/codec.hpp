@@ -28,15 +28,23 @@ struct decode_limits {
 // The error names the offset and the rule broken.
 result<void> check_msgpack(std::string_view bytes, const decode_limits& limits = {});
 
-// Checked, then unpacked with msgpack's own unpack_limit as a second fence.
+// Checked, then unpacked with msgpack's own unpack_limit as a second fence. Strings and blobs
+// in the handle reference `bytes`, which must outlive it.
 result<msgpack::object_handle> unpack_bounded(std::string_view bytes,
                                               const decode_limits& limits = {});
 
+// A msgpack output buffer that is the final std::string, so encoding copies nothing twice.
+struct string_writer {
+  std::string& out;
+  void write(const char* p, std::size_t n) { out.append(p, n); }
+};
+
 template <message T>
 std::string encode(const T& msg) {
-  msgpack::sbuffer buf;
-  msgpack::pack(buf, msg);
-  return std::string(buf.data(), buf.size());
+  std::string out;
+  string_writer w{out};
+  msgpack::pack(w, msg);
+  return out;
 }
 
 template <message T>

@@ -3,8 +3,10 @@
 namespace gfdit {
 
 std::string encode_envelope(const envelope& env) {
-  msgpack::sbuffer buf(env.payload.size() + env.sender.size() + env.destination.size() + 96);
-  msgpack::packer<msgpack::sbuffer> pk(buf);
+  std::string out;
+  out.reserve(env.payload.size() + env.sender.size() + env.destination.size() + 96);
+  string_writer w{out};
+  msgpack::packer<string_writer> pk(w);
   pk.pack_map(11);
   pk.pack(std::string_view("t")); pk.pack(env.type_id);
   pk.pack(std::string_view("v")); pk.pack(env.version);
@@ -19,7 +21,7 @@ std::string encode_envelope(const envelope& env) {
   pk.pack(std::string_view("p"));
   pk.pack_bin(static_cast<std::uint32_t>(env.payload.size()));
   pk.pack_bin_body(env.payload.data(), static_cast<std::uint32_t>(env.payload.size()));
-  return std::string(buf.data(), buf.size());
+  return out;
 }
 
 result<envelope> decode_envelope(std::string_view frame, const decode_limits& limits) {

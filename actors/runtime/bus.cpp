@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -134,11 +135,29 @@ struct bus::impl {
 
   // Returns true when the frame left (or failed for good); false when ZeroMQ asks to retry.
   bool try_send(peer_socket& p, outgoing& o) {
-    if (zmq_send(p.socket, o.frame.data(), o.frame.size(), ZMQ_DONTWAIT) >= 0) {
+    // Large frames go zero-copy: ZeroMQ takes the buffer and frees it when sent.
+    zmq_msg_t m;
+    const bool zero_copy = o.frame.size() >= (64u << 10);
+    if (zero_copy) {
+      auto owned = std::make_unique<std::string>(std::move(o.frame));
+      zmq_msg_init_data(&m, owned->data(), owned->size(),
+                        [](void*, void* hint) { std::unique_ptr<std::string>(static_cast<std::string*>(hint)); },
+                        owned.get());
+      owned.release();
+    } else {
+      zmq_msg_init_size(&m, o.frame.size());
+      std::memcpy(zmq_msg_data(&m), o.frame.data(), o.frame.size());
+    }
+    if (zmq_msg_send(&m, p.socket, ZMQ_DONTWAIT) >= 0) {
       ++sent;
       return true;
     }
     const int e = zmq_errno();
+    if (e == EAGAIN && zero_copy) {
+      // Take the buffer back for the retry.
+      o.frame.assign(static_cast<const char*>(zmq_msg_data(&m)), zmq_msg_size(&m));
+    }
+    zmq_msg_close(&m);
     if (e == EAGAIN) return false;
     fail(std::move(o), std::string("zmq_send to '") + o.peer + "': " + zmq_strerror(e));
     return true;

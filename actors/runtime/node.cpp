@@ -1,5 +1,6 @@
 #include "actors/runtime/node.hpp"
 
+#include <malloc.h>
 #include <signal.h>
 
 #include <algorithm>
@@ -266,6 +267,9 @@ struct node::impl final : router {
     const int threads = opt.threads > 0 ? opt.threads
                                         : std::max(2, static_cast<int>(std::thread::hardware_concurrency()));
     cfg.set("scheduler.max-threads", static_cast<std::size_t>(threads));
+    // CAF's default "moderate" phase sleeps 50 us between polls, which lands on every hop of
+    // a request/reply. Go from spinning straight to a condition variable that enqueue wakes.
+    cfg.set("work-stealing.moderate-poll-attempts", std::size_t{0});
     sys = std::make_unique<caf::actor_system>(cfg);
     bus_options bo;
     bo.node = opt.name;
@@ -332,6 +336,10 @@ result<std::unique_ptr<node>> node::create(node_options options) {
                                                   "' must be non-empty, without ':' or a leading '$'");
   const sigset_t set = termination_signals();
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  // Frames of up to hundreds of MiB come and go: keep freed buffers in the heap for reuse
+  // instead of mapping and unmapping (and page-faulting) each one.
+  mallopt(M_MMAP_THRESHOLD, 256 << 20);
+  mallopt(M_TRIM_THRESHOLD, 512 << 20);
   auto p = std::make_unique<impl>();
   p->opt = std::move(options);
   p->log = make_logger(p->opt.name);

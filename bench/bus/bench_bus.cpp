@@ -1,0 +1,261 @@
+// bench_bus: round-trip latency (p50, p99) and one-way throughput of the gfdit bus for 64 B,
+// 4 KiB and 1 MiB payloads, in one process and across processes over ipc and tcp loopback,
+// each beside raw ZeroMQ (DEALER -> ROUTER, same payloads) in the same run, with the ratio.
+#include <algorithm>
+#include <cstdio>
+#include <thread>
+
+#include <zmq.h>
+
+#include <CLI/CLI.hpp>
+
+#include "actors/runtime/node.hpp"
+#include "bench/bus/raw_zmq.hpp"
+#include "messages/example.hpp"
+#include "messages/system.hpp"
+#include "tests/actors/runtime/test_support.hpp"
+
+namespace gfdit::bench {
+namespace {
+
+using clock = std::chrono::steady_clock;
+constexpr std::uint64_t ack_bit = 1ull << 63;
+
+// Answers every ping that carries the ack bit with a pong holding the same payload.
+class echo : public actor {
+ public:
+  result<void> on_configure(context& ctx) override {
+    ctx.on<msg::ping>([&ctx](const msg::ping& p, const envelope& e) {
+      if (p.count & ack_bit) (void)ctx.send(e.sender, msg::pong{p.count, p.data});
+    });
+    return {};
+  }
+};
+
+struct job {
+  bool throughput = false;
+  std::size_t payload = 64;
+  int n = 1000;
+};
+
+struct outcome {
+  std::vector<double> rtts_us;
+  double msgs_per_s = 0;
+};
+
+// Runs one job per "go" message: a chain of round trips, or a burst with one ack at the end.
+class driver : public actor {
+ public:
+  job next;  // written by the main thread before it injects "go" (the mailbox orders it)
+  testing::collector<outcome> results;
+
+  result<void> on_configure(context& ctx) override {
+    ctx.on<msg::log_line>([this, &ctx](const msg::log_line&, const envelope&) { start(ctx); });
+    ctx.on<msg::pong>([this, &ctx](const msg::pong&, const envelope&) {
+      const auto now = clock::now();
+      if (job_.throughput) {
+        results.push({{}, job_.n / std::chrono::duration<double>(now - t0_).count()});
+        return;
+      }
+      out_.rtts_us.push_back(std::chrono::duration<double, std::micro>(now - t0_).count());
+      if (++i_ < job_.n) send_one(ctx);
+      else results.push(std::move(out_));
+    });
+    return {};
+  }
+
+ private:
+  void start(context& ctx) {
+    job_ = next;
+    data_.assign(job_.payload, 'x');
+    out_ = {};
+    i_ = 0;
+    if (!job_.throughput) return send_one(ctx);
+    t0_ = clock::now();
+    for (int k = 0; k < job_.n; ++k)
+      (void)ctx.send("echo", msg::ping{(k == job_.n - 1 ? ack_bit : 0) | std::uint64_t(k), data_});
+  }
+  void send_one(context& ctx) {
+    t0_ = clock::now();
+    (void)ctx.send("echo", msg::ping{ack_bit | std::uint64_t(i_), data_});
+  }
+
+  job job_;
+  std::string data_;
+  outcome out_;
+  int i_ = 0;
+  clock::time_point t0_;
+};
+
+double percentile(std::vector<double> v, double p) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[std::min(v.size() - 1, static_cast<std::size_t>(p * v.size()))];
+}
+
+double median(std::vector<double> v) { return percentile(std::move(v), 0.5); }
+
+struct sizes {
+  std::size_t payload;
+  int rtt_n, thr_n;
+  const char* label;
+};
+
+struct row {
+  std::string transport, payload, metric;
+  double gfdit, raw;
+};
+
+std::vector<row> rows;
+
+void print_row(const row& r) {
+  const bool lower_is_better = r.metric.find("us") != std::string::npos;
+  const double ratio = r.gfdit / r.raw;
+  std::printf("%-9s %-6s %-16s %14.1f %14.1f %8.2f%s\n", r.transport.c_str(), r.payload.c_str(),
+              r.metric.c_str(), r.gfdit, r.raw, ratio, lower_is_better ? " (gfdit/raw, lower better)" : " (gfdit/raw, higher better)");
+  std::fflush(stdout);
+}
+
+// Runs every size through `d` (gfdit) and `raw` (ZeroMQ), `reps` times each.
+void measure(const std::string& transport, node& n, driver& d, raw_client& raw,
+             const std::vector<sizes>& table, int reps) {
+  auto run = [&](job j) {
+    d.next = j;
+    envelope go;
+    go.type_id = type_id_of<msg::log_line>;
+    go.sender = "bench";
+    go.destination = "driver";
+    go.payload = encode(msg::log_line{});
+    const auto before = d.results.size();
+    if (!n.inject(go)) throw std::runtime_error("inject failed");
+    if (!d.results.wait_for(before + 1, std::chrono::seconds(120))) throw std::runtime_error("bench job timed out");
+    return d.results.items().back();
+  };
+  for (const auto& s : table) {
+    std::vector<double> g_rtt, r_rtt, g_thr, r_thr;
+    for (int rep = 0; rep < reps; ++rep) {
+      auto a = run({false, s.payload, s.rtt_n});
+      g_rtt.insert(g_rtt.end(), a.rtts_us.begin(), a.rtts_us.end());
+      auto b = raw.round_trips_us(s.payload, s.rtt_n);
+      r_rtt.insert(r_rtt.end(), b.begin(), b.end());
+      g_thr.push_back(run({true, s.payload, s.thr_n}).msgs_per_s);
+      r_thr.push_back(raw.throughput_msgs_per_s(s.payload, s.thr_n));
+    }
+    for (const auto& r : {row{transport, s.label, "rtt p50 us", percentile(g_rtt, 0.5), percentile(r_rtt, 0.5)},
+                          row{transport, s.label, "rtt p99 us", percentile(g_rtt, 0.99), percentile(r_rtt, 0.99)},
+                          row{transport, s.label, "msgs/s", median(g_thr), median(r_thr)}}) {
+      print_row(r);
+      rows.push_back(r);
+    }
+  }
+}
+
+int serve_gfdit(const std::string& endpoint) {
+  auto n = node::create({.name = "peer", .bind = endpoint});
+  if (!n) return 1;
+  (void)(*n)->add("echo", std::make_unique<echo>());
+  if (auto r = (*n)->start(); !r) return std::fprintf(stderr, "%s\n", r.err().what.c_str()), 1;
+  return (*n)->run_until_signal();
+}
+
+}  // namespace
+}  // namespace gfdit::bench
+
+int main(int argc, char** argv) {
+  using namespace gfdit;
+  using namespace gfdit::bench;
+  CLI::App app{"gfdit bus benchmark (peer: raw ZeroMQ)"};
+  std::string serve_gfdit_ep, serve_raw_ep, json_out;
+  int reps = 5;
+  double scale = 1.0;
+  std::vector<std::string> transports{"inproc", "ipc", "tcp"};
+  app.add_option("--serve-gfdit", serve_gfdit_ep, "internal: run the gfdit echo peer");
+  app.add_option("--serve-raw", serve_raw_ep, "internal: run the raw ZeroMQ echo peer");
+  app.add_option("--reps", reps, "repetitions per measurement (medians are reported)");
+  app.add_option("--scale", scale, "multiply message counts (0.1 for a quick run)");
+  app.add_option("--transports", transports, "inproc ipc tcp");
+  app.add_option("--json", json_out, "write the rows as JSON lines here");
+  CLI11_PARSE(app, argc, argv);
+  if (!serve_gfdit_ep.empty()) return serve_gfdit(serve_gfdit_ep);
+  if (!serve_raw_ep.empty()) return raw_server(serve_raw_ep);
+
+  auto count = [&](int n) { return std::max(10, static_cast<int>(n * scale)); };
+  const std::vector<sizes> table{{64, count(20000), count(300000), "64B"},
+                                 {4096, count(10000), count(100000), "4KiB"},
+                                 {1u << 20, count(300), count(1000), "1MiB"}};
+  std::printf("%-9s %-6s %-16s %14s %14s %8s\n", "transport", "size", "metric", "gfdit", "raw zmq", "ratio");
+  const std::string self = "/proc/self/exe";
+  char exe[4096];
+  const auto len = ::readlink(self.c_str(), exe, sizeof exe - 1);
+  exe[len > 0 ? len : 0] = 0;
+  for (const auto& t : transports) {
+    std::string g_ep, r_ep;
+    std::unique_ptr<testing::child_process> g_peer, r_peer;
+    if (t == "inproc") {
+      r_ep = "inproc://raw";
+    } else if (t == "ipc") {
+      g_ep = testing::unique_ipc("bench-g");
+      r_ep = testing::unique_ipc("bench-r");
+    } else {
+      g_ep = "tcp://127.0.0.1:" + std::to_string(testing::free_tcp_port());
+      r_ep = "tcp://127.0.0.1:" + std::to_string(testing::free_tcp_port());
+    }
+    node_options opt{.name = "bench", .bind = t == "tcp" ? "tcp://127.0.0.1:*" : testing::unique_ipc("bench-self")};
+    if (!g_ep.empty()) {
+      g_peer = std::make_unique<testing::child_process>(std::vector<std::string>{exe, "--serve-gfdit", g_ep});
+      r_peer = std::make_unique<testing::child_process>(std::vector<std::string>{exe, "--serve-raw", r_ep});
+      opt.peers = {{"peer", g_ep}};
+    }
+    auto n = node::create(opt);
+    if (!n) return 1;
+    auto d = std::make_unique<driver>();
+    driver& drv = *d;
+    (void)(*n)->add("driver", std::move(d));
+    if (t == "inproc") (void)(*n)->add("echo", std::make_unique<echo>());
+    if (auto r = (*n)->start(); !r) return std::fprintf(stderr, "%s\n", r.err().what.c_str()), 1;
+    if (t == "inproc") {
+      // The raw in-process peer: a ROUTER thread in the same ZeroMQ context as the client.
+      raw_client client("inproc://unused");
+      void* server = zmq_socket(client.ctx, ZMQ_ROUTER);
+      zmq_bind(server, r_ep.c_str());
+      zmq_disconnect(client.sock, "inproc://unused");
+      zmq_connect(client.sock, r_ep.c_str());
+      std::atomic<bool> stop{false};
+      std::thread echo_thread([&] {
+        zmq_pollitem_t item{server, 0, ZMQ_POLLIN, 0};
+        while (!stop) {
+          if (zmq_poll(&item, 1, 50) <= 0) continue;
+          zmq_msg_t id, body;
+          zmq_msg_init(&id);
+          zmq_msg_init(&body);
+          zmq_msg_recv(&id, server, 0);
+          zmq_msg_recv(&body, server, 0);
+          if (static_cast<const char*>(zmq_msg_data(&body))[0] == raw_ack) {
+            zmq_msg_send(&id, server, ZMQ_SNDMORE);
+            zmq_msg_send(&body, server, 0);
+          } else {
+            zmq_msg_close(&id);
+            zmq_msg_close(&body);
+          }
+        }
+      });
+      measure(t, **n, drv, client, table, reps);
+      stop = true;
+      echo_thread.join();
+      const int linger = 0;
+      zmq_setsockopt(server, ZMQ_LINGER, &linger, sizeof linger);
+      zmq_close(server);
+    } else {
+      raw_client client(r_ep);
+      measure(t, **n, drv, client, table, reps);
+    }
+    (*n)->stop();
+  }
+  if (!json_out.empty()) {
+    FILE* f = std::fopen(json_out.c_str(), "w");
+    for (const auto& r : rows)
+      std::fprintf(f, "{\"transport\":\"%s\",\"size\":\"%s\",\"metric\":\"%s\",\"gfdit\":%.3f,\"raw\":%.3f,\"ratio\":%.4f}\n",
+                   r.transport.c_str(), r.payload.c_str(), r.metric.c_str(), r.gfdit, r.raw, r.gfdit / r.raw);
+    std::fclose(f);
+  }
+  return 0;
+}
