@@ -266,9 +266,11 @@ struct bus::impl {
 
   void loop() {
     std::vector<command> batch;
+    auto last_activity = clock::now();
     while (running.load(std::memory_order_relaxed)) {
       zmq_pollitem_t items[2] = {{router, 0, ZMQ_POLLIN, 0}, {nullptr, wake_fd, ZMQ_POLLIN, 0}};
-      const long timeout_ms = any_waiting() ? 1 : 100;
+      const bool hot = clock::now() - last_activity < opt.spin;
+      const long timeout_ms = hot ? 0 : any_waiting() ? 1 : 100;
       if (zmq_poll(items, 2, timeout_ms) < 0 && zmq_errno() != EINTR) break;
       if (items[1].revents & ZMQ_POLLIN) {
         std::uint64_t v;
@@ -278,6 +280,7 @@ struct bus::impl {
         std::lock_guard lock(mu);
         batch.swap(queue);
       }
+      if (!batch.empty() || (items[0].revents & ZMQ_POLLIN)) last_activity = clock::now();
       std::uint64_t completed = 0;
       for (auto& c : batch) completed += handle(c);
       batch.clear();

@@ -27,6 +27,9 @@ struct bus_options {
   int receive_hwm = 100000;
   std::chrono::milliseconds send_timeout{5000};  // how long a frame may wait for its peer
   std::chrono::milliseconds linger{2000};        // flush time at shutdown
+  // After traffic, the bus thread polls without sleeping this long, so the next frame (or the
+  // answer to this one) is picked up without a thread wake-up. Zero: always sleep.
+  std::chrono::microseconds spin{50};
   decode_limits limits{};
 };
 

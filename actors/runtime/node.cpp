@@ -264,18 +264,21 @@ struct node::impl final : router {
 
   result<void> start() {
     if (started) return make_error(errc::state, "node '" + opt.name + "' already started");
+    // A few workers stay hot; many would scatter a request/reply chain over sleeping threads.
     const int threads = opt.threads > 0 ? opt.threads
-                                        : std::max(2, static_cast<int>(std::thread::hardware_concurrency()));
+                                        : std::clamp(static_cast<int>(std::thread::hardware_concurrency()), 2, 4);
     cfg.set("scheduler.max-threads", static_cast<std::size_t>(threads));
     // CAF's default "moderate" phase sleeps 50 us between polls, which lands on every hop of
     // a request/reply. Go from spinning straight to a condition variable that enqueue wakes.
     cfg.set("work-stealing.moderate-poll-attempts", std::size_t{0});
+    cfg.set("work-stealing.aggressive-poll-attempts", static_cast<std::size_t>(opt.spin_polls));
     sys = std::make_unique<caf::actor_system>(cfg);
     bus_options bo;
     bo.node = opt.name;
     bo.bind = opt.bind;
     bo.send_timeout = opt.send_timeout;
     bo.send_hwm = opt.send_hwm;
+    bo.spin = opt.bus_spin;
     auto b = bus::create(bo, {[this](envelope&& e) { on_receive(std::move(e)); },
                               [this](send_failure&& f) { on_send_failed(std::move(f)); }});
     if (!b) return b.err();
@@ -338,8 +341,8 @@ result<std::unique_ptr<node>> node::create(node_options options) {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   // Frames of up to hundreds of MiB come and go: keep freed buffers in the heap for reuse
   // instead of mapping and unmapping (and page-faulting) each one.
-  mallopt(M_MMAP_THRESHOLD, 256 << 20);
-  mallopt(M_TRIM_THRESHOLD, 512 << 20);
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's largest accepted value
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
   auto p = std::make_unique<impl>();
   p->opt = std::move(options);
   p->log = make_logger(p->opt.name);

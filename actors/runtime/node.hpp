@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "actors/runtime/actor.hpp"
@@ -33,7 +34,13 @@ struct node_options {
   std::string name = "node";
   std::string bind = "tcp://127.0.0.1:*";  // never all interfaces by default
   std::vector<peer_endpoint> peers;
-  int threads = 0;  // CAF worker threads; 0: one per core, at least 2
+  int threads = 0;  // CAF worker threads; 0: one per core, between 2 and 4
+  // Latency against CPU: how long idle threads keep polling before they sleep. Spinning pays
+  // only where cores are spare, so by default it is on above 4 cores and off below.
+  int spin_polls = many_cores() ? 1000 : 100;  // CAF worker polls of its queue
+  std::chrono::microseconds bus_spin{many_cores() ? 50 : 0};
+
+  static bool many_cores() { return std::thread::hardware_concurrency() > 4; }
   std::chrono::milliseconds send_timeout{5000};
   std::chrono::milliseconds peer_timeout{30000};  // start() waits this long for every peer
   int send_hwm = 100000;
