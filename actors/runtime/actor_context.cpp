@@ -17,13 +17,16 @@ std::int64_t wall_ns() {
 }  // namespace
 
 actor_context::actor_context(caf::event_based_actor* self, router* r, std::string name,
-                             std::shared_ptr<actor> impl, std::shared_ptr<actor_stats> stats)
+                             std::shared_ptr<actor> impl, std::shared_ptr<actor_stats> stats,
+                             nlohmann::json param_overrides)
     : self_(self),
       router_(r),
       name_(std::move(name)),
       impl_(std::move(impl)),
       stats_(std::move(stats)),
-      log_(make_logger(name_)) {}
+      log_(make_logger(name_)) {
+  params_.set_overrides(std::move(param_overrides));
+}
 
 envelope actor_context::make_envelope(route kind, const std::string& destination,
                                       std::uint32_t type_id, std::uint16_t version,
@@ -267,7 +270,10 @@ std::string actor_context::apply(transition t) {
     return "cannot " + std::string(to_string(t)) + " from state " + std::string(to_string(from));
   result<void> r;
   switch (t) {
-    case transition::configure: r = impl_->on_configure(*this); break;
+    case transition::configure:
+      r = impl_->on_configure(*this);
+      if (r) r = params_.check_overrides_used();
+      break;
     case transition::activate: r = impl_->on_activate(*this); break;
     case transition::deactivate: r = impl_->on_deactivate(*this); break;
     case transition::shutdown: impl_->on_shutdown(*this); break;

@@ -26,7 +26,8 @@ using cycle_atom = caf::atom_constant<caf::atom("gf_cycle")>;
 class actor_context final : public context {
  public:
   actor_context(caf::event_based_actor* self, router* r, std::string name,
-                std::shared_ptr<actor> impl, std::shared_ptr<actor_stats> stats);
+                std::shared_ptr<actor> impl, std::shared_ptr<actor_stats> stats,
+                nlohmann::json param_overrides);
 
   // Entry points from the CAF behavior.
   void deliver(const envelope_ptr& env);

@@ -13,8 +13,9 @@ namespace gfdit {
 class actor_host final : public caf::event_based_actor {
  public:
   actor_host(caf::actor_config& cfg, router* r, std::string name, std::shared_ptr<actor> impl,
-             std::shared_ptr<actor_stats> stats)
-      : caf::event_based_actor(cfg), ctx_(this, r, std::move(name), std::move(impl), std::move(stats)) {}
+             std::shared_ptr<actor_stats> stats, nlohmann::json params)
+      : caf::event_based_actor(cfg),
+        ctx_(this, r, std::move(name), std::move(impl), std::move(stats), std::move(params)) {}
 
   caf::behavior make_behavior() override {
     return {

@@ -46,6 +46,7 @@ struct node::impl final : router {
     std::shared_ptr<actor> impl;
     std::shared_ptr<actor_stats> stats;
     caf::actor handle;
+    nlohmann::json params;
   };
   std::vector<hosted> hosted_actors;          // in the order added
   std::map<std::string, std::size_t> by_name;  // immutable after start()
@@ -283,7 +284,7 @@ struct node::impl final : router {
                               [this](send_failure&& f) { on_send_failed(std::move(f)); }});
     if (!b) return b.err();
     transport = std::move(*b);
-    for (auto& h : hosted_actors) h.handle = sys->spawn<actor_host>(this, h.name, h.impl, h.stats);
+    for (auto& h : hosted_actors) h.handle = sys->spawn<actor_host>(this, h.name, h.impl, h.stats, h.params);
     for (auto& h : hosted_actors)
       if (auto r = cycle(h, transition::configure); !r) return r;
     // Wire the graph before anything runs: peers learn our actors and topics, and we theirs,
@@ -349,17 +350,19 @@ result<std::unique_ptr<node>> node::create(node_options options) {
   return std::unique_ptr<node>(new node(std::move(p)));
 }
 
-result<void> node::add(const std::string& name, std::unique_ptr<actor> a) {
+result<void> node::add(const std::string& name, std::unique_ptr<actor> a, nlohmann::json params) {
   if (impl_->started) return make_error(errc::state, "add '" + name + "' after start()");
   if (name.empty() || name[0] == '$')
     return make_error(errc::invalid_argument, "actor name '" + name + "' is empty or starts with '$'");
   if (!a) return make_error(errc::invalid_argument, "actor '" + name + "' is null");
+  if (!params.is_object())
+    return make_error(errc::invalid_argument, "parameters of actor '" + name + "' must be a map");
   if (impl_->by_name.count(name))
     return make_error(errc::invalid_argument, "duplicate actor name '" + name + "' on node '" +
                                                   impl_->opt.name + "'");
   impl_->by_name[name] = impl_->hosted_actors.size();
   impl_->hosted_actors.push_back({name, std::shared_ptr<actor>(std::move(a)),
-                                  std::make_shared<actor_stats>(), caf::actor{}});
+                                  std::make_shared<actor_stats>(), caf::actor{}, std::move(params)});
   return {};
 }
 

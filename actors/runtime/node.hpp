@@ -17,6 +17,8 @@
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "actors/runtime/actor.hpp"
 #include "actors/runtime/bus.hpp"
 #include "actors/runtime/lifecycle.hpp"
@@ -61,8 +63,10 @@ class node {
   node(const node&) = delete;
   node& operator=(const node&) = delete;
 
-  // Before start(): the actors this node hosts.
-  result<void> add(const std::string& name, std::unique_ptr<actor> a);
+  // Before start(): the actors this node hosts, with parameter values that override their
+  // declared defaults (a JSON object; a name the actor does not declare fails its configure).
+  result<void> add(const std::string& name, std::unique_ptr<actor> a,
+                   nlohmann::json params = nlohmann::json::object());
   // Spawns and configures every actor (in the order added), exchanges hellos with every peer,
   // then activates the actors. Fails if a transition fails or a peer stays silent.
   result<void> start();

@@ -45,7 +45,29 @@ result<void> parameters::declare_json(const std::string& name, param_type type,
     if (auto why = check(*v); !why.empty())
       return make_error(errc::invalid_argument, "default of '" + name + "' is invalid: " + why);
   }
-  entries_.emplace(name, entry{type, *v, *v, std::move(description), std::move(check), {}});
+  nlohmann::json initial = *v;
+  if (overrides_.is_object() && overrides_.contains(name)) {
+    auto o = coerce(type, overrides_[name]);
+    if (!o) return make_error(errc::invalid_argument, "parameter '" + name + "': " + o.err().what);
+    if (check) {
+      if (auto why = check(*o); !why.empty())
+        return make_error(errc::invalid_argument, "parameter '" + name + "' = " + o->dump() + ": " + why);
+    }
+    initial = *o;
+  }
+  entries_.emplace(name, entry{type, *v, initial, std::move(description), std::move(check), {}});
+  return {};
+}
+
+result<void> parameters::check_overrides_used() const {
+  if (!overrides_.is_object()) return make_error(errc::invalid_argument, "parameters must be a map");
+  for (const auto& [k, v] : overrides_.items()) {
+    if (entries_.count(k)) continue;
+    std::string declared;
+    for (const auto& [name, e] : entries_) declared += (declared.empty() ? "" : ", ") + name;
+    return make_error(errc::not_found, "unknown parameter '" + k + "' (declared: " +
+                                           (declared.empty() ? "none" : declared) + ")");
+  }
   return {};
 }
 

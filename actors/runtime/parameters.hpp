@@ -35,6 +35,12 @@ class parameters {
   result<void> declare_json(const std::string& name, param_type type, nlohmann::json default_value,
                             std::string description, validator check);
 
+  // Values given from outside (a launch file) before the actor declares its parameters: a
+  // declaration takes its override as the initial value, type-checked and validated.
+  void set_overrides(nlohmann::json values) { overrides_ = std::move(values); }
+  // After configuration: an override no declaration took is an error naming it.
+  result<void> check_overrides_used() const;
+
   template <class T>
   T get(const std::string& name) const {
     return at(name).value.get<T>();
@@ -70,6 +76,7 @@ class parameters {
   static result<nlohmann::json> coerce(param_type type, const nlohmann::json& v);
 
   std::map<std::string, entry> entries_;
+  nlohmann::json overrides_ = nlohmann::json::object();
 };
 
 }  // namespace gfdit

@@ -95,3 +95,38 @@ TEST(lifecycle, parameters_are_read_and_set_through_system_messages) {
 
 }  // namespace
 }  // namespace gfdit
+
+namespace gfdit {
+namespace {
+
+TEST(lifecycle, parameter_values_given_to_the_node_override_defaults_and_are_checked) {
+  auto declare = [](context& ctx) {
+    return ctx.params().declare<std::int64_t>("depth", 4, "", [](const std::int64_t& v) { return v >= 1 ? "" : "must be >= 1"; });
+  };
+  std::atomic<std::int64_t> seen{0};
+  {
+    auto n = node::create({.name = "ov1"});
+    ASSERT_TRUE(n);
+    ASSERT_TRUE((*n)->add("a", std::make_unique<testing::lambda_actor>([&](context& ctx) {
+      auto r = declare(ctx);
+      seen = ctx.params().get<std::int64_t>("depth");
+      return r;
+    }), {{"depth", 7}}));
+    ASSERT_TRUE((*n)->start());
+    EXPECT_EQ(seen.load(), 7);
+  }
+  for (const auto& [overrides, expect] :
+       std::vector<std::pair<nlohmann::json, std::string>>{{{{"depth", 0}}, "must be >= 1"},
+                                                           {{{"depth", "deep"}}, "expected int"},
+                                                           {{{"width", 3}}, "unknown parameter 'width' (declared: depth)"}}) {
+    auto n = node::create({.name = "ov2"});
+    ASSERT_TRUE(n);
+    ASSERT_TRUE((*n)->add("a", std::make_unique<testing::lambda_actor>(declare), overrides));
+    auto r = (*n)->start();
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.err().what.find(expect), std::string::npos) << r.err().what;
+  }
+}
+
+}  // namespace
+}  // namespace gfdit
