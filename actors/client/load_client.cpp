@@ -1,0 +1,169 @@
+#include "actors/client/load_client.hpp"
+
+#include <cstdio>
+#include <fstream>
+#include <map>
+
+#include <CLI/CLI.hpp>
+
+#include "actors/runtime/context.hpp"
+#include "actors/runtime/node.hpp"
+#include "actors/serving_graph/model_time.hpp"
+#include "actors/sim/workload.hpp"
+
+namespace gfdit {
+
+namespace names = serving_names;
+
+struct load_client::impl {
+  load_client_options opt;
+  on_finish_fn on_finish;
+  sim::workload wl;
+  std::vector<sim::arrival> trace;
+  sim::metrics_recorder metrics;
+  std::map<std::string, std::size_t> by_tag;  // client_tag -> index in trace
+  std::size_t sent = 0, terminal = 0;
+  // The recorder measures from time zero; live stamps are absolute model times, so every time
+  // is shifted by the first arrival admission saw.
+  std::int64_t t0_us = INT64_MAX;
+  bool finished = false;
+  std::chrono::steady_clock::time_point t0;
+
+  void finish(context& ctx) {
+    if (finished) return;
+    finished = true;
+    sim::run_metrics base;
+    base.workload = wl.name;
+    base.policy = opt.label;
+    base.gpus = opt.gpus;
+    base.seed = opt.seed;
+    auto m = metrics.finish(base, opt.gpus);
+    if (on_finish) on_finish(m);
+    ctx.request_stop();
+  }
+};
+
+load_client::load_client(load_client_options opt, on_finish_fn on_finish)
+    : impl_(std::make_shared<impl>()) {
+  impl_->opt = std::move(opt);
+  impl_->on_finish = std::move(on_finish);
+}
+
+result<void> load_client::on_configure(context& ctx) {
+  auto& s = *impl_;
+  auto wl = sim::load_workload(s.opt.workload);
+  if (!wl) return wl.err();
+  s.wl = std::move(*wl);
+  if (s.opt.requests > 0) s.wl.requests = s.opt.requests;
+  if (s.opt.seed == 0) s.opt.seed = s.wl.seed;
+  auto trace = sim::generate_arrivals(s.wl, cost_model::stock(), s.opt.gpus, s.opt.seed);
+  if (!trace) return trace.err();
+  s.trace = std::move(*trace);
+
+  auto terminal = [this, &ctx](std::int64_t at_us) {
+    auto& s = *impl_;
+    s.metrics.last_event(at_us - s.t0_us);
+    if (++s.terminal == s.trace.size()) s.finish(ctx);
+  };
+  ctx.on<msg::rejected>([this, terminal](const msg::rejected& r, const envelope&) {
+    auto it = impl_->by_tag.find(r.client_tag);
+    if (it == impl_->by_tag.end()) return;
+    impl_->t0_us = std::min(impl_->t0_us, r.at_us);
+    impl_->metrics.rejected(impl_->trace[it->second].request.class_name, r.at_us - impl_->t0_us);
+    terminal(r.at_us);
+  });
+  ctx.on<msg::admitted>([this, &ctx](const msg::admitted& a, const envelope&) {
+    auto it = impl_->by_tag.find(a.request.client_tag);
+    if (it == impl_->by_tag.end()) return;
+    impl_->t0_us = std::min(impl_->t0_us, a.arrival_us);
+    const auto& arr = impl_->trace[it->second];
+    if (!arr.cancel) return;
+    const auto after_us = static_cast<std::int64_t>(arr.cancel_after_fraction * a.est_single_gpu_us);
+    ctx.after(wall_delay(after_us, impl_->opt.speedup), [&ctx, id = a.request_id] {
+      (void)ctx.send(names::scheduler, msg::cancel{id, "client gave up"});
+    });
+  });
+  ctx.subscribe<msg::request_done>(names::done_topic, [this, terminal](const msg::request_done& d, const envelope&) {
+    if (!impl_->by_tag.count(d.client_tag)) return;  // another client's request
+    auto shifted = d;
+    shifted.arrival_us -= impl_->t0_us;
+    shifted.finish_us -= impl_->t0_us;
+    shifted.deadline_us -= impl_->t0_us;
+    impl_->metrics.terminal(shifted);
+    terminal(d.finish_us);
+  });
+  return {};
+}
+
+result<void> load_client::on_activate(context& ctx) {
+  auto& s = *impl_;
+  s.t0 = std::chrono::steady_clock::now();
+  if (s.trace.empty()) {
+    s.finish(ctx);
+    return {};
+  }
+  // Arrival times are relative to the first; each request leaves at its own time.
+  const auto first = s.trace.front().at_us;
+  for (std::size_t i = 0; i < s.trace.size(); ++i) {
+    auto& a = s.trace[i];
+    a.request.client_tag = ctx.name() + "/" + std::to_string(i);
+    s.by_tag[a.request.client_tag] = i;
+    ctx.after(wall_delay(a.at_us - first, s.opt.speedup), [this, &ctx, i] {
+      auto& s = *impl_;
+      s.metrics.arrived(s.trace[i].request.class_name, s.trace[i].at_us - s.trace.front().at_us);
+      ++s.sent;
+      if (auto r = ctx.send(names::admission, s.trace[i].request); !r) ctx.log().error("{}", r.err().what);
+    });
+  }
+  ctx.after(std::chrono::duration_cast<duration>(std::chrono::duration<double>(s.opt.max_wall_s)), [this, &ctx] {
+    ctx.log().error("gave up after {} s with {} of {} requests unfinished", impl_->opt.max_wall_s,
+                    impl_->trace.size() - impl_->terminal, impl_->trace.size());
+    impl_->finish(ctx);
+  });
+  return {};
+}
+
+int serve_main(int argc, char** argv) {
+  CLI::App app{"gfdit bench serve: drive a running serving graph with a workload"};
+  load_client_options opt;
+  std::vector<std::string> peers;
+  std::string json_out, bind = "tcp://127.0.0.1:*";
+  app.add_option("--workload", opt.workload, "workload YAML")->required()->check(CLI::ExistingFile);
+  app.add_option("--connect", peers, "NODE=ENDPOINT of the process hosting admission/scheduler")->required();
+  app.add_option("--bind", bind, "this client's endpoint");
+  app.add_option("--gpus", opt.gpus, "cluster size the arrival rate is scaled to");
+  app.add_option("--seed", opt.seed, "0: the workload's seed");
+  app.add_option("--requests", opt.requests, "0: the workload's count");
+  app.add_option("--speedup", opt.speedup, "the graph's speedup");
+  app.add_option("--max-wall-s", opt.max_wall_s, "give up after this long");
+  app.add_option("--label", opt.label, "the column name in the table");
+  app.add_option("--json", json_out, "also write the metrics as JSON here");
+  CLI11_PARSE(app, argc, argv);
+  node_options no;
+  no.name = "client";
+  no.bind = bind;
+  for (const auto& p : peers) {
+    const auto eq = p.find('=');
+    if (eq == std::string::npos) {
+      std::fprintf(stderr, "--connect '%s': expected NODE=ENDPOINT\n", p.c_str());
+      return 2;
+    }
+    no.peers.push_back({p.substr(0, eq), p.substr(eq + 1)});
+  }
+  auto n = node::create(no);
+  if (!n) return std::fprintf(stderr, "%s\n", n.err().what.c_str()), 1;
+  sim::run_metrics result;
+  bool got = false;
+  (void)(*n)->add("client", std::make_unique<load_client>(opt, [&](const sim::run_metrics& m) {
+    result = m;
+    got = true;
+  }));
+  if (auto r = (*n)->start(); !r) return std::fprintf(stderr, "%s\n", r.err().what.c_str()), 1;
+  (*n)->run_until_signal();
+  if (!got) return std::fprintf(stderr, "stopped before the workload finished\n"), 1;
+  std::printf("%s", sim::format_table({result}).c_str());
+  if (!json_out.empty()) std::ofstream(json_out) << result.to_json().dump(2) << "\n";
+  return result.unfinished == 0 ? 0 : 1;
+}
+
+}  // namespace gfdit

@@ -1,0 +1,7 @@
+#include "actors/serving_graph/serving_actor_types.hpp"
+
+namespace gfdit {
+std::vector<std::string> serving_actor_types() {
+  return {"gfdit.admission", "gfdit.scheduler", "gfdit.membership", "gfdit.worker"};
+}
+}  // namespace gfdit

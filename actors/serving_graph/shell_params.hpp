@@ -1,0 +1,27 @@
+#pragma once
+// Parameters every serving shell declares alike: the graph's time compression and the cost
+// profiles (empty: the stock profiles compiled in).
+#include <memory>
+
+#include "actors/runtime/context.hpp"
+#include "actors/worker/cost_model.hpp"
+
+namespace gfdit {
+
+inline result<void> declare_shell_params(context& ctx) {
+  if (auto r = ctx.params().declare<double>("speedup", 1.0, "model microseconds per wall microsecond",
+                                            [](const double& v) { return v > 0 ? "" : "must be > 0"; });
+      !r)
+    return r;
+  return ctx.params().declare<std::string>("profiles", "", "cost profile file (empty: stock)");
+}
+
+inline result<std::shared_ptr<const cost_model>> load_costs(context& ctx) {
+  const auto path = ctx.params().get<std::string>("profiles");
+  if (path.empty()) return std::shared_ptr<const cost_model>(&cost_model::stock(), [](const cost_model*) {});
+  auto m = cost_model::from_file(path);
+  if (!m) return m.err();
+  return std::shared_ptr<const cost_model>(std::make_shared<cost_model>(std::move(*m)));
+}
+
+}  // namespace gfdit
