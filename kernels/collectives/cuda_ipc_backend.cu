@@ -1,0 +1,489 @@
+// cuda-ipc backend: one node, one process per GPU. At creation every rank allocates, per
+// channel, one region = signal header + data buffer, and maps every peer's region once through
+// cudaIpc handles (exchanged over the rendezvous). An exchange is then one kernel:
+//   1. stage: the grid copies my outgoing segments into my data buffer (skipped when the send
+//      buffer already lies there: World::symmetric), then meets at a grid barrier (the grid has
+//      at most one block per SM, so all its blocks are resident);
+//   2. block 0 writes my descriptors and signals `ready` to each peer (st.release.sys); every
+//      block waits for the peers' `ready` (ld.acquire.sys) and pulls its share of each peer's
+//      segment straight into the receive buffer;
+//   3. the last block to finish signals `done` and waits for the peers' `done`, so no buffer is
+//      overwritten while a peer still reads it.
+// Signal values are tags of (session, group, epoch, per-edge sequence). The sequence lives in
+// device memory and is advanced by the kernel itself, so a CUDA graph that captured an exchange
+// produces fresh tags on every replay. Spins are bounded by %globaltimer: a dead peer sets an
+// error flag (device and mapped host memory) instead of hanging; synchronize() reports it.
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+#include "kernels/collectives/backend.hpp"
+#include "kernels/collectives/cuda_check.hpp"
+#include "kernels/collectives/cuda_kernels.hpp"
+
+namespace gfdit::coll::detail {
+namespace {
+
+constexpr int max_peers = 32;   // participants of one GPU exchange (a node has at most 8-16 GPUs)
+constexpr int max_chunks = 64;  // pipeline chunks of one exchange
+using u64 = unsigned long long;
+
+struct gpu_header {
+  u64 ready[max_world_size];      // [src rank], written by src: descriptors valid (and data, unless chunked)
+  u64 done[max_world_size];       // [src rank]: src finished reading my buffer
+  u64 pub_off[max_world_size];    // [dst rank]: what I publish for dst, offset in my data area
+  u64 pub_bytes[max_world_size];
+  u64 pub_chunk[max_world_size];  // [dst rank]: chunk size when staged in chunks, else 0
+  u64 chunk[max_world_size][max_chunks];  // [src rank][k]: src's chunk k is staged
+};
+constexpr std::size_t header_bytes = 64 * 1024;
+static_assert(sizeof(gpu_header) <= header_bytes);
+
+struct local_state {
+  u64 seq[max_world_size];      // exchanges with each peer on this channel so far
+  u64 pending[max_world_size];  // deferred `done` still expected from each peer (0: none)
+  unsigned counter;             // blocks finished in the running kernel
+  unsigned arrive;              // blocks done staging (grid barrier)
+  unsigned error;               // sticky: 1 timeout, 2 size mismatch
+};
+
+struct xparams {
+  int n, me;
+  int ranks[max_peers];
+  gpu_header* hdr[max_peers];
+  const char* data[max_peers];
+  u64 pub_off[max_peers], pub_bytes[max_peers];
+  char* recv[max_peers];
+  u64 recv_bytes[max_peers];
+  const char* stage_src[max_peers];  // staged by the kernel into my data area at pub_off
+  const char* self_src;
+  u64 nonce, gid, epoch, timeout_ns;
+  local_state* st;
+  unsigned* host_err;
+  int staged;    // some segment is staged
+  int defer;     // leave `done` pending for the next exchange
+  int stagers;   // chunked staging: blocks [0, stagers) stage, the rest pull
+  int self_blocks;  // pulling blocks [stagers, stagers + self_blocks) copy my own segment
+  u64 chunk;     // chunk bytes when chunked, else 0
+  u64 split;               // data area: [0, split) symmetric (zero-copy), [split, 2 split) staging
+  u64 stage_hi;            // staged bytes end at split + ...
+};
+
+__device__ __forceinline__ void st_release_sys(u64* p, u64 v) {
+  asm volatile("st.release.sys.global.u64 [%0], %1;" ::"l"(p), "l"(v) : "memory");
+}
+__device__ __forceinline__ u64 ld_acquire_sys(const u64* p) {
+  u64 v;
+  asm volatile("ld.acquire.sys.global.u64 %0, [%1];" : "=l"(v) : "l"(p) : "memory");
+  return v;
+}
+__device__ __forceinline__ u64 globaltimer() {
+  u64 t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+}
+__device__ bool wait_eq(const u64* p, u64 v, u64 timeout_ns) {
+  if (ld_acquire_sys(p) == v) return true;
+  const u64 t0 = globaltimer();
+  for (;;) {
+    for (int i = 0; i < 32; ++i)
+      if (ld_acquire_sys(p) == v) return true;
+    if (globaltimer() - t0 > timeout_ns) return false;
+  }
+}
+
+__device__ __forceinline__ u64 mix64(u64 x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+__device__ __forceinline__ u64 device_tag(u64 nonce, u64 gid, u64 epoch, u64 seq) {
+  return mix64(mix64(mix64(nonce ^ gid) ^ epoch) ^ seq) | 1u;
+}
+__device__ __forceinline__ u64 chunk_tag(u64 tag, int k) { return mix64(tag ^ (0x43484e4bull + k)) | 1u; }
+
+// Copy strided over `count` workers (blocks) of which this block is `index`: 16-byte vectors
+// when aligned, 4 loads in flight per thread; .cg loads, since peer data must not be cached in L1.
+__device__ void copy_range(char* __restrict__ dst, const char* __restrict__ src, u64 len, u64 index, u64 count) {
+  if (len == 0 || count == 0) return;
+  const u64 tid = index * blockDim.x + threadIdx.x;
+  const u64 stride = count * blockDim.x;
+  if (((reinterpret_cast<u64>(dst) | reinterpret_cast<u64>(src)) & 15u) == 0) {
+    const u64 nv = len / 16;
+    const int4* s4 = reinterpret_cast<const int4*>(src);
+    int4* d4 = reinterpret_cast<int4*>(dst);
+    u64 i = tid;
+    for (; i + 3 * stride < nv; i += 4 * stride) {
+      const int4 a = __ldcg(s4 + i), b = __ldcg(s4 + i + stride), c = __ldcg(s4 + i + 2 * stride),
+                 d = __ldcg(s4 + i + 3 * stride);
+      d4[i] = a;
+      d4[i + stride] = b;
+      d4[i + 2 * stride] = c;
+      d4[i + 3 * stride] = d;
+    }
+    for (; i < nv; i += stride) d4[i] = __ldcg(s4 + i);
+    for (u64 k = nv * 16 + tid; k < len; k += stride) dst[k] = src[k];
+  } else {
+    for (u64 k = tid; k < len; k += stride) dst[k] = src[k];
+  }
+}
+
+// Stages the part of my outgoing segments that falls in [lo, hi) of my data area.
+__device__ void stage_range(const xparams& p, char* area, u64 lo, u64 hi, u64 index, u64 count) {
+  for (int j = 0; j < p.n; ++j) {
+    if (!p.stage_src[j]) continue;
+    const u64 a = p.pub_off[j], b = a + p.pub_bytes[j];
+    const u64 x = a > lo ? a : lo, y = b < hi ? b : hi;
+    if (y > x) copy_range(area + x, p.stage_src[j] + (x - a), y - x, index, count);
+  }
+}
+
+__global__ void __launch_bounds__(512) exchange_kernel(const __grid_constant__ xparams p) {
+  __shared__ u64 tags[max_peers];
+  __shared__ u64 src_off[max_peers];
+  __shared__ u64 src_len[max_peers];
+  __shared__ u64 src_chunk[max_peers];
+  __shared__ int fail;
+  __shared__ int last;
+  const int t = threadIdx.x;
+  const u64 b = blockIdx.x, nb = gridDim.x;
+  gpu_header* mine = p.hdr[p.me];
+  char* area = const_cast<char*>(p.data[p.me]);
+  const int my_rank = p.ranks[p.me];
+  const bool edge = t < p.n && t != p.me;
+  if (t == 0) fail = *reinterpret_cast<volatile unsigned*>(&p.st->error) != 0;
+  if (edge) tags[t] = device_tag(p.nonce, p.gid, p.epoch, p.st->seq[p.ranks[t]] + 1);
+  __syncthreads();
+  // 0. The previous exchange on this channel may have left `done` pending: no peer may still
+  //    read my buffer or descriptors when I overwrite them.
+  if (!fail && t < max_world_size) {
+    const u64 want = p.st->pending[t];
+    if (want && !wait_eq(&mine->done[t], want, p.timeout_ns)) fail = 1;
+  }
+  __syncthreads();
+  const bool chunked = p.chunk != 0;
+  if (!fail && b == 0 && edge) {
+    mine->pub_off[p.ranks[t]] = p.pub_off[t];
+    mine->pub_bytes[p.ranks[t]] = p.pub_bytes[t];
+    mine->pub_chunk[p.ranks[t]] = p.chunk;
+  }
+  if (p.staged && !chunked) {  // 1. stage everything, then a grid barrier
+    if (!fail) stage_range(p, area, p.split, p.stage_hi, b, nb);
+    __syncthreads();
+    if (t == 0) {
+      __threadfence_system();  // staged bytes visible to the peers before block 0 signals
+      atomicAdd(&p.st->arrive, 1u);
+      while (*reinterpret_cast<volatile unsigned*>(&p.st->arrive) < nb) {
+      }
+    }
+    __syncthreads();
+  }
+  if (!fail && b == 0 && edge) st_release_sys(&p.hdr[t]->ready[my_rank], tags[t]);  // after the descriptors
+  unsigned mismatch = 0;
+  if (chunked && b < static_cast<u64>(p.stagers)) {
+    // 2a. Stager: chunk k of my staged range, then tell every peer it is there.
+    const u64 end = (p.stage_hi - p.split + p.chunk - 1) / p.chunk;
+    for (u64 k = b; k < end && !fail; k += p.stagers) {
+      const u64 lo = p.split + k * p.chunk;
+      const u64 hi = lo + p.chunk < p.stage_hi ? lo + p.chunk : p.stage_hi;
+      stage_range(p, area, lo, hi, 0, 1);
+      __syncthreads();
+      if (t == 0) __threadfence_system();
+      __syncthreads();
+      if (edge) st_release_sys(&p.hdr[t]->chunk[my_rank][k], chunk_tag(tags[t], static_cast<int>(k)));
+    }
+  } else if (!fail) {
+    // 2b. Puller: my own segment first (needs no peer), on its own blocks when there are enough.
+    const u64 pb = b - p.stagers, np = nb - p.stagers;
+    const u64 ns = static_cast<u64>(p.self_blocks);
+    const u64 self_want = p.recv_bytes[p.me];
+    if (self_want) {
+      if (p.pub_bytes[p.me] != self_want) mismatch = 2;
+      const u64 len = self_want < p.pub_bytes[p.me] ? self_want : p.pub_bytes[p.me];
+      if (ns == 0) copy_range(p.recv[p.me], p.self_src, len, pb, np);
+      else if (pb < ns) copy_range(p.recv[p.me], p.self_src, len, pb, ns);
+    }
+    const bool remote = ns == 0 || pb >= ns;
+    const u64 ri = ns == 0 ? pb : pb - ns, rn = ns == 0 ? np : np - ns;
+    if (remote) {
+      if (edge) {
+        if (!wait_eq(&mine->ready[p.ranks[t]], tags[t], p.timeout_ns)) {
+          fail = 1;
+        } else {
+          src_off[t] = *reinterpret_cast<volatile u64*>(&p.hdr[t]->pub_off[my_rank]);
+          src_len[t] = *reinterpret_cast<volatile u64*>(&p.hdr[t]->pub_bytes[my_rank]);
+          src_chunk[t] = *reinterpret_cast<volatile u64*>(&p.hdr[t]->pub_chunk[my_rank]);
+        }
+      }
+      __syncthreads();
+      for (int j = 0; j < p.n && !fail; ++j) {
+        const u64 want = p.recv_bytes[j];
+        if (j == p.me || !want) continue;
+        if (src_len[j] != want) mismatch = 2;
+        const u64 len = want < src_len[j] ? want : src_len[j];
+        const u64 c = src_chunk[j];
+        if (c == 0) {
+          copy_range(p.recv[j], p.data[j] + src_off[j], len, ri, rn);
+          continue;
+        }
+        // The peer stages in chunks: pull each chunk of my segment once it is there.
+        for (u64 x = src_off[j]; x < src_off[j] + len && !fail;) {
+          const u64 k = (x - p.split) / c;  // every rank has the same split (buffer_bytes)
+          const u64 ce = p.split + (k + 1) * c;
+          const u64 y = ce < src_off[j] + len ? ce : src_off[j] + len;
+          if (t == 0 && !wait_eq(&mine->chunk[p.ranks[j]][k], chunk_tag(tags[j], static_cast<int>(k)), p.timeout_ns)) fail = 1;
+          __syncthreads();
+          if (!fail) copy_range(p.recv[j] + (x - src_off[j]), p.data[j] + x, y - x, ri, rn);
+          x = y;
+        }
+      }
+    }
+  }
+  __syncthreads();
+  if (t == 0) {
+    if (fail || mismatch) atomicOr(&p.st->error, fail ? 1u : mismatch);
+    __threadfence();
+    last = atomicAdd(&p.st->counter, 1u) == nb - 1;
+  }
+  __syncthreads();
+  if (!last) return;
+  // 3. Every block has finished reading the peers: release them; wait for their release now,
+  //    or leave it pending for the next exchange on this channel.
+  __threadfence();
+  if (t == 0) fail = *reinterpret_cast<volatile unsigned*>(&p.st->error) != 0;
+  __syncthreads();
+  if (!fail && edge) {
+    st_release_sys(&p.hdr[t]->done[my_rank], tags[t]);
+    if (!p.defer && !wait_eq(&mine->done[p.ranks[t]], tags[t], p.timeout_ns)) atomicOr(&p.st->error, 1u);
+  }
+  if (t < max_world_size) p.st->pending[t] = 0;
+  __syncthreads();
+  if (edge) {
+    p.st->seq[p.ranks[t]] += 1;
+    if (p.defer) p.st->pending[p.ranks[t]] = tags[t];
+  }
+  if (t == 0) {
+    p.st->counter = 0;
+    p.st->arrive = 0;
+    const unsigned e = *reinterpret_cast<volatile unsigned*>(&p.st->error);
+    // A plain store: atomics on mapped host memory are not portable over PCIe.
+    if (e) *reinterpret_cast<volatile unsigned*>(p.host_err) = e;
+  }
+}
+
+struct ipc_blob {
+  char host[64];
+  int device;
+  cudaIpcMemHandle_t handle[max_model_channels + 1];
+};
+
+class cuda_ipc_backend final : public backend {
+ public:
+  cuda_ipc_backend(const backend_config& cfg, std::uint64_t nonce) : cfg_(cfg), nonce_(nonce) {}
+
+  ~cuda_ipc_backend() override {
+    for (int c = 0; c < nch(); ++c)
+      for (int r = 0; r < cfg_.size; ++r) {
+        void* p = peer_base_.empty() ? nullptr : peer_base_[idx(c, r)];
+        if (!p) continue;
+        if (r == cfg_.rank) cudaFree(p);
+        else cudaIpcCloseMemHandle(p);
+      }
+    for (auto* s : state_) cudaFree(s);
+    for (auto* s : scratch_) cudaFree(s);
+    if (host_err_) cudaFreeHost(host_err_);
+  }
+
+  result<void> init(rendezvous& rv) {
+    if (cfg_.device >= 0) GFDIT_COLL_CUDA(cudaSetDevice(cfg_.device));
+    GFDIT_COLL_CUDA(cudaGetDevice(&device_));
+    GFDIT_COLL_CUDA(cudaDeviceGetAttribute(&sms_, cudaDevAttrMultiProcessorCount, device_));
+    peer_base_.assign(static_cast<std::size_t>(nch() * cfg_.size), nullptr);
+    ipc_blob blob{};
+    ::gethostname(blob.host, sizeof blob.host - 1);
+    blob.device = device_;
+    for (int c = 0; c < nch(); ++c) {
+      void* base = nullptr;
+      GFDIT_COLL_CUDA(cudaMalloc(&base, header_bytes + 2 * cfg_.buffer_bytes));  // symmetric + staging
+      peer_base_[idx(c, cfg_.rank)] = base;
+      GFDIT_COLL_CUDA(cudaMemset(base, 0, header_bytes));
+      GFDIT_COLL_CUDA(cudaIpcGetMemHandle(&blob.handle[c], base));
+      local_state* st = nullptr;
+      GFDIT_COLL_CUDA(cudaMalloc(&st, sizeof(local_state)));
+      GFDIT_COLL_CUDA(cudaMemset(st, 0, sizeof(local_state)));
+      state_.push_back(st);
+      if (c < cfg_.channels) {
+        void* s = nullptr;
+        GFDIT_COLL_CUDA(cudaMalloc(&s, cfg_.buffer_bytes));
+        scratch_.push_back(s);
+      }
+    }
+    GFDIT_COLL_CUDA(cudaHostAlloc(&host_err_, sizeof(unsigned), cudaHostAllocMapped));
+    *host_err_ = 0;
+    GFDIT_COLL_CUDA(cudaHostGetDevicePointer(reinterpret_cast<void**>(&dev_err_), host_err_, 0));
+    GFDIT_COLL_CUDA(cudaDeviceSynchronize());
+    auto blobs = rv.all_gather(std::string(reinterpret_cast<const char*>(&blob), sizeof blob), cfg_.timeout);
+    if (!blobs) return blobs.err();
+    for (int r = 0; r < cfg_.size; ++r) {
+      if (r == cfg_.rank) continue;
+      const auto& b = (*blobs)[static_cast<std::size_t>(r)];
+      if (b.size() != sizeof(ipc_blob)) return make_error(errc::decode_failed, "cuda-ipc: bad handle blob");
+      ipc_blob peer;
+      std::memcpy(&peer, b.data(), sizeof peer);
+      if (std::strncmp(peer.host, blob.host, sizeof blob.host) != 0)
+        return make_error(errc::invalid_argument, "cuda-ipc: rank " + std::to_string(r) +
+                                                      " is on another host; use the nccl backend across nodes");
+      if (peer.device == device_)
+        return make_error(errc::invalid_argument, "cuda-ipc: two ranks share GPU " + std::to_string(device_));
+      int can = 0;
+      GFDIT_COLL_CUDA(cudaDeviceCanAccessPeer(&can, device_, peer.device));
+      if (!can)
+        return make_error(errc::unreachable, "cuda-ipc: GPU " + std::to_string(device_) + " cannot access GPU " +
+                                                 std::to_string(peer.device));
+      for (int c = 0; c < nch(); ++c) {
+        void* p = nullptr;
+        GFDIT_COLL_CUDA(cudaIpcOpenMemHandle(&p, peer.handle[c], cudaIpcMemLazyEnablePeerAccess));
+        peer_base_[idx(c, r)] = p;
+      }
+    }
+    auto opened = rv.all_gather("opened", cfg_.timeout);
+    if (!opened) return opened.err();
+    return {};
+  }
+
+  std::size_t capacity() const noexcept override { return cfg_.buffer_bytes; }
+  void* scratch(int channel) noexcept override {
+    return channel >= 0 && channel < cfg_.channels ? scratch_[static_cast<std::size_t>(channel)] : nullptr;
+  }
+  void* symmetric(int channel) noexcept override { return data(channel, cfg_.rank); }
+
+  result<void> synchronize(stream_ref s) override {
+    GFDIT_COLL_CUDA(cudaStreamSynchronize(static_cast<cudaStream_t>(s.handle)));
+    const unsigned e = *static_cast<volatile unsigned*>(host_err_);
+    if (e & 1u) return make_error(errc::timeout, "cuda-ipc: a peer did not signal in time (dead or not calling the collective); the world is poisoned");
+    if (e & 2u) return make_error(errc::invalid_argument, "cuda-ipc: a peer sent a different byte count than expected");
+    return {};
+  }
+
+  result<void> exchange(const exchange_plan& plan, stream_ref s) override {
+    if (plan.n > max_peers) return make_error(errc::too_large, "cuda-ipc: more than 32 participants");
+    auto stream = static_cast<cudaStream_t>(s.handle);
+    const int c = plan.channel;
+    char* region = data(c, cfg_.rank);
+    xparams p{};
+    p.n = plan.n;
+    p.me = plan.me;
+    p.nonce = nonce_;
+    p.gid = plan.group_id;
+    p.epoch = plan.epoch;
+    p.timeout_ns = static_cast<u64>(std::chrono::duration_cast<std::chrono::nanoseconds>(cfg_.timeout).count());
+    p.st = state_[static_cast<std::size_t>(c)];
+    p.host_err = dev_err_;
+    bool in_place = true;
+    for (int j = 0; j < plan.n; ++j) {
+      const auto& x = plan.x[static_cast<std::size_t>(j)];
+      if (j != plan.me && x.send_bytes &&
+          !(static_cast<const char*>(x.send) >= region && static_cast<const char*>(x.send) + x.send_bytes <= region + cfg_.buffer_bytes))
+        in_place = false;
+    }
+    const u64 cap = cfg_.buffer_bytes;
+    p.split = cap;
+    std::size_t off = 0;
+    u64 self_bytes = 0, remote_bytes = 0, staged = 0;
+    for (int j = 0; j < plan.n; ++j) {
+      const auto& x = plan.x[static_cast<std::size_t>(j)];
+      const int r = plan.ranks[static_cast<std::size_t>(j)];
+      p.ranks[j] = r;
+      p.hdr[j] = reinterpret_cast<gpu_header*>(base(c, r));
+      p.data[j] = data(c, r);
+      p.recv[j] = static_cast<char*>(x.recv);
+      p.recv_bytes[j] = x.recv_bytes;
+      p.pub_bytes[j] = x.send_bytes;
+      if (j == plan.me) {
+        p.self_src = static_cast<const char*>(x.send);
+        if (x.recv == x.send && x.recv_bytes == x.send_bytes) p.recv_bytes[j] = 0;  // in place
+        self_bytes = p.recv_bytes[j];
+        continue;
+      }
+      remote_bytes += x.recv_bytes;
+      if (!x.send_bytes) continue;
+      const auto* src = static_cast<const char*>(x.send);
+      if (in_place) {
+        p.pub_off[j] = static_cast<u64>(src - region);
+        continue;
+      }
+      int k = 0;  // the same segment for several peers (all_gather) is staged once
+      while (k < j && !(k != plan.me && plan.x[static_cast<std::size_t>(k)].send == x.send &&
+                        plan.x[static_cast<std::size_t>(k)].send_bytes == x.send_bytes)) ++k;
+      if (k < j) {
+        p.pub_off[j] = p.pub_off[k];
+        continue;
+      }
+      if (off + x.send_bytes > cap) return make_error(errc::too_large, "cuda-ipc: exchange exceeds buffer_bytes");
+      p.stage_src[j] = src;
+      p.pub_off[j] = cap + off;
+      off += (x.send_bytes + 15) / 16 * 16;
+      staged += x.send_bytes;
+    }
+    p.staged = staged > 0;
+    p.stage_hi = cap + off;
+    // A staged exchange may leave `done` pending (its staging area is protected by the next
+    // exchange's wait); one published from the symmetric area may not, since the caller may
+    // rewrite that area as soon as the stream reaches the next operation.
+    p.defer = p.staged && cfg_.defer_done;
+    const u64 work = self_bytes + remote_bytes + staged;
+    const u64 per_block = 32 * 1024;
+    u64 blocks = (work + per_block - 1) / per_block;
+    if (blocks < 1) blocks = 1;
+    if (blocks > static_cast<u64>(sms_)) blocks = static_cast<u64>(sms_);
+    if (p.staged && cfg_.pipeline_min_bytes && staged >= cfg_.pipeline_min_bytes && blocks >= 8) {
+      u64 chunk = std::max<u64>(cfg_.pipeline_chunk, (off + max_chunks - 1) / max_chunks);
+      chunk = (chunk + 15) / 16 * 16;
+      p.chunk = chunk;
+      p.stagers = static_cast<int>(blocks / 4);
+    }
+    // Own segment on blocks of its own (a local copy runs beside the NVLink pulls), in
+    // proportion to its share, local bytes being ~3x cheaper than remote ones.
+    const u64 pullers = blocks - static_cast<u64>(p.stagers);
+    if (self_bytes && remote_bytes && pullers >= 4)
+      p.self_blocks = static_cast<int>(std::max<u64>(1, pullers * self_bytes / (self_bytes + 3 * remote_bytes)));
+    exchange_kernel<<<static_cast<unsigned>(blocks), 512, 0, stream>>>(p);
+    GFDIT_COLL_CUDA(cudaGetLastError());
+    return {};
+  }
+
+  result<void> reduce_rows(dtype t, const void* rows, int n, std::size_t count, void* dst, stream_ref s) override {
+    GFDIT_COLL_CUDA(launch_reduce_rows(t, rows, n, count, dst, static_cast<cudaStream_t>(s.handle)));
+    return {};
+  }
+
+ private:
+  int nch() const { return cfg_.channels + 1; }
+  std::size_t idx(int c, int r) const { return static_cast<std::size_t>(c * cfg_.size + r); }
+  char* base(int c, int r) const { return static_cast<char*>(peer_base_[idx(c, r)]); }
+  char* data(int c, int r) const { return base(c, r) + header_bytes; }
+
+  backend_config cfg_;
+  std::uint64_t nonce_;
+  int device_ = 0;
+  int sms_ = 1;
+  std::vector<void*> peer_base_;  // [channel][rank]: mapped regions (mine allocated)
+  std::vector<local_state*> state_;
+  std::vector<void*> scratch_;
+  unsigned* host_err_ = nullptr;
+  unsigned* dev_err_ = nullptr;
+};
+
+}  // namespace
+
+result<std::unique_ptr<backend>> make_cuda_ipc_backend(rendezvous& rv, const backend_config& cfg,
+                                                       std::uint64_t nonce) {
+  auto be = std::make_unique<cuda_ipc_backend>(cfg, nonce);
+  if (auto r = be->init(rv); !r) return r.err();
+  return std::unique_ptr<backend>(std::move(be));
+}
+
+}  // namespace gfdit::coll::detail
