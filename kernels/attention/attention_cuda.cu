@@ -1,0 +1,1000 @@
+// CUDA backend: portable tensor-core kernels (mma.sync m16n8k16, sm_80+).
+//
+// Forward: one block per (Q tile, head, sequence), keys in ascending order, no split-KV, so a
+// head's bits never depend on batch or head count.
+// Backward: a persistent grid (one block per SM, count read from the device); blocks claim KV
+// tiles in order from a global counter and visit the Q tiles in their schedule's order. A
+// partial dQ tile is added into an fp32 accumulator when the tile's semaphore equals the block's
+// rank, a fixed bijection; the add is complete in global memory and fenced before the semaphore
+// is released. On sm_90 the add is a bulk reduce (cp.reduce.async.bulk) from shared memory; the
+// portable path (compute_80 PTX) adds from registers.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "kernels/attention/attention.hpp"
+
+#define GFDIT_ATTN_CUDA_TRY(expr)                                                          \
+  do {                                                                                     \
+    cudaError_t e_ = (expr);                                                               \
+    if (e_ != cudaSuccess)                                                                 \
+      return ::gfdit::make_error(::gfdit::errc::io,                                        \
+                                 std::string("attention: ") + #expr + ": " + cudaGetErrorString(e_)); \
+  } while (0)
+
+namespace gfdit::attention {
+namespace {
+
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+
+// ---- device helpers ------------------------------------------------------------------------
+struct seq_layout {
+  int heads;
+  int seqlen;  // padded length (unused when varlen)
+  int varlen;
+  const std::int32_t* cu;  // device, varlen only
+  std::int64_t total;
+
+  __device__ int len(int b) const { return varlen ? cu[b + 1] - cu[b] : seqlen; }
+  // Element offset of row (b, h, s=0) and the stride between rows, in units of head_dim.
+  __device__ std::int64_t row0(int b, int h) const {
+    return varlen ? std::int64_t(cu[b]) * heads + h : (std::int64_t(b) * heads + h) * seqlen;
+  }
+  __device__ int row_step() const { return varlen ? heads : 1; }
+  __device__ std::int64_t lse0(int b, int h) const {
+    return varlen ? std::int64_t(h) * total + cu[b] : (std::int64_t(b) * heads + h) * seqlen;
+  }
+};
+
+template <bool BF16>
+__device__ __forceinline__ std::uint32_t pack2(float lo, float hi) {
+  if constexpr (BF16) {
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<std::uint32_t*>(&v);
+  } else {
+    __half2 v = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<std::uint32_t*>(&v);
+  }
+}
+
+template <bool BF16>
+__device__ __forceinline__ float2 unpack2(std::uint32_t u) {
+  if constexpr (BF16) {
+    return __bfloat1622float2(*reinterpret_cast<__nv_bfloat162*>(&u));
+  } else {
+    return __half22float2(*reinterpret_cast<__half2*>(&u));
+  }
+}
+
+template <bool BF16>
+__device__ __forceinline__ void mma(float (&c)[4], const std::uint32_t (&a)[4], std::uint32_t b0,
+                                    std::uint32_t b1) {
+  if constexpr (BF16) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  } else {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  }
+}
+
+__device__ __forceinline__ void ldsm_x4(std::uint32_t (&r)[4], std::uint32_t addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+__device__ __forceinline__ void ldsm_x4_t(std::uint32_t (&r)[4], std::uint32_t addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+
+__device__ __forceinline__ void cp_async16(std::uint32_t dst, const void* src, bool valid) {
+  int n = valid ? 16 : 0;  // 0: zero-fill (rows past the sequence end)
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(n));
+}
+__device__ __forceinline__ void cp_async4(std::uint32_t dst, const void* src, bool valid) {
+  int n = valid ? 4 : 0;
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src), "r"(n));
+}
+__device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
+__device__ __forceinline__ int ld_acquire(const int* p) {
+  int v;
+  asm volatile("ld.acquire.gpu.global.s32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+  return v;
+}
+__device__ __forceinline__ void red_release_add(int* p, int v) {
+  asm volatile("red.release.gpu.global.add.s32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
+}
+
+// Swizzled shared tile of `COLS` 16-bit elements per row: the 16-byte chunk index is XORed with
+// the row, so ldmatrix's eight row addresses hit eight different bank groups.
+template <int COLS>
+__device__ __forceinline__ std::uint32_t swz(int row, int col) {
+  return std::uint32_t(row * COLS + ((((col >> 3) ^ row) & 7) | ((col >> 3) & ~7)) * 8 + (col & 7)) *
+         2u;
+}
+
+// Address of swizzled element (base row + R, base chunk + C) from the lane's precomputed offset
+// `off` = swz<COLS>(base row, base chunk * 8): valid when R is a multiple of 8 (the row's phase
+// is unchanged) and C's low three bits are disjoint from the base chunk's, so the swizzle is one
+// XOR into bits 4..6. Keeps ldmatrix addressing at two integer ops.
+template <int COLS>
+__device__ __forceinline__ std::uint32_t swz_at(std::uint32_t tile, std::uint32_t off, int R, int C) {
+  return tile + (off ^ std::uint32_t((C & 7) << 4)) + std::uint32_t(((C & ~7) << 4) + R * COLS * 2);
+}
+// A value the compiler cannot hoist out of the enclosing loop: keeps the per-access addresses
+// derived from it from being precomputed for every unrolled access (which spilled registers).
+__device__ __forceinline__ std::uint32_t opaque_u(std::uint32_t x) {
+  asm volatile("mov.b32 %0, %0;" : "+r"(x));
+  return x;
+}
+
+// Copies ROWS rows of D elements (rows >= valid are zero-filled) into a swizzled tile.
+template <int ROWS, int D, int THREADS>
+__device__ __forceinline__ void load_tile(std::uint32_t smem, const std::uint16_t* g,
+                                          std::int64_t row_stride, int valid, int tid) {
+  constexpr int CH = D / 8;
+#pragma unroll
+  for (int i = tid; i < ROWS * CH; i += THREADS) {
+    int r = i / CH, c = i % CH;
+    bool ok = r < valid;
+    const std::uint16_t* src = ok ? g + r * row_stride + c * 8 : g;
+    cp_async16(smem + swz<D>(r, c * 8), src, ok);
+  }
+}
+
+// ---- forward -------------------------------------------------------------------------------
+// 4 warps; each warp owns RW row blocks of 16 query rows, so every K/V fragment read from shared
+// memory feeds RW matrix ops.
+template <int D, int RW_>
+struct fwd_cfg {
+  static constexpr int warps = 4;
+  static constexpr int rw = RW_;
+  static constexpr int bm = 16 * warps * rw;
+  static constexpr int bn = 64;
+  static constexpr int threads = warps * 32;
+  static constexpr int smem = (bm * D + 4 * bn * D) * 2;
+};
+
+template <bool BF16, int D, bool CAUSAL, int RW_>
+__global__ void __launch_bounds__(fwd_cfg<D, RW_>::threads)
+    fwd_kernel(seq_layout L, const std::uint16_t* __restrict__ q, const std::uint16_t* __restrict__ k,
+               const std::uint16_t* __restrict__ v, std::uint16_t* __restrict__ o,
+               float* __restrict__ lse, float scale_log2) {
+  using C = fwd_cfg<D, RW_>;
+  constexpr int BM = C::bm, BN = C::bn, RW = C::rw;
+  extern __shared__ __align__(128) std::uint8_t smem_raw[];
+  const std::uint32_t sbase = static_cast<std::uint32_t>(__cvta_generic_to_shared(smem_raw));
+  const std::uint32_t sQ = sbase;
+  const std::uint32_t sK0 = sQ + BM * D * 2;          // K[buf] = sK0 + buf * BN * D * 2
+  const std::uint32_t sV0 = sK0 + 2 * BN * D * 2;     // V[buf] likewise
+
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const int b = blockIdx.z, h = blockIdx.y;
+  const int len = L.len(b);
+  const int m0 = blockIdx.x * BM;
+  if (m0 >= len) return;
+  const std::int64_t stride = std::int64_t(L.row_step()) * D;
+  const std::int64_t base = L.row0(b, h) * D;
+  const std::uint16_t* gq = q + base + m0 * stride;
+  const std::uint16_t* gk = k + base;
+  const std::uint16_t* gv = v + base;
+
+  const int kv_len = CAUSAL ? min(len, m0 + BM) : len;
+  const int n_tiles = (kv_len + BN - 1) / BN;
+
+  load_tile<BM, D, C::threads>(sQ, gq, stride, len - m0, tid);
+  load_tile<BN, D, C::threads>(sK0, gk, stride, len, tid);
+  load_tile<BN, D, C::threads>(sV0, gv, stride, len, tid);
+  cp_commit();
+
+  float acc[RW][D / 8][4];
+#pragma unroll
+  for (int r = 0; r < RW; ++r)
+#pragma unroll
+    for (int i = 0; i < D / 8; ++i) acc[r][i][0] = acc[r][i][1] = acc[r][i][2] = acc[r][i][3] = 0.f;
+  float row_max[RW][2], row_sum[RW][2];
+#pragma unroll
+  for (int r = 0; r < RW; ++r) row_max[r][0] = row_max[r][1] = -INFINITY, row_sum[r][0] = row_sum[r][1] = 0.f;
+  const int wrow = warp * 16 * RW;  // first query row of this warp within the tile
+  const std::uint32_t offQ = swz<D>(wrow + (lane & 15), (lane >> 4) * 8);             // A, +r*16 rows
+  const std::uint32_t offK = swz<D>((lane & 7) + (lane >> 4) * 8, ((lane >> 3) & 1) * 8);  // B
+  const std::uint32_t offV = swz<D>((lane & 7) + ((lane >> 3) & 1) * 8, (lane >> 4) * 8);  // B^T
+
+  for (int n = 0; n < n_tiles; ++n) {
+    const int buf = n & 1;
+    const std::uint32_t sK = sK0 + buf * BN * D * 2, sV = sV0 + buf * BN * D * 2;
+    if (n + 1 < n_tiles) {
+      load_tile<BN, D, C::threads>(sK0 + (buf ^ 1) * BN * D * 2, gk + (n + 1) * BN * stride, stride,
+                                   len - (n + 1) * BN, tid);
+      load_tile<BN, D, C::threads>(sV0 + (buf ^ 1) * BN * D * 2, gv + (n + 1) * BN * stride, stride,
+                                   len - (n + 1) * BN, tid);
+      cp_commit();
+      cp_wait<1>();
+    } else {
+      cp_wait<0>();
+    }
+    __syncthreads();
+
+    float s[RW][BN / 8][4];
+#pragma unroll
+    for (int r = 0; r < RW; ++r)
+#pragma unroll
+      for (int i = 0; i < BN / 8; ++i) s[r][i][0] = s[r][i][1] = s[r][i][2] = s[r][i][3] = 0.f;
+    {
+      const std::uint32_t oq = opaque_u(offQ), ok = opaque_u(offK);
+#pragma unroll 2
+      for (int kk = 0; kk < D / 16; ++kk) {
+        std::uint32_t qa[RW][4];
+#pragma unroll
+        for (int r = 0; r < RW; ++r) ldsm_x4(qa[r], swz_at<D>(sQ, oq, r * 16, 2 * kk));
+#pragma unroll
+        for (int j = 0; j < BN / 16; ++j) {
+          std::uint32_t kb[4];
+          ldsm_x4(kb, swz_at<D>(sK, ok, j * 16, 2 * kk));
+#pragma unroll
+          for (int r = 0; r < RW; ++r) {
+            mma<BF16>(s[r][2 * j], qa[r], kb[0], kb[1]);
+            mma<BF16>(s[r][2 * j + 1], qa[r], kb[2], kb[3]);
+          }
+        }
+      }
+    }
+    const int k0 = n * BN;
+    const bool need_mask = (k0 + BN > len) || (CAUSAL && k0 + BN - 1 > m0);
+#pragma unroll
+    for (int r = 0; r < RW; ++r) {
+      const int q_row0 = m0 + wrow + r * 16 + lane / 4;
+#pragma unroll
+      for (int i = 0; i < BN / 8; ++i)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          float x = s[r][i][e] * scale_log2;
+          if (need_mask) {
+            int kc = k0 + i * 8 + (lane % 4) * 2 + (e & 1);
+            int qr = q_row0 + (e >= 2 ? 8 : 0);
+            if (kc >= len || (CAUSAL && kc > qr)) x = -INFINITY;
+          }
+          s[r][i][e] = x;
+        }
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+        float mx = row_max[r][hh];
+#pragma unroll
+        for (int i = 0; i < BN / 8; ++i) mx = fmaxf(mx, fmaxf(s[r][i][2 * hh], s[r][i][2 * hh + 1]));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        const float use = mx == -INFINITY ? 0.f : mx;
+        const float alpha = fast_exp2(row_max[r][hh] - use);
+        row_max[r][hh] = mx;
+        float sum = 0.f;
+#pragma unroll
+        for (int i = 0; i < BN / 8; ++i) {
+          s[r][i][2 * hh] = fast_exp2(s[r][i][2 * hh] - use);
+          s[r][i][2 * hh + 1] = fast_exp2(s[r][i][2 * hh + 1] - use);
+          sum += s[r][i][2 * hh] + s[r][i][2 * hh + 1];
+        }
+        row_sum[r][hh] = row_sum[r][hh] * alpha + sum;
+#pragma unroll
+        for (int i = 0; i < D / 8; ++i) {
+          acc[r][i][2 * hh] *= alpha;
+          acc[r][i][2 * hh + 1] *= alpha;
+        }
+      }
+    }
+    {
+      const std::uint32_t ov = opaque_u(offV);
+#pragma unroll
+      for (int kk = 0; kk < BN / 16; ++kk) {
+        std::uint32_t a[RW][4];
+#pragma unroll
+        for (int r = 0; r < RW; ++r) {
+          a[r][0] = pack2<BF16>(s[r][2 * kk][0], s[r][2 * kk][1]);
+          a[r][1] = pack2<BF16>(s[r][2 * kk][2], s[r][2 * kk][3]);
+          a[r][2] = pack2<BF16>(s[r][2 * kk + 1][0], s[r][2 * kk + 1][1]);
+          a[r][3] = pack2<BF16>(s[r][2 * kk + 1][2], s[r][2 * kk + 1][3]);
+        }
+#pragma unroll
+        for (int j = 0; j < D / 16; ++j) {
+          std::uint32_t vb[4];
+          ldsm_x4_t(vb, swz_at<D>(sV, ov, kk * 16, 2 * j));
+#pragma unroll
+          for (int r = 0; r < RW; ++r) {
+            mma<BF16>(acc[r][2 * j], a[r], vb[0], vb[1]);
+            mma<BF16>(acc[r][2 * j + 1], a[r], vb[2], vb[3]);
+          }
+        }
+      }
+    }
+    __syncthreads();  // the next prefetch overwrites this buffer
+  }
+
+#pragma unroll
+  for (int r = 0; r < RW; ++r)
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) {
+      float sum = row_sum[r][hh];
+      sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+      sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+      const float inv = 1.f / sum;
+      const int qr = m0 + wrow + r * 16 + lane / 4 + hh * 8;
+      if (qr < len) {
+        std::uint16_t* go = o + base + std::int64_t(qr) * stride;
+#pragma unroll
+        for (int i = 0; i < D / 8; ++i)
+          *reinterpret_cast<std::uint32_t*>(go + i * 8 + (lane % 4) * 2) =
+              pack2<BF16>(acc[r][i][2 * hh] * inv, acc[r][i][2 * hh + 1] * inv);
+        if (lane % 4 == 0) lse[L.lse0(b, h) + qr] = (row_max[r][hh] + __log2f(sum)) * kLn2;
+      }
+    }
+}
+
+// ---- backward ------------------------------------------------------------------------------
+// Q tiles of 64 rows, KV tiles of 128 rows (8 warps x 16 rows): each dQ tile add amortises over
+// twice the work of square 64 tiles. Causal KV tile n meets Q tiles m >= 2n.
+constexpr int kBwdM = 64;
+constexpr int kBwdN = 128;
+constexpr int kBwdThreads = 256;
+
+template <int D>
+constexpr int dq_row_bytes() {
+  return D * 4 + 32;  // padded rows: fragment stores from 4 rows of a half-warp hit distinct banks
+}
+
+template <int D>
+constexpr int bwd_smem() {
+  // K, V (kBwdN rows), 2x Q, 2x dO (kBwdM rows), dS^T [kBwdN][kBwdM], dQ staging, 2x (lse, D)
+  return (2 * kBwdN * D + 4 * kBwdM * D + kBwdN * kBwdM) * 2 + kBwdM * dq_row_bytes<D>() +
+         4 * kBwdM * 4;
+}
+
+struct bwd_batch {  // per sequence, built on the host
+  int start, len, item_start, sem_start;
+};
+
+struct bwd_params {
+  seq_layout L;
+  const std::uint16_t *q, *k, *v, *dout;
+  const float* lse;
+  const float* dvec;
+  float* dq_acc;
+  std::uint16_t *dk, *dv;
+  int* sems;
+  int* counter;  // next unclaimed item
+  const bwd_batch* batches;
+  int batch;
+  int items;
+  float scale;
+  float scale_log2;
+  int sched;
+};
+
+// Preprocess: D = rowsum(dO * O) per row, one warp per row.
+template <bool BF16, int D>
+__global__ void bwd_pre_kernel(seq_layout L, std::int64_t rows, const std::uint16_t* __restrict__ o,
+                               const std::uint16_t* __restrict__ dout, float* __restrict__ dvec) {
+  const std::int64_t r = (std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+  const int lane = threadIdx.x % 32;
+  if (r >= rows) return;
+  float s = 0.f;
+#pragma unroll
+  for (int c = lane * 2; c < D; c += 64) {
+    float2 a = unpack2<BF16>(*reinterpret_cast<const std::uint32_t*>(o + r * D + c));
+    float2 g = unpack2<BF16>(*reinterpret_cast<const std::uint32_t*>(dout + r * D + c));
+    s += a.x * g.x + a.y * g.y;
+  }
+#pragma unroll
+  for (int m = 16; m; m >>= 1) s += __shfl_xor_sync(0xffffffffu, s, m);
+  if (lane == 0) {
+    // Q-like rows are [b,h,s] (padded) or [token,h] (varlen); D is laid out like LSE.
+    std::int64_t idx = L.varlen ? (r % L.heads) * L.total + r / L.heads : r;
+    dvec[idx] = s;
+  }
+}
+
+template <bool BF16>
+__global__ void bwd_post_kernel(std::int64_t n, const float* __restrict__ acc, float scale,
+                                std::uint16_t* __restrict__ dq) {
+  std::int64_t i = (std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x) * 2;
+  if (i >= n) return;
+  float2 a = *reinterpret_cast<const float2*>(acc + i);
+  *reinterpret_cast<std::uint32_t*>(dq + i) = pack2<BF16>(a.x * scale, a.y * scale);
+}
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900  // bulk copies exist from sm_90
+__device__ __forceinline__ void bulk_reduce_add_f32(float* gdst, std::uint32_t ssrc, int bytes) {
+  asm volatile("cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 [%0], [%1], %2;\n" ::"l"(gdst),
+               "r"(ssrc), "r"(bytes)
+               : "memory");
+}
+__device__ __forceinline__ void bulk_commit() { asm volatile("cp.async.bulk.commit_group;\n" ::: "memory"); }
+// Full completion: the writes to global memory are done, not only the shared-memory reads.
+__device__ __forceinline__ void bulk_wait_all() { asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory"); }
+#endif
+
+template <bool BF16, int D, bool CAUSAL>
+__global__ void __launch_bounds__(kBwdThreads, 1) bwd_kernel(bwd_params P) {
+  constexpr int BM = kBwdM, BN = kBwdN;
+  extern __shared__ __align__(128) std::uint8_t smem_raw[];
+  const std::uint32_t sbase = static_cast<std::uint32_t>(__cvta_generic_to_shared(smem_raw));
+  const std::uint32_t sK = sbase, sV = sK + BN * D * 2;
+  const std::uint32_t sQ0 = sV + BN * D * 2;  // Q[buf] = sQ0 + buf * BM * D * 2
+  const std::uint32_t sO0 = sQ0 + 2 * BM * D * 2;
+  const std::uint32_t sS = sO0 + 2 * BM * D * 2;
+  const int dq_off = (2 * BN * D + 4 * BM * D + BN * BM) * 2;
+  [[maybe_unused]] const std::uint32_t sDQ = sbase + dq_off;
+  [[maybe_unused]] float* f_dq = reinterpret_cast<float*>(smem_raw + dq_off);
+  float* f_lse = reinterpret_cast<float*>(smem_raw + dq_off + BM * dq_row_bytes<D>());  // [2][BM]
+  float* f_d = f_lse + 2 * BM;                                                          // [2][BM]
+  constexpr int DQS = dq_row_bytes<D>() / 4;  // floats per staged dQ row
+
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const int G = gridDim.x;
+  const schedule sched = static_cast<schedule>(P.sched);
+  const std::int64_t stride = std::int64_t(P.L.row_step()) * D;
+
+  // Items (KV tiles, head-major) are claimed in increasing order from a global counter when a
+  // block is free, so a block that drew a short item takes the next one at once (a static
+  // round-robin left whole chains waiting behind one long item). Ranks never depend on which
+  // block runs an item; every wait points at a lower item, claimed and running: no deadlock.
+  // (Claiming the next item early, before the current one ends, stalled such chains.)
+  __shared__ int s_next;
+  if (tid == 0) s_next = atomicAdd(P.counter, 1);
+  __syncthreads();
+  for (int item = s_next; item < P.items; item = s_next) {
+    int b = 0;
+    while (b + 1 < P.batch && P.batches[b + 1].item_start <= item) ++b;
+    const bwd_batch bt = P.batches[b];
+    const int len = bt.len;
+    const int mt = (len + BM - 1) / BM, nt = (len + BN - 1) / BN;
+    const int local = item - bt.item_start;
+    const int h = local / nt, nn = local % nt;
+    const int n = sched == schedule::spt ? nt - 1 - nn : nn;
+    // The part of this head that runs in the same wave of G items (shift bookkeeping).
+    const int head_first = bt.item_start + h * nt;
+    const int w0 = (item / G) * G;
+    const int wf = max(w0, head_first), wl = min(w0 + G, head_first + nt);
+    const int F = wf - head_first, A = wl - wf, j = nn - F;
+
+    const std::int64_t base = P.L.row0(b, h) * D;
+    const std::int64_t lbase = P.L.lse0(b, h);
+    const int k0 = n * BN;
+    int* sems = P.sems + bt.sem_start + h * mt;
+
+    load_tile<BN, D, kBwdThreads>(sK, P.k + base + k0 * stride, stride, len - k0, tid);
+    load_tile<BN, D, kBwdThreads>(sV, P.v + base + k0 * stride, stride, len - k0, tid);
+    cp_commit();
+
+    const int m_min = CAUSAL ? 2 * n : 0;
+    const int count = mt - m_min;
+    auto visit = [&](int t) {
+      switch (sched) {
+        case schedule::descending: return mt - 1 - t;
+        case schedule::shift: return (j + t) % mt;
+        default: return m_min + t;
+      }
+    };
+    auto prefetch = [&](int t, int buf) {
+      const int m = visit(t), q0 = m * BM;
+      load_tile<BM, D, kBwdThreads>(sQ0 + buf * BM * D * 2, P.q + base + q0 * stride, stride,
+                                    len - q0, tid);
+      load_tile<BM, D, kBwdThreads>(sO0 + buf * BM * D * 2, P.dout + base + q0 * stride, stride,
+                                    len - q0, tid);
+      // LSE and D asynchronously too (a plain load would stall two warps for its latency);
+      // rows past the end read as zero and are masked out of P.
+      if (tid < 2 * BM) {
+        const int r = tid % BM;
+        const bool ok = q0 + r < len;
+        const float* src = tid < BM ? P.lse : P.dvec;
+        float* dst = tid < BM ? f_lse : f_d;
+        cp_async4(static_cast<std::uint32_t>(__cvta_generic_to_shared(dst + buf * BM + r)),
+                  ok ? src + lbase + q0 + r : src, ok);
+      }
+    };
+    prefetch(0, 0);
+    cp_commit();
+
+    float dk[D / 8][4], dv[D / 8][4];
+#pragma unroll
+    for (int i = 0; i < D / 8; ++i)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) dk[i][e] = dv[i][e] = 0.f;
+
+    const int kv_row0 = k0 + warp * 16 + lane / 4;  // and +8
+    // Per-lane swizzled offsets of the ldmatrix patterns (see swz_at).
+    const std::uint32_t offA = swz<D>(warp * 16 + (lane & 15), (lane >> 4) * 8);              // K, V as A
+    const std::uint32_t offB = swz<D>((lane & 7) + (lane >> 4) * 8, ((lane >> 3) & 1) * 8);   // Q, dO as B
+    const std::uint32_t offT = swz<D>((lane & 7) + ((lane >> 3) & 1) * 8, (lane >> 4) * 8);   // dO, Q as B^T
+    const std::uint32_t offKT = swz<D>((lane & 7) + ((lane >> 3) & 1) * 8,
+                                       (warp / 4) * (D / 2) + (lane >> 4) * 8);           // K as B^T (dQ)
+    const std::uint32_t offST = swz<BM>((lane & 7) + (lane >> 4) * 8,
+                                        (warp % 4) * 16 + ((lane >> 3) & 1) * 8);         // dS as A^T
+    const std::uint32_t offSW = swz<BM>(warp * 16 + (lane >> 2), (lane & 3) * 2);        // dS^T stores
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    // Hopper path: the Q tile whose bulk dQ add was issued last step and is not yet released.
+    int pending = -1;
+    // Waits for the pending add to complete in global memory (not only for its shared-memory
+    // read: FlashAttention issue #2244), makes it visible, then releases its semaphore. Includes
+    // a block-wide barrier.
+    auto finish_pending = [&] {
+      if (pending >= 0 && tid < BM) {
+        bulk_wait_all();
+        asm volatile("fence.proxy.async.global;\n" ::: "memory");
+        __threadfence();
+      }
+      __syncthreads();
+      if (pending >= 0 && tid == 0 && sched != schedule::atomic) red_release_add(sems + pending, 1);
+      pending = -1;
+    };
+#endif
+
+    for (int t = 0; t < count; ++t) {
+      const int buf = t & 1;
+      const std::uint32_t sQ = sQ0 + buf * BM * D * 2, sO = sO0 + buf * BM * D * 2;
+      const int m = visit(t), q0 = m * BM;
+      if (t + 1 < count) {
+        prefetch(t + 1, buf ^ 1);
+        cp_commit();
+        cp_wait<1>();
+      } else {
+        cp_wait<0>();
+      }
+      __syncthreads();
+
+      // In sequence, to bound live registers: S^T = K Q^T -> P^T -> dV += P^T dO, then
+      // dP^T = V dO^T -> dS^T -> dK += dS^T Q (dS is scaled by `scale` at the end, on dK and dQ).
+      float s[BM / 8][4], dp[BM / 8][4];
+#pragma unroll
+      for (int i = 0; i < BM / 8; ++i)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) s[i][e] = 0.f;
+      {
+      const std::uint32_t oa = opaque_u(offA), ob_ = opaque_u(offB);
+#pragma unroll 2
+      for (int kk = 0; kk < D / 16; ++kk) {
+        std::uint32_t ka[4];
+        ldsm_x4(ka, swz_at<D>(sK, oa, 0, 2 * kk));
+#pragma unroll
+        for (int jj = 0; jj < BM / 16; ++jj) {
+          std::uint32_t qb[4];
+          ldsm_x4(qb, swz_at<D>(sQ, ob_, jj * 16, 2 * kk));
+          mma<BF16>(s[2 * jj], ka, qb[0], qb[1]);
+          mma<BF16>(s[2 * jj + 1], ka, qb[2], qb[3]);
+        }
+      }
+      }
+      const bool need_mask = (k0 + BN > len) || (q0 + BM > len) || (CAUSAL && k0 + BN - 1 > q0);
+#pragma unroll
+      for (int i = 0; i < BM / 8; ++i)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int qc = i * 8 + (lane % 4) * 2 + (e & 1);
+          float p = fast_exp2(s[i][e] * P.scale_log2 - f_lse[buf * BM + qc] * kLog2e);
+          if (need_mask) {
+            const int kr = kv_row0 + (e >= 2 ? 8 : 0);
+            if (kr >= len || q0 + qc >= len || (CAUSAL && kr > q0 + qc)) p = 0.f;
+          }
+          s[i][e] = p;
+        }
+{
+      const std::uint32_t ot = opaque_u(offT);
+#pragma unroll
+      for (int kk = 0; kk < BM / 16; ++kk) {
+        std::uint32_t pa[4] = {pack2<BF16>(s[2 * kk][0], s[2 * kk][1]),
+                               pack2<BF16>(s[2 * kk][2], s[2 * kk][3]),
+                               pack2<BF16>(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                               pack2<BF16>(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+#pragma unroll
+        for (int jj = 0; jj < D / 16; ++jj) {
+          std::uint32_t ob[4];
+          ldsm_x4_t(ob, swz_at<D>(sO, ot, kk * 16, 2 * jj));
+          mma<BF16>(dv[2 * jj], pa, ob[0], ob[1]);
+          mma<BF16>(dv[2 * jj + 1], pa, ob[2], ob[3]);
+        }
+      }
+}
+      {
+      const std::uint32_t oa = opaque_u(offA), ob_ = opaque_u(offB);
+#pragma unroll
+      for (int i = 0; i < BM / 8; ++i)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) dp[i][e] = 0.f;
+#pragma unroll 2
+      for (int kk = 0; kk < D / 16; ++kk) {
+        std::uint32_t va[4];
+        ldsm_x4(va, swz_at<D>(sV, oa, 0, 2 * kk));
+#pragma unroll
+        for (int jj = 0; jj < BM / 16; ++jj) {
+          std::uint32_t ob[4];
+          ldsm_x4(ob, swz_at<D>(sO, ob_, jj * 16, 2 * kk));
+          mma<BF16>(dp[2 * jj], va, ob[0], ob[1]);
+          mma<BF16>(dp[2 * jj + 1], va, ob[2], ob[3]);
+        }
+      }
+}
+#pragma unroll
+      for (int i = 0; i < BM / 8; ++i)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int qc = i * 8 + (lane % 4) * 2 + (e & 1);
+          dp[i][e] = s[i][e] * (dp[i][e] - f_d[buf * BM + qc]);
+        }
+{
+      const std::uint32_t ot = opaque_u(offT), osw = opaque_u(offSW);
+#pragma unroll
+      for (int kk = 0; kk < BM / 16; ++kk) {
+        std::uint32_t da[4] = {pack2<BF16>(dp[2 * kk][0], dp[2 * kk][1]),
+                               pack2<BF16>(dp[2 * kk][2], dp[2 * kk][3]),
+                               pack2<BF16>(dp[2 * kk + 1][0], dp[2 * kk + 1][1]),
+                               pack2<BF16>(dp[2 * kk + 1][2], dp[2 * kk + 1][3])};
+        asm volatile("st.shared.b32 [%0], %1;" ::"r"(swz_at<BM>(sS, osw, 0, 2 * kk)), "r"(da[0]));
+        asm volatile("st.shared.b32 [%0], %1;" ::"r"(swz_at<BM>(sS, osw, 8, 2 * kk)), "r"(da[1]));
+        asm volatile("st.shared.b32 [%0], %1;" ::"r"(swz_at<BM>(sS, osw, 0, 2 * kk + 1)), "r"(da[2]));
+        asm volatile("st.shared.b32 [%0], %1;" ::"r"(swz_at<BM>(sS, osw, 8, 2 * kk + 1)), "r"(da[3]));
+#pragma unroll
+        for (int jj = 0; jj < D / 16; ++jj) {
+          std::uint32_t qb[4];
+          ldsm_x4_t(qb, swz_at<D>(sQ, ot, kk * 16, 2 * jj));
+          mma<BF16>(dk[2 * jj], da, qb[0], qb[1]);
+          mma<BF16>(dk[2 * jj + 1], da, qb[2], qb[3]);
+        }
+      }
+      }
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+      finish_pending();
+#else
+      __syncthreads();
+#endif
+
+      // Partial dQ = dS K: warp w owns Q rows 16*(w%4).. and head-dim half w/4.
+      constexpr int DH = D / 2;
+      const int qrow = (warp % 4) * 16, dcol = (warp / 4) * DH;
+      float dq[DH / 8][4];
+#pragma unroll
+      for (int i = 0; i < DH / 8; ++i) dq[i][0] = dq[i][1] = dq[i][2] = dq[i][3] = 0.f;
+      {
+      const std::uint32_t ost = opaque_u(offST), okt = opaque_u(offKT);
+#pragma unroll
+      for (int kk = 0; kk < BN / 16; ++kk) {
+        std::uint32_t a[4];
+        ldsm_x4_t(a, swz_at<BM>(sS, ost, kk * 16, 0));
+#pragma unroll
+        for (int jj = 0; jj < DH / 16; ++jj) {
+          std::uint32_t kb[4];
+          ldsm_x4_t(kb, swz_at<D>(sK, okt, kk * 16, 2 * jj));
+          mma<BF16>(dq[2 * jj], a, kb[0], kb[1]);
+          mma<BF16>(dq[2 * jj + 1], a, kb[2], kb[3]);
+        }
+      }
+      }
+
+      const bool det = sched != schedule::atomic;
+      int rank = 0;
+      if (sched == schedule::shift) {
+        rank = F + ((min(m, A - 1) - j) % A + A) % A;
+      } else if (sched == schedule::spt) {
+        rank = (CAUSAL ? min(m / 2 + 1, nt) : nt) - 1 - n;
+      } else {
+        rank = n;
+      }
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+      // Hopper: stage the partial in shared memory and add it with one bulk reduce per row
+      // (the L2 does the add; no read round trip).
+#pragma unroll
+      for (int i = 0; i < DH / 8; ++i) {
+        const int c = dcol + i * 8 + (lane % 4) * 2, r = qrow + lane / 4;
+        *reinterpret_cast<float2*>(f_dq + r * DQS + c) = make_float2(dq[i][0], dq[i][1]);
+        *reinterpret_cast<float2*>(f_dq + (r + 8) * DQS + c) = make_float2(dq[i][2], dq[i][3]);
+      }
+      asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+      if (det && tid == 0)
+        while (ld_acquire(sems + m) != rank) {
+        }
+      __syncthreads();
+      if (tid < BM && q0 + tid < len) {
+        bulk_reduce_add_f32(P.dq_acc + base + std::int64_t(q0 + tid) * stride, sDQ + tid * dq_row_bytes<D>(),
+                            D * 4);
+        bulk_commit();
+      }
+      // The release waits for the add's completion, deferred to the next step's barrier so that
+      // the reduce latency overlaps that step's matrix work.
+      pending = m;
+#else
+      {
+        const int qr0 = q0 + qrow + lane / 4;
+        float* acc0 = P.dq_acc + base + std::int64_t(qr0) * stride + dcol + (lane % 4) * 2;
+        const bool ok0 = qr0 < len, ok1 = qr0 + 8 < len;
+        if (!det) {
+#pragma unroll
+          for (int i = 0; i < DH / 8; ++i) {
+            if (ok0) {
+              atomicAdd(acc0 + i * 8, dq[i][0]);
+              atomicAdd(acc0 + i * 8 + 1, dq[i][1]);
+            }
+            if (ok1) {
+              atomicAdd(acc0 + 8 * stride + i * 8, dq[i][2]);
+              atomicAdd(acc0 + 8 * stride + i * 8 + 1, dq[i][3]);
+            }
+          }
+        } else {
+          if (tid == 0)
+            while (ld_acquire(sems + m) != rank) {
+            }
+          __syncthreads();
+#pragma unroll
+          for (int i = 0; i < DH / 8; ++i) {
+            if (ok0) {
+              float2 x = __ldcg(reinterpret_cast<const float2*>(acc0 + i * 8));
+              x.x += dq[i][0];
+              x.y += dq[i][1];
+              __stcg(reinterpret_cast<float2*>(acc0 + i * 8), x);
+            }
+            if (ok1) {
+              float2 x = __ldcg(reinterpret_cast<const float2*>(acc0 + 8 * stride + i * 8));
+              x.x += dq[i][2];
+              x.y += dq[i][3];
+              __stcg(reinterpret_cast<float2*>(acc0 + 8 * stride + i * 8), x);
+            }
+          }
+          // Every thread's stores are visible device-wide before the release (issue #2244).
+          __threadfence();
+          __syncthreads();
+          if (tid == 0) red_release_add(sems + m, 1);
+        }
+      }
+#endif
+    }
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    finish_pending();
+#endif
+    // dK (scaled), dV out.
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int kr = kv_row0 + r * 8;
+      if (kr < len) {
+        std::uint16_t* gk = P.dk + base + std::int64_t(kr) * stride + (lane % 4) * 2;
+        std::uint16_t* gv = P.dv + base + std::int64_t(kr) * stride + (lane % 4) * 2;
+#pragma unroll
+        for (int i = 0; i < D / 8; ++i) {
+          *reinterpret_cast<std::uint32_t*>(gk + i * 8) =
+              pack2<BF16>(dk[i][2 * r] * P.scale, dk[i][2 * r + 1] * P.scale);
+          *reinterpret_cast<std::uint32_t*>(gv + i * 8) =
+              pack2<BF16>(dv[i][2 * r], dv[i][2 * r + 1]);
+        }
+      }
+    }
+    __syncthreads();  // K/V/dS shared tiles are reused by the next item; all have read s_next
+    if (tid == 0) s_next = atomicAdd(P.counter, 1);
+    __syncthreads();
+  }
+}
+
+// ---- host side -----------------------------------------------------------------------------
+seq_layout make_layout(const problem& p, const std::int32_t* cu_dev) {
+  return seq_layout{p.heads, p.seqlen, p.varlen() ? 1 : 0, cu_dev, p.total_tokens()};
+}
+
+int max_len(const problem& p) {
+  int m = 0;
+  for (int b = 0; b < p.batch; ++b) m = std::max(m, p.seq_len(b));
+  return m;
+}
+
+template <bool BF16, int D, bool CAUSAL, int RW>
+result<void> launch_forward_rw(const problem& p, const forward_args& a, cudaStream_t st) {
+  using C = fwd_cfg<D, RW>;
+  auto kern = fwd_kernel<BF16, D, CAUSAL, RW>;
+  GFDIT_ATTN_CUDA_TRY(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, C::smem));
+  dim3 grid((max_len(p) + C::bm - 1) / C::bm, p.heads, p.batch);
+  kern<<<grid, C::threads, C::smem, st>>>(
+      make_layout(p, a.cu_seqlens), static_cast<const std::uint16_t*>(a.q),
+      static_cast<const std::uint16_t*>(a.k), static_cast<const std::uint16_t*>(a.v),
+      static_cast<std::uint16_t*>(a.o), a.lse, p.softmax_scale() * kLog2e);
+  GFDIT_ATTN_CUDA_TRY(cudaGetLastError());
+  return {};
+}
+
+// Query rows per warp = 16 * RW. GFDIT_ATTN_FWD_RW=1|2 overrides the default (a tuning knob for
+// the benchmark; both variants are exact and deterministic).
+int forward_rows_per_warp(int head_dim) {
+  static const int env = [] {
+    const char* e = std::getenv("GFDIT_ATTN_FWD_RW");
+    return e ? std::atoi(e) : 0;
+  }();
+  if (env == 1 || env == 2) return env;
+  return 2;  // measured faster than 1 for both head dims on H100 (see README)
+}
+
+template <bool BF16, int D, bool CAUSAL>
+result<void> launch_forward(const problem& p, const forward_args& a, cudaStream_t st) {
+  if (forward_rows_per_warp(D) == 1) return launch_forward_rw<BF16, D, CAUSAL, 1>(p, a, st);
+  return launch_forward_rw<BF16, D, CAUSAL, 2>(p, a, st);
+}
+
+struct ws_layout {
+  std::size_t acc = 0, dvec = 0, sems = 0, table = 0, total = 0;
+  int sem_count = 0;
+};
+
+std::size_t align_up(std::size_t x) { return (x + 255) / 256 * 256; }
+
+ws_layout workspace_layout(const problem& p) {
+  ws_layout w;
+  int sems = 0;
+  for (int b = 0; b < p.batch; ++b) sems += p.heads * ((p.seq_len(b) + kBwdM - 1) / kBwdM);
+  w.sem_count = sems + 1;  // plus the item counter
+  w.acc = 0;
+  w.dvec = align_up(std::size_t(p.elements()) * 4);
+  w.sems = w.dvec + align_up(std::size_t(p.rows()) * 4);
+  w.table = w.sems + align_up(std::size_t(sems) * 4);
+  w.total = w.table + align_up(sizeof(bwd_batch) * p.batch);
+  return w;
+}
+
+template <bool BF16, int D, bool CAUSAL>
+result<void> launch_backward(const problem& p, const backward_args& a, cudaStream_t st) {
+  const ws_layout w = workspace_layout(p);
+  auto* ws = static_cast<std::uint8_t*>(a.workspace);
+  std::vector<bwd_batch> table(p.batch);
+  int items = 0, sems = 0;
+  for (int b = 0; b < p.batch; ++b) {
+    const int q_tiles = (p.seq_len(b) + kBwdM - 1) / kBwdM;
+    const int kv_tiles = (p.seq_len(b) + kBwdN - 1) / kBwdN;
+    table[b] = bwd_batch{p.seq_start(b), p.seq_len(b), items, sems};
+    items += p.heads * kv_tiles;
+    sems += p.heads * q_tiles;
+  }
+  // Pageable source: the copy is staged before cudaMemcpyAsync returns, so `table` may die.
+  GFDIT_ATTN_CUDA_TRY(cudaMemcpyAsync(ws + w.table, table.data(), sizeof(bwd_batch) * p.batch,
+                                      cudaMemcpyHostToDevice, st));
+  GFDIT_ATTN_CUDA_TRY(cudaMemsetAsync(ws + w.acc, 0, std::size_t(p.elements()) * 4, st));
+  GFDIT_ATTN_CUDA_TRY(cudaMemsetAsync(ws + w.sems, 0, std::size_t(w.sem_count) * 4, st));
+
+  const seq_layout L = make_layout(p, a.cu_seqlens);
+  float* dvec = reinterpret_cast<float*>(ws + w.dvec);
+  {
+    const std::int64_t rows = p.rows();
+    const int threads = 256;
+    const std::int64_t blocks = (rows * 32 + threads - 1) / threads;
+    bwd_pre_kernel<BF16, D><<<unsigned(blocks), threads, 0, st>>>(
+        L, rows, static_cast<const std::uint16_t*>(a.o), static_cast<const std::uint16_t*>(a.dout),
+        dvec);
+    GFDIT_ATTN_CUDA_TRY(cudaGetLastError());
+  }
+
+  auto kern = bwd_kernel<BF16, D, CAUSAL>;
+  constexpr int smem = bwd_smem<D>();
+  GFDIT_ATTN_CUDA_TRY(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  int dev = 0, sms = 0, per_sm = 0;
+  GFDIT_ATTN_CUDA_TRY(cudaGetDevice(&dev));
+  GFDIT_ATTN_CUDA_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  GFDIT_ATTN_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kern, kBwdThreads, smem));
+  if (per_sm < 1) return make_error(errc::state, "attention: backward kernel does not fit on an SM");
+  const int grid = std::min(items, sms * per_sm);
+
+  bwd_params P{};
+  P.L = L;
+  P.q = static_cast<const std::uint16_t*>(a.q);
+  P.k = static_cast<const std::uint16_t*>(a.k);
+  P.v = static_cast<const std::uint16_t*>(a.v);
+  P.dout = static_cast<const std::uint16_t*>(a.dout);
+  P.lse = a.lse;
+  P.dvec = dvec;
+  P.dq_acc = reinterpret_cast<float*>(ws + w.acc);
+  P.dk = static_cast<std::uint16_t*>(a.dk);
+  P.dv = static_cast<std::uint16_t*>(a.dv);
+  P.sems = reinterpret_cast<int*>(ws + w.sems);
+  P.counter = P.sems + (w.sem_count - 1);
+  P.batches = reinterpret_cast<const bwd_batch*>(ws + w.table);
+  P.batch = p.batch;
+  P.items = items;
+  P.scale = p.softmax_scale();
+  P.scale_log2 = p.softmax_scale() * kLog2e;
+  P.sched = static_cast<int>(a.sched);
+  void* args[] = {&P};
+  // Blocks wait on each other's semaphores: all of them must be resident at once.
+  GFDIT_ATTN_CUDA_TRY(cudaLaunchCooperativeKernel(reinterpret_cast<const void*>(kern), dim3(grid),
+                                                  dim3(kBwdThreads), args, smem, st));
+  GFDIT_ATTN_CUDA_TRY(cudaGetLastError());
+
+  const std::int64_t n = p.elements();
+  bwd_post_kernel<BF16><<<unsigned((n / 2 + 255) / 256), 256, 0, st>>>(
+      n, P.dq_acc, P.scale, static_cast<std::uint16_t*>(a.dq));
+  GFDIT_ATTN_CUDA_TRY(cudaGetLastError());
+  return {};
+}
+
+template <template <bool, int, bool> class F, class... Args>
+result<void> dispatch(const problem& p, Args&&... args) {
+  const bool bf = p.type == dtype::bf16, causal = p.mask == mask_kind::causal;
+  const int d = p.head_dim;
+#define GFDIT_ATTN_CASE(BF, DD, CA) \
+  if (bf == BF && d == DD && causal == CA) return F<BF, DD, CA>::run(p, args...);
+  GFDIT_ATTN_CASE(true, 64, false)
+  GFDIT_ATTN_CASE(true, 64, true)
+  GFDIT_ATTN_CASE(true, 128, false)
+  GFDIT_ATTN_CASE(true, 128, true)
+  GFDIT_ATTN_CASE(false, 64, false)
+  GFDIT_ATTN_CASE(false, 64, true)
+  GFDIT_ATTN_CASE(false, 128, false)
+  GFDIT_ATTN_CASE(false, 128, true)
+#undef GFDIT_ATTN_CASE
+  return make_error(errc::invalid_argument, "attention: unsupported configuration");
+}
+
+template <bool BF16, int D, bool CAUSAL>
+struct fwd_launcher {
+  static result<void> run(const problem& p, const forward_args& a, cudaStream_t st) {
+    return launch_forward<BF16, D, CAUSAL>(p, a, st);
+  }
+};
+template <bool BF16, int D, bool CAUSAL>
+struct bwd_launcher {
+  static result<void> run(const problem& p, const backward_args& a, cudaStream_t st) {
+    return launch_backward<BF16, D, CAUSAL>(p, a, st);
+  }
+};
+
+}  // namespace
+
+bool gpu_available() noexcept {
+  int n = 0;
+  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
+}
+
+result<void> forward(const problem& p, const forward_args& a, void* stream) {
+  if (auto r = validate(p); !r) return r;
+  if (!a.q || !a.k || !a.v || !a.o || !a.lse)
+    return make_error(errc::invalid_argument, "attention: forward needs q, k, v, o and lse");
+  if (p.varlen() && !a.cu_seqlens)
+    return make_error(errc::invalid_argument, "attention: varlen needs device cu_seqlens");
+  return dispatch<fwd_launcher>(p, a, static_cast<cudaStream_t>(stream));
+}
+
+std::size_t backward_workspace_bytes(const problem& p) noexcept {
+  if (!validate(p)) return 0;
+  return workspace_layout(p).total;
+}
+
+result<void> backward(const problem& p, const backward_args& a, void* stream) {
+  if (auto r = validate(p); !r) return r;
+  if (!a.q || !a.k || !a.v || !a.o || !a.dout || !a.lse || !a.dq || !a.dk || !a.dv)
+    return make_error(errc::invalid_argument, "attention: backward needs every tensor");
+  if (p.varlen() && !a.cu_seqlens)
+    return make_error(errc::invalid_argument, "attention: varlen needs device cu_seqlens");
+  if (!schedule_supports(a.sched, p.mask))
+    return make_error(errc::invalid_argument,
+                      std::string("attention: schedule ") + std::string(to_string(a.sched)) +
+                          " needs the full mask");
+  if (!a.workspace || a.workspace_bytes < backward_workspace_bytes(p))
+    return make_error(errc::invalid_argument, "attention: backward workspace too small");
+  return dispatch<bwd_launcher>(p, a, static_cast<cudaStream_t>(stream));
+}
+
+}  // namespace gfdit::attention
