@@ -1,0 +1,89 @@
+#include "actors/scheduler/scheduler_driver.hpp"
+
+#include <set>
+
+#include "actors/serving_graph/model_time.hpp"
+#include "messages/codec.hpp"
+#include "messages/system.hpp"
+
+namespace gfdit {
+namespace {
+
+namespace names = serving_names;
+
+template <message T>
+outgoing make(route kind, std::string destination, const T& m) {
+  return {kind, std::move(destination), type_id_of<T>, T::type_version, encode(m)};
+}
+
+void to_workers(std::vector<outgoing>& out, const std::set<std::int32_t>& workers, const auto& m) {
+  for (auto w : workers) out.push_back(make(route::direct, names::worker(w), m));
+}
+
+}  // namespace
+
+scheduler_driver::scheduler_driver(std::shared_ptr<const cost_model> costs,
+                                   std::unique_ptr<scheduler_core> core, scheduler_driver_config cfg)
+    : costs_(std::move(costs)), core_(std::move(core)), cfg_(std::move(cfg)) {}
+
+result<std::unique_ptr<scheduler_driver>> scheduler_driver::create(
+    std::shared_ptr<const cost_model> costs, scheduler_driver_config cfg) {
+  auto pol = make_policy(cfg.policy);
+  if (!pol) return pol.err();
+  auto core = std::make_unique<scheduler_core>(*costs, std::move(*pol), cfg.core);
+  return std::unique_ptr<scheduler_driver>(new scheduler_driver(std::move(costs), std::move(core), std::move(cfg)));
+}
+
+outgoing scheduler_driver::tick(std::uint64_t n) const {
+  return make(route::direct, cfg_.self, msg::heartbeat{cfg_.self, n});
+}
+
+std::vector<outgoing> scheduler_driver::feed(const envelope& env) {
+  const auto now = model_now_us(env, cfg_.speedup);
+  auto run = [&]<message T>(std::vector<scheduler_output> (scheduler_core::*fn)(const T&, std::int64_t))
+      -> std::vector<outgoing> {
+    auto m = decode<T>(env.payload);
+    if (!m) return {};
+    return emit((core_.get()->*fn)(*m, now));
+  };
+  const bool direct = env.kind == route::direct;
+  const bool topic = env.kind == route::topic;
+  if (direct && env.is<msg::admitted>()) return run(&scheduler_core::on_admitted);
+  if (direct && env.is<msg::task_done>()) return run(&scheduler_core::on_task_done);
+  if (direct && env.is<msg::cancel>()) return run(&scheduler_core::on_cancel);
+  if (topic && env.destination == names::workers_topic && env.is<msg::worker_hello>())
+    return run(&scheduler_core::on_worker_hello);
+  if (topic && env.destination == names::membership_topic && env.is<msg::worker_down>())
+    return run(&scheduler_core::on_worker_down);
+  if (topic && env.destination == names::membership_topic && env.is<msg::group_view>())
+    return run(&scheduler_core::on_group_view);
+  if (direct && env.is<msg::heartbeat>() && env.sender == cfg_.self) return emit(core_->on_tick(now));
+  return {};
+}
+
+std::vector<outgoing> scheduler_driver::emit(const std::vector<scheduler_output>& outs) const {
+  std::vector<outgoing> out;
+  for (const auto& o : outs) {
+    std::visit(
+        [&](const auto& m) {
+          using T = std::decay_t<decltype(m)>;
+          if constexpr (std::is_same_v<T, msg::task_assign>) {
+            to_workers(out, {m.members.begin(), m.members.end()}, m);
+          } else if constexpr (std::is_same_v<T, msg::reshard>) {
+            std::set<std::int32_t> ws(m.from.holders.begin(), m.from.holders.end());
+            ws.insert(m.to_members.begin(), m.to_members.end());
+            to_workers(out, ws, m);
+          } else if constexpr (std::is_same_v<T, msg::preempt>) {
+            out.push_back(make(route::topic, names::preempt_topic, m));
+          } else if constexpr (std::is_same_v<T, msg::request_done>) {
+            out.push_back(make(route::topic, names::done_topic, m));
+          } else {  // form_group, dissolve_group
+            out.push_back(make(route::direct, names::membership, m));
+          }
+        },
+        o);
+  }
+  return out;
+}
+
+}  // namespace gfdit

@@ -1,0 +1,53 @@
+#pragma once
+// The scheduler's whole message-level behaviour as a pure function object: one envelope in,
+// the messages it causes out (destination and encoded payload). The actor shell only moves
+// envelopes between the bus and this driver, and `gfdit replay --actor scheduler` feeds it a
+// recording: both run this one piece of code, so a replay reproduces a live run bit for bit.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "actors/scheduler/scheduler_core.hpp"
+#include "messages/envelope.hpp"
+
+namespace gfdit {
+
+struct outgoing {
+  route kind = route::direct;
+  std::string destination;
+  std::uint32_t type_id = 0;
+  std::uint16_t version = 0;
+  std::string payload;
+};
+
+struct scheduler_driver_config {
+  std::string policy = "edf-best-fit";
+  scheduler_config core;
+  double speedup = 1.0;  // model microseconds per wall microsecond of the stamps
+  std::string self = "scheduler";  // the actor's own name (its ticks are addressed to it)
+};
+
+class scheduler_driver {
+ public:
+  static result<std::unique_ptr<scheduler_driver>> create(std::shared_ptr<const cost_model> costs,
+                                                          scheduler_driver_config cfg);
+  // Handles admitted, task_done, cancel (directed), worker_hello (topic "workers"),
+  // worker_down and group_view (topic "membership"), and its own ticks (system.heartbeat).
+  // Anything else yields nothing.
+  std::vector<outgoing> feed(const envelope& env);
+  // The tick it sends itself, so time passing is a recorded message.
+  outgoing tick(std::uint64_t n) const;
+
+  const scheduler_core& core() const { return *core_; }
+
+ private:
+  scheduler_driver(std::shared_ptr<const cost_model> costs, std::unique_ptr<scheduler_core> core,
+                   scheduler_driver_config cfg);
+  std::vector<outgoing> emit(const std::vector<scheduler_output>& out) const;
+
+  std::shared_ptr<const cost_model> costs_;
+  std::unique_ptr<scheduler_core> core_;
+  scheduler_driver_config cfg_;
+};
+
+}  // namespace gfdit
