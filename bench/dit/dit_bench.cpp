@@ -1,0 +1,109 @@
+// Per-block and per-step latency of the stock DiT configs on one GPU (degree 1), eager launches
+// and CUDA-graph replay, beside the PyTorch block peer (its JSON lines, produced in the same
+// device run by peers_dit_block.py, are read from --peer). Writes a cost-model profile (the
+// YAML the scheduler's cost_model reads) fitted from the measured step times.
+//
+//   gfdit_dit_bench --peer peer.jsonl --profile dit-measured.yaml [--iters 20]
+#include <cstdio>
+#include <algorithm>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "kernels/dit/config.hpp"
+#include "kernels/dit/gpu_forward.hpp"
+
+using namespace gfdit;
+
+int main(int argc, char** argv) {
+  CLI::App app{"DiT block/step latency beside PyTorch"};
+  std::string peer_path, profile_path = "dit-measured.yaml";
+  int iters = 20, step_iters = 5;
+  std::vector<std::string> names = {"dit-s-2", "dit-xl-2-256", "dit-xl-2-512", "flux-like-1024", "wan-5b-like", "wan-5b-like-720p"};
+  app.add_option("--peer", peer_path, "JSON lines from peers_dit_block.py");
+  app.add_option("--profile", profile_path, "cost-model profile to write");
+  app.add_option("--iters", iters);
+  app.add_option("--step-iters", step_iters);
+  app.add_option("--configs", names);
+  CLI11_PARSE(app, argc, argv);
+
+  if (!dit::gpu_available()) {
+    std::fprintf(stderr, "no CUDA device\n");
+    return 1;
+  }
+  // Peer figures keyed by (hidden, heads, tokens).
+  std::map<std::tuple<int, int, long>, std::pair<double, double>> peer;
+  if (!peer_path.empty()) {
+    std::ifstream f(peer_path);
+    std::string line;
+    while (std::getline(f, line)) {
+      try {
+        auto j = nlohmann::json::parse(line);
+        if (j.contains("eager_ms"))
+          peer[{j["hidden"].get<int>(), j["heads"].get<int>(), j["tokens"].get<long>()}] = {j["eager_ms"].get<double>(), j["graph_ms"].get<double>()};
+      } catch (...) {
+      }
+    }
+  }
+  std::printf("%-18s %6s | %9s %9s | %9s %9s | %8s %8s | %10s %10s %10s\n", "config", "tokens", "blk eager", "blk graph",
+              "pt eager", "pt graph", "vs eager", "vs graph", "step ms", "half-tok", "fit c_us");
+  std::ofstream prof(profile_path);
+  prof << "# Measured by bench/dit/gfdit_dit_bench (one GPU, batch 1, degree 1, CUDA graph replay).\n"
+          "# step: t(T, d) = b_us*T + (bp_us*T + c_us*T^2)/d, fitted from the step at T and T/2 tokens and one\n"
+          "# rank's degree-2 compute (no all-to-all: comm terms are not measured here).\nmodels:\n";
+  for (const auto& name : names) {
+    const bool hd = name == "wan-5b-like-720p";
+    auto c = dit::stock_config(hd ? "wan-5b-like" : name);
+    if (!c) { std::fprintf(stderr, "%s\n", c.err().what.c_str()); return 1; }
+    if (hd) {
+      auto c720 = dit::with_video_shape(*c, 1280, 704, 81);
+      if (!c720) { std::fprintf(stderr, "%s\n", c720.err().what.c_str()); return 1; }
+      *c = *c720;
+      c->name = name;
+    }
+    auto m = dit::gpu_model::generate(*c, 1);
+    if (!m) { std::printf("%s: %s\n", name.c_str(), m.err().what.c_str()); continue; }
+    const long T = c->seq_tokens();
+    auto blk = (*m)->time_block(1, T, iters);
+    if (!blk) { std::printf("%s block: %s\n", name.c_str(), blk.err().what.c_str()); continue; }
+    if (auto parts = (*m)->profile_block(1, T, 10); parts) {
+      std::printf("  %s stages (ms, eager):", name.c_str());
+      for (const auto& [stage, ms] : *parts) std::printf(" %s %.4f", stage.c_str(), ms);
+      std::printf("\n");
+    }
+    auto step = (*m)->time_step(1, T, step_iters);
+    if (!step) { std::printf("%s step: %s\n", name.c_str(), step.err().what.c_str()); continue; }
+    auto half = (*m)->time_step(1, T / 2, step_iters);
+    if (!half) { std::printf("%s half step: %s\n", name.c_str(), half.err().what.c_str()); continue; }
+    auto blk2 = (*m)->time_rank_compute(1, T, 2, false, iters);
+    auto step2 = (*m)->time_rank_compute(1, T, 2, true, step_iters);
+    if (!blk2 || !step2) { std::printf("%s degree-2 compute: %s\n", name.c_str(), (!blk2 ? blk2.err() : step2.err()).what.c_str()); continue; }
+    const auto it = peer.find({c->hidden, c->heads, T});
+    const double pe = it == peer.end() ? 0 : it->second.first, pg = it == peer.end() ? 0 : it->second.second;
+    // Fit: t(T, d) = b*T + (bp*T + c*T^2)/d. b from degree 1 vs the degree-2 rank compute at T,
+    // c and bp from the split part at T and T/2.
+    const double t1 = step->graph_ms * 1000, t2 = step2->graph_ms * 1000, th = half->graph_ms * 1000;
+    const double b = std::max(0.0, (2 * t2 - t1) / T);
+    const double s1 = t1 - b * T, sh = th - b * T / 2;
+    double cc = 2 * (s1 - 2 * sh) / (static_cast<double>(T) * T), bp = (s1 - cc * T * T) / T;
+    if (cc < 0) { cc = 0; bp = s1 / T; }
+    std::printf("%-18s %6ld | %9.4f %9.4f | %9.4f %9.4f | %8.3f %8.3f | %10.3f %10.3f %10.3g | d2 blk %.4f step %.3f x%.2f\n",
+                name.c_str(), T, blk->eager_ms, blk->graph_ms, pe, pg, pe > 0 ? blk->graph_ms / pe : 0.0,
+                pg > 0 ? blk->graph_ms / pg : 0.0, step->graph_ms, half->graph_ms, cc, blk2->graph_ms, step2->graph_ms,
+                step->graph_ms / step2->graph_ms);
+    nlohmann::json row = {{"config", name}, {"tokens", T}, {"block_eager_ms", blk->eager_ms}, {"block_graph_ms", blk->graph_ms},
+                          {"peer_eager_ms", pe}, {"peer_graph_ms", pg}, {"step_eager_ms", step->eager_ms},
+                          {"step_graph_ms", step->graph_ms}, {"half_tokens_step_graph_ms", half->graph_ms},
+                          {"d2_rank_block_graph_ms", blk2->graph_ms}, {"d2_rank_step_graph_ms", step2->graph_ms},
+                          {"d2_compute_speedup", step->graph_ms / step2->graph_ms}};
+    std::printf("JSON %s\n", row.dump().c_str());
+    std::fflush(stdout);
+    prof << "  - model: " << name << "\n    description: measured, " << c->depth << " blocks, hidden " << c->hidden
+         << ", " << T << " tokens\n    stages:\n      step: {a_us: 0, b_us: " << b << ", bp_us: " << bp << ", c_us: " << cc << "}\n";
+  }
+  return 0;
+}

@@ -1,0 +1,682 @@
+#include "kernels/dit/gpu_forward.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <string>
+#include <tuple>
+
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+
+#include "kernels/attention/attention.hpp"
+#include "kernels/collectives/types.hpp"
+#include "kernels/dit/gpu_kernels.hpp"
+#include "kernels/dit/numerics.hpp"
+
+// One checking macro per library (house rule); both make an errc::io value naming the call.
+#define GFDIT_DIT_CUDA(call)                                                                        \
+  do {                                                                                              \
+    const cudaError_t e_ = (call);                                                                  \
+    if (e_ != cudaSuccess)                                                                          \
+      return ::gfdit::make_error(::gfdit::errc::io, std::string(#call) + ": " + cudaGetErrorString(e_) + \
+                                                        " (" + __FILE__ + ":" + std::to_string(__LINE__) + ")"); \
+  } while (0)
+#define GFDIT_DIT_CUBLAS(call)                                                                      \
+  do {                                                                                              \
+    const cublasStatus_t s_ = (call);                                                               \
+    if (s_ != CUBLAS_STATUS_SUCCESS)                                                                \
+      return ::gfdit::make_error(::gfdit::errc::io, std::string(#call) + ": cublas status " +       \
+                                                        std::to_string(static_cast<int>(s_)) + " (" + __FILE__ + ":" + \
+                                                        std::to_string(__LINE__) + ")");           \
+  } while (0)
+
+namespace gfdit::dit {
+
+namespace {
+
+using bf16 = gpu::bf16;
+
+
+struct dev_linear {
+  bf16* w = nullptr;
+  bf16* b = nullptr;
+  int out = 0, in = 0;
+};
+struct dev_block {
+  dev_linear ada, qkv, proj, fc1, fc2;
+};
+
+}  // namespace
+
+struct gpu_model::impl {
+  model_config c;
+  int device = 0;
+  cudaStream_t st = nullptr;
+  cublasLtHandle_t lt = nullptr;
+  void* ws = nullptr;
+  std::size_t ws_bytes = std::size_t{32} << 20;
+  std::vector<void*> allocs;
+  dev_linear x_embed, t_fc1, t_fc2, txt, final_ada, final_linear;
+  std::vector<dev_block> blocks;
+  std::vector<float> y_table;  // host copy (class rows are gathered on the host)
+  // Algorithm per (out, in): chosen once at a fixed reference row count, so the reduction
+  // order of every output element is the same for any token count.
+  std::map<std::tuple<int, int, bool>, cublasLtMatmulAlgo_t> algos;
+
+  // Activation buffers for the current (B, n).
+  int B = 0;
+  std::int64_t n = 0;
+  float *x = nullptr, *lse = nullptr, *cs = nullptr, *sn = nullptr, *pos = nullptr, *cextra = nullptr;
+  bf16 *hn = nullptr, *qkv = nullptr, *q = nullptr, *k = nullptr, *v = nullptr, *o = nullptr, *attn = nullptr,
+       *y = nullptr, *y2 = nullptr, *mod = nullptr, *silu_c = nullptr, *tin = nullptr, *tmid = nullptr, *tout = nullptr,
+       *img_in = nullptr, *txt_in = nullptr, *img_e = nullptr, *txt_e = nullptr, *fmod = nullptr, *out = nullptr;
+  std::vector<void*> act;
+  // Stage boundaries of block() for profile_block (null: not profiling).
+  std::vector<cudaEvent_t>* marks = nullptr;
+  // Timing only: the per-rank compute of Ulysses at this degree on one GPU (GEMMs and
+  // elementwise on n/degree rows, attention over all n tokens for heads/degree heads).
+  int emu_degree = 1;
+  std::size_t mark_i = 0;
+  void mark() {
+    if (marks && mark_i < marks->size()) cudaEventRecord((*marks)[mark_i++], st);
+  }
+
+  ~impl() {
+    if (st) cudaStreamSynchronize(st);
+    for (void* p : act) cudaFree(p);
+    for (void* p : allocs) cudaFree(p);
+    if (ws) cudaFree(ws);
+    if (lt) cublasLtDestroy(lt);
+    if (st) cudaStreamDestroy(st);
+  }
+
+  template <class T>
+  result<T*> alloc(std::size_t count, std::vector<void*>& into) {
+    void* p = nullptr;
+    GFDIT_DIT_CUDA(cudaMalloc(&p, std::max<std::size_t>(count, 1) * sizeof(T)));
+    into.push_back(p);
+    return static_cast<T*>(p);
+  }
+
+  result<void> init(const model_config& cfg, int dev) {
+    c = cfg;
+    device = dev;
+    GFDIT_DIT_CUDA(cudaSetDevice(dev));
+    GFDIT_DIT_CUDA(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+    GFDIT_DIT_CUBLAS(cublasLtCreate(&lt));
+    GFDIT_DIT_CUDA(cudaMalloc(&ws, ws_bytes));
+    return {};
+  }
+
+  result<dev_linear> linear_from(const std::vector<std::uint16_t>& w, const std::vector<std::uint16_t>& b) {
+    dev_linear L;
+    L.out = static_cast<int>(b.size());
+    L.in = static_cast<int>(w.size() / b.size());
+    auto pw = alloc<bf16>(w.size(), allocs);
+    if (!pw) return pw.err();
+    auto pb = alloc<bf16>(b.size(), allocs);
+    if (!pb) return pb.err();
+    L.w = *pw;
+    L.b = *pb;
+    GFDIT_DIT_CUDA(cudaMemcpy(L.w, w.data(), w.size() * 2, cudaMemcpyHostToDevice));
+    GFDIT_DIT_CUDA(cudaMemcpy(L.b, b.data(), b.size() * 2, cudaMemcpyHostToDevice));
+    return L;
+  }
+
+  result<dev_linear> linear_gen(int out, int in, std::uint64_t stream) {
+    dev_linear L{nullptr, nullptr, out, in};
+    auto pw = alloc<bf16>(static_cast<std::size_t>(out) * in, allocs);
+    if (!pw) return pw.err();
+    auto pb = alloc<bf16>(out, allocs);
+    if (!pb) return pb.err();
+    L.w = *pw;
+    L.b = *pb;
+    const long nw = static_cast<long>(out) * in;
+    gpu::generate(L.w, nw, splitmix64(stream), std::sqrt(3.0f / in), st);
+    gpu::generate(L.b, out, splitmix64(stream ^ 1), 0.02f, st);
+    GFDIT_DIT_CUDA(cudaGetLastError());
+    return L;
+  }
+
+  result<cublasLtMatmulAlgo_t> algo_for(int N, int K, bool gelu) {
+    auto it = algos.find({N, K, gelu});
+    if (it != algos.end()) return it->second;
+    constexpr int ref_rows = 4096;
+    cublasLtMatmulDesc_t op = nullptr;
+    cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
+    cublasLtMatmulPreference_t pref = nullptr;
+    GFDIT_DIT_CUBLAS(make_desc(&op, nullptr, gelu));
+    GFDIT_DIT_CUBLAS(cublasLtMatrixLayoutCreate(&a, CUDA_R_16BF, K, N, K));
+    GFDIT_DIT_CUBLAS(cublasLtMatrixLayoutCreate(&b, CUDA_R_16BF, K, ref_rows, K));
+    GFDIT_DIT_CUBLAS(cublasLtMatrixLayoutCreate(&d, CUDA_R_16BF, N, ref_rows, N));
+    GFDIT_DIT_CUBLAS(cublasLtMatmulPreferenceCreate(&pref));
+    GFDIT_DIT_CUBLAS(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws_bytes, sizeof(ws_bytes)));
+    cublasLtMatmulHeuristicResult_t res[8];
+    int found = 0;
+    const auto s = cublasLtMatmulAlgoGetHeuristic(lt, op, a, b, d, d, pref, 8, res, &found);
+    cublasLtMatmulPreferenceDestroy(pref);
+    cublasLtMatrixLayoutDestroy(a);
+    cublasLtMatrixLayoutDestroy(b);
+    cublasLtMatrixLayoutDestroy(d);
+    cublasLtMatmulDescDestroy(op);
+    if (s != CUBLAS_STATUS_SUCCESS || found == 0)
+      return make_error(errc::io, "dit gpu: no cuBLASLt algorithm for " + std::to_string(N) + "x" + std::to_string(K));
+    cublasLtMatmulAlgo_t al = res[0].algo;
+    // No split-K: a K split that depended on shape would change the summation order.
+    int one = 1;
+    cublasLtMatmulAlgoConfigSetAttribute(&al, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &one, sizeof(one));
+    algos.emplace(std::make_tuple(N, K, gelu), al);
+    return al;
+  }
+
+  cublasStatus_t make_desc(cublasLtMatmulDesc_t* op, const bf16* bias, bool gelu = false) {
+    auto s = cublasLtMatmulDescCreate(op, CUBLAS_COMPUTE_32F, CUDA_R_32F);
+    if (s != CUBLAS_STATUS_SUCCESS) return s;
+    const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+    cublasLtMatmulDescSetAttribute(*op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta));
+    cublasLtMatmulDescSetAttribute(*op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb));
+    const cublasLtEpilogue_t ep = gelu ? CUBLASLT_EPILOGUE_GELU_BIAS : CUBLASLT_EPILOGUE_BIAS;
+    s = cublasLtMatmulDescSetAttribute(*op, CUBLASLT_MATMUL_DESC_EPILOGUE, &ep, sizeof(ep));
+    if (s != CUBLAS_STATUS_SUCCESS) return s;
+    if (bias) s = cublasLtMatmulDescSetAttribute(*op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias));
+    return s;
+  }
+
+  // Y[M, out] = X[M, in] W^T + b (then tanh-GELU in the epilogue), bf16 in and out, fp32 accumulation.
+  result<void> gemm(const dev_linear& L, const bf16* X, std::int64_t M, bf16* Y, bool gelu = false) {
+    auto al = algo_for(L.out, L.in, gelu);
+    if (!al) return al.err();
+    cublasLtMatmulDesc_t op = nullptr;
+    cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
+    GFDIT_DIT_CUBLAS(make_desc(&op, L.b, gelu));
+    GFDIT_DIT_CUBLAS(cublasLtMatrixLayoutCreate(&a, CUDA_R_16BF, L.in, L.out, L.in));
+    GFDIT_DIT_CUBLAS(cublasLtMatrixLayoutCreate(&b, CUDA_R_16BF, L.in, M, L.in));
+    GFDIT_DIT_CUBLAS(cublasLtMatrixLayoutCreate(&d, CUDA_R_16BF, L.out, M, L.out));
+    const float alpha = 1.0f, beta = 0.0f;
+    const auto s = cublasLtMatmul(lt, op, &alpha, L.w, a, X, b, &beta, Y, d, Y, d, &*al, ws, ws_bytes, st);
+    cublasLtMatrixLayoutDestroy(a);
+    cublasLtMatrixLayoutDestroy(b);
+    cublasLtMatrixLayoutDestroy(d);
+    cublasLtMatmulDescDestroy(op);
+    GFDIT_DIT_CUBLAS(s);
+    return {};
+  }
+
+  result<void> ensure_buffers(int batch, std::int64_t tokens) {
+    if (batch == B && tokens == n) return {};
+    GFDIT_DIT_CUDA(cudaStreamSynchronize(st));
+    for (void* p : act) cudaFree(p);
+    act.clear();
+    B = batch;
+    n = tokens;
+    const std::size_t M = static_cast<std::size_t>(B) * n, H = c.hidden, Mlp = H * c.mlp_ratio;
+    const std::size_t NH = c.heads, D = c.head_dim();
+#define GFDIT_DIT_ALLOC(ptr, T, count)       \
+  {                                          \
+    auto r_ = alloc<T>((count), act);        \
+    if (!r_) return r_.err();                \
+    ptr = *r_;                               \
+  }
+    GFDIT_DIT_ALLOC(x, float, M * H);
+    GFDIT_DIT_ALLOC(hn, bf16, M * H);
+    GFDIT_DIT_ALLOC(qkv, bf16, M * 3 * H);
+    const std::size_t QK = M * NH * padded_head_dim();
+    GFDIT_DIT_ALLOC(q, bf16, QK);
+    GFDIT_DIT_ALLOC(k, bf16, QK);
+    GFDIT_DIT_ALLOC(v, bf16, QK);
+    GFDIT_DIT_ALLOC(o, bf16, QK);
+    // The padding columns stay zero for good: q.k and p.v gain exact zeros only.
+    GFDIT_DIT_CUDA(cudaMemsetAsync(q, 0, QK * sizeof(bf16), st));
+    GFDIT_DIT_CUDA(cudaMemsetAsync(k, 0, QK * sizeof(bf16), st));
+    GFDIT_DIT_CUDA(cudaMemsetAsync(v, 0, QK * sizeof(bf16), st));
+    GFDIT_DIT_ALLOC(lse, float, M * NH);
+    GFDIT_DIT_ALLOC(attn, bf16, M * H);
+    GFDIT_DIT_ALLOC(y, bf16, M * Mlp);
+    GFDIT_DIT_ALLOC(y2, bf16, M * H);
+    GFDIT_DIT_ALLOC(mod, bf16, static_cast<std::size_t>(B) * 6 * H * c.depth);
+    GFDIT_DIT_ALLOC(fmod, bf16, static_cast<std::size_t>(B) * 2 * H);
+    GFDIT_DIT_ALLOC(silu_c, bf16, static_cast<std::size_t>(B) * H);
+    GFDIT_DIT_ALLOC(cs, float, static_cast<std::size_t>(n) * D / 2);
+    GFDIT_DIT_ALLOC(sn, float, static_cast<std::size_t>(n) * D / 2);
+    GFDIT_DIT_ALLOC(out, bf16, M * c.patch_dim());
+#undef GFDIT_DIT_ALLOC
+    (void)NH;
+    return {};
+  }
+
+  // Head sizes the tensor-core attention takes: 64 and 128; others are zero-padded up to one.
+  int padded_head_dim() const { return c.head_dim() <= 64 ? 64 : c.head_dim() <= 128 ? 128 : c.head_dim(); }
+
+  result<void> attention_fwd() {
+    const int D = padded_head_dim();
+    if (D == 64 || D == 128) {
+      attention::problem p;
+      p.batch = B;
+      p.heads = c.heads / emu_degree;
+      p.seqlen = static_cast<int>(n);
+      p.head_dim = D;
+      p.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim()));  // of the real head size
+      attention::forward_args a;
+      a.q = q; a.k = k; a.v = v; a.o = o; a.lse = lse;
+      return attention::forward(p, a, st);
+    }
+    gpu::naive_attention(q, k, v, o, B * c.heads / emu_degree, static_cast<int>(n), D, st);
+    GFDIT_DIT_CUDA(cudaGetLastError());
+    return {};
+  }
+
+  // One block on x (mods for the block already in mod + blk*B*6H); rope tables optional.
+  result<void> block(int blk, bool rope) {
+    const dev_block& W = blocks[static_cast<std::size_t>(blk)];
+    const int H = c.hidden, NH = c.heads, D = c.head_dim();
+    const std::int64_t nl = n / emu_degree;  // rows this rank owns
+    const std::int64_t M = static_cast<std::int64_t>(B) * nl;
+    const bf16* md = mod + static_cast<std::size_t>(blk) * B * 6 * H;
+    mark_i = 0;
+    mark();
+    gpu::ln_mod(x, M, H, static_cast<int>(nl), md, 6 * H, 0, H, hn, st);
+    mark();
+    if (auto r = gemm(W.qkv, hn, M, qkv); !r) return r;
+    mark();
+    gpu::split_rope(qkv, q, k, v, rope ? cs : nullptr, rope ? sn : nullptr, B, static_cast<int>(nl), 0, static_cast<int>(nl), NH, D, padded_head_dim(), st);
+    mark();
+    if (auto r = attention_fwd(); !r) return r;
+    mark();
+    gpu::merge_heads(o, attn, B, static_cast<int>(nl), 0, static_cast<int>(nl), NH, D, padded_head_dim(), st);
+    mark();
+    if (auto r = gemm(W.proj, attn, M, y2); !r) return r;
+    mark();
+    gpu::gated_residual(x, y2, md, 6 * H, 2 * H, static_cast<int>(nl), H, M * H, st);
+    mark();
+    gpu::ln_mod(x, M, H, static_cast<int>(nl), md, 6 * H, 3 * H, 4 * H, hn, st);
+    mark();
+    if (auto r = gemm(W.fc1, hn, M, y, true); !r) return r;
+    mark();
+    if (auto r = gemm(W.fc2, y, M, y2); !r) return r;
+    mark();
+    gpu::gated_residual(x, y2, md, 6 * H, 5 * H, static_cast<int>(nl), H, M * H, st);
+    mark();
+    GFDIT_DIT_CUDA(cudaGetLastError());
+    return {};
+  }
+
+  // What `shards` Ulysses ranks compute, on one GPU: every row-wise stage (norms, GEMMs,
+  // residuals) runs per token shard with that shard's row count, attention per head group over
+  // all tokens. The all-to-all is the identity here (one memory), so the bits must equal block().
+  result<void> block_sharded(int blk, bool rope, int shards) {
+    const dev_block& W = blocks[static_cast<std::size_t>(blk)];
+    const int H = c.hidden, NH = c.heads, D = c.head_dim(), Dp = padded_head_dim(), HL = NH / shards;
+    const int Mlp = H * c.mlp_ratio;
+    const std::size_t per_sample = static_cast<std::size_t>(NH) * n * Dp;
+    for (int b = 0; b < B; ++b)
+      for (int s = 0; s < shards; ++s) {
+        const std::int64_t l0 = coll::shard_begin(n, shards, s), cnt = coll::shard_rows(n, shards, s), r0 = b * n + l0;
+        const bf16* md = mod + (static_cast<std::size_t>(blk) * B + b) * 6 * H;
+        gpu::ln_mod(x + r0 * H, cnt, H, static_cast<int>(cnt), md, 6 * H, 0, H, hn + r0 * H, st);
+        if (auto r = gemm(W.qkv, hn + r0 * H, cnt, qkv + r0 * 3 * H); !r) return r;
+        gpu::split_rope(qkv + r0 * 3 * H, q + b * per_sample, k + b * per_sample, v + b * per_sample, rope ? cs : nullptr,
+                        rope ? sn : nullptr, 1, static_cast<int>(cnt), static_cast<int>(l0), static_cast<int>(n), NH, D, Dp, st);
+      }
+    for (int b = 0; b < B; ++b)
+      for (int s = 0; s < shards; ++s) {
+        const std::size_t off = b * per_sample + static_cast<std::size_t>(s) * HL * n * Dp;
+        if (Dp == 64 || Dp == 128) {
+          attention::problem p;
+          p.heads = HL;
+          p.seqlen = static_cast<int>(n);
+          p.head_dim = Dp;
+          p.scale = 1.0f / std::sqrt(static_cast<float>(D));
+          attention::forward_args a;
+          a.q = q + off; a.k = k + off; a.v = v + off; a.o = o + off; a.lse = lse;
+          if (auto r = attention::forward(p, a, st); !r) return r;
+        } else {
+          gpu::naive_attention(q + off, k + off, v + off, o + off, HL, static_cast<int>(n), D, st);
+        }
+      }
+    for (int b = 0; b < B; ++b)
+      for (int s = 0; s < shards; ++s) {
+        const std::int64_t l0 = coll::shard_begin(n, shards, s), cnt = coll::shard_rows(n, shards, s), r0 = b * n + l0;
+        const bf16* md = mod + (static_cast<std::size_t>(blk) * B + b) * 6 * H;
+        gpu::merge_heads(o + b * per_sample, attn + r0 * H, 1, static_cast<int>(cnt), static_cast<int>(l0), static_cast<int>(n), NH, D, Dp, st);
+        if (auto r = gemm(W.proj, attn + r0 * H, cnt, y2 + r0 * H); !r) return r;
+        gpu::gated_residual(x + r0 * H, y2 + r0 * H, md, 6 * H, 2 * H, static_cast<int>(cnt), H, cnt * H, st);
+        gpu::ln_mod(x + r0 * H, cnt, H, static_cast<int>(cnt), md, 6 * H, 3 * H, 4 * H, hn + r0 * H, st);
+        if (auto r = gemm(W.fc1, hn + r0 * H, cnt, y + r0 * Mlp, true); !r) return r;
+        if (auto r = gemm(W.fc2, y + r0 * Mlp, cnt, y2 + r0 * H); !r) return r;
+        gpu::gated_residual(x + r0 * H, y2 + r0 * H, md, 6 * H, 5 * H, static_cast<int>(cnt), H, cnt * H, st);
+      }
+    GFDIT_DIT_CUDA(cudaGetLastError());
+    return {};
+  }
+
+  result<void> final_layer_sharded(int shards) {
+    const int H = c.hidden, P = c.patch_dim();
+    for (int b = 0; b < B; ++b)
+      for (int s = 0; s < shards; ++s) {
+        const std::int64_t l0 = coll::shard_begin(n, shards, s), cnt = coll::shard_rows(n, shards, s), r0 = b * n + l0;
+        gpu::ln_mod(x + r0 * H, cnt, H, static_cast<int>(cnt), fmod + static_cast<std::size_t>(b) * 2 * H, 2 * H, 0, H, hn + r0 * H, st);
+        if (auto r = gemm(final_linear, hn + r0 * H, cnt, out + r0 * P); !r) return r;
+      }
+    GFDIT_DIT_CUDA(cudaGetLastError());
+    return {};
+  }
+
+  result<void> final_layer() {
+    const int H = c.hidden;
+    const std::int64_t nl = n / emu_degree, M = static_cast<std::int64_t>(B) * nl;
+    gpu::ln_mod(x, M, H, static_cast<int>(nl), fmod, 2 * H, 0, H, hn, st);
+    if (auto r = gemm(final_linear, hn, M, out); !r) return r;
+    GFDIT_DIT_CUDA(cudaGetLastError());
+    return {};
+  }
+
+  // Modulations of every block and the final layer from silu_c.
+  result<void> modulations() {
+    for (int blk = 0; blk < c.depth; ++blk)
+      if (auto r = gemm(blocks[static_cast<std::size_t>(blk)].ada, silu_c, B, mod + static_cast<std::size_t>(blk) * B * 6 * c.hidden); !r) return r;
+    return gemm(final_ada, silu_c, B, fmod);
+  }
+
+  result<gpu_timing> time(int batch, std::int64_t tokens, int iters, bool whole_step) {
+    if (auto r = ensure_buffers(batch, tokens); !r) return r.err();
+    const std::size_t M = static_cast<std::size_t>(B) * n;
+    gpu::generate(hn, static_cast<long>(M * c.hidden), 77, 1.0f, st);
+    gpu::generate(silu_c, static_cast<long>(B) * c.hidden, 78, 1.0f, st);
+    GFDIT_DIT_CUDA(cudaGetLastError());
+    if (auto r = modulations(); !r) return r.err();
+    auto launch = [&]() -> result<void> {
+      const int nblk = whole_step ? c.depth : 1;
+      for (int b = 0; b < nblk; ++b)
+        if (auto r = block(b, c.pos == positional::rope); !r) return r;
+      return whole_step ? final_layer() : result<void>{};
+    };
+    auto reset = [&]() { cudaMemsetAsync(x, 0, M * c.hidden * sizeof(float), st); };
+    // Warm-up also chooses the GEMM algorithms outside any capture.
+    reset();
+    if (auto r = launch(); !r) return r.err();
+    GFDIT_DIT_CUDA(cudaStreamSynchronize(st));
+    cudaEvent_t e0, e1;
+    GFDIT_DIT_CUDA(cudaEventCreate(&e0));
+    GFDIT_DIT_CUDA(cudaEventCreate(&e1));
+    std::vector<float> eager, graph;
+    for (int i = 0; i < iters; ++i) {
+      GFDIT_DIT_CUDA(cudaEventRecord(e0, st));
+      if (auto r = launch(); !r) return r.err();
+      GFDIT_DIT_CUDA(cudaEventRecord(e1, st));
+      GFDIT_DIT_CUDA(cudaEventSynchronize(e1));
+      float ms = 0;
+      GFDIT_DIT_CUDA(cudaEventElapsedTime(&ms, e0, e1));
+      eager.push_back(ms);
+    }
+    cudaGraph_t g = nullptr;
+    cudaGraphExec_t ge = nullptr;
+    GFDIT_DIT_CUDA(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
+    auto captured = launch();
+    const auto end = cudaStreamEndCapture(st, &g);
+    if (!captured) return captured.err();
+    GFDIT_DIT_CUDA(end);
+    GFDIT_DIT_CUDA(cudaGraphInstantiate(&ge, g, 0));
+    GFDIT_DIT_CUDA(cudaGraphLaunch(ge, st));
+    GFDIT_DIT_CUDA(cudaStreamSynchronize(st));
+    for (int i = 0; i < iters; ++i) {
+      GFDIT_DIT_CUDA(cudaEventRecord(e0, st));
+      GFDIT_DIT_CUDA(cudaGraphLaunch(ge, st));
+      GFDIT_DIT_CUDA(cudaEventRecord(e1, st));
+      GFDIT_DIT_CUDA(cudaEventSynchronize(e1));
+      float ms = 0;
+      GFDIT_DIT_CUDA(cudaEventElapsedTime(&ms, e0, e1));
+      graph.push_back(ms);
+    }
+    cudaGraphExecDestroy(ge);
+    cudaGraphDestroy(g);
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
+    std::sort(eager.begin(), eager.end());
+    std::sort(graph.begin(), graph.end());
+    return gpu_timing{eager[eager.size() / 2], graph[graph.size() / 2]};
+  }
+};
+
+result<std::vector<std::pair<std::string, double>>> gpu_model::profile_block(int batch, std::int64_t tokens, int iters) {
+  impl& p = *impl_;
+  static const char* names[] = {"ln_mod1", "qkv_gemm", "split_rope", "attention", "merge_heads", "proj_gemm",
+                                "residual1", "ln_mod2", "fc1_gelu_gemm", "fc2_gemm", "residual2"};
+  constexpr std::size_t stages = sizeof(names) / sizeof(names[0]);
+  if (auto r = p.time(batch, tokens, 2, false); !r) return r.err();  // buffers, algorithms, warm-up
+  std::vector<cudaEvent_t> ev(stages + 1);
+  for (auto& e : ev) GFDIT_DIT_CUDA(cudaEventCreate(&e));
+  std::vector<std::vector<float>> t(stages);
+  p.marks = &ev;
+  for (int i = 0; i < iters; ++i) {
+    auto r = p.block(0, p.c.pos == positional::rope);
+    if (!r) { p.marks = nullptr; return r.err(); }
+    GFDIT_DIT_CUDA(cudaEventSynchronize(ev.back()));
+    for (std::size_t s = 0; s < stages; ++s) {
+      float ms = 0;
+      GFDIT_DIT_CUDA(cudaEventElapsedTime(&ms, ev[s], ev[s + 1]));
+      t[s].push_back(ms);
+    }
+  }
+  p.marks = nullptr;
+  for (auto& e : ev) cudaEventDestroy(e);
+  std::vector<std::pair<std::string, double>> out;
+  for (std::size_t s = 0; s < stages; ++s) {
+    std::sort(t[s].begin(), t[s].end());
+    out.emplace_back(names[s], t[s][t[s].size() / 2]);
+  }
+  return out;
+}
+
+bool gpu_available() noexcept {
+  int n = 0;
+  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
+}
+
+gpu_model::gpu_model(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
+gpu_model::~gpu_model() = default;
+
+result<std::unique_ptr<gpu_model>> gpu_model::upload(const model& m, int device) {
+  if (!gpu_available()) return make_error(errc::not_found, "dit gpu: no CUDA device");
+  auto p = std::make_unique<impl>();
+  if (auto r = p->init(m.config(), device); !r) return r.err();
+  const auto& t = m.tensors();
+  auto lin = [&](const std::string& name) { return p->linear_from(t.at(name + ".weight"), t.at(name + ".bias")); };
+#define GFDIT_DIT_LIN(dst, name)   \
+  {                                \
+    auto r_ = lin(name);           \
+    if (!r_) return r_.err();      \
+    dst = *r_;                     \
+  }
+  GFDIT_DIT_LIN(p->x_embed, "x_embed");
+  GFDIT_DIT_LIN(p->t_fc1, "t_embed.fc1");
+  GFDIT_DIT_LIN(p->t_fc2, "t_embed.fc2");
+  if (m.config().cond == conditioning::text) {
+    GFDIT_DIT_LIN(p->txt, "txt_embed");
+  } else {
+    const auto& y = t.at("y_embed.table");
+    p->y_table.resize(y.size());
+    for (std::size_t i = 0; i < y.size(); ++i) p->y_table[i] = from_bf16(y[i]);
+  }
+  for (int i = 0; i < m.config().depth; ++i) {
+    const std::string b = "blocks." + std::to_string(i);
+    dev_block d;
+    GFDIT_DIT_LIN(d.ada, b + ".ada");
+    GFDIT_DIT_LIN(d.qkv, b + ".qkv");
+    GFDIT_DIT_LIN(d.proj, b + ".proj");
+    GFDIT_DIT_LIN(d.fc1, b + ".fc1");
+    GFDIT_DIT_LIN(d.fc2, b + ".fc2");
+    p->blocks.push_back(d);
+  }
+  GFDIT_DIT_LIN(p->final_ada, "final.ada");
+  GFDIT_DIT_LIN(p->final_linear, "final.linear");
+#undef GFDIT_DIT_LIN
+  return std::unique_ptr<gpu_model>(new gpu_model(std::move(p)));
+}
+
+result<std::unique_ptr<gpu_model>> gpu_model::generate(const model_config& c, std::uint64_t seed, int device) {
+  if (auto v = validate(c); !v) return v.err();
+  if (!gpu_available()) return make_error(errc::not_found, "dit gpu: no CUDA device");
+  auto p = std::make_unique<impl>();
+  if (auto r = p->init(c, device); !r) return r.err();
+  const int H = c.hidden;
+  std::uint64_t s = seed;
+  auto gen = [&](dev_linear& dst, int out, int in) -> result<void> {
+    auto r = p->linear_gen(out, in, ++s);
+    if (!r) return r.err();
+    dst = *r;
+    return {};
+  };
+  for (int i = 0; i < c.depth; ++i) {
+    dev_block d;
+    if (auto r = gen(d.ada, 6 * H, H); !r) return r.err();
+    if (auto r = gen(d.qkv, 3 * H, H); !r) return r.err();
+    if (auto r = gen(d.proj, H, H); !r) return r.err();
+    if (auto r = gen(d.fc1, H * c.mlp_ratio, H); !r) return r.err();
+    if (auto r = gen(d.fc2, H, H * c.mlp_ratio); !r) return r.err();
+    p->blocks.push_back(d);
+  }
+  if (auto r = gen(p->final_ada, 2 * H, H); !r) return r.err();
+  if (auto r = gen(p->final_linear, c.patch_dim(), H); !r) return r.err();
+  GFDIT_DIT_CUDA(cudaStreamSynchronize(p->st));
+  return std::unique_ptr<gpu_model>(new gpu_model(std::move(p)));
+}
+
+result<gpu_timing> gpu_model::time_block(int batch, std::int64_t tokens, int iters) {
+  return impl_->time(batch, tokens, iters, false);
+}
+result<gpu_timing> gpu_model::time_step(int batch, std::int64_t tokens, int iters) {
+  return impl_->time(batch, tokens, iters, true);
+}
+result<gpu_timing> gpu_model::time_rank_compute(int batch, std::int64_t tokens, int degree, bool whole_step, int iters) {
+  if (degree < 1 || impl_->c.heads % degree != 0 || tokens % degree != 0)
+    return make_error(errc::invalid_argument, "dit gpu: degree must divide the heads and the tokens");
+  impl_->emu_degree = degree;
+  auto r = impl_->time(batch, tokens, iters, whole_step);
+  impl_->emu_degree = 1;
+  return r;
+}
+
+result<std::vector<float>> gpu_model::forward(const forward_input& in, int shards) {
+  impl& p = *impl_;
+  const model_config& c = p.c;
+  const int B = in.batch, H = c.hidden, P = c.patch_dim(), D = c.head_dim();
+  const bool text = c.cond == conditioning::text;
+  const std::int64_t NI = c.image_tokens(), NT = text ? c.text_tokens : 0, N = NI + NT;
+  if (static_cast<std::int64_t>(in.image.size()) != B * NI * P || static_cast<int>(in.timesteps.size()) != B ||
+      (!text && static_cast<int>(in.labels.size()) != B) || (text && static_cast<std::int64_t>(in.text.size()) != B * NT * c.text_dim))
+    return make_error(errc::invalid_argument, "dit gpu forward: inputs have the wrong sizes (degree 1: the whole latent)");
+  if (p.blocks.empty() || p.x_embed.w == nullptr) return make_error(errc::state, "dit gpu forward: needs uploaded weights");
+  if (shards < 1 || c.heads % shards != 0 || shards > N)
+    return make_error(errc::invalid_argument, "dit gpu forward: shards must divide the heads");
+  if (auto r = p.ensure_buffers(B, N); !r) return r.err();
+  std::vector<void*> tmp;
+  auto cleanup = [&]() { cudaStreamSynchronize(p.st); for (void* q : tmp) cudaFree(q); };
+  auto run = [&]() -> result<std::vector<float>> {
+    // Host-side inputs: bf16 patches and text, sinusoidal timestep features, class rows,
+    // position tables (the same formulas as the CPU path).
+    std::vector<std::uint16_t> img(in.image.size()), txt(in.text.size()), tf(static_cast<std::size_t>(B) * 256);
+    for (std::size_t i = 0; i < img.size(); ++i) img[i] = to_bf16(in.image[i]);
+    for (std::size_t i = 0; i < txt.size(); ++i) txt[i] = to_bf16(in.text[i]);
+    for (int b = 0; b < B; ++b)
+      for (int k = 0; k < 128; ++k) {
+        const double w = std::exp(-std::log(10000.0) * k / 128.0);
+        tf[b * 256 + k] = to_bf16(static_cast<float>(std::cos(in.timesteps[b] * w)));
+        tf[b * 256 + 128 + k] = to_bf16(static_cast<float>(std::sin(in.timesteps[b] * w)));
+      }
+    std::vector<float> extra;
+    if (!text) {
+      extra.resize(static_cast<std::size_t>(B) * H);
+      for (int b = 0; b < B; ++b)
+        for (int i = 0; i < H; ++i) extra[b * H + i] = p.y_table[static_cast<std::size_t>(in.labels[b]) * H + i];
+    }
+    std::vector<float> pos, cs, sn;
+    if (c.pos == positional::sincos) {
+      pos.assign(static_cast<std::size_t>(NI) * H, 0.0f);
+      const int axes = c.video() ? 3 : 2, per = 2 * (H / (2 * axes));
+      for (std::int64_t t = 0; t < NI; ++t) {
+        const std::int64_t hw = static_cast<std::int64_t>(c.grid_h()) * c.grid_w();
+        const int coord[3] = {static_cast<int>(t % hw / c.grid_w()), static_cast<int>(t % c.grid_w()), static_cast<int>(t / hw)};
+        for (int a = 0; a < axes; ++a)
+          for (int k = 0; k < per / 2; ++k) {
+            const double w = std::pow(10000.0, -static_cast<double>(k) / (per / 2));
+            pos[t * H + a * per + k] = static_cast<float>(std::sin(coord[a] * w));
+            pos[t * H + a * per + per / 2 + k] = static_cast<float>(std::cos(coord[a] * w));
+          }
+      }
+    } else {
+      cs.assign(static_cast<std::size_t>(N) * D / 2, 1.0f);
+      sn.assign(cs.size(), 0.0f);
+      const int a = 2 * (D / 6), dt = D - 2 * a;
+      const int seg[3] = {dt, a, a};
+      for (std::int64_t g = NT; g < N; ++g) {
+        const std::int64_t t = g - NT, hw = static_cast<std::int64_t>(c.grid_h()) * c.grid_w();
+        const int coord[3] = {static_cast<int>(t / hw), static_cast<int>(t % hw / c.grid_w()), static_cast<int>(t % c.grid_w())};
+        int off = 0;
+        for (int ax = 0; ax < 3; ++ax) {
+          for (int i = 0; i < seg[ax] / 2; ++i) {
+            const double ang = coord[ax] * std::pow(static_cast<double>(c.rope_theta), -2.0 * i / seg[ax]);
+            cs[g * (D / 2) + off / 2 + i] = static_cast<float>(std::cos(ang));
+            sn[g * (D / 2) + off / 2 + i] = static_cast<float>(std::sin(ang));
+          }
+          off += seg[ax];
+        }
+      }
+    }
+    auto up = [&](const void* src, std::size_t bytes) -> result<void*> {
+      void* d = nullptr;
+      GFDIT_DIT_CUDA(cudaMalloc(&d, std::max<std::size_t>(bytes, 1)));
+      tmp.push_back(d);
+      if (src && bytes) GFDIT_DIT_CUDA(cudaMemcpyAsync(d, src, bytes, cudaMemcpyHostToDevice, p.st));
+      return d;
+    };
+#define GFDIT_DIT_UP(var, T, src, bytes) \
+  T var = nullptr;                       \
+  {                                      \
+    auto r_ = up((src), (bytes));        \
+    if (!r_) return r_.err();            \
+    var = static_cast<T>(*r_);           \
+  }
+    GFDIT_DIT_UP(d_img, bf16*, img.data(), img.size() * 2);
+    GFDIT_DIT_UP(d_txt, bf16*, txt.data(), txt.size() * 2);
+    GFDIT_DIT_UP(d_tf, bf16*, tf.data(), tf.size() * 2);
+    GFDIT_DIT_UP(d_extra, float*, extra.data(), extra.size() * 4);
+    GFDIT_DIT_UP(d_pos, float*, pos.data(), pos.size() * 4);
+    GFDIT_DIT_UP(d_t1, bf16*, nullptr, static_cast<std::size_t>(B) * H * 2);
+    GFDIT_DIT_UP(d_t2, bf16*, nullptr, static_cast<std::size_t>(B) * H * 2);
+    GFDIT_DIT_UP(d_img_e, bf16*, nullptr, static_cast<std::size_t>(B * NI) * H * 2);
+    GFDIT_DIT_UP(d_txt_e, bf16*, nullptr, static_cast<std::size_t>(B * NT) * H * 2);
+#undef GFDIT_DIT_UP
+    if (!cs.empty()) {
+      GFDIT_DIT_CUDA(cudaMemcpyAsync(p.cs, cs.data(), cs.size() * 4, cudaMemcpyHostToDevice, p.st));
+      GFDIT_DIT_CUDA(cudaMemcpyAsync(p.sn, sn.data(), sn.size() * 4, cudaMemcpyHostToDevice, p.st));
+    }
+    if (auto r = p.gemm(p.t_fc1, d_tf, B, d_t1); !r) return r.err();
+    gpu::silu(d_t1, static_cast<long>(B) * H, p.st);
+    if (auto r = p.gemm(p.t_fc2, d_t1, B, d_t2); !r) return r.err();
+    gpu::cond(d_t2, text ? nullptr : d_extra, p.silu_c, static_cast<long>(B) * H, p.st);
+    if (auto r = p.gemm(p.x_embed, d_img, B * NI, d_img_e); !r) return r.err();
+    if (text)
+      if (auto r = p.gemm(p.txt, d_txt, B * NT, d_txt_e); !r) return r.err();
+    gpu::assemble(p.x, d_txt_e, d_img_e, pos.empty() ? nullptr : d_pos, B, static_cast<int>(NT), static_cast<int>(NI), H, p.st);
+    GFDIT_DIT_CUDA(cudaGetLastError());
+    if (auto r = p.modulations(); !r) return r.err();
+    for (int blk = 0; blk < c.depth; ++blk)
+      if (auto r = shards == 1 ? p.block(blk, c.pos == positional::rope) : p.block_sharded(blk, c.pos == positional::rope, shards); !r)
+        return r.err();
+    if (auto r = shards == 1 ? p.final_layer() : p.final_layer_sharded(shards); !r) return r.err();
+    std::vector<std::uint16_t> o(static_cast<std::size_t>(B * N) * P);
+    GFDIT_DIT_CUDA(cudaMemcpyAsync(o.data(), p.out, o.size() * 2, cudaMemcpyDeviceToHost, p.st));
+    GFDIT_DIT_CUDA(cudaStreamSynchronize(p.st));
+    std::vector<float> res(static_cast<std::size_t>(B * NI) * P);
+    for (int b = 0; b < B; ++b)
+      for (std::int64_t t = 0; t < NI; ++t)
+        for (int j = 0; j < P; ++j) res[(b * NI + t) * P + j] = from_bf16(o[((b * N) + NT + t) * P + j]);
+    return res;
+  };
+  auto r = run();
+  cleanup();
+  return r;
+}
+
+}  // namespace gfdit::dit

@@ -1,0 +1,54 @@
+#pragma once
+// The DiT on one GPU (degree 1): bf16 weights and activations, fp32 residual stream, cuBLASLt
+// GEMMs whose algorithm is chosen once per weight shape (at a fixed reference row count, never
+// per call), fused elementwise kernels, the deterministic attention forward, and CUDA graphs
+// per (batch, tokens) for the timing paths. Without CUDA every entry point returns an error.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/result.hpp"
+#include "kernels/dit/forward.hpp"
+#include "kernels/dit/model.hpp"
+
+namespace gfdit::dit {
+
+bool gpu_available() noexcept;
+
+struct gpu_timing {
+  double eager_ms = 0;  // median over iterations, launches issued one by one
+  double graph_ms = 0;  // median, the same launches replayed from a CUDA graph
+};
+
+class gpu_model {
+ public:
+  // Uploads a host model's weights.
+  static result<std::unique_ptr<gpu_model>> upload(const model& m, int device = 0);
+  // Weights generated on the device from the seed (benchmarks of large configs: no host copy).
+  static result<std::unique_ptr<gpu_model>> generate(const model_config& c, std::uint64_t seed, int device = 0);
+  ~gpu_model();
+
+  // Same contract as forward_cpu at degree 1. shards > 1 computes what that many Ulysses ranks
+  // would (row-wise work per token shard, attention per head group) on this one GPU, with the
+  // all-to-all as the identity: the bits must not change.
+  result<std::vector<float>> forward(const forward_input& in, int shards = 1);
+  // One block (block 0) at (batch, sequence tokens), on synthetic activations.
+  result<gpu_timing> time_block(int batch, std::int64_t tokens, int iters);
+  // All blocks plus the final layer: one denoising step's transformer work.
+  result<gpu_timing> time_step(int batch, std::int64_t tokens, int iters);
+  // One rank's compute under Ulysses at `degree` (no all-to-all): GEMMs and elementwise work on
+  // tokens/degree rows, attention over all tokens for heads/degree heads. A bound on scaling.
+  result<gpu_timing> time_rank_compute(int batch, std::int64_t tokens, int degree, bool whole_step, int iters);
+  // Median time of each stage of one block (eager), in milliseconds, in launch order.
+  result<std::vector<std::pair<std::string, double>>> profile_block(int batch, std::int64_t tokens, int iters);
+
+  struct impl;
+
+ private:
+  explicit gpu_model(std::unique_ptr<impl> p);
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace gfdit::dit

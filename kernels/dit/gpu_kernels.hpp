@@ -1,0 +1,29 @@
+#pragma once
+// Launchers of the DiT's CUDA kernels (enqueue on `st`; check cudaGetLastError after).
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+namespace gfdit::dit::gpu {
+
+using bf16 = __nv_bfloat16;
+
+// y = LN(x) * (1 + mod[scale_off..]) + mod[shift_off..]; one mod row per `rows_per_sample` rows.
+void ln_mod(const float* x, long rows, int H, int rows_per_sample, const bf16* mod, int mod_stride, int shift_off,
+            int scale_off, bf16* y, cudaStream_t st);
+// [B*nloc, 3, NH, D] -> q, k, v [B, NH, ntot, Dp] at tokens l0.. (columns D..Dp untouched: zero
+// padding up to a head size the tensor-core attention takes), rotating q and k by per-token
+// cos/sin [ntot, D/2] (null: none).
+void split_rope(const bf16* qkv, bf16* q, bf16* k, bf16* v, const float* cs, const float* sn, int B, int nloc, int l0,
+                int ntot, int NH, int D, int Dp, cudaStream_t st);
+// [B, NH, ntot, Dp] tokens l0..l0+nloc -> [B*nloc, NH*D]
+void merge_heads(const bf16* o, bf16* y, int B, int nloc, int l0, int ntot, int NH, int D, int Dp, cudaStream_t st);
+void gated_residual(float* x, const bf16* y, const bf16* mod, int mod_stride, int gate_off, int rows_per_sample,
+                    int H, long total, cudaStream_t st);
+void gelu(bf16* y, long total, cudaStream_t st);  // tanh approximation, in place
+void silu(bf16* y, long total, cudaStream_t st);
+void cond(const bf16* t, const float* extra, bf16* out, long total, cudaStream_t st);  // silu(t + extra)
+void assemble(float* x, const bf16* txt, const bf16* img, const float* pos, int B, int nt, int ni, int H, cudaStream_t st);
+void naive_attention(const bf16* q, const bf16* k, const bf16* v, bf16* o, int BH, int n, int D, cudaStream_t st);
+void generate(bf16* w, long count, unsigned long long stream, float scale, cudaStream_t st);
+
+}  // namespace gfdit::dit::gpu

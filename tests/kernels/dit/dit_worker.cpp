@@ -1,0 +1,161 @@
+// One rank of the DiT layout-invariance scenarios: `gfdit_dit_worker <scenario> <rank> <size>
+// <dir> <config> <sampler>`. Every rank joins one host-backend World; trajectories then run on
+// groups of it (degree 1, 2, 4, member orders permuted, and 1 -> 2 -> 1 in mid-trajectory), each
+// ending with a reshard of the latent to rank 0, which compares the final latents bit for bit.
+// The exit code is the number of failed checks.
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "common/hash.hpp"
+#include "kernels/collectives/file_rendezvous.hpp"
+#include "kernels/collectives/world.hpp"
+#include "kernels/dit/model.hpp"
+#include "kernels/dit/sampler.hpp"
+
+using namespace gfdit;
+
+namespace {
+
+struct segment {
+  std::vector<std::int32_t> members;
+  int end_step;  // runs from the previous segment's end
+  bool cfg = false;  // CFG-parallel: first half of `members` conditional, second half unconditional
+};
+
+int fail(int rank, const std::string& what) {
+  std::fprintf(stderr, "[rank %d] FAILED: %s\n", rank, what.c_str());
+  return 1;
+}
+
+std::uint64_t bits_hash(const std::vector<float>& v) {
+  std::uint64_t h = 0;
+  for (float x : v) {
+    std::uint32_t u;
+    std::memcpy(&u, &x, 4);
+    h = splitmix64(h ^ u);
+  }
+  return h;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 7) {
+    std::fprintf(stderr, "usage: %s <scenario> <rank> <size> <dir> <config> <flow|ddim>\n", argv[0]);
+    return 100;
+  }
+  const std::string scenario = argv[1];
+  const int rank = std::atoi(argv[2]), size = std::atoi(argv[3]);
+  coll::file_rendezvous rv(argv[4], rank, size);
+  coll::world_options opts;
+  opts.backend = coll::backend_kind::host;
+  opts.buffer_bytes = std::size_t{2} << 20;
+  opts.channels = 3;  // two Ulysses groups side by side (CFG-parallel) and their pairs
+  opts.timeout = std::chrono::milliseconds(60000);
+  auto world = coll::World::create(rv, opts);
+  if (!world) return fail(rank, "world: " + world.err().what);
+  coll::World& w = **world;
+
+  auto cfg = dit::stock_config(argv[5]);
+  if (!cfg) return fail(rank, cfg.err().what);
+  auto m = dit::model::generate(*cfg, 7);
+  if (!m) return fail(rank, m.err().what);
+  dit::request req;
+  req.seed = 42;
+  req.steps = 3;
+  req.guidance = 4.0f;
+  req.sampler = std::string(argv[6]) == "ddim" ? dit::sampler_kind::ddim : dit::sampler_kind::flow_euler;
+  req.shift = req.sampler == dit::sampler_kind::flow_euler ? 3.0f : 1.0f;
+  req.class_label = 3;
+  if (cfg->cond == dit::conditioning::text) req.text = dit::seeded_text(*cfg, 5);
+
+  std::uint64_t epoch = 1;
+  auto make_layout = [&](const segment& seg) {
+    const std::uint64_t e = epoch;
+    epoch += 4;
+    return dit::form_layout(w, seg.members, seg.cfg, e);
+  };
+  // Runs one trajectory over `segs`; returns the full latent on rank 0 (empty elsewhere).
+  auto trajectory = [&](const std::vector<segment>& segs) -> result<std::vector<float>> {
+    auto l = make_layout(segs[0]);
+    if (!l) return l.err();
+    std::vector<float> shard;
+    if (l->active) shard = dit::initial_latent(*cfg, req, l->sp.degree(), l->sp.index());
+    int step = 0;
+    for (std::size_t s = 0; s < segs.size(); ++s) {
+      if (l->active) {
+        if (auto r = dit::denoise(*m, req, step, segs[s].end_step, l->sp, shard); !r) return r.err();
+      }
+      step = segs[s].end_step;
+      const segment next_seg = s + 1 < segs.size() ? segs[s + 1] : segment{{0}, step};
+      auto next = make_layout(next_seg);
+      if (!next) return next.err();
+      // The latent moves from the holder group; under CFG-parallel the new unconditional half
+      // gets its copy by a second reshard from the same holder.
+      std::vector<float> moved;
+      if (l->holder.is_member() || next->holder.is_member()) {
+        auto mv = dit::reshard(w, l->holder, next->holder, *cfg, shard);
+        if (!mv) return mv.err();
+        moved = std::move(*mv);
+      }
+      if (next->cfg_parallel && (l->holder.is_member() || next->uncond.is_member())) {
+        auto mv = dit::reshard(w, l->holder, next->uncond, *cfg, shard);
+        if (!mv) return mv.err();
+        if (next->uncond.is_member()) moved = std::move(*mv);
+      }
+      shard = std::move(moved);
+      l = std::move(next);
+    }
+    return rank == 0 ? shard : std::vector<float>{};
+  };
+
+  const int S = req.steps;
+  std::vector<std::pair<std::string, std::vector<segment>>> runs;
+  if (scenario == "invariance") {
+    runs = {
+        {"degree 1", {{{0}, S}}},
+        {"degree 2", {{{0, 1}, S}}},
+        {"degree 4", {{{0, 1, 2, 3}, S}}},
+        {"degree 4, members permuted", {{{2, 0, 3, 1}, S}}},
+        {"degree 1 -> 2 -> 1", {{{0}, 1}, {{0, 1}, 2}, {{0}, S}}},
+        {"degree 2 on ranks {3,2} -> 4 -> 1 on rank 1", {{{3, 2}, 1}, {{0, 1, 2, 3}, 2}, {{1}, S}}},
+        {"CFG-parallel x degree 2", {{{0, 1, 2, 3}, S, true}}},
+        {"CFG-parallel x 1 -> degree 4 -> CFG-parallel x 2 (swapped)", {{{0, 1}, 1, true}, {{0, 1, 2, 3}, 2}, {{2, 3, 1, 0}, S, true}}},
+    };
+  } else {
+    return fail(rank, "unknown scenario " + scenario);
+  }
+  if (size < 4) return fail(rank, "invariance needs 4 ranks");
+
+  int failures = 0;
+  std::vector<float> first;
+  for (const auto& [name, segs] : runs) {
+    auto out = trajectory(segs);
+    if (!out) {
+      failures += fail(rank, name + ": " + out.err().what);
+      break;  // the other ranks would wait on a collective this rank skipped
+    }
+    if (rank != 0) continue;
+    if (out->size() != static_cast<std::size_t>(cfg->image_tokens() * cfg->patch_dim())) {
+      failures += fail(rank, name + ": final latent has the wrong size");
+      continue;
+    }
+    bool finite = true;
+    for (float x : *out) finite = finite && std::isfinite(x);
+    if (!finite) failures += fail(rank, name + ": final latent is not finite");
+    std::printf("%-44s hash %016llx\n", name.c_str(), static_cast<unsigned long long>(bits_hash(*out)));
+    if (first.empty()) {
+      first = *out;
+    } else if (std::memcmp(first.data(), out->data(), first.size() * sizeof(float)) != 0) {
+      std::size_t diff = 0;
+      for (std::size_t i = 0; i < first.size(); ++i) diff += std::memcmp(&first[i], &(*out)[i], 4) != 0;
+      failures += fail(rank, name + ": final latent differs from degree 1 in " + std::to_string(diff) + " of " +
+                                 std::to_string(first.size()) + " elements");
+    }
+  }
+  std::fflush(stdout);
+  return failures > 100 ? 100 : failures;
+}
