@@ -4,6 +4,8 @@
 
 #include "messages/catalog.hpp"
 #include "messages/example.hpp"
+#include "messages/membership.hpp"
+#include "messages/serving.hpp"
 #include "messages/system.hpp"
 
 namespace gfdit {
@@ -26,6 +28,10 @@ void register_builtin_messages(catalog& c) {
           msg::parameter_value, msg::heartbeat, msg::log_line, msg::delivery_failure,
           msg::node_hello>(c);
   add_all<msg::ping, msg::pong>(c);
+  add_all<msg::generate_request, msg::admitted, msg::rejected, msg::artifact, msg::task_assign,
+          msg::task_done, msg::reshard, msg::preempt, msg::cancel, msg::request_done,
+          msg::worker_hello, msg::worker_heartbeat, msg::form_group, msg::dissolve_group,
+          msg::group_view, msg::worker_down>(c);
 }
 
 }  // namespace gfdit

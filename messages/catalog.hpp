@@ -42,7 +42,8 @@ class catalog {
       if (!h) return h.err();
       return gfdit::to_json(h->get());
     };
-    auto h = unpack_bounded(encode(T{}));
+    const std::string defaults = encode(T{});  // the handle references these bytes
+    auto h = unpack_bounded(defaults);
     return add_entry({std::string(T::type_name), type_id_of<T>, T::type_version,
                       h ? schema_of(h->get()) : nlohmann::json{}, std::move(render)});
   }

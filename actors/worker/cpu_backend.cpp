@@ -1,0 +1,243 @@
+#include "actors/worker/cpu_backend.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include "common/hash.hpp"
+#include "kernels/collectives/file_rendezvous.hpp"
+
+namespace gfdit {
+
+namespace {
+
+constexpr float flow_shift = 3.0f;
+
+std::string layout_error(const msg::artifact& a, std::int32_t rank, const char* what) {
+  return "cpu backend: worker " + std::to_string(rank) + " " + what + " of request " +
+         std::to_string(a.request_id) + " (layout '" + a.layout + "')";
+}
+
+bool contains(std::span<const std::int32_t> xs, std::int32_t x) {
+  return std::find(xs.begin(), xs.end(), x) != xs.end();
+}
+
+// My token shard of a whole latent under a group of `degree` where I am member `index`.
+std::vector<float> slice(const dit::model_config& c, std::span<const float> whole, int degree, int index) {
+  const auto s = dit::token_shard(c.image_tokens(), degree, index);
+  const auto P = static_cast<std::size_t>(c.patch_dim());
+  return {whole.begin() + static_cast<std::ptrdiff_t>(static_cast<std::size_t>(s.begin) * P),
+          whole.begin() + static_cast<std::ptrdiff_t>(static_cast<std::size_t>(s.begin + s.count) * P)};
+}
+
+}  // namespace
+
+result<dit::model_config> cpu_model_config(std::string_view model, std::int32_t width_px,
+                                           std::int32_t height_px) {
+  const std::string_view stock = model == "dit-tiny" ? std::string_view("tiny-dit") : model;
+  auto c = dit::stock_config(stock);
+  if (!c) return make_error(errc::not_found, "cpu backend: no DiT config for model '" + std::string(model) + "'");
+  if (c->cond != dit::conditioning::class_label || c->video())
+    return make_error(errc::invalid_argument, "cpu backend: serves class-conditional image DiTs only, not '" +
+                                                  std::string(model) + "'");
+  if (width_px <= 0 || height_px <= 0 || width_px % (8 * c->patch_w) != 0 || height_px % (8 * c->patch_h) != 0)
+    return make_error(errc::invalid_argument, "cpu backend: " + std::to_string(width_px) + "x" +
+                                                  std::to_string(height_px) + " is not whole patches of '" +
+                                                  std::string(model) + "'");
+  c->name = std::string(model);
+  c->width = width_px / 8;
+  c->height = height_px / 8;
+  if (auto v = dit::validate(*c); !v) return v.err();
+  return *c;
+}
+
+dit::request cpu_request(const dit::model_config& c, const msg::generate_request& r) {
+  dit::request q;
+  q.seed = r.seed;
+  q.steps = r.steps;
+  q.sampler = dit::sampler_kind::flow_euler;
+  q.guidance = static_cast<float>(r.guidance);
+  q.shift = flow_shift;
+  q.class_label = c.num_classes > 0 ? static_cast<int>(r.seed % static_cast<std::uint64_t>(c.num_classes)) : 0;
+  return q;
+}
+
+std::uint64_t latent_hash(std::span<const float> latent) {
+  std::uint64_t h = 0x6c6174656e74ull;  // "latent"
+  for (float x : latent) {
+    std::uint32_t u;
+    std::memcpy(&u, &x, sizeof u);
+    h = splitmix64(h ^ u);
+  }
+  return splitmix64(h ^ latent.size());
+}
+
+result<std::unique_ptr<cpu_backend>> cpu_backend::create(const cpu_backend_config& cfg, clock_fn now_us) {
+  if (cfg.world_dir.empty()) return make_error(errc::invalid_argument, "cpu backend: world_dir is empty");
+  if (cfg.world_size < 1 || cfg.world_size > coll::max_world_size || cfg.rank < 0 || cfg.rank >= cfg.world_size)
+    return make_error(errc::invalid_argument, "cpu backend: rank " + std::to_string(cfg.rank) +
+                                                  " outside a world of " + std::to_string(cfg.world_size));
+  coll::file_rendezvous rv(cfg.world_dir, cfg.rank, cfg.world_size);
+  coll::world_options o;
+  o.backend = coll::backend_kind::host;
+  o.buffer_bytes = std::size_t{1} << 20;  // a tiny DiT's q/k/v and latent fit in one round
+  o.channels = 1;                         // one group at a time per worker; reshard has its own
+  o.timeout = cfg.collective_timeout;
+  auto w = coll::World::create(rv, o);
+  if (!w) return make_error(w.err().code, "cpu backend: joining the world: " + w.err().what);
+  return std::unique_ptr<cpu_backend>(new cpu_backend(cfg, std::move(now_us), std::move(*w)));
+}
+
+result<const dit::model*> cpu_backend::model_for(const msg::generate_request& r) {
+  auto c = cpu_model_config(r.model, r.width, r.height);
+  if (!c) return c.err();
+  const std::string key = r.model + "/" + std::to_string(c->height) + "x" + std::to_string(c->width);
+  auto it = models_.find(key);
+  if (it == models_.end()) {
+    // Seeded weights are a pure function of (seed, tensor, index): every worker has the same.
+    auto m = dit::model::generate(*c, cfg_.weight_seed);
+    if (!m) return m.err();
+    it = models_.emplace(key, std::move(*m)).first;
+  }
+  return &it->second;
+}
+
+const cpu_backend::held* cpu_backend::find(const msg::artifact& a) const {
+  auto it = held_.find(a.request_id);
+  if (it == held_.end() || it->second.holders != a.holders || it->second.steps_done != a.steps_done ||
+      it->second.replicated != (a.layout == "replicated"))
+    return nullptr;
+  return &it->second;
+}
+
+result<std::vector<float>> cpu_backend::move(const msg::artifact& from, std::span<const std::int32_t> to,
+                                             std::uint64_t epoch, const dit::model_config& c) {
+  const std::int32_t me = cfg_.rank;
+  if (from.layout == "none" || from.layout == "checkpoint" || from.holders.empty())
+    return make_error(errc::invalid_argument, layout_error(from, me, "has no live copy to move"));
+  const held* h = nullptr;
+  if (contains(from.holders, me)) {
+    // A holder without its part (restarted, or out of step) must not join with wrong data: its
+    // peers time out and the task fails rather than giving a wrong result.
+    h = find(from);
+    if (!h) return make_error(errc::invalid_argument, layout_error(from, me, "does not hold its part"));
+  }
+  auto to_group = world_->form(to, epoch);
+  if (!to_group) return to_group.err();
+  if (from.layout == "replicated") {
+    // Every holder has the whole latent. If every new member holds it, each takes its slice;
+    // else the first holder alone sends (every participant derives the same source).
+    const bool all_hold = std::all_of(to.begin(), to.end(), [&](std::int32_t r) { return contains(from.holders, r); });
+    if (all_hold) {
+      if (!to_group->is_member()) return std::vector<float>{};
+      return slice(c, h->data, to_group->size(), to_group->self());
+    }
+    const std::int32_t src[] = {from.holders.front()};
+    auto from_group = world_->form(src, epoch);
+    if (!from_group) return from_group.err();
+    return dit::reshard(*world_, *from_group, *to_group, c,
+                        from_group->is_member() ? std::span<const float>(h->data) : std::span<const float>{});
+  }
+  auto from_group = world_->form(from.holders, epoch);
+  if (!from_group) return from_group.err();
+  return dit::reshard(*world_, *from_group, *to_group, c, h ? std::span<const float>(h->data) : std::span<const float>{});
+}
+
+result<std::uint64_t> cpu_backend::execute(const msg::task_assign& t, std::int64_t& reshard_us) {
+  const std::int32_t me = cfg_.rank;
+  auto st = stage_from_string(t.stage);
+  if (!st) return st.err();
+  if (t.request.model != t.model)
+    return make_error(errc::invalid_argument, "cpu backend: the task carries no request parameters for '" + t.model + "'");
+  auto m = model_for(t.request);
+  if (!m) return m.err();
+  const dit::model& model = **m;
+  const dit::model_config& c = model.config();
+  if (c.image_tokens() != t.tokens)
+    return make_error(errc::invalid_argument, "cpu backend: " + t.model + " at " + std::to_string(t.request.width) + "x" +
+                                                  std::to_string(t.request.height) + " has " +
+                                                  std::to_string(c.image_tokens()) + " tokens, the task says " +
+                                                  std::to_string(t.tokens));
+  const dit::request req = cpu_request(c, t.request);
+  if (auto v = dit::validate(c, req); !v) return v.err();
+  auto g = world_->form(t.members, t.task_id);
+  if (!g) return g.err();
+  if (!g->is_member()) return make_error(errc::invalid_argument, "cpu backend: not a member of the task's group");
+  const std::vector<std::int32_t> members(t.members.begin(), t.members.end());
+
+  if (*st == stage::prepare) {
+    // The noise is a function of the seed alone: each member makes the whole latent, no traffic
+    // (at degree 1 the whole latent is also the one shard: layout "owner_only").
+    held_[t.request_id] = held{&model, members, 0, members.size() > 1, dit::initial_latent(c, req, 1, 0)};
+    return std::uint64_t{0};
+  }
+
+  // My shard under this group: moved here when the holders differ (exactly when the scheduler
+  // sends a Reshard to the old holders), else the part I keep.
+  const auto t0 = now_us_();
+  std::vector<float> shard;
+  if (t.input.layout == "checkpoint" || t.input.holders != t.members) {
+    auto mv = move(t.input, t.members, t.task_id, c);
+    if (!mv) return mv.err();
+    shard = std::move(*mv);
+  } else {
+    const held* h = find(t.input);
+    if (!h) return make_error(errc::invalid_argument, layout_error(t.input, me, "does not hold its part"));
+    shard = h->replicated ? slice(c, h->data, g->size(), g->self()) : h->data;
+  }
+  reshard_us = now_us_() - t0;
+  // Until this task succeeds the part I keep stays as it was: a failed task is re-run from it.
+
+  if (*st == stage::denoise) {
+    if (auto r = dit::denoise(model, req, t.step_begin, t.step_end, dit::sp_group{world_.get(), *g}, shard); !r)
+      return r.err();
+    held_[t.request_id] = held{&model, members, t.step_end, false, std::move(shard)};
+    return std::uint64_t{0};
+  }
+
+  // decode: gather the latent on members[0], which hashes it. The request is over for this worker.
+  const std::int32_t owner[] = {t.members.front()};
+  auto to0 = world_->form(owner, t.task_id);
+  if (!to0) return to0.err();
+  auto full = dit::reshard(*world_, *g, *to0, c, shard);
+  if (!full) return full.err();
+  held_.erase(t.request_id);
+  if (!to0->is_member()) return std::uint64_t{0};
+  return latent_hash(dit::unpatchify(c, *full));
+}
+
+std::optional<msg::task_done> cpu_backend::run(const msg::task_assign& t) {
+  msg::task_done d;
+  d.task_id = t.task_id;
+  d.request_id = t.request_id;
+  d.stage = t.stage;
+  d.step_begin = t.step_begin;
+  d.step_end = t.step_end;
+  d.group_id = t.group_id;
+  d.worker = cfg_.rank;
+  d.start_us = now_us_();
+  std::int64_t reshard_us = 0;
+  auto r = execute(t, reshard_us);
+  d.end_us = now_us_();
+  d.ok = r.has_value();
+  if (r) d.result_hash = *r;
+  else d.error = r.err().what;
+  d.reshard_us = std::max<std::int64_t>(0, reshard_us);
+  d.compute_us = std::max<std::int64_t>(0, d.end_us - d.start_us - d.reshard_us);
+  if (t.members.empty() || t.members.front() != cfg_.rank) return std::nullopt;
+  return d;
+}
+
+result<void> cpu_backend::on_reshard(const msg::reshard& r) {
+  // Members of the new group move at the start of their task (it names the model and shape).
+  if (contains(r.to_members, cfg_.rank) || !contains(r.from.holders, cfg_.rank)) return {};
+  const held* h = find(r.from);
+  if (!h) return make_error(errc::invalid_argument, layout_error(r.from, cfg_.rank, "does not hold its part"));
+  // The part stays here until the request ends: if the task fails, its retry moves it again.
+  auto mv = move(r.from, r.to_members, r.task_id, h->model->config());
+  if (!mv) return mv.err();
+  return {};
+}
+
+void cpu_backend::forget(std::uint64_t request_id) { held_.erase(request_id); }
+
+}  // namespace gfdit

@@ -1,0 +1,107 @@
+#pragma once
+// The `cpu` worker backend: real DiT numerics (kernels/dit) on the host, Ulysses across the
+// workers of a graph through the group-free host collectives. Every worker joins one World once
+// (at configure); a group is then only metadata formed per task, so the scheduler may regroup a
+// request between any two chunks and the bits of its result do not change.
+//
+// Per request the backend keeps this worker's part of the latent and the holder list it belongs
+// to. A task whose group differs from the holders first moves the latent (World::reshard): the
+// members do it at the start of the task, old holders outside the new group when the scheduler's
+// Reshard reaches them. Every participant derives the same groups (holders, members, epoch =
+// task id) from the messages alone, and a worker runs its messages in the scheduler's order, so
+// the collectives match up. Collectives are blocking and bounded by `collective_timeout`: a dead
+// or absent peer turns into a failed TaskDone, never a hang.
+//
+// Stages: prepare = the initial noise (the whole latent on every member: layout "replicated"),
+// denoise = dit::denoise over the step range at degree = group size, decode = gather to
+// members[0], which reports the hash of the final latent's bits (TaskDone.result_hash).
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.hpp"
+#include "kernels/collectives/world.hpp"
+#include "kernels/dit/model.hpp"
+#include "kernels/dit/sampler.hpp"
+#include "messages/serving.hpp"
+
+namespace gfdit {
+
+struct cpu_backend_config {
+  std::string world_dir;  // file rendezvous directory, the same for every worker of the graph
+  std::int32_t world_size = 0;
+  std::int32_t rank = 0;  // = the worker id
+  std::chrono::milliseconds collective_timeout{30000};  // also bounds joining the World
+  std::uint64_t weight_seed = 7;  // seeded weights: the same on every worker
+};
+
+// What a request of a served model computes; shared with tests that compute references.
+// A served model is a class-conditional 2-D DiT from dit::stock_config, named as in the cost
+// profiles ("dit-tiny" is dit's "tiny-dit"). The latent is the image over a VAE stride of 8
+// (so a 2x2 patch makes the profiles' 16 pixels per token side).
+result<dit::model_config> cpu_model_config(std::string_view model, std::int32_t width_px,
+                                           std::int32_t height_px);
+// Flow-matching Euler (shift 3), CFG at the request's guidance, class label = seed % classes.
+dit::request cpu_request(const dit::model_config& c, const msg::generate_request& r);
+// The reported hash: splitmix64 chain over the bits of the unpatchified latent [C][F][H][W].
+std::uint64_t latent_hash(std::span<const float> latent);
+
+class cpu_backend {
+ public:
+  using clock_fn = std::function<std::int64_t()>;  // model microseconds, for the report's times
+
+  // Joins the World: collective over every worker of the graph (blocks until all have come, or
+  // fails after the collective timeout).
+  static result<std::unique_ptr<cpu_backend>> create(const cpu_backend_config& cfg, clock_fn now_us);
+
+  // Runs a task this worker is a member of, blocking. Returns the report for members[0] (ok or
+  // failed), nothing on the other members.
+  std::optional<msg::task_done> run(const msg::task_assign& t);
+  // A request moves off (or onto) this worker. Members of the new group move at the start of the
+  // task; an old holder outside it takes part here and then drops its part.
+  result<void> on_reshard(const msg::reshard& r);
+  // The request ended: drop whatever is left of it.
+  void forget(std::uint64_t request_id);
+
+  std::int32_t rank() const noexcept { return cfg_.rank; }
+  std::size_t held_requests() const noexcept { return held_.size(); }
+
+ private:
+  // This worker's part of a request's latent, as of the last task that succeeded on it. A part
+  // is used only when the scheduler's artifact names the same holders and steps; one left behind
+  // by a move stays until the request ends, so a failed task can be retried from it.
+  struct held {
+    const dit::model* model = nullptr;
+    std::vector<std::int32_t> holders;  // the group whose layout `data` is in
+    std::int32_t steps_done = 0;
+    bool replicated = false;  // data is the whole latent (after prepare)
+    std::vector<float> data;  // else my token shard under `holders`
+  };
+
+  cpu_backend(cpu_backend_config cfg, clock_fn now_us, std::unique_ptr<coll::World> w)
+      : cfg_(std::move(cfg)), now_us_(std::move(now_us)), world_(std::move(w)) {}
+
+  result<const dit::model*> model_for(const msg::generate_request& r);
+  // Moves the request's latent from `from` onto `to` (token-sharded in member order). Called by
+  // every worker in either list; returns my shard under `to` (empty when not in it).
+  result<std::vector<float>> move(const msg::artifact& from, std::span<const std::int32_t> to,
+                                  std::uint64_t epoch, const dit::model_config& c);
+  // My part of the request as the artifact describes it, or null when I do not hold one.
+  const held* find(const msg::artifact& a) const;
+  result<std::uint64_t> execute(const msg::task_assign& t, std::int64_t& reshard_us);
+
+  cpu_backend_config cfg_;
+  clock_fn now_us_;
+  std::unique_ptr<coll::World> world_;
+  std::map<std::string, dit::model> models_;  // by "<model>/<h>x<w>": weights per latent shape
+  std::map<std::uint64_t, held> held_;        // by request id
+};
+
+}  // namespace gfdit

@@ -1,0 +1,160 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+
+#include "actors/admission/admission_core.hpp"
+#include "messages/codec.hpp"
+
+namespace gfdit {
+namespace {
+
+msg::generate_request good() {
+  msg::generate_request r;
+  r.model = "qwen-image-like";
+  r.width = 1024;
+  r.height = 1024;
+  r.frames = 1;
+  r.steps = 50;
+  r.guidance = 4.0;
+  r.slo_multiple = 2.0;
+  r.client_tag = "c1";
+  return r;
+}
+
+// By value: the output it reads is usually a temporary.
+msg::rejected as_rejected(const admission_output& o) {
+  EXPECT_TRUE(std::holds_alternative<msg::rejected>(o));
+  return std::holds_alternative<msg::rejected>(o) ? std::get<msg::rejected>(o) : msg::rejected{};
+}
+
+TEST(admission, admits_a_valid_request_with_sequential_ids_and_a_deadline_from_the_slo) {
+  admission_core a(cost_model::stock());
+  auto o1 = a.on_request(good(), 1'000'000);
+  auto o2 = a.on_request(good(), 2'000'000);
+  ASSERT_TRUE(std::holds_alternative<msg::admitted>(o1));
+  const auto& m = std::get<msg::admitted>(o1);
+  EXPECT_EQ(m.request_id, 1u);
+  EXPECT_EQ(m.request.request_id, 1u);
+  EXPECT_EQ(std::get<msg::admitted>(o2).request_id, 2u);
+  EXPECT_EQ(m.arrival_us, 1'000'000);
+  EXPECT_EQ(m.tokens, 64 * 64);
+  EXPECT_TRUE(m.has_deadline);
+  EXPECT_EQ(m.deadline_us, 1'000'000 + std::llround(2.0 * m.est_single_gpu_us));
+  EXPECT_EQ(a.outstanding(), 2u);
+  // An absolute SLO, and none at all.
+  auto r = good();
+  r.slo_multiple = 0;
+  r.slo_ms = 1500;
+  EXPECT_EQ(std::get<msg::admitted>(a.on_request(r, 0)).deadline_us, 1'500'000);
+  r.slo_ms = 0;
+  EXPECT_FALSE(std::get<msg::admitted>(a.on_request(r, 0)).has_deadline);
+}
+
+TEST(admission, every_bad_field_is_rejected_naming_the_field_and_the_rule) {
+  admission_core a(cost_model::stock());
+  constexpr double nan = std::numeric_limits<double>::quiet_NaN();
+  constexpr double inf = std::numeric_limits<double>::infinity();
+  struct bad_case {
+    const char* field;
+    void (*mutate)(msg::generate_request&);
+  };
+  const bad_case cases[] = {
+      {"model", [](auto& r) { r.model = ""; }},
+      {"model", [](auto& r) { r.model = "no-such-model"; }},
+      {"width", [](auto& r) { r.width = 0; }},
+      {"width", [](auto& r) { r.width = -512; }},
+      {"width", [](auto& r) { r.width = 1000; }},  // not a multiple of 16
+      {"width", [](auto& r) { r.width = 1 << 30; }},
+      {"height", [](auto& r) { r.height = 4096; }},
+      {"frames", [](auto& r) { r.frames = 5; }},   // an image model
+      {"steps", [](auto& r) { r.steps = 0; }},
+      {"steps", [](auto& r) { r.steps = 100000; }},
+      {"guidance", [](auto& r) { r.guidance = nan; }},
+      {"guidance", [](auto& r) { r.guidance = -1; }},
+      {"guidance", [](auto& r) { r.guidance = inf; }},
+      {"slo_ms", [](auto& r) { r.slo_ms = nan; }},
+      {"slo_ms", [](auto& r) { r.slo_ms = -5; }},
+      {"slo_multiple", [](auto& r) { r.slo_multiple = inf; }},
+      {"slo_multiple", [](auto& r) { r.slo_multiple = 0.5; }},
+      {"slo_multiple", [](auto& r) { r.slo_ms = 100; }},  // both given
+      {"priority", [](auto& r) { r.priority = 1 << 20; }},
+      {"client_tag", [](auto& r) { r.client_tag = std::string(10000, 'x'); }},
+      {"class_name", [](auto& r) { r.class_name = std::string(10000, 'x'); }},
+      {"request_id", [](auto& r) { r.request_id = 42; }},
+  };
+  for (const auto& c : cases) {
+    auto r = good();
+    c.mutate(r);
+    const auto& rej = as_rejected(a.on_request(r, 5));
+    EXPECT_EQ(rej.code, "invalid") << c.field;
+    EXPECT_EQ(rej.field, c.field) << rej.rule;
+    EXPECT_FALSE(rej.rule.empty()) << c.field;
+    EXPECT_EQ(rej.at_us, 5);
+  }
+  EXPECT_EQ(a.outstanding(), 0u);
+  EXPECT_EQ(a.admitted_count(), 0u);
+}
+
+TEST(admission, video_models_check_the_frame_count) {
+  admission_core a(cost_model::stock());
+  auto r = good();
+  r.model = "wan-5b-like";
+  r.width = 832;
+  r.height = 480;
+  r.frames = 48;  // must be 1 + 4k
+  EXPECT_EQ(as_rejected(a.on_request(r, 0)).field, "frames");
+  r.frames = 49;
+  EXPECT_TRUE(std::holds_alternative<msg::admitted>(a.on_request(r, 0)));
+}
+
+TEST(admission, a_full_queue_rejects_with_retry_after_until_a_request_finishes) {
+  admission_config cfg;
+  cfg.max_outstanding = 2;
+  cfg.gpus = 4;
+  admission_core a(cost_model::stock(), cfg);
+  auto first = std::get<msg::admitted>(a.on_request(good(), 0));
+  ASSERT_TRUE(std::holds_alternative<msg::admitted>(a.on_request(good(), 0)));
+  const auto& rej = as_rejected(a.on_request(good(), 10));
+  EXPECT_EQ(rej.code, "overloaded");
+  EXPECT_GE(rej.retry_after_ms, cfg.min_retry_after_ms);
+  EXPECT_LE(rej.retry_after_ms, cfg.max_retry_after_ms);
+  msg::request_done d;
+  d.request_id = first.request_id;
+  a.on_request_done(d);
+  a.on_request_done(d);  // a duplicate changes nothing
+  EXPECT_EQ(a.outstanding(), 1u);
+  EXPECT_TRUE(std::holds_alternative<msg::admitted>(a.on_request(good(), 20)));
+  EXPECT_TRUE(std::holds_alternative<msg::rejected>(a.on_request(good(), 20)));
+}
+
+TEST(admission, rejects_what_can_never_meet_its_slo_only_when_asked) {
+  auto r = good();
+  r.slo_multiple = 0;
+  r.slo_ms = 10;  // 10 ms for a 1024^2 image: impossible at any degree
+  admission_core lax(cost_model::stock());
+  EXPECT_TRUE(std::holds_alternative<msg::admitted>(lax.on_request(r, 0)));
+  admission_config cfg;
+  cfg.reject_infeasible = true;
+  admission_core strict(cost_model::stock(), cfg);
+  const auto& rej = as_rejected(strict.on_request(r, 0));
+  EXPECT_EQ(rej.code, "infeasible");
+  EXPECT_EQ(rej.field, "slo_ms");
+  r.slo_ms = 60'000;
+  EXPECT_TRUE(std::holds_alternative<msg::admitted>(strict.on_request(r, 0)));
+}
+
+TEST(admission, a_request_decoded_from_hostile_bytes_is_rejected_not_crashed) {
+  // A map with wrong-typed fields fails to decode; a well-typed but absurd one is rejected.
+  msg::generate_request r;
+  r.model = std::string(1 << 16, 'm');
+  r.width = -1;
+  auto bytes = encode(r);
+  auto back = decode<msg::generate_request>(bytes);
+  ASSERT_TRUE(back);
+  admission_core a(cost_model::stock());
+  EXPECT_EQ(as_rejected(a.on_request(*back, 0)).field, "model");
+}
+
+}  // namespace
+}  // namespace gfdit
