@@ -167,3 +167,49 @@ int serve_main(int argc, char** argv) {
 }
 
 }  // namespace gfdit
+
+namespace gfdit {
+namespace {
+
+// The load client as a graph actor (type "gfdit.load_client"): its options are parameters, and
+// when the workload is done it prints the metrics table, optionally writes them as JSON, and
+// stops its process (with `exit_on_done`, the launcher then stops the graph).
+class load_client_actor : public actor {
+ public:
+  result<void> on_configure(context& ctx) override {
+    auto& p = ctx.params();
+    for (auto r : {p.declare<std::string>("workload", "", "workload YAML", [](const std::string& v) { return v.empty() ? "is required" : ""; }),
+                   p.declare<std::int64_t>("gpus", 4, "cluster size the arrival rate is scaled to"),
+                   p.declare<std::int64_t>("seed", 0, "0: the workload's own"),
+                   p.declare<std::int64_t>("requests", 0, "0: the workload's own"),
+                   p.declare<double>("speedup", 1.0, "as the graph's shells", [](const double& v) { return v > 0 ? "" : "must be > 0"; }),
+                   p.declare<double>("max_wall_s", 600.0, "give up after this long"),
+                   p.declare<std::string>("label", "live", "column name in the table"),
+                   p.declare<std::string>("json", "", "also write the metrics as JSON here")})
+      if (!r) return r;
+    load_client_options opt;
+    opt.workload = p.get<std::string>("workload");
+    opt.gpus = static_cast<std::int32_t>(p.get<std::int64_t>("gpus"));
+    opt.seed = static_cast<std::uint64_t>(p.get<std::int64_t>("seed"));
+    opt.requests = p.get<std::int64_t>("requests");
+    opt.speedup = p.get<double>("speedup");
+    opt.max_wall_s = p.get<double>("max_wall_s");
+    opt.label = p.get<std::string>("label");
+    inner_ = std::make_unique<load_client>(opt, [json = p.get<std::string>("json")](const sim::run_metrics& m) {
+      std::printf("%s", sim::format_table({m}).c_str());
+      std::fflush(stdout);
+      if (!json.empty()) std::ofstream(json) << m.to_json().dump(2) << "\n";
+    });
+    return inner_->on_configure(ctx);
+  }
+  result<void> on_activate(context& ctx) override { return inner_->on_activate(ctx); }
+
+ private:
+  std::unique_ptr<load_client> inner_;
+};
+
+}  // namespace
+}  // namespace gfdit
+
+#include "actors/runtime/registry.hpp"
+GFDIT_REGISTER_ACTOR(gfdit::load_client_actor, "gfdit.load_client");
