@@ -18,14 +18,21 @@ std::int64_t wall_ns() {
 
 actor_context::actor_context(caf::event_based_actor* self, router* r, std::string name,
                              std::shared_ptr<actor> impl, std::shared_ptr<actor_stats> stats,
-                             nlohmann::json param_overrides)
+                             nlohmann::json param_overrides,
+                             std::map<std::string, std::string> remaps)
     : self_(self),
       router_(r),
       name_(std::move(name)),
       impl_(std::move(impl)),
       stats_(std::move(stats)),
-      log_(make_logger(name_)) {
+      log_(make_logger(name_)),
+      remaps_(std::move(remaps)) {
   params_.set_overrides(std::move(param_overrides));
+}
+
+const std::string& actor_context::remapped(const std::string& topic) const {
+  auto it = remaps_.find(topic);
+  return it == remaps_.end() ? topic : it->second;
 }
 
 envelope actor_context::make_envelope(route kind, const std::string& destination,
@@ -50,7 +57,8 @@ envelope actor_context::make_envelope(route kind, const std::string& destination
 result<void> actor_context::send_raw(route kind, const std::string& destination,
                                      std::uint32_t type_id, std::uint16_t version,
                                      std::string payload, std::uint64_t correlation) {
-  auto r = router_->route(make_envelope(kind, destination, type_id, version, std::move(payload),
+  const std::string& dest = kind == route::topic ? remapped(destination) : destination;
+  auto r = router_->route(make_envelope(kind, dest, type_id, version, std::move(payload),
                                         correlation));
   if (r) ++stats_->sent;
   return r;
@@ -128,14 +136,14 @@ void actor_context::fire(timer_id id) {
 }
 
 void actor_context::subscribe_raw(const std::string& topic, raw_handler fn) {
-  raw_topic_handlers_[topic].push_back(std::move(fn));
-  router_->subscribed(name_, topic);
+  raw_topic_handlers_[remapped(topic)].push_back(std::move(fn));
+  router_->subscribed(name_, remapped(topic));
 }
 
 void actor_context::add_topic_handler(const std::string& topic, std::uint32_t type_id,
                                       raw_handler fn) {
-  topic_handlers_[topic][type_id] = std::move(fn);
-  router_->subscribed(name_, topic);
+  topic_handlers_[remapped(topic)][type_id] = std::move(fn);
+  router_->subscribed(name_, remapped(topic));
 }
 
 void actor_context::add_direct_handler(std::uint32_t type_id, raw_handler fn) {

@@ -27,7 +27,8 @@ class actor_context final : public context {
  public:
   actor_context(caf::event_based_actor* self, router* r, std::string name,
                 std::shared_ptr<actor> impl, std::shared_ptr<actor_stats> stats,
-                nlohmann::json param_overrides);
+                nlohmann::json param_overrides,
+                std::map<std::string, std::string> remaps = {});
 
   // Entry points from the CAF behavior.
   void deliver(const envelope_ptr& env);
@@ -67,6 +68,8 @@ class actor_context final : public context {
   void report_decode_error(const envelope& env, const error& err) override;
 
   void dispatch(const envelope& env);
+  // The graph's name of a topic this actor names `topic` (launch-file remaps).
+  const std::string& remapped(const std::string& topic) const;
   bool handle_system(const envelope& env);
   envelope make_envelope(route kind, const std::string& destination, std::uint32_t type_id,
                          std::uint16_t version, std::string payload, std::uint64_t correlation);
@@ -86,6 +89,7 @@ class actor_context final : public context {
   std::shared_ptr<actor_stats> stats_;
   std::shared_ptr<spdlog::logger> log_;
   parameters params_;
+  std::map<std::string, std::string> remaps_;
 
   std::map<std::string, std::map<std::uint32_t, raw_handler>> topic_handlers_;
   std::map<std::string, std::vector<raw_handler>> raw_topic_handlers_;

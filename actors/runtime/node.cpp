@@ -47,6 +47,7 @@ struct node::impl final : router {
     std::shared_ptr<actor_stats> stats;
     caf::actor handle;
     nlohmann::json params;
+    std::map<std::string, std::string> remaps;
   };
   std::vector<hosted> hosted_actors;          // in the order added
   std::map<std::string, std::size_t> by_name;  // immutable after start()
@@ -54,6 +55,7 @@ struct node::impl final : router {
   mutable std::shared_mutex mu;
   std::map<std::string, std::vector<caf::actor>> local_topics;  // topic -> subscribers
   std::set<std::string> local_topic_names;
+  std::map<std::string, std::set<std::string>> subscriber_names;  // topic -> local actors
   std::map<std::string, std::string> remote_actors;             // actor -> node
   std::map<std::string, std::set<std::string>> node_topics;     // node -> its topics
   std::map<std::string, std::set<std::string>> remote_topics;   // topic -> nodes
@@ -142,6 +144,7 @@ struct node::impl final : router {
       auto& subs = local_topics[topic];
       if (std::find(subs.begin(), subs.end(), h->handle) == subs.end()) subs.push_back(h->handle);
       is_new = local_topic_names.insert(topic).second;
+      subscriber_names[topic].insert(actor_name);
     }
     if (is_new && started) greet_all(false);
   }
@@ -284,7 +287,7 @@ struct node::impl final : router {
                               [this](send_failure&& f) { on_send_failed(std::move(f)); }});
     if (!b) return b.err();
     transport = std::move(*b);
-    for (auto& h : hosted_actors) h.handle = sys->spawn<actor_host>(this, h.name, h.impl, h.stats, h.params);
+    for (auto& h : hosted_actors) h.handle = sys->spawn<actor_host>(this, h.name, h.impl, h.stats, h.params, h.remaps);
     for (auto& h : hosted_actors)
       if (auto r = cycle(h, transition::configure); !r) return r;
     // Wire the graph before anything runs: peers learn our actors and topics, and we theirs,
@@ -350,7 +353,8 @@ result<std::unique_ptr<node>> node::create(node_options options) {
   return std::unique_ptr<node>(new node(std::move(p)));
 }
 
-result<void> node::add(const std::string& name, std::unique_ptr<actor> a, nlohmann::json params) {
+result<void> node::add(const std::string& name, std::unique_ptr<actor> a, nlohmann::json params,
+                       std::map<std::string, std::string> remaps) {
   if (impl_->started) return make_error(errc::state, "add '" + name + "' after start()");
   if (name.empty() || name[0] == '$')
     return make_error(errc::invalid_argument, "actor name '" + name + "' is empty or starts with '$'");
@@ -362,7 +366,8 @@ result<void> node::add(const std::string& name, std::unique_ptr<actor> a, nlohma
                                                   impl_->opt.name + "'");
   impl_->by_name[name] = impl_->hosted_actors.size();
   impl_->hosted_actors.push_back({name, std::shared_ptr<actor>(std::move(a)),
-                                  std::make_shared<actor_stats>(), caf::actor{}, std::move(params)});
+                                  std::make_shared<actor_stats>(), caf::actor{}, std::move(params),
+                                  std::move(remaps)});
   return {};
 }
 
@@ -407,6 +412,16 @@ void node::set_tap(tap_fn fn) {
   impl_->tap.store(&impl_->taps.back(), std::memory_order_release);
 }
 
+void node::add_tap(tap_fn fn) {
+  const tap_fn* prev = impl_->tap.load(std::memory_order_acquire);
+  if (!prev) return set_tap(std::move(fn));
+  // `prev` stays alive: every tap ever set is kept in impl_->taps for the node's life.
+  set_tap([prev, fn = std::move(fn)](const envelope& env, tap_point p) {
+    (*prev)(env, p);
+    fn(env, p);
+  });
+}
+
 const std::string& node::name() const { return impl_->opt.name; }
 const std::string& node::endpoint() const {
   static const std::string none;
@@ -419,6 +434,13 @@ std::vector<actor_info> node::actors() const {
     out.push_back({h.name, h.stats->state.load(), h.stats->received.load(), h.stats->sent.load(),
                    h.stats->unhandled.load(), h.stats->decode_errors.load(),
                    h.stats->delivery_failures.load()});
+  return out;
+}
+
+std::map<std::string, std::vector<std::string>> node::subscriptions() const {
+  std::shared_lock lock(impl_->mu);
+  std::map<std::string, std::vector<std::string>> out;
+  for (const auto& [topic, names] : impl_->subscriber_names) out[topic].assign(names.begin(), names.end());
   return out;
 }
 

@@ -12,6 +12,7 @@
 //   subscriptions from its hello (wait_for_peers() waits for all of them).
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -65,8 +66,11 @@ class node {
 
   // Before start(): the actors this node hosts, with parameter values that override their
   // declared defaults (a JSON object; a name the actor does not declare fails its configure).
+  // `remaps` renames topics for this actor only (as the actor names them -> as the graph does),
+  // for publishing and subscribing alike, so one actor type can be wired in several places.
   result<void> add(const std::string& name, std::unique_ptr<actor> a,
-                   nlohmann::json params = nlohmann::json::object());
+                   nlohmann::json params = nlohmann::json::object(),
+                   std::map<std::string, std::string> remaps = {});
   // Spawns and configures every actor (in the order added), exchanges hellos with every peer,
   // then activates the actors. Fails if a transition fails or a peer stays silent.
   result<void> start();
@@ -84,10 +88,15 @@ class node {
   // Sends an envelope into the graph as if from env.sender (players, tools, tests).
   result<void> inject(envelope env);
   void set_tap(tap_fn fn);
+  // Adds a tap beside the one set (both see every envelope, the earlier one first). Not
+  // thread-safe against set_tap/add_tap; call before start().
+  void add_tap(tap_fn fn);
 
   const std::string& name() const;
   const std::string& endpoint() const;
   std::vector<actor_info> actors() const;
+  // Topics the local actors subscribe to (as the graph names them) -> those actors.
+  std::map<std::string, std::vector<std::string>> subscriptions() const;
   bus_stats transport_stats() const;
 
  private:

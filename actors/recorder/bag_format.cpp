@@ -1,0 +1,219 @@
+#include "actors/recorder/bag_format.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <cstring>
+
+#include "messages/catalog.hpp"
+#include "messages/codec.hpp"
+
+namespace gfdit::bag {
+
+void put_u32(std::string& out, std::uint32_t v) {
+  char b[4];
+  for (int i = 0; i < 4; ++i) b[i] = static_cast<char>((v >> (8 * i)) & 0xFF);
+  out.append(b, 4);
+}
+
+void put_u64(std::string& out, std::uint64_t v) {
+  char b[8];
+  for (int i = 0; i < 8; ++i) b[i] = static_cast<char>((v >> (8 * i)) & 0xFF);
+  out.append(b, 8);
+}
+
+std::uint32_t get_u32(const char* p) {
+  std::uint32_t v = 0;
+  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+  return v;
+}
+
+std::uint64_t get_u64(const char* p) {
+  std::uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+  return v;
+}
+
+header header::current(std::string launch_text) {
+  header h;
+  h.launch = std::move(launch_text);
+  for (const auto& e : catalog::global().list()) h.catalog.push_back({e.name, e.id, e.version, e.schema});
+  h.start_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                   std::chrono::system_clock::now().time_since_epoch())
+                   .count();
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) == 0) h.host = host;
+  return h;
+}
+
+namespace {
+
+void add_to(name_stats& s, std::uint32_t chunk) {
+  ++s.count;
+  if (s.chunks.empty() || s.chunks.back() != chunk) s.chunks.push_back(chunk);
+}
+
+nlohmann::json stats_json(const std::map<std::string, name_stats>& m) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [k, v] : m) j[k] = {{"count", v.count}, {"chunks", v.chunks}};
+  return j;
+}
+
+std::map<std::string, name_stats> stats_from(const nlohmann::json& j) {
+  std::map<std::string, name_stats> m;
+  for (const auto& [k, v] : j.items())
+    m[k] = {v.at("count").get<std::uint64_t>(), v.at("chunks").get<std::vector<std::uint32_t>>()};
+  return m;
+}
+
+// Bounded parse of msgpack bytes into JSON: the structure check first, so no declared length
+// is trusted by the parser.
+result<nlohmann::json> parse_msgpack(std::string_view bytes, const char* what) {
+  if (auto r = check_msgpack(bytes); !r)
+    return make_error(errc::decode_failed, std::string(what) + ": " + r.err().what);
+  auto j = nlohmann::json::from_msgpack(bytes.begin(), bytes.end(), true, false);
+  if (j.is_discarded()) return make_error(errc::decode_failed, std::string(what) + ": not msgpack");
+  return j;
+}
+
+}  // namespace
+
+void index::add(std::uint32_t chunk, route kind, std::uint32_t type_id, std::int64_t wall_ns,
+                const std::string& sender, const std::string& destination) {
+  if (count == 0 || wall_ns < first_ns) first_ns = wall_ns;
+  if (count == 0 || wall_ns > last_ns) last_ns = wall_ns;
+  ++count;
+  add_to(senders[sender], chunk);
+  if (kind == route::topic) add_to(topics[destination], chunk);
+  else add_to(destinations[destination], chunk);
+  ++types[type_id];
+}
+
+std::vector<std::uint32_t> index::chunks_of_actor(const std::string& actor) const {
+  std::vector<std::uint32_t> out;
+  for (const auto* m : {&senders, &destinations})
+    if (auto it = m->find(actor); it != m->end()) out.insert(out.end(), it->second.chunks.begin(), it->second.chunks.end());
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+std::vector<std::string> filter::split(std::string_view list) {
+  std::vector<std::string> out;
+  while (!list.empty()) {
+    const auto comma = list.find(',');
+    auto item = list.substr(0, comma);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    if (!item.empty()) out.emplace_back(item);
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+  return out;
+}
+
+void filter::resolve() {
+  type_ids_.clear();
+  for (const auto& t : types) {
+    std::uint32_t id = 0;
+    auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), id);
+    if (ec == std::errc() && p == t.data() + t.size()) type_ids_.push_back(id);
+    else if (const auto* e = catalog::global().find(t)) type_ids_.push_back(e->id);
+    else type_ids_.push_back(fnv1a32(t));  // a type this build does not know: its id anyway
+  }
+  resolved_ = true;
+}
+
+bool filter::match(const envelope& env) const {
+  auto in = [](const std::vector<std::string>& v, const std::string& s) {
+    return std::find(v.begin(), v.end(), s) != v.end();
+  };
+  if (!topics.empty() && !(env.kind == route::topic && in(topics, env.destination))) return false;
+  if (!senders.empty() && !in(senders, env.sender)) return false;
+  if (!actors.empty() && !in(actors, env.sender) &&
+      !(env.kind != route::topic && in(actors, env.destination)))
+    return false;
+  if (!types.empty()) {
+    if (!resolved_) const_cast<filter*>(this)->resolve();
+    if (std::find(type_ids_.begin(), type_ids_.end(), env.type_id) == type_ids_.end()) return false;
+  }
+  return true;
+}
+
+nlohmann::json filter::to_json() const {
+  return {{"topics", topics}, {"actors", actors}, {"senders", senders}, {"types", types}};
+}
+
+std::string encode_header(const header& h) {
+  nlohmann::json cat = nlohmann::json::array();
+  for (const auto& c : h.catalog)
+    cat.push_back({{"name", c.name}, {"id", c.id}, {"version", c.version}, {"schema", c.schema}});
+  nlohmann::json j = {{"format", h.version}, {"launch", h.launch}, {"catalog", cat},
+                      {"start_ns", h.start_ns}, {"host", h.host}, {"meta", h.meta}};
+  auto bytes = nlohmann::json::to_msgpack(j);
+  return std::string(bytes.begin(), bytes.end());
+}
+
+result<header> decode_header(std::string_view bytes) {
+  auto j = parse_msgpack(bytes, "bag header");
+  if (!j) return j.err();
+  try {
+    header h;
+    h.version = j->at("format").get<std::uint32_t>();
+    h.launch = j->value("launch", "");
+    h.start_ns = j->value("start_ns", std::int64_t{0});
+    h.host = j->value("host", "");
+    h.meta = j->value("meta", nlohmann::json::object());
+    for (const auto& c : j->value("catalog", nlohmann::json::array()))
+      h.catalog.push_back({c.at("name").get<std::string>(), c.at("id").get<std::uint32_t>(),
+                           c.at("version").get<std::uint16_t>(), c.value("schema", nlohmann::json{})});
+    return h;
+  } catch (const std::exception& e) {
+    return make_error(errc::decode_failed, std::string("bag header: ") + e.what());
+  }
+}
+
+std::string encode_index(const index& ix) {
+  nlohmann::json chunks = nlohmann::json::array();
+  for (const auto& c : ix.chunks)
+    chunks.push_back({c.offset, c.bytes, c.count, c.first_index, c.first_ns, c.last_ns});
+  nlohmann::json types = nlohmann::json::object();
+  for (const auto& [id, n] : ix.types) types[std::to_string(id)] = n;
+  nlohmann::json j = {{"chunks", chunks},
+                      {"count", ix.count},
+                      {"first_ns", ix.first_ns},
+                      {"last_ns", ix.last_ns},
+                      {"senders", stats_json(ix.senders)},
+                      {"destinations", stats_json(ix.destinations)},
+                      {"topics", stats_json(ix.topics)},
+                      {"types", types}};
+  auto bytes = nlohmann::json::to_msgpack(j);
+  return std::string(bytes.begin(), bytes.end());
+}
+
+result<index> decode_index(std::string_view bytes) {
+  auto j = parse_msgpack(bytes, "bag index");
+  if (!j) return j.err();
+  try {
+    index ix;
+    for (const auto& c : j->at("chunks"))
+      ix.chunks.push_back({c.at(0).get<std::uint64_t>(), c.at(1).get<std::uint32_t>(),
+                           c.at(2).get<std::uint32_t>(), c.at(3).get<std::uint64_t>(),
+                           c.at(4).get<std::int64_t>(), c.at(5).get<std::int64_t>()});
+    ix.count = j->at("count").get<std::uint64_t>();
+    ix.first_ns = j->at("first_ns").get<std::int64_t>();
+    ix.last_ns = j->at("last_ns").get<std::int64_t>();
+    ix.senders = stats_from(j->at("senders"));
+    ix.destinations = stats_from(j->at("destinations"));
+    ix.topics = stats_from(j->at("topics"));
+    for (const auto& [k, v] : j->at("types").items())
+      ix.types[static_cast<std::uint32_t>(std::stoul(k))] = v.get<std::uint64_t>();
+    return ix;
+  } catch (const std::exception& e) {
+    return make_error(errc::decode_failed, std::string("bag index: ") + e.what());
+  }
+}
+
+}  // namespace gfdit::bag

@@ -1,0 +1,429 @@
+#include "actors/recorder/bag_main.hpp"
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "actors/recorder/bag_reader.hpp"
+#include "actors/recorder/bag_writer.hpp"
+#include "actors/recorder/recorder_actor.hpp"
+#include "actors/recorder/replay.hpp"
+#include "actors/recorder/timeline.hpp"
+#include "actors/runtime/node.hpp"
+#include "actors/runtime/registry.hpp"
+#include "messages/catalog.hpp"
+
+namespace gfdit {
+namespace {
+
+int fail(const std::string& what) {
+  std::fprintf(stderr, "error: %s\n", what.c_str());
+  return 2;
+}
+
+struct filter_args {
+  std::vector<std::string> types, actors, topics, senders;
+  void add_to(CLI::App& app) {
+    app.add_option("--type", types, "only messages of this type (name or id); repeatable")->delimiter(',');
+    app.add_option("--actor", actors, "only messages sent by or directed to this actor; repeatable")->delimiter(',');
+    app.add_option("--topic", topics, "only messages on this topic; repeatable")->delimiter(',');
+    app.add_option("--sender", senders, "only messages sent by this actor; repeatable")->delimiter(',');
+  }
+  bag::filter make() const {
+    bag::filter f;
+    f.types = types;
+    f.actors = actors;
+    f.topics = topics;
+    f.senders = senders;
+    return f;
+  }
+};
+
+std::string iso_time(std::int64_t ns) {
+  const std::time_t s = static_cast<std::time_t>(ns / 1000000000);
+  std::tm tm{};
+  gmtime_r(&s, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  char out[96];
+  std::snprintf(out, sizeof out, "%s.%03dZ", buf, static_cast<int>((ns / 1000000) % 1000));
+  return out;
+}
+
+std::string type_name(std::uint32_t id, const bag::header& h) {
+  for (const auto& c : h.catalog)
+    if (c.id == id) return c.name;
+  if (const auto* e = catalog::global().find(id)) return e->name;
+  return "#" + std::to_string(id);
+}
+
+int cmd_info(const std::string& path, bool json) {
+  auto r = bag::reader::open(path);
+  if (!r) return fail(r.err().what);
+  const auto& h = (*r)->head();
+  const auto& ix = (*r)->idx();
+  nlohmann::json types = nlohmann::json::object();
+  for (const auto& [id, n] : ix.types) types[type_name(id, h)] = n;
+  auto counts = [](const std::map<std::string, bag::name_stats>& m) {
+    nlohmann::json j = nlohmann::json::object();
+    for (const auto& [k, v] : m) j[k] = v.count;
+    return j;
+  };
+  nlohmann::json j = {{"path", path},
+                      {"bytes", (*r)->file_size()},
+                      {"format", h.version},
+                      {"host", h.host},
+                      {"start", iso_time(h.start_ns)},
+                      {"meta", h.meta},
+                      {"launch_bytes", h.launch.size()},
+                      {"catalog_types", h.catalog.size()},
+                      {"messages", ix.count},
+                      {"chunks", ix.chunks.size()},
+                      {"first", ix.count ? iso_time(ix.first_ns) : ""},
+                      {"last", ix.count ? iso_time(ix.last_ns) : ""},
+                      {"duration_s", (ix.last_ns - ix.first_ns) / 1e9},
+                      {"index", ix.recovered ? "rebuilt: " + (*r)->recovery_note() : "footer"},
+                      {"types", types},
+                      {"senders", counts(ix.senders)},
+                      {"topics", counts(ix.topics)},
+                      {"destinations", counts(ix.destinations)}};
+  if (json) {
+    std::printf("%s\n", j.dump(2).c_str());
+    return 0;
+  }
+  std::printf("bag:        %s (%llu bytes)\n", path.c_str(), static_cast<unsigned long long>((*r)->file_size()));
+  std::printf("format:     %u, host %s, started %s\n", h.version, h.host.c_str(), iso_time(h.start_ns).c_str());
+  std::printf("recorder:   %s\n", h.meta.dump().c_str());
+  std::printf("launch:     %zu bytes of launch-file text; catalog of %zu types\n", h.launch.size(), h.catalog.size());
+  std::printf("messages:   %llu in %zu chunks, %.3f s", static_cast<unsigned long long>(ix.count), ix.chunks.size(), (ix.last_ns - ix.first_ns) / 1e9);
+  if (ix.count) std::printf(" (%s .. %s)", iso_time(ix.first_ns).c_str(), iso_time(ix.last_ns).c_str());
+  std::printf("\nindex:      %s\n", j["index"].get<std::string>().c_str());
+  auto table = [](const char* title, const nlohmann::json& m) {
+    if (m.empty()) return;
+    std::printf("%s:\n", title);
+    for (const auto& [k, v] : m.items()) std::printf("  %-40s %10llu\n", k.c_str(), static_cast<unsigned long long>(v.get<std::uint64_t>()));
+  };
+  table("types", types);
+  table("senders", j["senders"]);
+  table("topics", j["topics"]);
+  table("destinations", j["destinations"]);
+  return 0;
+}
+
+int cmd_echo(const std::string& path, bool json, const bag::filter& f, std::uint64_t from, std::uint64_t limit) {
+  auto r = bag::reader::open(path);
+  if (!r) return fail(r.err().what);
+  (*r)->set_filter(f);
+  if (auto e = (*r)->seek(from); !e) return fail(e.err().what);
+  const std::int64_t t0 = (*r)->idx().first_ns;
+  static const char* routes[] = {"direct", "topic", "reply", "failure"};
+  std::uint64_t shown = 0;
+  while (limit == 0 || shown < limit) {
+    auto n = (*r)->next();
+    if (!n) return fail(n.err().what);
+    if (!*n) break;
+    const auto& env = (*n)->env;
+    auto j = catalog::global().render(env);
+    j["index"] = (*n)->index;
+    if (j["type"].is_null()) j["type"] = type_name(env.type_id, (*r)->head());
+    if (json) {
+      std::printf("%s\n", j.dump().c_str());
+    } else {
+      std::printf("[%llu] +%.6fs %s -> %s (%s) %s %s\n", static_cast<unsigned long long>((*n)->index),
+                  (env.time.wall_ns - t0) / 1e9, env.sender.c_str(), env.destination.c_str(),
+                  routes[static_cast<int>(env.kind)], j["type"].get<std::string>().c_str(),
+                  j.contains("payload") ? j["payload"].dump().c_str() : j["payload_error"].dump().c_str());
+    }
+    ++shown;
+  }
+  return 0;
+}
+
+int cmd_filter(const std::string& in, const std::string& out, const bag::filter& f, std::uint64_t from, std::uint64_t to) {
+  auto r = bag::reader::open(in);
+  if (!r) return fail(r.err().what);
+  auto h = (*r)->head();
+  h.meta["filtered_from"] = in;
+  h.meta["filter"] = f.to_json();
+  auto w = bag::writer::create(out, h);
+  if (!w) return fail(w.err().what);
+  (*r)->set_filter(f);
+  if (auto e = (*r)->seek(from); !e) return fail(e.err().what);
+  std::uint64_t kept = 0;
+  while (true) {
+    auto n = (*r)->next();
+    if (!n) return fail(n.err().what);
+    if (!*n || (to && (*n)->index >= to)) break;
+    if (auto e = (*w)->write((*n)->env); !e) return fail(e.err().what);
+    ++kept;
+  }
+  if (auto e = (*w)->close(); !e) return fail(e.err().what);
+  std::printf("%llu of %llu messages written to %s\n", static_cast<unsigned long long>(kept),
+              static_cast<unsigned long long>((*r)->idx().count), out.c_str());
+  return 0;
+}
+
+int cmd_repair(const std::string& path, const std::string& out) {
+  auto rep = bag::repair(path, out);
+  if (!rep) return fail(rep.err().what);
+  std::printf("repaired %s: %llu messages in %llu chunks; %llu bytes after the last complete chunk dropped%s%s\n",
+              (out.empty() ? path : out).c_str(), static_cast<unsigned long long>(rep->messages),
+              static_cast<unsigned long long>(rep->chunks), static_cast<unsigned long long>(rep->dropped_bytes),
+              rep->note.empty() ? "" : "; old index: ", rep->note.c_str());
+  return 0;
+}
+
+int cmd_timeline(const std::string& path, const std::vector<std::string>& outs) {
+  auto r = bag::reader::open(path);
+  if (!r) return fail(r.err().what);
+  auto t = bag::build_timeline(**r);
+  if (!t) return fail(t.err().what);
+  for (const auto& o : outs) {
+    const bool svg = o.size() >= 4 && o.substr(o.size() - 4) == ".svg";
+    std::ofstream f(o);
+    if (!f) return fail("cannot write '" + o + "'");
+    f << (svg ? bag::to_svg(*t) : bag::to_chrome_trace(*t));
+    if (!f) return fail("writing '" + o + "' failed");
+  }
+  std::printf("%zu spans on %zu lanes (%s) -> %zu file(s)\n", t->spans.size(), t->lanes.size(), t->source.c_str(), outs.size());
+  return 0;
+}
+
+std::vector<peer_endpoint> parse_peers(const std::vector<std::string>& peers) {
+  std::vector<peer_endpoint> out;
+  for (const auto& p : peers) {
+    const auto eq = p.find('=');
+    if (eq == std::string::npos) throw CLI::ValidationError("--peer", "expects NODE=ENDPOINT, got '" + p + "'");
+    out.push_back({p.substr(0, eq), p.substr(eq + 1)});
+  }
+  return out;
+}
+
+// Hosts one tool actor (player or recorder) on a node that joins a running graph.
+int run_tool_node(const std::string& type, const std::string& node_name, const std::vector<peer_endpoint>& peers,
+                  nlohmann::json params, double duration_s) {
+  (void)recorder_actor_types();
+  auto n = node::create({.name = node_name, .peers = peers});
+  if (!n) return fail(n.err().what);
+  auto a = actor_registry::global().make(type);
+  if (!a) return fail("actor type '" + type + "' is not registered");
+  if (auto r = (*n)->add(node_name, std::move(a), std::move(params)); !r) return fail(r.err().what);
+  if (auto r = (*n)->start(); !r) return fail(r.err().what);
+  std::mutex mu;
+  std::condition_variable cv;
+  bool finished = false;
+  std::thread timer;
+  if (duration_s > 0)
+    timer = std::thread([&] {
+      std::unique_lock lock(mu);
+      if (!cv.wait_for(lock, std::chrono::duration<double>(duration_s), [&] { return finished; }))
+        (*n)->request_stop();
+    });
+  const int rc = (*n)->run_until_signal();
+  {
+    std::lock_guard lock(mu);
+    finished = true;
+  }
+  cv.notify_all();
+  if (timer.joinable()) timer.join();
+  return rc;
+}
+
+void print_outputs(const std::vector<envelope>& outs) {
+  for (const auto& o : outs) {
+    auto j = catalog::global().render(o);
+    for (const char* k : {"seq", "logical", "wall_ns", "trace_id", "sender"}) j.erase(k);
+    std::printf("  out: %s\n", j.dump().c_str());
+  }
+}
+
+int stepper(replay_session& s) {
+  std::printf("%zu inputs, %zu recorded outputs. Commands: n (next), r N (run to input N), "
+              "r (run to the end), t TYPE (run to the next input of TYPE), s (state), q (quit)\n",
+              s.script().inputs.size(), s.script().expected.size());
+  std::string line;
+  auto show = [&] {
+    const auto& in = s.script().inputs[s.next_input() - 1];
+    auto j = catalog::global().render(in.env);
+    std::printf("input %zu (bag index %llu): %s\n", s.next_input() - 1, static_cast<unsigned long long>(in.index), j.dump().c_str());
+    print_outputs(s.last_outputs());
+  };
+  while (true) {
+    if (s.outcome().first) {
+      std::printf("divergence: %s\n", s.outcome().first->to_json().dump(2).c_str());
+      return 1;
+    }
+    if (s.done()) {
+      const auto& o = s.finish();
+      if (o.first) continue;
+      std::printf("identical (%llu messages)\n", static_cast<unsigned long long>(o.outputs));
+      return 0;
+    }
+    std::printf("[%zu/%zu]> ", s.next_input(), s.script().inputs.size());
+    std::fflush(stdout);
+    if (!std::getline(std::cin, line) || line == "q") return 0;
+    if (line.empty() || line == "n") {
+      s.step();
+      show();
+    } else if (line == "s") {
+      std::printf("%s\n", s.core().state().dump(2).c_str());
+    } else if (line == "r") {
+      while (s.step()) {}
+      if (s.next_input() > 0) show();
+    } else if (line.rfind("r ", 0) == 0) {
+      const auto target = std::stoull(line.substr(2));
+      while (s.next_input() < target && s.step()) {}
+      if (s.next_input() > 0) show();
+    } else if (line.rfind("t ", 0) == 0) {
+      const std::string type = line.substr(2);
+      const auto* e = catalog::global().find(type);
+      const std::uint32_t id = e ? e->id : fnv1a32(type);
+      while (!s.done()) {
+        const bool hit = s.script().inputs[s.next_input()].env.type_id == id;
+        s.step();
+        if (hit) break;
+      }
+      if (s.next_input() > 0) show();
+    } else {
+      std::printf("commands: n, r N, r, t TYPE, s, q\n");
+    }
+  }
+}
+
+}  // namespace
+
+int bag_main(int argc, char** argv) {
+  CLI::App app{"gfdit bag: inspect, filter, repair, draw, play and record bag files"};
+  app.require_subcommand(1);
+  std::string path, out;
+  bool json = false, loop = false;
+  std::uint64_t from = 0, to = 0, limit = 0;
+  double rate = 1.0, start_s = 0, end_s = 0, duration_s = 0;
+  std::vector<std::string> outs, peers;
+  filter_args fa;
+
+  auto* info = app.add_subcommand("info", "header, counts, time range, index state");
+  info->add_option("bag", path, "bag file")->required();
+  info->add_flag("--json", json, "as JSON");
+
+  auto* echo = app.add_subcommand("echo", "print messages");
+  echo->add_option("bag", path, "bag file")->required();
+  echo->add_flag("--json", json, "one JSON object per line");
+  echo->add_option("--from", from, "start at this message index");
+  echo->add_option("--limit", limit, "print at most this many");
+  fa.add_to(*echo);
+
+  auto* filt = app.add_subcommand("filter", "write the matching messages to a new bag");
+  filt->add_option("in", path, "input bag")->required();
+  filt->add_option("out", out, "output bag")->required();
+  filt->add_option("--from", from, "first message index");
+  filt->add_option("--to", to, "end message index (exclusive)");
+  fa.add_to(*filt);
+
+  auto* rep = app.add_subcommand("repair", "rebuild the index (a bag cut off mid-write keeps every complete chunk)");
+  rep->add_option("bag", path, "bag file")->required();
+  rep->add_option("--out", out, "write the repaired bag here (default: in place)");
+
+  auto* tl = app.add_subcommand("timeline", "trajectory tasks per worker over time");
+  tl->add_option("bag", path, "bag file")->required();
+  tl->add_option("--out", outs, "trace.json (Chrome trace / Perfetto) or gantt.svg; repeatable")->required();
+
+  auto* play = app.add_subcommand("play", "re-publish a bag into a running graph");
+  play->add_option("bag", path, "bag file")->required();
+  play->add_option("--peer", peers, "NODE=ENDPOINT of the graph's nodes")->required();
+  play->add_option("--rate", rate, "speed factor (0: as fast as possible)");
+  play->add_flag("--loop", loop, "start again at the end (until Ctrl-C)");
+  play->add_option("--start", start_s, "skip the first seconds");
+  play->add_option("--end", end_s, "stop this many seconds after the bag's start");
+  fa.add_to(*play);
+
+  auto* rec = app.add_subcommand("record", "record the topics of a running graph");
+  rec->add_option("out", out, "bag file to write")->required();
+  rec->add_option("--peer", peers, "NODE=ENDPOINT of the graph's nodes")->required();
+  rec->add_option("--duration", duration_s, "stop after this many seconds (default: Ctrl-C)");
+  fa.add_to(*rec);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  try {
+    if (*info) return cmd_info(path, json);
+    if (*echo) return cmd_echo(path, json, fa.make(), from, limit);
+    if (*filt) return cmd_filter(path, out, fa.make(), from, to);
+    if (*rep) return cmd_repair(path, out);
+    if (*tl) return cmd_timeline(path, outs);
+    auto join = [](const std::vector<std::string>& v) {
+      std::string s;
+      for (const auto& x : v) s += (s.empty() ? "" : ",") + x;
+      return s;
+    };
+    nlohmann::json params = {{"topics", join(fa.topics)}, {"actors", join(fa.actors)},
+                             {"senders", join(fa.senders)}, {"types", join(fa.types)}};
+    if (*play) {
+      params.update({{"path", path}, {"rate", rate}, {"loop", loop}, {"start_s", start_s}, {"end_s", end_s}, {"stop_at_end", !loop}});
+      return run_tool_node("gfdit.player", "bag-player", parse_peers(peers), params, 0);
+    }
+    if (*rec) {
+      params.update({{"path", out}, {"source", "subscribe"}});
+      return run_tool_node("gfdit.recorder", "bag-recorder", parse_peers(peers), params, duration_s);
+    }
+  } catch (const std::exception& e) {
+    return fail(e.what());
+  }
+  return 2;
+}
+
+int replay_main(int argc, char** argv) {
+  CLI::App app{"gfdit replay: re-drive one actor's core from a bag and diff its outputs"};
+  std::string path, actor, core, policy;
+  std::vector<std::string> options;
+  bool step = false;
+  app.add_option("bag", path, "bag file")->required();
+  app.add_option("--actor", actor, "the actor whose recorded inputs are re-driven")->required();
+  app.add_option("--core", core, "registered replayable core (default: the actor's name)");
+  app.add_option("--policy", policy, "passed to the core as option 'policy'");
+  app.add_option("--option", options, "K=V passed to the core; repeatable");
+  app.add_flag("--step", step, "interactive stepper");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  nlohmann::json opts = nlohmann::json::object();
+  if (!policy.empty()) opts["policy"] = policy;
+  for (const auto& o : options) {
+    const auto eq = o.find('=');
+    if (eq == std::string::npos) return fail("--option expects K=V, got '" + o + "'");
+    opts[o.substr(0, eq)] = o.substr(eq + 1);
+  }
+  if (core.empty()) core = actor;
+  auto r = bag::reader::open(path);
+  if (!r) return fail(r.err().what);
+  replay_params p{actor, &(*r)->head(), opts};
+  auto c = replayable_core_registry::global().make(core, p);
+  if (!c) return fail(c.err().what);
+  auto script = load_script(**r, actor, **c);
+  if (!script) return fail(script.err().what);
+  if (script->inputs.empty()) return fail("the bag holds no input of actor '" + actor + "'");
+  replay_session s(std::move(*script), std::move(*c));
+  if (step) return stepper(s);
+  const auto& o = s.finish();
+  if (o.first) {
+    std::printf("%s\n", o.first->to_json().dump(2).c_str());
+    return 1;
+  }
+  std::printf("identical (%llu messages)\n", static_cast<unsigned long long>(o.outputs));
+  std::fprintf(stderr, "%llu inputs re-driven\n", static_cast<unsigned long long>(o.inputs));
+  return 0;
+}
+
+}  // namespace gfdit

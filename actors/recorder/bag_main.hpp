@@ -1,0 +1,20 @@
+#pragma once
+// The bag and replay tools as library entry points, so the `gfdit` CLI and the standalone
+// `gfdit-bag` executable share them. argv[0] is the tool's name; argv[1] the subcommand.
+//
+//   bag info BAG [--json]
+//   bag echo BAG [--json] [--type T] [--actor A] [--topic T] [--sender S] [--from N] [--limit N]
+//   bag filter IN OUT [--type T] [--actor A] [--topic T] [--sender S] [--from N] [--to N]
+//   bag repair BAG [--out OUT]
+//   bag timeline BAG --out trace.json|gantt.svg [--out ...]
+//   bag play BAG --peer NODE=ENDPOINT... [--rate R] [--loop] [--start S] [--end S] [filters]
+//   bag record OUT --peer NODE=ENDPOINT... [--duration S] [filters]   (topics of the graph)
+//   replay BAG --actor A [--core NAME] [--policy P] [--option K=V]... [--step]
+//
+// Exit status: 0 success (replay: identical), 1 replay divergence, 2 usage or input errors.
+namespace gfdit {
+
+int bag_main(int argc, char** argv);
+int replay_main(int argc, char** argv);
+
+}  // namespace gfdit

@@ -1,0 +1,29 @@
+#pragma once
+// Feeds a node's tap to the recorder actors of this process. The tap sees an envelope when it
+// is sent and again at each local delivery; recorders want each envelope once, so this keeps
+// every `sent` event and only the `delivered` events of envelopes that came from another node
+// (once, however many local subscribers they have).
+#include <memory>
+
+#include "messages/envelope.hpp"
+
+namespace gfdit {
+
+class node;
+
+class tap_sink {
+ public:
+  virtual ~tap_sink() = default;
+  // Called on whichever thread routes or receives the envelope; must be thread-safe.
+  virtual void on_envelope(const envelope& env) = 0;
+};
+
+// Installs the recorder tap on `n` (once per node; before start() so nothing is missed).
+void install_recorder_tap(node& n);
+// Recorders attach and detach themselves (on activate / deactivate).
+void attach_tap_sink(tap_sink* s);
+void detach_tap_sink(tap_sink* s);
+// Whether any node of this process has the recorder tap installed.
+bool recorder_tap_installed();
+
+}  // namespace gfdit

@@ -1,0 +1,184 @@
+// gfdit: the command line of the runtime.
+//   gfdit launch g.yaml [name:=value ...]      every process of a graph on this host
+//   gfdit node g.yaml --process P [--index I]  one process (other hosts, Slurm)
+//   gfdit check g.yaml [name:=value ...]       validate a launch file
+//   gfdit actor types|list, topic list|echo|hz, param get|set, msg list|show
+//   gfdit sim ..., gfdit bag ..., gfdit replay ...  (when those modules are built)
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "launch/lib/commands.hpp"
+
+#if defined(GFDIT_WITH_SIM) && __has_include("actors/sim/sim_main.hpp")
+#include "actors/sim/sim_main.hpp"
+#define GFDIT_SIM_READY 1
+#endif
+#if defined(GFDIT_WITH_BAG) && __has_include("actors/recorder/bag_main.hpp")
+#include "actors/recorder/bag_main.hpp"
+#include "actors/recorder/recorder_tap.hpp"
+#define GFDIT_BAG_READY 1
+namespace gfdit::bag {}
+#endif
+#if defined(GFDIT_WITH_SERVING_ACTORS) && __has_include("actors/serving_graph/serving_actor_types.hpp")
+#include "actors/serving_graph/serving_actor_types.hpp"
+#endif
+
+namespace {
+
+// Modules with their own command lines get the rest of argv untouched.
+int pass_through(const std::string& name, int argc, char** argv) {
+  std::vector<std::string> args = {"gfdit " + name};
+  for (int i = 2; i < argc; ++i) args.emplace_back(argv[i]);
+  std::vector<char*> v;
+  for (auto& a : args) v.push_back(a.data());
+  v.push_back(nullptr);
+  const int n = static_cast<int>(args.size());
+#ifdef GFDIT_SIM_READY
+  if (name == "sim") return gfdit::sim::sim_main(n, v.data());
+#endif
+#ifdef GFDIT_BAG_READY
+  {
+    using namespace gfdit;
+    using namespace gfdit::bag;
+    if (name == "bag") return bag_main(n, v.data());
+    if (name == "replay") return replay_main(n, v.data());
+  }
+#endif
+  (void)n;
+  std::fprintf(stderr, "gfdit %s: this build does not include that module\n", name.c_str());
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+#if defined(GFDIT_WITH_SERVING_ACTORS) && __has_include("actors/serving_graph/serving_actor_types.hpp")
+  (void)gfdit::serving_actor_types();  // keeps the library (and its registered types) linked
+#endif
+  if (argc >= 2 && (!std::strcmp(argv[1], "sim") || !std::strcmp(argv[1], "bag") || !std::strcmp(argv[1], "replay")))
+    return pass_through(argv[1], argc, argv);
+
+  using namespace gfdit::launch;
+  CLI::App app{"gfdit: launch, inspect and extend a gfdit graph"};
+  app.require_subcommand(1);
+  int status = 0;
+
+  // launch
+  launch_options lo;
+  auto* launch = app.add_subcommand("launch", "run every process of a graph on this host");
+  launch->add_option("file", lo.file, "launch file")->required();
+  launch->add_option("args", lo.args, "argument overrides, name:=value");
+  launch->add_option("--control", lo.control, "control endpoint (tcp on 127.0.0.1; port 0: any free one)");
+  launch->add_option("--stop-timeout-ms", lo.stop_timeout_ms, "SIGTERM to SIGKILL grace at shutdown");
+  launch->callback([&] { status = run_launch(lo); });
+
+  // node
+  node_run_options no;
+  auto* node = app.add_subcommand("node", "run one process of a graph (another host, or under srun)");
+  node->add_option("file", no.file, "launch file")->required();
+  node->add_option("args", no.args, "argument overrides, name:=value");
+  node->add_option("--process", no.process, "the process to run");
+  node->add_option("--index", no.index, "which replica");
+  node->add_flag("--slurm", no.slurm, "hosts from SLURM_NODELIST; without --process, the instance is SLURM_PROCID");
+  node->add_option("--ipc-dir", no.ipc_dir, "wire over ipc in this folder (what gfdit launch passes)");
+  node->add_option("--control", no.control, "serve the control protocol here (e.g. tcp://127.0.0.1:7700)");
+  node->add_option("--peer-timeout-ms", no.peer_timeout_ms, "how long to wait for every other process");
+#ifdef GFDIT_BAG_READY
+  // Recorder actors with `source: tap` see every envelope of their process.
+  no.on_created = [](gfdit::node& n) { gfdit::install_recorder_tap(n); };
+#endif
+  node->callback([&] {
+    if (no.process.empty() && !no.slurm) {
+      std::fprintf(stderr, "gfdit node: pass --process NAME (or --slurm under srun)\n");
+      status = 2;
+      return;
+    }
+    status = run_node(no);
+  });
+
+  // check
+  std::string check_file;
+  std::vector<std::string> check_args;
+  auto* check = app.add_subcommand("check", "validate a launch file and print the expanded graph");
+  check->add_option("file", check_file, "launch file")->required();
+  check->add_option("args", check_args, "argument overrides, name:=value");
+  check->callback([&] { status = run_check(check_file, check_args); });
+
+  std::string control;
+  auto add_control = [&](CLI::App* c) {
+    c->add_option("--control", control, "the launcher's control endpoint (default: GFDIT_CONTROL, else the newest launch)");
+  };
+
+  // actor
+  auto* actor = app.add_subcommand("actor", "actor types and running actors");
+  actor->require_subcommand(1);
+  std::vector<std::string> plugins;
+  auto* types = actor->add_subcommand("types", "actor types this binary can create, with their origin");
+  types->add_option("--plugin", plugins, "load this plugin library first");
+  types->callback([&] { status = actor_types(plugins); });
+  bool json = false;
+  auto* alist = actor->add_subcommand("list", "actors of the running graph: process, state, message counts");
+  add_control(alist);
+  alist->add_flag("--json", json, "JSON output");
+  alist->callback([&] { status = actor_list(control, json); });
+
+  // topic
+  auto* topic = app.add_subcommand("topic", "topics of the running graph");
+  topic->require_subcommand(1);
+  auto* tlist = topic->add_subcommand("list", "topics with their publishers, subscribers and counts");
+  add_control(tlist);
+  tlist->add_flag("--json", json, "JSON output");
+  tlist->callback([&] { status = topic_list(control, json); });
+  std::string topic_name;
+  int count = 0;
+  double timeout_s = 0, window_s = 1, duration_s = 0;
+  auto* echo = topic->add_subcommand("echo", "print the messages published on a topic");
+  add_control(echo);
+  echo->add_option("topic", topic_name)->required();
+  echo->add_flag("--json", json, "one JSON envelope per line");
+  echo->add_option("--count,-n", count, "stop after this many messages");
+  echo->add_option("--timeout", timeout_s, "give up after this many seconds (0: never)");
+  echo->callback([&] { status = topic_echo(control, topic_name, json, count, timeout_s); });
+  auto* hz = topic->add_subcommand("hz", "the rate of a topic");
+  add_control(hz);
+  hz->add_option("topic", topic_name)->required();
+  hz->add_option("--window", window_s, "seconds per report");
+  hz->add_option("--duration", duration_s, "stop after this many seconds (0: never)");
+  hz->callback([&] { status = topic_hz(control, topic_name, window_s, duration_s); });
+
+  // param
+  auto* param = app.add_subcommand("param", "parameters of a running actor");
+  param->require_subcommand(1);
+  std::string actor_name, param_name, param_value;
+  auto* pget = param->add_subcommand("get", "one parameter, or all of an actor's");
+  add_control(pget);
+  pget->add_option("actor", actor_name)->required();
+  pget->add_option("name", param_name);
+  pget->callback([&] { status = param_get(control, actor_name, param_name); });
+  auto* pset = param->add_subcommand("set", "set a parameter (type-checked by the actor)");
+  add_control(pset);
+  pset->add_option("actor", actor_name)->required();
+  pset->add_option("name", param_name)->required();
+  pset->add_option("value", param_value, "JSON, or a bare string")->required();
+  pset->callback([&] { status = param_set(control, actor_name, param_name, param_value); });
+
+  // msg
+  auto* msg = app.add_subcommand("msg", "the message catalog");
+  msg->require_subcommand(1);
+  msg->add_subcommand("list", "every registered message type")->callback([&] { status = msg_list(); });
+  std::string msg_type;
+  auto* show = msg->add_subcommand("show", "the schema of a message type");
+  show->add_option("type", msg_type)->required();
+  show->callback([&] { status = msg_show(msg_type); });
+
+  app.add_subcommand("sim", "the serving simulator (gfdit sim --help)");
+  app.add_subcommand("bag", "record bags (gfdit bag --help)");
+  app.add_subcommand("replay", "replay bags (gfdit replay --help)");
+
+  CLI11_PARSE(app, argc, argv);
+  return status;
+}

@@ -1,0 +1,60 @@
+#pragma once
+// The library behind the `gfdit` subcommands; each returns the process exit status.
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace gfdit {
+class node;
+}
+
+namespace gfdit::launch {
+
+struct launch_options {
+  std::string file;
+  std::vector<std::string> args;             // name:=value
+  std::string control = "tcp://127.0.0.1:0";  // the launcher's control endpoint
+  int stop_timeout_ms = 3500;                 // SIGTERM -> SIGKILL (the whole stop stays < 5 s)
+  std::string self;                           // the gfdit executable (default /proc/self/exe)
+};
+// `gfdit launch`: every process of the graph on this host, as child processes.
+int run_launch(const launch_options& opt);
+
+struct node_run_options {
+  std::string file;
+  std::vector<std::string> args;
+  std::string process;  // empty with slurm: the instance is SLURM_PROCID
+  int index = -1;
+  std::string ipc_dir;  // set by `gfdit launch`: ipc wiring in this folder
+  bool slurm = false;
+  std::string control;  // a control endpoint to serve (ipc wiring picks one by itself)
+  int peer_timeout_ms = 30000;
+  // Called with the node once its actors are added, before start() (e.g. the recorder's tap).
+  std::function<void(node&)> on_created;
+};
+// `gfdit node`: one process of a graph.
+int run_node(const node_run_options& opt);
+
+// `gfdit check`: load and validate, print the expanded graph.
+int run_check(const std::string& file, const std::vector<std::string>& args);
+
+// Introspection against a running launcher. `control` empty: GFDIT_CONTROL, else the newest
+// live launcher of this user.
+int actor_types(const std::vector<std::string>& plugins);
+int actor_list(const std::string& control, bool json);
+int topic_list(const std::string& control, bool json);
+int topic_echo(const std::string& control, const std::string& topic, bool json, int count,
+               double timeout_s);
+int topic_hz(const std::string& control, const std::string& topic, double window_s, double duration_s);
+int param_get(const std::string& control, const std::string& actor, const std::string& name);
+int param_set(const std::string& control, const std::string& actor, const std::string& name,
+              const std::string& value);
+int msg_show(const std::string& type);
+int msg_list();
+
+// Where this user's launchers announce themselves: /tmp/gfdit-<uid>/launch-<pid>.json
+std::string runs_folder();
+// Removes the announcements of launchers that are gone (killed without cleaning up).
+void sweep_runs_folder();
+
+}  // namespace gfdit::launch

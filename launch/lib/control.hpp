@@ -1,0 +1,45 @@
+#pragma once
+// The control protocol: one JSON object per request, one per reply, over ZeroMQ REQ/REP.
+// The launcher serves it on 127.0.0.1 (`gfdit actor list` and friends ask it); each launched
+// process serves it on an ipc endpoint in the run folder (the launcher asks those).
+// Every reply has "ok": true, or "ok": false and "error".
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "common/result.hpp"
+
+namespace gfdit::launch {
+
+// Sends `request`, waits at most `timeout` for the reply. A fresh socket per call, so a lost
+// reply never wedges the next one.
+result<nlohmann::json> control_request(const std::string& endpoint, const nlohmann::json& request,
+                                       std::chrono::milliseconds timeout);
+
+class control_server {
+ public:
+  using handler = std::function<nlohmann::json(const nlohmann::json&)>;
+  // "tcp://127.0.0.1:0" binds a free port; endpoint() tells which.
+  static result<std::unique_ptr<control_server>> bind(const std::string& endpoint);
+  ~control_server();
+  control_server(const control_server&) = delete;
+  control_server& operator=(const control_server&) = delete;
+
+  const std::string& endpoint() const { return endpoint_; }
+  void* socket() const { return socket_; }  // for zmq_poll beside other descriptors
+  // Serves at most one request, waiting up to `timeout_ms` (0: only if one is ready).
+  bool serve_one(const handler& fn, int timeout_ms);
+
+ private:
+  control_server() = default;
+  void* socket_ = nullptr;
+  std::string endpoint_;
+};
+
+// The process's ZeroMQ context for control sockets (never terminated: linger is zero).
+void* control_context();
+
+}  // namespace gfdit::launch

@@ -1,0 +1,614 @@
+#include "launch/lib/launch_file.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdlib>
+#include <filesystem>
+#include <optional>
+#include <regex>
+#include <set>
+
+#include <yaml-cpp/yaml.h>
+
+#include "actors/runtime/plugin_loader.hpp"
+#include "actors/runtime/registry.hpp"
+#include "launch/lib/probe.hpp"
+
+namespace gfdit::launch {
+namespace fs = std::filesystem;
+
+std::string mark::str() const {
+  return file + ":" + std::to_string(line) + ":" + std::to_string(column);
+}
+
+const instance_spec* graph_spec::find(const std::string& process, int index) const {
+  for (const auto& i : instances)
+    if (i.process == process && i.index == index) return &i;
+  return nullptr;
+}
+
+const instance_spec* graph_spec::find_node(const std::string& node) const {
+  for (const auto& i : instances)
+    if (i.node == node) return &i;
+  return nullptr;
+}
+
+namespace {
+
+// A path as the user will recognise it: relative to the working directory when below it.
+std::string display_path(const fs::path& abs) {
+  std::error_code ec;
+  const fs::path rel = fs::relative(abs, fs::current_path(ec), ec);
+  if (!ec && !rel.empty() && rel.native().rfind("..", 0) != 0) return rel.string();
+  return abs.string();
+}
+
+bool valid_name(const std::string& s) {
+  static const std::regex re("[A-Za-z0-9_][A-Za-z0-9_.\\-]*");
+  return std::regex_match(s, re);
+}
+
+std::string join(const std::vector<std::string>& v, const char* sep = ", ") {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : sep) + s;
+  return out;
+}
+
+// YAML 1.2 core schema for plain scalars; quoted scalars are always strings.
+nlohmann::json scalar_json(const YAML::Node& n, const std::string& text) {
+  if (n.Tag() == "!") return text;
+  static const std::regex int_re("[-+]?[0-9]+");
+  static const std::regex real_re("[-+]?(\\.[0-9]+|[0-9]+(\\.[0-9]*)?)([eE][-+]?[0-9]+)?");
+  if (text == "true" || text == "True" || text == "TRUE") return true;
+  if (text == "false" || text == "False" || text == "FALSE") return false;
+  if (text.empty() || text == "~" || text == "null" || text == "Null" || text == "NULL") return nullptr;
+  if (std::regex_match(text, int_re)) {
+    std::int64_t v = 0;
+    const char* b = text.data() + (text[0] == '+' ? 1 : 0);
+    auto [p, ec] = std::from_chars(b, text.data() + text.size(), v);
+    if (ec == std::errc() && p == text.data() + text.size()) return v;
+  }
+  if (std::regex_match(text, real_re)) return std::strtod(text.c_str(), nullptr);
+  return text;
+}
+
+class loader {
+ public:
+  explicit loader(const std::vector<std::string>& overrides) {
+    for (const auto& o : overrides) {
+      const auto p = o.find(":=");
+      if (p == std::string::npos || p == 0) {
+        fail({"command line", 0, 0}, "argument '" + o + "' is not NAME:=VALUE");
+        continue;
+      }
+      cmdline_[o.substr(0, p)] = o.substr(p + 2);
+    }
+  }
+
+  result<graph_spec> run(const std::string& path) {
+    std::error_code ec;
+    const fs::path abs = fs::weakly_canonical(fs::absolute(path, ec), ec);
+    g_.file = abs.string();
+    load_file(abs, {"command line", 0, 0});
+    for (const auto& [k, v] : cmdline_)
+      if (!used_.count(k)) {
+        std::vector<std::string> names(declared_.begin(), declared_.end());
+        fail({"command line", 0, 0}, "unknown argument '" + k + "' (the graph declares: " +
+                                         (names.empty() ? "none" : join(names)) + ")");
+      }
+    if (errors_.empty() && g_.name.empty())
+      fail({display_path(abs), 1, 1}, "missing key 'graph' (the graph's name)");
+    if (!errors_.empty()) return make_error(errc::invalid_argument, join(errors_, "\n"));
+    return std::move(g_);
+  }
+
+ private:
+  struct scope {
+    std::string file;  // as displayed
+    fs::path dir;
+    std::optional<int> index;
+  };
+
+  void fail(const mark& m, const std::string& what) {
+    std::string line = m.line > 0 ? m.str() + ": " + what : m.file + ": " + what;
+    if (seen_.insert(line).second) errors_.push_back(std::move(line));
+  }
+
+  static mark mk(const YAML::Node& n, const scope& s) {
+    const auto m = n.Mark();
+    if (m.is_null()) return {s.file, 0, 0};
+    return {s.file, m.line + 1, m.column + 1};
+  }
+
+  // $(arg NAME), $(env NAME), $(index), $(dirname).
+  std::optional<std::string> subst(const std::string& text, const scope& s, const mark& m) {
+    std::string out;
+    std::size_t i = 0;
+    while (i < text.size()) {
+      const auto open = text.find("$(", i);
+      if (open == std::string::npos) {
+        out += text.substr(i);
+        break;
+      }
+      out += text.substr(i, open - i);
+      const auto close = text.find(')', open);
+      if (close == std::string::npos) {
+        fail(m, "unterminated '$(' in '" + text + "'");
+        return std::nullopt;
+      }
+      std::string body = text.substr(open + 2, close - open - 2);
+      std::string verb = body.substr(0, body.find(' '));
+      std::string arg = body.size() > verb.size() ? body.substr(verb.size() + 1) : "";
+      arg.erase(0, arg.find_first_not_of(' '));
+      if (verb == "arg") {
+        auto it = g_.args.find(arg);
+        if (it == g_.args.end()) {
+          fail(m, "$(arg " + arg + "): no argument '" + arg + "' is declared (under 'args:')");
+          return std::nullopt;
+        }
+        out += it->second;
+      } else if (verb == "env") {
+        const char* v = std::getenv(arg.c_str());
+        out += v ? v : "";
+      } else if (verb == "index") {
+        if (!s.index) {
+          fail(m, "$(index) is only defined inside a process");
+          return std::nullopt;
+        }
+        out += std::to_string(*s.index);
+      } else if (verb == "dirname") {
+        out += s.dir.string();
+      } else {
+        fail(m, "unknown substitution '$(" + body + ")' (known: arg, env, index, dirname)");
+        return std::nullopt;
+      }
+      i = close + 1;
+    }
+    return out;
+  }
+
+  std::optional<std::string> text(const YAML::Node& n, const scope& s, const std::string& what) {
+    if (!n.IsScalar()) {
+      fail(mk(n, s), "'" + what + "' must be a scalar");
+      return std::nullopt;
+    }
+    return subst(n.Scalar(), s, mk(n, s));
+  }
+
+  std::optional<nlohmann::json> value(const YAML::Node& n, const scope& s, const std::string& what) {
+    if (n.IsScalar()) {
+      auto t = subst(n.Scalar(), s, mk(n, s));
+      if (!t) return std::nullopt;
+      return scalar_json(n, *t);
+    }
+    if (n.IsNull()) return nlohmann::json(nullptr);
+    if (n.IsSequence()) {
+      auto arr = nlohmann::json::array();
+      for (const auto& e : n) {
+        auto v = value(e, s, what);
+        if (!v) return std::nullopt;
+        arr.push_back(*v);
+      }
+      return arr;
+    }
+    auto obj = nlohmann::json::object();
+    for (const auto& kv : n) {
+      auto v = value(kv.second, s, what);
+      if (!v) return std::nullopt;
+      obj[kv.first.Scalar()] = *v;
+    }
+    return obj;
+  }
+
+  std::optional<std::int64_t> integer(const YAML::Node& n, const scope& s, const std::string& what,
+                                      std::int64_t min) {
+    auto t = text(n, s, what);
+    if (!t) return std::nullopt;
+    auto j = scalar_json(n, *t);
+    if (!j.is_number_integer()) {
+      fail(mk(n, s), "'" + what + "' must be an integer, got '" + *t + "'");
+      return std::nullopt;
+    }
+    if (j.get<std::int64_t>() < min) {
+      fail(mk(n, s), "'" + what + "' must be >= " + std::to_string(min) + ", got " + *t);
+      return std::nullopt;
+    }
+    return j.get<std::int64_t>();
+  }
+
+  std::optional<bool> boolean(const YAML::Node& n, const scope& s, const std::string& what) {
+    auto t = text(n, s, what);
+    if (!t) return std::nullopt;
+    auto j = scalar_json(n, *t);
+    if (!j.is_boolean()) {
+      fail(mk(n, s), "'" + what + "' must be true or false, got '" + *t + "'");
+      return std::nullopt;
+    }
+    return j.get<bool>();
+  }
+
+  bool is_map(const YAML::Node& n, const scope& s, const std::string& what) {
+    if (n.IsMap()) return true;
+    fail(mk(n, s), "'" + what + "' must be a map");
+    return false;
+  }
+
+  // Reports every key not in `allowed`; returns false if there was one.
+  bool check_keys(const YAML::Node& n, const scope& s, const std::string& where,
+                  const std::vector<std::string>& allowed) {
+    bool ok = true;
+    for (const auto& kv : n) {
+      const std::string k = kv.first.Scalar();
+      if (std::find(allowed.begin(), allowed.end(), k) != allowed.end()) continue;
+      fail(mk(kv.first, s), "unknown key '" + k + "' in " + where + " (expected one of: " + join(allowed) + ")");
+      ok = false;
+    }
+    return ok;
+  }
+
+  void load_file(const fs::path& abs, const mark& from) {
+    const std::string key = abs.string();
+    if (std::find(stack_.begin(), stack_.end(), key) != stack_.end()) {
+      std::string chain;
+      bool on = false;
+      for (const auto& f : stack_) {
+        if (f == key) on = true;
+        if (on) chain += display_path(f) + " -> ";
+      }
+      fail(from, "cyclic include: " + chain + display_path(abs));
+      return;
+    }
+    std::error_code ec;
+    if (!fs::is_regular_file(abs, ec)) {
+      fail(from, "cannot read launch file '" + display_path(abs) + "'");
+      return;
+    }
+    const scope s{display_path(abs), abs.parent_path(), std::nullopt};
+    YAML::Node root;
+    try {
+      root = YAML::LoadFile(key);
+    } catch (const YAML::ParserException& e) {
+      fail({s.file, e.mark.line + 1, e.mark.column + 1}, "YAML syntax error: " + e.msg);
+      return;
+    } catch (const std::exception& e) {
+      fail(from, "cannot read launch file '" + s.file + "': " + e.what());
+      return;
+    }
+    g_.files.push_back(key);
+    if (root.IsNull()) return;
+    if (!root.IsMap()) {
+      fail(mk(root, s), "a launch file must be a map (graph, args, processes, ...)");
+      return;
+    }
+    stack_.push_back(key);
+    check_keys(root, s, "the launch file",
+               {"graph", "args", "parameters", "include", "plugins", "port_base", "processes"});
+    if (root["args"]) load_args(root["args"], s);
+    if (const auto inc = root["include"]) {
+      std::vector<YAML::Node> items;
+      if (inc.IsSequence()) for (const auto& e : inc) items.push_back(e);
+      else items.push_back(inc);
+      for (const auto& e : items) {
+        auto p = text(e, s, "include");
+        if (!p) continue;
+        fs::path target = fs::path(*p).is_absolute() ? fs::path(*p) : s.dir / *p;
+        load_file(fs::weakly_canonical(target, ec), mk(e, s));
+      }
+    }
+    if (const auto n = root["graph"]) {
+      if (auto t = text(n, s, "graph"); t && g_.name.empty()) {
+        if (!valid_name(*t)) fail(mk(n, s), "graph name '" + *t + "' may hold only letters, digits, '_', '-', '.'");
+        g_.name = *t;
+      }
+    }
+    if (const auto n = root["port_base"])
+      if (auto v = integer(n, s, "port_base", 1); v) {
+        if (*v > 65535) fail(mk(n, s), "'port_base' must be a TCP port (< 65536)");
+        g_.port_base = static_cast<int>(*v);
+      }
+    if (const auto n = root["parameters"]; n && is_map(n, s, "parameters")) {
+      for (const auto& kv : n) {
+        const std::string k = kv.first.Scalar();
+        if (auto v = value(kv.second, s, k)) {
+          if (!g_.parameters.contains(k)) {
+            g_.parameters[k] = *v;
+            g_.parameter_marks[k] = mk(kv.second, s);
+          }
+        }
+      }
+    }
+    if (const auto n = root["plugins"]) {
+      std::vector<YAML::Node> items;
+      if (n.IsSequence()) for (const auto& e : n) items.push_back(e);
+      else items.push_back(n);
+      for (const auto& e : items) {
+        auto p = text(e, s, "plugins");
+        if (!p) continue;
+        fs::path target = fs::path(*p).is_absolute() ? fs::path(*p) : s.dir / *p;
+        g_.plugins.push_back(fs::weakly_canonical(target, ec).string());
+        g_.plugin_marks.push_back(mk(e, s));
+      }
+    }
+    if (const auto n = root["processes"]) {
+      if (!n.IsSequence()) fail(mk(n, s), "'processes' must be a list");
+      else for (const auto& p : n) load_process(p, s);
+    }
+    stack_.pop_back();
+  }
+
+  void load_args(const YAML::Node& n, const scope& s) {
+    if (!is_map(n, s, "args")) return;
+    for (const auto& kv : n) {
+      const std::string name = kv.first.Scalar();
+      const mark m = mk(kv.first, s);
+      if (!valid_name(name)) fail(m, "argument name '" + name + "' may hold only letters, digits, '_', '-', '.'");
+      std::optional<std::string> def;
+      const YAML::Node& v = kv.second;
+      if (v.IsMap()) {
+        check_keys(v, s, "argument '" + name + "'", {"default", "description"});
+        if (v["default"] && !v["default"].IsNull()) def = text(v["default"], s, "default");
+      } else if (v.IsScalar()) {
+        def = text(v, s, name);
+      } else if (!v.IsNull()) {
+        fail(mk(v, s), "argument '" + name + "' must be a scalar default or {default, description}");
+        continue;
+      }
+      declared_.insert(name);
+      if (g_.args.count(name)) continue;  // the including file (or the command line) won
+      if (auto c = cmdline_.find(name); c != cmdline_.end()) {
+        used_.insert(name);
+        g_.args[name] = c->second;
+      } else if (def) {
+        g_.args[name] = *def;
+      } else {
+        fail(m, "argument '" + name + "' has no default: pass " + name + ":=VALUE");
+      }
+    }
+  }
+
+  void load_process(const YAML::Node& p, const scope& file_scope) {
+    if (!p.IsMap()) {
+      fail(mk(p, file_scope), "a process must be a map (name, host, actors, ...)");
+      return;
+    }
+    const bool keys_ok = check_keys(p, file_scope, "process",
+        {"name", "host", "bind", "port", "env", "replicas", "restart", "exit_on_done", "threads", "actors"});
+    if (!p["name"]) {
+      fail(mk(p, file_scope), "process without 'name'");
+      return;
+    }
+    auto name = text(p["name"], file_scope, "name");
+    if (!name) return;
+    if (!valid_name(*name)) {
+      fail(mk(p["name"], file_scope), "process name '" + *name + "' may hold only letters, digits, '_', '-', '.'");
+      return;
+    }
+    if (auto it = process_marks_.find(*name); it != process_marks_.end()) {
+      fail(mk(p["name"], file_scope), "duplicate process name '" + *name + "' (first at " + it->second.str() + ")");
+      return;
+    }
+    process_marks_[*name] = mk(p["name"], file_scope);
+    int replicas = 1;
+    if (p["replicas"]) {
+      auto r = integer(p["replicas"], file_scope, "replicas", 1);
+      if (!r) return;
+      replicas = static_cast<int>(*r);
+    }
+    if (!keys_ok) return;
+    for (int i = 0; i < replicas; ++i) {
+      scope s = file_scope;
+      s.index = i;
+      instance_spec inst;
+      inst.process = *name;
+      inst.index = i;
+      inst.replicas = replicas;
+      inst.node = replicas > 1 ? *name + "-" + std::to_string(i) : *name;
+      inst.at = mk(p, s);
+      if (p["host"]) if (auto t = text(p["host"], s, "host")) inst.host = *t;
+      if (p["bind"]) if (auto t = text(p["bind"], s, "bind")) inst.bind = *t;
+      if (p["port"]) if (auto v = integer(p["port"], s, "port", 1)) inst.port = static_cast<int>(*v) + i;
+      if (p["threads"]) if (auto v = integer(p["threads"], s, "threads", 0)) inst.threads = static_cast<int>(*v);
+      if (p["exit_on_done"]) if (auto v = boolean(p["exit_on_done"], s, "exit_on_done")) inst.exit_on_done = *v;
+      if (const auto e = p["env"]; e && is_map(e, s, "env"))
+        for (const auto& kv : e)
+          if (auto t = text(kv.second, s, kv.first.Scalar())) inst.env[kv.first.Scalar()] = *t;
+      if (const auto r = p["restart"]) load_restart(r, s, inst.restart);
+      if (const auto a = p["actors"]) {
+        if (!a.IsSequence()) fail(mk(a, s), "'actors' must be a list");
+        else for (const auto& e : a) load_actor(e, s, inst);
+      }
+      if (auto it = node_marks_.find(inst.node); it != node_marks_.end()) {
+        fail(inst.at, "process instance '" + inst.node + "' clashes with the process at " + it->second.str());
+        continue;
+      }
+      node_marks_[inst.node] = inst.at;
+      g_.instances.push_back(std::move(inst));
+    }
+  }
+
+  void load_restart(const YAML::Node& r, const scope& s, restart_policy& out) {
+    auto set_policy = [&](const YAML::Node& n) {
+      auto t = text(n, s, "policy");
+      if (!t) return;
+      if (*t == "never") out.policy = restart_policy::kind::never;
+      else if (*t == "on-failure" || *t == "on_failure") out.policy = restart_policy::kind::on_failure;
+      else fail(mk(n, s), "restart policy must be 'never' or 'on-failure', got '" + *t + "'");
+    };
+    if (r.IsScalar()) return set_policy(r);
+    if (!is_map(r, s, "restart")) return;
+    check_keys(r, s, "restart", {"policy", "max", "backoff_ms"});
+    if (r["policy"]) set_policy(r["policy"]);
+    if (r["max"]) if (auto v = integer(r["max"], s, "max", 0)) out.max = static_cast<int>(*v);
+    if (r["backoff_ms"]) if (auto v = integer(r["backoff_ms"], s, "backoff_ms", 0)) out.backoff_ms = static_cast<int>(*v);
+  }
+
+  void load_actor(const YAML::Node& a, const scope& s, instance_spec& inst) {
+    if (!a.IsMap()) {
+      fail(mk(a, s), "an actor must be a map (type, name, parameters, remaps)");
+      return;
+    }
+    if (!check_keys(a, s, "actor", {"type", "name", "parameters", "remaps"})) return;
+    actor_spec spec;
+    spec.at = mk(a, s);
+    if (!a["type"]) return fail(spec.at, "actor without 'type'");
+    if (!a["name"]) return fail(spec.at, "actor without 'name'");
+    auto type = text(a["type"], s, "type");
+    auto name = text(a["name"], s, "name");
+    if (!type || !name) return;
+    spec.type = *type;
+    spec.name = *name;
+    spec.type_at = mk(a["type"], s);
+    spec.name_at = mk(a["name"], s);
+    if (spec.name.empty() || spec.name[0] == '$' || spec.name.find(':') != std::string::npos)
+      return fail(spec.name_at, "actor name '" + spec.name + "' must be non-empty, without ':' or a leading '$'");
+    if (auto it = actor_marks_.find(spec.name); it != actor_marks_.end())
+      return fail(spec.name_at, "duplicate actor name '" + spec.name + "' (first at " + it->second.str() + ")");
+    actor_marks_[spec.name] = spec.name_at;
+    if (const auto p = a["parameters"]; p && is_map(p, s, "parameters"))
+      for (const auto& kv : p) {
+        const std::string k = kv.first.Scalar();
+        if (auto v = value(kv.second, s, k)) {
+          spec.params[k] = *v;
+          spec.param_marks[k] = mk(kv.second, s);
+        }
+      }
+    if (const auto r = a["remaps"]; r && is_map(r, s, "remaps"))
+      for (const auto& kv : r) {
+        auto from = subst(kv.first.Scalar(), s, mk(kv.first, s));
+        auto to = text(kv.second, s, "remap");
+        if (from && to) spec.remaps[*from] = *to;
+      }
+    inst.actors.push_back(std::move(spec));
+  }
+
+  graph_spec g_;
+  std::map<std::string, std::string> cmdline_;
+  std::set<std::string> used_;
+  std::set<std::string> declared_;
+  std::vector<std::string> stack_;
+  std::vector<std::string> errors_;
+  std::set<std::string> seen_;
+  std::map<std::string, mark> process_marks_, node_marks_, actor_marks_;
+};
+
+bool matches(const std::string& declared, const nlohmann::json& v) {
+  if (declared == "bool") return v.is_boolean();
+  if (declared == "int") return v.is_number_integer();
+  if (declared == "double") return v.is_number();
+  if (declared == "string") return v.is_string();
+  return true;
+}
+
+std::string shape(const nlohmann::json& v) {
+  if (v.is_boolean()) return "bool " + v.dump();
+  if (v.is_number_integer()) return "int " + v.dump();
+  if (v.is_number()) return "double " + v.dump();
+  if (v.is_string()) return "string " + v.dump();
+  return std::string(v.type_name());
+}
+
+}  // namespace
+
+result<graph_spec> load(const std::string& path, const std::vector<std::string>& overrides) {
+  return loader(overrides).run(path);
+}
+
+result<void> load_plugins(const graph_spec& g) {
+  for (std::size_t i = 0; i < g.plugins.size(); ++i) {
+    auto p = load_plugin(g.plugins[i]);
+    if (!p) return make_error(p.err().code, g.plugin_marks[i].str() + ": " + p.err().what);
+  }
+  auto env = load_plugins_from_env();
+  if (!env) return env.err();
+  return {};
+}
+
+result<void> validate(graph_spec& g, const std::string& only_node) {
+  std::vector<std::string> errors;
+  std::set<std::string> seen;
+  auto fail = [&](const mark& m, const std::string& what) {
+    std::string line = m.str() + ": " + what;
+    if (seen.insert(line).second) errors.push_back(std::move(line));
+  };
+  for (auto& inst : g.instances) {
+    for (auto& a : inst.actors) {
+      if (!actor_registry::global().has(a.type)) {
+        std::vector<std::string> known;
+        for (const auto& t : actor_registry::global().list()) known.push_back(t.name);
+        fail(a.type_at, "unknown actor type '" + a.type + "' (known: " + join(known) +
+                            "; more come from 'plugins:' or GFDIT_PLUGIN_PATH)");
+        continue;
+      }
+      if (!only_node.empty() && inst.node != only_node) continue;
+      const auto decl = declared_parameters(a.type);
+      if (!decl) {
+        // The type cannot be probed: at least every value must be one a parameter can hold.
+        for (const auto& [k, v] : a.params.items())
+          if (!v.is_primitive() || v.is_null())
+            fail(a.param_marks[k], "parameter '" + k + "' of actor '" + a.name +
+                                       "' must be a bool, int, double or string, got " + v.type_name());
+        continue;
+      }
+      bool ok = true;
+      for (const auto& [k, v] : a.params.items()) {
+        if (!decl->contains(k)) {
+          std::vector<std::string> names;
+          for (const auto& [n, _] : decl->items()) names.push_back(n);
+          fail(a.param_marks[k], "actor '" + a.name + "' (type " + a.type + ") declares no parameter '" +
+                                     k + "' (declared: " + (names.empty() ? "none" : join(names)) + ")");
+          ok = false;
+          continue;
+        }
+        const std::string want = (*decl)[k]["type"].get<std::string>();
+        if (!matches(want, v)) {
+          fail(a.param_marks[k], "parameter '" + k + "' of actor '" + a.name + "' must be " + want +
+                                     " (declared by " + a.type + "), got " + shape(v));
+          ok = false;
+        }
+      }
+      if (!ok) continue;
+      nlohmann::json merged = a.params;
+      for (const auto& [k, v] : g.parameters.items())
+        if (decl->contains(k) && !merged.contains(k)) {
+          if (!matches((*decl)[k]["type"].get<std::string>(), v)) {
+            fail(g.parameter_marks[k], "global parameter '" + k + "' must be " +
+                                           (*decl)[k]["type"].get<std::string>() + " for actor '" +
+                                           a.name + "' (type " + a.type + "), got " + shape(v));
+            ok = false;
+            continue;
+          }
+          merged[k] = v;
+        }
+      if (!ok) continue;
+      if (auto r = probe_configure(a.type, merged); !r) {
+        // Name the parameter the runtime complained about when it says which.
+        mark at = a.at;
+        for (const auto& [k, m] : a.param_marks)
+          if (r.err().what.find("'" + k + "'") != std::string::npos) at = m;
+        fail(at, "actor '" + a.name + "' (type " + a.type + "): " + r.err().what);
+        continue;
+      }
+      a.params = std::move(merged);
+    }
+  }
+  if (!errors.empty()) {
+    std::string all;
+    for (const auto& e : errors) all += (all.empty() ? "" : "\n") + e;
+    return make_error(errc::invalid_argument, all);
+  }
+  return {};
+}
+
+result<graph_spec> load_and_validate(const std::string& path,
+                                     const std::vector<std::string>& overrides,
+                                     const std::string& only_node) {
+  auto g = load(path, overrides);
+  if (!g) return g;
+  if (auto r = load_plugins(*g); !r) return r.err();
+  if (auto r = validate(*g, only_node); !r) return r.err();
+  return g;
+}
+
+}  // namespace gfdit::launch

@@ -1,0 +1,221 @@
+// Launch files: substitution, replicas, includes, and one precise error (file:line:column)
+// per kind of mistake. Also the Slurm and endpoint arithmetic.
+#include <gtest/gtest.h>
+
+#include "actors/runtime/context.hpp"
+#include "actors/runtime/registry.hpp"
+#include "launch/lib/endpoints.hpp"
+#include "launch/lib/launch_file.hpp"
+#include "tests/launch/launch_test_support.hpp"
+
+namespace {
+
+using namespace gfdit;
+using namespace gfdit::launch;
+using gfdit::testing::temp_dir;
+
+class typed_actor final : public actor {
+ public:
+  result<void> on_configure(context& ctx) override {
+    auto& p = ctx.params();
+    if (auto r = p.declare<std::int64_t>("count", 1, "", [](const std::int64_t& v) { return v >= 0 ? "" : "must be >= 0"; }); !r) return r;
+    if (auto r = p.declare<double>("rate", 1.0); !r) return r;
+    if (auto r = p.declare<std::string>("label", "x"); !r) return r;
+    return p.declare<bool>("enabled", true);
+  }
+};
+GFDIT_REGISTER_ACTOR(typed_actor, "ltest.typed");
+
+std::string error_of(const std::string& path, std::vector<std::string> args = {}) {
+  auto g = load_and_validate(path, args);
+  return g ? std::string("(no error)") : g.err().what;
+}
+
+TEST(LaunchFile, ArgumentsIndexAndReplicasAreSubstituted) {
+  temp_dir d;
+  const auto f = d.write("g.yaml", R"Y(graph: g
+args:
+  workers: 2
+  label: {default: hello, description: a label}
+parameters:
+  rate: 2.5
+processes:
+  - name: worker
+    replicas: $(arg workers)
+    env: {RANK: "$(index)"}
+    actors:
+      - type: ltest.typed
+        name: w$(index)
+        parameters: {count: $(index), label: "$(arg label)-$(index)"}
+        remaps: {in: in_$(index)}
+)Y");
+  auto g = load_and_validate(f, {"workers:=3"});
+  ASSERT_TRUE(g) << g.err().what;
+  ASSERT_EQ(g->instances.size(), 3u);
+  EXPECT_EQ(g->instances[2].node, "worker-2");
+  EXPECT_EQ(g->instances[2].env.at("RANK"), "2");
+  const auto& a = g->instances[2].actors.at(0);
+  EXPECT_EQ(a.name, "w2");
+  EXPECT_EQ(a.params["count"], 2);
+  EXPECT_EQ(a.params["label"], "hello-2");
+  EXPECT_EQ(a.params["rate"], 2.5);  // the global parameter reached the actor that declares it
+  EXPECT_FALSE(a.params.contains("enabled"));
+  EXPECT_EQ(a.remaps.at("in"), "in_2");
+}
+
+TEST(LaunchFile, UnknownActorTypeNamesFileLineColumn) {
+  temp_dir d;
+  const auto f = d.write("bad.yaml", "graph: g\nprocesses:\n  - name: p\n    actors:\n      - type: nope.actor\n        name: a\n");
+  EXPECT_NE(error_of(f).find("bad.yaml:5:15: unknown actor type 'nope.actor'"), std::string::npos) << error_of(f);
+}
+
+TEST(LaunchFile, DuplicateActorNameNamesBothPlaces) {
+  temp_dir d;
+  const auto f = d.write("dup.yaml", R"Y(graph: g
+processes:
+  - name: p
+    actors:
+      - {type: ltest.typed, name: a}
+  - name: q
+    actors:
+      - {type: ltest.typed, name: a}
+)Y");
+  EXPECT_NE(error_of(f).find("dup.yaml:8:35: duplicate actor name 'a' (first at "), std::string::npos) << error_of(f);
+  EXPECT_NE(error_of(f).find("dup.yaml:5:35)"), std::string::npos) << error_of(f);
+}
+
+TEST(LaunchFile, ParameterOfTheWrongTypeIsCheckedAgainstTheDeclaration) {
+  temp_dir d;
+  const auto f = d.write("type.yaml", R"Y(graph: g
+processes:
+  - name: p
+    actors:
+      - type: ltest.typed
+        name: a
+        parameters:
+          count: ten
+)Y");
+  EXPECT_NE(error_of(f).find("type.yaml:8:18: parameter 'count' of actor 'a' must be int (declared by ltest.typed), got string \"ten\""),
+            std::string::npos) << error_of(f);
+}
+
+TEST(LaunchFile, ParameterTheActorDoesNotDeclareOrRejects) {
+  temp_dir d;
+  const auto f = d.write("undeclared.yaml", R"Y(graph: g
+processes:
+  - name: p
+    actors:
+      - type: ltest.typed
+        name: a
+        parameters: {colour: red}
+)Y");
+  EXPECT_NE(error_of(f).find("undeclared.yaml:7:30: actor 'a' (type ltest.typed) declares no parameter 'colour' "
+                             "(declared: count, enabled, label, rate)"),
+            std::string::npos) << error_of(f);
+  const auto v = d.write("invalid.yaml", R"Y(graph: g
+processes:
+  - name: p
+    actors:
+      - type: ltest.typed
+        name: a
+        parameters: {count: -3}
+)Y");
+  EXPECT_NE(error_of(v).find("invalid.yaml:7:29: actor 'a' (type ltest.typed): parameter 'count' = -3: must be >= 0"),
+            std::string::npos) << error_of(v);
+}
+
+TEST(LaunchFile, UnknownKeyListsTheExpectedOnes) {
+  temp_dir d;
+  const auto f = d.write("key.yaml", "graph: g\nprocesses:\n  - name: p\n    replica: 2\n    actors: []\n");
+  EXPECT_NE(error_of(f).find("key.yaml:4:5: unknown key 'replica' in process (expected one of: name, host, bind, "
+                             "port, env, replicas, restart, exit_on_done, threads, actors)"),
+            std::string::npos) << error_of(f);
+  const auto t = d.write("top.yaml", "graph: g\nprocess: []\n");
+  EXPECT_NE(error_of(t).find("top.yaml:2:1: unknown key 'process' in the launch file"), std::string::npos) << error_of(t);
+}
+
+TEST(LaunchFile, CyclicIncludeShowsTheChain) {
+  temp_dir d;
+  d.write("a.yaml", "graph: g\ninclude: [b.yaml]\n");
+  d.write("b.yaml", "include:\n  - c.yaml\n");
+  d.write("c.yaml", "include: a.yaml\n");
+  const auto e = error_of(d.path() + "/a.yaml");
+  EXPECT_NE(e.find("c.yaml:1:10: cyclic include: "), std::string::npos) << e;
+  EXPECT_NE(e.find("a.yaml -> "), std::string::npos) << e;
+  EXPECT_NE(e.find("b.yaml -> "), std::string::npos) << e;
+  EXPECT_NE(e.find("c.yaml -> "), std::string::npos) << e;
+}
+
+TEST(LaunchFile, IncludesMergeProcessesAndArguments) {
+  temp_dir d;
+  d.write("part.yaml", "args: {n: 1}\nprocesses:\n  - name: extra\n    actors: [{type: ltest.typed, name: e, parameters: {count: $(arg n)}}]\n");
+  const auto f = d.write("main.yaml", "graph: g\nargs: {n: 5}\ninclude: part.yaml\nprocesses:\n  - name: main\n    actors: []\n");
+  auto g = load_and_validate(f, {});
+  ASSERT_TRUE(g) << g.err().what;
+  ASSERT_EQ(g->instances.size(), 2u);
+  EXPECT_EQ(g->instances[0].node, "extra");
+  EXPECT_EQ(g->instances[0].actors[0].params["count"], 5);  // the including file's default won
+}
+
+TEST(LaunchFile, ArgumentErrors) {
+  temp_dir d;
+  const auto f = d.write("args.yaml", "graph: g\nargs:\n  needed:\nprocesses:\n  - name: p\n    host: $(arg other)\n");
+  const auto e = error_of(f, {"typo:=1"});
+  EXPECT_NE(e.find("args.yaml:3:3: argument 'needed' has no default: pass needed:=VALUE"), std::string::npos) << e;
+  EXPECT_NE(e.find("args.yaml:6:11: $(arg other): no argument 'other' is declared"), std::string::npos) << e;
+  EXPECT_NE(e.find("command line: unknown argument 'typo' (the graph declares: needed)"), std::string::npos) << e;
+}
+
+TEST(LaunchFile, SyntaxErrorAndBadFieldValues) {
+  temp_dir d;
+  const auto s = d.write("syntax.yaml", "graph: g\nprocesses: [\n");
+  EXPECT_NE(error_of(s).find("syntax.yaml:"), std::string::npos);
+  EXPECT_NE(error_of(s).find("YAML syntax error"), std::string::npos) << error_of(s);
+  const auto v = d.write("values.yaml",
+                         "graph: g\nprocesses:\n  - name: p\n    replicas: two\n  - name: q\n    restart: sometimes\n");
+  const auto e = error_of(v);
+  EXPECT_NE(e.find("values.yaml:4:15: 'replicas' must be an integer, got 'two'"), std::string::npos) << e;
+  EXPECT_NE(e.find("values.yaml:6:14: restart policy must be 'never' or 'on-failure', got 'sometimes'"),
+            std::string::npos) << e;
+}
+
+TEST(Endpoints, SlurmNodelistAndTasks) {
+  auto n = expand_nodelist("gpu[01-03,07],cpu5,x[9-10]");
+  ASSERT_TRUE(n);
+  EXPECT_EQ(*n, (std::vector<std::string>{"gpu01", "gpu02", "gpu03", "gpu07", "cpu5", "x9", "x10"}));
+  auto t = expand_tasks_per_node("4(x2),2");
+  ASSERT_TRUE(t);
+  EXPECT_EQ(*t, (std::vector<int>{4, 4, 2}));
+  auto h = slurm_task_hosts("a[1-2]", "2(x2)", 3);
+  ASSERT_TRUE(h);
+  EXPECT_EQ(*h, (std::vector<std::string>{"a1", "a1", "a2"}));
+  EXPECT_FALSE(expand_nodelist("a[1-"));
+}
+
+TEST(Endpoints, TcpPortsFollowTheFileAndBindTheNamedAddress) {
+  temp_dir d;
+  const auto f = d.write("tcp.yaml", R"Y(graph: g
+port_base: 9100
+processes:
+  - {name: a, host: 10.0.0.1}
+  - {name: w, host: 10.0.0.2, replicas: 2}
+  - {name: z, host: node7, bind: 0.0.0.0, port: 9500}
+)Y");
+  auto g = load(f, {});
+  ASSERT_TRUE(g) << g.err().what;
+  auto p = plan_endpoints(*g, wiring::tcp);
+  ASSERT_TRUE(p);
+  ASSERT_EQ(p->size(), 4u);
+  EXPECT_EQ((*p)[0].bind, "tcp://10.0.0.1:9100");
+  EXPECT_EQ((*p)[2].connect, "tcp://10.0.0.2:9102");
+  EXPECT_EQ((*p)[3].connect, "tcp://node7:9500");
+  EXPECT_EQ((*p)[3].bind, "tcp://0.0.0.0:9500");
+  auto ipc = plan_endpoints(*g, wiring::ipc, "/tmp/x");
+  ASSERT_TRUE(ipc);
+  EXPECT_EQ((*ipc)[1].bind, "ipc:///tmp/x/w-0.sock");
+  auto addr = resolve_address("localhost");
+  ASSERT_TRUE(addr);
+  EXPECT_EQ(*addr, "127.0.0.1");
+}
+
+}  // namespace
