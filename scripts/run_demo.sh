@@ -1,18 +1,33 @@
 #!/usr/bin/env bash
-# The main job of `make run`: launches the default demo graph from the build folder and prints
-# what it served. Usage: scripts/run_demo.sh BUILD_DIR
+# The main job of `make run`: launches the default demo graph (launch/graphs/serving.yaml: the
+# elastic control plane, four worker processes, a load client) once with the `static` baseline
+# and once with the elastic `edf-best-fit` policy, on the same 200-request trace, and prints
+# both results side by side. Usage: scripts/run_demo.sh BUILD_DIR
 set -euo pipefail
 build=${1:-build}
-here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$(dirname "$0")/.."
+gfdit="$build/launch/cli/gfdit"
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
 
-echo "== ping-pong: two actors in one process"
-"$build/examples/ping_pong/ping_pong" --count 5 2>/dev/null
+for policy in static edf-best-fit; do
+  echo "== gfdit launch launch/graphs/serving.yaml policy:=$policy"
+  "$gfdit" launch launch/graphs/serving.yaml "policy:=$policy" "json:=$out/$policy.json" 2>&1 |
+    grep -v ' info ' | sed -n '/metric/,/^\[launch\]/p' | grep -v '^\[launch\]'
+done
 
-echo "== ping-pong: the same two actors in two processes (ipc)"
-sock="ipc:///tmp/gfdit-demo-$$.sock"
-"$build/examples/ping_pong/ping_pong" --role ponger --bind "$sock" >/dev/null 2>&1 &
-ponger=$!
-trap 'kill -TERM $ponger 2>/dev/null || true' EXIT
-"$build/examples/ping_pong/ping_pong" --role pinger --peer "ponger=$sock" --count 5 2>/dev/null
-kill -TERM $ponger && wait $ponger
-trap - EXIT
+echo "== side by side (same trace, 4 simulated GPUs, 200x compressed time)"
+python3 - "$out/static.json" "$out/edf-best-fit.json" <<'PY'
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+rows = [("requests done", lambda r: r["requests"]["done"]),
+        ("goodput (req/s)", lambda r: r["goodput_rps"]),
+        ("SLO attainment", lambda r: r["slo"]["attainment"]),
+        ("SLO violations", lambda r: r["slo"]["violations"]),
+        ("mean latency (s)", lambda r: r["latency"]["mean_s"]),
+        ("p99 latency (s)", lambda r: r["latency"]["p99_s"])]
+print(f"{'':22}{'static':>12}{'edf-best-fit':>14}{'ratio':>8}")
+for label, get in rows:
+    x, y = get(a), get(b)
+    print(f"{label:22}{x:12.3f}{y:14.3f}{(y / x if x else float('nan')):8.2f}")
+PY

@@ -178,17 +178,18 @@ class load_client_actor : public actor {
  public:
   result<void> on_configure(context& ctx) override {
     auto& p = ctx.params();
-    for (auto r : {p.declare<std::string>("workload", "", "workload YAML", [](const std::string& v) { return v.empty() ? "is required" : ""; }),
+    for (auto r : {p.declare<std::string>("workload", "", "workload YAML (required)"),
                    p.declare<std::int64_t>("gpus", 4, "cluster size the arrival rate is scaled to"),
                    p.declare<std::int64_t>("seed", 0, "0: the workload's own"),
                    p.declare<std::int64_t>("requests", 0, "0: the workload's own"),
                    p.declare<double>("speedup", 1.0, "as the graph's shells", [](const double& v) { return v > 0 ? "" : "must be > 0"; }),
                    p.declare<double>("max_wall_s", 600.0, "give up after this long"),
                    p.declare<std::string>("label", "live", "column name in the table"),
-                   p.declare<std::string>("json", "", "also write the metrics as JSON here")})
+                   p.declare<std::string>("json", "", "also write the metrics as JSON here (empty or -: no)")})
       if (!r) return r;
     load_client_options opt;
     opt.workload = p.get<std::string>("workload");
+    if (opt.workload.empty()) return make_error(errc::invalid_argument, "parameter 'workload' is required");
     opt.gpus = static_cast<std::int32_t>(p.get<std::int64_t>("gpus"));
     opt.seed = static_cast<std::uint64_t>(p.get<std::int64_t>("seed"));
     opt.requests = p.get<std::int64_t>("requests");
@@ -198,7 +199,7 @@ class load_client_actor : public actor {
     inner_ = std::make_unique<load_client>(opt, [json = p.get<std::string>("json")](const sim::run_metrics& m) {
       std::printf("%s", sim::format_table({m}).c_str());
       std::fflush(stdout);
-      if (!json.empty()) std::ofstream(json) << m.to_json().dump(2) << "\n";
+      if (!json.empty() && json != "-") std::ofstream(json) << m.to_json().dump(2) << "\n";
     });
     return inner_->on_configure(ctx);
   }
