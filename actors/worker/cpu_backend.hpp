@@ -13,9 +13,14 @@
 // or absent peer turns into a failed TaskDone, never a hang.
 //
 // Stages: prepare = the initial noise (the whole latent on every member: layout "replicated"),
-// denoise = dit::denoise over the step range at degree = group size, decode = gather to
-// members[0], which reports the hash of the final latent's bits (TaskDone.result_hash).
+// denoise = dit::denoise over the step range at degree = group size, then each member writes its
+// shard to a host checkpoint file and the group meets at a barrier before the report (so a
+// reported chunk always has a complete checkpoint), decode = gather to members[0], which reports
+// the hash of the final latent's bits (TaskDone.result_hash). When a holder dies the scheduler
+// sends the "checkpoint" layout: the members read the shards of the last reported chunk from
+// <world_dir>/checkpoints (or remake the noise at step 0) and go on with the same bits.
 #include <chrono>
+#include <filesystem>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -40,6 +45,9 @@ struct cpu_backend_config {
   std::int32_t rank = 0;  // = the worker id
   std::chrono::milliseconds collective_timeout{30000};  // also bounds joining the World
   std::uint64_t weight_seed = 7;  // seeded weights: the same on every worker
+  // If set, the reporting member appends one line per task to this file ("request=R task=T
+  // stage=S steps=B-E members=a,b input=<layout> ok=1"): what ran where, for demos and tests.
+  std::string task_log;
 };
 
 // What a request of a served model computes; shared with tests that compute references.
@@ -96,6 +104,12 @@ class cpu_backend {
   // My part of the request as the artifact describes it, or null when I do not hold one.
   const held* find(const msg::artifact& a) const;
   result<std::uint64_t> execute(const msg::task_assign& t, std::int64_t& reshard_us);
+  void log_task(const msg::task_assign& t, bool ok) const;
+  result<void> write_checkpoint(std::uint64_t request_id, std::int32_t steps, const coll::Group& g,
+                                std::span<const float> shard) const;
+  std::filesystem::path checkpoint_dir() const;
+  result<std::vector<float>> read_checkpoint(std::uint64_t request_id, std::int32_t steps,
+                                             const dit::model_config& c) const;
 
   cpu_backend_config cfg_;
   clock_fn now_us_;

@@ -37,6 +37,8 @@ class worker_actor : public actor {
         !r)
       return r;
     if (auto r = ctx.params().declare<std::int64_t>("weight_seed", 7, "cpu: seed of the DiT weights"); !r) return r;
+    if (auto r = ctx.params().declare<std::string>("task_log", "", "cpu: append a line per task here (empty: off)"); !r)
+      return r;
     auto costs = load_costs(ctx);
     if (!costs) return costs.err();
     costs_ = *costs;
@@ -76,6 +78,7 @@ class worker_actor : public actor {
     cfg.rank = id_;
     cfg.collective_timeout = std::chrono::milliseconds(ctx.params().get<std::int64_t>("collective_timeout_ms"));
     cfg.weight_seed = static_cast<std::uint64_t>(ctx.params().get<std::int64_t>("weight_seed"));
+    cfg.task_log = ctx.params().get<std::string>("task_log");
     // Report times on the graph's model clock (the scheduler's, from the same wall clock).
     auto now_us = [speedup] {
       const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
