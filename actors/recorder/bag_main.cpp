@@ -408,7 +408,9 @@ int replay_main(int argc, char** argv) {
   if (core.empty()) core = actor;
   auto r = bag::reader::open(path);
   if (!r) return fail(r.err().what);
-  replay_params p{actor, &(*r)->head(), opts};
+  auto params = recorded_parameters(**r, actor);
+  if (!params) return fail(params.err().what);
+  replay_params p{actor, &(*r)->head(), opts, std::move(*params)};
   auto c = replayable_core_registry::global().make(core, p);
   if (!c) return fail(c.err().what);
   auto script = load_script(**r, actor, **c);

@@ -1,14 +1,18 @@
 #include "actors/recorder/recorder_actor.hpp"
 
+#include <algorithm>
+#include <chrono>
 #include <fstream>
 #include <sstream>
 
+#include "actors/recorder/handled_marker.hpp"
 #include "actors/recorder/recorder_stats.hpp"
 #include "actors/recorder/recorder_tap.hpp"
 #include "actors/recorder/recording_queue.hpp"
 #include "actors/runtime/context.hpp"
 #include "actors/runtime/registry.hpp"
 #include "messages/catalog.hpp"
+#include "messages/system.hpp"
 
 namespace gfdit {
 namespace {
@@ -16,6 +20,7 @@ namespace {
 // The stats message is a plugin-style addition to the vocabulary.
 const bool stats_registered = [] {
   (void)catalog::global().add<msg::recorder_stats>();
+  (void)catalog::global().add<msg::handled>();
   return true;
 }();
 
@@ -25,7 +30,7 @@ class recorder_actor final : public actor, public tap_sink {
  public:
   result<void> on_configure(context& ctx) override {
     auto& p = ctx.params();
-    for (auto r : {p.declare<std::string>("path", "gfdit.bag", "the bag file to write"),
+    for (auto r : {p.declare<std::string>("path", "", "the bag file to write (empty: record nothing)"),
                    p.declare<std::string>("topics", "", "record only these topics (comma list)"),
                    p.declare<std::string>("actors", "", "record only messages of these actors"),
                    p.declare<std::string>("senders", "", "record only messages sent by these actors"),
@@ -48,8 +53,12 @@ class recorder_actor final : public actor, public tap_sink {
                    p.declare<std::string>("stats_topic", "recorder.stats", "where the live counters go"),
                    p.declare<std::int64_t>("stats_ms", 1000, "how often", must_be_positive),
                    p.declare<std::string>("launch_file", "", "its text goes into the bag header"),
-                   p.declare<std::string>("launch_text", "", "launch file text for the header")})
+                   p.declare<std::string>("launch_text", "", "launch file text for the header"),
+                   p.declare<std::string>("handled", "", "record the order in which these actors of this process handle their messages (comma list, * for all): what exact replay needs"),
+                   p.declare<std::string>("parameters_of", "", "at activation, ask these actors for their parameters, so their values are in the bag (comma list)")})
       if (!r) return r;
+    path_ = p.get<std::string>("path");
+    if (path_.empty()) return {};  // off: a graph can carry a recorder that an argument turns on
     bag::filter f;
     f.topics = bag::filter::split(p.get<std::string>("topics"));
     f.actors = bag::filter::split(p.get<std::string>("actors"));
@@ -66,7 +75,6 @@ class recorder_actor final : public actor, public tap_sink {
     source_ = p.get<std::string>("source");
     auto h = bag::header::current(launch);
     h.meta = {{"recorder", ctx.name()}, {"source", source_}, {"filter", f.to_json()}};
-    path_ = p.get<std::string>("path");
     auto w = bag::writer::create(path_, std::move(h));
     if (!w) return w.err();
     bag::queue_options qo;
@@ -76,16 +84,23 @@ class recorder_actor final : public actor, public tap_sink {
     qo.flush_every = std::chrono::milliseconds(p.get<std::int64_t>("flush_ms"));
     qo.writer_nice = static_cast<int>(p.get<std::int64_t>("writer_nice"));
     qo.keep = std::move(f);
+    handled_ = bag::filter::split(p.get<std::string>("handled"));
+    handled_all_ = std::find(handled_.begin(), handled_.end(), "*") != handled_.end();
+    parameters_of_ = bag::filter::split(p.get<std::string>("parameters_of"));
     queue_ = std::make_unique<bag::recording_queue>(std::move(*w), std::move(qo));
     stats_topic_ = p.get<std::string>("stats_topic");
     if (source_ == "subscribe")
       ctx.subscribe_raw("*", [this](const envelope& env) {
         if (active_) queue_->push(env);
       });
+    // Record from configure on: peers may send before this node activates its actors (a
+    // worker's hello), and what an actor holds until activation is part of its inputs.
+    if (source_ == "tap" && recorder_tap_installed()) attach_tap_sink(this);
     return {};
   }
 
   result<void> on_activate(context& ctx) override {
+    if (!queue_) return {};
     if (source_ == "tap") {
       if (!recorder_tap_installed())
         return make_error(errc::state, "recorder '" + ctx.name() +
@@ -97,11 +112,19 @@ class recorder_actor final : public actor, public tap_sink {
     stats_timer_ = ctx.every(std::chrono::milliseconds(ctx.params().get<std::int64_t>("stats_ms")),
                              [this, &ctx] { report(ctx); });
     ctx.log().info("recording to '{}' (source {})", path_, source_);
+    // The replies land in the bag: replay reads an actor's parameters from there.
+    for (const auto& a : parameters_of_)
+      ctx.request<msg::parameter_value>(
+          a, msg::parameter_get{""}, std::chrono::seconds(10), [&ctx, a](result<msg::parameter_value> v) {
+            if (!v) ctx.log().warn("parameters of '{}' not recorded: {}", a, v.err().what);
+          });
     return {};
   }
 
   result<void> on_deactivate(context& ctx) override {
-    detach_tap_sink(this);
+    if (!queue_) return {};
+    // The tap stays attached until shutdown: the actors deactivated after this one still
+    // finish what they are handling, and their outputs belong in the bag.
     active_ = false;
     ctx.cancel(stats_timer_);
     queue_->flush();
@@ -121,6 +144,26 @@ class recorder_actor final : public actor, public tap_sink {
 
   void on_envelope(const envelope& env) override { queue_->push(env); }
 
+  bool wants_handled() const override { return !handled_.empty(); }
+
+  void on_handled(const envelope& env, const std::string& actor) override {
+    if (!handled_all_ && std::find(handled_.begin(), handled_.end(), actor) == handled_.end()) return;
+    if (bag::is_handled_marker(env)) return;
+    msg::handled m{actor, env.sender, env.seq, env.type_id, static_cast<std::uint8_t>(env.kind),
+                   env.destination, env.correlation};
+    envelope mark;
+    mark.type_id = type_id_of<msg::handled>;
+    mark.version = msg::handled::type_version;
+    mark.seq = ++marks_;
+    mark.sender = bag::handled_sender;
+    mark.destination = actor;
+    mark.kind = route::direct;
+    mark.time = {0, std::chrono::duration_cast<std::chrono::nanoseconds>(
+                        std::chrono::system_clock::now().time_since_epoch()).count()};
+    mark.payload = encode(m);
+    queue_->push(mark, &env);
+  }
+
  private:
   void report(context& ctx) {
     const auto c = queue_->counters();
@@ -138,6 +181,9 @@ class recorder_actor final : public actor, public tap_sink {
   }
 
   std::unique_ptr<bag::recording_queue> queue_;
+  std::vector<std::string> handled_, parameters_of_;
+  bool handled_all_ = false;
+  std::atomic<std::uint64_t> marks_{0};
   std::string path_, source_, stats_topic_;
   std::atomic<bool> active_{false};
   timer_id stats_timer_ = 0;

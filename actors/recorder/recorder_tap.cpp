@@ -15,6 +15,7 @@ struct hub {
   std::shared_mutex mu;
   std::vector<tap_sink*> sinks;
   std::atomic<int> count{0};  // fast path: no recorder, no lock
+  std::atomic<int> handled_count{0};  // sinks that want on_handled
   std::atomic<bool> installed{false};
 };
 
@@ -57,10 +58,19 @@ void on_tap(const envelope& env, tap_point p) {
   feed(env);
 }
 
+void on_handled(const envelope& env, const std::string& actor) {
+  auto& h = the_hub();
+  if (h.handled_count.load(std::memory_order_relaxed) == 0) return;
+  std::shared_lock lock(h.mu);
+  for (auto* s : h.sinks)
+    if (s->wants_handled()) s->on_handled(env, actor);
+}
+
 }  // namespace
 
 void install_recorder_tap(node& n) {
   n.set_tap(on_tap);
+  n.set_handled_tap(on_handled);
   the_hub().installed = true;
 }
 
@@ -71,6 +81,7 @@ void attach_tap_sink(tap_sink* s) {
   std::unique_lock lock(h.mu);
   if (std::find(h.sinks.begin(), h.sinks.end(), s) == h.sinks.end()) h.sinks.push_back(s);
   h.count = static_cast<int>(h.sinks.size());
+  h.handled_count = static_cast<int>(std::count_if(h.sinks.begin(), h.sinks.end(), [](tap_sink* x) { return x->wants_handled(); }));
 }
 
 void detach_tap_sink(tap_sink* s) {
@@ -78,6 +89,7 @@ void detach_tap_sink(tap_sink* s) {
   std::unique_lock lock(h.mu);
   h.sinks.erase(std::remove(h.sinks.begin(), h.sinks.end(), s), h.sinks.end());
   h.count = static_cast<int>(h.sinks.size());
+  h.handled_count = static_cast<int>(std::count_if(h.sinks.begin(), h.sinks.end(), [](tap_sink* x) { return x->wants_handled(); }));
 }
 
 }  // namespace gfdit

@@ -15,8 +15,8 @@ recording_queue::recording_queue(std::unique_ptr<writer> w, queue_options o)
 
 recording_queue::~recording_queue() { (void)stop(); }
 
-void recording_queue::push(const envelope& env) {
-  if (!opt_.keep.empty() && !opt_.keep.match(env)) {
+void recording_queue::push(const envelope& env, const envelope* judged_by) {
+  if (!opt_.keep.empty() && !opt_.keep.match(judged_by ? *judged_by : env)) {
     std::lock_guard lock(mu_);
     ++c_.filtered_out;
     return;

@@ -44,8 +44,9 @@ class recording_queue {
   recording_queue(const recording_queue&) = delete;
   recording_queue& operator=(const recording_queue&) = delete;
 
-  // Thread-safe.
-  void push(const envelope& env);
+  // Thread-safe. The filter judges `judged_by` when given (a dispatch marker is kept exactly
+  // when the message it points at is).
+  void push(const envelope& env, const envelope* judged_by = nullptr);
   // Writes everything queued and waits for it.
   void flush();
   // Flushes, stops the writer thread and closes the bag (footer). Idempotent.

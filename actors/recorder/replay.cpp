@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <mutex>
+#include <unordered_map>
 
+#include "actors/recorder/handled_marker.hpp"
 #include "messages/catalog.hpp"
 #include "messages/system.hpp"
 
@@ -86,8 +88,8 @@ nlohmann::json divergence::to_json() const {
   return {{"index", index}, {"input_index", input_index}, {"expected", side(expected)}, {"actual", side(actual)}};
 }
 
-result<replay_script> load_script(bag::reader& r, const std::string& actor, const replayable_core& core) {
-  replay_script s;
+result<nlohmann::json> recorded_parameters(bag::reader& r, const std::string& actor) {
+  nlohmann::json out = nlohmann::json::object();
   r.set_filter({});
   if (auto e = r.seek(0); !e) return e.err();
   while (true) {
@@ -95,11 +97,64 @@ result<replay_script> load_script(bag::reader& r, const std::string& actor, cons
     if (!n) return n.err();
     if (!*n) break;
     const auto& env = (*n)->env;
-    const bool out = core.produces(env, actor);
-    const bool in = core.accepts(env, actor);
-    if (in) s.inputs.push_back(**n);
-    if (out) s.expected.push_back(std::move(**n));
+    if (env.sender != actor || env.kind != route::reply || !env.is<msg::parameter_value>()) continue;
+    auto v = decode<msg::parameter_value>(env.payload);
+    if (!v || !v->error.empty()) continue;
+    auto j = nlohmann::json::parse(v->values_json, nullptr, false);
+    if (j.is_object()) out = std::move(j);
   }
+  return out;
+}
+
+result<replay_script> load_script(bag::reader& r, const std::string& actor, const replayable_core& core) {
+  replay_script s;
+  r.set_filter({});
+  if (auto e = r.seek(0); !e) return e.err();
+  // With dispatch markers, an input is what a marker of this actor points at, in marker order.
+  // A marker always follows its message in a bag (the tap records a message when it is sent or
+  // arrives, the marker when it is handled), so the latest earlier match is the one.
+  std::unordered_map<std::string, bag::record> candidates;
+  std::vector<bag::record> unordered;
+  std::uint64_t unresolved = 0;
+  while (true) {
+    auto n = r.next();
+    if (!n) return n.err();
+    if (!*n) break;
+    auto& rec = **n;
+    const auto& env = rec.env;
+    if (bag::is_handled_marker(env)) {
+      if (env.destination != actor) continue;
+      s.dispatch_order = true;
+      auto m = decode<msg::handled>(env.payload);
+      if (!m) return make_error(errc::invalid_argument, "dispatch marker at bag index " + std::to_string(rec.index) + ": " + m.err().what);
+      auto it = candidates.find(bag::handled_key(*m));
+      if (it == candidates.end()) {
+        // Only a missing input matters (not, say, a lifecycle reply the core never sees).
+        envelope named;
+        named.sender = m->sender;
+        named.seq = m->seq;
+        named.type_id = m->type_id;
+        named.kind = static_cast<route>(m->kind);
+        named.destination = m->destination;
+        named.correlation = m->correlation;
+        if (core.accepts(named, actor)) ++unresolved;
+        continue;
+      }
+      if (core.accepts(it->second.env, actor)) s.inputs.push_back(it->second);
+      continue;
+    }
+    const bool out = core.produces(env, actor);
+    if (core.accepts(env, actor)) {
+      candidates[bag::handled_key(env)] = rec;
+      unordered.push_back(rec);
+    }
+    if (out) s.expected.push_back(std::move(rec));
+  }
+  if (!s.dispatch_order) s.inputs = std::move(unordered);
+  else if (unresolved)
+    return make_error(errc::invalid_argument,
+                      std::to_string(unresolved) + " dispatch marker(s) of '" + actor +
+                          "' point at messages the bag does not hold (dropped, or filtered out of the recording)");
   return s;
 }
 
@@ -140,7 +195,9 @@ result<replay_outcome> replay(const std::string& bag_path, const std::string& ac
                               const std::string& core_name, nlohmann::json options) {
   auto r = bag::reader::open(bag_path);
   if (!r) return r.err();
-  replay_params p{actor, &(*r)->head(), std::move(options)};
+  auto params = recorded_parameters(**r, actor);
+  if (!params) return params.err();
+  replay_params p{actor, &(*r)->head(), std::move(options), std::move(*params)};
   auto core = replayable_core_registry::global().make(core_name, p);
   if (!core) return core.err();
   auto script = load_script(**r, actor, **core);

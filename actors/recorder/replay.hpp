@@ -48,12 +48,19 @@ class replayable_core {
 };
 
 // What a core factory is given: the actor's name in the bag, the bag's header (launch file
-// text, catalog) and options from the command line (--policy P becomes {"policy": "P"}).
+// text, catalog), options from the command line (--policy P becomes {"policy": "P"}; values
+// are strings) and the actor's parameters as recorded in the bag (the last
+// system.parameter_value it sent, e.g. to a recorder with `parameters_of`; {} when none).
+// Options override parameters.
 struct replay_params {
   std::string actor;
   const bag::header* header = nullptr;
   nlohmann::json options = nlohmann::json::object();
+  nlohmann::json parameters = nlohmann::json::object();
 };
+
+// The actor's parameters as its last recorded system.parameter_value reply reports them.
+result<nlohmann::json> recorded_parameters(bag::reader& r, const std::string& actor);
 
 using replayable_core_factory =
     std::function<result<std::unique_ptr<replayable_core>>(const replay_params&)>;
@@ -84,10 +91,13 @@ struct replay_outcome {
   std::optional<divergence> first;        // empty: identical
 };
 
-// The inputs and expected outputs of `actor` in a bag, in recorded order.
+// The inputs and expected outputs of `actor` in a bag. The inputs come in the order the actor
+// handled them when the bag has its dispatch markers (recorder parameter `handled`), else in
+// bag order; the outputs in the order it sent them.
 struct replay_script {
   std::vector<bag::record> inputs;
   std::vector<bag::record> expected;
+  bool dispatch_order = false;  // the inputs follow the dispatch markers
 };
 result<replay_script> load_script(bag::reader& r, const std::string& actor, const replayable_core& core);
 

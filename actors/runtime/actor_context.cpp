@@ -216,6 +216,7 @@ bool actor_context::handle_system(const envelope& env) {
 }
 
 void actor_context::dispatch(const envelope& env) {
+  router_->handled(name_, env);  // the order this actor handles its messages in (replay)
   current_ = &env;
   switch (env.kind) {
     case route::reply:

@@ -65,6 +65,8 @@ struct node::impl final : router {
 
   std::list<tap_fn> taps;  // kept alive for the node's life; `tap` points at the newest
   std::atomic<const tap_fn*> tap{nullptr};
+  std::list<handled_tap_fn> handled_taps;  // same: kept for the node's life
+  std::atomic<const handled_tap_fn*> handled_tap{nullptr};
   std::atomic<bool> stop_flag{false};
   bool started = false;
   bool stopped = false;
@@ -150,6 +152,10 @@ struct node::impl final : router {
   }
 
   void stop_requested() override { stop_flag = true; }
+
+  void handled(const std::string& actor, const envelope& env) override {
+    if (const handled_tap_fn* t = handled_tap.load(std::memory_order_acquire)) (*t)(env, actor);
+  }
 
   msg::node_hello hello(bool want_reply) const {
     msg::node_hello h{opt.name, transport->endpoint(), {}, {}, want_reply};
@@ -420,6 +426,11 @@ void node::add_tap(tap_fn fn) {
     (*prev)(env, p);
     fn(env, p);
   });
+}
+
+void node::set_handled_tap(handled_tap_fn fn) {
+  impl_->handled_taps.push_back(std::move(fn));
+  impl_->handled_tap.store(&impl_->handled_taps.back(), std::memory_order_release);
 }
 
 const std::string& node::name() const { return impl_->opt.name; }

@@ -91,6 +91,9 @@ class node {
   // Adds a tap beside the one set (both see every envelope, the earlier one first). Not
   // thread-safe against set_tap/add_tap; call before start().
   void add_tap(tap_fn fn);
+  // The dispatch-order hook (tap.hpp): sees each message on the handling actor's thread, in the
+  // order it handled them. Call before start(); a later call replaces the earlier one.
+  void set_handled_tap(handled_tap_fn fn);
 
   const std::string& name() const;
   const std::string& endpoint() const;

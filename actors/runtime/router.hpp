@@ -16,6 +16,8 @@ class router {
   virtual result<void> route(envelope&& env) = 0;
   virtual void subscribed(const std::string& actor, const std::string& topic) = 0;
   virtual void stop_requested() = 0;
+  // On the actor's thread, right before `env` is dispatched to its handlers (see handled_tap_fn).
+  virtual void handled(const std::string& actor, const envelope& env) { (void)actor, (void)env; }
 };
 
 }  // namespace gfdit

@@ -26,6 +26,10 @@ namespace gfdit::bag {}
 #if defined(GFDIT_WITH_SERVING_ACTORS) && __has_include("actors/serving_graph/serving_actor_types.hpp")
 #include "actors/serving_graph/serving_actor_types.hpp"
 #endif
+#if defined(GFDIT_WITH_SERVING_REPLAY) && __has_include("actors/scheduler/scheduler_replay.hpp")
+#include "actors/scheduler/scheduler_replay.hpp"
+#define GFDIT_SERVING_REPLAY_READY 1
+#endif
 
 namespace {
 
@@ -58,6 +62,9 @@ int pass_through(const std::string& name, int argc, char** argv) {
 int main(int argc, char** argv) {
 #if defined(GFDIT_WITH_SERVING_ACTORS) && __has_include("actors/serving_graph/serving_actor_types.hpp")
   (void)gfdit::serving_actor_types();  // keeps the library (and its registered types) linked
+#endif
+#ifdef GFDIT_SERVING_REPLAY_READY
+  (void)gfdit::serving_replay_cores();  // the scheduler's replayable core
 #endif
   if (argc >= 2 && (!std::strcmp(argv[1], "sim") || !std::strcmp(argv[1], "bag") || !std::strcmp(argv[1], "replay")))
     return pass_through(argv[1], argc, argv);

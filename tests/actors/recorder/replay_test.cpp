@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include "actors/recorder/bag_main.hpp"
+#include "actors/recorder/bag_writer.hpp"
+#include "actors/recorder/handled_marker.hpp"
 #include "actors/recorder/recorder_actor.hpp"
 #include "actors/recorder/recorder_tap.hpp"
 #include "actors/recorder/replay.hpp"
@@ -79,14 +81,15 @@ class counter_actor final : public actor {
 constexpr std::uint64_t pings = 300;
 
 // Records a live run: "source" sends pings and heartbeats to "counter" and waits for answers.
-std::string record_run() {
+// `handled`: the recorder's parameter (whose dispatch order it notes).
+std::string record_run(const std::string& handled = "") {
   const auto path = testing::temp_path("replay");
   collector<std::uint64_t> answers;
   auto nd = node::create({.name = "rp", .bind = testing::unique_ipc("rp")});
   EXPECT_TRUE(nd);
   install_recorder_tap(**nd);
   (void)recorder_actor_types();
-  EXPECT_TRUE((*nd)->add("recorder", actor_registry::global().make("gfdit.recorder"), {{"path", path}}));
+  EXPECT_TRUE((*nd)->add("recorder", actor_registry::global().make("gfdit.recorder"), {{"path", path}, {"handled", handled}}));
   EXPECT_TRUE((*nd)->add("counter", std::make_unique<counter_actor>()));
   EXPECT_TRUE((*nd)->add("source", std::make_unique<lambda_actor>([&](context& ctx) {
     ctx.on<msg::pong>([&](const msg::pong& p, const envelope&) { answers.push(p.count); });
@@ -168,6 +171,61 @@ TEST(replay, the_stepper_steps_runs_to_a_type_shows_state_and_finishes) {
   auto bad = testing::run_tool(replay_main, {"replay", path, "--actor", "counter", "--core", "test.counter.changed", "--step"}, &run);
   EXPECT_EQ(bad.rc, 1);
   EXPECT_NE(bad.out.find("divergence: {"), std::string::npos) << bad.out;
+}
+
+TEST(replay, dispatch_markers_give_the_inputs_in_the_order_the_actor_handled_them) {
+  const auto path = record_run("counter");
+  auto r = bag::reader::open(path);
+  ASSERT_TRUE(r);
+  counter_core core;
+  auto s = load_script(**r, "counter", core);
+  ASSERT_TRUE(s) << s.err().what;
+  EXPECT_TRUE(s->dispatch_order);
+  ASSERT_EQ(s->inputs.size(), pings + pings / 10);
+  // The markers, in bag order, name exactly these inputs in this order.
+  std::vector<std::string> marked;
+  (*r)->set_filter({});
+  ASSERT_TRUE((*r)->seek(0));
+  while (true) {
+    auto n = (*r)->next();
+    ASSERT_TRUE(n);
+    if (!*n) break;
+    if (!bag::is_handled_marker((*n)->env) || (*n)->env.destination != "counter") continue;
+    auto m = decode<msg::handled>((*n)->env.payload);
+    ASSERT_TRUE(m);
+    EXPECT_EQ(m->actor, "counter");
+    if (m->sender == "source") marked.push_back(bag::handled_key(*m));
+  }
+  ASSERT_EQ(marked.size(), s->inputs.size());
+  for (std::size_t i = 0; i < marked.size(); ++i) EXPECT_EQ(marked[i], bag::handled_key(s->inputs[i].env)) << i;
+  auto o = replay(path, "counter", "test.counter");
+  ASSERT_TRUE(o) << o.err().what;
+  EXPECT_FALSE(o->first);
+  EXPECT_EQ(o->outputs, pings + pings / 10);
+
+  // A bag without one of the messages a marker points at: an error, never a silent skip.
+  const auto cut = testing::temp_path("replay-cut");
+  {
+    auto w = bag::writer::create(cut, (*r)->head());
+    ASSERT_TRUE(w);
+    (*r)->set_filter({});
+    ASSERT_TRUE((*r)->seek(0));
+    bool left_out = false;
+    while (true) {
+      auto n = (*r)->next();
+      ASSERT_TRUE(n);
+      if (!*n) break;
+      if (!left_out && (*n)->env.sender == "source" && (*n)->env.is<msg::ping>()) {
+        left_out = true;
+        continue;
+      }
+      ASSERT_TRUE((*w)->write((*n)->env));
+    }
+    ASSERT_TRUE((*w)->close());
+  }
+  auto bad = replay(cut, "counter", "test.counter");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.err().what.find("1 dispatch marker(s) of 'counter'"), std::string::npos) << bad.err().what;
 }
 
 TEST(replay, unknown_cores_and_actors_are_errors) {
