@@ -68,7 +68,8 @@ struct node::impl final : router {
   std::list<handled_tap_fn> handled_taps;  // same: kept for the node's life
   std::atomic<const handled_tap_fn*> handled_tap{nullptr};
   std::atomic<bool> stop_flag{false};
-  bool started = false;
+  // Set once every actor is configured (its subscriptions known); read by the bus thread.
+  std::atomic<bool> started{false};
   bool stopped = false;
 
   ~impl() override {
@@ -212,7 +213,10 @@ struct node::impl final : router {
       greeted.insert(h->node);
     }
     greeted_cv.notify_all();
-    if (h->want_reply) greet(h->node, false);
+    // Before our actors are configured our topic list is incomplete: answering now would let
+    // the peer activate and publish to topics we have not announced yet. start() greets every
+    // connected peer (this one included) once configuration is done.
+    if (h->want_reply && started) greet(h->node, false);
   }
 
   // Bus thread.
