@@ -24,8 +24,11 @@
 namespace gfdit::bag {}
 #endif
 #if defined(GFDIT_WITH_SERVING_ACTORS) && __has_include("actors/serving_graph/serving_actor_types.hpp")
+#include "actors/client/load_client.hpp"
 #include "actors/serving_graph/serving_actor_types.hpp"
+#define GFDIT_SERVE_READY 1
 #endif
+#include "actors/runtime/plugin_loader.hpp"
 #if defined(GFDIT_WITH_SERVING_REPLAY) && __has_include("actors/scheduler/scheduler_replay.hpp")
 #include "actors/scheduler/scheduler_replay.hpp"
 #define GFDIT_SERVING_REPLAY_READY 1
@@ -42,7 +45,17 @@ int pass_through(const std::string& name, int argc, char** argv) {
   v.push_back(nullptr);
   const int n = static_cast<int>(args.size());
 #ifdef GFDIT_SIM_READY
-  if (name == "sim") return gfdit::sim::sim_main(n, v.data());
+  if (name == "sim") {
+    // Plugin policies (GFDIT_PLUGIN_PATH) register themselves when loaded.
+    if (auto r = gfdit::load_plugins_from_env(); !r) {
+      std::fprintf(stderr, "gfdit sim: %s\n", r.err().what.c_str());
+      return 2;
+    }
+    return gfdit::sim::sim_main(n, v.data());
+  }
+#endif
+#ifdef GFDIT_SERVE_READY
+  if (name == "bench serve") return gfdit::serve_main(n, v.data());
 #endif
 #ifdef GFDIT_BAG_READY
   {
@@ -68,6 +81,11 @@ int main(int argc, char** argv) {
 #endif
   if (argc >= 2 && (!std::strcmp(argv[1], "sim") || !std::strcmp(argv[1], "bag") || !std::strcmp(argv[1], "replay")))
     return pass_through(argv[1], argc, argv);
+  // gfdit bench serve --workload W.yaml --connect control=ENDPOINT: drive a running graph.
+  if (argc >= 3 && !std::strcmp(argv[1], "bench") && !std::strcmp(argv[2], "serve")) {
+    std::vector<char*> rest(argv + 1, argv + argc);  // "bench" becomes argv[0]
+    return pass_through("bench serve", static_cast<int>(rest.size()), rest.data());
+  }
 
   using namespace gfdit::launch;
   CLI::App app{"gfdit: launch, inspect and extend a gfdit graph"};
