@@ -16,73 +16,13 @@
 #include "actors/recorder/recorder_tap.hpp"
 #include "actors/runtime/node.hpp"
 #include "actors/runtime/registry.hpp"
+#include "bench/bus/bus_actors.hpp"
 #include "messages/example.hpp"
 #include "messages/system.hpp"
 #include "tests/actors/runtime/test_support.hpp"
 
 namespace gfdit::bench {
 namespace {
-
-using clock = std::chrono::steady_clock;
-constexpr std::uint64_t ack_bit = 1ull << 63;
-
-class echo : public actor {
- public:
-  result<void> on_configure(context& ctx) override {
-    ctx.on<msg::ping>([&ctx](const msg::ping& p, const envelope& e) {
-      if (p.count & ack_bit) (void)ctx.send(e.sender, msg::pong{p.count, p.data});
-    });
-    return {};
-  }
-};
-
-struct job {
-  bool burst = false;
-  std::size_t payload = 64;
-  int n = 1000;
-};
-
-// One job per injected "go": a burst with one ack at its end (msgs/s) or a chain of round
-// trips (p50 in us).
-class driver : public actor {
- public:
-  job next;
-  testing::collector<double> results;
-
-  result<void> on_configure(context& ctx) override {
-    ctx.on<msg::log_line>([this, &ctx](const msg::log_line&, const envelope&) { start(ctx); });
-    ctx.on<msg::pong>([this, &ctx](const msg::pong&, const envelope&) {
-      const auto now = clock::now();
-      if (job_.burst) return results.push(job_.n / std::chrono::duration<double>(now - t0_).count());
-      rtts_.push_back(std::chrono::duration<double, std::micro>(now - t0_).count());
-      if (++i_ < job_.n) return send_one(ctx);
-      std::sort(rtts_.begin(), rtts_.end());
-      results.push(rtts_[rtts_.size() / 2]);
-    });
-    return {};
-  }
-
- private:
-  void start(context& ctx) {
-    job_ = next;
-    data_.assign(job_.payload, 'x');
-    rtts_.clear();
-    i_ = 0;
-    if (!job_.burst) return send_one(ctx);
-    t0_ = clock::now();
-    for (int k = 0; k < job_.n; ++k)
-      (void)ctx.send("echo", msg::ping{(k == job_.n - 1 ? ack_bit : 0) | std::uint64_t(k), data_});
-  }
-  void send_one(context& ctx) {
-    t0_ = clock::now();
-    (void)ctx.send("echo", msg::ping{ack_bit | std::uint64_t(i_), data_});
-  }
-  job job_;
-  std::string data_;
-  std::vector<double> rtts_;
-  int i_ = 0;
-  clock::time_point t0_;
-};
 
 struct stream {
   const char* label;
@@ -119,16 +59,11 @@ std::vector<double> run_once(bool remote, const std::string& peer_ep, bool recor
     // Both sides settle the same time between streams, so the writer's backlog from one stream
     // is not charged to the next.
     std::this_thread::sleep_for(std::chrono::milliseconds(settle_ms));
-    drv.next = s.j;
-    envelope go;
-    go.type_id = type_id_of<msg::log_line>;
-    go.sender = "bench";
-    go.destination = "driver";
-    go.payload = encode(msg::log_line{});
-    const auto before = drv.results.size();
-    if (!(*n)->inject(go)) throw std::runtime_error("inject failed");
-    if (!drv.results.wait_for(before + 1, std::chrono::seconds(120))) throw std::runtime_error("timed out");
-    out.push_back(drv.results.items().back());
+    const auto o = run_job(**n, drv, s.j);
+    // A burst reports msgs/s; a chain of round trips its median in us.
+    auto rtts = o.rtts_us;
+    std::sort(rtts.begin(), rtts.end());
+    out.push_back(s.j.throughput ? o.msgs_per_s : rtts[rtts.size() / 2]);
   }
   (*n)->stop();
   n->reset();
@@ -196,7 +131,7 @@ int main(int argc, char** argv) {
     }
     std::vector<std::vector<double>> plain(streams.size()), rec(streams.size());
     std::uint64_t recorded = 0, expect = 0;
-    for (const auto& s : streams) expect += s.j.burst ? s.j.n + 1 : 2 * s.j.n;
+    for (const auto& s : streams) expect += s.j.throughput ? s.j.n + 1 : 2 * s.j.n;
     for (int rep = 0; rep < reps; ++rep) {
       // Alternate the order so drift (thermal, page cache) does not favour one side.
       for (bool record : rep % 2 ? std::vector<bool>{true, false} : std::vector<bool>{false, true}) {
