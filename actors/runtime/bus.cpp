@@ -34,6 +34,7 @@ struct command {
 
 struct peer_socket {
   void* socket = nullptr;
+  std::string error;  // why there is no socket, when there is none
   std::deque<outgoing> waiting;  // frames ZeroMQ refused for now, in order
 };
 
@@ -128,9 +129,10 @@ struct bus::impl {
     if (done == queued) drained.notify_all();
   }
 
-  void fail(outgoing&& o, std::string reason) {
+  void fail(outgoing&& o, std::string reason, bool transient = false) {
     ++failed;
-    if (cbs.on_send_failed) cbs.on_send_failed(send_failure{o.peer, std::move(o.meta), std::move(reason)});
+    if (cbs.on_send_failed)
+      cbs.on_send_failed(send_failure{o.peer, std::move(o.meta), std::move(reason), transient});
   }
 
   // Returns true when the frame left (or failed for good); false when ZeroMQ asks to retry.
@@ -163,30 +165,51 @@ struct bus::impl {
     return true;
   }
 
+  // One DEALER per peer: immediate (never queue for a peer that is not connected), bounded,
+  // named after this node so the peer's ROUTER knows who sends.
+  result<void*> open_dealer(const std::string& endpoint) {
+    void* d = zmq_socket(ctx, ZMQ_DEALER);
+    if (!d) return make_error(errc::io, std::string("zmq_socket: ") + zmq_strerror(zmq_errno()));
+    auto r = configure_dealer(d, endpoint);
+    if (!r) {
+      zmq_close(d);
+      return r.err();
+    }
+    return d;
+  }
+
+  result<void> configure_dealer(void* d, const std::string& endpoint) {
+    const int immediate = 1;
+    const int linger = static_cast<int>(opt.linger.count());
+    const int reconnect_ms = 20;
+    GFDIT_ZMQ_CHECK(zmq_setsockopt(d, ZMQ_IMMEDIATE, &immediate, sizeof immediate));
+    GFDIT_ZMQ_CHECK(zmq_setsockopt(d, ZMQ_SNDHWM, &opt.send_hwm, sizeof(int)));
+    GFDIT_ZMQ_CHECK(zmq_setsockopt(d, ZMQ_LINGER, &linger, sizeof linger));
+    GFDIT_ZMQ_CHECK(zmq_setsockopt(d, ZMQ_ROUTING_ID, opt.node.data(), opt.node.size()));
+    GFDIT_ZMQ_CHECK(zmq_setsockopt(d, ZMQ_RECONNECT_IVL, &reconnect_ms, sizeof reconnect_ms));
+    if (zmq_connect(d, endpoint.c_str()) < 0)
+      return make_error(errc::io, "cannot connect to " + endpoint + ": " + zmq_strerror(zmq_errno()));
+    return {};
+  }
+
   std::uint64_t handle(command& c) {
     if (c.kind == command::connect) {
       auto& p = peers[c.out.peer];
       if (!p.socket) {
-        p.socket = zmq_socket(ctx, ZMQ_DEALER);
-        const int immediate = 1;  // refuse to queue for a peer that is not connected
-        zmq_setsockopt(p.socket, ZMQ_IMMEDIATE, &immediate, sizeof immediate);
-        zmq_setsockopt(p.socket, ZMQ_SNDHWM, &opt.send_hwm, sizeof(int));
-        const int linger = static_cast<int>(opt.linger.count());
-        zmq_setsockopt(p.socket, ZMQ_LINGER, &linger, sizeof linger);
-        zmq_setsockopt(p.socket, ZMQ_ROUTING_ID, opt.node.data(), opt.node.size());
-        const int reconnect_ms = 20;
-        zmq_setsockopt(p.socket, ZMQ_RECONNECT_IVL, &reconnect_ms, sizeof reconnect_ms);
-        if (zmq_connect(p.socket, c.endpoint.c_str()) < 0) {
-          // Keep the socket: frames to this peer will fail at their deadline with the reason.
-          zmq_close(p.socket);
-          p.socket = nullptr;
+        auto d = open_dealer(c.endpoint);
+        if (d) {
+          p.socket = *d;
+          p.error.clear();
+        } else {
+          p.error = d.err().what;  // frames to this peer fail with the reason
         }
       }
       return 1;
     }
     auto it = peers.find(c.out.peer);
     if (it == peers.end() || !it->second.socket) {
-      fail(std::move(c.out), "no connection to node '" + c.out.peer + "'");
+      const std::string why = it == peers.end() ? "" : ": " + it->second.error;
+      fail(std::move(c.out), "no connection to node '" + c.out.peer + "'" + why);
       return 1;
     }
     auto& p = it->second;
@@ -209,7 +232,7 @@ struct bus::impl {
         } else if (now >= o.deadline) {
           fail(std::move(o), "peer '" + name + "' did not take the frame within " +
                                  std::to_string(opt.send_timeout.count()) +
-                                 " ms (not connected, or its high-water mark is reached)");
+                                 " ms (not connected, or its high-water mark is reached)", true);
           p.waiting.pop_front();
           ++n;
         } else {

@@ -45,6 +45,9 @@ struct send_failure {
   std::string peer;
   envelope env;  // payload cleared
   std::string reason;
+  // True when only waiting ran out (the peer may come up later); false when retrying cannot
+  // help (no connection could be made, the bus stopped).
+  bool transient = false;
 };
 
 class bus {

@@ -255,7 +255,9 @@ struct node::impl final : router {
   // Bus thread.
   void on_send_failed(send_failure&& f) {
     if (f.env.is<msg::node_hello>()) {
-      // A peer that is not up yet: keep greeting until it answers or we stop.
+      // A peer that is not up yet: keep greeting until it answers or we stop. One that can
+      // never be reached is reported once (start() then times out naming it).
+      if (!f.transient) return log->error("cannot greet node '{}': {}", f.peer, f.reason);
       if (!stop_flag && !stopped) greet(f.peer, true);
       return;
     }

@@ -174,3 +174,26 @@ TEST(delivery, timers_fire_periodically_and_once_and_can_be_cancelled) {
 
 }  // namespace
 }  // namespace gfdit
+
+namespace gfdit {
+namespace {
+
+TEST(delivery, a_peer_endpoint_that_cannot_be_connected_fails_start_with_its_name) {
+  auto n = node::create({.name = "d7",
+                         .bind = testing::unique_ipc("d7"),
+                         .peers = {{"ghost", "bogus://nowhere"}},
+                         .peer_timeout = std::chrono::milliseconds(300)});
+  ASSERT_TRUE(n);
+  ASSERT_TRUE((*n)->add("a", std::make_unique<testing::lambda_actor>(nullptr)));
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = (*n)->start();
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.err().code, errc::timeout);
+  EXPECT_NE(r.err().what.find("'ghost'"), std::string::npos) << r.err().what;
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+  // The bus did not spin re-greeting a peer it can never reach: one failure, not thousands.
+  EXPECT_EQ((*n)->transport_stats().failed, 1u);
+}
+
+}  // namespace
+}  // namespace gfdit
