@@ -1,8 +1,8 @@
 // A scheduling policy as a plugin: "widest-first" gives each waiting request, in arrival order,
 // as many free workers as it can use (the largest power of two of the free ones, up to 8).
-// It is deliberately naive (it ignores deadlines); compare it with the built-ins:
-//   GFDIT_PLUGIN_PATH=build/examples/custom_policy/libgfdit_widest_first.so \
-//     gfdit sim --workload launch/workloads/image-mix.yaml --gpus 8 --compare static,edf-best-fit,widest-first
+// It is deliberately naive (it ignores deadlines); compare it with the built-ins (README.md):
+//   GFDIT_PLUGIN_PATH=build/examples/custom_policy/libgfdit_widest_first.so
+//   gfdit sim --workload launch/workloads/image-mix.yaml --gpus 8 --compare static,edf-best-fit,widest-first
 #include <algorithm>
 
 #include "actors/scheduler/policy.hpp"
