@@ -19,12 +19,6 @@
 namespace gfdit::bench {
 namespace {
 
-double percentile(std::vector<double> v, double p) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[std::min(v.size() - 1, static_cast<std::size_t>(p * v.size()))];
-}
-
-double median(std::vector<double> v) { return percentile(std::move(v), 0.5); }
 
 struct sizes {
   std::size_t payload;
@@ -70,13 +64,6 @@ void measure(const std::string& transport, node& n, driver& d, raw_client& raw,
   }
 }
 
-int serve_gfdit(const std::string& endpoint) {
-  auto n = node::create({.name = "peer", .bind = endpoint});
-  if (!n) return 1;
-  (void)(*n)->add("echo", std::make_unique<echo>());
-  if (auto r = (*n)->start(); !r) return std::fprintf(stderr, "%s\n", r.err().what.c_str()), 1;
-  return (*n)->run_until_signal();
-}
 
 }  // namespace
 }  // namespace gfdit::bench
@@ -96,7 +83,7 @@ int main(int argc, char** argv) {
   app.add_option("--transports", transports, "inproc ipc tcp");
   app.add_option("--json", json_out, "write the rows as JSON lines here");
   CLI11_PARSE(app, argc, argv);
-  if (!serve_gfdit_ep.empty()) return serve_gfdit(serve_gfdit_ep);
+  if (!serve_gfdit_ep.empty()) return serve_echo(serve_gfdit_ep);
   if (!serve_raw_ep.empty()) return raw_server(serve_raw_ep);
 
   auto count = [&](int n) { return std::max(10, static_cast<int>(n * scale)); };

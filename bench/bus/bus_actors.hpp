@@ -1,8 +1,11 @@
 #pragma once
 // The two actors of the bus benchmarks (bench_bus, bench_recorder): `echo` answers every ping
 // that carries the ack bit; `driver` runs one job per injected system.log message: a chain of
-// round trips, or a burst with one ack at its end.
+// round trips, or a burst with one ack at its end. Plus the peer process and the statistics
+// both benchmarks report.
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -84,6 +87,22 @@ class driver : public actor {
   int i_ = 0;
   clock::time_point t0_;
 };
+
+inline double percentile(std::vector<double> v, double p) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[std::min(v.size() - 1, static_cast<std::size_t>(p * v.size()))];
+}
+
+inline double median(std::vector<double> v) { return percentile(std::move(v), 0.5); }
+
+// The peer process of the cross-process runs: a node "peer" hosting `echo`, until SIGTERM.
+inline int serve_echo(const std::string& endpoint) {
+  auto n = node::create({.name = "peer", .bind = endpoint});
+  if (!n) return 1;
+  (void)(*n)->add("echo", std::make_unique<echo>());
+  if (auto r = (*n)->start(); !r) return std::fprintf(stderr, "%s\n", r.err().what.c_str()), 1;
+  return (*n)->run_until_signal();
+}
 
 // Sends one "go" to the driver through the node and waits for the job's outcome.
 inline outcome run_job(node& n, driver& d, job j) {

@@ -61,9 +61,7 @@ std::vector<double> run_once(bool remote, const std::string& peer_ep, bool recor
     std::this_thread::sleep_for(std::chrono::milliseconds(settle_ms));
     const auto o = run_job(**n, drv, s.j);
     // A burst reports msgs/s; a chain of round trips its median in us.
-    auto rtts = o.rtts_us;
-    std::sort(rtts.begin(), rtts.end());
-    out.push_back(s.j.throughput ? o.msgs_per_s : rtts[rtts.size() / 2]);
+    out.push_back(s.j.throughput ? o.msgs_per_s : median(o.rtts_us));
   }
   (*n)->stop();
   n->reset();
@@ -76,18 +74,7 @@ std::vector<double> run_once(bool remote, const std::string& peer_ep, bool recor
   return out;
 }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
-}
 
-int serve(const std::string& endpoint) {
-  auto n = node::create({.name = "peer", .bind = endpoint});
-  if (!n) return 1;
-  (void)(*n)->add("echo", std::make_unique<echo>());
-  if (auto r = (*n)->start(); !r) return std::fprintf(stderr, "%s\n", r.err().what.c_str()), 1;
-  return (*n)->run_until_signal();
-}
 
 }  // namespace
 }  // namespace gfdit::bench
@@ -109,7 +96,7 @@ int main(int argc, char** argv) {
   app.add_option("--chunk-kb", chunk_kb, "the recorder's chunk size");
   app.add_option("--types", types, "record only these types (diagnosis)");
   CLI11_PARSE(app, argc, argv);
-  if (!serve_ep.empty()) return serve(serve_ep);
+  if (!serve_ep.empty()) return serve_echo(serve_ep);
   auto count = [&](int n) { return std::max(10, static_cast<int>(n * scale)); };
   const std::vector<stream> streams{{"64B rtt p50 us", {false, 64, count(5000)}},
                                     {"4KiB rtt p50 us", {false, 4096, count(5000)}},
