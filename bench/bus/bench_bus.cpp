@@ -91,10 +91,7 @@ int main(int argc, char** argv) {
                                  {4096, count(10000), count(100000), "4KiB"},
                                  {1u << 20, count(300), count(1000), "1MiB"}};
   std::printf("%-9s %-6s %-16s %14s %14s %8s\n", "transport", "size", "metric", "gfdit", "raw zmq", "ratio");
-  const std::string self = "/proc/self/exe";
-  char exe[4096];
-  const auto len = ::readlink(self.c_str(), exe, sizeof exe - 1);
-  exe[len > 0 ? len : 0] = 0;
+  const std::string exe = self_exe();  // peers are this binary in --serve mode
   for (const auto& t : transports) {
     std::string g_ep, r_ep;
     std::unique_ptr<testing::child_process> g_peer, r_peer;

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -94,6 +95,12 @@ inline double percentile(std::vector<double> v, double p) {
 }
 
 inline double median(std::vector<double> v) { return percentile(std::move(v), 0.5); }
+
+// This executable's path, to start it again as the peer process.
+inline std::string self_exe() {
+  std::error_code ec;
+  return std::filesystem::read_symlink("/proc/self/exe", ec).string();
+}
 
 // The peer process of the cross-process runs: a node "peer" hosting `echo`, until SIGTERM.
 inline int serve_echo(const std::string& endpoint) {

@@ -102,9 +102,7 @@ int main(int argc, char** argv) {
                                     {"4KiB rtt p50 us", {false, 4096, count(5000)}},
                                     {"64B burst msgs/s", {true, 64, count(200000)}},
                                     {"4KiB burst msgs/s", {true, 4096, count(50000)}}};
-  char exe[4096];
-  const auto len = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
-  exe[len > 0 ? len : 0] = 0;
+  const std::string exe = self_exe();  // peers are this binary in --serve mode
   const std::string bag_path = dir + "/bench-recorder-" + std::to_string(::getpid()) + ".bag";
   std::printf("%-9s %-20s %14s %14s %8s\n", "transport", "stream", "plain", "recorded", "ratio");
   int instance = 0;
