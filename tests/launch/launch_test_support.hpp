@@ -19,7 +19,7 @@
 #include <thread>
 #include <vector>
 
-extern char** environ;
+#include "tests/support/child_process.hpp"
 
 namespace gfdit::testing {
 
@@ -52,59 +52,14 @@ class temp_dir {
   std::string path_;
 };
 
-// A child with stdout and stderr in one file; killed (group and all) and reaped at the end.
-class process {
+// A child with stdout and stderr in one file; killed and reaped at the end.
+class process : public child_process {
  public:
   process(std::vector<std::string> argv, std::string log, std::map<std::string, std::string> env = {})
-      : log_(std::move(log)) {
-    std::vector<char*> args;
-    for (auto& a : argv) args.push_back(a.data());
-    args.push_back(nullptr);
-    std::vector<std::string> envs;
-    for (char** e = environ; *e; ++e) {
-      const std::string kv = *e;
-      if (!env.count(kv.substr(0, kv.find('=')))) envs.push_back(kv);
-    }
-    for (const auto& [k, v] : env) envs.push_back(k + "=" + v);
-    std::vector<char*> envp;
-    for (auto& e : envs) envp.push_back(e.data());
-    envp.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    sigset_t none;
-    sigemptyset(&none);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
-    if (posix_spawn(&pid_, args[0], &fa, &attr, args.data(), envp.data()) != 0) pid_ = -1;
-    posix_spawnattr_destroy(&attr);
-    posix_spawn_file_actions_destroy(&fa);
-  }
-  ~process() {
-    if (pid_ > 0 && !reaped_) {
-      ::kill(pid_, SIGKILL);
-      wait();
-    }
-  }
-  pid_t pid() const { return pid_; }
-  void signal(int sig) const { ::kill(pid_, sig); }
+      : child_process(std::move(argv), log, env), log_(std::move(log)) {}
   std::string output() const { return read_file(log_); }
   // Exit status, or -signal; -1000 when still running after `timeout`.
-  int wait(std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (true) {
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        reaped_ = true;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
-      }
-      if (std::chrono::steady_clock::now() > deadline) return -1000;
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-  }
+  int wait(std::chrono::milliseconds timeout = std::chrono::seconds(60)) { return child_process::wait(timeout); }
   // Waits until the output holds `text`.
   bool wait_for_output(const std::string& text, std::chrono::milliseconds timeout = std::chrono::seconds(20)) const {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -117,8 +72,6 @@ class process {
 
  private:
   std::string log_;
-  pid_t pid_ = -1;
-  bool reaped_ = false;
 };
 
 // Runs to completion; returns {status, output}.

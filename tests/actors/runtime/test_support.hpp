@@ -1,12 +1,10 @@
 #pragma once
 // Helpers for runtime tests: actors defined by lambdas, thread-safe collectors, unique
-// endpoints, and child processes that are always reaped.
+// endpoints, and (from tests/support) child processes that are always reaped.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -20,8 +18,8 @@
 
 #include "actors/runtime/actor.hpp"
 #include "actors/runtime/context.hpp"
+#include "tests/support/child_process.hpp"
 
-extern char** environ;
 
 namespace gfdit::testing {
 
@@ -84,50 +82,5 @@ inline int free_tcp_port() {
   ::close(fd);
   return port;
 }
-
-// A child process, killed and reaped when it goes out of scope.
-class child_process {
- public:
-  explicit child_process(std::vector<std::string> argv) {
-    std::vector<char*> args;
-    for (auto& a : argv) args.push_back(a.data());
-    args.push_back(nullptr);
-    // The child must not inherit our blocked termination signals.
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    sigset_t none;
-    sigemptyset(&none);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
-    if (posix_spawn(&pid_, args[0], nullptr, &attr, args.data(), environ) != 0) pid_ = -1;
-    posix_spawnattr_destroy(&attr);
-  }
-  ~child_process() {
-    if (pid_ > 0 && !reaped_) {
-      ::kill(pid_, SIGKILL);
-      wait();
-    }
-  }
-  pid_t pid() const { return pid_; }
-  void signal(int sig) { ::kill(pid_, sig); }
-  // Exit status, or -signal when killed; waits at most `timeout`, then returns -1000.
-  int wait(std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (true) {
-      int status = 0;
-      const pid_t r = ::waitpid(pid_, &status, WNOHANG);
-      if (r == pid_) {
-        reaped_ = true;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
-      }
-      if (std::chrono::steady_clock::now() > deadline) return -1000;
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-  }
-
- private:
-  pid_t pid_ = -1;
-  bool reaped_ = false;
-};
 
 }  // namespace gfdit::testing
