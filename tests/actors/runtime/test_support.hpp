@@ -20,7 +20,6 @@
 #include "actors/runtime/context.hpp"
 #include "tests/support/child_process.hpp"
 
-
 namespace gfdit::testing {
 
 class lambda_actor : public actor {
