@@ -7,6 +7,7 @@
 #include "messages/membership.hpp"
 #include "messages/serving.hpp"
 #include "messages/system.hpp"
+#include "messages/world.hpp"
 
 namespace gfdit {
 namespace {
@@ -32,6 +33,7 @@ void register_builtin_messages(catalog& c) {
           msg::task_done, msg::reshard, msg::preempt, msg::cancel, msg::request_done,
           msg::worker_hello, msg::worker_heartbeat, msg::form_group, msg::dissolve_group,
           msg::group_view, msg::worker_down>(c);
+  add_all<msg::world_join, msg::world_blobs>(c);
 }
 
 }  // namespace gfdit

@@ -1,7 +1,10 @@
 // The membership shell: workers' hellos and heartbeats come on topic "workers", group changes
 // from the scheduler; views and deaths go out on topic "membership". A periodic tick (a message
-// to itself, so it is recorded and replays) finds silent workers.
+// to itself, so it is recorded and replays) finds silent workers. It also hosts the world hub
+// (world_hub.hpp): workers' WorldJoins come as directed messages and each rank gets its
+// WorldBlobs back the same way; the same tick expires rounds that never complete.
 #include "actors/membership/membership_core.hpp"
+#include "actors/membership/world_hub.hpp"
 #include "actors/runtime/registry.hpp"
 #include "actors/serving_graph/model_time.hpp"
 #include "actors/serving_graph/shell_params.hpp"
@@ -36,8 +39,17 @@ class membership_actor : public actor {
     ctx.on<msg::dissolve_group>([this, emit, speedup](const msg::dissolve_group& m, const envelope& e) {
       emit(core_.on_dissolve_group(m, model_now_us(e, speedup)));
     });
-    ctx.on<msg::heartbeat>([this, emit, speedup](const msg::heartbeat&, const envelope& e) {
+    // The hub's timeouts are the joiners' own (wall time), so it reads the stamp unscaled.
+    auto answer = [&ctx](std::vector<world_hub_reply> out) {
+      for (auto& o : out)
+        if (auto r = ctx.send(o.to, o.blobs); !r) ctx.log().warn("world answer to '{}': {}", o.to, r.err().what);
+    };
+    ctx.on<msg::world_join>([this, answer](const msg::world_join& m, const envelope& e) {
+      answer(hub_.on_join(m, e.sender, e.time.wall_ns / 1000));
+    });
+    ctx.on<msg::heartbeat>([this, emit, answer, speedup](const msg::heartbeat&, const envelope& e) {
       emit(core_.on_tick(model_now_us(e, speedup)));
+      answer(hub_.on_tick(e.time.wall_ns / 1000));
     });
     return {};
   }
@@ -49,6 +61,7 @@ class membership_actor : public actor {
 
  private:
   membership_core core_;
+  world_hub hub_;
 };
 
 }  // namespace

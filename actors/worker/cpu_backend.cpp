@@ -77,12 +77,31 @@ std::uint64_t latent_hash(std::span<const float> latent) {
   return splitmix64(h ^ latent.size());
 }
 
-result<std::unique_ptr<cpu_backend>> cpu_backend::create(const cpu_backend_config& cfg, clock_fn now_us) {
+namespace {
+
+result<void> check_config(const cpu_backend_config& cfg) {
   if (cfg.world_dir.empty()) return make_error(errc::invalid_argument, "cpu backend: world_dir is empty");
   if (cfg.world_size < 1 || cfg.world_size > coll::max_world_size || cfg.rank < 0 || cfg.rank >= cfg.world_size)
     return make_error(errc::invalid_argument, "cpu backend: rank " + std::to_string(cfg.rank) +
                                                   " outside a world of " + std::to_string(cfg.world_size));
+  return {};
+}
+
+}  // namespace
+
+result<std::unique_ptr<cpu_backend>> cpu_backend::create(const cpu_backend_config& cfg, clock_fn now_us) {
+  if (auto r = check_config(cfg); !r) return r.err();
   coll::file_rendezvous rv(cfg.world_dir, cfg.rank, cfg.world_size);
+  return create(cfg, rv, std::move(now_us));
+}
+
+result<std::unique_ptr<cpu_backend>> cpu_backend::create(const cpu_backend_config& cfg, coll::rendezvous& rv,
+                                                         clock_fn now_us) {
+  if (auto r = check_config(cfg); !r) return r.err();
+  if (rv.rank() != cfg.rank || rv.size() != cfg.world_size)
+    return make_error(errc::invalid_argument, "cpu backend: the rendezvous is for rank " + std::to_string(rv.rank()) +
+                                                  " of " + std::to_string(rv.size()) + ", the worker is rank " +
+                                                  std::to_string(cfg.rank) + " of " + std::to_string(cfg.world_size));
   coll::world_options o;
   o.backend = coll::backend_kind::host;
   o.buffer_bytes = std::size_t{1} << 20;  // a tiny DiT's q/k/v and latent fit in one round

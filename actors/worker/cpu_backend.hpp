@@ -1,8 +1,8 @@
 #pragma once
 // The `cpu` worker backend: real DiT numerics (kernels/dit) on the host, Ulysses across the
 // workers of a graph through the group-free host collectives. Every worker joins one World once
-// (at configure); a group is then only metadata formed per task, so the scheduler may regroup a
-// request between any two chunks and the bits of its result do not change.
+// (at start, through the bus or files); a group is then only metadata formed per task, so the
+// scheduler may regroup a request between any two chunks and the bits of its result do not change.
 //
 // Per request the backend keeps this worker's part of the latent and the holder list it belongs
 // to. A task whose group differs from the holders first moves the latent (World::reshard): the
@@ -40,7 +40,8 @@
 namespace gfdit {
 
 struct cpu_backend_config {
-  std::string world_dir;  // file rendezvous directory, the same for every worker of the graph
+  // Checkpoint directory (and file rendezvous directory), the same for every worker of the graph.
+  std::string world_dir;
   std::int32_t world_size = 0;
   std::int32_t rank = 0;  // = the worker id
   std::chrono::milliseconds collective_timeout{30000};  // also bounds joining the World
@@ -66,8 +67,11 @@ class cpu_backend {
   using clock_fn = std::function<std::int64_t()>;  // model microseconds, for the report's times
 
   // Joins the World: collective over every worker of the graph (blocks until all have come, or
-  // fails after the collective timeout).
+  // fails after the collective timeout). This one meets the others through a file_rendezvous in
+  // world_dir; the other through `rv` (the worker passes a bus_rendezvous).
   static result<std::unique_ptr<cpu_backend>> create(const cpu_backend_config& cfg, clock_fn now_us);
+  static result<std::unique_ptr<cpu_backend>> create(const cpu_backend_config& cfg, coll::rendezvous& rv,
+                                                     clock_fn now_us);
 
   // Runs a task this worker is a member of, blocking. Returns the report for members[0] (ok or
   // failed), nothing on the other members.

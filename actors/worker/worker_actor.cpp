@@ -3,12 +3,23 @@
 // scheduler. The `sim` backend waits the cost model's time (compressed by `speedup`); the `cpu`
 // backend computes the DiT for real (cpu_backend.hpp), blocking the handler while it runs, so
 // it wants one worker actor per process.
+//
+// The cpu backend joins its World (rendezvous: bus, the default) through the world hub in the
+// membership actor, after activation (only then is the graph wired): a world_joiner thread
+// creates the backend, blocking in the rendezvous, while this actor's thread carries the
+// WorldJoin/WorldBlobs messages. The worker says hello (so the scheduler uses it) only once it
+// is in the World. `rendezvous: file` joins through files in world_dir at configure instead.
+#include <deque>
+
 #include "actors/runtime/registry.hpp"
 #include "actors/serving_graph/model_time.hpp"
 #include "actors/serving_graph/shell_params.hpp"
 #include "actors/worker/cpu_backend.hpp"
 #include "actors/worker/sim_backend.hpp"
+#include "actors/worker/world_joiner.hpp"
 #include "messages/membership.hpp"
+#include "messages/system.hpp"
+#include "messages/world.hpp"
 
 namespace gfdit {
 namespace {
@@ -29,7 +40,15 @@ class worker_actor : public actor {
       return r;
     if (auto r = ctx.params().declare<std::int64_t>("heartbeat_ms", 200); !r) return r;
     // cpu backend: every worker of the graph joins one World (same values everywhere).
-    if (auto r = ctx.params().declare<std::string>("world_dir", "", "cpu: rendezvous directory (e.g. under /dev/shm)"); !r)
+    if (auto r = ctx.params().declare<std::string>("world_dir", "", "cpu: checkpoint (and file rendezvous) directory"); !r)
+      return r;
+    if (auto r = ctx.params().declare<std::string>("rendezvous", "bus", "cpu: how the World is set up: bus | file",
+                                                   [](const std::string& v) { return v == "bus" || v == "file" ? "" : "must be 'bus' or 'file'"; });
+        !r)
+      return r;
+    if (auto r = ctx.params().declare<std::string>("world_hub", names::membership, "cpu, rendezvous bus: the actor hosting the world hub"); !r)
+      return r;
+    if (auto r = ctx.params().declare<std::string>("world", "serving", "cpu, rendezvous bus: the World's name at the hub"); !r)
       return r;
     if (auto r = ctx.params().declare<std::int64_t>("world_size", 0, "cpu: number of workers"); !r) return r;
     if (auto r = ctx.params().declare<std::int64_t>("collective_timeout_ms", 30000, "cpu: a collective waiting longer fails the task",
@@ -64,15 +83,62 @@ class worker_actor : public actor {
   }
 
   result<void> on_activate(context& ctx) override {
-    (void)ctx.publish(names::workers_topic, msg::worker_hello{id_, "", "", backend_name_});
-    ctx.every(std::chrono::milliseconds(ctx.params().get<std::int64_t>("heartbeat_ms")),
-              [this, &ctx] { (void)ctx.publish(names::workers_topic, msg::worker_heartbeat{id_, ++beats_}); });
+    if (backend_name_ == "cpu" && !cpu_) return join_world(ctx);
+    announce(ctx);
     return {};
   }
 
+  void on_shutdown(context&) override { joiner_.reset(); }  // cancels a join in progress
+
  private:
+  void announce(context& ctx) {
+    (void)ctx.publish(names::workers_topic, msg::worker_hello{id_, "", "", backend_name_});
+    ctx.every(std::chrono::milliseconds(ctx.params().get<std::int64_t>("heartbeat_ms")),
+              [this, &ctx] { (void)ctx.publish(names::workers_topic, msg::worker_heartbeat{id_, ++beats_}); });
+  }
+
+  // rendezvous: bus. The backend is created on the joiner's thread; this thread pumps the joins
+  // out and, once the World is up, takes the backend, says hello and runs what waited for it.
+  result<void> join_world(context& ctx) {
+    if (joiner_) return {};  // re-activated while still joining
+    joiner_ = std::make_unique<world_joiner>(
+        ctx.params().get<std::string>("world_hub"), ctx.params().get<std::string>("world"), id_, cpu_cfg_.world_size,
+        [this](coll::rendezvous& rv) -> result<void> {
+          auto be = cpu_backend::create(cpu_cfg_, rv, cpu_clock_);
+          if (!be) return be.err();
+          joined_ = std::move(*be);
+          return {};
+        });
+    pump_ = ctx.every(std::chrono::milliseconds(1), [this, &ctx] {
+      auto done = joiner_ ? joiner_->poll(ctx) : std::nullopt;
+      if (!done) return;
+      ctx.cancel(pump_);
+      joiner_.reset();
+      if (!*done) {
+        ctx.log().error("joining the world failed, stopping: {}", done->err().what);
+        ctx.request_stop();
+        return;
+      }
+      cpu_ = std::move(joined_);
+      ctx.log().info("joined the world as rank {} of {} through the bus", id_, cpu_cfg_.world_size);
+      announce(ctx);
+      auto waiting = std::move(deferred_);
+      deferred_.clear();
+      for (auto& fn : waiting) fn();
+    });
+    return {};
+  }
+
+  // Before the World is up (only a message that overtook our hello could come), keep the
+  // message for later, in order.
+  bool defer(std::function<void()> fn) {
+    if (cpu_) return false;
+    deferred_.push_back(std::move(fn));
+    return true;
+  }
+
   result<void> configure_cpu(context& ctx, double speedup) {
-    cpu_backend_config cfg;
+    cpu_backend_config& cfg = cpu_cfg_;
     cfg.world_dir = ctx.params().get<std::string>("world_dir");
     cfg.world_size = static_cast<std::int32_t>(ctx.params().get<std::int64_t>("world_size"));
     cfg.rank = id_;
@@ -85,28 +151,61 @@ class worker_actor : public actor {
                           std::chrono::system_clock::now().time_since_epoch()).count();
       return static_cast<std::int64_t>(static_cast<double>(ns) / 1000.0 * speedup);
     };
-    auto be = cpu_backend::create(cfg, now_us);
-    if (!be) return be.err();
-    cpu_ = std::move(*be);
+    cpu_clock_ = now_us;
+    if (ctx.params().get<std::string>("rendezvous") == "file") {
+      auto be = cpu_backend::create(cfg, now_us);
+      if (!be) return be.err();
+      cpu_ = std::move(*be);
+    } else {
+      // What create() would refuse later, on the joiner's thread, is refused here already.
+      if (cfg.world_dir.empty()) return make_error(errc::invalid_argument, "cpu backend: world_dir is empty");
+      if (cfg.world_size < 1 || cfg.world_size > coll::max_world_size || id_ >= cfg.world_size)
+        return make_error(errc::invalid_argument, "cpu backend: rank " + std::to_string(id_) + " outside a world of " +
+                                                      std::to_string(cfg.world_size));
+      ctx.on<msg::world_blobs>([this](const msg::world_blobs& m, const envelope&) {
+        if (joiner_) joiner_->deliver(m);
+      });
+      ctx.on_delivery_failure([this, &ctx](const error& err, const envelope& env) {
+        auto f = decode<msg::delivery_failure>(env.payload);
+        if (joiner_ && f) joiner_->on_delivery_failure(err, f->type_id);
+        ctx.log().warn("a message to '{}' was not delivered: {}", f ? f->destination : "?", err.what);
+      });
+    }
     ctx.on<msg::task_assign>([this, &ctx](const msg::task_assign& t, const envelope&) {
-      auto report = cpu_->run(t);
-      if (!report) return;
-      if (!report->ok) ctx.log().warn("task {} of request {} failed: {}", t.task_id, t.request_id, report->error);
-      if (auto r = ctx.send(names::scheduler, *report); !r) ctx.log().error("{}", r.err().what);
+      if (defer([this, &ctx, t] { run_task(ctx, t); })) return;
+      run_task(ctx, t);
     });
     ctx.on<msg::reshard>([this, &ctx](const msg::reshard& m, const envelope&) {
-      // A failure here surfaces as the task's failure on the new group (its collective times out).
-      if (auto r = cpu_->on_reshard(m); !r) ctx.log().warn("reshard of request {}: {}", m.request_id, r.err().what);
+      if (defer([this, &ctx, m] { reshard(ctx, m); })) return;
+      reshard(ctx, m);
     });
     ctx.subscribe<msg::request_done>(names::done_topic, [this](const msg::request_done& d, const envelope&) {
-      cpu_->forget(d.request_id);
+      if (cpu_) cpu_->forget(d.request_id);  // before the World is up nothing is held
     });
     return {};
+  }
+
+  void run_task(context& ctx, const msg::task_assign& t) {
+    auto report = cpu_->run(t);
+    if (!report) return;
+    if (!report->ok) ctx.log().warn("task {} of request {} failed: {}", t.task_id, t.request_id, report->error);
+    if (auto r = ctx.send(names::scheduler, *report); !r) ctx.log().error("{}", r.err().what);
+  }
+
+  void reshard(context& ctx, const msg::reshard& m) {
+    // A failure here surfaces as the task's failure on the new group (its collective times out).
+    if (auto r = cpu_->on_reshard(m); !r) ctx.log().warn("reshard of request {}: {}", m.request_id, r.err().what);
   }
 
   std::shared_ptr<const cost_model> costs_;
   std::unique_ptr<sim_backend> backend_;
   std::unique_ptr<cpu_backend> cpu_;
+  cpu_backend_config cpu_cfg_;
+  cpu_backend::clock_fn cpu_clock_;
+  std::unique_ptr<cpu_backend> joined_;  // set by the joiner's thread, taken once it has finished
+  std::deque<std::function<void()>> deferred_;
+  timer_id pump_ = 0;
+  std::unique_ptr<world_joiner> joiner_;  // after joined_: its thread is stopped first
   std::string backend_name_ = "sim";
   std::int32_t id_ = 0;
   std::uint64_t beats_ = 0;

@@ -1,7 +1,8 @@
 #pragma once
 // The one-time exchange a World needs at creation (NCCL unique id, IPC handles, shm names):
-// an all_gather of small byte strings among the world's ranks. The lead plugs the message bus
-// in behind this interface; file_rendezvous serves tests and processes on one host.
+// an all_gather of small byte strings among the world's ranks. file_rendezvous serves tests and
+// processes on one host; the serving graph's workers use the message bus behind this interface
+// (bus_rendezvous in actors/worker, answered by the world hub in the membership actor).
 #include <chrono>
 #include <string>
 #include <string_view>

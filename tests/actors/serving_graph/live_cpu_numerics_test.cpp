@@ -6,6 +6,8 @@
 // groups mid-trajectory). Every request's final latent hash must be the same in both runs and
 // equal to a plain single-process degree-1 denoise computed here. A second run kills a worker
 // process midway: no hang, no lost request, no changed bit (restored from host checkpoints).
+// The static run's workers join their World through files (rendezvous: file), the others through
+// the bus (WorldJoin/WorldBlobs with the hub in the membership actor).
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -47,7 +49,10 @@ struct cpu_graph {
   std::unique_ptr<child_process> control;
   std::vector<std::unique_ptr<child_process>> worker_procs;
 
-  explicit cpu_graph(const std::string& policy, int collective_timeout_ms = 20000, int heartbeat_timeout_ms = 20000) {
+  // rendezvous: how the workers set up their World, "bus" (through the membership actor, the
+  // default) or "file" (through files in world_dir).
+  explicit cpu_graph(const std::string& policy, int collective_timeout_ms = 20000, int heartbeat_timeout_ms = 20000,
+                     const std::string& rendezvous = "bus") {
     control = std::make_unique<child_process>(std::vector<std::string>{
         GFDIT_SERVING_NODE, "--name", "control", "--bind", control_ep,
         "--actor", "gfdit.admission", "admission", nlohmann::json{{"gpus", workers}}.dump(),
@@ -57,7 +62,8 @@ struct cpu_graph {
     for (int w = 0; w < workers; ++w) {
       const nlohmann::json params = {{"id", w},          {"backend", "cpu"},      {"world_dir", world_dir},
                                      {"world_size", workers}, {"weight_seed", weight_seed},
-                                     {"collective_timeout_ms", collective_timeout_ms}, {"task_log", task_log}};
+                                     {"collective_timeout_ms", collective_timeout_ms}, {"task_log", task_log},
+                                     {"rendezvous", rendezvous}};
       worker_procs.push_back(std::make_unique<child_process>(std::vector<std::string>{
           GFDIT_SERVING_NODE, "--name", "w" + std::to_string(w), "--bind", testing::unique_ipc("w"),
           "--peer", "control=" + control_ep, "--actor", "gfdit.worker", "worker-" + std::to_string(w),
@@ -189,7 +195,7 @@ TEST(live_cpu_numerics, a_request_gives_the_same_bits_however_it_was_parallelise
   served fixed, elastic;
   std::map<std::uint64_t, std::vector<int>> fixed_degrees, elastic_degrees;
   {
-    cpu_graph g("static:4");
+    cpu_graph g("static:4", 20000, 20000, "file");  // the elastic run sets up its World through the bus
     fixed = serve(g);
     fixed_degrees = g.denoise_degrees();
   }
