@@ -2,6 +2,7 @@
 // The envelope every message travels in, in-process and on the wire. One frame on the wire is
 // one msgpack map with short keys; the payload is the message's own msgpack map, as bytes.
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -38,6 +39,10 @@ struct envelope {
   template <message T>
   bool is() const noexcept { return type_id == type_id_of<T>; }
 };
+
+// How the runtime holds an envelope once routed: shared by every local subscriber and the taps,
+// never copied.
+using envelope_ptr = std::shared_ptr<const envelope>;
 
 std::string encode_envelope(const envelope& env);
 result<envelope> decode_envelope(std::string_view frame, const decode_limits& limits = {});

@@ -15,6 +15,7 @@
 #include "actors/recorder/bag_writer.hpp"
 #include "actors/recorder/recorder_actor.hpp"
 #include "actors/recorder/replay.hpp"
+#include "actors/recorder/replay_replace.hpp"
 #include "actors/recorder/timeline.hpp"
 #include "actors/runtime/node.hpp"
 #include "actors/runtime/registry.hpp"
@@ -383,21 +384,52 @@ int bag_main(int argc, char** argv) {
 }
 
 int replay_main(int argc, char** argv) {
-  CLI::App app{"gfdit replay: re-drive one actor's core from a bag and diff its outputs"};
+  CLI::App app{"gfdit replay: re-drive one actor's core from a bag and diff its outputs (--actor), or run "
+               "the recorded graph live with some actors replaced by their recordings (--replace)"};
   std::string path, actor, core, policy;
   std::vector<std::string> options;
   bool step = false;
+  replace_options ro;
   app.add_option("bag", path, "bag file")->required();
-  app.add_option("--actor", actor, "the actor whose recorded inputs are re-driven")->required();
+  app.add_option("args", ro.args, "--replace: launch-file arguments name:=value (pass those of the recorded run)");
+  auto* by_actor = app.add_option("--actor", actor, "the actor whose recorded inputs are re-driven");
   app.add_option("--core", core, "registered replayable core (default: the actor's name)");
   app.add_option("--policy", policy, "passed to the core as option 'policy'");
   app.add_option("--option", options, "K=V passed to the core; repeatable");
   app.add_flag("--step", step, "interactive stepper");
+  auto* by_replace = app.add_option("--replace", ro.replace,
+                                    "run the recorded graph live with these actors replaced by players of "
+                                    "what they sent (comma list), and compare every actor's outputs")
+                         ->delimiter(',')
+                         ->allow_extra_args(false);  // `--replace A k:=v`: k:=v is an argument
+  by_actor->excludes(by_replace);
+  app.add_option("--launch", ro.launch_file, "--replace: this launch file (default: the text in the bag)");
+  app.add_option("--rate", ro.rate, "--replace: speed factor of the players (0: as fast as their inputs come)")
+      ->check(CLI::NonNegativeNumber);
+  bool no_gate = false;
+  app.add_flag("--no-gate", no_gate, "--replace: pace the players by the stamps only (their outputs may overtake their causes)");
+  app.add_option("--gate-timeout-ms", ro.gate_timeout_ms,
+                 "--replace: a recorded message waits this long for the live input that caused it")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--linger", ro.linger_s, "--replace: seconds between the players' end and the graph's stop");
+  app.add_option("--timeout", ro.timeout_s, "--replace: stop the graph after this many seconds (0: bag duration / rate + 30)");
+  app.add_option("--ignore", ro.ignore_fields, "--replace: payload fields left out of the comparison (e.g. start_us,end_us)")
+      ->delimiter(',')
+      ->allow_extra_args(false);
+  app.add_option("--gfdit", ro.gfdit_exe, "--replace: the gfdit executable that runs the nodes");
+  app.add_option("--keep", ro.work_dir, "--replace: keep the flattened launch file and the replay's bag in this folder");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
+  if (!ro.replace.empty()) {
+    ro.bag = path;
+    ro.gate = !no_gate;
+    return replay_replace(ro);
+  }
+  if (actor.empty()) return fail("pass --actor A (re-drive its core) or --replace A,B (a live graph around recordings)");
+  if (!ro.args.empty()) return fail("unexpected arguments (launch-file arguments go with --replace): " + ro.args.front());
   nlohmann::json opts = nlohmann::json::object();
   if (!policy.empty()) opts["policy"] = policy;
   for (const auto& o : options) {

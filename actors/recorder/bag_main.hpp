@@ -10,6 +10,8 @@
 //   bag play BAG --peer NODE=ENDPOINT... [--rate R] [--loop] [--start S] [--end S] [filters]
 //   bag record OUT --peer NODE=ENDPOINT... [--duration S] [filters]   (topics of the graph)
 //   replay BAG --actor A [--core NAME] [--policy P] [--option K=V]... [--step]
+//   replay BAG --replace A,B [name:=value ...] [--launch FILE] [--rate R] [--no-gate] [--gate-timeout-ms MS]
+//          [--linger S] [--timeout S] [--ignore F,G] [--gfdit EXE] [--keep DIR]   (replay_replace.hpp)
 //
 // Exit status: 0 success (replay: identical), 1 replay divergence, 2 usage or input errors.
 namespace gfdit {

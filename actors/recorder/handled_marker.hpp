@@ -33,6 +33,22 @@ namespace gfdit::bag {
 
 inline constexpr const char* handled_sender = "$handled";
 
+// The marker "`actor` handled `env`", the `seq`-th of its recorder, made at `at_ns`.
+inline envelope handled_marker(const envelope& env, const std::string& actor, std::uint64_t seq, std::int64_t at_ns) {
+  msg::handled m{actor, env.sender, env.seq, env.type_id, static_cast<std::uint8_t>(env.kind), env.destination,
+                 env.correlation};
+  envelope mark;
+  mark.type_id = type_id_of<msg::handled>;
+  mark.version = msg::handled::type_version;
+  mark.seq = seq;
+  mark.sender = handled_sender;
+  mark.destination = actor;
+  mark.kind = route::direct;
+  mark.time = {0, at_ns};
+  mark.payload = encode(m);
+  return mark;
+}
+
 inline bool is_handled_marker(const envelope& env) {
   return env.is<msg::handled>() && env.sender == handled_sender;
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -65,7 +66,8 @@ class recorder_actor final : public actor, public tap_sink {
     f.senders = bag::filter::split(p.get<std::string>("senders"));
     f.types = bag::filter::split(p.get<std::string>("types"));
     std::string launch = p.get<std::string>("launch_text");
-    if (const auto file = p.get<std::string>("launch_file"); !file.empty()) {
+    const auto file = p.get<std::string>("launch_file");
+    if (!file.empty()) {
       std::ifstream in(file);
       if (!in) return make_error(errc::io, "launch_file '" + file + "' cannot be read");
       std::stringstream ss;
@@ -75,6 +77,12 @@ class recorder_actor final : public actor, public tap_sink {
     source_ = p.get<std::string>("source");
     auto h = bag::header::current(launch);
     h.meta = {{"recorder", ctx.name()}, {"source", source_}, {"filter", f.to_json()}};
+    // Where the text came from: `replay --replace` launches that file when it still holds the
+    // same text, so its $(dirname) and includes resolve as they did.
+    if (!file.empty()) {
+      std::error_code ec;
+      h.meta["launch_file"] = std::filesystem::absolute(file, ec).lexically_normal().string();
+    }
     auto w = bag::writer::create(path_, std::move(h));
     if (!w) return w.err();
     bag::queue_options qo;
@@ -91,7 +99,7 @@ class recorder_actor final : public actor, public tap_sink {
     stats_topic_ = p.get<std::string>("stats_topic");
     if (source_ == "subscribe")
       ctx.subscribe_raw("*", [this](const envelope& env) {
-        if (active_) queue_->push(env);
+        if (active_) queue_->push(std::make_shared<const envelope>(env));
       });
     // Record from configure on: peers may send before this node activates its actors (a
     // worker's hello), and what an actor holds until activation is part of its inputs.
@@ -142,26 +150,16 @@ class recorder_actor final : public actor, public tap_sink {
     ctx.log().info("bag '{}' closed: {} messages recorded, {} dropped", path_, c.recorded, c.dropped);
   }
 
-  void on_envelope(const envelope& env) override { queue_->push(env); }
+  void on_envelope(const envelope_ptr& env) override { queue_->push(env); }
 
   bool wants_handled() const override { return !handled_.empty(); }
 
-  void on_handled(const envelope& env, const std::string& actor) override {
+  void on_handled(const envelope_ptr& env, const std::string& actor) override {
     if (!handled_all_ && std::find(handled_.begin(), handled_.end(), actor) == handled_.end()) return;
-    if (bag::is_handled_marker(env)) return;
-    msg::handled m{actor, env.sender, env.seq, env.type_id, static_cast<std::uint8_t>(env.kind),
-                   env.destination, env.correlation};
-    envelope mark;
-    mark.type_id = type_id_of<msg::handled>;
-    mark.version = msg::handled::type_version;
-    mark.seq = ++marks_;
-    mark.sender = bag::handled_sender;
-    mark.destination = actor;
-    mark.kind = route::direct;
-    mark.time = {0, std::chrono::duration_cast<std::chrono::nanoseconds>(
-                        std::chrono::system_clock::now().time_since_epoch()).count()};
-    mark.payload = encode(m);
-    queue_->push(mark, &env);
+    if (bag::is_handled_marker(*env)) return;
+    queue_->push_handled(env, actor, std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                         std::chrono::system_clock::now().time_since_epoch())
+                                         .count());
   }
 
  private:
@@ -183,7 +181,6 @@ class recorder_actor final : public actor, public tap_sink {
   std::unique_ptr<bag::recording_queue> queue_;
   std::vector<std::string> handled_, parameters_of_;
   bool handled_all_ = false;
-  std::atomic<std::uint64_t> marks_{0};
   std::string path_, source_, stats_topic_;
   std::atomic<bool> active_{false};
   timer_id stats_timer_ = 0;

@@ -12,7 +12,8 @@
 // gfdit.player    re-publishes a bag into the live graph with forward() (senders and stamps
 //                 kept).
 //   path, rate (0: as fast as possible), loop, start_s, end_s (offsets from the bag's first
-//   message), topics, actors, senders, types, stop_at_end
+//   message), topics, actors, senders, types, stop_at_end; standing in for an actor
+//   (`replay --replace`): subscribe, gate, gate_timeout_ms, done_file (player_actor.cpp)
 #include <string>
 #include <vector>
 

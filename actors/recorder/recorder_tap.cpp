@@ -40,25 +40,26 @@ struct seen {
 };
 thread_local seen last_inbound;
 
-void feed(const envelope& env) {
+void feed(const envelope_ptr& env) {
   auto& h = the_hub();
   std::shared_lock lock(h.mu);
   for (auto* s : h.sinks) s->on_envelope(env);
 }
 
-void on_tap(const envelope& env, tap_point p) {
+void on_tap(const envelope_ptr& ptr, tap_point p) {
   if (the_hub().count.load(std::memory_order_relaxed) == 0) return;
+  const envelope& env = *ptr;
   if (p == tap_point::sent) {
     routing = &env;
-    return feed(env);
+    return feed(ptr);
   }
   if (&env == routing) return;  // a local delivery of what this thread just routed
   if (last_inbound.same(env)) return;
   last_inbound = {&env, env.seq, env.correlation, env.time.wall_ns, env.type_id};
-  feed(env);
+  feed(ptr);
 }
 
-void on_handled(const envelope& env, const std::string& actor) {
+void on_handled(const envelope_ptr& env, const std::string& actor) {
   auto& h = the_hub();
   if (h.handled_count.load(std::memory_order_relaxed) == 0) return;
   std::shared_lock lock(h.mu);

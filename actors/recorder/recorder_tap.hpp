@@ -15,11 +15,12 @@ class node;
 class tap_sink {
  public:
   virtual ~tap_sink() = default;
-  // Called on whichever thread routes or receives the envelope; must be thread-safe.
-  virtual void on_envelope(const envelope& env) = 0;
+  // Called on whichever thread routes or receives the envelope; must be thread-safe and quick
+  // (it runs on the bus's hot path): keep the pointer, encode elsewhere.
+  virtual void on_envelope(const envelope_ptr& env) = 0;
   // On `actor`'s own thread, right before it handles `env` (node::set_handled_tap), in the
   // order it handles them. Thread-safe like on_envelope.
-  virtual void on_handled(const envelope& env, const std::string& actor) { (void)env, (void)actor; }
+  virtual void on_handled(const envelope_ptr& env, const std::string& actor) { (void)env, (void)actor; }
   // Whether on_handled is wanted at all (asked once, at attach): when no sink wants it, the
   // dispatch hook costs one relaxed load.
   virtual bool wants_handled() const { return false; }

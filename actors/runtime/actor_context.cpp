@@ -163,7 +163,7 @@ void actor_context::deliver(const envelope_ptr& env) {
   if (env->kind == route::direct && handle_system(*env)) return;
   const auto s = state();
   if (s == lifecycle_state::active || env->kind == route::reply || env->kind == route::failure) {
-    dispatch(*env);
+    dispatch(env);
     return;
   }
   if (s == lifecycle_state::finalized) {
@@ -215,8 +215,9 @@ bool actor_context::handle_system(const envelope& env) {
   return handled;
 }
 
-void actor_context::dispatch(const envelope& env) {
-  router_->handled(name_, env);  // the order this actor handles its messages in (replay)
+void actor_context::dispatch(const envelope_ptr& ptr) {
+  router_->handled(name_, ptr);
+  const envelope& env = *ptr;  // the order this actor handles its messages in (replay)
   current_ = &env;
   switch (env.kind) {
     case route::reply:
@@ -295,7 +296,7 @@ std::string actor_context::apply(transition t) {
   if (*to == lifecycle_state::active) {
     auto held = std::move(held_);
     held_.clear();
-    for (auto& env : held) dispatch(*env);
+    for (auto& env : held) dispatch(env);
   }
   if (*to == lifecycle_state::finalized) {
     timers_.clear();

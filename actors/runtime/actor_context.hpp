@@ -17,8 +17,6 @@
 
 namespace gfdit {
 
-using envelope_ptr = std::shared_ptr<const envelope>;
-
 using tick_atom = caf::atom_constant<caf::atom("gf_tick")>;
 using expire_atom = caf::atom_constant<caf::atom("gf_expire")>;
 using cycle_atom = caf::atom_constant<caf::atom("gf_cycle")>;
@@ -67,7 +65,7 @@ class actor_context final : public context {
   void add_direct_handler(std::uint32_t type_id, raw_handler fn) override;
   void report_decode_error(const envelope& env, const error& err) override;
 
-  void dispatch(const envelope& env);
+  void dispatch(const envelope_ptr& env);
   // The graph's name of a topic this actor names `topic` (launch-file remaps).
   const std::string& remapped(const std::string& topic) const;
   bool handle_system(const envelope& env);

@@ -70,6 +70,10 @@ struct node::impl final : router {
   std::atomic<bool> stop_flag{false};
   // Set once every actor is configured (its subscriptions known); read by the bus thread.
   std::atomic<bool> started{false};
+  // The bus thread runs from inside bus::create, before `transport` and the actor handles are
+  // set; it holds its first delivery (a peer's hello would connect through `transport`) until
+  // start() has both.
+  std::atomic<bool> wired{false};
   bool stopped = false;
 
   ~impl() override {
@@ -79,12 +83,12 @@ struct node::impl final : router {
     sys.reset();
   }
 
-  void tap_if(const envelope& env, tap_point p) {
+  void tap_if(const envelope_ptr& env, tap_point p) {
     if (const tap_fn* t = tap.load(std::memory_order_acquire)) (*t)(env, p);
   }
 
   void deliver_local(const caf::actor& h, const envelope_ptr& env) {
-    tap_if(*env, tap_point::delivered);
+    tap_if(env, tap_point::delivered);
     caf::anon_send(h, env);
   }
 
@@ -109,7 +113,7 @@ struct node::impl final : router {
 
   result<void> route(envelope&& e) override {
     auto env = std::make_shared<const envelope>(std::move(e));
-    tap_if(*env, tap_point::sent);
+    tap_if(env, tap_point::sent);
     if (env->kind == route::topic) {
       deliver_topic_local(env);
       std::set<std::string> nodes;
@@ -154,7 +158,7 @@ struct node::impl final : router {
 
   void stop_requested() override { stop_flag = true; }
 
-  void handled(const std::string& actor, const envelope& env) override {
+  void handled(const std::string& actor, const envelope_ptr& env) override {
     if (const handled_tap_fn* t = handled_tap.load(std::memory_order_acquire)) (*t)(env, actor);
   }
 
@@ -221,6 +225,7 @@ struct node::impl final : router {
 
   // Bus thread.
   void on_receive(envelope&& e) {
+    wired.wait(false, std::memory_order_acquire);
     if (e.destination == node_address) {
       if (e.is<msg::node_hello>()) on_hello(e);
       return;
@@ -300,6 +305,8 @@ struct node::impl final : router {
     if (!b) return b.err();
     transport = std::move(*b);
     for (auto& h : hosted_actors) h.handle = sys->spawn<actor_host>(this, h.name, h.impl, h.stats, h.params, h.remaps);
+    wired.store(true, std::memory_order_release);
+    wired.notify_all();
     for (auto& h : hosted_actors)
       if (auto r = cycle(h, transition::configure); !r) return r;
     // Wire the graph before anything runs: peers learn our actors and topics, and we theirs,
@@ -428,7 +435,7 @@ void node::add_tap(tap_fn fn) {
   const tap_fn* prev = impl_->tap.load(std::memory_order_acquire);
   if (!prev) return set_tap(std::move(fn));
   // `prev` stays alive: every tap ever set is kept in impl_->taps for the node's life.
-  set_tap([prev, fn = std::move(fn)](const envelope& env, tap_point p) {
+  set_tap([prev, fn = std::move(fn)](const envelope_ptr& env, tap_point p) {
     (*prev)(env, p);
     fn(env, p);
   });

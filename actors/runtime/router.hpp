@@ -17,7 +17,7 @@ class router {
   virtual void subscribed(const std::string& actor, const std::string& topic) = 0;
   virtual void stop_requested() = 0;
   // On the actor's thread, right before `env` is dispatched to its handlers (see handled_tap_fn).
-  virtual void handled(const std::string& actor, const envelope& env) { (void)actor, (void)env; }
+  virtual void handled(const std::string& actor, const envelope_ptr& env) { (void)actor, (void)env; }
 };
 
 }  // namespace gfdit

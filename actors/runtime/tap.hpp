@@ -10,13 +10,15 @@ namespace gfdit {
 
 enum class tap_point { sent, delivered };
 
-using tap_fn = std::function<void(const envelope&, tap_point)>;
+// The envelope comes as the shared pointer the node routes: a tap that keeps it (the recorder)
+// takes a reference count, not a copy.
+using tap_fn = std::function<void(const envelope_ptr&, tap_point)>;
 
 // A second hook, on the receiving actor's own thread right before a message reaches its
 // handlers (held messages included, at activation), naming that actor. The `delivered` point
 // fires before the mailbox, so two threads delivering to one actor at once may be seen in
 // either order; this one sees the order the actor really handled them (what exact replay needs).
 // Lifecycle and parameter messages, which the runtime serves itself, do not pass here.
-using handled_tap_fn = std::function<void(const envelope&, const std::string& actor)>;
+using handled_tap_fn = std::function<void(const envelope_ptr&, const std::string& actor)>;
 
 }  // namespace gfdit

@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <regex>
 #include <set>
@@ -599,6 +600,58 @@ result<void> validate(graph_spec& g, const std::string& only_node) {
     return make_error(errc::invalid_argument, all);
   }
   return {};
+}
+
+result<std::string> to_flat_yaml(const graph_spec& g) {
+  // JSON is YAML: quoted strings stay strings, numbers and booleans keep their type on reload.
+  using ojson = nlohmann::ordered_json;
+  std::string bad;
+  const std::function<void(const nlohmann::json&, const std::string&)> scan = [&](const nlohmann::json& v,
+                                                                                  const std::string& where) {
+    if (!bad.empty()) return;
+    if (v.is_string() && v.get<std::string>().find("$(") != std::string::npos) bad = where;
+    if (v.is_structured())
+      for (const auto& [k, e] : v.items()) {
+        if (v.is_object() && k.find("$(") != std::string::npos) bad = where + "." + k;
+        scan(e, where + "." + k);
+      }
+  };
+  ojson out;
+  out["graph"] = g.name;
+  out["port_base"] = g.port_base;
+  if (!g.plugins.empty()) out["plugins"] = g.plugins;
+  if (!g.parameters.empty()) out["parameters"] = ojson::parse(g.parameters.dump());
+  scan(g.parameters, "parameters");
+  auto processes = ojson::array();
+  for (const auto& i : g.instances) {
+    ojson p;
+    p["name"] = i.node;
+    if (!i.host.empty()) p["host"] = i.host;
+    if (!i.bind.empty()) p["bind"] = i.bind;
+    if (i.port >= 0) p["port"] = i.port;
+    if (i.threads > 0) p["threads"] = i.threads;
+    if (i.exit_on_done) p["exit_on_done"] = true;
+    if (!i.env.empty()) p["env"] = i.env;
+    p["restart"] = {{"policy", i.restart.policy == restart_policy::kind::never ? "never" : "on-failure"},
+                    {"max", i.restart.max},
+                    {"backoff_ms", i.restart.backoff_ms}};
+    auto actors = ojson::array();
+    for (const auto& a : i.actors) {
+      ojson e = {{"type", a.type}, {"name", a.name}, {"parameters", ojson::parse(a.params.dump())}};
+      if (!a.remaps.empty()) e["remaps"] = a.remaps;
+      scan(nlohmann::json{{"type", a.type}, {"name", a.name}, {"remaps", a.remaps}, {"parameters", a.params}},
+           i.node + "." + a.name);
+      actors.push_back(std::move(e));
+    }
+    p["actors"] = std::move(actors);
+    scan(nlohmann::json{{"host", i.host}, {"bind", i.bind}, {"env", i.env}}, i.node);
+    processes.push_back(std::move(p));
+  }
+  out["processes"] = std::move(processes);
+  if (!bad.empty())
+    return make_error(errc::invalid_argument,
+                      "graph '" + g.name + "': the value at " + bad + " holds '$(', which a launch file reads as a substitution");
+  return out.dump(2) + "\n";
 }
 
 result<graph_spec> load_and_validate(const std::string& path,

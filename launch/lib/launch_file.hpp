@@ -86,6 +86,12 @@ result<void> validate(graph_spec& g, const std::string& only_node = {});
 // load_plugin() for each `plugins:` entry, then GFDIT_PLUGIN_PATH; errors name the mark.
 result<void> load_plugins(const graph_spec& g);
 
+// The loaded graph as one launch file with nothing left to substitute: every process instance
+// becomes a process of its own, named after its node (replicas expanded), with the values as
+// loaded. A tool that edits a loaded graph (`gfdit replay --replace`) writes this out and
+// launches it. Fails when a value still holds "$(", which loading would read as a substitution.
+result<std::string> to_flat_yaml(const graph_spec& g);
+
 // load + load_plugins + validate.
 result<graph_spec> load_and_validate(const std::string& path,
                                      const std::vector<std::string>& overrides,

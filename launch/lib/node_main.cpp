@@ -165,7 +165,7 @@ int run_node(const node_run_options& opt) {
   }
   auto topics = std::make_shared<topic_counter>();
   if (opt.on_created) opt.on_created(**n);
-  (*n)->add_tap([topics](const envelope& env, tap_point p) { topics->on(env, p); });
+  (*n)->add_tap([topics](const envelope_ptr& env, tap_point p) { topics->on(*env, p); });
 
   std::atomic<bool> serving{true};
   std::thread control_thread;

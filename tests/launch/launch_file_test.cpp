@@ -219,3 +219,76 @@ processes:
 }
 
 }  // namespace
+
+namespace {
+
+// What `gfdit replay --replace` relies on: a loaded (and edited) graph written out flat loads
+// back as the same graph, each instance a process of its own, every value of the same type.
+TEST(LaunchFile, FlatYamlLoadsBackAsTheSameGraph) {
+  temp_dir d;
+  d.write("inc.yaml", "graph: inc\nprocesses:\n  - {name: solo, actors: [{type: ltest.typed, name: s}]}\n");
+  const auto f = d.write("g.yaml", R"Y(graph: g
+include: [inc.yaml]
+port_base: 7700
+args:
+  workers: 2
+parameters:
+  rate: 2.5
+processes:
+  - name: worker
+    replicas: $(arg workers)
+    host: 10.0.0.$(index)
+    port: 7800
+    threads: 3
+    exit_on_done: true
+    restart: {policy: on-failure, max: 2, backoff_ms: 100}
+    env: {RANK: "$(index)", DIR: $(dirname)}
+    actors:
+      - type: ltest.typed
+        name: w$(index)
+        parameters: {count: $(index), label: "007", enabled: false, rate: 1.0}
+        remaps: {in: in_$(index)}
+)Y");
+  auto g = load(f, {});
+  ASSERT_TRUE(g) << g.err().what;
+  g->instances[2].actors[0].params["label"] = "edited";  // worker-1 (the include comes first)
+  auto flat = to_flat_yaml(*g);
+  ASSERT_TRUE(flat) << flat.err().what;
+  const auto back = load(d.write("flat.yaml", *flat), {});
+  ASSERT_TRUE(back) << back.err().what << "\n" << *flat;
+  EXPECT_EQ(back->name, g->name);
+  EXPECT_EQ(back->port_base, 7700);
+  EXPECT_EQ(back->parameters, g->parameters);
+  ASSERT_EQ(back->instances.size(), g->instances.size());
+  for (std::size_t i = 0; i < g->instances.size(); ++i) {
+    const auto &a = g->instances[i], &b = back->instances[i];
+    EXPECT_EQ(b.node, a.node);
+    EXPECT_EQ(b.process, a.node);  // worker-1 is a process of its own now
+    EXPECT_EQ(b.replicas, 1);
+    EXPECT_EQ(b.host, a.host);
+    EXPECT_EQ(b.port, a.port);
+    EXPECT_EQ(b.threads, a.threads);
+    EXPECT_EQ(b.exit_on_done, a.exit_on_done);
+    EXPECT_EQ(b.restart.policy, a.restart.policy);
+    EXPECT_EQ(b.restart.max, a.restart.max);
+    EXPECT_EQ(b.restart.backoff_ms, a.restart.backoff_ms);
+    EXPECT_EQ(b.env, a.env);
+    ASSERT_EQ(b.actors.size(), a.actors.size());
+    for (std::size_t k = 0; k < a.actors.size(); ++k) {
+      EXPECT_EQ(b.actors[k].type, a.actors[k].type);
+      EXPECT_EQ(b.actors[k].name, a.actors[k].name);
+      EXPECT_EQ(b.actors[k].params, a.actors[k].params);  // "007" a string, 1.0 a double, false a bool
+      EXPECT_EQ(b.actors[k].remaps, a.actors[k].remaps);
+    }
+  }
+  EXPECT_EQ(back->instances[2].actors[0].params["label"], "edited");
+  EXPECT_TRUE(back->instances[2].actors[0].params["rate"].is_number_float());
+
+  // A value that would read as a substitution is refused, not silently re-substituted.
+  g->instances[0].actors[0].params["label"] = "$(arg x)";
+  auto bad = to_flat_yaml(*g);
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.err().what.find("solo.s.parameters.label holds '$('"), std::string::npos) << bad.err().what;
+}
+
+}  // namespace

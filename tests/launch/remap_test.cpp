@@ -38,8 +38,8 @@ TEST(Remap, PublishAndSubscribeFollowTheRemapOnlyForThatActor) {
     ctx.subscribe<msg::ping>("out", [&](const msg::ping&, const envelope& env) { plain.push(env.destination); });
     return result<void>{};
   })));
-  (*n)->set_tap([&](const envelope&, tap_point p) { if (p == tap_point::sent) ++set_taps; });
-  (*n)->add_tap([&](const envelope&, tap_point p) { if (p == tap_point::sent) ++sent_taps; });
+  (*n)->set_tap([&](const envelope_ptr&, tap_point p) { if (p == tap_point::sent) ++set_taps; });
+  (*n)->add_tap([&](const envelope_ptr&, tap_point p) { if (p == tap_point::sent) ++sent_taps; });
   ASSERT_TRUE((*n)->start());
   ASSERT_TRUE(remapped.wait_for(1));
   std::this_thread::sleep_for(50ms);

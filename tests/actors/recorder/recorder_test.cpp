@@ -9,6 +9,7 @@
 #include "actors/recorder/recorder_actor.hpp"
 #include "actors/recorder/recorder_stats.hpp"
 #include "actors/recorder/recorder_tap.hpp"
+#include "actors/recorder/handled_marker.hpp"
 #include "actors/recorder/recording_queue.hpp"
 #include "actors/runtime/node.hpp"
 #include "actors/runtime/registry.hpp"
@@ -147,7 +148,7 @@ TEST(recorder, a_writer_that_cannot_keep_up_drops_only_what_it_counts) {
   ASSERT_TRUE(w);
   bag::recording_queue q(std::move(*w), {.chunk_bytes = 4096, .max_queued_bytes = 8192, .on_full = bag::overflow::drop});
   constexpr std::uint64_t n = 50000;
-  for (std::uint64_t i = 0; i < n; ++i) q.push(testing::synthetic(i));
+  for (std::uint64_t i = 0; i < n; ++i) q.push(std::make_shared<const envelope>(testing::synthetic(i)));
   ASSERT_TRUE(q.stop());
   const auto c = q.counters();
   EXPECT_EQ(c.recorded + c.dropped, n);
@@ -163,14 +164,36 @@ TEST(recorder, a_writer_that_cannot_keep_up_drops_only_what_it_counts) {
   }
 }
 
+TEST(recorder, the_queue_keeps_the_routed_envelope_itself_until_it_is_written) {
+  const auto path = testing::temp_path("zero-copy");
+  auto w = bag::writer::create(path, bag::header::current());
+  ASSERT_TRUE(w);
+  // A long flush tick: only flush() makes the writer take the envelope.
+  bag::recording_queue q(std::move(*w), {.flush_every = std::chrono::hours(1)});
+  auto env = std::make_shared<const envelope>(testing::synthetic(7));
+  q.push(env);
+  q.push_handled(env, "echo", 1234);
+  EXPECT_EQ(env.use_count(), 3);  // queued by reference (twice), not copied
+  q.flush();
+  EXPECT_EQ(env.use_count(), 1);  // written: the queue let go of it
+  ASSERT_TRUE(q.stop());
+  const auto all = read_bag(path);
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_TRUE(testing::same_envelope(all[0], *env));
+  ASSERT_TRUE(bag::is_handled_marker(all[1]));
+  EXPECT_EQ(all[1].destination, "echo");
+  EXPECT_EQ(all[1].time.wall_ns, 1234);
+  EXPECT_EQ(bag::handled_key(*decode<msg::handled>(all[1].payload)), bag::handled_key(*env));
+}
+
 TEST(recorder, backpressure_keeps_every_message) {
   const auto path = testing::temp_path("block");
   auto w = bag::writer::create(path, bag::header::current());
   ASSERT_TRUE(w);
   bag::recording_queue q(std::move(*w), {.chunk_bytes = 4096, .max_queued_bytes = 8192, .on_full = bag::overflow::block});
   constexpr std::uint64_t n = 30000;
-  std::thread a([&] { for (std::uint64_t i = 0; i < n; i += 2) q.push(testing::synthetic(i)); });
-  std::thread b([&] { for (std::uint64_t i = 1; i < n; i += 2) q.push(testing::synthetic(i)); });
+  std::thread a([&] { for (std::uint64_t i = 0; i < n; i += 2) q.push(std::make_shared<const envelope>(testing::synthetic(i))); });
+  std::thread b([&] { for (std::uint64_t i = 1; i < n; i += 2) q.push(std::make_shared<const envelope>(testing::synthetic(i))); });
   a.join();
   b.join();
   ASSERT_TRUE(q.stop());

@@ -127,8 +127,8 @@ TEST(delivery, order_is_kept_per_pair_over_100000_messages) {
 TEST(delivery, the_tap_sees_every_envelope_sent_and_delivered) {
   auto n = make_node("d5");
   std::atomic<int> sent{0}, delivered{0};
-  n->set_tap([&](const envelope& e, tap_point p) {
-    if (e.is<msg::ping>()) ++(p == tap_point::sent ? sent : delivered);
+  n->set_tap([&](const envelope_ptr& e, tap_point p) {
+    if (e->is<msg::ping>()) ++(p == tap_point::sent ? sent : delivered);
   });
   collector<int> got;
   ASSERT_TRUE(n->add("a", std::make_unique<lambda_actor>([&](context& ctx) {
