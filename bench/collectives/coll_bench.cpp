@@ -39,7 +39,7 @@ using clk = std::chrono::steady_clock;
 namespace {
 
 struct args_t {
-  int gpus = 0, rank = -1, iters = 20;
+  int gpus = 0, rank = -1, iters = 50;
   std::vector<std::size_t> sizes = {64u << 10, 256u << 10, 1u << 20, 4u << 20, 16u << 20, 64u << 20, 256u << 20};
   std::string dir, out;
 };
@@ -94,12 +94,18 @@ int rank_main(const args_t& a) {
   auto wnc = World::create(rv, wn);
   B_OK(wnc);
   const double nccl_world_ms = std::chrono::duration<double, std::milli>(clk::now() - t0).count();
-  world_options wp = wo;  // the same backend with deferred done and chunked staging off
+  world_options wp = wo;  // the pull protocol at every size (LL off), waiting for done at its end
   wp.defer_done = false;
   wp.pipeline_min_bytes = 0;
+  wp.ll_max_bytes = 0;
   auto wpl = World::create(rv, wp);
   B_OK(wpl);
   World& wplain = **wpl;
+  world_options wl = wo;  // the LL protocol up to 16 MiB pushed per rank (where LL and pull cross over)
+  wl.ll_max_bytes = std::size_t{16} << 20;
+  auto wll = World::create(rv, wl);
+  B_OK(wll);
+  World& wllw = **wll;
   World& w = **wi;
   World& wn_ = **wnc;
   cudaStream_t st;
@@ -133,8 +139,10 @@ int rank_main(const args_t& a) {
 
   // ---- formation ----
   rep.row("", "\n## group formation (p50 / p99, microseconds)");
-  std::uint64_t epoch = 100;
   for (int k = 2; k <= n; k *= 2) {
+    // Every rank numbers the epochs alike, members of the k-group or not, so the groups of the
+    // next k agree.
+    std::uint64_t epoch = 100 + static_cast<std::uint64_t>(k) * 1000000;
     std::span<const std::int32_t> mem(all.data(), static_cast<std::size_t>(k));
     std::vector<double> form_us, first_us;
     for (int i = 0; i < 20000; ++i) {
@@ -190,7 +198,7 @@ int rank_main(const args_t& a) {
 
   // ---- collectives ----
   rep.row("", "\n## all_to_all / all_gather: time per call (us) and algorithm bandwidth (GB/s = bytes per rank / time)");
-  rep.row("", "op          size      nccl-native        ipc(staged)        ipc(symmetric)     ipc(plain)         nccl-backend       ipc/native  sym/native plain/native");
+  rep.row("", "op          size      nccl-native        ipc(default)       ipc(symmetric)     ipc(pull)          ipc(LL<=16M)       nccl-backend       ipc/native  sym/native pull/native LL/native");
   void* sym = w.symmetric(0);
   for (std::size_t size : a.sizes) {
     const std::size_t total_out = size * static_cast<std::size_t>(n);
@@ -218,28 +226,31 @@ int rank_main(const args_t& a) {
     for (int op = 0; op < 2; ++op) {
       const char* name = op == 0 ? "all_to_all" : "all_gather";
       const std::size_t chunk = size / static_cast<std::size_t>(n);
-      double t_nat, t_ipc, t_sym, t_nb, t_pl;
+      double t_nat, t_ipc, t_sym, t_nb, t_pl, t_ll;
       auto Gp = wplain.form(all, 1);
+      auto Gl = wllw.form(all, 1);
       if (op == 0) {
         t_nat = time_it([&] { B_NCCL(ncclAlltoAll(in, out, chunk, ncclUint8, ref, st)); });
         t_ipc = time_it([&] { B_OK(w.all_to_all(G, in, out, chunk, s)); });
         t_sym = time_it([&] { B_OK(w.all_to_all(G, sym, out, chunk, s)); });
         t_pl = time_it([&] { B_OK(wplain.all_to_all(*Gp, in, out, chunk, s)); });
+        t_ll = size / static_cast<std::size_t>(n) * static_cast<std::size_t>(n - 1) <= wl.ll_max_bytes ? time_it([&] { B_OK(wllw.all_to_all(*Gl, in, out, chunk, s)); }) : 0.0;
         t_nb = time_it([&] { B_OK(wn_.all_to_all(*wn_.form(all, 1), in, out, chunk, s)); });
       } else {
         t_nat = time_it([&] { B_NCCL(ncclAllGather(in, out, size, ncclUint8, ref, st)); });
         t_ipc = time_it([&] { B_OK(w.all_gather(G, in, out, size, s)); });
         t_sym = time_it([&] { B_OK(w.all_gather(G, sym, out, size, s)); });
         t_pl = time_it([&] { B_OK(wplain.all_gather(*Gp, in, out, size, s)); });
+        t_ll = size * static_cast<std::size_t>(n - 1) <= wl.ll_max_bytes ? time_it([&] { B_OK(wllw.all_gather(*Gl, in, out, size, s)); }) : 0.0;
         t_nb = time_it([&] { B_OK(wn_.all_gather(*wn_.form(all, 1), in, out, size, s)); });
       }
       B_OK(w.synchronize(s));
       auto gbs = [&](double us) { return static_cast<double>(size) / (us * 1e3); };
-      rep.row(fmt(R"({"bench":"%s","bytes_per_rank":%zu,"gpus":%d,"nccl_us":%.2f,"ipc_us":%.2f,"ipc_sym_us":%.2f,"nccl_backend_us":%.2f,"ipc_plain_us":%.2f,"nccl_GBps":%.1f,"ipc_GBps":%.1f,"ipc_sym_GBps":%.1f,"ipc_over_nccl_bw":%.3f,"sym_over_nccl_bw":%.3f})",
-                  name, size, n, t_nat, t_ipc, t_sym, t_nb, t_pl, gbs(t_nat), gbs(t_ipc), gbs(t_sym), t_nat / t_ipc, t_nat / t_sym),
-              fmt("%-10s %7.0fK  %8.1f us %6.1f  %8.1f us %6.1f  %8.1f us %6.1f  %8.1f us %6.1f  %8.1f us %6.1f   %5.2fx     %5.2fx     %5.2fx",
-                  name, size / 1024.0, t_nat, gbs(t_nat), t_ipc, gbs(t_ipc), t_sym, gbs(t_sym), t_pl, gbs(t_pl), t_nb, gbs(t_nb),
-                  t_nat / t_ipc, t_nat / t_sym, t_nat / t_pl));
+      rep.row(fmt(R"({"bench":"%s","bytes_per_rank":%zu,"gpus":%d,"nccl_us":%.2f,"ipc_us":%.2f,"ipc_sym_us":%.2f,"nccl_backend_us":%.2f,"ipc_pull_us":%.2f,"ipc_ll_us":%.2f,"nccl_GBps":%.1f,"ipc_GBps":%.1f,"ipc_sym_GBps":%.1f,"ipc_over_nccl_bw":%.3f,"sym_over_nccl_bw":%.3f})",
+                  name, size, n, t_nat, t_ipc, t_sym, t_nb, t_pl, t_ll, gbs(t_nat), gbs(t_ipc), gbs(t_sym), t_nat / t_ipc, t_nat / t_sym),
+              fmt("%-10s %7.0fK  %8.1f us %6.1f  %8.1f us %6.1f  %8.1f us %6.1f  %8.1f us %6.1f  %8.1f us %6.1f  %8.1f us %6.1f   %5.2fx     %5.2fx     %5.2fx      %5.2fx",
+                  name, size / 1024.0, t_nat, gbs(t_nat), t_ipc, gbs(t_ipc), t_sym, gbs(t_sym), t_pl, gbs(t_pl), t_ll, t_ll > 0 ? gbs(t_ll) : 0.0,
+                  t_nb, gbs(t_nb), t_nat / t_ipc, t_nat / t_sym, t_nat / t_pl, t_ll > 0 ? t_nat / t_ll : 0.0));
     }
     // Reshard of a tensor of `size` bytes: the world's layout -> the reversed world's.
     if (n >= 2) {

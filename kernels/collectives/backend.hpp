@@ -31,6 +31,9 @@ struct exchange_plan {
   int n = 0;   // participants
   int me = 0;  // my index among them
   bool barrier = false;  // no data: only synchronise (backends that move no signals need to know)
+  // The largest segment of any edge, known alike to every participant (0: not known, e.g.
+  // all_to_all_v). Backends may choose a protocol by it, since every participant decides alike.
+  std::size_t max_segment = 0;
   std::array<std::int32_t, max_group_size> ranks{};  // world ranks, in group order
   std::array<peer_xfer, max_group_size> x{};         // indexed like ranks
 };
@@ -55,6 +58,7 @@ struct backend_config {
   bool defer_done = true;
   std::size_t pipeline_min_bytes = 0;
   std::size_t pipeline_chunk = 0;
+  std::size_t ll_max_bytes = 0;
 };
 
 class backend {

@@ -1,6 +1,9 @@
 // cuda-ipc backend: one node, one process per GPU. At creation every rank allocates, per
-// channel, one region = signal header + data buffer, and maps every peer's region once through
-// cudaIpc handles (exchanged over the rendezvous). An exchange is then one kernel:
+// channel, one region = signal header + data buffer + LL inbox, and maps every peer's region once
+// through cudaIpc handles (exchanged over the rendezvous). An exchange is then one kernel, of one
+// of two protocols. When every participant knows that a rank pushes at most ll_max_bytes, the LL
+// kernel (below) pushes the data with the flags in line into the receivers' inboxes. Otherwise
+// the pull kernel:
 //   1. stage: the grid copies my outgoing segments into my data buffer (skipped when the send
 //      buffer already lies there: World::symmetric), then meets at a grid barrier (the grid has
 //      at most one block per SM, so all its blocks are resident);
@@ -37,6 +40,7 @@ struct gpu_header {
   u64 pub_bytes[max_world_size];
   u64 pub_chunk[max_world_size];  // [dst rank]: chunk size when staged in chunks, else 0
   u64 chunk[max_world_size][max_chunks];  // [src rank][k]: src's chunk k is staged
+  u64 ll_ack[max_world_size][2];  // [dst rank][slot], written by dst: it consumed my LL message there
 };
 constexpr std::size_t header_bytes = 64 * 1024;
 static_assert(sizeof(gpu_header) <= header_bytes);
@@ -47,6 +51,7 @@ struct local_state {
   unsigned counter;             // blocks finished in the running kernel
   unsigned arrive;              // blocks done staging (grid barrier)
   unsigned error;               // sticky: 1 timeout, 2 size mismatch
+  u64 ll_pending[max_world_size][2];  // [peer][slot]: ack (tag) that frees my cell in its inbox
 };
 
 struct xparams {
@@ -219,9 +224,12 @@ __global__ void __launch_bounds__(512) exchange_kernel(const __grid_constant__ x
         }
       }
       __syncthreads();
-      for (int j = 0; j < p.n && !fail; ++j) {
+      // Rank me reads me+1 first, then me+2, ...: at each moment every GPU serves one reader.
+      // (All starting at participant 0 made it serve n-1 readers: ~0.55x NCCL on 4 GPUs.)
+      for (int s = 1; s < p.n && !fail; ++s) {
+        const int j = (p.me + s) % p.n;
         const u64 want = p.recv_bytes[j];
-        if (j == p.me || !want) continue;
+        if (!want) continue;
         if (src_len[j] != want) mismatch = 2;
         const u64 len = want < src_len[j] ? want : src_len[j];
         const u64 c = src_chunk[j];
@@ -274,6 +282,193 @@ __global__ void __launch_bounds__(512) exchange_kernel(const __grid_constant__ x
   }
 }
 
+// ---- LL protocol: the sender pushes, the flag travels in line with the data ----
+// Each 16-byte line carries 8 payload bytes as two 64-bit words {data32 | flag32 << 32}; an
+// aligned 64-bit store is single-copy atomic, so a word whose flag matches holds its data. The
+// receiver polls its own memory: no separate signal, no fence before it, no round trip. Every
+// rank has, per channel, an inbox of two slots per peer; exchange k on an edge uses slot k & 1,
+// and the sender waits (normally long satisfied) for the receiver's ack of the message that slot
+// held before. Flag = low 32 bits of the edge sequence (never equal to an earlier message of the
+// same cell for 2^32 exchanges); the cell's first line carries the full tag of (session, group,
+// epoch, sequence), so a peer in another collective is an error, and the second the byte count.
+struct llparams {
+  int n, me;
+  int ranks[max_peers];
+  gpu_header* hdr[max_peers];  // every participant's header (acks land there)
+  char* out[max_peers];        // slot 0 of my cell in participant j's inbox
+  const char* in[max_peers];   // slot 0 of participant j's cell in my inbox
+  const char* send[max_peers];
+  u64 send_bytes[max_peers];
+  char* recv[max_peers];
+  u64 recv_bytes[max_peers];
+  u64 slot_stride;  // bytes from slot 0 to slot 1 of a cell
+  u64 nonce, gid, epoch, timeout_ns;
+  local_state* st;
+  unsigned* host_err;
+};
+
+constexpr int ll_header_lines = 2;  // full tag, byte count
+constexpr int ll_batch = 4;         // lines in flight per thread
+
+__device__ __forceinline__ void st_ll(char* p, u64 a, u64 b) {
+  asm volatile("st.volatile.global.v2.u64 [%0], {%1, %2};" ::"l"(p), "l"(a), "l"(b) : "memory");
+}
+__device__ __forceinline__ void ld_ll(const char* p, u64& a, u64& b) {
+  asm volatile("ld.volatile.global.v2.u64 {%0, %1}, [%2];" : "=l"(a), "=l"(b) : "l"(p) : "memory");
+}
+__device__ __forceinline__ u64 ll_word(u64 d32, unsigned f) { return (d32 & 0xffffffffull) | (u64{f} << 32); }
+__device__ __forceinline__ bool ll_ok(u64 a, u64 b, unsigned f) {
+  return static_cast<unsigned>(a >> 32) == f && static_cast<unsigned>(b >> 32) == f;
+}
+// 8 payload bytes at offset o of a segment of len bytes (zero-padded at the tail).
+__device__ __forceinline__ u64 load8(const char* src, u64 o, u64 len) {
+  if (o + 8 <= len && ((reinterpret_cast<u64>(src) + o) & 7u) == 0) return *reinterpret_cast<const u64*>(src + o);
+  u64 v = 0;
+  for (u64 k = 0; k < 8 && o + k < len; ++k) v |= u64{static_cast<unsigned char>(src[o + k])} << (8 * k);
+  return v;
+}
+__device__ __forceinline__ void store8(char* dst, u64 o, u64 len, u64 v) {
+  if (o + 8 <= len && ((reinterpret_cast<u64>(dst) + o) & 7u) == 0) {
+    *reinterpret_cast<u64*>(dst + o) = v;
+    return;
+  }
+  for (u64 k = 0; k < 8 && o + k < len; ++k) dst[o + k] = static_cast<char>(v >> (8 * k));
+}
+// Waits until both words of a line carry flag f; false on timeout or when the block failed.
+__device__ bool ll_wait(const char* p, unsigned f, u64& a, u64& b, u64 timeout_ns, volatile int* fail) {
+  ld_ll(p, a, b);
+  if (ll_ok(a, b, f)) return true;
+  const u64 t0 = globaltimer();
+  for (;;) {
+    for (int i = 0; i < 16; ++i) {
+      ld_ll(p, a, b);
+      if (ll_ok(a, b, f)) return true;
+    }
+    if (*fail || globaltimer() - t0 > timeout_ns) return false;
+  }
+}
+
+__global__ void __launch_bounds__(512) ll_kernel(const __grid_constant__ llparams p) {
+  __shared__ u64 tags[max_peers];
+  __shared__ unsigned flags[max_peers];
+  __shared__ u64 slot_off[max_peers];
+  __shared__ u64 len[max_peers];
+  __shared__ int fail;
+  __shared__ int mismatch;
+  __shared__ int last;
+  const int t = threadIdx.x;
+  const u64 nb = gridDim.x, T = nb * blockDim.x, gt = blockIdx.x * blockDim.x + t;
+  gpu_header* mine = p.hdr[p.me];
+  const int my_rank = p.ranks[p.me];
+  const bool edge = t < p.n && t != p.me;
+  volatile int* vfail = &fail;  // set by any thread of the block
+  if (t == 0) {
+    fail = *reinterpret_cast<volatile unsigned*>(&p.st->error) != 0;
+    mismatch = 0;
+  }
+  if (edge) {
+    const u64 seq = p.st->seq[p.ranks[t]] + 1;
+    tags[t] = device_tag(p.nonce, p.gid, p.epoch, seq);
+    flags[t] = static_cast<unsigned>(seq);
+    slot_off[t] = (seq & 1u) * p.slot_stride;
+  }
+  __syncthreads();
+  // 1. My cell in each peer's inbox is free once the peer acked what it held (two exchanges ago).
+  if (!fail && edge) {
+    const u64 want = p.st->ll_pending[p.ranks[t]][slot_off[t] ? 1 : 0];
+    if (want && !wait_eq(&mine->ll_ack[p.ranks[t]][slot_off[t] ? 1 : 0], want, p.timeout_ns)) fail = 1;
+  }
+  __syncthreads();
+  if (!fail) {
+    // 2. Push: header lines, then the payload, ll_batch lines in flight per thread.
+    for (int s = 1; s < p.n; ++s) {  // to me+1 first: every GPU takes one sender at a time
+      const int j = (p.me + s) % p.n;
+      char* cell = p.out[j] + slot_off[j];
+      const unsigned f = flags[j];
+      const u64 bytes = p.send_bytes[j];
+      if (gt == 0) {
+        st_ll(cell, ll_word(tags[j], f), ll_word(tags[j] >> 32, f));
+        st_ll(cell + 16, ll_word(bytes, f), ll_word(bytes >> 32, f));
+      }
+      char* lines = cell + 16 * ll_header_lines;
+      const u64 L = (bytes + 7) / 8;
+      for (u64 i = gt; i < L; i += ll_batch * T) {
+        u64 v[ll_batch];
+#pragma unroll
+        for (int k = 0; k < ll_batch; ++k)
+          if (i + k * T < L) v[k] = load8(p.send[j], 8 * (i + k * T), bytes);
+#pragma unroll
+        for (int k = 0; k < ll_batch; ++k)
+          if (i + k * T < L) st_ll(lines + 16 * (i + k * T), ll_word(v[k], f), ll_word(v[k] >> 32, f));
+      }
+    }
+    // 3. My own segment, while the peers' lines travel.
+    const u64 self = p.recv_bytes[p.me];
+    if (self) copy_range(p.recv[p.me], p.send[p.me], self < p.send_bytes[p.me] ? self : p.send_bytes[p.me], blockIdx.x, nb);
+    if (self && self != p.send_bytes[p.me] && gt == 0) mismatch = 2;
+    // 4. Receive: each peer's header (tag, byte count), then its lines.
+    if (edge) {
+      const char* cell = p.in[t] + slot_off[t];
+      u64 a, b, c, d;
+      if (!ll_wait(cell, flags[t], a, b, p.timeout_ns, vfail) || !ll_wait(cell + 16, flags[t], c, d, p.timeout_ns, vfail)) {
+        fail = 1;
+      } else {
+        const u64 tag = (a & 0xffffffffull) | (b << 32);
+        const u64 sent = (c & 0xffffffffull) | (d << 32);
+        if (tag != tags[t]) fail = 1;  // the peer runs another collective: it would never match
+        if (sent != p.recv_bytes[t]) mismatch = 2;
+        len[t] = sent < p.recv_bytes[t] ? sent : p.recv_bytes[t];
+      }
+    }
+    __syncthreads();
+    for (int s = 1; s < p.n && !*vfail; ++s) {  // from me-1 first: it pushes to me first
+      const int j = (p.me + p.n - s) % p.n;
+      const char* lines = p.in[j] + slot_off[j] + 16 * ll_header_lines;
+      const unsigned f = flags[j];
+      const u64 bytes = len[j];
+      const u64 L = (bytes + 7) / 8;
+      for (u64 i = gt; i < L && !*vfail; i += ll_batch * T) {
+        u64 a[ll_batch], b[ll_batch];
+#pragma unroll
+        for (int k = 0; k < ll_batch; ++k)
+          if (i + k * T < L) ld_ll(lines + 16 * (i + k * T), a[k], b[k]);
+#pragma unroll
+        for (int k = 0; k < ll_batch; ++k) {
+          if (i + k * T >= L) continue;
+          if (!ll_ok(a[k], b[k], f) && !ll_wait(lines + 16 * (i + k * T), f, a[k], b[k], p.timeout_ns, vfail)) {
+            fail = 1;
+            break;
+          }
+          store8(p.recv[j], 8 * (i + k * T), bytes, (a[k] & 0xffffffffull) | (b[k] << 32));
+        }
+      }
+    }
+  }
+  __syncthreads();
+  if (t == 0) {
+    if (fail || mismatch) atomicOr(&p.st->error, fail ? 1u : 2u);
+    __threadfence();
+    last = atomicAdd(&p.st->counter, 1u) == nb - 1;
+  }
+  __syncthreads();
+  if (!last) return;
+  // 5. Every block has read its lines: ack each sender's cell, remember the acks I await.
+  __threadfence();
+  if (t == 0) fail = *reinterpret_cast<volatile unsigned*>(&p.st->error) != 0;
+  __syncthreads();
+  if (edge) {
+    const int slot = slot_off[t] ? 1 : 0;
+    if (!fail) st_release_sys(&p.hdr[t]->ll_ack[my_rank][slot], tags[t]);
+    p.st->ll_pending[p.ranks[t]][slot] = tags[t];
+    p.st->seq[p.ranks[t]] += 1;
+  }
+  if (t == 0) {
+    p.st->counter = 0;
+    const unsigned e = *reinterpret_cast<volatile unsigned*>(&p.st->error);
+    if (e) *reinterpret_cast<volatile unsigned*>(p.host_err) = e;
+  }
+}
+
 struct ipc_blob {
   char host[64];
   int device;
@@ -307,9 +502,11 @@ class cuda_ipc_backend final : public backend {
     blob.device = device_;
     for (int c = 0; c < nch(); ++c) {
       void* base = nullptr;
-      GFDIT_COLL_CUDA(cudaMalloc(&base, header_bytes + 2 * cfg_.buffer_bytes));  // symmetric + staging
+      // header | symmetric | staging | LL inbox (zeroed: flag 0 never matches)
+      GFDIT_COLL_CUDA(cudaMalloc(&base, inbox_off() + inbox_bytes()));
       peer_base_[idx(c, cfg_.rank)] = base;
       GFDIT_COLL_CUDA(cudaMemset(base, 0, header_bytes));
+      if (inbox_bytes()) GFDIT_COLL_CUDA(cudaMemset(static_cast<char*>(base) + inbox_off(), 0, inbox_bytes()));
       GFDIT_COLL_CUDA(cudaIpcGetMemHandle(&blob.handle[c], base));
       local_state* st = nullptr;
       GFDIT_COLL_CUDA(cudaMalloc(&st, sizeof(local_state)));
@@ -371,6 +568,11 @@ class cuda_ipc_backend final : public backend {
   result<void> exchange(const exchange_plan& plan, stream_ref s) override {
     if (plan.n > max_peers) return make_error(errc::too_large, "cuda-ipc: more than 32 participants");
     auto stream = static_cast<cudaStream_t>(s.handle);
+    // Every participant knows max_segment and n (or that it is a barrier), so all pick the same
+    // protocol. LL's cost grows with what a rank pushes in total (twice the bytes, flags in line).
+    const u64 pushed = static_cast<u64>(plan.max_segment) * static_cast<u64>(plan.n - 1);
+    if (cfg_.ll_max_bytes && (plan.barrier || (plan.max_segment && pushed <= cfg_.ll_max_bytes)))
+      return exchange_ll(plan, stream);
     const int c = plan.channel;
     char* region = data(c, cfg_.rank);
     xparams p{};
@@ -455,6 +657,48 @@ class cuda_ipc_backend final : public backend {
     return {};
   }
 
+  result<void> exchange_ll(const exchange_plan& plan, cudaStream_t stream) {
+    const int c = plan.channel;
+    llparams p{};
+    p.n = plan.n;
+    p.me = plan.me;
+    p.nonce = nonce_;
+    p.gid = plan.group_id;
+    p.epoch = plan.epoch;
+    p.timeout_ns = static_cast<u64>(std::chrono::duration_cast<std::chrono::nanoseconds>(cfg_.timeout).count());
+    p.st = state_[static_cast<std::size_t>(c)];
+    p.host_err = dev_err_;
+    p.slot_stride = slot_stride();
+    const int me = cfg_.rank;
+    u64 lines = 0;
+    for (int j = 0; j < plan.n; ++j) {
+      const auto& x = plan.x[static_cast<std::size_t>(j)];
+      const int r = plan.ranks[static_cast<std::size_t>(j)];
+      p.ranks[j] = r;
+      p.hdr[j] = reinterpret_cast<gpu_header*>(base(c, r));
+      p.send[j] = static_cast<const char*>(x.send);
+      p.send_bytes[j] = x.send ? x.send_bytes : 0;
+      p.recv[j] = static_cast<char*>(x.recv);
+      p.recv_bytes[j] = x.recv ? x.recv_bytes : 0;
+      if (j == plan.me) {
+        if (x.recv == x.send) p.recv_bytes[j] = 0;  // in place
+        lines += p.recv_bytes[j] / 16;
+        continue;
+      }
+      if (p.send_bytes[j] > cfg_.ll_max_bytes || p.recv_bytes[j] > cfg_.ll_max_bytes)
+        return make_error(errc::too_large, "cuda-ipc: an edge exceeds the announced max_segment");
+      p.out[j] = cell(c, r, me);
+      p.in[j] = cell(c, me, r);
+      lines += (p.send_bytes[j] + 7) / 8 + (p.recv_bytes[j] + 7) / 8;
+    }
+    // About ll_batch lines per thread: short chains of dependent NVLink/HBM latencies.
+    u64 blocks = (lines + 512 * ll_batch - 1) / (512 * ll_batch);
+    blocks = std::max<u64>(1, std::min<u64>(blocks, static_cast<u64>(sms_)));
+    ll_kernel<<<static_cast<unsigned>(blocks), 512, 0, stream>>>(p);
+    GFDIT_COLL_CUDA(cudaGetLastError());
+    return {};
+  }
+
   result<void> reduce_rows(dtype t, const void* rows, int n, std::size_t count, void* dst, stream_ref s) override {
     GFDIT_COLL_CUDA(launch_reduce_rows(t, rows, n, count, dst, static_cast<cudaStream_t>(s.handle)));
     return {};
@@ -462,6 +706,16 @@ class cuda_ipc_backend final : public backend {
 
  private:
   int nch() const { return cfg_.channels + 1; }
+  // LL inbox: [slot 2][source: the other ranks in rank order][cell], cell = 2 header lines +
+  // 16 bytes per 8 payload bytes.
+  u64 cell_bytes() const { return (16 * ll_header_lines + (cfg_.ll_max_bytes + 7) / 8 * 16 + 127) / 128 * 128; }
+  u64 slot_stride() const { return static_cast<u64>(cfg_.size - 1) * cell_bytes(); }
+  u64 inbox_off() const { return header_bytes + 2 * cfg_.buffer_bytes; }
+  u64 inbox_bytes() const { return cfg_.ll_max_bytes ? 2 * slot_stride() : 0; }
+  // Slot 0 of source rank src's cell in rank dst's inbox (channel c).
+  char* cell(int c, int dst, int src) const {
+    return base(c, dst) + inbox_off() + static_cast<u64>(src < dst ? src : src - 1) * cell_bytes();
+  }
   std::size_t idx(int c, int r) const { return static_cast<std::size_t>(c * cfg_.size + r); }
   char* base(int c, int r) const { return static_cast<char*>(peer_base_[idx(c, r)]); }
   char* data(int c, int r) const { return base(c, r) + header_bytes; }

@@ -29,7 +29,7 @@ result<std::unique_ptr<World>> World::create(rendezvous& rv, const world_options
   std::random_device rd;
   const std::uint64_t mine = (std::uint64_t{rd()} << 32) ^ rd();
   const std::string cfg = std::string(to_string(opts.backend)) + "/" + std::to_string(opts.channels) +
-                          "/" + std::to_string(opts.buffer_bytes);
+                          "/" + std::to_string(opts.buffer_bytes) + "/" + std::to_string(opts.ll_max_bytes);
   auto blobs = rv.all_gather(cfg + "#" + std::to_string(mine), opts.timeout);
   if (!blobs) return blobs.err();
   std::uint64_t nonce = 0;
@@ -51,6 +51,7 @@ result<std::unique_ptr<World>> World::create(rendezvous& rv, const world_options
   bc.defer_done = opts.defer_done;
   bc.pipeline_min_bytes = opts.pipeline_min_bytes;
   bc.pipeline_chunk = opts.pipeline_chunk;
+  bc.ll_max_bytes = opts.ll_max_bytes;
   result<std::unique_ptr<detail::backend>> be =
       make_error(errc::invalid_argument, "world: unknown backend");
   switch (opts.backend) {
@@ -94,9 +95,10 @@ std::byte* at(void* p, std::size_t off) { return static_cast<std::byte*>(p) + of
 
 }  // namespace
 
-result<void> World::run(const exchange_plan& plan, std::size_t max_segment, stream_ref s) {
+result<void> World::run(exchange_plan& plan, std::size_t max_segment, stream_ref s) {
   const std::size_t cap = be_->capacity();
   const auto n = static_cast<std::size_t>(plan.n);
+  plan.max_segment = max_segment;
   if (max_segment == 0 || max_segment <= cap / n) return be_->exchange(plan, s);
   // Every participant derives the same rounds from (max_segment, n, capacity).
   const std::size_t chunk = (cap / n) / 256 * 256;
@@ -104,6 +106,7 @@ result<void> World::run(const exchange_plan& plan, std::size_t max_segment, stre
   const std::size_t rounds = (max_segment + chunk - 1) / chunk;
   for (std::size_t r = 0; r < rounds; ++r) {
     exchange_plan p = plan;
+    p.max_segment = chunk;
     const std::size_t off = r * chunk;
     for (std::size_t j = 0; j < n; ++j) {
       auto& x = p.x[j];

@@ -23,10 +23,13 @@ void run_backend(const char* backend, const char* mode = "") {
     EXPECT_TRUE(st[r].exited && st[r].code == 0) << "rank " << r << ": exit code " << st[r].code << ", signal " << st[r].signal;
 }
 
-// Deferred done and chunked (pipelined) staging on, with thresholds small enough to engage.
+// Defaults (LL up to 1 MiB pushed per rank), deferred done and chunked (pipelined) staging on, with
+// thresholds small enough to engage.
 TEST(GpuCollectives, CudaIpcEqualsNcclBitwise) { run_backend("cuda-ipc"); }
-// Every exchange waits for its peers' done at its end and stages in one piece.
+// The pull protocol everywhere: every exchange waits for its peers' done and stages in one piece.
 TEST(GpuCollectives, CudaIpcPlainEqualsNcclBitwise) { run_backend("cuda-ipc", "plain"); }
+// The LL protocol for every exchange of known size (rounds included).
+TEST(GpuCollectives, CudaIpcLLEqualsNcclBitwise) { run_backend("cuda-ipc", "ll"); }
 TEST(GpuCollectives, NcclBackendEqualsNcclBitwise) { run_backend("nccl"); }
 
 }  // namespace

@@ -37,12 +37,18 @@ int main(int argc, char** argv) {
   opts.device = opts.backend == backend_kind::host ? -1 : rank;
   if (scenario == "gpu") {
     opts.buffer_bytes = std::size_t{4} << 20;
-    // Optional 6th argument: "plain" turns off deferred done and chunked staging; otherwise
-    // small thresholds make the 1 MiB and 6 MiB cases use both.
-    const bool plain = argc > 6 && std::string_view(argv[6]) == "plain";
+    // Optional 6th argument: "plain" turns off the LL protocol, deferred done and chunked
+    // staging (the pull protocol everywhere); "ll" sends every exchange of known size (all of
+    // this scenario's, up to 6 MiB per rank x 7 peers on 8 GPUs) by LL; otherwise the defaults
+    // (LL up to 1 MiB pushed per rank) with small
+    // thresholds that make the larger cases use deferred done and chunked staging.
+    const std::string_view mode = argc > 6 ? std::string_view(argv[6]) : std::string_view();
+    const bool plain = mode == "plain";
     opts.defer_done = !plain;
     opts.pipeline_min_bytes = plain ? 0 : std::size_t{256} << 10;
     opts.pipeline_chunk = std::size_t{64} << 10;
+    if (plain) opts.ll_max_bytes = 0;
+    if (mode == "ll") opts.ll_max_bytes = std::size_t{48} << 20;
   }
   auto w = World::create(rv, opts);
   if (!w) {
