@@ -175,9 +175,12 @@ struct request_done {
   std::int32_t retries = 0;      // tasks re-run after a failure
   std::string result_ref;        // where the output lives ("worker:<id>/request:<id>")
   std::uint64_t result_hash = 0;  // the decode task's result_hash (0: none, e.g. the sim backend)
+  // GPU time its tasks held: (end - start) x group size, summed, failed tries included. Lets a
+  // client that sees only RequestDones compute the cluster's busy fraction.
+  std::int64_t gpu_us = 0;
   MSGPACK_DEFINE_MAP(request_id, client_tag, class_name, status, error, arrival_us, finish_us,
                      has_deadline, deadline_us, slo_met, latency_us, queue_us, run_us, reshard_us,
-                     regroupings, preemptions, retries, result_ref, result_hash)
+                     regroupings, preemptions, retries, result_ref, result_hash, gpu_us)
 };
 
 }  // namespace gfdit::msg

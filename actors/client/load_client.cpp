@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <set>
 
 #include <CLI/CLI.hpp>
 
@@ -10,6 +11,7 @@
 #include "actors/runtime/node.hpp"
 #include "actors/serving_graph/model_time.hpp"
 #include "actors/sim/workload.hpp"
+#include "messages/membership.hpp"
 
 namespace gfdit {
 
@@ -22,6 +24,7 @@ struct load_client::impl {
   std::vector<sim::arrival> trace;
   sim::metrics_recorder metrics;
   std::map<std::string, std::size_t> by_tag;  // client_tag -> index in trace
+  std::set<std::pair<std::uint64_t, std::uint64_t>> formed;  // (group id, epoch) seen active
   std::size_t sent = 0, terminal = 0;
   // The recorder measures from time zero; live stamps are absolute model times, so every time
   // is shifted by the first arrival admission saw.
@@ -82,6 +85,14 @@ result<void> load_client::on_configure(context& ctx) {
     ctx.after(wall_delay(after_us, impl_->opt.speedup), [&ctx, id = a.request_id] {
       (void)ctx.send(names::scheduler, msg::cancel{id, "client gave up"});
     });
+  });
+  // Groups formed and worker deaths are membership's news; every client may listen.
+  ctx.subscribe<msg::group_view>(names::membership_topic, [this](const msg::group_view& v, const envelope&) {
+    // A group is formed once per (id, epoch); membership re-announces active ones.
+    if (v.active && impl_->formed.insert({v.group_id, v.epoch}).second) impl_->metrics.group_formed();
+  });
+  ctx.subscribe<msg::worker_down>(names::membership_topic, [this](const msg::worker_down&, const envelope&) {
+    impl_->metrics.worker_died();
   });
   ctx.subscribe<msg::request_done>(names::done_topic, [this, terminal](const msg::request_done& d, const envelope&) {
     if (!impl_->by_tag.count(d.client_tag)) return;  // another client's request

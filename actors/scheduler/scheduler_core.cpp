@@ -148,6 +148,8 @@ std::vector<scheduler_output> scheduler_core::on_task_done(const msg::task_done&
   request_extra& x = xi->second;
   x.task_id = 0;
   r.running = false;
+  const std::int64_t degree = g != groups_.end() ? static_cast<std::int64_t>(g->second.members.size()) : 1;
+  x.gpu_us += std::max<std::int64_t>(0, m.end_us - m.start_us) * degree;
   if (!m.ok) {
     task_failed(m.request_id, m.error, now_us, out);
     consult(event_kind::task_failed, now_us, out);
@@ -434,6 +436,7 @@ void scheduler_core::finish(std::uint64_t rid, const char* status, std::string e
   d.latency_us = std::max<std::int64_t>(0, now_us - r.arrival_us);
   d.run_us = x.run_us;
   d.reshard_us = x.reshard_us;
+  d.gpu_us = x.gpu_us;
   d.queue_us = std::max<std::int64_t>(0, d.latency_us - d.run_us - d.reshard_us);
   d.slo_met = d.status == "done" && (!r.has_deadline || now_us <= r.deadline_us);
   d.regroupings = r.regroupings;

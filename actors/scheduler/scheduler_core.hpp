@@ -85,6 +85,7 @@ class scheduler_core {
     std::int32_t task_step_end = 0;
     std::int64_t run_us = 0;
     std::int64_t reshard_us = 0;
+    std::int64_t gpu_us = 0;  // task time x group size, failed tries included
     std::int32_t retries = 0;
     std::int32_t preemptions = 0;
     deadline_entry key;  // its entry in the deadline index while waiting

@@ -56,6 +56,7 @@ void metrics_recorder::terminal(const msg::request_done& d) {
   }
   regroupings_ += d.regroupings;
   preemptions_ += d.preemptions;
+  request_gpu_s_ += d.gpu_us / 1e6;
 }
 
 run_metrics metrics_recorder::finish(run_metrics m, std::int32_t gpus) const {
@@ -87,7 +88,7 @@ run_metrics metrics_recorder::finish(run_metrics m, std::int32_t gpus) const {
   if (m.makespan_s > 0) {
     m.throughput_rps = m.done / m.makespan_s;
     m.goodput_rps = m.slo_met / m.makespan_s;
-    m.gpu_busy_fraction = busy_s_ / (gpus * m.makespan_s);
+    m.gpu_busy_fraction = (busy_s_ > 0 ? busy_s_ : request_gpu_s_) / (gpus * m.makespan_s);
   }
   m.latency = summarize(latency_s_);
   if (!arrivals_us_.empty()) {
@@ -106,6 +107,8 @@ run_metrics metrics_recorder::finish(run_metrics m, std::int32_t gpus) const {
   m.reshard_time_s = reshard_s_;
   m.regroupings = regroupings_;
   m.preemptions = preemptions_;
+  if (groups_formed_) m.groups_formed = groups_formed_;
+  if (worker_deaths_) m.worker_deaths = worker_deaths_;
   return m;
 }
 

@@ -53,7 +53,12 @@ class metrics_recorder {
   void arrived(const std::string& cls, std::int64_t t_us);
   void rejected(const std::string& cls, std::int64_t t_us);  // at admission
   void terminal(const msg::request_done& d);
+  // The simulator sees its workers and reports their busy time; live mode has only the
+  // requests' own accounts (RequestDone::gpu_us), used when busy() was never called.
   void busy(double gpu_seconds) { busy_s_ += gpu_seconds; }
+  // Live mode: from the membership topic (the simulator takes these from the scheduler).
+  void group_formed() { ++groups_formed_; }
+  void worker_died() { ++worker_deaths_; }
   void last_event(std::int64_t t_us) { last_us_ = std::max(last_us_, t_us); }
   run_metrics finish(run_metrics base, std::int32_t gpus) const;
 
@@ -66,7 +71,8 @@ class metrics_recorder {
   std::vector<double> latency_s_;
   double queue_s_ = 0, run_s_ = 0, reshard_s_ = 0;
   std::int64_t regroupings_ = 0, preemptions_ = 0;
-  double busy_s_ = 0;
+  double busy_s_ = 0, request_gpu_s_ = 0;
+  std::int64_t groups_formed_ = 0, worker_deaths_ = 0;
   std::int64_t last_us_ = 0;
   std::vector<std::int64_t> arrivals_us_, terminals_us_;
 };

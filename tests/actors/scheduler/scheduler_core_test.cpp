@@ -113,6 +113,7 @@ TEST(scheduler, walks_the_task_dag_prepare_chunks_decode_and_reports_the_breakdo
   EXPECT_EQ(d.client_tag, "tag1");
   EXPECT_EQ(d.class_name, "img");
   EXPECT_EQ(d.run_us, 5 * 1000);  // five tasks of 1 ms
+  EXPECT_EQ(d.gpu_us, 5 * 1000 * 2);  // ... each holding a group of 2
   EXPECT_EQ(d.latency_us, d.finish_us - 100);
   EXPECT_EQ(d.queue_us, d.latency_us - d.run_us - d.reshard_us);
   EXPECT_TRUE(d.slo_met);

@@ -73,6 +73,12 @@ TEST(live_serving, a_200_request_trace_is_served_with_no_request_lost) {
   EXPECT_EQ(m.done + m.rejected + m.cancelled + m.failed, 200);
   EXPECT_GT(m.done, 150);
   EXPECT_GT(m.throughput_rps, 0);
+  // What the scheduler alone knows reaches the client: busy GPU time through the requests'
+  // accounts, groups through membership's views.
+  EXPECT_GT(m.gpu_busy_fraction, 0.05);
+  EXPECT_LE(m.gpu_busy_fraction, 1.0);
+  EXPECT_GT(m.groups_formed, 0);
+  EXPECT_EQ(m.worker_deaths, 0);
   std::printf("%s", sim::format_table({m}).c_str());
 }
 
@@ -96,6 +102,7 @@ TEST(live_serving, killing_a_worker_process_midway_loses_no_request) {
   EXPECT_EQ(m.unfinished, 0);
   EXPECT_EQ(m.done + m.rejected + m.cancelled + m.failed, 200);
   EXPECT_EQ(m.failed, 0);
+  EXPECT_GE(m.worker_deaths, 1);
   std::printf("%s", sim::format_table({m}).c_str());
 }
 
