@@ -1,5 +1,6 @@
 #pragma once
 // Stable hashes: the same value on every build, host and run (std::hash promises none of that).
+#include <bit>
 #include <cstdint>
 #include <span>
 #include <string_view>
@@ -35,6 +36,14 @@ constexpr std::uint64_t splitmix64(std::uint64_t x) noexcept {
 constexpr std::uint64_t hash_sequence(std::span<const std::int32_t> xs) noexcept {
   std::uint64_t h = 0x6766646974ull;  // "gfdit"
   for (auto x : xs) h = splitmix64(h ^ static_cast<std::uint64_t>(static_cast<std::uint32_t>(x)));
+  return splitmix64(h ^ xs.size());
+}
+
+// Hash of the bits of a float sequence (-0 and +0 differ, so do NaN payloads): "same bits"
+// checks compare these across processes. `seed` separates the uses.
+inline std::uint64_t hash_float_bits(std::span<const float> xs, std::uint64_t seed) noexcept {
+  std::uint64_t h = seed;
+  for (float x : xs) h = splitmix64(h ^ std::bit_cast<std::uint32_t>(x));
   return splitmix64(h ^ xs.size());
 }
 

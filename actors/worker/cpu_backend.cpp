@@ -1,7 +1,6 @@
 #include "actors/worker/cpu_backend.hpp"
 
 #include <algorithm>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -68,13 +67,7 @@ dit::request cpu_request(const dit::model_config& c, const msg::generate_request
 }
 
 std::uint64_t latent_hash(std::span<const float> latent) {
-  std::uint64_t h = 0x6c6174656e74ull;  // "latent"
-  for (float x : latent) {
-    std::uint32_t u;
-    std::memcpy(&u, &x, sizeof u);
-    h = splitmix64(h ^ u);
-  }
-  return splitmix64(h ^ latent.size());
+  return hash_float_bits(latent, 0x6c6174656e74ull);  // "latent"
 }
 
 namespace {

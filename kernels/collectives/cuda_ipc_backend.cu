@@ -146,6 +146,36 @@ __device__ void stage_range(const xparams& p, char* area, u64 lo, u64 hi, u64 in
   }
 }
 
+// The end of an exchange kernel, for every thread: each block adds its error (1 when `*fail`,
+// else thread 0's `mismatch`) and counts itself done; false in all but the last block to
+// finish, which returns true with `*fail` set when any block failed (every block's reads of the
+// peers are then over).
+__device__ bool last_block_done(local_state* st, int* fail, unsigned mismatch, int* last) {
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    if (const unsigned err = *fail ? 1u : mismatch) atomicOr(&st->error, err);
+    __threadfence();
+    *last = atomicAdd(&st->counter, 1u) == gridDim.x - 1;
+  }
+  __syncthreads();
+  if (!*last) return false;
+  __threadfence();
+  if (threadIdx.x == 0) *fail = *reinterpret_cast<volatile unsigned*>(&st->error) != 0;
+  __syncthreads();
+  return true;
+}
+
+// The last block, once its flags are out: ready the counters for the next kernel on the channel
+// and tell the host about an error (a plain store: atomics on mapped host memory are not
+// portable over PCIe).
+__device__ void reset_and_report(local_state* st, unsigned* host_err) {
+  if (threadIdx.x != 0) return;
+  st->counter = 0;
+  st->arrive = 0;
+  const unsigned e = *reinterpret_cast<volatile unsigned*>(&st->error);
+  if (e) *reinterpret_cast<volatile unsigned*>(host_err) = e;
+}
+
 __global__ void __launch_bounds__(512) exchange_kernel(const __grid_constant__ xparams p) {
   __shared__ u64 tags[max_peers];
   __shared__ u64 src_off[max_peers];
@@ -250,19 +280,9 @@ __global__ void __launch_bounds__(512) exchange_kernel(const __grid_constant__ x
       }
     }
   }
-  __syncthreads();
-  if (t == 0) {
-    if (fail || mismatch) atomicOr(&p.st->error, fail ? 1u : mismatch);
-    __threadfence();
-    last = atomicAdd(&p.st->counter, 1u) == nb - 1;
-  }
-  __syncthreads();
-  if (!last) return;
+  if (!last_block_done(p.st, &fail, mismatch, &last)) return;
   // 3. Every block has finished reading the peers: release them; wait for their release now,
   //    or leave it pending for the next exchange on this channel.
-  __threadfence();
-  if (t == 0) fail = *reinterpret_cast<volatile unsigned*>(&p.st->error) != 0;
-  __syncthreads();
   if (!fail && edge) {
     st_release_sys(&p.hdr[t]->done[my_rank], tags[t]);
     if (!p.defer && !wait_eq(&mine->done[p.ranks[t]], tags[t], p.timeout_ns)) atomicOr(&p.st->error, 1u);
@@ -273,13 +293,7 @@ __global__ void __launch_bounds__(512) exchange_kernel(const __grid_constant__ x
     p.st->seq[p.ranks[t]] += 1;
     if (p.defer) p.st->pending[p.ranks[t]] = tags[t];
   }
-  if (t == 0) {
-    p.st->counter = 0;
-    p.st->arrive = 0;
-    const unsigned e = *reinterpret_cast<volatile unsigned*>(&p.st->error);
-    // A plain store: atomics on mapped host memory are not portable over PCIe.
-    if (e) *reinterpret_cast<volatile unsigned*>(p.host_err) = e;
-  }
+  reset_and_report(p.st, p.host_err);
 }
 
 // ---- LL protocol: the sender pushes, the flag travels in line with the data ----
@@ -444,29 +458,15 @@ __global__ void __launch_bounds__(512) ll_kernel(const __grid_constant__ llparam
       }
     }
   }
-  __syncthreads();
-  if (t == 0) {
-    if (fail || mismatch) atomicOr(&p.st->error, fail ? 1u : 2u);
-    __threadfence();
-    last = atomicAdd(&p.st->counter, 1u) == nb - 1;
-  }
-  __syncthreads();
-  if (!last) return;
+  if (!last_block_done(p.st, &fail, mismatch ? 2u : 0u, &last)) return;
   // 5. Every block has read its lines: ack each sender's cell, remember the acks I await.
-  __threadfence();
-  if (t == 0) fail = *reinterpret_cast<volatile unsigned*>(&p.st->error) != 0;
-  __syncthreads();
   if (edge) {
     const int slot = slot_off[t] ? 1 : 0;
     if (!fail) st_release_sys(&p.hdr[t]->ll_ack[my_rank][slot], tags[t]);
     p.st->ll_pending[p.ranks[t]][slot] = tags[t];
     p.st->seq[p.ranks[t]] += 1;
   }
-  if (t == 0) {
-    p.st->counter = 0;
-    const unsigned e = *reinterpret_cast<volatile unsigned*>(&p.st->error);
-    if (e) *reinterpret_cast<volatile unsigned*>(p.host_err) = e;
-  }
+  reset_and_report(p.st, p.host_err);
 }
 
 struct ipc_blob {
@@ -576,14 +576,7 @@ class cuda_ipc_backend final : public backend {
     const int c = plan.channel;
     char* region = data(c, cfg_.rank);
     xparams p{};
-    p.n = plan.n;
-    p.me = plan.me;
-    p.nonce = nonce_;
-    p.gid = plan.group_id;
-    p.epoch = plan.epoch;
-    p.timeout_ns = static_cast<u64>(std::chrono::duration_cast<std::chrono::nanoseconds>(cfg_.timeout).count());
-    p.st = state_[static_cast<std::size_t>(c)];
-    p.host_err = dev_err_;
+    fill_common(p, plan);
     bool in_place = true;
     for (int j = 0; j < plan.n; ++j) {
       const auto& x = plan.x[static_cast<std::size_t>(j)];
@@ -660,14 +653,7 @@ class cuda_ipc_backend final : public backend {
   result<void> exchange_ll(const exchange_plan& plan, cudaStream_t stream) {
     const int c = plan.channel;
     llparams p{};
-    p.n = plan.n;
-    p.me = plan.me;
-    p.nonce = nonce_;
-    p.gid = plan.group_id;
-    p.epoch = plan.epoch;
-    p.timeout_ns = static_cast<u64>(std::chrono::duration_cast<std::chrono::nanoseconds>(cfg_.timeout).count());
-    p.st = state_[static_cast<std::size_t>(c)];
-    p.host_err = dev_err_;
+    fill_common(p, plan);
     p.slot_stride = slot_stride();
     const int me = cfg_.rank;
     u64 lines = 0;
@@ -708,6 +694,18 @@ class cuda_ipc_backend final : public backend {
 
  private:
   int nch() const { return cfg_.channels + 1; }
+  // What both kernels' parameters hold alike.
+  template <class P>
+  void fill_common(P& p, const exchange_plan& plan) const {
+    p.n = plan.n;
+    p.me = plan.me;
+    p.nonce = nonce_;
+    p.gid = plan.group_id;
+    p.epoch = plan.epoch;
+    p.timeout_ns = static_cast<u64>(std::chrono::duration_cast<std::chrono::nanoseconds>(cfg_.timeout).count());
+    p.st = state_[static_cast<std::size_t>(plan.channel)];
+    p.host_err = dev_err_;
+  }
   // LL inbox: [slot 2][source: the other ranks in rank order][cell], cell = 2 header lines +
   // 16 bytes per 8 payload bytes.
   u64 cell_bytes() const { return (16 * ll_header_lines + (cfg_.ll_max_bytes + 7) / 8 * 16 + 127) / 128 * 128; }

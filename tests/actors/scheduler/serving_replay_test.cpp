@@ -78,7 +78,9 @@ void a_changed_policy_diverges(const recorded_run& run) {
   EXPECT_EQ(d.index, o->outputs);
   EXPECT_LT(d.index, same->outputs);
   ASSERT_TRUE(d.expected.has_value() || d.actual.has_value());
-  if (d.expected && d.actual) EXPECT_FALSE(same_output(*d.expected, *d.actual));
+  if (d.expected && d.actual) {
+    EXPECT_FALSE(same_output(*d.expected, *d.actual));
+  }
 
   auto [rc, out] = gfdit(run, {"replay", run.bag, "--actor", "scheduler", "--policy", "static"});
   EXPECT_EQ(rc, 1) << out;

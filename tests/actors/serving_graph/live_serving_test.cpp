@@ -45,11 +45,12 @@ sim::run_metrics serve(live_graph& g, std::function<void(int)> at_second = {},
                        testing::collector<std::int32_t>* downs = nullptr) {
   auto n = node::create({.name = "client", .peers = {{"control", g.control_ep}}, .peer_timeout = 20s});
   EXPECT_TRUE(n);
-  if (downs)
+  if (downs) {
     EXPECT_TRUE((*n)->add("observer", std::make_unique<testing::lambda_actor>([downs](context& ctx) {
       ctx.subscribe<msg::worker_down>("membership", [downs](const msg::worker_down& d, const envelope&) { downs->push(d.worker); });
       return result<void>{};
     })));
+  }
   testing::collector<sim::run_metrics> result;
   load_client_options opt;
   opt.workload = GFDIT_SOURCE_DIR "/launch/workloads/live-demo.yaml";
