@@ -4,6 +4,12 @@
 // YAML the scheduler's cost_model reads) fitted from the measured step times.
 //
 //   gfdit_dit_bench --peer peer.jsonl --profile dit-measured.yaml [--iters 20]
+//
+// Ulysses across processes (one per GPU, started together, e.g. by run_ulysses.sh):
+//   gfdit_dit_bench --ulysses-rank R --ulysses-size N --ulysses-dir DIR [--configs ...]
+// Rank 0 times the degree-1 step on its GPU, then every rank joins a cuda-ipc World and times
+// the same step at degree N for real (its token shard, both all-to-alls per block); rank 0
+// prints both and the speed-up, beside one rank's compute alone (no all-to-all) as the bound.
 #include <cstdio>
 #include <algorithm>
 #include <fstream>
@@ -14,10 +20,69 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "kernels/collectives/file_rendezvous.hpp"
+#include "kernels/collectives/world.hpp"
 #include "kernels/dit/config.hpp"
 #include "kernels/dit/gpu_forward.hpp"
 
 using namespace gfdit;
+
+namespace {
+
+int ulysses_bench(int rank, int size, const std::string& dir, const std::vector<std::string>& names, int iters) {
+  coll::file_rendezvous rv(dir, rank, size);
+  coll::world_options o;
+  o.backend = coll::backend_kind::cuda_ipc;
+  o.device = rank;
+  o.channels = 1;
+  // q, k, v of a rank's shard (wan-5b-like at degree 2: 51 MiB) in one round, published from
+  // the symmetric area without a staging copy.
+  o.buffer_bytes = std::size_t{96} << 20;
+  o.timeout = std::chrono::milliseconds(120000);
+  auto w = coll::World::create(rv, o);
+  if (!w) { std::fprintf(stderr, "[rank %d] world: %s\n", rank, w.err().what.c_str()); return 1; }
+  std::vector<std::int32_t> members;
+  for (int i = 0; i < size; ++i) members.push_back(i);
+  auto g = (*w)->form(members, 1);
+  if (!g) { std::fprintf(stderr, "[rank %d] %s\n", rank, g.err().what.c_str()); return 1; }
+  if (rank == 0)
+    std::printf("Ulysses across %d processes/GPUs (cuda-ipc all-to-all), batch 1, CUDA graph replay (eager in brackets):\n"
+                "%-16s %6s | %18s | %18s | %7s | %12s %7s\n", size, "config", "tokens", "degree 1 step ms",
+                "real Ulysses step ms", "speedup", "rank compute", "bound");
+  for (const auto& name : names) {
+    auto c = dit::stock_config(name);
+    if (!c) { std::fprintf(stderr, "%s\n", c.err().what.c_str()); return 1; }
+    auto m = dit::gpu_model::generate(*c, 1, rank);
+    if (!m) { std::fprintf(stderr, "[rank %d] %s: %s\n", rank, name.c_str(), m.err().what.c_str()); return 1; }
+    const long T = c->seq_tokens();
+    dit::gpu_timing d1{}, comp{};
+    if (rank == 0) {  // before the others start their ranks' work: alone on its GPU
+      auto r = (*m)->time_step(1, T, iters);
+      if (!r) { std::fprintf(stderr, "%s degree 1: %s\n", name.c_str(), r.err().what.c_str()); return 1; }
+      d1 = *r;
+      if (T % size == 0)
+        if (auto r2 = (*m)->time_rank_compute(1, T, size, true, iters); r2) comp = *r2;
+    }
+    auto du = (*m)->time_ulysses(1, dit::sp_group{w->get(), *g}, true, iters);
+    if (!du) { std::fprintf(stderr, "[rank %d] %s degree %d: %s\n", rank, name.c_str(), size, du.err().what.c_str()); return 1; }
+    if (rank == 0) {
+      std::printf("%-16s %6ld | %8.2f (%7.2f) | %8.2f (%7.2f) | %6.2fx | %12.2f %6.2fx\n", name.c_str(), T, d1.graph_ms,
+                  d1.eager_ms, du->graph_ms, du->eager_ms, d1.graph_ms / du->graph_ms, comp.graph_ms,
+                  comp.graph_ms > 0 ? d1.graph_ms / comp.graph_ms : 0.0);
+      nlohmann::json row = {{"config", name}, {"tokens", T}, {"degree", size}, {"d1_step_graph_ms", d1.graph_ms},
+                            {"d1_step_eager_ms", d1.eager_ms}, {"ulysses_step_graph_ms", du->graph_ms},
+                            {"ulysses_step_eager_ms", du->eager_ms}, {"speedup_graph", d1.graph_ms / du->graph_ms},
+                            {"speedup_eager", d1.eager_ms / du->eager_ms}, {"rank_compute_step_graph_ms", comp.graph_ms}};
+      std::printf("JSON %s\n", row.dump().c_str());
+    } else {
+      std::printf("  [rank %d] %s degree %d step %.2f ms graph, %.2f ms eager\n", rank, name.c_str(), size, du->graph_ms, du->eager_ms);
+    }
+    std::fflush(stdout);
+  }
+  return 0;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"DiT block/step latency beside PyTorch"};
@@ -29,7 +94,13 @@ int main(int argc, char** argv) {
   app.add_option("--iters", iters);
   app.add_option("--step-iters", step_iters);
   app.add_option("--configs", names);
+  int ul_rank = -1, ul_size = 0;
+  std::string ul_dir;
+  app.add_option("--ulysses-rank", ul_rank, "this process's rank (Ulysses mode)");
+  app.add_option("--ulysses-size", ul_size, "processes (one per GPU) = the Ulysses degree");
+  app.add_option("--ulysses-dir", ul_dir, "rendezvous folder, fresh per run");
   CLI11_PARSE(app, argc, argv);
+  if (ul_rank >= 0) return ulysses_bench(ul_rank, ul_size, ul_dir, names, step_iters);
 
   if (!dit::gpu_available()) {
     std::fprintf(stderr, "no CUDA device\n");

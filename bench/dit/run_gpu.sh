@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One device call: GPU tests, the PyTorch peer and gfdit_dit_bench, logs under $OUT.
-# Expects .bundle/dit/ (carried) with dit_gpu_test, gfdit_dit_bench and peers_dit_block.py.
+# Expects .bundle/dit/ (carried) with dit_gpu_test, gfdit_dit_worker (its real-Ulysses test),
+# gfdit_dit_bench, peers_dit_block.py and run_ulysses.sh.
 set -o pipefail
 B=.bundle/dit
 OUT=${OUT:-/tmp/dit-out}
@@ -13,3 +14,8 @@ nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$OUT/car
 PYTHONUNBUFFERED=1 timeout 150 python3 "$B/peers_dit_block.py" --config 384,6,256 --config 1152,16,256 \
   --config 1152,16,1024 --config 3072,24,4608 --config 3072,24,5582 --config 3072,24,18992 | tee "$OUT/peer.jsonl"
 timeout 200 "$B/gfdit_dit_bench" --peer "$OUT/peer.jsonl" --profile "$OUT/dit-measured.yaml" "$@" 2>&1 | tee "$OUT/bench.log"
+# With 2 or more GPUs: the real degree-2 step (2 processes) beside degree 1 (bench/dit/run_ulysses.sh).
+if [ "$(nvidia-smi -L | wc -l)" -ge 2 ]; then
+  export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+  bash "$B/run_ulysses.sh" "$B/gfdit_dit_bench" 2 "$OUT/ulysses.log"
+fi

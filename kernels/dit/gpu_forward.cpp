@@ -77,6 +77,18 @@ struct gpu_model::impl {
   // Timing only: the per-rank compute of Ulysses at this degree on one GPU (GEMMs and
   // elementwise on n/degree rows, attention over all n tokens for heads/degree heads).
   int emu_degree = 1;
+  // Real Ulysses (forward with a World, time_ulysses): my place in the group, my rows (text
+  // shard then image shard, token_shard of each), R = the largest member's rows (segments are
+  // padded to it), and the all-to-all buffers; deg 1 / no world otherwise.
+  struct ulysses {
+    coll::World* w = nullptr;
+    coll::Group g;
+    int deg = 1, HL = 0;
+    std::int64_t nt = 0, ni = 0, tb = 0, tc = 0, ib = 0, ic = 0, nr = 0, R = 0;
+    bf16 *send = nullptr, *recv = nullptr;
+    std::size_t seg_qkv = 0, seg_o = 0;  // bytes per peer of the two exchanges
+  } ul;
+  std::vector<void*> ul_allocs;
   std::size_t mark_i = 0;
   void mark() {
     if (marks && mark_i < marks->size()) cudaEventRecord((*marks)[mark_i++], st);
@@ -84,6 +96,7 @@ struct gpu_model::impl {
 
   ~impl() {
     if (st) cudaStreamSynchronize(st);
+    for (void* p : ul_allocs) cudaFree(p);
     for (void* p : act) cudaFree(p);
     for (void* p : allocs) cudaFree(p);
     if (ws) cudaFree(ws);
@@ -248,12 +261,12 @@ struct gpu_model::impl {
   // Head sizes the tensor-core attention takes: 64 and 128; others are zero-padded up to one.
   int padded_head_dim() const { return c.head_dim() <= 64 ? 64 : c.head_dim() <= 128 ? 128 : c.head_dim(); }
 
-  result<void> attention_fwd() {
+  result<void> attention_fwd(int heads) {
     const int D = padded_head_dim();
     if (D == 64 || D == 128) {
       attention::problem p;
       p.batch = B;
-      p.heads = c.heads / emu_degree;
+      p.heads = heads;
       p.seqlen = static_cast<int>(n);
       p.head_dim = D;
       p.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim()));  // of the real head size
@@ -261,7 +274,7 @@ struct gpu_model::impl {
       a.q = q; a.k = k; a.v = v; a.o = o; a.lse = lse;
       return attention::forward(p, a, st);
     }
-    gpu::naive_attention(q, k, v, o, B * c.heads / emu_degree, static_cast<int>(n), D, st);
+    gpu::naive_attention(q, k, v, o, B * heads, static_cast<int>(n), D, st);
     GFDIT_DIT_CUDA(cudaGetLastError());
     return {};
   }
@@ -281,10 +294,16 @@ struct gpu_model::impl {
     mark();
     gpu::split_rope(qkv, q, k, v, rope ? cs : nullptr, rope ? sn : nullptr, B, static_cast<int>(nl), 0, static_cast<int>(nl), NH, D, padded_head_dim(), st);
     mark();
-    if (auto r = attention_fwd(); !r) return r;
+    if (auto r = attention_fwd(NH / emu_degree); !r) return r;
     mark();
     gpu::merge_heads(o, attn, B, static_cast<int>(nl), 0, static_cast<int>(nl), NH, D, padded_head_dim(), st);
     mark();
+    return after_attention(W, md, M, nl);
+  }
+
+  // Projection of attn, gated residual, then the MLP half, on M rows (nl per sample).
+  result<void> after_attention(const dev_block& W, const bf16* md, std::int64_t M, std::int64_t nl) {
+    const int H = c.hidden;
     if (auto r = gemm(W.proj, attn, M, y2); !r) return r;
     mark();
     gpu::gated_residual(x, y2, md, 6 * H, 2 * H, static_cast<int>(nl), H, M * H, st);
@@ -350,6 +369,77 @@ struct gpu_model::impl {
     return {};
   }
 
+  // Checks the group and sets up `ul` for (batch, the model's tokens); buffers for the two
+  // all-to-alls. The send buffer is the channel's symmetric area when it fits (no staging copy).
+  result<void> ulysses_begin(const sp_group& g, int batch) {
+    const int deg = g.degree(), me = g.index();
+    if (g.world->kind() == coll::backend_kind::host)
+      return make_error(errc::invalid_argument, "dit gpu ulysses: the World must have a GPU backend (device buffers)");
+    if (me < 0) return make_error(errc::invalid_argument, "dit gpu ulysses: this rank is not a member of the group");
+    if (c.heads % deg != 0)
+      return make_error(errc::invalid_argument, "dit gpu ulysses: Ulysses degree " + std::to_string(deg) +
+                                                    " does not divide the head count " + std::to_string(c.heads));
+    if (c.head_dim() % 8 != 0) return make_error(errc::invalid_argument, "dit gpu ulysses: head size must be a multiple of 8");
+    const std::int64_t nt = c.cond == conditioning::text ? c.text_tokens : 0, ni = c.image_tokens();
+    if (ni < deg) return make_error(errc::invalid_argument, "dit gpu ulysses: fewer image tokens than ranks");
+    ulysses_end();
+    ul.w = g.world;
+    ul.g = g.group;
+    ul.deg = deg;
+    ul.HL = c.heads / deg;
+    ul.nt = nt;
+    ul.ni = ni;
+    const auto ts = token_shard(nt, deg, me), is = token_shard(ni, deg, me);
+    ul.tb = ts.begin; ul.tc = ts.count; ul.ib = is.begin; ul.ic = is.count;
+    ul.nr = ul.tc + ul.ic;
+    ul.R = token_shard(nt, deg, 0).count + token_shard(ni, deg, 0).count;
+    ul.seg_qkv = static_cast<std::size_t>(3) * batch * ul.HL * ul.R * padded_head_dim() * sizeof(bf16);
+    ul.seg_o = static_cast<std::size_t>(batch) * ul.R * ul.HL * c.head_dim() * sizeof(bf16);
+    const std::size_t bytes = deg * ul.seg_qkv;
+    void* sym = ul.w->symmetric(ul.g.channel());
+    if (sym && bytes <= ul.w->options().buffer_bytes) {
+      ul.send = static_cast<bf16*>(sym);
+    } else {
+      auto s2 = alloc<bf16>(bytes / sizeof(bf16), ul_allocs);
+      if (!s2) return s2.err();
+      ul.send = *s2;
+    }
+    auto r2 = alloc<bf16>(bytes / sizeof(bf16), ul_allocs);
+    if (!r2) return r2.err();
+    ul.recv = *r2;
+    return {};
+  }
+  void ulysses_end() {
+    if (!ul_allocs.empty()) cudaStreamSynchronize(st);
+    for (void* p : ul_allocs) cudaFree(p);
+    ul_allocs.clear();
+    ul = ulysses{};
+  }
+
+  // One block as a Ulysses rank: row-wise stages on my nr rows, all-to-all to [my heads x all
+  // tokens], attention (batch B, HL heads, all tokens: per (head, query) the same work as at
+  // degree 1), all-to-all back. Buffers sized for all tokens (ensure_buffers(B, N)).
+  result<void> block_ulysses(int blk, bool rope) {
+    const dev_block& W = blocks[static_cast<std::size_t>(blk)];
+    const int H = c.hidden, NH = c.heads, D = c.head_dim(), Dp = padded_head_dim(), HL = ul.HL;
+    const int nr = static_cast<int>(ul.nr), R = static_cast<int>(ul.R);
+    const std::int64_t M = static_cast<std::int64_t>(B) * nr;
+    const bf16* md = mod + static_cast<std::size_t>(blk) * B * 6 * H;
+    const coll::stream_ref sr{st};
+    gpu::ln_mod(x, M, H, nr, md, 6 * H, 0, H, hn, st);
+    if (auto r = gemm(W.qkv, hn, M, qkv); !r) return r;
+    gpu::ulysses_pack_qkv(qkv, rope ? cs : nullptr, rope ? sn : nullptr, ul.send, B, nr, NH, D, Dp, HL, R, st);
+    GFDIT_DIT_CUDA(cudaGetLastError());
+    if (auto r = ul.w->all_to_all(ul.g, ul.send, ul.recv, ul.seg_qkv, sr); !r) return r;
+    gpu::ulysses_unpack_qkv(ul.recv, q, k, v, B, HL, ul.nt, ul.ni, ul.deg, R, Dp, st);
+    if (auto r = attention_fwd(HL); !r) return r;
+    gpu::ulysses_pack_o(o, ul.send, B, HL, ul.nt, ul.ni, ul.deg, R, D, Dp, st);
+    GFDIT_DIT_CUDA(cudaGetLastError());
+    if (auto r = ul.w->all_to_all(ul.g, ul.send, ul.recv, ul.seg_o, sr); !r) return r;
+    gpu::ulysses_unpack_o(ul.recv, attn, B, nr, NH, HL, D, R, st);
+    return after_attention(W, md, M, nr);
+  }
+
   result<void> final_layer_sharded(int shards) {
     const int H = c.hidden, P = c.patch_dim();
     for (int b = 0; b < B; ++b)
@@ -362,9 +452,9 @@ struct gpu_model::impl {
     return {};
   }
 
-  result<void> final_layer() {
+  result<void> final_layer(std::int64_t nl) {
     const int H = c.hidden;
-    const std::int64_t nl = n / emu_degree, M = static_cast<std::int64_t>(B) * nl;
+    const std::int64_t M = static_cast<std::int64_t>(B) * nl;
     gpu::ln_mod(x, M, H, static_cast<int>(nl), fmod, 2 * H, 0, H, hn, st);
     if (auto r = gemm(final_linear, hn, M, out); !r) return r;
     GFDIT_DIT_CUDA(cudaGetLastError());
@@ -381,6 +471,7 @@ struct gpu_model::impl {
   result<gpu_timing> time(int batch, std::int64_t tokens, int iters, bool whole_step) {
     if (auto r = ensure_buffers(batch, tokens); !r) return r.err();
     const std::size_t M = static_cast<std::size_t>(B) * n;
+    const coll::stream_ref sr{st};
     gpu::generate(hn, static_cast<long>(M * c.hidden), 77, 1.0f, st);
     gpu::generate(silu_c, static_cast<long>(B) * c.hidden, 78, 1.0f, st);
     GFDIT_DIT_CUDA(cudaGetLastError());
@@ -388,9 +479,11 @@ struct gpu_model::impl {
     auto launch = [&]() -> result<void> {
       const int nblk = whole_step ? c.depth : 1;
       for (int b = 0; b < nblk; ++b)
-        if (auto r = block(b, c.pos == positional::rope); !r) return r;
-      return whole_step ? final_layer() : result<void>{};
+        if (auto r = ul.w ? block_ulysses(b, c.pos == positional::rope) : block(b, c.pos == positional::rope); !r) return r;
+      return whole_step ? final_layer(ul.w ? ul.nr : n / emu_degree) : result<void>{};
     };
+    // Ulysses ranks start every timed iteration together (a barrier before the first event).
+    auto line_up = [&]() -> result<void> { return ul.w ? ul.w->barrier(ul.g, sr) : result<void>{}; };
     auto reset = [&]() { cudaMemsetAsync(x, 0, M * c.hidden * sizeof(float), st); };
     // Warm-up also chooses the GEMM algorithms outside any capture.
     reset();
@@ -401,6 +494,7 @@ struct gpu_model::impl {
     GFDIT_DIT_CUDA(cudaEventCreate(&e1));
     std::vector<float> eager, graph;
     for (int i = 0; i < iters; ++i) {
+      if (auto r = line_up(); !r) return r.err();
       GFDIT_DIT_CUDA(cudaEventRecord(e0, st));
       if (auto r = launch(); !r) return r.err();
       GFDIT_DIT_CUDA(cudaEventRecord(e1, st));
@@ -420,6 +514,7 @@ struct gpu_model::impl {
     GFDIT_DIT_CUDA(cudaGraphLaunch(ge, st));
     GFDIT_DIT_CUDA(cudaStreamSynchronize(st));
     for (int i = 0; i < iters; ++i) {
+      if (auto r = line_up(); !r) return r.err();
       GFDIT_DIT_CUDA(cudaEventRecord(e0, st));
       GFDIT_DIT_CUDA(cudaGraphLaunch(ge, st));
       GFDIT_DIT_CUDA(cudaEventRecord(e1, st));
@@ -432,6 +527,8 @@ struct gpu_model::impl {
     cudaGraphDestroy(g);
     cudaEventDestroy(e0);
     cudaEventDestroy(e1);
+    if (ul.w)
+      if (auto r = ul.w->synchronize(sr); !r) return r.err();  // a peer that never came
     std::sort(eager.begin(), eager.end());
     std::sort(graph.begin(), graph.end());
     return gpu_timing{eager[eager.size() / 2], graph[graph.size() / 2]};
@@ -557,27 +654,39 @@ result<gpu_timing> gpu_model::time_rank_compute(int batch, std::int64_t tokens, 
   return r;
 }
 
-result<std::vector<float>> gpu_model::forward(const forward_input& in, int shards) {
-  impl& p = *impl_;
+namespace {
+
+// Degree 1 (g without a World; `shards` > 1 emulates that many ranks on this GPU) or this rank
+// of a real Ulysses group (my image shard in and out, like forward_cpu). Local rows: my text
+// shard, then my image shard; at degree 1 that is every token in global order.
+result<std::vector<float>> forward_on(gpu_model::impl& p, const forward_input& in, int shards, const sp_group& g) {
   const model_config& c = p.c;
   const int B = in.batch, H = c.hidden, P = c.patch_dim(), D = c.head_dim();
   const bool text = c.cond == conditioning::text;
   const std::int64_t NI = c.image_tokens(), NT = text ? c.text_tokens : 0, N = NI + NT;
-  if (static_cast<std::int64_t>(in.image.size()) != B * NI * P || static_cast<int>(in.timesteps.size()) != B ||
+  const int deg = g.degree(), me = g.index();
+  const auto ts = token_shard(NT, deg, std::max(me, 0)), is = token_shard(NI, deg, std::max(me, 0));
+  const std::int64_t TC = ts.count, IC = is.count, NR = TC + IC;  // my text, image, all rows
+  if (static_cast<std::int64_t>(in.image.size()) != B * IC * P || static_cast<int>(in.timesteps.size()) != B ||
       (!text && static_cast<int>(in.labels.size()) != B) || (text && static_cast<std::int64_t>(in.text.size()) != B * NT * c.text_dim))
-    return make_error(errc::invalid_argument, "dit gpu forward: inputs have the wrong sizes (degree 1: the whole latent)");
+    return make_error(errc::invalid_argument, "dit gpu forward: inputs have the wrong sizes (image: this rank's shard, text: whole)");
   if (p.blocks.empty() || p.x_embed.w == nullptr) return make_error(errc::state, "dit gpu forward: needs uploaded weights");
-  if (shards < 1 || c.heads % shards != 0 || shards > N)
-    return make_error(errc::invalid_argument, "dit gpu forward: shards must divide the heads");
+  if (shards < 1 || c.heads % shards != 0 || shards > N || (g.world && shards != 1))
+    return make_error(errc::invalid_argument, "dit gpu forward: shards must divide the heads (and be 1 with a World)");
   if (auto r = p.ensure_buffers(B, N); !r) return r.err();
+  if (g.world)
+    if (auto r = p.ulysses_begin(g, B); !r) return r.err();
   std::vector<void*> tmp;
-  auto cleanup = [&]() { cudaStreamSynchronize(p.st); for (void* q : tmp) cudaFree(q); };
+  auto cleanup = [&]() { cudaStreamSynchronize(p.st); for (void* q : tmp) cudaFree(q); p.ulysses_end(); };
   auto run = [&]() -> result<std::vector<float>> {
     // Host-side inputs: bf16 patches and text, sinusoidal timestep features, class rows,
     // position tables (the same formulas as the CPU path).
-    std::vector<std::uint16_t> img(in.image.size()), txt(in.text.size()), tf(static_cast<std::size_t>(B) * 256);
+    std::vector<std::uint16_t> img(in.image.size()), txt(static_cast<std::size_t>(B * TC) * c.text_dim),
+        tf(static_cast<std::size_t>(B) * 256);
     for (std::size_t i = 0; i < img.size(); ++i) img[i] = to_bf16(in.image[i]);
-    for (std::size_t i = 0; i < txt.size(); ++i) txt[i] = to_bf16(in.text[i]);
+    for (int b = 0; b < B; ++b)  // my text rows
+      for (std::int64_t i = 0; i < TC * c.text_dim; ++i)
+        txt[b * TC * c.text_dim + i] = to_bf16(in.text[(b * NT + ts.begin) * c.text_dim + i]);
     for (int b = 0; b < B; ++b)
       for (int k = 0; k < 128; ++k) {
         const double w = std::exp(-std::log(10000.0) * k / 128.0);
@@ -592,32 +701,33 @@ result<std::vector<float>> gpu_model::forward(const forward_input& in, int shard
     }
     std::vector<float> pos, cs, sn;
     if (c.pos == positional::sincos) {
-      pos.assign(static_cast<std::size_t>(NI) * H, 0.0f);
+      pos.assign(static_cast<std::size_t>(IC) * H, 0.0f);
       const int axes = c.video() ? 3 : 2, per = 2 * (H / (2 * axes));
-      for (std::int64_t t = 0; t < NI; ++t) {
-        const std::int64_t hw = static_cast<std::int64_t>(c.grid_h()) * c.grid_w();
+      for (std::int64_t li = 0; li < IC; ++li) {
+        const std::int64_t t = is.begin + li, hw = static_cast<std::int64_t>(c.grid_h()) * c.grid_w();
         const int coord[3] = {static_cast<int>(t % hw / c.grid_w()), static_cast<int>(t % c.grid_w()), static_cast<int>(t / hw)};
         for (int a = 0; a < axes; ++a)
           for (int k = 0; k < per / 2; ++k) {
             const double w = std::pow(10000.0, -static_cast<double>(k) / (per / 2));
-            pos[t * H + a * per + k] = static_cast<float>(std::sin(coord[a] * w));
-            pos[t * H + a * per + per / 2 + k] = static_cast<float>(std::cos(coord[a] * w));
+            pos[li * H + a * per + k] = static_cast<float>(std::sin(coord[a] * w));
+            pos[li * H + a * per + per / 2 + k] = static_cast<float>(std::cos(coord[a] * w));
           }
       }
     } else {
-      cs.assign(static_cast<std::size_t>(N) * D / 2, 1.0f);
+      // Per local row (text rows: no rotation).
+      cs.assign(static_cast<std::size_t>(NR) * D / 2, 1.0f);
       sn.assign(cs.size(), 0.0f);
       const int a = 2 * (D / 6), dt = D - 2 * a;
       const int seg[3] = {dt, a, a};
-      for (std::int64_t g = NT; g < N; ++g) {
-        const std::int64_t t = g - NT, hw = static_cast<std::int64_t>(c.grid_h()) * c.grid_w();
+      for (std::int64_t l = TC; l < NR; ++l) {
+        const std::int64_t t = is.begin + l - TC, hw = static_cast<std::int64_t>(c.grid_h()) * c.grid_w();
         const int coord[3] = {static_cast<int>(t / hw), static_cast<int>(t % hw / c.grid_w()), static_cast<int>(t % c.grid_w())};
         int off = 0;
         for (int ax = 0; ax < 3; ++ax) {
           for (int i = 0; i < seg[ax] / 2; ++i) {
             const double ang = coord[ax] * std::pow(static_cast<double>(c.rope_theta), -2.0 * i / seg[ax]);
-            cs[g * (D / 2) + off / 2 + i] = static_cast<float>(std::cos(ang));
-            sn[g * (D / 2) + off / 2 + i] = static_cast<float>(std::sin(ang));
+            cs[l * (D / 2) + off / 2 + i] = static_cast<float>(std::cos(ang));
+            sn[l * (D / 2) + off / 2 + i] = static_cast<float>(std::sin(ang));
           }
           off += seg[ax];
         }
@@ -644,8 +754,8 @@ result<std::vector<float>> gpu_model::forward(const forward_input& in, int shard
     GFDIT_DIT_UP(d_pos, float*, pos.data(), pos.size() * 4);
     GFDIT_DIT_UP(d_t1, bf16*, nullptr, static_cast<std::size_t>(B) * H * 2);
     GFDIT_DIT_UP(d_t2, bf16*, nullptr, static_cast<std::size_t>(B) * H * 2);
-    GFDIT_DIT_UP(d_img_e, bf16*, nullptr, static_cast<std::size_t>(B * NI) * H * 2);
-    GFDIT_DIT_UP(d_txt_e, bf16*, nullptr, static_cast<std::size_t>(B * NT) * H * 2);
+    GFDIT_DIT_UP(d_img_e, bf16*, nullptr, static_cast<std::size_t>(B * IC) * H * 2);
+    GFDIT_DIT_UP(d_txt_e, bf16*, nullptr, static_cast<std::size_t>(B * TC) * H * 2);
 #undef GFDIT_DIT_UP
     if (!cs.empty()) {
       GFDIT_DIT_CUDA(cudaMemcpyAsync(p.cs, cs.data(), cs.size() * 4, cudaMemcpyHostToDevice, p.st));
@@ -655,28 +765,59 @@ result<std::vector<float>> gpu_model::forward(const forward_input& in, int shard
     gpu::silu(d_t1, static_cast<long>(B) * H, p.st);
     if (auto r = p.gemm(p.t_fc2, d_t1, B, d_t2); !r) return r.err();
     gpu::cond(d_t2, text ? nullptr : d_extra, p.silu_c, static_cast<long>(B) * H, p.st);
-    if (auto r = p.gemm(p.x_embed, d_img, B * NI, d_img_e); !r) return r.err();
-    if (text)
-      if (auto r = p.gemm(p.txt, d_txt, B * NT, d_txt_e); !r) return r.err();
-    gpu::assemble(p.x, d_txt_e, d_img_e, pos.empty() ? nullptr : d_pos, B, static_cast<int>(NT), static_cast<int>(NI), H, p.st);
+    if (auto r = p.gemm(p.x_embed, d_img, B * IC, d_img_e); !r) return r.err();
+    if (text && TC > 0)
+      if (auto r = p.gemm(p.txt, d_txt, B * TC, d_txt_e); !r) return r.err();
+    gpu::assemble(p.x, d_txt_e, d_img_e, pos.empty() ? nullptr : d_pos, B, static_cast<int>(TC), static_cast<int>(IC), H, p.st);
     GFDIT_DIT_CUDA(cudaGetLastError());
     if (auto r = p.modulations(); !r) return r.err();
+    const bool rope = c.pos == positional::rope;
     for (int blk = 0; blk < c.depth; ++blk)
-      if (auto r = shards == 1 ? p.block(blk, c.pos == positional::rope) : p.block_sharded(blk, c.pos == positional::rope, shards); !r)
+      if (auto r = g.world ? p.block_ulysses(blk, rope) : shards == 1 ? p.block(blk, rope) : p.block_sharded(blk, rope, shards); !r)
         return r.err();
-    if (auto r = shards == 1 ? p.final_layer() : p.final_layer_sharded(shards); !r) return r.err();
-    std::vector<std::uint16_t> o(static_cast<std::size_t>(B * N) * P);
+    if (auto r = g.world || shards == 1 ? p.final_layer(NR) : p.final_layer_sharded(shards); !r) return r.err();
+    if (g.world)
+      if (auto r = g.world->synchronize(coll::stream_ref{p.st}); !r) return r.err();  // a peer that never came
+    std::vector<std::uint16_t> o(static_cast<std::size_t>(B * NR) * P);
     GFDIT_DIT_CUDA(cudaMemcpyAsync(o.data(), p.out, o.size() * 2, cudaMemcpyDeviceToHost, p.st));
     GFDIT_DIT_CUDA(cudaStreamSynchronize(p.st));
-    std::vector<float> res(static_cast<std::size_t>(B * NI) * P);
+    std::vector<float> res(static_cast<std::size_t>(B * IC) * P);
     for (int b = 0; b < B; ++b)
-      for (std::int64_t t = 0; t < NI; ++t)
-        for (int j = 0; j < P; ++j) res[(b * NI + t) * P + j] = from_bf16(o[((b * N) + NT + t) * P + j]);
+      for (std::int64_t t = 0; t < IC; ++t)
+        for (int j = 0; j < P; ++j) res[(b * IC + t) * P + j] = from_bf16(o[((b * NR) + TC + t) * P + j]);
     return res;
   };
   auto r = run();
   cleanup();
   return r;
+}
+
+}  // namespace
+
+result<std::vector<float>> gpu_model::forward(const forward_input& in, int shards) {
+  return forward_on(*impl_, in, shards, sp_group{});
+}
+
+result<std::vector<float>> gpu_model::forward(const forward_input& in, const sp_group& g) {
+  if (g.world && g.group.self() < 0)
+    return make_error(errc::invalid_argument, "dit gpu forward: this rank is not a member of the group");
+  return forward_on(*impl_, in, 1, g);
+}
+
+result<gpu_timing> gpu_model::time_ulysses(int batch, const sp_group& g, bool whole_step, int iters) {
+  impl& p = *impl_;
+  if (!g.world) return make_error(errc::invalid_argument, "dit gpu time_ulysses: needs a World (use time_step for degree 1)");
+  const std::int64_t N = p.c.seq_tokens();
+  if (auto r = p.ensure_buffers(batch, N); !r) return r.err();
+  if (auto r = p.ulysses_begin(g, batch); !r) return r.err();
+  auto r = p.time(batch, N, iters, whole_step);
+  p.ulysses_end();
+  return r;
+}
+
+int gpu_count() noexcept {
+  int n = 0;
+  return cudaGetDeviceCount(&n) == cudaSuccess ? n : 0;
 }
 
 }  // namespace gfdit::dit

@@ -16,6 +16,7 @@
 namespace gfdit::dit {
 
 bool gpu_available() noexcept;
+int gpu_count() noexcept;  // visible CUDA devices (0 without CUDA)
 
 struct gpu_timing {
   double eager_ms = 0;  // median over iterations, launches issued one by one
@@ -34,6 +35,12 @@ class gpu_model {
   // would (row-wise work per token shard, attention per head group) on this one GPU, with the
   // all-to-all as the identity: the bits must not change.
   result<std::vector<float>> forward(const forward_input& in, int shards = 1);
+  // forward_cpu's contract on the GPU: this rank's image shard in and out, Ulysses across the
+  // group for real (two all-to-alls per block through g.world, which must have a GPU backend:
+  // cuda_ipc or nccl; every member calls it). Per rank the GEMM rows are its token shard (text
+  // and image split apart, as on the CPU) and attention covers its heads over all tokens, so
+  // the output bits equal degree 1's. No World: forward(in, 1).
+  result<std::vector<float>> forward(const forward_input& in, const sp_group& g);
   // One block (block 0) at (batch, sequence tokens), on synthetic activations.
   result<gpu_timing> time_block(int batch, std::int64_t tokens, int iters);
   // All blocks plus the final layer: one denoising step's transformer work.
@@ -41,6 +48,10 @@ class gpu_model {
   // One rank's compute under Ulysses at `degree` (no all-to-all): GEMMs and elementwise work on
   // tokens/degree rows, attention over all tokens for heads/degree heads. A bound on scaling.
   result<gpu_timing> time_rank_compute(int batch, std::int64_t tokens, int degree, bool whole_step, int iters);
+  // One step (whole_step) or block 0 as this rank of a real Ulysses group (every member calls
+  // it): its token shard of the model's sequence, both all-to-alls, synthetic activations. The
+  // members start each timed iteration together (a barrier before the first event).
+  result<gpu_timing> time_ulysses(int batch, const sp_group& g, bool whole_step, int iters);
   // Median time of each stage of one block (eager), in milliseconds, in launch order.
   result<std::vector<std::pair<std::string, double>>> profile_block(int batch, std::int64_t tokens, int iters);
 

@@ -6,6 +6,7 @@ namespace gfdit::dit {
 struct gpu_model::impl {};
 
 bool gpu_available() noexcept { return false; }
+int gpu_count() noexcept { return 0; }
 gpu_model::gpu_model(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
 gpu_model::~gpu_model() = default;
 
@@ -16,6 +17,8 @@ error no_cuda() { return make_error(errc::not_found, "dit gpu: built without CUD
 result<std::unique_ptr<gpu_model>> gpu_model::upload(const model&, int) { return no_cuda(); }
 result<std::unique_ptr<gpu_model>> gpu_model::generate(const model_config&, std::uint64_t, int) { return no_cuda(); }
 result<std::vector<float>> gpu_model::forward(const forward_input&, int) { return no_cuda(); }
+result<std::vector<float>> gpu_model::forward(const forward_input&, const sp_group&) { return no_cuda(); }
+result<gpu_timing> gpu_model::time_ulysses(int, const sp_group&, bool, int) { return no_cuda(); }
 result<gpu_timing> gpu_model::time_block(int, std::int64_t, int) { return no_cuda(); }
 result<gpu_timing> gpu_model::time_step(int, std::int64_t, int) { return no_cuda(); }
 result<gpu_timing> gpu_model::time_rank_compute(int, std::int64_t, int, bool, int) { return no_cuda(); }

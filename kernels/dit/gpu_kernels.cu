@@ -40,6 +40,13 @@ __global__ void ln_mod_kernel(const float* x, int H, int rows_per_sample, const 
                                       __bfloat162float(md[shift_off + i]));
 }
 
+// RoPE of one pair; shared by split_rope and the Ulysses pack so both round alike.
+__device__ __forceinline__ void rotate(float& a0, float& a1, float c, float s) {
+  const float r0 = a0 * c - a1 * s, r1 = a0 * s + a1 * c;
+  a0 = r0;
+  a1 = r1;
+}
+
 // [B*nloc, 3, NH, D] -> q, k, v [B, NH, ntot, Dp] at tokens l0.., rotating q and k by cos/sin [ntot, D/2].
 __global__ void split_rope_kernel(const bf16* qkv, bf16* q, bf16* k, bf16* v, const float* cs, const float* sn,
                                   int B, int nloc, int l0, int ntot, int NH, int D, int Dp) {
@@ -53,13 +60,7 @@ __global__ void split_rope_kernel(const bf16* qkv, bf16* q, bf16* k, bf16* v, co
     const int b = static_cast<int>(r / nloc);
     const bf16* src = qkv + ((static_cast<long>(b) * nloc + l) * 3 + part) * NH * D + h * D + 2 * p;
     float a0 = __bfloat162float(src[0]), a1 = __bfloat162float(src[1]);
-    if (cs && part < 2) {
-      const long t = static_cast<long>(l0 + l) * (D / 2) + p;
-      const float c = cs[t], s = sn[t];
-      const float r0 = a0 * c - a1 * s, r1 = a0 * s + a1 * c;
-      a0 = r0;
-      a1 = r1;
-    }
+    if (cs && part < 2) rotate(a0, a1, cs[static_cast<long>(l0 + l) * (D / 2) + p], sn[static_cast<long>(l0 + l) * (D / 2) + p]);
     bf16* dst = (part == 0 ? q : part == 1 ? k : v) + ((static_cast<long>(b) * NH + h) * ntot + l0 + l) * Dp + 2 * p;
     dst[0] = __float2bfloat16(a0);
     dst[1] = __float2bfloat16(a1);
@@ -163,6 +164,103 @@ __global__ void naive_attention_kernel(const bf16* q, const bf16* k, const bf16*
   for (int e = threadIdx.x; e < D; e += blockDim.x) o[(bh * n + i) * D + e] = __float2bfloat16(acc[e] / l);
 }
 
+// Ulysses layouts. A rank's local rows are its text shard, then its image shard (token_shard of
+// each); member j of `deg` holds global text tokens [sb(nt, j), ..) and image tokens nt + [sb(ni, j), ..).
+__device__ __forceinline__ long sb(long tokens, int deg, int j) {
+  const long q = tokens / deg, r = tokens % deg;
+  return j * q + (j < r ? j : r);
+}
+// Owner and local row of global token g.
+__device__ __forceinline__ void locate(long g, long nt, long ni, int deg, int& j, long& l) {
+  const bool txt = g < nt;
+  const long t = txt ? nt : ni, i = txt ? g : g - nt, q = t / deg, r = t % deg;
+  j = static_cast<int>(i < r * (q + 1) ? i / (q + 1) : r + (i - r * (q + 1)) / q);
+  l = i - sb(t, deg, j) + (txt ? 0 : sb(nt, deg, j + 1) - sb(nt, deg, j));
+}
+
+// qkv [B*nloc, 3, NH, D] (RoPE by local tables cs/sn [nloc, D/2], null: none) ->
+// send[j][part][b][hl][l][Dp] (heads j*HL.., rows padded to R, columns D..Dp zero).
+__global__ void ulysses_pack_qkv_kernel(const bf16* qkv, const float* cs, const float* sn, bf16* send, int B, int nloc,
+                                        int NH, int D, int Dp, int HL, int R) {
+  const long pairs = static_cast<long>(B) * nloc * 3 * NH * (Dp / 2);
+  const long seg = 3L * B * HL * R * Dp;
+  for (long i = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x; i < pairs; i += static_cast<long>(gridDim.x) * blockDim.x) {
+    const int p = static_cast<int>(i % (Dp / 2));
+    long r = i / (Dp / 2);
+    const int h = static_cast<int>(r % NH); r /= NH;
+    const int part = static_cast<int>(r % 3); r /= 3;
+    const int l = static_cast<int>(r % nloc);
+    const int b = static_cast<int>(r / nloc);
+    float a0 = 0, a1 = 0;
+    if (2 * p < D) {
+      const bf16* src = qkv + ((static_cast<long>(b) * nloc + l) * 3 + part) * NH * D + h * D + 2 * p;
+      a0 = __bfloat162float(src[0]);
+      a1 = __bfloat162float(src[1]);
+      if (cs && part < 2) rotate(a0, a1, cs[static_cast<long>(l) * (D / 2) + p], sn[static_cast<long>(l) * (D / 2) + p]);
+    }
+    const int j = h / HL, hl = h % HL;
+    bf16* dst = send + j * seg + (((static_cast<long>(part) * B + b) * HL + hl) * R + l) * Dp + 2 * p;
+    dst[0] = __float2bfloat16(a0);
+    dst[1] = __float2bfloat16(a1);
+  }
+}
+
+// recv[j][part][b][hl][l][Dp] -> q, k, v [B, HL, ntot, Dp] in global token order (16-byte moves).
+__global__ void ulysses_unpack_qkv_kernel(const uint4* recv, uint4* q, uint4* k, uint4* v, int B, int HL, long nt,
+                                          long ni, int deg, int R, int Dp) {
+  const int w = Dp / 8;  // uint4 per head row
+  const long ntot = nt + ni, total = 3L * B * HL * ntot * w;
+  const long seg = 3L * B * HL * R * w;
+  for (long i = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x; i < total; i += static_cast<long>(gridDim.x) * blockDim.x) {
+    const int e = static_cast<int>(i % w);
+    long r = i / w;
+    const long g = r % ntot; r /= ntot;
+    const int hl = static_cast<int>(r % HL); r /= HL;
+    const int b = static_cast<int>(r % B);
+    const int part = static_cast<int>(r / B);
+    int j;
+    long l;
+    locate(g, nt, ni, deg, j, l);
+    uint4* dst = part == 0 ? q : part == 1 ? k : v;
+    dst[((static_cast<long>(b) * HL + hl) * ntot + g) * w + e] = recv[j * seg + (((static_cast<long>(part) * B + b) * HL + hl) * R + l) * w + e];
+  }
+}
+
+// o [B, HL, ntot, Dp] -> send[j][b][l][hl][D]: member j's tokens of my heads (8 bf16 per move).
+__global__ void ulysses_pack_o_kernel(const uint4* o, uint4* send, int B, int HL, long nt, long ni, int deg, int R, int D,
+                                      int Dp) {
+  const int w = D / 8, wp = Dp / 8;
+  const long ntot = nt + ni, total = static_cast<long>(B) * HL * ntot * w;
+  const long seg = static_cast<long>(B) * R * HL * w;
+  for (long i = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x; i < total; i += static_cast<long>(gridDim.x) * blockDim.x) {
+    const int e = static_cast<int>(i % w);
+    long r = i / w;
+    const int hl = static_cast<int>(r % HL); r /= HL;
+    const long g = r % ntot;
+    const int b = static_cast<int>(r / ntot);
+    int j;
+    long l;
+    locate(g, nt, ni, deg, j, l);
+    send[j * seg + ((static_cast<long>(b) * R + l) * HL + hl) * w + e] = o[((static_cast<long>(b) * HL + hl) * ntot + g) * wp + e];
+  }
+}
+
+// recv[j][b][l][hl][D] -> y [B*nloc, NH*D] (heads j*HL.. came from member j).
+__global__ void ulysses_unpack_o_kernel(const uint4* recv, uint4* y, int B, int nloc, int NH, int HL, int D, int R) {
+  const int w = D / 8;
+  const long total = static_cast<long>(B) * nloc * NH * w;
+  const long seg = static_cast<long>(B) * R * HL * w;
+  for (long i = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x; i < total; i += static_cast<long>(gridDim.x) * blockDim.x) {
+    const int e = static_cast<int>(i % w);
+    long r = i / w;
+    const int h = static_cast<int>(r % NH); r /= NH;
+    const long l = r % nloc;
+    const int b = static_cast<int>(r / nloc);
+    const int j = h / HL, hl = h % HL;
+    y[i] = recv[j * seg + ((static_cast<long>(b) * R + l) * HL + hl) * w + e];
+  }
+}
+
 // Counter-based weights on the device (benchmarks): uniform(-scale, scale), bf16.
 __global__ void generate_kernel(bf16* w, long count, unsigned long long stream, float scale) {
   for (long i = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x; i < count; i += static_cast<long>(gridDim.x) * blockDim.x) {
@@ -205,6 +303,26 @@ void assemble(float* x, const bf16* txt, const bf16* img, const float* pos, int 
 void naive_attention(const bf16* q, const bf16* k, const bf16* v, bf16* o, int BH, int n, int D, cudaStream_t st) {
   const dim3 grid(static_cast<unsigned>(n), static_cast<unsigned>(BH));
   naive_attention_kernel<<<grid, 128, 2 * D * sizeof(float), st>>>(q, k, v, o, n, D, 1.0f / sqrtf(static_cast<float>(D)));
+}
+void ulysses_pack_qkv(const bf16* qkv, const float* cs, const float* sn, bf16* send, int B, int nloc, int NH, int D,
+                      int Dp, int HL, int R, cudaStream_t st) {
+  const long pairs = static_cast<long>(B) * nloc * 3 * NH * (Dp / 2);
+  ulysses_pack_qkv_kernel<<<grid_for(pairs), 256, 0, st>>>(qkv, cs, sn, send, B, nloc, NH, D, Dp, HL, R);
+}
+void ulysses_unpack_qkv(const bf16* recv, bf16* q, bf16* k, bf16* v, int B, int HL, long nt, long ni, int deg, int R,
+                        int Dp, cudaStream_t st) {
+  ulysses_unpack_qkv_kernel<<<grid_for(3L * B * HL * (nt + ni) * (Dp / 8)), 256, 0, st>>>(
+      reinterpret_cast<const uint4*>(recv), reinterpret_cast<uint4*>(q), reinterpret_cast<uint4*>(k),
+      reinterpret_cast<uint4*>(v), B, HL, nt, ni, deg, R, Dp);
+}
+void ulysses_pack_o(const bf16* o, bf16* send, int B, int HL, long nt, long ni, int deg, int R, int D, int Dp,
+                    cudaStream_t st) {
+  ulysses_pack_o_kernel<<<grid_for(static_cast<long>(B) * HL * (nt + ni) * (D / 8)), 256, 0, st>>>(
+      reinterpret_cast<const uint4*>(o), reinterpret_cast<uint4*>(send), B, HL, nt, ni, deg, R, D, Dp);
+}
+void ulysses_unpack_o(const bf16* recv, bf16* y, int B, int nloc, int NH, int HL, int D, int R, cudaStream_t st) {
+  ulysses_unpack_o_kernel<<<grid_for(static_cast<long>(B) * nloc * NH * (D / 8)), 256, 0, st>>>(
+      reinterpret_cast<const uint4*>(recv), reinterpret_cast<uint4*>(y), B, nloc, NH, HL, D, R);
 }
 void generate(bf16* w, long count, unsigned long long stream, float scale, cudaStream_t st) {
   generate_kernel<<<grid_for(count), 256, 0, st>>>(w, count, stream, scale);

@@ -8,6 +8,7 @@
 #include "kernels/dit/forward.hpp"
 #include "kernels/dit/gpu_forward.hpp"
 #include "kernels/dit/sampler.hpp"
+#include "tests/kernels/dit/spawn.hpp"
 
 namespace gfdit::dit {
 namespace {
@@ -136,6 +137,28 @@ TEST(DitGpu, UlyssesShardedComputeIsBitwiseEqualAtDegrees124) {
       for (std::size_t i = 0; i < d1->size(); ++i) diff += std::memcmp(&(*d1)[i], &(*dd)[i], 4) != 0;
       EXPECT_EQ(diff, 0u) << name << " degree " << d << ": " << diff << " of " << d1->size() << " elements differ";
     }
+  }
+}
+
+}  // namespace
+}  // namespace gfdit::dit
+
+namespace gfdit::dit {
+namespace {
+
+// Real Ulysses: one process per GPU (a cuda-ipc World), the GPU forward at degree 2 (and 4 with
+// 4 GPUs) with both all-to-alls per block for real; rank 0 gathers the shards and compares them
+// bit for bit with its degree-1 forward (gfdit_dit_worker gpu-ulysses). Degree 3 must be a
+// clear error (4 heads).
+TEST(DitGpu, RealUlyssesAcrossProcessesIsBitwiseEqualToDegree1) {
+  const int n = gpu_count();
+  if (n < 2) GTEST_SKIP() << "needs 2 GPUs, found " << n;
+  const int ranks = n >= 4 ? 4 : 2;
+  for (const char* name : {"tiny-dit", "tiny-mmdit"}) {
+    auto st = testing::run_workers("gpu-ulysses", ranks, {name}, std::chrono::seconds(180));
+    for (std::size_t r = 0; r < st.size(); ++r)
+      EXPECT_TRUE(st[r].exited && st[r].code == 0)
+          << name << " rank " << r << ": exit code " << st[r].code << ", signal " << st[r].signal;
   }
 }
 

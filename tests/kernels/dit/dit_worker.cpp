@@ -3,6 +3,11 @@
 // groups of it (degree 1, 2, 4, member orders permuted, and 1 -> 2 -> 1 in mid-trajectory), each
 // ending with a reshard of the latent to rank 0, which compares the final latents bit for bit.
 // The exit code is the number of failed checks.
+//
+// `gfdit_dit_worker gpu-ulysses <rank> <size> <dir> <config>`: one process per GPU join a
+// cuda-ipc World and run the GPU forward for real at degree 2 (and 4 with 4 ranks); the output
+// shards are gathered to rank 0, which compares them bit for bit with its single-GPU degree-1
+// forward. With 3 or more ranks, degree 3 must be a clear error (it does not divide the heads).
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -12,8 +17,13 @@
 #include "common/hash.hpp"
 #include "kernels/collectives/file_rendezvous.hpp"
 #include "kernels/collectives/world.hpp"
+#include "kernels/dit/gpu_forward.hpp"
 #include "kernels/dit/model.hpp"
 #include "kernels/dit/sampler.hpp"
+
+#ifdef GFDIT_DIT_WORKER_CUDA
+#include <cuda_runtime.h>
+#endif
 
 using namespace gfdit;
 
@@ -40,9 +50,115 @@ std::uint64_t bits_hash(const std::vector<float>& v) {
   return h;
 }
 
+#ifdef GFDIT_DIT_WORKER_CUDA
+int gpu_ulysses(int rank, int size, const char* dir, const std::string& config) {
+  coll::file_rendezvous rv(dir, rank, size);
+  coll::world_options opts;
+  opts.backend = coll::backend_kind::cuda_ipc;
+  opts.device = rank;
+  opts.channels = 1;
+  opts.timeout = std::chrono::milliseconds(60000);
+  auto world = coll::World::create(rv, opts);
+  if (!world) return fail(rank, "world: " + world.err().what);
+  coll::World& w = **world;
+  auto cfg = dit::stock_config(config);
+  if (!cfg) return fail(rank, cfg.err().what);
+  auto m = dit::model::generate(*cfg, 5);
+  if (!m) return fail(rank, m.err().what);
+  auto g = dit::gpu_model::upload(*m, rank);
+  if (!g) return fail(rank, g.err().what);
+  // Two samples (the inputs of dit_gpu_test): full latents, timesteps, labels or text.
+  const dit::model_config& c = *cfg;
+  const int B = 2, P = c.patch_dim();
+  const std::int64_t NI = c.image_tokens();
+  const bool text = c.cond == dit::conditioning::text;
+  std::vector<float> image, ts, txt;
+  std::vector<int> labels;
+  for (int b = 0; b < B; ++b) {
+    dit::request r;
+    r.seed = 17 + b;
+    auto x = dit::initial_latent(c, r, 1, 0);
+    image.insert(image.end(), x.begin(), x.end());
+    ts.push_back(700.0f - 300.0f * b);
+    if (text) {
+      auto t = dit::seeded_text(c, 3 + b);
+      txt.insert(txt.end(), t.begin(), t.end());
+    } else {
+      labels.push_back(b == 0 ? 2 : c.num_classes);
+    }
+  }
+  std::vector<float> ref;
+  if (rank == 0) {
+    auto r = (*g)->forward(dit::forward_input{B, image, ts, labels, txt}, 1);
+    if (!r) return fail(rank, "degree 1: " + r.err().what);
+    ref = std::move(*r);
+  }
+  int failures = 0;
+  std::uint64_t epoch = 1;
+  cudaStream_t st = nullptr;
+  if (cudaStreamCreate(&st) != cudaSuccess) return fail(rank, "cudaStreamCreate");
+  for (int deg : {2, 3, 4}) {
+    if (deg > size || (deg == 3 && size == 2)) continue;
+    std::vector<std::int32_t> members;
+    for (int i = 0; i < deg; ++i) members.push_back(i);
+    auto grp = w.form(members, epoch++);
+    if (!grp) return fail(rank, grp.err().what);
+    if (rank >= deg) continue;
+    const auto sh = dit::token_shard(NI, deg, rank);
+    std::vector<float> mine;
+    for (int b = 0; b < B; ++b)
+      mine.insert(mine.end(), image.begin() + (b * NI + sh.begin) * P, image.begin() + (b * NI + sh.begin + sh.count) * P);
+    auto out = (*g)->forward(dit::forward_input{B, mine, ts, labels, txt}, dit::sp_group{&w, *grp});
+    if (deg == 3) {  // 4 heads: a clear error before any exchange
+      if (out || out.err().code != errc::invalid_argument || out.err().what.find("does not divide") == std::string::npos)
+        failures += fail(rank, "degree 3 must be an invalid_argument naming the head count");
+      continue;
+    }
+    if (!out) return fail(rank, "degree " + std::to_string(deg) + ": " + out.err().what);
+    // Gather: every shard padded to the largest one (member 0's), [B][R][P] floats.
+    const std::int64_t R = dit::token_shard(NI, deg, 0).count;
+    const std::size_t bytes = static_cast<std::size_t>(B * R * P) * sizeof(float);
+    std::vector<float> padded(static_cast<std::size_t>(B * R * P), 0.0f), all(padded.size() * deg);
+    for (int b = 0; b < B; ++b)
+      std::copy(out->begin() + b * sh.count * P, out->begin() + (b + 1) * sh.count * P, padded.begin() + b * R * P);
+    void *ds = nullptr, *dr = nullptr;
+    if (cudaMalloc(&ds, bytes) != cudaSuccess || cudaMalloc(&dr, bytes * deg) != cudaSuccess) return fail(rank, "cudaMalloc");
+    cudaMemcpy(ds, padded.data(), bytes, cudaMemcpyHostToDevice);
+    auto gr = w.gather(*grp, 0, ds, dr, bytes, coll::stream_ref{st});
+    if (gr) gr = w.synchronize(coll::stream_ref{st});
+    if (!gr) return fail(rank, "gather: " + gr.err().what);
+    cudaMemcpy(all.data(), dr, bytes * deg, cudaMemcpyDeviceToHost);
+    cudaFree(ds);
+    cudaFree(dr);
+    if (rank != 0) continue;
+    std::size_t diff = 0;
+    for (int j = 0; j < deg; ++j) {
+      const auto sj = dit::token_shard(NI, deg, j);
+      for (int b = 0; b < B; ++b)
+        for (std::int64_t t = 0; t < sj.count * P; ++t) {
+          const float a = all[(static_cast<std::size_t>(j) * B + b) * R * P + t], e = ref[(b * NI + sj.begin) * P + t];
+          diff += std::memcmp(&a, &e, 4) != 0;
+        }
+    }
+    std::printf("[rank 0] %s degree %d across %d GPUs: %zu of %zu output values differ from degree 1 (hash %016llx)\n",
+                config.c_str(), deg, deg, diff, ref.size(), static_cast<unsigned long long>(bits_hash(ref)));
+    if (diff != 0) failures += fail(rank, config + " degree " + std::to_string(deg) + " is not bitwise equal to degree 1");
+  }
+  cudaStreamDestroy(st);
+  return failures;
+}
+#endif
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc >= 6 && std::string(argv[1]) == "gpu-ulysses") {
+#ifdef GFDIT_DIT_WORKER_CUDA
+    return gpu_ulysses(std::atoi(argv[2]), std::atoi(argv[3]), argv[4], argv[5]);
+#else
+    return fail(std::atoi(argv[2]), "gpu-ulysses: built without CUDA");
+#endif
+  }
   if (argc < 7) {
     std::fprintf(stderr, "usage: %s <scenario> <rank> <size> <dir> <config> <flow|ddim>\n", argv[0]);
     return 100;
