@@ -14,6 +14,8 @@ find_package(CLI11 REQUIRED)
 find_package(GTest REQUIRED)
 find_package(benchmark QUIET)
 pkg_check_modules(ZMQ REQUIRED IMPORTED_TARGET libzmq)
+# cpp-httplib as Debian builds it: a shared library (the HTTP gateway).
+pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
 
 # CAF 0.17 ships no CMake package on Debian.
 find_path(CAF_INCLUDE_DIR caf/all.hpp REQUIRED)

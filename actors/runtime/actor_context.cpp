@@ -120,6 +120,20 @@ timer_id actor_context::after(duration delay, std::function<void()> fn) {
 
 void actor_context::cancel(timer_id id) { timers_.erase(id); }
 
+std::function<void()> actor_context::waker(std::function<void()> fn) {
+  const std::uint64_t id = wakers_.size();
+  wakers_.push_back(std::move(fn));
+  // A weak handle: the function may outlive the actor (and must not keep it alive).
+  caf::weak_actor_ptr weak = caf::actor_cast<caf::weak_actor_ptr>(self_);
+  return [weak, id] {
+    if (auto strong = weak.lock()) caf::anon_send(caf::actor_cast<caf::actor>(strong), wake_atom::value, id);
+  };
+}
+
+void actor_context::wake(std::uint64_t id) {
+  if (id < wakers_.size()) wakers_[id]();
+}
+
 void actor_context::fire(timer_id id) {
   auto it = timers_.find(id);
   if (it == timers_.end()) return;  // cancelled

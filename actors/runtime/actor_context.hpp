@@ -20,6 +20,7 @@ namespace gfdit {
 using tick_atom = caf::atom_constant<caf::atom("gf_tick")>;
 using expire_atom = caf::atom_constant<caf::atom("gf_expire")>;
 using cycle_atom = caf::atom_constant<caf::atom("gf_cycle")>;
+using wake_atom = caf::atom_constant<caf::atom("gf_wake")>;
 
 class actor_context final : public context {
  public:
@@ -33,6 +34,7 @@ class actor_context final : public context {
   std::string apply(transition t);
   void fire(timer_id id);
   void expire(std::uint64_t correlation);
+  void wake(std::uint64_t id);
 
   // context
   const std::string& name() const override { return name_; }
@@ -58,6 +60,7 @@ class actor_context final : public context {
   timer_id every(duration period, std::function<void()> fn) override;
   timer_id after(duration delay, std::function<void()> fn) override;
   void cancel(timer_id id) override;
+  std::function<void()> waker(std::function<void()> fn) override;
   void request_stop() override { router_->stop_requested(); }
 
  private:
@@ -97,6 +100,7 @@ class actor_context final : public context {
 
   std::map<timer_id, timer> timers_;
   timer_id next_timer_ = 1;
+  std::vector<std::function<void()>> wakers_;  // waker() callbacks, by index
   std::map<std::uint64_t, pending_request> pending_;
   std::uint64_t next_correlation_ = 1;
   std::deque<envelope_ptr> held_;  // arrived while not active; delivered on activation

@@ -24,6 +24,7 @@ class actor_host final : public caf::event_based_actor {
         [this](const envelope_ptr& env) { ctx_.deliver(env); },
         [this](tick_atom, timer_id id) { ctx_.fire(id); },
         [this](expire_atom, std::uint64_t correlation) { ctx_.expire(correlation); },
+        [this](wake_atom, std::uint64_t id) { ctx_.wake(id); },
         [this](cycle_atom, std::int32_t t) -> std::string {
           return ctx_.apply(static_cast<transition>(t));
         },

@@ -106,6 +106,13 @@ class context {
   virtual timer_id after(duration delay, std::function<void()> fn) = 0;
   virtual void cancel(timer_id id) = 0;
 
+  // ---- other threads ---------------------------------------------------------------------
+  // For an actor that owns a thread of its own (an HTTP server, a blocking library call): the
+  // returned function may be called from any thread, any number of times, also after the actor
+  // is gone (then it does nothing); each call makes `fn` run once on this actor's thread, soon,
+  // like a handler. Data handed over goes through the actor's own synchronised queue.
+  virtual std::function<void()> waker(std::function<void()> fn) = 0;
+
   // Asks the hosting node to shut down (as SIGTERM would).
   virtual void request_stop() = 0;
 

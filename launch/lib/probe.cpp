@@ -43,6 +43,7 @@ class recording_context final : public context {
   timer_id every(duration, std::function<void()>) override { return ++timers_; }
   timer_id after(duration, std::function<void()>) override { return ++timers_; }
   void cancel(timer_id) override {}
+  std::function<void()> waker(std::function<void()>) override { return [] {}; }
   void request_stop() override {}
 
  private:

@@ -7,39 +7,16 @@
 #include "actors/runtime/node.hpp"
 #include "messages/membership.hpp"
 #include "tests/actors/runtime/test_support.hpp"
+#include "tests/actors/serving_graph/live_graph.hpp"
 
 namespace gfdit {
 namespace {
 
-using testing::child_process;
+using testing::live_graph;
 using namespace std::chrono_literals;
 
 constexpr double speedup = 200;  // model microseconds per wall microsecond
 constexpr int workers = 4;
-
-struct live_graph {
-  std::string control_ep = testing::unique_ipc("control");
-  std::unique_ptr<child_process> control;
-  std::vector<std::unique_ptr<child_process>> worker_procs;
-
-  explicit live_graph(const std::string& policy) {
-    const std::string s = nlohmann::json{{"speedup", speedup}}.dump();
-    auto with = [&](nlohmann::json extra) {
-      extra["speedup"] = speedup;
-      return extra.dump();
-    };
-    control = std::make_unique<child_process>(std::vector<std::string>{
-        GFDIT_SERVING_NODE, "--name", "control", "--bind", control_ep,
-        "--actor", "gfdit.admission", "admission", with({{"gpus", workers}}),
-        "--actor", "gfdit.scheduler", "scheduler", with({{"policy", policy}, {"chunk_steps", 5}}),
-        "--actor", "gfdit.membership", "membership", with({{"heartbeat_timeout_ms", 1000}})});
-    for (int w = 0; w < workers; ++w)
-      worker_procs.push_back(std::make_unique<child_process>(std::vector<std::string>{
-          GFDIT_SERVING_NODE, "--name", "w" + std::to_string(w), "--bind", testing::unique_ipc("w"),
-          "--peer", "control=" + control_ep,
-          "--actor", "gfdit.worker", "worker-" + std::to_string(w), with({{"id", w}})}));
-  }
-};
 
 sim::run_metrics serve(live_graph& g, std::function<void(int)> at_second = {},
                        testing::collector<std::int32_t>* downs = nullptr) {
@@ -66,7 +43,7 @@ sim::run_metrics serve(live_graph& g, std::function<void(int)> at_second = {},
 }
 
 TEST(live_serving, a_200_request_trace_is_served_with_no_request_lost) {
-  live_graph g("edf-best-fit");
+  live_graph g("edf-best-fit", workers, speedup);
   const auto m = serve(g);
   EXPECT_EQ(m.arrived, 200);
   EXPECT_EQ(m.unfinished, 0);
@@ -84,7 +61,7 @@ TEST(live_serving, a_200_request_trace_is_served_with_no_request_lost) {
 }
 
 TEST(live_serving, killing_a_worker_process_midway_loses_no_request) {
-  live_graph g("edf-best-fit");
+  live_graph g("edf-best-fit", workers, speedup);
   bool killed = false;
   testing::collector<std::int32_t> downs;
   const auto m = serve(g, [&](int second) {

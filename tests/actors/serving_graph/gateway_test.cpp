@@ -1,0 +1,195 @@
+// The HTTP gateway: its contract as pure functions, then live in front of the serving graph
+// (control and two sim workers as processes, the gateway in this one) over real HTTP.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <set>
+#include <fstream>
+#include <thread>
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include "actors/gateway/http_api.hpp"
+#include "actors/runtime/node.hpp"
+#include "actors/runtime/registry.hpp"
+#include "tests/actors/serving_graph/live_graph.hpp"
+
+namespace gfdit {
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+msg::generate_request parsed(const std::string& body) {
+  auto r = gateway::parse_generation(body);
+  EXPECT_TRUE(std::holds_alternative<msg::generate_request>(r)) << std::get<gateway::http_reply>(r).body;
+  return std::holds_alternative<msg::generate_request>(r) ? std::get<msg::generate_request>(r) : msg::generate_request{};
+}
+
+// The 400 reply for a bad body, and the field it names.
+std::pair<int, std::string> refused(const std::string& body) {
+  auto r = gateway::parse_generation(body);
+  if (!std::holds_alternative<gateway::http_reply>(r)) return {200, ""};
+  const auto& rep = std::get<gateway::http_reply>(r);
+  return {rep.status, json::parse(rep.body)["error"].value("field", "")};
+}
+
+TEST(gateway_api, an_openai_style_body_becomes_a_generate_request) {
+  auto r = parsed(R"({"model":"qwen-image-like","size":"1024x768","steps":20,"guidance":4.5,"seed":7,
+                      "slo_multiple":2.0,"priority":3,"class":"big","response_format":"url","user":"u1"})");
+  EXPECT_EQ(r.model, "qwen-image-like");
+  EXPECT_EQ(r.width, 1024);
+  EXPECT_EQ(r.height, 768);
+  EXPECT_EQ(r.steps, 20);
+  EXPECT_EQ(r.guidance, 4.5);
+  EXPECT_EQ(r.seed, 7u);
+  EXPECT_EQ(r.slo_multiple, 2.0);
+  EXPECT_EQ(r.priority, 3);
+  EXPECT_EQ(r.class_name, "big");
+  auto d = parsed(R"({"model":"m","width":512,"height":256})");
+  EXPECT_EQ(d.width, 512);
+  EXPECT_EQ(d.frames, 1);
+  EXPECT_EQ(d.steps, 30);  // the default
+}
+
+TEST(gateway_api, a_bad_body_is_a_400_that_names_the_field) {
+  EXPECT_EQ(refused("{not json"), (std::pair<int, std::string>{400, ""}));
+  EXPECT_EQ(refused("[1,2]"), (std::pair<int, std::string>{400, ""}));
+  EXPECT_EQ(refused(R"({"size":"512x512"})"), (std::pair<int, std::string>{400, "model"}));
+  EXPECT_EQ(refused(R"({"model":"m"})"), (std::pair<int, std::string>{400, "size"}));
+  EXPECT_EQ(refused(R"({"model":"m","size":"512*512"})"), (std::pair<int, std::string>{400, "size"}));
+  EXPECT_EQ(refused(R"({"model":"m","size":"512x512","width":512})"), (std::pair<int, std::string>{400, "size"}));
+  EXPECT_EQ(refused(R"({"model":"m","size":"512x512","steps":"20"})"), (std::pair<int, std::string>{400, "steps"}));
+  EXPECT_EQ(refused(R"({"model":"m","size":"512x512","steps":1e12})"), (std::pair<int, std::string>{400, "steps"}));
+  EXPECT_EQ(refused(R"({"model":"m","size":"512x512","steps":9999999999})"), (std::pair<int, std::string>{400, "steps"}));
+  EXPECT_EQ(refused(R"({"model":"m","size":"512x512","seed":-1})"), (std::pair<int, std::string>{400, "seed"}));
+  EXPECT_EQ(refused(R"({"model":"m","size":"512x512","n":2})"), (std::pair<int, std::string>{400, "n"}));
+  EXPECT_EQ(refused(R"({"model":"m","size":"512x512","stpes":20})"), (std::pair<int, std::string>{400, "stpes"}));
+}
+
+TEST(gateway_api, admission_answers_and_terminal_messages_map_to_http) {
+  msg::rejected over{1, "t", "overloaded", "", "queue full", 2300.0, 0};
+  auto r = gateway::reply_for(over);
+  EXPECT_EQ(r.status, 429);
+  EXPECT_EQ(r.retry_after_s, 3);
+  EXPECT_EQ(gateway::reply_for(msg::rejected{1, "t", "invalid", "width", "must be a multiple of 16", 0, 0}).status, 400);
+  EXPECT_EQ(gateway::reply_for(msg::rejected{1, "t", "infeasible", "slo_ms", "too tight", 0, 0}).status, 422);
+  msg::request_done d;
+  d.request_id = 9;
+  d.status = "done";
+  d.latency_us = 1500;
+  d.run_us = 1000;
+  d.result_ref = "worker:2/request:9";
+  d.result_hash = 0xabc;
+  auto ok = gateway::reply_for(d);
+  EXPECT_EQ(ok.status, 200);
+  auto j = json::parse(ok.body);
+  EXPECT_EQ(j["id"], 9);
+  EXPECT_EQ(j["latency_ms"], 1.5);
+  EXPECT_EQ(j["data"][0]["url"], "gfdit://worker:2/request:9");
+  EXPECT_EQ(j["data"][0]["result_hash"], "0000000000000abc");
+  d.status = "failed";
+  EXPECT_EQ(gateway::reply_for(d).status, 500);
+  d.status = "cancelled";
+  EXPECT_EQ(gateway::reply_for(d).status, 409);
+}
+
+// The gateway in this process, in front of the live graph.
+struct gateway_fixture {
+  testing::live_graph g{"edf-best-fit", 2, 200.0};
+  std::unique_ptr<node> n;
+  int port = 0;
+
+  gateway_fixture() {
+    const auto port_file = std::filesystem::temp_directory_path() / ("gfdit-gw-" + std::to_string(::getpid()));
+    auto created = node::create({.name = "gw", .peers = {{"control", g.control_ep}}, .peer_timeout = 20s});
+    EXPECT_TRUE(created);
+    n = std::move(*created);
+    auto a = actor_registry::global().make("gfdit.gateway");
+    EXPECT_TRUE(a);
+    EXPECT_TRUE(n->add("gateway", std::move(a),
+                       {{"listen", "127.0.0.1:0"}, {"port_file", port_file.string()}, {"timeout_s", 60.0}}));
+    auto r = n->start();
+    EXPECT_TRUE(r) << (r ? "" : r.err().what);
+    std::ifstream(port_file) >> port;
+    std::filesystem::remove(port_file);
+  }
+};
+
+TEST(gateway_live, requests_over_http_are_served_and_bad_ones_get_clear_errors) {
+  gateway_fixture f;
+  ASSERT_GT(f.port, 0);
+  httplib::Client http("127.0.0.1", f.port);
+  http.set_read_timeout(60, 0);
+  auto health = http.Get("/v1/health");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+
+  // Eight at once, from eight client threads: every one is served and answered once.
+  std::vector<std::thread> clients;
+  std::vector<int> status(8, 0);
+  std::vector<json> bodies(8);
+  for (int i = 0; i < 8; ++i)
+    clients.emplace_back([&, i] {
+      httplib::Client c("127.0.0.1", f.port);
+      c.set_read_timeout(60, 0);
+      const json req = {{"model", "qwen-image-like"}, {"size", "512x512"}, {"steps", 10}, {"seed", i}};
+      if (auto res = c.Post("/v1/images/generations", req.dump(), "application/json")) {
+        status[i] = res->status;
+        bodies[i] = json::parse(res->body, nullptr, false);
+      }
+    });
+  for (auto& t : clients) t.join();
+  std::set<std::uint64_t> ids;
+  for (int i = 0; i < 8; ++i) {
+    EXPECT_EQ(status[i], 200) << bodies[i].dump();
+    EXPECT_EQ(bodies[i].value("status", ""), "done");
+    EXPECT_GT(bodies[i].value("run_ms", 0.0), 0.0);
+    EXPECT_EQ(bodies[i]["data"][0]["url"].get<std::string>().rfind("gfdit://worker:", 0), 0u);
+    ids.insert(bodies[i].value("id", std::uint64_t{0}));
+  }
+  EXPECT_EQ(ids.size(), 8u);
+
+  // Admission's own validation comes back as a 400 naming the field.
+  auto bad = http.Post("/v1/images/generations", R"({"model":"qwen-image-like","size":"0x512"})", "application/json");
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 400);
+  EXPECT_EQ(json::parse(bad->body)["error"]["field"], "width") << bad->body;
+  auto unknown = http.Post("/v1/images/generations", R"({"model":"no-such-model","size":"512x512"})", "application/json");
+  ASSERT_TRUE(unknown);
+  EXPECT_EQ(unknown->status, 400);
+  EXPECT_EQ(json::parse(unknown->body)["error"]["field"], "model") << unknown->body;
+  // The gateway's own parsing: never sent on.
+  auto typo = http.Post("/v1/images/generations", R"({"model":"qwen-image-like","size":"512x512","stpes":3})", "application/json");
+  ASSERT_TRUE(typo);
+  EXPECT_EQ(typo->status, 400);
+  // And the graph still serves after the errors.
+  auto again = http.Post("/v1/images/generations", R"({"model":"qwen-image-like","size":"512x512","steps":5})", "application/json");
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->status, 200) << again->body;
+}
+
+TEST(gateway_live, a_port_in_use_is_a_clear_error_at_activation) {
+  httplib::Server squatter;
+  const int port = squatter.bind_to_any_port("127.0.0.1");
+  ASSERT_GT(port, 0);
+  std::thread listening([&] { squatter.listen_after_bind(); });
+  while (!squatter.is_running()) std::this_thread::sleep_for(1ms);
+  struct stop_it {
+    httplib::Server& s;
+    std::thread& t;
+    ~stop_it() { s.stop(); t.join(); }
+  } stopper{squatter, listening};
+  auto n = node::create({.name = "gw2"});
+  ASSERT_TRUE(n);
+  auto a = actor_registry::global().make("gfdit.gateway");
+  ASSERT_TRUE(a);
+  ASSERT_TRUE((*n)->add("gateway", std::move(a), {{"listen", "127.0.0.1:" + std::to_string(port)}}));
+  auto r = (*n)->start();
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.err().what.find("cannot listen on 127.0.0.1:" + std::to_string(port)), std::string::npos) << r.err().what;
+}
+
+}  // namespace
+}  // namespace gfdit
