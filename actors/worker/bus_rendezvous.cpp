@@ -18,6 +18,7 @@ result<std::vector<std::string>> bus_rendezvous::all_gather(std::string_view min
   waiting_ = true;
   waiting_round_ = round;
   answer_.reset();
+  if (on_join_) on_join_();  // non-blocking (a message to the actor), fine under the lock
   const bool answered = cv_.wait_for(lock, timeout + answer_grace, [&] { return answer_.has_value() || cancelled_; });
   waiting_ = false;
   outbox_.reset();  // never sent late: a join left here would belong to a round we gave up

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -29,8 +30,10 @@ class bus_rendezvous final : public coll::rendezvous {
   // which names the missing ranks, arrive before the local deadline gives a bare timeout.
   static constexpr std::chrono::milliseconds answer_grace{500};
 
-  bus_rendezvous(std::string world, int rank, int size)
-      : world_(std::move(world)), rank_(rank), size_(size) {}
+  // on_join (optional) runs on the creating thread whenever a join is queued: it wakes the
+  // actor thread to take it (context::waker).
+  bus_rendezvous(std::string world, int rank, int size, std::function<void()> on_join = {})
+      : world_(std::move(world)), rank_(rank), size_(size), on_join_(std::move(on_join)) {}
 
   int rank() const noexcept override { return rank_; }
   int size() const noexcept override { return size_; }
@@ -57,6 +60,7 @@ class bus_rendezvous final : public coll::rendezvous {
   const std::string world_;
   const int rank_;
   const int size_;
+  const std::function<void()> on_join_;
   std::uint32_t next_round_ = 0;
   std::optional<msg::world_join> outbox_;
   bool waiting_ = false;

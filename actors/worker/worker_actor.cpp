@@ -97,22 +97,14 @@ class worker_actor : public actor {
               [this, &ctx] { (void)ctx.publish(names::workers_topic, msg::worker_heartbeat{id_, ++beats_}); });
   }
 
-  // rendezvous: bus. The backend is created on the joiner's thread; this thread pumps the joins
-  // out and, once the World is up, takes the backend, says hello and runs what waited for it.
+  // rendezvous: bus. The backend is created on the joiner's thread; woken by it, this thread
+  // sends the joins and, once the World is up, takes the backend, says hello and runs what
+  // waited for it.
   result<void> join_world(context& ctx) {
     if (joiner_) return {};  // re-activated while still joining
-    joiner_ = std::make_unique<world_joiner>(
-        ctx.params().get<std::string>("world_hub"), ctx.params().get<std::string>("world"), id_, cpu_cfg_.world_size,
-        [this](coll::rendezvous& rv) -> result<void> {
-          auto be = cpu_backend::create(cpu_cfg_, rv, cpu_clock_);
-          if (!be) return be.err();
-          joined_ = std::move(*be);
-          return {};
-        });
-    pump_ = ctx.every(std::chrono::milliseconds(1), [this, &ctx] {
+    auto pump = ctx.waker([this, &ctx] {
       auto done = joiner_ ? joiner_->poll(ctx) : std::nullopt;
       if (!done) return;
-      ctx.cancel(pump_);
       joiner_.reset();
       if (!*done) {
         ctx.log().error("joining the world failed, stopping: {}", done->err().what);
@@ -126,6 +118,15 @@ class worker_actor : public actor {
       deferred_.clear();
       for (auto& fn : waiting) fn();
     });
+    joiner_ = std::make_unique<world_joiner>(
+        ctx.params().get<std::string>("world_hub"), ctx.params().get<std::string>("world"), id_, cpu_cfg_.world_size,
+        [this](coll::rendezvous& rv) -> result<void> {
+          auto be = cpu_backend::create(cpu_cfg_, rv, cpu_clock_);
+          if (!be) return be.err();
+          joined_ = std::move(*be);
+          return {};
+        },
+        std::move(pump));
     return {};
   }
 
@@ -204,7 +205,6 @@ class worker_actor : public actor {
   cpu_backend::clock_fn cpu_clock_;
   std::unique_ptr<cpu_backend> joined_;  // set by the joiner's thread, taken once it has finished
   std::deque<std::function<void()>> deferred_;
-  timer_id pump_ = 0;
   std::unique_ptr<world_joiner> joiner_;  // after joined_: its thread is stopped first
   std::string backend_name_ = "sim";
   std::int32_t id_ = 0;

@@ -2,11 +2,12 @@
 
 namespace gfdit {
 
-world_joiner::world_joiner(std::string hub, std::string world, int rank, int size, job fn)
-    : hub_(std::move(hub)), rv_(std::make_shared<bus_rendezvous>(std::move(world), rank, size)) {
-  thread_ = std::thread([this, fn = std::move(fn)] {
+world_joiner::world_joiner(std::string hub, std::string world, int rank, int size, job fn, std::function<void()> wake)
+    : hub_(std::move(hub)), rv_(std::make_shared<bus_rendezvous>(std::move(world), rank, size, wake)) {
+  thread_ = std::thread([this, fn = std::move(fn), wake = std::move(wake)] {
     result_ = fn(*rv_);
     done_.store(true, std::memory_order_release);
+    wake();
   });
 }
 

@@ -1,14 +1,11 @@
 #pragma once
 // Joins a World through the bus without blocking the actor thread. The job (World::create, or
-// a backend that creates one) runs on a thread of its own with a bus_rendezvous; the actor
-// thread calls poll() from a timer: it sends the join the job is waiting on to the hub and, once
-// the job has finished, joins the thread and returns the job's result. WorldBlobs arriving at the
-// actor go to deliver(). Timers and directed messages only run while the actor is active, and the
-// graph is only wired after every actor is configured, so start it from on_activate.
-//
-// Why a timer and not a wake-up: the context can only be used from the actor's thread and offers
-// no thread-safe way to post work to it, so the actor polls (every 1 ms while joining; the
-// set-up takes a few rounds, then the timer is cancelled).
+// a backend that creates one) runs on a thread of its own with a bus_rendezvous; whenever that
+// thread queues a join, and once it has finished, it calls `wake` (the actor's context::waker),
+// and the actor thread then calls poll(): it sends the waiting join to the hub and, once the job
+// has finished, joins the thread and returns the job's result. WorldBlobs arriving at the actor
+// go to deliver(). The graph is only wired after every actor is configured, so start it from
+// on_activate.
 #include <atomic>
 #include <functional>
 #include <memory>
@@ -26,14 +23,15 @@ class world_joiner {
   using job = std::function<result<void>(coll::rendezvous&)>;
 
   // Starts the job's thread at once.
-  world_joiner(std::string hub, std::string world, int rank, int size, job fn);
+  world_joiner(std::string hub, std::string world, int rank, int size, job fn, std::function<void()> wake);
   // Cancels a wait in progress and joins the thread.
   ~world_joiner();
   world_joiner(const world_joiner&) = delete;
   world_joiner& operator=(const world_joiner&) = delete;
 
   // ---- actor thread ----
-  // Sends a waiting join; the job's result once it has finished (the thread is joined then).
+  // On each wake: sends a waiting join; the job's result once it has finished (the thread is
+  // joined then; later calls return it again).
   std::optional<result<void>> poll(context& ctx);
   void deliver(const msg::world_blobs& m) { rv_->deliver(m); }
   // A directed message of ours was not delivered: if it was a join, its round fails.

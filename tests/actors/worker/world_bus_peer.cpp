@@ -78,16 +78,14 @@ class world_peer : public actor {
   }
 
   result<void> on_activate(context& ctx) override {
+    auto pump = ctx.waker([this, &ctx] {
+      if (joiner_->poll(ctx)) ctx.request_stop();
+    });
     joiner_ = std::make_unique<world_joiner>("membership", o_.world, o_.rank, o_.size, [this](coll::rendezvous& rv) {
       auto r = join_and_reduce(rv, o_);
       write_atomically(o_.out, r ? "ok\n" + *r : "error " + std::string(to_string(r.err().code)) + "\n" + r.err().what + "\n");
       return r ? result<void>{} : result<void>(r.err());
-    });
-    pump_ = ctx.every(std::chrono::milliseconds(1), [this, &ctx] {
-      if (!joiner_->poll(ctx)) return;
-      ctx.cancel(pump_);
-      ctx.request_stop();
-    });
+    }, std::move(pump));
     return {};
   }
 
@@ -96,7 +94,6 @@ class world_peer : public actor {
  private:
   rank_options o_;
   std::unique_ptr<world_joiner> joiner_;
-  timer_id pump_ = 0;
 };
 
 }  // namespace
