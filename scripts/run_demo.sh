@@ -25,9 +25,12 @@ rows = [("requests done", lambda r: r["requests"]["done"]),
         ("SLO attainment", lambda r: r["slo"]["attainment"]),
         ("SLO violations", lambda r: r["slo"]["violations"]),
         ("mean latency (s)", lambda r: r["latency"]["mean_s"]),
-        ("p99 latency (s)", lambda r: r["latency"]["p99_s"])]
+        ("p99 latency (s)", lambda r: r["latency"]["p99_s"]),
+        ("GPU busy fraction", lambda r: r["gpu_busy_fraction"]),
+        ("regroupings", lambda r: r["regroupings"])]
 print(f"{'':22}{'static':>12}{'edf-best-fit':>14}{'ratio':>8}")
 for label, get in rows:
     x, y = get(a), get(b)
-    print(f"{label:22}{x:12.3f}{y:14.3f}{(y / x if x else float('nan')):8.2f}")
+    ratio = f"{y / x:8.2f}" if x else f"{'-':>8}"
+    print(f"{label:22}{x:12.3f}{y:14.3f}{ratio}")
 PY
