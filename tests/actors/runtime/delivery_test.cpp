@@ -2,6 +2,11 @@
 // destinations, and order per sender -> receiver pair.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <future>
+#include <set>
+#include <thread>
+
 #include "actors/runtime/node.hpp"
 #include "messages/example.hpp"
 #include "messages/system.hpp"
@@ -177,6 +182,45 @@ TEST(delivery, timers_fire_periodically_and_once_and_can_be_cancelled) {
 
 namespace gfdit {
 namespace {
+
+// context::waker: other threads wake the actor; each call runs the callback once, on the
+// actor's thread (never two at a time), and a waker that outlives its node does nothing.
+TEST(delivery, a_waker_runs_its_callback_on_the_actor_thread_once_per_call) {
+  auto n = make_node("d7");
+  std::function<void()> wake;
+  std::atomic<int> inside{0}, overlaps{0};
+  collector<std::thread::id> runs;
+  std::promise<void> activated;
+  ASSERT_TRUE(n->add("a", std::make_unique<lambda_actor>(nullptr, [&](context& ctx) {
+    wake = ctx.waker([&] {
+      if (inside.fetch_add(1) != 0) ++overlaps;
+      runs.push(std::this_thread::get_id());
+      inside.fetch_sub(1);
+    });
+    activated.set_value();
+    return result<void>{};
+  })));
+  ASSERT_TRUE(n->start());
+  activated.get_future().wait();
+  std::vector<std::thread> callers;
+  for (int t = 0; t < 4; ++t)
+    callers.emplace_back([&] {
+      for (int i = 0; i < 250; ++i) wake();
+    });
+  std::set<std::thread::id> caller_ids;
+  for (auto& t : callers) caller_ids.insert(t.get_id());
+  for (auto& t : callers) t.join();
+  ASSERT_TRUE(runs.wait_for(1000));
+  std::this_thread::sleep_for(50ms);
+  const auto r = runs.items();
+  EXPECT_EQ(r.size(), 1000u);
+  EXPECT_EQ(overlaps.load(), 0);
+  for (auto id : r) ASSERT_EQ(caller_ids.count(id), 0u) << "ran on a calling thread";
+  n->stop();
+  n.reset();
+  wake();  // the actor is gone: nothing happens, nothing crashes
+  EXPECT_EQ(runs.items().size(), 1000u);
+}
 
 TEST(delivery, a_peer_endpoint_that_cannot_be_connected_fails_start_with_its_name) {
   auto n = node::create({.name = "d7",
