@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <map>
 #include <string>
 #include <tuple>
@@ -84,11 +85,23 @@ struct gpu_model::impl {
     coll::World* w = nullptr;
     coll::Group g;
     int deg = 1, HL = 0;
+    int K = 1, HC = 0;  // head chunks of the pipeline and heads per chunk (HL = K * HC)
     std::int64_t nt = 0, ni = 0, tb = 0, tc = 0, ib = 0, ic = 0, nr = 0, R = 0;
-    bf16 *send = nullptr, *recv = nullptr;
-    std::size_t seg_qkv = 0, seg_o = 0;  // bytes per peer of the two exchanges
+    bf16 *send = nullptr, *recv = nullptr, *recv_o = nullptr;
+    std::size_t seg_qkv = 0, seg_o = 0;  // bytes per peer and chunk of the two exchanges
   } ul;
   std::vector<void*> ul_allocs;
+  // Chunks asked for (0: automatic) and what overlaps them: the exchanges run on `sc` (higher
+  // priority, so its blocks are placed before queued attention blocks), forked from and joined
+  // back to `st` by events every block, so the whole block stays one capturable stream.
+  static constexpr int max_chunks = 8;
+  int chunks_req = [] {  // GFDIT_DIT_ULYSSES_CHUNKS overrides the default 1 (tuning runs)
+    const char* e = std::getenv("GFDIT_DIT_ULYSSES_CHUNKS");
+    return e ? std::clamp(std::atoi(e), 1, max_chunks) : 1;
+  }();
+  cudaStream_t sc = nullptr;
+  cudaEvent_t ev_join = nullptr, ev_p[max_chunks] = {}, ev_q[max_chunks] = {},
+              ev_a[max_chunks] = {};
   std::size_t mark_i = 0;
   void mark() {
     if (marks && mark_i < marks->size()) cudaEventRecord((*marks)[mark_i++], st);
@@ -96,6 +109,14 @@ struct gpu_model::impl {
 
   ~impl() {
     if (st) cudaStreamSynchronize(st);
+    if (sc) cudaStreamSynchronize(sc);
+    if (ev_join) cudaEventDestroy(ev_join);
+    for (int i = 0; i < max_chunks; ++i) {
+      if (ev_p[i]) cudaEventDestroy(ev_p[i]);
+      if (ev_q[i]) cudaEventDestroy(ev_q[i]);
+      if (ev_a[i]) cudaEventDestroy(ev_a[i]);
+    }
+    if (sc) cudaStreamDestroy(sc);
     for (void* p : ul_allocs) cudaFree(p);
     for (void* p : act) cudaFree(p);
     for (void* p : allocs) cudaFree(p);
@@ -117,6 +138,15 @@ struct gpu_model::impl {
     device = dev;
     GFDIT_DIT_CUDA(cudaSetDevice(dev));
     GFDIT_DIT_CUDA(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+    int lo = 0, hi = 0;
+    GFDIT_DIT_CUDA(cudaDeviceGetStreamPriorityRange(&lo, &hi));
+    GFDIT_DIT_CUDA(cudaStreamCreateWithPriority(&sc, cudaStreamNonBlocking, hi));
+    GFDIT_DIT_CUDA(cudaEventCreateWithFlags(&ev_join, cudaEventDisableTiming));
+    for (int i = 0; i < max_chunks; ++i) {
+      GFDIT_DIT_CUDA(cudaEventCreateWithFlags(&ev_p[i], cudaEventDisableTiming));
+      GFDIT_DIT_CUDA(cudaEventCreateWithFlags(&ev_q[i], cudaEventDisableTiming));
+      GFDIT_DIT_CUDA(cudaEventCreateWithFlags(&ev_a[i], cudaEventDisableTiming));
+    }
     GFDIT_DIT_CUBLAS(cublasLtCreate(&lt));
     GFDIT_DIT_CUDA(cudaMalloc(&ws, ws_bytes));
     return {};
@@ -261,7 +291,9 @@ struct gpu_model::impl {
   // Head sizes the tensor-core attention takes: 64 and 128; others are zero-padded up to one.
   int padded_head_dim() const { return c.head_dim() <= 64 ? 64 : c.head_dim() <= 128 ? 128 : c.head_dim(); }
 
-  result<void> attention_fwd(int heads) {
+  // Attention of B x heads heads over all n tokens, [B, heads, n, Dp] starting at element `off`
+  // of q, k, v and o (a head chunk's block under Ulysses).
+  result<void> attention_fwd(int heads, std::size_t off = 0) {
     const int D = padded_head_dim();
     if (D == 64 || D == 128) {
       attention::problem p;
@@ -271,10 +303,10 @@ struct gpu_model::impl {
       p.head_dim = D;
       p.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim()));  // of the real head size
       attention::forward_args a;
-      a.q = q; a.k = k; a.v = v; a.o = o; a.lse = lse;
+      a.q = q + off; a.k = k + off; a.v = v + off; a.o = o + off; a.lse = lse + off / D;
       return attention::forward(p, a, st);
     }
-    gpu::naive_attention(q, k, v, o, B * heads, static_cast<int>(n), D, st);
+    gpu::naive_attention(q + off, k + off, v + off, o + off, B * heads, static_cast<int>(n), D, st);
     GFDIT_DIT_CUDA(cudaGetLastError());
     return {};
   }
@@ -393,9 +425,16 @@ struct gpu_model::impl {
     ul.tb = ts.begin; ul.tc = ts.count; ul.ib = is.begin; ul.ic = is.count;
     ul.nr = ul.tc + ul.ic;
     ul.R = token_shard(nt, deg, 0).count + token_shard(ni, deg, 0).count;
-    ul.seg_qkv = static_cast<std::size_t>(3) * batch * ul.HL * ul.R * padded_head_dim() * sizeof(bf16);
-    ul.seg_o = static_cast<std::size_t>(batch) * ul.R * ul.HL * c.head_dim() * sizeof(bf16);
-    const std::size_t bytes = deg * ul.seg_qkv;
+    // Head chunks: the requested count when it divides my heads, else 1. Not on by default:
+    // 2 chunks gained 1-2% in CUDA graphs on 2xH200 but cost ~10% eagerly for wan-like (the
+    // serving path's forward runs eagerly); 3 and 4 were slower everywhere.
+    ul.K = ul.HL % chunks_req == 0 ? chunks_req : 1;
+    ul.HC = ul.HL / ul.K;
+    ul.seg_qkv = static_cast<std::size_t>(3) * batch * ul.HC * ul.R * padded_head_dim() * sizeof(bf16);
+    ul.seg_o = static_cast<std::size_t>(batch) * ul.R * ul.HC * c.head_dim() * sizeof(bf16);
+    // Chunk j's q/k/v exchange uses [j * deg * seg_qkv, +deg * seg_qkv) of send and recv; its
+    // outputs go out from the same part of send (free again once its q/k/v left) into recv_o.
+    const std::size_t bytes = static_cast<std::size_t>(ul.K) * deg * ul.seg_qkv;
     void* sym = ul.w->symmetric(ul.g.channel());
     if (sym && bytes <= ul.w->options().buffer_bytes) {
       ul.send = static_cast<bf16*>(sym);
@@ -404,9 +443,11 @@ struct gpu_model::impl {
       if (!s2) return s2.err();
       ul.send = *s2;
     }
-    auto r2 = alloc<bf16>(bytes / sizeof(bf16), ul_allocs);
+    const std::size_t bytes_o = static_cast<std::size_t>(ul.K) * deg * ul.seg_o;
+    auto r2 = alloc<bf16>((bytes + bytes_o) / sizeof(bf16), ul_allocs);
     if (!r2) return r2.err();
     ul.recv = *r2;
+    ul.recv_o = *r2 + bytes / sizeof(bf16);
     return {};
   }
   void ulysses_end() {
@@ -419,24 +460,62 @@ struct gpu_model::impl {
   // One block as a Ulysses rank: row-wise stages on my nr rows, all-to-all to [my heads x all
   // tokens], attention (batch B, HL heads, all tokens: per (head, query) the same work as at
   // degree 1), all-to-all back. Buffers sized for all tokens (ensure_buffers(B, N)).
+  // Pipelined over K head chunks: chunk j+1's q/k/v exchange and chunk j-1's output exchange
+  // (stream sc) run while chunk j's attention runs (stream st). Each chunk's attention is the
+  // degree-1 work of its heads, so the bits do not depend on K. Every rank issues the same
+  // exchanges in the same order on the group's channel (q0 q1 o0 q2 o1 .. o(K-1)), all on sc.
   result<void> block_ulysses(int blk, bool rope) {
     const dev_block& W = blocks[static_cast<std::size_t>(blk)];
-    const int H = c.hidden, NH = c.heads, D = c.head_dim(), Dp = padded_head_dim(), HL = ul.HL;
+    const int H = c.hidden, NH = c.heads, D = c.head_dim(), Dp = padded_head_dim(), HL = ul.HL, K = ul.K, HC = ul.HC;
     const int nr = static_cast<int>(ul.nr), R = static_cast<int>(ul.R);
     const std::int64_t M = static_cast<std::int64_t>(B) * nr;
     const bf16* md = mod + static_cast<std::size_t>(blk) * B * 6 * H;
-    const coll::stream_ref sr{st};
+    const cudaStream_t cs_ = K > 1 ? sc : st;  // one chunk: everything on st, as before
+    const coll::stream_ref sr{cs_};
+    const std::size_t cq = static_cast<std::size_t>(ul.deg) * ul.seg_qkv / sizeof(bf16);  // elements per chunk
+    const std::size_t co = static_cast<std::size_t>(ul.deg) * ul.seg_o / sizeof(bf16);
+    const std::size_t ca = static_cast<std::size_t>(B) * HC * n * Dp;  // of q/k/v/o per chunk
     gpu::ln_mod(x, M, H, nr, md, 6 * H, 0, H, hn, st);
     if (auto r = gemm(W.qkv, hn, M, qkv); !r) return r;
-    gpu::ulysses_pack_qkv(qkv, rope ? cs : nullptr, rope ? sn : nullptr, ul.send, B, nr, NH, D, Dp, HL, R, st);
-    GFDIT_DIT_CUDA(cudaGetLastError());
-    if (auto r = ul.w->all_to_all(ul.g, ul.send, ul.recv, ul.seg_qkv, sr); !r) return r;
-    gpu::ulysses_unpack_qkv(ul.recv, q, k, v, B, HL, ul.nt, ul.ni, ul.deg, R, Dp, st);
-    if (auto r = attention_fwd(HL); !r) return r;
-    gpu::ulysses_pack_o(o, ul.send, B, HL, ul.nt, ul.ni, ul.deg, R, D, Dp, st);
-    GFDIT_DIT_CUDA(cudaGetLastError());
-    if (auto r = ul.w->all_to_all(ul.g, ul.send, ul.recv, ul.seg_o, sr); !r) return r;
-    gpu::ulysses_unpack_o(ul.recv, attn, B, nr, NH, HL, D, R, st);
+    // Packing runs on st, chunk by chunk, so chunk j's exchange starts while j+1 packs; sc
+    // then only launches exchanges and unpacks. An exchange kernel wants all its blocks resident
+    // at once, so it is issued on the high-priority sc the moment its input is ready: its blocks
+    // are placed before the attention blocks that become ready at the same time.
+    for (int j = 0; j < K; ++j) {
+      gpu::ulysses_pack_qkv(qkv, rope ? cs : nullptr, rope ? sn : nullptr, ul.send + j * cq, B, nr, NH, D, Dp, HL, R, HC, j, st);
+      GFDIT_DIT_CUDA(cudaGetLastError());
+      GFDIT_DIT_CUDA(cudaEventRecord(ev_p[j], st));
+    }
+    auto exchange_qkv = [&](int j) -> result<void> {
+      GFDIT_DIT_CUDA(cudaStreamWaitEvent(cs_, ev_p[j], 0));
+      if (auto r = ul.w->all_to_all(ul.g, ul.send + j * cq, ul.recv + j * cq, ul.seg_qkv, sr); !r) return r;
+      gpu::ulysses_unpack_qkv(ul.recv + j * cq, q + j * ca, k + j * ca, v + j * ca, B, HC, ul.nt, ul.ni, ul.deg, R, Dp, cs_);
+      GFDIT_DIT_CUDA(cudaEventRecord(ev_q[j], cs_));
+      return {};
+    };
+    auto exchange_o = [&](int j) -> result<void> {
+      GFDIT_DIT_CUDA(cudaStreamWaitEvent(cs_, ev_a[j], 0));
+      if (auto r = ul.w->all_to_all(ul.g, ul.send + j * cq, ul.recv_o + j * co, ul.seg_o, sr); !r) return r;
+      gpu::ulysses_unpack_o(ul.recv_o + j * co, attn, B, nr, NH, HL, D, R, HC, j, cs_);
+      GFDIT_DIT_CUDA(cudaGetLastError());
+      return {};
+    };
+    if (auto r = exchange_qkv(0); !r) return r;
+    for (int j = 0; j < K; ++j) {
+      // Issue order on sc: the next chunk's q/k/v before this chunk's outputs, so they overlap
+      // this chunk's attention.
+      if (j + 1 < K)
+        if (auto r = exchange_qkv(j + 1); !r) return r;
+      GFDIT_DIT_CUDA(cudaStreamWaitEvent(st, ev_q[j], 0));
+      if (auto r = attention_fwd(HC, j * ca); !r) return r;
+      gpu::ulysses_pack_o(o + j * ca, ul.send + j * cq, B, HC, ul.nt, ul.ni, ul.deg, R, D, Dp, st);
+      GFDIT_DIT_CUDA(cudaEventRecord(ev_a[j], st));
+      if (auto r = exchange_o(j); !r) return r;
+    }
+    if (K > 1) {
+      GFDIT_DIT_CUDA(cudaEventRecord(ev_join, sc));
+      GFDIT_DIT_CUDA(cudaStreamWaitEvent(st, ev_join, 0));
+    }
     return after_attention(W, md, M, nr);
   }
 
@@ -510,7 +589,8 @@ struct gpu_model::impl {
     const auto end = cudaStreamEndCapture(st, &g);
     if (!captured) return captured.err();
     GFDIT_DIT_CUDA(end);
-    GFDIT_DIT_CUDA(cudaGraphInstantiate(&ge, g, 0));
+    // Node priorities (copied from the streams at capture): the Ulysses exchanges keep sc's.
+    GFDIT_DIT_CUDA(cudaGraphInstantiate(&ge, g, cudaGraphInstantiateFlagUseNodePriority));
     GFDIT_DIT_CUDA(cudaGraphLaunch(ge, st));
     GFDIT_DIT_CUDA(cudaStreamSynchronize(st));
     for (int i = 0; i < iters; ++i) {
@@ -802,6 +882,14 @@ result<std::vector<float>> gpu_model::forward(const forward_input& in, const sp_
   if (g.world && g.group.self() < 0)
     return make_error(errc::invalid_argument, "dit gpu forward: this rank is not a member of the group");
   return forward_on(*impl_, in, 1, g);
+}
+
+result<void> gpu_model::set_ulysses_chunks(int chunks) {
+  if (chunks < 1 || chunks > impl::max_chunks)
+    return make_error(errc::invalid_argument, "dit gpu set_ulysses_chunks: " + std::to_string(chunks) +
+                                                  " is outside 1 .. " + std::to_string(impl::max_chunks));
+  impl_->chunks_req = chunks;
+  return {};
 }
 
 result<gpu_timing> gpu_model::time_ulysses(int batch, const sp_group& g, bool whole_step, int iters) {

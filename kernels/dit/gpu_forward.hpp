@@ -52,6 +52,11 @@ class gpu_model {
   // it): its token shard of the model's sequence, both all-to-alls, synthetic activations. The
   // members start each timed iteration together (a barrier before the first event).
   result<gpu_timing> time_ulysses(int batch, const sp_group& g, bool whole_step, int iters);
+  // Head chunks of the Ulysses pipeline (forward with a World, time_ulysses): each rank's heads
+  // are split into `chunks` groups whose exchanges overlap the previous group's attention.
+  // Default 1 (no pipeline); a count that does not divide the heads per rank runs as 1. The
+  // output bits do not depend on it. Range 1..8.
+  result<void> set_ulysses_chunks(int chunks);
   // Median time of each stage of one block (eager), in milliseconds, in launch order.
   result<std::vector<std::pair<std::string, double>>> profile_block(int batch, std::int64_t tokens, int iters);
 

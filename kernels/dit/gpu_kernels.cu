@@ -179,18 +179,21 @@ __device__ __forceinline__ void locate(long g, long nt, long ni, int deg, int& j
 }
 
 // qkv [B*nloc, 3, NH, D] (RoPE by local tables cs/sn [nloc, D/2], null: none) ->
-// send[j][part][b][hl][l][Dp] (heads j*HL.., rows padded to R, columns D..Dp zero).
+// send[j][part][b][hc][l][Dp] for head chunk c (heads j*HL + c*HC.., HC of them per member; the
+// whole group of HL when HC == HL), rows padded to R, columns D..Dp zero.
 __global__ void ulysses_pack_qkv_kernel(const bf16* qkv, const float* cs, const float* sn, bf16* send, int B, int nloc,
-                                        int NH, int D, int Dp, int HL, int R) {
-  const long pairs = static_cast<long>(B) * nloc * 3 * NH * (Dp / 2);
-  const long seg = 3L * B * HL * R * Dp;
+                                        int NH, int D, int Dp, int HL, int R, int HC, int c) {
+  const int NC = NH / HL * HC;  // heads of this chunk over all members
+  const long pairs = static_cast<long>(B) * nloc * 3 * NC * (Dp / 2);
+  const long seg = 3L * B * HC * R * Dp;
   for (long i = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x; i < pairs; i += static_cast<long>(gridDim.x) * blockDim.x) {
     const int p = static_cast<int>(i % (Dp / 2));
     long r = i / (Dp / 2);
-    const int h = static_cast<int>(r % NH); r /= NH;
+    const int hh = static_cast<int>(r % NC); r /= NC;
     const int part = static_cast<int>(r % 3); r /= 3;
     const int l = static_cast<int>(r % nloc);
     const int b = static_cast<int>(r / nloc);
+    const int j = hh / HC, hc = hh % HC, h = j * HL + c * HC + hc;
     float a0 = 0, a1 = 0;
     if (2 * p < D) {
       const bf16* src = qkv + ((static_cast<long>(b) * nloc + l) * 3 + part) * NH * D + h * D + 2 * p;
@@ -198,8 +201,7 @@ __global__ void ulysses_pack_qkv_kernel(const bf16* qkv, const float* cs, const 
       a1 = __bfloat162float(src[1]);
       if (cs && part < 2) rotate(a0, a1, cs[static_cast<long>(l) * (D / 2) + p], sn[static_cast<long>(l) * (D / 2) + p]);
     }
-    const int j = h / HL, hl = h % HL;
-    bf16* dst = send + j * seg + (((static_cast<long>(part) * B + b) * HL + hl) * R + l) * Dp + 2 * p;
+    bf16* dst = send + j * seg + (((static_cast<long>(part) * B + b) * HC + hc) * R + l) * Dp + 2 * p;
     dst[0] = __float2bfloat16(a0);
     dst[1] = __float2bfloat16(a1);
   }
@@ -245,19 +247,19 @@ __global__ void ulysses_pack_o_kernel(const uint4* o, uint4* send, int B, int HL
   }
 }
 
-// recv[j][b][l][hl][D] -> y [B*nloc, NH*D] (heads j*HL.. came from member j).
-__global__ void ulysses_unpack_o_kernel(const uint4* recv, uint4* y, int B, int nloc, int NH, int HL, int D, int R) {
-  const int w = D / 8;
-  const long total = static_cast<long>(B) * nloc * NH * w;
-  const long seg = static_cast<long>(B) * R * HL * w;
+// recv[j][b][l][hc][D] -> y [B*nloc, NH*D] columns of head chunk c (heads j*HL + c*HC.. came
+// from member j; HC == HL: all of them).
+__global__ void ulysses_unpack_o_kernel(const uint4* recv, uint4* y, int B, int nloc, int NH, int HL, int D, int R,
+                                        int HC, int c) {
+  const int w = D / 8, NC = NH / HL * HC;
+  const long total = static_cast<long>(B) * nloc * NC * w;
+  const long seg = static_cast<long>(B) * R * HC * w;
   for (long i = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x; i < total; i += static_cast<long>(gridDim.x) * blockDim.x) {
     const int e = static_cast<int>(i % w);
     long r = i / w;
-    const int h = static_cast<int>(r % NH); r /= NH;
-    const long l = r % nloc;
-    const int b = static_cast<int>(r / nloc);
-    const int j = h / HL, hl = h % HL;
-    y[i] = recv[j * seg + ((static_cast<long>(b) * R + l) * HL + hl) * w + e];
+    const int hh = static_cast<int>(r % NC); r /= NC;
+    const int j = hh / HC, hc = hh % HC, h = j * HL + c * HC + hc;
+    y[r * NH * w + h * w + e] = recv[j * seg + ((r / nloc * R + r % nloc) * HC + hc) * w + e];
   }
 }
 
@@ -305,9 +307,9 @@ void naive_attention(const bf16* q, const bf16* k, const bf16* v, bf16* o, int B
   naive_attention_kernel<<<grid, 128, 2 * D * sizeof(float), st>>>(q, k, v, o, n, D, 1.0f / sqrtf(static_cast<float>(D)));
 }
 void ulysses_pack_qkv(const bf16* qkv, const float* cs, const float* sn, bf16* send, int B, int nloc, int NH, int D,
-                      int Dp, int HL, int R, cudaStream_t st) {
-  const long pairs = static_cast<long>(B) * nloc * 3 * NH * (Dp / 2);
-  ulysses_pack_qkv_kernel<<<grid_for(pairs), 256, 0, st>>>(qkv, cs, sn, send, B, nloc, NH, D, Dp, HL, R);
+                      int Dp, int HL, int R, int HC, int c, cudaStream_t st) {
+  const long pairs = static_cast<long>(B) * nloc * 3 * (NH / HL * HC) * (Dp / 2);
+  ulysses_pack_qkv_kernel<<<grid_for(pairs), 256, 0, st>>>(qkv, cs, sn, send, B, nloc, NH, D, Dp, HL, R, HC, c);
 }
 void ulysses_unpack_qkv(const bf16* recv, bf16* q, bf16* k, bf16* v, int B, int HL, long nt, long ni, int deg, int R,
                         int Dp, cudaStream_t st) {
@@ -320,9 +322,10 @@ void ulysses_pack_o(const bf16* o, bf16* send, int B, int HL, long nt, long ni, 
   ulysses_pack_o_kernel<<<grid_for(static_cast<long>(B) * HL * (nt + ni) * (D / 8)), 256, 0, st>>>(
       reinterpret_cast<const uint4*>(o), reinterpret_cast<uint4*>(send), B, HL, nt, ni, deg, R, D, Dp);
 }
-void ulysses_unpack_o(const bf16* recv, bf16* y, int B, int nloc, int NH, int HL, int D, int R, cudaStream_t st) {
-  ulysses_unpack_o_kernel<<<grid_for(static_cast<long>(B) * nloc * NH * (D / 8)), 256, 0, st>>>(
-      reinterpret_cast<const uint4*>(recv), reinterpret_cast<uint4*>(y), B, nloc, NH, HL, D, R);
+void ulysses_unpack_o(const bf16* recv, bf16* y, int B, int nloc, int NH, int HL, int D, int R, int HC, int c,
+                      cudaStream_t st) {
+  ulysses_unpack_o_kernel<<<grid_for(static_cast<long>(B) * nloc * (NH / HL * HC) * (D / 8)), 256, 0, st>>>(
+      reinterpret_cast<const uint4*>(recv), reinterpret_cast<uint4*>(y), B, nloc, NH, HL, D, R, HC, c);
 }
 void generate(bf16* w, long count, unsigned long long stream, float scale, cudaStream_t st) {
   generate_kernel<<<grid_for(count), 256, 0, st>>>(w, count, stream, scale);

@@ -26,18 +26,21 @@ void assemble(float* x, const bf16* txt, const bf16* img, const float* pos, int 
 void naive_attention(const bf16* q, const bf16* k, const bf16* v, bf16* o, int BH, int n, int D, cudaStream_t st);
 // Ulysses (parallel.hpp): a rank's local rows are its text shard then its image shard; segments
 // of the all-to-all are padded to R rows (the largest shard) so every peer gets equal bytes.
-// qkv [B*nloc, 3, NH, D] -> send[j][3][B][HL][R][Dp]: RoPE by local tables [nloc, D/2] (null:
-// none), heads j*HL.. to member j, columns D..Dp zero.
+// qkv [B*nloc, 3, NH, D] -> send[j][3][B][HC][R][Dp]: RoPE by local tables [nloc, D/2] (null:
+// none), heads j*HL + c*HC.. (head chunk c of member j's HL; HC == HL, c == 0: all) to member j,
+// columns D..Dp zero.
 void ulysses_pack_qkv(const bf16* qkv, const float* cs, const float* sn, bf16* send, int B, int nloc, int NH, int D,
-                      int Dp, int HL, int R, cudaStream_t st);
+                      int Dp, int HL, int R, int HC, int c, cudaStream_t st);
 // recv[j][3][B][HL][R][Dp] (member j's rows) -> q, k, v [B, HL, nt+ni, Dp] in global token order.
 void ulysses_unpack_qkv(const bf16* recv, bf16* q, bf16* k, bf16* v, int B, int HL, long nt, long ni, int deg, int R,
                         int Dp, cudaStream_t st);
 // o [B, HL, nt+ni, Dp] -> send[j][B][R][HL][D]: member j's rows of my heads. D % 8 == 0.
 void ulysses_pack_o(const bf16* o, bf16* send, int B, int HL, long nt, long ni, int deg, int R, int D, int Dp,
                     cudaStream_t st);
-// recv[j][B][R][HL][D] -> y [B*nloc, NH*D] (what merge_heads gives at degree 1).
-void ulysses_unpack_o(const bf16* recv, bf16* y, int B, int nloc, int NH, int HL, int D, int R, cudaStream_t st);
+// recv[j][B][R][HC][D] -> the columns of heads j*HL + c*HC.. of y [B*nloc, NH*D] (all chunks:
+// what merge_heads gives at degree 1).
+void ulysses_unpack_o(const bf16* recv, bf16* y, int B, int nloc, int NH, int HL, int D, int R, int HC, int c,
+                      cudaStream_t st);
 void generate(bf16* w, long count, unsigned long long stream, float scale, cudaStream_t st);
 
 }  // namespace gfdit::dit::gpu
