@@ -260,11 +260,11 @@ std::optional<msg::task_done> cpu_backend::run(const msg::task_assign& t) {
   d.reshard_us = std::max<std::int64_t>(0, reshard_us);
   d.compute_us = std::max<std::int64_t>(0, d.end_us - d.start_us - d.reshard_us);
   if (t.members.empty() || t.members.front() != cfg_.rank) return std::nullopt;
-  if (!cfg_.task_log.empty()) log_task(t, d.ok);
+  if (!cfg_.task_log.empty()) log_task(t, d.ok, d.end_us - d.start_us);
   return d;
 }
 
-void cpu_backend::log_task(const msg::task_assign& t, bool ok) const {
+void cpu_backend::log_task(const msg::task_assign& t, bool ok, std::int64_t us) const {
   std::string line = "request=";
   for (const std::string& part : {std::to_string(t.request_id), std::string(" task="), std::to_string(t.task_id),
                                   std::string(" stage="), t.stage, std::string(" steps="), std::to_string(t.step_begin),
@@ -276,7 +276,8 @@ void cpu_backend::log_task(const msg::task_assign& t, bool ok) const {
   }
   line += " input=";
   line += t.input.layout;
-  line += ok ? " ok=1\n" : " ok=0\n";
+  line += ok ? " ok=1" : " ok=0";
+  line += " us=" + std::to_string(us) + "\n";
   // One write with O_APPEND: lines of the graph's workers interleave whole.
   const int fd = ::open(cfg_.task_log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd < 0) return;

@@ -108,7 +108,7 @@ class cpu_backend {
   // My part of the request as the artifact describes it, or null when I do not hold one.
   const held* find(const msg::artifact& a) const;
   result<std::uint64_t> execute(const msg::task_assign& t, std::int64_t& reshard_us);
-  void log_task(const msg::task_assign& t, bool ok) const;
+  void log_task(const msg::task_assign& t, bool ok, std::int64_t us) const;  // us: the task's duration
   result<void> write_checkpoint(std::uint64_t request_id, std::int32_t steps, const coll::Group& g,
                                 std::span<const float> shard) const;
   std::filesystem::path checkpoint_dir() const;

@@ -1,8 +1,9 @@
 // The worker shell: one per GPU. It says hello and beats on topic "workers", runs the tasks
 // assigned to it on its backend, and the group's first member reports TaskDone to the
 // scheduler. The `sim` backend waits the cost model's time (compressed by `speedup`); the `cpu`
-// backend computes the DiT for real (cpu_backend.hpp), blocking the handler while it runs, so
-// it wants one worker actor per process.
+// backend computes the DiT for real (cpu_backend.hpp) on a thread of its own (serial_executor:
+// tasks, reshards and forgets in arrival order), so the worker keeps beating while a task runs;
+// its reports come back through the actor's waker.
 //
 // The cpu backend joins its World (rendezvous: bus, the default) through the world hub in the
 // membership actor, after activation (only then is the graph wired): a world_joiner thread
@@ -10,12 +11,14 @@
 // WorldJoin/WorldBlobs messages. The worker says hello (so the scheduler uses it) only once it
 // is in the World. `rendezvous: file` joins through files in world_dir at configure instead.
 #include <deque>
+#include <mutex>
 
 #include "actors/runtime/registry.hpp"
 #include "actors/serving_graph/model_time.hpp"
 #include "actors/serving_graph/shell_params.hpp"
 #include "actors/worker/cpu_backend.hpp"
 #include "actors/worker/sim_backend.hpp"
+#include "actors/worker/serial_executor.hpp"
 #include "actors/worker/world_joiner.hpp"
 #include "messages/membership.hpp"
 #include "messages/system.hpp"
@@ -88,7 +91,10 @@ class worker_actor : public actor {
     return {};
   }
 
-  void on_shutdown(context&) override { joiner_.reset(); }  // cancels a join in progress
+  void on_shutdown(context&) override {
+    joiner_.reset();    // cancels a join in progress
+    executor_.reset();  // finishes the running task, drops the queued ones
+  }
 
  private:
   void announce(context& ctx) {
@@ -172,6 +178,10 @@ class worker_actor : public actor {
         ctx.log().warn("a message to '{}' was not delivered: {}", f ? f->destination : "?", err.what);
       });
     }
+    // The backend's work runs on the executor's thread, in arrival order; this thread keeps
+    // beating and sends the reports the executor leaves in the outbox.
+    wake_ = ctx.waker([this, &ctx] { send_reports(ctx); });
+    executor_ = std::make_unique<serial_executor>();
     ctx.on<msg::task_assign>([this, &ctx](const msg::task_assign& t, const envelope&) {
       if (defer([this, &ctx, t] { run_task(ctx, t); })) return;
       run_task(ctx, t);
@@ -181,21 +191,41 @@ class worker_actor : public actor {
       reshard(ctx, m);
     });
     ctx.subscribe<msg::request_done>(names::done_topic, [this](const msg::request_done& d, const envelope&) {
-      if (cpu_) cpu_->forget(d.request_id);  // before the World is up nothing is held
+      if (cpu_) executor_->post([this, id = d.request_id] { cpu_->forget(id); });  // before the World is up nothing is held
     });
     return {};
   }
 
   void run_task(context& ctx, const msg::task_assign& t) {
-    auto report = cpu_->run(t);
-    if (!report) return;
-    if (!report->ok) ctx.log().warn("task {} of request {} failed: {}", t.task_id, t.request_id, report->error);
-    if (auto r = ctx.send(names::scheduler, *report); !r) ctx.log().error("{}", r.err().what);
+    auto& log = ctx.log();  // spdlog loggers are thread-safe
+    executor_->post([this, &log, t] {
+      auto report = cpu_->run(t);
+      if (!report) return;
+      if (!report->ok) log.warn("task {} of request {} failed: {}", t.task_id, t.request_id, report->error);
+      {
+        std::lock_guard lock(outbox_mu_);
+        outbox_.push_back(std::move(*report));
+      }
+      wake_();
+    });
   }
 
   void reshard(context& ctx, const msg::reshard& m) {
-    // A failure here surfaces as the task's failure on the new group (its collective times out).
-    if (auto r = cpu_->on_reshard(m); !r) ctx.log().warn("reshard of request {}: {}", m.request_id, r.err().what);
+    auto& log = ctx.log();
+    executor_->post([this, &log, m] {
+      // A failure here surfaces as the task's failure on the new group (its collective times out).
+      if (auto r = cpu_->on_reshard(m); !r) log.warn("reshard of request {}: {}", m.request_id, r.err().what);
+    });
+  }
+
+  void send_reports(context& ctx) {
+    std::deque<msg::task_done> out;
+    {
+      std::lock_guard lock(outbox_mu_);
+      out.swap(outbox_);
+    }
+    for (const auto& report : out)
+      if (auto r = ctx.send(names::scheduler, report); !r) ctx.log().error("{}", r.err().what);
   }
 
   std::shared_ptr<const cost_model> costs_;
@@ -206,6 +236,10 @@ class worker_actor : public actor {
   std::unique_ptr<cpu_backend> joined_;  // set by the joiner's thread, taken once it has finished
   std::deque<std::function<void()>> deferred_;
   std::unique_ptr<world_joiner> joiner_;  // after joined_: its thread is stopped first
+  std::function<void()> wake_;
+  std::mutex outbox_mu_;
+  std::deque<msg::task_done> outbox_;             // outbox_mu_: reports for send_reports()
+  std::unique_ptr<serial_executor> executor_;     // last: stopped before what its jobs use
   std::string backend_name_ = "sim";
   std::int32_t id_ = 0;
   std::uint64_t beats_ = 0;

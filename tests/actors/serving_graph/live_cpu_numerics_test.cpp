@@ -52,18 +52,17 @@ struct cpu_graph {
   // rendezvous: how the workers set up their World, "bus" (through the membership actor, the
   // default) or "file" (through files in world_dir).
   explicit cpu_graph(const std::string& policy, int collective_timeout_ms = 20000, int heartbeat_timeout_ms = 20000,
-                     const std::string& rendezvous = "bus") {
+                     const std::string& rendezvous = "bus", int heartbeat_ms = 200, int chunk_steps = 2) {
     control = std::make_unique<child_process>(std::vector<std::string>{
         GFDIT_SERVING_NODE, "--name", "control", "--bind", control_ep,
         "--actor", "gfdit.admission", "admission", nlohmann::json{{"gpus", workers}}.dump(),
-        "--actor", "gfdit.scheduler", "scheduler", nlohmann::json{{"policy", policy}, {"chunk_steps", 2}}.dump(),
-        // Tasks block a worker's handler (its heartbeats wait): allow for a slow, shared CI core.
+        "--actor", "gfdit.scheduler", "scheduler", nlohmann::json{{"policy", policy}, {"chunk_steps", chunk_steps}}.dump(),
         "--actor", "gfdit.membership", "membership", nlohmann::json{{"heartbeat_timeout_ms", heartbeat_timeout_ms}}.dump()});
     for (int w = 0; w < workers; ++w) {
       const nlohmann::json params = {{"id", w},          {"backend", "cpu"},      {"world_dir", world_dir},
                                      {"world_size", workers}, {"weight_seed", weight_seed},
                                      {"collective_timeout_ms", collective_timeout_ms}, {"task_log", task_log},
-                                     {"rendezvous", rendezvous}};
+                                     {"rendezvous", rendezvous}, {"heartbeat_ms", heartbeat_ms}};
       worker_procs.push_back(std::make_unique<child_process>(std::vector<std::string>{
           GFDIT_SERVING_NODE, "--name", "w" + std::to_string(w), "--bind", testing::unique_ipc("w"),
           "--peer", "control=" + control_ep, "--actor", "gfdit.worker", "worker-" + std::to_string(w),
@@ -81,7 +80,7 @@ struct cpu_graph {
   std::map<std::uint64_t, std::vector<int>> denoise_degrees() const {
     std::map<std::uint64_t, std::map<int, int>> by_step;  // request -> step_begin -> degree
     std::ifstream in(task_log);
-    const std::regex re(R"(request=(\d+) task=\d+ stage=denoise steps=(\d+)-\d+ members=([\d,]+) input=\w+ ok=1)");
+    const std::regex re(R"(request=(\d+) task=\d+ stage=denoise steps=(\d+)-\d+ members=([\d,]+) input=\w+ ok=1 us=\d+)");
     for (std::string line; std::getline(in, line);) {
       std::smatch m;
       if (!std::regex_match(line, m, re)) continue;
@@ -110,7 +109,7 @@ struct served {
 
 // `meanwhile` runs on a thread of its own while the graph serves; it sees the RequestDones so far.
 using done_log = testing::collector<msg::request_done>;
-served serve(cpu_graph& g, std::function<void(done_log&)> meanwhile = {}) {
+served serve(cpu_graph& g, std::function<void(done_log&)> meanwhile = {}, const std::string& workload = workload_path) {
   served out;
   auto n = node::create({.name = "client", .peers = {{"control", g.control_ep}}, .peer_timeout = 20s});
   EXPECT_TRUE(n);
@@ -121,7 +120,7 @@ served serve(cpu_graph& g, std::function<void(done_log&)> meanwhile = {}) {
   })));
   testing::collector<sim::run_metrics> metrics;
   load_client_options opt;
-  opt.workload = workload_path;
+  opt.workload = workload;
   opt.gpus = workers;
   opt.speedup = 1;
   opt.max_wall_s = 50;
@@ -132,7 +131,7 @@ served serve(cpu_graph& g, std::function<void(done_log&)> meanwhile = {}) {
   if (meanwhile) side = std::thread([&] { meanwhile(dones); });
   EXPECT_TRUE(metrics.wait_for(1, 60s));
   if (side.joinable()) side.join();
-  auto w = sim::load_workload(workload_path);
+  auto w = sim::load_workload(workload);
   EXPECT_TRUE(w);
   // The client may finish a moment before the observer sees the last RequestDone.
   EXPECT_TRUE(dones.wait_for(static_cast<std::size_t>(w ? w->requests : 0), 5s));
@@ -250,6 +249,37 @@ TEST(live_cpu_numerics, a_killed_worker_costs_retries_but_no_request_and_no_bit)
   int retries = 0;
   for (const auto& [tag, d] : s.done) retries += d.retries;
   std::printf("tasks retried after the kill: %d, tasks run from a checkpoint: %d\n", retries, restored_tasks(g));
+}
+
+// Tasks longer than membership's heartbeat timeout: the worker computes on its executor thread
+// and keeps beating, so no worker is declared dead and no task is re-run.
+TEST(live_cpu_numerics, workers_keep_beating_while_a_task_outlasts_the_heartbeat_timeout) {
+  const std::string wl = unique_dir("wl") + ".yaml";
+  std::ofstream(wl) << "name: cpu-long\n"
+                       "description: the largest tiny-DiT image, 32 steps with CFG in one chunk\n"
+                       "seed: 5\nrequests: 2\nchunk_steps: 32\n"
+                       "classes:\n"
+                       "  - {name: big, model: dit-tiny, width: 256, height: 256, steps: 32, guidance: 4.0, slo_multiple: 100, weight: 1}\n"
+                       "arrivals:\n  process: poisson\n  rate_per_s: 16\n";
+  constexpr int timeout_ms = 1000;
+  cpu_graph g("static:1", 20000, timeout_ms, "bus", /*heartbeat_ms=*/50, /*chunk_steps=*/32);
+  const auto s = serve(g, {}, wl);
+  fs::remove(wl);
+  EXPECT_EQ(s.metrics.done, 2);
+  EXPECT_EQ(s.metrics.failed, 0);
+  EXPECT_EQ(s.metrics.worker_deaths, 0);
+  for (const auto& [tag, d] : s.done) EXPECT_EQ(d.retries, 0) << tag;
+  // The test means something only if a task really outlasted the timeout (model clock = wall
+  // clock at speedup 1).
+  std::int64_t longest_us = 0;
+  std::ifstream in(g.task_log);
+  const std::regex us(R"( us=(\d+)$)");
+  for (std::string line; std::getline(in, line);) {
+    std::smatch m;
+    if (std::regex_search(line, m, us)) longest_us = std::max<std::int64_t>(longest_us, std::stoll(m[1]));
+  }
+  std::printf("longest task: %.0f ms (heartbeat timeout %d ms)\n", longest_us / 1000.0, timeout_ms);
+  EXPECT_GT(longest_us, 2 * timeout_ms * 1000) << "the tasks are too short to show anything: make them larger";
 }
 
 }  // namespace
