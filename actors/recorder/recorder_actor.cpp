@@ -3,8 +3,6 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "actors/recorder/handled_marker.hpp"
 #include "actors/recorder/recorder_stats.hpp"
@@ -12,6 +10,7 @@
 #include "actors/recorder/recording_queue.hpp"
 #include "actors/runtime/context.hpp"
 #include "actors/runtime/registry.hpp"
+#include "common/text.hpp"
 #include "messages/catalog.hpp"
 #include "messages/system.hpp"
 
@@ -68,11 +67,9 @@ class recorder_actor final : public actor, public tap_sink {
     std::string launch = p.get<std::string>("launch_text");
     const auto file = p.get<std::string>("launch_file");
     if (!file.empty()) {
-      std::ifstream in(file);
-      if (!in) return make_error(errc::io, "launch_file '" + file + "' cannot be read");
-      std::stringstream ss;
-      ss << in.rdbuf();
-      launch = ss.str();
+      auto text = read_text(file);
+      if (!text) return make_error(errc::io, "launch_file '" + file + "' cannot be read");
+      launch = std::move(*text);
     }
     source_ = p.get<std::string>("source");
     auto h = bag::header::current(launch);

@@ -18,6 +18,7 @@
 #include <sstream>
 
 #include "actors/recorder/bag_reader.hpp"
+#include "common/text.hpp"
 #include "launch/lib/control.hpp"
 #include "launch/lib/launch_file.hpp"
 #include "messages/catalog.hpp"
@@ -30,20 +31,6 @@ using steady = std::chrono::steady_clock;
 int fail(const std::string& what) {
   std::fprintf(stderr, "error: %s\n", what.c_str());
   return 2;
-}
-
-std::string join(const std::vector<std::string>& v, const char* sep = ", ") {
-  std::string out;
-  for (const auto& s : v) out += (out.empty() ? "" : sep) + s;
-  return out;
-}
-
-std::optional<std::string> read_text(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return std::nullopt;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 // The `gfdit` executable: it runs the graph's nodes, which need every built-in actor type.

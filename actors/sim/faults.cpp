@@ -1,9 +1,10 @@
 #include "actors/sim/faults.hpp"
 
-#include <fstream>
 #include <sstream>
 
 #include <yaml-cpp/yaml.h>
+
+#include "common/text.hpp"
 
 namespace gfdit::sim {
 
@@ -30,11 +31,9 @@ result<faults> parse_faults(const std::string& spec) {
   faults f;
   try {
     if (ends_with(spec, ".yaml") || ends_with(spec, ".yml") || ends_with(spec, ".json")) {
-      std::ifstream in(spec);
-      if (!in) return make_error(errc::not_found, "cannot open faults file " + spec);
-      std::stringstream ss;
-      ss << in.rdbuf();
-      YAML::Node n = YAML::Load(ss.str());
+      const auto text = read_text(spec);
+      if (!text) return make_error(errc::not_found, "cannot open faults file " + spec);
+      YAML::Node n = YAML::Load(*text);
       for (const auto& d : n["deaths"]) {
         worker_death wd;
         wd.worker = d["worker"].as<std::int32_t>();

@@ -11,6 +11,7 @@
 #include "actors/scheduler/policy.hpp"
 #include "actors/sim/simulator.hpp"
 #include "actors/sim/sweep.hpp"
+#include "common/text.hpp"
 
 namespace gfdit::sim {
 
@@ -48,14 +49,12 @@ int sim_main(int argc, char** argv) {
 
   cost_model costs = cost_model::stock();
   if (!profiles.empty()) {
-    std::ifstream in(profiles);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    if (!in) {
+    const auto text = read_text(profiles);
+    if (!text) {
       std::cerr << "gfdit sim: cannot read " << profiles << "\n";
       return 1;
     }
-    if (auto r = costs.merge_yaml(ss.str()); !r) {
+    if (auto r = costs.merge_yaml(*text); !r) {
       std::cerr << "gfdit sim: " << r.err().what << "\n";
       return 1;
     }

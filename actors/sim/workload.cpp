@@ -1,12 +1,11 @@
 #include "actors/sim/workload.hpp"
 
 #include <cmath>
-#include <fstream>
-#include <sstream>
 
 #include <yaml-cpp/yaml.h>
 
 #include "common/hash.hpp"
+#include "common/text.hpp"
 
 namespace gfdit::sim {
 
@@ -94,11 +93,9 @@ result<workload> parse_workload(const std::string& text) {
 }
 
 result<workload> load_workload(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return make_error(errc::not_found, "cannot open workload " + path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  auto w = parse_workload(ss.str());
+  const auto text = read_text(path);
+  if (!text) return make_error(errc::not_found, "cannot open workload " + path);
+  auto w = parse_workload(*text);
   if (!w) return make_error(w.err().code, path + ": " + w.err().what);
   return w;
 }

@@ -2,10 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
-#include <sstream>
 
 #include <yaml-cpp/yaml.h>
+
+#include "common/text.hpp"
 
 namespace gfdit {
 
@@ -110,11 +110,9 @@ result<cost_model> cost_model::from_yaml(std::string_view text) {
 }
 
 result<cost_model> cost_model::from_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return make_error(errc::not_found, "cannot open profile " + path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return from_yaml(ss.str());
+  const auto text = read_text(path);
+  if (!text) return make_error(errc::not_found, "cannot open profile " + path);
+  return from_yaml(*text);
 }
 
 const cost_model& cost_model::stock() {

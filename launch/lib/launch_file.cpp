@@ -15,6 +15,7 @@
 
 #include "actors/runtime/plugin_loader.hpp"
 #include "actors/runtime/registry.hpp"
+#include "common/text.hpp"
 #include "launch/lib/probe.hpp"
 
 namespace gfdit::launch {
@@ -49,12 +50,6 @@ std::string display_path(const fs::path& abs) {
 bool valid_name(const std::string& s) {
   static const std::regex re("[A-Za-z0-9_][A-Za-z0-9_.\\-]*");
   return std::regex_match(s, re);
-}
-
-std::string join(const std::vector<std::string>& v, const char* sep = ", ") {
-  std::string out;
-  for (const auto& s : v) out += (out.empty() ? "" : sep) + s;
-  return out;
 }
 
 // YAML 1.2 core schema for plain scalars; quoted scalars are always strings.
