@@ -5,9 +5,10 @@
 namespace gfdit {
 namespace {
 
-std::string where(const msg::world_join& m) {
-  return "world '" + m.world + "' round " + std::to_string(m.round);
+std::string where(const std::string& world, std::uint32_t round) {
+  return "world '" + world + "' round " + std::to_string(round);
 }
+std::string where(const msg::world_join& m) { return where(m.world, m.round); }
 
 msg::world_blobs failure(const msg::world_join& m, std::string error) {
   return msg::world_blobs{m.world, m.round, {}, std::move(error), false};
@@ -95,10 +96,9 @@ std::vector<world_hub_reply> world_hub::on_tick(std::int64_t now_us) {
           missing += (missing.empty() ? "" : ", ") + std::to_string(rank);
         }
       fail(it->first, r,
-           "world '" + it->first.first + "' round " + std::to_string(it->first.second) +
-               ": timed out after " + std::to_string((now_us - r.opened_us) / 1000) +
-               " ms with " + std::to_string(r.ranks.size()) + " of " + std::to_string(r.size) +
-               " ranks joined; missing rank(s) " + missing,
+           where(it->first.first, it->first.second) + ": timed out after " +
+               std::to_string((now_us - r.opened_us) / 1000) + " ms with " + std::to_string(r.ranks.size()) +
+               " of " + std::to_string(r.size) + " ranks joined; missing rank(s) " + missing,
            true, out);
     }
     it = rounds_.erase(it);

@@ -230,8 +230,8 @@ bool actor_context::handle_system(const envelope& env) {
 }
 
 void actor_context::dispatch(const envelope_ptr& ptr) {
-  router_->handled(name_, ptr);
-  const envelope& env = *ptr;  // the order this actor handles its messages in (replay)
+  router_->handled(name_, ptr);  // the order this actor handles its messages in (replay)
+  const envelope& env = *ptr;
   current_ = &env;
   switch (env.kind) {
     case route::reply:

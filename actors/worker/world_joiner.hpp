@@ -8,7 +8,6 @@
 // on_activate.
 #include <atomic>
 #include <functional>
-#include <memory>
 #include <optional>
 #include <string>
 #include <thread>
@@ -33,7 +32,7 @@ class world_joiner {
   // On each wake: sends a waiting join; the job's result once it has finished (the thread is
   // joined then; later calls return it again).
   std::optional<result<void>> poll(context& ctx);
-  void deliver(const msg::world_blobs& m) { rv_->deliver(m); }
+  void deliver(const msg::world_blobs& m) { rv_.deliver(m); }
   // A directed message of ours was not delivered: if it was a join, its round fails.
   void on_delivery_failure(const error& e, std::uint32_t type_id);
 
@@ -41,7 +40,7 @@ class world_joiner {
 
  private:
   std::string hub_;
-  std::shared_ptr<bus_rendezvous> rv_;
+  bus_rendezvous rv_;
   std::optional<result<void>> result_;  // written by the thread before done_
   std::atomic<bool> done_{false};
   bool joined_ = false;

@@ -86,12 +86,12 @@ struct gpu_model::impl {
     coll::Group g;
     int deg = 1, HL = 0;
     int K = 1, HC = 0;  // head chunks of the pipeline and heads per chunk (HL = K * HC)
-    std::int64_t nt = 0, ni = 0, tb = 0, tc = 0, ib = 0, ic = 0, nr = 0, R = 0;
+    std::int64_t nt = 0, ni = 0, nr = 0, R = 0;  // text, image tokens; my rows; the largest member's
     bf16 *send = nullptr, *recv = nullptr, *recv_o = nullptr;
     std::size_t seg_qkv = 0, seg_o = 0;  // bytes per peer and chunk of the two exchanges
   } ul;
   std::vector<void*> ul_allocs;
-  // Chunks asked for (0: automatic) and what overlaps them: the exchanges run on `sc` (higher
+  // Chunks asked for (1: no pipeline) and what overlaps them: the exchanges run on `sc` (higher
   // priority, so its blocks are placed before queued attention blocks), forked from and joined
   // back to `st` by events every block, so the whole block stays one capturable stream.
   static constexpr int max_chunks = 8;
@@ -421,9 +421,7 @@ struct gpu_model::impl {
     ul.HL = c.heads / deg;
     ul.nt = nt;
     ul.ni = ni;
-    const auto ts = token_shard(nt, deg, me), is = token_shard(ni, deg, me);
-    ul.tb = ts.begin; ul.tc = ts.count; ul.ib = is.begin; ul.ic = is.count;
-    ul.nr = ul.tc + ul.ic;
+    ul.nr = token_shard(nt, deg, me).count + token_shard(ni, deg, me).count;
     ul.R = token_shard(nt, deg, 0).count + token_shard(ni, deg, 0).count;
     // Head chunks: the requested count when it divides my heads, else 1. Not on by default:
     // 2 chunks gained 1-2% in CUDA graphs on 2xH200 but cost ~10% eagerly for wan-like (the

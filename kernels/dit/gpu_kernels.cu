@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "kernels/collectives/types.hpp"
+
 namespace gfdit::dit::gpu {
 
 namespace {
@@ -165,17 +167,14 @@ __global__ void naive_attention_kernel(const bf16* q, const bf16* k, const bf16*
 }
 
 // Ulysses layouts. A rank's local rows are its text shard, then its image shard (token_shard of
-// each); member j of `deg` holds global text tokens [sb(nt, j), ..) and image tokens nt + [sb(ni, j), ..).
-__device__ __forceinline__ long sb(long tokens, int deg, int j) {
-  const long q = tokens / deg, r = tokens % deg;
-  return j * q + (j < r ? j : r);
-}
+// each); member j of `deg` holds global text tokens [shard_begin(nt, j), ..) and image tokens
+// nt + [shard_begin(ni, j), ..) (the collectives' balanced split, constexpr: callable here).
 // Owner and local row of global token g.
 __device__ __forceinline__ void locate(long g, long nt, long ni, int deg, int& j, long& l) {
   const bool txt = g < nt;
   const long t = txt ? nt : ni, i = txt ? g : g - nt, q = t / deg, r = t % deg;
   j = static_cast<int>(i < r * (q + 1) ? i / (q + 1) : r + (i - r * (q + 1)) / q);
-  l = i - sb(t, deg, j) + (txt ? 0 : sb(nt, deg, j + 1) - sb(nt, deg, j));
+  l = i - coll::shard_begin(t, deg, j) + (txt ? 0 : coll::shard_rows(nt, deg, j));
 }
 
 // qkv [B*nloc, 3, NH, D] (RoPE by local tables cs/sn [nloc, D/2], null: none) ->

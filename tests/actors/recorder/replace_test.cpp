@@ -62,6 +62,16 @@ std::vector<envelope> of(const std::vector<envelope>& all, const std::string& se
 }
 
 // Position in the bag of each ping (by count) and each pong (by count).
+// A player's outputs are the recording, envelope for envelope: sender, seq, stamps, destination,
+// trace, payload.
+void expect_played_verbatim(const std::vector<envelope>& recorded, const std::vector<envelope>& replayed,
+                            const std::string& sender) {
+  const auto rec = of(recorded, sender), rep = of(replayed, sender);
+  ASSERT_EQ(rep.size(), rec.size()) << sender;
+  for (std::size_t i = 0; i < rec.size(); ++i)
+    EXPECT_EQ(encode_envelope(rep[i]), encode_envelope(rec[i])) << sender << " output " << i;
+}
+
 std::map<std::uint64_t, std::size_t> positions(const std::vector<envelope>& all, const std::string& topic) {
   std::map<std::uint64_t, std::size_t> out;
   for (std::size_t i = 0; i < all.size(); ++i) {
@@ -119,12 +129,7 @@ TEST_F(Replace, RealPingerAmongARecordedPonger) {
   EXPECT_NE(out.find("player ponger: played 30"), std::string::npos) << out;
 
   const auto replayed = read_all(work + "/replay.bag");
-  // What the player sent is the recording, envelope for envelope: sender, seq, stamps,
-  // destination, trace, payload.
-  const auto rec_pongs = of(recorded_, "ponger"), rep_pongs = of(replayed, "ponger");
-  ASSERT_EQ(rep_pongs.size(), rec_pongs.size());
-  for (std::size_t i = 0; i < rec_pongs.size(); ++i)
-    EXPECT_EQ(encode_envelope(rep_pongs[i]), encode_envelope(rec_pongs[i])) << "pong " << i;
+  expect_played_verbatim(recorded_, replayed, "ponger");
   // The real pinger sent what it sent in the recording (seq and payload; stamps are today's).
   const auto rec_pings = of(recorded_, "pinger"), rep_pings = of(replayed, "pinger");
   ASSERT_EQ(rep_pings.size(), rec_pings.size());
@@ -151,10 +156,7 @@ TEST_F(Replace, RealPongerAmongARecordedPinger) {
 
   const auto replayed = read_all(work + "/replay.bag");
   // The real ponger received the recorded pings, bit for bit...
-  const auto rec_pings = of(recorded_, "pinger"), rep_pings = of(replayed, "pinger");
-  ASSERT_EQ(rep_pings.size(), rec_pings.size());
-  for (std::size_t i = 0; i < rec_pings.size(); ++i)
-    EXPECT_EQ(encode_envelope(rep_pings[i]), encode_envelope(rec_pings[i])) << "ping " << i;
+  expect_played_verbatim(recorded_, replayed, "pinger");
   // ...and answered each as it did in the recording, continuing the recorded trace.
   const auto rec_pongs = of(recorded_, "ponger"), rep_pongs = of(replayed, "ponger");
   ASSERT_EQ(rep_pongs.size(), rec_pongs.size());
