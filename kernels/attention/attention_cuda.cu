@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "kernels/attention/attention.hpp"
+#include "kernels/attention/wgmma.cuh"
 
 #define GFDIT_ATTN_CUDA_TRY(expr)                                                          \
   do {                                                                                     \
@@ -394,6 +395,62 @@ struct bwd_params {
   int sched;
 };
 
+// One backward item: KV tile n of head h of sequence b. Items are numbered head-major within a
+// sequence; spt hands a head's KV tiles out high n first.
+struct bwd_item {
+  int len, mt, nt, n;
+  int F, A, j;  // shift: this head's part of the wave of G items (first, count, n's index in it)
+  std::int64_t row0, lbase;
+  int* sems;    // the head's Q-tile semaphores
+};
+
+__device__ __forceinline__ bwd_item bwd_decode(const bwd_params& P, int item, int G, schedule sched) {
+  int b = 0;
+  while (b + 1 < P.batch && P.batches[b + 1].item_start <= item) ++b;
+  const bwd_batch bt = P.batches[b];
+  bwd_item it;
+  it.len = bt.len;
+  it.mt = (it.len + kBwdM - 1) / kBwdM;
+  it.nt = (it.len + kBwdN - 1) / kBwdN;
+  const int local = item - bt.item_start;
+  const int h = local / it.nt, nn = local % it.nt;
+  it.n = sched == schedule::spt ? it.nt - 1 - nn : nn;
+  const int head_first = bt.item_start + h * it.nt;
+  const int w0 = (item / G) * G;
+  const int wf = max(w0, head_first), wl = min(w0 + G, head_first + it.nt);
+  it.F = wf - head_first;
+  it.A = wl - wf;
+  it.j = nn - it.F;
+  it.row0 = P.L.row0(b, h);
+  it.lbase = P.L.lse0(b, h);
+  it.sems = P.sems + bt.sem_start + h * it.mt;
+  return it;
+}
+
+// First Q tile KV tile n meets (Q tile 64, KV tile 128).
+template <bool CAUSAL>
+__device__ __forceinline__ int bwd_m_min(int n) {
+  return CAUSAL ? 2 * n : 0;
+}
+
+// The Q tile an item visits at step t.
+template <bool CAUSAL>
+__device__ __forceinline__ int bwd_visit(const bwd_item& it, schedule sched, int t) {
+  switch (sched) {
+    case schedule::descending: return it.mt - 1 - t;
+    case schedule::shift: return (it.j + t) % it.mt;
+    default: return bwd_m_min<CAUSAL>(it.n) + t;
+  }
+}
+
+// The item's place in Q tile m's accumulation order: a fixed bijection per schedule.
+template <bool CAUSAL>
+__device__ __forceinline__ int bwd_rank(const bwd_item& it, schedule sched, int m) {
+  if (sched == schedule::shift) return it.F + ((min(m, it.A - 1) - it.j) % it.A + it.A) % it.A;
+  if (sched == schedule::spt) return (CAUSAL ? min(m / 2 + 1, it.nt) : it.nt) - 1 - it.n;
+  return it.n;
+}
+
 // Preprocess: D = rowsum(dO * O) per row, one warp per row.
 template <bool BF16, int D>
 __global__ void bwd_pre_kernel(seq_layout L, std::int64_t rows, const std::uint16_t* __restrict__ o,
@@ -435,6 +492,44 @@ __device__ __forceinline__ void bulk_reduce_add_f32(float* gdst, std::uint32_t s
 __device__ __forceinline__ void bulk_commit() { asm volatile("cp.async.bulk.commit_group;\n" ::: "memory"); }
 // Full completion: the writes to global memory are done, not only the shared-memory reads.
 __device__ __forceinline__ void bulk_wait_all() { asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory"); }
+
+// The Hopper dQ add: a block stages its partial dQ tile in shared memory (rows of
+// dq_row_bytes<D>) and adds it with one bulk reduce per row once Q tile m's semaphore equals
+// its rank (the L2 does the add; no read round trip). The release waits for the add to complete
+// in global memory (not only for its shared-memory read: FlashAttention issue #2244) and is
+// deferred to the next step's barrier, so the reduce latency overlaps that step's matrix work.
+template <int D>
+struct dq_bulk_adder {
+  std::uint32_t staged;  // shared address of the staged tile
+  int* sems;
+  bool det;              // false: atomic, no waits
+  int pending = -1;      // the Q tile whose add was issued and not yet released
+
+  // Completes and releases the pending add. Includes a block-wide barrier.
+  __device__ void finish(int tid) {
+    if (pending >= 0 && tid < kBwdM) {
+      bulk_wait_all();
+      asm volatile("fence.proxy.async.global;\n" ::: "memory");
+      __threadfence();
+    }
+    __syncthreads();
+    if (pending >= 0 && tid == 0 && det) red_release_add(sems + pending, 1);
+    pending = -1;
+  }
+  // Adds the staged tile into `rows` valid rows from `dst` once tile m's turn is `rank`.
+  __device__ void add(int tid, int m, int rank, float* dst, std::int64_t stride, int rows) {
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+    if (det && tid == 0)
+      while (ld_acquire(sems + m) != rank) {
+      }
+    __syncthreads();
+    if (tid < kBwdM && tid < rows) {
+      bulk_reduce_add_f32(dst + std::int64_t(tid) * stride, staged + tid * dq_row_bytes<D>(), D * 4);
+      bulk_commit();
+    }
+    pending = m;
+  }
+};
 #endif
 
 template <bool BF16, int D, bool CAUSAL>
@@ -467,38 +562,18 @@ __global__ void __launch_bounds__(kBwdThreads, 1) bwd_kernel(bwd_params P) {
   if (tid == 0) s_next = atomicAdd(P.counter, 1);
   __syncthreads();
   for (int item = s_next; item < P.items; item = s_next) {
-    int b = 0;
-    while (b + 1 < P.batch && P.batches[b + 1].item_start <= item) ++b;
-    const bwd_batch bt = P.batches[b];
-    const int len = bt.len;
-    const int mt = (len + BM - 1) / BM, nt = (len + BN - 1) / BN;
-    const int local = item - bt.item_start;
-    const int h = local / nt, nn = local % nt;
-    const int n = sched == schedule::spt ? nt - 1 - nn : nn;
-    // The part of this head that runs in the same wave of G items (shift bookkeeping).
-    const int head_first = bt.item_start + h * nt;
-    const int w0 = (item / G) * G;
-    const int wf = max(w0, head_first), wl = min(w0 + G, head_first + nt);
-    const int F = wf - head_first, A = wl - wf, j = nn - F;
-
-    const std::int64_t base = P.L.row0(b, h) * D;
-    const std::int64_t lbase = P.L.lse0(b, h);
+    const bwd_item it = bwd_decode(P, item, G, sched);
+    const int len = it.len, mt = it.mt, n = it.n;
+    const std::int64_t base = it.row0 * D, lbase = it.lbase;
     const int k0 = n * BN;
-    int* sems = P.sems + bt.sem_start + h * mt;
+    int* sems = it.sems;
 
     load_tile<BN, D, kBwdThreads>(sK, P.k + base + k0 * stride, stride, len - k0, tid);
     load_tile<BN, D, kBwdThreads>(sV, P.v + base + k0 * stride, stride, len - k0, tid);
     cp_commit();
 
-    const int m_min = CAUSAL ? 2 * n : 0;
-    const int count = mt - m_min;
-    auto visit = [&](int t) {
-      switch (sched) {
-        case schedule::descending: return mt - 1 - t;
-        case schedule::shift: return (j + t) % mt;
-        default: return m_min + t;
-      }
-    };
+    const int count = mt - bwd_m_min<CAUSAL>(n);
+    auto visit = [&](int t) { return bwd_visit<CAUSAL>(it, sched, t); };
     auto prefetch = [&](int t, int buf) {
       const int m = visit(t), q0 = m * BM;
       load_tile<BM, D, kBwdThreads>(sQ0 + buf * BM * D * 2, P.q + base + q0 * stride, stride,
@@ -536,21 +611,7 @@ __global__ void __launch_bounds__(kBwdThreads, 1) bwd_kernel(bwd_params P) {
                                         (warp % 4) * 16 + ((lane >> 3) & 1) * 8);         // dS as A^T
     const std::uint32_t offSW = swz<BM>(warp * 16 + (lane >> 2), (lane & 3) * 2);        // dS^T stores
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    // Hopper path: the Q tile whose bulk dQ add was issued last step and is not yet released.
-    int pending = -1;
-    // Waits for the pending add to complete in global memory (not only for its shared-memory
-    // read: FlashAttention issue #2244), makes it visible, then releases its semaphore. Includes
-    // a block-wide barrier.
-    auto finish_pending = [&] {
-      if (pending >= 0 && tid < BM) {
-        bulk_wait_all();
-        asm volatile("fence.proxy.async.global;\n" ::: "memory");
-        __threadfence();
-      }
-      __syncthreads();
-      if (pending >= 0 && tid == 0 && sched != schedule::atomic) red_release_add(sems + pending, 1);
-      pending = -1;
-    };
+    dq_bulk_adder<D> adder{sDQ, sems, sched != schedule::atomic};
 #endif
 
     for (int t = 0; t < count; ++t) {
@@ -666,7 +727,7 @@ __global__ void __launch_bounds__(kBwdThreads, 1) bwd_kernel(bwd_params P) {
       }
       }
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-      finish_pending();
+      adder.finish(tid);
 #else
       __syncthreads();
 #endif
@@ -693,15 +754,8 @@ __global__ void __launch_bounds__(kBwdThreads, 1) bwd_kernel(bwd_params P) {
       }
       }
 
-      const bool det = sched != schedule::atomic;
-      int rank = 0;
-      if (sched == schedule::shift) {
-        rank = F + ((min(m, A - 1) - j) % A + A) % A;
-      } else if (sched == schedule::spt) {
-        rank = (CAUSAL ? min(m / 2 + 1, nt) : nt) - 1 - n;
-      } else {
-        rank = n;
-      }
+      [[maybe_unused]] const bool det = sched != schedule::atomic;
+      const int rank = bwd_rank<CAUSAL>(it, sched, m);
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
       // Hopper: stage the partial in shared memory and add it with one bulk reduce per row
       // (the L2 does the add; no read round trip).
@@ -711,19 +765,7 @@ __global__ void __launch_bounds__(kBwdThreads, 1) bwd_kernel(bwd_params P) {
         *reinterpret_cast<float2*>(f_dq + r * DQS + c) = make_float2(dq[i][0], dq[i][1]);
         *reinterpret_cast<float2*>(f_dq + (r + 8) * DQS + c) = make_float2(dq[i][2], dq[i][3]);
       }
-      asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-      if (det && tid == 0)
-        while (ld_acquire(sems + m) != rank) {
-        }
-      __syncthreads();
-      if (tid < BM && q0 + tid < len) {
-        bulk_reduce_add_f32(P.dq_acc + base + std::int64_t(q0 + tid) * stride, sDQ + tid * dq_row_bytes<D>(),
-                            D * 4);
-        bulk_commit();
-      }
-      // The release waits for the add's completion, deferred to the next step's barrier so that
-      // the reduce latency overlaps that step's matrix work.
-      pending = m;
+      adder.add(tid, m, rank, P.dq_acc + base + std::int64_t(q0) * stride, stride, len - q0);
 #else
       {
         const int qr0 = q0 + qrow + lane / 4;
@@ -771,7 +813,7 @@ __global__ void __launch_bounds__(kBwdThreads, 1) bwd_kernel(bwd_params P) {
     }
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    finish_pending();
+    adder.finish(tid);
 #endif
     // dK (scaled), dV out.
 #pragma unroll
@@ -793,6 +835,228 @@ __global__ void __launch_bounds__(kBwdThreads, 1) bwd_kernel(bwd_params P) {
     if (tid == 0) s_next = atomicAdd(P.counter, 1);
     __syncthreads();
   }
+}
+
+// ---- backward on Hopper (sm_90a): warpgroup MMA --------------------------------------------
+// The same items, schedules, ranks and dQ adds as bwd_kernel, with every product on wgmma: the
+// tensor cores read Q, K, V, dO and dS^T straight from shared memory (sw128 tiles), so no warp
+// re-reads the Q / dO tiles through ldmatrix, which bounded the mma.sync kernel by shared-memory
+// bandwidth. Two warpgroups each own 64 of the KV tile's 128 rows; P^T and dS^T stay in
+// registers as the A operand of dV += P^T dO and dK += dS^T Q.
+template <int D>
+constexpr int bwd90_smem() {
+  return bwd_smem<D>() + 1024;  // + alignment slack: sw128 tiles start on 1024-byte boundaries
+}
+
+// Copies ROWS rows of D elements (rows >= valid are zero-filled) into an sw128 tile.
+template <int ROWS, int D>
+__device__ __forceinline__ void load_tile_sw128(std::uint32_t smem, const std::uint16_t* g,
+                                                std::int64_t row_stride, int valid, int tid) {
+  constexpr int CH = D / 8;
+#pragma unroll
+  for (int i = tid; i < ROWS * CH; i += kBwdThreads) {
+    const int r = i / CH, c = i % CH;
+    const bool ok = r < valid;
+    cp_async16(smem + sw128_chunk(r, c, ROWS), ok ? g + r * row_stride + c * 8 : g, ok);
+  }
+}
+
+// A 64x64 accumulator (32 floats per thread) as the register A operand of four k16 slices,
+// finished before the caller's wgmma_fence (else the compiler interleaves the conversions with
+// the MMAs and must fence each one).
+template <bool BF16>
+__device__ __forceinline__ void pack_pairs(std::uint32_t (&a)[4][4], const float (&x)[32]) {
+#pragma unroll
+  for (int kk = 0; kk < 4; ++kk)
+#pragma unroll
+    for (int r = 0; r < 4; ++r) {
+      a[kk][r] = pack2<BF16>(x[8 * kk + 2 * r], x[8 * kk + 2 * r + 1]);
+      asm volatile("" : "+r"(a[kk][r]));
+    }
+}
+
+template <bool BF16, int D, bool CAUSAL>
+__global__ void __launch_bounds__(kBwdThreads, 1) bwd90_kernel(bwd_params P) {
+#ifdef GFDIT_WGMMA
+  constexpr int BM = kBwdM, BN = kBwdN;
+  extern __shared__ __align__(1024) std::uint8_t smem_raw[];
+  const std::uint32_t raw = static_cast<std::uint32_t>(__cvta_generic_to_shared(smem_raw));
+  const std::uint32_t sbase = (raw + 1023) & ~1023u;
+  std::uint8_t* base_ptr = smem_raw + (sbase - raw);
+  const std::uint32_t sK = sbase, sV = sK + BN * D * 2;
+  const std::uint32_t sQ0 = sV + BN * D * 2;  // Q[buf] = sQ0 + buf * BM * D * 2
+  const std::uint32_t sO0 = sQ0 + 2 * BM * D * 2;
+  const std::uint32_t sS = sO0 + 2 * BM * D * 2;  // dS^T: [BN][BM] sw128
+  const int dq_off = (2 * BN * D + 4 * BM * D + BN * BM) * 2;
+  float* f_dq = reinterpret_cast<float*>(base_ptr + dq_off);
+  float* f_lse = reinterpret_cast<float*>(base_ptr + dq_off + BM * dq_row_bytes<D>());  // [2][BM]
+  float* f_d = f_lse + 2 * BM;                                                          // [2][BM]
+  constexpr int DQS = dq_row_bytes<D>() / 4;
+  constexpr int QB = BM * 128, KB = BN * 128;  // bytes of one 64-column region of a Q / K tile
+
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const int wg = warp / 4, g = lane / 4, t4 = lane % 4;
+  const int G = gridDim.x;
+  const schedule sched = static_cast<schedule>(P.sched);
+  const std::int64_t stride = std::int64_t(P.L.row_step()) * D;
+
+  __shared__ int s_next;
+  if (tid == 0) s_next = atomicAdd(P.counter, 1);
+  __syncthreads();
+  for (int item = s_next; item < P.items; item = s_next) {
+    const bwd_item it = bwd_decode(P, item, G, sched);
+    const int len = it.len, n = it.n, k0 = n * BN;
+    const std::int64_t base = it.row0 * D;
+
+    load_tile_sw128<BN, D>(sK, P.k + base + k0 * stride, stride, len - k0, tid);
+    load_tile_sw128<BN, D>(sV, P.v + base + k0 * stride, stride, len - k0, tid);
+    cp_commit();
+    const int count = it.mt - bwd_m_min<CAUSAL>(n);
+    auto prefetch = [&](int t, int buf) {
+      const int q0 = bwd_visit<CAUSAL>(it, sched, t) * BM;
+      load_tile_sw128<BM, D>(sQ0 + buf * BM * D * 2, P.q + base + q0 * stride, stride, len - q0, tid);
+      load_tile_sw128<BM, D>(sO0 + buf * BM * D * 2, P.dout + base + q0 * stride, stride, len - q0, tid);
+      if (tid < 2 * BM) {  // LSE and D rows; past the end they read as zero and are masked
+        const int r = tid % BM;
+        const bool ok = q0 + r < len;
+        const float* src = tid < BM ? P.lse : P.dvec;
+        float* dst = tid < BM ? f_lse : f_d;
+        cp_async4(static_cast<std::uint32_t>(__cvta_generic_to_shared(dst + buf * BM + r)),
+                  ok ? src + it.lbase + q0 + r : src, ok);
+      }
+    };
+    prefetch(0, 0);
+    cp_commit();
+
+    float dk[D / 2], dv[D / 2];
+#pragma unroll
+    for (int i = 0; i < D / 2; ++i) dk[i] = dv[i] = 0.f;
+    const int kv_row0 = k0 + wg * 64 + (warp % 4) * 16 + g;  // and +8
+    const std::uint32_t sKw = sK + wg * 64 * 128, sVw = sV + wg * 64 * 128;  // this warpgroup's rows
+    dq_bulk_adder<D> adder{sbase + dq_off, it.sems, sched != schedule::atomic};
+
+    for (int t = 0; t < count; ++t) {
+      const int buf = t & 1;
+      const std::uint32_t sQ = sQ0 + buf * BM * D * 2, sO = sO0 + buf * BM * D * 2;
+      const int m = bwd_visit<CAUSAL>(it, sched, t), q0 = m * BM;
+      if (t + 1 < count) {
+        prefetch(t + 1, buf ^ 1);
+        cp_commit();
+        cp_wait<1>();
+      } else {
+        cp_wait<0>();
+      }
+      asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // cp.async data -> wgmma
+      __syncthreads();
+
+      // S^T = K Q^T (K-major both: the head dim is the reduction).
+      float s[32], dp[32];
+      std::uint32_t a[4][4];  // P^T, then dS^T, as 16-bit pairs: the A operand of four k16 slices
+      wgmma_fence();
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk) {
+        const std::uint32_t off = (kk % 4) * 32;  // 16 columns = 32 bytes into the region
+        wgmma_ss_n64<BF16, 0, 0>(s, wgmma_desc(sKw + (kk / 4) * KB + off, 16, 1024),
+                                 wgmma_desc(sQ + (kk / 4) * QB + off, 16, 1024), kk > 0);
+      }
+      wgmma_commit();
+      wgmma_wait<0>();
+      const bool need_mask = (k0 + BN > len) || (q0 + BM > len) || (CAUSAL && k0 + BN - 1 > q0);
+#pragma unroll
+      for (int i = 0; i < 32; ++i) {
+        const int qc = (i / 4) * 8 + t4 * 2 + (i & 1);
+        float p = fast_exp2(s[i] * P.scale_log2 - f_lse[buf * BM + qc] * kLog2e);
+        if (need_mask) {
+          const int kr = kv_row0 + ((i & 2) ? 8 : 0);
+          if (kr >= len || q0 + qc >= len || (CAUSAL && kr > q0 + qc)) p = 0.f;
+        }
+        s[i] = p;
+      }
+      // dV += P^T dO (dO N-major: Q rows are the reduction), then dP^T = V dO^T.
+      pack_pairs<BF16>(a, s);
+      wgmma_fence();
+#pragma unroll
+      for (int kk = 0; kk < BM / 16; ++kk) {
+        const std::uint64_t b = wgmma_desc(sO + kk * 16 * 128, QB, 1024);
+        if constexpr (D == 128) wgmma_rs_n128<BF16>(dv, a[kk], b); else wgmma_rs_n64<BF16>(dv, a[kk], b);
+      }
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk) {
+        const std::uint32_t off = (kk % 4) * 32;
+        wgmma_ss_n64<BF16, 0, 0>(dp, wgmma_desc(sVw + (kk / 4) * KB + off, 16, 1024),
+                                 wgmma_desc(sO + (kk / 4) * QB + off, 16, 1024), kk > 0);
+      }
+      wgmma_commit();
+      wgmma_wait<0>();
+#pragma unroll
+      for (int i = 0; i < 32; ++i) {
+        const int qc = (i / 4) * 8 + t4 * 2 + (i & 1);
+        dp[i] = s[i] * (dp[i] - f_d[buf * BM + qc]);
+      }
+      // dK += dS^T Q; meanwhile dS^T goes to shared memory for dQ.
+      pack_pairs<BF16>(a, dp);
+      wgmma_fence();
+#pragma unroll
+      for (int kk = 0; kk < BM / 16; ++kk) {
+        const std::uint64_t b = wgmma_desc(sQ + kk * 16 * 128, QB, 1024);
+        if constexpr (D == 128) wgmma_rs_n128<BF16>(dk, a[kk], b); else wgmma_rs_n64<BF16>(dk, a[kk], b);
+      }
+      wgmma_commit();
+      {
+        const int r = kv_row0 - k0;  // row within the tile; r + 8 has the same swizzle phase
+#pragma unroll
+        for (int i = 0; i < 8; ++i) {
+          const std::uint32_t at = sS + sw128_chunk(r, i, BN) + t4 * 4;
+          asm volatile("st.shared.b32 [%0], %1;" ::"r"(at), "r"(pack2<BF16>(dp[4 * i], dp[4 * i + 1])));
+          asm volatile("st.shared.b32 [%0], %1;" ::"r"(at + 8 * 128), "r"(pack2<BF16>(dp[4 * i + 2], dp[4 * i + 3])));
+        }
+      }
+      asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+      wgmma_wait<0>();
+      adder.finish(tid);  // barrier: both warpgroups' dS^T are in place
+
+      // Partial dQ = dS K, both operands MN-major (dS^T and K hold the KV reduction as rows):
+      // warpgroup wg computes head-dim columns 64*wg..; at D = 64 warpgroup 0 does all of it.
+      if (D == 128 || wg == 0) {
+        float dq[32];
+        wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < BN / 16; ++kk)
+          wgmma_ss_n64<BF16, 1, 1>(dq, wgmma_desc(sS + kk * 16 * 128, KB, 1024),
+                                   wgmma_desc(sK + wg * KB + kk * 16 * 128, KB, 1024), kk > 0);
+        wgmma_commit();
+        wgmma_wait<0>();
+        const int qr = (warp % 4) * 16 + g;
+#pragma unroll
+        for (int i = 0; i < 8; ++i) {
+          const int c = wg * 64 + i * 8 + t4 * 2;
+          *reinterpret_cast<float2*>(f_dq + qr * DQS + c) = make_float2(dq[4 * i], dq[4 * i + 1]);
+          *reinterpret_cast<float2*>(f_dq + (qr + 8) * DQS + c) = make_float2(dq[4 * i + 2], dq[4 * i + 3]);
+        }
+      }
+      adder.add(tid, m, bwd_rank<CAUSAL>(it, sched, m), P.dq_acc + base + std::int64_t(q0) * stride, stride,
+                len - q0);
+    }
+    adder.finish(tid);
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int kr = kv_row0 + r * 8;
+      if (kr < len) {
+        std::uint16_t* gk = P.dk + base + std::int64_t(kr) * stride + t4 * 2;
+        std::uint16_t* gv = P.dv + base + std::int64_t(kr) * stride + t4 * 2;
+#pragma unroll
+        for (int i = 0; i < D / 8; ++i) {
+          *reinterpret_cast<std::uint32_t*>(gk + i * 8) =
+              pack2<BF16>(dk[4 * i + 2 * r] * P.scale, dk[4 * i + 2 * r + 1] * P.scale);
+          *reinterpret_cast<std::uint32_t*>(gv + i * 8) = pack2<BF16>(dv[4 * i + 2 * r], dv[4 * i + 2 * r + 1]);
+        }
+      }
+    }
+    __syncthreads();  // K/V/dS^T tiles are reused by the next item; all have read s_next
+    if (tid == 0) s_next = atomicAdd(P.counter, 1);
+    __syncthreads();
+  }
+#endif
 }
 
 // ---- host side -----------------------------------------------------------------------------
@@ -857,6 +1121,15 @@ ws_layout workspace_layout(const problem& p) {
   return w;
 }
 
+// The wgmma backward runs where its sm_90a code was loaded (an H100/H200 running the cubin,
+// not compute_80 PTX compiled at load time). GFDIT_ATTN_BWD=mma forces the portable kernel.
+bool use_wgmma_backward(const void* kernel) {
+  const char* e = std::getenv("GFDIT_ATTN_BWD");
+  if (e && std::string(e) == "mma") return false;
+  cudaFuncAttributes fa{};
+  return cudaFuncGetAttributes(&fa, kernel) == cudaSuccess && fa.ptxVersion >= 90;
+}
+
 template <bool BF16, int D, bool CAUSAL>
 result<void> launch_backward(const problem& p, const backward_args& a, cudaStream_t st) {
   const ws_layout w = workspace_layout(p);
@@ -888,8 +1161,9 @@ result<void> launch_backward(const problem& p, const backward_args& a, cudaStrea
     GFDIT_ATTN_CUDA_TRY(cudaGetLastError());
   }
 
-  auto kern = bwd_kernel<BF16, D, CAUSAL>;
-  constexpr int smem = bwd_smem<D>();
+  const bool hopper = use_wgmma_backward(reinterpret_cast<const void*>(bwd90_kernel<BF16, D, CAUSAL>));
+  auto kern = hopper ? bwd90_kernel<BF16, D, CAUSAL> : bwd_kernel<BF16, D, CAUSAL>;
+  const int smem = hopper ? bwd90_smem<D>() : bwd_smem<D>();
   GFDIT_ATTN_CUDA_TRY(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
   int dev = 0, sms = 0, per_sm = 0;
   GFDIT_ATTN_CUDA_TRY(cudaGetDevice(&dev));
