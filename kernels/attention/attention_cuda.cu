@@ -949,7 +949,8 @@ __global__ void __launch_bounds__(kBwdThreads, 1) bwd90_kernel(bwd_params P) {
       asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // cp.async data -> wgmma
       __syncthreads();
 
-      // S^T = K Q^T (K-major both: the head dim is the reduction).
+      // S^T = K Q^T and dP^T = V dO^T, K-major both (the head dim is the reduction), issued
+      // together: the exponentials below overlap the second product.
       float s[32], dp[32];
       std::uint32_t a[4][4];  // P^T, then dS^T, as 16-bit pairs: the A operand of four k16 slices
       wgmma_fence();
@@ -960,7 +961,14 @@ __global__ void __launch_bounds__(kBwdThreads, 1) bwd90_kernel(bwd_params P) {
                                  wgmma_desc(sQ + (kk / 4) * QB + off, 16, 1024), kk > 0);
       }
       wgmma_commit();
-      wgmma_wait<0>();
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk) {
+        const std::uint32_t off = (kk % 4) * 32;
+        wgmma_ss_n64<BF16, 0, 0>(dp, wgmma_desc(sVw + (kk / 4) * KB + off, 16, 1024),
+                                 wgmma_desc(sO + (kk / 4) * QB + off, 16, 1024), kk > 0);
+      }
+      wgmma_commit();
+      wgmma_wait<1>();
       const bool need_mask = (k0 + BN > len) || (q0 + BM > len) || (CAUSAL && k0 + BN - 1 > q0);
 #pragma unroll
       for (int i = 0; i < 32; ++i) {
@@ -972,7 +980,7 @@ __global__ void __launch_bounds__(kBwdThreads, 1) bwd90_kernel(bwd_params P) {
         }
         s[i] = p;
       }
-      // dV += P^T dO (dO N-major: Q rows are the reduction), then dP^T = V dO^T.
+      // dV += P^T dO (dO N-major: Q rows are the reduction); dS^T overlaps it.
       pack_pairs<BF16>(a, s);
       wgmma_fence();
 #pragma unroll
@@ -980,19 +988,14 @@ __global__ void __launch_bounds__(kBwdThreads, 1) bwd90_kernel(bwd_params P) {
         const std::uint64_t b = wgmma_desc(sO + kk * 16 * 128, QB, 1024);
         if constexpr (D == 128) wgmma_rs_n128<BF16>(dv, a[kk], b); else wgmma_rs_n64<BF16>(dv, a[kk], b);
       }
-#pragma unroll
-      for (int kk = 0; kk < D / 16; ++kk) {
-        const std::uint32_t off = (kk % 4) * 32;
-        wgmma_ss_n64<BF16, 0, 0>(dp, wgmma_desc(sVw + (kk / 4) * KB + off, 16, 1024),
-                                 wgmma_desc(sO + (kk / 4) * QB + off, 16, 1024), kk > 0);
-      }
       wgmma_commit();
-      wgmma_wait<0>();
+      wgmma_wait<1>();  // dP^T
 #pragma unroll
       for (int i = 0; i < 32; ++i) {
         const int qc = (i / 4) * 8 + t4 * 2 + (i & 1);
         dp[i] = s[i] * (dp[i] - f_d[buf * BM + qc]);
       }
+      wgmma_wait<0>();  // dV: its A registers are reused below
       // dK += dS^T Q; meanwhile dS^T goes to shared memory for dQ.
       pack_pairs<BF16>(a, dp);
       wgmma_fence();
@@ -1012,8 +1015,7 @@ __global__ void __launch_bounds__(kBwdThreads, 1) bwd90_kernel(bwd_params P) {
         }
       }
       asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-      wgmma_wait<0>();
-      adder.finish(tid);  // barrier: both warpgroups' dS^T are in place
+      adder.finish(tid);  // barrier: both warpgroups' dS^T are in place (dK still runs)
 
       // Partial dQ = dS K, both operands MN-major (dS^T and K hold the KV reduction as rows):
       // warpgroup wg computes head-dim columns 64*wg..; at D = 64 warpgroup 0 does all of it.
@@ -1025,7 +1027,7 @@ __global__ void __launch_bounds__(kBwdThreads, 1) bwd90_kernel(bwd_params P) {
           wgmma_ss_n64<BF16, 1, 1>(dq, wgmma_desc(sS + kk * 16 * 128, KB, 1024),
                                    wgmma_desc(sK + wg * KB + kk * 16 * 128, KB, 1024), kk > 0);
         wgmma_commit();
-        wgmma_wait<0>();
+        wgmma_wait<0>();  // dK and dQ
         const int qr = (warp % 4) * 16 + g;
 #pragma unroll
         for (int i = 0; i < 8; ++i) {
@@ -1033,6 +1035,8 @@ __global__ void __launch_bounds__(kBwdThreads, 1) bwd90_kernel(bwd_params P) {
           *reinterpret_cast<float2*>(f_dq + qr * DQS + c) = make_float2(dq[4 * i], dq[4 * i + 1]);
           *reinterpret_cast<float2*>(f_dq + (qr + 8) * DQS + c) = make_float2(dq[4 * i + 2], dq[4 * i + 3]);
         }
+      } else {
+        wgmma_wait<0>();  // dK
       }
       adder.add(tid, m, bwd_rank<CAUSAL>(it, sched, m), P.dq_acc + base + std::int64_t(q0) * stride, stride,
                 len - q0);
