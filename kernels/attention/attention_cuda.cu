@@ -849,12 +849,12 @@ constexpr int bwd90_smem() {
 }
 
 // Copies ROWS rows of D elements (rows >= valid are zero-filled) into an sw128 tile.
-template <int ROWS, int D>
+template <int ROWS, int D, int THREADS>
 __device__ __forceinline__ void load_tile_sw128(std::uint32_t smem, const std::uint16_t* g,
                                                 std::int64_t row_stride, int valid, int tid) {
   constexpr int CH = D / 8;
 #pragma unroll
-  for (int i = tid; i < ROWS * CH; i += kBwdThreads) {
+  for (int i = tid; i < ROWS * CH; i += THREADS) {
     const int r = i / CH, c = i % CH;
     const bool ok = r < valid;
     cp_async16(smem + sw128_chunk(r, c, ROWS), ok ? g + r * row_stride + c * 8 : g, ok);
@@ -908,14 +908,14 @@ __global__ void __launch_bounds__(kBwdThreads, 1) bwd90_kernel(bwd_params P) {
     const int len = it.len, n = it.n, k0 = n * BN;
     const std::int64_t base = it.row0 * D;
 
-    load_tile_sw128<BN, D>(sK, P.k + base + k0 * stride, stride, len - k0, tid);
-    load_tile_sw128<BN, D>(sV, P.v + base + k0 * stride, stride, len - k0, tid);
+    load_tile_sw128<BN, D, kBwdThreads>(sK, P.k + base + k0 * stride, stride, len - k0, tid);
+    load_tile_sw128<BN, D, kBwdThreads>(sV, P.v + base + k0 * stride, stride, len - k0, tid);
     cp_commit();
     const int count = it.mt - bwd_m_min<CAUSAL>(n);
     auto prefetch = [&](int t, int buf) {
       const int q0 = bwd_visit<CAUSAL>(it, sched, t) * BM;
-      load_tile_sw128<BM, D>(sQ0 + buf * BM * D * 2, P.q + base + q0 * stride, stride, len - q0, tid);
-      load_tile_sw128<BM, D>(sO0 + buf * BM * D * 2, P.dout + base + q0 * stride, stride, len - q0, tid);
+      load_tile_sw128<BM, D, kBwdThreads>(sQ0 + buf * BM * D * 2, P.q + base + q0 * stride, stride, len - q0, tid);
+      load_tile_sw128<BM, D, kBwdThreads>(sO0 + buf * BM * D * 2, P.dout + base + q0 * stride, stride, len - q0, tid);
       if (tid < 2 * BM) {  // LSE and D rows; past the end they read as zero and are masked
         const int r = tid % BM;
         const bool ok = q0 + r < len;
@@ -1063,6 +1063,153 @@ __global__ void __launch_bounds__(kBwdThreads, 1) bwd90_kernel(bwd_params P) {
 #endif
 }
 
+// ---- forward on Hopper (sm_90a): warpgroup MMA ---------------------------------------------
+// Same contract as fwd_kernel (one block per Q tile, keys ascending, no split-KV): two
+// warpgroups each own 64 of the tile's 128 query rows; S = Q K^T reads both operands from sw128
+// shared tiles, and P stays in registers as the A operand of O += P V.
+constexpr int kFwd90M = 128, kFwd90N = 128, kFwd90Threads = 256;
+template <int D>
+constexpr int fwd90_smem() {
+  return (kFwd90M * D + 4 * kFwd90N * D) * 2 + 1024;  // Q, 2x K, 2x V, alignment slack
+}
+
+template <bool BF16, int D, bool CAUSAL>
+__global__ void __launch_bounds__(kFwd90Threads, 1)
+    fwd90_kernel(seq_layout L, const std::uint16_t* __restrict__ q, const std::uint16_t* __restrict__ k,
+                 const std::uint16_t* __restrict__ v, std::uint16_t* __restrict__ o,
+                 float* __restrict__ lse, float scale_log2) {
+#ifdef GFDIT_WGMMA
+  constexpr int BM = kFwd90M, BN = kFwd90N, T = kFwd90Threads;
+  constexpr int QB = BM * 128, KB = BN * 128;  // bytes of one 64-column region
+  extern __shared__ __align__(1024) std::uint8_t smem_raw[];
+  const std::uint32_t raw = static_cast<std::uint32_t>(__cvta_generic_to_shared(smem_raw));
+  const std::uint32_t sQ = (raw + 1023) & ~1023u;
+  const std::uint32_t sK0 = sQ + BM * D * 2;       // K[buf] = sK0 + buf * BN * D * 2
+  const std::uint32_t sV0 = sK0 + 2 * BN * D * 2;  // V[buf] likewise
+
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const int wg = warp / 4, g = lane / 4, t4 = lane % 4;
+  const int b = blockIdx.z, h = blockIdx.y;
+  const int len = L.len(b);
+  const int m0 = blockIdx.x * BM;
+  if (m0 >= len) return;
+  const std::int64_t stride = std::int64_t(L.row_step()) * D;
+  const std::int64_t base = L.row0(b, h) * D;
+  const std::uint16_t* gk = k + base;
+  const std::uint16_t* gv = v + base;
+  const int kv_len = CAUSAL ? min(len, m0 + BM) : len;
+  const int n_tiles = (kv_len + BN - 1) / BN;
+
+  load_tile_sw128<BM, D, T>(sQ, q + base + m0 * stride, stride, len - m0, tid);
+  load_tile_sw128<BN, D, T>(sK0, gk, stride, len, tid);
+  load_tile_sw128<BN, D, T>(sV0, gv, stride, len, tid);
+  cp_commit();
+
+  float acc[D / 2];
+#pragma unroll
+  for (int i = 0; i < D / 2; ++i) acc[i] = 0.f;
+  float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.f, 0.f};
+  const int q_row0 = m0 + wg * 64 + (warp % 4) * 16 + g;  // and +8
+  const std::uint32_t sQw = sQ + wg * 64 * 128;
+
+  for (int n = 0; n < n_tiles; ++n) {
+    const int buf = n & 1;
+    const std::uint32_t sK = sK0 + buf * BN * D * 2, sV = sV0 + buf * BN * D * 2;
+    if (n + 1 < n_tiles) {
+      load_tile_sw128<BN, D, T>(sK0 + (buf ^ 1) * BN * D * 2, gk + (n + 1) * BN * stride, stride,
+                                len - (n + 1) * BN, tid);
+      load_tile_sw128<BN, D, T>(sV0 + (buf ^ 1) * BN * D * 2, gv + (n + 1) * BN * stride, stride,
+                                len - (n + 1) * BN, tid);
+      cp_commit();
+      cp_wait<1>();
+    } else {
+      cp_wait<0>();
+    }
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+    __syncthreads();
+
+    float s[64];
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+      const std::uint32_t off = (kk % 4) * 32;
+      wgmma_ss_n128<BF16, 0, 0>(s, wgmma_desc(sQw + (kk / 4) * QB + off, 16, 1024),
+                                wgmma_desc(sK + (kk / 4) * KB + off, 16, 1024), kk > 0);
+    }
+    wgmma_commit();
+    wgmma_wait<0>();
+
+    const int k0 = n * BN;
+    const bool need_mask = (k0 + BN > len) || (CAUSAL && k0 + BN - 1 > m0);
+#pragma unroll
+    for (int i = 0; i < 64; ++i) {
+      float x = s[i] * scale_log2;
+      if (need_mask) {
+        const int kc = k0 + (i / 4) * 8 + t4 * 2 + (i & 1);
+        const int qr = q_row0 + ((i & 2) ? 8 : 0);
+        if (kc >= len || (CAUSAL && kc > qr)) x = -INFINITY;
+      }
+      s[i] = x;
+    }
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) {  // rows g and g + 8
+      float mx = row_max[hh];
+#pragma unroll
+      for (int i = 0; i < 16; ++i) mx = fmaxf(mx, fmaxf(s[4 * i + 2 * hh], s[4 * i + 2 * hh + 1]));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      const float use = mx == -INFINITY ? 0.f : mx;
+      const float alpha = fast_exp2(row_max[hh] - use);
+      row_max[hh] = mx;
+      float sum = 0.f;
+#pragma unroll
+      for (int i = 0; i < 16; ++i) {
+        s[4 * i + 2 * hh] = fast_exp2(s[4 * i + 2 * hh] - use);
+        s[4 * i + 2 * hh + 1] = fast_exp2(s[4 * i + 2 * hh + 1] - use);
+        sum += s[4 * i + 2 * hh] + s[4 * i + 2 * hh + 1];
+      }
+      row_sum[hh] = row_sum[hh] * alpha + sum;
+#pragma unroll
+      for (int i = 0; i < D / 8; ++i) {
+        acc[4 * i + 2 * hh] *= alpha;
+        acc[4 * i + 2 * hh + 1] *= alpha;
+      }
+    }
+    // O += P V (V N-major: the keys are the reduction).
+    std::uint32_t a[2][4][4];
+    pack_pairs<BF16>(a[0], reinterpret_cast<const float(&)[32]>(s[0]));
+    pack_pairs<BF16>(a[1], reinterpret_cast<const float(&)[32]>(s[32]));
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < BN / 16; ++kk) {
+      const std::uint64_t bd = wgmma_desc(sV + kk * 16 * 128, KB, 1024);
+      if constexpr (D == 128) wgmma_rs_n128<BF16>(acc, a[kk / 4][kk % 4], bd);
+      else wgmma_rs_n64<BF16>(acc, a[kk / 4][kk % 4], bd);
+    }
+    wgmma_commit();
+    wgmma_wait<0>();
+    __syncthreads();  // the next prefetch overwrites this buffer
+  }
+
+#pragma unroll
+  for (int hh = 0; hh < 2; ++hh) {
+    float sum = row_sum[hh];
+    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+    const float inv = 1.f / sum;
+    const int qr = q_row0 + hh * 8;
+    if (qr < len) {
+      std::uint16_t* go = o + base + std::int64_t(qr) * stride + t4 * 2;
+#pragma unroll
+      for (int i = 0; i < D / 8; ++i)
+        *reinterpret_cast<std::uint32_t*>(go + i * 8) =
+            pack2<BF16>(acc[4 * i + 2 * hh] * inv, acc[4 * i + 2 * hh + 1] * inv);
+      if (t4 == 0) lse[L.lse0(b, h) + qr] = (row_max[hh] + __log2f(sum)) * kLn2;
+    }
+  }
+#endif
+}
+
 // ---- host side -----------------------------------------------------------------------------
 seq_layout make_layout(const problem& p, const std::int32_t* cu_dev) {
   return seq_layout{p.heads, p.seqlen, p.varlen() ? 1 : 0, cu_dev, p.total_tokens()};
@@ -1099,8 +1246,29 @@ int forward_rows_per_warp(int head_dim) {
   return 2;  // measured faster than 1 for both head dims on H100 (see README)
 }
 
+// The wgmma kernels run where their sm_90a code was loaded (an H100/H200 running the cubin, not
+// compute_80 PTX compiled at load time). GFDIT_ATTN_KERNEL=mma forces the portable kernels.
+bool use_wgmma(const void* kernel) {
+  const char* e = std::getenv("GFDIT_ATTN_KERNEL");
+  if (e && std::string(e) == "mma") return false;
+  cudaFuncAttributes fa{};
+  return cudaFuncGetAttributes(&fa, kernel) == cudaSuccess && fa.ptxVersion >= 90;
+}
+
 template <bool BF16, int D, bool CAUSAL>
 result<void> launch_forward(const problem& p, const forward_args& a, cudaStream_t st) {
+  auto k90 = fwd90_kernel<BF16, D, CAUSAL>;
+  if (use_wgmma(reinterpret_cast<const void*>(k90))) {
+    constexpr int smem = fwd90_smem<D>();
+    GFDIT_ATTN_CUDA_TRY(cudaFuncSetAttribute(k90, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    dim3 grid((max_len(p) + kFwd90M - 1) / kFwd90M, p.heads, p.batch);
+    k90<<<grid, kFwd90Threads, smem, st>>>(
+        make_layout(p, a.cu_seqlens), static_cast<const std::uint16_t*>(a.q),
+        static_cast<const std::uint16_t*>(a.k), static_cast<const std::uint16_t*>(a.v),
+        static_cast<std::uint16_t*>(a.o), a.lse, p.softmax_scale() * kLog2e);
+    GFDIT_ATTN_CUDA_TRY(cudaGetLastError());
+    return {};
+  }
   if (forward_rows_per_warp(D) == 1) return launch_forward_rw<BF16, D, CAUSAL, 1>(p, a, st);
   return launch_forward_rw<BF16, D, CAUSAL, 2>(p, a, st);
 }
@@ -1123,15 +1291,6 @@ ws_layout workspace_layout(const problem& p) {
   w.table = w.sems + align_up(std::size_t(sems) * 4);
   w.total = w.table + align_up(sizeof(bwd_batch) * p.batch);
   return w;
-}
-
-// The wgmma backward runs where its sm_90a code was loaded (an H100/H200 running the cubin,
-// not compute_80 PTX compiled at load time). GFDIT_ATTN_BWD=mma forces the portable kernel.
-bool use_wgmma_backward(const void* kernel) {
-  const char* e = std::getenv("GFDIT_ATTN_BWD");
-  if (e && std::string(e) == "mma") return false;
-  cudaFuncAttributes fa{};
-  return cudaFuncGetAttributes(&fa, kernel) == cudaSuccess && fa.ptxVersion >= 90;
 }
 
 template <bool BF16, int D, bool CAUSAL>
@@ -1165,7 +1324,7 @@ result<void> launch_backward(const problem& p, const backward_args& a, cudaStrea
     GFDIT_ATTN_CUDA_TRY(cudaGetLastError());
   }
 
-  const bool hopper = use_wgmma_backward(reinterpret_cast<const void*>(bwd90_kernel<BF16, D, CAUSAL>));
+  const bool hopper = use_wgmma(reinterpret_cast<const void*>(bwd90_kernel<BF16, D, CAUSAL>));
   auto kern = hopper ? bwd90_kernel<BF16, D, CAUSAL> : bwd_kernel<BF16, D, CAUSAL>;
   const int smem = hopper ? bwd90_smem<D>() : bwd_smem<D>();
   GFDIT_ATTN_CUDA_TRY(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
