@@ -107,7 +107,8 @@ int main(int argc, char** argv) {
 
   cudaDeviceProp prop{};
   CHECK_CUDA(cudaGetDeviceProperties(&prop, 0));
-  std::printf("device: %s, %d SMs\n", prop.name, prop.multiProcessorCount);
+  std::printf("device: %s, %d SMs; kernels: %s\n", prop.name, prop.multiProcessorCount,
+              ga::gpu_kernels());
   auto peers = peers_path.empty() ? std::map<peer_key, peer>{} : read_peers(peers_path);
   std::ofstream json;
   if (!json_path.empty()) json.open(json_path);

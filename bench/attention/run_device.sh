@@ -10,8 +10,12 @@ OUT=${OUT:-/tmp/attn_out}; mkdir -p "$OUT"
 export LD_LIBRARY_PATH=$PWD/$B:${LD_LIBRARY_PATH:-}
 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,temperature.gpu --format=csv,noheader | tee "$OUT/card.txt"
 if [[ $mode == tests || $mode == all || $mode == quick ]]; then
-  timeout 200 $B/test_attention_gpu --gtest_brief=1 2>&1 | tee "$OUT/tests.log" | grep -E "FAILED|Failure|PASSED|error|rel|Expected|Which|actual" | head -60
-  echo "gpu tests rc=${PIPESTATUS[0]}"
+  # Both kernel families: the Hopper wgmma kernels (default here) and the portable mma.sync ones.
+  for kern in default mma; do
+    GFDIT_ATTN_KERNEL=$kern timeout 200 $B/test_attention_gpu --gtest_brief=1 2>&1 | tee "$OUT/tests-$kern.log" |
+      grep -E "FAILED|Failure|PASSED|error|rel|Expected|Which|actual" | head -60
+    echo "gpu tests ($kern kernels) rc=${PIPESTATUS[0]}"
+  done
 fi
 if [[ $mode == quick ]]; then
   timeout 200 $B/bench_attention --json "$OUT/ours.jsonl" "$@" > "$OUT/bench.log" 2>&1
@@ -30,4 +34,7 @@ if [[ $mode == bench || $mode == all ]]; then
     echo "bench $rep rc=$?"
   done
   sed -n '/summary/,$p' "$OUT/bench3.log"
+  # The portable kernels on the same card, once, for the record.
+  GFDIT_ATTN_KERNEL=mma timeout 150 $B/bench_attention --peers "$OUT/peers.jsonl" --json "$OUT/mma-ours.jsonl" "$@" > "$OUT/bench-mma.log" 2>&1
+  echo "bench mma rc=$?"
 fi

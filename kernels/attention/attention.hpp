@@ -81,6 +81,9 @@ result<void> reference_backward_f64(const problem& p, const double* q, const dou
 // --- GPU (device pointers; `stream` is a cudaStream_t or null). Without CUDA these return an
 // error. Bits of a head's forward output never depend on batch or head count (no split-KV).
 bool gpu_available() noexcept;
+// Which GPU kernels run on the current device: "wgmma (sm_90a)" on Hopper running our sm_90a
+// code, "mma.sync" elsewhere or with GFDIT_ATTN_KERNEL=mma, "none" without CUDA.
+const char* gpu_kernels() noexcept;
 
 struct forward_args {
   const void* q = nullptr;

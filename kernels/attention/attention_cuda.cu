@@ -1400,6 +1400,10 @@ struct bwd_launcher {
 
 }  // namespace
 
+const char* gpu_kernels() noexcept {
+  return use_wgmma(reinterpret_cast<const void*>(bwd90_kernel<true, 128, false>)) ? "wgmma (sm_90a)" : "mma.sync";
+}
+
 bool gpu_available() noexcept {
   int n = 0;
   return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;

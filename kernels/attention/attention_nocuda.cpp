@@ -4,6 +4,7 @@
 namespace gfdit::attention {
 
 bool gpu_available() noexcept { return false; }
+const char* gpu_kernels() noexcept { return "none"; }
 
 result<void> forward(const problem&, const forward_args&, void*) {
   return make_error(errc::state, "attention: built without CUDA");
