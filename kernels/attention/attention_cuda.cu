@@ -155,8 +155,9 @@ __device__ __forceinline__ std::uint32_t opaque_u(std::uint32_t x) {
   return x;
 }
 
-// Copies ROWS rows of D elements (rows >= valid are zero-filled) into a swizzled tile.
-template <int ROWS, int D, int THREADS>
+// Copies ROWS rows of D elements (rows >= valid are zero-filled) into a swizzled tile: the
+// ldmatrix layout (swz) or, with SW128, the tensor cores' 128-byte-swizzled one (wgmma.cuh).
+template <int ROWS, int D, int THREADS, bool SW128 = false>
 __device__ __forceinline__ void load_tile(std::uint32_t smem, const std::uint16_t* g,
                                           std::int64_t row_stride, int valid, int tid) {
   constexpr int CH = D / 8;
@@ -165,7 +166,7 @@ __device__ __forceinline__ void load_tile(std::uint32_t smem, const std::uint16_
     int r = i / CH, c = i % CH;
     bool ok = r < valid;
     const std::uint16_t* src = ok ? g + r * row_stride + c * 8 : g;
-    cp_async16(smem + swz<D>(r, c * 8), src, ok);
+    cp_async16(smem + (SW128 ? sw128_chunk(r, c, ROWS) : swz<D>(r, c * 8)), src, ok);
   }
 }
 
@@ -451,6 +452,54 @@ __device__ __forceinline__ int bwd_rank(const bwd_item& it, schedule sched, int 
   return it.n;
 }
 
+// Items (KV tiles, head-major) are claimed in increasing order from a global counter when a
+// block is free, so a block that drew a short item takes the next one at once (a static
+// round-robin left whole chains waiting behind one long item). Ranks never depend on which
+// block runs an item; every wait points at a lower item, claimed and running: no deadlock.
+// (Claiming the next item early, before the current one ends, stalled such chains.) The leading
+// barrier keeps the block's shared tiles until every thread is done with the previous item.
+__device__ __forceinline__ int bwd_claim(int* counter, int tid) {
+  __shared__ int next;
+  __syncthreads();
+  if (tid == 0) next = atomicAdd(counter, 1);
+  __syncthreads();
+  return next;
+}
+
+// LSE and D of a Q tile's rows, asynchronously (a plain load would stall two warps for its
+// latency); rows past the end read as zero and are masked out of P.
+__device__ __forceinline__ void bwd_load_rows(const bwd_params& P, float* lse, float* dvec,
+                                              std::int64_t first, int valid, int tid) {
+  if (tid < 2 * kBwdM) {
+    const int r = tid % kBwdM;
+    const bool ok = r < valid;
+    const float* src = tid < kBwdM ? P.lse : P.dvec;
+    float* dst = tid < kBwdM ? lse : dvec;
+    cp_async4(static_cast<std::uint32_t>(__cvta_generic_to_shared(dst + r)), ok ? src + first + r : src, ok);
+  }
+}
+
+// dK (scaled) and dV out of accumulator fragments: rows kv_row0 and kv_row0 + 8, for each group
+// of 8 columns i the pair (4i + 2r, 4i + 2r + 1) of row r.
+template <bool BF16, int D>
+__device__ __forceinline__ void bwd_store_dkdv(const bwd_params& P, std::int64_t base, std::int64_t stride,
+                                               int kv_row0, int len, int t4, const float* dk, const float* dv) {
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int kr = kv_row0 + r * 8;
+    if (kr < len) {
+      std::uint16_t* gk = P.dk + base + std::int64_t(kr) * stride + t4 * 2;
+      std::uint16_t* gv = P.dv + base + std::int64_t(kr) * stride + t4 * 2;
+#pragma unroll
+      for (int i = 0; i < D / 8; ++i) {
+        *reinterpret_cast<std::uint32_t*>(gk + i * 8) =
+            pack2<BF16>(dk[4 * i + 2 * r] * P.scale, dk[4 * i + 2 * r + 1] * P.scale);
+        *reinterpret_cast<std::uint32_t*>(gv + i * 8) = pack2<BF16>(dv[4 * i + 2 * r], dv[4 * i + 2 * r + 1]);
+      }
+    }
+  }
+}
+
 // Preprocess: D = rowsum(dO * O) per row, one warp per row.
 template <bool BF16, int D>
 __global__ void bwd_pre_kernel(seq_layout L, std::int64_t rows, const std::uint16_t* __restrict__ o,
@@ -553,15 +602,7 @@ __global__ void __launch_bounds__(kBwdThreads, 1) bwd_kernel(bwd_params P) {
   const schedule sched = static_cast<schedule>(P.sched);
   const std::int64_t stride = std::int64_t(P.L.row_step()) * D;
 
-  // Items (KV tiles, head-major) are claimed in increasing order from a global counter when a
-  // block is free, so a block that drew a short item takes the next one at once (a static
-  // round-robin left whole chains waiting behind one long item). Ranks never depend on which
-  // block runs an item; every wait points at a lower item, claimed and running: no deadlock.
-  // (Claiming the next item early, before the current one ends, stalled such chains.)
-  __shared__ int s_next;
-  if (tid == 0) s_next = atomicAdd(P.counter, 1);
-  __syncthreads();
-  for (int item = s_next; item < P.items; item = s_next) {
+  for (int item = bwd_claim(P.counter, tid); item < P.items; item = bwd_claim(P.counter, tid)) {
     const bwd_item it = bwd_decode(P, item, G, sched);
     const int len = it.len, mt = it.mt, n = it.n;
     const std::int64_t base = it.row0 * D, lbase = it.lbase;
@@ -580,16 +621,7 @@ __global__ void __launch_bounds__(kBwdThreads, 1) bwd_kernel(bwd_params P) {
                                     len - q0, tid);
       load_tile<BM, D, kBwdThreads>(sO0 + buf * BM * D * 2, P.dout + base + q0 * stride, stride,
                                     len - q0, tid);
-      // LSE and D asynchronously too (a plain load would stall two warps for its latency);
-      // rows past the end read as zero and are masked out of P.
-      if (tid < 2 * BM) {
-        const int r = tid % BM;
-        const bool ok = q0 + r < len;
-        const float* src = tid < BM ? P.lse : P.dvec;
-        float* dst = tid < BM ? f_lse : f_d;
-        cp_async4(static_cast<std::uint32_t>(__cvta_generic_to_shared(dst + buf * BM + r)),
-                  ok ? src + lbase + q0 + r : src, ok);
-      }
+      bwd_load_rows(P, f_lse + buf * BM, f_d + buf * BM, lbase + q0, len - q0, tid);
     };
     prefetch(0, 0);
     cp_commit();
@@ -815,25 +847,7 @@ __global__ void __launch_bounds__(kBwdThreads, 1) bwd_kernel(bwd_params P) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     adder.finish(tid);
 #endif
-    // dK (scaled), dV out.
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const int kr = kv_row0 + r * 8;
-      if (kr < len) {
-        std::uint16_t* gk = P.dk + base + std::int64_t(kr) * stride + (lane % 4) * 2;
-        std::uint16_t* gv = P.dv + base + std::int64_t(kr) * stride + (lane % 4) * 2;
-#pragma unroll
-        for (int i = 0; i < D / 8; ++i) {
-          *reinterpret_cast<std::uint32_t*>(gk + i * 8) =
-              pack2<BF16>(dk[i][2 * r] * P.scale, dk[i][2 * r + 1] * P.scale);
-          *reinterpret_cast<std::uint32_t*>(gv + i * 8) =
-              pack2<BF16>(dv[i][2 * r], dv[i][2 * r + 1]);
-        }
-      }
-    }
-    __syncthreads();  // K/V/dS shared tiles are reused by the next item; all have read s_next
-    if (tid == 0) s_next = atomicAdd(P.counter, 1);
-    __syncthreads();
+    bwd_store_dkdv<BF16, D>(P, base, stride, kv_row0, len, lane % 4, &dk[0][0], &dv[0][0]);
   }
 }
 
@@ -848,17 +862,21 @@ constexpr int bwd90_smem() {
   return bwd_smem<D>() + 1024;  // + alignment slack: sw128 tiles start on 1024-byte boundaries
 }
 
-// Copies ROWS rows of D elements (rows >= valid are zero-filled) into an sw128 tile.
-template <int ROWS, int D, int THREADS>
-__device__ __forceinline__ void load_tile_sw128(std::uint32_t smem, const std::uint16_t* g,
-                                                std::int64_t row_stride, int valid, int tid) {
-  constexpr int CH = D / 8;
+// acc = A B^T over the head dim (issued, not awaited): A is 64 rows at shared address `a` of an
+// sw128 tile of A_ROWS rows, B the rows at `b` of a tile of B_ROWS rows (64 or 128 of them, as
+// acc holds), both K-major.
+template <bool BF16, int D, int A_ROWS, int B_ROWS, int N>
+__device__ __forceinline__ void wgmma_rows_dot(float (&acc)[N], std::uint32_t a, std::uint32_t b) {
+#ifdef GFDIT_WGMMA
 #pragma unroll
-  for (int i = tid; i < ROWS * CH; i += THREADS) {
-    const int r = i / CH, c = i % CH;
-    const bool ok = r < valid;
-    cp_async16(smem + sw128_chunk(r, c, ROWS), ok ? g + r * row_stride + c * 8 : g, ok);
+  for (int kk = 0; kk < D / 16; ++kk) {
+    const std::uint32_t off = (kk % 4) * 32;  // 16 columns = 32 bytes into a 64-column region
+    const std::uint64_t da = wgmma_desc(a + (kk / 4) * A_ROWS * 128 + off, 16, 1024);
+    const std::uint64_t db = wgmma_desc(b + (kk / 4) * B_ROWS * 128 + off, 16, 1024);
+    if constexpr (N == 32) wgmma_ss_n64<BF16, 0, 0>(acc, da, db, kk > 0);
+    else wgmma_ss_n128<BF16, 0, 0>(acc, da, db, kk > 0);
   }
+#endif
 }
 
 // A 64x64 accumulator (32 floats per thread) as the register A operand of four k16 slices,
@@ -875,11 +893,27 @@ __device__ __forceinline__ void pack_pairs(std::uint32_t (&a)[4][4], const float
     }
 }
 
+// acc += A B (issued, not awaited): A = 64 x 64 in registers (pack_pairs), B = the 64 rows at
+// `b` of an sw128 tile of B_ROWS rows, MN-major (its rows are the reduction), all D columns.
+template <bool BF16, int B_ROWS, int N>
+__device__ __forceinline__ void wgmma_regs_times_rows(float (&acc)[N], const std::uint32_t (&a)[4][4],
+                                                      std::uint32_t b) {
+#ifdef GFDIT_WGMMA
+  wgmma_fence();
+#pragma unroll
+  for (int kk = 0; kk < 4; ++kk) {
+    const std::uint64_t db = wgmma_desc(b + kk * 16 * 128, B_ROWS * 128, 1024);
+    if constexpr (N == 64) wgmma_rs_n128<BF16>(acc, a[kk], db);
+    else wgmma_rs_n64<BF16>(acc, a[kk], db);
+  }
+#endif
+}
+
 template <bool BF16, int D, bool CAUSAL>
 __global__ void __launch_bounds__(kBwdThreads, 1) bwd90_kernel(bwd_params P) {
 #ifdef GFDIT_WGMMA
   constexpr int BM = kBwdM, BN = kBwdN;
-  extern __shared__ __align__(1024) std::uint8_t smem_raw[];
+  extern __shared__ __align__(128) std::uint8_t smem_raw[];  // aligned to 1024 below
   const std::uint32_t raw = static_cast<std::uint32_t>(__cvta_generic_to_shared(smem_raw));
   const std::uint32_t sbase = (raw + 1023) & ~1023u;
   std::uint8_t* base_ptr = smem_raw + (sbase - raw);
@@ -892,7 +926,7 @@ __global__ void __launch_bounds__(kBwdThreads, 1) bwd90_kernel(bwd_params P) {
   float* f_lse = reinterpret_cast<float*>(base_ptr + dq_off + BM * dq_row_bytes<D>());  // [2][BM]
   float* f_d = f_lse + 2 * BM;                                                          // [2][BM]
   constexpr int DQS = dq_row_bytes<D>() / 4;
-  constexpr int QB = BM * 128, KB = BN * 128;  // bytes of one 64-column region of a Q / K tile
+  constexpr int KB = BN * 128;  // bytes of one 64-column region of a K tile
 
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int wg = warp / 4, g = lane / 4, t4 = lane % 4;
@@ -900,30 +934,20 @@ __global__ void __launch_bounds__(kBwdThreads, 1) bwd90_kernel(bwd_params P) {
   const schedule sched = static_cast<schedule>(P.sched);
   const std::int64_t stride = std::int64_t(P.L.row_step()) * D;
 
-  __shared__ int s_next;
-  if (tid == 0) s_next = atomicAdd(P.counter, 1);
-  __syncthreads();
-  for (int item = s_next; item < P.items; item = s_next) {
+  for (int item = bwd_claim(P.counter, tid); item < P.items; item = bwd_claim(P.counter, tid)) {
     const bwd_item it = bwd_decode(P, item, G, sched);
     const int len = it.len, n = it.n, k0 = n * BN;
     const std::int64_t base = it.row0 * D;
 
-    load_tile_sw128<BN, D, kBwdThreads>(sK, P.k + base + k0 * stride, stride, len - k0, tid);
-    load_tile_sw128<BN, D, kBwdThreads>(sV, P.v + base + k0 * stride, stride, len - k0, tid);
+    load_tile<BN, D, kBwdThreads, true>(sK, P.k + base + k0 * stride, stride, len - k0, tid);
+    load_tile<BN, D, kBwdThreads, true>(sV, P.v + base + k0 * stride, stride, len - k0, tid);
     cp_commit();
     const int count = it.mt - bwd_m_min<CAUSAL>(n);
     auto prefetch = [&](int t, int buf) {
       const int q0 = bwd_visit<CAUSAL>(it, sched, t) * BM;
-      load_tile_sw128<BM, D, kBwdThreads>(sQ0 + buf * BM * D * 2, P.q + base + q0 * stride, stride, len - q0, tid);
-      load_tile_sw128<BM, D, kBwdThreads>(sO0 + buf * BM * D * 2, P.dout + base + q0 * stride, stride, len - q0, tid);
-      if (tid < 2 * BM) {  // LSE and D rows; past the end they read as zero and are masked
-        const int r = tid % BM;
-        const bool ok = q0 + r < len;
-        const float* src = tid < BM ? P.lse : P.dvec;
-        float* dst = tid < BM ? f_lse : f_d;
-        cp_async4(static_cast<std::uint32_t>(__cvta_generic_to_shared(dst + buf * BM + r)),
-                  ok ? src + it.lbase + q0 + r : src, ok);
-      }
+      load_tile<BM, D, kBwdThreads, true>(sQ0 + buf * BM * D * 2, P.q + base + q0 * stride, stride, len - q0, tid);
+      load_tile<BM, D, kBwdThreads, true>(sO0 + buf * BM * D * 2, P.dout + base + q0 * stride, stride, len - q0, tid);
+      bwd_load_rows(P, f_lse + buf * BM, f_d + buf * BM, it.lbase + q0, len - q0, tid);
     };
     prefetch(0, 0);
     cp_commit();
@@ -954,19 +978,9 @@ __global__ void __launch_bounds__(kBwdThreads, 1) bwd90_kernel(bwd_params P) {
       float s[32], dp[32];
       std::uint32_t a[4][4];  // P^T, then dS^T, as 16-bit pairs: the A operand of four k16 slices
       wgmma_fence();
-#pragma unroll
-      for (int kk = 0; kk < D / 16; ++kk) {
-        const std::uint32_t off = (kk % 4) * 32;  // 16 columns = 32 bytes into the region
-        wgmma_ss_n64<BF16, 0, 0>(s, wgmma_desc(sKw + (kk / 4) * KB + off, 16, 1024),
-                                 wgmma_desc(sQ + (kk / 4) * QB + off, 16, 1024), kk > 0);
-      }
+      wgmma_rows_dot<BF16, D, BN, BM>(s, sKw, sQ);
       wgmma_commit();
-#pragma unroll
-      for (int kk = 0; kk < D / 16; ++kk) {
-        const std::uint32_t off = (kk % 4) * 32;
-        wgmma_ss_n64<BF16, 0, 0>(dp, wgmma_desc(sVw + (kk / 4) * KB + off, 16, 1024),
-                                 wgmma_desc(sO + (kk / 4) * QB + off, 16, 1024), kk > 0);
-      }
+      wgmma_rows_dot<BF16, D, BN, BM>(dp, sVw, sO);
       wgmma_commit();
       wgmma_wait<1>();
       const bool need_mask = (k0 + BN > len) || (q0 + BM > len) || (CAUSAL && k0 + BN - 1 > q0);
@@ -982,12 +996,7 @@ __global__ void __launch_bounds__(kBwdThreads, 1) bwd90_kernel(bwd_params P) {
       }
       // dV += P^T dO (dO N-major: Q rows are the reduction); dS^T overlaps it.
       pack_pairs<BF16>(a, s);
-      wgmma_fence();
-#pragma unroll
-      for (int kk = 0; kk < BM / 16; ++kk) {
-        const std::uint64_t b = wgmma_desc(sO + kk * 16 * 128, QB, 1024);
-        if constexpr (D == 128) wgmma_rs_n128<BF16>(dv, a[kk], b); else wgmma_rs_n64<BF16>(dv, a[kk], b);
-      }
+      wgmma_regs_times_rows<BF16, BM>(dv, a, sO);
       wgmma_commit();
       wgmma_wait<1>();  // dP^T
 #pragma unroll
@@ -998,12 +1007,7 @@ __global__ void __launch_bounds__(kBwdThreads, 1) bwd90_kernel(bwd_params P) {
       wgmma_wait<0>();  // dV: its A registers are reused below
       // dK += dS^T Q; meanwhile dS^T goes to shared memory for dQ.
       pack_pairs<BF16>(a, dp);
-      wgmma_fence();
-#pragma unroll
-      for (int kk = 0; kk < BM / 16; ++kk) {
-        const std::uint64_t b = wgmma_desc(sQ + kk * 16 * 128, QB, 1024);
-        if constexpr (D == 128) wgmma_rs_n128<BF16>(dk, a[kk], b); else wgmma_rs_n64<BF16>(dk, a[kk], b);
-      }
+      wgmma_regs_times_rows<BF16, BM>(dk, a, sQ);
       wgmma_commit();
       {
         const int r = kv_row0 - k0;  // row within the tile; r + 8 has the same swizzle phase
@@ -1042,23 +1046,7 @@ __global__ void __launch_bounds__(kBwdThreads, 1) bwd90_kernel(bwd_params P) {
                 len - q0);
     }
     adder.finish(tid);
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const int kr = kv_row0 + r * 8;
-      if (kr < len) {
-        std::uint16_t* gk = P.dk + base + std::int64_t(kr) * stride + t4 * 2;
-        std::uint16_t* gv = P.dv + base + std::int64_t(kr) * stride + t4 * 2;
-#pragma unroll
-        for (int i = 0; i < D / 8; ++i) {
-          *reinterpret_cast<std::uint32_t*>(gk + i * 8) =
-              pack2<BF16>(dk[4 * i + 2 * r] * P.scale, dk[4 * i + 2 * r + 1] * P.scale);
-          *reinterpret_cast<std::uint32_t*>(gv + i * 8) = pack2<BF16>(dv[4 * i + 2 * r], dv[4 * i + 2 * r + 1]);
-        }
-      }
-    }
-    __syncthreads();  // K/V/dS^T tiles are reused by the next item; all have read s_next
-    if (tid == 0) s_next = atomicAdd(P.counter, 1);
-    __syncthreads();
+    bwd_store_dkdv<BF16, D>(P, base, stride, kv_row0, len, t4, dk, dv);
   }
 #endif
 }
@@ -1080,8 +1068,7 @@ __global__ void __launch_bounds__(kFwd90Threads, 1)
                  float* __restrict__ lse, float scale_log2) {
 #ifdef GFDIT_WGMMA
   constexpr int BM = kFwd90M, BN = kFwd90N, T = kFwd90Threads;
-  constexpr int QB = BM * 128, KB = BN * 128;  // bytes of one 64-column region
-  extern __shared__ __align__(1024) std::uint8_t smem_raw[];
+  extern __shared__ __align__(128) std::uint8_t smem_raw[];  // aligned to 1024 below
   const std::uint32_t raw = static_cast<std::uint32_t>(__cvta_generic_to_shared(smem_raw));
   const std::uint32_t sQ = (raw + 1023) & ~1023u;
   const std::uint32_t sK0 = sQ + BM * D * 2;       // K[buf] = sK0 + buf * BN * D * 2
@@ -1100,9 +1087,9 @@ __global__ void __launch_bounds__(kFwd90Threads, 1)
   const int kv_len = CAUSAL ? min(len, m0 + BM) : len;
   const int n_tiles = (kv_len + BN - 1) / BN;
 
-  load_tile_sw128<BM, D, T>(sQ, q + base + m0 * stride, stride, len - m0, tid);
-  load_tile_sw128<BN, D, T>(sK0, gk, stride, len, tid);
-  load_tile_sw128<BN, D, T>(sV0, gv, stride, len, tid);
+  load_tile<BM, D, T, true>(sQ, q + base + m0 * stride, stride, len - m0, tid);
+  load_tile<BN, D, T, true>(sK0, gk, stride, len, tid);
+  load_tile<BN, D, T, true>(sV0, gv, stride, len, tid);
   cp_commit();
 
   float acc[D / 2];
@@ -1116,9 +1103,9 @@ __global__ void __launch_bounds__(kFwd90Threads, 1)
     const int buf = n & 1;
     const std::uint32_t sK = sK0 + buf * BN * D * 2, sV = sV0 + buf * BN * D * 2;
     if (n + 1 < n_tiles) {
-      load_tile_sw128<BN, D, T>(sK0 + (buf ^ 1) * BN * D * 2, gk + (n + 1) * BN * stride, stride,
+      load_tile<BN, D, T, true>(sK0 + (buf ^ 1) * BN * D * 2, gk + (n + 1) * BN * stride, stride,
                                 len - (n + 1) * BN, tid);
-      load_tile_sw128<BN, D, T>(sV0 + (buf ^ 1) * BN * D * 2, gv + (n + 1) * BN * stride, stride,
+      load_tile<BN, D, T, true>(sV0 + (buf ^ 1) * BN * D * 2, gv + (n + 1) * BN * stride, stride,
                                 len - (n + 1) * BN, tid);
       cp_commit();
       cp_wait<1>();
@@ -1130,12 +1117,7 @@ __global__ void __launch_bounds__(kFwd90Threads, 1)
 
     float s[64];
     wgmma_fence();
-#pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) {
-      const std::uint32_t off = (kk % 4) * 32;
-      wgmma_ss_n128<BF16, 0, 0>(s, wgmma_desc(sQw + (kk / 4) * QB + off, 16, 1024),
-                                wgmma_desc(sK + (kk / 4) * KB + off, 16, 1024), kk > 0);
-    }
+    wgmma_rows_dot<BF16, D, BM, BN>(s, sQw, sK);
     wgmma_commit();
     wgmma_wait<0>();
 
@@ -1176,16 +1158,11 @@ __global__ void __launch_bounds__(kFwd90Threads, 1)
       }
     }
     // O += P V (V N-major: the keys are the reduction).
-    std::uint32_t a[2][4][4];
+    std::uint32_t a[2][4][4];  // P: keys 0..63, 64..127
     pack_pairs<BF16>(a[0], reinterpret_cast<const float(&)[32]>(s[0]));
     pack_pairs<BF16>(a[1], reinterpret_cast<const float(&)[32]>(s[32]));
-    wgmma_fence();
-#pragma unroll
-    for (int kk = 0; kk < BN / 16; ++kk) {
-      const std::uint64_t bd = wgmma_desc(sV + kk * 16 * 128, KB, 1024);
-      if constexpr (D == 128) wgmma_rs_n128<BF16>(acc, a[kk / 4][kk % 4], bd);
-      else wgmma_rs_n64<BF16>(acc, a[kk / 4][kk % 4], bd);
-    }
+    wgmma_regs_times_rows<BF16, BN>(acc, a[0], sV);
+    wgmma_regs_times_rows<BF16, BN>(acc, a[1], sV + 64 * 128);
     wgmma_commit();
     wgmma_wait<0>();
     __syncthreads();  // the next prefetch overwrites this buffer
