@@ -1225,6 +1225,7 @@ int forward_rows_per_warp(int head_dim) {
 
 // The wgmma kernels run where their sm_90a code was loaded (an H100/H200 running the cubin, not
 // compute_80 PTX compiled at load time). GFDIT_ATTN_KERNEL=mma forces the portable kernels.
+// Callers keep the answer per kernel (it cannot change in a process): launches are a hot path.
 bool use_wgmma(const void* kernel) {
   const char* e = std::getenv("GFDIT_ATTN_KERNEL");
   if (e && std::string(e) == "mma") return false;
@@ -1235,7 +1236,8 @@ bool use_wgmma(const void* kernel) {
 template <bool BF16, int D, bool CAUSAL>
 result<void> launch_forward(const problem& p, const forward_args& a, cudaStream_t st) {
   auto k90 = fwd90_kernel<BF16, D, CAUSAL>;
-  if (use_wgmma(reinterpret_cast<const void*>(k90))) {
+  static const bool hopper = use_wgmma(reinterpret_cast<const void*>(k90));
+  if (hopper) {
     constexpr int smem = fwd90_smem<D>();
     GFDIT_ATTN_CUDA_TRY(cudaFuncSetAttribute(k90, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     dim3 grid((max_len(p) + kFwd90M - 1) / kFwd90M, p.heads, p.batch);
@@ -1301,7 +1303,7 @@ result<void> launch_backward(const problem& p, const backward_args& a, cudaStrea
     GFDIT_ATTN_CUDA_TRY(cudaGetLastError());
   }
 
-  const bool hopper = use_wgmma(reinterpret_cast<const void*>(bwd90_kernel<BF16, D, CAUSAL>));
+  static const bool hopper = use_wgmma(reinterpret_cast<const void*>(bwd90_kernel<BF16, D, CAUSAL>));
   auto kern = hopper ? bwd90_kernel<BF16, D, CAUSAL> : bwd_kernel<BF16, D, CAUSAL>;
   const int smem = hopper ? bwd90_smem<D>() : bwd_smem<D>();
   GFDIT_ATTN_CUDA_TRY(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
@@ -1378,7 +1380,8 @@ struct bwd_launcher {
 }  // namespace
 
 const char* gpu_kernels() noexcept {
-  return use_wgmma(reinterpret_cast<const void*>(bwd90_kernel<true, 128, false>)) ? "wgmma (sm_90a)" : "mma.sync";
+  static const bool hopper = use_wgmma(reinterpret_cast<const void*>(bwd90_kernel<true, 128, false>));
+  return hopper ? "wgmma (sm_90a)" : "mma.sync";
 }
 
 bool gpu_available() noexcept {
