@@ -157,16 +157,24 @@ __device__ __forceinline__ std::uint32_t opaque_u(std::uint32_t x) {
 
 // Copies ROWS rows of D elements (rows >= valid are zero-filled) into a swizzled tile: the
 // ldmatrix layout (swz) or, with SW128, the tensor cores' 128-byte-swizzled one (wgmma.cuh).
+// Each thread keeps one 16-byte chunk column and walks rows STEP apart; STEP is a multiple of 8,
+// so the swizzle phase is the same on every row it visits and the shared address just advances.
+// (A loop over flat chunk indices compiled to a rolled loop with the whole address computation
+// per chunk, which cost the wgmma forward more issue slots than its softmax.)
 template <int ROWS, int D, int THREADS, bool SW128 = false>
 __device__ __forceinline__ void load_tile(std::uint32_t smem, const std::uint16_t* g,
                                           std::int64_t row_stride, int valid, int tid) {
-  constexpr int CH = D / 8;
+  constexpr int CH = D / 8, STEP = THREADS / CH;
+  static_assert(THREADS % CH == 0 && STEP % 8 == 0 && ROWS % STEP == 0, "tile not evenly covered");
+  constexpr std::uint32_t ROW_BYTES = SW128 ? 128 : D * 2;  // between rows of one chunk column
+  const int c = tid % CH, r0 = tid / CH;
+  const std::uint32_t dst = smem + (SW128 ? sw128_chunk(r0, c, ROWS) : swz<D>(r0, c * 8));
+  const std::uint16_t* src = g + r0 * row_stride + c * 8;
 #pragma unroll
-  for (int i = tid; i < ROWS * CH; i += THREADS) {
-    int r = i / CH, c = i % CH;
-    bool ok = r < valid;
-    const std::uint16_t* src = ok ? g + r * row_stride + c * 8 : g;
-    cp_async16(smem + (SW128 ? sw128_chunk(r, c, ROWS) : swz<D>(r, c * 8)), src, ok);
+  for (int j = 0; j < ROWS / STEP; ++j) {
+    const bool ok = r0 + j * STEP < valid;
+    cp_async16(dst + j * STEP * ROW_BYTES, ok ? src : g, ok);
+    src += STEP * row_stride;
   }
 }
 
@@ -1055,10 +1063,43 @@ __global__ void __launch_bounds__(kBwdThreads, 1) bwd90_kernel(bwd_params P) {
 // Same contract as fwd_kernel (one block per Q tile, keys ascending, no split-KV): two
 // warpgroups each own 64 of the tile's 128 query rows; S = Q K^T reads both operands from sw128
 // shared tiles, and P stays in registers as the A operand of O += P V.
+// Software-pipelined: iteration n issues S_n = Q K_n^T and O += P_{n-1} V_{n-1} together, so the
+// tensor cores run the second product while this warpgroup computes the softmax of the first.
+// K and V tiles are double-buffered apart: K_{n+1} and V_n are loaded during iteration n.
 constexpr int kFwd90M = 128, kFwd90N = 128, kFwd90Threads = 256;
 template <int D>
 constexpr int fwd90_smem() {
   return (kFwd90M * D + 4 * kFwd90N * D) * 2 + 1024;  // Q, 2x K, 2x V, alignment slack
+}
+
+// Online softmax over one 64x128 score tile in the m64n128 accumulator layout (this thread holds
+// rows g and g + 8, 32 columns each). Scores are raw (masked ones -inf); the running maxima stay
+// raw too and the scale folds into one FMA per exponential. Returns the rescale factor of O for
+// each row in alpha and leaves exp2((s - max) * scale_log2) in s.
+__device__ __forceinline__ void online_softmax(float (&s)[64], float (&row_max)[2], float (&row_sum)[2],
+                                               float scale_log2, float (&alpha)[2]) {
+#pragma unroll
+  for (int hh = 0; hh < 2; ++hh) {  // rows g and g + 8
+    float m4[4] = {row_max[hh], -INFINITY, -INFINITY, -INFINITY};  // four chains: latency
+#pragma unroll
+    for (int i = 0; i < 16; ++i) m4[i & 3] = fmaxf(m4[i & 3], fmaxf(s[4 * i + 2 * hh], s[4 * i + 2 * hh + 1]));
+    float mx = fmaxf(fmaxf(m4[0], m4[1]), fmaxf(m4[2], m4[3]));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+    const float use = mx == -INFINITY ? 0.f : mx * scale_log2;
+    alpha[hh] = fast_exp2(fmaf(row_max[hh], scale_log2, -use));
+    row_max[hh] = mx;
+    float s4[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+    for (int i = 0; i < 16; ++i) {
+      float& x0 = s[4 * i + 2 * hh];
+      float& x1 = s[4 * i + 2 * hh + 1];
+      x0 = fast_exp2(fmaf(x0, scale_log2, -use));
+      x1 = fast_exp2(fmaf(x1, scale_log2, -use));
+      s4[i & 3] += x0 + x1;
+    }
+    row_sum[hh] = row_sum[hh] * alpha[hh] + ((s4[0] + s4[1]) + (s4[2] + s4[3]));
+  }
 }
 
 template <bool BF16, int D, bool CAUSAL>
@@ -1067,12 +1108,12 @@ __global__ void __launch_bounds__(kFwd90Threads, 1)
                  const std::uint16_t* __restrict__ v, std::uint16_t* __restrict__ o,
                  float* __restrict__ lse, float scale_log2) {
 #ifdef GFDIT_WGMMA
-  constexpr int BM = kFwd90M, BN = kFwd90N, T = kFwd90Threads;
+  constexpr int BM = kFwd90M, BN = kFwd90N, T = kFwd90Threads, TILE = BN * D * 2;
   extern __shared__ __align__(128) std::uint8_t smem_raw[];  // aligned to 1024 below
   const std::uint32_t raw = static_cast<std::uint32_t>(__cvta_generic_to_shared(smem_raw));
   const std::uint32_t sQ = (raw + 1023) & ~1023u;
-  const std::uint32_t sK0 = sQ + BM * D * 2;       // K[buf] = sK0 + buf * BN * D * 2
-  const std::uint32_t sV0 = sK0 + 2 * BN * D * 2;  // V[buf] likewise
+  const std::uint32_t sK0 = sQ + BM * D * 2;  // K[buf] = sK0 + buf * TILE
+  const std::uint32_t sV0 = sK0 + 2 * TILE;   // V[buf] likewise
 
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int wg = warp / 4, g = lane / 4, t4 = lane % 4;
@@ -1086,10 +1127,14 @@ __global__ void __launch_bounds__(kFwd90Threads, 1)
   const std::uint16_t* gv = v + base;
   const int kv_len = CAUSAL ? min(len, m0 + BM) : len;
   const int n_tiles = (kv_len + BN - 1) / BN;
+  auto load_k = [&](int n) { load_tile<BN, D, T, true>(sK0 + (n & 1) * TILE, gk + n * BN * stride, stride, len - n * BN, tid); };
+  auto load_v = [&](int n) { load_tile<BN, D, T, true>(sV0 + (n & 1) * TILE, gv + n * BN * stride, stride, len - n * BN, tid); };
 
   load_tile<BM, D, T, true>(sQ, q + base + m0 * stride, stride, len - m0, tid);
-  load_tile<BN, D, T, true>(sK0, gk, stride, len, tid);
-  load_tile<BN, D, T, true>(sV0, gv, stride, len, tid);
+  load_k(0);
+  cp_commit();
+  if (n_tiles > 1) load_k(1);
+  load_v(0);
   cp_commit();
 
   float acc[D / 2];
@@ -1098,74 +1143,66 @@ __global__ void __launch_bounds__(kFwd90Threads, 1)
   float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.f, 0.f};
   const int q_row0 = m0 + wg * 64 + (warp % 4) * 16 + g;  // and +8
   const std::uint32_t sQw = sQ + wg * 64 * 128;
+  std::uint32_t p[2][4][4];  // P_{n-1}: keys 0..63, 64..127, the A operand of O += P V
 
   for (int n = 0; n < n_tiles; ++n) {
-    const int buf = n & 1;
-    const std::uint32_t sK = sK0 + buf * BN * D * 2, sV = sV0 + buf * BN * D * 2;
-    if (n + 1 < n_tiles) {
-      load_tile<BN, D, T, true>(sK0 + (buf ^ 1) * BN * D * 2, gk + (n + 1) * BN * stride, stride,
-                                len - (n + 1) * BN, tid);
-      load_tile<BN, D, T, true>(sV0 + (buf ^ 1) * BN * D * 2, gv + (n + 1) * BN * stride, stride,
-                                len - (n + 1) * BN, tid);
-      cp_commit();
-      cp_wait<1>();
-    } else {
-      cp_wait<0>();
-    }
+    if (n == 0) cp_wait<1>();  // Q, K_0
+    else cp_wait<0>();         // K_n, V_{n-1}
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-    __syncthreads();
-
+    __syncthreads();  // also: both warpgroups are done with K_{n-1} and V_{n-2}
+    if (n > 0) {
+      if (n + 1 < n_tiles) load_k(n + 1);
+      load_v(n);
+      cp_commit();
+    }
     float s[64];
     wgmma_fence();
-    wgmma_rows_dot<BF16, D, BM, BN>(s, sQw, sK);
+    wgmma_rows_dot<BF16, D, BM, BN>(s, sQw, sK0 + (n & 1) * TILE);
     wgmma_commit();
-    wgmma_wait<0>();
+    if (n > 0) {
+      const std::uint32_t sV = sV0 + ((n - 1) & 1) * TILE;
+      wgmma_regs_times_rows<BF16, BN>(acc, p[0], sV);
+      wgmma_regs_times_rows<BF16, BN>(acc, p[1], sV + 64 * 128);
+      wgmma_commit();
+      wgmma_wait<1>();
+    } else {
+      wgmma_wait<0>();
+    }
+    wgmma_pin(s);
 
     const int k0 = n * BN;
-    const bool need_mask = (k0 + BN > len) || (CAUSAL && k0 + BN - 1 > m0);
+    if ((k0 + BN > len) || (CAUSAL && k0 + BN - 1 > m0)) {
 #pragma unroll
-    for (int i = 0; i < 64; ++i) {
-      float x = s[i] * scale_log2;
-      if (need_mask) {
+      for (int i = 0; i < 64; ++i) {
         const int kc = k0 + (i / 4) * 8 + t4 * 2 + (i & 1);
         const int qr = q_row0 + ((i & 2) ? 8 : 0);
-        if (kc >= len || (CAUSAL && kc > qr)) x = -INFINITY;
-      }
-      s[i] = x;
-    }
-#pragma unroll
-    for (int hh = 0; hh < 2; ++hh) {  // rows g and g + 8
-      float mx = row_max[hh];
-#pragma unroll
-      for (int i = 0; i < 16; ++i) mx = fmaxf(mx, fmaxf(s[4 * i + 2 * hh], s[4 * i + 2 * hh + 1]));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      const float use = mx == -INFINITY ? 0.f : mx;
-      const float alpha = fast_exp2(row_max[hh] - use);
-      row_max[hh] = mx;
-      float sum = 0.f;
-#pragma unroll
-      for (int i = 0; i < 16; ++i) {
-        s[4 * i + 2 * hh] = fast_exp2(s[4 * i + 2 * hh] - use);
-        s[4 * i + 2 * hh + 1] = fast_exp2(s[4 * i + 2 * hh + 1] - use);
-        sum += s[4 * i + 2 * hh] + s[4 * i + 2 * hh + 1];
-      }
-      row_sum[hh] = row_sum[hh] * alpha + sum;
-#pragma unroll
-      for (int i = 0; i < D / 8; ++i) {
-        acc[4 * i + 2 * hh] *= alpha;
-        acc[4 * i + 2 * hh + 1] *= alpha;
+        if (kc >= len || (CAUSAL && kc > qr)) s[i] = -INFINITY;
       }
     }
-    // O += P V (V N-major: the keys are the reduction).
-    std::uint32_t a[2][4][4];  // P: keys 0..63, 64..127
-    pack_pairs<BF16>(a[0], reinterpret_cast<const float(&)[32]>(s[0]));
-    pack_pairs<BF16>(a[1], reinterpret_cast<const float(&)[32]>(s[32]));
-    wgmma_regs_times_rows<BF16, BN>(acc, a[0], sV);
-    wgmma_regs_times_rows<BF16, BN>(acc, a[1], sV + 64 * 128);
+    float alpha[2];
+    online_softmax(s, row_max, row_sum, scale_log2, alpha);
+    wgmma_wait<0>();  // O += P_{n-1} V_{n-1}: O and P are free again
+    wgmma_pin(acc);
+#pragma unroll
+    for (int i = 0; i < D / 8; ++i) {
+      acc[4 * i] *= alpha[0];
+      acc[4 * i + 1] *= alpha[0];
+      acc[4 * i + 2] *= alpha[1];
+      acc[4 * i + 3] *= alpha[1];
+    }
+    pack_pairs<BF16>(p[0], reinterpret_cast<const float(&)[32]>(s[0]));
+    pack_pairs<BF16>(p[1], reinterpret_cast<const float(&)[32]>(s[32]));
+  }
+  cp_wait<0>();  // V_{last}
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+  __syncthreads();
+  {
+    const std::uint32_t sV = sV0 + ((n_tiles - 1) & 1) * TILE;
+    wgmma_regs_times_rows<BF16, BN>(acc, p[0], sV);
+    wgmma_regs_times_rows<BF16, BN>(acc, p[1], sV + 64 * 128);
     wgmma_commit();
     wgmma_wait<0>();
-    __syncthreads();  // the next prefetch overwrites this buffer
+    wgmma_pin(acc);
   }
 
 #pragma unroll
@@ -1181,7 +1218,7 @@ __global__ void __launch_bounds__(kFwd90Threads, 1)
       for (int i = 0; i < D / 8; ++i)
         *reinterpret_cast<std::uint32_t*>(go + i * 8) =
             pack2<BF16>(acc[4 * i + 2 * hh] * inv, acc[4 * i + 2 * hh + 1] * inv);
-      if (t4 == 0) lse[L.lse0(b, h) + qr] = (row_max[hh] + __log2f(sum)) * kLn2;
+      if (t4 == 0) lse[L.lse0(b, h) + qr] = (row_max[hh] * scale_log2 + __log2f(sum)) * kLn2;
     }
   }
 #endif
