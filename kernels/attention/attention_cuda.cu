@@ -901,19 +901,23 @@ __device__ __forceinline__ void pack_pairs(std::uint32_t (&a)[4][4], const float
     }
 }
 
-// acc += A B (issued, not awaited): A = 64 x 64 in registers (pack_pairs), B = the 64 rows at
-// `b` of an sw128 tile of B_ROWS rows, MN-major (its rows are the reduction), all D columns.
-template <bool BF16, int B_ROWS, int N>
-__device__ __forceinline__ void wgmma_regs_times_rows(float (&acc)[N], const std::uint32_t (&a)[4][4],
+// acc += A B (issued, not awaited): A = 64 x 64*KB in registers (KB blocks from pack_pairs), B =
+// 64*KB rows from `b` on of an sw128 tile of B_ROWS rows, MN-major (its rows are the reduction),
+// all D columns. One fence for all: a fence between them splits the products into two groups
+// in the SASS, so a later wait for "all but the newest group" also waits for the first half.
+template <bool BF16, int B_ROWS, int N, int KB>
+__device__ __forceinline__ void wgmma_regs_times_rows(float (&acc)[N], const std::uint32_t (&a)[KB][4][4],
                                                       std::uint32_t b) {
 #ifdef GFDIT_WGMMA
   wgmma_fence();
 #pragma unroll
-  for (int kk = 0; kk < 4; ++kk) {
-    const std::uint64_t db = wgmma_desc(b + kk * 16 * 128, B_ROWS * 128, 1024);
-    if constexpr (N == 64) wgmma_rs_n128<BF16>(acc, a[kk], db);
-    else wgmma_rs_n64<BF16>(acc, a[kk], db);
-  }
+  for (int kb = 0; kb < KB; ++kb)
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) {
+      const std::uint64_t db = wgmma_desc(b + (kb * 4 + kk) * 16 * 128, B_ROWS * 128, 1024);
+      if constexpr (N == 64) wgmma_rs_n128<BF16>(acc, a[kb][kk], db);
+      else wgmma_rs_n64<BF16>(acc, a[kb][kk], db);
+    }
 #endif
 }
 
@@ -984,7 +988,7 @@ __global__ void __launch_bounds__(kBwdThreads, 1) bwd90_kernel(bwd_params P) {
       // S^T = K Q^T and dP^T = V dO^T, K-major both (the head dim is the reduction), issued
       // together: the exponentials below overlap the second product.
       float s[32], dp[32];
-      std::uint32_t a[4][4];  // P^T, then dS^T, as 16-bit pairs: the A operand of four k16 slices
+      std::uint32_t a[1][4][4];  // P^T, then dS^T, as 16-bit pairs: the A operand of four k16 slices
       wgmma_fence();
       wgmma_rows_dot<BF16, D, BN, BM>(s, sKw, sQ);
       wgmma_commit();
@@ -1003,7 +1007,7 @@ __global__ void __launch_bounds__(kBwdThreads, 1) bwd90_kernel(bwd_params P) {
         s[i] = p;
       }
       // dV += P^T dO (dO N-major: Q rows are the reduction); dS^T overlaps it.
-      pack_pairs<BF16>(a, s);
+      pack_pairs<BF16>(a[0], s);
       wgmma_regs_times_rows<BF16, BM>(dv, a, sO);
       wgmma_commit();
       wgmma_wait<1>();  // dP^T
@@ -1014,7 +1018,7 @@ __global__ void __launch_bounds__(kBwdThreads, 1) bwd90_kernel(bwd_params P) {
       }
       wgmma_wait<0>();  // dV: its A registers are reused below
       // dK += dS^T Q; meanwhile dS^T goes to shared memory for dQ.
-      pack_pairs<BF16>(a, dp);
+      pack_pairs<BF16>(a[0], dp);
       wgmma_regs_times_rows<BF16, BM>(dk, a, sQ);
       wgmma_commit();
       {
@@ -1161,8 +1165,7 @@ __global__ void __launch_bounds__(kFwd90Threads, 1)
     wgmma_commit();
     if (n > 0) {
       const std::uint32_t sV = sV0 + ((n - 1) & 1) * TILE;
-      wgmma_regs_times_rows<BF16, BN>(acc, p[0], sV);
-      wgmma_regs_times_rows<BF16, BN>(acc, p[1], sV + 64 * 128);
+      wgmma_regs_times_rows<BF16, BN>(acc, p, sV);
       wgmma_commit();
       wgmma_wait<1>();
     } else {
@@ -1198,8 +1201,7 @@ __global__ void __launch_bounds__(kFwd90Threads, 1)
   __syncthreads();
   {
     const std::uint32_t sV = sV0 + ((n_tiles - 1) & 1) * TILE;
-    wgmma_regs_times_rows<BF16, BN>(acc, p[0], sV);
-    wgmma_regs_times_rows<BF16, BN>(acc, p[1], sV + 64 * 128);
+    wgmma_regs_times_rows<BF16, BN>(acc, p, sV);
     wgmma_commit();
     wgmma_wait<0>();
     wgmma_pin(acc);
