@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One device call: GPU tests, the PyTorch peer and gfdit_dit_bench, logs under $OUT.
-# Expects .bundle/dit/ (carried) with dit_gpu_test, gfdit_dit_worker (its real-Ulysses test),
+# Expects .bundle/dit/ (carried) with dit_gpu_test, dit_kernels_gpu_test, gfdit_dit_worker (its real-Ulysses test),
 # gfdit_dit_bench, peers_dit_block.py and run_ulysses.sh.
 set -o pipefail
 B=.bundle/dit
@@ -11,6 +11,7 @@ nccl=$(python3 -c "import nvidia.nccl,os;print(list(nvidia.nccl.__path__)[0])")/
 export LD_LIBRARY_PATH=$lt:/usr/local/cuda/lib64:$nccl${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$OUT/card.txt"
 "$B/dit_gpu_test" 2>&1 | tee "$OUT/gpu_test.log"
+"$B/dit_kernels_gpu_test" 2>&1 | tee -a "$OUT/gpu_test.log"
 PYTHONUNBUFFERED=1 timeout 150 python3 "$B/peers_dit_block.py" --config 384,6,256 --config 1152,16,256 \
   --config 1152,16,1024 --config 3072,24,4608 --config 3072,24,5582 --config 3072,24,18992 | tee "$OUT/peer.jsonl"
 timeout 200 "$B/gfdit_dit_bench" --peer "$OUT/peer.jsonl" --profile "$OUT/dit-measured.yaml" "$@" 2>&1 | tee "$OUT/bench.log"

@@ -338,9 +338,7 @@ struct gpu_model::impl {
     const int H = c.hidden;
     if (auto r = gemm(W.proj, attn, M, y2); !r) return r;
     mark();
-    gpu::gated_residual(x, y2, md, 6 * H, 2 * H, static_cast<int>(nl), H, M * H, st);
-    mark();
-    gpu::ln_mod(x, M, H, static_cast<int>(nl), md, 6 * H, 3 * H, 4 * H, hn, st);
+    gpu::residual_ln_mod(x, y2, 2 * H, M, H, static_cast<int>(nl), md, 6 * H, 3 * H, 4 * H, hn, st);
     mark();
     if (auto r = gemm(W.fc1, hn, M, y, true); !r) return r;
     mark();
@@ -391,8 +389,7 @@ struct gpu_model::impl {
         const bf16* md = mod + (static_cast<std::size_t>(blk) * B + b) * 6 * H;
         gpu::merge_heads(o + b * per_sample, attn + r0 * H, 1, static_cast<int>(cnt), static_cast<int>(l0), static_cast<int>(n), NH, D, Dp, st);
         if (auto r = gemm(W.proj, attn + r0 * H, cnt, y2 + r0 * H); !r) return r;
-        gpu::gated_residual(x + r0 * H, y2 + r0 * H, md, 6 * H, 2 * H, static_cast<int>(cnt), H, cnt * H, st);
-        gpu::ln_mod(x + r0 * H, cnt, H, static_cast<int>(cnt), md, 6 * H, 3 * H, 4 * H, hn + r0 * H, st);
+        gpu::residual_ln_mod(x + r0 * H, y2 + r0 * H, 2 * H, cnt, H, static_cast<int>(cnt), md, 6 * H, 3 * H, 4 * H, hn + r0 * H, st);
         if (auto r = gemm(W.fc1, hn + r0 * H, cnt, y + r0 * Mlp, true); !r) return r;
         if (auto r = gemm(W.fc2, y + r0 * Mlp, cnt, y2 + r0 * H); !r) return r;
         gpu::gated_residual(x + r0 * H, y2 + r0 * H, md, 6 * H, 5 * H, static_cast<int>(cnt), H, cnt * H, st);
@@ -616,7 +613,7 @@ struct gpu_model::impl {
 result<std::vector<std::pair<std::string, double>>> gpu_model::profile_block(int batch, std::int64_t tokens, int iters) {
   impl& p = *impl_;
   static const char* names[] = {"ln_mod1", "qkv_gemm", "split_rope", "attention", "merge_heads", "proj_gemm",
-                                "residual1", "ln_mod2", "fc1_gelu_gemm", "fc2_gemm", "residual2"};
+                                "residual1_ln_mod2", "fc1_gelu_gemm", "fc2_gemm", "residual2"};
   constexpr std::size_t stages = sizeof(names) / sizeof(names[0]);
   if (auto r = p.time(batch, tokens, 2, false); !r) return r.err();  // buffers, algorithms, warm-up
   std::vector<cudaEvent_t> ev(stages + 1);

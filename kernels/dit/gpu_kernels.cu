@@ -3,6 +3,8 @@
 #include "kernels/dit/gpu_kernels.hpp"
 
 #include <algorithm>
+#include <cstdint>
+#include <type_traits>
 
 #include "kernels/collectives/types.hpp"
 
@@ -11,35 +13,92 @@ namespace gfdit::dit::gpu {
 namespace {
 int grid_for(long total) { return static_cast<int>(std::min<long>((total + 255) / 256, 132L * 16)); }
 
-// Block-wide sum in a fixed order: strided per-thread sums, then a fixed shared-memory tree.
-__device__ float block_sum(float v, float* sh) {
-  sh[threadIdx.x] = v;
+// Sum over the block in a fixed order: a butterfly in each warp, then the warps' sums in index
+// order (every thread adds them alike, so all see the same bits).
+__device__ float block_sum_fixed(float v, float* sh) {
+  for (int m = 16; m; m >>= 1) v += __shfl_xor_sync(0xffffffffu, v, m);
+  const int warps = blockDim.x / 32;
+  if (threadIdx.x % 32 == 0) sh[threadIdx.x / 32] = v;
   __syncthreads();
-  for (int s = blockDim.x / 2; s > 0; s >>= 1) {
-    if (threadIdx.x < s) sh[threadIdx.x] += sh[threadIdx.x + s];
-    __syncthreads();
-  }
-  const float r = sh[0];
+  float r = 0;
+  for (int w = 0; w < warps; ++w) r += sh[w];
   __syncthreads();
   return r;
 }
 
-// y = LN(x) * (1 + scale) + shift, one row per block; mod rows per sample.
-__global__ void ln_mod_kernel(const float* x, int H, int rows_per_sample, const bf16* mod, int mod_stride,
-                              int shift_off, int scale_off, bf16* y) {
-  __shared__ float sh[256];
+// V consecutive values at p (V = 4: one 16-byte load of floats, one 8-byte load of bf16s).
+template <int V>
+__device__ __forceinline__ void load_f(const float* p, float (&v)[V]) {
+  if constexpr (V == 4) {
+    const float4 t = *reinterpret_cast<const float4*>(p);
+    v[0] = t.x, v[1] = t.y, v[2] = t.z, v[3] = t.w;
+  } else {
+    v[0] = *p;
+  }
+}
+template <int V>
+__device__ __forceinline__ void load_bf(const bf16* p, float (&v)[V]) {
+  if constexpr (V == 4) {
+    const uint2 t = *reinterpret_cast<const uint2*>(p);
+    const bf16* e = reinterpret_cast<const bf16*>(&t);
+    for (int u = 0; u < 4; ++u) v[u] = __bfloat162float(e[u]);
+  } else {
+    v[0] = __bfloat162float(*p);
+  }
+}
+
+// One row per block, V columns per access (V = 4 needs H % 4 == 0), the row held in registers
+// (N accesses per thread cover it): with RESIDUAL first x += gate * y (stored), then
+// out = LN(x) * (1 + scale) + shift. One mod row per `rows_per_sample` rows. The sums run in a
+// fixed order that depends on H only (threads per row: ln_threads), so a row's bits do not
+// depend on how many rows a launch covers. Rows past 256 * V * 4 take 1024 threads (the bounds
+// let every instantiation launch with them; the wide ones then keep part of the row in local
+// memory, which no stock config needs).
+template <int V, int N, bool RESIDUAL>
+__global__ void __launch_bounds__(1024) ln_mod_kernel(float* x, const bf16* y, int gate_off, int H, int rows_per_sample, const bf16* mod,
+                              int mod_stride, int shift_off, int scale_off, bf16* out) {
+  __shared__ float sh[32];
   const long row = blockIdx.x;
-  const float* xr = x + row * H;
+  float* xr = x + row * H;
   const bf16* md = mod + (row / rows_per_sample) * mod_stride;
+  const int step = blockDim.x * V;
+  float a[N][V];
   float s = 0;
-  for (int i = threadIdx.x; i < H; i += blockDim.x) s += xr[i];
-  const float mean = block_sum(s, sh) / H;
-  float v = 0;
-  for (int i = threadIdx.x; i < H; i += blockDim.x) v += (xr[i] - mean) * (xr[i] - mean);
-  const float rstd = rsqrtf(block_sum(v, sh) / H + 1e-6f);
-  for (int i = threadIdx.x; i < H; i += blockDim.x)
-    y[row * H + i] = __float2bfloat16((xr[i] - mean) * rstd * (1.0f + __bfloat162float(md[scale_off + i])) +
-                                      __bfloat162float(md[shift_off + i]));
+#pragma unroll
+  for (int k = 0; k < N; ++k) {
+    const int i = threadIdx.x * V + k * step;
+    if (i >= H) break;
+    load_f<V>(xr + i, a[k]);
+    if constexpr (RESIDUAL) {
+      float g[V], t[V];
+      load_bf<V>(md + gate_off + i, g);
+      load_bf<V>(y + row * H + i, t);
+      for (int u = 0; u < V; ++u) a[k][u] += g[u] * t[u];
+      if constexpr (V == 4) *reinterpret_cast<float4*>(xr + i) = make_float4(a[k][0], a[k][1], a[k][2], a[k][3]);
+      else xr[i] = a[k][0];
+    }
+    for (int u = 0; u < V; ++u) s += a[k][u];
+  }
+  const float mean = block_sum_fixed(s, sh) / H;
+  float var = 0;
+#pragma unroll
+  for (int k = 0; k < N; ++k) {
+    if (threadIdx.x * V + k * step >= H) break;
+    for (int u = 0; u < V; ++u) var += (a[k][u] - mean) * (a[k][u] - mean);
+  }
+  const float rstd = rsqrtf(block_sum_fixed(var, sh) / H + 1e-6f);
+#pragma unroll
+  for (int k = 0; k < N; ++k) {
+    const int i = threadIdx.x * V + k * step;
+    if (i >= H) break;
+    float sc[V], sf[V];
+    load_bf<V>(md + scale_off + i, sc);
+    load_bf<V>(md + shift_off + i, sf);
+    bf16 o[V];
+    for (int u = 0; u < V; ++u) o[u] = __float2bfloat16((a[k][u] - mean) * rstd * (1.0f + sc[u]) + sf[u]);
+    if constexpr (V == 4) *reinterpret_cast<uint2*>(out + row * H + i) = *reinterpret_cast<const uint2*>(o);
+    else out[row * H + i] = o[0];
+  }
 }
 
 // RoPE of one pair; shared by split_rope and the Ulysses pack so both round alike.
@@ -49,48 +108,68 @@ __device__ __forceinline__ void rotate(float& a0, float& a1, float c, float s) {
   a1 = r1;
 }
 
-// [B*nloc, 3, NH, D] -> q, k, v [B, NH, ntot, Dp] at tokens l0.., rotating q and k by cos/sin [ntot, D/2].
+// V bf16s moved as one access: 16 bytes (V = 8), one rotation pair (V = 2) or one element.
+template <int V>
+using bf16_vec = std::conditional_t<V == 8, uint4, std::conditional_t<V == 2, std::uint32_t, std::uint16_t>>;
+
+// [B*nloc, 3, NH, D] -> q, k, v [B, NH, ntot, Dp] at tokens l0.., rotating q and k by cos/sin
+// [ntot, D/2]. One token row per block, V elements per access (V = 8 needs D % 8 == 0).
+template <int V>
 __global__ void split_rope_kernel(const bf16* qkv, bf16* q, bf16* k, bf16* v, const float* cs, const float* sn,
-                                  int B, int nloc, int l0, int ntot, int NH, int D, int Dp) {
-  const long pairs = static_cast<long>(B) * nloc * 3 * NH * (D / 2);
-  for (long i = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x; i < pairs; i += static_cast<long>(gridDim.x) * blockDim.x) {
-    const int p = static_cast<int>(i % (D / 2));
-    long r = i / (D / 2);
-    const int h = static_cast<int>(r % NH); r /= NH;
-    const int part = static_cast<int>(r % 3); r /= 3;
-    const int l = static_cast<int>(r % nloc);
-    const int b = static_cast<int>(r / nloc);
-    const bf16* src = qkv + ((static_cast<long>(b) * nloc + l) * 3 + part) * NH * D + h * D + 2 * p;
-    float a0 = __bfloat162float(src[0]), a1 = __bfloat162float(src[1]);
-    if (cs && part < 2) rotate(a0, a1, cs[static_cast<long>(l0 + l) * (D / 2) + p], sn[static_cast<long>(l0 + l) * (D / 2) + p]);
-    bf16* dst = (part == 0 ? q : part == 1 ? k : v) + ((static_cast<long>(b) * NH + h) * ntot + l0 + l) * Dp + 2 * p;
-    dst[0] = __float2bfloat16(a0);
-    dst[1] = __float2bfloat16(a1);
+                                  int nloc, int l0, int ntot, int NH, int D, int Dp) {
+  const int row = blockIdx.x, b = row / nloc, l = row % nloc;
+  const int per_head = D / V, chunks = 3 * NH * per_head;
+  const bf16* src = qkv + static_cast<long>(row) * 3 * NH * D;
+  for (int c = threadIdx.x; c < chunks; c += blockDim.x) {
+    const int part = c / (NH * per_head), h = c / per_head % NH, j = c % per_head;
+    bf16_vec<V> raw = *reinterpret_cast<const bf16_vec<V>*>(src + static_cast<long>(c) * V);
+    bf16* e = reinterpret_cast<bf16*>(&raw);
+    if (cs && part < 2) {
+      const long t = static_cast<long>(l0 + l) * (D / 2) + j * (V / 2);
+#pragma unroll
+      for (int u = 0; u < V / 2; ++u) {
+        float a0 = __bfloat162float(e[2 * u]), a1 = __bfloat162float(e[2 * u + 1]);
+        rotate(a0, a1, cs[t + u], sn[t + u]);
+        e[2 * u] = __float2bfloat16(a0);
+        e[2 * u + 1] = __float2bfloat16(a1);
+      }
+    }
+    bf16* dst = (part == 0 ? q : part == 1 ? k : v) + ((static_cast<long>(b) * NH + h) * ntot + l0 + l) * Dp + j * V;
+    *reinterpret_cast<bf16_vec<V>*>(dst) = raw;
   }
 }
 
-// [B, NH, ntot, Dp] tokens l0.. -> [B*nloc, NH*D]
-__global__ void merge_heads_kernel(const bf16* o, bf16* y, int B, int nloc, int l0, int ntot, int NH, int D, int Dp) {
-  const long total = static_cast<long>(B) * nloc * NH * D;
-  for (long i = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x; i < total; i += static_cast<long>(gridDim.x) * blockDim.x) {
-    const int e = static_cast<int>(i % D);
-    long r = i / D;
-    const int h = static_cast<int>(r % NH); r /= NH;
-    const int l = static_cast<int>(r % nloc);
-    const int b = static_cast<int>(r / nloc);
-    y[i] = o[((static_cast<long>(b) * NH + h) * ntot + l0 + l) * Dp + e];
+// [B, NH, ntot, Dp] tokens l0.. -> [B*nloc, NH*D]; one token row per block, V elements per access.
+template <int V>
+__global__ void merge_heads_kernel(const bf16* o, bf16* y, int nloc, int l0, int ntot, int NH, int D, int Dp) {
+  const int row = blockIdx.x, b = row / nloc, l = row % nloc;
+  const int per_head = D / V;
+  bf16* dst = y + static_cast<long>(row) * NH * D;
+  for (int c = threadIdx.x; c < NH * per_head; c += blockDim.x) {
+    const int h = c / per_head, j = c % per_head;
+    *reinterpret_cast<bf16_vec<V>*>(dst + static_cast<long>(c) * V) = *reinterpret_cast<const bf16_vec<V>*>(
+        o + ((static_cast<long>(b) * NH + h) * ntot + l0 + l) * Dp + j * V);
   }
 }
 
-// x += gate * y (x fp32 residual).
+// x += gate * y (x fp32 residual); one row per block, V columns per access (V = 4 needs H % 4 == 0).
+template <int V>
 __global__ void gated_residual_kernel(float* x, const bf16* y, const bf16* mod, int mod_stride, int gate_off,
-                                      int rows_per_sample, int H, long total) {
-  for (long i = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x; i < total; i += static_cast<long>(gridDim.x) * blockDim.x) {
-    const long row = i / H;
-    const int c = static_cast<int>(i % H);
-    x[i] += __bfloat162float(mod[(row / rows_per_sample) * mod_stride + gate_off + c]) * __bfloat162float(y[i]);
+                                      int rows_per_sample, int H) {
+  const long row = blockIdx.x;
+  const bf16* gate = mod + (row / rows_per_sample) * mod_stride + gate_off;
+  float* xr = x + row * H;
+  for (int i = threadIdx.x * V; i < H; i += blockDim.x * V) {
+    float a[V], g[V], t[V];
+    load_f<V>(xr + i, a);
+    load_bf<V>(gate + i, g);
+    load_bf<V>(y + row * H + i, t);
+    for (int u = 0; u < V; ++u) a[u] += g[u] * t[u];
+    if constexpr (V == 4) *reinterpret_cast<float4*>(xr + i) = make_float4(a[0], a[1], a[2], a[3]);
+    else xr[i] = a[0];
   }
 }
+
 
 __global__ void gelu_kernel(bf16* y, long total) {
   for (long i = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x; i < total; i += static_cast<long>(gridDim.x) * blockDim.x) {
@@ -277,21 +356,54 @@ __global__ void generate_kernel(bf16* w, long count, unsigned long long stream, 
 
 }  // namespace
 
+namespace {
+// Threads per row and accesses per thread for a row of H (config.cpp caps H at 65536).
+constexpr int kLnPerThread = 4;
+int ln_threads(int H, int V) { return H <= 256 * V * kLnPerThread ? 256 : 1024; }
+
+template <bool RESIDUAL>
+void launch_ln(float* x, const bf16* y, int gate_off, long rows, int H, int rows_per_sample, const bf16* mod,
+               int mod_stride, int shift_off, int scale_off, bf16* out, cudaStream_t st) {
+  const auto g = static_cast<unsigned>(rows);
+  const int V = H % 4 == 0 ? 4 : 1, T = ln_threads(H, V), n = (H + T * V - 1) / (T * V);
+#define GFDIT_LN(v, k) ln_mod_kernel<v, k, RESIDUAL><<<g, T, 0, st>>>(x, y, gate_off, H, rows_per_sample, mod, mod_stride, shift_off, scale_off, out)
+  if (V == 4) {
+    if (n <= kLnPerThread) GFDIT_LN(4, kLnPerThread);
+    else GFDIT_LN(4, 16);
+  } else {
+    if (n <= kLnPerThread) GFDIT_LN(1, kLnPerThread);
+    else if (n <= 16) GFDIT_LN(1, 16);
+    else GFDIT_LN(1, 64);
+  }
+#undef GFDIT_LN
+}
+}  // namespace
+
 void ln_mod(const float* x, long rows, int H, int rows_per_sample, const bf16* mod, int mod_stride, int shift_off,
             int scale_off, bf16* y, cudaStream_t st) {
-  ln_mod_kernel<<<static_cast<unsigned>(rows), 256, 0, st>>>(x, H, rows_per_sample, mod, mod_stride, shift_off, scale_off, y);
+  launch_ln<false>(const_cast<float*>(x), nullptr, 0, rows, H, rows_per_sample, mod, mod_stride, shift_off, scale_off, y, st);
+}
+void residual_ln_mod(float* x, const bf16* y, int gate_off, long rows, int H, int rows_per_sample, const bf16* mod,
+                     int mod_stride, int shift_off, int scale_off, bf16* out, cudaStream_t st) {
+  launch_ln<true>(x, y, gate_off, rows, H, rows_per_sample, mod, mod_stride, shift_off, scale_off, out, st);
 }
 void split_rope(const bf16* qkv, bf16* q, bf16* k, bf16* v, const float* cs, const float* sn, int B, int nloc, int l0,
                 int ntot, int NH, int D, int Dp, cudaStream_t st) {
-  const long pairs = static_cast<long>(B) * nloc * 3 * NH * (D / 2);
-  split_rope_kernel<<<grid_for(pairs), 256, 0, st>>>(qkv, q, k, v, cs, sn, B, nloc, l0, ntot, NH, D, Dp);
+  const auto g = static_cast<unsigned>(static_cast<long>(B) * nloc);
+  if (D % 8 == 0 && Dp % 8 == 0) split_rope_kernel<8><<<g, 128, 0, st>>>(qkv, q, k, v, cs, sn, nloc, l0, ntot, NH, D, Dp);
+  else if (D % 2 == 0) split_rope_kernel<2><<<g, 128, 0, st>>>(qkv, q, k, v, cs, sn, nloc, l0, ntot, NH, D, Dp);
+  else split_rope_kernel<1><<<g, 128, 0, st>>>(qkv, q, k, v, nullptr, nullptr, nloc, l0, ntot, NH, D, Dp);  // no RoPE: odd D
 }
 void merge_heads(const bf16* o, bf16* y, int B, int nloc, int l0, int ntot, int NH, int D, int Dp, cudaStream_t st) {
-  merge_heads_kernel<<<grid_for(static_cast<long>(B) * nloc * NH * D), 256, 0, st>>>(o, y, B, nloc, l0, ntot, NH, D, Dp);
+  const auto g = static_cast<unsigned>(static_cast<long>(B) * nloc);
+  if (D % 8 == 0 && Dp % 8 == 0) merge_heads_kernel<8><<<g, 128, 0, st>>>(o, y, nloc, l0, ntot, NH, D, Dp);
+  else merge_heads_kernel<1><<<g, 128, 0, st>>>(o, y, nloc, l0, ntot, NH, D, Dp);
 }
 void gated_residual(float* x, const bf16* y, const bf16* mod, int mod_stride, int gate_off, int rows_per_sample,
                     int H, long total, cudaStream_t st) {
-  gated_residual_kernel<<<grid_for(total), 256, 0, st>>>(x, y, mod, mod_stride, gate_off, rows_per_sample, H, total);
+  const auto g = static_cast<unsigned>(total / H);
+  if (H % 4 == 0) gated_residual_kernel<4><<<g, 256, 0, st>>>(x, y, mod, mod_stride, gate_off, rows_per_sample, H);
+  else gated_residual_kernel<1><<<g, 256, 0, st>>>(x, y, mod, mod_stride, gate_off, rows_per_sample, H);
 }
 void gelu(bf16* y, long total, cudaStream_t st) { gelu_kernel<<<grid_for(total), 256, 0, st>>>(y, total); }
 void silu(bf16* y, long total, cudaStream_t st) { silu_kernel<<<grid_for(total), 256, 0, st>>>(y, total); }

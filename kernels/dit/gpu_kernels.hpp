@@ -10,6 +10,10 @@ using bf16 = __nv_bfloat16;
 // y = LN(x) * (1 + mod[scale_off..]) + mod[shift_off..]; one mod row per `rows_per_sample` rows.
 void ln_mod(const float* x, long rows, int H, int rows_per_sample, const bf16* mod, int mod_stride, int shift_off,
             int scale_off, bf16* y, cudaStream_t st);
+// x += gate * y (gate = mod[gate_off..]), then out = LN(x) * (1 + scale) + shift as ln_mod: one pass
+// over x, bit for bit what gated_residual then ln_mod give.
+void residual_ln_mod(float* x, const bf16* y, int gate_off, long rows, int H, int rows_per_sample, const bf16* mod,
+                     int mod_stride, int shift_off, int scale_off, bf16* out, cudaStream_t st);
 // [B*nloc, 3, NH, D] -> q, k, v [B, NH, ntot, Dp] at tokens l0.. (columns D..Dp untouched: zero
 // padding up to a head size the tensor-core attention takes), rotating q and k by per-token
 // cos/sin [ntot, D/2] (null: none).
