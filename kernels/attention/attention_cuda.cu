@@ -1076,6 +1076,7 @@ constexpr int fwd90_smem() {
   return (kFwd90M * D + 4 * kFwd90N * D) * 2 + 1024;  // Q, 2x K, 2x V, alignment slack
 }
 
+#ifdef GFDIT_WGMMA
 // Online softmax over one 64x128 score tile in the m64n128 accumulator layout (this thread holds
 // rows g and g + 8, 32 columns each). Scores are raw (masked ones -inf); the running maxima stay
 // raw too and the scale folds into one FMA per exponential. Returns the rescale factor of O for
@@ -1105,6 +1106,7 @@ __device__ __forceinline__ void online_softmax(float (&s)[64], float (&row_max)[
     row_sum[hh] = row_sum[hh] * alpha[hh] + ((s4[0] + s4[1]) + (s4[2] + s4[3]));
   }
 }
+#endif
 
 template <bool BF16, int D, bool CAUSAL>
 __global__ void __launch_bounds__(kFwd90Threads, 1)
