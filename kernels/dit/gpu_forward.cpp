@@ -311,8 +311,20 @@ struct gpu_model::impl {
     return {};
   }
 
+  // The norm after block blk: the next block's first (shift 0, scale H of its 6H rows) or the
+  // final layer's (fmod, 2H rows). A block's last residual computes it (residual_ln_mod), so a
+  // block starts with its norm only when it is the first one run (`first`).
+  struct next_norm {
+    const bf16* mod;  // sample 0's row
+    int stride;
+  };
+  next_norm norm_after(int blk) const {
+    if (blk + 1 < c.depth) return {mod + static_cast<std::size_t>(blk + 1) * B * 6 * c.hidden, 6 * c.hidden};
+    return {fmod, 2 * c.hidden};
+  }
+
   // One block on x (mods for the block already in mod + blk*B*6H); rope tables optional.
-  result<void> block(int blk, bool rope) {
+  result<void> block(int blk, bool rope, bool first) {
     const dev_block& W = blocks[static_cast<std::size_t>(blk)];
     const int H = c.hidden, NH = c.heads, D = c.head_dim();
     const std::int64_t nl = n / emu_degree;  // rows this rank owns
@@ -320,8 +332,10 @@ struct gpu_model::impl {
     const bf16* md = mod + static_cast<std::size_t>(blk) * B * 6 * H;
     mark_i = 0;
     mark();
-    gpu::ln_mod(x, M, H, static_cast<int>(nl), md, 6 * H, 0, H, hn, st);
-    mark();
+    if (first) {
+      gpu::ln_mod(x, M, H, static_cast<int>(nl), md, 6 * H, 0, H, hn, st);
+      mark();
+    }
     if (auto r = gemm(W.qkv, hn, M, qkv); !r) return r;
     mark();
     gpu::split_rope(qkv, q, k, v, rope ? cs : nullptr, rope ? sn : nullptr, B, static_cast<int>(nl), 0, static_cast<int>(nl), NH, D, padded_head_dim(), st);
@@ -330,21 +344,24 @@ struct gpu_model::impl {
     mark();
     gpu::merge_heads(o, attn, B, static_cast<int>(nl), 0, static_cast<int>(nl), NH, D, padded_head_dim(), st);
     mark();
-    return after_attention(W, md, M, nl);
+    return after_attention(blk, md, M, nl);
   }
 
-  // Projection of attn, gated residual, then the MLP half, on M rows (nl per sample).
-  result<void> after_attention(const dev_block& W, const bf16* md, std::int64_t M, std::int64_t nl) {
+  // Projection of attn, gated residual, then the MLP half, on M rows (nl per sample), ending
+  // with the norm after the block.
+  result<void> after_attention(int blk, const bf16* md, std::int64_t M, std::int64_t nl) {
+    const dev_block& W = blocks[static_cast<std::size_t>(blk)];
     const int H = c.hidden;
     if (auto r = gemm(W.proj, attn, M, y2); !r) return r;
     mark();
-    gpu::residual_ln_mod(x, y2, 2 * H, M, H, static_cast<int>(nl), md, 6 * H, 3 * H, 4 * H, hn, st);
+    gpu::residual_ln_mod(x, y2, md + 2 * H, 6 * H, M, H, static_cast<int>(nl), md, 6 * H, 3 * H, 4 * H, hn, st);
     mark();
     if (auto r = gemm(W.fc1, hn, M, y, true); !r) return r;
     mark();
     if (auto r = gemm(W.fc2, y, M, y2); !r) return r;
     mark();
-    gpu::gated_residual(x, y2, md, 6 * H, 5 * H, static_cast<int>(nl), H, M * H, st);
+    const next_norm nx = norm_after(blk);
+    gpu::residual_ln_mod(x, y2, md + 5 * H, 6 * H, M, H, static_cast<int>(nl), nx.mod, nx.stride, 0, H, hn, st);
     mark();
     GFDIT_DIT_CUDA(cudaGetLastError());
     return {};
@@ -353,7 +370,7 @@ struct gpu_model::impl {
   // What `shards` Ulysses ranks compute, on one GPU: every row-wise stage (norms, GEMMs,
   // residuals) runs per token shard with that shard's row count, attention per head group over
   // all tokens. The all-to-all is the identity here (one memory), so the bits must equal block().
-  result<void> block_sharded(int blk, bool rope, int shards) {
+  result<void> block_sharded(int blk, bool rope, bool first, int shards) {
     const dev_block& W = blocks[static_cast<std::size_t>(blk)];
     const int H = c.hidden, NH = c.heads, D = c.head_dim(), Dp = padded_head_dim(), HL = NH / shards;
     const int Mlp = H * c.mlp_ratio;
@@ -362,7 +379,7 @@ struct gpu_model::impl {
       for (int s = 0; s < shards; ++s) {
         const std::int64_t l0 = coll::shard_begin(n, shards, s), cnt = coll::shard_rows(n, shards, s), r0 = b * n + l0;
         const bf16* md = mod + (static_cast<std::size_t>(blk) * B + b) * 6 * H;
-        gpu::ln_mod(x + r0 * H, cnt, H, static_cast<int>(cnt), md, 6 * H, 0, H, hn + r0 * H, st);
+        if (first) gpu::ln_mod(x + r0 * H, cnt, H, static_cast<int>(cnt), md, 6 * H, 0, H, hn + r0 * H, st);
         if (auto r = gemm(W.qkv, hn + r0 * H, cnt, qkv + r0 * 3 * H); !r) return r;
         gpu::split_rope(qkv + r0 * 3 * H, q + b * per_sample, k + b * per_sample, v + b * per_sample, rope ? cs : nullptr,
                         rope ? sn : nullptr, 1, static_cast<int>(cnt), static_cast<int>(l0), static_cast<int>(n), NH, D, Dp, st);
@@ -389,10 +406,13 @@ struct gpu_model::impl {
         const bf16* md = mod + (static_cast<std::size_t>(blk) * B + b) * 6 * H;
         gpu::merge_heads(o + b * per_sample, attn + r0 * H, 1, static_cast<int>(cnt), static_cast<int>(l0), static_cast<int>(n), NH, D, Dp, st);
         if (auto r = gemm(W.proj, attn + r0 * H, cnt, y2 + r0 * H); !r) return r;
-        gpu::residual_ln_mod(x + r0 * H, y2 + r0 * H, 2 * H, cnt, H, static_cast<int>(cnt), md, 6 * H, 3 * H, 4 * H, hn + r0 * H, st);
+        gpu::residual_ln_mod(x + r0 * H, y2 + r0 * H, md + 2 * H, 6 * H, cnt, H, static_cast<int>(cnt), md, 6 * H, 3 * H, 4 * H,
+                             hn + r0 * H, st);
         if (auto r = gemm(W.fc1, hn + r0 * H, cnt, y + r0 * Mlp, true); !r) return r;
         if (auto r = gemm(W.fc2, y + r0 * Mlp, cnt, y2 + r0 * H); !r) return r;
-        gpu::gated_residual(x + r0 * H, y2 + r0 * H, md, 6 * H, 5 * H, static_cast<int>(cnt), H, cnt * H, st);
+        const next_norm nx = norm_after(blk);
+        gpu::residual_ln_mod(x + r0 * H, y2 + r0 * H, md + 5 * H, 6 * H, cnt, H, static_cast<int>(cnt),
+                             nx.mod + static_cast<std::size_t>(b) * nx.stride, nx.stride, 0, H, hn + r0 * H, st);
       }
     GFDIT_DIT_CUDA(cudaGetLastError());
     return {};
@@ -459,7 +479,7 @@ struct gpu_model::impl {
   // (stream sc) run while chunk j's attention runs (stream st). Each chunk's attention is the
   // degree-1 work of its heads, so the bits do not depend on K. Every rank issues the same
   // exchanges in the same order on the group's channel (q0 q1 o0 q2 o1 .. o(K-1)), all on sc.
-  result<void> block_ulysses(int blk, bool rope) {
+  result<void> block_ulysses(int blk, bool rope, bool first) {
     const dev_block& W = blocks[static_cast<std::size_t>(blk)];
     const int H = c.hidden, NH = c.heads, D = c.head_dim(), Dp = padded_head_dim(), HL = ul.HL, K = ul.K, HC = ul.HC;
     const int nr = static_cast<int>(ul.nr), R = static_cast<int>(ul.R);
@@ -470,7 +490,7 @@ struct gpu_model::impl {
     const std::size_t cq = static_cast<std::size_t>(ul.deg) * ul.seg_qkv / sizeof(bf16);  // elements per chunk
     const std::size_t co = static_cast<std::size_t>(ul.deg) * ul.seg_o / sizeof(bf16);
     const std::size_t ca = static_cast<std::size_t>(B) * HC * n * Dp;  // of q/k/v/o per chunk
-    gpu::ln_mod(x, M, H, nr, md, 6 * H, 0, H, hn, st);
+    if (first) gpu::ln_mod(x, M, H, nr, md, 6 * H, 0, H, hn, st);
     if (auto r = gemm(W.qkv, hn, M, qkv); !r) return r;
     // Packing runs on st, chunk by chunk, so chunk j's exchange starts while j+1 packs; sc
     // then only launches exchanges and unpacks. An exchange kernel wants all its blocks resident
@@ -511,25 +531,23 @@ struct gpu_model::impl {
       GFDIT_DIT_CUDA(cudaEventRecord(ev_join, sc));
       GFDIT_DIT_CUDA(cudaStreamWaitEvent(st, ev_join, 0));
     }
-    return after_attention(W, md, M, nr);
+    return after_attention(blk, md, M, nr);
   }
 
-  result<void> final_layer_sharded(int shards) {
+  result<void> final_layer_sharded(int shards) {  // its norm: as final_layer
     const int H = c.hidden, P = c.patch_dim();
     for (int b = 0; b < B; ++b)
       for (int s = 0; s < shards; ++s) {
         const std::int64_t l0 = coll::shard_begin(n, shards, s), cnt = coll::shard_rows(n, shards, s), r0 = b * n + l0;
-        gpu::ln_mod(x + r0 * H, cnt, H, static_cast<int>(cnt), fmod + static_cast<std::size_t>(b) * 2 * H, 2 * H, 0, H, hn + r0 * H, st);
         if (auto r = gemm(final_linear, hn + r0 * H, cnt, out + r0 * P); !r) return r;
       }
     GFDIT_DIT_CUDA(cudaGetLastError());
     return {};
   }
 
+  // The final layer's norm was computed by the last block (norm_after).
   result<void> final_layer(std::int64_t nl) {
-    const int H = c.hidden;
     const std::int64_t M = static_cast<std::int64_t>(B) * nl;
-    gpu::ln_mod(x, M, H, static_cast<int>(nl), fmod, 2 * H, 0, H, hn, st);
     if (auto r = gemm(final_linear, hn, M, out); !r) return r;
     GFDIT_DIT_CUDA(cudaGetLastError());
     return {};
@@ -550,10 +568,15 @@ struct gpu_model::impl {
     gpu::generate(silu_c, static_cast<long>(B) * c.hidden, 78, 1.0f, st);
     GFDIT_DIT_CUDA(cudaGetLastError());
     if (auto r = modulations(); !r) return r.err();
+    // One block alone is timed as it runs inside a step: its first norm is the previous block's
+    // (fused into that block's last residual), and it ends with the next block's.
     auto launch = [&]() -> result<void> {
       const int nblk = whole_step ? c.depth : 1;
-      for (int b = 0; b < nblk; ++b)
-        if (auto r = ul.w ? block_ulysses(b, c.pos == positional::rope) : block(b, c.pos == positional::rope); !r) return r;
+      const bool rope = c.pos == positional::rope;
+      for (int b = 0; b < nblk; ++b) {
+        const bool first = whole_step && b == 0;
+        if (auto r = ul.w ? block_ulysses(b, rope, first) : block(b, rope, first); !r) return r;
+      }
       return whole_step ? final_layer(ul.w ? ul.nr : n / emu_degree) : result<void>{};
     };
     // Ulysses ranks start every timed iteration together (a barrier before the first event).
@@ -613,7 +636,7 @@ struct gpu_model::impl {
 result<std::vector<std::pair<std::string, double>>> gpu_model::profile_block(int batch, std::int64_t tokens, int iters) {
   impl& p = *impl_;
   static const char* names[] = {"ln_mod1", "qkv_gemm", "split_rope", "attention", "merge_heads", "proj_gemm",
-                                "residual1_ln_mod2", "fc1_gelu_gemm", "fc2_gemm", "residual2"};
+                                "residual1_ln_mod2", "fc1_gelu_gemm", "fc2_gemm", "residual2_ln_next"};
   constexpr std::size_t stages = sizeof(names) / sizeof(names[0]);
   if (auto r = p.time(batch, tokens, 2, false); !r) return r.err();  // buffers, algorithms, warm-up
   std::vector<cudaEvent_t> ev(stages + 1);
@@ -621,7 +644,7 @@ result<std::vector<std::pair<std::string, double>>> gpu_model::profile_block(int
   std::vector<std::vector<float>> t(stages);
   p.marks = &ev;
   for (int i = 0; i < iters; ++i) {
-    auto r = p.block(0, p.c.pos == positional::rope);
+    auto r = p.block(0, p.c.pos == positional::rope, true);
     if (!r) { p.marks = nullptr; return r.err(); }
     GFDIT_DIT_CUDA(cudaEventSynchronize(ev.back()));
     for (std::size_t s = 0; s < stages; ++s) {
@@ -848,7 +871,9 @@ result<std::vector<float>> forward_on(gpu_model::impl& p, const forward_input& i
     if (auto r = p.modulations(); !r) return r.err();
     const bool rope = c.pos == positional::rope;
     for (int blk = 0; blk < c.depth; ++blk)
-      if (auto r = g.world ? p.block_ulysses(blk, rope) : shards == 1 ? p.block(blk, rope) : p.block_sharded(blk, rope, shards); !r)
+      if (auto r = g.world ? p.block_ulysses(blk, rope, blk == 0)
+                           : shards == 1 ? p.block(blk, rope, blk == 0) : p.block_sharded(blk, rope, blk == 0, shards);
+          !r)
         return r.err();
     if (auto r = g.world || shards == 1 ? p.final_layer(NR) : p.final_layer_sharded(shards); !r) return r.err();
     if (g.world)

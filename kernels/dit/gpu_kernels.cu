@@ -48,14 +48,16 @@ __device__ __forceinline__ void load_bf(const bf16* p, float (&v)[V]) {
 }
 
 // One row per block, V columns per access (V = 4 needs H % 4 == 0), the row held in registers
-// (N accesses per thread cover it): with RESIDUAL first x += gate * y (stored), then
+// (N accesses per thread cover it): with RESIDUAL first x += gate * y (stored; one gate row per
+// sample, gate_stride apart), then
 // out = LN(x) * (1 + scale) + shift. One mod row per `rows_per_sample` rows. The sums run in a
 // fixed order that depends on H only (threads per row: ln_threads), so a row's bits do not
 // depend on how many rows a launch covers. Rows past 256 * V * 4 take 1024 threads (the bounds
 // let every instantiation launch with them; the wide ones then keep part of the row in local
 // memory, which no stock config needs).
 template <int V, int N, bool RESIDUAL>
-__global__ void __launch_bounds__(1024) ln_mod_kernel(float* x, const bf16* y, int gate_off, int H, int rows_per_sample, const bf16* mod,
+__global__ void __launch_bounds__(1024) ln_mod_kernel(float* x, const bf16* y, const bf16* gate, int gate_stride, int H,
+                                                      int rows_per_sample, const bf16* mod,
                               int mod_stride, int shift_off, int scale_off, bf16* out) {
   __shared__ float sh[32];
   const long row = blockIdx.x;
@@ -71,7 +73,7 @@ __global__ void __launch_bounds__(1024) ln_mod_kernel(float* x, const bf16* y, i
     load_f<V>(xr + i, a[k]);
     if constexpr (RESIDUAL) {
       float g[V], t[V];
-      load_bf<V>(md + gate_off + i, g);
+      load_bf<V>(gate + (row / rows_per_sample) * gate_stride + i, g);
       load_bf<V>(y + row * H + i, t);
       for (int u = 0; u < V; ++u) a[k][u] += g[u] * t[u];
       if constexpr (V == 4) *reinterpret_cast<float4*>(xr + i) = make_float4(a[k][0], a[k][1], a[k][2], a[k][3]);
@@ -151,25 +153,6 @@ __global__ void merge_heads_kernel(const bf16* o, bf16* y, int nloc, int l0, int
         o + ((static_cast<long>(b) * NH + h) * ntot + l0 + l) * Dp + j * V);
   }
 }
-
-// x += gate * y (x fp32 residual); one row per block, V columns per access (V = 4 needs H % 4 == 0).
-template <int V>
-__global__ void gated_residual_kernel(float* x, const bf16* y, const bf16* mod, int mod_stride, int gate_off,
-                                      int rows_per_sample, int H) {
-  const long row = blockIdx.x;
-  const bf16* gate = mod + (row / rows_per_sample) * mod_stride + gate_off;
-  float* xr = x + row * H;
-  for (int i = threadIdx.x * V; i < H; i += blockDim.x * V) {
-    float a[V], g[V], t[V];
-    load_f<V>(xr + i, a);
-    load_bf<V>(gate + i, g);
-    load_bf<V>(y + row * H + i, t);
-    for (int u = 0; u < V; ++u) a[u] += g[u] * t[u];
-    if constexpr (V == 4) *reinterpret_cast<float4*>(xr + i) = make_float4(a[0], a[1], a[2], a[3]);
-    else xr[i] = a[0];
-  }
-}
-
 
 __global__ void gelu_kernel(bf16* y, long total) {
   for (long i = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x; i < total; i += static_cast<long>(gridDim.x) * blockDim.x) {
@@ -258,88 +241,83 @@ __device__ __forceinline__ void locate(long g, long nt, long ni, int deg, int& j
 
 // qkv [B*nloc, 3, NH, D] (RoPE by local tables cs/sn [nloc, D/2], null: none) ->
 // send[j][part][b][hc][l][Dp] for head chunk c (heads j*HL + c*HC.., HC of them per member; the
-// whole group of HL when HC == HL), rows padded to R, columns D..Dp zero.
-__global__ void ulysses_pack_qkv_kernel(const bf16* qkv, const float* cs, const float* sn, bf16* send, int B, int nloc,
-                                        int NH, int D, int Dp, int HL, int R, int HC, int c) {
+// whole group of HL when HC == HL), rows padded to R, columns D..Dp zero. One local token row
+// per block, 8 columns per access (D % 8 == 0); RoPE as split_rope, so both round alike.
+__global__ void ulysses_pack_qkv_kernel(const bf16* qkv, const float* cs, const float* sn, bf16* send, int nloc,
+                                        int NH, int D, int Dp, int HL, int R, int HC, int c, int B) {
   const int NC = NH / HL * HC;  // heads of this chunk over all members
-  const long pairs = static_cast<long>(B) * nloc * 3 * NC * (Dp / 2);
+  const int row = blockIdx.x, b = row / nloc, l = row % nloc, wp = Dp / 8;
   const long seg = 3L * B * HC * R * Dp;
-  for (long i = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x; i < pairs; i += static_cast<long>(gridDim.x) * blockDim.x) {
-    const int p = static_cast<int>(i % (Dp / 2));
-    long r = i / (Dp / 2);
-    const int hh = static_cast<int>(r % NC); r /= NC;
-    const int part = static_cast<int>(r % 3); r /= 3;
-    const int l = static_cast<int>(r % nloc);
-    const int b = static_cast<int>(r / nloc);
+  const bf16* src_row = qkv + static_cast<long>(row) * 3 * NH * D;
+  for (int t = threadIdx.x; t < 3 * NC * wp; t += blockDim.x) {
+    const int part = t / (NC * wp), hh = t / wp % NC, e = t % wp;
     const int j = hh / HC, hc = hh % HC, h = j * HL + c * HC + hc;
-    float a0 = 0, a1 = 0;
-    if (2 * p < D) {
-      const bf16* src = qkv + ((static_cast<long>(b) * nloc + l) * 3 + part) * NH * D + h * D + 2 * p;
-      a0 = __bfloat162float(src[0]);
-      a1 = __bfloat162float(src[1]);
-      if (cs && part < 2) rotate(a0, a1, cs[static_cast<long>(l) * (D / 2) + p], sn[static_cast<long>(l) * (D / 2) + p]);
+    uint4 raw = make_uint4(0, 0, 0, 0);
+    if (e * 8 < D) {
+      raw = *reinterpret_cast<const uint4*>(src_row + (part * NH + h) * D + e * 8);
+      if (cs && part < 2) {
+        bf16* v = reinterpret_cast<bf16*>(&raw);
+        const long tab = static_cast<long>(l) * (D / 2) + e * 4;
+#pragma unroll
+        for (int u = 0; u < 4; ++u) {
+          float a0 = __bfloat162float(v[2 * u]), a1 = __bfloat162float(v[2 * u + 1]);
+          rotate(a0, a1, cs[tab + u], sn[tab + u]);
+          v[2 * u] = __float2bfloat16(a0);
+          v[2 * u + 1] = __float2bfloat16(a1);
+        }
+      }
     }
-    bf16* dst = send + j * seg + (((static_cast<long>(part) * B + b) * HC + hc) * R + l) * Dp + 2 * p;
-    dst[0] = __float2bfloat16(a0);
-    dst[1] = __float2bfloat16(a1);
+    *reinterpret_cast<uint4*>(send + j * seg + (((static_cast<long>(part) * B + b) * HC + hc) * R + l) * Dp + e * 8) = raw;
   }
 }
 
 // recv[j][part][b][hl][l][Dp] -> q, k, v [B, HL, ntot, Dp] in global token order (16-byte moves).
+// One (global token, sample) per block.
 __global__ void ulysses_unpack_qkv_kernel(const uint4* recv, uint4* q, uint4* k, uint4* v, int B, int HL, long nt,
                                           long ni, int deg, int R, int Dp) {
-  const int w = Dp / 8;  // uint4 per head row
-  const long ntot = nt + ni, total = 3L * B * HL * ntot * w;
-  const long seg = 3L * B * HL * R * w;
-  for (long i = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x; i < total; i += static_cast<long>(gridDim.x) * blockDim.x) {
-    const int e = static_cast<int>(i % w);
-    long r = i / w;
-    const long g = r % ntot; r /= ntot;
-    const int hl = static_cast<int>(r % HL); r /= HL;
-    const int b = static_cast<int>(r % B);
-    const int part = static_cast<int>(r / B);
-    int j;
-    long l;
-    locate(g, nt, ni, deg, j, l);
+  const int w = Dp / 8;
+  const long ntot = nt + ni, g = blockIdx.x, seg = 3L * B * HL * R * w;
+  const int b = blockIdx.y;
+  int j;
+  long l;
+  locate(g, nt, ni, deg, j, l);
+  for (int t = threadIdx.x; t < 3 * HL * w; t += blockDim.x) {
+    const int part = t / (HL * w), hl = t / w % HL, e = t % w;
     uint4* dst = part == 0 ? q : part == 1 ? k : v;
     dst[((static_cast<long>(b) * HL + hl) * ntot + g) * w + e] = recv[j * seg + (((static_cast<long>(part) * B + b) * HL + hl) * R + l) * w + e];
   }
 }
 
 // o [B, HL, ntot, Dp] -> send[j][b][l][hl][D]: member j's tokens of my heads (8 bf16 per move).
+// One (global token, sample) per block.
 __global__ void ulysses_pack_o_kernel(const uint4* o, uint4* send, int B, int HL, long nt, long ni, int deg, int R, int D,
                                       int Dp) {
   const int w = D / 8, wp = Dp / 8;
-  const long ntot = nt + ni, total = static_cast<long>(B) * HL * ntot * w;
-  const long seg = static_cast<long>(B) * R * HL * w;
-  for (long i = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x; i < total; i += static_cast<long>(gridDim.x) * blockDim.x) {
-    const int e = static_cast<int>(i % w);
-    long r = i / w;
-    const int hl = static_cast<int>(r % HL); r /= HL;
-    const long g = r % ntot;
-    const int b = static_cast<int>(r / ntot);
-    int j;
-    long l;
-    locate(g, nt, ni, deg, j, l);
+  const long ntot = nt + ni, g = blockIdx.x, seg = static_cast<long>(B) * R * HL * w;
+  const int b = blockIdx.y;
+  int j;
+  long l;
+  locate(g, nt, ni, deg, j, l);
+  for (int t = threadIdx.x; t < HL * w; t += blockDim.x) {
+    const int hl = t / w, e = t % w;
     send[j * seg + ((static_cast<long>(b) * R + l) * HL + hl) * w + e] = o[((static_cast<long>(b) * HL + hl) * ntot + g) * wp + e];
   }
 }
 
 // recv[j][b][l][hc][D] -> y [B*nloc, NH*D] columns of head chunk c (heads j*HL + c*HC.. came
-// from member j; HC == HL: all of them).
-__global__ void ulysses_unpack_o_kernel(const uint4* recv, uint4* y, int B, int nloc, int NH, int HL, int D, int R,
-                                        int HC, int c) {
+// from member j; HC == HL: all of them). One local token row per block.
+__global__ void ulysses_unpack_o_kernel(const uint4* recv, uint4* y, int nloc, int NH, int HL, int D, int R, int HC,
+                                        int c, int B) {
   const int w = D / 8, NC = NH / HL * HC;
-  const long total = static_cast<long>(B) * nloc * NC * w;
-  const long seg = static_cast<long>(B) * R * HC * w;
-  for (long i = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x; i < total; i += static_cast<long>(gridDim.x) * blockDim.x) {
-    const int e = static_cast<int>(i % w);
-    long r = i / w;
-    const int hh = static_cast<int>(r % NC); r /= NC;
+  const long row = blockIdx.x, seg = static_cast<long>(B) * R * HC * w;
+  const long src_row = (row / nloc) * R + row % nloc;
+  for (int t = threadIdx.x; t < NC * w; t += blockDim.x) {
+    const int hh = t / w, e = t % w;
     const int j = hh / HC, hc = hh % HC, h = j * HL + c * HC + hc;
-    y[r * NH * w + h * w + e] = recv[j * seg + ((r / nloc * R + r % nloc) * HC + hc) * w + e];
+    y[row * NH * w + h * w + e] = recv[j * seg + (src_row * HC + hc) * w + e];
   }
 }
+
 
 // Counter-based weights on the device (benchmarks): uniform(-scale, scale), bf16.
 __global__ void generate_kernel(bf16* w, long count, unsigned long long stream, float scale) {
@@ -362,11 +340,11 @@ constexpr int kLnPerThread = 4;
 int ln_threads(int H, int V) { return H <= 256 * V * kLnPerThread ? 256 : 1024; }
 
 template <bool RESIDUAL>
-void launch_ln(float* x, const bf16* y, int gate_off, long rows, int H, int rows_per_sample, const bf16* mod,
+void launch_ln(float* x, const bf16* y, const bf16* gate, int gate_stride, long rows, int H, int rows_per_sample, const bf16* mod,
                int mod_stride, int shift_off, int scale_off, bf16* out, cudaStream_t st) {
   const auto g = static_cast<unsigned>(rows);
   const int V = H % 4 == 0 ? 4 : 1, T = ln_threads(H, V), n = (H + T * V - 1) / (T * V);
-#define GFDIT_LN(v, k) ln_mod_kernel<v, k, RESIDUAL><<<g, T, 0, st>>>(x, y, gate_off, H, rows_per_sample, mod, mod_stride, shift_off, scale_off, out)
+#define GFDIT_LN(v, k) ln_mod_kernel<v, k, RESIDUAL><<<g, T, 0, st>>>(x, y, gate, gate_stride, H, rows_per_sample, mod, mod_stride, shift_off, scale_off, out)
   if (V == 4) {
     if (n <= kLnPerThread) GFDIT_LN(4, kLnPerThread);
     else GFDIT_LN(4, 16);
@@ -381,11 +359,12 @@ void launch_ln(float* x, const bf16* y, int gate_off, long rows, int H, int rows
 
 void ln_mod(const float* x, long rows, int H, int rows_per_sample, const bf16* mod, int mod_stride, int shift_off,
             int scale_off, bf16* y, cudaStream_t st) {
-  launch_ln<false>(const_cast<float*>(x), nullptr, 0, rows, H, rows_per_sample, mod, mod_stride, shift_off, scale_off, y, st);
+  launch_ln<false>(const_cast<float*>(x), nullptr, nullptr, 0, rows, H, rows_per_sample, mod, mod_stride, shift_off, scale_off, y, st);
 }
-void residual_ln_mod(float* x, const bf16* y, int gate_off, long rows, int H, int rows_per_sample, const bf16* mod,
+void residual_ln_mod(float* x, const bf16* y, const bf16* gate, int gate_stride, long rows, int H, int rows_per_sample,
+                     const bf16* mod,
                      int mod_stride, int shift_off, int scale_off, bf16* out, cudaStream_t st) {
-  launch_ln<true>(x, y, gate_off, rows, H, rows_per_sample, mod, mod_stride, shift_off, scale_off, out, st);
+  launch_ln<true>(x, y, gate, gate_stride, rows, H, rows_per_sample, mod, mod_stride, shift_off, scale_off, out, st);
 }
 void split_rope(const bf16* qkv, bf16* q, bf16* k, bf16* v, const float* cs, const float* sn, int B, int nloc, int l0,
                 int ntot, int NH, int D, int Dp, cudaStream_t st) {
@@ -398,12 +377,6 @@ void merge_heads(const bf16* o, bf16* y, int B, int nloc, int l0, int ntot, int 
   const auto g = static_cast<unsigned>(static_cast<long>(B) * nloc);
   if (D % 8 == 0 && Dp % 8 == 0) merge_heads_kernel<8><<<g, 128, 0, st>>>(o, y, nloc, l0, ntot, NH, D, Dp);
   else merge_heads_kernel<1><<<g, 128, 0, st>>>(o, y, nloc, l0, ntot, NH, D, Dp);
-}
-void gated_residual(float* x, const bf16* y, const bf16* mod, int mod_stride, int gate_off, int rows_per_sample,
-                    int H, long total, cudaStream_t st) {
-  const auto g = static_cast<unsigned>(total / H);
-  if (H % 4 == 0) gated_residual_kernel<4><<<g, 256, 0, st>>>(x, y, mod, mod_stride, gate_off, rows_per_sample, H);
-  else gated_residual_kernel<1><<<g, 256, 0, st>>>(x, y, mod, mod_stride, gate_off, rows_per_sample, H);
 }
 void gelu(bf16* y, long total, cudaStream_t st) { gelu_kernel<<<grid_for(total), 256, 0, st>>>(y, total); }
 void silu(bf16* y, long total, cudaStream_t st) { silu_kernel<<<grid_for(total), 256, 0, st>>>(y, total); }
@@ -419,24 +392,24 @@ void naive_attention(const bf16* q, const bf16* k, const bf16* v, bf16* o, int B
 }
 void ulysses_pack_qkv(const bf16* qkv, const float* cs, const float* sn, bf16* send, int B, int nloc, int NH, int D,
                       int Dp, int HL, int R, int HC, int c, cudaStream_t st) {
-  const long pairs = static_cast<long>(B) * nloc * 3 * (NH / HL * HC) * (Dp / 2);
-  ulysses_pack_qkv_kernel<<<grid_for(pairs), 256, 0, st>>>(qkv, cs, sn, send, B, nloc, NH, D, Dp, HL, R, HC, c);
+  ulysses_pack_qkv_kernel<<<static_cast<unsigned>(static_cast<long>(B) * nloc), 128, 0, st>>>(qkv, cs, sn, send, nloc, NH, D,
+                                                                                             Dp, HL, R, HC, c, B);
 }
 void ulysses_unpack_qkv(const bf16* recv, bf16* q, bf16* k, bf16* v, int B, int HL, long nt, long ni, int deg, int R,
                         int Dp, cudaStream_t st) {
-  ulysses_unpack_qkv_kernel<<<grid_for(3L * B * HL * (nt + ni) * (Dp / 8)), 256, 0, st>>>(
+  ulysses_unpack_qkv_kernel<<<dim3(static_cast<unsigned>(nt + ni), static_cast<unsigned>(B)), 128, 0, st>>>(
       reinterpret_cast<const uint4*>(recv), reinterpret_cast<uint4*>(q), reinterpret_cast<uint4*>(k),
       reinterpret_cast<uint4*>(v), B, HL, nt, ni, deg, R, Dp);
 }
 void ulysses_pack_o(const bf16* o, bf16* send, int B, int HL, long nt, long ni, int deg, int R, int D, int Dp,
                     cudaStream_t st) {
-  ulysses_pack_o_kernel<<<grid_for(static_cast<long>(B) * HL * (nt + ni) * (D / 8)), 256, 0, st>>>(
+  ulysses_pack_o_kernel<<<dim3(static_cast<unsigned>(nt + ni), static_cast<unsigned>(B)), 128, 0, st>>>(
       reinterpret_cast<const uint4*>(o), reinterpret_cast<uint4*>(send), B, HL, nt, ni, deg, R, D, Dp);
 }
 void ulysses_unpack_o(const bf16* recv, bf16* y, int B, int nloc, int NH, int HL, int D, int R, int HC, int c,
                       cudaStream_t st) {
-  ulysses_unpack_o_kernel<<<grid_for(static_cast<long>(B) * nloc * (NH / HL * HC) * (D / 8)), 256, 0, st>>>(
-      reinterpret_cast<const uint4*>(recv), reinterpret_cast<uint4*>(y), B, nloc, NH, HL, D, R, HC, c);
+  ulysses_unpack_o_kernel<<<static_cast<unsigned>(static_cast<long>(B) * nloc), 128, 0, st>>>(
+      reinterpret_cast<const uint4*>(recv), reinterpret_cast<uint4*>(y), nloc, NH, HL, D, R, HC, c, B);
 }
 void generate(bf16* w, long count, unsigned long long stream, float scale, cudaStream_t st) {
   generate_kernel<<<grid_for(count), 256, 0, st>>>(w, count, stream, scale);

@@ -10,10 +10,12 @@ using bf16 = __nv_bfloat16;
 // y = LN(x) * (1 + mod[scale_off..]) + mod[shift_off..]; one mod row per `rows_per_sample` rows.
 void ln_mod(const float* x, long rows, int H, int rows_per_sample, const bf16* mod, int mod_stride, int shift_off,
             int scale_off, bf16* y, cudaStream_t st);
-// x += gate * y (gate = mod[gate_off..]), then out = LN(x) * (1 + scale) + shift as ln_mod: one pass
-// over x, bit for bit what gated_residual then ln_mod give.
-void residual_ln_mod(float* x, const bf16* y, int gate_off, long rows, int H, int rows_per_sample, const bf16* mod,
-                     int mod_stride, int shift_off, int scale_off, bf16* out, cudaStream_t st);
+// x += gate * y (one gate row per `rows_per_sample` rows, gate_stride apart), then
+// out = LN(x) * (1 + scale) + shift, the same arithmetic in the same order as ln_mod, in one
+// pass over x. The gate and the norm's mod may belong to different blocks (a block's last
+// residual fused with the next block's first norm).
+void residual_ln_mod(float* x, const bf16* y, const bf16* gate, int gate_stride, long rows, int H, int rows_per_sample,
+                     const bf16* mod, int mod_stride, int shift_off, int scale_off, bf16* out, cudaStream_t st);
 // [B*nloc, 3, NH, D] -> q, k, v [B, NH, ntot, Dp] at tokens l0.. (columns D..Dp untouched: zero
 // padding up to a head size the tensor-core attention takes), rotating q and k by per-token
 // cos/sin [ntot, D/2] (null: none).
@@ -21,8 +23,6 @@ void split_rope(const bf16* qkv, bf16* q, bf16* k, bf16* v, const float* cs, con
                 int ntot, int NH, int D, int Dp, cudaStream_t st);
 // [B, NH, ntot, Dp] tokens l0..l0+nloc -> [B*nloc, NH*D]
 void merge_heads(const bf16* o, bf16* y, int B, int nloc, int l0, int ntot, int NH, int D, int Dp, cudaStream_t st);
-void gated_residual(float* x, const bf16* y, const bf16* mod, int mod_stride, int gate_off, int rows_per_sample,
-                    int H, long total, cudaStream_t st);
 void gelu(bf16* y, long total, cudaStream_t st);  // tanh approximation, in place
 void silu(bf16* y, long total, cudaStream_t st);
 void cond(const bf16* t, const float* extra, bf16* out, long total, cudaStream_t st);  // silu(t + extra)
