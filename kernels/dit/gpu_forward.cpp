@@ -185,7 +185,10 @@ struct gpu_model::impl {
   result<cublasLtMatmulAlgo_t> algo_for(int N, int K, bool gelu) {
     auto it = algos.find({N, K, gelu});
     if (it != algos.end()) return it->second;
-    constexpr int ref_rows = 4096;
+    // The algorithm depends on the weight's shape and the model's token count only (never on
+    // the rows of a call: a row's bits must not depend on how many rows run with it). Sized
+    // for one sample's tokens, small models get tiles that fill the GPU.
+    const std::int64_t ref_rows = c.seq_tokens();
     cublasLtMatmulDesc_t op = nullptr;
     cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
     cublasLtMatmulPreference_t pref = nullptr;
