@@ -162,6 +162,7 @@ int main(int argc, char** argv) {
     const double s1 = t1 - b * T, sh = th - b * T / 2;
     double cc = 2 * (s1 - 2 * sh) / (static_cast<double>(T) * T), bp = (s1 - cc * T * T) / T;
     if (cc < 0) { cc = 0; bp = s1 / T; }
+    if (bp < 0) { bp = 0; cc = std::max(0.0, s1 / (static_cast<double>(T) * T)); }  // no gain from splitting
     std::printf("%-18s %6ld | %9.4f %9.4f | %9.4f %9.4f | %8.3f %8.3f | %10.3f %10.3f %10.3g | d2 blk %.4f step %.3f x%.2f\n",
                 name.c_str(), T, blk->eager_ms, blk->graph_ms, pe, pg, pe > 0 ? blk->graph_ms / pe : 0.0,
                 pg > 0 ? blk->graph_ms / pg : 0.0, step->graph_ms, half->graph_ms, cc, blk2->graph_ms, step2->graph_ms,
