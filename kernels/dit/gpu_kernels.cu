@@ -49,16 +49,16 @@ __device__ __forceinline__ void load_bf(const bf16* p, float (&v)[V]) {
 
 // One row per block, V columns per access (V = 4 needs H % 4 == 0), the row held in registers
 // (N accesses per thread cover it): with RESIDUAL first x += gate * y (stored; one gate row per
-// sample, gate_stride apart), then
-// out = LN(x) * (1 + scale) + shift. One mod row per `rows_per_sample` rows. The sums run in a
+// sample, gate_stride apart), then out = LN(x) * (1 + scale) + shift. One mod row per
+// `rows_per_sample` rows. The sums run in a
 // fixed order that depends on H only (threads per row: ln_threads), so a row's bits do not
 // depend on how many rows a launch covers. Rows past 256 * V * 4 take 1024 threads (the bounds
 // let every instantiation launch with them; the wide ones then keep part of the row in local
 // memory, which no stock config needs).
 template <int V, int N, bool RESIDUAL>
-__global__ void __launch_bounds__(1024) ln_mod_kernel(float* x, const bf16* y, const bf16* gate, int gate_stride, int H,
-                                                      int rows_per_sample, const bf16* mod,
-                              int mod_stride, int shift_off, int scale_off, bf16* out) {
+__global__ void __launch_bounds__(1024)
+    ln_mod_kernel(float* x, const bf16* y, const bf16* gate, int gate_stride, int H, int rows_per_sample,
+                  const bf16* mod, int mod_stride, int shift_off, int scale_off, bf16* out) {
   __shared__ float sh[32];
   const long row = blockIdx.x;
   float* xr = x + row * H;
