@@ -116,6 +116,18 @@ template <int N>
 __device__ __forceinline__ void cp_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
+// Two-stage pipeline step: issue the next stage's copies (when there is one) as their own group,
+// then wait for everything but that group, i.e. for the current stage.
+template <class Issue>
+__device__ __forceinline__ void cp_next_stage(bool more, Issue&& issue) {
+  if (more) {
+    issue();
+    cp_commit();
+    cp_wait<1>();
+  } else {
+    cp_wait<0>();
+  }
+}
 
 __device__ __forceinline__ float fast_exp2(float x) {
   float y;
@@ -239,16 +251,12 @@ __global__ void __launch_bounds__(fwd_cfg<D, RW_>::threads)
   for (int n = 0; n < n_tiles; ++n) {
     const int buf = n & 1;
     const std::uint32_t sK = sK0 + buf * BN * D * 2, sV = sV0 + buf * BN * D * 2;
-    if (n + 1 < n_tiles) {
+    cp_next_stage(n + 1 < n_tiles, [&] {
       load_tile<BN, D, C::threads>(sK0 + (buf ^ 1) * BN * D * 2, gk + (n + 1) * BN * stride, stride,
                                    len - (n + 1) * BN, tid);
       load_tile<BN, D, C::threads>(sV0 + (buf ^ 1) * BN * D * 2, gv + (n + 1) * BN * stride, stride,
                                    len - (n + 1) * BN, tid);
-      cp_commit();
-      cp_wait<1>();
-    } else {
-      cp_wait<0>();
-    }
+    });
     __syncthreads();
 
     float s[RW][BN / 8][4];
@@ -658,13 +666,7 @@ __global__ void __launch_bounds__(kBwdThreads, 1) bwd_kernel(bwd_params P) {
       const int buf = t & 1;
       const std::uint32_t sQ = sQ0 + buf * BM * D * 2, sO = sO0 + buf * BM * D * 2;
       const int m = visit(t), q0 = m * BM;
-      if (t + 1 < count) {
-        prefetch(t + 1, buf ^ 1);
-        cp_commit();
-        cp_wait<1>();
-      } else {
-        cp_wait<0>();
-      }
+      cp_next_stage(t + 1 < count, [&] { prefetch(t + 1, buf ^ 1); });
       __syncthreads();
 
       // In sequence, to bound live registers: S^T = K Q^T -> P^T -> dV += P^T dO, then
@@ -975,13 +977,7 @@ __global__ void __launch_bounds__(kBwdThreads, 1) bwd90_kernel(bwd_params P) {
       const int buf = t & 1;
       const std::uint32_t sQ = sQ0 + buf * BM * D * 2, sO = sO0 + buf * BM * D * 2;
       const int m = bwd_visit<CAUSAL>(it, sched, t), q0 = m * BM;
-      if (t + 1 < count) {
-        prefetch(t + 1, buf ^ 1);
-        cp_commit();
-        cp_wait<1>();
-      } else {
-        cp_wait<0>();
-      }
+      cp_next_stage(t + 1 < count, [&] { prefetch(t + 1, buf ^ 1); });
       asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // cp.async data -> wgmma
       __syncthreads();
 
