@@ -1,7 +1,19 @@
 // bench_recorder: what recording costs the bus. The same message streams (one-way bursts and
-// round-trip chains, 64 B and 4 KiB payloads) in one process and across processes (ipc), each
-// run on a fresh node without the recorder tap and on one with the tap and a gfdit.recorder
-// writing everything to a bag, alternating, medians of --reps runs; prints recorded / plain.
+// round-trip chains, 64 B and 4 KiB payloads) in one process (inproc) and across processes (ipc).
+//
+// --mode interleave (the default): ONE node per transport, with install_recorder_tap, runs
+// short windows of each stream, alternately with a recorder sink attached (a
+// bag::recording_queue writing a real bag file, attached through attach_tap_sink: the hot path
+// of gfdit.recorder) and detached (the tap's `no sink` fast path); the order flips every pair
+// (ABBA) so drift does not favour one side. Same threads, same node, same peer for both sides,
+// so the pair ratio is not swamped by where the scheduler put the threads this time. Reports per
+// stream the median over windows of plain and recorded, and the median (and p25..p75) of the
+// per-pair ratios. The bag must hold every envelope sent in the recorded windows (exit 1 if not).
+// The queue is drained between windows (untimed), so each window starts with an empty queue;
+// the writer's work during a window is charged to it.
+//
+// --mode fresh: the older form. A fresh node per run and condition: without the tap (plain), and
+// with the tap plus a gfdit.recorder writing a bag (recorded); medians of --reps runs.
 #include <unistd.h>
 
 #include <algorithm>
@@ -14,6 +26,7 @@
 #include "actors/recorder/bag_reader.hpp"
 #include "actors/recorder/recorder_actor.hpp"
 #include "actors/recorder/recorder_tap.hpp"
+#include "actors/recorder/recording_queue.hpp"
 #include "actors/runtime/node.hpp"
 #include "actors/runtime/registry.hpp"
 #include "bench/bus/bus_actors.hpp"
@@ -29,11 +42,15 @@ struct stream {
   job j;
 };
 
-// A fresh node, with or without recording, runs every stream once.
-int settle_ms = 300;
+int settle_ms = 300;  // fresh mode; interleave mode's default is 5
 int chunk_kb = 0;  // 0: the recorder's default
 std::string types;  // the recorder's type filter (diagnosis: a filter that matches nothing)
+// Interleave mode, diagnosis: the writer thread works only between windows (a chunk and queue
+// bound larger than any window, no flush tick), so a recorded window pays only the senders'
+// part (tap + queue push): what recording costs when the writer has a core of its own.
+bool defer_writer = false;
 
+// --- fresh mode: a fresh node, with or without recording, runs every stream once ---
 std::vector<double> run_once(bool remote, const std::string& peer_ep, bool record, const std::string& bag_path,
                              const std::vector<stream>& streams, int instance, std::uint64_t* recorded) {
   node_options opt{.name = std::string(record ? "rec" : "plain") + std::to_string(instance),
@@ -76,36 +93,145 @@ std::vector<double> run_once(bool remote, const std::string& peer_ep, bool recor
 
 
 
+// --- interleave mode ---
+
+// What gfdit.recorder's tap_sink does per envelope: queue the routed pointer.
+class queue_sink final : public tap_sink {
+ public:
+  explicit queue_sink(bag::recording_queue& q) : q_(q) {}
+  void on_envelope(const envelope_ptr& env) override { q_.push(env); }
+
+ private:
+  bag::recording_queue& q_;
+};
+
+struct pair_stats {
+  std::vector<double> plain, rec, ratio;  // per window; ratio per (plain, recorded) pair
+};
+
+// One node with the tap installed; for each stream, `windows` pairs of windows, one recorded
+// (sink attached) and one plain (detached), the order flipped every pair. Returns the stats per
+// stream; *sent counts the envelopes routed in recorded windows, *in_bag what the bag holds.
+std::vector<pair_stats> run_interleaved(bool remote, const std::string& peer_ep, const std::string& bag_path,
+                                        const std::vector<stream>& streams, int windows, int warmup,
+                                        std::uint64_t* sent, std::uint64_t* in_bag) {
+  node_options opt{.name = "bench", .bind = testing::unique_ipc("bench-rec")};
+  if (remote) opt.peers = {{"peer", peer_ep}};
+  auto n = node::create(opt);
+  if (!n) throw std::runtime_error(n.err().what);
+  install_recorder_tap(**n);
+  auto d = std::make_unique<driver>();
+  driver& drv = *d;
+  (void)(*n)->add("driver", std::move(d));
+  if (!remote) (void)(*n)->add("echo", std::make_unique<echo>());
+  if (auto r = (*n)->start(); !r) throw std::runtime_error(r.err().what);
+
+  auto w = bag::writer::create(bag_path, bag::header::current());
+  if (!w) throw std::runtime_error(w.err().what);
+  bag::queue_options qo;  // gfdit.recorder's defaults: 1 MiB chunks, 64 MiB queue, block
+  if (chunk_kb > 0) qo.chunk_bytes = static_cast<std::size_t>(chunk_kb) << 10;
+  if (defer_writer) {
+    qo.chunk_bytes = std::size_t{256} << 20;  // one chunk per window (the writer reserves it)
+    qo.max_queued_bytes = std::size_t{1} << 30;
+    qo.flush_every = std::chrono::hours(1);
+  }
+  bag::recording_queue q(std::move(*w), qo);
+  queue_sink sink(q);
+
+  std::vector<pair_stats> out(streams.size());
+  *sent = 0;
+  for (std::size_t k = 0; k < streams.size(); ++k) {
+    const job& j = streams[k].j;
+    // Envelopes one window routes: the injected "go", then n pings and n pongs (chain) or n
+    // pings and one pong (burst).
+    const std::uint64_t per_window = 1 + static_cast<std::uint64_t>(j.n) + (j.throughput ? 1 : j.n);
+    auto window = [&](bool record) {
+      // Untimed: the writer drains the previous window, then a short pause for both sides.
+      q.flush();
+      std::this_thread::sleep_for(std::chrono::milliseconds(settle_ms));
+      if (record) attach_tap_sink(&sink);
+      const auto o = run_job(**n, drv, j);
+      // The last pong was tapped before it reached the driver: nothing of this window is
+      // still on its way to the sink.
+      if (record) detach_tap_sink(&sink), *sent += per_window;
+      return j.throughput ? o.msgs_per_s : median(o.rtts_us);
+    };
+    for (int i = 0; i < warmup; ++i) window(false), window(true);
+    for (int i = 0; i < windows; ++i) {
+      double p = 0, r = 0;
+      if (i % 2 == 0) p = window(false), r = window(true);
+      else r = window(true), p = window(false);
+      out[k].plain.push_back(p);
+      out[k].rec.push_back(r);
+      out[k].ratio.push_back(r / p);
+    }
+  }
+  (*n)->stop();
+  n->reset();
+  if (auto r = q.stop(); !r) throw std::runtime_error(r.err().what);
+  auto r = bag::reader::open(bag_path);
+  if (!r) throw std::runtime_error(r.err().what);
+  *in_bag = (*r)->idx().count;
+  std::filesystem::remove(bag_path);
+  return out;
+}
+
 }  // namespace
 }  // namespace gfdit::bench
 
 int main(int argc, char** argv) {
   using namespace gfdit;
   using namespace gfdit::bench;
-  CLI::App app{"recording overhead on the bus (peer: the same streams without the recorder)"};
-  std::string serve_ep, dir = std::filesystem::temp_directory_path().string();
-  int reps = 5;
+  CLI::App app{"recording overhead on the bus (peer: the same node and streams without the recorder, same run)"};
+  std::string serve_ep, mode = "interleave", dir = std::filesystem::temp_directory_path().string();
+  int reps = 5, windows = 30, warmup = 2;
   double scale = 1.0;
   std::vector<std::string> transports{"inproc", "ipc"};
   app.add_option("--serve", serve_ep, "internal: run the echo peer");
-  app.add_option("--reps", reps, "alternating runs per condition (medians are reported)");
+  app.add_option("--mode", mode, "interleave (one node, recorder attached/detached per window) or fresh (a node per run)")
+      ->check(CLI::IsMember({"interleave", "fresh"}));
+  app.add_option("--windows", windows, "interleave: (plain, recorded) window pairs per stream");
+  app.add_option("--warmup", warmup, "interleave: pairs run first and not counted");
+  app.add_option("--reps", reps, "fresh: alternating runs per condition (medians are reported)");
   app.add_option("--scale", scale, "multiply message counts");
   app.add_option("--dir", dir, "where the bag is written");
   app.add_option("--transports", transports, "inproc ipc");
-  app.add_option("--settle-ms", settle_ms, "pause before each stream (both sides)");
+  app.add_option("--settle-ms", settle_ms, "pause before each stream (fresh) or window (interleave), both sides");
   app.add_option("--chunk-kb", chunk_kb, "the recorder's chunk size");
-  app.add_option("--types", types, "record only these types (diagnosis)");
+  app.add_flag("--defer-writer", defer_writer,
+               "interleave, diagnosis: the writer runs only between windows (the senders' part of the cost)");
+  app.add_option("--types", types, "fresh: record only these types (diagnosis)");
   CLI11_PARSE(app, argc, argv);
   if (!serve_ep.empty()) return serve_echo(serve_ep);
+  const bool interleave = mode == "interleave";
+  if (interleave && app.count("--settle-ms") == 0) settle_ms = 5;
   auto count = [&](int n) { return std::max(10, static_cast<int>(n * scale)); };
-  const std::vector<stream> streams{{"64B rtt p50 us", {false, 64, count(5000)}},
-                                    {"4KiB rtt p50 us", {false, 4096, count(5000)}},
-                                    {"64B burst msgs/s", {true, 64, count(200000)}},
-                                    {"4KiB burst msgs/s", {true, 4096, count(50000)}}};
+  // Fresh mode runs each stream once per node; interleave mode runs windows of it.
+  const std::vector<stream> streams =
+      interleave ? std::vector<stream>{{"64B rtt p50 us", {false, 64, count(1000)}},
+                                       {"4KiB rtt p50 us", {false, 4096, count(1000)}},
+                                       {"64B burst msgs/s", {true, 64, count(20000)}},
+                                       {"4KiB burst msgs/s", {true, 4096, count(5000)}}}
+                 : std::vector<stream>{{"64B rtt p50 us", {false, 64, count(5000)}},
+                                       {"4KiB rtt p50 us", {false, 4096, count(5000)}},
+                                       {"64B burst msgs/s", {true, 64, count(200000)}},
+                                       {"4KiB burst msgs/s", {true, 4096, count(50000)}}};
   const std::string exe = self_exe();  // peers are this binary in --serve mode
   const std::string bag_path = dir + "/bench-recorder-" + std::to_string(::getpid()) + ".bag";
-  std::printf("%-9s %-20s %14s %14s %8s\n", "transport", "stream", "plain", "recorded", "ratio");
-  int instance = 0;
+  if (interleave) {
+    std::printf("mode interleave: one node per transport, recorder sink attached (recorded) / detached (plain)\n"
+                "in alternate windows; %d pairs per stream (+%d warm-up), medians over windows.\n"
+                "ratio = recorded / plain per adjacent pair (rtt: >1 is slower; msgs/s: <1 is slower);\n"
+                "cost = extra time per message when recording (+3.0%% = 3%% slower).\n",
+                windows, warmup);
+    if (defer_writer) std::printf("--defer-writer: the bag writer works only between windows (senders' cost only).\n");
+    std::printf("%-9s %-18s %5s %12s %12s %7s %13s %7s\n", "transport", "stream", "msgs", "plain", "recorded",
+                "ratio", "p25..p75", "cost");
+  } else {
+    std::printf("mode fresh: a new node per run; plain = no tap, recorded = tap + gfdit.recorder; medians of %d runs\n", reps);
+    std::printf("%-9s %-20s %14s %14s %8s\n", "transport", "stream", "plain", "recorded", "ratio");
+  }
+  int instance = 0, failures = 0;
   for (const auto& t : transports) {
     const bool remote = t != "inproc";
     std::unique_ptr<testing::child_process> peer;
@@ -113,6 +239,26 @@ int main(int argc, char** argv) {
     if (remote) {
       ep = testing::unique_ipc("bench-rec-peer");
       peer = std::make_unique<testing::child_process>(std::vector<std::string>{exe, "--serve", ep});
+    }
+    if (interleave) {
+      std::uint64_t sent = 0, in_bag = 0;
+      const auto st = run_interleaved(remote, ep, bag_path, streams, windows, warmup, &sent, &in_bag);
+      for (std::size_t k = 0; k < streams.size(); ++k) {
+        const double ratio = median(st[k].ratio);
+        // Time per message grows by ratio (rtt) or by 1/ratio (msgs/s).
+        const double cost = streams[k].j.throughput ? 1 / ratio - 1 : ratio - 1;
+        char iqr[32];
+        std::snprintf(iqr, sizeof iqr, "%.3f..%.3f", percentile(st[k].ratio, 0.25), percentile(st[k].ratio, 0.75));
+        std::printf("%-9s %-18s %5d %12.1f %12.1f %7.3f %13s %+6.1f%%\n", t.c_str(), streams[k].label,
+                    streams[k].j.n, median(st[k].plain), median(st[k].rec), ratio, iqr, 100 * cost);
+      }
+      const bool ok = sent == in_bag;
+      failures += !ok;
+      std::printf("%-9s bag check: %llu envelopes in the bag, %llu sent in recorded windows: %s\n", t.c_str(),
+                  static_cast<unsigned long long>(in_bag), static_cast<unsigned long long>(sent),
+                  ok ? "ok" : "MISMATCH");
+      std::fflush(stdout);
+      continue;
     }
     std::vector<std::vector<double>> plain(streams.size()), rec(streams.size());
     std::uint64_t recorded = 0, expect = 0;
@@ -129,9 +275,9 @@ int main(int argc, char** argv) {
       std::printf("%-9s %-20s %14.1f %14.1f %8.3f\n", t.c_str(), streams[k].label, p, r, r / p);
     }
     // Every message of the last recorded run (stats messages aside) is in its bag.
-    std::printf("%-9s last recorded run: %llu envelopes in the bag for %llu sent (+ recorder stats)\n", t.c_str(),
-                static_cast<unsigned long long>(recorded), static_cast<unsigned long long>(expect));
+    std::printf("%-9s last recorded run: %llu envelopes in the bag for %llu sent (+ the go messages and recorder stats)\n",
+                t.c_str(), static_cast<unsigned long long>(recorded), static_cast<unsigned long long>(expect));
     std::fflush(stdout);
   }
-  return 0;
+  return failures ? 1 : 0;
 }
