@@ -29,14 +29,15 @@ using namespace gfdit;
 
 namespace {
 
-int ulysses_bench(int rank, int size, const std::string& dir, const std::vector<std::string>& names, int iters) {
+int ulysses_bench(int rank, int size, const std::string& dir, const std::vector<std::string>& names,
+                  const std::vector<std::string>& exchanges, int iters) {
   coll::file_rendezvous rv(dir, rank, size);
   coll::world_options o;
   o.backend = coll::backend_kind::cuda_ipc;
   o.device = rank;
   o.channels = 1;
-  // q, k, v of a rank's shard (wan-5b-like at degree 2: 51 MiB) in one round, published from
-  // the symmetric area without a staging copy.
+  // The direct exchange's window (wan-5b-like at degree 2: 66 MiB), or the all-to-all's q/k/v
+  // of a rank's shard (51 MiB) in one round, published from the symmetric area without staging.
   o.buffer_bytes = std::size_t{96} << 20;
   o.timeout = std::chrono::milliseconds(120000);
   auto w = coll::World::create(rv, o);
@@ -46,8 +47,8 @@ int ulysses_bench(int rank, int size, const std::string& dir, const std::vector<
   auto g = (*w)->form(members, 1);
   if (!g) { std::fprintf(stderr, "[rank %d] %s\n", rank, g.err().what.c_str()); return 1; }
   if (rank == 0)
-    std::printf("Ulysses across %d processes/GPUs (cuda-ipc all-to-all), batch 1, CUDA graph replay (eager in brackets):\n"
-                "%-16s %6s | %18s | %18s | %7s | %12s %7s\n", size, "config", "tokens", "degree 1 step ms",
+    std::printf("Ulysses across %d processes/GPUs (cuda-ipc World), batch 1, CUDA graph replay (eager in brackets):\n"
+                "%-16s %6s %-10s | %18s | %18s | %7s | %12s %7s\n", size, "config", "tokens", "exchange", "degree 1 step ms",
                 "real Ulysses step ms", "speedup", "rank compute", "bound");
   for (const auto& name : names) {
     auto c = dit::stock_config(name);
@@ -63,21 +64,25 @@ int ulysses_bench(int rank, int size, const std::string& dir, const std::vector<
       if (T % size == 0)
         if (auto r2 = (*m)->time_rank_compute(1, T, size, true, iters); r2) comp = *r2;
     }
-    auto du = (*m)->time_ulysses(1, dit::sp_group{w->get(), *g}, true, iters);
-    if (!du) { std::fprintf(stderr, "[rank %d] %s degree %d: %s\n", rank, name.c_str(), size, du.err().what.c_str()); return 1; }
-    if (rank == 0) {
-      std::printf("%-16s %6ld | %8.2f (%7.2f) | %8.2f (%7.2f) | %6.2fx | %12.2f %6.2fx\n", name.c_str(), T, d1.graph_ms,
-                  d1.eager_ms, du->graph_ms, du->eager_ms, d1.graph_ms / du->graph_ms, comp.graph_ms,
-                  comp.graph_ms > 0 ? d1.graph_ms / comp.graph_ms : 0.0);
-      nlohmann::json row = {{"config", name}, {"tokens", T}, {"degree", size}, {"d1_step_graph_ms", d1.graph_ms},
-                            {"d1_step_eager_ms", d1.eager_ms}, {"ulysses_step_graph_ms", du->graph_ms},
-                            {"ulysses_step_eager_ms", du->eager_ms}, {"speedup_graph", d1.graph_ms / du->graph_ms},
-                            {"speedup_eager", d1.eager_ms / du->eager_ms}, {"rank_compute_step_graph_ms", comp.graph_ms}};
-      std::printf("JSON %s\n", row.dump().c_str());
-    } else {
-      std::printf("  [rank %d] %s degree %d step %.2f ms graph, %.2f ms eager\n", rank, name.c_str(), size, du->graph_ms, du->eager_ms);
+    for (const auto& ex : exchanges) {
+      (*m)->set_ulysses_exchange(ex == "direct" ? dit::gpu_model::ulysses_exchange::direct : dit::gpu_model::ulysses_exchange::all_to_all);
+      auto du = (*m)->time_ulysses(1, dit::sp_group{w->get(), *g}, true, iters);
+      if (!du) { std::fprintf(stderr, "[rank %d] %s degree %d: %s\n", rank, name.c_str(), size, du.err().what.c_str()); return 1; }
+      if (rank == 0) {
+        std::printf("%-16s %6ld %-10s | %8.2f (%7.2f) | %8.2f (%7.2f) | %6.2fx | %12.2f %6.2fx\n", name.c_str(), T, ex.c_str(),
+                    d1.graph_ms, d1.eager_ms, du->graph_ms, du->eager_ms, d1.graph_ms / du->graph_ms, comp.graph_ms,
+                    comp.graph_ms > 0 ? d1.graph_ms / comp.graph_ms : 0.0);
+        nlohmann::json row = {{"config", name}, {"tokens", T}, {"degree", size}, {"exchange", ex}, {"d1_step_graph_ms", d1.graph_ms},
+                              {"d1_step_eager_ms", d1.eager_ms}, {"ulysses_step_graph_ms", du->graph_ms},
+                              {"ulysses_step_eager_ms", du->eager_ms}, {"speedup_graph", d1.graph_ms / du->graph_ms},
+                              {"speedup_eager", d1.eager_ms / du->eager_ms}, {"rank_compute_step_graph_ms", comp.graph_ms}};
+        std::printf("JSON %s\n", row.dump().c_str());
+      } else {
+        std::printf("  [rank %d] %s degree %d (%s) step %.2f ms graph, %.2f ms eager\n", rank, name.c_str(), size, ex.c_str(),
+                    du->graph_ms, du->eager_ms);
+      }
+      std::fflush(stdout);
     }
-    std::fflush(stdout);
   }
   return 0;
 }
@@ -99,8 +104,11 @@ int main(int argc, char** argv) {
   app.add_option("--ulysses-rank", ul_rank, "this process's rank (Ulysses mode)");
   app.add_option("--ulysses-size", ul_size, "processes (one per GPU) = the Ulysses degree");
   app.add_option("--ulysses-dir", ul_dir, "rendezvous folder, fresh per run");
+  std::vector<std::string> exchanges = {"direct", "all_to_all"};
+  app.add_option("--ulysses-exchange", exchanges, "direct and/or all_to_all, each timed in turn")
+      ->check(CLI::IsMember({"direct", "all_to_all"}));
   CLI11_PARSE(app, argc, argv);
-  if (ul_rank >= 0) return ulysses_bench(ul_rank, ul_size, ul_dir, names, step_iters);
+  if (ul_rank >= 0) return ulysses_bench(ul_rank, ul_size, ul_dir, names, exchanges, step_iters);
 
   if (!dit::gpu_available()) {
     std::fprintf(stderr, "no CUDA device\n");

@@ -74,6 +74,8 @@ class backend {
   virtual void* scratch(int channel) noexcept = 0;
   // This rank's publish region of a channel: data placed here is sent without a copy.
   virtual void* symmetric(int channel) noexcept = 0;
+  // World rank `rank`'s symmetric area of a channel, mapped in this process (null: not mapped).
+  virtual void* peer_symmetric(int channel, int rank) noexcept { (void)channel, (void)rank; return nullptr; }
   virtual result<void> synchronize(stream_ref s) = 0;
 };
 

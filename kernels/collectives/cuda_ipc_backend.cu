@@ -556,6 +556,7 @@ class cuda_ipc_backend final : public backend {
     return channel >= 0 && channel < cfg_.channels ? scratch_[static_cast<std::size_t>(channel)] : nullptr;
   }
   void* symmetric(int channel) noexcept override { return data(channel, cfg_.rank); }
+  void* peer_symmetric(int channel, int rank) noexcept override { return data(channel, rank); }
 
   result<void> synchronize(stream_ref s) override {
     GFDIT_COLL_CUDA(cudaStreamSynchronize(static_cast<cudaStream_t>(s.handle)));

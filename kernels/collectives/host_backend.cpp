@@ -122,6 +122,7 @@ class host_backend final : public backend {
     return channel >= 0 && channel < cfg_.channels ? scratch_[static_cast<std::size_t>(channel)].data() : nullptr;
   }
   void* symmetric(int channel) noexcept override { return data(cfg_.rank, channel); }
+  void* peer_symmetric(int channel, int rank) noexcept override { return data(rank, channel); }
   result<void> synchronize(stream_ref) override { return {}; }
 
   result<void> exchange(const exchange_plan& p, stream_ref) override {

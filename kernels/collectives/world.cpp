@@ -329,4 +329,9 @@ void* World::symmetric(int channel) noexcept {
   return be_->symmetric(channel);
 }
 
+void* World::peer_symmetric(int channel, std::int32_t rank) noexcept {
+  if (channel < 0 || channel >= opts_.channels || rank < 0 || rank >= size_) return nullptr;
+  return be_->peer_symmetric(channel, rank);
+}
+
 }  // namespace gfdit::coll

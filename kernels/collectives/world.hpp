@@ -110,6 +110,13 @@ class World {
   // This rank's publish region of a model channel (buffer_bytes long): a send buffer that lies
   // here is published without the staging copy.
   void* symmetric(int channel = 0) noexcept;
+  // World rank `rank`'s symmetric area of a model channel as this process sees it: cuda-ipc maps
+  // every peer's (device memory, written by kernels over NVLink/PCIe), host every peer's shared
+  // memory; null for nccl. One-sided: the World never reads or writes a symmetric area except as
+  // a send buffer that lies there, so what a kernel puts into a peer's area is the caller's
+  // protocol; a barrier on a group holding both ranks orders it (writes before it are visible to
+  // the peer after it, on GPUs once the writing kernel ended with a system-scope fence).
+  void* peer_symmetric(int channel, std::int32_t rank) noexcept;
 
  private:
   World(int rank, int size, world_options opts, std::unique_ptr<detail::backend> be);

@@ -89,7 +89,13 @@ struct gpu_model::impl {
     std::int64_t nt = 0, ni = 0, nr = 0, R = 0;  // text, image tokens; my rows; the largest member's
     bf16 *send = nullptr, *recv = nullptr, *recv_o = nullptr;
     std::size_t seg_qkv = 0, seg_o = 0;  // bytes per peer and chunk of the two exchanges
+    // Direct exchange: every member's window (gpu_kernels.hpp) in the group channel's symmetric
+    // area; q/k/v and the attention rows are read from mine.
+    bool direct = false;
+    gpu::ulysses_window win;
+    bf16 *wq = nullptr, *wk = nullptr, *wv = nullptr, *wy = nullptr;
   } ul;
+  gpu_model::ulysses_exchange exchange_req = gpu_model::ulysses_exchange::automatic;
   std::vector<void*> ul_allocs;
   // Chunks asked for (1: no pipeline) and what overlaps them: the exchanges run on `sc` (higher
   // priority, so its blocks are placed before queued attention blocks), forked from and joined
@@ -297,7 +303,9 @@ struct gpu_model::impl {
 
   // Attention of B x heads heads over all n tokens, [B, heads, n, Dp] starting at element `off`
   // of q, k, v and o (a head chunk's block under Ulysses).
-  result<void> attention_fwd(int heads, std::size_t off = 0) {
+  result<void> attention_fwd(int heads, std::size_t off = 0) { return attention_on(q, k, v, heads, off); }
+  // Into o (+off): q/k/v [B, heads, n, Dp] at qp/kp/vp (+off).
+  result<void> attention_on(const bf16* qp, const bf16* kp, const bf16* vp, int heads, std::size_t off = 0) {
     const int D = padded_head_dim();
     if (D == 64 || D == 128) {
       attention::problem p;
@@ -307,10 +315,10 @@ struct gpu_model::impl {
       p.head_dim = D;
       p.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim()));  // of the real head size
       attention::forward_args a;
-      a.q = q + off; a.k = k + off; a.v = v + off; a.o = o + off; a.lse = lse + off / D;
+      a.q = qp + off; a.k = kp + off; a.v = vp + off; a.o = o + off; a.lse = lse + off / D;
       return attention::forward(p, a, st);
     }
-    gpu::naive_attention(q + off, k + off, v + off, o + off, B * heads, static_cast<int>(n), D, st);
+    gpu::naive_attention(qp + off, kp + off, vp + off, o + off, B * heads, static_cast<int>(n), D, st);
     GFDIT_DIT_CUDA(cudaGetLastError());
     return {};
   }
@@ -348,15 +356,16 @@ struct gpu_model::impl {
     mark();
     gpu::merge_heads(o, attn, B, static_cast<int>(nl), 0, static_cast<int>(nl), NH, D, padded_head_dim(), st);
     mark();
-    return after_attention(blk, md, M, nl);
+    return after_attention(blk, md, M, nl, attn);
   }
 
   // Projection of attn, gated residual, then the MLP half, on M rows (nl per sample), ending
   // with the norm after the block.
-  result<void> after_attention(int blk, const bf16* md, std::int64_t M, std::int64_t nl) {
+  // From the attention rows a_in [M, NH*D] (attn, or the direct exchange's window).
+  result<void> after_attention(int blk, const bf16* md, std::int64_t M, std::int64_t nl, const bf16* a_in) {
     const dev_block& W = blocks[static_cast<std::size_t>(blk)];
     const int H = c.hidden;
-    if (auto r = gemm(W.proj, attn, M, y2); !r) return r;
+    if (auto r = gemm(W.proj, a_in, M, y2); !r) return r;
     mark();
     gpu::residual_ln_mod(x, y2, md + 2 * H, 6 * H, M, H, static_cast<int>(nl), md, 6 * H, 3 * H, 4 * H, hn, st);
     mark();
@@ -444,6 +453,13 @@ struct gpu_model::impl {
     ul.ni = ni;
     ul.nr = token_shard(nt, deg, me).count + token_shard(ni, deg, me).count;
     ul.R = token_shard(nt, deg, 0).count + token_shard(ni, deg, 0).count;
+    if (exchange_req != gpu_model::ulysses_exchange::all_to_all) {
+      if (begin_direct(batch)) return ul.w->barrier(ul.g, coll::stream_ref{st});
+      if (exchange_req == gpu_model::ulysses_exchange::direct)
+        return make_error(errc::invalid_argument,
+                          "dit gpu ulysses: the direct exchange needs a cuda-ipc World whose buffer_bytes holds " +
+                              std::to_string(direct_bytes(batch)) + " bytes (q/k/v of my heads and my attention rows)");
+    }
     // Head chunks: the requested count when it divides my heads, else 1. Not on by default:
     // 2 chunks gained 1-2% in CUDA graphs on 2xH200 but cost ~10% eagerly for wan-like (the
     // serving path's forward runs eagerly); 3 and 4 were slower everywhere.
@@ -469,6 +485,29 @@ struct gpu_model::impl {
     ul.recv_o = *r2 + bytes / sizeof(bf16);
     return {};
   }
+  // The direct exchange when every member's window is mapped here and fits the symmetric area;
+  // a barrier then orders it after whatever used the areas before (my earlier reads of my own).
+  gpu::ulysses_window window(int batch) const {
+    gpu::ulysses_window w;
+    w.deg = ul.deg, w.me = ul.g.self(), w.B = batch, w.HL = ul.HL, w.Dp = padded_head_dim(), w.nt = ul.nt, w.ni = ul.ni;
+    return w;
+  }
+  std::size_t direct_bytes(int batch) const {
+    return (3 * static_cast<std::size_t>(window(batch).qkv_elems()) + static_cast<std::size_t>(batch) * ul.R * c.hidden) * sizeof(bf16);
+  }
+  bool begin_direct(int batch) {
+    gpu::ulysses_window w = window(batch);
+    if (ul.deg > gpu::max_ulysses_degree || direct_bytes(batch) > ul.w->options().buffer_bytes) return false;
+    for (int j = 0; j < ul.deg; ++j)
+      if (!(w.base[j] = static_cast<bf16*>(ul.w->peer_symmetric(ul.g.channel(), ul.g.member(j))))) return false;
+    ul.direct = true;
+    ul.win = w;
+    ul.wq = w.base[w.me];
+    ul.wk = ul.wq + w.qkv_elems();
+    ul.wv = ul.wk + w.qkv_elems();
+    ul.wy = ul.wv + w.qkv_elems();
+    return true;
+  }
   void ulysses_end() {
     if (!ul_allocs.empty()) cudaStreamSynchronize(st);
     for (void* p : ul_allocs) cudaFree(p);
@@ -484,6 +523,7 @@ struct gpu_model::impl {
   // degree-1 work of its heads, so the bits do not depend on K. Every rank issues the same
   // exchanges in the same order on the group's channel (q0 q1 o0 q2 o1 .. o(K-1)), all on sc.
   result<void> block_ulysses(int blk, bool rope, bool first) {
+    if (ul.direct) return block_direct(blk, rope, first);
     const dev_block& W = blocks[static_cast<std::size_t>(blk)];
     const int H = c.hidden, NH = c.heads, D = c.head_dim(), Dp = padded_head_dim(), HL = ul.HL, K = ul.K, HC = ul.HC;
     const int nr = static_cast<int>(ul.nr), R = static_cast<int>(ul.R);
@@ -535,7 +575,32 @@ struct gpu_model::impl {
       GFDIT_DIT_CUDA(cudaEventRecord(ev_join, sc));
       GFDIT_DIT_CUDA(cudaStreamWaitEvent(st, ev_join, 0));
     }
-    return after_attention(blk, md, M, nr);
+    return after_attention(blk, md, M, nr, attn);
+  }
+
+  // One block as a Ulysses rank with the direct exchange: the q/k/v push writes my tokens of
+  // every head straight into the head's owner's window; after a barrier, attention over my
+  // window; the output push writes my heads of every token into the token's owner's attention
+  // rows; after a second barrier, the projection reads mine. The barrier after the output push
+  // also tells each peer that I have finished reading my window's q/k/v, so its next push may
+  // overwrite them (and my attention rows are not written again before my next q/k/v push).
+  result<void> block_direct(int blk, bool rope, bool first) {
+    const dev_block& W = blocks[static_cast<std::size_t>(blk)];
+    const int H = c.hidden, NH = c.heads, D = c.head_dim();
+    const int nr = static_cast<int>(ul.nr);
+    const std::int64_t M = static_cast<std::int64_t>(B) * nr;
+    const bf16* md = mod + static_cast<std::size_t>(blk) * B * 6 * H;
+    const coll::stream_ref sr{st};
+    if (first) gpu::ln_mod(x, M, H, nr, md, 6 * H, 0, H, hn, st);
+    if (auto r = gemm(W.qkv, hn, M, qkv); !r) return r;
+    gpu::ulysses_push_qkv(qkv, rope ? cs : nullptr, rope ? sn : nullptr, ul.win, nr, NH, D, st);
+    GFDIT_DIT_CUDA(cudaGetLastError());
+    if (auto r = ul.w->barrier(ul.g, sr); !r) return r;
+    if (auto r = attention_on(ul.wq, ul.wk, ul.wv, ul.HL); !r) return r;
+    gpu::ulysses_push_o(o, ul.win, NH, D, st);
+    GFDIT_DIT_CUDA(cudaGetLastError());
+    if (auto r = ul.w->barrier(ul.g, sr); !r) return r;
+    return after_attention(blk, md, M, nr, ul.wy);
   }
 
   result<void> final_layer_sharded(int shards) {  // its norm: as final_layer
@@ -915,6 +980,8 @@ result<void> gpu_model::set_ulysses_chunks(int chunks) {
   impl_->chunks_req = chunks;
   return {};
 }
+
+void gpu_model::set_ulysses_exchange(ulysses_exchange e) noexcept { impl_->exchange_req = e; }
 
 result<gpu_timing> gpu_model::time_ulysses(int batch, const sp_group& g, bool whole_step, int iters) {
   impl& p = *impl_;

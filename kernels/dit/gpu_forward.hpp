@@ -57,6 +57,15 @@ class gpu_model {
   // Default 1 (no pipeline); a count that does not divide the heads per rank runs as 1. The
   // output bits do not depend on it. Range 1..8.
   result<void> set_ulysses_chunks(int chunks);
+  // How the Ulysses exchanges move data (forward with a World, time_ulysses). `direct`: the q/k/v
+  // and output kernels write each element straight into its owner's buffers, which live in the
+  // group channel's symmetric area (needs a cuda-ipc World and buffer_bytes >= 2 * (3 * B *
+  // heads/degree * tokens * padded head size + B * largest shard * hidden) bytes): two kernels
+  // and two barriers per block, nothing staged, no unpack. `all_to_all`: pack, World::all_to_all,
+  // unpack (any GPU backend; head chunks apply). `automatic` (default): direct where it can.
+  // Asking for direct where it cannot run is an error at the forward. The bits do not depend on it.
+  enum class ulysses_exchange { automatic, direct, all_to_all };
+  void set_ulysses_exchange(ulysses_exchange e) noexcept;
   // Median time of each stage of one block (eager), in milliseconds, in launch order.
   result<std::vector<std::pair<std::string, double>>> profile_block(int batch, std::int64_t tokens, int iters);
 

@@ -239,6 +239,18 @@ __device__ __forceinline__ void locate(long g, long nt, long ni, int deg, int& j
   l = i - coll::shard_begin(t, deg, j) + (txt ? 0 : coll::shard_rows(nt, deg, j));
 }
 
+// RoPE of 8 bf16s (4 pairs) by cos/sin table entries tab.. (as split_rope rounds them).
+__device__ __forceinline__ void rotate8(uint4& raw, const float* cs, const float* sn, long tab) {
+  bf16* v = reinterpret_cast<bf16*>(&raw);
+#pragma unroll
+  for (int u = 0; u < 4; ++u) {
+    float a0 = __bfloat162float(v[2 * u]), a1 = __bfloat162float(v[2 * u + 1]);
+    rotate(a0, a1, cs[tab + u], sn[tab + u]);
+    v[2 * u] = __float2bfloat16(a0);
+    v[2 * u + 1] = __float2bfloat16(a1);
+  }
+}
+
 // qkv [B*nloc, 3, NH, D] (RoPE by local tables cs/sn [nloc, D/2], null: none) ->
 // send[j][part][b][hc][l][Dp] for head chunk c (heads j*HL + c*HC.., HC of them per member; the
 // whole group of HL when HC == HL), rows padded to R, columns D..Dp zero. One local token row
@@ -255,17 +267,7 @@ __global__ void ulysses_pack_qkv_kernel(const bf16* qkv, const float* cs, const 
     uint4 raw = make_uint4(0, 0, 0, 0);
     if (e * 8 < D) {
       raw = *reinterpret_cast<const uint4*>(src_row + (part * NH + h) * D + e * 8);
-      if (cs && part < 2) {
-        bf16* v = reinterpret_cast<bf16*>(&raw);
-        const long tab = static_cast<long>(l) * (D / 2) + e * 4;
-#pragma unroll
-        for (int u = 0; u < 4; ++u) {
-          float a0 = __bfloat162float(v[2 * u]), a1 = __bfloat162float(v[2 * u + 1]);
-          rotate(a0, a1, cs[tab + u], sn[tab + u]);
-          v[2 * u] = __float2bfloat16(a0);
-          v[2 * u + 1] = __float2bfloat16(a1);
-        }
-      }
+      if (cs && part < 2) rotate8(raw, cs, sn, static_cast<long>(l) * (D / 2) + e * 4);
     }
     *reinterpret_cast<uint4*>(send + j * seg + (((static_cast<long>(part) * B + b) * HC + hc) * R + l) * Dp + e * 8) = raw;
   }
@@ -318,6 +320,49 @@ __global__ void ulysses_unpack_o_kernel(const uint4* recv, uint4* y, int nloc, i
   }
 }
 
+
+// Direct Ulysses (gpu_kernels.hpp, ulysses_window): the owners' buffers are written in place,
+// through the peers' mappings, then made visible system-wide before the kernel ends (the
+// barrier that follows publishes them).
+// qkv [B*nloc, 3, NH, D] -> q, k, v of head h's owner at my tokens' global rows. One local token
+// row per block, 16 bytes per move, columns D..Dp zero.
+__global__ void ulysses_push_qkv_kernel(const bf16* qkv, const float* cs, const float* sn, ulysses_window w, int nloc,
+                                        int NH, int D) {
+  const int row = blockIdx.x, b = row / nloc, l = row % nloc, Dp = w.Dp, wp = Dp / 8, HL = w.HL;
+  const long ntot = w.nt + w.ni, part_stride = w.qkv_elems();
+  const long nt_me = coll::shard_rows(w.nt, w.deg, w.me);
+  const long g = l < nt_me ? coll::shard_begin(w.nt, w.deg, w.me) + l : w.nt + coll::shard_begin(w.ni, w.deg, w.me) + (l - nt_me);
+  const bf16* src_row = qkv + static_cast<long>(row) * 3 * NH * D;
+  for (int t = threadIdx.x; t < 3 * NH * wp; t += blockDim.x) {
+    const int part = t / (NH * wp), h = t / wp % NH, e = t % wp;
+    uint4 raw = make_uint4(0, 0, 0, 0);
+    if (e * 8 < D) {
+      raw = *reinterpret_cast<const uint4*>(src_row + (part * NH + h) * D + e * 8);
+      if (cs && part < 2) rotate8(raw, cs, sn, static_cast<long>(l) * (D / 2) + e * 4);
+    }
+    const int j = h / HL, hl = h % HL;
+    *reinterpret_cast<uint4*>(w.base[j] + part * part_stride + ((static_cast<long>(b) * HL + hl) * ntot + g) * Dp + e * 8) = raw;
+  }
+  __threadfence_system();
+}
+
+// o [B, HL, ntot, Dp] (my heads, every token) -> the attention rows [B*nr_j, NH*D] of each
+// token's owner j, at my heads' columns. One (global token, sample) per block.
+__global__ void ulysses_push_o_kernel(const uint4* o, ulysses_window w, int NH, int D) {
+  const int wd = D / 8, wp = w.Dp / 8, HL = w.HL;
+  const long ntot = w.nt + w.ni, g = blockIdx.x;
+  const int b = blockIdx.y;
+  int j;
+  long l;
+  locate(g, w.nt, w.ni, w.deg, j, l);
+  const long nr = coll::shard_rows(w.nt, w.deg, j) + coll::shard_rows(w.ni, w.deg, j);
+  uint4* dst = reinterpret_cast<uint4*>(w.base[j] + 3 * w.qkv_elems()) + ((b * nr + l) * NH + w.me * HL) * wd;
+  for (int t = threadIdx.x; t < HL * wd; t += blockDim.x) {
+    const int hl = t / wd, e = t % wd;
+    dst[t] = o[((static_cast<long>(b) * HL + hl) * ntot + g) * wp + e];
+  }
+  __threadfence_system();
+}
 
 // Counter-based weights on the device (benchmarks): uniform(-scale, scale), bf16.
 __global__ void generate_kernel(bf16* w, long count, unsigned long long stream, float scale) {
@@ -410,6 +455,14 @@ void ulysses_unpack_o(const bf16* recv, bf16* y, int B, int nloc, int NH, int HL
                       cudaStream_t st) {
   ulysses_unpack_o_kernel<<<static_cast<unsigned>(static_cast<long>(B) * nloc), 128, 0, st>>>(
       reinterpret_cast<const uint4*>(recv), reinterpret_cast<uint4*>(y), nloc, NH, HL, D, R, HC, c, B);
+}
+void ulysses_push_qkv(const bf16* qkv, const float* cs, const float* sn, const ulysses_window& w, int nloc, int NH,
+                      int D, cudaStream_t st) {
+  ulysses_push_qkv_kernel<<<static_cast<unsigned>(static_cast<long>(w.B) * nloc), 128, 0, st>>>(qkv, cs, sn, w, nloc, NH, D);
+}
+void ulysses_push_o(const bf16* o, const ulysses_window& w, int NH, int D, cudaStream_t st) {
+  ulysses_push_o_kernel<<<dim3(static_cast<unsigned>(w.nt + w.ni), static_cast<unsigned>(w.B)), 128, 0, st>>>(
+      reinterpret_cast<const uint4*>(o), w, NH, D);
 }
 void generate(bf16* w, long count, unsigned long long stream, float scale, cudaStream_t st) {
   generate_kernel<<<grid_for(count), 256, 0, st>>>(w, count, stream, scale);

@@ -45,6 +45,23 @@ void ulysses_pack_o(const bf16* o, bf16* send, int B, int HL, long nt, long ni, 
 // what merge_heads gives at degree 1).
 void ulysses_unpack_o(const bf16* recv, bf16* y, int B, int nloc, int NH, int HL, int D, int R, int HC, int c,
                       cudaStream_t st);
+// Direct Ulysses: every member's window in the World's symmetric area (the same layout on each):
+// q, k, v [B][HL][nt+ni][Dp] for the member's heads and every token, then its attention rows
+// [B*nr][NH*D] (nr = its text + image shard). The push kernels write each element once, into its
+// owner's window, and end with a system-scope fence; a barrier then makes them visible.
+constexpr int max_ulysses_degree = 16;
+struct ulysses_window {
+  bf16* base[max_ulysses_degree] = {};  // member j's window as this process maps it (mine too)
+  int deg = 1, me = 0, B = 1, HL = 1, Dp = 0;
+  long nt = 0, ni = 0;
+  __host__ __device__ long qkv_elems() const { return static_cast<long>(B) * HL * (nt + ni) * Dp; }  // each of q, k, v
+};
+// qkv [B*nloc, 3, NH, D] -> q, k, v in the head owners' windows at my tokens (RoPE by local
+// tables [nloc, D/2], null: none; columns D..Dp zero).
+void ulysses_push_qkv(const bf16* qkv, const float* cs, const float* sn, const ulysses_window& w, int nloc, int NH,
+                      int D, cudaStream_t st);
+// o [B, HL, nt+ni, Dp] -> my heads' columns of every token's owner's attention rows.
+void ulysses_push_o(const bf16* o, const ulysses_window& w, int NH, int D, cudaStream_t st);
 void generate(bf16* w, long count, unsigned long long stream, float scale, cudaStream_t st);
 
 }  // namespace gfdit::dit::gpu

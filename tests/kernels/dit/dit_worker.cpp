@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/hash.hpp"
@@ -97,10 +98,14 @@ int gpu_ulysses(int rank, int size, const char* dir, const std::string& config) 
   std::uint64_t epoch = 1;
   cudaStream_t st = nullptr;
   if (cudaStreamCreate(&st) != cudaSuccess) return fail(rank, "cudaStreamCreate");
-  // Without and with the head-chunk pipeline (the bits must not depend on it).
-  for (int chunks : {1, 2})
+  // The direct exchange, and the all-to-all one without and with the head-chunk pipeline (the
+  // bits must not depend on either).
+  using exchange = dit::gpu_model::ulysses_exchange;
+  const std::pair<exchange, int> modes[] = {{exchange::direct, 1}, {exchange::all_to_all, 1}, {exchange::all_to_all, 2}};
+  for (const auto& [ex, chunks] : modes)
   for (int deg : {2, 3, 4}) {
-    if (deg > size || (deg == 3 && (size == 2 || chunks != 1))) continue;
+    if (deg > size || (deg == 3 && (size == 2 || ex != exchange::direct))) continue;
+    (*g)->set_ulysses_exchange(ex);
     if (auto r = (*g)->set_ulysses_chunks(chunks); !r) return fail(rank, r.err().what);
     std::vector<std::int32_t> members;
     for (int i = 0; i < deg; ++i) members.push_back(i);
@@ -143,8 +148,9 @@ int gpu_ulysses(int rank, int size, const char* dir, const std::string& config) 
           diff += std::memcmp(&a, &e, 4) != 0;
         }
     }
-    std::printf("[rank 0] %s degree %d across %d GPUs, %d head chunk(s) asked: %zu of %zu output values differ from degree 1 (hash %016llx)\n",
-                config.c_str(), deg, deg, chunks, diff, ref.size(), static_cast<unsigned long long>(bits_hash(ref)));
+    std::printf("[rank 0] %s degree %d across %d GPUs, %s exchange, %d head chunk(s) asked: %zu of %zu output values differ from degree 1 (hash %016llx)\n",
+                config.c_str(), deg, deg, ex == exchange::direct ? "direct" : "all-to-all", chunks, diff, ref.size(),
+                static_cast<unsigned long long>(bits_hash(ref)));
     if (diff != 0) failures += fail(rank, config + " degree " + std::to_string(deg) + " is not bitwise equal to degree 1");
   }
   cudaStreamDestroy(st);
