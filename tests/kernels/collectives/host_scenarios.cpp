@@ -104,6 +104,25 @@ void run_collectives(World& w, const Group& g, std::uint64_t salt, checker& ck) 
             std::vector<std::uint8_t>(recv.begin() + j * static_cast<long>(bytes), recv.begin() + (j + 1) * static_cast<long>(bytes));
     ck.expect(ok, tag("all_gather zero-copy") + " " + str(r));
   }
+  {  // one-sided: every member stores its slot into every member's symmetric area; a barrier
+     // publishes the stores (World::peer_symmetric)
+    const std::size_t bytes = 512, base = 8192;
+    auto b = bytes_of(salt + 15, g.member(me), 0, bytes);
+    bool ok = true;
+    for (int j = 0; j < n; ++j) {
+      auto* peer = static_cast<std::uint8_t*>(w.peer_symmetric(g.channel(), g.member(j)));
+      ok &= peer != nullptr;
+      if (peer) std::copy(b.begin(), b.end(), peer + base + static_cast<std::size_t>(me) * bytes);
+    }
+    ok &= w.peer_symmetric(g.channel(), g.member(me)) == w.symmetric(g.channel());
+    ok &= w.barrier(g).ok();
+    const auto* mine = static_cast<const std::uint8_t*>(w.symmetric(g.channel()));
+    for (int j = 0; j < n; ++j)
+      ok &= bytes_of(salt + 15, g.member(j), 0, bytes) ==
+            std::vector<std::uint8_t>(mine + base + j * bytes, mine + base + (j + 1) * bytes);
+    ok &= w.barrier(g).ok();  // nobody stores again before every member has read
+    ck.expect(ok, tag("peer_symmetric stores"));
+  }
   for (int root = 0; root < n; ++root) {  // gather and scatter from every root
     const std::size_t bytes = 513;
     auto send = bytes_of(salt + 13, g.member(me), root, bytes);
