@@ -3,6 +3,8 @@
 // re-publishing a bag with its senders and stamps.
 #include <gtest/gtest.h>
 
+#include <map>
+#include <mutex>
 #include <set>
 
 #include "actors/recorder/bag_reader.hpp"
@@ -200,6 +202,85 @@ TEST(recorder, backpressure_keeps_every_message) {
   EXPECT_EQ(q.counters().recorded, n);
   EXPECT_EQ(q.counters().dropped, 0u);
   EXPECT_EQ(read_bag(path).size(), n);
+}
+
+// A sink attached for a while: it must never be called once detach_tap_sink returned, and it
+// must see an unbroken run of each ping-pong chain (a message routed between two it saw was
+// routed while it was attached).
+class window_sink final : public tap_sink {
+ public:
+  explicit window_sink(bag::recording_queue& q) : q_(q) {}
+  void on_envelope(const envelope_ptr& env) override {
+    if (detached.load(std::memory_order_acquire)) late.fetch_add(1);
+    if (env->is<msg::ping>())
+      if (auto p = decode<msg::ping>(env->payload)) {
+        std::lock_guard lock(mu_);
+        seen[p->data].push_back(p->count);
+      }
+    calls.fetch_add(1);
+    q_.push(env);
+  }
+  std::atomic<bool> detached{false};
+  std::atomic<std::uint64_t> late{0}, calls{0};
+  std::map<std::string, std::vector<std::uint64_t>> seen;  // chain -> ping counts
+
+ private:
+  std::mutex mu_;
+  bag::recording_queue& q_;
+};
+
+TEST(recorder_tap, attach_and_detach_while_messages_flow_lose_nothing_and_never_call_a_detached_sink) {
+  const auto path = testing::temp_path("attach-detach");
+  auto w = bag::writer::create(path, bag::header::current());
+  ASSERT_TRUE(w);
+  bag::recording_queue q(std::move(*w), {});
+  std::atomic<bool> stop{false};
+  std::uint64_t calls = 0, windows_with_traffic = 0;
+  {
+    auto nd = node::create({.name = "attach1", .bind = testing::unique_ipc("attach1")});
+    ASSERT_TRUE(nd);
+    install_recorder_tap(**nd);
+    // Two endless ping-pong chains (a1 <-> b1, a2 <-> b2), each message's count one more.
+    for (const std::string c : {"1", "2"})
+      for (const std::string side : {"a", "b"}) {
+        const std::string other = (side == "a" ? "b" : "a") + c;
+        ASSERT_TRUE((*nd)->add(side + c, std::make_unique<lambda_actor>(
+            [&stop, other](context& ctx) {
+              ctx.on<msg::ping>([&stop, &ctx, other](const msg::ping& p, const envelope&) {
+                if (!stop) (void)ctx.send(other, msg::ping{p.count + 1, p.data});
+              });
+              return result<void>{};
+            },
+            [other, c, side](context& ctx) {
+              if (side == "a") (void)ctx.send(other, msg::ping{0, c});
+              return result<void>{};
+            })));
+      }
+    ASSERT_TRUE((*nd)->start());
+    for (int i = 0; i < 200; ++i) {
+      auto sink = std::make_unique<window_sink>(q);
+      attach_tap_sink(sink.get());
+      std::this_thread::sleep_for(std::chrono::microseconds(50 * (i % 20)));
+      detach_tap_sink(sink.get());
+      sink->detached.store(true, std::memory_order_release);
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+      EXPECT_EQ(sink->late.load(), 0u) << "called after detach, window " << i;
+      for (auto& [chain, counts] : sink->seen) {
+        std::sort(counts.begin(), counts.end());
+        EXPECT_EQ(std::adjacent_find(counts.begin(), counts.end()), counts.end()) << "seen twice, chain " << chain;
+        EXPECT_EQ(counts.back() - counts.front() + 1, counts.size()) << "a gap in chain " << chain << ", window " << i;
+      }
+      calls += sink->calls.load();
+      windows_with_traffic += sink->calls.load() > 0;
+    }  // each sink destroyed right after its detach: a late call would touch freed memory
+    stop = true;
+    (*nd)->stop();
+  }
+  ASSERT_TRUE(q.stop());
+  EXPECT_GT(windows_with_traffic, 100u);
+  EXPECT_EQ(q.counters().recorded, calls);
+  EXPECT_EQ(q.counters().dropped, 0u);
+  EXPECT_EQ(read_bag(path).size(), calls);
 }
 
 TEST(player, re_publishes_a_bag_with_the_recorded_senders_and_stamps) {
