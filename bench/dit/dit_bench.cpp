@@ -83,6 +83,16 @@ int ulysses_bench(int rank, int size, const std::string& dir, const std::vector<
       }
       std::fflush(stdout);
     }
+    // Where the degree-2 block goes (direct exchange, eager, per stage; rank 0's view).
+    (*m)->set_ulysses_exchange(dit::gpu_model::ulysses_exchange::direct);
+    auto parts = (*m)->profile_block(1, T, 10, dit::sp_group{w->get(), *g});
+    if (!parts) { std::fprintf(stderr, "[rank %d] %s profile: %s\n", rank, name.c_str(), parts.err().what.c_str()); return 1; }
+    if (rank == 0) {
+      double total = 0;
+      std::printf("  %s degree %d block stages (direct, eager, ms):", name.c_str(), size);
+      for (const auto& [stage, ms] : *parts) std::printf(" %s %.3f", stage.c_str(), ms), total += ms;
+      std::printf(" | total %.3f\n", total);
+    }
   }
   return 0;
 }

@@ -591,15 +591,26 @@ struct gpu_model::impl {
     const std::int64_t M = static_cast<std::int64_t>(B) * nr;
     const bf16* md = mod + static_cast<std::size_t>(blk) * B * 6 * H;
     const coll::stream_ref sr{st};
-    if (first) gpu::ln_mod(x, M, H, nr, md, 6 * H, 0, H, hn, st);
+    mark_i = 0;
+    mark();
+    if (first) {
+      gpu::ln_mod(x, M, H, nr, md, 6 * H, 0, H, hn, st);
+      mark();
+    }
     if (auto r = gemm(W.qkv, hn, M, qkv); !r) return r;
+    mark();
     gpu::ulysses_push_qkv(qkv, rope ? cs : nullptr, rope ? sn : nullptr, ul.win, nr, NH, D, st);
     GFDIT_DIT_CUDA(cudaGetLastError());
+    mark();
     if (auto r = ul.w->barrier(ul.g, sr); !r) return r;
+    mark();
     if (auto r = attention_on(ul.wq, ul.wk, ul.wv, ul.HL); !r) return r;
+    mark();
     gpu::ulysses_push_o(o, ul.win, NH, D, st);
     GFDIT_DIT_CUDA(cudaGetLastError());
+    mark();
     if (auto r = ul.w->barrier(ul.g, sr); !r) return r;
+    mark();
     return after_attention(blk, md, M, nr, ul.wy);
   }
 
@@ -702,18 +713,38 @@ struct gpu_model::impl {
   }
 };
 
-result<std::vector<std::pair<std::string, double>>> gpu_model::profile_block(int batch, std::int64_t tokens, int iters) {
+result<std::vector<std::pair<std::string, double>>> gpu_model::profile_block(int batch, std::int64_t tokens, int iters,
+                                                                             const sp_group& g) {
   impl& p = *impl_;
-  static const char* names[] = {"ln_mod1", "qkv_gemm", "split_rope", "attention", "merge_heads", "proj_gemm",
-                                "residual1_ln_mod2", "fc1_gelu_gemm", "fc2_gemm", "residual2_ln_next"};
-  constexpr std::size_t stages = sizeof(names) / sizeof(names[0]);
+  static const std::vector<const char*> one_gpu = {"ln_mod1", "qkv_gemm", "split_rope", "attention", "merge_heads", "proj_gemm",
+                                                   "residual1_ln_mod2", "fc1_gelu_gemm", "fc2_gemm", "residual2_ln_next"};
+  static const std::vector<const char*> direct = {"ln_mod1", "qkv_gemm", "push_qkv", "barrier", "attention", "push_o",
+                                                  "barrier", "proj_gemm", "residual1_ln_mod2", "fc1_gelu_gemm", "fc2_gemm",
+                                                  "residual2_ln_next"};
+  if (g.world) {
+    tokens = p.c.seq_tokens();
+    if (auto r = p.ensure_buffers(batch, tokens); !r) return r.err();
+    if (auto r = p.ulysses_begin(g, batch); !r) return r.err();
+    if (!p.ul.direct) {
+      p.ulysses_end();
+      return make_error(errc::invalid_argument, "dit gpu profile_block: Ulysses stages are marked for the direct exchange only");
+    }
+  }
+  struct end_ulysses {  // every return below
+    impl& p;
+    ~end_ulysses() { p.ulysses_end(); }
+  } guard{p};
+  const auto& names = g.world ? direct : one_gpu;
+  const std::size_t stages = names.size();
   if (auto r = p.time(batch, tokens, 2, false); !r) return r.err();  // buffers, algorithms, warm-up
   std::vector<cudaEvent_t> ev(stages + 1);
   for (auto& e : ev) GFDIT_DIT_CUDA(cudaEventCreate(&e));
   std::vector<std::vector<float>> t(stages);
   p.marks = &ev;
   for (int i = 0; i < iters; ++i) {
-    auto r = p.block(0, p.c.pos == positional::rope, true);
+    if (g.world)  // the members start together, as in time_ulysses
+      if (auto r = g.world->barrier(g.group, coll::stream_ref{p.st}); !r) { p.marks = nullptr; return r.err(); }
+    auto r = g.world ? p.block_ulysses(0, p.c.pos == positional::rope, true) : p.block(0, p.c.pos == positional::rope, true);
     if (!r) { p.marks = nullptr; return r.err(); }
     GFDIT_DIT_CUDA(cudaEventSynchronize(ev.back()));
     for (std::size_t s = 0; s < stages; ++s) {

@@ -67,7 +67,10 @@ class gpu_model {
   enum class ulysses_exchange { automatic, direct, all_to_all };
   void set_ulysses_exchange(ulysses_exchange e) noexcept;
   // Median time of each stage of one block (eager), in milliseconds, in launch order.
-  result<std::vector<std::pair<std::string, double>>> profile_block(int batch, std::int64_t tokens, int iters);
+  // With a World (every member calls it): block 0 as this rank of a real Ulysses group, direct
+  // exchange only, the model's own token count.
+  result<std::vector<std::pair<std::string, double>>> profile_block(int batch, std::int64_t tokens, int iters,
+                                                                    const sp_group& g = {});
 
   struct impl;
 
