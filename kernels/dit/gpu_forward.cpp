@@ -1014,6 +1014,35 @@ result<void> gpu_model::set_ulysses_chunks(int chunks) {
 
 void gpu_model::set_ulysses_exchange(ulysses_exchange e) noexcept { impl_->exchange_req = e; }
 
+result<void> gpu_model::denoise(const request& r, int begin, int end, const sp_group& g, std::vector<float>& shard) {
+  impl& p = *impl_;
+  void* staging = nullptr;  // the CFG pair's exchange: GPU Worlds move device memory
+  std::size_t staged = 0;
+  auto forward_step = [this](const forward_input& in, const sp_group& sg) {
+    return sg.degree() > 1 ? forward(in, sg) : forward(in, 1);
+  };
+  auto gather = [&](const float* mine, float* both, std::size_t bytes) -> result<void> {
+    if (g.world->kind() == coll::backend_kind::host) return g.world->all_gather(g.cfg_pair, mine, both, bytes);
+    if (staged < 3 * bytes) {
+      cudaFree(staging);
+      staging = nullptr;
+      staged = 0;
+      GFDIT_DIT_CUDA(cudaMalloc(&staging, 3 * bytes));
+      staged = 3 * bytes;
+    }
+    char* d = static_cast<char*>(staging);
+    const coll::stream_ref sr{p.st};
+    GFDIT_DIT_CUDA(cudaMemcpyAsync(d, mine, bytes, cudaMemcpyHostToDevice, p.st));
+    if (auto x = g.world->all_gather(g.cfg_pair, d, d + bytes, bytes, sr); !x) return x;
+    if (auto x = g.world->synchronize(sr); !x) return x;
+    GFDIT_DIT_CUDA(cudaMemcpy(both, d + bytes, 2 * bytes, cudaMemcpyDeviceToHost));
+    return {};
+  };
+  auto res = denoise_with(forward_step, gather, p.c, r, begin, end, g, shard);
+  if (staging) cudaFree(staging);
+  return res;
+}
+
 result<gpu_timing> gpu_model::time_ulysses(int batch, const sp_group& g, bool whole_step, int iters) {
   impl& p = *impl_;
   if (!g.world) return make_error(errc::invalid_argument, "dit gpu time_ulysses: needs a World (use time_step for degree 1)");

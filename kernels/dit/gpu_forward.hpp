@@ -12,6 +12,7 @@
 #include "common/result.hpp"
 #include "kernels/dit/forward.hpp"
 #include "kernels/dit/model.hpp"
+#include "kernels/dit/sampler.hpp"
 
 namespace gfdit::dit {
 
@@ -41,6 +42,13 @@ class gpu_model {
   // and image split apart, as on the CPU) and attention covers its heads over all tokens, so
   // the output bits equal degree 1's. No World: forward(in, 1).
   result<std::vector<float>> forward(const forward_input& in, const sp_group& g);
+  // The sampler (sampler.hpp's denoise, the same loop and update) with this model's forward as
+  // the step's model call: on the GPU, Ulysses across g for real when its degree is above 1 (a
+  // GPU World); CFG-parallel exchanges the two passes' outputs through g.world, staged in device
+  // memory. Steps [begin, end); `shard` (host, my image tokens) is updated in place. The final
+  // latent's bits do not depend on the layout (degree, members, CFG-parallel, changes between
+  // chunks of steps), as on the CPU.
+  result<void> denoise(const request& r, int begin, int end, const sp_group& g, std::vector<float>& shard);
   // One block (block 0) at (batch, sequence tokens), on synthetic activations.
   result<gpu_timing> time_block(int batch, std::int64_t tokens, int iters);
   // All blocks plus the final layer: one denoising step's transformer work.

@@ -20,6 +20,7 @@ result<std::vector<float>> gpu_model::forward(const forward_input&, int) { retur
 result<std::vector<float>> gpu_model::forward(const forward_input&, const sp_group&) { return no_cuda(); }
 result<gpu_timing> gpu_model::time_ulysses(int, const sp_group&, bool, int) { return no_cuda(); }
 result<void> gpu_model::set_ulysses_chunks(int) { return no_cuda(); }
+result<void> gpu_model::denoise(const request&, int, int, const sp_group&, std::vector<float>&) { return no_cuda(); }
 void gpu_model::set_ulysses_exchange(ulysses_exchange) noexcept {}
 result<gpu_timing> gpu_model::time_block(int, std::int64_t, int) { return no_cuda(); }
 result<gpu_timing> gpu_model::time_step(int, std::int64_t, int) { return no_cuda(); }

@@ -59,7 +59,15 @@ std::vector<float> initial_latent(const model_config& c, const request& r, int d
 
 result<void> denoise(const model& m, const request& r, int begin, int end, const sp_group& g,
                      std::vector<float>& shard) {
-  const model_config& c = m.config();
+  return denoise_with([&m](const forward_input& in, const sp_group& sg) { return forward_cpu(m, in, sg); },
+                      [&g](const float* mine, float* both, std::size_t bytes) {
+                        return g.world->all_gather(g.cfg_pair, mine, both, bytes);
+                      },
+                      m.config(), r, begin, end, g, shard);
+}
+
+result<void> denoise_with(const step_forward& forward, const pair_gather& gather, const model_config& c, const request& r,
+                          int begin, int end, const sp_group& g, std::vector<float>& shard) {
   if (auto v = validate(c, r); !v) return v;
   if (begin < 0 || end > r.steps || begin > end) return make_error(errc::invalid_argument, "dit denoise: step range outside [0, steps]");
   const auto mine = token_shard(c.image_tokens(), g.degree(), g.index());
@@ -91,11 +99,11 @@ result<void> denoise(const model& m, const request& r, int begin, int end, const
     const float t = static_cast<float>(step_time(r, i));
     const std::vector<float> ts(B, t);
     forward_input in{B, image, ts, labels, text};
-    auto out = forward_cpu(m, in, g);
+    auto out = forward(in, g);
     if (!out) return out.err();
-    if (split) {
-      if (auto st = g.world->all_gather(g.cfg_pair, out->data(), pair.data(), sz * sizeof(float)); !st) return st.err();
-    }
+    if (out->size() != B * sz) return make_error(errc::state, "dit denoise: the forward returned the wrong size");
+    if (split)
+      if (auto st = gather(out->data(), pair.data(), sz * sizeof(float)); !st) return st.err();
     const std::vector<float>& o = split ? pair : *out;
     const float gs = r.guidance;
     if (r.sampler == sampler_kind::flow_euler) {

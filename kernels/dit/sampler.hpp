@@ -6,11 +6,13 @@
 // The latent travels patchified and token-sharded: [my image tokens][patch_dim] fp32, member i
 // of the group holding tokens token_shard(image_tokens, degree, i).
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <vector>
 
 #include "common/result.hpp"
 #include "kernels/collectives/world.hpp"
+#include "kernels/dit/forward.hpp"
 #include "kernels/dit/model.hpp"
 #include "kernels/dit/parallel.hpp"
 
@@ -42,6 +44,13 @@ std::vector<float> initial_latent(const model_config& c, const request& r, int d
 // Runs steps [begin, end) on the group; `shard` is updated in place.
 result<void> denoise(const model& m, const request& r, int begin, int end, const sp_group& g,
                      std::vector<float>& shard);
+// The same loop over any model call (gpu_model::denoise passes the GPU forward): `forward` is
+// forward_cpu's contract; `gather` is the CFG pair's all_gather of the two passes' outputs
+// (mine -> both[pair index], host memory; only called under CFG-parallel).
+using step_forward = std::function<result<std::vector<float>>(const forward_input&, const sp_group&)>;
+using pair_gather = std::function<result<void>(const float* mine, float* both, std::size_t bytes)>;
+result<void> denoise_with(const step_forward& forward, const pair_gather& gather, const model_config& c, const request& r,
+                          int begin, int end, const sp_group& g, std::vector<float>& shard);
 
 // Moves the latent from group `from`'s token layout to group `to`'s (either may be a single
 // rank). Every member of either group calls it; returns my shard under `to` (empty if not in it).

@@ -118,6 +118,40 @@ TEST(DitGpu, ASamplesBitsDoNotDependOnTheRowCountItRunsIn) {
 namespace gfdit::dit {
 namespace {
 
+// The sampler with the GPU forward as its model call: close to the CPU sampler (bf16 roundings
+// over a few steps), and bit for bit the same when run again. CFG on, both samplers.
+TEST(DitGpu, GpuDenoiseAgreesWithTheCpuSamplerAndRepeatsBitForBit) {
+  if (!gpu_available()) GTEST_SKIP() << "no CUDA device";
+  for (const char* name : {"tiny-dit", "tiny-mmdit"})
+    for (sampler_kind sk : {sampler_kind::flow_euler, sampler_kind::ddim}) {
+      auto m = model::generate(*stock_config(name), 7);
+      ASSERT_TRUE(m.ok());
+      auto g = gpu_model::upload(*m);
+      ASSERT_TRUE(g.ok()) << g.err().what;
+      request r;
+      r.seed = 42, r.steps = 3, r.guidance = 4.0f, r.sampler = sk, r.class_label = 3;
+      r.shift = sk == sampler_kind::flow_euler ? 3.0f : 1.0f;
+      if (m->config().cond == conditioning::text) r.text = seeded_text(m->config(), 5);
+      const auto x0 = initial_latent(m->config(), r, 1, 0);
+      auto cpu = x0, gpu = x0, again = x0;
+      ASSERT_TRUE(denoise(*m, r, 0, r.steps, sp_group{}, cpu).ok());
+      auto d = (*g)->denoise(r, 0, r.steps, sp_group{}, gpu);
+      ASSERT_TRUE(d.ok()) << d.err().what;
+      ASSERT_TRUE((*g)->denoise(r, 0, r.steps, sp_group{}, again).ok());
+      EXPECT_EQ(std::memcmp(gpu.data(), again.data(), gpu.size() * sizeof(float)), 0) << name;
+      double err = 0, ref = 0, moved = 0;
+      for (std::size_t i = 0; i < cpu.size(); ++i) {
+        err += (cpu[i] - gpu[i]) * (cpu[i] - gpu[i]);
+        ref += cpu[i] * cpu[i];
+        moved += (cpu[i] - x0[i]) * (cpu[i] - x0[i]);
+      }
+      std::printf("%s %s: GPU vs CPU sampler relative RMS error %.3g\n", name, sk == sampler_kind::ddim ? "ddim" : "flow",
+                  std::sqrt(err / ref));
+      EXPECT_GT(moved, 0.0) << name << ": the sampler must change the latent";
+      EXPECT_LT(std::sqrt(err / ref), 3e-2) << name;
+    }
+}
+
 // Degree 1 vs 2 vs 4 on one GPU: row-wise work per token shard (each GEMM with the shard's row
 // count), attention per head group, exactly as the Ulysses ranks split it.
 TEST(DitGpu, UlyssesShardedComputeIsBitwiseEqualAtDegrees124) {
@@ -159,6 +193,23 @@ TEST(DitGpu, RealUlyssesAcrossProcessesIsBitwiseEqualToDegree1) {
     for (std::size_t r = 0; r < st.size(); ++r)
       EXPECT_TRUE(st[r].exited && st[r].code == 0)
           << name << " rank " << r << ": exit code " << st[r].code << ", signal " << st[r].signal;
+  }
+}
+
+// The sampler on GPUs across processes (gfdit_dit_worker gpu-invariance): the final latent's bits
+// equal degree 1's at degree 2 (either member order), when the degree changes between steps
+// (1 -> 2 -> 1), under CFG-parallel (the conditional and unconditional passes on different GPUs,
+// outputs exchanged through the World), and CFG-parallel -> degree 2 -> CFG-parallel; with 4
+// GPUs, the CPU test's whole list (degree 4, CFG-parallel x Ulysses 2, ...).
+TEST(DitGpu, GpuSamplerFinalLatentIsBitwiseInvariantAcrossLayouts) {
+  const int n = gpu_count();
+  if (n < 2) GTEST_SKIP() << "needs 2 GPUs, found " << n;
+  const int ranks = n >= 4 ? 4 : 2;
+  for (const auto& args : std::vector<std::vector<std::string>>{{"tiny-dit", "flow"}, {"tiny-mmdit", "ddim"}}) {
+    auto st = testing::run_workers("gpu-invariance", ranks, args, std::chrono::seconds(240));
+    for (std::size_t r = 0; r < st.size(); ++r)
+      EXPECT_TRUE(st[r].exited && st[r].code == 0)
+          << args[0] << " rank " << r << ": exit code " << st[r].code << ", signal " << st[r].signal;
   }
 }
 

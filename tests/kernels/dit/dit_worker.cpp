@@ -11,6 +11,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <functional>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -174,9 +176,14 @@ int main(int argc, char** argv) {
   }
   const std::string scenario = argv[1];
   const int rank = std::atoi(argv[2]), size = std::atoi(argv[3]);
+  const bool gpu = scenario == "gpu-invariance";  // the same trajectories, GPU forward, cuda-ipc World
+#ifndef GFDIT_DIT_WORKER_CUDA
+  if (gpu) return fail(rank, "gpu-invariance: built without CUDA");
+#endif
   coll::file_rendezvous rv(argv[4], rank, size);
   coll::world_options opts;
-  opts.backend = coll::backend_kind::host;
+  opts.backend = gpu ? coll::backend_kind::cuda_ipc : coll::backend_kind::host;
+  opts.device = gpu ? rank : -1;
   opts.buffer_bytes = std::size_t{2} << 20;
   opts.channels = 3;  // two Ulysses groups side by side (CFG-parallel) and their pairs
   opts.timeout = std::chrono::milliseconds(60000);
@@ -197,6 +204,41 @@ int main(int argc, char** argv) {
   req.class_label = 3;
   if (cfg->cond == dit::conditioning::text) req.text = dit::seeded_text(*cfg, 5);
 
+  // The model call and the latent's moves: host memory on a host World; on a GPU World the GPU
+  // model's own denoise, and the reshard staged through device memory.
+  std::function<result<void>(int, int, const dit::sp_group&, std::vector<float>&)> denoise =
+      [&](int b, int e, const dit::sp_group& sp, std::vector<float>& shard) { return dit::denoise(*m, req, b, e, sp, shard); };
+  std::function<result<std::vector<float>>(const coll::Group&, const coll::Group&, const std::vector<float>&)> move =
+      [&](const coll::Group& from, const coll::Group& to, const std::vector<float>& shard) { return dit::reshard(w, from, to, *cfg, shard); };
+#ifdef GFDIT_DIT_WORKER_CUDA
+  std::unique_ptr<dit::gpu_model> gm;
+  if (gpu) {
+    auto g = dit::gpu_model::upload(*m, rank);
+    if (!g) return fail(rank, g.err().what);
+    gm = std::move(*g);
+    denoise = [&](int b, int e, const dit::sp_group& sp, std::vector<float>& shard) { return gm->denoise(req, b, e, sp, shard); };
+    move = [&](const coll::Group& from, const coll::Group& to, const std::vector<float>& shard) -> result<std::vector<float>> {
+      const std::int64_t NI = cfg->image_tokens(), P = cfg->patch_dim();
+      const std::size_t in_n = from.is_member() ? static_cast<std::size_t>(coll::shard_rows(NI, from.size(), from.self()) * P) : 0;
+      const std::size_t out_n = to.is_member() ? static_cast<std::size_t>(coll::shard_rows(NI, to.size(), to.self()) * P) : 0;
+      if (from.is_member() && shard.size() != in_n) return make_error(errc::invalid_argument, "reshard: wrong source shard");
+      void *ds = nullptr, *dd = nullptr;
+      cudaMalloc(&ds, std::max<std::size_t>(in_n, 1) * 4);
+      cudaMalloc(&dd, std::max<std::size_t>(out_n, 1) * 4);
+      if (in_n) cudaMemcpy(ds, shard.data(), in_n * 4, cudaMemcpyHostToDevice);
+      cudaDeviceSynchronize();
+      auto r = w.reshard(from, to, coll::token_layout{NI, static_cast<std::size_t>(P) * 4}, ds, dd, coll::stream_ref{nullptr});
+      if (r) r = w.synchronize(coll::stream_ref{nullptr});
+      std::vector<float> out(out_n);
+      if (r && out_n) cudaMemcpy(out.data(), dd, out_n * 4, cudaMemcpyDeviceToHost);
+      cudaFree(ds);
+      cudaFree(dd);
+      if (!r) return r.err();
+      return out;
+    };
+  }
+#endif
+
   std::uint64_t epoch = 1;
   auto make_layout = [&](const segment& seg) {
     const std::uint64_t e = epoch;
@@ -212,7 +254,7 @@ int main(int argc, char** argv) {
     int step = 0;
     for (std::size_t s = 0; s < segs.size(); ++s) {
       if (l->active) {
-        if (auto r = dit::denoise(*m, req, step, segs[s].end_step, l->sp, shard); !r) return r.err();
+        if (auto r = denoise(step, segs[s].end_step, l->sp, shard); !r) return r.err();
       }
       step = segs[s].end_step;
       const segment next_seg = s + 1 < segs.size() ? segs[s + 1] : segment{{0}, step};
@@ -222,12 +264,12 @@ int main(int argc, char** argv) {
       // gets its copy by a second reshard from the same holder.
       std::vector<float> moved;
       if (l->holder.is_member() || next->holder.is_member()) {
-        auto mv = dit::reshard(w, l->holder, next->holder, *cfg, shard);
+        auto mv = move(l->holder, next->holder, shard);
         if (!mv) return mv.err();
         moved = std::move(*mv);
       }
       if (next->cfg_parallel && (l->holder.is_member() || next->uncond.is_member())) {
-        auto mv = dit::reshard(w, l->holder, next->uncond, *cfg, shard);
+        auto mv = move(l->holder, next->uncond, shard);
         if (!mv) return mv.err();
         if (next->uncond.is_member()) moved = std::move(*mv);
       }
@@ -239,7 +281,7 @@ int main(int argc, char** argv) {
 
   const int S = req.steps;
   std::vector<std::pair<std::string, std::vector<segment>>> runs;
-  if (scenario == "invariance") {
+  if (scenario == "invariance" || (gpu && size >= 4)) {
     runs = {
         {"degree 1", {{{0}, S}}},
         {"degree 2", {{{0, 1}, S}}},
@@ -250,10 +292,19 @@ int main(int argc, char** argv) {
         {"CFG-parallel x degree 2", {{{0, 1, 2, 3}, S, true}}},
         {"CFG-parallel x 1 -> degree 4 -> CFG-parallel x 2 (swapped)", {{{0, 1}, 1, true}, {{0, 1, 2, 3}, 2}, {{2, 3, 1, 0}, S, true}}},
     };
+  } else if (gpu && size < 4) {  // two GPUs: what fits two ranks
+    runs = {
+        {"degree 1", {{{0}, S}}},
+        {"degree 2", {{{0, 1}, S}}},
+        {"degree 2 on ranks {1,0}", {{{1, 0}, S}}},
+        {"degree 1 -> 2 -> 1 on rank 1", {{{0}, 1}, {{0, 1}, 2}, {{1}, S}}},
+        {"CFG-parallel x 1", {{{0, 1}, S, true}}},
+        {"CFG-parallel x 1 -> degree 2 -> CFG-parallel x 1 (swapped)", {{{0, 1}, 1, true}, {{0, 1}, 2}, {{1, 0}, S, true}}},
+    };
   } else {
     return fail(rank, "unknown scenario " + scenario);
   }
-  if (size < 4) return fail(rank, "invariance needs 4 ranks");
+  if (size < (gpu ? 2 : 4)) return fail(rank, scenario + " needs " + (gpu ? "2" : "4") + " ranks");
 
   int failures = 0;
   std::vector<float> first;
