@@ -1,11 +1,12 @@
 // The worker shell: one per GPU. It says hello and beats on topic "workers", runs the tasks
 // assigned to it on its backend, and the group's first member reports TaskDone to the
 // scheduler. The `sim` backend waits the cost model's time (compressed by `speedup`); the `cpu`
-// backend computes the DiT for real (cpu_backend.hpp) on a thread of its own (serial_executor:
+// and `gpu` backends compute the DiT for real (dit_backend.hpp: on the host, or on this worker's
+// GPU with Ulysses through a cuda-ipc World) on a thread of their own (serial_executor:
 // tasks, reshards and forgets in arrival order), so the worker keeps beating while a task runs;
 // its reports come back through the actor's waker.
 //
-// The cpu backend joins its World (rendezvous: bus, the default) through the world hub in the
+// The cpu / gpu backend joins its World (rendezvous: bus, the default) through the world hub in the
 // membership actor, after activation (only then is the graph wired): a world_joiner thread
 // creates the backend, blocking in the rendezvous, while this actor's thread carries the
 // WorldJoin/WorldBlobs messages. The worker says hello (so the scheduler uses it) only once it
@@ -16,7 +17,7 @@
 #include "actors/runtime/registry.hpp"
 #include "actors/serving_graph/model_time.hpp"
 #include "actors/serving_graph/shell_params.hpp"
-#include "actors/worker/cpu_backend.hpp"
+#include "actors/worker/dit_backend.hpp"
 #include "actors/worker/sim_backend.hpp"
 #include "actors/worker/serial_executor.hpp"
 #include "actors/worker/world_joiner.hpp"
@@ -37,29 +38,35 @@ class worker_actor : public actor {
                                                     [](const std::int64_t& v) { return v >= 0 ? "" : "must be >= 0"; });
         !r)
       return r;
-    if (auto r = ctx.params().declare<std::string>("backend", "sim", "sim | cpu",
-                                                   [](const std::string& v) { return v == "sim" || v == "cpu" ? "" : "must be 'sim' or 'cpu'"; });
+    if (auto r = ctx.params().declare<std::string>("backend", "sim", "sim | cpu | gpu",
+                                                   [](const std::string& v) {
+                                                     return v == "sim" || v == "cpu" || v == "gpu" ? "" : "must be 'sim', 'cpu' or 'gpu'";
+                                                   });
+        !r)
+      return r;
+    if (auto r = ctx.params().declare<std::int64_t>("gpu", -1, "gpu: CUDA device of this worker (-1: id % visible devices)",
+                                                    [](const std::int64_t& v) { return v >= -1 ? "" : "must be >= -1"; });
         !r)
       return r;
     if (auto r = ctx.params().declare<std::int64_t>("heartbeat_ms", 200); !r) return r;
-    // cpu backend: every worker of the graph joins one World (same values everywhere).
-    if (auto r = ctx.params().declare<std::string>("world_dir", "", "cpu: checkpoint (and file rendezvous) directory"); !r)
+    // cpu and gpu backends: every worker of the graph joins one World (same values everywhere).
+    if (auto r = ctx.params().declare<std::string>("world_dir", "", "cpu/gpu: checkpoint (and file rendezvous) directory"); !r)
       return r;
-    if (auto r = ctx.params().declare<std::string>("rendezvous", "bus", "cpu: how the World is set up: bus | file",
+    if (auto r = ctx.params().declare<std::string>("rendezvous", "bus", "cpu/gpu: how the World is set up: bus | file",
                                                    [](const std::string& v) { return v == "bus" || v == "file" ? "" : "must be 'bus' or 'file'"; });
         !r)
       return r;
-    if (auto r = ctx.params().declare<std::string>("world_hub", names::membership, "cpu, rendezvous bus: the actor hosting the world hub"); !r)
+    if (auto r = ctx.params().declare<std::string>("world_hub", names::membership, "cpu/gpu, rendezvous bus: the actor hosting the world hub"); !r)
       return r;
-    if (auto r = ctx.params().declare<std::string>("world", "serving", "cpu, rendezvous bus: the World's name at the hub"); !r)
+    if (auto r = ctx.params().declare<std::string>("world", "serving", "cpu/gpu, rendezvous bus: the World's name at the hub"); !r)
       return r;
-    if (auto r = ctx.params().declare<std::int64_t>("world_size", 0, "cpu: number of workers"); !r) return r;
-    if (auto r = ctx.params().declare<std::int64_t>("collective_timeout_ms", 30000, "cpu: a collective waiting longer fails the task",
+    if (auto r = ctx.params().declare<std::int64_t>("world_size", 0, "cpu/gpu: number of workers"); !r) return r;
+    if (auto r = ctx.params().declare<std::int64_t>("collective_timeout_ms", 30000, "cpu/gpu: a collective waiting longer fails the task",
                                                     [](const std::int64_t& v) { return v > 0 ? "" : "must be > 0"; });
         !r)
       return r;
-    if (auto r = ctx.params().declare<std::int64_t>("weight_seed", 7, "cpu: seed of the DiT weights"); !r) return r;
-    if (auto r = ctx.params().declare<std::string>("task_log", "", "cpu: append a line per task here (empty: off)"); !r)
+    if (auto r = ctx.params().declare<std::int64_t>("weight_seed", 7, "cpu/gpu: seed of the DiT weights"); !r) return r;
+    if (auto r = ctx.params().declare<std::string>("task_log", "", "cpu/gpu: append a line per task here (empty: off)"); !r)
       return r;
     auto costs = load_costs(ctx);
     if (!costs) return costs.err();
@@ -70,7 +77,7 @@ class worker_actor : public actor {
                                                     " must be named '" + names::worker(id_) + "'");
     const double speedup = ctx.params().get<double>("speedup");
     backend_name_ = ctx.params().get<std::string>("backend");
-    if (backend_name_ == "cpu") return configure_cpu(ctx, speedup);
+    if (backend_name_ != "sim") return configure_dit(ctx, speedup);
     backend_ = std::make_unique<sim_backend>(id_, *costs_);
     ctx.on<msg::task_assign>([this, &ctx, speedup](const msg::task_assign& t, const envelope& e) {
       const auto now = model_now_us(e, speedup);
@@ -86,7 +93,7 @@ class worker_actor : public actor {
   }
 
   result<void> on_activate(context& ctx) override {
-    if (backend_name_ == "cpu" && !cpu_) return join_world(ctx);
+    if (backend_name_ != "sim" && !dit_) return join_world(ctx);
     announce(ctx);
     return {};
   }
@@ -117,17 +124,17 @@ class worker_actor : public actor {
         ctx.request_stop();
         return;
       }
-      cpu_ = std::move(joined_);
-      ctx.log().info("joined the world as rank {} of {} through the bus", id_, cpu_cfg_.world_size);
+      dit_ = std::move(joined_);
+      ctx.log().info("joined the world as rank {} of {} through the bus", id_, dit_cfg_.world_size);
       announce(ctx);
       auto waiting = std::move(deferred_);
       deferred_.clear();
       for (auto& fn : waiting) fn();
     });
     joiner_ = std::make_unique<world_joiner>(
-        ctx.params().get<std::string>("world_hub"), ctx.params().get<std::string>("world"), id_, cpu_cfg_.world_size,
+        ctx.params().get<std::string>("world_hub"), ctx.params().get<std::string>("world"), id_, dit_cfg_.world_size,
         [this](coll::rendezvous& rv) -> result<void> {
-          auto be = cpu_backend::create(cpu_cfg_, rv, cpu_clock_);
+          auto be = dit_backend::create(dit_cfg_, rv, dit_clock_);
           if (!be) return be.err();
           joined_ = std::move(*be);
           return {};
@@ -139,13 +146,16 @@ class worker_actor : public actor {
   // Before the World is up (only a message that overtook our hello could come), keep the
   // message for later, in order.
   bool defer(std::function<void()> fn) {
-    if (cpu_) return false;
+    if (dit_) return false;
     deferred_.push_back(std::move(fn));
     return true;
   }
 
-  result<void> configure_cpu(context& ctx, double speedup) {
-    cpu_backend_config& cfg = cpu_cfg_;
+  // The cpu and gpu backends (dit_backend): real DiT numerics.
+  result<void> configure_dit(context& ctx, double speedup) {
+    dit_backend_config& cfg = dit_cfg_;
+    cfg.device = backend_name_;
+    cfg.gpu = static_cast<int>(ctx.params().get<std::int64_t>("gpu"));
     cfg.world_dir = ctx.params().get<std::string>("world_dir");
     cfg.world_size = static_cast<std::int32_t>(ctx.params().get<std::int64_t>("world_size"));
     cfg.rank = id_;
@@ -158,16 +168,18 @@ class worker_actor : public actor {
                           std::chrono::system_clock::now().time_since_epoch()).count();
       return static_cast<std::int64_t>(static_cast<double>(ns) / 1000.0 * speedup);
     };
-    cpu_clock_ = now_us;
+    dit_clock_ = now_us;
     if (ctx.params().get<std::string>("rendezvous") == "file") {
-      auto be = cpu_backend::create(cfg, now_us);
+      auto be = dit_backend::create(cfg, now_us);
       if (!be) return be.err();
-      cpu_ = std::move(*be);
+      dit_ = std::move(*be);
     } else {
       // What create() would refuse later, on the joiner's thread, is refused here already.
-      if (cfg.world_dir.empty()) return make_error(errc::invalid_argument, "cpu backend: world_dir is empty");
+      if (cfg.world_dir.empty()) return make_error(errc::invalid_argument, backend_name_ + " backend: world_dir is empty");
+      if (backend_name_ == "gpu" && !dit::gpu_available())
+        return make_error(errc::not_found, "gpu backend: no CUDA device on this machine (or built without CUDA)");
       if (cfg.world_size < 1 || cfg.world_size > coll::max_world_size || id_ >= cfg.world_size)
-        return make_error(errc::invalid_argument, "cpu backend: rank " + std::to_string(id_) + " outside a world of " +
+        return make_error(errc::invalid_argument, backend_name_ + " backend: rank " + std::to_string(id_) + " outside a world of " +
                                                       std::to_string(cfg.world_size));
       ctx.on<msg::world_blobs>([this](const msg::world_blobs& m, const envelope&) {
         if (joiner_) joiner_->deliver(m);
@@ -191,7 +203,7 @@ class worker_actor : public actor {
       reshard(ctx, m);
     });
     ctx.subscribe<msg::request_done>(names::done_topic, [this](const msg::request_done& d, const envelope&) {
-      if (cpu_) executor_->post([this, id = d.request_id] { cpu_->forget(id); });  // before the World is up nothing is held
+      if (dit_) executor_->post([this, id = d.request_id] { dit_->forget(id); });  // before the World is up nothing is held
     });
     return {};
   }
@@ -199,7 +211,7 @@ class worker_actor : public actor {
   void run_task(context& ctx, const msg::task_assign& t) {
     auto& log = ctx.log();  // spdlog loggers are thread-safe
     executor_->post([this, &log, t] {
-      auto report = cpu_->run(t);
+      auto report = dit_->run(t);
       if (!report) return;
       if (!report->ok) log.warn("task {} of request {} failed: {}", t.task_id, t.request_id, report->error);
       {
@@ -214,7 +226,7 @@ class worker_actor : public actor {
     auto& log = ctx.log();
     executor_->post([this, &log, m] {
       // A failure here surfaces as the task's failure on the new group (its collective times out).
-      if (auto r = cpu_->on_reshard(m); !r) log.warn("reshard of request {}: {}", m.request_id, r.err().what);
+      if (auto r = dit_->on_reshard(m); !r) log.warn("reshard of request {}: {}", m.request_id, r.err().what);
     });
   }
 
@@ -230,10 +242,10 @@ class worker_actor : public actor {
 
   std::shared_ptr<const cost_model> costs_;
   std::unique_ptr<sim_backend> backend_;
-  std::unique_ptr<cpu_backend> cpu_;
-  cpu_backend_config cpu_cfg_;
-  cpu_backend::clock_fn cpu_clock_;
-  std::unique_ptr<cpu_backend> joined_;  // set by the joiner's thread, taken once it has finished
+  std::unique_ptr<dit_backend> dit_;
+  dit_backend_config dit_cfg_;
+  dit_backend::clock_fn dit_clock_;
+  std::unique_ptr<dit_backend> joined_;  // set by the joiner's thread, taken once it has finished
   std::deque<std::function<void()>> deferred_;
   std::unique_ptr<world_joiner> joiner_;  // after joined_: its thread is stopped first
   std::function<void()> wake_;

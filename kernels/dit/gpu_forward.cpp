@@ -1054,6 +1054,29 @@ result<gpu_timing> gpu_model::time_ulysses(int batch, const sp_group& g, bool wh
   return r;
 }
 
+result<std::vector<float>> reshard_on_device(coll::World& w, const coll::Group& from, const coll::Group& to,
+                                             const model_config& c, std::span<const float> shard) {
+  const std::int64_t NI = c.image_tokens(), P = c.patch_dim();
+  const std::size_t in_n = from.is_member() ? static_cast<std::size_t>(coll::shard_rows(NI, from.size(), from.self()) * P) : 0;
+  const std::size_t out_n = to.is_member() ? static_cast<std::size_t>(coll::shard_rows(NI, to.size(), to.self()) * P) : 0;
+  if (from.is_member() && shard.size() != in_n) return make_error(errc::invalid_argument, "dit reshard: source shard has the wrong size");
+  struct device_floats {  // freed on every return
+    void* p = nullptr;
+    ~device_floats() { cudaFree(p); }
+  } src, dst;
+  GFDIT_DIT_CUDA(cudaMalloc(&src.p, std::max<std::size_t>(in_n, 1) * sizeof(float)));
+  GFDIT_DIT_CUDA(cudaMalloc(&dst.p, std::max<std::size_t>(out_n, 1) * sizeof(float)));
+  // Synchronous copies around a reshard on the default stream.
+  if (in_n) GFDIT_DIT_CUDA(cudaMemcpy(src.p, shard.data(), in_n * sizeof(float), cudaMemcpyHostToDevice));
+  const coll::stream_ref sr{nullptr};
+  if (auto r = w.reshard(from, to, coll::token_layout{NI, static_cast<std::size_t>(P) * sizeof(float)}, src.p, dst.p, sr); !r)
+    return r.err();
+  if (auto r = w.synchronize(sr); !r) return r.err();
+  std::vector<float> out(out_n);
+  if (out_n) GFDIT_DIT_CUDA(cudaMemcpy(out.data(), dst.p, out_n * sizeof(float), cudaMemcpyDeviceToHost));
+  return out;
+}
+
 int gpu_count() noexcept {
   int n = 0;
   return cudaGetDeviceCount(&n) == cudaSuccess ? n : 0;

@@ -17,6 +17,10 @@
 namespace gfdit::dit {
 
 bool gpu_available() noexcept;
+// sampler.hpp's reshard on a GPU World (cuda-ipc, nccl): the host shard is staged through device
+// memory of the current CUDA device. Same contract, same bits; every member of either group calls it.
+result<std::vector<float>> reshard_on_device(coll::World& w, const coll::Group& from, const coll::Group& to,
+                                             const model_config& c, std::span<const float> shard);
 int gpu_count() noexcept;  // visible CUDA devices (0 without CUDA)
 
 struct gpu_timing {

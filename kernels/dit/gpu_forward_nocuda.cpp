@@ -7,6 +7,10 @@ struct gpu_model::impl {};
 
 bool gpu_available() noexcept { return false; }
 int gpu_count() noexcept { return 0; }
+result<std::vector<float>> reshard_on_device(coll::World&, const coll::Group&, const coll::Group&, const model_config&,
+                                             std::span<const float>) {
+  return make_error(errc::not_found, "dit gpu: built without CUDA");
+}
 gpu_model::gpu_model(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
 gpu_model::~gpu_model() = default;
 

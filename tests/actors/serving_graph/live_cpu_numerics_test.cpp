@@ -6,6 +6,8 @@
 // groups mid-trajectory). Every request's final latent hash must be the same in both runs and
 // equal to a plain single-process degree-1 denoise computed here. A second run kills a worker
 // process midway: no hang, no lost request, no changed bit (restored from host checkpoints).
+// With 2+ GPUs the same promise holds on `gpu` workers (one GPU each, Ulysses through a cuda-ipc
+// World) against a single-GPU degree-1 denoise.
 // The static run's workers join their World through files (rendezvous: file), the others through
 // the bus (WorldJoin/WorldBlobs with the hub in the membership actor).
 #include <gtest/gtest.h>
@@ -20,7 +22,8 @@
 #include "actors/client/load_client.hpp"
 #include "actors/runtime/node.hpp"
 #include "actors/sim/workload.hpp"
-#include "actors/worker/cpu_backend.hpp"
+#include "actors/worker/dit_backend.hpp"
+#include "kernels/dit/gpu_forward.hpp"
 #include "tests/actors/runtime/test_support.hpp"
 
 namespace gfdit {
@@ -30,7 +33,7 @@ using testing::child_process;
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
-constexpr int workers = 4;
+constexpr int cpu_workers = 4;
 constexpr std::int64_t weight_seed = 7;
 const std::string workload_path = GFDIT_SOURCE_DIR "/launch/workloads/cpu-tiny.yaml";
 
@@ -42,7 +45,8 @@ std::string unique_dir(const std::string& tag) {
   return d.string();
 }
 
-struct cpu_graph {
+struct dit_graph {
+  int workers = cpu_workers;
   std::string control_ep = testing::unique_ipc("control");
   std::string world_dir = unique_dir("world");
   std::string task_log = unique_dir("log") + ".log";
@@ -51,15 +55,17 @@ struct cpu_graph {
 
   // rendezvous: how the workers set up their World, "bus" (through the membership actor, the
   // default) or "file" (through files in world_dir).
-  explicit cpu_graph(const std::string& policy, int collective_timeout_ms = 20000, int heartbeat_timeout_ms = 20000,
-                     const std::string& rendezvous = "bus", int heartbeat_ms = 200, int chunk_steps = 2) {
+  explicit dit_graph(const std::string& policy, int collective_timeout_ms = 20000, int heartbeat_timeout_ms = 20000,
+                     const std::string& rendezvous = "bus", int heartbeat_ms = 200, int chunk_steps = 2,
+                     const std::string& backend = "cpu", int n_workers = cpu_workers)
+      : workers(n_workers) {
     control = std::make_unique<child_process>(std::vector<std::string>{
         GFDIT_SERVING_NODE, "--name", "control", "--bind", control_ep,
         "--actor", "gfdit.admission", "admission", nlohmann::json{{"gpus", workers}}.dump(),
         "--actor", "gfdit.scheduler", "scheduler", nlohmann::json{{"policy", policy}, {"chunk_steps", chunk_steps}}.dump(),
         "--actor", "gfdit.membership", "membership", nlohmann::json{{"heartbeat_timeout_ms", heartbeat_timeout_ms}}.dump()});
     for (int w = 0; w < workers; ++w) {
-      const nlohmann::json params = {{"id", w},          {"backend", "cpu"},      {"world_dir", world_dir},
+      const nlohmann::json params = {{"id", w},          {"backend", backend},    {"world_dir", world_dir},
                                      {"world_size", workers}, {"weight_seed", weight_seed},
                                      {"collective_timeout_ms", collective_timeout_ms}, {"task_log", task_log},
                                      {"rendezvous", rendezvous}, {"heartbeat_ms", heartbeat_ms}};
@@ -69,7 +75,7 @@ struct cpu_graph {
           params.dump()}));
     }
   }
-  ~cpu_graph() {
+  ~dit_graph() {
     std::error_code ec;
     fs::remove_all(world_dir, ec);
     fs::remove(task_log, ec);
@@ -95,7 +101,7 @@ struct cpu_graph {
 };
 
 // Tasks that ran (ok) from a host checkpoint, after a holder was lost.
-int restored_tasks(const cpu_graph& g) {
+int restored_tasks(const dit_graph& g) {
   std::ifstream in(g.task_log);
   int n = 0;
   for (std::string line; std::getline(in, line);) n += line.find("input=checkpoint ok=1") != std::string::npos;
@@ -109,7 +115,7 @@ struct served {
 
 // `meanwhile` runs on a thread of its own while the graph serves; it sees the RequestDones so far.
 using done_log = testing::collector<msg::request_done>;
-served serve(cpu_graph& g, std::function<void(done_log&)> meanwhile = {}, const std::string& workload = workload_path) {
+served serve(dit_graph& g, std::function<void(done_log&)> meanwhile = {}, const std::string& workload = workload_path) {
   served out;
   auto n = node::create({.name = "client", .peers = {{"control", g.control_ep}}, .peer_timeout = 20s});
   EXPECT_TRUE(n);
@@ -121,7 +127,7 @@ served serve(cpu_graph& g, std::function<void(done_log&)> meanwhile = {}, const 
   testing::collector<sim::run_metrics> metrics;
   load_client_options opt;
   opt.workload = workload;
-  opt.gpus = workers;
+  opt.gpus = g.workers;
   opt.speedup = 1;
   opt.max_wall_s = 50;
   EXPECT_TRUE((*n)->add("client", std::make_unique<load_client>(opt, [&](const sim::run_metrics& m) { metrics.push(m); })));
@@ -141,8 +147,9 @@ served serve(cpu_graph& g, std::function<void(done_log&)> meanwhile = {}, const 
   return out;
 }
 
-// The single-process reference: degree 1, no World, the same request parameters.
-std::map<std::string, std::uint64_t> reference_hashes() {
+// The single-process reference: degree 1, no World, the same request parameters; on the CPU,
+// or on GPU 0 for gpu workers.
+std::map<std::string, std::uint64_t> reference_hashes(bool gpu = false, int workers = cpu_workers) {
   std::map<std::string, std::uint64_t> out;
   auto w = sim::load_workload(workload_path);
   EXPECT_TRUE(w);
@@ -151,9 +158,10 @@ std::map<std::string, std::uint64_t> reference_hashes() {
   EXPECT_TRUE(trace);
   if (!trace) return out;
   std::map<std::string, dit::model> models;
+  std::map<std::string, std::unique_ptr<dit::gpu_model>> gpu_models;
   for (std::size_t i = 0; i < trace->size(); ++i) {
     const auto& r = (*trace)[i].request;
-    auto c = cpu_model_config(r.model, r.width, r.height);
+    auto c = served_model_config(r.model, r.width, r.height);
     EXPECT_TRUE(c) << (c ? "" : c.err().what);
     if (!c) continue;
     const std::string key = std::to_string(c->width) + "x" + std::to_string(c->height);
@@ -162,10 +170,17 @@ std::map<std::string, std::uint64_t> reference_hashes() {
       EXPECT_TRUE(m) << m.err().what;
       if (!m) return out;
       models.emplace(key, std::move(*m));
+      if (gpu) {
+        auto g = dit::gpu_model::upload(models.at(key), 0);
+        EXPECT_TRUE(g) << (g ? "" : g.err().what);
+        if (!g) return out;
+        gpu_models.emplace(key, std::move(*g));
+      }
     }
-    const auto req = cpu_request(*c, r);
+    const auto req = served_request(*c, r);
     auto x = dit::initial_latent(*c, req, 1, 0);
-    auto ok = dit::denoise(models.at(key), req, 0, req.steps, dit::sp_group{}, x);
+    auto ok = gpu ? gpu_models.at(key)->denoise(req, 0, req.steps, dit::sp_group{}, x)
+                  : dit::denoise(models.at(key), req, 0, req.steps, dit::sp_group{}, x);
     EXPECT_TRUE(ok) << (ok ? "" : ok.err().what);
     out["client/" + std::to_string(i)] = latent_hash(dit::unpatchify(*c, x));
   }
@@ -194,12 +209,12 @@ TEST(live_cpu_numerics, a_request_gives_the_same_bits_however_it_was_parallelise
   served fixed, elastic;
   std::map<std::uint64_t, std::vector<int>> fixed_degrees, elastic_degrees;
   {
-    cpu_graph g("static:4", 20000, 20000, "file");  // the elastic run sets up its World through the bus
+    dit_graph g("static:4", 20000, 20000, "file");  // the elastic run sets up its World through the bus
     fixed = serve(g);
     fixed_degrees = g.denoise_degrees();
   }
   {
-    cpu_graph g("edf-best-fit");
+    dit_graph g("edf-best-fit");
     elastic = serve(g);
     elastic_degrees = g.denoise_degrees();
   }
@@ -239,7 +254,7 @@ TEST(live_cpu_numerics, a_request_gives_the_same_bits_however_it_was_parallelise
 // 0). Every request still finishes, with its reference bits.
 TEST(live_cpu_numerics, a_killed_worker_costs_retries_but_no_request_and_no_bit) {
   const auto ref = reference_hashes();
-  cpu_graph g("edf-best-fit", /*collective_timeout_ms=*/1000, /*heartbeat_timeout_ms=*/2500);
+  dit_graph g("edf-best-fit", /*collective_timeout_ms=*/1000, /*heartbeat_timeout_ms=*/2500);
   // Once the first request is done (the World is up, tasks run), with the others in flight.
   const auto s = serve(g, [&](done_log& dones) {
     EXPECT_TRUE(dones.wait_for(1, 30s));
@@ -262,7 +277,7 @@ TEST(live_cpu_numerics, workers_keep_beating_while_a_task_outlasts_the_heartbeat
                        "  - {name: big, model: dit-tiny, width: 256, height: 256, steps: 32, guidance: 4.0, slo_multiple: 100, weight: 1}\n"
                        "arrivals:\n  process: poisson\n  rate_per_s: 16\n";
   constexpr int timeout_ms = 1000;
-  cpu_graph g("static:1", 20000, timeout_ms, "bus", /*heartbeat_ms=*/50, /*chunk_steps=*/32);
+  dit_graph g("static:1", 20000, timeout_ms, "bus", /*heartbeat_ms=*/50, /*chunk_steps=*/32);
   const auto s = serve(g, {}, wl);
   fs::remove(wl);
   EXPECT_EQ(s.metrics.done, 2);
@@ -280,6 +295,37 @@ TEST(live_cpu_numerics, workers_keep_beating_while_a_task_outlasts_the_heartbeat
   }
   std::printf("longest task: %.0f ms (heartbeat timeout %d ms)\n", longest_us / 1000.0, timeout_ms);
   EXPECT_GT(longest_us, 2 * timeout_ms * 1000) << "the tasks are too short to show anything: make them larger";
+}
+
+// The same promise on GPUs: `gpu` workers (one GPU each, a cuda-ipc World set up through the
+// bus), static on every GPU against edf-best-fit (degree 1 or all GPUs per chunk, requests moving
+// between groups), every result equal to a single-GPU degree-1 denoise (GPU bits, not the CPU's).
+TEST(live_gpu_numerics, a_request_gives_the_same_bits_on_gpu_workers_however_it_was_parallelised) {
+  const int n = std::min(dit::gpu_count(), cpu_workers);
+  if (n < 2) GTEST_SKIP() << "needs 2 GPUs, found " << dit::gpu_count();
+  const auto ref = reference_hashes(true, n);
+  ASSERT_EQ(ref.size(), 8u);
+  served fixed, elastic;
+  std::map<std::uint64_t, std::vector<int>> elastic_degrees;
+  {
+    dit_graph g("static:" + std::to_string(n), 20000, 20000, "bus", 200, 2, "gpu", n);
+    fixed = serve(g);
+  }
+  {
+    dit_graph g("edf-best-fit", 20000, 20000, "bus", 200, 2, "gpu", n);
+    elastic = serve(g);
+    elastic_degrees = g.denoise_degrees();
+  }
+  expect_all_done(fixed, ref, "gpu, static");
+  expect_all_done(elastic, ref, "gpu, edf-best-fit");
+  int moved = 0;
+  for (const auto& [tag, d] : elastic.done) moved += d.regroupings > 0;
+  for (const auto& [rid, ds] : elastic_degrees) {
+    std::string s;
+    for (int d : ds) s += std::to_string(d) + " ";
+    std::printf("gpu edf-best-fit request %llu denoise chunk degrees: %s\n", static_cast<unsigned long long>(rid), s.c_str());
+  }
+  std::printf("gpu: %d of %zu requests regrouped under edf-best-fit\n", moved, elastic.done.size());
 }
 
 }  // namespace

@@ -205,7 +205,7 @@ int main(int argc, char** argv) {
   if (cfg->cond == dit::conditioning::text) req.text = dit::seeded_text(*cfg, 5);
 
   // The model call and the latent's moves: host memory on a host World; on a GPU World the GPU
-  // model's own denoise, and the reshard staged through device memory.
+  // model's own denoise, and the reshard staged through device memory (reshard_on_device).
   std::function<result<void>(int, int, const dit::sp_group&, std::vector<float>&)> denoise =
       [&](int b, int e, const dit::sp_group& sp, std::vector<float>& shard) { return dit::denoise(*m, req, b, e, sp, shard); };
   std::function<result<std::vector<float>>(const coll::Group&, const coll::Group&, const std::vector<float>&)> move =
@@ -217,24 +217,8 @@ int main(int argc, char** argv) {
     if (!g) return fail(rank, g.err().what);
     gm = std::move(*g);
     denoise = [&](int b, int e, const dit::sp_group& sp, std::vector<float>& shard) { return gm->denoise(req, b, e, sp, shard); };
-    move = [&](const coll::Group& from, const coll::Group& to, const std::vector<float>& shard) -> result<std::vector<float>> {
-      const std::int64_t NI = cfg->image_tokens(), P = cfg->patch_dim();
-      const std::size_t in_n = from.is_member() ? static_cast<std::size_t>(coll::shard_rows(NI, from.size(), from.self()) * P) : 0;
-      const std::size_t out_n = to.is_member() ? static_cast<std::size_t>(coll::shard_rows(NI, to.size(), to.self()) * P) : 0;
-      if (from.is_member() && shard.size() != in_n) return make_error(errc::invalid_argument, "reshard: wrong source shard");
-      void *ds = nullptr, *dd = nullptr;
-      cudaMalloc(&ds, std::max<std::size_t>(in_n, 1) * 4);
-      cudaMalloc(&dd, std::max<std::size_t>(out_n, 1) * 4);
-      if (in_n) cudaMemcpy(ds, shard.data(), in_n * 4, cudaMemcpyHostToDevice);
-      cudaDeviceSynchronize();
-      auto r = w.reshard(from, to, coll::token_layout{NI, static_cast<std::size_t>(P) * 4}, ds, dd, coll::stream_ref{nullptr});
-      if (r) r = w.synchronize(coll::stream_ref{nullptr});
-      std::vector<float> out(out_n);
-      if (r && out_n) cudaMemcpy(out.data(), dd, out_n * 4, cudaMemcpyDeviceToHost);
-      cudaFree(ds);
-      cudaFree(dd);
-      if (!r) return r.err();
-      return out;
+    move = [&](const coll::Group& from, const coll::Group& to, const std::vector<float>& shard) {
+      return dit::reshard_on_device(w, from, to, *cfg, shard);
     };
   }
 #endif

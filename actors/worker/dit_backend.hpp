@@ -1,6 +1,8 @@
 #pragma once
-// The `cpu` worker backend: real DiT numerics (kernels/dit) on the host, Ulysses across the
-// workers of a graph through the group-free host collectives. Every worker joins one World once
+// The `cpu` and `gpu` worker backends: real DiT numerics (kernels/dit), on the host with Ulysses
+// across the workers of a graph through the group-free host collectives, or on one GPU per
+// worker (gpu_model) with Ulysses through a cuda-ipc World (one node; the workers' GPUs must reach
+// each other) and the latent's moves staged through device memory. Every worker joins one World once
 // (at start, through the bus or files); a group is then only metadata formed per task, so the
 // scheduler may regroup a request between any two chunks and the bits of its result do not change.
 //
@@ -33,13 +35,14 @@
 
 #include "common/result.hpp"
 #include "kernels/collectives/world.hpp"
+#include "kernels/dit/gpu_forward.hpp"
 #include "kernels/dit/model.hpp"
 #include "kernels/dit/sampler.hpp"
 #include "messages/serving.hpp"
 
 namespace gfdit {
 
-struct cpu_backend_config {
+struct dit_backend_config {
   // Checkpoint directory (and file rendezvous directory), the same for every worker of the graph.
   std::string world_dir;
   std::int32_t world_size = 0;
@@ -49,28 +52,31 @@ struct cpu_backend_config {
   // If set, the reporting member appends one line per task to this file ("request=R task=T
   // stage=S steps=B-E members=a,b input=<layout> ok=1"): what ran where, for demos and tests.
   std::string task_log;
+  // "cpu" or "gpu"; gpu: the CUDA device (-1: rank % visible devices).
+  std::string device = "cpu";
+  int gpu = -1;
 };
 
 // What a request of a served model computes; shared with tests that compute references.
 // A served model is a class-conditional 2-D DiT from dit::stock_config, named as in the cost
 // profiles ("dit-tiny" is dit's "tiny-dit"). The latent is the image over a VAE stride of 8
 // (so a 2x2 patch makes the profiles' 16 pixels per token side).
-result<dit::model_config> cpu_model_config(std::string_view model, std::int32_t width_px,
+result<dit::model_config> served_model_config(std::string_view model, std::int32_t width_px,
                                            std::int32_t height_px);
 // Flow-matching Euler (shift 3), CFG at the request's guidance, class label = seed % classes.
-dit::request cpu_request(const dit::model_config& c, const msg::generate_request& r);
+dit::request served_request(const dit::model_config& c, const msg::generate_request& r);
 // The reported hash: splitmix64 chain over the bits of the unpatchified latent [C][F][H][W].
 std::uint64_t latent_hash(std::span<const float> latent);
 
-class cpu_backend {
+class dit_backend {
  public:
   using clock_fn = std::function<std::int64_t()>;  // model microseconds, for the report's times
 
   // Joins the World: collective over every worker of the graph (blocks until all have come, or
   // fails after the collective timeout). This one meets the others through a file_rendezvous in
   // world_dir; the other through `rv` (the worker passes a bus_rendezvous).
-  static result<std::unique_ptr<cpu_backend>> create(const cpu_backend_config& cfg, clock_fn now_us);
-  static result<std::unique_ptr<cpu_backend>> create(const cpu_backend_config& cfg, coll::rendezvous& rv,
+  static result<std::unique_ptr<dit_backend>> create(const dit_backend_config& cfg, clock_fn now_us);
+  static result<std::unique_ptr<dit_backend>> create(const dit_backend_config& cfg, coll::rendezvous& rv,
                                                      clock_fn now_us);
 
   // Runs a task this worker is a member of, blocking. Returns the report for members[0] (ok or
@@ -97,7 +103,7 @@ class cpu_backend {
     std::vector<float> data;  // else my token shard under `holders`
   };
 
-  cpu_backend(cpu_backend_config cfg, clock_fn now_us, std::unique_ptr<coll::World> w)
+  dit_backend(dit_backend_config cfg, clock_fn now_us, std::unique_ptr<coll::World> w)
       : cfg_(std::move(cfg)), now_us_(std::move(now_us)), world_(std::move(w)) {}
 
   result<const dit::model*> model_for(const msg::generate_request& r);
@@ -115,10 +121,19 @@ class cpu_backend {
   result<std::vector<float>> read_checkpoint(std::uint64_t request_id, std::int32_t steps,
                                              const dit::model_config& c) const;
 
-  cpu_backend_config cfg_;
+  dit_backend_config cfg_;
   clock_fn now_us_;
   std::unique_ptr<coll::World> world_;
   std::map<std::string, dit::model> models_;  // by "<model>/<h>x<w>": weights per latent shape
+  std::map<const dit::model*, std::unique_ptr<dit::gpu_model>> gpu_models_;  // gpu: their device copies
+  bool on_gpu() const noexcept { return cfg_.device == "gpu"; }
+  std::string name() const { return cfg_.device + " backend"; }
+  // The step range on my shard, on the host or the GPU.
+  result<void> denoise(const dit::model& m, const dit::request& req, int begin, int end, const coll::Group& g,
+                       std::vector<float>& shard);
+  // dit::reshard, staged through device memory on a GPU World.
+  result<std::vector<float>> reshard(const coll::Group& from, const coll::Group& to, const dit::model_config& c,
+                                     std::span<const float> shard);
   std::map<std::uint64_t, held> held_;        // by request id
 };
 

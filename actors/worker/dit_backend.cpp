@@ -1,4 +1,4 @@
-#include "actors/worker/cpu_backend.hpp"
+#include "actors/worker/dit_backend.hpp"
 
 #include <algorithm>
 #include <filesystem>
@@ -18,7 +18,7 @@ namespace {
 constexpr float flow_shift = 3.0f;
 
 std::string layout_error(const msg::artifact& a, std::int32_t rank, const char* what) {
-  return "cpu backend: worker " + std::to_string(rank) + " " + what + " of request " +
+  return "dit backend: worker " + std::to_string(rank) + " " + what + " of request " +
          std::to_string(a.request_id) + " (layout '" + a.layout + "')";
 }
 
@@ -36,16 +36,16 @@ std::vector<float> slice(const dit::model_config& c, std::span<const float> whol
 
 }  // namespace
 
-result<dit::model_config> cpu_model_config(std::string_view model, std::int32_t width_px,
+result<dit::model_config> served_model_config(std::string_view model, std::int32_t width_px,
                                            std::int32_t height_px) {
   const std::string_view stock = model == "dit-tiny" ? std::string_view("tiny-dit") : model;
   auto c = dit::stock_config(stock);
-  if (!c) return make_error(errc::not_found, "cpu backend: no DiT config for model '" + std::string(model) + "'");
+  if (!c) return make_error(errc::not_found, "dit backend: no DiT config for model '" + std::string(model) + "'");
   if (c->cond != dit::conditioning::class_label || c->video())
-    return make_error(errc::invalid_argument, "cpu backend: serves class-conditional image DiTs only, not '" +
+    return make_error(errc::invalid_argument, "dit backend: serves class-conditional image DiTs only, not '" +
                                                   std::string(model) + "'");
   if (width_px <= 0 || height_px <= 0 || width_px % (8 * c->patch_w) != 0 || height_px % (8 * c->patch_h) != 0)
-    return make_error(errc::invalid_argument, "cpu backend: " + std::to_string(width_px) + "x" +
+    return make_error(errc::invalid_argument, "dit backend: " + std::to_string(width_px) + "x" +
                                                   std::to_string(height_px) + " is not whole patches of '" +
                                                   std::string(model) + "'");
   c->name = std::string(model);
@@ -55,7 +55,7 @@ result<dit::model_config> cpu_model_config(std::string_view model, std::int32_t 
   return *c;
 }
 
-dit::request cpu_request(const dit::model_config& c, const msg::generate_request& r) {
+dit::request served_request(const dit::model_config& c, const msg::generate_request& r) {
   dit::request q;
   q.seed = r.seed;
   q.steps = r.steps;
@@ -72,27 +72,31 @@ std::uint64_t latent_hash(std::span<const float> latent) {
 
 namespace {
 
-result<void> check_config(const cpu_backend_config& cfg) {
-  if (cfg.world_dir.empty()) return make_error(errc::invalid_argument, "cpu backend: world_dir is empty");
+result<void> check_config(const dit_backend_config& cfg) {
+  if (cfg.device != "cpu" && cfg.device != "gpu")
+    return make_error(errc::invalid_argument, "dit backend: device '" + cfg.device + "' is neither cpu nor gpu");
+  if (cfg.device == "gpu" && !dit::gpu_available())
+    return make_error(errc::not_found, "gpu backend: no CUDA device on this machine (or built without CUDA)");
+  if (cfg.world_dir.empty()) return make_error(errc::invalid_argument, cfg.device + " backend: world_dir is empty");
   if (cfg.world_size < 1 || cfg.world_size > coll::max_world_size || cfg.rank < 0 || cfg.rank >= cfg.world_size)
-    return make_error(errc::invalid_argument, "cpu backend: rank " + std::to_string(cfg.rank) +
+    return make_error(errc::invalid_argument, cfg.device + " backend: rank " + std::to_string(cfg.rank) +
                                                   " outside a world of " + std::to_string(cfg.world_size));
   return {};
 }
 
 }  // namespace
 
-result<std::unique_ptr<cpu_backend>> cpu_backend::create(const cpu_backend_config& cfg, clock_fn now_us) {
+result<std::unique_ptr<dit_backend>> dit_backend::create(const dit_backend_config& cfg, clock_fn now_us) {
   if (auto r = check_config(cfg); !r) return r.err();
   coll::file_rendezvous rv(cfg.world_dir, cfg.rank, cfg.world_size);
   return create(cfg, rv, std::move(now_us));
 }
 
-result<std::unique_ptr<cpu_backend>> cpu_backend::create(const cpu_backend_config& cfg, coll::rendezvous& rv,
+result<std::unique_ptr<dit_backend>> dit_backend::create(const dit_backend_config& cfg, coll::rendezvous& rv,
                                                          clock_fn now_us) {
   if (auto r = check_config(cfg); !r) return r.err();
   if (rv.rank() != cfg.rank || rv.size() != cfg.world_size)
-    return make_error(errc::invalid_argument, "cpu backend: the rendezvous is for rank " + std::to_string(rv.rank()) +
+    return make_error(errc::invalid_argument, cfg.device + " backend: the rendezvous is for rank " + std::to_string(rv.rank()) +
                                                   " of " + std::to_string(rv.size()) + ", the worker is rank " +
                                                   std::to_string(cfg.rank) + " of " + std::to_string(cfg.world_size));
   coll::world_options o;
@@ -100,13 +104,19 @@ result<std::unique_ptr<cpu_backend>> cpu_backend::create(const cpu_backend_confi
   o.buffer_bytes = std::size_t{1} << 20;  // a tiny DiT's q/k/v and latent fit in one round
   o.channels = 1;                         // one group at a time per worker; reshard has its own
   o.timeout = cfg.collective_timeout;
+  if (cfg.device == "gpu") {
+    o.backend = coll::backend_kind::cuda_ipc;
+    o.device = cfg.gpu >= 0 ? cfg.gpu : cfg.rank % dit::gpu_count();
+    // The direct Ulysses window of the served DiTs at degree 8 with batched CFG (dit-xl-2-512: 8 MiB).
+    o.buffer_bytes = std::size_t{32} << 20;
+  }
   auto w = coll::World::create(rv, o);
-  if (!w) return make_error(w.err().code, "cpu backend: joining the world: " + w.err().what);
-  return std::unique_ptr<cpu_backend>(new cpu_backend(cfg, std::move(now_us), std::move(*w)));
+  if (!w) return make_error(w.err().code, cfg.device + " backend: joining the world: " + w.err().what);
+  return std::unique_ptr<dit_backend>(new dit_backend(cfg, std::move(now_us), std::move(*w)));
 }
 
-result<const dit::model*> cpu_backend::model_for(const msg::generate_request& r) {
-  auto c = cpu_model_config(r.model, r.width, r.height);
+result<const dit::model*> dit_backend::model_for(const msg::generate_request& r) {
+  auto c = served_model_config(r.model, r.width, r.height);
   if (!c) return c.err();
   const std::string key = r.model + "/" + std::to_string(c->height) + "x" + std::to_string(c->width);
   auto it = models_.find(key);
@@ -115,11 +125,32 @@ result<const dit::model*> cpu_backend::model_for(const msg::generate_request& r)
     auto m = dit::model::generate(*c, cfg_.weight_seed);
     if (!m) return m.err();
     it = models_.emplace(key, std::move(*m)).first;
+    if (on_gpu()) {
+      auto g = dit::gpu_model::upload(it->second, world_->options().device);
+      if (!g) {
+        models_.erase(it);
+        return g.err();
+      }
+      gpu_models_[&it->second] = std::move(*g);
+    }
   }
   return &it->second;
 }
 
-const cpu_backend::held* cpu_backend::find(const msg::artifact& a) const {
+result<void> dit_backend::denoise(const dit::model& m, const dit::request& req, int begin, int end, const coll::Group& g,
+                                  std::vector<float>& shard) {
+  const dit::sp_group sp{world_.get(), g};
+  if (on_gpu()) return gpu_models_.at(&m)->denoise(req, begin, end, sp, shard);
+  return dit::denoise(m, req, begin, end, sp, shard);
+}
+
+result<std::vector<float>> dit_backend::reshard(const coll::Group& from, const coll::Group& to, const dit::model_config& c,
+                                                std::span<const float> shard) {
+  if (on_gpu()) return dit::reshard_on_device(*world_, from, to, c, shard);
+  return dit::reshard(*world_, from, to, c, shard);
+}
+
+const dit_backend::held* dit_backend::find(const msg::artifact& a) const {
   auto it = held_.find(a.request_id);
   if (it == held_.end()) return nullptr;
   const held& h = it->second;
@@ -131,7 +162,7 @@ const cpu_backend::held* cpu_backend::find(const msg::artifact& a) const {
   return same ? &h : nullptr;
 }
 
-result<std::vector<float>> cpu_backend::move(const msg::artifact& from, std::span<const std::int32_t> to,
+result<std::vector<float>> dit_backend::move(const msg::artifact& from, std::span<const std::int32_t> to,
                                              std::uint64_t epoch, const dit::model_config& c) {
   const std::int32_t me = cfg_.rank;
   if (from.layout == "none" || from.layout == "checkpoint" || from.holders.empty())
@@ -156,34 +187,33 @@ result<std::vector<float>> cpu_backend::move(const msg::artifact& from, std::spa
     const std::int32_t src[] = {from.holders.front()};
     auto from_group = world_->form(src, epoch);
     if (!from_group) return from_group.err();
-    return dit::reshard(*world_, *from_group, *to_group, c,
-                        from_group->is_member() ? std::span<const float>(h->data) : std::span<const float>{});
+    return reshard(*from_group, *to_group, c, from_group->is_member() ? std::span<const float>(h->data) : std::span<const float>{});
   }
   auto from_group = world_->form(from.holders, epoch);
   if (!from_group) return from_group.err();
-  return dit::reshard(*world_, *from_group, *to_group, c, h ? std::span<const float>(h->data) : std::span<const float>{});
+  return reshard(*from_group, *to_group, c, h ? std::span<const float>(h->data) : std::span<const float>{});
 }
 
-result<std::uint64_t> cpu_backend::execute(const msg::task_assign& t, std::int64_t& reshard_us) {
+result<std::uint64_t> dit_backend::execute(const msg::task_assign& t, std::int64_t& reshard_us) {
   const std::int32_t me = cfg_.rank;
   auto st = stage_from_string(t.stage);
   if (!st) return st.err();
   if (t.request.model != t.model)
-    return make_error(errc::invalid_argument, "cpu backend: the task carries no request parameters for '" + t.model + "'");
+    return make_error(errc::invalid_argument, name() + ": the task carries no request parameters for '" + t.model + "'");
   auto m = model_for(t.request);
   if (!m) return m.err();
   const dit::model& model = **m;
   const dit::model_config& c = model.config();
   if (c.image_tokens() != t.tokens)
-    return make_error(errc::invalid_argument, "cpu backend: " + t.model + " at " + std::to_string(t.request.width) + "x" +
+    return make_error(errc::invalid_argument, name() + ": " + t.model + " at " + std::to_string(t.request.width) + "x" +
                                                   std::to_string(t.request.height) + " has " +
                                                   std::to_string(c.image_tokens()) + " tokens, the task says " +
                                                   std::to_string(t.tokens));
-  const dit::request req = cpu_request(c, t.request);
+  const dit::request req = served_request(c, t.request);
   if (auto v = dit::validate(c, req); !v) return v.err();
   auto g = world_->form(t.members, t.task_id);
   if (!g) return g.err();
-  if (!g->is_member()) return make_error(errc::invalid_argument, "cpu backend: not a member of the task's group");
+  if (!g->is_member()) return make_error(errc::invalid_argument, name() + ": not a member of the task's group");
   const std::vector<std::int32_t> members(t.members.begin(), t.members.end());
 
   if (*st == stage::prepare) {
@@ -221,8 +251,7 @@ result<std::uint64_t> cpu_backend::execute(const msg::task_assign& t, std::int64
   // Until this task succeeds the part I keep stays as it was: a failed task is re-run from it.
 
   if (*st == stage::denoise) {
-    if (auto r = dit::denoise(model, req, t.step_begin, t.step_end, dit::sp_group{world_.get(), *g}, shard); !r)
-      return r.err();
+    if (auto r = denoise(model, req, t.step_begin, t.step_end, *g, shard); !r) return r.err();
     // Every member's shard is on disk before members[0] reports the chunk done.
     if (auto w = write_checkpoint(t.request_id, t.step_end, *g, shard); !w) return w.err();
     if (auto b = world_->barrier(*g); !b) return b.err();
@@ -234,14 +263,14 @@ result<std::uint64_t> cpu_backend::execute(const msg::task_assign& t, std::int64
   const std::int32_t owner[] = {t.members.front()};
   auto to0 = world_->form(owner, t.task_id);
   if (!to0) return to0.err();
-  auto full = dit::reshard(*world_, *g, *to0, c, shard);
+  auto full = reshard(*g, *to0, c, shard);
   if (!full) return full.err();
   held_.erase(t.request_id);
   if (!to0->is_member()) return std::uint64_t{0};
   return latent_hash(dit::unpatchify(c, *full));
 }
 
-std::optional<msg::task_done> cpu_backend::run(const msg::task_assign& t) {
+std::optional<msg::task_done> dit_backend::run(const msg::task_assign& t) {
   msg::task_done d;
   d.task_id = t.task_id;
   d.request_id = t.request_id;
@@ -264,7 +293,7 @@ std::optional<msg::task_done> cpu_backend::run(const msg::task_assign& t) {
   return d;
 }
 
-void cpu_backend::log_task(const msg::task_assign& t, bool ok, std::int64_t us) const {
+void dit_backend::log_task(const msg::task_assign& t, bool ok, std::int64_t us) const {
   std::string line = "request=";
   for (const std::string& part : {std::to_string(t.request_id), std::string(" task="), std::to_string(t.task_id),
                                   std::string(" stage="), t.stage, std::string(" steps="), std::to_string(t.step_begin),
@@ -285,7 +314,7 @@ void cpu_backend::log_task(const msg::task_assign& t, bool ok, std::int64_t us) 
   ::close(fd);
 }
 
-result<void> cpu_backend::on_reshard(const msg::reshard& r) {
+result<void> dit_backend::on_reshard(const msg::reshard& r) {
   // Members of the new group move at the start of their task (it names the model and shape).
   if (contains(r.to_members, cfg_.rank) || !contains(r.from.holders, cfg_.rank)) return {};
   const held* h = find(r.from);
@@ -315,27 +344,27 @@ std::string checkpoint_prefix(std::uint64_t request_id, std::int32_t steps) {
 
 }  // namespace
 
-std::filesystem::path cpu_backend::checkpoint_dir() const {
+std::filesystem::path dit_backend::checkpoint_dir() const {
   return std::filesystem::path(cfg_.world_dir) / "checkpoints";
 }
 
-result<void> cpu_backend::write_checkpoint(std::uint64_t request_id, std::int32_t steps, const coll::Group& g,
+result<void> dit_backend::write_checkpoint(std::uint64_t request_id, std::int32_t steps, const coll::Group& g,
                                            std::span<const float> shard) const {
   std::error_code ec;
   std::filesystem::create_directories(checkpoint_dir(), ec);
-  const std::string name = checkpoint_prefix(request_id, steps) + std::to_string(g.self()) + "of" + std::to_string(g.size());
-  const auto tmp = checkpoint_dir() / (".tmp." + name + "." + std::to_string(cfg_.rank));
+  const std::string file = checkpoint_prefix(request_id, steps) + std::to_string(g.self()) + "of" + std::to_string(g.size());
+  const auto tmp = checkpoint_dir() / (".tmp." + file + "." + std::to_string(cfg_.rank));
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     out.write(reinterpret_cast<const char*>(shard.data()), static_cast<std::streamsize>(shard.size_bytes()));
-    if (!out) return make_error(errc::io, "cpu backend: cannot write checkpoint " + tmp.string());
+    if (!out) return make_error(errc::io, name() + ": cannot write checkpoint " + tmp.string());
   }
-  std::filesystem::rename(tmp, checkpoint_dir() / name, ec);  // atomic: a reader sees all or nothing
-  if (ec) return make_error(errc::io, "cpu backend: checkpoint rename: " + ec.message());
+  std::filesystem::rename(tmp, checkpoint_dir() / file, ec);  // atomic: a reader sees all or nothing
+  if (ec) return make_error(errc::io, name() + ": checkpoint rename: " + ec.message());
   return {};
 }
 
-result<std::vector<float>> cpu_backend::read_checkpoint(std::uint64_t request_id, std::int32_t steps,
+result<std::vector<float>> dit_backend::read_checkpoint(std::uint64_t request_id, std::int32_t steps,
                                                         const dit::model_config& c) const {
   // The degree of the chunk that wrote it is in the names: "<prefix><index>of<degree>".
   const std::string prefix = checkpoint_prefix(request_id, steps);
@@ -349,7 +378,7 @@ result<std::vector<float>> cpu_backend::read_checkpoint(std::uint64_t request_id
     break;
   }
   if (degree < 1 || degree > coll::max_group_size)
-    return make_error(errc::not_found, "cpu backend: no checkpoint of request " + std::to_string(request_id) +
+    return make_error(errc::not_found, name() + ": no checkpoint of request " + std::to_string(request_id) +
                                            " at step " + std::to_string(steps));
   const auto P = static_cast<std::size_t>(c.patch_dim());
   std::vector<float> whole(static_cast<std::size_t>(c.image_tokens()) * P);
@@ -360,12 +389,12 @@ result<std::vector<float>> cpu_backend::read_checkpoint(std::uint64_t request_id
     const auto bytes = static_cast<std::streamsize>(static_cast<std::size_t>(s.count) * P * sizeof(float));
     in.read(reinterpret_cast<char*>(whole.data() + static_cast<std::size_t>(s.begin) * P), bytes);
     if (!in || in.gcount() != bytes || in.peek() != std::char_traits<char>::eof())
-      return make_error(errc::io, "cpu backend: checkpoint " + path.string() + " is missing or has the wrong size");
+      return make_error(errc::io, name() + ": checkpoint " + path.string() + " is missing or has the wrong size");
   }
   return whole;
 }
 
-void cpu_backend::forget(std::uint64_t request_id) {
+void dit_backend::forget(std::uint64_t request_id) {
   held_.erase(request_id);
   // Its checkpoints too (every worker tries; the first one to get there removes them).
   const std::string prefix = request_prefix(request_id);
