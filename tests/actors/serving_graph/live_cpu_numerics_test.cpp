@@ -25,6 +25,7 @@
 #include "actors/worker/dit_backend.hpp"
 #include "kernels/dit/gpu_forward.hpp"
 #include "tests/actors/runtime/test_support.hpp"
+#include "tests/support/rank_processes.hpp"
 
 namespace gfdit {
 namespace {
@@ -36,6 +37,9 @@ namespace fs = std::filesystem;
 constexpr int cpu_workers = 4;
 constexpr std::int64_t weight_seed = 7;
 const std::string workload_path = GFDIT_SOURCE_DIR "/launch/workloads/cpu-tiny.yaml";
+
+// The node binary: $GFDIT_SERVING_NODE, else next to this test (a bundle), else where it was built.
+std::string serving_node() { return testing::worker_binary("GFDIT_SERVING_NODE", "serving_test_node", GFDIT_SERVING_NODE); }
 
 std::string unique_dir(const std::string& tag) {
   static int n = 0;
@@ -60,7 +64,7 @@ struct dit_graph {
                      const std::string& backend = "cpu", int n_workers = cpu_workers)
       : workers(n_workers) {
     control = std::make_unique<child_process>(std::vector<std::string>{
-        GFDIT_SERVING_NODE, "--name", "control", "--bind", control_ep,
+        serving_node(), "--name", "control", "--bind", control_ep,
         "--actor", "gfdit.admission", "admission", nlohmann::json{{"gpus", workers}}.dump(),
         "--actor", "gfdit.scheduler", "scheduler", nlohmann::json{{"policy", policy}, {"chunk_steps", chunk_steps}}.dump(),
         "--actor", "gfdit.membership", "membership", nlohmann::json{{"heartbeat_timeout_ms", heartbeat_timeout_ms}}.dump()});
@@ -70,7 +74,7 @@ struct dit_graph {
                                      {"collective_timeout_ms", collective_timeout_ms}, {"task_log", task_log},
                                      {"rendezvous", rendezvous}, {"heartbeat_ms", heartbeat_ms}};
       worker_procs.push_back(std::make_unique<child_process>(std::vector<std::string>{
-          GFDIT_SERVING_NODE, "--name", "w" + std::to_string(w), "--bind", testing::unique_ipc("w"),
+          serving_node(), "--name", "w" + std::to_string(w), "--bind", testing::unique_ipc("w"),
           "--peer", "control=" + control_ep, "--actor", "gfdit.worker", "worker-" + std::to_string(w),
           params.dump()}));
     }
