@@ -118,6 +118,21 @@ struct task_done {
                      start_us, end_us, reshard_us, compute_us, result_hash)
 };
 
+// The report of task `t` run by `worker` from `start_us`: the task's identity copied, the outcome
+// still to fill in.
+inline task_done report_of(const task_assign& t, std::int32_t worker, std::int64_t start_us) {
+  task_done d;
+  d.task_id = t.task_id;
+  d.request_id = t.request_id;
+  d.stage = t.stage;
+  d.step_begin = t.step_begin;
+  d.step_end = t.step_end;
+  d.group_id = t.group_id;
+  d.worker = worker;
+  d.start_us = start_us;
+  return d;
+}
+
 // A request changes group: its state moves from `from` to `to_members` in `to_layout` before
 // the task `task_id` runs. Spans the union of both member lists.
 struct reshard {

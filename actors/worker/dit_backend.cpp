@@ -271,15 +271,7 @@ result<std::uint64_t> dit_backend::execute(const msg::task_assign& t, std::int64
 }
 
 std::optional<msg::task_done> dit_backend::run(const msg::task_assign& t) {
-  msg::task_done d;
-  d.task_id = t.task_id;
-  d.request_id = t.request_id;
-  d.stage = t.stage;
-  d.step_begin = t.step_begin;
-  d.step_end = t.step_end;
-  d.group_id = t.group_id;
-  d.worker = cfg_.rank;
-  d.start_us = now_us_();
+  msg::task_done d = msg::report_of(t, cfg_.rank, now_us_());
   std::int64_t reshard_us = 0;
   auto r = execute(t, reshard_us);
   d.end_us = now_us_();

@@ -11,15 +11,7 @@ bool sim_backend::needs_reshard(const msg::task_assign& t) noexcept {
 sim_backend::run sim_backend::start(const msg::task_assign& t, std::int64_t now_us,
                                     bool peers_alive) const {
   run r;
-  msg::task_done d;
-  d.task_id = t.task_id;
-  d.request_id = t.request_id;
-  d.stage = t.stage;
-  d.step_begin = t.step_begin;
-  d.step_end = t.step_end;
-  d.group_id = t.group_id;
-  d.worker = worker_;
-  d.start_us = now_us;
+  msg::task_done d = msg::report_of(t, worker_, now_us);
   const model_profile* p = costs_.find(t.model);
   auto st = stage_from_string(t.stage);
   if (!p || !st || t.members.empty()) {

@@ -40,15 +40,7 @@ msg::admitted admitted(std::uint64_t id, std::int32_t steps, std::int64_t at = 0
 
 msg::task_done done_of(const msg::task_assign& t, std::int64_t start, std::int64_t end,
                        std::int64_t reshard = 0) {
-  msg::task_done d;
-  d.task_id = t.task_id;
-  d.request_id = t.request_id;
-  d.stage = t.stage;
-  d.step_begin = t.step_begin;
-  d.step_end = t.step_end;
-  d.group_id = t.group_id;
-  d.worker = t.members.front();
-  d.start_us = start;
+  msg::task_done d = msg::report_of(t, t.members.front(), start);
   d.end_us = end;
   d.reshard_us = reshard;
   d.compute_us = end - start - reshard;
