@@ -43,6 +43,19 @@ processes:
   EXPECT_EQ(count_of(out, "up on ipc://"), 3) << out;
 }
 
+// The real-numerics graph an operator launches (launch/graphs/serving-dit.yaml): two `cpu`
+// workers, every request of cpu-tiny served, the client's exit stopping the graph.
+TEST(Launch, RealNumericsServingGraphServesEveryRequest) {
+  temp_dir d;
+  auto [status, out] = run({gfdit_exe, "launch", GFDIT_SOURCE_DIR "/launch/graphs/serving-dit.yaml", "workers:=2",
+                            "world_dir:=" + d.path()},
+                           d.path() + "/log", 90s);
+  EXPECT_EQ(status, 0) << out;
+  EXPECT_TRUE(std::regex_search(out, std::regex(R"(\[client\] done +8\n)"))) << out;
+  EXPECT_TRUE(std::regex_search(out, std::regex(R"(\[client\] rejected / failed +0\n)"))) << out;
+  EXPECT_NE(out.find("graph 'serving-dit': done ('client' finished)"), std::string::npos) << out;
+}
+
 TEST(Launch, CrashingProcessIsRestartedThenReported) {
   temp_dir d;
   const std::string marker = d.path() + "/starts";
