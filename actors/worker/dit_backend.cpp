@@ -75,6 +75,9 @@ namespace {
 result<void> check_config(const dit_backend_config& cfg) {
   if (cfg.device != "cpu" && cfg.device != "gpu")
     return make_error(errc::invalid_argument, "dit backend: device '" + cfg.device + "' is neither cpu nor gpu");
+  if (cfg.device == "gpu" && cfg.gpu_collectives != "cuda-ipc" && cfg.gpu_collectives != "nccl")
+    return make_error(errc::invalid_argument, "gpu backend: gpu_collectives '" + cfg.gpu_collectives +
+                                                  "' is neither cuda-ipc nor nccl");
   if (cfg.device == "gpu" && !dit::gpu_available())
     return make_error(errc::not_found, "gpu backend: no CUDA device on this machine (or built without CUDA)");
   if (cfg.world_dir.empty()) return make_error(errc::invalid_argument, cfg.device + " backend: world_dir is empty");
@@ -105,7 +108,7 @@ result<std::unique_ptr<dit_backend>> dit_backend::create(const dit_backend_confi
   o.channels = 1;                         // one group at a time per worker; reshard has its own
   o.timeout = cfg.collective_timeout;
   if (cfg.device == "gpu") {
-    o.backend = coll::backend_kind::cuda_ipc;
+    o.backend = cfg.gpu_collectives == "nccl" ? coll::backend_kind::nccl : coll::backend_kind::cuda_ipc;
     o.device = cfg.gpu >= 0 ? cfg.gpu : cfg.rank % dit::gpu_count();
     // The direct Ulysses window of the served DiTs at degree 8 with batched CFG (dit-xl-2-512: 8 MiB).
     o.buffer_bytes = std::size_t{32} << 20;

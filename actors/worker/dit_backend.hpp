@@ -1,8 +1,8 @@
 #pragma once
 // The `cpu` and `gpu` worker backends: real DiT numerics (kernels/dit), on the host with Ulysses
 // across the workers of a graph through the group-free host collectives, or on one GPU per
-// worker (gpu_model) with Ulysses through a cuda-ipc World (one node; the workers' GPUs must reach
-// each other) and the latent's moves staged through device memory. Every worker joins one World once
+// worker (gpu_model) with Ulysses through a cuda-ipc World (one node) or an NCCL World (several
+// nodes), the latent's moves staged through device memory. Every worker joins one World once
 // (at start, through the bus or files); a group is then only metadata formed per task, so the
 // scheduler may regroup a request between any two chunks and the bits of its result do not change.
 //
@@ -52,9 +52,12 @@ struct dit_backend_config {
   // If set, the reporting member appends one line per task to this file ("request=R task=T
   // stage=S steps=B-E members=a,b input=<layout> ok=1"): what ran where, for demos and tests.
   std::string task_log;
-  // "cpu" or "gpu"; gpu: the CUDA device (-1: rank % visible devices).
+  // "cpu" or "gpu"; gpu: the CUDA device (-1: rank % visible devices), and the collectives:
+  // "cuda-ipc" (one node; the DiT's direct Ulysses exchange) or "nccl" (any number of nodes;
+  // pack / all_to_all / unpack).
   std::string device = "cpu";
   int gpu = -1;
+  std::string gpu_collectives = "cuda-ipc";
 };
 
 // What a request of a served model computes; shared with tests that compute references.

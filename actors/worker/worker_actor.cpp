@@ -48,6 +48,13 @@ class worker_actor : public actor {
                                                     [](const std::int64_t& v) { return v >= -1 ? "" : "must be >= -1"; });
         !r)
       return r;
+    if (auto r = ctx.params().declare<std::string>("gpu_collectives", "cuda-ipc",
+                                                   "gpu: cuda-ipc (one node) or nccl (several nodes)",
+                                                   [](const std::string& v) {
+                                                     return v == "cuda-ipc" || v == "nccl" ? "" : "must be 'cuda-ipc' or 'nccl'";
+                                                   });
+        !r)
+      return r;
     if (auto r = ctx.params().declare<std::int64_t>("heartbeat_ms", 200); !r) return r;
     // cpu and gpu backends: every worker of the graph joins one World (same values everywhere).
     if (auto r = ctx.params().declare<std::string>("world_dir", "", "cpu/gpu: checkpoint (and file rendezvous) directory"); !r)
@@ -156,6 +163,7 @@ class worker_actor : public actor {
     dit_backend_config& cfg = dit_cfg_;
     cfg.device = backend_name_;
     cfg.gpu = static_cast<int>(ctx.params().get<std::int64_t>("gpu"));
+    cfg.gpu_collectives = ctx.params().get<std::string>("gpu_collectives");
     cfg.world_dir = ctx.params().get<std::string>("world_dir");
     cfg.world_size = static_cast<std::int32_t>(ctx.params().get<std::int64_t>("world_size"));
     cfg.rank = id_;

@@ -61,7 +61,8 @@ struct dit_graph {
   // default) or "file" (through files in world_dir).
   explicit dit_graph(const std::string& policy, int collective_timeout_ms = 20000, int heartbeat_timeout_ms = 20000,
                      const std::string& rendezvous = "bus", int heartbeat_ms = 200, int chunk_steps = 2,
-                     const std::string& backend = "cpu", int n_workers = cpu_workers)
+                     const std::string& backend = "cpu", int n_workers = cpu_workers,
+                     const std::string& gpu_collectives = "cuda-ipc")
       : workers(n_workers) {
     control = std::make_unique<child_process>(std::vector<std::string>{
         serving_node(), "--name", "control", "--bind", control_ep,
@@ -69,10 +70,11 @@ struct dit_graph {
         "--actor", "gfdit.scheduler", "scheduler", nlohmann::json{{"policy", policy}, {"chunk_steps", chunk_steps}}.dump(),
         "--actor", "gfdit.membership", "membership", nlohmann::json{{"heartbeat_timeout_ms", heartbeat_timeout_ms}}.dump()});
     for (int w = 0; w < workers; ++w) {
-      const nlohmann::json params = {{"id", w},          {"backend", backend},    {"world_dir", world_dir},
+      nlohmann::json params = {{"id", w},          {"backend", backend},    {"world_dir", world_dir},
                                      {"world_size", workers}, {"weight_seed", weight_seed},
                                      {"collective_timeout_ms", collective_timeout_ms}, {"task_log", task_log},
                                      {"rendezvous", rendezvous}, {"heartbeat_ms", heartbeat_ms}};
+      if (backend == "gpu") params["gpu_collectives"] = gpu_collectives;
       worker_procs.push_back(std::make_unique<child_process>(std::vector<std::string>{
           serving_node(), "--name", "w" + std::to_string(w), "--bind", testing::unique_ipc("w"),
           "--peer", "control=" + control_ep, "--actor", "gfdit.worker", "worker-" + std::to_string(w),
@@ -303,17 +305,22 @@ TEST(live_cpu_numerics, workers_keep_beating_while_a_task_outlasts_the_heartbeat
 
 // The same promise on GPUs: `gpu` workers (one GPU each, a cuda-ipc World set up through the
 // bus), static on every GPU against edf-best-fit (degree 1 or all GPUs per chunk, requests moving
-// between groups), every result equal to a single-GPU degree-1 denoise (GPU bits, not the CPU's).
+// between groups), every result equal to a single-GPU degree-1 denoise (GPU bits, not the CPU's);
+// and edf-best-fit again over an NCCL World (what several nodes use: the all-to-all exchange).
 TEST(live_gpu_numerics, a_request_gives_the_same_bits_on_gpu_workers_however_it_was_parallelised) {
   const int n = std::min(dit::gpu_count(), cpu_workers);
   if (n < 2) GTEST_SKIP() << "needs 2 GPUs, found " << dit::gpu_count();
   const auto ref = reference_hashes(true, n);
   ASSERT_EQ(ref.size(), 8u);
-  served fixed, elastic;
+  served fixed, elastic, over_nccl;
   std::map<std::uint64_t, std::vector<int>> elastic_degrees;
   {
     dit_graph g("static:" + std::to_string(n), 20000, 20000, "bus", 200, 2, "gpu", n);
     fixed = serve(g);
+  }
+  {
+    dit_graph g("edf-best-fit", 20000, 20000, "bus", 200, 2, "gpu", n, "nccl");
+    over_nccl = serve(g);
   }
   {
     dit_graph g("edf-best-fit", 20000, 20000, "bus", 200, 2, "gpu", n);
@@ -322,6 +329,7 @@ TEST(live_gpu_numerics, a_request_gives_the_same_bits_on_gpu_workers_however_it_
   }
   expect_all_done(fixed, ref, "gpu, static");
   expect_all_done(elastic, ref, "gpu, edf-best-fit");
+  expect_all_done(over_nccl, ref, "gpu, edf-best-fit, nccl");
   int moved = 0;
   for (const auto& [tag, d] : elastic.done) moved += d.regroupings > 0;
   for (const auto& [rid, ds] : elastic_degrees) {

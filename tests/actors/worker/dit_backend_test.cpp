@@ -26,6 +26,15 @@ TEST(dit_backend, an_unknown_device_is_a_clear_error) {
   EXPECT_NE(b.err().what.find("device 'tpu' is neither cpu nor gpu"), std::string::npos) << b.err().what;
 }
 
+TEST(dit_backend, unknown_gpu_collectives_are_a_clear_error) {
+  auto c = config("gpu");
+  c.gpu_collectives = "mpi";
+  auto b = dit_backend::create(c, clock_us);
+  ASSERT_FALSE(b);
+  EXPECT_EQ(b.err().code, errc::invalid_argument);
+  EXPECT_NE(b.err().what.find("gpu_collectives 'mpi' is neither cuda-ipc nor nccl"), std::string::npos) << b.err().what;
+}
+
 TEST(dit_backend, a_gpu_backend_without_a_gpu_says_so) {
   if (dit::gpu_available()) GTEST_SKIP() << "this machine has a CUDA device";
   auto b = dit_backend::create(config("gpu"), clock_us);
