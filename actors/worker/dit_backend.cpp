@@ -70,9 +70,7 @@ std::uint64_t latent_hash(std::span<const float> latent) {
   return hash_float_bits(latent, 0x6c6174656e74ull);  // "latent"
 }
 
-namespace {
-
-result<void> check_config(const dit_backend_config& cfg) {
+result<void> dit_backend::check(const dit_backend_config& cfg) {
   if (cfg.device != "cpu" && cfg.device != "gpu")
     return make_error(errc::invalid_argument, "dit backend: device '" + cfg.device + "' is neither cpu nor gpu");
   if (cfg.device == "gpu" && cfg.gpu_collectives != "cuda-ipc" && cfg.gpu_collectives != "nccl")
@@ -87,17 +85,15 @@ result<void> check_config(const dit_backend_config& cfg) {
   return {};
 }
 
-}  // namespace
-
 result<std::unique_ptr<dit_backend>> dit_backend::create(const dit_backend_config& cfg, clock_fn now_us) {
-  if (auto r = check_config(cfg); !r) return r.err();
+  if (auto r = check(cfg); !r) return r.err();
   coll::file_rendezvous rv(cfg.world_dir, cfg.rank, cfg.world_size);
   return create(cfg, rv, std::move(now_us));
 }
 
 result<std::unique_ptr<dit_backend>> dit_backend::create(const dit_backend_config& cfg, coll::rendezvous& rv,
                                                          clock_fn now_us) {
-  if (auto r = check_config(cfg); !r) return r.err();
+  if (auto r = check(cfg); !r) return r.err();
   if (rv.rank() != cfg.rank || rv.size() != cfg.world_size)
     return make_error(errc::invalid_argument, cfg.device + " backend: the rendezvous is for rank " + std::to_string(rv.rank()) +
                                                   " of " + std::to_string(rv.size()) + ", the worker is rank " +

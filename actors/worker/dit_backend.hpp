@@ -75,6 +75,10 @@ class dit_backend {
  public:
   using clock_fn = std::function<std::int64_t()>;  // model microseconds, for the report's times
 
+  // What create() refuses in a configuration before joining anything (device, collectives, a GPU
+  // to run on, world_dir, rank within world_size): the worker checks at configure what its
+  // joiner thread would otherwise find out later.
+  static result<void> check(const dit_backend_config& cfg);
   // Joins the World: collective over every worker of the graph (blocks until all have come, or
   // fails after the collective timeout). This one meets the others through a file_rendezvous in
   // world_dir; the other through `rv` (the worker passes a bus_rendezvous).

@@ -183,12 +183,7 @@ class worker_actor : public actor {
       dit_ = std::move(*be);
     } else {
       // What create() would refuse later, on the joiner's thread, is refused here already.
-      if (cfg.world_dir.empty()) return make_error(errc::invalid_argument, backend_name_ + " backend: world_dir is empty");
-      if (backend_name_ == "gpu" && !dit::gpu_available())
-        return make_error(errc::not_found, "gpu backend: no CUDA device on this machine (or built without CUDA)");
-      if (cfg.world_size < 1 || cfg.world_size > coll::max_world_size || id_ >= cfg.world_size)
-        return make_error(errc::invalid_argument, backend_name_ + " backend: rank " + std::to_string(id_) + " outside a world of " +
-                                                      std::to_string(cfg.world_size));
+      if (auto r = dit_backend::check(cfg); !r) return r;
       ctx.on<msg::world_blobs>([this](const msg::world_blobs& m, const envelope&) {
         if (joiner_) joiner_->deliver(m);
       });
