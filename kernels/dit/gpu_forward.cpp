@@ -38,6 +38,14 @@ namespace {
 
 using bf16 = gpu::bf16;
 
+// Device memory owned for one call (host data staged for a GPU World's collectives).
+struct device_bytes {
+  void* p = nullptr;
+  device_bytes() = default;
+  device_bytes(const device_bytes&) = delete;
+  device_bytes& operator=(const device_bytes&) = delete;
+  ~device_bytes() { cudaFree(p); }
+};
 
 struct dev_linear {
   bf16* w = nullptr;
@@ -1016,21 +1024,14 @@ void gpu_model::set_ulysses_exchange(ulysses_exchange e) noexcept { impl_->excha
 
 result<void> gpu_model::denoise(const request& r, int begin, int end, const sp_group& g, std::vector<float>& shard) {
   impl& p = *impl_;
-  void* staging = nullptr;  // the CFG pair's exchange: GPU Worlds move device memory
-  std::size_t staged = 0;
+  device_bytes staging;  // the CFG pair's exchange (mine, then both): GPU Worlds move device memory
   auto forward_step = [this](const forward_input& in, const sp_group& sg) {
     return sg.degree() > 1 ? forward(in, sg) : forward(in, 1);
   };
   auto gather = [&](const float* mine, float* both, std::size_t bytes) -> result<void> {
     if (g.world->kind() == coll::backend_kind::host) return g.world->all_gather(g.cfg_pair, mine, both, bytes);
-    if (staged < 3 * bytes) {
-      cudaFree(staging);
-      staging = nullptr;
-      staged = 0;
-      GFDIT_DIT_CUDA(cudaMalloc(&staging, 3 * bytes));
-      staged = 3 * bytes;
-    }
-    char* d = static_cast<char*>(staging);
+    if (!staging.p) GFDIT_DIT_CUDA(cudaMalloc(&staging.p, 3 * bytes));  // the same bytes every step
+    char* d = static_cast<char*>(staging.p);
     const coll::stream_ref sr{p.st};
     GFDIT_DIT_CUDA(cudaMemcpyAsync(d, mine, bytes, cudaMemcpyHostToDevice, p.st));
     if (auto x = g.world->all_gather(g.cfg_pair, d, d + bytes, bytes, sr); !x) return x;
@@ -1038,9 +1039,7 @@ result<void> gpu_model::denoise(const request& r, int begin, int end, const sp_g
     GFDIT_DIT_CUDA(cudaMemcpy(both, d + bytes, 2 * bytes, cudaMemcpyDeviceToHost));
     return {};
   };
-  auto res = denoise_with(forward_step, gather, p.c, r, begin, end, g, shard);
-  if (staging) cudaFree(staging);
-  return res;
+  return denoise_with(forward_step, gather, p.c, r, begin, end, g, shard);
 }
 
 result<gpu_timing> gpu_model::time_ulysses(int batch, const sp_group& g, bool whole_step, int iters) {
@@ -1060,10 +1059,7 @@ result<std::vector<float>> reshard_on_device(coll::World& w, const coll::Group& 
   const std::size_t in_n = from.is_member() ? static_cast<std::size_t>(coll::shard_rows(NI, from.size(), from.self()) * P) : 0;
   const std::size_t out_n = to.is_member() ? static_cast<std::size_t>(coll::shard_rows(NI, to.size(), to.self()) * P) : 0;
   if (from.is_member() && shard.size() != in_n) return make_error(errc::invalid_argument, "dit reshard: source shard has the wrong size");
-  struct device_floats {  // freed on every return
-    void* p = nullptr;
-    ~device_floats() { cudaFree(p); }
-  } src, dst;
+  device_bytes src, dst;
   GFDIT_DIT_CUDA(cudaMalloc(&src.p, std::max<std::size_t>(in_n, 1) * sizeof(float)));
   GFDIT_DIT_CUDA(cudaMalloc(&dst.p, std::max<std::size_t>(out_n, 1) * sizeof(float)));
   // Synchronous copies around a reshard on the default stream.

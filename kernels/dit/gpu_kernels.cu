@@ -110,6 +110,19 @@ __device__ __forceinline__ void rotate(float& a0, float& a1, float c, float s) {
   a1 = r1;
 }
 
+// RoPE of P consecutive pairs e[0..2P) by cos/sin table entries tab.. (split_rope and the Ulysses
+// kernels call this one loop, so they round alike).
+template <int P>
+__device__ __forceinline__ void rotate_pairs(bf16* e, const float* cs, const float* sn, long tab) {
+#pragma unroll
+  for (int u = 0; u < P; ++u) {
+    float a0 = __bfloat162float(e[2 * u]), a1 = __bfloat162float(e[2 * u + 1]);
+    rotate(a0, a1, cs[tab + u], sn[tab + u]);
+    e[2 * u] = __float2bfloat16(a0);
+    e[2 * u + 1] = __float2bfloat16(a1);
+  }
+}
+
 // V bf16s moved as one access: 16 bytes (V = 8), one rotation pair (V = 2) or one element.
 template <int V>
 using bf16_vec = std::conditional_t<V == 8, uint4, std::conditional_t<V == 2, std::uint32_t, std::uint16_t>>;
@@ -125,17 +138,7 @@ __global__ void split_rope_kernel(const bf16* qkv, bf16* q, bf16* k, bf16* v, co
   for (int c = threadIdx.x; c < chunks; c += blockDim.x) {
     const int part = c / (NH * per_head), h = c / per_head % NH, j = c % per_head;
     bf16_vec<V> raw = *reinterpret_cast<const bf16_vec<V>*>(src + static_cast<long>(c) * V);
-    bf16* e = reinterpret_cast<bf16*>(&raw);
-    if (cs && part < 2) {
-      const long t = static_cast<long>(l0 + l) * (D / 2) + j * (V / 2);
-#pragma unroll
-      for (int u = 0; u < V / 2; ++u) {
-        float a0 = __bfloat162float(e[2 * u]), a1 = __bfloat162float(e[2 * u + 1]);
-        rotate(a0, a1, cs[t + u], sn[t + u]);
-        e[2 * u] = __float2bfloat16(a0);
-        e[2 * u + 1] = __float2bfloat16(a1);
-      }
-    }
+    if (cs && part < 2) rotate_pairs<V / 2>(reinterpret_cast<bf16*>(&raw), cs, sn, static_cast<long>(l0 + l) * (D / 2) + j * (V / 2));
     bf16* dst = (part == 0 ? q : part == 1 ? k : v) + ((static_cast<long>(b) * NH + h) * ntot + l0 + l) * Dp + j * V;
     *reinterpret_cast<bf16_vec<V>*>(dst) = raw;
   }
@@ -239,18 +242,6 @@ __device__ __forceinline__ void locate(long g, long nt, long ni, int deg, int& j
   l = i - coll::shard_begin(t, deg, j) + (txt ? 0 : coll::shard_rows(nt, deg, j));
 }
 
-// RoPE of 8 bf16s (4 pairs) by cos/sin table entries tab.. (as split_rope rounds them).
-__device__ __forceinline__ void rotate8(uint4& raw, const float* cs, const float* sn, long tab) {
-  bf16* v = reinterpret_cast<bf16*>(&raw);
-#pragma unroll
-  for (int u = 0; u < 4; ++u) {
-    float a0 = __bfloat162float(v[2 * u]), a1 = __bfloat162float(v[2 * u + 1]);
-    rotate(a0, a1, cs[tab + u], sn[tab + u]);
-    v[2 * u] = __float2bfloat16(a0);
-    v[2 * u + 1] = __float2bfloat16(a1);
-  }
-}
-
 // qkv [B*nloc, 3, NH, D] (RoPE by local tables cs/sn [nloc, D/2], null: none) ->
 // send[j][part][b][hc][l][Dp] for head chunk c (heads j*HL + c*HC.., HC of them per member; the
 // whole group of HL when HC == HL), rows padded to R, columns D..Dp zero. One local token row
@@ -267,7 +258,7 @@ __global__ void ulysses_pack_qkv_kernel(const bf16* qkv, const float* cs, const 
     uint4 raw = make_uint4(0, 0, 0, 0);
     if (e * 8 < D) {
       raw = *reinterpret_cast<const uint4*>(src_row + (part * NH + h) * D + e * 8);
-      if (cs && part < 2) rotate8(raw, cs, sn, static_cast<long>(l) * (D / 2) + e * 4);
+      if (cs && part < 2) rotate_pairs<4>(reinterpret_cast<bf16*>(&raw), cs, sn, static_cast<long>(l) * (D / 2) + e * 4);
     }
     *reinterpret_cast<uint4*>(send + j * seg + (((static_cast<long>(part) * B + b) * HC + hc) * R + l) * Dp + e * 8) = raw;
   }
@@ -320,7 +311,6 @@ __global__ void ulysses_unpack_o_kernel(const uint4* recv, uint4* y, int nloc, i
   }
 }
 
-
 // Direct Ulysses (gpu_kernels.hpp, ulysses_window): the owners' buffers are written in place,
 // through the peers' mappings, then made visible system-wide before the kernel ends (the
 // barrier that follows publishes them).
@@ -338,7 +328,7 @@ __global__ void ulysses_push_qkv_kernel(const bf16* qkv, const float* cs, const 
     uint4 raw = make_uint4(0, 0, 0, 0);
     if (e * 8 < D) {
       raw = *reinterpret_cast<const uint4*>(src_row + (part * NH + h) * D + e * 8);
-      if (cs && part < 2) rotate8(raw, cs, sn, static_cast<long>(l) * (D / 2) + e * 4);
+      if (cs && part < 2) rotate_pairs<4>(reinterpret_cast<bf16*>(&raw), cs, sn, static_cast<long>(l) * (D / 2) + e * 4);
     }
     const int j = h / HL, hl = h % HL;
     *reinterpret_cast<uint4*>(w.base[j] + part * part_stride + ((static_cast<long>(b) * HL + hl) * ntot + g) * Dp + e * 8) = raw;
@@ -407,8 +397,7 @@ void ln_mod(const float* x, long rows, int H, int rows_per_sample, const bf16* m
   launch_ln<false>(const_cast<float*>(x), nullptr, nullptr, 0, rows, H, rows_per_sample, mod, mod_stride, shift_off, scale_off, y, st);
 }
 void residual_ln_mod(float* x, const bf16* y, const bf16* gate, int gate_stride, long rows, int H, int rows_per_sample,
-                     const bf16* mod,
-                     int mod_stride, int shift_off, int scale_off, bf16* out, cudaStream_t st) {
+                     const bf16* mod, int mod_stride, int shift_off, int scale_off, bf16* out, cudaStream_t st) {
   launch_ln<true>(x, y, gate, gate_stride, rows, H, rows_per_sample, mod, mod_stride, shift_off, scale_off, out, st);
 }
 void split_rope(const bf16* qkv, bf16* q, bf16* k, bf16* v, const float* cs, const float* sn, int B, int nloc, int l0,
