@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <thread>
 
 #include <CLI/CLI.hpp>
@@ -53,44 +54,58 @@ bool defer_writer = false;
 // part of the cost (sink list, dedup of deliveries).
 bool null_sink = false;
 
-// --- fresh mode: a fresh node, with or without recording, runs every stream once ---
-std::vector<double> run_once(bool remote, const std::string& peer_ep, bool record, const std::string& bag_path,
-                             const std::vector<stream>& streams, int instance, std::uint64_t* recorded) {
-  node_options opt{.name = std::string(record ? "rec" : "plain") + std::to_string(instance),
-                   .bind = testing::unique_ipc("bench-rec")};
+// A started node with the driver (and, in one process, the echo peer); `before_start` adds what
+// the condition needs first (the tap, a recorder).
+std::pair<std::unique_ptr<node>, driver*> start_node(const std::string& name, bool remote, const std::string& peer_ep,
+                                                     const std::function<void(node&)>& before_start) {
+  node_options opt{.name = name, .bind = testing::unique_ipc("bench-rec")};
   if (remote) opt.peers = {{"peer", peer_ep}};
   auto n = node::create(opt);
   if (!n) throw std::runtime_error(n.err().what);
-  if (record) {
-    install_recorder_tap(**n);
-    (void)recorder_actor_types();
-    nlohmann::json params{{"path", bag_path}};
-    if (chunk_kb > 0) params["chunk_kb"] = chunk_kb;
-    if (!types.empty()) params["types"] = types;
-    (void)(*n)->add("recorder", actor_registry::global().make("gfdit.recorder"), params);
-  }
+  before_start(**n);
   auto d = std::make_unique<driver>();
-  driver& drv = *d;
+  driver* drv = d.get();
   (void)(*n)->add("driver", std::move(d));
   if (!remote) (void)(*n)->add("echo", std::make_unique<echo>());
   if (auto r = (*n)->start(); !r) throw std::runtime_error(r.err().what);
+  return {std::move(*n), drv};
+}
+
+// What a stream reports: a burst its msgs/s, a chain of round trips its median in us.
+double figure(const job& j, const outcome& o) { return j.throughput ? o.msgs_per_s : median(o.rtts_us); }
+
+// The envelopes in a finished bag, which is then removed.
+std::uint64_t count_and_remove(const std::string& bag_path) {
+  auto r = bag::reader::open(bag_path);
+  if (!r) throw std::runtime_error(r.err().what);
+  const std::uint64_t n = (*r)->idx().count;
+  std::filesystem::remove(bag_path);
+  return n;
+}
+
+// --- fresh mode: a fresh node, with or without recording, runs every stream once ---
+std::vector<double> run_once(bool remote, const std::string& peer_ep, bool record, const std::string& bag_path,
+                             const std::vector<stream>& streams, int instance, std::uint64_t* recorded) {
+  auto [n, drv] = start_node(std::string(record ? "rec" : "plain") + std::to_string(instance), remote, peer_ep,
+                             [&](node& nd) {
+                               if (!record) return;
+                               install_recorder_tap(nd);
+                               (void)recorder_actor_types();
+                               nlohmann::json params{{"path", bag_path}};
+                               if (chunk_kb > 0) params["chunk_kb"] = chunk_kb;
+                               if (!types.empty()) params["types"] = types;
+                               (void)nd.add("recorder", actor_registry::global().make("gfdit.recorder"), params);
+                             });
   std::vector<double> out;
   for (const auto& s : streams) {
     // Both sides settle the same time between streams, so the writer's backlog from one stream
     // is not charged to the next.
     std::this_thread::sleep_for(std::chrono::milliseconds(settle_ms));
-    const auto o = run_job(**n, drv, s.j);
-    // A burst reports msgs/s; a chain of round trips its median in us.
-    out.push_back(s.j.throughput ? o.msgs_per_s : median(o.rtts_us));
+    out.push_back(figure(s.j, run_job(*n, *drv, s.j)));
   }
-  (*n)->stop();
-  n->reset();
-  if (record) {
-    auto r = bag::reader::open(bag_path);
-    if (!r) throw std::runtime_error(r.err().what);
-    *recorded = (*r)->idx().count;
-    std::filesystem::remove(bag_path);
-  }
+  n->stop();
+  n.reset();
+  if (record) *recorded = count_and_remove(bag_path);
   return out;
 }
 
@@ -120,16 +135,7 @@ struct pair_stats {
 std::vector<pair_stats> run_interleaved(bool remote, const std::string& peer_ep, const std::string& bag_path,
                                         const std::vector<stream>& streams, int windows, int warmup,
                                         std::uint64_t* sent, std::uint64_t* in_bag) {
-  node_options opt{.name = "bench", .bind = testing::unique_ipc("bench-rec")};
-  if (remote) opt.peers = {{"peer", peer_ep}};
-  auto n = node::create(opt);
-  if (!n) throw std::runtime_error(n.err().what);
-  install_recorder_tap(**n);
-  auto d = std::make_unique<driver>();
-  driver& drv = *d;
-  (void)(*n)->add("driver", std::move(d));
-  if (!remote) (void)(*n)->add("echo", std::make_unique<echo>());
-  if (auto r = (*n)->start(); !r) throw std::runtime_error(r.err().what);
+  auto [n, drv] = start_node("bench", remote, peer_ep, [](node& nd) { install_recorder_tap(nd); });
 
   auto w = bag::writer::create(bag_path, bag::header::current());
   if (!w) throw std::runtime_error(w.err().what);
@@ -155,11 +161,11 @@ std::vector<pair_stats> run_interleaved(bool remote, const std::string& peer_ep,
       q.flush();
       std::this_thread::sleep_for(std::chrono::milliseconds(settle_ms));
       if (record) attach_tap_sink(&sink);
-      const auto o = run_job(**n, drv, j);
+      const auto o = run_job(*n, *drv, j);
       // The last pong was tapped before it reached the driver: nothing of this window is
       // still on its way to the sink.
       if (record) detach_tap_sink(&sink), *sent += per_window;
-      return j.throughput ? o.msgs_per_s : median(o.rtts_us);
+      return figure(j, o);
     };
     for (int i = 0; i < warmup; ++i) window(false), window(true);
     for (int i = 0; i < windows; ++i) {
@@ -171,13 +177,10 @@ std::vector<pair_stats> run_interleaved(bool remote, const std::string& peer_ep,
       out[k].ratio.push_back(r / p);
     }
   }
-  (*n)->stop();
-  n->reset();
+  n->stop();
+  n.reset();
   if (auto r = q.stop(); !r) throw std::runtime_error(r.err().what);
-  auto r = bag::reader::open(bag_path);
-  if (!r) throw std::runtime_error(r.err().what);
-  *in_bag = (*r)->idx().count;
-  std::filesystem::remove(bag_path);
+  *in_bag = count_and_remove(bag_path);
   return out;
 }
 
