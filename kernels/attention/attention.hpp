@@ -92,8 +92,18 @@ struct forward_args {
   void* o = nullptr;
   float* lse = nullptr;
   const std::int32_t* cu_seqlens = nullptr;  // device copy of p.cu_seqlens when varlen
+  // The (batch, head) pairs b * heads + h computed: [pair_begin, pair_end), pair_end -1 = all.
+  // Others' rows of o and lse are left as they are; a pair's bits do not depend on the range.
+  int pair_begin = 0, pair_end = -1;
+  // Hopper: a last partial wave of 128-row query tiles that fits twice over runs as 64-row
+  // blocks (one warpgroup each), halving its time on the SMs it leaves idle. Same bits either
+  // way; false is the benchmark's peer.
+  bool split_tail = true;
 };
 result<void> forward(const problem& p, const forward_args& a, void* stream = nullptr);
+// How many leading (batch, head) pairs fill whole waves of the forward on the current device
+// (0 where unknown or none): a caller may use their output while the remaining pairs run.
+int forward_whole_wave_pairs(const problem& p) noexcept;
 
 struct backward_args {
   const void* q = nullptr;

@@ -207,7 +207,7 @@ template <bool BF16, int D, bool CAUSAL, int RW_>
 __global__ void __launch_bounds__(fwd_cfg<D, RW_>::threads)
     fwd_kernel(seq_layout L, const std::uint16_t* __restrict__ q, const std::uint16_t* __restrict__ k,
                const std::uint16_t* __restrict__ v, std::uint16_t* __restrict__ o,
-               float* __restrict__ lse, float scale_log2) {
+               float* __restrict__ lse, float scale_log2, int pair0) {
   using C = fwd_cfg<D, RW_>;
   constexpr int BM = C::bm, BN = C::bn, RW = C::rw;
   extern __shared__ __align__(128) std::uint8_t smem_raw[];
@@ -217,7 +217,7 @@ __global__ void __launch_bounds__(fwd_cfg<D, RW_>::threads)
   const std::uint32_t sV0 = sK0 + 2 * BN * D * 2;     // V[buf] likewise
 
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-  const int b = blockIdx.z, h = blockIdx.y;
+  const int pair = pair0 + static_cast<int>(blockIdx.y), b = pair / L.heads, h = pair % L.heads;
   const int len = L.len(b);
   const int m0 = blockIdx.x * BM;
   if (m0 >= len) return;
@@ -1066,10 +1066,16 @@ __global__ void __launch_bounds__(kBwdThreads, 1) bwd90_kernel(bwd_params P) {
 // Software-pipelined: iteration n issues S_n = Q K_n^T and O += P_{n-1} V_{n-1} together, so the
 // tensor cores run the second product while this warpgroup computes the softmax of the first.
 // K and V tiles are double-buffered apart: K_{n+1} and V_n are loaded during iteration n.
-constexpr int kFwd90M = 128, kFwd90N = 128, kFwd90Threads = 256;
-template <int D>
+// Work items are the 128-row Q tiles of every (batch, head) pair, pair-major; a launch covers a
+// range of them. WGS = 1 runs each item as two blocks of one warpgroup (64 rows each): the last
+// partial wave then spreads over twice as many SMs. A warpgroup's rows see the same K/V tiles in
+// the same order either way, so the bits do not change.
+constexpr int kFwd90M = 128, kFwd90N = 128;
+template <int WGS>
+constexpr int fwd90_threads() { return 128 * WGS; }
+template <int D, int WGS>
 constexpr int fwd90_smem() {
-  return (kFwd90M * D + 4 * kFwd90N * D) * 2 + 1024;  // Q, 2x K, 2x V, alignment slack
+  return (64 * WGS * D + 4 * kFwd90N * D) * 2 + 1024;  // Q, 2x K, 2x V, alignment slack
 }
 
 #ifdef GFDIT_WGMMA
@@ -1104,13 +1110,13 @@ __device__ __forceinline__ void online_softmax(float (&s)[64], float (&row_max)[
 }
 #endif
 
-template <bool BF16, int D, bool CAUSAL>
-__global__ void __launch_bounds__(kFwd90Threads, 1)
+template <bool BF16, int D, bool CAUSAL, int WGS>
+__global__ void __launch_bounds__(fwd90_threads<WGS>(), 1)
     fwd90_kernel(seq_layout L, const std::uint16_t* __restrict__ q, const std::uint16_t* __restrict__ k,
                  const std::uint16_t* __restrict__ v, std::uint16_t* __restrict__ o,
-                 float* __restrict__ lse, float scale_log2) {
+                 float* __restrict__ lse, float scale_log2, int tiles, std::int64_t item0) {
 #ifdef GFDIT_WGMMA
-  constexpr int BM = kFwd90M, BN = kFwd90N, T = kFwd90Threads, TILE = BN * D * 2;
+  constexpr int BM = 64 * WGS, BN = kFwd90N, T = fwd90_threads<WGS>(), TILE = BN * D * 2;
   extern __shared__ __align__(128) std::uint8_t smem_raw[];  // aligned to 1024 below
   const std::uint32_t raw = static_cast<std::uint32_t>(__cvta_generic_to_shared(smem_raw));
   const std::uint32_t sQ = (raw + 1023) & ~1023u;
@@ -1119,9 +1125,10 @@ __global__ void __launch_bounds__(kFwd90Threads, 1)
 
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int wg = warp / 4, g = lane / 4, t4 = lane % 4;
-  const int b = blockIdx.z, h = blockIdx.y;
+  const std::int64_t item = item0 + blockIdx.x / (2 / WGS);
+  const int pair = static_cast<int>(item / tiles), b = pair / L.heads, h = pair % L.heads;
   const int len = L.len(b);
-  const int m0 = blockIdx.x * BM;
+  const int m0 = static_cast<int>(item % tiles) * kFwd90M + (WGS == 1 ? (blockIdx.x & 1) * 64 : 0);
   if (m0 >= len) return;
   const std::int64_t stride = std::int64_t(L.row_step()) * D;
   const std::int64_t base = L.row0(b, h) * D;
@@ -1235,17 +1242,28 @@ int max_len(const problem& p) {
   return m;
 }
 
+// The (batch, head) pairs a forward call computes.
+struct pair_range {
+  int begin, end;
+};
+pair_range pairs_of(const problem& p, const forward_args& a) {
+  return {a.pair_begin, a.pair_end < 0 ? p.batch * p.heads : a.pair_end};
+}
+
 template <bool BF16, int D, bool CAUSAL, int RW>
 result<void> launch_forward_rw(const problem& p, const forward_args& a, cudaStream_t st) {
   using C = fwd_cfg<D, RW>;
   auto kern = fwd_kernel<BF16, D, CAUSAL, RW>;
   GFDIT_ATTN_CUDA_TRY(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, C::smem));
-  dim3 grid((max_len(p) + C::bm - 1) / C::bm, p.heads, p.batch);
-  kern<<<grid, C::threads, C::smem, st>>>(
-      make_layout(p, a.cu_seqlens), static_cast<const std::uint16_t*>(a.q),
-      static_cast<const std::uint16_t*>(a.k), static_cast<const std::uint16_t*>(a.v),
-      static_cast<std::uint16_t*>(a.o), a.lse, p.softmax_scale() * kLog2e);
-  GFDIT_ATTN_CUDA_TRY(cudaGetLastError());
+  const auto [first, last] = pairs_of(p, a);
+  for (int p0 = first; p0 < last; p0 += 65535) {  // grid.y's limit
+    dim3 grid((max_len(p) + C::bm - 1) / C::bm, std::min(last - p0, 65535));
+    kern<<<grid, C::threads, C::smem, st>>>(
+        make_layout(p, a.cu_seqlens), static_cast<const std::uint16_t*>(a.q),
+        static_cast<const std::uint16_t*>(a.k), static_cast<const std::uint16_t*>(a.v),
+        static_cast<std::uint16_t*>(a.o), a.lse, p.softmax_scale() * kLog2e, p0);
+    GFDIT_ATTN_CUDA_TRY(cudaGetLastError());
+  }
   return {};
 }
 
@@ -1270,20 +1288,57 @@ bool use_wgmma(const void* kernel) {
   return cudaFuncGetAttributes(&fa, kernel) == cudaSuccess && fa.ptxVersion >= 90;
 }
 
+// Blocks of `kernel` resident at once on the current device (its SMs x blocks per SM).
+int resident_blocks(const void* kernel, int threads, int smem) {
+  int dev = 0, sms = 0, per_sm = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
+      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem) != cudaSuccess)
+    return 0;
+  return sms * per_sm;
+}
+
+template <bool BF16, int D, bool CAUSAL, int WGS>
+result<void> launch_fwd90(const problem& p, const forward_args& a, std::int64_t item0, std::int64_t items,
+                          cudaStream_t st) {
+  auto kern = fwd90_kernel<BF16, D, CAUSAL, WGS>;
+  constexpr int smem = fwd90_smem<D, WGS>();
+  GFDIT_ATTN_CUDA_TRY(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  const int tiles = (max_len(p) + kFwd90M - 1) / kFwd90M;
+  kern<<<unsigned(items * (2 / WGS)), fwd90_threads<WGS>(), smem, st>>>(
+      make_layout(p, a.cu_seqlens), static_cast<const std::uint16_t*>(a.q),
+      static_cast<const std::uint16_t*>(a.k), static_cast<const std::uint16_t*>(a.v),
+      static_cast<std::uint16_t*>(a.o), a.lse, p.softmax_scale() * kLog2e, tiles, item0);
+  GFDIT_ATTN_CUDA_TRY(cudaGetLastError());
+  return {};
+}
+
+// Resident 128-row forward blocks (one per SM on Hopper), or 0 where the portable kernel runs.
+template <bool BF16, int D, bool CAUSAL>
+int fwd90_slots() {
+  auto k90 = fwd90_kernel<BF16, D, CAUSAL, 2>;
+  static const int slots = [&] {
+    if (!use_wgmma(reinterpret_cast<const void*>(k90))) return 0;
+    if (cudaFuncSetAttribute(k90, cudaFuncAttributeMaxDynamicSharedMemorySize, fwd90_smem<D, 2>()) != cudaSuccess) return 0;
+    return resident_blocks(reinterpret_cast<const void*>(k90), fwd90_threads<2>(), fwd90_smem<D, 2>());
+  }();
+  return slots;
+}
+
 template <bool BF16, int D, bool CAUSAL>
 result<void> launch_forward(const problem& p, const forward_args& a, cudaStream_t st) {
-  auto k90 = fwd90_kernel<BF16, D, CAUSAL>;
-  static const bool hopper = use_wgmma(reinterpret_cast<const void*>(k90));
+  static const bool hopper = use_wgmma(reinterpret_cast<const void*>(fwd90_kernel<BF16, D, CAUSAL, 2>));
   if (hopper) {
-    constexpr int smem = fwd90_smem<D>();
-    GFDIT_ATTN_CUDA_TRY(cudaFuncSetAttribute(k90, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    dim3 grid((max_len(p) + kFwd90M - 1) / kFwd90M, p.heads, p.batch);
-    k90<<<grid, kFwd90Threads, smem, st>>>(
-        make_layout(p, a.cu_seqlens), static_cast<const std::uint16_t*>(a.q),
-        static_cast<const std::uint16_t*>(a.k), static_cast<const std::uint16_t*>(a.v),
-        static_cast<std::uint16_t*>(a.o), a.lse, p.softmax_scale() * kLog2e);
-    GFDIT_ATTN_CUDA_TRY(cudaGetLastError());
-    return {};
+    const auto [first, last] = pairs_of(p, a);
+    const std::int64_t tiles = (max_len(p) + kFwd90M - 1) / kFwd90M;
+    const std::int64_t item0 = first * tiles, items = (last - first) * tiles;
+    // The whole waves as 128-row blocks; a last partial wave that fits twice over as 64-row
+    // blocks runs as those.
+    const int slots = fwd90_slots<BF16, D, CAUSAL>();
+    const std::int64_t tail = slots > 0 ? items % slots : 0;
+    if (!a.split_tail || tail == 0 || 2 * tail > slots) return launch_fwd90<BF16, D, CAUSAL, 2>(p, a, item0, items, st);
+    if (items > tail)
+      if (auto r = launch_fwd90<BF16, D, CAUSAL, 2>(p, a, item0, items - tail, st); !r) return r;
+    return launch_fwd90<BF16, D, CAUSAL, 1>(p, a, item0 + items - tail, tail, st);
   }
   if (forward_rows_per_warp(D) == 1) return launch_forward_rw<BF16, D, CAUSAL, 1>(p, a, st);
   return launch_forward_rw<BF16, D, CAUSAL, 2>(p, a, st);
@@ -1408,6 +1463,13 @@ struct fwd_launcher {
   }
 };
 template <bool BF16, int D, bool CAUSAL>
+struct fwd_slots {
+  static result<void> run(const problem&, int* slots) {
+    *slots = fwd90_slots<BF16, D, CAUSAL>();
+    return {};
+  }
+};
+template <bool BF16, int D, bool CAUSAL>
 struct bwd_launcher {
   static result<void> run(const problem& p, const backward_args& a, cudaStream_t st) {
     return launch_backward<BF16, D, CAUSAL>(p, a, st);
@@ -1432,7 +1494,19 @@ result<void> forward(const problem& p, const forward_args& a, void* stream) {
     return make_error(errc::invalid_argument, "attention: forward needs q, k, v, o and lse");
   if (p.varlen() && !a.cu_seqlens)
     return make_error(errc::invalid_argument, "attention: varlen needs device cu_seqlens");
+  const int pairs = p.batch * p.heads;
+  if (a.pair_begin < 0 || a.pair_begin > pairs || a.pair_end > pairs || (a.pair_end >= 0 && a.pair_end < a.pair_begin))
+    return make_error(errc::invalid_argument, "attention: pairs [" + std::to_string(a.pair_begin) + ", " +
+                                                  std::to_string(a.pair_end) + ") outside [0, " + std::to_string(pairs) + ")");
+  if (a.pair_begin == (a.pair_end < 0 ? pairs : a.pair_end)) return {};
   return dispatch<fwd_launcher>(p, a, static_cast<cudaStream_t>(stream));
+}
+
+int forward_whole_wave_pairs(const problem& p) noexcept {
+  int slots = 0;
+  if (!validate(p) || !dispatch<fwd_slots>(p, &slots) || slots == 0) return 0;
+  const std::int64_t tiles = (max_len(p) + kFwd90M - 1) / kFwd90M, items = std::int64_t(p.batch) * p.heads * tiles;
+  return static_cast<int>(items / slots * slots / tiles);
 }
 
 std::size_t backward_workspace_bytes(const problem& p) noexcept {

@@ -10,6 +10,8 @@ result<void> forward(const problem&, const forward_args&, void*) {
   return make_error(errc::state, "attention: built without CUDA");
 }
 
+int forward_whole_wave_pairs(const problem&) noexcept { return 0; }
+
 std::size_t backward_workspace_bytes(const problem&) noexcept { return 0; }
 
 result<void> backward(const problem&, const backward_args&, void*) {

@@ -100,6 +100,7 @@ struct gpu_model::impl {
     // Direct exchange: every member's window (gpu_kernels.hpp) in the group channel's symmetric
     // area; q/k/v and the attention rows are read from mine.
     bool direct = false;
+    int first_pairs = 0, sms = 0;  // the partial wave's pairs (block_direct); the device's SMs
     gpu::ulysses_window win;
     bf16 *wq = nullptr, *wk = nullptr, *wv = nullptr, *wy = nullptr;
   } ul;
@@ -112,6 +113,12 @@ struct gpu_model::impl {
   int chunks_req = [] {  // GFDIT_DIT_ULYSSES_CHUNKS overrides the default 1 (tuning runs)
     const char* e = std::getenv("GFDIT_DIT_ULYSSES_CHUNKS");
     return e ? std::clamp(std::atoi(e), 1, max_chunks) : 1;
+  }();
+  // GFDIT_DIT_ULYSSES_OVERLAP=0 turns off what overlaps the attention's partial wave (the
+  // pushes beside it, its 64-row blocks): the same bits, the peer of a timing run.
+  bool overlap_attention = [] {
+    const char* e = std::getenv("GFDIT_DIT_ULYSSES_OVERLAP");
+    return !(e && std::string(e) == "0");
   }();
   cudaStream_t sc = nullptr;
   cudaEvent_t ev_join = nullptr, ev_p[max_chunks] = {}, ev_q[max_chunks] = {},
@@ -312,20 +319,29 @@ struct gpu_model::impl {
   // Attention of B x heads heads over all n tokens, [B, heads, n, Dp] starting at element `off`
   // of q, k, v and o (a head chunk's block under Ulysses).
   result<void> attention_fwd(int heads, std::size_t off = 0) { return attention_on(q, k, v, heads, off); }
-  // Into o (+off): q/k/v [B, heads, n, Dp] at qp/kp/vp (+off).
-  result<void> attention_on(const bf16* qp, const bf16* kp, const bf16* vp, int heads, std::size_t off = 0) {
+  attention::problem attention_problem(int heads) const {
+    attention::problem p;
+    p.batch = B;
+    p.heads = heads;
+    p.seqlen = static_cast<int>(n);
+    p.head_dim = padded_head_dim();
+    p.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim()));  // of the real head size
+    return p;
+  }
+  // Into o (+off): q/k/v [B, heads, n, Dp] at qp/kp/vp (+off); the (sample, head) pairs in
+  // [pair_begin, pair_end) (-1: all) where the tensor-core kernel runs, else all of them.
+  result<void> attention_on(const bf16* qp, const bf16* kp, const bf16* vp, int heads, std::size_t off = 0,
+                            int pair_begin = 0, int pair_end = -1) {
     const int D = padded_head_dim();
     if (D == 64 || D == 128) {
-      attention::problem p;
-      p.batch = B;
-      p.heads = heads;
-      p.seqlen = static_cast<int>(n);
-      p.head_dim = D;
-      p.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim()));  // of the real head size
       attention::forward_args a;
       a.q = qp + off; a.k = kp + off; a.v = vp + off; a.o = o + off; a.lse = lse + off / D;
-      return attention::forward(p, a, st);
+      a.pair_begin = pair_begin;
+      a.pair_end = pair_end;
+      a.split_tail = overlap_attention;
+      return attention::forward(attention_problem(heads), a, st);
     }
+    if (pair_begin > 0) return {};  // the first call did every pair
     gpu::naive_attention(qp + off, kp + off, vp + off, o + off, B * heads, static_cast<int>(n), D, st);
     GFDIT_DIT_CUDA(cudaGetLastError());
     return {};
@@ -514,6 +530,15 @@ struct gpu_model::impl {
     ul.wk = ul.wq + w.qkv_elems();
     ul.wv = ul.wk + w.qkv_elems();
     ul.wy = ul.wv + w.qkv_elems();
+    int dev = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&ul.sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
+      ul.sms = 0;
+    if (overlap_attention && ul.sms > 0 && padded_head_dim() <= 128) {  // the tensor-core attention
+      attention::problem p = attention_problem(ul.HL);
+      p.batch = batch;
+      const int pairs = batch * ul.HL, whole = attention::forward_whole_wave_pairs(p);
+      if (whole > 0 && whole < pairs) ul.first_pairs = pairs - whole;
+    }
     return true;
   }
   void ulysses_end() {
@@ -592,12 +617,18 @@ struct gpu_model::impl {
   // rows; after a second barrier, the projection reads mine. The barrier after the output push
   // also tells each peer that I have finished reading my window's q/k/v, so its next push may
   // overwrite them (and my attention rows are not written again before my next q/k/v push).
+  // When the attention's (sample, head) pairs do not fill whole waves, the pairs of the partial
+  // wave go first (ul.first_pairs): their q/k/v are pushed and barriered alone, and while their
+  // attention runs (on SMs it leaves idle) the rest is pushed and barriered on sc; their outputs
+  // go out on sc while the whole waves run.
   result<void> block_direct(int blk, bool rope, bool first) {
     const dev_block& W = blocks[static_cast<std::size_t>(blk)];
     const int H = c.hidden, NH = c.heads, D = c.head_dim();
     const int nr = static_cast<int>(ul.nr);
     const std::int64_t M = static_cast<std::int64_t>(B) * nr;
     const bf16* md = mod + static_cast<std::size_t>(blk) * B * 6 * H;
+    const float *rc = rope ? cs : nullptr, *rs = rope ? sn : nullptr;
+    const int P = B * ul.HL, f = ul.first_pairs;  // f > 0: pairs [0, f) first
     const coll::stream_ref sr{st};
     mark_i = 0;
     mark();
@@ -607,15 +638,32 @@ struct gpu_model::impl {
     }
     if (auto r = gemm(W.qkv, hn, M, qkv); !r) return r;
     mark();
-    gpu::ulysses_push_qkv(qkv, rope ? cs : nullptr, rope ? sn : nullptr, ul.win, nr, NH, D, st);
+    gpu::ulysses_push_qkv(qkv, rc, rs, ul.win, nr, NH, D, 0, f > 0 ? f : P, 0, st);
     GFDIT_DIT_CUDA(cudaGetLastError());
     mark();
     if (auto r = ul.w->barrier(ul.g, sr); !r) return r;
     mark();
-    if (auto r = attention_on(ul.wq, ul.wk, ul.wv, ul.HL); !r) return r;
+    if (f > 0) {
+      GFDIT_DIT_CUDA(cudaEventRecord(ev_a[0], st));
+      GFDIT_DIT_CUDA(cudaStreamWaitEvent(sc, ev_a[0], 0));
+      // A few blocks per SM: room stays for the attention blocks beside them.
+      gpu::ulysses_push_qkv(qkv, rc, rs, ul.win, nr, NH, D, f, P, 4 * ul.sms, sc);
+      GFDIT_DIT_CUDA(cudaGetLastError());
+      if (auto r = ul.w->barrier(ul.g, coll::stream_ref{sc}); !r) return r;
+      GFDIT_DIT_CUDA(cudaEventRecord(ev_a[1], sc));
+      if (auto r = attention_on(ul.wq, ul.wk, ul.wv, ul.HL, 0, 0, f); !r) return r;
+      GFDIT_DIT_CUDA(cudaEventRecord(ev_a[2], st));
+      GFDIT_DIT_CUDA(cudaStreamWaitEvent(sc, ev_a[2], 0));
+      gpu::ulysses_push_o(o, ul.win, NH, D, 0, f, 4 * ul.sms, sc);
+      GFDIT_DIT_CUDA(cudaGetLastError());
+      GFDIT_DIT_CUDA(cudaEventRecord(ev_join, sc));
+      GFDIT_DIT_CUDA(cudaStreamWaitEvent(st, ev_a[1], 0));
+    }
+    if (auto r = attention_on(ul.wq, ul.wk, ul.wv, ul.HL, 0, f, P); !r) return r;
     mark();
-    gpu::ulysses_push_o(o, ul.win, NH, D, st);
+    gpu::ulysses_push_o(o, ul.win, NH, D, f, P, 8 * ul.sms, st);  // 0 (a block per token) when sms is unknown
     GFDIT_DIT_CUDA(cudaGetLastError());
+    if (f > 0) GFDIT_DIT_CUDA(cudaStreamWaitEvent(st, ev_join, 0));
     mark();
     if (auto r = ul.w->barrier(ul.g, sr); !r) return r;
     mark();

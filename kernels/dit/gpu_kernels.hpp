@@ -56,12 +56,16 @@ struct ulysses_window {
   long nt = 0, ni = 0;
   __host__ __device__ long qkv_elems() const { return static_cast<long>(B) * HL * (nt + ni) * Dp; }  // each of q, k, v
 };
+// Both pushes move the (sample, head) pairs b * HL + hl in [p0, p1) of the owners' windows.
+// blocks > 0 caps the grid (each block walks its share), so a push can share the SMs with a
+// kernel still running; 0: one block per token.
 // qkv [B*nloc, 3, NH, D] -> q, k, v in the head owners' windows at my tokens (RoPE by local
 // tables [nloc, D/2], null: none; columns D..Dp zero).
 void ulysses_push_qkv(const bf16* qkv, const float* cs, const float* sn, const ulysses_window& w, int nloc, int NH,
-                      int D, cudaStream_t st);
+                      int D, int p0, int p1, int blocks, cudaStream_t st);
 // o [B, HL, nt+ni, Dp] -> my heads' columns of every token's owner's attention rows.
-void ulysses_push_o(const bf16* o, const ulysses_window& w, int NH, int D, cudaStream_t st);
+void ulysses_push_o(const bf16* o, const ulysses_window& w, int NH, int D, int p0, int p1, int blocks,
+                    cudaStream_t st);
 void generate(bf16* w, long count, unsigned long long stream, float scale, cudaStream_t st);
 
 }  // namespace gfdit::dit::gpu

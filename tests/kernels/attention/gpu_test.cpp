@@ -308,6 +308,80 @@ TEST(GpuAttentionInvariance, HeadAloneEqualsHeadInsideBatch) {
   }
 }
 
+// Computing the (batch, head) pairs in ranges, and the last partial wave as 64-row blocks, gives
+// the bits of one call without either; a range leaves the other pairs' rows untouched. Shapes:
+// one partial wave (every block 64 rows on Hopper), and whole waves plus a tail (both kernels in
+// one call), padded and varlen.
+TEST(GpuAttentionInvariance, PairRangesAndTailBlocksKeepTheBits) {
+  REQUIRE_GPU();
+  std::mt19937_64 rng(std::random_device{}());
+  struct shape {
+    int batch, heads, seqlen;
+    std::vector<std::int32_t> cu;
+  };
+  const std::vector<shape> shapes = {{1, 3, 777, {}}, {2, 40, 777, {}}, {3, 24, 0, {0, 700, 1100, 2000}}};
+  for (const auto& sh : shapes)
+    for (auto mask : {ga::mask_kind::full, ga::mask_kind::causal})
+      for (int d : {64, 128}) {
+        gpu_case g;
+        g.p.batch = sh.batch;
+        g.p.heads = sh.heads;
+        g.p.seqlen = sh.seqlen;
+        g.p.head_dim = d;
+        g.p.mask = mask;
+        g.cu = sh.cu;
+        g.init(rng);
+        const std::string where = "batch " + std::to_string(sh.batch) + " heads " + std::to_string(sh.heads) +
+                                  " d " + std::to_string(d) + (mask == ga::mask_kind::causal ? " causal" : " full");
+        const std::size_t ob = g.p.elements() * 2, lb = g.p.rows() * 4;
+        auto run = [&](std::vector<std::pair<int, int>> ranges, bool split) {
+          poison(g.o.get(), ob);
+          poison(g.lse.get(), lb);
+          for (auto [b, e] : ranges) {
+            auto a = g.fwd();
+            a.pair_begin = b;
+            a.pair_end = e;
+            a.split_tail = split;
+            EXPECT_TRUE(ga::forward(g.p, a).ok()) << where;
+          }
+          EXPECT_EQ(cudaSuccess, cudaDeviceSynchronize());
+          return std::make_pair(download<std::uint16_t>(g.o.get(), g.p.elements()), download<float>(g.lse.get(), g.p.rows()));
+        };
+        const int pairs = sh.batch * sh.heads, lead = ga::forward_whole_wave_pairs(g.p);
+        ASSERT_GE(lead, 0);
+        ASSERT_LE(lead, pairs);
+        const auto whole = run({{0, -1}}, false);
+        for (float x : whole.second) ASSERT_TRUE(std::isfinite(x)) << where;  // every row written
+        EXPECT_TRUE(whole == run({{0, -1}}, true)) << where;
+        EXPECT_TRUE(whole == run({{0, lead}, {lead, pairs}}, true)) << where << " lead " << lead;
+        EXPECT_TRUE(whole == run({{pairs / 2, pairs}, {0, 1}, {1, pairs / 2}}, true)) << where;
+        // Pairs outside the range keep the poison (0xFFFF): pair 1 is sample 0's head 1.
+        const auto some = run({{1, 2}}, true);
+        std::int64_t written = 0;
+        for (auto x : some.first) written += x != 0xFFFF;
+        EXPECT_EQ(written, std::int64_t(g.p.seq_len(0)) * d) << where;
+      }
+}
+
+TEST(GpuAttentionInvariance, RejectsPairsOutsideTheProblem) {
+  REQUIRE_GPU();
+  std::mt19937_64 rng(1);
+  gpu_case g;
+  g.p.batch = 2;
+  g.p.heads = 3;
+  g.p.seqlen = 64;
+  g.p.head_dim = 64;
+  g.init(rng);
+  for (auto [b, e] : {std::pair{-1, 2}, {0, 7}, {4, 3}, {7, -1}}) {
+    auto a = g.fwd();
+    a.pair_begin = b;
+    a.pair_end = e;
+    const auto r = ga::forward(g.p, a);
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.err().what.find("outside [0, 6)"), std::string::npos) << r.err().what;
+  }
+}
+
 TEST(GpuAttentionInvariance, RejectsSmallWorkspace) {
   REQUIRE_GPU();
   std::mt19937_64 rng(1);

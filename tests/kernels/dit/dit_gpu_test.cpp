@@ -187,7 +187,18 @@ TEST(DitGpu, RealUlyssesAcrossProcessesIsBitwiseEqualToDegree1) {
   const int n = gpu_count();
   if (n < 2) GTEST_SKIP() << "needs 2 GPUs, found " << n;
   const int ranks = n >= 4 ? 4 : 2;
-  for (const char* name : {"tiny-dit", "tiny-mmdit"}) {
+  // "wave-split": 2 samples x 4 heads per rank at degree 2 over 19 query tiles of 128 rows (7 text
+  // + 48x48 image tokens) are 152 attention blocks, a partial wave on a 132-SM H100/H200: the
+  // direct exchange then runs its partial-wave pairs first, with pushes beside them.
+  auto wide = stock_config("tiny-mmdit");
+  ASSERT_TRUE(wide.ok());
+  wide->name = "wave-split";
+  wide->hidden = 1024;
+  wide->heads = 8;
+  wide->frames = 1;
+  wide->height = wide->width = 96;
+  const std::string wide_json = to_json(*wide);
+  for (const std::string& name : {std::string("tiny-dit"), std::string("tiny-mmdit"), wide_json}) {
     auto st = testing::run_workers("gpu-ulysses", ranks, {name}, std::chrono::seconds(180));
     for (std::size_t r = 0; r < st.size(); ++r)
       EXPECT_TRUE(st[r].exited && st[r].code == 0)

@@ -8,6 +8,7 @@
 // cuda-ipc World and run the GPU forward for real at degree 2 (and 4 with 4 ranks); the output
 // shards are gathered to rank 0, which compares them bit for bit with its single-GPU degree-1
 // forward. With 3 or more ranks, degree 3 must be a clear error (it does not divide the heads).
+// <config> is a stock name or a config's JSON (config.hpp's to_json).
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -60,11 +61,12 @@ int gpu_ulysses(int rank, int size, const char* dir, const std::string& config) 
   opts.backend = coll::backend_kind::cuda_ipc;
   opts.device = rank;
   opts.channels = 1;
+  opts.buffer_bytes = std::size_t{64} << 20;  // the direct exchange's windows of the larger configs
   opts.timeout = std::chrono::milliseconds(60000);
   auto world = coll::World::create(rv, opts);
   if (!world) return fail(rank, "world: " + world.err().what);
   coll::World& w = **world;
-  auto cfg = dit::stock_config(config);
+  auto cfg = config.starts_with("{") ? dit::config_from_json(config) : dit::stock_config(config);
   if (!cfg) return fail(rank, cfg.err().what);
   auto m = dit::model::generate(*cfg, 5);
   if (!m) return fail(rank, m.err().what);
@@ -151,9 +153,9 @@ int gpu_ulysses(int rank, int size, const char* dir, const std::string& config) 
         }
     }
     std::printf("[rank 0] %s degree %d across %d GPUs, %s exchange, %d head chunk(s) asked: %zu of %zu output values differ from degree 1 (hash %016llx)\n",
-                config.c_str(), deg, deg, ex == exchange::direct ? "direct" : "all-to-all", chunks, diff, ref.size(),
+                c.name.c_str(), deg, deg, ex == exchange::direct ? "direct" : "all-to-all", chunks, diff, ref.size(),
                 static_cast<unsigned long long>(bits_hash(ref)));
-    if (diff != 0) failures += fail(rank, config + " degree " + std::to_string(deg) + " is not bitwise equal to degree 1");
+    if (diff != 0) failures += fail(rank, c.name + " degree " + std::to_string(deg) + " is not bitwise equal to degree 1");
   }
   cudaStreamDestroy(st);
   return failures;
