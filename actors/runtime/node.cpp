@@ -314,22 +314,39 @@ struct node::impl final : router {
     started = true;
     for (const auto& p : opt.peers) connect(p.node, p.endpoint);
     greet_all(true);
-    if (!wait_for_peers(opt.peer_timeout))
+    if (!wait_for_peers(opt.peer_timeout)) {
+      if (stop_flag) return make_error(errc::state, "node '" + opt.name + "': stopped while waiting for peers " + missing_peers());
       return make_error(errc::timeout, "node '" + opt.name + "': peers " + missing_peers() +
                                            " did not answer within " +
                                            std::to_string(opt.peer_timeout.count()) + " ms");
+    }
     for (auto& h : hosted_actors)
       if (auto r = cycle(h, transition::activate); !r) return r;
     return {};
   }
 
+  // Waits in slices of 100 ms, taking a SIGINT or SIGTERM that arrives meanwhile (blocked on
+  // every thread, see create): a launcher stopping the graph because a peer failed then ends
+  // the wait at once instead of after `timeout` (and a SIGKILL).
   bool wait_for_peers(std::chrono::milliseconds timeout) {
+    const auto end = std::chrono::steady_clock::now() + timeout;
+    const sigset_t set = termination_signals();
+    const timespec now_only{0, 0};
     std::shared_lock lock(mu);
-    return greeted_cv.wait_for(lock, timeout, [&] {
-      for (const auto& p : opt.peers)
-        if (!greeted.count(p.node)) return false;
-      return true;
-    });
+    while (true) {
+      const auto left = end - std::chrono::steady_clock::now();
+      if (greeted_cv.wait_for(lock, std::min<std::chrono::steady_clock::duration>(left, std::chrono::milliseconds(100)), [&] {
+            for (const auto& p : opt.peers)
+              if (!greeted.count(p.node)) return false;
+            return true;
+          }))
+        return true;
+      if (const int sig = sigtimedwait(&set, nullptr, &now_only); sig > 0) {
+        log->info("signal {} while waiting for peers: stopping", sig);
+        stop_flag = true;
+      }
+      if (stop_flag || std::chrono::steady_clock::now() >= end) return false;
+    }
   }
 
   std::string missing_peers() const {

@@ -209,10 +209,12 @@ int run_node(const node_run_options& opt) {
   };
 
   if (auto r = (*n)->start(); !r) {
-    log->error("{}", r.err().what);
+    const bool asked = (*n)->stop_requested();  // a signal before the peers came: not a failure
+    if (asked) log->info("{}", r.err().what);
+    else log->error("{}", r.err().what);
     stop_control();
     (*n)->stop();
-    return 1;
+    return asked ? 0 : 1;
   }
   log->info("node '{}' of graph '{}' up on {} with {} actor(s)", me->node, g->name, (*n)->endpoint(),
             me->actors.size());

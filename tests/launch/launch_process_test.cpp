@@ -82,6 +82,29 @@ processes:
   EXPECT_EQ(count_of(gfdit::testing::read_file(marker), "started"), 3);  // first start + 2 restarts
 }
 
+// A process that fails at configure never greets its peers; the others, still waiting for
+// them, stop on the launcher's SIGTERM (exit 0) instead of being killed after the stop timeout.
+TEST(Launch, PeersWaitingForAFailedProcessStopOnSigterm) {
+  temp_dir d;
+  const auto f = d.write("refuse.yaml", R"(graph: refusing
+plugins: [)" + std::string(GFDIT_TEST_PLUGIN) + R"(]
+processes:
+  - name: steady
+    actors: [{type: example.ponger, name: ponger}]
+  - name: refuse
+    actors: [{type: test.refuser, name: refuser}]
+  - name: also-steady
+    actors: [{type: example.ponger, name: ponger2}]
+)");
+  auto [status, out] = run({gfdit_exe, "launch", f}, d.path() + "/log", 60s);
+  EXPECT_EQ(status, 1) << out;
+  EXPECT_NE(out.find("configure failed: refused on purpose"), std::string::npos) << out;
+  EXPECT_NE(out.find("ERROR: process 'refuse' failed: exited with status 1"), std::string::npos) << out;
+  EXPECT_EQ(out.find("did not stop in time"), std::string::npos) << out;
+  EXPECT_TRUE(std::regex_search(out, std::regex(R"(\n  steady +stopped +1 +exited with status 0)"))) << out;
+  EXPECT_TRUE(std::regex_search(out, std::regex(R"(\n  also-steady +stopped +1 +exited with status 0)"))) << out;
+}
+
 TEST(Launch, InvalidFileFailsBeforeAnythingStarts) {
   temp_dir d;
   const auto f = d.write("bad.yaml", "graph: g\nprocesses:\n  - name: p\n    actors:\n      - {type: no.such, name: a}\n");

@@ -1,6 +1,7 @@
 // A plugin of actor types for the launch tests, loaded through `plugins:`.
 //   test.crasher  appends a line to `marker` when it activates, then aborts after `after_ms`
 //   test.spawner  starts a grandchild that ignores SIGTERM and writes its pid to `marker`
+//   test.refuser  fails its configure (a node that dies before its peers ever hear from it)
 #include <signal.h>
 #include <spawn.h>
 #include <unistd.h>
@@ -53,7 +54,15 @@ class spawner final : public gfdit::actor {
   }
 };
 
+class refuser final : public gfdit::actor {
+ public:
+  gfdit::result<void> on_configure(gfdit::context&) override {
+    return gfdit::make_error(gfdit::errc::invalid_argument, "refused on purpose");
+  }
+};
+
 }  // namespace
 
 GFDIT_REGISTER_ACTOR(crasher, "test.crasher");
+GFDIT_REGISTER_ACTOR(refuser, "test.refuser");
 GFDIT_REGISTER_ACTOR(spawner, "test.spawner");
