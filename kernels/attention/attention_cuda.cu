@@ -1495,7 +1495,8 @@ result<void> forward(const problem& p, const forward_args& a, void* stream) {
   if (p.varlen() && !a.cu_seqlens)
     return make_error(errc::invalid_argument, "attention: varlen needs device cu_seqlens");
   const int pairs = p.batch * p.heads;
-  if (a.pair_begin < 0 || a.pair_begin > pairs || a.pair_end > pairs || (a.pair_end >= 0 && a.pair_end < a.pair_begin))
+  if (a.pair_begin < 0 || a.pair_begin > pairs || a.pair_end < -1 || a.pair_end > pairs ||
+      (a.pair_end >= 0 && a.pair_end < a.pair_begin))
     return make_error(errc::invalid_argument, "attention: pairs [" + std::to_string(a.pair_begin) + ", " +
                                                   std::to_string(a.pair_end) + ") outside [0, " + std::to_string(pairs) + ")");
   if (a.pair_begin == (a.pair_end < 0 ? pairs : a.pair_end)) return {};

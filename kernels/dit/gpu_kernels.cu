@@ -459,8 +459,10 @@ void ulysses_unpack_o(const bf16* recv, bf16* y, int B, int nloc, int NH, int HL
   ulysses_unpack_o_kernel<<<static_cast<unsigned>(static_cast<long>(B) * nloc), 128, 0, st>>>(
       reinterpret_cast<const uint4*>(recv), reinterpret_cast<uint4*>(y), nloc, NH, HL, D, R, HC, c, B);
 }
+namespace {
 // One block per row, or `blocks` walking the rows.
 unsigned push_grid(long rows, int blocks) { return static_cast<unsigned>(blocks > 0 ? std::min<long>(blocks, rows) : rows); }
+}  // namespace
 void ulysses_push_qkv(const bf16* qkv, const float* cs, const float* sn, const ulysses_window& w, int nloc, int NH,
                       int D, int p0, int p1, int blocks, cudaStream_t st) {
   ulysses_push_qkv_kernel<<<push_grid(static_cast<long>(w.B) * nloc, blocks), 128, 0, st>>>(qkv, cs, sn, w, nloc, NH, D, p0, p1);

@@ -372,7 +372,7 @@ TEST(GpuAttentionInvariance, RejectsPairsOutsideTheProblem) {
   g.p.seqlen = 64;
   g.p.head_dim = 64;
   g.init(rng);
-  for (auto [b, e] : {std::pair{-1, 2}, {0, 7}, {4, 3}, {7, -1}}) {
+  for (auto [b, e] : {std::pair{-1, 2}, {0, 7}, {4, 3}, {7, -1}, {0, -2}}) {
     auto a = g.fwd();
     a.pair_begin = b;
     a.pair_end = e;
