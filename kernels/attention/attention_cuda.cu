@@ -1242,6 +1242,9 @@ int max_len(const problem& p) {
   return m;
 }
 
+// 128-row query tiles per (batch, head) pair of the Hopper forward: its work items per pair.
+int fwd90_tiles(const problem& p) { return (max_len(p) + kFwd90M - 1) / kFwd90M; }
+
 // The (batch, head) pairs a forward call computes.
 struct pair_range {
   int begin, end;
@@ -1298,12 +1301,11 @@ int resident_blocks(const void* kernel, int threads, int smem) {
 }
 
 template <bool BF16, int D, bool CAUSAL, int WGS>
-result<void> launch_fwd90(const problem& p, const forward_args& a, std::int64_t item0, std::int64_t items,
+result<void> launch_fwd90(const problem& p, const forward_args& a, int tiles, std::int64_t item0, std::int64_t items,
                           cudaStream_t st) {
   auto kern = fwd90_kernel<BF16, D, CAUSAL, WGS>;
   constexpr int smem = fwd90_smem<D, WGS>();
   GFDIT_ATTN_CUDA_TRY(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-  const int tiles = (max_len(p) + kFwd90M - 1) / kFwd90M;
   kern<<<unsigned(items * (2 / WGS)), fwd90_threads<WGS>(), smem, st>>>(
       make_layout(p, a.cu_seqlens), static_cast<const std::uint16_t*>(a.q),
       static_cast<const std::uint16_t*>(a.k), static_cast<const std::uint16_t*>(a.v),
@@ -1329,16 +1331,16 @@ result<void> launch_forward(const problem& p, const forward_args& a, cudaStream_
   static const bool hopper = use_wgmma(reinterpret_cast<const void*>(fwd90_kernel<BF16, D, CAUSAL, 2>));
   if (hopper) {
     const auto [first, last] = pairs_of(p, a);
-    const std::int64_t tiles = (max_len(p) + kFwd90M - 1) / kFwd90M;
-    const std::int64_t item0 = first * tiles, items = (last - first) * tiles;
+    const int tiles = fwd90_tiles(p);
+    const std::int64_t item0 = std::int64_t(first) * tiles, items = std::int64_t(last - first) * tiles;
     // The whole waves as 128-row blocks; a last partial wave that fits twice over as 64-row
     // blocks runs as those.
     const int slots = fwd90_slots<BF16, D, CAUSAL>();
     const std::int64_t tail = slots > 0 ? items % slots : 0;
-    if (!a.split_tail || tail == 0 || 2 * tail > slots) return launch_fwd90<BF16, D, CAUSAL, 2>(p, a, item0, items, st);
+    if (!a.split_tail || tail == 0 || 2 * tail > slots) return launch_fwd90<BF16, D, CAUSAL, 2>(p, a, tiles, item0, items, st);
     if (items > tail)
-      if (auto r = launch_fwd90<BF16, D, CAUSAL, 2>(p, a, item0, items - tail, st); !r) return r;
-    return launch_fwd90<BF16, D, CAUSAL, 1>(p, a, item0 + items - tail, tail, st);
+      if (auto r = launch_fwd90<BF16, D, CAUSAL, 2>(p, a, tiles, item0, items - tail, st); !r) return r;
+    return launch_fwd90<BF16, D, CAUSAL, 1>(p, a, tiles, item0 + items - tail, tail, st);
   }
   if (forward_rows_per_warp(D) == 1) return launch_forward_rw<BF16, D, CAUSAL, 1>(p, a, st);
   return launch_forward_rw<BF16, D, CAUSAL, 2>(p, a, st);
@@ -1499,14 +1501,14 @@ result<void> forward(const problem& p, const forward_args& a, void* stream) {
       (a.pair_end >= 0 && a.pair_end < a.pair_begin))
     return make_error(errc::invalid_argument, "attention: pairs [" + std::to_string(a.pair_begin) + ", " +
                                                   std::to_string(a.pair_end) + ") outside [0, " + std::to_string(pairs) + ")");
-  if (a.pair_begin == (a.pair_end < 0 ? pairs : a.pair_end)) return {};
+  if (const auto [first, last] = pairs_of(p, a); first == last) return {};
   return dispatch<fwd_launcher>(p, a, static_cast<cudaStream_t>(stream));
 }
 
 int forward_whole_wave_pairs(const problem& p) noexcept {
   int slots = 0;
   if (!validate(p) || !dispatch<fwd_slots>(p, &slots) || slots == 0) return 0;
-  const std::int64_t tiles = (max_len(p) + kFwd90M - 1) / kFwd90M, items = std::int64_t(p.batch) * p.heads * tiles;
+  const std::int64_t tiles = fwd90_tiles(p), items = std::int64_t(p.batch) * p.heads * tiles;
   return static_cast<int>(items / slots * slots / tiles);
 }
 
