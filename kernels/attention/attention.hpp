@@ -99,6 +99,13 @@ struct forward_args {
   // blocks (one warpgroup each), halving its time on the SMs it leaves idle. Same bits either
   // way; false is the benchmark's peer.
   bool split_tail = true;
+  // Device counters, one per (batch, head) pair (absolute index), or null: each block adds the
+  // query rows whose o and lse it has written (device-scope release), so a kernel may use a
+  // pair's rows once its counter reaches the pair's length. The caller zeroes them before the
+  // call. On Hopper a kernel launched next on the same stream with programmatic stream
+  // serialization starts once every attention block has begun (not when all have ended), so
+  // it can work through the finished pairs beside the last wave.
+  unsigned* rows_done = nullptr;
 };
 result<void> forward(const problem& p, const forward_args& a, void* stream = nullptr);
 // How many leading (batch, head) pairs fill whole waves of the forward on the current device

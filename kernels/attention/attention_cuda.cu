@@ -190,6 +190,15 @@ __device__ __forceinline__ void load_tile(std::uint32_t smem, const std::uint16_
   }
 }
 
+// After every thread of the block stored its rows of o (and lse): rows_done[pair] += rows, at
+// device scope, for a reader of finished pairs on another stream. All threads call it.
+__device__ __forceinline__ void publish_rows(unsigned* rows_done, int pair, int rows) {
+  if (!rows_done) return;
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) atomicAdd(rows_done + pair, static_cast<unsigned>(rows));
+}
+
 // ---- forward -------------------------------------------------------------------------------
 // 4 warps; each warp owns RW row blocks of 16 query rows, so every K/V fragment read from shared
 // memory feeds RW matrix ops.
@@ -207,7 +216,7 @@ template <bool BF16, int D, bool CAUSAL, int RW_>
 __global__ void __launch_bounds__(fwd_cfg<D, RW_>::threads)
     fwd_kernel(seq_layout L, const std::uint16_t* __restrict__ q, const std::uint16_t* __restrict__ k,
                const std::uint16_t* __restrict__ v, std::uint16_t* __restrict__ o,
-               float* __restrict__ lse, float scale_log2, int pair0) {
+               float* __restrict__ lse, float scale_log2, int pair0, unsigned* rows_done) {
   using C = fwd_cfg<D, RW_>;
   constexpr int BM = C::bm, BN = C::bn, RW = C::rw;
   extern __shared__ __align__(128) std::uint8_t smem_raw[];
@@ -370,6 +379,7 @@ __global__ void __launch_bounds__(fwd_cfg<D, RW_>::threads)
         if (lane % 4 == 0) lse[L.lse0(b, h) + qr] = (row_max[r][hh] + __log2f(sum)) * kLn2;
       }
     }
+  publish_rows(rows_done, pair, min(BM, len - m0));
 }
 
 // ---- backward ------------------------------------------------------------------------------
@@ -1114,7 +1124,7 @@ template <bool BF16, int D, bool CAUSAL, int WGS>
 __global__ void __launch_bounds__(fwd90_threads<WGS>(), 1)
     fwd90_kernel(seq_layout L, const std::uint16_t* __restrict__ q, const std::uint16_t* __restrict__ k,
                  const std::uint16_t* __restrict__ v, std::uint16_t* __restrict__ o,
-                 float* __restrict__ lse, float scale_log2, int tiles, std::int64_t item0) {
+                 float* __restrict__ lse, float scale_log2, int tiles, std::int64_t item0, unsigned* rows_done) {
 #ifdef GFDIT_WGMMA
   constexpr int BM = 64 * WGS, BN = kFwd90N, T = fwd90_threads<WGS>(), TILE = BN * D * 2;
   extern __shared__ __align__(128) std::uint8_t smem_raw[];  // aligned to 1024 below
@@ -1125,6 +1135,10 @@ __global__ void __launch_bounds__(fwd90_threads<WGS>(), 1)
 
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int wg = warp / 4, g = lane / 4, t4 = lane % 4;
+  // A kernel launched after this one with programmatic stream serialization may start once
+  // every block has begun (its blocks then never wait for room ours need); it must read only
+  // what rows_done publishes.
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
   const std::int64_t item = item0 + blockIdx.x / (2 / WGS);
   const int pair = static_cast<int>(item / tiles), b = pair / L.heads, h = pair % L.heads;
   const int len = L.len(b);
@@ -1228,6 +1242,7 @@ __global__ void __launch_bounds__(fwd90_threads<WGS>(), 1)
       if (t4 == 0) lse[L.lse0(b, h) + qr] = (row_max[hh] * scale_log2 + __log2f(sum)) * kLn2;
     }
   }
+  publish_rows(rows_done, pair, min(BM, len - m0));
 #endif
 }
 
@@ -1264,7 +1279,7 @@ result<void> launch_forward_rw(const problem& p, const forward_args& a, cudaStre
     kern<<<grid, C::threads, C::smem, st>>>(
         make_layout(p, a.cu_seqlens), static_cast<const std::uint16_t*>(a.q),
         static_cast<const std::uint16_t*>(a.k), static_cast<const std::uint16_t*>(a.v),
-        static_cast<std::uint16_t*>(a.o), a.lse, p.softmax_scale() * kLog2e, p0);
+        static_cast<std::uint16_t*>(a.o), a.lse, p.softmax_scale() * kLog2e, p0, a.rows_done);
     GFDIT_ATTN_CUDA_TRY(cudaGetLastError());
   }
   return {};
@@ -1309,7 +1324,7 @@ result<void> launch_fwd90(const problem& p, const forward_args& a, int tiles, st
   kern<<<unsigned(items * (2 / WGS)), fwd90_threads<WGS>(), smem, st>>>(
       make_layout(p, a.cu_seqlens), static_cast<const std::uint16_t*>(a.q),
       static_cast<const std::uint16_t*>(a.k), static_cast<const std::uint16_t*>(a.v),
-      static_cast<std::uint16_t*>(a.o), a.lse, p.softmax_scale() * kLog2e, tiles, item0);
+      static_cast<std::uint16_t*>(a.o), a.lse, p.softmax_scale() * kLog2e, tiles, item0, a.rows_done);
   GFDIT_ATTN_CUDA_TRY(cudaGetLastError());
   return {};
 }

@@ -360,6 +360,17 @@ TEST(GpuAttentionInvariance, PairRangesAndTailBlocksKeepTheBits) {
         std::int64_t written = 0;
         for (auto x : some.first) written += x != 0xFFFF;
         EXPECT_EQ(written, std::int64_t(g.p.seq_len(0)) * d) << where;
+        // rows_done counts each computed pair's query rows, and nothing else.
+        auto done = dev_alloc(pairs * sizeof(unsigned));
+        cudaMemset(done.get(), 0, pairs * sizeof(unsigned));
+        auto a = g.fwd();
+        a.pair_begin = 1;
+        a.rows_done = static_cast<unsigned*>(done.get());
+        ASSERT_TRUE(ga::forward(g.p, a).ok()) << where;
+        CUDA_OK(cudaDeviceSynchronize());
+        const auto counts = download<unsigned>(done.get(), pairs);
+        for (int q = 0; q < pairs; ++q)
+          EXPECT_EQ(counts[q], q == 0 ? 0u : static_cast<unsigned>(g.p.seq_len(q / sh.heads))) << where << " pair " << q;
       }
 }
 
