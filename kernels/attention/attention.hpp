@@ -95,17 +95,12 @@ struct forward_args {
   // The (batch, head) pairs b * heads + h computed: [pair_begin, pair_end), pair_end -1 = all.
   // Others' rows of o and lse are left as they are; a pair's bits do not depend on the range.
   int pair_begin = 0, pair_end = -1;
-  // Hopper: a last partial wave of 128-row query tiles that fits twice over runs as 64-row
-  // blocks (one warpgroup each), halving its time on the SMs it leaves idle. Same bits either
-  // way; false is the benchmark's peer.
+  // Hopper: query rows per block, 128 (two warpgroups) or 64 (one warpgroup, two blocks an SM);
+  // 0 = the default (64 where two fit on an SM). Same bits either way.
+  int block_rows = 0;
+  // Hopper, 128-row blocks: a last partial wave that fits twice over runs as 64-row blocks,
+  // halving its time on the SMs it leaves idle. Same bits either way; false is a peer.
   bool split_tail = true;
-  // Device counters, one per (batch, head) pair (absolute index), or null: each block adds the
-  // query rows whose o and lse it has written (device-scope release), so a kernel may use a
-  // pair's rows once its counter reaches the pair's length. The caller zeroes them before the
-  // call. On Hopper a kernel launched next on the same stream with programmatic stream
-  // serialization starts once every attention block has begun (not when all have ended), so
-  // it can work through the finished pairs beside the last wave.
-  unsigned* rows_done = nullptr;
 };
 result<void> forward(const problem& p, const forward_args& a, void* stream = nullptr);
 // How many leading (batch, head) pairs fill whole waves of the forward on the current device

@@ -190,15 +190,6 @@ __device__ __forceinline__ void load_tile(std::uint32_t smem, const std::uint16_
   }
 }
 
-// After every thread of the block stored its rows of o (and lse): rows_done[pair] += rows, at
-// device scope, for a reader of finished pairs on another stream. All threads call it.
-__device__ __forceinline__ void publish_rows(unsigned* rows_done, int pair, int rows) {
-  if (!rows_done) return;
-  __threadfence();
-  __syncthreads();
-  if (threadIdx.x == 0) atomicAdd(rows_done + pair, static_cast<unsigned>(rows));
-}
-
 // ---- forward -------------------------------------------------------------------------------
 // 4 warps; each warp owns RW row blocks of 16 query rows, so every K/V fragment read from shared
 // memory feeds RW matrix ops.
@@ -216,7 +207,7 @@ template <bool BF16, int D, bool CAUSAL, int RW_>
 __global__ void __launch_bounds__(fwd_cfg<D, RW_>::threads)
     fwd_kernel(seq_layout L, const std::uint16_t* __restrict__ q, const std::uint16_t* __restrict__ k,
                const std::uint16_t* __restrict__ v, std::uint16_t* __restrict__ o,
-               float* __restrict__ lse, float scale_log2, int pair0, unsigned* rows_done) {
+               float* __restrict__ lse, float scale_log2, int pair0) {
   using C = fwd_cfg<D, RW_>;
   constexpr int BM = C::bm, BN = C::bn, RW = C::rw;
   extern __shared__ __align__(128) std::uint8_t smem_raw[];
@@ -379,7 +370,6 @@ __global__ void __launch_bounds__(fwd_cfg<D, RW_>::threads)
         if (lane % 4 == 0) lse[L.lse0(b, h) + qr] = (row_max[r][hh] + __log2f(sum)) * kLn2;
       }
     }
-  publish_rows(rows_done, pair, min(BM, len - m0));
 }
 
 // ---- backward ------------------------------------------------------------------------------
@@ -1077,15 +1067,23 @@ __global__ void __launch_bounds__(kBwdThreads, 1) bwd90_kernel(bwd_params P) {
 // tensor cores run the second product while this warpgroup computes the softmax of the first.
 // K and V tiles are double-buffered apart: K_{n+1} and V_n are loaded during iteration n.
 // Work items are the 128-row Q tiles of every (batch, head) pair, pair-major; a launch covers a
-// range of them. WGS = 1 runs each item as two blocks of one warpgroup (64 rows each): the last
-// partial wave then spreads over twice as many SMs. A warpgroup's rows see the same K/V tiles in
-// the same order either way, so the bits do not change.
+// range of them. WGS = 1 runs each item as two blocks of one warpgroup (64 rows each) with a
+// single K tile, so two blocks share an SM and one's softmax and loads run under the other's
+// products (the default where they fit); WGS = 2 blocks share their K/V tiles. A warpgroup's
+// rows see the same K/V tiles in the same order either way, so the bits do not change.
 constexpr int kFwd90M = 128, kFwd90N = 128;
 template <int WGS>
 constexpr int fwd90_threads() { return 128 * WGS; }
+// One-warpgroup blocks keep a single K tile (K_{n+1} is loaded once S_n has read K_n), so two
+// of them fit on an SM and each one's softmax runs under the other's products.
+template <int WGS>
+constexpr int fwd90_k_tiles() { return WGS == 1 ? 1 : 2; }
+// Q, K, 2x V; two-warpgroup blocks add slack to align their tiles to 1024 bytes. One-warpgroup
+// blocks need none (dynamic shared memory starts 1024-aligned on Hopper; the kernel checks),
+// which leaves room beside two of them for a small block of another kernel.
 template <int D, int WGS>
 constexpr int fwd90_smem() {
-  return (64 * WGS * D + 4 * kFwd90N * D) * 2 + 1024;  // Q, 2x K, 2x V, alignment slack
+  return (64 * WGS * D + (fwd90_k_tiles<WGS>() + 2) * kFwd90N * D) * 2 + (WGS == 1 ? 0 : 1024);
 }
 
 #ifdef GFDIT_WGMMA
@@ -1124,21 +1122,19 @@ template <bool BF16, int D, bool CAUSAL, int WGS>
 __global__ void __launch_bounds__(fwd90_threads<WGS>(), 1)
     fwd90_kernel(seq_layout L, const std::uint16_t* __restrict__ q, const std::uint16_t* __restrict__ k,
                  const std::uint16_t* __restrict__ v, std::uint16_t* __restrict__ o,
-                 float* __restrict__ lse, float scale_log2, int tiles, std::int64_t item0, unsigned* rows_done) {
+                 float* __restrict__ lse, float scale_log2, int tiles, std::int64_t item0) {
 #ifdef GFDIT_WGMMA
   constexpr int BM = 64 * WGS, BN = kFwd90N, T = fwd90_threads<WGS>(), TILE = BN * D * 2;
   extern __shared__ __align__(128) std::uint8_t smem_raw[];  // aligned to 1024 below
   const std::uint32_t raw = static_cast<std::uint32_t>(__cvta_generic_to_shared(smem_raw));
+  if (WGS == 1 && (raw & 1023u)) __trap();  // fwd90_smem counted no slack
   const std::uint32_t sQ = (raw + 1023) & ~1023u;
+  constexpr int KT = fwd90_k_tiles<WGS>();
   const std::uint32_t sK0 = sQ + BM * D * 2;  // K[buf] = sK0 + buf * TILE
-  const std::uint32_t sV0 = sK0 + 2 * TILE;   // V[buf] likewise
+  const std::uint32_t sV0 = sK0 + KT * TILE;  // V[buf] likewise
 
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int wg = warp / 4, g = lane / 4, t4 = lane % 4;
-  // A kernel launched after this one with programmatic stream serialization may start once
-  // every block has begun (its blocks then never wait for room ours need); it must read only
-  // what rows_done publishes.
-  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
   const std::int64_t item = item0 + blockIdx.x / (2 / WGS);
   const int pair = static_cast<int>(item / tiles), b = pair / L.heads, h = pair % L.heads;
   const int len = L.len(b);
@@ -1150,13 +1146,13 @@ __global__ void __launch_bounds__(fwd90_threads<WGS>(), 1)
   const std::uint16_t* gv = v + base;
   const int kv_len = CAUSAL ? min(len, m0 + BM) : len;
   const int n_tiles = (kv_len + BN - 1) / BN;
-  auto load_k = [&](int n) { load_tile<BN, D, T, true>(sK0 + (n & 1) * TILE, gk + n * BN * stride, stride, len - n * BN, tid); };
+  auto load_k = [&](int n) { load_tile<BN, D, T, true>(sK0 + (n % KT) * TILE, gk + n * BN * stride, stride, len - n * BN, tid); };
   auto load_v = [&](int n) { load_tile<BN, D, T, true>(sV0 + (n & 1) * TILE, gv + n * BN * stride, stride, len - n * BN, tid); };
 
   load_tile<BM, D, T, true>(sQ, q + base + m0 * stride, stride, len - m0, tid);
   load_k(0);
   cp_commit();
-  if (n_tiles > 1) load_k(1);
+  if (KT == 2 && n_tiles > 1) load_k(1);
   load_v(0);
   cp_commit();
 
@@ -1174,13 +1170,13 @@ __global__ void __launch_bounds__(fwd90_threads<WGS>(), 1)
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
     __syncthreads();  // also: both warpgroups are done with K_{n-1} and V_{n-2}
     if (n > 0) {
-      if (n + 1 < n_tiles) load_k(n + 1);
+      if (KT == 2 && n + 1 < n_tiles) load_k(n + 1);
       load_v(n);
       cp_commit();
     }
     float s[64];
     wgmma_fence();
-    wgmma_rows_dot<BF16, D, BM, BN>(s, sQw, sK0 + (n & 1) * TILE);
+    wgmma_rows_dot<BF16, D, BM, BN>(s, sQw, sK0 + (n % KT) * TILE);
     wgmma_commit();
     if (n > 0) {
       const std::uint32_t sV = sV0 + ((n - 1) & 1) * TILE;
@@ -1191,6 +1187,11 @@ __global__ void __launch_bounds__(fwd90_threads<WGS>(), 1)
       wgmma_wait<0>();
     }
     wgmma_pin(s);
+    if (KT == 1 && n + 1 < n_tiles) {  // every warp has read K_n: its tile takes K_{n+1}
+      __syncthreads();
+      load_k(n + 1);
+      cp_commit();
+    }
 
     const int k0 = n * BN;
     if ((k0 + BN > len) || (CAUSAL && k0 + BN - 1 > m0)) {
@@ -1242,7 +1243,6 @@ __global__ void __launch_bounds__(fwd90_threads<WGS>(), 1)
       if (t4 == 0) lse[L.lse0(b, h) + qr] = (row_max[hh] * scale_log2 + __log2f(sum)) * kLn2;
     }
   }
-  publish_rows(rows_done, pair, min(BM, len - m0));
 #endif
 }
 
@@ -1279,7 +1279,7 @@ result<void> launch_forward_rw(const problem& p, const forward_args& a, cudaStre
     kern<<<grid, C::threads, C::smem, st>>>(
         make_layout(p, a.cu_seqlens), static_cast<const std::uint16_t*>(a.q),
         static_cast<const std::uint16_t*>(a.k), static_cast<const std::uint16_t*>(a.v),
-        static_cast<std::uint16_t*>(a.o), a.lse, p.softmax_scale() * kLog2e, p0, a.rows_done);
+        static_cast<std::uint16_t*>(a.o), a.lse, p.softmax_scale() * kLog2e, p0);
     GFDIT_ATTN_CUDA_TRY(cudaGetLastError());
   }
   return {};
@@ -1324,21 +1324,44 @@ result<void> launch_fwd90(const problem& p, const forward_args& a, int tiles, st
   kern<<<unsigned(items * (2 / WGS)), fwd90_threads<WGS>(), smem, st>>>(
       make_layout(p, a.cu_seqlens), static_cast<const std::uint16_t*>(a.q),
       static_cast<const std::uint16_t*>(a.k), static_cast<const std::uint16_t*>(a.v),
-      static_cast<std::uint16_t*>(a.o), a.lse, p.softmax_scale() * kLog2e, tiles, item0, a.rows_done);
+      static_cast<std::uint16_t*>(a.o), a.lse, p.softmax_scale() * kLog2e, tiles, item0);
   GFDIT_ATTN_CUDA_TRY(cudaGetLastError());
   return {};
 }
 
-// Resident 128-row forward blocks (one per SM on Hopper), or 0 where the portable kernel runs.
+// Resident forward blocks of WGS warpgroups on the current device, or 0 where the portable
+// kernel runs.
+template <bool BF16, int D, bool CAUSAL, int WGS>
+int fwd90_resident() {
+  auto k90 = fwd90_kernel<BF16, D, CAUSAL, WGS>;
+  static const int n = [&] {
+    if (!use_wgmma(reinterpret_cast<const void*>(k90))) return 0;
+    if (cudaFuncSetAttribute(k90, cudaFuncAttributeMaxDynamicSharedMemorySize, fwd90_smem<D, WGS>()) != cudaSuccess) return 0;
+    return resident_blocks(reinterpret_cast<const void*>(k90), fwd90_threads<WGS>(), fwd90_smem<D, WGS>());
+  }();
+  return n;
+}
+
+// Query rows per forward block when the caller leaves it: 64 where two one-warpgroup blocks fit
+// on an SM (each one's softmax and loads then run under the other's products: flux-like's
+// attention on an H100, 423 -> 555 TFLOP/s), else 128. GFDIT_ATTN_FWD90_ROWS=64|128 overrides.
+template <bool BF16, int D, bool CAUSAL>
+int fwd90_default_rows() {
+  static const int rows = [] {
+    const char* e = std::getenv("GFDIT_ATTN_FWD90_ROWS");
+    if (e && (std::atoi(e) == 64 || std::atoi(e) == 128)) return std::atoi(e);
+    const int one = fwd90_resident<BF16, D, CAUSAL, 1>(), two = fwd90_resident<BF16, D, CAUSAL, 2>();
+    return two > 0 && one >= 2 * two ? 64 : 128;
+  }();
+  return rows;
+}
+
+// 128-row work items that run at once with the default block rows (a wave), or 0 where the
+// portable kernel runs.
 template <bool BF16, int D, bool CAUSAL>
 int fwd90_slots() {
-  auto k90 = fwd90_kernel<BF16, D, CAUSAL, 2>;
-  static const int slots = [&] {
-    if (!use_wgmma(reinterpret_cast<const void*>(k90))) return 0;
-    if (cudaFuncSetAttribute(k90, cudaFuncAttributeMaxDynamicSharedMemorySize, fwd90_smem<D, 2>()) != cudaSuccess) return 0;
-    return resident_blocks(reinterpret_cast<const void*>(k90), fwd90_threads<2>(), fwd90_smem<D, 2>());
-  }();
-  return slots;
+  if (fwd90_default_rows<BF16, D, CAUSAL>() == 64) return fwd90_resident<BF16, D, CAUSAL, 1>() / 2;
+  return fwd90_resident<BF16, D, CAUSAL, 2>();
 }
 
 template <bool BF16, int D, bool CAUSAL>
@@ -1348,9 +1371,11 @@ result<void> launch_forward(const problem& p, const forward_args& a, cudaStream_
     const auto [first, last] = pairs_of(p, a);
     const int tiles = fwd90_tiles(p);
     const std::int64_t item0 = std::int64_t(first) * tiles, items = std::int64_t(last - first) * tiles;
-    // The whole waves as 128-row blocks; a last partial wave that fits twice over as 64-row
-    // blocks runs as those.
-    const int slots = fwd90_slots<BF16, D, CAUSAL>();
+    // 64-row blocks, two an SM; or 128-row blocks for the whole waves and, where a last partial
+    // wave fits twice over, 64-row blocks for it.
+    if ((a.block_rows ? a.block_rows : fwd90_default_rows<BF16, D, CAUSAL>()) == 64)
+      return launch_fwd90<BF16, D, CAUSAL, 1>(p, a, tiles, item0, items, st);
+    const int slots = fwd90_resident<BF16, D, CAUSAL, 2>();
     const std::int64_t tail = slots > 0 ? items % slots : 0;
     if (!a.split_tail || tail == 0 || 2 * tail > slots) return launch_fwd90<BF16, D, CAUSAL, 2>(p, a, tiles, item0, items, st);
     if (items > tail)
@@ -1516,6 +1541,8 @@ result<void> forward(const problem& p, const forward_args& a, void* stream) {
       (a.pair_end >= 0 && a.pair_end < a.pair_begin))
     return make_error(errc::invalid_argument, "attention: pairs [" + std::to_string(a.pair_begin) + ", " +
                                                   std::to_string(a.pair_end) + ") outside [0, " + std::to_string(pairs) + ")");
+  if (a.block_rows != 0 && a.block_rows != 64 && a.block_rows != 128)
+    return make_error(errc::invalid_argument, "attention: block_rows " + std::to_string(a.block_rows) + " is not 0, 64 or 128");
   if (const auto [first, last] = pairs_of(p, a); first == last) return {};
   return dispatch<fwd_launcher>(p, a, static_cast<cudaStream_t>(stream));
 }

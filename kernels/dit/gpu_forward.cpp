@@ -101,7 +101,6 @@ struct gpu_model::impl {
     // area; q/k/v and the attention rows are read from mine.
     bool direct = false;
     int first_pairs = 0, sms = 0;  // the partial wave's pairs (block_direct); the device's SMs
-    unsigned* rows_done = nullptr;  // per pair, for the output push beside the attention (or null)
     gpu::ulysses_window win;
     bf16 *wq = nullptr, *wk = nullptr, *wv = nullptr, *wy = nullptr;
   } ul;
@@ -116,7 +115,8 @@ struct gpu_model::impl {
     return e ? std::clamp(std::atoi(e), 1, max_chunks) : 1;
   }();
   // GFDIT_DIT_ULYSSES_OVERLAP=0 turns off what overlaps the attention's partial wave (the
-  // pushes beside it, its 64-row blocks): the same bits, the peer of a timing run.
+  // pushes beside it; with 128-row attention blocks, its 64-row tail): the same bits, the peer
+  // of a timing run.
   bool overlap_attention = [] {
     const char* e = std::getenv("GFDIT_DIT_ULYSSES_OVERLAP");
     return !(e && std::string(e) == "0");
@@ -332,7 +332,7 @@ struct gpu_model::impl {
   // Into o (+off): q/k/v [B, heads, n, Dp] at qp/kp/vp (+off); the (sample, head) pairs in
   // [pair_begin, pair_end) (-1: all) where the tensor-core kernel runs, else all of them.
   result<void> attention_on(const bf16* qp, const bf16* kp, const bf16* vp, int heads, std::size_t off = 0,
-                            int pair_begin = 0, int pair_end = -1, unsigned* rows_done = nullptr) {
+                            int pair_begin = 0, int pair_end = -1) {
     const int D = padded_head_dim();
     if (D == 64 || D == 128) {
       attention::forward_args a;
@@ -340,7 +340,6 @@ struct gpu_model::impl {
       a.pair_begin = pair_begin;
       a.pair_end = pair_end;
       a.split_tail = overlap_attention;
-      a.rows_done = rows_done;
       return attention::forward(attention_problem(heads), a, st);
     }
     if (pair_begin > 0) return {};  // the first call did every pair
@@ -540,7 +539,6 @@ struct gpu_model::impl {
       p.batch = batch;
       const int pairs = batch * ul.HL, whole = attention::forward_whole_wave_pairs(p);
       if (whole > 0 && whole < pairs) ul.first_pairs = pairs - whole;
-      if (auto d = alloc<unsigned>(static_cast<std::size_t>(pairs), ul_allocs)) ul.rows_done = *d;
     }
     return true;
   }
@@ -659,20 +657,14 @@ struct gpu_model::impl {
       GFDIT_DIT_CUDA(cudaStreamWaitEvent(sc, ev_a[2], 0));
       gpu::ulysses_push_o(o, ul.win, NH, D, 0, f, 4 * ul.sms, sc);
       GFDIT_DIT_CUDA(cudaGetLastError());
+      GFDIT_DIT_CUDA(cudaEventRecord(ev_join, sc));
       GFDIT_DIT_CUDA(cudaStreamWaitEvent(st, ev_a[1], 0));
     }
-    // The whole waves; each pair's outputs go out as soon as the attention has them, from a
-    // push that starts during the last wave (ulysses_push_o_ready).
-    if (ul.rows_done) GFDIT_DIT_CUDA(cudaMemsetAsync(ul.rows_done, 0, static_cast<std::size_t>(P) * sizeof(unsigned), st));
-    if (auto r = attention_on(ul.wq, ul.wk, ul.wv, ul.HL, 0, f, P, ul.rows_done); !r) return r;
+    if (auto r = attention_on(ul.wq, ul.wk, ul.wv, ul.HL, 0, f, P); !r) return r;
     mark();
-    if (ul.rows_done) gpu::ulysses_push_o_ready(o, ul.win, NH, D, f, P, ul.rows_done, ul.sms, st);
-    else gpu::ulysses_push_o(o, ul.win, NH, D, f, P, 8 * ul.sms, st);  // 0 (a block per token) when sms is unknown
+    gpu::ulysses_push_o(o, ul.win, NH, D, f, P, 8 * ul.sms, st);  // 0 (a block per token) when sms is unknown
     GFDIT_DIT_CUDA(cudaGetLastError());
-    if (f > 0) {
-      GFDIT_DIT_CUDA(cudaEventRecord(ev_join, sc));
-      GFDIT_DIT_CUDA(cudaStreamWaitEvent(st, ev_join, 0));
-    }
+    if (f > 0) GFDIT_DIT_CUDA(cudaStreamWaitEvent(st, ev_join, 0));
     mark();
     if (auto r = ul.w->barrier(ul.g, sr); !r) return r;
     mark();

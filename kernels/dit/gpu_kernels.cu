@@ -343,60 +343,28 @@ __global__ void ulysses_push_qkv_kernel(const bf16* qkv, const float* cs, const 
 }
 
 // o [B, HL, ntot, Dp] (my heads, every token) -> the attention rows [B*nr_j, NH*D] of each
-// token's owner j, at my heads' columns. One 16-byte piece: sample b, global token g, my head hl.
-__device__ __forceinline__ void push_o_piece(const uint4* o, const ulysses_window& w, int NH, int wd, int b, long g,
-                                             int hl, int e) {
-  int j;
-  long l;
-  locate(g, w.nt, w.ni, w.deg, j, l);
-  const long nr = coll::shard_rows(w.nt, w.deg, j) + coll::shard_rows(w.ni, w.deg, j);
-  reinterpret_cast<uint4*>(w.base[j] + 3 * w.qkv_elems())[((b * nr + l) * NH + w.me * w.HL + hl) * wd + e] =
-      o[((static_cast<long>(b) * w.HL + hl) * (w.nt + w.ni) + g) * (w.Dp / 8) + e];
-}
-
-// The (sample, head) pairs b * HL + hl in [p0, p1). Each thread moves independent pieces (a
-// token's heads are neighbours in its owner's row), so it has several loads in flight.
+// token's owner j, at my heads' columns; only the (sample, head) pairs b * HL + hl in [p0, p1).
+// Each thread moves independent 16-byte pieces (a token's heads are neighbours in its owner's
+// row), so it has several loads in flight.
 __global__ void ulysses_push_o_kernel(const uint4* o, ulysses_window w, int NH, int D, int p0, int p1) {
-  const int wd = D / 8, HL = w.HL;
+  const int wd = D / 8, wp = w.Dp / 8, HL = w.HL;
   const long ntot = w.nt + w.ni, step = static_cast<long>(gridDim.x) * blockDim.x;
   for (int b = 0; b < w.B; ++b) {
     const int h0 = max(p0 - b * HL, 0), nh = min(p1 - b * HL, HL) - h0;
     if (nh <= 0) continue;
+    const long n = ntot * nh * wd;
 #pragma unroll 4
-    for (long i = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x; i < ntot * nh * wd; i += step)
-      push_o_piece(o, w, NH, wd, b, i / (nh * wd), h0 + static_cast<int>(i / wd % nh), static_cast<int>(i % wd));
-  }
-  __threadfence_system();
-}
-
-// The same, pair by pair as the attention finishes them (rows_done[p] reaches the token count),
-// launched as the attention's programmatic dependent: it starts once every attention block has
-// begun, so it never holds room an attention block waits for; at most 64 registers a thread, so
-// a block fits next to one of the attention's (224 x 256 of an SM's 64 Ki). A pair not done
-// within 60 s traps instead of hanging.
-__global__ void __launch_bounds__(128, 8)
-    ulysses_push_o_ready_kernel(const uint4* o, ulysses_window w, int NH, int D, int p0, int p1, const unsigned* rows_done) {
-  const int wd = D / 8;
-  const long ntot = w.nt + w.ni;
-  for (int p = p0; p < p1; ++p) {
-    if (threadIdx.x == 0) {
-      unsigned long long t0, t;
-      asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t0));
-      for (unsigned n;;) {
-        asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(n) : "l"(rows_done + p) : "memory");
-        if (n >= ntot) break;
-        __nanosleep(500);
-        asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-        if (t - t0 > 60ull * 1000000000ull) asm volatile("trap;");
-      }
+    for (long i = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x; i < n; i += step) {
+      const long g = i / (nh * wd);
+      const int hl = h0 + static_cast<int>(i / wd % nh), e = static_cast<int>(i % wd);
+      int j;
+      long l;
+      locate(g, w.nt, w.ni, w.deg, j, l);
+      const long nr = coll::shard_rows(w.nt, w.deg, j) + coll::shard_rows(w.ni, w.deg, j);
+      reinterpret_cast<uint4*>(w.base[j] + 3 * w.qkv_elems())[((b * nr + l) * NH + w.me * HL + hl) * wd + e] =
+          o[((static_cast<long>(b) * HL + hl) * ntot + g) * wp + e];
     }
-    __syncthreads();
-    for (long i = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x; i < ntot * wd; i += static_cast<long>(gridDim.x) * blockDim.x)
-      push_o_piece(o, w, NH, wd, p / w.HL, i / wd, p % w.HL, static_cast<int>(i % wd));
   }
-#if __CUDA_ARCH__ >= 900  // (before Hopper the launch is plainly serialized: nothing to wait for)
-  asm volatile("griddepcontrol.wait;" ::: "memory");  // so our end implies the attention's
-#endif
   __threadfence_system();
 }
 
@@ -502,19 +470,6 @@ void ulysses_push_qkv(const bf16* qkv, const float* cs, const float* sn, const u
 void ulysses_push_o(const bf16* o, const ulysses_window& w, int NH, int D, int p0, int p1, int blocks, cudaStream_t st) {
   ulysses_push_o_kernel<<<push_grid(static_cast<long>(w.B) * (w.nt + w.ni), blocks), 128, 0, st>>>(
       reinterpret_cast<const uint4*>(o), w, NH, D, p0, p1);
-}
-void ulysses_push_o_ready(const bf16* o, const ulysses_window& w, int NH, int D, int p0, int p1,
-                          const unsigned* rows_done, int blocks, cudaStream_t st) {
-  cudaLaunchConfig_t cfg{};
-  cfg.gridDim = dim3(static_cast<unsigned>(blocks));
-  cfg.blockDim = dim3(128);
-  cfg.stream = st;
-  cudaLaunchAttribute attr{};
-  attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr.val.programmaticStreamSerializationAllowed = 1;
-  cfg.attrs = &attr;
-  cfg.numAttrs = 1;
-  cudaLaunchKernelEx(&cfg, ulysses_push_o_ready_kernel, reinterpret_cast<const uint4*>(o), w, NH, D, p0, p1, rows_done);
 }
 void generate(bf16* w, long count, unsigned long long stream, float scale, cudaStream_t st) {
   generate_kernel<<<grid_for(count), 256, 0, st>>>(w, count, stream, scale);

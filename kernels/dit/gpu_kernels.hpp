@@ -66,11 +66,6 @@ void ulysses_push_qkv(const bf16* qkv, const float* cs, const float* sn, const u
 // o [B, HL, nt+ni, Dp] -> my heads' columns of every token's owner's attention rows.
 void ulysses_push_o(const bf16* o, const ulysses_window& w, int NH, int D, int p0, int p1, int blocks,
                     cudaStream_t st);
-// The same, issued on the attention's stream right after it (attention::forward_args::rows_done):
-// it starts while the attention's last wave runs and sends each pair once rows_done[pair] counts
-// all its tokens. `blocks` small blocks (one per SM) share the SMs with the attention's.
-void ulysses_push_o_ready(const bf16* o, const ulysses_window& w, int NH, int D, int p0, int p1,
-                          const unsigned* rows_done, int blocks, cudaStream_t st);
 void generate(bf16* w, long count, unsigned long long stream, float scale, cudaStream_t st);
 
 }  // namespace gfdit::dit::gpu

@@ -334,7 +334,7 @@ TEST(GpuAttentionInvariance, PairRangesAndTailBlocksKeepTheBits) {
         const std::string where = "batch " + std::to_string(sh.batch) + " heads " + std::to_string(sh.heads) +
                                   " d " + std::to_string(d) + (mask == ga::mask_kind::causal ? " causal" : " full");
         const std::size_t ob = g.p.elements() * 2, lb = g.p.rows() * 4;
-        auto run = [&](std::vector<std::pair<int, int>> ranges, bool split) {
+        auto run = [&](std::vector<std::pair<int, int>> ranges, bool split, int rows = 0) {
           poison(g.o.get(), ob);
           poison(g.lse.get(), lb);
           for (auto [b, e] : ranges) {
@@ -342,6 +342,7 @@ TEST(GpuAttentionInvariance, PairRangesAndTailBlocksKeepTheBits) {
             a.pair_begin = b;
             a.pair_end = e;
             a.split_tail = split;
+            a.block_rows = rows;
             EXPECT_TRUE(ga::forward(g.p, a).ok()) << where;
           }
           EXPECT_EQ(cudaSuccess, cudaDeviceSynchronize());
@@ -350,31 +351,24 @@ TEST(GpuAttentionInvariance, PairRangesAndTailBlocksKeepTheBits) {
         const int pairs = sh.batch * sh.heads, lead = ga::forward_whole_wave_pairs(g.p);
         ASSERT_GE(lead, 0);
         ASSERT_LE(lead, pairs);
-        const auto whole = run({{0, -1}}, false);
+        const auto whole = run({{0, -1}}, false, 128);
         for (float x : whole.second) ASSERT_TRUE(std::isfinite(x)) << where;  // every row written
-        EXPECT_TRUE(whole == run({{0, -1}}, true)) << where;
-        EXPECT_TRUE(whole == run({{0, lead}, {lead, pairs}}, true)) << where << " lead " << lead;
-        EXPECT_TRUE(whole == run({{pairs / 2, pairs}, {0, 1}, {1, pairs / 2}}, true)) << where;
+        EXPECT_TRUE(whole == run({{0, -1}}, true, 128)) << where << ": 128-row blocks, 64-row tail";
+        EXPECT_TRUE(whole == run({{0, -1}}, false, 64)) << where << ": every block one warpgroup";
+        EXPECT_TRUE(whole == run({{0, -1}}, true)) << where << ": the default";
+        for (int rows : {0, 128}) {
+          EXPECT_TRUE(whole == run({{0, lead}, {lead, pairs}}, true, rows)) << where << " lead " << lead;
+          EXPECT_TRUE(whole == run({{pairs / 2, pairs}, {0, 1}, {1, pairs / 2}}, true, rows)) << where;
+        }
         // Pairs outside the range keep the poison (0xFFFF): pair 1 is sample 0's head 1.
         const auto some = run({{1, 2}}, true);
         std::int64_t written = 0;
         for (auto x : some.first) written += x != 0xFFFF;
         EXPECT_EQ(written, std::int64_t(g.p.seq_len(0)) * d) << where;
-        // rows_done counts each computed pair's query rows, and nothing else.
-        auto done = dev_alloc(pairs * sizeof(unsigned));
-        cudaMemset(done.get(), 0, pairs * sizeof(unsigned));
-        auto a = g.fwd();
-        a.pair_begin = 1;
-        a.rows_done = static_cast<unsigned*>(done.get());
-        ASSERT_TRUE(ga::forward(g.p, a).ok()) << where;
-        CUDA_OK(cudaDeviceSynchronize());
-        const auto counts = download<unsigned>(done.get(), pairs);
-        for (int q = 0; q < pairs; ++q)
-          EXPECT_EQ(counts[q], q == 0 ? 0u : static_cast<unsigned>(g.p.seq_len(q / sh.heads))) << where << " pair " << q;
       }
 }
 
-TEST(GpuAttentionInvariance, RejectsPairsOutsideTheProblem) {
+TEST(GpuAttentionInvariance, RejectsPairsOutsideTheProblemAndOtherBlockRows) {
   REQUIRE_GPU();
   std::mt19937_64 rng(1);
   gpu_case g;
@@ -391,6 +385,11 @@ TEST(GpuAttentionInvariance, RejectsPairsOutsideTheProblem) {
     ASSERT_FALSE(r.ok());
     EXPECT_NE(r.err().what.find("outside [0, 6)"), std::string::npos) << r.err().what;
   }
+  auto a = g.fwd();
+  a.block_rows = 96;
+  const auto r = ga::forward(g.p, a);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.err().what.find("block_rows 96"), std::string::npos) << r.err().what;
 }
 
 TEST(GpuAttentionInvariance, RejectsSmallWorkspace) {
