@@ -103,9 +103,9 @@ struct forward_args {
   bool split_tail = true;
 };
 result<void> forward(const problem& p, const forward_args& a, void* stream = nullptr);
-// How many leading (batch, head) pairs fill whole waves of the forward on the current device,
-// with the default block_rows
-// (0 where unknown or none): a caller may use their output while the remaining pairs run.
+// How many leading (batch, head) pairs fill whole waves of the forward on the current device
+// with the default block_rows (0 where unknown or none): a caller may use their output while
+// the remaining pairs run.
 int forward_whole_wave_pairs(const problem& p) noexcept;
 
 struct backward_args {
