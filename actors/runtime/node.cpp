@@ -61,6 +61,7 @@ struct node::impl final : router {
   std::map<std::string, std::set<std::string>> remote_topics;   // topic -> nodes
   std::set<std::string> greeted;                                // peers that said hello
   std::set<std::string> connected;                              // peers we connected to
+  std::set<std::string> departed;                               // peers that said they left
   std::condition_variable_any greeted_cv;
 
   std::list<tap_fn> taps;  // kept alive for the node's life; `tap` points at the newest
@@ -210,6 +211,8 @@ struct node::impl final : router {
       for (auto it = remote_actors.begin(); it != remote_actors.end();)
         it = it->second == h->node ? remote_actors.erase(it) : std::next(it);
       for (const auto& a : h->actors) remote_actors[a] = h->node;
+      if (h->endpoint.empty()) departed.insert(h->node);  // a tool's goodbye: no more subscriber
+      else departed.erase(h->node);
       node_topics[h->node] = std::set<std::string>(h->topics.begin(), h->topics.end());
       remote_topics.clear();
       for (const auto& [n, topics] : node_topics)
@@ -267,6 +270,15 @@ struct node::impl final : router {
       return;
     }
     if (f.env.kind == route::failure) return;
+    if (f.env.kind == route::topic) {
+      // Published before a subscriber's goodbye arrived: a subscriber that left is owed nothing.
+      bool gone;
+      {
+        std::shared_lock lock(mu);
+        gone = departed.count(f.peer) > 0;
+      }
+      if (gone) return log->debug("topic '{}' not delivered to node '{}', which left the graph", f.env.destination, f.peer);
+    }
     log->warn("not delivered to '{}' on node '{}': {}", f.env.destination, f.peer, f.reason);
     report_failure(f.env, f.reason);
   }
