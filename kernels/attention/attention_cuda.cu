@@ -1349,7 +1349,7 @@ template <bool BF16, int D, bool CAUSAL>
 int fwd90_default_rows() {
   static const int rows = [] {
     const char* e = std::getenv("GFDIT_ATTN_FWD90_ROWS");
-    if (e && (std::atoi(e) == 64 || std::atoi(e) == 128)) return std::atoi(e);
+    if (const int asked = e ? std::atoi(e) : 0; asked == 64 || asked == 128) return asked;
     const int one = fwd90_resident<BF16, D, CAUSAL, 1>(), two = fwd90_resident<BF16, D, CAUSAL, 2>();
     return two > 0 && one >= 2 * two ? 64 : 128;
   }();

@@ -308,10 +308,10 @@ TEST(GpuAttentionInvariance, HeadAloneEqualsHeadInsideBatch) {
   }
 }
 
-// Computing the (batch, head) pairs in ranges, and the last partial wave as 64-row blocks, gives
-// the bits of one call without either; a range leaves the other pairs' rows untouched. Shapes:
-// one partial wave (every block 64 rows on Hopper), and whole waves plus a tail (both kernels in
-// one call), padded and varlen.
+// Computing the (batch, head) pairs in ranges, with 128-row blocks, 64-row blocks, or 128-row
+// blocks and a 64-row last partial wave, gives the bits of one call with 128-row blocks; a range
+// leaves the other pairs' rows untouched. Shapes: one partial wave, and whole waves plus a tail
+// (both kernels in one call), padded and varlen.
 TEST(GpuAttentionInvariance, PairRangesAndTailBlocksKeepTheBits) {
   REQUIRE_GPU();
   std::mt19937_64 rng(std::random_device{}());
