@@ -43,7 +43,7 @@ class recorder_actor final : public actor, public tap_sink {
                                           std::function<std::string(const std::string&)>([](const std::string& s) {
                                             return s == "block" || s == "drop" ? "" : "must be block or drop";
                                           })),
-                   p.declare<std::int64_t>("queue_mb", 64, "bytes waiting for the writer before overflow", must_be_positive),
+                   p.declare<std::int64_t>("queue_mb", 64, "per sending thread: bytes waiting for the writer before overflow (copied records up to 16 MiB, large envelopes by reference)", must_be_positive),
                    p.declare<std::int64_t>("chunk_kb", 1024, "chunk size", must_be_positive),
                    p.declare<std::int64_t>("flush_ms", 200, "a partial chunk is written this often", must_be_positive),
                    p.declare<std::int64_t>("writer_nice", 0, "nice value of the writer thread (0..19)",
@@ -147,16 +147,17 @@ class recorder_actor final : public actor, public tap_sink {
     ctx.log().info("bag '{}' closed: {} messages recorded, {} dropped", path_, c.recorded, c.dropped);
   }
 
-  void on_envelope(const envelope_ptr& env) override { queue_->push(env); }
+  void on_envelope(const envelope_ptr& env, std::uint64_t stamp) override { queue_->push(env, stamp); }
 
   bool wants_handled() const override { return !handled_.empty(); }
 
-  void on_handled(const envelope_ptr& env, const std::string& actor) override {
+  void on_handled(const envelope_ptr& env, const std::string& actor, std::uint64_t stamp) override {
     if (!handled_all_ && std::find(handled_.begin(), handled_.end(), actor) == handled_.end()) return;
     if (bag::is_handled_marker(*env)) return;
-    queue_->push_handled(env, actor, std::chrono::duration_cast<std::chrono::nanoseconds>(
+    queue_->push_handled(*env, actor, std::chrono::duration_cast<std::chrono::nanoseconds>(
                                          std::chrono::system_clock::now().time_since_epoch())
-                                         .count());
+                                         .count(),
+                         stamp);
   }
 
  private:

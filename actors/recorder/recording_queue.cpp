@@ -4,72 +4,247 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <new>
+
 #include "actors/recorder/handled_marker.hpp"
 
 namespace gfdit::bag {
 namespace {
 
-// What an envelope will take in a chunk, near enough to bound memory and size the batches.
-std::size_t estimated_bytes(const envelope& env) {
-  return env.payload.size() + env.sender.size() + env.destination.size() + 48;
+std::atomic<std::uint64_t> queue_ids{1};
+constexpr std::uint64_t referenced_wake_bytes = 256u << 10;
+
+// This thread's lanes, by queue id (ids are never reused, so a destroyed queue's entry can
+// only miss). A thread that pushes to more queues than this gets a second lane for one of them
+// later: still in order, since the writer merges by number.
+struct lane_cache_entry {
+  std::uint64_t queue = 0;
+  recording_lane* lane = nullptr;
+};
+constexpr unsigned lane_cache_size = 4;
+[[gnu::tls_model("initial-exec")]] thread_local lane_cache_entry lane_cache[lane_cache_size];
+[[gnu::tls_model("initial-exec")]] thread_local unsigned lane_cache_victim = 0;
+
+std::size_t lane_capacity(const queue_options& o) {
+  return std::clamp<std::size_t>(o.max_queued_bytes, std::size_t{4} << 10, std::size_t{16} << 20);
 }
 
 }  // namespace
 
 recording_queue::recording_queue(std::unique_ptr<writer> w, queue_options o)
-    : writer_(std::move(w)), opt_(std::move(o)) {
+    : id_(queue_ids.fetch_add(1)), writer_(std::move(w)), opt_(std::move(o)), lane_bytes_(lane_capacity(opt_)) {
   opt_.keep.resolve();
+  opt_.copy_limit = std::min(opt_.copy_limit, lane_bytes_ / 4);
   filling_.reserve(opt_.chunk_bytes + (64u << 10));
   thread_ = std::thread([this] { run(); });
 }
 
 recording_queue::~recording_queue() { (void)stop(); }
 
-void recording_queue::push(envelope_ptr env) { enqueue({std::move(env), {}, 0, 0}); }
-
-void recording_queue::push_handled(envelope_ptr env, std::string actor, std::int64_t at_ns) {
-  enqueue({std::move(env), std::move(actor), at_ns, 0});
+recording_lane& recording_queue::my_lane() {
+  for (auto& e : lane_cache)
+    if (e.queue == id_) return *e.lane;
+  auto l = std::make_unique<recording_lane>(lane_bytes_);
+  recording_lane* p = l.get();
+  {
+    std::lock_guard lock(lanes_mu_);
+    lanes_.push_back(std::move(l));
+  }
+  lane_cache[lane_cache_victim++ % lane_cache_size] = {id_, p};
+  return *p;
 }
 
-void recording_queue::enqueue(item&& it) {
-  const std::size_t n = estimated_bytes(*it.env) + it.handled_by.size();
-  std::unique_lock lock(mu_);
-  // Once stop() began, the writer may already have written its last chunk: count, not keep.
-  if (stopping_ || stopped_ || !c_.error.empty()) {
-    ++c_.dropped;
+char* recording_queue::reserve(recording_lane& l, std::size_t bytes, std::uint64_t referenced) {
+  auto room = [&]() -> char* {
+    // One referenced envelope may always wait, however large, or it could never be recorded.
+    const std::uint64_t held = referenced ? l.referenced_bytes_pending() : 0;
+    if (held > 0 && held + referenced > opt_.max_queued_bytes) return nullptr;
+    return l.reserve(bytes);
+  };
+  if (char* p = room()) return p;
+  if (opt_.on_full == overflow::drop) {
+    dropped_.fetch_add(1, std::memory_order_relaxed);
+    return nullptr;
+  }
+  blocked_.fetch_add(1, std::memory_order_relaxed);
+  waiting_.fetch_add(1);
+  wake_writer();
+  char* p = nullptr;
+  {
+    // The writer notifies under mu_ after it released room, so checking under mu_ loses no
+    // wake-up; the timeout only bounds how late a stop() is seen.
+    std::unique_lock lock(mu_);
+    while (!(p = room()) && !closed_.load())
+      space_cv_.wait_for(lock, std::chrono::milliseconds(1));
+  }
+  waiting_.fetch_sub(1);
+  if (!p) dropped_.fetch_add(1, std::memory_order_relaxed);
+  return p;
+}
+
+void recording_queue::published(recording_lane& l) {
+  l.publish();
+  if (l.due(std::min(opt_.chunk_bytes, lane_bytes_ / 2))) wake_writer();
+}
+
+void recording_queue::wake_writer() {
+  {
+    std::lock_guard lock(mu_);
+    wake_ = true;
+  }
+  work_cv_.notify_one();
+}
+
+namespace {
+
+// The head of a record for `env` (order left for the caller).
+void fill_head(record_head& h, const envelope& env, record_form form, std::size_t bytes) {
+  h.bytes = static_cast<std::uint32_t>(padded(bytes));
+  h.form = form;
+  h.kind = env.kind;
+  h.version = env.version;
+  h.type_id = env.type_id;
+  h.sender_len = static_cast<std::uint32_t>(env.sender.size());
+  h.destination_len = static_cast<std::uint32_t>(env.destination.size());
+  h.seq = env.seq;
+  h.logical = env.time.logical;
+  h.wall_ns = env.time.wall_ns;
+  h.trace_id = env.trace_id;
+  h.correlation = env.correlation;
+}
+
+char* put(char* out, std::string_view s) {
+  std::memcpy(out, s.data(), s.size());
+  return out + s.size();
+}
+
+}  // namespace
+
+void recording_queue::push(const envelope_ptr& p, std::uint64_t stamp) {
+  if (closed_.load(std::memory_order_relaxed)) {
+    dropped_.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  if (queued_bytes_ >= opt_.max_queued_bytes) {
-    if (opt_.on_full == overflow::drop) {
-      ++c_.dropped;
-      return;
-    }
-    ++c_.blocked;
-    wake_ = true;
-    work_cv_.notify_one();
-    space_cv_.wait(lock, [&] { return queued_bytes_ < opt_.max_queued_bytes || stopping_ || stopped_ || !c_.error.empty(); });
-    if (stopping_ || stopped_ || !c_.error.empty()) {
-      ++c_.dropped;
-      return;
-    }
+  const envelope& env = *p;
+  recording_lane& l = my_lane();
+  const std::size_t copied = sizeof(record_head) + env.sender.size() + env.destination.size() + env.payload.size();
+  const bool by_ref = copied > opt_.copy_limit;
+  const std::size_t bytes = by_ref ? sizeof(record_head) + sizeof(envelope_ptr) : copied;
+  char* at = reserve(l, bytes, by_ref ? env.payload.size() : 0);
+  if (!at) return;
+  auto* h = reinterpret_cast<record_head*>(at);
+  fill_head(*h, env, by_ref ? record_form::ref : record_form::copy, bytes);
+  h->stamp = stamp;
+  char* body = at + sizeof(record_head);
+  if (by_ref) {
+    new (body) envelope_ptr(p);
+    l.add_referenced(env.payload.size());
+  } else {
+    h->body_len = static_cast<std::uint32_t>(env.payload.size());
+    put(put(put(body, env.sender), env.destination), env.payload);
   }
-  if (!it.handled_by.empty()) it.mark_seq = ++marks_;
-  pending_.push_back(std::move(it));
-  queued_bytes_ += n;
-  pending_bytes_ += n;
-  // The writer sleeps until a chunk's worth is pending (or its flush tick): one wake-up per
-  // chunk, not per message.
-  if (!wake_ && pending_bytes_ >= opt_.chunk_bytes) {
-    wake_ = true;
-    work_cv_.notify_one();
-  }
+  published(l);
+  // Envelopes kept alive long cost their senders more than the writer's wake-up: the writer
+  // lets go of them after a few hundred KiB.
+  if (by_ref && l.referenced_bytes_pending() >= referenced_wake_bytes) wake_writer();
 }
 
-bool recording_queue::append(const item& it) {
-  if (!opt_.keep.empty() && !opt_.keep.match(*it.env)) return false;
-  if (it.handled_by.empty()) filling_.append(*it.env);
-  else filling_.append(handled_marker(*it.env, it.handled_by, it.mark_seq, it.at_ns));
-  return true;
+void recording_queue::push_handled(const envelope& env, std::string_view actor, std::int64_t at_ns,
+                                   std::uint64_t stamp) {
+  if (closed_.load(std::memory_order_relaxed)) {
+    dropped_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  recording_lane& l = my_lane();
+  const std::size_t bytes = sizeof(record_head) + env.sender.size() + env.destination.size() + actor.size();
+  char* at = reserve(l, bytes, 0);
+  if (!at) return;
+  auto* h = reinterpret_cast<record_head*>(at);
+  fill_head(*h, env, record_form::marker, bytes);
+  h->stamp = stamp;
+  h->body_len = static_cast<std::uint32_t>(actor.size());
+  h->at_ns = at_ns;
+  put(put(put(at + sizeof(record_head), env.sender), env.destination), actor);
+  published(l);
+}
+
+void recording_queue::write_record(recording_lane& l, std::uint64_t at) {
+  const record_head& h = l.at(at);
+  const envelope* env = &scratch_;
+  if (h.form == record_form::ref) {
+    env = &l.referenced(at);
+  } else {
+    const char* b = l.body(at);
+    scratch_.type_id = h.type_id;
+    scratch_.version = h.version;
+    scratch_.seq = h.seq;
+    scratch_.sender.assign(b, h.sender_len);
+    scratch_.destination.assign(b + h.sender_len, h.destination_len);
+    scratch_.kind = h.kind;
+    scratch_.time = {h.logical, h.wall_ns};
+    scratch_.trace_id = h.trace_id;
+    scratch_.correlation = h.correlation;
+    const char* tail = b + h.sender_len + h.destination_len;
+    if (h.form == record_form::copy) scratch_.payload.assign(tail, h.body_len);
+    else scratch_.payload.clear(), actor_.assign(tail, h.body_len);
+  }
+  const std::uint64_t mark = h.form == record_form::marker ? ++marks_ : 0;
+  if (!opt_.keep.empty() && !opt_.keep.match(*env)) {
+    ++filtered_;
+  } else {
+    if (h.form == record_form::marker) filling_.append(handled_marker(*env, actor_, mark, h.at_ns));
+    else filling_.append(*env);
+    ++recorded_;
+  }
+  if (h.form == record_form::ref) l.let_go(at, env->payload.size());
+  if (filling_.bytes() >= opt_.chunk_bytes) write_filling();
+}
+
+bool recording_queue::drain(std::uint64_t wait_below, bool stop) {
+  // The bound first, then what the lanes published: a record published after the bound was
+  // read is either above it or concurrent with everything written now.
+  const std::uint64_t bound = stop ? UINT64_MAX : record_stamp_bound();
+  {
+    std::lock_guard lock(lanes_mu_);
+    cursors_.resize(lanes_.size());
+    for (std::size_t i = 0; i < lanes_.size(); ++i) cursors_[i].lane = lanes_[i].get();
+  }
+  for (auto& c : cursors_) c.at = c.lane->released(), c.end = c.lane->published();
+  auto front = [](cursor& c) -> const record_head* {  // skips pads
+    for (; c.at < c.end; c.at += c.lane->at(c.at).bytes)
+      if (c.lane->at(c.at).form != record_form::pad) return &c.lane->at(c.at);
+    return nullptr;
+  };
+  // Each lane is in stamp order (one thread's); write the smallest front below the bound.
+  for (std::uint64_t n = 0;; ++n) {
+    cursor* best = nullptr;
+    std::uint64_t best_stamp = bound;
+    for (auto& c : cursors_)
+      if (const record_head* h = front(c); h && h->stamp < best_stamp) best = &c, best_stamp = h->stamp;
+    if (!best) break;
+    write_record(*best->lane, best->at);
+    best->at += best->lane->at(best->at).bytes;
+    if (n % 256 == 255) {  // let blocked senders go on during a long drain
+      for (auto& c : cursors_) c.lane->release(c.at);
+      if (waiting_.load() > 0) {
+        std::lock_guard lock(mu_);
+        space_cv_.notify_all();
+      }
+    }
+  }
+  for (auto& c : cursors_) c.lane->release(c.at);
+  if (waiting_.load() > 0) {
+    std::lock_guard lock(mu_);
+    space_cv_.notify_all();
+  }
+  // Done when nothing below `wait_below` is left, and, while a sender waits for room, nothing
+  // at all (what is left sits above a stamp still being routed: come back at once).
+  bool done = true;
+  const bool someone_waits = waiting_.load() > 0;
+  for (auto& c : cursors_)
+    if (const record_head* h = front(c); h && (someone_waits || h->stamp < wait_below)) done = false;
+  return done;
 }
 
 void recording_queue::write_filling() {
@@ -81,6 +256,7 @@ void recording_queue::write_filling() {
       ++written_chunks_;
     } else {
       write_error_ = r.err().what;
+      closed_.store(true);
     }
   }
   filling_.clear();
@@ -89,7 +265,6 @@ void recording_queue::write_filling() {
 void recording_queue::run() {
   // Linux: a thread's nice value is its own (setpriority on the thread id).
   if (opt_.writer_nice != 0) (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), opt_.writer_nice);
-  std::vector<item> batch;
   std::unique_lock lock(mu_);
   while (true) {
     const bool by_size = work_cv_.wait_for(lock, opt_.flush_every, [&] {
@@ -98,42 +273,36 @@ void recording_queue::run() {
     wake_ = false;
     const std::uint64_t flush_gen = flush_asked_;
     const bool stop = stopping_;
-    batch.swap(pending_);
-    const std::size_t batch_bytes = pending_bytes_;
-    pending_bytes_ = 0;
+    const bool flushing = flush_gen != flush_done_ || stop;
+    // flush() waits for what was stamped before it; stop writes everything (no push races it).
+    const std::uint64_t wait_below = flushing && !stop ? flush_below_ : 0;
     lock.unlock();
 
-    std::uint64_t recorded = 0, filtered = 0;
-    for (const auto& it : batch) {
-      (append(it) ? recorded : filtered) += 1;
-      if (filling_.bytes() >= opt_.chunk_bytes) write_filling();
-    }
-    batch.clear();  // lets the envelopes go
+    while (!drain(wait_below, stop)) std::this_thread::yield();  // an envelope still being routed
     // A partial chunk goes out on every flush tick, flush() and stop, so a killed process loses
     // little.
-    if (!by_size || flush_gen != flush_done_ || stop) write_filling();
+    if (!by_size || flushing) write_filling();
 
     lock.lock();
-    queued_bytes_ -= batch_bytes;
-    c_.recorded += recorded;
-    c_.filtered_out += filtered;
+    c_.recorded = recorded_;
+    c_.filtered_out = filtered_;
     c_.bytes = written_bytes_;
     c_.chunks = written_chunks_;
     if (c_.error.empty() && !write_error_.empty()) c_.error = write_error_;
-    space_cv_.notify_all();
     if (flush_done_ != flush_gen) {
       flush_done_ = flush_gen;
       idle_cv_.notify_all();
     }
-    if (stop && pending_.empty()) break;
+    if (stop) break;
   }
   idle_cv_.notify_all();
 }
 
 void recording_queue::flush() {
   std::unique_lock lock(mu_);
-  if (stopped_) return;
+  if (stopped_ || stopping_) return;
   const std::uint64_t mine = ++flush_asked_;
+  flush_below_ = std::max(flush_below_, record_stamp());
   work_cv_.notify_one();
   idle_cv_.wait(lock, [&] { return flush_done_ >= mine || stopped_; });
 }
@@ -143,6 +312,7 @@ result<void> recording_queue::stop() {
     std::unique_lock lock(mu_);
     if (stopped_) return {};
     stopping_ = true;
+    closed_.store(true);
     work_cv_.notify_one();
   }
   if (thread_.joinable()) thread_.join();
@@ -157,9 +327,15 @@ result<void> recording_queue::stop() {
 }
 
 queue_counters recording_queue::counters() const {
-  std::lock_guard lock(mu_);
-  auto c = c_;
-  c.queued_bytes = queued_bytes_;
+  queue_counters c;
+  {
+    std::lock_guard lock(mu_);
+    c = c_;
+  }
+  c.dropped = dropped_.load();
+  c.blocked = blocked_.load();
+  std::lock_guard lock(lanes_mu_);
+  for (const auto& l : lanes_) c.queued_bytes += l->queued();
   return c;
 }
 

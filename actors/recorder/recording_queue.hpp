@@ -1,19 +1,27 @@
 #pragma once
-// The recorder's path from the bus to the disk. Any thread push()es the envelope pointer the
-// node routes (a reference count under a short lock: no copy, no encoding on the bus's hot
-// path); one writer thread takes the queued pointers in batches, filters, encodes them into
-// chunks and writes them. The queued bytes are bounded: when the writer falls behind,
-// overflow::block makes the pushing thread wait (backpressure on the bus), overflow::drop
-// counts what it throws away. Nothing is lost without being counted.
+// The recorder's path from the bus to the disk. Any thread push()es what the node routes: a
+// small envelope is copied into the pushing thread's own lane (recording_lane.hpp: no lock, no
+// shared reference count, the envelope dies as it would unrecorded), a large one is kept by
+// reference. Every record carries its tap stamp (recorder_tap.hpp: a cause has a smaller stamp
+// than its effects); one writer thread merges the lanes by stamp, below the bound under which
+// no stamp can still come (record_stamp_bound), so the bag's order is a linear extension of
+// happens-before. It filters, encodes into chunks and writes them. The
+// queued bytes are bounded per lane: when the writer falls behind, overflow::block makes the
+// pushing thread wait (backpressure on the bus), overflow::drop counts what it throws away.
+// Nothing is lost without being counted.
 #include <atomic>
 #include <condition_variable>
 #include <chrono>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
+#include <vector>
 
 #include "actors/recorder/bag_writer.hpp"
+#include "actors/recorder/recorder_tap.hpp"
+#include "actors/recorder/recording_lane.hpp"
 
 namespace gfdit::bag {
 
@@ -21,7 +29,13 @@ enum class overflow { block, drop };
 
 struct queue_options {
   std::size_t chunk_bytes = 1u << 20;
+  // The bound on what waits for the writer, per pushing thread: its lane holds this much of
+  // copied records (4 KiB to 16 MiB), and the envelopes it keeps by reference this many payload
+  // bytes.
   std::size_t max_queued_bytes = 64u << 20;
+  // Envelopes whose record takes more than this are kept by reference instead of copied (the
+  // writer is then woken every 256 KiB of such payloads, so it lets go of them soon).
+  std::size_t copy_limit = 1u << 10;
   overflow on_full = overflow::block;
   std::chrono::milliseconds flush_every{200};  // a partial chunk reaches the disk this often
   // The writer thread's nice value: above 0 it yields the cores to the actors it records; a
@@ -43,11 +57,13 @@ class recording_queue {
   recording_queue(const recording_queue&) = delete;
   recording_queue& operator=(const recording_queue&) = delete;
 
-  // Thread-safe.
-  void push(envelope_ptr env);
-  // The dispatch marker "`actor` handled `env` at `at_ns`" (handled_marker.hpp), built on the
-  // writer thread; the filter judges `env`, so a marker is kept exactly when its message is.
-  void push_handled(envelope_ptr env, std::string actor, std::int64_t at_ns);
+  // Thread-safe. Must not race stop() (the recorder detaches its tap sink first). `stamp`: the
+  // tap's (a direct caller's push is stamped now).
+  void push(const envelope_ptr& env, std::uint64_t stamp = record_stamp());
+  // The dispatch marker "`actor` handled `env` at `at_ns`" (handled_marker.hpp), numbered in
+  // the bag's order; the filter judges `env`, so a marker is kept exactly when its message is.
+  void push_handled(const envelope& env, std::string_view actor, std::int64_t at_ns,
+                    std::uint64_t stamp = record_stamp());
   // Writes everything pushed before the call and waits for it.
   void flush();
   // Flushes, stops the writer thread and closes the bag (footer). Idempotent.
@@ -55,34 +71,52 @@ class recording_queue {
   queue_counters counters() const;
 
  private:
-  // An envelope as the tap handed it, or (handled_by set) the marker that points at it.
-  struct item {
-    envelope_ptr env;
-    std::string handled_by;
-    std::int64_t at_ns = 0;
-    std::uint64_t mark_seq = 0;
-  };
-  void enqueue(item&& it);
+  recording_lane& my_lane();
+  // Room in this thread's lane for `bytes`, waiting or dropping per on_full; nullptr: dropped.
+  // `referenced`: the payload bytes a ref record would keep alive.
+  char* reserve(recording_lane& l, std::size_t bytes, std::uint64_t referenced);
+  void published(recording_lane& l);  // and wakes the writer per chunk's worth
+  void wake_writer();
   void run();
-  bool append(const item& it);  // writer thread: filter and encode; false when filtered out
-  void write_filling();         // writer thread
+  // Writer thread: writes what the lanes published, merged by stamp, below the stamp bound
+  // (everything at stop); returns whether nothing published below `wait_below` is left.
+  bool drain(std::uint64_t wait_below, bool stop);
+  void write_record(recording_lane& l, std::uint64_t at);  // writer thread: filter, encode
+  void write_filling();  // writer thread
 
+  const std::uint64_t id_;  // this queue among all (a thread's lane cache is keyed by it)
   std::unique_ptr<writer> writer_;
   queue_options opt_;
+  std::size_t lane_bytes_;
+
+  std::atomic<bool> closed_{false};       // stopping, stopped or failed: pushes are dropped
+  std::atomic<std::uint64_t> dropped_{0}, blocked_{0};
+  std::atomic<int> waiting_{0};           // pushing threads waiting for room
+
+  mutable std::mutex lanes_mu_;
+  std::vector<std::unique_ptr<recording_lane>> lanes_;  // lanes_mu_; one per pushing thread
+
   mutable std::mutex mu_;
   std::condition_variable work_cv_, space_cv_, idle_cv_;
-  std::vector<item> pending_;        // mu_: pushed, not yet taken by the writer
-  std::size_t pending_bytes_ = 0;    // mu_: their estimated size (wakes the writer per chunk)
-  std::size_t queued_bytes_ = 0;     // mu_: pushed and not yet on disk (the bound)
-  bool wake_ = false;                // mu_: a chunk's worth is pending
+  bool wake_ = false;                               // mu_
   std::uint64_t flush_asked_ = 0, flush_done_ = 0;  // mu_: flush() generations
-  std::uint64_t marks_ = 0;          // mu_: marker sequence numbers, in queue order
-  bool stopping_ = false;
-  bool stopped_ = false;
-  queue_counters c_;
-  chunk_builder filling_;  // writer thread only
-  std::uint64_t written_bytes_ = 0, written_chunks_ = 0;  // writer thread; published under mu_
-  std::string write_error_;                               // writer thread; published under mu_
+  std::uint64_t flush_below_ = 0;                   // mu_: stamps the latest flush() waits for
+  bool stopping_ = false;                           // mu_
+  bool stopped_ = false;                            // mu_
+  queue_counters c_;                                // mu_: the writer's part, published
+
+  // Writer thread only.
+  chunk_builder filling_;
+  envelope scratch_;          // a copied record, rebuilt in place
+  std::string actor_;         // a marker's actor, likewise
+  struct cursor {
+    recording_lane* lane;
+    std::uint64_t at, end;
+  };
+  std::vector<cursor> cursors_;
+  std::uint64_t marks_ = 0;   // markers written, in order
+  std::uint64_t recorded_ = 0, filtered_ = 0, written_bytes_ = 0, written_chunks_ = 0;
+  std::string write_error_;
   std::thread thread_;
 };
 

@@ -115,6 +115,11 @@ struct node::impl final : router {
   result<void> route(envelope&& e) override {
     auto env = std::make_shared<const envelope>(std::move(e));
     tap_if(env, tap_point::sent);
+    struct routed_guard {
+      impl& self;
+      const envelope_ptr& env;
+      ~routed_guard() { self.tap_if(env, tap_point::routed); }
+    } routed{*this, env};
     if (env->kind == route::topic) {
       deliver_topic_local(env);
       std::set<std::string> nodes;

@@ -8,7 +8,12 @@
 
 namespace gfdit {
 
-enum class tap_point { sent, delivered };
+// `sent` fires when a node starts routing an envelope, before any delivery; `delivered` at
+// each local delivery (before the mailbox); `routed` once the node is done routing what it saw
+// `sent` (deliveries made, remote posts queued), on the same thread, however route() ends. A
+// tap may take its decision at `sent` and do its slower work at `routed`, off the critical path
+// of the delivery (the recorder does: bench/RESULTS.md § recorder overhead).
+enum class tap_point { sent, delivered, routed };
 
 // The envelope comes as the shared pointer the node routes: a tap that keeps it (the recorder)
 // takes a reference count, not a copy.

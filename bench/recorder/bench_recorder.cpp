@@ -46,6 +46,8 @@ struct stream {
 
 int settle_ms = 300;  // fresh mode; interleave mode's default is 5
 int chunk_kb = 0;  // 0: the recorder's default
+int queue_kb = 0;  // 0: the recorder's default (each sending thread's lane holds this much)
+int copy_limit = -1;  // bytes; -1: the recorder's default
 std::string types;  // the recorder's type filter (diagnosis: a filter that matches nothing)
 // Interleave mode, diagnosis: the writer thread works only between windows (a chunk and queue
 // bound larger than any window, no flush tick), so a recorded window pays only the senders'
@@ -118,18 +120,18 @@ std::vector<double> run_once(bool remote, const std::string& peer_ep, bool recor
 
 // --- interleave mode ---
 
-// What gfdit.recorder's tap_sink does per envelope: queue the routed pointer.
+// What gfdit.recorder's tap_sink does per envelope: push it to the queue with its stamp.
 class queue_sink final : public tap_sink {
  public:
   explicit queue_sink(bag::recording_queue& q) : q_(q) {}
-  void on_envelope(const envelope_ptr& env) override {
+  void on_envelope(const envelope_ptr& env, std::uint64_t stamp) override {
     if (hold > 0) {
       thread_local std::vector<envelope_ptr> held;
       held.push_back(env);
       if (static_cast<int>(held.size()) >= hold) held.clear();
       return;
     }
-    if (!null_sink) q_.push(env);
+    if (!null_sink) q_.push(env, stamp);
   }
 
  private:
@@ -152,6 +154,8 @@ std::vector<pair_stats> run_interleaved(bool remote, const std::string& peer_ep,
   if (!w) throw std::runtime_error(w.err().what);
   bag::queue_options qo;  // gfdit.recorder's defaults: 1 MiB chunks, 64 MiB queue, block
   if (chunk_kb > 0) qo.chunk_bytes = static_cast<std::size_t>(chunk_kb) << 10;
+  if (queue_kb > 0) qo.max_queued_bytes = static_cast<std::size_t>(queue_kb) << 10;
+  if (copy_limit >= 0) qo.copy_limit = static_cast<std::size_t>(copy_limit);
   if (defer_writer) {
     qo.chunk_bytes = std::size_t{256} << 20;  // one chunk per window (the writer reserves it)
     qo.max_queued_bytes = std::size_t{1} << 30;
@@ -217,6 +221,8 @@ int main(int argc, char** argv) {
   app.add_option("--transports", transports, "inproc ipc");
   app.add_option("--settle-ms", settle_ms, "pause before each stream (fresh) or window (interleave), both sides");
   app.add_option("--chunk-kb", chunk_kb, "the recorder's chunk size");
+  app.add_option("--copy-limit", copy_limit, "interleave: records above this many bytes keep the envelope by reference");
+  app.add_option("--queue-kb", queue_kb, "interleave: the queue bound (each sending thread's lane)");
   app.add_flag("--defer-writer", defer_writer,
                "interleave, diagnosis: the writer runs only between windows (the senders' part of the cost)");
   app.add_flag("--null-sink", null_sink, "interleave, diagnosis: the sink does nothing (the tap's part of the cost)");

@@ -166,26 +166,32 @@ TEST(recorder, a_writer_that_cannot_keep_up_drops_only_what_it_counts) {
   }
 }
 
-TEST(recorder, the_queue_keeps_the_routed_envelope_itself_until_it_is_written) {
-  const auto path = testing::temp_path("zero-copy");
+TEST(recorder, the_queue_copies_small_envelopes_and_keeps_large_ones_until_written) {
+  const auto path = testing::temp_path("copy-or-ref");
   auto w = bag::writer::create(path, bag::header::current());
   ASSERT_TRUE(w);
-  // A long flush tick: only flush() makes the writer take the envelope.
-  bag::recording_queue q(std::move(*w), {.flush_every = std::chrono::hours(1)});
-  auto env = std::make_shared<const envelope>(testing::synthetic(7));
-  q.push(env);
-  q.push_handled(env, "echo", 1234);
-  EXPECT_EQ(env.use_count(), 3);  // queued by reference (twice), not copied
+  // A long flush tick: only flush() makes the writer take the records.
+  bag::recording_queue q(std::move(*w), {.copy_limit = 1024, .flush_every = std::chrono::hours(1)});
+  auto small = std::make_shared<const envelope>(testing::synthetic(7));
+  auto large_env = testing::synthetic(8);
+  large_env.payload.assign(4096, 'x');
+  auto large = std::make_shared<const envelope>(std::move(large_env));
+  q.push(small);
+  q.push_handled(*small, "echo", 1234);
+  q.push(large);
+  EXPECT_EQ(small.use_count(), 1);  // copied: the envelope dies when its handling is over
+  EXPECT_EQ(large.use_count(), 2);  // kept by reference until written
   q.flush();
-  EXPECT_EQ(env.use_count(), 1);  // written: the queue let go of it
+  EXPECT_EQ(large.use_count(), 1);  // written: the queue let go of it
   ASSERT_TRUE(q.stop());
   const auto all = read_bag(path);
-  ASSERT_EQ(all.size(), 2u);
-  EXPECT_TRUE(testing::same_envelope(all[0], *env));
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_TRUE(testing::same_envelope(all[0], *small));
   ASSERT_TRUE(bag::is_handled_marker(all[1]));
   EXPECT_EQ(all[1].destination, "echo");
   EXPECT_EQ(all[1].time.wall_ns, 1234);
-  EXPECT_EQ(bag::handled_key(*decode<msg::handled>(all[1].payload)), bag::handled_key(*env));
+  EXPECT_EQ(bag::handled_key(*decode<msg::handled>(all[1].payload)), bag::handled_key(*small));
+  EXPECT_TRUE(testing::same_envelope(all[2], *large));
 }
 
 TEST(recorder, backpressure_keeps_every_message) {
@@ -204,13 +210,76 @@ TEST(recorder, backpressure_keeps_every_message) {
   EXPECT_EQ(read_bag(path).size(), n);
 }
 
+// What gfdit.recorder does per envelope, without the actor around it.
+class queue_sink final : public tap_sink {
+ public:
+  explicit queue_sink(bag::recording_queue& q) : q_(q) {}
+  void on_envelope(const envelope_ptr& env, std::uint64_t stamp) override { q_.push(env, stamp); }
+
+ private:
+  bag::recording_queue& q_;
+};
+
+TEST(recorder, the_bag_keeps_every_cause_before_its_effect) {
+  // The sinks get a routed envelope only after its delivery, so the receiver may record its
+  // answer first; the writer must still put each message of a chain after the one that caused
+  // it. Four chains, each message sent by the handler of the one before (count + 1), 2 KiB
+  // lanes so the writer drains (and senders wait for room) while they run.
+  const auto path = testing::temp_path("causal");
+  auto w = bag::writer::create(path, bag::header::current());
+  ASSERT_TRUE(w);
+  bag::recording_queue q(std::move(*w), {.chunk_bytes = 4096, .max_queued_bytes = 2048, .flush_every = 5ms});
+  queue_sink sink(q);
+  constexpr std::uint64_t hops = 3000;
+  collector<std::string> done;
+  {
+    auto nd = node::create({.name = "causal", .bind = testing::unique_ipc("causal")});
+    ASSERT_TRUE(nd);
+    install_recorder_tap(**nd);
+    for (const std::string c : {"1", "2", "3", "4"})
+      for (const std::string side : {"a", "b"}) {
+        const std::string other = (side == "a" ? "b" : "a") + c;
+        ASSERT_TRUE((*nd)->add(side + c, std::make_unique<lambda_actor>(
+            [&done, other](context& ctx) {
+              ctx.on<msg::ping>([&done, &ctx, other](const msg::ping& p, const envelope&) {
+                if (p.count < hops) (void)ctx.send(other, msg::ping{p.count + 1, p.data});
+                else done.push(p.data);
+              });
+              return result<void>{};
+            },
+            [other, c, side](context& ctx) {
+              if (side == "a") (void)ctx.send(other, msg::ping{0, c});
+              return result<void>{};
+            })));
+      }
+    attach_tap_sink(&sink);
+    ASSERT_TRUE((*nd)->start());
+    ASSERT_TRUE(done.wait_for(4, 60s));
+    detach_tap_sink(&sink);
+    (*nd)->stop();
+  }
+  ASSERT_TRUE(q.stop());
+  EXPECT_EQ(q.counters().dropped, 0u);
+  std::map<std::string, std::uint64_t> next;  // chain -> the count its next message must have
+  std::uint64_t pings = 0;
+  for (const auto& e : read_bag(path)) {
+    if (!e.is<msg::ping>()) continue;
+    auto p = decode<msg::ping>(e.payload);
+    ASSERT_TRUE(p);
+    ++pings;
+    EXPECT_EQ(p->count, next[p->data]) << "chain " << p->data << " out of causal order in the bag";
+    next[p->data] = p->count + 1;
+  }
+  EXPECT_EQ(pings, 4 * (hops + 1));
+}
+
 // A sink attached for a while: it must never be called once detach_tap_sink returned, and it
 // must see an unbroken run of each ping-pong chain (a message routed between two it saw was
 // routed while it was attached).
 class window_sink final : public tap_sink {
  public:
   explicit window_sink(bag::recording_queue& q) : q_(q) {}
-  void on_envelope(const envelope_ptr& env) override {
+  void on_envelope(const envelope_ptr& env, std::uint64_t stamp) override {
     if (detached.load(std::memory_order_acquire)) late.fetch_add(1);
     if (env->is<msg::ping>())
       if (auto p = decode<msg::ping>(env->payload)) {
@@ -218,7 +287,7 @@ class window_sink final : public tap_sink {
         seen[p->data].push_back(p->count);
       }
     calls.fetch_add(1);
-    q_.push(env);
+    q_.push(env, stamp);
   }
   std::atomic<bool> detached{false};
   std::atomic<std::uint64_t> late{0}, calls{0};

@@ -131,9 +131,10 @@ TEST(delivery, order_is_kept_per_pair_over_100000_messages) {
 
 TEST(delivery, the_tap_sees_every_envelope_sent_and_delivered) {
   auto n = make_node("d5");
-  std::atomic<int> sent{0}, delivered{0};
+  std::atomic<int> sent{0}, delivered{0}, routed{0};
   n->set_tap([&](const envelope_ptr& e, tap_point p) {
-    if (e->is<msg::ping>()) ++(p == tap_point::sent ? sent : delivered);
+    if (!e->is<msg::ping>()) return;
+    ++(p == tap_point::sent ? sent : p == tap_point::delivered ? delivered : routed);
   });
   collector<int> got;
   ASSERT_TRUE(n->add("a", std::make_unique<lambda_actor>([&](context& ctx) {
@@ -151,6 +152,7 @@ TEST(delivery, the_tap_sees_every_envelope_sent_and_delivered) {
   ASSERT_TRUE(got.wait_for(20));
   EXPECT_EQ(sent.load(), 10);
   EXPECT_EQ(delivered.load(), 20);
+  EXPECT_EQ(routed.load(), 10);
 }
 
 TEST(delivery, timers_fire_periodically_and_once_and_can_be_cancelled) {
