@@ -232,7 +232,8 @@ void on_sent(const envelope_ptr& ptr) {
 void on_routed(const envelope_ptr& ptr) {
   if (me.frames == 0 || me.frame[me.frames - 1].env != ptr.get()) return;  // not tapped at `sent`
   // The frame stays until the sinks have the envelope: a sink that routes meanwhile nests
-  // above it and leaves this (smaller) stamp pending.
+  // above it and leaves this (smaller) stamp pending. (With several sinks, what the first one
+  // routes here reaches the later ones before this envelope: sinks that route are not ordered.)
   const routing_frame f = me.frame[me.frames - 1];
   me.routing = f.outer_routing;
   for (auto* x : f.sinks->sinks) x->on_envelope(ptr, f.stamp);

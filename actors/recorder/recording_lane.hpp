@@ -88,6 +88,12 @@ class recording_lane {
   // Bytes published and not yet released (approximate while either side runs).
   std::uint64_t queued() const { return published() - tail_.load(std::memory_order_acquire); }
 
+  // Its thread exited: once drained, the lane can go.
+  void orphan() { orphaned_.store(true, std::memory_order_release); }
+  bool drained_orphan() const {
+    return orphaned_.load(std::memory_order_acquire) && released() == published();
+  }
+
  private:
   std::size_t cap_;
   std::unique_ptr<char[]> ring_;
@@ -97,6 +103,7 @@ class recording_lane {
   // Consumer's line.
   alignas(64) std::atomic<std::uint64_t> tail_{0};
   std::atomic<std::uint64_t> ref_done_{0};
+  std::atomic<bool> orphaned_{false};
 };
 
 }  // namespace gfdit::bag

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <new>
+#include <set>
 
 #include "actors/recorder/handled_marker.hpp"
 
@@ -17,7 +18,7 @@ constexpr std::uint64_t referenced_wake_bytes = 256u << 10;
 
 // This thread's lanes, by queue id (ids are never reused, so a destroyed queue's entry can
 // only miss). A thread that pushes to more queues than this gets a second lane for one of them
-// later: still in order, since the writer merges by number.
+// later: still in order, since the writer merges by stamp.
 struct lane_cache_entry {
   std::uint64_t queue = 0;
   recording_lane* lane = nullptr;
@@ -25,6 +26,29 @@ struct lane_cache_entry {
 constexpr unsigned lane_cache_size = 4;
 [[gnu::tls_model("initial-exec")]] thread_local lane_cache_entry lane_cache[lane_cache_size];
 [[gnu::tls_model("initial-exec")]] thread_local unsigned lane_cache_victim = 0;
+
+// The queues alive, so a thread that exits can tell the queues it pushed to that its lanes will
+// get nothing more (the writer then frees them once drained). Never destroyed: threads may exit
+// after the statics.
+std::mutex& live_mu() {
+  static auto* mu = new std::mutex;
+  return *mu;
+}
+std::set<std::uint64_t>& live_queues() {
+  static auto* ids = new std::set<std::uint64_t>;
+  return *ids;
+}
+
+// Set up at a thread's first lane, so its exit is seen; the hot path reads only lane_cache.
+struct lane_owner {
+  bool armed = false;
+  ~lane_owner() {
+    std::lock_guard lock(live_mu());
+    for (auto& e : lane_cache)
+      if (e.lane && live_queues().count(e.queue)) e.lane->orphan();
+  }
+};
+thread_local lane_owner exit_hook;
 
 std::size_t lane_capacity(const queue_options& o) {
   return std::clamp<std::size_t>(o.max_queued_bytes, std::size_t{4} << 10, std::size_t{16} << 20);
@@ -37,10 +61,20 @@ recording_queue::recording_queue(std::unique_ptr<writer> w, queue_options o)
   opt_.keep.resolve();
   opt_.copy_limit = std::min(opt_.copy_limit, lane_bytes_ / 4);
   filling_.reserve(opt_.chunk_bytes + (64u << 10));
+  {
+    std::lock_guard lock(live_mu());
+    live_queues().insert(id_);
+  }
   thread_ = std::thread([this] { run(); });
 }
 
-recording_queue::~recording_queue() { (void)stop(); }
+recording_queue::~recording_queue() {
+  {
+    std::lock_guard lock(live_mu());
+    live_queues().erase(id_);
+  }
+  (void)stop();
+}
 
 recording_lane& recording_queue::my_lane() {
   for (auto& e : lane_cache)
@@ -51,6 +85,7 @@ recording_lane& recording_queue::my_lane() {
     std::lock_guard lock(lanes_mu_);
     lanes_.push_back(std::move(l));
   }
+  exit_hook.armed = true;
   lane_cache[lane_cache_victim++ % lane_cache_size] = {id_, p};
   return *p;
 }
@@ -238,6 +273,10 @@ bool recording_queue::drain(std::uint64_t wait_below, bool stop) {
     std::lock_guard lock(mu_);
     space_cv_.notify_all();
   }
+  {
+    std::lock_guard lock(lanes_mu_);
+    std::erase_if(lanes_, [](const auto& l) { return l->drained_orphan(); });
+  }
   // Done when nothing below `wait_below` is left, and, while a sender waits for room, nothing
   // at all (what is left sits above a stamp still being routed: come back at once).
   bool done = true;
@@ -336,6 +375,7 @@ queue_counters recording_queue::counters() const {
   c.blocked = blocked_.load();
   std::lock_guard lock(lanes_mu_);
   for (const auto& l : lanes_) c.queued_bytes += l->queued();
+  c.lanes = lanes_.size();
   return c;
 }
 

@@ -47,6 +47,7 @@ struct queue_options {
 struct queue_counters {
   std::uint64_t recorded = 0, dropped = 0, blocked = 0, bytes = 0, chunks = 0, queued_bytes = 0,
                 filtered_out = 0;
+  std::uint64_t lanes = 0;  // sending threads with a lane (a thread's lane goes after it exits)
   std::string error;
 };
 

@@ -210,6 +210,34 @@ TEST(recorder, backpressure_keeps_every_message) {
   EXPECT_EQ(read_bag(path).size(), n);
 }
 
+TEST(recorder, a_lane_goes_once_its_thread_exited_and_it_is_drained) {
+  const auto path = testing::temp_path("lanes");
+  auto w = bag::writer::create(path, bag::header::current());
+  ASSERT_TRUE(w);
+  bag::recording_queue q(std::move(*w), {.flush_every = std::chrono::hours(1)});
+  // A long-lived sender, and 20 short-lived threads that send and exit.
+  std::atomic<bool> done{false};
+  std::atomic<int> started{0};
+  std::thread stays([&] {
+    q.push(std::make_shared<const envelope>(testing::synthetic(0)));
+    started = 1;
+    while (!done) std::this_thread::sleep_for(1ms);
+  });
+  while (started == 0) std::this_thread::sleep_for(1ms);
+  for (std::uint64_t t = 0; t < 20; ++t)
+    std::thread([&q, t] {
+      for (std::uint64_t i = 0; i < 50; ++i) q.push(std::make_shared<const envelope>(testing::synthetic(1 + t * 50 + i)));
+    }).join();
+  EXPECT_EQ(q.counters().lanes, 21u);  // nothing written yet: every lane still holds records
+  q.flush();
+  EXPECT_EQ(q.counters().lanes, 1u);  // the exited threads' lanes, drained, are gone
+  done = true;
+  stays.join();
+  ASSERT_TRUE(q.stop());
+  EXPECT_EQ(q.counters().recorded, 1001u);
+  EXPECT_EQ(read_bag(path).size(), 1001u);
+}
+
 // What gfdit.recorder does per envelope, without the actor around it.
 class queue_sink final : public tap_sink {
  public:
