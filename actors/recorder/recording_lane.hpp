@@ -71,6 +71,12 @@ class recording_lane {
     woken_at_ = next_head_;
     return true;
   }
+  // Likewise for the payload bytes of referenced envelopes.
+  bool referenced_due(std::uint64_t every) {
+    if (ref_added_ - ref_woken_at_ < every) return false;
+    ref_woken_at_ = ref_added_;
+    return true;
+  }
 
   // --- consumer (the writer thread) ---
   std::uint64_t published() const { return head_.load(std::memory_order_acquire); }
@@ -98,7 +104,8 @@ class recording_lane {
   std::size_t cap_;
   std::unique_ptr<char[]> ring_;
   // Producer's line: what it reserved and the consumer's tail as last read.
-  alignas(64) std::uint64_t next_head_ = 0, reserved_end_ = 0, tail_seen_ = 0, ref_added_ = 0, woken_at_ = 0;
+  alignas(64) std::uint64_t next_head_ = 0, reserved_end_ = 0, tail_seen_ = 0, ref_added_ = 0, woken_at_ = 0,
+                            ref_woken_at_ = 0;
   std::atomic<std::uint64_t> head_{0};
   // Consumer's line.
   alignas(64) std::atomic<std::uint64_t> tail_{0};

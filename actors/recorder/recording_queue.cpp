@@ -14,7 +14,7 @@ namespace gfdit::bag {
 namespace {
 
 std::atomic<std::uint64_t> queue_ids{1};
-constexpr std::uint64_t referenced_wake_bytes = 256u << 10;
+constexpr std::uint64_t referenced_wake_bytes = 1u << 20;
 
 // This thread's lanes, by queue id (ids are never reused, so a destroyed queue's entry can
 // only miss). A thread that pushes to more queues than this gets a second lane for one of them
@@ -181,8 +181,8 @@ void recording_queue::push(const envelope_ptr& p, std::uint64_t stamp) {
   }
   published(l);
   // Envelopes kept alive long cost their senders more than the writer's wake-up: the writer
-  // lets go of them after a few hundred KiB.
-  if (by_ref && l.referenced_bytes_pending() >= referenced_wake_bytes) wake_writer();
+  // lets go of them after every MiB of them.
+  if (by_ref && l.referenced_due(referenced_wake_bytes)) wake_writer();
 }
 
 void recording_queue::push_handled(const envelope& env, std::string_view actor, std::int64_t at_ns,

@@ -34,7 +34,7 @@ struct queue_options {
   // bytes.
   std::size_t max_queued_bytes = 64u << 20;
   // Envelopes whose record takes more than this are kept by reference instead of copied (the
-  // writer is then woken every 256 KiB of such payloads, so it lets go of them soon).
+  // writer is then woken every MiB of such payloads, so it lets go of them soon).
   std::size_t copy_limit = 1u << 10;
   overflow on_full = overflow::block;
   std::chrono::milliseconds flush_every{200};  // a partial chunk reaches the disk this often
