@@ -18,7 +18,7 @@ class node;
 // effects. An envelope this process routes is stamped when routing starts, before its
 // deliveries, and handed to the sinks once they are done (tap_point::routed): the sinks' work is
 // off the delivery's critical path. So a receiver may act on an envelope before the sinks have
-// it; record_stamp_floor() says which stamps may still come.
+// it; record_stamp_bound() says below which stamp nothing can still come.
 class tap_sink {
  public:
   virtual ~tap_sink() = default;
@@ -49,8 +49,8 @@ bool recorder_tap_installed();
 std::uint64_t record_stamp();
 // The bound below which a sink may write its records in stamp order: a stamp taken now (read
 // first, and fenced), lowered to the smallest stamp of an envelope whose routing started and
-// whose sinks were not called yet. Every event with a smaller stamp that happens before any
-// record below the bound has reached the sinks already.
+// whose sinks were not called yet. A writer that reads the bound first and its records after
+// finds, with each record stamped below the bound, every record that happened before it.
 std::uint64_t record_stamp_bound();
 
 }  // namespace gfdit
