@@ -201,14 +201,20 @@ std::vector<tap_sink*> current_sinks(const hub& h) {
   return s ? s->sinks : std::vector<tap_sink*>{};
 }
 
+// Calls f(snapshot, stamp) inside a read section, with a stamp taken now; f is not called when
+// no sink is attached.
+template <class F>
+void with_sinks_now(F&& f) {
+  enter();
+  if (const snapshot* s = the_hub().current.load(std::memory_order_seq_cst)) f(*s, record_stamp());
+  leave();
+}
+
 // Stamps `env` and hands it to the sinks now.
 void feed(const envelope_ptr& env) {
-  enter();
-  if (const snapshot* s = the_hub().current.load(std::memory_order_seq_cst)) {
-    const std::uint64_t stamp = record_stamp();
-    for (auto* x : s->sinks) x->on_envelope(env, stamp);
-  }
-  leave();
+  with_sinks_now([&](const snapshot& s, std::uint64_t stamp) {
+    for (auto* x : s.sinks) x->on_envelope(env, stamp);
+  });
 }
 
 // `sent`: stamp the envelope and choose its sinks before any delivery, announce the stamp
@@ -254,12 +260,9 @@ void on_tap(const envelope_ptr& ptr, tap_point p) {
 
 void on_handled(const envelope_ptr& env, const std::string& actor) {
   if (!the_hub().any_handled.load(std::memory_order_relaxed)) return;
-  enter();
-  if (const snapshot* s = the_hub().current.load(std::memory_order_seq_cst)) {
-    const std::uint64_t stamp = record_stamp();
-    for (auto* x : s->handled) x->on_handled(env, actor, stamp);
-  }
-  leave();
+  with_sinks_now([&](const snapshot& s, std::uint64_t stamp) {
+    for (auto* x : s.handled) x->on_handled(env, actor, stamp);
+  });
 }
 
 }  // namespace

@@ -53,8 +53,6 @@ class recording_lane {
   recording_lane(const recording_lane&) = delete;
   recording_lane& operator=(const recording_lane&) = delete;
 
-  std::size_t capacity() const { return cap_; }
-
   // --- producer (the lane's thread) ---
   // Room for a record of `bytes` (padded), contiguous; nullptr when the ring is full. The
   // record becomes visible at publish().

@@ -133,10 +133,11 @@ void recording_queue::wake_writer() {
 
 namespace {
 
-// The head of a record for `env` (order left for the caller).
-void fill_head(record_head& h, const envelope& env, record_form form, std::size_t bytes) {
+// The head of a record for `env` (its body's length left for the caller).
+void fill_head(record_head& h, const envelope& env, record_form form, std::size_t bytes, std::uint64_t stamp) {
   h.bytes = static_cast<std::uint32_t>(padded(bytes));
   h.form = form;
+  h.stamp = stamp;
   h.kind = env.kind;
   h.version = env.version;
   h.type_id = env.type_id;
@@ -156,52 +157,53 @@ char* put(char* out, std::string_view s) {
 
 }  // namespace
 
-void recording_queue::push(const envelope_ptr& p, std::uint64_t stamp) {
+record_head* recording_queue::begin_record(const envelope& env, record_form form, std::size_t bytes,
+                                           std::uint64_t referenced, std::uint64_t stamp, recording_lane*& lane) {
   if (closed_.load(std::memory_order_relaxed)) {
     dropped_.fetch_add(1, std::memory_order_relaxed);
-    return;
+    return nullptr;
   }
+  lane = &my_lane();
+  char* at = reserve(*lane, bytes, referenced);
+  if (!at) return nullptr;
+  auto* h = reinterpret_cast<record_head*>(at);
+  fill_head(*h, env, form, bytes, stamp);
+  return h;
+}
+
+void recording_queue::push(const envelope_ptr& p, std::uint64_t stamp) {
   const envelope& env = *p;
-  recording_lane& l = my_lane();
   const std::size_t copied = sizeof(record_head) + env.sender.size() + env.destination.size() + env.payload.size();
   const bool by_ref = copied > opt_.copy_limit;
   const std::size_t bytes = by_ref ? sizeof(record_head) + sizeof(envelope_ptr) : copied;
-  char* at = reserve(l, bytes, by_ref ? env.payload.size() : 0);
-  if (!at) return;
-  auto* h = reinterpret_cast<record_head*>(at);
-  fill_head(*h, env, by_ref ? record_form::ref : record_form::copy, bytes);
-  h->stamp = stamp;
-  char* body = at + sizeof(record_head);
+  recording_lane* l = nullptr;
+  record_head* h = begin_record(env, by_ref ? record_form::ref : record_form::copy, bytes,
+                                by_ref ? env.payload.size() : 0, stamp, l);
+  if (!h) return;
+  char* body = reinterpret_cast<char*>(h + 1);
   if (by_ref) {
     new (body) envelope_ptr(p);
-    l.add_referenced(env.payload.size());
+    l->add_referenced(env.payload.size());
   } else {
     h->body_len = static_cast<std::uint32_t>(env.payload.size());
     put(put(put(body, env.sender), env.destination), env.payload);
   }
-  published(l);
+  published(*l);
   // Envelopes kept alive long cost their senders more than the writer's wake-up: the writer
   // lets go of them after every MiB of them.
-  if (by_ref && l.referenced_due(referenced_wake_bytes)) wake_writer();
+  if (by_ref && l->referenced_due(referenced_wake_bytes)) wake_writer();
 }
 
 void recording_queue::push_handled(const envelope& env, std::string_view actor, std::int64_t at_ns,
                                    std::uint64_t stamp) {
-  if (closed_.load(std::memory_order_relaxed)) {
-    dropped_.fetch_add(1, std::memory_order_relaxed);
-    return;
-  }
-  recording_lane& l = my_lane();
   const std::size_t bytes = sizeof(record_head) + env.sender.size() + env.destination.size() + actor.size();
-  char* at = reserve(l, bytes, 0);
-  if (!at) return;
-  auto* h = reinterpret_cast<record_head*>(at);
-  fill_head(*h, env, record_form::marker, bytes);
-  h->stamp = stamp;
+  recording_lane* l = nullptr;
+  record_head* h = begin_record(env, record_form::marker, bytes, 0, stamp, l);
+  if (!h) return;
   h->body_len = static_cast<std::uint32_t>(actor.size());
   h->at_ns = at_ns;
-  put(put(put(at + sizeof(record_head), env.sender), env.destination), actor);
-  published(l);
+  put(put(put(reinterpret_cast<char*>(h + 1), env.sender), env.destination), actor);
+  published(*l);
 }
 
 void recording_queue::write_record(recording_lane& l, std::uint64_t at) {
@@ -236,6 +238,14 @@ void recording_queue::write_record(recording_lane& l, std::uint64_t at) {
   if (filling_.bytes() >= opt_.chunk_bytes) write_filling();
 }
 
+void recording_queue::release_written() {
+  for (auto& c : cursors_) c.lane->release(c.at);
+  if (waiting_.load() > 0) {
+    std::lock_guard lock(mu_);
+    space_cv_.notify_all();
+  }
+}
+
 bool recording_queue::drain(std::uint64_t wait_below, bool stop) {
   // The bound first, then what the lanes published: a record published after the bound was
   // read is either above it or concurrent with everything written now.
@@ -260,29 +270,19 @@ bool recording_queue::drain(std::uint64_t wait_below, bool stop) {
     if (!best) break;
     write_record(*best->lane, best->at);
     best->at += best->lane->at(best->at).bytes;
-    if (n % 256 == 255) {  // let blocked senders go on during a long drain
-      for (auto& c : cursors_) c.lane->release(c.at);
-      if (waiting_.load() > 0) {
-        std::lock_guard lock(mu_);
-        space_cv_.notify_all();
-      }
-    }
+    if (n % 256 == 255) release_written();  // let blocked senders go on during a long drain
   }
-  for (auto& c : cursors_) c.lane->release(c.at);
-  if (waiting_.load() > 0) {
-    std::lock_guard lock(mu_);
-    space_cv_.notify_all();
-  }
-  {
-    std::lock_guard lock(lanes_mu_);
-    std::erase_if(lanes_, [](const auto& l) { return l->drained_orphan(); });
-  }
+  release_written();
   // Done when nothing below `wait_below` is left, and, while a sender waits for room, nothing
   // at all (what is left sits above a stamp still being routed: come back at once).
   bool done = true;
   const bool someone_waits = waiting_.load() > 0;
   for (auto& c : cursors_)
     if (const record_head* h = front(c); h && (someone_waits || h->stamp < wait_below)) done = false;
+  {
+    std::lock_guard lock(lanes_mu_);
+    std::erase_if(lanes_, [](const auto& l) { return l->drained_orphan(); });
+  }
   return done;
 }
 

@@ -76,6 +76,9 @@ class recording_queue {
   // Room in this thread's lane for `bytes`, waiting or dropping per on_full; nullptr: dropped.
   // `referenced`: the payload bytes a ref record would keep alive.
   char* reserve(recording_lane& l, std::size_t bytes, std::uint64_t referenced);
+  // A record in this thread's lane (*lane), its head filled; nullptr: dropped (counted).
+  record_head* begin_record(const envelope& env, record_form form, std::size_t bytes, std::uint64_t referenced,
+                            std::uint64_t stamp, recording_lane*& lane);
   void published(recording_lane& l);  // and wakes the writer per chunk's worth
   void wake_writer();
   void run();
@@ -83,6 +86,7 @@ class recording_queue {
   // (everything at stop); returns whether nothing published below `wait_below` is left.
   bool drain(std::uint64_t wait_below, bool stop);
   void write_record(recording_lane& l, std::uint64_t at);  // writer thread: filter, encode
+  void release_written();  // writer thread: the lanes' room up to the cursors, to waiting senders
   void write_filling();  // writer thread
 
   const std::uint64_t id_;  // this queue among all (a thread's lane cache is keyed by it)
