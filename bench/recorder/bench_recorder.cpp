@@ -60,6 +60,9 @@ bool null_sink = false;
 // lets go of the list, on that thread, once it holds N (no queue, no bag): what holding a
 // reference and keeping envelopes alive cost without any synchronisation.
 int hold = 0;
+// Interleave mode, diagnosis: the sink copies each envelope's payload into a per-thread ring of
+// this many KiB (no queue, no writer): what the copy alone costs the sending thread.
+int copy_ring_kb = 0;
 
 // A started node with the driver (and, in one process, the echo peer); `before_start` adds what
 // the condition needs first (the tap, a recorder).
@@ -125,6 +128,14 @@ class queue_sink final : public tap_sink {
  public:
   explicit queue_sink(bag::recording_queue& q) : q_(q) {}
   void on_envelope(const envelope_ptr& env, std::uint64_t stamp) override {
+    if (copy_ring_kb > 0) {
+      thread_local std::vector<char> ring(static_cast<std::size_t>(copy_ring_kb) << 10);
+      thread_local std::size_t at = 0;
+      const auto& p = env->payload;
+      if (at + p.size() > ring.size()) at = 0;
+      if (p.size() <= ring.size()) std::memcpy(ring.data() + at, p.data(), p.size()), at += p.size();
+      return;
+    }
     if (hold > 0) {
       thread_local std::vector<envelope_ptr> held;
       held.push_back(env);
@@ -226,6 +237,7 @@ int main(int argc, char** argv) {
   app.add_flag("--defer-writer", defer_writer,
                "interleave, diagnosis: the writer runs only between windows (the senders' part of the cost)");
   app.add_flag("--null-sink", null_sink, "interleave, diagnosis: the sink does nothing (the tap's part of the cost)");
+  app.add_option("--copy-ring-kb", copy_ring_kb, "interleave, diagnosis: the sink copies payloads into a per-thread ring of N KiB, no queue");
   app.add_option("--hold", hold, "interleave, diagnosis: the sink keeps envelopes in a per-thread list of N, no queue")
       ->check(CLI::PositiveNumber);
   app.add_option("--types", types, "fresh: record only these types (diagnosis)");
@@ -254,6 +266,9 @@ int main(int argc, char** argv) {
                 windows, warmup);
     if (null_sink) std::printf("--null-sink: the attached sink drops everything (the tap's cost only; no bag check).\n");
     if (hold > 0) std::printf("--hold %d: the sink holds envelopes per thread, %d at a time (no queue; no bag check).\n", hold, hold);
+    if (copy_ring_kb > 0)
+      std::printf("--copy-ring-kb %d: the sink copies payloads into a %d KiB ring per thread (no queue; no bag check).\n",
+                  copy_ring_kb, copy_ring_kb);
     if (defer_writer) std::printf("--defer-writer: the bag writer works only between windows (senders' cost only).\n");
     std::printf("%-9s %-18s %5s %12s %12s %7s %13s %7s\n", "transport", "stream", "msgs", "plain", "recorded",
                 "ratio", "p25..p75", "cost");
@@ -282,7 +297,7 @@ int main(int argc, char** argv) {
         std::printf("%-9s %-18s %5d %12.1f %12.1f %7.3f %13s %+6.1f%%\n", t.c_str(), streams[k].label,
                     streams[k].j.n, median(st[k].plain), median(st[k].rec), ratio, iqr, 100 * cost);
       }
-      const bool ok = null_sink || hold > 0 ? in_bag == 0 : sent == in_bag;
+      const bool ok = null_sink || hold > 0 || copy_ring_kb > 0 ? in_bag == 0 : sent == in_bag;
       failures += !ok;
       std::printf("%-9s bag check: %llu envelopes in the bag, %llu sent in recorded windows: %s\n", t.c_str(),
                   static_cast<unsigned long long>(in_bag), static_cast<unsigned long long>(sent),
