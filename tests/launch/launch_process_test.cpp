@@ -140,7 +140,7 @@ processes:
   - name: pinger
     actors: [{type: example.pinger, name: pinger, parameters: {count: 100000, period_ms: 5}}]
 )");
-  const std::string control = "tcp://127.0.0.1:" + std::to_string(gfdit::testing::free_port());
+  const std::string control = "tcp://127.0.0.1:" + std::to_string(gfdit::testing::free_tcp_port());
   process launcher({gfdit_exe, "launch", f, "--control", control}, d.path() + "/launch.log");
   ASSERT_TRUE(launcher.wait_for_output("pong 3 after")) << launcher.output();
 
@@ -192,7 +192,7 @@ processes:
     replicas: 2
     actors: [{type: example.ponger, name: ponger$(index)}]
 )");
-  const std::string control = "tcp://127.0.0.1:" + std::to_string(gfdit::testing::free_port());
+  const std::string control = "tcp://127.0.0.1:" + std::to_string(gfdit::testing::free_tcp_port());
   process launcher({gfdit_exe, "launch", f, "--control", control}, d.path() + "/launch.log");
   ASSERT_TRUE(launcher.wait_for_output("up on ipc://")) << launcher.output();
   ASSERT_TRUE(launcher.wait_for_output("[b-1]")) << launcher.output();
@@ -238,14 +238,14 @@ processes:
 
 TEST(Node, TwoProcessesOverTcpFromTheFile) {
   temp_dir d;
-  const int base = gfdit::testing::free_port();
+  const int base = gfdit::testing::free_tcp_port();
   const auto f = d.write("tcp.yaml", R"(graph: two_hosts
 port_base: )" + std::to_string(base) + R"(
 processes:
   - {name: pong_host, host: localhost, actors: [{type: example.ponger, name: ponger}]}
   - name: ping_host
     host: 127.0.0.1
-    port: )" + std::to_string(gfdit::testing::free_port()) + R"(
+    port: )" + std::to_string(gfdit::testing::free_tcp_port()) + R"(
     actors: [{type: example.pinger, name: pinger, parameters: {count: 3, period_ms: 5}}]
 )");
   process ponger({gfdit_exe, "node", f, "--process", "pong_host"}, d.path() + "/pong.log");
@@ -259,7 +259,7 @@ processes:
 
 TEST(Node, SlurmRanksPickTheirProcess) {
   temp_dir d;
-  const int base = gfdit::testing::free_port();
+  const int base = gfdit::testing::free_tcp_port();
   const auto f = d.write("slurm.yaml", "graph: s\nport_base: " + std::to_string(base) + R"(
 processes:
   - {name: pong, actors: [{type: example.ponger, name: ponger}]}

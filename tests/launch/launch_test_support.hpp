@@ -1,11 +1,8 @@
 #pragma once
 // Helpers for the launch tests: the gfdit command as a child process with its output in a
 // file, temporary folders, and /proc checks.
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -20,6 +17,7 @@
 #include <vector>
 
 #include "tests/support/child_process.hpp"
+#include "tests/support/free_tcp_port.hpp"
 
 namespace gfdit::testing {
 
@@ -109,20 +107,6 @@ inline std::vector<pid_t> children_of(pid_t parent) {
       out.push_back(pid);
   }
   return out;
-}
-
-inline int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  int port = -1;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0)
-    port = ntohs(addr.sin_port);
-  ::close(fd);
-  return port;
 }
 
 }  // namespace gfdit::testing

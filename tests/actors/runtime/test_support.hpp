@@ -1,10 +1,7 @@
 #pragma once
 // Helpers for runtime tests: actors defined by lambdas, thread-safe collectors, unique
 // endpoints, and (from tests/support) child processes that are always reaped.
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -19,6 +16,7 @@
 #include "actors/runtime/actor.hpp"
 #include "actors/runtime/context.hpp"
 #include "tests/support/child_process.hpp"
+#include "tests/support/free_tcp_port.hpp"
 
 namespace gfdit::testing {
 
@@ -64,22 +62,6 @@ inline std::string unique_ipc(const std::string& tag) {
   static std::atomic<int> counter{0};
   return "ipc:///tmp/gfdit-test-" + std::to_string(::getpid()) + "-" + tag + "-" +
          std::to_string(counter++);
-}
-
-// A TCP port on 127.0.0.1 that was free a moment ago (the kernel picked it).
-inline int free_tcp_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof addr;
-  int port = -1;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0)
-    port = ntohs(addr.sin_port);
-  ::close(fd);
-  return port;
 }
 
 }  // namespace gfdit::testing
