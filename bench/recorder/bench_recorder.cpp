@@ -262,7 +262,8 @@ int main(int argc, char** argv) {
     std::printf("mode interleave: one node per transport, recorder sink attached (recorded) / detached (plain)\n"
                 "in alternate windows; %d pairs per stream (+%d warm-up), medians over windows.\n"
                 "ratio = recorded / plain per adjacent pair (rtt: >1 is slower; msgs/s: <1 is slower);\n"
-                "cost = extra time per message when recording (+3.0%% = 3%% slower).\n",
+                "cost = extra time per message when recording (+3.0%% = 3%% slower), and in ns per message\n"
+                "(median over pairs; a round trip is two messages).\n",
                 windows, warmup);
     if (null_sink) std::printf("--null-sink: the attached sink drops everything (the tap's cost only; no bag check).\n");
     if (hold > 0) std::printf("--hold %d: the sink holds envelopes per thread, %d at a time (no queue; no bag check).\n", hold, hold);
@@ -270,8 +271,8 @@ int main(int argc, char** argv) {
       std::printf("--copy-ring-kb %d: the sink copies payloads into a %d KiB ring per thread (no queue; no bag check).\n",
                   copy_ring_kb, copy_ring_kb);
     if (defer_writer) std::printf("--defer-writer: the bag writer works only between windows (senders' cost only).\n");
-    std::printf("%-9s %-18s %5s %12s %12s %7s %13s %7s\n", "transport", "stream", "msgs", "plain", "recorded",
-                "ratio", "p25..p75", "cost");
+    std::printf("%-9s %-18s %5s %12s %12s %7s %13s %7s %7s\n", "transport", "stream", "msgs", "plain", "recorded",
+                "ratio", "p25..p75", "cost", "ns/msg");
   } else {
     std::printf("mode fresh: a new node per run; plain = no tap, recorded = tap + gfdit.recorder; medians of %d runs\n", reps);
     std::printf("%-9s %-20s %14s %14s %8s\n", "transport", "stream", "plain", "recorded", "ratio");
@@ -292,10 +293,15 @@ int main(int argc, char** argv) {
         const double ratio = median(st[k].ratio);
         // Time per message grows by ratio (rtt) or by 1/ratio (msgs/s).
         const double cost = streams[k].j.throughput ? 1 / ratio - 1 : ratio - 1;
+        // The same in ns per message, pair by pair: a round trip is two messages.
+        std::vector<double> extra_ns;
+        for (std::size_t i = 0; i < st[k].ratio.size(); ++i)
+          extra_ns.push_back(streams[k].j.throughput ? 1e9 / st[k].rec[i] - 1e9 / st[k].plain[i]
+                                                     : (st[k].rec[i] - st[k].plain[i]) * 1e3 / 2);
         char iqr[32];
         std::snprintf(iqr, sizeof iqr, "%.3f..%.3f", percentile(st[k].ratio, 0.25), percentile(st[k].ratio, 0.75));
-        std::printf("%-9s %-18s %5d %12.1f %12.1f %7.3f %13s %+6.1f%%\n", t.c_str(), streams[k].label,
-                    streams[k].j.n, median(st[k].plain), median(st[k].rec), ratio, iqr, 100 * cost);
+        std::printf("%-9s %-18s %5d %12.1f %12.1f %7.3f %13s %+6.1f%% %+7.0f\n", t.c_str(), streams[k].label,
+                    streams[k].j.n, median(st[k].plain), median(st[k].rec), ratio, iqr, 100 * cost, median(extra_ns));
       }
       const bool ok = null_sink || hold > 0 || copy_ring_kb > 0 ? in_bag == 0 : sent == in_bag;
       failures += !ok;

@@ -137,7 +137,8 @@ result<std::string> resolve_address(const std::string& host) {
                          ? static_cast<const void*>(&reinterpret_cast<const sockaddr_in*>(pick->ai_addr)->sin_addr)
                          : static_cast<const void*>(&reinterpret_cast<const sockaddr_in6*>(pick->ai_addr)->sin6_addr);
   ::inet_ntop(pick->ai_family, addr, buf, sizeof buf);
-  const std::string out = pick->ai_family == AF_INET6 ? "[" + std::string(buf) + "]" : buf;
+  // (append, not "[" + s + "]": GCC 12 warns falsely about the latter, -Wrestrict)
+  const std::string out = pick->ai_family == AF_INET6 ? std::string("[").append(buf).append("]") : std::string(buf);
   ::freeaddrinfo(res);
   return out;
 }

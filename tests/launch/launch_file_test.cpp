@@ -216,6 +216,9 @@ processes:
   auto addr = resolve_address("localhost");
   ASSERT_TRUE(addr);
   EXPECT_EQ(*addr, "127.0.0.1");
+  auto v6 = resolve_address("::1");  // an IPv6 address goes into a tcp:// endpoint in brackets
+  ASSERT_TRUE(v6) << v6.err().what;
+  EXPECT_EQ(*v6, "[::1]");
 }
 
 }  // namespace
