@@ -27,11 +27,13 @@ struct live_graph {
         "--actor", "gfdit.admission", "admission", with({{"gpus", workers}}),
         "--actor", "gfdit.scheduler", "scheduler", with({{"policy", policy}, {"chunk_steps", 5}}),
         "--actor", "gfdit.membership", "membership", with({{"heartbeat_timeout_ms", 1000}})});
-    for (int w = 0; w < workers; ++w)
+    for (int w = 0; w < workers; ++w) {
+      const std::string n = std::to_string(w);  // ("w" + an rvalue string: a false -Wrestrict in GCC 12)
       worker_procs.push_back(std::make_unique<child_process>(std::vector<std::string>{
-          GFDIT_SERVING_NODE, "--name", "w" + std::to_string(w), "--bind", unique_ipc("w"),
+          GFDIT_SERVING_NODE, "--name", "w" + n, "--bind", unique_ipc("w"),
           "--peer", "control=" + control_ep,
-          "--actor", "gfdit.worker", "worker-" + std::to_string(w), with({{"id", w}})}));
+          "--actor", "gfdit.worker", "worker-" + n, with({{"id", w}})}));
+    }
   }
 };
 
