@@ -1,5 +1,7 @@
 #include "actors/recorder/bag_main.hpp"
 
+#include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -8,6 +10,7 @@
 #include <ctime>
 #include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include <CLI/CLI.hpp>
 
@@ -27,6 +30,18 @@ namespace {
 int fail(const std::string& what) {
   std::fprintf(stderr, "error: %s\n", what.c_str());
   return 2;
+}
+
+// A --type that names no type of the bag matches nothing: say so (on stderr) rather than print
+// an empty result that looks like an answer.
+void note_unknown_types(const bag::filter& f, const bag::header& h) {
+  for (const auto& t : f.types) {
+    if (!t.empty() && t.find_first_not_of("0123456789") == std::string::npos) continue;  // an id
+    const bool known = std::any_of(h.catalog.begin(), h.catalog.end(), [&](const auto& row) { return row.name == t; });
+    if (!known)
+      std::fprintf(stderr, "note: no type '%s' in this bag's catalog (%zu types; `gfdit bag info` lists those it holds)\n",
+                   t.c_str(), h.catalog.size());
+  }
 }
 
 struct filter_args {
@@ -121,6 +136,7 @@ int cmd_info(const std::string& path, bool json) {
 int cmd_echo(const std::string& path, bool json, const bag::filter& f, std::uint64_t from, std::uint64_t limit) {
   auto r = bag::reader::open(path);
   if (!r) return fail(r.err().what);
+  note_unknown_types(f, (*r)->head());
   (*r)->set_filter(f);
   if (auto e = (*r)->seek(from); !e) return fail(e.err().what);
   const std::int64_t t0 = (*r)->idx().first_ns;
@@ -150,6 +166,7 @@ int cmd_echo(const std::string& path, bool json, const bag::filter& f, std::uint
 int cmd_filter(const std::string& in, const std::string& out, const bag::filter& f, std::uint64_t from, std::uint64_t to) {
   auto r = bag::reader::open(in);
   if (!r) return fail(r.err().what);
+  note_unknown_types(f, (*r)->head());
   auto h = (*r)->head();
   h.meta["filtered_from"] = in;
   h.meta["filter"] = f.to_json();
@@ -246,16 +263,18 @@ void print_outputs(const std::vector<envelope>& outs) {
 }
 
 int stepper(replay_session& s) {
-  std::printf("%zu inputs, %zu recorded outputs. Commands: n (next), r N (run to input N), "
-              "r (run to the end), t TYPE (run to the next input of TYPE), s (state), q (quit)\n",
-              s.script().inputs.size(), s.script().expected.size());
-  std::string line;
+  const std::size_t n_inputs = s.script().inputs.size();
+  std::printf("%zu inputs, %zu recorded outputs. Commands: n|next, r|run N (run to input N), r|run (to the "
+              "end), t|type TYPE (run to the next input of TYPE), s|state, q|quit\n",
+              n_inputs, s.script().expected.size());
   auto show = [&] {
     const auto& in = s.script().inputs[s.next_input() - 1];
     auto j = catalog::global().render(in.env);
     std::printf("input %zu (bag index %llu): %s\n", s.next_input() - 1, static_cast<unsigned long long>(in.index), j.dump().c_str());
     print_outputs(s.last_outputs());
   };
+  // Bad input says what was wrong and leaves the replay where it was (it cannot go back).
+  std::string line;
   while (true) {
     if (s.outcome().first) {
       std::printf("divergence: %s\n", s.outcome().first->to_json().dump(2).c_str());
@@ -267,33 +286,48 @@ int stepper(replay_session& s) {
       std::printf("identical (%llu messages)\n", static_cast<unsigned long long>(o.outputs));
       return 0;
     }
-    std::printf("[%zu/%zu]> ", s.next_input(), s.script().inputs.size());
+    std::printf("[%zu/%zu]> ", s.next_input(), n_inputs);
     std::fflush(stdout);
-    if (!std::getline(std::cin, line) || line == "q") return 0;
-    if (line.empty() || line == "n") {
+    if (!std::getline(std::cin, line)) return 0;
+    std::istringstream words(line);
+    std::string cmd, arg;
+    words >> cmd;
+    std::getline(words >> std::ws, arg);
+    if (cmd == "q" || cmd == "quit" || cmd == "exit") return 0;
+    if (cmd.empty() || cmd == "n" || cmd == "next") {
       s.step();
       show();
-    } else if (line == "s") {
+    } else if (cmd == "s" || cmd == "state") {
       std::printf("%s\n", s.core().state().dump(2).c_str());
-    } else if (line == "r") {
+    } else if ((cmd == "r" || cmd == "run") && arg.empty()) {
       while (s.step()) {}
       if (s.next_input() > 0) show();
-    } else if (line.rfind("r ", 0) == 0) {
-      const auto target = std::stoull(line.substr(2));
-      while (s.next_input() < target && s.step()) {}
-      if (s.next_input() > 0) show();
-    } else if (line.rfind("t ", 0) == 0) {
-      const std::string type = line.substr(2);
-      const auto* e = catalog::global().find(type);
-      const std::uint32_t id = e ? e->id : fnv1a32(type);
-      while (!s.done()) {
-        const bool hit = s.script().inputs[s.next_input()].env.type_id == id;
-        s.step();
-        if (hit) break;
+    } else if (cmd == "r" || cmd == "run") {
+      std::size_t target = 0;
+      const auto [end, ec] = std::from_chars(arg.data(), arg.data() + arg.size(), target);
+      if (ec != std::errc() || end != arg.data() + arg.size()) {
+        std::printf("run: '%s' is not an input number (0..%zu)\n", arg.c_str(), n_inputs);
+      } else if (target > n_inputs) {
+        std::printf("run: no input %zu, the replay has %zu\n", target, n_inputs);
+      } else if (target <= s.next_input()) {
+        std::printf("run: at input %zu already, and a replay does not go back\n", s.next_input());
+      } else {
+        while (s.next_input() < target && s.step()) {}
+        if (s.next_input() > 0) show();
       }
+    } else if ((cmd == "t" || cmd == "type") && !arg.empty()) {
+      const auto* e = catalog::global().find(arg);
+      const std::uint32_t id = e ? e->id : fnv1a32(arg);
+      std::size_t at = s.next_input();
+      while (at < n_inputs && s.script().inputs[at].env.type_id != id) ++at;
+      if (at == n_inputs) {
+        std::printf("type: no input of type '%s' from input %zu on\n", arg.c_str(), s.next_input());
+        continue;
+      }
+      while (s.next_input() <= at && s.step()) {}
       if (s.next_input() > 0) show();
     } else {
-      std::printf("commands: n, r N, r, t TYPE, s, q\n");
+      std::printf("commands: n|next, r|run N, r|run, t|type TYPE, s|state, q|quit\n");
     }
   }
 }

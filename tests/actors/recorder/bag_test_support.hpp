@@ -90,11 +90,11 @@ inline bool same_envelope(const envelope& a, const envelope& b) {
 
 struct tool_run {
   int rc = 0;
-  std::string out;
+  std::string out, err;
 };
 
-// Runs `fn(argc, argv)` with stdout redirected to a file (and stdin read from `input` when
-// given), and returns what it printed.
+// Runs `fn(argc, argv)` with stdout and stderr redirected to files (and stdin read from `input`
+// when given), and returns what it printed.
 inline tool_run run_tool(const std::function<int(int, char**)>& fn, std::vector<std::string> args,
                          const std::string* input = nullptr) {
   int saved_in = -1;
@@ -109,22 +109,30 @@ inline tool_run run_tool(const std::function<int(int, char**)>& fn, std::vector<
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
-  const std::string out_path = temp_path("stdout");
+  const std::string out_path = temp_path("stdout"), err_path = temp_path("stderr");
   std::fflush(stdout);
-  const int saved = ::dup(1);
+  std::fflush(stderr);
+  const int saved = ::dup(1), saved_err = ::dup(2);
   const int fd = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  const int fd_err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   ::dup2(fd, 1);
+  ::dup2(fd_err, 2);
   ::close(fd);
+  ::close(fd_err);
   tool_run r;
   r.rc = fn(static_cast<int>(args.size()), argv.data());
   std::fflush(stdout);
+  std::fflush(stderr);
   ::dup2(saved, 1);
+  ::dup2(saved_err, 2);
   ::close(saved);
+  ::close(saved_err);
   if (saved_in >= 0) {
     ::dup2(saved_in, 0);
     ::close(saved_in);
   }
   r.out = read_file(out_path);
+  r.err = read_file(err_path);
   return r;
 }
 

@@ -173,6 +173,28 @@ TEST(replay, the_stepper_steps_runs_to_a_type_shows_state_and_finishes) {
   EXPECT_NE(bad.out.find("divergence: {"), std::string::npos) << bad.out;
 }
 
+TEST(replay, the_stepper_takes_long_commands_and_refuses_bad_ones_where_it_stands) {
+  const auto path = record_run();
+  const std::string commands =
+      "next\nrun abc\nrun 5x\nrun 999\ntype no.such.type\nrun 1\nfly\nstate\nrun 20\ntype system.heartbeat\nquit\n";
+  auto tool = testing::run_tool(replay_main, {"replay", path, "--actor", "counter", "--core", "test.counter", "--step"}, &commands);
+  EXPECT_EQ(tool.rc, 0);
+  const auto& out = tool.out;
+  EXPECT_NE(out.find("input 0 (bag index"), std::string::npos) << out;
+  EXPECT_NE(out.find("run: 'abc' is not an input number (0..330)"), std::string::npos) << out;
+  EXPECT_NE(out.find("run: '5x' is not an input number"), std::string::npos) << out;
+  EXPECT_NE(out.find("run: no input 999, the replay has 330"), std::string::npos) << out;
+  EXPECT_NE(out.find("type: no input of type 'no.such.type' from input 1 on"), std::string::npos) << out;
+  EXPECT_NE(out.find("run: at input 1 already, and a replay does not go back"), std::string::npos) << out;
+  EXPECT_NE(out.find("commands: n|next"), std::string::npos) << out;  // "fly"
+  // None of that moved it: the state is still the first ping's, and the prompt still at 1.
+  EXPECT_NE(out.find("\"total\": 3"), std::string::npos) << out;
+  EXPECT_EQ(out.find("[2/330]"), std::string::npos) << out;
+  EXPECT_NE(out.find("input 19 (bag index"), std::string::npos) << out;  // run 20
+  EXPECT_NE(out.find("input 21 (bag index"), std::string::npos) << out;  // the heartbeat after ping 20
+  EXPECT_EQ(out.find("identical"), std::string::npos) << out;            // quit before the end
+}
+
 TEST(replay, dispatch_markers_give_the_inputs_in_the_order_the_actor_handled_them) {
   const auto path = record_run("counter");
   auto r = bag::reader::open(path);

@@ -54,6 +54,22 @@ TEST(bag_tools, echo_json_filters_by_type_and_actor_from_an_index) {
   }
 }
 
+TEST(bag_tools, a_type_the_bag_does_not_know_is_pointed_out_not_just_matched_by_nothing) {
+  const auto path = small_bag();
+  auto r = run_tool(bag_main, {"bag", "echo", path, "--json", "--type", "example.pnig,example.ping"});
+  ASSERT_EQ(r.rc, 0);
+  EXPECT_NE(r.err.find("note: no type 'example.pnig' in this bag's catalog"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("'example.ping'"), std::string::npos) << r.err;  // a known one is not named
+  EXPECT_FALSE(r.out.empty());                                          // and its messages print
+  const std::string out = testing::temp_path("typo.bag");
+  auto f = run_tool(bag_main, {"bag", "filter", path, out, "--type", "example.pnig"});
+  EXPECT_EQ(f.rc, 0);
+  EXPECT_NE(f.err.find("no type 'example.pnig'"), std::string::npos) << f.err;
+  EXPECT_NE(f.out.find("0 of "), std::string::npos) << f.out;
+  // An id is taken as it is.
+  EXPECT_TRUE(run_tool(bag_main, {"bag", "echo", path, "--type", "12345"}).err.empty());
+}
+
 TEST(bag_tools, filter_writes_a_bag_of_exactly_the_matches_and_info_counts_them) {
   const auto path = small_bag();
   const auto out = testing::temp_path("filtered");
