@@ -8,6 +8,7 @@
 #include <thread>
 #include <cstdio>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -170,19 +171,30 @@ int cmd_filter(const std::string& in, const std::string& out, const bag::filter&
   auto h = (*r)->head();
   h.meta["filtered_from"] = in;
   h.meta["filter"] = f.to_json();
-  auto w = bag::writer::create(out, h);
+  // Written beside and renamed at the end: `out` may be `in` itself, and a failed filter leaves
+  // no half bag behind.
+  const std::string tmp = out + ".filter-tmp";
+  auto w = bag::writer::create(tmp, h);
   if (!w) return fail(w.err().what);
+  auto failed = [&](const std::string& what) {
+    std::error_code ec;
+    std::filesystem::remove(tmp, ec);
+    return fail(what);
+  };
   (*r)->set_filter(f);
-  if (auto e = (*r)->seek(from); !e) return fail(e.err().what);
+  if (auto e = (*r)->seek(from); !e) return failed(e.err().what);
   std::uint64_t kept = 0;
   while (true) {
     auto n = (*r)->next();
-    if (!n) return fail(n.err().what);
+    if (!n) return failed(n.err().what);
     if (!*n || (to && (*n)->index >= to)) break;
-    if (auto e = (*w)->write((*n)->env); !e) return fail(e.err().what);
+    if (auto e = (*w)->write((*n)->env); !e) return failed(e.err().what);
     ++kept;
   }
-  if (auto e = (*w)->close(); !e) return fail(e.err().what);
+  if (auto e = (*w)->close(); !e) return failed(e.err().what);
+  std::error_code ec;
+  std::filesystem::rename(tmp, out, ec);
+  if (ec) return failed("cannot move the filtered bag to '" + out + "': " + ec.message());
   std::printf("%llu of %llu messages written to %s\n", static_cast<unsigned long long>(kept),
               static_cast<unsigned long long>((*r)->idx().count), out.c_str());
   return 0;

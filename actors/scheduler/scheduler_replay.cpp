@@ -8,6 +8,11 @@
 // which override the shell's defaults: policy, chunk_steps, speedup, profiles.
 #include "actors/scheduler/scheduler_replay.hpp"
 
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <string_view>
+
 #include "actors/recorder/replay.hpp"
 #include "actors/scheduler/scheduler_driver.hpp"
 #include "actors/serving_graph/model_time.hpp"
@@ -15,23 +20,36 @@
 namespace gfdit {
 namespace {
 
+// The options the scheduler's core understands (anything else on the command line is a typo).
+constexpr std::array<std::string_view, 4> option_names = {"chunk_steps", "policy", "profiles", "speedup"};
+
 // The value of `key`: the command line's option, else the recorded parameter, else `fallback`.
+// A string (the command line's) must be a number as a whole where a number is wanted.
 template <class T>
 result<T> setting(const replay_params& p, const std::string& key, T fallback) {
   const nlohmann::json* v = nullptr;
   if (p.options.contains(key)) v = &p.options[key];
   else if (p.parameters.contains(key)) v = &p.parameters[key];
   if (!v) return fallback;
-  try {
-    if (v->is_string()) {
-      const auto& s = v->get_ref<const std::string&>();
-      if constexpr (std::is_same_v<T, std::string>) return s;
-      else if constexpr (std::is_floating_point_v<T>) return static_cast<T>(std::stod(s));
-      else return static_cast<T>(std::stoll(s));
+  auto bad = [&](const char* what) {
+    return make_error(errc::invalid_argument, "replay option '" + key + "' = " + v->dump() + ": " + what);
+  };
+  if (v->is_string()) {
+    const auto& s = v->get_ref<const std::string&>();
+    if constexpr (std::is_same_v<T, std::string>) {
+      return s;
+    } else {
+      T out{};
+      const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+      if (ec != std::errc() || end != s.data() + s.size())
+        return bad(std::is_floating_point_v<T> ? "not a number" : "not an integer");
+      return out;
     }
+  }
+  try {
     return v->get<T>();
-  } catch (const std::exception& e) {
-    return make_error(errc::invalid_argument, "replay option '" + key + "' = " + v->dump() + ": " + e.what());
+  } catch (const std::exception&) {
+    return bad(std::is_same_v<T, std::string> ? "not a string" : "not a number");
   }
 }
 
@@ -87,6 +105,10 @@ class scheduler_replay_core final : public replayable_core {
 };
 
 result<std::unique_ptr<replayable_core>> make_scheduler_core(const replay_params& p) {
+  for (const auto& [key, value] : p.options.items())
+    if (std::find(option_names.begin(), option_names.end(), key) == option_names.end())
+      return make_error(errc::invalid_argument,
+                        "replay: the scheduler has no option '" + key + "' (it has chunk_steps, policy, profiles, speedup)");
   scheduler_driver_config cfg;  // the shell's defaults, where neither side says otherwise
   auto policy = setting<std::string>(p, "policy", "edf-best-fit");
   auto chunk = setting<std::int64_t>(p, "chunk_steps", 4);

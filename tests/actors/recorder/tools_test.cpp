@@ -2,6 +2,8 @@
 // repair, and timeline (Chrome trace and SVG from serving task messages).
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "actors/recorder/bag_main.hpp"
 #include "actors/recorder/bag_reader.hpp"
 #include "actors/recorder/bag_writer.hpp"
@@ -95,6 +97,24 @@ TEST(bag_tools, filter_writes_a_bag_of_exactly_the_matches_and_info_counts_them)
     auto m = nlohmann::json::parse(line);
     EXPECT_EQ(m["destination"], "news");
   }
+}
+
+TEST(bag_tools, filter_onto_its_own_input_filters_it_in_place) {
+  const auto path = small_bag();
+  auto whole = nlohmann::json::parse(run_tool(bag_main, {"bag", "info", path, "--json"}).out);
+  auto r = run_tool(bag_main, {"bag", "filter", path, path, "--topic", "news"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  auto info = nlohmann::json::parse(run_tool(bag_main, {"bag", "info", path, "--json"}).out);
+  EXPECT_GT(info["messages"].get<std::uint64_t>(), 0u);
+  EXPECT_LT(info["messages"].get<std::uint64_t>(), whole["messages"].get<std::uint64_t>());
+  EXPECT_EQ(info["topics"].size(), 1u);
+  EXPECT_FALSE(std::filesystem::exists(path + ".filter-tmp"));
+  // An output it cannot write is an error, and the input stays as it was.
+  const auto before = testing::read_file(path);
+  auto bad = run_tool(bag_main, {"bag", "filter", path, "/nonexistent/dir/out.bag"});
+  EXPECT_EQ(bad.rc, 2);
+  EXPECT_NE(bad.err.find("error:"), std::string::npos) << bad.err;
+  EXPECT_EQ(testing::read_file(path), before);
 }
 
 TEST(bag_tools, info_reports_a_cut_bag_and_repair_fixes_it) {

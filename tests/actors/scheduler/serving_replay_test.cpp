@@ -135,7 +135,30 @@ void the_timeline_draws_every_workers_tasks(const recorded_run& run) {
   for (const auto& lane : known) EXPECT_NE(svg.find(">" + lane + "<"), std::string::npos) << lane;
 }
 
-// One recording serves all three checks.
+// Options are the scheduler's four, numbers whole: anything else is an error naming it.
+void bad_options_are_errors(const recorded_run& run) {
+  auto no_int = replay(run.bag, "scheduler", "scheduler", {{"chunk_steps", "abc"}});
+  ASSERT_FALSE(no_int);
+  EXPECT_NE(no_int.err().what.find("'chunk_steps' = \"abc\": not an integer"), std::string::npos) << no_int.err().what;
+  auto trailing = replay(run.bag, "scheduler", "scheduler", {{"chunk_steps", "5x"}});
+  ASSERT_FALSE(trailing);
+  EXPECT_NE(trailing.err().what.find("not an integer"), std::string::npos) << trailing.err().what;
+  auto no_num = replay(run.bag, "scheduler", "scheduler", {{"speedup", "fast"}});
+  ASSERT_FALSE(no_num);
+  EXPECT_NE(no_num.err().what.find("not a number"), std::string::npos) << no_num.err().what;
+  auto unknown = replay(run.bag, "scheduler", "scheduler", {{"chunk_step", "5"}});
+  ASSERT_FALSE(unknown);
+  EXPECT_NE(unknown.err().what.find("no option 'chunk_step'"), std::string::npos) << unknown.err().what;
+  // A whole number in a string is taken: chunk_steps 5 is what the run recorded.
+  auto same = replay(run.bag, "scheduler", "scheduler", {{"chunk_steps", "5"}, {"speedup", "400"}});
+  ASSERT_TRUE(same) << same.err().what;
+  EXPECT_FALSE(same->first);
+  auto [rc, out] = gfdit(run, {"replay", run.bag, "--actor", "scheduler", "--option", "chunk_step=5"});
+  EXPECT_EQ(rc, 2) << out;
+  EXPECT_NE(out.find("no option 'chunk_step'"), std::string::npos) << out;
+}
+
+// One recording serves all the checks.
 TEST(serving_replay, a_recorded_live_run_replays_identically_diverges_under_another_policy_and_draws_its_timeline) {
   (void)serving_replay_cores();
   recorded_run run;
@@ -151,6 +174,10 @@ TEST(serving_replay, a_recorded_live_run_replays_identically_diverges_under_anot
   {
     SCOPED_TRACE("timeline");
     the_timeline_draws_every_workers_tasks(run);
+  }
+  {
+    SCOPED_TRACE("bad options");
+    bad_options_are_errors(run);
   }
 }
 
