@@ -245,6 +245,10 @@ int run_tool_node(const std::string& type, const std::string& node_name, const s
   auto a = actor_registry::global().make(type);
   if (!a) return fail("actor type '" + type + "' is not registered");
   if (auto r = (*n)->add(node_name, std::move(a), std::move(params)); !r) return fail(r.err().what);
+  std::string names;
+  for (const auto& p : peers) names += (names.empty() ? "" : ", ") + p.node + "=" + p.endpoint;
+  std::fprintf(stderr, "%s: joining the graph through %s (each peer has %lld s to answer)\n", node_name.c_str(),
+               names.c_str(), static_cast<long long>(node_options{}.peer_timeout.count() / 1000));
   if (auto r = (*n)->start(); !r) return fail(r.err().what);
   std::mutex mu;
   std::condition_variable cv;
@@ -420,6 +424,7 @@ int bag_main(int argc, char** argv) {
       return run_tool_node("gfdit.player", "bag-player", parse_peers(peers), params, 0);
     }
     if (*rec) {
+      if (duration_s < 0) return fail("--duration: " + nlohmann::json(duration_s).dump() + " s; it must be >= 0");
       params.update({{"path", out}, {"source", "subscribe"}});
       return run_tool_node("gfdit.recorder", "bag-recorder", parse_peers(peers), params, duration_s);
     }

@@ -40,21 +40,26 @@ bool is_system_request(const envelope& env) {
   return env.is<msg::lifecycle_command>() || env.is<msg::parameter_get>() || env.is<msg::parameter_set>();
 }
 
+std::function<std::string(const double&)> non_negative() {
+  return [](const double& v) { return v >= 0 ? "" : "must be >= 0"; };
+}
+
 class player_actor final : public actor {
  public:
   result<void> on_configure(context& ctx) override {
     auto& p = ctx.params();
     for (auto r : {p.declare<std::string>("path", "", "the bag to play"),
-                   p.declare<double>("rate", 1.0, "speed factor; 0: as fast as possible",
-                                     std::function<std::string(const double&)>([](const double& v) { return v >= 0 ? "" : "must be >= 0"; })),
+                   p.declare<double>("rate", 1.0, "speed factor; 0: as fast as possible", non_negative()),
                    p.declare<bool>("loop", false, "start again at the end"),
-                   p.declare<double>("start_s", 0.0, "skip the bag's first seconds"),
-                   p.declare<double>("end_s", 0.0, "stop this many seconds after the bag's start (0: at its end)"),
+                   p.declare<double>("start_s", 0.0, "skip the bag's first seconds", non_negative()),
+                   p.declare<double>("end_s", 0.0, "stop this many seconds after the bag's start (0: at its end)",
+                                     non_negative()),
                    p.declare<std::string>("topics", "", "play only these topics"),
                    p.declare<std::string>("actors", "", "play only messages of these actors"),
                    p.declare<std::string>("senders", "", "play only messages sent by these actors (stand in for them)"),
                    p.declare<std::string>("types", "", "play only these types"),
-                   p.declare<std::int64_t>("batch", 256, "messages per turn at rate 0"),
+                   p.declare<std::int64_t>("batch", 256, "messages per turn at rate 0",
+                                           std::function<std::string(const std::int64_t&)>([](const std::int64_t& v) { return v >= 1 ? "" : "must be >= 1"; })),
                    p.declare<bool>("stop_at_end", false, "ask the node to stop when done"),
                    p.declare<std::string>("subscribe", "", "topics to receive (and drop), as the actor stood in for did; inputs for `gate`"),
                    p.declare<bool>("gate", false, "hold each recorded message until the live input that caused it has arrived"),
@@ -76,6 +81,9 @@ class player_actor final : public actor {
     const auto& ix = reader_->idx();
     begin_ns_ = ix.first_ns + static_cast<std::int64_t>(p.get<double>("start_s") * 1e9);
     const double end_s = p.get<double>("end_s");
+    if (end_s > 0 && end_s <= p.get<double>("start_s"))
+      return make_error(errc::invalid_argument, "player: end_s (" + nlohmann::json(end_s).dump() + ") must be after start_s (" +
+                                                    nlohmann::json(p.get<double>("start_s")).dump() + "), or 0 for the bag's end");
     end_ns_ = end_s > 0 ? ix.first_ns + static_cast<std::int64_t>(end_s * 1e9) : ix.last_ns;
     batch_ = static_cast<int>(p.get<std::int64_t>("batch"));
     stop_at_end_ = p.get<bool>("stop_at_end");

@@ -75,7 +75,7 @@ struct node::impl final : router {
   // set; it holds its first delivery (a peer's hello would connect through `transport`) until
   // start() has both.
   std::atomic<bool> wired{false};
-  bool stopped = false;
+  std::atomic<bool> stopped{false};  // read by the bus thread (on_fail)
 
   ~impl() override {
     stop();
@@ -176,23 +176,25 @@ struct node::impl final : router {
     return h;
   }
 
-  void greet(const std::string& peer, bool want_reply) {
+  // `leaving`: the goodbye, a hello with no endpoint, actors or topics (peers then stop
+  // routing to this node instead of queueing for it until they stop themselves).
+  void greet(const std::string& peer, bool want_reply, bool leaving = false) {
     envelope env;
     env.type_id = type_id_of<msg::node_hello>;
     env.version = msg::node_hello::type_version;
     env.sender = std::string(node_address) + ":" + opt.name;
     env.destination = node_address;
-    env.payload = encode(hello(want_reply));
+    env.payload = encode(leaving ? msg::node_hello{opt.name, "", {}, {}, false} : hello(want_reply));
     transport->post(peer, env);
   }
 
-  void greet_all(bool want_reply) {
+  void greet_all(bool want_reply, bool leaving = false) {
     std::vector<std::string> peers;
     {
       std::shared_lock lock(mu);
       peers.assign(connected.begin(), connected.end());
     }
-    for (const auto& p : peers) greet(p, want_reply);
+    for (const auto& p : peers) greet(p, want_reply, leaving);
   }
 
   void connect(const std::string& peer, const std::string& endpoint) {
@@ -268,6 +270,8 @@ struct node::impl final : router {
   // Bus thread.
   void on_send_failed(send_failure&& f) {
     if (f.env.is<msg::node_hello>()) {
+      // Our goodbye to a peer that is gone already: nothing to tell it.
+      if (stopped) return log->debug("goodbye to node '{}' not delivered: {}", f.peer, f.reason);
       // A peer that is not up yet: keep greeting until it answers or we stop. One that can
       // never be reached is reported once (start() then times out naming it).
       if (!f.transient) return log->error("cannot greet node '{}': {}", f.peer, f.reason);
@@ -379,7 +383,10 @@ struct node::impl final : router {
     stopped = true;
     for (auto& h : hosted_actors)
       if (h.stats->state == lifecycle_state::active) (void)cycle(h, transition::deactivate);
-    if (transport) transport->flush(std::chrono::milliseconds(2000));
+    if (transport) {
+      greet_all(false, true);  // after the deactivation: nothing it still sends is lost
+      transport->flush(std::chrono::milliseconds(2000));
+    }
     for (auto& h : hosted_actors) (void)cycle(h, transition::shutdown);
     for (auto& h : hosted_actors) caf::anon_send_exit(h.handle, caf::exit_reason::user_shutdown);
     sys->await_all_actors_done();

@@ -417,6 +417,32 @@ TEST(player, re_publishes_a_bag_with_the_recorded_senders_and_stamps) {
   }
 }
 
+TEST(player, refuses_a_window_or_pace_it_cannot_play_before_it_starts) {
+  const auto path = testing::temp_path("window");
+  {
+    auto w = bag::writer::create(path, bag::header::current());
+    ASSERT_TRUE(w);
+    ASSERT_TRUE((*w)->write(testing::synthetic(1)));
+    ASSERT_TRUE((*w)->close());
+  }
+  (void)recorder_actor_types();
+  auto start_with = [&](nlohmann::json params) -> std::string {
+    params["path"] = path;
+    auto nd = node::create({.name = "window", .bind = testing::unique_ipc("window")});
+    if (!nd) return "node: " + nd.err().what;
+    if (auto a = (*nd)->add("player", actor_registry::global().make("gfdit.player"), params); !a) return a.err().what;
+    auto r = (*nd)->start();
+    (*nd)->stop();
+    return r ? "" : r.err().what;
+  };
+  EXPECT_NE(start_with({{"start_s", 5.0}, {"end_s", 2.0}}).find("end_s (2.0) must be after start_s (5.0)"), std::string::npos);
+  EXPECT_NE(start_with({{"start_s", -1.0}}).find("'start_s' = -1.0: must be >= 0"), std::string::npos);
+  EXPECT_NE(start_with({{"end_s", -1.0}}).find("'end_s'"), std::string::npos);
+  EXPECT_NE(start_with({{"rate", -2.0}}).find("'rate'"), std::string::npos);
+  EXPECT_NE(start_with({{"batch", 0}}).find("'batch' = 0: must be >= 1"), std::string::npos);
+  EXPECT_EQ(start_with({{"start_s", 1.0}, {"end_s", 2.0}, {"stop_at_end", false}}), "");  // a good window starts
+}
+
 TEST(player, paces_by_the_recorded_stamps_divided_by_rate) {
   const auto path = testing::temp_path("pace");
   {
