@@ -137,18 +137,15 @@ void the_timeline_draws_every_workers_tasks(const recorded_run& run) {
 
 // Options are the scheduler's four, numbers whole: anything else is an error naming it.
 void bad_options_are_errors(const recorded_run& run) {
-  auto no_int = replay(run.bag, "scheduler", "scheduler", {{"chunk_steps", "abc"}});
-  ASSERT_FALSE(no_int);
-  EXPECT_NE(no_int.err().what.find("'chunk_steps' = \"abc\": not an integer"), std::string::npos) << no_int.err().what;
-  auto trailing = replay(run.bag, "scheduler", "scheduler", {{"chunk_steps", "5x"}});
-  ASSERT_FALSE(trailing);
-  EXPECT_NE(trailing.err().what.find("not an integer"), std::string::npos) << trailing.err().what;
-  auto no_num = replay(run.bag, "scheduler", "scheduler", {{"speedup", "fast"}});
-  ASSERT_FALSE(no_num);
-  EXPECT_NE(no_num.err().what.find("not a number"), std::string::npos) << no_num.err().what;
-  auto unknown = replay(run.bag, "scheduler", "scheduler", {{"chunk_step", "5"}});
-  ASSERT_FALSE(unknown);
-  EXPECT_NE(unknown.err().what.find("no option 'chunk_step'"), std::string::npos) << unknown.err().what;
+  auto refused = [&](nlohmann::json options, const std::string& says) {
+    auto o = replay(run.bag, "scheduler", "scheduler", options);
+    ASSERT_FALSE(o) << options.dump();
+    EXPECT_NE(o.err().what.find(says), std::string::npos) << o.err().what;
+  };
+  refused({{"chunk_steps", "abc"}}, "'chunk_steps' = \"abc\": not an integer");
+  refused({{"chunk_steps", "5x"}}, "not an integer");
+  refused({{"speedup", "fast"}}, "not a number");
+  refused({{"chunk_step", "5"}}, "no option 'chunk_step'");
   // A whole number in a string is taken: chunk_steps 5 is what the run recorded.
   auto same = replay(run.bag, "scheduler", "scheduler", {{"chunk_steps", "5"}, {"speedup", "400"}});
   ASSERT_TRUE(same) << same.err().what;
