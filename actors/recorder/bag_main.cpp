@@ -357,6 +357,7 @@ int bag_main(int argc, char** argv) {
   bool json = false, loop = false;
   std::uint64_t from = 0, to = 0, limit = 0;
   double rate = 1.0, start_s = 0, end_s = 0, duration_s = 0;
+  bool force = false;
   std::vector<std::string> outs, peers;
   filter_args fa;
 
@@ -399,6 +400,7 @@ int bag_main(int argc, char** argv) {
   rec->add_option("out", out, "bag file to write")->required();
   rec->add_option("--peer", peers, "NODE=ENDPOINT of the graph's nodes")->required();
   rec->add_option("--duration", duration_s, "stop after this many seconds (default: Ctrl-C)");
+  rec->add_flag("--force", force, "replace OUT if it exists (else that is an error)");
   fa.add_to(*rec);
 
   try {
@@ -425,7 +427,7 @@ int bag_main(int argc, char** argv) {
     }
     if (*rec) {
       if (duration_s < 0) return fail("--duration: " + nlohmann::json(duration_s).dump() + " s; it must be >= 0");
-      params.update({{"path", out}, {"source", "subscribe"}});
+      params.update({{"path", out}, {"source", "subscribe"}, {"overwrite", force}});
       return run_tool_node("gfdit.recorder", "bag-recorder", parse_peers(peers), params, duration_s);
     }
   } catch (const std::exception& e) {

@@ -31,6 +31,7 @@ class recorder_actor final : public actor, public tap_sink {
   result<void> on_configure(context& ctx) override {
     auto& p = ctx.params();
     for (auto r : {p.declare<std::string>("path", "", "the bag file to write (empty: record nothing)"),
+                   p.declare<bool>("overwrite", false, "replace a bag already at path (else that is an error)"),
                    p.declare<std::string>("topics", "", "record only these topics (comma list)"),
                    p.declare<std::string>("actors", "", "record only messages of these actors"),
                    p.declare<std::string>("senders", "", "record only messages sent by these actors"),
@@ -80,6 +81,11 @@ class recorder_actor final : public actor, public tap_sink {
       std::error_code ec;
       h.meta["launch_file"] = std::filesystem::absolute(file, ec).lexically_normal().string();
     }
+    // An earlier recording is data already accepted: not replaced unless asked.
+    if (std::error_code ec; !p.get<bool>("overwrite") && std::filesystem::exists(path_, ec))
+      return make_error(errc::invalid_argument,
+                        "recorder: '" + path_ + "' exists already (remove it, or set overwrite: true)");
+    if (ctx.probing()) return {};
     auto w = bag::writer::create(path_, std::move(h));
     if (!w) return w.err();
     bag::queue_options qo;

@@ -34,6 +34,7 @@ struct command {
 
 struct peer_socket {
   void* socket = nullptr;
+  std::string endpoint;  // where `socket` connects
   std::string error;  // why there is no socket, when there is none
   std::deque<outgoing> waiting;  // frames ZeroMQ refused for now, in order
 };
@@ -195,10 +196,17 @@ struct bus::impl {
   std::uint64_t handle(command& c) {
     if (c.kind == command::connect) {
       auto& p = peers[c.out.peer];
+      // A node that came back under the same name at another endpoint (a tool run again):
+      // talk to the new one. Frames still waiting go to it.
+      if (p.socket && p.endpoint != c.endpoint) {
+        zmq_close(p.socket);
+        p.socket = nullptr;
+      }
       if (!p.socket) {
         auto d = open_dealer(c.endpoint);
         if (d) {
           p.socket = *d;
+          p.endpoint = c.endpoint;
           p.error.clear();
         } else {
           p.error = d.err().what;  // frames to this peer fail with the reason

@@ -34,6 +34,9 @@ class context {
 
   virtual const std::string& name() const = 0;
   virtual lifecycle_state state() const = 0;
+  // True while a tool only checks the actor's parameters (launch validation, `gfdit check`):
+  // on_configure then validates and leaves no trace (creates no file, opens no device).
+  virtual bool probing() const { return false; }
   virtual parameters& params() = 0;
   virtual spdlog::logger& log() = 0;
   // The envelope being handled right now (null outside a handler).

@@ -60,7 +60,7 @@ struct node::impl final : router {
   std::map<std::string, std::set<std::string>> node_topics;     // node -> its topics
   std::map<std::string, std::set<std::string>> remote_topics;   // topic -> nodes
   std::set<std::string> greeted;                                // peers that said hello
-  std::set<std::string> connected;                              // peers we connected to
+  std::map<std::string, std::string> connected;                 // peers we connected to: endpoint
   std::set<std::string> departed;                               // peers that said they left
   std::condition_variable_any greeted_cv;
 
@@ -192,7 +192,7 @@ struct node::impl final : router {
     std::vector<std::string> peers;
     {
       std::shared_lock lock(mu);
-      peers.assign(connected.begin(), connected.end());
+      for (const auto& [peer, endpoint] : connected) peers.push_back(peer);
     }
     for (const auto& p : peers) greet(p, want_reply, leaving);
   }
@@ -200,7 +200,14 @@ struct node::impl final : router {
   void connect(const std::string& peer, const std::string& endpoint) {
     {
       std::unique_lock lock(mu);
-      if (!connected.insert(peer).second) return;
+      auto [it, added] = connected.try_emplace(peer, endpoint);
+      if (!added) {
+        // Known already. Only a peer that said goodbye and came back (a tool run again) is
+        // reached at its new endpoint; others keep the address they were first reached at (a
+        // hello names the endpoint the peer bound, which may be a wildcard like tcp://0.0.0.0).
+        if (it->second == endpoint || !departed.count(peer)) return;
+        it->second = endpoint;
+      }
     }
     transport->add_peer(peer, endpoint);
   }

@@ -25,6 +25,7 @@ class recording_context final : public context {
 
   const std::string& name() const override { return name_; }
   lifecycle_state state() const override { return lifecycle_state::unconfigured; }
+  bool probing() const override { return true; }
   parameters& params() override { return params_; }
   spdlog::logger& log() override { return *log_; }
   const envelope* current() const override { return nullptr; }

@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "actors/recorder/bag_reader.hpp"
@@ -115,7 +117,40 @@ TEST(bag_cli, record_then_play_against_a_running_graph) {
   for (std::size_t k = 0; k < seqs.size(); ++k) {
     EXPECT_TRUE(is_news(got[before + k], seqs[k])) << k;
   }
+  // A second recording to the same file is refused, and the first stays as it was; --force
+  // replaces it.
+  const auto first = testing::read_file(bag);
+  auto [again, again_out] = testing::run({GFDIT_EXE, "bag", "record", bag, "--peer", peer, "--duration", "1"},
+                                         dir.path() + "/again.log", 30s);
+  EXPECT_EQ(again, 2) << again_out;
+  EXPECT_NE(again_out.find("exists already (remove it, or set overwrite: true)"), std::string::npos) << again_out;
+  EXPECT_EQ(testing::read_file(bag), first);
+  auto [forced, forced_out] = testing::run({GFDIT_EXE, "bag", "record", bag, "--peer", peer, "--duration", "0.5", "--force"},
+                                           dir.path() + "/forced.log", 30s);
+  EXPECT_EQ(forced, 0) << forced_out;
+  EXPECT_NE(testing::read_file(bag), first);
   (*nd)->stop();
+}
+
+// Checking a launch file configures its actors only to validate them: a recorder's bag is not
+// created by the check, and one that exists already is reported there, before any process runs.
+TEST(bag_cli, checking_a_graph_with_a_recorder_creates_no_bag_and_reports_an_existing_one) {
+  testing::temp_dir dir;
+  const std::string bag = dir.path() + "/checked.bag";
+  const std::string yaml = dir.path() + "/rec.yaml";
+  {
+    std::ofstream f(yaml);
+    f << "graph: rec\nprocesses:\n  - name: p\n    actors:\n      - {type: gfdit.recorder, name: recorder, "
+         "parameters: {path: \"" << bag << "\"}}\n";
+  }
+  auto [rc, out] = testing::run({GFDIT_EXE, "check", yaml}, dir.path() + "/check.log", 30s);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_FALSE(std::filesystem::exists(bag));
+  { std::ofstream(bag) << "an earlier recording"; }
+  auto [rc2, out2] = testing::run({GFDIT_EXE, "check", yaml}, dir.path() + "/check2.log", 30s);
+  EXPECT_NE(rc2, 0) << out2;
+  EXPECT_NE(out2.find("exists already"), std::string::npos) << out2;
+  EXPECT_EQ(testing::read_file(bag), "an earlier recording");
 }
 
 }  // namespace
