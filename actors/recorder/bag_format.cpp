@@ -114,15 +114,22 @@ std::vector<std::string> filter::split(std::string_view list) {
   return out;
 }
 
+std::optional<std::uint32_t> decimal_type_id(std::string_view t) {
+  std::uint32_t id = 0;
+  auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), id);
+  if (ec == std::errc() && p == t.data() + t.size()) return id;
+  return std::nullopt;
+}
+
+std::uint32_t type_id_named(std::string_view t) {
+  if (auto id = decimal_type_id(t)) return *id;
+  if (const auto* e = catalog::global().find(t)) return e->id;
+  return fnv1a32(t);  // a type this build does not know: its id anyway
+}
+
 void filter::resolve() {
   type_ids_.clear();
-  for (const auto& t : types) {
-    std::uint32_t id = 0;
-    auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), id);
-    if (ec == std::errc() && p == t.data() + t.size()) type_ids_.push_back(id);
-    else if (const auto* e = catalog::global().find(t)) type_ids_.push_back(e->id);
-    else type_ids_.push_back(fnv1a32(t));  // a type this build does not know: its id anyway
-  }
+  for (const auto& t : types) type_ids_.push_back(type_id_named(t));
   resolved_ = true;
 }
 

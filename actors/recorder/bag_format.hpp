@@ -12,6 +12,7 @@
 // chunk, and repair() rebuilds the index from the chunks.
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -87,6 +88,11 @@ struct index {
   // Chunks that may hold a message of `actor` (as sender or directed destination) or `topic`.
   std::vector<std::uint32_t> chunks_of_actor(const std::string& actor) const;
 };
+
+// A type as a user names it (a filter's `types`, `--type`): a decimal id, else a name of this
+// build's catalog, else the id a type of that name has (fnv1a32), known here or not.
+std::optional<std::uint32_t> decimal_type_id(std::string_view t);
+std::uint32_t type_id_named(std::string_view t);
 
 // Which messages a writer keeps or a reader returns. Within a list any entry matches; across
 // lists all non-empty ones must match. types: catalog names or decimal ids.

@@ -37,7 +37,7 @@ int fail(const std::string& what) {
 // an empty result that looks like an answer.
 void note_unknown_types(const bag::filter& f, const bag::header& h) {
   for (const auto& t : f.types) {
-    if (!t.empty() && t.find_first_not_of("0123456789") == std::string::npos) continue;  // an id
+    if (bag::decimal_type_id(t)) continue;
     const bool known = std::any_of(h.catalog.begin(), h.catalog.end(), [&](const auto& row) { return row.name == t; });
     if (!known)
       std::fprintf(stderr, "note: no type '%s' in this bag's catalog (%zu types; `gfdit bag info` lists those it holds)\n",
@@ -332,8 +332,7 @@ int stepper(replay_session& s) {
         if (s.next_input() > 0) show();
       }
     } else if ((cmd == "t" || cmd == "type") && !arg.empty()) {
-      const auto* e = catalog::global().find(arg);
-      const std::uint32_t id = e ? e->id : fnv1a32(arg);
+      const std::uint32_t id = bag::type_id_named(arg);
       std::size_t at = s.next_input();
       while (at < n_inputs && s.script().inputs[at].env.type_id != id) ++at;
       if (at == n_inputs) {

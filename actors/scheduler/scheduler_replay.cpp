@@ -106,9 +106,11 @@ class scheduler_replay_core final : public replayable_core {
 
 result<std::unique_ptr<replayable_core>> make_scheduler_core(const replay_params& p) {
   for (const auto& [key, value] : p.options.items())
-    if (std::find(option_names.begin(), option_names.end(), key) == option_names.end())
-      return make_error(errc::invalid_argument,
-                        "replay: the scheduler has no option '" + key + "' (it has chunk_steps, policy, profiles, speedup)");
+    if (std::find(option_names.begin(), option_names.end(), key) == option_names.end()) {
+      std::string names;
+      for (auto n : option_names) names += (names.empty() ? "" : ", ") + std::string(n);
+      return make_error(errc::invalid_argument, "replay: the scheduler has no option '" + key + "' (it has " + names + ")");
+    }
   scheduler_driver_config cfg;  // the shell's defaults, where neither side says otherwise
   auto policy = setting<std::string>(p, "policy", "edf-best-fit");
   auto chunk = setting<std::int64_t>(p, "chunk_steps", 4);
