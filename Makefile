@@ -10,7 +10,8 @@ CMAKE_FLAGS ?=
 
 DEB_PACKAGES := build-essential cmake ninja-build pkg-config libcaf-dev libzmq3-dev cppzmq-dev \
   libmsgpack-cxx-dev libgtest-dev libgmock-dev libbenchmark-dev libyaml-cpp-dev libspdlog-dev \
-  libfmt-dev libcli11-dev nlohmann-json3-dev libcpp-httplib-dev libsodium-dev python3
+  libfmt-dev libcli11-dev nlohmann-json3-dev libcpp-httplib-dev libsodium-dev libspng-dev zlib1g-dev \
+  dataset-fashion-mnist python3
 
 .PHONY: deps build run test asan bench-bus clean
 

@@ -16,6 +16,9 @@ find_package(benchmark QUIET)
 pkg_check_modules(ZMQ REQUIRED IMPORTED_TARGET libzmq)
 # cpp-httplib as Debian builds it: a shared library (the HTTP gateway).
 pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
+# PNG results (libspng) and gzip'd data sets (zlib).
+pkg_check_modules(SPNG REQUIRED IMPORTED_TARGET spng)
+find_package(ZLIB REQUIRED)
 
 # CAF 0.17 ships no CMake package on Debian.
 find_path(CAF_INCLUDE_DIR caf/all.hpp REQUIRED)

@@ -8,12 +8,11 @@
 
 #include "common/hash.hpp"
 #include "kernels/dit/numerics.hpp"
+#include "kernels/dit/safetensors.hpp"
 
 namespace gfdit::dit {
 
 namespace {
-
-constexpr std::uint64_t max_header_bytes = 16u << 20;  // safetensors' own limit is 100 MB
 
 void add_linear(std::vector<tensor_spec>& v, const std::string& name, std::int64_t out, std::int64_t in) {
   v.push_back({name + ".weight", {out, in}});
@@ -114,35 +113,18 @@ void model::bind() {
   final_linear_ = lin("final.linear");
 }
 
-// --- safetensors: u64 little-endian header length, JSON header, then the raw data ----------
+// --- safetensors (safetensors.hpp): gfdit's names, the config in the metadata ----------
 
 result<void> model::save(const std::filesystem::path& path) const {
-  nlohmann::json h = nlohmann::json::object();
-  h["__metadata__"] = {{"format", "pt"}, {"gfdit.config", to_json(config_)}};
-  std::uint64_t off = 0;
-  const auto specs = weight_specs(config_);
-  for (const auto& s : specs) {
-    const std::uint64_t bytes = static_cast<std::uint64_t>(s.numel()) * 2;
-    h[s.name] = {{"dtype", "BF16"}, {"shape", s.shape}, {"data_offsets", {off, off + bytes}}};
-    off += bytes;
-  }
-  std::string head = h.dump();
-  head.append((8 - head.size() % 8) % 8, ' ');  // data starts 8-byte aligned, as the spec advises
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  if (!f) return make_error(errc::io, "dit weights: cannot write " + path.string());
-  std::uint8_t len[8];
-  for (int i = 0; i < 8; ++i) len[i] = static_cast<std::uint8_t>(static_cast<std::uint64_t>(head.size()) >> (8 * i));
-  f.write(reinterpret_cast<const char*>(len), 8);
-  f.write(head.data(), static_cast<std::streamsize>(head.size()));
-  for (const auto& s : specs) {
+  st_file file;
+  file.metadata = {{"format", "pt"}, {"gfdit.config", to_json(config_)}};
+  for (const auto& s : weight_specs(config_)) {
     const auto& d = bf16_.at(s.name);
-    for (auto x : d) {  // little-endian regardless of the host
-      const char b[2] = {static_cast<char>(x & 0xff), static_cast<char>(x >> 8)};
-      f.write(b, 2);
-    }
+    st_tensor t{"BF16", s.shape, std::vector<float>(d.size())};
+    for (std::size_t i = 0; i < d.size(); ++i) t.values[i] = from_bf16(d[i]);
+    file.tensors.emplace(s.name, std::move(t));
   }
-  f.close();
-  if (!f) return make_error(errc::io, "dit weights: write failed for " + path.string());
+  if (auto r = write_safetensors(path, file, "BF16"); !r) return make_error(r.err().code, "dit weights: " + r.err().what);
   return {};
 }
 
@@ -150,80 +132,39 @@ result<model> model::load(const std::filesystem::path& path, const model_config*
   const auto fail = [&](errc e, const std::string& what) {
     return make_error(e, "dit weights " + path.string() + ": " + what);
   };
-  std::error_code ec;
-  const auto file_size = std::filesystem::file_size(path, ec);
-  if (ec) return fail(errc::not_found, "cannot stat (" + ec.message() + ")");
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return fail(errc::io, "cannot open");
-  if (file_size < 8) return fail(errc::decode_failed, "truncated: shorter than the 8-byte header length");
-  std::uint8_t len[8];
-  f.read(reinterpret_cast<char*>(len), 8);
-  std::uint64_t hlen = 0;
-  for (int i = 0; i < 8; ++i) hlen |= static_cast<std::uint64_t>(len[i]) << (8 * i);
-  if (hlen > max_header_bytes) return fail(errc::too_large, "header of " + std::to_string(hlen) + " bytes exceeds the limit");
-  if (hlen > file_size - 8) return fail(errc::decode_failed, "truncated: header runs past the end of the file");
-  std::string head(hlen, '\0');
-  f.read(head.data(), static_cast<std::streamsize>(hlen));
-  if (!f) return fail(errc::io, "read failed");
-  const std::uint64_t data_size = file_size - 8 - hlen;
-
-  nlohmann::json h;
-  try {
-    h = nlohmann::json::parse(head);
-  } catch (const std::exception& e) {
-    return fail(errc::decode_failed, std::string("header is not JSON: ") + e.what());
-  }
-  if (!h.is_object()) return fail(errc::decode_failed, "header is not a JSON object");
-
+  auto file = read_safetensors(path);
+  if (!file) return file.err();
   model_config cfg;
-  try {
-    const auto& meta = h.at("__metadata__");
-    auto c = config_from_json(meta.at("gfdit.config").get<std::string>());
+  if (auto it = file->metadata.find("gfdit.config"); it != file->metadata.end()) {
+    auto c = config_from_json(it->second);
     if (!c) return fail(c.err().code, c.err().what);
     cfg = *c;
-  } catch (const std::exception&) {
-    if (!expect) return fail(errc::decode_failed, "no gfdit.config in __metadata__ and no config given");
+  } else if (expect) {
     cfg = *expect;
+  } else {
+    return fail(errc::decode_failed, "no gfdit.config in __metadata__ and no config given");
   }
   if (expect && to_json(*expect) != to_json(cfg))
     return fail(errc::invalid_argument, "config in the file (" + to_json(cfg) + ") differs from the expected one");
 
   std::map<std::string, std::vector<std::uint16_t>> t;
   for (const auto& s : weight_specs(cfg)) {
-    if (!h.contains(s.name)) return fail(errc::invalid_argument, "missing tensor " + s.name);
-    const auto& e = h[s.name];
-    std::string dtype;
-    std::vector<std::int64_t> shape;
-    std::uint64_t b = 0, en = 0;
-    try {
-      dtype = e.at("dtype").get<std::string>();
-      shape = e.at("shape").get<std::vector<std::int64_t>>();
-      const auto& o = e.at("data_offsets");
-      if (!o.is_array() || o.size() != 2) return fail(errc::decode_failed, s.name + ": data_offsets must be [begin, end]");
-      b = o[0].get<std::uint64_t>();
-      en = o[1].get<std::uint64_t>();
-    } catch (const std::exception& ex) {
-      return fail(errc::decode_failed, s.name + ": malformed entry (" + ex.what() + ")");
+    auto it = file->tensors.find(s.name);
+    if (it == file->tensors.end()) return fail(errc::invalid_argument, "missing tensor " + s.name);
+    const st_tensor& x = it->second;
+    if (x.dtype != "BF16" && x.dtype != "F16" && x.dtype != "F32")
+      return fail(errc::invalid_argument, s.name + ": dtype " + x.dtype + " (weights are BF16, F16 or F32)");
+    if (x.shape != s.shape)
+      return fail(errc::invalid_argument, s.name + ": wrong shape " + shape_text(x.shape) + " (expected " + shape_text(s.shape) + ")");
+    std::vector<std::uint16_t> d(x.values.size());
+    for (std::size_t i = 0; i < d.size(); ++i) {
+      if (!std::isfinite(x.values[i])) return fail(errc::invalid_argument, s.name + ": element " + std::to_string(i) + " is not finite");
+      d[i] = to_bf16(x.values[i]);
     }
-    if (dtype != "BF16") return fail(errc::invalid_argument, s.name + ": wrong dtype " + dtype + " (expected BF16)");
-    if (shape != s.shape) {
-      std::string got, want;
-      for (auto d : shape) got += std::to_string(d) + ",";
-      for (auto d : s.shape) want += std::to_string(d) + ",";
-      return fail(errc::invalid_argument, s.name + ": wrong shape [" + got + "] (expected [" + want + "])");
-    }
-    if (en < b || en - b != static_cast<std::uint64_t>(s.numel()) * 2)
-      return fail(errc::decode_failed, s.name + ": data_offsets do not match the shape");
-    if (en > data_size) return fail(errc::decode_failed, "truncated: " + s.name + " ends past the end of the file");
-    std::vector<std::uint8_t> raw(en - b);
-    f.seekg(static_cast<std::streamoff>(8 + hlen + b));
-    f.read(reinterpret_cast<char*>(raw.data()), static_cast<std::streamsize>(raw.size()));
-    if (!f) return fail(errc::io, s.name + ": read failed");
-    std::vector<std::uint16_t> d(static_cast<std::size_t>(s.numel()));
-    for (std::size_t i = 0; i < d.size(); ++i)
-      d[i] = static_cast<std::uint16_t>(raw[2 * i] | (raw[2 * i + 1] << 8));
     t.emplace(s.name, std::move(d));
   }
+  for (const auto& [name, x] : file->tensors)
+    if (!t.count(name)) return fail(errc::invalid_argument, "unexpected tensor " + name + " (not part of " + cfg.name + ")");
   return from_tensors(cfg, std::move(t));
 }
 

@@ -3,6 +3,7 @@
 //   gfdit node g.yaml --process P [--index I]  one process (other hosts, Slurm)
 //   gfdit check g.yaml [name:=value ...]       validate a launch file
 //   gfdit actor types|list, topic list|echo|hz, param get|set, msg list|show
+//   gfdit generate --model M --prompt P --out F.png   pictures from a model, no graph
 //   gfdit sim ..., gfdit bag ..., gfdit replay ...  (when those modules are built)
 #include <cstdio>
 #include <cstring>
@@ -11,6 +12,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "launch/cli/generate.hpp"
 #include "launch/lib/commands.hpp"
 
 #if defined(GFDIT_WITH_SIM) && __has_include("actors/sim/sim_main.hpp")
@@ -79,6 +81,10 @@ int main(int argc, char** argv) {
 #ifdef GFDIT_SERVING_REPLAY_READY
   (void)gfdit::serving_replay_cores();  // the scheduler's replayable core
 #endif
+  if (argc >= 2 && !std::strcmp(argv[1], "generate")) {
+    std::vector<char*> rest(argv + 1, argv + argc);  // "generate" becomes argv[0]
+    return gfdit::launch::generate_main(static_cast<int>(rest.size()), rest.data());
+  }
   if (argc >= 2 && (!std::strcmp(argv[1], "sim") || !std::strcmp(argv[1], "bag") || !std::strcmp(argv[1], "replay")))
     return pass_through(argv[1], argc, argv);
   // gfdit bench serve --workload W.yaml --connect control=ENDPOINT: drive a running graph.
@@ -200,6 +206,7 @@ int main(int argc, char** argv) {
   show->add_option("type", msg_type)->required();
   show->callback([&] { status = msg_show(msg_type); });
 
+  app.add_subcommand("generate", "pictures from a model, no graph (gfdit generate --help)");
   app.add_subcommand("sim", "the serving simulator (gfdit sim --help)");
   app.add_subcommand("bag", "record bags (gfdit bag --help)");
   app.add_subcommand("replay", "replay bags (gfdit replay --help)");

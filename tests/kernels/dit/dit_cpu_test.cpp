@@ -209,7 +209,11 @@ TEST(DitWeights, BadWeightFilesGiveClearErrors) {
 
   ASSERT_TRUE(m->save(path).ok());
   rewrite_header(path, [](nlohmann::json& j) { j["blocks.1.fc1.weight"]["dtype"] = "F32"; });
-  expect_error(errc::invalid_argument, "wrong dtype F32");
+  expect_error(errc::decode_failed, "blocks.1.fc1.weight: data_offsets");  // F32 needs twice the bytes
+
+  ASSERT_TRUE(m->save(path).ok());
+  rewrite_header(path, [](nlohmann::json& j) { j["blocks.1.fc1.weight"]["dtype"] = "I16"; });
+  expect_error(errc::invalid_argument, "blocks.1.fc1.weight: dtype I16");
 
   ASSERT_TRUE(m->save(path).ok());
   rewrite_header(path, [](nlohmann::json& j) { j["blocks.0.qkv.weight"]["shape"] = {256, 768}; });

@@ -1,0 +1,133 @@
+#include "kernels/dit/generate.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <string>
+#include <thread>
+#include <unistd.h>
+
+#include "kernels/collectives/file_rendezvous.hpp"
+#include "kernels/collectives/world.hpp"
+#include "kernels/dit/gpu_forward.hpp"
+#include "kernels/dit/sampler.hpp"
+
+namespace gfdit::dit {
+
+request make_request(const model_card& card, const generate_options& o) {
+  request r;
+  r.seed = o.seed;
+  r.steps = o.steps > 0 ? o.steps : card.default_steps;
+  r.sampler = card.sampler;
+  r.guidance = o.guidance >= 0.0f ? o.guidance : card.default_guidance;
+  r.shift = card.shift;
+  r.class_label = o.class_label;
+  return r;
+}
+
+namespace {
+
+// Steps one at a time, so progress can be shown; chunked steps give the same bits as one run.
+template <class Step>
+result<void> run_steps(const request& r, bool report, const generate_options& o, Step&& step) {
+  for (int i = 0; i < r.steps; ++i) {
+    if (auto s = step(i, i + 1); !s) return s;
+    if (report && o.progress) o.progress(i + 1, r.steps);
+  }
+  return {};
+}
+
+// Ulysses on the CPU: each rank a thread with its own World handle over shared memory.
+result<std::vector<float>> generate_parallel(const model& m, const model_card& card, const request& r,
+                                             const generate_options& o) {
+  const model_config& c = m.config();
+  const int n = o.degree;
+  static std::atomic<int> serial{0};
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("gfdit-generate-" + std::to_string(::getpid()) + "-" + std::to_string(serial++));
+  std::vector<result<std::vector<float>>> out(static_cast<std::size_t>(n), std::vector<float>{});
+  {
+    std::vector<std::jthread> ranks;
+    for (int rank = 0; rank < n; ++rank)
+      ranks.emplace_back([&, rank] {
+        auto& mine = out[static_cast<std::size_t>(rank)];
+        coll::file_rendezvous rv(dir, rank, n);
+        coll::world_options wo;
+        wo.backend = coll::backend_kind::host;
+        wo.buffer_bytes = std::size_t{4} << 20;
+        wo.timeout = std::chrono::milliseconds(120000);
+        auto world = coll::World::create(rv, wo);
+        if (!world) return void(mine = world.err());
+        std::vector<std::int32_t> members(static_cast<std::size_t>(n));
+        for (int i = 0; i < n; ++i) members[static_cast<std::size_t>(i)] = i;
+        auto g = (*world)->form(members, 1);
+        if (!g) return void(mine = g.err());
+        const sp_group sp{world->get(), *g};
+        std::vector<float> shard = initial_latent(c, r, n, rank);
+        if (auto s = run_steps(r, rank == 0, o, [&](int b, int e) { return denoise(m, r, b, e, sp, shard); }); !s)
+          return void(mine = s.err());
+        const std::int32_t zero[] = {0};
+        auto to0 = (*world)->form(zero, 2);
+        if (!to0) return void(mine = to0.err());
+        auto full = reshard(**world, *g, *to0, c, shard);
+        if (!full) return void(mine = full.err());
+        mine = std::move(*full);
+      });
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+  for (auto& x : out)
+    if (!x) return x.err();
+  return std::move(*out[0]);
+}
+
+}  // namespace
+
+result<std::vector<float>> generate_latent(const model& m, const model_card& card, const generate_options& o) {
+  const model_config& c = m.config();
+  const request r = make_request(card, o);
+  if (auto v = validate(c, r); !v) return v.err();
+  if (o.degree < 1 || c.heads % o.degree != 0)
+    return make_error(errc::invalid_argument, "degree " + std::to_string(o.degree) + " does not divide the model's " +
+                                                  std::to_string(c.heads) + " heads");
+  std::vector<float> tokens;
+  if (o.device == device_kind::gpu) {
+    if (o.degree != 1) return make_error(errc::invalid_argument, "on the GPU, generate runs at degree 1 (serve for more)");
+    auto gm = gpu_model::upload(m, o.gpu);
+    if (!gm) return gm.err();
+    tokens = initial_latent(c, r, 1, 0);
+    if (auto s = run_steps(r, true, o, [&](int b, int e) { return (*gm)->denoise(r, b, e, sp_group{}, tokens); }); !s)
+      return s.err();
+  } else if (o.degree == 1) {
+    tokens = initial_latent(c, r, 1, 0);
+    if (auto s = run_steps(r, true, o, [&](int b, int e) { return denoise(m, r, b, e, sp_group{}, tokens); }); !s)
+      return s.err();
+  } else {
+    auto t = generate_parallel(m, card, r, o);
+    if (!t) return t.err();
+    tokens = std::move(*t);
+  }
+  return unpatchify(c, tokens);
+}
+
+result<image8> decode_pixels(const model_card& card, const std::vector<float>& latent) {
+  const model_config& c = card.config;
+  if (c.latent_channels != 1 && c.latent_channels != 3)
+    return make_error(errc::invalid_argument, "decode: a " + std::to_string(c.latent_channels) +
+                                                  "-channel latent needs a VAE decoder, and model " + c.name + " names none");
+  if (c.frames != 1) return make_error(errc::invalid_argument, "decode: video latents are not decoded to PNG");
+  const std::size_t hw = static_cast<std::size_t>(c.height) * c.width;
+  if (latent.size() != hw * c.latent_channels) return make_error(errc::invalid_argument, "decode: latent of the wrong size");
+  image8 img{c.width, c.height, c.latent_channels, std::vector<std::uint8_t>(latent.size())};
+  const float lo = card.pixel_lo, span = card.pixel_hi - card.pixel_lo;
+  for (std::size_t p = 0; p < hw; ++p)
+    for (int ch = 0; ch < c.latent_channels; ++ch) {
+      float x = latent[ch * hw + p];
+      x = std::isnan(x) ? lo : std::min(std::max(x, lo), card.pixel_hi);
+      img.pixels[p * c.latent_channels + ch] = static_cast<std::uint8_t>(std::lround((x - lo) / span * 255.0f));
+    }
+  return img;
+}
+
+}  // namespace gfdit::dit

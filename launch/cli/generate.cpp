@@ -1,0 +1,162 @@
+// gfdit generate --model fashion-dit --prompt "ankle boot" --seed 7 --out boot.png
+//   --class N instead of --prompt; --steps, --guidance, --n (seeds seed .. seed+n-1, files
+//   NAME-0.png ...), --grid (all of them in one picture), --scale K (nearest-neighbour
+//   enlargement), --device cpu|gpu, --degree D (CPU Ulysses ranks as threads), --weights DIR.
+#include "launch/cli/generate.hpp"
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <unistd.h>
+
+#include "kernels/dit/generate.hpp"
+#include "kernels/dit/model_card.hpp"
+#include "kernels/dit/png.hpp"
+
+namespace gfdit::launch {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+fs::path self_exe() {
+  std::error_code ec;
+  auto p = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? fs::path{} : p;
+}
+
+int fail(const std::string& what) {
+  std::fprintf(stderr, "gfdit generate: %s\n", what.c_str());
+  return 2;
+}
+
+bool write_file(const fs::path& p, const std::vector<std::uint8_t>& bytes) {
+  const fs::path tmp = p.string() + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    if (!f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()))) return false;
+  }
+  std::error_code ec;
+  fs::rename(tmp, p, ec);
+  return !ec;
+}
+
+fs::path numbered(const fs::path& out, int i) {
+  return out.parent_path() / (out.stem().string() + "-" + std::to_string(i) + out.extension().string());
+}
+
+}  // namespace
+
+int generate_main(int argc, char** argv) {
+  CLI::App app{"gfdit generate: pictures from a model, no graph to write"};
+  std::string model_name = "fashion-dit", weights, prompt, out = "out.png", device = "cpu";
+  int cls = -1, steps = 0, n = 1, degree = 1, scale = 1, gpu = 0;
+  float guidance = -1.0f;
+  std::uint64_t seed = 0;
+  bool grid = false, quiet = false;
+  app.add_option("--model", model_name, "a model directory's name, looked up on the model search path");
+  app.add_option("--weights", weights, "a model directory (config.json + model.safetensors) instead of --model");
+  auto* p = app.add_option("--prompt", prompt, "what to draw: one of the model's class names");
+  auto* c = app.add_option("--class", cls, "the class number instead of a prompt")->check(CLI::NonNegativeNumber);
+  p->excludes(c);
+  app.add_option("--seed", seed, "the noise seed (image i of --n uses seed + i)");
+  app.add_option("--steps", steps, "denoising steps (default: the model's)")->check(CLI::Range(1, 1000));
+  app.add_option("--guidance", guidance, "classifier-free guidance scale (default: the model's; <= 1: none)")
+      ->check(CLI::Range(0.0f, 100.0f));
+  app.add_option("--n", n, "how many pictures")->check(CLI::Range(1, 1024));
+  app.add_option("--out", out, "the PNG file (with --n > 1 and no --grid: NAME-0.png, NAME-1.png, ...)");
+  app.add_flag("--grid", grid, "with --n > 1: one PNG with every picture, ten a row");
+  app.add_option("--scale", scale, "enlarge each picture by this factor (nearest neighbour)")->check(CLI::Range(1, 64));
+  app.add_option("--device", device, "cpu or gpu")->check(CLI::IsMember({"cpu", "gpu"}));
+  app.add_option("--gpu", gpu, "which GPU with --device gpu")->check(CLI::NonNegativeNumber);
+  app.add_option("--degree", degree, "CPU: Ulysses degree (ranks as threads; must divide the heads)")->check(CLI::Range(1, 64));
+  app.add_flag("--quiet", quiet, "no progress lines");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+
+  fs::path dir;
+  if (!weights.empty()) {
+    dir = weights;
+  } else {
+    auto found = dit::find_model(model_name, dit::model_search_path(self_exe()));
+    if (!found) return fail(found.err().what);
+    dir = *found;
+  }
+  auto card = dit::read_model_card(dir);
+  if (!card) return fail(card.err().what);
+  int label = cls;
+  if (!prompt.empty()) {
+    auto m = dit::match_class(*card, prompt);
+    if (!m) return fail(m.err().what);
+    label = *m;
+  } else if (label < 0) {
+    return fail("say what to draw: --prompt NAME or --class N" +
+                (card->class_names.empty() ? std::string() : " (classes: " + [&] {
+                  std::string s;
+                  for (std::size_t i = 0; i < card->class_names.size(); ++i)
+                    s += (i ? ", " : "") + std::to_string(i) + " " + card->class_names[i];
+                  return s;
+                }() + ")"));
+  }
+  if (card->config.cond == dit::conditioning::class_label && label >= card->config.num_classes)
+    return fail("--class " + std::to_string(label) + " is not below the model's " + std::to_string(card->config.num_classes) + " classes");
+
+  const auto t0 = std::chrono::steady_clock::now();
+  auto model = dit::load_model(*card);
+  if (!model) return fail(model.err().what);
+  const std::string what = card->class_names.empty() ? "class " + std::to_string(label) : card->class_names[static_cast<std::size_t>(label)];
+  const bool tty = ::isatty(2);
+
+  std::vector<dit::image8> pictures;
+  for (int i = 0; i < n; ++i) {
+    dit::generate_options o;
+    o.class_label = label;
+    o.seed = seed + static_cast<std::uint64_t>(i);
+    o.steps = steps;
+    o.guidance = guidance;
+    o.degree = degree;
+    o.device = device == "gpu" ? dit::device_kind::gpu : dit::device_kind::cpu;
+    o.gpu = gpu;
+    if (!quiet)
+      o.progress = [&](int done, int total) {
+        if (!tty && done != total && done % std::max(1, total / 4) != 0) return;  // logs: a few lines
+        std::fprintf(stderr, tty ? "\r%s (seed %llu): step %d/%d" : "%s (seed %llu): step %d/%d\n", what.c_str(),
+                     static_cast<unsigned long long>(o.seed), done, total);
+        if (tty && done == total) std::fputc('\n', stderr);
+      };
+    auto latent = dit::generate_latent(*model, *card, o);
+    if (!latent) return fail(latent.err().what);
+    auto img = dit::decode_pixels(*card, *latent);
+    if (!img) return fail(img.err().what);
+    pictures.push_back(dit::upscale(*img, scale));
+  }
+
+  std::vector<std::pair<fs::path, const dit::image8*>> files;
+  dit::image8 sheet;
+  if (n > 1 && grid) {
+    auto t = dit::tile(pictures, std::min(n, 10));
+    if (!t) return fail(t.err().what);
+    sheet = std::move(*t);
+    files.emplace_back(out, &sheet);
+  } else {
+    for (int i = 0; i < n; ++i) files.emplace_back(n == 1 ? fs::path(out) : numbered(out, i), &pictures[static_cast<std::size_t>(i)]);
+  }
+  for (const auto& [path, img] : files) {
+    auto png = dit::encode_png(*img);
+    if (!png) return fail(png.err().what);
+    if (!write_file(path, *png)) return fail("cannot write " + path.string());
+    std::printf("%s: %dx%d %s, %zu bytes\n", path.string().c_str(), img->width, img->height, what.c_str(), png->size());
+  }
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (!quiet) std::fprintf(stderr, "%d picture%s in %.1f s\n", n, n == 1 ? "" : "s", s);
+  return 0;
+}
+
+}  // namespace gfdit::launch
