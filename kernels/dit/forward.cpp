@@ -166,7 +166,7 @@ result<std::vector<float>> forward_cpu(const model& m, const forward_input& in, 
           const pos3 p = image_pos(c, img.begin + l);
           const int axes = c.video() ? 3 : 2, per = 2 * (H / (2 * axes));
           vec pe(static_cast<std::size_t>(H), 0.0f);
-          const int coord[3] = {p.h, p.w, p.t};
+          const int coord[3] = {p.w, p.h, p.t};  // DiT's (MAE's) order: the first half encodes the column
           for (int a = 0; a < axes; ++a) sincos_1d(coord[a], per, &pe[a * per]);
           for (int i = 0; i < H; ++i) xr[i] += pe[i];
         }

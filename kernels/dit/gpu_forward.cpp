@@ -960,7 +960,8 @@ result<std::vector<float>> forward_on(gpu_model::impl& p, const forward_input& i
       const int axes = c.video() ? 3 : 2, per = 2 * (H / (2 * axes));
       for (std::int64_t li = 0; li < IC; ++li) {
         const std::int64_t t = is.begin + li, hw = static_cast<std::int64_t>(c.grid_h()) * c.grid_w();
-        const int coord[3] = {static_cast<int>(t % hw / c.grid_w()), static_cast<int>(t % c.grid_w()), static_cast<int>(t / hw)};
+        // Column, row, frame: forward_cpu's (and DiT's) order.
+        const int coord[3] = {static_cast<int>(t % c.grid_w()), static_cast<int>(t % hw / c.grid_w()), static_cast<int>(t / hw)};
         for (int a = 0; a < axes; ++a)
           for (int k = 0; k < per / 2; ++k) {
             const double w = std::pow(10000.0, -static_cast<double>(k) / (per / 2));

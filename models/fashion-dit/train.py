@@ -59,7 +59,7 @@ def train_classifier(dev, xtr, ytr, xte, yte, epochs=4, batch=256):
     return net, acc
 
 
-def train_dit(cfg, dev, xtr, ytr, steps, batch, lr, log_every=1000):
+def train_dit(cfg, dev, xtr, ytr, steps, batch, lr, max_minutes=0.0, stop_at=0, log_every=1000):
     deterministic(0)
     model = gfdit_dit.DiT(cfg).to(dev)
     ema = gfdit_dit.DiT(cfg).to(dev)
@@ -69,6 +69,7 @@ def train_dit(cfg, dev, xtr, ytr, steps, batch, lr, log_every=1000):
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0, betas=(0.9, 0.99))
     g = torch.Generator(device=dev).manual_seed(0)
     ncls = cfg["num_classes"]
+    ema_p, model_p = list(ema.parameters()), list(model.parameters())
     t0 = time.time()
     for step in range(steps):
         idx = torch.randint(0, len(xtr), (batch,), device=dev, generator=g)
@@ -91,10 +92,18 @@ def train_dit(cfg, dev, xtr, ytr, steps, batch, lr, log_every=1000):
         opt.step()
         with torch.no_grad():
             d = min(0.9995, (1 + step) / (10 + step))
-            for pe, pm in zip(ema.parameters(), model.parameters()):
-                pe.mul_(d).add_(pm.detach(), alpha=1 - d)
+            torch._foreach_mul_(ema_p, d)
+            torch._foreach_add_(ema_p, model_p, alpha=1 - d)
         if (step + 1) % log_every == 0 or step == 0:
             print(f"  dit step {step + 1}/{steps} loss {loss.item():.4f} ({time.time() - t0:.0f} s)", flush=True)
+            # A lease has a time limit: stop at a logged step; the schedule stays that of --steps,
+            # so `--steps S --stop-at N` repeats the run exactly.
+            if max_minutes > 0 and time.time() - t0 > max_minutes * 60 and step + 1 < steps:
+                print(f"  stopped at step {step + 1} (--max-minutes {max_minutes}); "
+                      f"to repeat: --steps {steps} --stop-at {step + 1}", flush=True)
+                break
+        if stop_at and step + 1 == stop_at:
+            break
     return ema
 
 
@@ -125,6 +134,8 @@ def main():
     ap.add_argument("--batch", type=int, default=512)
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--clf-epochs", type=int, default=4)
+    ap.add_argument("--stop-at", type=int, default=0, help="end after this step, keeping --steps' schedule")
+    ap.add_argument("--max-minutes", type=float, default=0.0, help="stop training at the first log past this (0: never)")
     ap.add_argument("--per-class", type=int, default=100, help="reference-sampler pictures per class")
     args = ap.parse_args()
     cfg = json.load(open(os.path.join(HERE, "config.json")))
@@ -145,7 +156,7 @@ def main():
     t0 = time.time()
     n_params = sum(p.numel() for p in gfdit_dit.DiT(cfg).parameters())
     print(f"fashion-dit: {n_params} parameters, {args.steps} steps of {args.batch}")
-    ema = train_dit(cfg, dev, xtr, ytr, args.steps, args.batch, args.lr)
+    ema = train_dit(cfg, dev, xtr, ytr, args.steps, args.batch, args.lr, args.max_minutes, args.stop_at)
     print(f"trained in {time.time() - t0:.0f} s")
     wpath = os.path.join(args.out, "model.safetensors")
     save_gfdit(ema, cfg, wpath)

@@ -43,7 +43,8 @@ def unpatchify(cfg: dict, tok: torch.Tensor) -> torch.Tensor:
 
 
 def sincos_positions(cfg: dict) -> torch.Tensor:
-    """[tokens, hidden]: the first half encodes the row, the second the column (forward.cpp)."""
+    """[tokens, hidden]: the first half encodes the column, the second the row (forward.cpp; DiT's
+    and MAE's order), each as [sin | cos] of position * 10000^(-k / (hidden / 4))."""
     hidden = cfg["hidden"]
     _, ph, pw = cfg["patch"]
     _, h, w = cfg["latent"]
@@ -55,7 +56,7 @@ def sincos_positions(cfg: dict) -> torch.Tensor:
     pe = torch.zeros(gh * gw, hidden, dtype=torch.float64)
     rows = torch.arange(gh * gw) // gw
     cols = torch.arange(gh * gw) % gw
-    for a, coord in enumerate([rows, cols]):
+    for a, coord in enumerate([cols, rows]):
         ang = coord.to(torch.float64)[:, None] * freq[None, :]
         pe[:, a * per:a * per + half] = torch.sin(ang)
         pe[:, a * per + half:(a + 1) * per] = torch.cos(ang)
