@@ -130,6 +130,7 @@ TEST(Generate, DecodeClampsAndQuantisesPixels) {
 // The shipped weights through gfdit's CPU forward against the PyTorch reference's output for
 // the same inputs (reference_io.safetensors, written by models/fashion-dit/train.py).
 TEST(FashionDit, ForwardMatchesThePytorchReference) {
+  if (!fs::exists(shipped / "model.safetensors")) GTEST_SKIP() << "models/fashion-dit has no trained weights yet";
   auto card = read_model_card(shipped);
   ASSERT_TRUE(card.ok()) << card.err().what;
   auto m = load_model(*card);
