@@ -1,6 +1,6 @@
 // Attention throughput, FlashAttention convention: fwd FLOPs = 4*B*H*S^2*D (halved when causal),
 // bwd = 2.5x fwd. Shapes follow the DASH paper: B*S = total tokens, H*D = hidden size.
-// With --peers FILE (JSON lines of /work/shared/bench/peers_attention.py, run on the same device
+// With --peers FILE (JSON lines of bench/peers/peers_attention.py, run on the same device
 // just before), prints ours / cuDNN, ours / FA2 and each schedule / ascending.
 #include <cuda_runtime.h>
 

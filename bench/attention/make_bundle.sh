@@ -6,5 +6,5 @@ cmake --build build-attn -j2 --target test_attention_gpu bench_attention
 mkdir -p .bundle/attn
 cp build-attn/tests/kernels/attention/test_attention_gpu build-attn/bench/attention/bench_attention .bundle/attn/
 cp -L /usr/local/cuda/lib/libcudart.so.13 .bundle/attn/
-cp /work/shared/bench/peers_attention.py .bundle/attn/
+cp bench/peers/peers_attention.py .bundle/attn/
 du -sh .bundle/attn

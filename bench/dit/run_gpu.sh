@@ -12,7 +12,8 @@ export LD_LIBRARY_PATH=$lt:/usr/local/cuda/lib64:$nccl${LD_LIBRARY_PATH:+:$LD_LI
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$OUT/card.txt"
 "$B/dit_gpu_test" 2>&1 | tee "$OUT/gpu_test.log"
 "$B/dit_kernels_gpu_test" 2>&1 | tee -a "$OUT/gpu_test.log"
-PYTHONUNBUFFERED=1 timeout 150 python3 "$B/peers_dit_block.py" --config 384,6,256 --config 1152,16,256 \
+PEER=$B/peers_dit_block.py; [ -f "$PEER" ] || PEER=bench/peers/peers_dit_block.py  # the repo copy when not bundled
+PYTHONUNBUFFERED=1 timeout 150 python3 "$PEER" --config 384,6,256 --config 1152,16,256 \
   --config 1152,16,1024 --config 3072,24,4608 --config 3072,24,5582 --config 3072,24,18992 | tee "$OUT/peer.jsonl"
 timeout 200 "$B/gfdit_dit_bench" --peer "$OUT/peer.jsonl" --profile "$OUT/dit-measured.yaml" "$@" 2>&1 | tee "$OUT/bench.log"
 # With 2 or more GPUs: the real degree-2 step (2 processes) beside degree 1 (bench/dit/run_ulysses.sh).
