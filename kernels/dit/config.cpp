@@ -21,6 +21,7 @@ result<void> validate(const model_config& c) {
     return bad("text conditioning needs text_dim and text_tokens");
   if (c.pos == positional::rope && (c.head_dim() % 2 != 0 || c.head_dim() < 6))
     return bad("rope needs an even head_dim of at least 6");
+  if (c.freq_shift < 0 || c.freq_shift >= 128) return bad("freq_shift must be in [0, 128)");
   if (c.pos == positional::sincos && c.hidden % 4 != 0) return bad("sin-cos needs hidden divisible by 4");
   if (c.hidden > (1 << 16) || c.depth > 1024 || c.image_tokens() > (1 << 22))
     return bad("sizes beyond the supported range");
@@ -83,6 +84,8 @@ std::string to_json(const model_config& c) {
       {"num_classes", c.num_classes}, {"text_dim", c.text_dim}, {"text_tokens", c.text_tokens},
       {"positional", c.pos == positional::rope ? "rope" : "sincos"}, {"rope_theta", c.rope_theta},
       {"latent", {c.frames, c.height, c.width}}};
+  // Only when set, so the configs of files written before the field existed compare equal.
+  if (c.freq_shift != 0) j["freq_shift"] = c.freq_shift;
   return j.dump();
 }
 
@@ -112,6 +115,7 @@ result<model_config> config_from_json(std::string_view text) {
     const auto& l = j.at("latent");
     if (!l.is_array() || l.size() != 3) return make_error(errc::decode_failed, "dit config: latent must be [frames, height, width]");
     c.frames = l[0].get<int>(); c.height = l[1].get<int>(); c.width = l[2].get<int>();
+    c.freq_shift = j.value("freq_shift", 0);  // absent in files written before it existed
     if (auto v = validate(c); !v) return v.err();
     return c;
   } catch (const std::exception& e) {

@@ -28,6 +28,9 @@ struct model_config {
   int text_tokens = 0;     // text: tokens joined in front of the image tokens
   positional pos = positional::sincos;
   float rope_theta = 10000.0f;
+  // Timestep features use frequencies exp(-ln(10000) k / (128 - freq_shift)): 0 is DiT's own
+  // code, 1 is diffusers' Timesteps(downscale_freq_shift=1), which its DiT checkpoints learned.
+  int freq_shift = 0;
   // Latent shape of a request (channels x frames x height x width).
   int frames = 1, height = 32, width = 32;
 

@@ -132,7 +132,7 @@ result<std::vector<float>> forward_cpu(const model& m, const forward_input& in, 
     vec f(256), t1(H);
     for (int b = 0; b < B; ++b) {
       for (int k = 0; k < 128; ++k) {
-        const double w = std::exp(-std::log(10000.0) * k / 128.0);
+        const double w = std::exp(-std::log(10000.0) * k / (128.0 - c.freq_shift));
         f[k] = static_cast<float>(std::cos(in.timesteps[b] * w));
         f[128 + k] = static_cast<float>(std::sin(in.timesteps[b] * w));
         f[k] = round_bf16(f[k]);

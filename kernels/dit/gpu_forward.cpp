@@ -944,7 +944,7 @@ result<std::vector<float>> forward_on(gpu_model::impl& p, const forward_input& i
         txt[b * TC * c.text_dim + i] = to_bf16(in.text[(b * NT + ts.begin) * c.text_dim + i]);
     for (int b = 0; b < B; ++b)
       for (int k = 0; k < 128; ++k) {
-        const double w = std::exp(-std::log(10000.0) * k / 128.0);
+        const double w = std::exp(-std::log(10000.0) * k / (128.0 - c.freq_shift));  // forward_cpu's
         tf[b * 256 + k] = to_bf16(static_cast<float>(std::cos(in.timesteps[b] * w)));
         tf[b * 256 + 128 + k] = to_bf16(static_cast<float>(std::sin(in.timesteps[b] * w)));
       }

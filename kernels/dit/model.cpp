@@ -70,6 +70,27 @@ result<model> model::generate(const model_config& c, std::uint64_t seed) {
   return from_tensors(c, std::move(t));
 }
 
+result<model> model::from_named(const model_config& c, std::map<std::string, std::vector<float>> t) {
+  if (auto v = validate(c); !v) return v.err();
+  std::map<std::string, std::vector<std::uint16_t>> b;
+  for (const auto& s : weight_specs(c)) {
+    auto it = t.find(s.name);
+    if (it == t.end()) return make_error(errc::invalid_argument, "dit weights: missing tensor " + s.name);
+    if (static_cast<std::int64_t>(it->second.size()) != s.numel())
+      return make_error(errc::invalid_argument, "dit weights: wrong size for " + s.name);
+    std::vector<std::uint16_t> d(it->second.size());
+    for (std::size_t i = 0; i < d.size(); ++i) {
+      if (!std::isfinite(it->second[i]))
+        return make_error(errc::invalid_argument, "dit weights: " + s.name + ": element " + std::to_string(i) + " is not finite");
+      d[i] = to_bf16(it->second[i]);
+    }
+    b.emplace(s.name, std::move(d));
+    t.erase(it);  // the fp32 copy goes as its bf16 one arrives (DiT-XL: 2.7 GB of them)
+  }
+  if (!t.empty()) return make_error(errc::invalid_argument, "dit weights: unexpected tensor " + t.begin()->first);
+  return from_tensors(c, std::move(b));
+}
+
 result<model> model::from_tensors(const model_config& c, std::map<std::string, std::vector<std::uint16_t>> t) {
   model m;
   m.config_ = c;
