@@ -24,10 +24,11 @@ TEST(codec, every_registered_message_round_trips) {
   EXPECT_EQ(back->data, p.data);
   EXPECT_EQ(encode(*back), encode(p));
 
-  msg::node_hello h{"n1", {"a", "b"}, {"t1"}};
+  msg::node_hello h{.node = "n1", .endpoint = "ipc:///tmp/n1", .actors = {"a", "b"}, .topics = {"t1"}};
   auto hb = decode<msg::node_hello>(encode(h));
   ASSERT_TRUE(hb);
-  EXPECT_EQ(hb->actors, h.actors);
+  EXPECT_EQ(hb->actors, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(hb->endpoint, "ipc:///tmp/n1");
   EXPECT_EQ(encode(*hb), encode(h));
 
   msg::delivery_failure f{"x", 7, 9, 11, "gone"};
