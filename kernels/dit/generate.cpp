@@ -111,21 +111,37 @@ result<std::vector<float>> generate_latent(const model& m, const model_card& car
   return unpatchify(c, tokens);
 }
 
-result<image8> decode_pixels(const model_card& card, const std::vector<float>& latent) {
+result<image8> decode_pixels(const model_card& card, const std::vector<float>& latent, const vae_decoder* vae) {
   const model_config& c = card.config;
-  if (c.latent_channels != 1 && c.latent_channels != 3)
-    return make_error(errc::invalid_argument, "decode: a " + std::to_string(c.latent_channels) +
-                                                  "-channel latent needs a VAE decoder, and model " + c.name + " names none");
   if (c.frames != 1) return make_error(errc::invalid_argument, "decode: video latents are not decoded to PNG");
-  const std::size_t hw = static_cast<std::size_t>(c.height) * c.width;
-  if (latent.size() != hw * c.latent_channels) return make_error(errc::invalid_argument, "decode: latent of the wrong size");
-  image8 img{c.width, c.height, c.latent_channels, std::vector<std::uint8_t>(latent.size())};
+  const std::size_t latent_size = static_cast<std::size_t>(c.latent_channels) * c.height * c.width;
+  if (latent.size() != latent_size) return make_error(errc::invalid_argument, "decode: latent of the wrong size");
+  std::vector<float> px;
+  int channels = c.latent_channels, height = c.height, width = c.width;
+  if (vae) {
+    auto img = vae->decode(latent, c.height, c.width);
+    if (!img) return img.err();
+    px = std::move(*img);
+    channels = vae->config().out_channels;
+    const int s = 1 << vae->config().upsamplers();
+    height *= s;
+    width *= s;
+  } else if (!card.vae_dir.empty() || (c.latent_channels != 1 && c.latent_channels != 3)) {
+    return make_error(errc::invalid_argument, "decode: model " + c.name + " has a " + std::to_string(c.latent_channels) +
+                                                  "-channel latent and needs its VAE decoder" +
+                                                  (card.vae_dir.empty() ? ", which its folder does not hold" : " loaded"));
+  } else {
+    px = latent;
+  }
+  if (channels != 1 && channels != 3) return make_error(errc::invalid_argument, "decode: pictures have 1 or 3 channels");
+  const std::size_t hw = static_cast<std::size_t>(height) * width;
+  image8 img{width, height, channels, std::vector<std::uint8_t>(px.size())};
   const float lo = card.pixel_lo, span = card.pixel_hi - card.pixel_lo;
   for (std::size_t p = 0; p < hw; ++p)
-    for (int ch = 0; ch < c.latent_channels; ++ch) {
-      float x = latent[ch * hw + p];
+    for (int ch = 0; ch < channels; ++ch) {
+      float x = px[ch * hw + p];
       x = std::isnan(x) ? lo : std::min(std::max(x, lo), card.pixel_hi);
-      img.pixels[p * c.latent_channels + ch] = static_cast<std::uint8_t>(std::lround((x - lo) / span * 255.0f));
+      img.pixels[p * channels + ch] = static_cast<std::uint8_t>(std::lround((x - lo) / span * 255.0f));
     }
   return img;
 }

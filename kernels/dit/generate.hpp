@@ -9,6 +9,7 @@
 #include "kernels/dit/model.hpp"
 #include "kernels/dit/model_card.hpp"
 #include "kernels/dit/png.hpp"
+#include "kernels/dit/vae.hpp"
 
 namespace gfdit::dit {
 
@@ -31,8 +32,9 @@ request make_request(const model_card& card, const generate_options& o);
 // The final latent [channels][frames][height][width] of one request.
 result<std::vector<float>> generate_latent(const model& m, const model_card& card, const generate_options& o);
 
-// The decode stage: pixel-space models clamp to the card's pixel range and round to 8 bits
-// (1 channel grey, 3 RGB); latent models need a VAE, which this card does not name.
-result<image8> decode_pixels(const model_card& card, const std::vector<float>& latent);
+// The decode stage: the VAE (latent models; `vae` loaded from the card's vae_dir) or nothing
+// (pixel-space models), then a clamp to the card's pixel range and rounding to 8 bits (1 channel
+// grey, 3 RGB).
+result<image8> decode_pixels(const model_card& card, const std::vector<float>& latent, const vae_decoder* vae = nullptr);
 
 }  // namespace gfdit::dit

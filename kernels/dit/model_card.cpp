@@ -2,24 +2,96 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
 
+#include "kernels/dit/diffusers_dit.hpp"
+
 namespace gfdit::dit {
 
 namespace fs = std::filesystem;
 
-result<model_card> read_model_card(const fs::path& dir) {
-  const fs::path file = dir / "config.json";
+namespace {
+
+result<std::string> read_text(const fs::path& file, std::size_t limit) {
+  std::error_code ec;
+  const auto size = fs::file_size(file, ec);
+  if (ec) return make_error(errc::not_found, file.string() + ": " + ec.message());
+  if (size > limit) return make_error(errc::too_large, file.string() + ": over " + std::to_string(limit >> 20) + " MiB");
   std::ifstream f(file);
-  if (!f) return make_error(errc::not_found, "model " + dir.string() + ": no config.json");
   std::stringstream ss;
   ss << f.rdbuf();
-  const std::string text = ss.str();
-  if (text.size() > (1u << 20)) return make_error(errc::too_large, file.string() + ": over 1 MiB");
+  return ss.str();
+}
+
+// A diffusers DiTPipeline folder: the transformer's config, ImageNet-style id2label names, DiT's
+// DDIM schedule (checked, not assumed), the VAE beside it.
+result<model_card> read_diffusers_pipeline(const fs::path& dir) {
+  const fs::path index = dir / "model_index.json";
+  auto text = read_text(index, 4u << 20);
+  if (!text) return text.err();
+  model_card card;
+  card.dir = dir;
+  card.layout = weights_layout::diffusers;
+  card.sampler = sampler_kind::ddim;
+  card.default_steps = 50;
+  card.default_guidance = 4.0f;
+  try {
+    const auto j = nlohmann::json::parse(*text);
+    const std::string cls = j.value("_class_name", std::string());
+    if (cls != "DiTPipeline")
+      return make_error(errc::invalid_argument, index.string() + ": _class_name '" + cls + "' (gfdit reads DiTPipeline folders)");
+    auto cfg = config_from_diffusers(dir / "transformer" / "config.json");
+    if (!cfg) return cfg.err();
+    card.config = *cfg;
+    if (j.contains("id2label")) {
+      card.class_names.assign(static_cast<std::size_t>(card.config.num_classes), std::string());
+      for (const auto& [k, v] : j.at("id2label").items()) {
+        const int id = std::stoi(k);
+        if (id < 0 || id >= card.config.num_classes)
+          return make_error(errc::invalid_argument, index.string() + ": id2label key " + k + " is not a class of the transformer");
+        card.class_names[static_cast<std::size_t>(id)] = v.get<std::string>();
+      }
+    }
+  } catch (const std::exception& e) {
+    return make_error(errc::decode_failed, index.string() + ": " + e.what());
+  }
+  const fs::path sched = dir / "scheduler" / "scheduler_config.json";
+  if (fs::exists(sched)) {
+    auto st = read_text(sched, 1u << 20);
+    if (!st) return st.err();
+    try {
+      const auto j = nlohmann::json::parse(*st);
+      const auto bad = [&](const std::string& field, const std::string& want) {
+        return make_error(errc::invalid_argument, sched.string() + ": " + field + " is not " + want +
+                                                      " (gfdit samples DiT with DDIM over its linear betas)");
+      };
+      if (j.value("beta_schedule", std::string("linear")) != "linear") return bad("beta_schedule", "linear");
+      if (std::abs(j.value("beta_start", 0.0001) - 0.0001) > 1e-12) return bad("beta_start", "0.0001");
+      if (std::abs(j.value("beta_end", 0.02) - 0.02) > 1e-12) return bad("beta_end", "0.02");
+      if (j.value("num_train_timesteps", 1000) != 1000) return bad("num_train_timesteps", "1000");
+      if (j.value("prediction_type", std::string("epsilon")) != "epsilon") return bad("prediction_type", "epsilon");
+    } catch (const std::exception& e) {
+      return make_error(errc::decode_failed, sched.string() + ": " + e.what());
+    }
+  }
+  if (fs::exists(dir / "vae" / "config.json")) card.vae_dir = dir / "vae";
+  return card;
+}
+
+}  // namespace
+
+result<model_card> read_model_card(const fs::path& dir) {
+  const fs::path file = dir / "config.json";
+  if (!fs::exists(file) && fs::exists(dir / "model_index.json")) return read_diffusers_pipeline(dir);
+  if (!fs::exists(file)) return make_error(errc::not_found, "model " + dir.string() + ": no config.json (nor a diffusers model_index.json)");
+  auto read = read_text(file, 1u << 20);
+  if (!read) return read.err();
+  const std::string& text = *read;
   auto cfg = config_from_json(text);
   if (!cfg) return make_error(cfg.err().code, file.string() + ": " + cfg.err().what);
   model_card card;
@@ -35,6 +107,7 @@ result<model_card> read_model_card(const fs::path& dir) {
     card.default_steps = j.value("default_steps", card.default_steps);
     card.default_guidance = j.value("default_guidance", card.default_guidance);
     card.shift = j.value("shift", card.shift);
+    if (j.contains("vae")) card.vae_dir = dir / j.at("vae").get<std::string>();
     if (j.contains("pixel_range")) {
       const auto r = j.at("pixel_range").get<std::vector<float>>();
       if (r.size() != 2 || !(r[0] < r[1])) return make_error(errc::invalid_argument, file.string() + ": pixel_range must be [lo, hi], lo < hi");
@@ -53,7 +126,14 @@ result<model_card> read_model_card(const fs::path& dir) {
   return card;
 }
 
-result<model> load_model(const model_card& card) { return model::load(card.weights(), &card.config); }
+result<model> load_model(const model_card& card) {
+  if (card.layout == weights_layout::diffusers) {
+    auto m = load_diffusers_dit(card.dir / "transformer");
+    if (!m) return m.err();
+    return m;
+  }
+  return model::load(card.weights(), &card.config);
+}
 
 std::vector<fs::path> model_search_path(const fs::path& exe) {
   std::vector<fs::path> out;
@@ -121,12 +201,18 @@ std::size_t edit_distance(const std::string& a, const std::string& b) {
   return row[b.size()];
 }
 
-// The names a class answers to: its whole name and each '/'-separated part, normalised.
+// The names a class answers to: its whole name and each '/'- or ','-separated part, normalised.
 std::vector<std::string> aliases(const std::string& name) {
   std::vector<std::string> out{normalise(name)};
-  std::stringstream ss(name);
-  for (std::string part; std::getline(ss, part, '/');)
-    if (auto n = normalise(part); !n.empty() && n != out.front()) out.push_back(n);
+  std::string part;
+  for (std::size_t i = 0; i <= name.size(); ++i) {
+    if (i == name.size() || name[i] == '/' || name[i] == ',') {
+      if (auto n = normalise(part); !n.empty() && n != out.front()) out.push_back(n);
+      part.clear();
+    } else {
+      part += name[i];
+    }
+  }
   return out;
 }
 

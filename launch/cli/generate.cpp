@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -59,7 +60,9 @@ int generate_main(int argc, char** argv) {
   std::uint64_t seed = 0;
   bool grid = false, quiet = false;
   app.add_option("--model", model_name, "a model directory's name, looked up on the model search path");
-  app.add_option("--weights", weights, "a model directory (config.json + model.safetensors) instead of --model");
+  app.add_option("--weights", weights,
+                 "a model directory instead of --model: gfdit's (config.json + model.safetensors) or a diffusers "
+                 "DiTPipeline folder (model_index.json, transformer/, vae/, scheduler/)");
   auto* p = app.add_option("--prompt", prompt, "what to draw: one of the model's class names");
   auto* c = app.add_option("--class", cls, "the class number instead of a prompt")->check(CLI::NonNegativeNumber);
   p->excludes(c);
@@ -111,6 +114,12 @@ int generate_main(int argc, char** argv) {
   const auto t0 = std::chrono::steady_clock::now();
   auto model = dit::load_model(*card);
   if (!model) return fail(model.err().what);
+  std::optional<dit::vae_decoder> vae;
+  if (!card->vae_dir.empty()) {
+    auto v = dit::vae_decoder::load(card->vae_dir);
+    if (!v) return fail(v.err().what);
+    vae = std::move(*v);
+  }
   const std::string what = card->class_names.empty() ? "class " + std::to_string(label) : card->class_names[static_cast<std::size_t>(label)];
   const bool tty = ::isatty(2);
 
@@ -133,7 +142,7 @@ int generate_main(int argc, char** argv) {
       };
     auto latent = dit::generate_latent(*model, *card, o);
     if (!latent) return fail(latent.err().what);
-    auto img = dit::decode_pixels(*card, *latent);
+    auto img = dit::decode_pixels(*card, *latent, vae ? &*vae : nullptr);
     if (!img) return fail(img.err().what);
     pictures.push_back(dit::upscale(*img, scale));
   }

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "kernels/dit/png.hpp"
+#include "tests/kernels/dit/tiny_pipeline.hpp"
 #include "tests/support/child_process.hpp"
 
 namespace fs = std::filesystem;
@@ -43,18 +44,20 @@ std::vector<std::uint8_t> read_bytes(const fs::path& p) {
 class GenerateCli : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!fs::exists(fs::path(GFDIT_SOURCE_DIR) / "models" / "fashion-dit" / "model.safetensors"))
-      GTEST_SKIP() << "models/fashion-dit has no trained weights yet";
     dir_ = fs::temp_directory_path() / ("gfdit-generate-cli-" + std::to_string(::getpid()));
     fs::create_directories(dir_);
   }
   void TearDown() override { fs::remove_all(dir_); }
+  static bool have_fashion_weights() {
+    return fs::exists(fs::path(GFDIT_SOURCE_DIR) / "models" / "fashion-dit" / "model.safetensors");
+  }
   fs::path dir_;
 };
 
 }  // namespace
 
 TEST_F(GenerateCli, DrawsASneakerFromTheShippedModel) {
+  if (!have_fashion_weights()) GTEST_SKIP() << "models/fashion-dit has no trained weights yet";
   const fs::path out = dir_ / "s.png";
   auto r = run({"generate", "--model", "fashion-dit", "--prompt", "sneaker", "--out", out.string()}, dir_);
   ASSERT_EQ(r.status, 0) << r.output;
@@ -80,6 +83,7 @@ TEST_F(GenerateCli, DrawsASneakerFromTheShippedModel) {
 }
 
 TEST_F(GenerateCli, SeveralPicturesAsFilesOrOneGrid) {
+  if (!have_fashion_weights()) GTEST_SKIP() << "models/fashion-dit has no trained weights yet";
   auto r = run({"generate", "--prompt", "bag", "--n", "2", "--steps", "4", "--scale", "2", "--out", (dir_ / "b.png").string()},
                dir_);
   ASSERT_EQ(r.status, 0) << r.output;
@@ -97,6 +101,7 @@ TEST_F(GenerateCli, SeveralPicturesAsFilesOrOneGrid) {
 }
 
 TEST_F(GenerateCli, MistakesAreClearErrors) {
+  if (!have_fashion_weights()) GTEST_SKIP() << "models/fashion-dit has no trained weights yet";
   struct row {
     std::vector<std::string> args;
     std::string needle;
@@ -117,4 +122,22 @@ TEST_F(GenerateCli, MistakesAreClearErrors) {
     EXPECT_NE(res.status, 0) << r.args.back();
     EXPECT_NE(res.output.find(r.needle), std::string::npos) << "expected '" << r.needle << "' in:\n" << res.output;
   }
+}
+
+// A diffusers DiTPipeline folder a person brings (here the tiny fixtures): --weights DIR, a
+// prompt matched to its id2label names, an RGB PNG through the VAE.
+TEST_F(GenerateCli, DrawsFromADiffusersPipelineFolder) {
+  const fs::path pipe = gfdit::dit::testing::tiny_pipeline(gfdit::dit::testing::dit_ddim_scheduler());
+  const fs::path out = dir_ / "fish.png";
+  auto r = run({"generate", "--weights", pipe.string(), "--prompt", "goldfish", "--steps", "3", "--out", out.string()}, dir_);
+  ASSERT_EQ(r.status, 0) << r.output;
+  auto png = gfdit::dit::decode_png(read_bytes(out));
+  ASSERT_TRUE(png.ok()) << png.err().what;
+  EXPECT_EQ(png->width, 64);
+  EXPECT_EQ(png->channels, 3);
+  EXPECT_NE(r.output.find("goldfish, Carassius auratus"), std::string::npos) << r.output;
+  auto unknown = run({"generate", "--weights", pipe.string(), "--prompt", "goldfsh"}, dir_);
+  EXPECT_EQ(unknown.status, 2);
+  EXPECT_NE(unknown.output.find("nearest: 'goldfish, Carassius auratus'"), std::string::npos) << unknown.output;
+  fs::remove_all(pipe);
 }

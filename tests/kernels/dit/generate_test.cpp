@@ -12,6 +12,7 @@
 #include "kernels/dit/png.hpp"
 #include "kernels/dit/safetensors.hpp"
 #include "kernels/dit/sampler.hpp"
+#include "tests/kernels/dit/tiny_pipeline.hpp"
 
 namespace fs = std::filesystem;
 using namespace gfdit;
@@ -124,7 +125,7 @@ TEST(Generate, DecodeClampsAndQuantisesPixels) {
   card.config.latent_channels = 4;
   auto vae = decode_pixels(card, std::vector<float>(4 * 28 * 28));
   ASSERT_FALSE(vae.ok());
-  EXPECT_NE(vae.err().what.find("needs a VAE"), std::string::npos);
+  EXPECT_NE(vae.err().what.find("needs its VAE decoder"), std::string::npos) << vae.err().what;
 }
 
 // The shipped weights through gfdit's CPU forward against the PyTorch reference's output for
@@ -150,4 +151,48 @@ TEST(FashionDit, ForwardMatchesThePytorchReference) {
   RecordProperty("rel_rms_vs_fp32", std::to_string(fp32));
   EXPECT_LE(emulated, 2e-3) << "the reference rounds where gfdit rounds: only summation order differs";
   EXPECT_LE(fp32, 1e-2) << "bf16 activations against fp32 ones";
+}
+
+// A checkpoint a person brings: a diffusers DiTPipeline folder (DiT + SD VAE) draws an RGB
+// picture through the same pipeline, the same bytes at degree 1 and 2.
+TEST(DiffusersPipeline, DrawsThroughTheVaeAtEveryDegree) {
+  const fs::path dir = gfdit::dit::testing::tiny_pipeline(gfdit::dit::testing::dit_ddim_scheduler());
+  auto card = read_model_card(dir);
+  ASSERT_TRUE(card.ok()) << card.err().what;
+  EXPECT_EQ(card->layout, weights_layout::diffusers);
+  EXPECT_EQ(card->sampler, sampler_kind::ddim);
+  EXPECT_EQ(*match_class(*card, "goldfish"), 1);
+  EXPECT_EQ(*match_class(*card, "Struthio camelus"), 9);
+  auto m = load_model(*card);
+  ASSERT_TRUE(m.ok()) << m.err().what;
+  auto vae = vae_decoder::load(card->vae_dir);
+  ASSERT_TRUE(vae.ok()) << vae.err().what;
+  generate_options o;
+  o.class_label = 1;
+  o.seed = 3;
+  o.steps = 3;
+  std::vector<std::uint8_t> first;
+  for (int degree : {1, 2}) {
+    o.degree = degree;
+    auto latent = generate_latent(*m, *card, o);
+    ASSERT_TRUE(latent.ok()) << latent.err().what;
+    auto img = decode_pixels(*card, *latent, &*vae);
+    ASSERT_TRUE(img.ok()) << img.err().what;
+    EXPECT_EQ(img->width, 64);
+    EXPECT_EQ(img->channels, 3);
+    auto png = encode_png(*img);
+    ASSERT_TRUE(png.ok());
+    if (first.empty()) first = *png;
+    EXPECT_EQ(*png, first) << "degree " << degree;
+  }
+  auto no_vae = decode_pixels(*card, std::vector<float>(4 * 8 * 8));
+  ASSERT_FALSE(no_vae.ok());
+  EXPECT_NE(no_vae.err().what.find("VAE"), std::string::npos);
+
+  const fs::path wrong = gfdit::dit::testing::tiny_pipeline(R"({"_class_name": "DDIMScheduler", "beta_schedule": "scaled_linear"})");
+  auto refused = read_model_card(wrong);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.err().what.find("beta_schedule is not linear"), std::string::npos) << refused.err().what;
+  fs::remove_all(wrong);
+  fs::remove_all(dir);
 }
