@@ -3,7 +3,7 @@
 // a GenerateRequest or an error reply out; Rejected / RequestDone in, an HTTP reply out.
 //
 // POST /v1/images/generations, OpenAI-style JSON:
-//   {"model": "qwen-image-like", "size": "1024x1024", "steps": 20, "guidance": 4.0, "seed": 7,
+//   {"model": "image-dit-20b-standin", "size": "1024x1024", "steps": 20, "guidance": 4.0, "seed": 7,
 //    "frames": 1, "slo_ms": 5000, "slo_multiple": 2.0, "priority": 0, "class": "1024", "n": 1}
 // `model` is required; `size` or `width` + `height`; the rest is optional (steps 30, frames 1,
 // guidance 0, seed 0, best effort). OpenAI's `response_format`, `quality`, `style` and `user`

@@ -36,7 +36,7 @@ int ulysses_bench(int rank, int size, const std::string& dir, const std::vector<
   o.backend = coll::backend_kind::cuda_ipc;
   o.device = rank;
   o.channels = 1;
-  // The direct exchange's window (wan-5b-like at degree 2: 66 MiB), or the all-to-all's q/k/v
+  // The direct exchange's window (video-dit-5b-standin at degree 2: 66 MiB), or the all-to-all's q/k/v
   // of a rank's shard (51 MiB) in one round, published from the symmetric area without staging.
   o.buffer_bytes = std::size_t{96} << 20;
   o.timeout = std::chrono::milliseconds(120000);
@@ -103,7 +103,7 @@ int main(int argc, char** argv) {
   CLI::App app{"DiT block/step latency beside PyTorch"};
   std::string peer_path, profile_path = "dit-measured.yaml";
   int iters = 20, step_iters = 5;
-  std::vector<std::string> names = {"dit-s-2", "dit-xl-2-256", "dit-xl-2-512", "flux-like-1024", "wan-5b-like", "wan-5b-like-720p"};
+  std::vector<std::string> names = {"dit-s-2", "dit-xl-2-256", "dit-xl-2-512", "mmdit-12b-standin", "video-dit-5b-standin", "video-dit-5b-standin-720p"};
   app.add_option("--peer", peer_path, "JSON lines from peers_dit_block.py");
   app.add_option("--profile", profile_path, "cost-model profile to write");
   app.add_option("--iters", iters);
@@ -145,8 +145,8 @@ int main(int argc, char** argv) {
           "# step: t(T, d) = b_us*T + (bp_us*T + c_us*T^2)/d, fitted from the step at T and T/2 tokens and one\n"
           "# rank's degree-2 compute (no all-to-all: comm terms are not measured here).\nmodels:\n";
   for (const auto& name : names) {
-    const bool hd = name == "wan-5b-like-720p";
-    auto c = dit::stock_config(hd ? "wan-5b-like" : name);
+    const bool hd = name == "video-dit-5b-standin-720p";
+    auto c = dit::stock_config(hd ? "video-dit-5b-standin" : name);
     if (!c) { std::fprintf(stderr, "%s\n", c.err().what.c_str()); return 1; }
     if (hd) {
       auto c720 = dit::with_video_shape(*c, 1280, 704, 81);

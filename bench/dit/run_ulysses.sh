@@ -5,7 +5,7 @@ set -o pipefail
 exe=$1 n=$2 log=$3
 shift 3
 configs=("$@")
-[ ${#configs[@]} -eq 0 ] && configs=(flux-like-1024 wan-5b-like)
+[ ${#configs[@]} -eq 0 ] && configs=(mmdit-12b-standin video-dit-5b-standin)
 dir=$(mktemp -d /tmp/dit-ulysses.XXXXXX)
 pids=()
 for ((r = 0; r < n; r++)); do

@@ -1343,7 +1343,7 @@ int fwd90_resident() {
 }
 
 // Query rows per forward block when the caller leaves it: 64 where two one-warpgroup blocks fit
-// on an SM (each one's softmax and loads then run under the other's products: flux-like's
+// on an SM (each one's softmax and loads then run under the other's products: mmdit-12b-standin's
 // attention on an H100, 423 -> 555 TFLOP/s), else 128. GFDIT_ATTN_FWD90_ROWS=64|128 overrides.
 template <bool BF16, int D, bool CAUSAL>
 int fwd90_default_rows() {

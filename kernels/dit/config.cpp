@@ -29,7 +29,7 @@ result<void> validate(const model_config& c) {
 }
 
 std::vector<std::string> stock_config_names() {
-  return {"dit-s-2", "dit-xl-2-256", "dit-xl-2-512", "flux-like-1024", "wan-5b-like", "tiny-dit", "tiny-mmdit"};
+  return {"dit-s-2", "dit-xl-2-256", "dit-xl-2-512", "mmdit-12b-standin", "video-dit-5b-standin", "tiny-dit", "tiny-mmdit"};
 }
 
 result<model_config> with_video_shape(model_config c, int width_px, int height_px, int frames_px) {
@@ -52,13 +52,14 @@ result<model_config> stock_config(std::string_view name) {
     c.hidden = 1152; c.depth = 28; c.heads = 16; c.height = c.width = 32;
   } else if (name == "dit-xl-2-512") {
     c.hidden = 1152; c.depth = 28; c.heads = 16; c.height = c.width = 64;
-  } else if (name == "flux-like-1024") {
-    // Flux's 19 double + 38 single blocks, all taken as single-stream blocks over 512 T5 tokens
-    // joined in front of 64x64 = 4096 image tokens (16-channel latent of 1024^2, patch 2).
+  } else if (name == "mmdit-12b-standin") {
+    // A stand-in with FLUX.1's sizes (random weights): its 19 double + 38 single blocks, all
+    // taken as single-stream blocks over 512 T5 tokens joined in front of 64x64 = 4096 image
+    // tokens (16-channel latent of 1024^2, patch 2).
     c.hidden = 3072; c.depth = 57; c.heads = 24; c.latent_channels = 16; c.height = c.width = 128;
     c.cond = conditioning::text; c.text_dim = 4096; c.text_tokens = 512; c.pos = positional::rope;
-  } else if (name == "wan-5b-like") {
-    // Wan2.2-5B sizes; its text cross-attention is taken as joint attention (single stream).
+  } else if (name == "video-dit-5b-standin") {
+    // A stand-in with Wan2.2-5B's sizes (random weights); its text cross-attention is taken as joint attention (single stream).
     c.hidden = 3072; c.depth = 30; c.heads = 24; c.latent_channels = 48; c.patch_t = 1;
     c.cond = conditioning::text; c.text_dim = 4096; c.text_tokens = 512; c.pos = positional::rope;
     return with_video_shape(c, 832, 480, 49);

@@ -49,7 +49,7 @@ struct model_config {
 // Sizes consistent: heads divide hidden, patches divide the latent, RoPE axes fit the head.
 result<void> validate(const model_config& c);
 
-// dit-s-2, dit-xl-2-256, dit-xl-2-512, flux-like-1024, wan-5b-like (480p x 49 frames; see
+// dit-s-2, dit-xl-2-256, dit-xl-2-512, mmdit-12b-standin, video-dit-5b-standin (480p x 49 frames; see
 // with_video_shape), tiny-dit (class label, sin-cos, 2-D), tiny-mmdit (text, 3-D RoPE, video).
 result<model_config> stock_config(std::string_view name);
 std::vector<std::string> stock_config_names();

@@ -210,7 +210,7 @@ struct gpu_model::impl {
     // The algorithm depends on the weight's shape and the model's token count only (never on
     // the rows of a call: a row's bits must not depend on how many rows run with it). Sized
     // for one sample's tokens, small models get tiles that fill the GPU; above 4096 rows the
-    // choice for 4096 measured faster (flux-like and wan-like steps ~7% slower at their own count).
+    // choice for 4096 measured faster (mmdit-12b-standin and wan-like steps ~7% slower at their own count).
     const std::int64_t ref_rows = std::min<std::int64_t>(c.seq_tokens(), 4096);
     cublasLtMatmulDesc_t op = nullptr;
     cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;

@@ -11,7 +11,7 @@ namespace {
 
 msg::generate_request good() {
   msg::generate_request r;
-  r.model = "qwen-image-like";
+  r.model = "image-dit-20b-standin";
   r.width = 1024;
   r.height = 1024;
   r.frames = 1;
@@ -99,7 +99,7 @@ TEST(admission, every_bad_field_is_rejected_naming_the_field_and_the_rule) {
 TEST(admission, video_models_check_the_frame_count) {
   admission_core a(cost_model::stock());
   auto r = good();
-  r.model = "wan-5b-like";
+  r.model = "video-dit-5b-standin";
   r.width = 832;
   r.height = 480;
   r.frames = 48;  // must be 1 + 4k

@@ -12,7 +12,7 @@ TEST(serving_messages, round_trip_with_nested_artifacts) {
   msg::task_assign t;
   t.task_id = 9;
   t.request_id = 4;
-  t.model = "wan-5b-like";
+  t.model = "video-dit-5b-standin";
   t.stage = "denoise";
   t.step_begin = 2;
   t.step_end = 4;

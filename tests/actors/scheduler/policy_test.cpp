@@ -24,7 +24,7 @@ struct cluster {
   request_view& add(std::uint64_t id, double deadline_s, std::array<double, 4> remaining_s) {
     request_view r;
     r.id = id;
-    r.profile = cost_model::stock().find("wan-5b-like");
+    r.profile = cost_model::stock().find("video-dit-5b-standin");
     r.arrival_us = 0;
     r.has_deadline = deadline_s > 0;
     r.deadline_us = static_cast<std::int64_t>(deadline_s * 1e6);

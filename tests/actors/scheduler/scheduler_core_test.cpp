@@ -29,7 +29,7 @@ std::vector<T> only(const std::vector<scheduler_output>& out) {
 msg::admitted admitted(std::uint64_t id, std::int32_t steps, std::int64_t at = 0) {
   admission_core a(cost_model::stock(), admission_config{1 << 20, false, 1, id});
   msg::generate_request r;
-  r.model = "qwen-image-like";
+  r.model = "image-dit-20b-standin";
   r.width = r.height = 1024;
   r.steps = steps;
   r.slo_multiple = 2;

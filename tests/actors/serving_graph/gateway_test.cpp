@@ -36,9 +36,9 @@ std::pair<int, std::string> refused(const std::string& body) {
 }
 
 TEST(gateway_api, an_openai_style_body_becomes_a_generate_request) {
-  auto r = parsed(R"({"model":"qwen-image-like","size":"1024x768","steps":20,"guidance":4.5,"seed":7,
+  auto r = parsed(R"({"model":"image-dit-20b-standin","size":"1024x768","steps":20,"guidance":4.5,"seed":7,
                       "slo_multiple":2.0,"priority":3,"class":"big","response_format":"url","user":"u1"})");
-  EXPECT_EQ(r.model, "qwen-image-like");
+  EXPECT_EQ(r.model, "image-dit-20b-standin");
   EXPECT_EQ(r.width, 1024);
   EXPECT_EQ(r.height, 768);
   EXPECT_EQ(r.steps, 20);
@@ -134,7 +134,7 @@ TEST(gateway_live, requests_over_http_are_served_and_bad_ones_get_clear_errors) 
     clients.emplace_back([&, i] {
       httplib::Client c("127.0.0.1", f.port);
       c.set_read_timeout(60, 0);
-      const json req = {{"model", "qwen-image-like"}, {"size", "512x512"}, {"steps", 10}, {"seed", i}};
+      const json req = {{"model", "image-dit-20b-standin"}, {"size", "512x512"}, {"steps", 10}, {"seed", i}};
       if (auto res = c.Post("/v1/images/generations", req.dump(), "application/json")) {
         status[i] = res->status;
         bodies[i] = json::parse(res->body, nullptr, false);
@@ -152,7 +152,7 @@ TEST(gateway_live, requests_over_http_are_served_and_bad_ones_get_clear_errors) 
   EXPECT_EQ(ids.size(), 8u);
 
   // Admission's own validation comes back as a 400 naming the field.
-  auto bad = http.Post("/v1/images/generations", R"({"model":"qwen-image-like","size":"0x512"})", "application/json");
+  auto bad = http.Post("/v1/images/generations", R"({"model":"image-dit-20b-standin","size":"0x512"})", "application/json");
   ASSERT_TRUE(bad);
   EXPECT_EQ(bad->status, 400);
   EXPECT_EQ(json::parse(bad->body)["error"]["field"], "width") << bad->body;
@@ -161,11 +161,11 @@ TEST(gateway_live, requests_over_http_are_served_and_bad_ones_get_clear_errors) 
   EXPECT_EQ(unknown->status, 400);
   EXPECT_EQ(json::parse(unknown->body)["error"]["field"], "model") << unknown->body;
   // The gateway's own parsing: never sent on.
-  auto typo = http.Post("/v1/images/generations", R"({"model":"qwen-image-like","size":"512x512","stpes":3})", "application/json");
+  auto typo = http.Post("/v1/images/generations", R"({"model":"image-dit-20b-standin","size":"512x512","stpes":3})", "application/json");
   ASSERT_TRUE(typo);
   EXPECT_EQ(typo->status, 400);
   // And the graph still serves after the errors.
-  auto again = http.Post("/v1/images/generations", R"({"model":"qwen-image-like","size":"512x512","steps":5})", "application/json");
+  auto again = http.Post("/v1/images/generations", R"({"model":"image-dit-20b-standin","size":"512x512","steps":5})", "application/json");
   ASSERT_TRUE(again);
   EXPECT_EQ(again->status, 200) << again->body;
 }

@@ -14,7 +14,7 @@ seed: 5
 requests: 2000
 classes:
   - {name: a, model: dit-xl-2-256, width: 256, height: 256, steps: 20, slo_multiple: 2, weight: 3}
-  - {name: b, model: qwen-image-like, width: 1024, height: 1024, steps: 20, slo_multiple: 2, weight: 1}
+  - {name: b, model: image-dit-20b-standin, width: 1024, height: 1024, steps: 20, slo_multiple: 2, weight: 1}
 arrivals: {process: poisson, rate_per_s: 10}
 )";
 

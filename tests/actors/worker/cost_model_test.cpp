@@ -23,13 +23,13 @@ std::int32_t best_degree(const model_profile& p, std::int64_t tokens) {
 }
 
 TEST(cost_model, ships_every_stock_model) {
-  for (auto name : {"dit-s-2", "dit-xl-2-256", "dit-xl-2-512", "flux-like-1024", "wan-5b-like",
-                    "qwen-image-like"})
+  for (auto name : {"dit-s-2", "dit-xl-2-256", "dit-xl-2-512", "mmdit-12b-standin", "video-dit-5b-standin",
+                    "image-dit-20b-standin"})
     EXPECT_NE(cost_model::stock().find(name), nullptr) << name;
 }
 
 TEST(cost_model, qwen_image_like_mimics_the_published_table_and_its_best_degrees) {
-  const auto& p = profile("qwen-image-like");
+  const auto& p = profile("image-dit-20b-standin");
   struct row { int side; double ms[3]; std::int32_t best; };
   const row table[] = {{512, {155, 161, 172}, 1}, {1024, {605, 350, 207}, 4}, {1536, {1557, 880, 464}, 4}};
   for (const auto& r : table) {
@@ -46,7 +46,7 @@ TEST(cost_model, qwen_image_like_mimics_the_published_table_and_its_best_degrees
 }
 
 TEST(cost_model, wan_5b_like_gives_the_gf_dit_single_gpu_times) {
-  const auto& p = profile("wan-5b-like");
+  const auto& p = profile("video-dit-5b-standin");
   const auto s = cost_model::tokens(p, 832, 480, 49);
   const auto m = cost_model::tokens(p, 1280, 704, 81);
   EXPECT_EQ(s, 26 * 15 * 13);

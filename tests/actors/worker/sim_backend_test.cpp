@@ -9,7 +9,7 @@ msg::task_assign task(std::vector<std::int32_t> members, msg::artifact input) {
   msg::task_assign t;
   t.task_id = 7;
   t.request_id = 3;
-  t.model = "wan-5b-like";
+  t.model = "video-dit-5b-standin";
   t.tokens = 18480;
   t.stage = "denoise";
   t.step_begin = 4;
@@ -21,7 +21,7 @@ msg::task_assign task(std::vector<std::int32_t> members, msg::artifact input) {
 
 TEST(sim_backend, takes_the_cost_models_time_and_only_the_first_member_reports) {
   const auto& costs = cost_model::stock();
-  const auto& p = *costs.find("wan-5b-like");
+  const auto& p = *costs.find("video-dit-5b-standin");
   auto t = task({2, 5}, msg::artifact{3, {2, 5}, "token_sharded", 4});
   auto lead = sim_backend(2, costs).start(t, 1000, true);
   auto other = sim_backend(5, costs).start(t, 1000, true);

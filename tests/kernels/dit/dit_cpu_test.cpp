@@ -63,12 +63,12 @@ TEST(DitConfig, StockConfigsHaveThePublishedSizes) {
   EXPECT_EQ(xl.heads, 16);
   EXPECT_EQ(xl.image_tokens(), 256);
   EXPECT_EQ(stock_config("dit-xl-2-512")->image_tokens(), 1024);
-  auto flux = *stock_config("flux-like-1024");
+  auto flux = *stock_config("mmdit-12b-standin");
   EXPECT_EQ(flux.hidden, 3072);
   EXPECT_EQ(flux.heads, 24);
   EXPECT_EQ(flux.image_tokens(), 4096);
   EXPECT_EQ(flux.seq_tokens(), 4096 + 512);
-  auto wan = *stock_config("wan-5b-like");
+  auto wan = *stock_config("video-dit-5b-standin");
   EXPECT_EQ(wan.depth, 30);
   EXPECT_TRUE(wan.video());
   EXPECT_EQ(wan.image_tokens(), 13 * 15 * 26);  // 480p x 49 frames
