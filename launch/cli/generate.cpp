@@ -9,6 +9,7 @@
 #include <fstream>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -58,7 +59,7 @@ int generate_main(int argc, char** argv) {
   int cls = -1, steps = 0, n = 1, degree = 1, scale = 1, gpu = 0;
   float guidance = -1.0f;
   std::uint64_t seed = 0;
-  bool grid = false, quiet = false;
+  bool grid = false, quiet = false, every_class = false;
   app.add_option("--model", model_name, "a model directory's name, looked up on the model search path");
   app.add_option("--weights", weights,
                  "a model directory instead of --model: gfdit's (config.json + model.safetensors) or a diffusers "
@@ -72,7 +73,8 @@ int generate_main(int argc, char** argv) {
       ->check(CLI::Range(0.0f, 100.0f));
   app.add_option("--n", n, "how many pictures")->check(CLI::Range(1, 1024));
   app.add_option("--out", out, "the PNG file (with --n > 1 and no --grid: NAME-0.png, NAME-1.png, ...)");
-  app.add_flag("--grid", grid, "with --n > 1: one PNG with every picture, ten a row");
+  app.add_flag("--grid", grid, "one PNG with every picture: ten a row, or a row per class with --every-class");
+  app.add_flag("--every-class", every_class, "--n pictures of every class (files NAME-CLASS-I.png, or --grid)");
   app.add_option("--scale", scale, "enlarge each picture by this factor (nearest neighbour)")->check(CLI::Range(1, 64));
   app.add_option("--device", device, "cpu or gpu")->check(CLI::IsMember({"cpu", "gpu"}));
   app.add_option("--gpu", gpu, "which GPU with --device gpu")->check(CLI::NonNegativeNumber);
@@ -95,7 +97,11 @@ int generate_main(int argc, char** argv) {
   auto card = dit::read_model_card(dir);
   if (!card) return fail(card.err().what);
   int label = cls;
-  if (!prompt.empty()) {
+  if (every_class) {
+    if (!prompt.empty() || cls >= 0) return fail("--every-class draws every class: no --prompt or --class with it");
+    if (card->config.cond != dit::conditioning::class_label) return fail("--every-class needs a class-conditional model");
+    label = 0;
+  } else if (!prompt.empty()) {
     auto m = dit::match_class(*card, prompt);
     if (!m) return fail(m.err().what);
     label = *m;
@@ -120,51 +126,76 @@ int generate_main(int argc, char** argv) {
     if (!v) return fail(v.err().what);
     vae = std::move(*v);
   }
-  const std::string what = card->class_names.empty() ? "class " + std::to_string(label) : card->class_names[static_cast<std::size_t>(label)];
   const bool tty = ::isatty(2);
-
-  std::vector<dit::image8> pictures;
-  for (int i = 0; i < n; ++i) {
-    dit::generate_options o;
-    o.class_label = label;
-    o.seed = seed + static_cast<std::uint64_t>(i);
-    o.steps = steps;
-    o.guidance = guidance;
-    o.degree = degree;
-    o.device = device == "gpu" ? dit::device_kind::gpu : dit::device_kind::cpu;
-    o.gpu = gpu;
-    if (!quiet)
-      o.progress = [&](int done, int total) {
-        if (!tty && done != total && done % std::max(1, total / 4) != 0) return;  // logs: a few lines
-        std::fprintf(stderr, tty ? "\r%s (seed %llu): step %d/%d" : "%s (seed %llu): step %d/%d\n", what.c_str(),
-                     static_cast<unsigned long long>(o.seed), done, total);
-        if (tty && done == total) std::fputc('\n', stderr);
-      };
-    auto latent = dit::generate_latent(*model, *card, o);
-    if (!latent) return fail(latent.err().what);
-    auto img = dit::decode_pixels(*card, *latent, vae ? &*vae : nullptr);
-    if (!img) return fail(img.err().what);
-    pictures.push_back(dit::upscale(*img, scale));
+  auto class_name = [&](int l) {
+    return card->class_names.empty() ? "class " + std::to_string(l) : card->class_names[static_cast<std::size_t>(l)];
+  };
+  std::vector<int> labels{label};
+  if (every_class) {
+    labels.clear();
+    for (int l = 0; l < card->config.num_classes; ++l) labels.push_back(l);
   }
 
-  std::vector<std::pair<fs::path, const dit::image8*>> files;
+  struct picture {
+    int label;
+    int index;
+    dit::image8 img;
+  };
+  std::vector<picture> pictures;
+  for (int l : labels)
+    for (int i = 0; i < n; ++i) {
+      dit::generate_options o;
+      o.class_label = l;
+      o.seed = seed + static_cast<std::uint64_t>(i);
+      o.steps = steps;
+      o.guidance = guidance;
+      o.degree = degree;
+      o.device = device == "gpu" ? dit::device_kind::gpu : dit::device_kind::cpu;
+      o.gpu = gpu;
+      const std::string what = class_name(l);
+      if (!quiet)
+        o.progress = [&](int done, int total) {
+          if (!tty && done != total && done % std::max(1, total / 4) != 0) return;  // logs: a few lines
+          std::fprintf(stderr, tty ? "\r%s (seed %llu): step %d/%d" : "%s (seed %llu): step %d/%d\n", what.c_str(),
+                       static_cast<unsigned long long>(o.seed), done, total);
+          if (tty && done == total) std::fputc('\n', stderr);
+        };
+      auto latent = dit::generate_latent(*model, *card, o);
+      if (!latent) return fail(latent.err().what);
+      auto img = dit::decode_pixels(*card, *latent, vae ? &*vae : nullptr);
+      if (!img) return fail(img.err().what);
+      pictures.push_back({l, i, dit::upscale(*img, scale)});
+    }
+
+  std::vector<std::tuple<fs::path, const dit::image8*, std::string>> files;
   dit::image8 sheet;
-  if (n > 1 && grid) {
-    auto t = dit::tile(pictures, std::min(n, 10));
+  if (pictures.size() > 1 && grid) {
+    std::vector<dit::image8> all;
+    for (const auto& p : pictures) all.push_back(p.img);
+    auto t = dit::tile(all, every_class ? n : std::min(n, 10));
     if (!t) return fail(t.err().what);
     sheet = std::move(*t);
-    files.emplace_back(out, &sheet);
+    files.emplace_back(out, &sheet, every_class ? "every class" : class_name(label));
   } else {
-    for (int i = 0; i < n; ++i) files.emplace_back(n == 1 ? fs::path(out) : numbered(out, i), &pictures[static_cast<std::size_t>(i)]);
+    const fs::path o(out);
+    for (const auto& p : pictures) {
+      fs::path path = o;
+      if (every_class)
+        path = o.parent_path() / (o.stem().string() + "-" + std::to_string(p.label) + "-" + std::to_string(p.index) + o.extension().string());
+      else if (n > 1)
+        path = numbered(o, p.index);
+      files.emplace_back(path, &p.img, class_name(p.label));
+    }
   }
-  for (const auto& [path, img] : files) {
+  for (const auto& [path, img, what] : files) {
     auto png = dit::encode_png(*img);
     if (!png) return fail(png.err().what);
     if (!write_file(path, *png)) return fail("cannot write " + path.string());
     std::printf("%s: %dx%d %s, %zu bytes\n", path.string().c_str(), img->width, img->height, what.c_str(), png->size());
   }
+  const int count = static_cast<int>(pictures.size());
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  if (!quiet) std::fprintf(stderr, "%d picture%s in %.1f s\n", n, n == 1 ? "" : "s", s);
+  if (!quiet) std::fprintf(stderr, "%d picture%s in %.1f s\n", count, count == 1 ? "" : "s", s);
   return 0;
 }
 

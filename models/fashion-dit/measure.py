@@ -2,10 +2,10 @@
 train.py on the training split) names the class of each picture; a picture counts when that is
 the class it was asked for.
 
-  gfdit generate --model fashion-dit --class C --n 100 --seed S --out DIR/C.png   (C = 0..9)
+  gfdit generate --model fashion-dit --every-class --n 100 --out DIR/x.png   (writes DIR/x-C-K.png)
   python3 models/fashion-dit/measure.py DIR
 
-reads DIR/C-K.png (asked for class C) and prints the accuracy per class and overall. Runs on the
+reads every DIR/...C-K.png (asked for class C) and prints the accuracy per class and overall. Runs on the
 CPU (Debian's python3-torch is enough) or a GPU.
 """
 import os
@@ -71,7 +71,7 @@ def main():
     names = __import__("json").load(open(os.path.join(HERE, "config.json")))["class_names"]
     asked, pics = [], []
     for f in sorted(os.listdir(folder)):
-        m = re.fullmatch(r"(\d+)-(\d+)\.png", f)
+        m = re.search(r"(\d+)-(\d+)\.png$", f)
         if m:
             asked.append(int(m.group(1)))
             pics.append(read_grey_png(os.path.join(folder, f)))
