@@ -18,16 +18,10 @@
 #include <string>
 #include <vector>
 
+#include "common/gpu_check.hpp"
 #include "kernels/attention/attention.hpp"
 #include "kernels/attention/wgmma.cuh"
 
-#define GFDIT_ATTN_CUDA_TRY(expr)                                                          \
-  do {                                                                                     \
-    cudaError_t e_ = (expr);                                                               \
-    if (e_ != cudaSuccess)                                                                 \
-      return ::gfdit::make_error(::gfdit::errc::io,                                        \
-                                 std::string("attention: ") + #expr + ": " + cudaGetErrorString(e_)); \
-  } while (0)
 
 namespace gfdit::attention {
 namespace {
@@ -1272,7 +1266,7 @@ template <bool BF16, int D, bool CAUSAL, int RW>
 result<void> launch_forward_rw(const problem& p, const forward_args& a, cudaStream_t st) {
   using C = fwd_cfg<D, RW>;
   auto kern = fwd_kernel<BF16, D, CAUSAL, RW>;
-  GFDIT_ATTN_CUDA_TRY(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, C::smem));
+  GFDIT_CUDA(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, C::smem));
   const auto [first, last] = pairs_of(p, a);
   for (int p0 = first; p0 < last; p0 += 65535) {  // grid.y's limit
     dim3 grid((max_len(p) + C::bm - 1) / C::bm, std::min(last - p0, 65535));
@@ -1280,7 +1274,7 @@ result<void> launch_forward_rw(const problem& p, const forward_args& a, cudaStre
         make_layout(p, a.cu_seqlens), static_cast<const std::uint16_t*>(a.q),
         static_cast<const std::uint16_t*>(a.k), static_cast<const std::uint16_t*>(a.v),
         static_cast<std::uint16_t*>(a.o), a.lse, p.softmax_scale() * kLog2e, p0);
-    GFDIT_ATTN_CUDA_TRY(cudaGetLastError());
+    GFDIT_CUDA(cudaGetLastError());
   }
   return {};
 }
@@ -1320,12 +1314,12 @@ result<void> launch_fwd90(const problem& p, const forward_args& a, int tiles, st
                           cudaStream_t st) {
   auto kern = fwd90_kernel<BF16, D, CAUSAL, WGS>;
   constexpr int smem = fwd90_smem<D, WGS>();
-  GFDIT_ATTN_CUDA_TRY(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  GFDIT_CUDA(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
   kern<<<unsigned(items * (2 / WGS)), fwd90_threads<WGS>(), smem, st>>>(
       make_layout(p, a.cu_seqlens), static_cast<const std::uint16_t*>(a.q),
       static_cast<const std::uint16_t*>(a.k), static_cast<const std::uint16_t*>(a.v),
       static_cast<std::uint16_t*>(a.o), a.lse, p.softmax_scale() * kLog2e, tiles, item0);
-  GFDIT_ATTN_CUDA_TRY(cudaGetLastError());
+  GFDIT_CUDA(cudaGetLastError());
   return {};
 }
 
@@ -1420,10 +1414,10 @@ result<void> launch_backward(const problem& p, const backward_args& a, cudaStrea
     sems += p.heads * q_tiles;
   }
   // Pageable source: the copy is staged before cudaMemcpyAsync returns, so `table` may die.
-  GFDIT_ATTN_CUDA_TRY(cudaMemcpyAsync(ws + w.table, table.data(), sizeof(bwd_batch) * p.batch,
+  GFDIT_CUDA(cudaMemcpyAsync(ws + w.table, table.data(), sizeof(bwd_batch) * p.batch,
                                       cudaMemcpyHostToDevice, st));
-  GFDIT_ATTN_CUDA_TRY(cudaMemsetAsync(ws + w.acc, 0, std::size_t(p.elements()) * 4, st));
-  GFDIT_ATTN_CUDA_TRY(cudaMemsetAsync(ws + w.sems, 0, std::size_t(w.sem_count) * 4, st));
+  GFDIT_CUDA(cudaMemsetAsync(ws + w.acc, 0, std::size_t(p.elements()) * 4, st));
+  GFDIT_CUDA(cudaMemsetAsync(ws + w.sems, 0, std::size_t(w.sem_count) * 4, st));
 
   const seq_layout L = make_layout(p, a.cu_seqlens);
   float* dvec = reinterpret_cast<float*>(ws + w.dvec);
@@ -1434,17 +1428,17 @@ result<void> launch_backward(const problem& p, const backward_args& a, cudaStrea
     bwd_pre_kernel<BF16, D><<<unsigned(blocks), threads, 0, st>>>(
         L, rows, static_cast<const std::uint16_t*>(a.o), static_cast<const std::uint16_t*>(a.dout),
         dvec);
-    GFDIT_ATTN_CUDA_TRY(cudaGetLastError());
+    GFDIT_CUDA(cudaGetLastError());
   }
 
   static const bool hopper = use_wgmma(reinterpret_cast<const void*>(bwd90_kernel<BF16, D, CAUSAL>));
   auto kern = hopper ? bwd90_kernel<BF16, D, CAUSAL> : bwd_kernel<BF16, D, CAUSAL>;
   const int smem = hopper ? bwd90_smem<D>() : bwd_smem<D>();
-  GFDIT_ATTN_CUDA_TRY(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  GFDIT_CUDA(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
   int dev = 0, sms = 0, per_sm = 0;
-  GFDIT_ATTN_CUDA_TRY(cudaGetDevice(&dev));
-  GFDIT_ATTN_CUDA_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-  GFDIT_ATTN_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kern, kBwdThreads, smem));
+  GFDIT_CUDA(cudaGetDevice(&dev));
+  GFDIT_CUDA(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  GFDIT_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kern, kBwdThreads, smem));
   if (per_sm < 1) return make_error(errc::state, "attention: backward kernel does not fit on an SM");
   const int grid = std::min(items, sms * per_sm);
 
@@ -1469,14 +1463,14 @@ result<void> launch_backward(const problem& p, const backward_args& a, cudaStrea
   P.sched = static_cast<int>(a.sched);
   void* args[] = {&P};
   // Blocks wait on each other's semaphores: all of them must be resident at once.
-  GFDIT_ATTN_CUDA_TRY(cudaLaunchCooperativeKernel(reinterpret_cast<const void*>(kern), dim3(grid),
+  GFDIT_CUDA(cudaLaunchCooperativeKernel(reinterpret_cast<const void*>(kern), dim3(grid),
                                                   dim3(kBwdThreads), args, smem, st));
-  GFDIT_ATTN_CUDA_TRY(cudaGetLastError());
+  GFDIT_CUDA(cudaGetLastError());
 
   const std::int64_t n = p.elements();
   bwd_post_kernel<BF16><<<unsigned((n / 2 + 255) / 256), 256, 0, st>>>(
       n, P.dq_acc, P.scale, static_cast<std::uint16_t*>(a.dq));
-  GFDIT_ATTN_CUDA_TRY(cudaGetLastError());
+  GFDIT_CUDA(cudaGetLastError());
   return {};
 }
 

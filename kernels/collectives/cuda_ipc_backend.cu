@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #include "kernels/collectives/backend.hpp"
-#include "kernels/collectives/cuda_check.hpp"
+#include "common/gpu_check.hpp"
 #include "kernels/collectives/cuda_kernels.hpp"
 
 namespace gfdit::coll::detail {
@@ -493,9 +493,9 @@ class cuda_ipc_backend final : public backend {
   }
 
   result<void> init(rendezvous& rv) {
-    if (cfg_.device >= 0) GFDIT_COLL_CUDA(cudaSetDevice(cfg_.device));
-    GFDIT_COLL_CUDA(cudaGetDevice(&device_));
-    GFDIT_COLL_CUDA(cudaDeviceGetAttribute(&sms_, cudaDevAttrMultiProcessorCount, device_));
+    if (cfg_.device >= 0) GFDIT_CUDA(cudaSetDevice(cfg_.device));
+    GFDIT_CUDA(cudaGetDevice(&device_));
+    GFDIT_CUDA(cudaDeviceGetAttribute(&sms_, cudaDevAttrMultiProcessorCount, device_));
     peer_base_.assign(static_cast<std::size_t>(nch() * cfg_.size), nullptr);
     ipc_blob blob{};
     ::gethostname(blob.host, sizeof blob.host - 1);
@@ -503,25 +503,25 @@ class cuda_ipc_backend final : public backend {
     for (int c = 0; c < nch(); ++c) {
       void* base = nullptr;
       // header | symmetric | staging | LL inbox (zeroed: flag 0 never matches)
-      GFDIT_COLL_CUDA(cudaMalloc(&base, inbox_off() + inbox_bytes()));
+      GFDIT_CUDA(cudaMalloc(&base, inbox_off() + inbox_bytes()));
       peer_base_[idx(c, cfg_.rank)] = base;
-      GFDIT_COLL_CUDA(cudaMemset(base, 0, header_bytes));
-      if (inbox_bytes()) GFDIT_COLL_CUDA(cudaMemset(static_cast<char*>(base) + inbox_off(), 0, inbox_bytes()));
-      GFDIT_COLL_CUDA(cudaIpcGetMemHandle(&blob.handle[c], base));
+      GFDIT_CUDA(cudaMemset(base, 0, header_bytes));
+      if (inbox_bytes()) GFDIT_CUDA(cudaMemset(static_cast<char*>(base) + inbox_off(), 0, inbox_bytes()));
+      GFDIT_CUDA(cudaIpcGetMemHandle(&blob.handle[c], base));
       local_state* st = nullptr;
-      GFDIT_COLL_CUDA(cudaMalloc(&st, sizeof(local_state)));
-      GFDIT_COLL_CUDA(cudaMemset(st, 0, sizeof(local_state)));
+      GFDIT_CUDA(cudaMalloc(&st, sizeof(local_state)));
+      GFDIT_CUDA(cudaMemset(st, 0, sizeof(local_state)));
       state_.push_back(st);
       if (c < cfg_.channels) {
         void* s = nullptr;
-        GFDIT_COLL_CUDA(cudaMalloc(&s, cfg_.buffer_bytes));
+        GFDIT_CUDA(cudaMalloc(&s, cfg_.buffer_bytes));
         scratch_.push_back(s);
       }
     }
-    GFDIT_COLL_CUDA(cudaHostAlloc(&host_err_, sizeof(unsigned), cudaHostAllocMapped));
+    GFDIT_CUDA(cudaHostAlloc(&host_err_, sizeof(unsigned), cudaHostAllocMapped));
     *host_err_ = 0;
-    GFDIT_COLL_CUDA(cudaHostGetDevicePointer(reinterpret_cast<void**>(&dev_err_), host_err_, 0));
-    GFDIT_COLL_CUDA(cudaDeviceSynchronize());
+    GFDIT_CUDA(cudaHostGetDevicePointer(reinterpret_cast<void**>(&dev_err_), host_err_, 0));
+    GFDIT_CUDA(cudaDeviceSynchronize());
     auto blobs = rv.all_gather(std::string(reinterpret_cast<const char*>(&blob), sizeof blob), cfg_.timeout);
     if (!blobs) return blobs.err();
     for (int r = 0; r < cfg_.size; ++r) {
@@ -536,13 +536,13 @@ class cuda_ipc_backend final : public backend {
       if (peer.device == device_)
         return make_error(errc::invalid_argument, "cuda-ipc: two ranks share GPU " + std::to_string(device_));
       int can = 0;
-      GFDIT_COLL_CUDA(cudaDeviceCanAccessPeer(&can, device_, peer.device));
+      GFDIT_CUDA(cudaDeviceCanAccessPeer(&can, device_, peer.device));
       if (!can)
         return make_error(errc::unreachable, "cuda-ipc: GPU " + std::to_string(device_) + " cannot access GPU " +
                                                  std::to_string(peer.device));
       for (int c = 0; c < nch(); ++c) {
         void* p = nullptr;
-        GFDIT_COLL_CUDA(cudaIpcOpenMemHandle(&p, peer.handle[c], cudaIpcMemLazyEnablePeerAccess));
+        GFDIT_CUDA(cudaIpcOpenMemHandle(&p, peer.handle[c], cudaIpcMemLazyEnablePeerAccess));
         peer_base_[idx(c, r)] = p;
       }
     }
@@ -559,7 +559,7 @@ class cuda_ipc_backend final : public backend {
   void* peer_symmetric(int channel, int rank) noexcept override { return data(channel, rank); }
 
   result<void> synchronize(stream_ref s) override {
-    GFDIT_COLL_CUDA(cudaStreamSynchronize(static_cast<cudaStream_t>(s.handle)));
+    GFDIT_CUDA(cudaStreamSynchronize(static_cast<cudaStream_t>(s.handle)));
     const unsigned e = *static_cast<volatile unsigned*>(host_err_);
     if (e & 1u) return make_error(errc::timeout, "cuda-ipc: a peer did not signal in time (dead or not calling the collective); the world is poisoned");
     if (e & 2u) return make_error(errc::invalid_argument, "cuda-ipc: a peer sent a different byte count than expected");
@@ -647,7 +647,7 @@ class cuda_ipc_backend final : public backend {
     if (self_bytes && remote_bytes && pullers >= 4)
       p.self_blocks = static_cast<int>(std::max<u64>(1, pullers * self_bytes / (self_bytes + 3 * remote_bytes)));
     exchange_kernel<<<static_cast<unsigned>(blocks), 512, 0, stream>>>(p);
-    GFDIT_COLL_CUDA(cudaGetLastError());
+    GFDIT_CUDA(cudaGetLastError());
     return {};
   }
 
@@ -684,12 +684,12 @@ class cuda_ipc_backend final : public backend {
     u64 blocks = (lines + 511) / 512;
     blocks = std::max<u64>(1, std::min<u64>(blocks, static_cast<u64>(sms_)));
     ll_kernel<<<static_cast<unsigned>(blocks), 512, 0, stream>>>(p);
-    GFDIT_COLL_CUDA(cudaGetLastError());
+    GFDIT_CUDA(cudaGetLastError());
     return {};
   }
 
   result<void> reduce_rows(dtype t, const void* rows, int n, std::size_t count, void* dst, stream_ref s) override {
-    GFDIT_COLL_CUDA(launch_reduce_rows(t, rows, n, count, dst, static_cast<cudaStream_t>(s.handle)));
+    GFDIT_CUDA(launch_reduce_rows(t, rows, n, count, dst, static_cast<cudaStream_t>(s.handle)));
     return {};
   }
 

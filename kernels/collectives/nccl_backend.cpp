@@ -12,19 +12,9 @@
 #include <nccl.h>
 
 #include "kernels/collectives/backend.hpp"
-#include "kernels/collectives/cuda_check.hpp"
+#include "common/gpu_check.hpp"
 #include "kernels/collectives/cuda_kernels.hpp"
 
-// The one checking macro for NCCL calls; ncclInProgress is the normal answer of a
-// non-blocking communicator and is settled by wait_ready().
-#define GFDIT_COLL_NCCL(call)                                                                   \
-  do {                                                                                          \
-    const ncclResult_t gfdit_coll_r = (call);                                                   \
-    if (gfdit_coll_r != ncclSuccess && gfdit_coll_r != ncclInProgress)                          \
-      return ::gfdit::make_error(::gfdit::errc::io, std::string(#call) + ": " +                 \
-                                                        ncclGetErrorString(gfdit_coll_r) + " (" + \
-                                                        __FILE__ + ":" + std::to_string(__LINE__) + ")"); \
-  } while (0)
 
 namespace gfdit::coll::detail {
 namespace {
@@ -42,21 +32,21 @@ class nccl_backend final : public backend {
   }
 
   result<void> init(rendezvous& rv) {
-    if (cfg_.device >= 0) GFDIT_COLL_CUDA(cudaSetDevice(cfg_.device));
+    if (cfg_.device >= 0) GFDIT_CUDA(cudaSetDevice(cfg_.device));
     ncclUniqueId id{};
-    if (cfg_.rank == 0) GFDIT_COLL_NCCL(ncclGetUniqueId(&id));
+    if (cfg_.rank == 0) GFDIT_NCCL(ncclGetUniqueId(&id));
     auto ids = rv.all_gather(std::string(reinterpret_cast<const char*>(&id), sizeof id), cfg_.timeout);
     if (!ids) return ids.err();
     if ((*ids)[0].size() != sizeof id) return make_error(errc::decode_failed, "nccl: bad unique id blob");
     std::memcpy(&id, (*ids)[0].data(), sizeof id);
     ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
     config.blocking = 0;
-    GFDIT_COLL_NCCL(ncclCommInitRankConfig(&comm_, cfg_.size, id, cfg_.rank, &config));
+    GFDIT_NCCL(ncclCommInitRankConfig(&comm_, cfg_.size, id, cfg_.rank, &config));
     if (auto r = wait_ready(); !r) return r;
-    GFDIT_COLL_CUDA(cudaMalloc(&token_, 64 + max_group_size));
+    GFDIT_CUDA(cudaMalloc(&token_, 64 + max_group_size));
     for (int c = 0; c < cfg_.channels; ++c) {
       void* s = nullptr;
-      GFDIT_COLL_CUDA(cudaMalloc(&s, cfg_.buffer_bytes));
+      GFDIT_CUDA(cudaMalloc(&s, cfg_.buffer_bytes));
       scratch_.push_back(s);
     }
     return {};
@@ -75,7 +65,7 @@ class nccl_backend final : public backend {
     const auto me = static_cast<std::size_t>(plan.me);
     if (const auto& x = plan.x[me]; x.recv_bytes && x.recv != x.send) {
       if (x.recv_bytes != x.send_bytes) return make_error(errc::invalid_argument, "nccl: self segment sizes differ");
-      GFDIT_COLL_CUDA(cudaMemcpyAsync(x.recv, x.send, x.recv_bytes, cudaMemcpyDeviceToDevice, stream));
+      GFDIT_CUDA(cudaMemcpyAsync(x.recv, x.send, x.recv_bytes, cudaMemcpyDeviceToDevice, stream));
     }
     if (plan.barrier && plan.n > 1) {
       // A barrier: NCCL has none on a subset, so exchange one byte with each participant.
@@ -89,7 +79,7 @@ class nccl_backend final : public backend {
   }
 
   result<void> reduce_rows(dtype t, const void* rows, int n, std::size_t count, void* dst, stream_ref s) override {
-    GFDIT_COLL_CUDA(launch_reduce_rows(t, rows, n, count, dst, static_cast<cudaStream_t>(s.handle)));
+    GFDIT_CUDA(launch_reduce_rows(t, rows, n, count, dst, static_cast<cudaStream_t>(s.handle)));
     return {};
   }
 
@@ -99,9 +89,9 @@ class nccl_backend final : public backend {
     for (;;) {
       const cudaError_t q = cudaStreamQuery(stream);
       if (q == cudaSuccess) return {};
-      if (q != cudaErrorNotReady) GFDIT_COLL_CUDA(q);
+      if (q != cudaErrorNotReady) GFDIT_CUDA(q);
       ncclResult_t async = ncclSuccess;
-      GFDIT_COLL_NCCL(ncclCommGetAsyncError(comm_, &async));
+      GFDIT_NCCL(ncclCommGetAsyncError(comm_, &async));
       if (async != ncclSuccess && async != ncclInProgress) {
         abort();
         return make_error(errc::unreachable, std::string("nccl: ") + ncclGetErrorString(async));
@@ -117,17 +107,17 @@ class nccl_backend final : public backend {
  private:
   result<void> grouped(const exchange_plan& plan, cudaStream_t stream) {
     const auto me = static_cast<std::size_t>(plan.me);
-    GFDIT_COLL_NCCL(ncclGroupStart());
+    GFDIT_NCCL(ncclGroupStart());
     for (int j = 0; j < plan.n; ++j) {  // group order on every member (the DESIGN.md trap)
       if (static_cast<std::size_t>(j) == me) continue;
       const auto& x = plan.x[static_cast<std::size_t>(j)];
       const int peer = plan.ranks[static_cast<std::size_t>(j)];
-      if (x.send_bytes) GFDIT_COLL_NCCL(ncclSend(x.send, x.send_bytes, ncclUint8, peer, comm_, stream));
-      if (x.recv_bytes) GFDIT_COLL_NCCL(ncclRecv(x.recv, x.recv_bytes, ncclUint8, peer, comm_, stream));
+      if (x.send_bytes) GFDIT_NCCL(ncclSend(x.send, x.send_bytes, ncclUint8, peer, comm_, stream));
+      if (x.recv_bytes) GFDIT_NCCL(ncclRecv(x.recv, x.recv_bytes, ncclUint8, peer, comm_, stream));
     }
     const ncclResult_t end = ncclGroupEnd();
     if (end == ncclSuccess) return {};
-    GFDIT_COLL_NCCL(end);
+    GFDIT_NCCL(end);
     return wait_ready();  // ncclInProgress: the non-blocking communicator is still launching
   }
 
@@ -136,7 +126,7 @@ class nccl_backend final : public backend {
     const auto deadline = std::chrono::steady_clock::now() + cfg_.timeout;
     for (;;) {
       ncclResult_t async = ncclSuccess;
-      GFDIT_COLL_NCCL(ncclCommGetAsyncError(comm_, &async));
+      GFDIT_NCCL(ncclCommGetAsyncError(comm_, &async));
       if (async == ncclSuccess) return {};
       if (async != ncclInProgress) {
         abort();

@@ -12,25 +12,9 @@
 
 #include "kernels/attention/attention.hpp"
 #include "kernels/collectives/types.hpp"
+#include "common/gpu_check.hpp"
 #include "kernels/dit/gpu_kernels.hpp"
 #include "kernels/dit/numerics.hpp"
-
-// One checking macro per library (house rule); both make an errc::io value naming the call.
-#define GFDIT_DIT_CUDA(call)                                                                        \
-  do {                                                                                              \
-    const cudaError_t e_ = (call);                                                                  \
-    if (e_ != cudaSuccess)                                                                          \
-      return ::gfdit::make_error(::gfdit::errc::io, std::string(#call) + ": " + cudaGetErrorString(e_) + \
-                                                        " (" + __FILE__ + ":" + std::to_string(__LINE__) + ")"); \
-  } while (0)
-#define GFDIT_DIT_CUBLAS(call)                                                                      \
-  do {                                                                                              \
-    const cublasStatus_t s_ = (call);                                                               \
-    if (s_ != CUBLAS_STATUS_SUCCESS)                                                                \
-      return ::gfdit::make_error(::gfdit::errc::io, std::string(#call) + ": cublas status " +       \
-                                                        std::to_string(static_cast<int>(s_)) + " (" + __FILE__ + ":" + \
-                                                        std::to_string(__LINE__) + ")");           \
-  } while (0)
 
 namespace gfdit::dit {
 
@@ -150,7 +134,7 @@ struct gpu_model::impl {
   template <class T>
   result<T*> alloc(std::size_t count, std::vector<void*>& into) {
     void* p = nullptr;
-    GFDIT_DIT_CUDA(cudaMalloc(&p, std::max<std::size_t>(count, 1) * sizeof(T)));
+    GFDIT_CUDA(cudaMalloc(&p, std::max<std::size_t>(count, 1) * sizeof(T)));
     into.push_back(p);
     return static_cast<T*>(p);
   }
@@ -158,19 +142,19 @@ struct gpu_model::impl {
   result<void> init(const model_config& cfg, int dev) {
     c = cfg;
     device = dev;
-    GFDIT_DIT_CUDA(cudaSetDevice(dev));
-    GFDIT_DIT_CUDA(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+    GFDIT_CUDA(cudaSetDevice(dev));
+    GFDIT_CUDA(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
     int lo = 0, hi = 0;
-    GFDIT_DIT_CUDA(cudaDeviceGetStreamPriorityRange(&lo, &hi));
-    GFDIT_DIT_CUDA(cudaStreamCreateWithPriority(&sc, cudaStreamNonBlocking, hi));
-    GFDIT_DIT_CUDA(cudaEventCreateWithFlags(&ev_join, cudaEventDisableTiming));
+    GFDIT_CUDA(cudaDeviceGetStreamPriorityRange(&lo, &hi));
+    GFDIT_CUDA(cudaStreamCreateWithPriority(&sc, cudaStreamNonBlocking, hi));
+    GFDIT_CUDA(cudaEventCreateWithFlags(&ev_join, cudaEventDisableTiming));
     for (int i = 0; i < max_chunks; ++i) {
-      GFDIT_DIT_CUDA(cudaEventCreateWithFlags(&ev_p[i], cudaEventDisableTiming));
-      GFDIT_DIT_CUDA(cudaEventCreateWithFlags(&ev_q[i], cudaEventDisableTiming));
-      GFDIT_DIT_CUDA(cudaEventCreateWithFlags(&ev_a[i], cudaEventDisableTiming));
+      GFDIT_CUDA(cudaEventCreateWithFlags(&ev_p[i], cudaEventDisableTiming));
+      GFDIT_CUDA(cudaEventCreateWithFlags(&ev_q[i], cudaEventDisableTiming));
+      GFDIT_CUDA(cudaEventCreateWithFlags(&ev_a[i], cudaEventDisableTiming));
     }
-    GFDIT_DIT_CUBLAS(cublasLtCreate(&lt));
-    GFDIT_DIT_CUDA(cudaMalloc(&ws, ws_bytes));
+    GFDIT_CUBLAS(cublasLtCreate(&lt));
+    GFDIT_CUDA(cudaMalloc(&ws, ws_bytes));
     return {};
   }
 
@@ -184,8 +168,8 @@ struct gpu_model::impl {
     if (!pb) return pb.err();
     L.w = *pw;
     L.b = *pb;
-    GFDIT_DIT_CUDA(cudaMemcpy(L.w, w.data(), w.size() * 2, cudaMemcpyHostToDevice));
-    GFDIT_DIT_CUDA(cudaMemcpy(L.b, b.data(), b.size() * 2, cudaMemcpyHostToDevice));
+    GFDIT_CUDA(cudaMemcpy(L.w, w.data(), w.size() * 2, cudaMemcpyHostToDevice));
+    GFDIT_CUDA(cudaMemcpy(L.b, b.data(), b.size() * 2, cudaMemcpyHostToDevice));
     return L;
   }
 
@@ -200,7 +184,7 @@ struct gpu_model::impl {
     const long nw = static_cast<long>(out) * in;
     gpu::generate(L.w, nw, splitmix64(stream), std::sqrt(3.0f / in), st);
     gpu::generate(L.b, out, splitmix64(stream ^ 1), 0.02f, st);
-    GFDIT_DIT_CUDA(cudaGetLastError());
+    GFDIT_CUDA(cudaGetLastError());
     return L;
   }
 
@@ -215,12 +199,12 @@ struct gpu_model::impl {
     cublasLtMatmulDesc_t op = nullptr;
     cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
     cublasLtMatmulPreference_t pref = nullptr;
-    GFDIT_DIT_CUBLAS(make_desc(&op, nullptr, gelu));
-    GFDIT_DIT_CUBLAS(cublasLtMatrixLayoutCreate(&a, CUDA_R_16BF, K, N, K));
-    GFDIT_DIT_CUBLAS(cublasLtMatrixLayoutCreate(&b, CUDA_R_16BF, K, ref_rows, K));
-    GFDIT_DIT_CUBLAS(cublasLtMatrixLayoutCreate(&d, CUDA_R_16BF, N, ref_rows, N));
-    GFDIT_DIT_CUBLAS(cublasLtMatmulPreferenceCreate(&pref));
-    GFDIT_DIT_CUBLAS(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws_bytes, sizeof(ws_bytes)));
+    GFDIT_CUBLAS(make_desc(&op, nullptr, gelu));
+    GFDIT_CUBLAS(cublasLtMatrixLayoutCreate(&a, CUDA_R_16BF, K, N, K));
+    GFDIT_CUBLAS(cublasLtMatrixLayoutCreate(&b, CUDA_R_16BF, K, ref_rows, K));
+    GFDIT_CUBLAS(cublasLtMatrixLayoutCreate(&d, CUDA_R_16BF, N, ref_rows, N));
+    GFDIT_CUBLAS(cublasLtMatmulPreferenceCreate(&pref));
+    GFDIT_CUBLAS(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws_bytes, sizeof(ws_bytes)));
     cublasLtMatmulHeuristicResult_t res[8];
     int found = 0;
     const auto s = cublasLtMatmulAlgoGetHeuristic(lt, op, a, b, d, d, pref, 8, res, &found);
@@ -258,23 +242,23 @@ struct gpu_model::impl {
     if (!al) return al.err();
     cublasLtMatmulDesc_t op = nullptr;
     cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
-    GFDIT_DIT_CUBLAS(make_desc(&op, L.b, gelu));
-    GFDIT_DIT_CUBLAS(cublasLtMatrixLayoutCreate(&a, CUDA_R_16BF, L.in, L.out, L.in));
-    GFDIT_DIT_CUBLAS(cublasLtMatrixLayoutCreate(&b, CUDA_R_16BF, L.in, M, L.in));
-    GFDIT_DIT_CUBLAS(cublasLtMatrixLayoutCreate(&d, CUDA_R_16BF, L.out, M, L.out));
+    GFDIT_CUBLAS(make_desc(&op, L.b, gelu));
+    GFDIT_CUBLAS(cublasLtMatrixLayoutCreate(&a, CUDA_R_16BF, L.in, L.out, L.in));
+    GFDIT_CUBLAS(cublasLtMatrixLayoutCreate(&b, CUDA_R_16BF, L.in, M, L.in));
+    GFDIT_CUBLAS(cublasLtMatrixLayoutCreate(&d, CUDA_R_16BF, L.out, M, L.out));
     const float alpha = 1.0f, beta = 0.0f;
     const auto s = cublasLtMatmul(lt, op, &alpha, L.w, a, X, b, &beta, Y, d, Y, d, &*al, ws, ws_bytes, st);
     cublasLtMatrixLayoutDestroy(a);
     cublasLtMatrixLayoutDestroy(b);
     cublasLtMatrixLayoutDestroy(d);
     cublasLtMatmulDescDestroy(op);
-    GFDIT_DIT_CUBLAS(s);
+    GFDIT_CUBLAS(s);
     return {};
   }
 
   result<void> ensure_buffers(int batch, std::int64_t tokens) {
     if (batch == B && tokens == n) return {};
-    GFDIT_DIT_CUDA(cudaStreamSynchronize(st));
+    GFDIT_CUDA(cudaStreamSynchronize(st));
     for (void* p : act) cudaFree(p);
     act.clear();
     B = batch;
@@ -296,9 +280,9 @@ struct gpu_model::impl {
     GFDIT_DIT_ALLOC(v, bf16, QK);
     GFDIT_DIT_ALLOC(o, bf16, QK);
     // The padding columns stay zero for good: q.k and p.v gain exact zeros only.
-    GFDIT_DIT_CUDA(cudaMemsetAsync(q, 0, QK * sizeof(bf16), st));
-    GFDIT_DIT_CUDA(cudaMemsetAsync(k, 0, QK * sizeof(bf16), st));
-    GFDIT_DIT_CUDA(cudaMemsetAsync(v, 0, QK * sizeof(bf16), st));
+    GFDIT_CUDA(cudaMemsetAsync(q, 0, QK * sizeof(bf16), st));
+    GFDIT_CUDA(cudaMemsetAsync(k, 0, QK * sizeof(bf16), st));
+    GFDIT_CUDA(cudaMemsetAsync(v, 0, QK * sizeof(bf16), st));
     GFDIT_DIT_ALLOC(lse, float, M * NH);
     GFDIT_DIT_ALLOC(attn, bf16, M * H);
     GFDIT_DIT_ALLOC(y, bf16, M * Mlp);
@@ -344,7 +328,7 @@ struct gpu_model::impl {
     }
     if (pair_begin > 0) return {};  // the first call did every pair
     gpu::naive_attention(qp + off, kp + off, vp + off, o + off, B * heads, static_cast<int>(n), D, st);
-    GFDIT_DIT_CUDA(cudaGetLastError());
+    GFDIT_CUDA(cudaGetLastError());
     return {};
   }
 
@@ -401,7 +385,7 @@ struct gpu_model::impl {
     const next_norm nx = norm_after(blk);
     gpu::residual_ln_mod(x, y2, md + 5 * H, 6 * H, M, H, static_cast<int>(nl), nx.mod, nx.stride, 0, H, hn, st);
     mark();
-    GFDIT_DIT_CUDA(cudaGetLastError());
+    GFDIT_CUDA(cudaGetLastError());
     return {};
   }
 
@@ -452,7 +436,7 @@ struct gpu_model::impl {
         gpu::residual_ln_mod(x + r0 * H, y2 + r0 * H, md + 5 * H, 6 * H, cnt, H, static_cast<int>(cnt),
                              nx.mod + static_cast<std::size_t>(b) * nx.stride, nx.stride, 0, H, hn + r0 * H, st);
       }
-    GFDIT_DIT_CUDA(cudaGetLastError());
+    GFDIT_CUDA(cudaGetLastError());
     return {};
   }
 
@@ -576,21 +560,21 @@ struct gpu_model::impl {
     // are placed before the attention blocks that become ready at the same time.
     for (int j = 0; j < K; ++j) {
       gpu::ulysses_pack_qkv(qkv, rope ? cs : nullptr, rope ? sn : nullptr, ul.send + j * cq, B, nr, NH, D, Dp, HL, R, HC, j, st);
-      GFDIT_DIT_CUDA(cudaGetLastError());
-      GFDIT_DIT_CUDA(cudaEventRecord(ev_p[j], st));
+      GFDIT_CUDA(cudaGetLastError());
+      GFDIT_CUDA(cudaEventRecord(ev_p[j], st));
     }
     auto exchange_qkv = [&](int j) -> result<void> {
-      GFDIT_DIT_CUDA(cudaStreamWaitEvent(cs_, ev_p[j], 0));
+      GFDIT_CUDA(cudaStreamWaitEvent(cs_, ev_p[j], 0));
       if (auto r = ul.w->all_to_all(ul.g, ul.send + j * cq, ul.recv + j * cq, ul.seg_qkv, sr); !r) return r;
       gpu::ulysses_unpack_qkv(ul.recv + j * cq, q + j * ca, k + j * ca, v + j * ca, B, HC, ul.nt, ul.ni, ul.deg, R, Dp, cs_);
-      GFDIT_DIT_CUDA(cudaEventRecord(ev_q[j], cs_));
+      GFDIT_CUDA(cudaEventRecord(ev_q[j], cs_));
       return {};
     };
     auto exchange_o = [&](int j) -> result<void> {
-      GFDIT_DIT_CUDA(cudaStreamWaitEvent(cs_, ev_a[j], 0));
+      GFDIT_CUDA(cudaStreamWaitEvent(cs_, ev_a[j], 0));
       if (auto r = ul.w->all_to_all(ul.g, ul.send + j * cq, ul.recv_o + j * co, ul.seg_o, sr); !r) return r;
       gpu::ulysses_unpack_o(ul.recv_o + j * co, attn, B, nr, NH, HL, D, R, HC, j, cs_);
-      GFDIT_DIT_CUDA(cudaGetLastError());
+      GFDIT_CUDA(cudaGetLastError());
       return {};
     };
     if (auto r = exchange_qkv(0); !r) return r;
@@ -599,15 +583,15 @@ struct gpu_model::impl {
       // this chunk's attention.
       if (j + 1 < K)
         if (auto r = exchange_qkv(j + 1); !r) return r;
-      GFDIT_DIT_CUDA(cudaStreamWaitEvent(st, ev_q[j], 0));
+      GFDIT_CUDA(cudaStreamWaitEvent(st, ev_q[j], 0));
       if (auto r = attention_fwd(HC, j * ca); !r) return r;
       gpu::ulysses_pack_o(o + j * ca, ul.send + j * cq, B, HC, ul.nt, ul.ni, ul.deg, R, D, Dp, st);
-      GFDIT_DIT_CUDA(cudaEventRecord(ev_a[j], st));
+      GFDIT_CUDA(cudaEventRecord(ev_a[j], st));
       if (auto r = exchange_o(j); !r) return r;
     }
     if (K > 1) {
-      GFDIT_DIT_CUDA(cudaEventRecord(ev_join, sc));
-      GFDIT_DIT_CUDA(cudaStreamWaitEvent(st, ev_join, 0));
+      GFDIT_CUDA(cudaEventRecord(ev_join, sc));
+      GFDIT_CUDA(cudaStreamWaitEvent(st, ev_join, 0));
     }
     return after_attention(blk, md, M, nr, attn);
   }
@@ -640,31 +624,31 @@ struct gpu_model::impl {
     if (auto r = gemm(W.qkv, hn, M, qkv); !r) return r;
     mark();
     gpu::ulysses_push_qkv(qkv, rc, rs, ul.win, nr, NH, D, 0, f > 0 ? f : P, 0, st);
-    GFDIT_DIT_CUDA(cudaGetLastError());
+    GFDIT_CUDA(cudaGetLastError());
     mark();
     if (auto r = ul.w->barrier(ul.g, sr); !r) return r;
     mark();
     if (f > 0) {
-      GFDIT_DIT_CUDA(cudaEventRecord(ev_a[0], st));
-      GFDIT_DIT_CUDA(cudaStreamWaitEvent(sc, ev_a[0], 0));
+      GFDIT_CUDA(cudaEventRecord(ev_a[0], st));
+      GFDIT_CUDA(cudaStreamWaitEvent(sc, ev_a[0], 0));
       // A few blocks per SM: room stays for the attention blocks beside them.
       gpu::ulysses_push_qkv(qkv, rc, rs, ul.win, nr, NH, D, f, P, 4 * ul.sms, sc);
-      GFDIT_DIT_CUDA(cudaGetLastError());
+      GFDIT_CUDA(cudaGetLastError());
       if (auto r = ul.w->barrier(ul.g, coll::stream_ref{sc}); !r) return r;
-      GFDIT_DIT_CUDA(cudaEventRecord(ev_a[1], sc));
+      GFDIT_CUDA(cudaEventRecord(ev_a[1], sc));
       if (auto r = attention_on(ul.wq, ul.wk, ul.wv, ul.HL, 0, 0, f); !r) return r;
-      GFDIT_DIT_CUDA(cudaEventRecord(ev_a[2], st));
-      GFDIT_DIT_CUDA(cudaStreamWaitEvent(sc, ev_a[2], 0));
+      GFDIT_CUDA(cudaEventRecord(ev_a[2], st));
+      GFDIT_CUDA(cudaStreamWaitEvent(sc, ev_a[2], 0));
       gpu::ulysses_push_o(o, ul.win, NH, D, 0, f, 4 * ul.sms, sc);
-      GFDIT_DIT_CUDA(cudaGetLastError());
-      GFDIT_DIT_CUDA(cudaEventRecord(ev_join, sc));
-      GFDIT_DIT_CUDA(cudaStreamWaitEvent(st, ev_a[1], 0));
+      GFDIT_CUDA(cudaGetLastError());
+      GFDIT_CUDA(cudaEventRecord(ev_join, sc));
+      GFDIT_CUDA(cudaStreamWaitEvent(st, ev_a[1], 0));
     }
     if (auto r = attention_on(ul.wq, ul.wk, ul.wv, ul.HL, 0, f, P); !r) return r;
     mark();
     gpu::ulysses_push_o(o, ul.win, NH, D, f, P, 8 * ul.sms, st);  // 0 (a block per token) when sms is unknown
-    GFDIT_DIT_CUDA(cudaGetLastError());
-    if (f > 0) GFDIT_DIT_CUDA(cudaStreamWaitEvent(st, ev_join, 0));
+    GFDIT_CUDA(cudaGetLastError());
+    if (f > 0) GFDIT_CUDA(cudaStreamWaitEvent(st, ev_join, 0));
     mark();
     if (auto r = ul.w->barrier(ul.g, sr); !r) return r;
     mark();
@@ -678,7 +662,7 @@ struct gpu_model::impl {
         const std::int64_t l0 = coll::shard_begin(n, shards, s), cnt = coll::shard_rows(n, shards, s), r0 = b * n + l0;
         if (auto r = gemm(final_linear, hn + r0 * H, cnt, out + r0 * P); !r) return r;
       }
-    GFDIT_DIT_CUDA(cudaGetLastError());
+    GFDIT_CUDA(cudaGetLastError());
     return {};
   }
 
@@ -686,7 +670,7 @@ struct gpu_model::impl {
   result<void> final_layer(std::int64_t nl) {
     const std::int64_t M = static_cast<std::int64_t>(B) * nl;
     if (auto r = gemm(final_linear, hn, M, out); !r) return r;
-    GFDIT_DIT_CUDA(cudaGetLastError());
+    GFDIT_CUDA(cudaGetLastError());
     return {};
   }
 
@@ -703,7 +687,7 @@ struct gpu_model::impl {
     const coll::stream_ref sr{st};
     gpu::generate(hn, static_cast<long>(M * c.hidden), 77, 1.0f, st);
     gpu::generate(silu_c, static_cast<long>(B) * c.hidden, 78, 1.0f, st);
-    GFDIT_DIT_CUDA(cudaGetLastError());
+    GFDIT_CUDA(cudaGetLastError());
     if (auto r = modulations(); !r) return r.err();
     // One block alone is timed as it runs inside a step: its first norm is the previous block's
     // (fused into that block's last residual), and it ends with the next block's.
@@ -722,40 +706,40 @@ struct gpu_model::impl {
     // Warm-up also chooses the GEMM algorithms outside any capture.
     reset();
     if (auto r = launch(); !r) return r.err();
-    GFDIT_DIT_CUDA(cudaStreamSynchronize(st));
+    GFDIT_CUDA(cudaStreamSynchronize(st));
     cudaEvent_t e0, e1;
-    GFDIT_DIT_CUDA(cudaEventCreate(&e0));
-    GFDIT_DIT_CUDA(cudaEventCreate(&e1));
+    GFDIT_CUDA(cudaEventCreate(&e0));
+    GFDIT_CUDA(cudaEventCreate(&e1));
     std::vector<float> eager, graph;
     for (int i = 0; i < iters; ++i) {
       if (auto r = line_up(); !r) return r.err();
-      GFDIT_DIT_CUDA(cudaEventRecord(e0, st));
+      GFDIT_CUDA(cudaEventRecord(e0, st));
       if (auto r = launch(); !r) return r.err();
-      GFDIT_DIT_CUDA(cudaEventRecord(e1, st));
-      GFDIT_DIT_CUDA(cudaEventSynchronize(e1));
+      GFDIT_CUDA(cudaEventRecord(e1, st));
+      GFDIT_CUDA(cudaEventSynchronize(e1));
       float ms = 0;
-      GFDIT_DIT_CUDA(cudaEventElapsedTime(&ms, e0, e1));
+      GFDIT_CUDA(cudaEventElapsedTime(&ms, e0, e1));
       eager.push_back(ms);
     }
     cudaGraph_t g = nullptr;
     cudaGraphExec_t ge = nullptr;
-    GFDIT_DIT_CUDA(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
+    GFDIT_CUDA(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
     auto captured = launch();
     const auto end = cudaStreamEndCapture(st, &g);
     if (!captured) return captured.err();
-    GFDIT_DIT_CUDA(end);
+    GFDIT_CUDA(end);
     // Node priorities (copied from the streams at capture): the Ulysses exchanges keep sc's.
-    GFDIT_DIT_CUDA(cudaGraphInstantiate(&ge, g, cudaGraphInstantiateFlagUseNodePriority));
-    GFDIT_DIT_CUDA(cudaGraphLaunch(ge, st));
-    GFDIT_DIT_CUDA(cudaStreamSynchronize(st));
+    GFDIT_CUDA(cudaGraphInstantiate(&ge, g, cudaGraphInstantiateFlagUseNodePriority));
+    GFDIT_CUDA(cudaGraphLaunch(ge, st));
+    GFDIT_CUDA(cudaStreamSynchronize(st));
     for (int i = 0; i < iters; ++i) {
       if (auto r = line_up(); !r) return r.err();
-      GFDIT_DIT_CUDA(cudaEventRecord(e0, st));
-      GFDIT_DIT_CUDA(cudaGraphLaunch(ge, st));
-      GFDIT_DIT_CUDA(cudaEventRecord(e1, st));
-      GFDIT_DIT_CUDA(cudaEventSynchronize(e1));
+      GFDIT_CUDA(cudaEventRecord(e0, st));
+      GFDIT_CUDA(cudaGraphLaunch(ge, st));
+      GFDIT_CUDA(cudaEventRecord(e1, st));
+      GFDIT_CUDA(cudaEventSynchronize(e1));
       float ms = 0;
-      GFDIT_DIT_CUDA(cudaEventElapsedTime(&ms, e0, e1));
+      GFDIT_CUDA(cudaEventElapsedTime(&ms, e0, e1));
       graph.push_back(ms);
     }
     cudaGraphExecDestroy(ge);
@@ -795,7 +779,7 @@ result<std::vector<std::pair<std::string, double>>> gpu_model::profile_block(int
   const std::size_t stages = names.size();
   if (auto r = p.time(batch, tokens, 2, false); !r) return r.err();  // buffers, algorithms, warm-up
   std::vector<cudaEvent_t> ev(stages + 1);
-  for (auto& e : ev) GFDIT_DIT_CUDA(cudaEventCreate(&e));
+  for (auto& e : ev) GFDIT_CUDA(cudaEventCreate(&e));
   std::vector<std::vector<float>> t(stages);
   p.marks = &ev;
   for (int i = 0; i < iters; ++i) {
@@ -803,10 +787,10 @@ result<std::vector<std::pair<std::string, double>>> gpu_model::profile_block(int
       if (auto r = g.world->barrier(g.group, coll::stream_ref{p.st}); !r) { p.marks = nullptr; return r.err(); }
     auto r = g.world ? p.block_ulysses(0, p.c.pos == positional::rope, true) : p.block(0, p.c.pos == positional::rope, true);
     if (!r) { p.marks = nullptr; return r.err(); }
-    GFDIT_DIT_CUDA(cudaEventSynchronize(ev.back()));
+    GFDIT_CUDA(cudaEventSynchronize(ev.back()));
     for (std::size_t s = 0; s < stages; ++s) {
       float ms = 0;
-      GFDIT_DIT_CUDA(cudaEventElapsedTime(&ms, ev[s], ev[s + 1]));
+      GFDIT_CUDA(cudaEventElapsedTime(&ms, ev[s], ev[s + 1]));
       t[s].push_back(ms);
     }
   }
@@ -890,7 +874,7 @@ result<std::unique_ptr<gpu_model>> gpu_model::generate(const model_config& c, st
   }
   if (auto r = gen(p->final_ada, 2 * H, H); !r) return r.err();
   if (auto r = gen(p->final_linear, c.patch_dim(), H); !r) return r.err();
-  GFDIT_DIT_CUDA(cudaStreamSynchronize(p->st));
+  GFDIT_CUDA(cudaStreamSynchronize(p->st));
   return std::unique_ptr<gpu_model>(new gpu_model(std::move(p)));
 }
 
@@ -991,9 +975,9 @@ result<std::vector<float>> forward_on(gpu_model::impl& p, const forward_input& i
     }
     auto up = [&](const void* src, std::size_t bytes) -> result<void*> {
       void* d = nullptr;
-      GFDIT_DIT_CUDA(cudaMalloc(&d, std::max<std::size_t>(bytes, 1)));
+      GFDIT_CUDA(cudaMalloc(&d, std::max<std::size_t>(bytes, 1)));
       tmp.push_back(d);
-      if (src && bytes) GFDIT_DIT_CUDA(cudaMemcpyAsync(d, src, bytes, cudaMemcpyHostToDevice, p.st));
+      if (src && bytes) GFDIT_CUDA(cudaMemcpyAsync(d, src, bytes, cudaMemcpyHostToDevice, p.st));
       return d;
     };
 #define GFDIT_DIT_UP(var, T, src, bytes) \
@@ -1014,8 +998,8 @@ result<std::vector<float>> forward_on(gpu_model::impl& p, const forward_input& i
     GFDIT_DIT_UP(d_txt_e, bf16*, nullptr, static_cast<std::size_t>(B * TC) * H * 2);
 #undef GFDIT_DIT_UP
     if (!cs.empty()) {
-      GFDIT_DIT_CUDA(cudaMemcpyAsync(p.cs, cs.data(), cs.size() * 4, cudaMemcpyHostToDevice, p.st));
-      GFDIT_DIT_CUDA(cudaMemcpyAsync(p.sn, sn.data(), sn.size() * 4, cudaMemcpyHostToDevice, p.st));
+      GFDIT_CUDA(cudaMemcpyAsync(p.cs, cs.data(), cs.size() * 4, cudaMemcpyHostToDevice, p.st));
+      GFDIT_CUDA(cudaMemcpyAsync(p.sn, sn.data(), sn.size() * 4, cudaMemcpyHostToDevice, p.st));
     }
     if (auto r = p.gemm(p.t_fc1, d_tf, B, d_t1); !r) return r.err();
     gpu::silu(d_t1, static_cast<long>(B) * H, p.st);
@@ -1025,7 +1009,7 @@ result<std::vector<float>> forward_on(gpu_model::impl& p, const forward_input& i
     if (text && TC > 0)
       if (auto r = p.gemm(p.txt, d_txt, B * TC, d_txt_e); !r) return r.err();
     gpu::assemble(p.x, d_txt_e, d_img_e, pos.empty() ? nullptr : d_pos, B, static_cast<int>(TC), static_cast<int>(IC), H, p.st);
-    GFDIT_DIT_CUDA(cudaGetLastError());
+    GFDIT_CUDA(cudaGetLastError());
     if (auto r = p.modulations(); !r) return r.err();
     const bool rope = c.pos == positional::rope;
     for (int blk = 0; blk < c.depth; ++blk)
@@ -1037,8 +1021,8 @@ result<std::vector<float>> forward_on(gpu_model::impl& p, const forward_input& i
     if (g.world)
       if (auto r = g.world->synchronize(coll::stream_ref{p.st}); !r) return r.err();  // a peer that never came
     std::vector<std::uint16_t> o(static_cast<std::size_t>(B * NR) * P);
-    GFDIT_DIT_CUDA(cudaMemcpyAsync(o.data(), p.out, o.size() * 2, cudaMemcpyDeviceToHost, p.st));
-    GFDIT_DIT_CUDA(cudaStreamSynchronize(p.st));
+    GFDIT_CUDA(cudaMemcpyAsync(o.data(), p.out, o.size() * 2, cudaMemcpyDeviceToHost, p.st));
+    GFDIT_CUDA(cudaStreamSynchronize(p.st));
     std::vector<float> res(static_cast<std::size_t>(B * IC) * P);
     for (int b = 0; b < B; ++b)
       for (std::int64_t t = 0; t < IC; ++t)
@@ -1080,13 +1064,13 @@ result<void> gpu_model::denoise(const request& r, int begin, int end, const sp_g
   };
   auto gather = [&](const float* mine, float* both, std::size_t bytes) -> result<void> {
     if (g.world->kind() == coll::backend_kind::host) return g.world->all_gather(g.cfg_pair, mine, both, bytes);
-    if (!staging.p) GFDIT_DIT_CUDA(cudaMalloc(&staging.p, 3 * bytes));  // the same bytes every step
+    if (!staging.p) GFDIT_CUDA(cudaMalloc(&staging.p, 3 * bytes));  // the same bytes every step
     char* d = static_cast<char*>(staging.p);
     const coll::stream_ref sr{p.st};
-    GFDIT_DIT_CUDA(cudaMemcpyAsync(d, mine, bytes, cudaMemcpyHostToDevice, p.st));
+    GFDIT_CUDA(cudaMemcpyAsync(d, mine, bytes, cudaMemcpyHostToDevice, p.st));
     if (auto x = g.world->all_gather(g.cfg_pair, d, d + bytes, bytes, sr); !x) return x;
     if (auto x = g.world->synchronize(sr); !x) return x;
-    GFDIT_DIT_CUDA(cudaMemcpy(both, d + bytes, 2 * bytes, cudaMemcpyDeviceToHost));
+    GFDIT_CUDA(cudaMemcpy(both, d + bytes, 2 * bytes, cudaMemcpyDeviceToHost));
     return {};
   };
   return denoise_with(forward_step, gather, p.c, r, begin, end, g, shard);
@@ -1110,16 +1094,16 @@ result<std::vector<float>> reshard_on_device(coll::World& w, const coll::Group& 
   const std::size_t out_n = to.is_member() ? static_cast<std::size_t>(coll::shard_rows(NI, to.size(), to.self()) * P) : 0;
   if (from.is_member() && shard.size() != in_n) return make_error(errc::invalid_argument, "dit reshard: source shard has the wrong size");
   device_bytes src, dst;
-  GFDIT_DIT_CUDA(cudaMalloc(&src.p, std::max<std::size_t>(in_n, 1) * sizeof(float)));
-  GFDIT_DIT_CUDA(cudaMalloc(&dst.p, std::max<std::size_t>(out_n, 1) * sizeof(float)));
+  GFDIT_CUDA(cudaMalloc(&src.p, std::max<std::size_t>(in_n, 1) * sizeof(float)));
+  GFDIT_CUDA(cudaMalloc(&dst.p, std::max<std::size_t>(out_n, 1) * sizeof(float)));
   // Synchronous copies around a reshard on the default stream.
-  if (in_n) GFDIT_DIT_CUDA(cudaMemcpy(src.p, shard.data(), in_n * sizeof(float), cudaMemcpyHostToDevice));
+  if (in_n) GFDIT_CUDA(cudaMemcpy(src.p, shard.data(), in_n * sizeof(float), cudaMemcpyHostToDevice));
   const coll::stream_ref sr{nullptr};
   if (auto r = w.reshard(from, to, coll::token_layout{NI, static_cast<std::size_t>(P) * sizeof(float)}, src.p, dst.p, sr); !r)
     return r.err();
   if (auto r = w.synchronize(sr); !r) return r.err();
   std::vector<float> out(out_n);
-  if (out_n) GFDIT_DIT_CUDA(cudaMemcpy(out.data(), dst.p, out_n * sizeof(float), cudaMemcpyDeviceToHost));
+  if (out_n) GFDIT_CUDA(cudaMemcpy(out.data(), dst.p, out_n * sizeof(float), cudaMemcpyDeviceToHost));
   return out;
 }
 
