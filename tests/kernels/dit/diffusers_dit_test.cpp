@@ -16,10 +16,12 @@
 #include "kernels/dit/numerics.hpp"
 #include "kernels/dit/safetensors.hpp"
 #include "kernels/dit/sampler.hpp"
+#include "tests/kernels/dit/rel_rms.hpp"
 
 namespace fs = std::filesystem;
 using namespace gfdit;
 using namespace gfdit::dit;
+using gfdit::dit::testing::rel_rms;
 
 namespace {
 
@@ -89,14 +91,6 @@ result<model_config> parse(const std::string& name, const std::string& text, int
   return config_from_diffusers(p, override_size);
 }
 
-double rel_rms(const std::vector<float>& a, const std::vector<float>& ref) {
-  double num = 0, den = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    num += (static_cast<double>(a[i]) - ref[i]) * (static_cast<double>(a[i]) - ref[i]);
-    den += static_cast<double>(ref[i]) * ref[i];
-  }
-  return std::sqrt(num / den);
-}
 
 // gfdit's forward on the fixture's inputs, as diffusers' epsilon channels [B][C][H][W].
 std::vector<float> eps_of(const model& m, const st_file& io) {

@@ -13,10 +13,12 @@
 #include "kernels/dit/safetensors.hpp"
 #include "kernels/dit/sampler.hpp"
 #include "tests/kernels/dit/tiny_pipeline.hpp"
+#include "tests/kernels/dit/rel_rms.hpp"
 
 namespace fs = std::filesystem;
 using namespace gfdit;
 using namespace gfdit::dit;
+using gfdit::dit::testing::rel_rms;
 
 namespace {
 
@@ -46,14 +48,6 @@ std::vector<std::uint8_t> png_of(const model& m, const model_card& card, generat
   return *png;
 }
 
-double rel_rms(const std::vector<float>& a, const std::vector<float>& ref) {
-  double num = 0, den = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    num += (static_cast<double>(a[i]) - ref[i]) * (static_cast<double>(a[i]) - ref[i]);
-    den += static_cast<double>(ref[i]) * ref[i];
-  }
-  return std::sqrt(num / den);
-}
 
 }  // namespace
 

@@ -15,23 +15,17 @@
 
 #include "kernels/dit/safetensors.hpp"
 #include "kernels/dit/vae.hpp"
+#include "tests/kernels/dit/rel_rms.hpp"
 
 namespace fs = std::filesystem;
 using namespace gfdit;
 using namespace gfdit::dit;
+using gfdit::dit::testing::rel_rms;
 
 namespace {
 
 const fs::path fixture = fs::path(GFDIT_SOURCE_DIR) / "tests/kernels/dit/fixtures/tiny-vae";
 
-double relative_rms(const std::vector<float>& got, const std::vector<float>& want) {
-  double num = 0, den = 0;
-  for (std::size_t i = 0; i < want.size(); ++i) {
-    num += (static_cast<double>(got[i]) - want[i]) * (static_cast<double>(got[i]) - want[i]);
-    den += static_cast<double>(want[i]) * want[i];
-  }
-  return std::sqrt(num / den);
-}
 
 struct reference {
   std::vector<float> latent, image, image_f64;
@@ -79,7 +73,7 @@ TEST(VaeDecoder, TinyFixtureMatchesPyTorchFp32AndFloat64) {
   auto image = vae->decode(ref.latent, ref.h, ref.w);
   ASSERT_TRUE(image.ok()) << image.err().what;
   ASSERT_EQ(image->size(), ref.image.size());
-  const double vs_fp32 = relative_rms(*image, ref.image), vs_f64 = relative_rms(*image, ref.image_f64);
+  const double vs_fp32 = rel_rms(*image, ref.image), vs_f64 = rel_rms(*image, ref.image_f64);
   std::printf("tiny-vae: relative rms error %.3g against PyTorch fp32, %.3g against float64\n", vs_fp32, vs_f64);
   EXPECT_LE(vs_fp32, 1e-4);
   EXPECT_LE(vs_f64, 1e-4);
