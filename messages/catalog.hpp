@@ -42,10 +42,11 @@ class catalog {
       if (!h) return h.err();
       return gfdit::to_json(h->get());
     };
-    const std::string defaults = encode(T{});  // the handle references these bytes
-    auto h = unpack_bounded(defaults);
-    return add_entry({std::string(T::type_name), type_id_of<T>, T::type_version,
-                      h ? schema_of(h->get()) : nlohmann::json{}, std::move(render)});
+    // The schema from the C++ value, not its encoding: msgpack packs an integral double (0.0) as
+    // an integer, which made every double field read "uint".
+    msgpack::zone zone;
+    const msgpack::object defaults(T{}, zone);
+    return add_entry({std::string(T::type_name), type_id_of<T>, T::type_version, schema_of(defaults), std::move(render)});
   }
 
   result<void> add_entry(catalog_entry entry);

@@ -19,6 +19,27 @@ TEST(catalog, finds_by_name_and_id_and_lists_schemas_sorted) {
   for (std::size_t i = 1; i < all.size(); ++i) EXPECT_LT(all[i - 1].name, all[i].name);
 }
 
+// msgpack writes an integral double (a default 0.0) as an integer; the schema is the C++ type's.
+struct with_double {
+  static constexpr std::string_view type_name = "test.with_double";
+  static constexpr std::uint16_t type_version = 1;
+  double ratio = 0.0;
+  float scale = 0.0f;
+  std::int32_t delta = 0;
+  std::uint64_t count = 0;
+  MSGPACK_DEFINE_MAP(ratio, scale, delta, count)
+};
+
+TEST(catalog, schemas_show_the_fields_real_types) {
+  catalog c;
+  ASSERT_TRUE(c.add<with_double>());
+  const auto* e = c.find("test.with_double");
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->schema["ratio"], "float");
+  EXPECT_EQ(e->schema["scale"], "float");
+  EXPECT_EQ(e->schema["count"], "uint");
+}
+
 TEST(catalog, a_payload_of_the_wrong_shape_renders_as_an_error) {
   const auto* e = catalog::global().find("system.heartbeat");
   ASSERT_NE(e, nullptr);
