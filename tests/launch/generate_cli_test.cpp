@@ -48,16 +48,12 @@ class GenerateCli : public ::testing::Test {
     fs::create_directories(dir_);
   }
   void TearDown() override { fs::remove_all(dir_); }
-  static bool have_fashion_weights() {
-    return fs::exists(fs::path(GFDIT_SOURCE_DIR) / "models" / "fashion-dit" / "model.safetensors");
-  }
   fs::path dir_;
 };
 
 }  // namespace
 
 TEST_F(GenerateCli, DrawsASneakerFromTheShippedModel) {
-  if (!have_fashion_weights()) GTEST_SKIP() << "models/fashion-dit has no trained weights yet";
   const fs::path out = dir_ / "s.png";
   auto r = run({"generate", "--model", "fashion-dit", "--prompt", "sneaker", "--out", out.string()}, dir_);
   ASSERT_EQ(r.status, 0) << r.output;
@@ -83,7 +79,6 @@ TEST_F(GenerateCli, DrawsASneakerFromTheShippedModel) {
 }
 
 TEST_F(GenerateCli, SeveralPicturesAsFilesOrOneGrid) {
-  if (!have_fashion_weights()) GTEST_SKIP() << "models/fashion-dit has no trained weights yet";
   auto r = run({"generate", "--prompt", "bag", "--n", "2", "--steps", "4", "--scale", "2", "--out", (dir_ / "b.png").string()},
                dir_);
   ASSERT_EQ(r.status, 0) << r.output;
@@ -101,7 +96,6 @@ TEST_F(GenerateCli, SeveralPicturesAsFilesOrOneGrid) {
 }
 
 TEST_F(GenerateCli, MistakesAreClearErrors) {
-  if (!have_fashion_weights()) GTEST_SKIP() << "models/fashion-dit has no trained weights yet";
   struct row {
     std::vector<std::string> args;
     std::string needle;
