@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The main job of `make run`: launches the default demo graph (launch/graphs/serving.yaml: the
+# The main job of `make run`: draws one picture of every class with the shipped fashion-dit
+# (out/fashion-grid.png), then launches the default demo graph (launch/graphs/serving.yaml: the
 # elastic control plane, four worker processes, a load client) once with the `static` baseline
 # and once with the elastic `edf-best-fit` policy, on the same 200-request trace, and prints
 # both results side by side. Usage: scripts/run_demo.sh BUILD_DIR
@@ -9,6 +10,15 @@ cd "$(dirname "$0")/.."
 gfdit="$build/launch/cli/gfdit"
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
+
+# Pictures first: gfdit generate on the CPU, the ten classes side by side, enlarged 4x; two
+# ranks (Ulysses degree 2 as threads) use both cores of a small machine, with the same bytes.
+mkdir -p out
+echo "== gfdit generate --model fashion-dit --every-class --grid"
+"$gfdit" generate --model fashion-dit --every-class --n 1 --seed 7 --grid --scale 4 --degree 2 \
+  --out out/fashion-grid.png --quiet
+echo "   (t-shirt/top, trouser, pullover, dress, coat, sandal, shirt, sneaker, bag, ankle boot)"
+echo
 
 for policy in static edf-best-fit; do
   echo "== gfdit launch launch/graphs/serving.yaml policy:=$policy"

@@ -73,7 +73,8 @@ int generate_main(int argc, char** argv) {
       ->check(CLI::Range(0.0f, 100.0f));
   app.add_option("--n", n, "how many pictures")->check(CLI::Range(1, 1024));
   app.add_option("--out", out, "the PNG file (with --n > 1 and no --grid: NAME-0.png, NAME-1.png, ...)");
-  app.add_flag("--grid", grid, "one PNG with every picture: ten a row, or a row per class with --every-class");
+  app.add_flag("--grid", grid,
+               "one PNG with every picture: ten a row, or a row per class with --every-class (one row with --n 1)");
   app.add_flag("--every-class", every_class, "--n pictures of every class (files NAME-CLASS-I.png, or --grid)");
   app.add_option("--scale", scale, "enlarge each picture by this factor (nearest neighbour)")->check(CLI::Range(1, 64));
   app.add_option("--device", device, "cpu or gpu")->check(CLI::IsMember({"cpu", "gpu"}));
@@ -172,7 +173,9 @@ int generate_main(int argc, char** argv) {
   if (pictures.size() > 1 && grid) {
     std::vector<dit::image8> all;
     for (const auto& p : pictures) all.push_back(p.img);
-    auto t = dit::tile(all, every_class ? n : std::min(n, 10));
+    // A row per class; one picture of each: all classes in one row.
+    const int cols = every_class ? (n == 1 ? static_cast<int>(labels.size()) : n) : std::min(n, 10);
+    auto t = dit::tile(all, cols);
     if (!t) return fail(t.err().what);
     sheet = std::move(*t);
     files.emplace_back(out, &sheet, every_class ? "every class" : class_name(label));
