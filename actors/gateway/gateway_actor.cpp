@@ -56,7 +56,11 @@ class gateway_actor : public actor {
                    p.declare<double>("timeout_s", 600.0, "answer 504 when a request takes longer (wall time)",
                                      [](const double& v) { return v > 0 ? "" : "must be > 0"; }),
                    p.declare<std::int64_t>("http_threads", 64, "concurrent HTTP connections served",
-                                           [](const std::int64_t& v) { return v > 0 ? "" : "must be > 0"; })})
+                                           [](const std::int64_t& v) { return v > 0 ? "" : "must be > 0"; }),
+                   p.declare<std::int64_t>("max_body_bytes", 1 << 20, "larger request bodies get 413 unread",
+                                           [](const std::int64_t& v) { return v > 0 ? "" : "must be > 0"; }),
+                   p.declare<double>("read_timeout_s", 10.0, "a client that sends nothing for this long is dropped",
+                                     [](const double& v) { return v > 0 ? "" : "must be > 0"; })})
       if (!r) return r;
     const auto listen = p.get<std::string>("listen");
     const auto colon = listen.rfind(':');
@@ -74,6 +78,8 @@ class gateway_actor : public actor {
     admission_ = p.get<std::string>("admission");
     timeout_ = std::chrono::duration<double>(p.get<double>("timeout_s"));
     threads_ = static_cast<std::size_t>(p.get<std::int64_t>("http_threads"));
+    max_body_ = static_cast<std::size_t>(p.get<std::int64_t>("max_body_bytes"));
+    read_timeout_ = std::chrono::duration<double>(p.get<double>("read_timeout_s"));
 
     ctx.on<msg::rejected>([this](const msg::rejected& r, const envelope&) { answer(r.client_tag, gateway::reply_for(r)); });
     ctx.subscribe<msg::request_done>(serving_names::done_topic, [this](const msg::request_done& d, const envelope&) {
@@ -99,6 +105,12 @@ class gateway_actor : public actor {
       int yes = 1;
       ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
     });
+    // Bounded input: a body over the limit is refused (413) before it is read, and a connection
+    // that goes quiet mid-request is closed.
+    server_->set_payload_max_length(max_body_);
+    const auto rt = std::chrono::duration_cast<std::chrono::microseconds>(read_timeout_);
+    server_->set_read_timeout(rt.count() / 1000000, rt.count() % 1000000);
+    server_->set_keep_alive_timeout(static_cast<time_t>(std::max<std::int64_t>(1, rt.count() / 1000000)));
     server_->Post("/v1/images/generations", [this](const httplib::Request& req, httplib::Response& res) {
       write(res, serve(req.body));
     });
@@ -193,6 +205,8 @@ class gateway_actor : public actor {
   std::size_t threads_ = 64;
   std::function<void()> wake_;
   std::unique_ptr<httplib::Server> server_;
+  std::size_t max_body_ = 1 << 20;
+  std::chrono::duration<double> read_timeout_{10.0};
   std::thread thread_;
   std::mutex mu_;
   bool accepting_ = false;                                                     // mu_

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <algorithm>
 #include <limits>
 #include <set>
 
@@ -18,6 +19,13 @@ const std::set<std::string, std::less<>> known = {"model", "size", "width", "hei
                                                   "guidance", "seed", "slo_ms", "slo_multiple",
                                                   "priority", "class", "n"};
 
+// A hostile value is quoted by its first characters only: a 50 MB array must not come back as a
+// 50 MB error.
+std::string clipped(std::string_view text) {
+  constexpr std::size_t keep = 64;
+  return text.size() <= keep ? std::string(text) : std::string(text.substr(0, keep)) + "... (" + std::to_string(text.size()) + " bytes)";
+}
+
 // Reads j[key] into out when present; false (and `err` set) when it has the wrong type.
 template <class T>
 bool read(const json& j, const char* key, T& out, http_reply& err) {
@@ -32,13 +40,13 @@ bool read(const json& j, const char* key, T& out, http_reply& err) {
                        : std::is_floating_point_v<T> ? "a number"
                        : std::is_unsigned_v<T>       ? "a non-negative integer"
                                                      : "an integer";
-    err = error_reply(400, "invalid", std::string("'") + key + "' must be " + want + ", got " + it->dump(), key);
+    err = error_reply(400, "invalid", std::string("'") + key + "' must be " + want + ", got " + clipped(it->dump()), key);
     return false;
   }
   if constexpr (std::is_integral_v<T> && std::is_signed_v<T>) {
     const auto v = it->get<std::int64_t>();
     if (v < std::numeric_limits<T>::min() || v > std::numeric_limits<T>::max()) {
-      err = error_reply(400, "invalid", std::string("'") + key + "' is out of range: " + it->dump(), key);
+      err = error_reply(400, "invalid", std::string("'") + key + "' is out of range: " + clipped(it->dump()), key);
       return false;
     }
   }
@@ -48,7 +56,27 @@ bool read(const json& j, const char* key, T& out, http_reply& err) {
 
 double ms(std::int64_t us) { return static_cast<double>(us) / 1000.0; }
 
+
 }  // namespace
+
+std::size_t nesting_depth(std::string_view body) {
+  std::size_t depth = 0, deepest = 0;
+  bool in_string = false, escaped = false;
+  for (char c : body) {
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return deepest;
+}
 
 http_reply error_reply(int status, std::string_view code, std::string_view message, std::string_view field) {
   json e = {{"code", code}, {"message", message}};
@@ -57,12 +85,16 @@ http_reply error_reply(int status, std::string_view code, std::string_view messa
 }
 
 std::variant<msg::generate_request, http_reply> parse_generation(std::string_view body) {
+  // Counted before parsing: a parsed tree 70,000 deep overflowed the stack when it was freed.
+  if (const auto depth = nesting_depth(body); depth > max_json_depth)
+    return error_reply(400, "invalid", "the body nests " + std::to_string(depth) + " levels deep (at most " +
+                                           std::to_string(max_json_depth) + ")");
   json j = json::parse(body, nullptr, false);
   if (j.is_discarded()) return error_reply(400, "invalid", "the body is not valid JSON");
   if (!j.is_object()) return error_reply(400, "invalid", "the body must be a JSON object");
   for (const auto& [key, value] : j.items())
     if (!known.count(key) && !ignored.count(key))
-      return error_reply(400, "invalid", "unknown field '" + key + "'", key);
+      return error_reply(400, "invalid", "unknown field '" + clipped(key) + "'", clipped(key));
   msg::generate_request r;
   r.steps = 30;
   http_reply err;
@@ -81,7 +113,7 @@ std::variant<msg::generate_request, http_reply> parse_generation(std::string_vie
       return error_reply(400, "invalid", "give 'size' or 'width' and 'height', not both", "size");
     int w = 0, h = 0, used = 0;
     if (std::sscanf(size.c_str(), "%dx%d%n", &w, &h, &used) != 2 || used != static_cast<int>(size.size()))
-      return error_reply(400, "invalid", "'size' must look like 1024x768, got '" + size + "'", "size");
+      return error_reply(400, "invalid", "'size' must look like 1024x768, got '" + clipped(size) + "'", "size");
     r.width = w;
     r.height = h;
   } else if (!j.contains("width") || !j.contains("height")) {

@@ -9,6 +9,7 @@
 // guidance 0, seed 0, best effort). OpenAI's `response_format`, `quality`, `style` and `user`
 // are accepted and ignored; any other field is an error that names it, so a typo never
 // silently changes a request.
+#include <cstddef>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -26,6 +27,13 @@ struct http_reply {
 // {"error": {"code": ..., "message": ..., "field": ...}} with the given status.
 http_reply error_reply(int status, std::string_view code, std::string_view message, std::string_view field = {});
 
+// Bodies nesting deeper than this are refused before they are parsed (the request's own JSON
+// is two levels deep).
+inline constexpr std::size_t max_json_depth = 32;
+// The deepest [ or { nesting of a JSON text, strings skipped; linear, no allocation.
+std::size_t nesting_depth(std::string_view body);
+
+// Errors quote a hostile value by its first 64 characters at most.
 std::variant<msg::generate_request, http_reply> parse_generation(std::string_view body);
 
 // Admission's answer: invalid 400 (naming the field and the rule), overloaded 429 with

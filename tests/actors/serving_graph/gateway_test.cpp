@@ -68,6 +68,34 @@ TEST(gateway_api, a_bad_body_is_a_400_that_names_the_field) {
   EXPECT_EQ(refused(R"({"model":"m","size":"512x512","stpes":20})"), (std::pair<int, std::string>{400, "stpes"}));
 }
 
+// Hostile bodies (issue 27's findings): 70,000 nested '[' crashed the gateway (the parsed tree's
+// destructor overflowed the stack), and a 50 MB value came back whole inside the error.
+TEST(gateway_api, hostile_bodies_get_short_clear_errors) {
+  EXPECT_EQ(gateway::nesting_depth(R"({"a":[1,{"b":"[[[["}]})"), 3u);  // brackets in strings do not count
+  EXPECT_EQ(gateway::nesting_depth(R"({"a":"\"[[["})"), 1u);           // nor after an escaped quote
+  const std::string deep = std::string(70000, '[') + std::string(70000, ']');
+  auto r = gateway::parse_generation(deep);
+  ASSERT_TRUE(std::holds_alternative<gateway::http_reply>(r));
+  const auto& rep = std::get<gateway::http_reply>(r);
+  EXPECT_EQ(rep.status, 400);
+  EXPECT_NE(rep.body.find("nests 70000 levels deep"), std::string::npos) << rep.body;
+  EXPECT_EQ(refused(std::string(40, '[') + std::string(40, ']')).first, 400);
+
+  std::string huge = R"({"model":"m","size":"512x512","steps":[)";
+  for (int i = 0; i < 200000; ++i) huge += "1,";
+  huge += "1]}";
+  auto big = gateway::parse_generation(huge);
+  ASSERT_TRUE(std::holds_alternative<gateway::http_reply>(big));
+  const auto& b = std::get<gateway::http_reply>(big);
+  EXPECT_EQ(b.status, 400);
+  EXPECT_LT(b.body.size(), 400u) << "the error quotes a prefix, not the value";
+  EXPECT_NE(b.body.find("bytes)"), std::string::npos) << b.body;
+  const std::string long_key = R"({")" + std::string(100000, 'k') + R"(":1})";
+  auto k = gateway::parse_generation(long_key);
+  ASSERT_TRUE(std::holds_alternative<gateway::http_reply>(k));
+  EXPECT_LT(std::get<gateway::http_reply>(k).body.size(), 600u);
+}
+
 TEST(gateway_api, admission_answers_and_terminal_messages_map_to_http) {
   msg::rejected over{1, "t", "overloaded", "", "queue full", 2300.0, 0};
   auto r = gateway::reply_for(over);
@@ -164,6 +192,14 @@ TEST(gateway_live, requests_over_http_are_served_and_bad_ones_get_clear_errors) 
   auto typo = http.Post("/v1/images/generations", R"({"model":"image-dit-20b-standin","size":"512x512","stpes":3})", "application/json");
   ASSERT_TRUE(typo);
   EXPECT_EQ(typo->status, 400);
+  // Hostile bodies: too deep (the gateway used to crash), too large (413, unread), and the
+  // gateway keeps serving.
+  auto deep = http.Post("/v1/images/generations", std::string(70000, '[') + std::string(70000, ']'), "application/json");
+  ASSERT_TRUE(deep);
+  EXPECT_EQ(deep->status, 400);
+  auto large = http.Post("/v1/images/generations", std::string(std::size_t{3} << 20, ' '), "application/json");
+  ASSERT_TRUE(large);
+  EXPECT_EQ(large->status, 413);
   // And the graph still serves after the errors.
   auto again = http.Post("/v1/images/generations", R"({"model":"image-dit-20b-standin","size":"512x512","steps":5})", "application/json");
   ASSERT_TRUE(again);
