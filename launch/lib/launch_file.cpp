@@ -70,6 +70,15 @@ nlohmann::json scalar_json(const YAML::Node& n, const std::string& text) {
   return text;
 }
 
+// What a launch file may ask for: beyond these it is a mistake or an attack, refused at once
+// with file:line (a 100,000-replica graph or an alias bomb hung `gfdit check` for minutes).
+namespace limits {
+constexpr std::int64_t max_replicas = 1024;
+constexpr std::size_t max_include_depth = 16;
+constexpr std::uintmax_t max_file_bytes = 1u << 20;
+constexpr std::size_t max_values = 100000;  // parameter values built, aliases expanded
+}  // namespace limits
+
 class loader {
  public:
   explicit loader(const std::vector<std::string>& overrides) {
@@ -174,6 +183,14 @@ class loader {
   }
 
   std::optional<nlohmann::json> value(const YAML::Node& n, const scope& s, const std::string& what) {
+    // Aliases share nodes in YAML but are copied here: a few lines of anchors can stand for
+    // billions of values. Counting what is built stops such a file at once.
+    if (++value_nodes_ > limits::max_values) {
+      if (value_nodes_ == limits::max_values + 1)
+        fail(mk(n, s), "'" + what + "' expands to more than " + std::to_string(limits::max_values) +
+                           " values (YAML aliases copied over and over?)");
+      return std::nullopt;
+    }
     if (n.IsScalar()) {
       auto t = subst(n.Scalar(), s, mk(n, s));
       if (!t) return std::nullopt;
@@ -259,6 +276,16 @@ class loader {
     std::error_code ec;
     if (!fs::is_regular_file(abs, ec)) {
       fail(from, "cannot read launch file '" + display_path(abs) + "'");
+      return;
+    }
+    if (stack_.size() >= limits::max_include_depth) {
+      fail(from, "includes nest more than " + std::to_string(limits::max_include_depth) + " files deep at '" +
+                     display_path(abs) + "'");
+      return;
+    }
+    if (const auto size = fs::file_size(abs, ec); !ec && size > limits::max_file_bytes) {
+      fail(from, "launch file '" + display_path(abs) + "' has " + std::to_string(size) + " bytes (at most " +
+                     std::to_string(limits::max_file_bytes) + ")");
       return;
     }
     const scope s{display_path(abs), abs.parent_path(), std::nullopt};
@@ -390,6 +417,11 @@ class loader {
     if (p["replicas"]) {
       auto r = integer(p["replicas"], file_scope, "replicas", 1);
       if (!r) return;
+      if (*r > limits::max_replicas) {
+        fail(mk(p["replicas"], file_scope), "'replicas' must be at most " + std::to_string(limits::max_replicas) +
+                                                ", got " + std::to_string(*r));
+        return;
+      }
       replicas = static_cast<int>(*r);
     }
     if (!keys_ok) return;
@@ -484,6 +516,7 @@ class loader {
   std::set<std::string> used_;
   std::set<std::string> declared_;
   std::vector<std::string> stack_;
+  std::size_t value_nodes_ = 0;
   std::vector<std::string> errors_;
   std::set<std::string> seen_;
   std::map<std::string, mark> process_marks_, node_marks_, actor_marks_;

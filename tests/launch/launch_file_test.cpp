@@ -2,6 +2,8 @@
 // per kind of mistake. Also the Slurm and endpoint arithmetic.
 #include <gtest/gtest.h>
 
+#include <chrono>
+
 #include "actors/runtime/context.hpp"
 #include "actors/runtime/registry.hpp"
 #include "launch/lib/endpoints.hpp"
@@ -164,6 +166,36 @@ TEST(LaunchFile, ArgumentErrors) {
   EXPECT_NE(e.find("args.yaml:3:3: argument 'needed' has no default: pass needed:=VALUE"), std::string::npos) << e;
   EXPECT_NE(e.find("args.yaml:6:11: $(arg other): no argument 'other' is declared"), std::string::npos) << e;
   EXPECT_NE(e.find("command line: unknown argument 'typo' (the graph declares: needed)"), std::string::npos) << e;
+}
+
+// Limits (issue 27): each refused at once, with file:line, where it used to hang `gfdit check`.
+TEST(LaunchFile, HostileFilesHitLimitsFast) {
+  temp_dir d;
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto many = d.write("many.yaml", "graph: g\nprocesses:\n  - name: p\n    replicas: 100000\n    actors: []\n");
+  auto e = error_of(many);
+  EXPECT_NE(e.find("many.yaml:4:15: 'replicas' must be at most 1024, got 100000"), std::string::npos) << e;
+
+  // Nine levels of aliases, each ten copies of the one before: 10^9 values once expanded.
+  std::string bomb = "graph: g\nparameters:\n  l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n";
+  for (int i = 1; i < 9; ++i) {
+    bomb += "  l" + std::to_string(i) + ": &l" + std::to_string(i) + " [";
+    for (int k = 0; k < 10; ++k) bomb += std::string(k ? ", " : "") + "*l" + std::to_string(i - 1);
+    bomb += "]\n";
+  }
+  e = error_of(d.write("bomb.yaml", bomb + "processes: []\n"));
+  EXPECT_NE(e.find("bomb.yaml:"), std::string::npos) << e;
+  EXPECT_NE(e.find("expands to more than 100000 values"), std::string::npos) << e;
+
+  d.write("deep0.yaml", "graph: g\n");
+  for (int i = 1; i <= 20; ++i)
+    d.write("deep" + std::to_string(i) + ".yaml", "include: deep" + std::to_string(i - 1) + ".yaml\n");
+  e = error_of(d.path() + "/deep20.yaml");
+  EXPECT_NE(e.find("includes nest more than 16 files deep"), std::string::npos) << e;
+
+  e = error_of(d.write("big.yaml", "graph: g\n# " + std::string(2u << 20, 'x') + "\n"));
+  EXPECT_NE(e.find("has 2097164 bytes (at most 1048576)"), std::string::npos) << e;
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10)) << "limits must fail fast";
 }
 
 TEST(LaunchFile, SyntaxErrorAndBadFieldValues) {
