@@ -217,7 +217,7 @@ bool actor_context::handle_system(const envelope& env) {
     } else {
       auto parsed = nlohmann::json::parse(q->value_json, nullptr, false);
       if (parsed.is_discarded()) v.error = "value of '" + q->name + "' is not JSON: " + q->value_json;
-      else if (auto r = params_.set(q->name, parsed); !r) v.error = r.err().what;
+      else if (auto r = params_.set_while_running(q->name, parsed); !r) v.error = r.err().what;
     }
     v.values_json = params_.values().dump();
     if (env.correlation)

@@ -92,10 +92,26 @@ result<void> parameters::set(const std::string& name, const nlohmann::json& valu
   return {};
 }
 
+result<void> parameters::set_while_running(const std::string& name, const nlohmann::json& value) {
+  auto it = entries_.find(name);
+  if (it != entries_.end() && !it->second.settable)
+    return make_error(errc::state, "parameter '" + name +
+                                       "' is read once at configure: it cannot change while the actor runs (give it in the "
+                                       "launch file)");
+  return set(name, value);
+}
+
+void parameters::settable(const std::string& name) {
+  auto it = entries_.find(name);
+  if (it == entries_.end()) throw std::out_of_range("undeclared parameter '" + name + "'");
+  it->second.settable = true;
+}
+
 void parameters::watch(const std::string& name, on_change fn) {
   auto it = entries_.find(name);
   if (it == entries_.end()) throw std::out_of_range("undeclared parameter '" + name + "'");
   it->second.watchers.push_back(std::move(fn));
+  it->second.settable = true;
 }
 
 nlohmann::json parameters::values() const {
@@ -110,7 +126,8 @@ nlohmann::json parameters::describe() const {
     j[k] = {{"type", to_string(e.type)},
             {"default", e.default_value},
             {"value", e.value},
-            {"description", e.description}};
+            {"description", e.description},
+            {"settable", e.settable}};
   return j;
 }
 

@@ -50,10 +50,18 @@ class parameters {
 
   // Type-checked and validated; the old value stays when it fails.
   result<void> set(const std::string& name, const nlohmann::json& value);
+  // A change while the actor runs (system.parameter_set, `gfdit param set`): only for parameters
+  // the actor said it applies then (settable, or watched); others are refused, saying they are
+  // read once at configure, instead of reporting a change that never takes effect.
+  result<void> set_while_running(const std::string& name, const nlohmann::json& value);
+  // The actor reads this parameter afresh each time it needs it, so a change acts at once.
+  void settable(const std::string& name);
+  // Called with each new value; a watched parameter is settable.
   void watch(const std::string& name, on_change fn);
+  bool is_settable(const std::string& name) const { return has(name) && at(name).settable; }
 
   nlohmann::json values() const;    // {"name": value}
-  nlohmann::json describe() const;  // {"name": {"type", "default", "value", "description"}}
+  nlohmann::json describe() const;  // {"name": {"type", "default", "value", "description", "settable"}}
 
   template <class T>
   static constexpr param_type type_of() {
@@ -71,6 +79,7 @@ class parameters {
     std::string description;
     validator check;
     std::vector<on_change> watchers;
+    bool settable = false;
   };
   const entry& at(const std::string& name) const;
   static result<nlohmann::json> coerce(param_type type, const nlohmann::json& v);

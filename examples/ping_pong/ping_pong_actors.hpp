@@ -34,6 +34,14 @@ class pinger : public actor {
             "period_ms", 20, "time between pings", [](const std::int64_t& v) { return v >= 0 ? "" : "must be >= 0"; });
         !r)
       return r;
+    // Both act while running: `count` is read on every tick and pong, a new `period_ms`
+    // restarts the timer.
+    ctx.params().settable("count");
+    ctx.params().watch("period_ms", [this, &ctx](const nlohmann::json&) {
+      if (timer_ == 0) return;  // not active yet: on_activate reads it
+      ctx.cancel(timer_);
+      start_timer(ctx);
+    });
     ctx.subscribe<msg::pong>("pong", [this, &ctx](const msg::pong& p, const envelope&) {
       const auto rtt = std::chrono::steady_clock::now() - sent_at_;
       rtts_us_.push_back(std::chrono::duration<double, std::micro>(rtt).count());
@@ -44,17 +52,21 @@ class pinger : public actor {
     return {};
   }
   result<void> on_activate(context& ctx) override {
+    start_timer(ctx);
+    return {};
+  }
+  const std::vector<double>& rtts_us() const { return rtts_us_; }
+
+ private:
+  void start_timer(context& ctx) {
     const auto period = std::chrono::milliseconds(ctx.params().get<std::int64_t>("period_ms"));
     timer_ = ctx.every(period, [this, &ctx] {
       if (sent_ >= ctx.params().get<std::int64_t>("count")) return ctx.cancel(timer_);
       sent_at_ = std::chrono::steady_clock::now();
       (void)ctx.publish("ping", msg::ping{static_cast<std::uint64_t>(++sent_), "hello"});
     });
-    return {};
   }
-  const std::vector<double>& rtts_us() const { return rtts_us_; }
 
- private:
   std::int64_t default_count_;
   std::int64_t sent_ = 0;
   timer_id timer_ = 0;

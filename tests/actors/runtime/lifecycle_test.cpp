@@ -73,8 +73,12 @@ TEST(lifecycle, parameters_are_read_and_set_through_system_messages) {
   auto n = node::create({.name = "lc3"});
   ASSERT_TRUE(n);
   collector<msg::parameter_value> answers;
-  ASSERT_TRUE((*n)->add("tuned", std::make_unique<lambda_actor>([](context& ctx) {
-    return ctx.params().declare<std::int64_t>("depth", 4, "", [](const std::int64_t& v) { return v >= 1 && v <= 8 ? "" : "must be in [1, 8]"; });
+  std::atomic<std::int64_t> applied{0};
+  ASSERT_TRUE((*n)->add("tuned", std::make_unique<lambda_actor>([&applied](context& ctx) -> result<void> {
+    auto r = ctx.params().declare<std::int64_t>("depth", 4, "", [](const std::int64_t& v) { return v >= 1 && v <= 8 ? "" : "must be in [1, 8]"; });
+    if (!r) return r;
+    ctx.params().watch("depth", [&applied](const nlohmann::json& v) { applied = v.get<std::int64_t>(); });
+    return ctx.params().declare<std::int64_t>("width", 2);  // read at configure only
   })));
   ASSERT_TRUE((*n)->add("client", std::make_unique<lambda_actor>(nullptr, [&](context& ctx) {
     auto keep = [&](result<msg::parameter_value> v) { answers.push(v ? *v : msg::parameter_value{"", "", v.err().what}); };
@@ -82,15 +86,19 @@ TEST(lifecycle, parameters_are_read_and_set_through_system_messages) {
     ctx.request<msg::parameter_value>("tuned", msg::parameter_set{"depth", "\"deep\""}, std::chrono::seconds(5), keep);
     ctx.request<msg::parameter_value>("tuned", msg::parameter_set{"depth", "6"}, std::chrono::seconds(5), keep);
     ctx.request<msg::parameter_value>("tuned", msg::parameter_get{"depth"}, std::chrono::seconds(5), keep);
+    ctx.request<msg::parameter_value>("tuned", msg::parameter_set{"width", "3"}, std::chrono::seconds(5), keep);
     return result<void>{};
   })));
   ASSERT_TRUE((*n)->start());
-  ASSERT_TRUE(answers.wait_for(4));
+  ASSERT_TRUE(answers.wait_for(5));
   auto a = answers.items();
   EXPECT_NE(a[0].error.find("must be in [1, 8]"), std::string::npos) << a[0].error;
   EXPECT_NE(a[1].error.find("expected int"), std::string::npos) << a[1].error;
   EXPECT_EQ(a[2].error, "");
   EXPECT_EQ(nlohmann::json::parse(a[3].values_json)["depth"], 6);
+  EXPECT_EQ(applied.load(), 6) << "the actor saw the change";
+  EXPECT_NE(a[4].error.find("'width' is read once at configure"), std::string::npos) << a[4].error;
+  EXPECT_EQ(nlohmann::json::parse(a[4].values_json)["width"], 2) << "a refused change leaves the value";
 }
 
 }  // namespace
