@@ -24,6 +24,7 @@ struct load_client::impl {
   std::vector<sim::arrival> trace;
   sim::metrics_recorder metrics;
   std::map<std::string, std::size_t> by_tag;  // client_tag -> index in trace
+  std::set<std::string> ended;                 // tags with a terminal answer: a duplicate counts once
   std::set<std::pair<std::uint64_t, std::uint64_t>> formed;  // (group id, epoch) seen active
   std::size_t sent = 0, terminal = 0;
   // The recorder measures from time zero; live stamps are absolute model times, so every time
@@ -70,7 +71,7 @@ result<void> load_client::on_configure(context& ctx) {
   };
   ctx.on<msg::rejected>([this, terminal](const msg::rejected& r, const envelope&) {
     auto it = impl_->by_tag.find(r.client_tag);
-    if (it == impl_->by_tag.end()) return;
+    if (it == impl_->by_tag.end() || !impl_->ended.insert(r.client_tag).second) return;
     impl_->t0_us = std::min(impl_->t0_us, r.at_us);
     impl_->metrics.rejected(impl_->trace[it->second].request.class_name, r.at_us - impl_->t0_us);
     terminal(r.at_us);
@@ -96,6 +97,10 @@ result<void> load_client::on_configure(context& ctx) {
   });
   ctx.subscribe<msg::request_done>(names::done_topic, [this, terminal](const msg::request_done& d, const envelope&) {
     if (!impl_->by_tag.count(d.client_tag)) return;  // another client's request
+    if (!impl_->ended.insert(d.client_tag).second) return;
+    // Its own arrival bounds time zero too: a RequestDone handled before any Admitted must not
+    // be shifted by the INT64_MAX placeholder.
+    impl_->t0_us = std::min(impl_->t0_us, d.arrival_us);
     auto shifted = d;
     shifted.arrival_us -= impl_->t0_us;
     shifted.finish_us -= impl_->t0_us;
