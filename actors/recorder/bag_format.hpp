@@ -9,7 +9,7 @@
 //
 // A chunk is written whole or not at all as far as a reader cares: one that is cut off or whose
 // CRC fails ends the readable part, so a bag cut off mid-write reads up to its last complete
-// chunk, and repair() rebuilds the index from the chunks.
+// chunk; repair() rebuilds the index from every valid chunk, resynchronising past damaged ones.
 #include <cstdint>
 #include <map>
 #include <optional>

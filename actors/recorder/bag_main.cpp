@@ -81,11 +81,45 @@ std::string type_name(std::uint32_t id, const bag::header& h) {
   return "#" + std::to_string(id);
 }
 
-int cmd_info(const std::string& path, bool json) {
+// Up to this size `info` reads every chunk unless told not to (--no-verify); above it only with
+// --verify, as that reads the whole file.
+constexpr std::uint64_t verify_by_default_bytes = 256ull << 20;
+enum class verify_mode { automatic, on, off };
+
+std::string describe(const bag::damaged_chunk& d) {
+  return "offset " + std::to_string(d.offset) + " (" + std::to_string(d.bytes) + " bytes, " +
+         (d.count ? std::to_string(*d.count) + " messages" : std::string("messages unknown")) + "): " + d.what;
+}
+
+int cmd_info(const std::string& path, bool json, verify_mode vm) {
   auto r = bag::reader::open(path);
   if (!r) return fail(r.err().what);
   const auto& h = (*r)->head();
   const auto& ix = (*r)->idx();
+  // The footer's counts say nothing about the chunks' bytes: check them.
+  const bool verify = vm == verify_mode::on || (vm == verify_mode::automatic && (*r)->file_size() <= verify_by_default_bytes);
+  std::vector<bag::damaged_chunk> damaged;
+  if (verify && !ix.recovered) {
+    damaged = (*r)->verify();
+  } else if (verify) {
+    // The index scan stopped at the first chunk it could not use; a scan that resynchronises
+    // tells damage (valid chunks after it) from an end cut off mid-write.
+    auto s = bag::reader::open(path, {.scan = true, .resync = true});
+    if (!s) return fail(s.err().what);
+    for (const auto& d : (*s)->damaged())
+      if (!d.cut_off) damaged.push_back(d);
+  }
+  const std::string status = !damaged.empty() ? "damaged" : ix.recovered ? "recovered" : verify ? "healthy" : "unverified";
+  const std::string verified = verify ? "every chunk's CRC checked"
+                               : vm == verify_mode::off ? "chunks not checked (--no-verify)"
+                                                        : "chunks not checked (over " + std::to_string(verify_by_default_bytes >> 20) +
+                                                              " MiB; --verify checks them)";
+  nlohmann::json damaged_json = nlohmann::json::array();
+  for (const auto& d : damaged) {
+    nlohmann::json e = {{"offset", d.offset}, {"bytes", d.bytes}, {"check", d.what}};
+    if (d.count) e["messages"] = *d.count;
+    damaged_json.push_back(e);
+  }
   nlohmann::json types = nlohmann::json::object();
   for (const auto& [id, n] : ix.types) types[type_name(id, h)] = n;
   auto counts = [](const std::map<std::string, bag::name_stats>& m) {
@@ -107,13 +141,17 @@ int cmd_info(const std::string& path, bool json) {
                       {"last", ix.count ? iso_time(ix.last_ns) : ""},
                       {"duration_s", (ix.last_ns - ix.first_ns) / 1e9},
                       {"index", ix.recovered ? "rebuilt: " + (*r)->recovery_note() : "footer"},
+                      {"status", status},
+                      {"verified", verify},
+                      {"damaged", damaged_json},
                       {"types", types},
                       {"senders", counts(ix.senders)},
                       {"topics", counts(ix.topics)},
                       {"destinations", counts(ix.destinations)}};
+  const int rc = damaged.empty() ? 0 : 1;
   if (json) {
     std::printf("%s\n", j.dump(2).c_str());
-    return 0;
+    return rc;
   }
   std::printf("bag:        %s (%llu bytes)\n", path.c_str(), static_cast<unsigned long long>((*r)->file_size()));
   std::printf("format:     %u, host %s, started %s\n", h.version, h.host.c_str(), iso_time(h.start_ns).c_str());
@@ -122,6 +160,11 @@ int cmd_info(const std::string& path, bool json) {
   std::printf("messages:   %llu in %zu chunks, %.3f s", static_cast<unsigned long long>(ix.count), ix.chunks.size(), (ix.last_ns - ix.first_ns) / 1e9);
   if (ix.count) std::printf(" (%s .. %s)", iso_time(ix.first_ns).c_str(), iso_time(ix.last_ns).c_str());
   std::printf("\nindex:      %s\n", j["index"].get<std::string>().c_str());
+  if (damaged.empty())
+    std::printf("status:     %s (%s)\n", status.c_str(), verified.c_str());
+  else
+    std::printf("status:     damaged: %zu chunk(s) fail their checks; `bag repair` keeps every other chunk\n", damaged.size());
+  for (const auto& d : damaged) std::printf("  %s\n", describe(d).c_str());
   auto table = [](const char* title, const nlohmann::json& m) {
     if (m.empty()) return;
     std::printf("%s:\n", title);
@@ -131,7 +174,7 @@ int cmd_info(const std::string& path, bool json) {
   table("senders", j["senders"]);
   table("topics", j["topics"]);
   table("destinations", j["destinations"]);
-  return 0;
+  return rc;
 }
 
 int cmd_echo(const std::string& path, bool json, const bag::filter& f, std::uint64_t from, std::uint64_t limit) {
@@ -200,14 +243,35 @@ int cmd_filter(const std::string& in, const std::string& out, const bag::filter&
   return 0;
 }
 
-int cmd_repair(const std::string& path, const std::string& out) {
-  auto rep = bag::repair(path, out);
+// Never replaces IN unless told (--in-place): a repair that drops damaged chunks must not take
+// the only copy of their bytes with it.
+int cmd_repair(const std::string& in, std::string out, bool in_place) {
+  if (in_place && !out.empty()) return fail("repair: --in-place replaces IN and takes no OUT");
+  std::error_code ec;
+  if (in_place) out = in;
+  else if (out.empty()) out = in + ".repaired";
+  else if (out == in || std::filesystem::equivalent(in, out, ec))
+    return fail("repair: OUT is IN; pass --in-place to replace it");
+  auto rep = bag::repair(in, out);
   if (!rep) return fail(rep.err().what);
-  std::printf("repaired %s: %llu messages in %llu chunks; %llu bytes after the last complete chunk dropped%s%s\n",
-              (out.empty() ? path : out).c_str(), static_cast<unsigned long long>(rep->messages),
-              static_cast<unsigned long long>(rep->chunks), static_cast<unsigned long long>(rep->dropped_bytes),
-              rep->note.empty() ? "" : "; old index: ", rep->note.c_str());
-  return 0;
+  std::printf("repaired %s %s%s: %llu messages in %llu chunks; %llu bytes dropped\n", in.c_str(),
+              in_place ? "in place" : "into ", in_place ? "" : out.c_str(), static_cast<unsigned long long>(rep->messages),
+              static_cast<unsigned long long>(rep->chunks), static_cast<unsigned long long>(rep->dropped_bytes));
+  std::uint64_t chunks = 0, messages = 0;
+  bool unknown = false;
+  for (const auto& s : rep->skipped) {
+    std::printf("  %s %s\n", s.cut_off ? "cut off (an incomplete last chunk) at" : "skipped damaged chunk at", describe(s).c_str());
+    if (s.cut_off) continue;
+    ++chunks;
+    messages += s.count.value_or(0);
+    unknown = unknown || !s.count;
+  }
+  if (!rep->note.empty()) std::printf("old index: %s\n", rep->note.c_str());
+  if (!rep->damaged()) return 0;
+  std::printf("DROPPED %llu damaged chunk(s) holding %llu%s messages; %s\n", static_cast<unsigned long long>(chunks),
+              static_cast<unsigned long long>(messages), unknown ? " or more" : "",
+              in_place ? "they are gone from the bag" : (in + " is unchanged").c_str());
+  return 1;
 }
 
 int cmd_timeline(const std::string& path, const std::vector<std::string>& outs) {
@@ -360,9 +424,12 @@ int bag_main(int argc, char** argv) {
   std::vector<std::string> outs, peers;
   filter_args fa;
 
-  auto* info = app.add_subcommand("info", "header, counts, time range, index state");
+  auto* info = app.add_subcommand("info", "header, counts, time range, index state, damaged chunks (exit 1 if any)");
   info->add_option("bag", path, "bag file")->required();
   info->add_flag("--json", json, "as JSON");
+  bool verify = false, no_verify = false;
+  auto* verify_flag = info->add_flag("--verify", verify, "check every chunk's CRC (the default up to 256 MiB)");
+  info->add_flag("--no-verify", no_verify, "do not read the chunks (counts from the index only)")->excludes(verify_flag);
 
   auto* echo = app.add_subcommand("echo", "print messages");
   echo->add_option("bag", path, "bag file")->required();
@@ -378,9 +445,14 @@ int bag_main(int argc, char** argv) {
   filt->add_option("--to", to, "end message index (exclusive)");
   fa.add_to(*filt);
 
-  auto* rep = app.add_subcommand("repair", "rebuild the index (a bag cut off mid-write keeps every complete chunk)");
+  auto* rep = app.add_subcommand("repair", "rebuild the index and keep every chunk whose CRC holds (exit 1 if a damaged "
+                                            "chunk was dropped)");
   rep->add_option("bag", path, "bag file")->required();
-  rep->add_option("--out", out, "write the repaired bag here (default: in place)");
+  std::string out_option;
+  bool in_place = false;
+  auto* rep_out = rep->add_option("out", out, "write the repaired bag here (default: BAG.repaired)");
+  rep->add_option("--out", out_option, "the same as OUT")->excludes(rep_out);
+  rep->add_flag("--in-place", in_place, "replace BAG (through a temporary file and a rename)");
 
   auto* tl = app.add_subcommand("timeline", "trajectory tasks per worker over time");
   tl->add_option("bag", path, "bag file")->required();
@@ -408,10 +480,10 @@ int bag_main(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : 2;
   }
   try {
-    if (*info) return cmd_info(path, json);
+    if (*info) return cmd_info(path, json, verify ? verify_mode::on : no_verify ? verify_mode::off : verify_mode::automatic);
     if (*echo) return cmd_echo(path, json, fa.make(), from, limit);
     if (*filt) return cmd_filter(path, out, fa.make(), from, to);
-    if (*rep) return cmd_repair(path, out);
+    if (*rep) return cmd_repair(path, out.empty() ? out_option : out, in_place);
     if (*tl) return cmd_timeline(path, outs);
     auto join = [](const std::vector<std::string>& v) {
       std::string s;

@@ -19,6 +19,13 @@ std::string at(const std::string& path, std::uint64_t offset) {
   return "bag '" + path + "' at offset " + std::to_string(offset) + ": ";
 }
 
+// An error about the chunk at `offset` without the prefix naming the bag (and that offset).
+std::string check_failed(const std::string& path, std::uint64_t offset, std::string what) {
+  for (const std::string& p : {at(path, offset), "bag '" + path + "' "})
+    if (what.starts_with(p)) return what.substr(p.size());
+  return what;
+}
+
 }  // namespace
 
 reader::~reader() {
@@ -77,7 +84,7 @@ result<std::unique_ptr<reader>> reader::open(const std::string& path, open_optio
     r->note_ = f.err().what;
   }
   if (!r->note_.empty()) {
-    if (auto s = r->scan(); !s) return s.err();
+    if (auto s = r->scan(o.resync); !s) return s.err();
     r->index_.recovered = true;
   }
   return r;
@@ -146,36 +153,151 @@ result<void> reader::load_chunk(std::uint64_t offset, std::string& payload,
   return {};
 }
 
-result<void> reader::scan() {
+result<void> reader::add_chunk(std::uint64_t offset, std::uint32_t bytes, const std::string& payload,
+                               const std::vector<std::pair<std::uint32_t, std::uint32_t>>& spans) {
+  std::vector<envelope> envs;
+  envs.reserve(spans.size());
+  for (const auto& [p, n] : spans) {
+    auto env = decode_envelope(std::string_view(payload).substr(p, n));
+    if (!env) return make_error(errc::decode_failed, at(path_, offset + chunk_head_bytes + p) + env.err().what);
+    envs.push_back(std::move(*env));
+  }
+  const auto chunk_no = static_cast<std::uint32_t>(index_.chunks.size());
+  chunk_info info{offset, bytes, static_cast<std::uint32_t>(envs.size()), index_.count, 0, 0};
+  bool first = true;
+  for (const auto& env : envs) {
+    if (first || env.time.wall_ns < info.first_ns) info.first_ns = env.time.wall_ns;
+    if (first || env.time.wall_ns > info.last_ns) info.last_ns = env.time.wall_ns;
+    first = false;
+    index_.add(chunk_no, env);
+  }
+  index_.chunks.push_back(info);
+  return {};
+}
+
+result<void> reader::scan(bool resync) {
   index_ = {};
-  std::uint64_t off = data_begin_;
+  damaged_.clear();
+  std::uint64_t off = data_begin_, good_end = data_begin_;
   std::string payload;
   std::vector<std::pair<std::uint32_t, std::uint32_t>> spans;
-  while (off + chunk_head_bytes <= size_) {
+  while (resync ? off < size_ : off + chunk_head_bytes <= size_) {
+    // The footer's own magic ends the data normally (a footer cut off included).
+    std::string m;
+    if (read_at(off, 4, m) && m == index_magic) break;
     std::uint32_t bytes = 0;
-    if (auto r = load_chunk(off, payload, spans, &bytes); !r) {
-      // The footer's own magic ends the data normally; anything else is a cut or damage.
-      std::string m;
-      (void)read_at(off, 4, m);
-      if (m != index_magic) note_ += "; readable up to offset " + std::to_string(off) + " (" + r.err().what + ")";
+    result<void> r = size_ - off < chunk_head_bytes
+                         ? result<void>(make_error(errc::decode_failed, at(path_, off) + "cut off: " + std::to_string(size_ - off) +
+                                                                            " bytes, less than a chunk head"))
+                         : load_chunk(off, payload, spans, &bytes);
+    const bool checked = r.ok();
+    if (r) r = add_chunk(off, bytes, payload, spans);
+    if (r) {
+      off += chunk_head_bytes + bytes;
+      good_end = off;
+      continue;
+    }
+    if (!resync) {
+      if (checked) return r.err();  // its CRC holds, so the writer wrote what does not decode
+      note_ += "; readable up to offset " + std::to_string(off) + " (" + r.err().what + ")";
       break;
     }
-    const auto chunk_no = static_cast<std::uint32_t>(index_.chunks.size());
-    chunk_info info{off, bytes, static_cast<std::uint32_t>(spans.size()), index_.count, 0, 0};
-    bool first = true;
-    for (const auto& [p, n] : spans) {
-      auto env = decode_envelope(std::string_view(payload).substr(p, n));
-      if (!env) return make_error(errc::decode_failed, at(path_, off + chunk_head_bytes + p) + env.err().what);
-      if (first || env->time.wall_ns < info.first_ns) info.first_ns = env->time.wall_ns;
-      if (first || env->time.wall_ns > info.last_ns) info.last_ns = env->time.wall_ns;
-      first = false;
-      index_.add(chunk_no, *env);
-    }
-    index_.chunks.push_back(info);
-    off += chunk_head_bytes + bytes;
+    damaged_chunk d{.offset = off, .what = check_failed(path_, off, r.err().what)};
+    const std::uint64_t next = resume_after(off, d);
+    d.bytes = next - off;
+    note_ += "; skipped " + std::to_string(d.bytes) + " bytes at offset " + std::to_string(off) + " (" + d.what + ")";
+    damaged_.push_back(std::move(d));
+    off = next;
   }
-  data_end_ = off;
+  data_end_ = resync ? good_end : off;
   return {};
+}
+
+bool reader::plausible_head(std::uint64_t offset, std::uint32_t& len, std::uint32_t& count) const {
+  std::string head;
+  if (!read_at(offset, chunk_head_bytes, head) || std::string_view(head).substr(0, 4) != chunk_magic) return false;
+  len = get_u32(head.data() + 4);
+  count = get_u32(head.data() + 8);
+  return len <= max_chunk_bytes && count <= len / 5 && offset + chunk_head_bytes + len <= size_;
+}
+
+bool reader::valid_chunk(std::uint64_t offset) const {
+  std::string payload;
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> spans;
+  return load_chunk(offset, payload, spans).ok();
+}
+
+bool reader::footer_at(std::uint64_t offset) const {
+  std::string head, trailer;
+  if (!read_at(offset, 12, head) || std::string_view(head).substr(0, 4) != index_magic) return false;
+  if (offset + 12 + get_u32(head.data() + 4) + trailer_bytes != size_) return false;
+  return read_at(size_ - trailer_bytes, trailer_bytes, trailer) && std::string_view(trailer).substr(8) == end_magic &&
+         get_u64(trailer.data()) == offset;
+}
+
+bool reader::boundary(std::uint64_t offset) const {
+  // A few damaged chunks in a row whose heads (lengths) are intact still chain to valid data;
+  // each is then reported on its own.
+  for (int hops = 0; hops < 64; ++hops) {
+    if (offset == size_ || footer_at(offset) || valid_chunk(offset)) return true;
+    std::uint32_t len = 0, count = 0;
+    if (!plausible_head(offset, len, count)) return false;
+    offset += chunk_head_bytes + len;
+  }
+  return false;
+}
+
+std::uint64_t reader::resume_after(std::uint64_t offset, damaged_chunk& d) const {
+  // Its length cannot be trusted (a damaged one may even point at a later chunk, past good
+  // ones): search the bytes after its magic for the next chunk head or the footer. A candidate
+  // counts only if it is valid or chains to valid data, so a "GFCK" inside a payload is not
+  // taken for a chunk; a valid chunk is never passed over.
+  constexpr std::size_t window = 1 << 20;
+  std::string buf;
+  std::uint64_t next = size_;
+  for (std::uint64_t base = offset + 1; base + 4 <= size_ && next == size_; base += window) {
+    const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(window + 3, size_ - base));  // 3: a magic across windows
+    if (!read_at(base, n, buf)) break;
+    for (auto i = buf.find("GF"); i != std::string::npos && i < window && i + 4 <= n; i = buf.find("GF", i + 1)) {
+      const std::string_view m = std::string_view(buf).substr(i, 4);
+      const std::uint64_t p = base + i;
+      std::uint32_t len = 0, count = 0;
+      if ((m == chunk_magic && (valid_chunk(p) || (plausible_head(p, len, count) && boundary(p + chunk_head_bytes + len)))) ||
+          (m == index_magic && footer_at(p))) {
+        next = p;
+        break;
+      }
+    }
+  }
+  // Its count is believed where its length leads exactly to where valid data begins again.
+  std::string head;
+  if (!read_at(offset, chunk_head_bytes, head)) {
+    d.cut_off = next == size_;
+    return next;
+  }
+  if (std::string_view(head).substr(0, 4) != chunk_magic) return next;
+  const std::uint32_t len = get_u32(head.data() + 4), count = get_u32(head.data() + 8);
+  if (len > max_chunk_bytes || count > len / 5) return next;
+  if (offset + chunk_head_bytes + len == next) d.count = count;
+  // A right head whose chunk runs past the end of the file, nothing valid after it: the write
+  // was cut short (what a writer that died leaves), not damage.
+  if (next == size_ && offset + chunk_head_bytes + len > size_) {
+    d.cut_off = true;
+    d.count = count;
+  }
+  return next;
+}
+
+std::vector<damaged_chunk> reader::verify() const {
+  std::vector<damaged_chunk> out;
+  std::string payload;
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> spans;
+  for (const auto& c : index_.chunks) {
+    auto r = load_chunk(c.offset, payload, spans);
+    if (r && spans.size() != c.count) r = make_error(errc::decode_failed, "chunk holds " + std::to_string(spans.size()) + " records, the index says " + std::to_string(c.count));
+    if (!r) out.push_back({c.offset, chunk_head_bytes + c.bytes, c.count, check_failed(path_, c.offset, r.err().what), false});
+  }
+  return out;
 }
 
 bool reader::chunk_allowed(std::uint32_t i) const { return allowed_.empty() || allowed_[i]; }
@@ -263,19 +385,39 @@ result<std::string> reader::raw_chunk(std::uint32_t i) const {
 }
 
 result<repair_report> repair(const std::string& path, const std::string& out) {
+  if (out.empty()) return make_error(errc::invalid_argument, "repair: no output path (pass the input's own path to repair it in place)");
   auto old = reader::open(path);
   if (!old) return old.err();
-  auto r = reader::open(path, {.scan = true});
+  auto r = reader::open(path, {.scan = true, .resync = true});
   if (!r) return r.err();
+  const bool had_footer = (*old)->recovery_note().empty();
   repair_report rep;
   rep.note = (*old)->recovery_note();
-  rep.chunks = (*r)->idx().chunks.size();
-  rep.messages = (*r)->idx().count;
-  const std::uint64_t old_end = (*old)->recovery_note().empty() ? (*old)->data_end() : (*old)->file_size();
-  rep.dropped_bytes = old_end > (*r)->data_end() ? old_end - (*r)->data_end() : 0;
-  if ((*old)->recovery_note().empty()) rep.dropped_bytes = 0;  // only the footer is rewritten
-  const std::string target = out.empty() ? path : out;
-  const std::string tmp = target + ".repair-tmp";
+  rep.skipped = (*r)->damaged();
+  // A footer that still checks knows what each skipped chunk held, whatever its head says now.
+  if (had_footer)
+    for (auto& s : rep.skipped) {
+      std::uint64_t n = 0;
+      bool any = false;
+      for (const auto& c : (*old)->idx().chunks)
+        if (c.offset >= s.offset && c.offset < s.offset + s.bytes) {
+          n += c.count;
+          any = true;
+        }
+      if (any) s.count = static_cast<std::uint32_t>(n);
+    }
+  // The chunks kept, back to back from the end of the header: their offsets change.
+  bag::index ix = (*r)->idx();
+  std::uint64_t end = (*r)->data_begin();
+  for (auto& c : ix.chunks) {
+    c.offset = end;
+    end += chunk_head_bytes + c.bytes;
+  }
+  rep.chunks = ix.chunks.size();
+  rep.messages = ix.count;
+  const std::uint64_t old_end = had_footer ? (*old)->data_end() : (*old)->file_size();
+  rep.dropped_bytes = old_end > end ? old_end - end : 0;
+  const std::string tmp = out + ".repair-tmp";
   {
     const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return make_error(errc::io, "repair: cannot create '" + tmp + "': " + std::strerror(errno));
@@ -297,12 +439,12 @@ result<repair_report> repair(const std::string& path, const std::string& out) {
       ok = raw ? put(*raw) : result<void>(raw.err());
     }
     if (ok) {
-      const std::string body = encode_index((*r)->idx());
+      const std::string body = encode_index(ix);
       std::string tail(index_magic);
       put_u32(tail, static_cast<std::uint32_t>(body.size()));
       put_u32(tail, crc32c(body));
       tail += body;
-      put_u64(tail, (*r)->data_end());
+      put_u64(tail, end);
       tail += end_magic;
       ok = put(tail);
     }
@@ -313,8 +455,11 @@ result<repair_report> repair(const std::string& path, const std::string& out) {
       return ok.err();
     }
   }
-  if (std::rename(tmp.c_str(), target.c_str()) != 0)
-    return make_error(errc::io, "repair: cannot rename '" + tmp + "' to '" + target + "': " + std::strerror(errno));
+  if (std::rename(tmp.c_str(), out.c_str()) != 0) {
+    const std::string why = std::strerror(errno);
+    ::unlink(tmp.c_str());
+    return make_error(errc::io, "repair: cannot rename '" + tmp + "' to '" + out + "': " + why);
+  }
   return rep;
 }
 

@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <climits>
+#include <functional>
 #include <random>
+#include <set>
 
 #include "actors/recorder/bag_reader.hpp"
 #include "actors/recorder/bag_writer.hpp"
@@ -207,7 +209,7 @@ TEST(bag, a_bag_cut_off_anywhere_reads_up_to_its_last_complete_chunk_and_repairs
       EXPECT_TRUE((*c)->idx().recovered) << cut;
     }
     // repair gives a closed bag with a footer that describes the same messages.
-    auto rep = bag::repair(cut_path);
+    auto rep = bag::repair(cut_path, cut_path);
     ASSERT_TRUE(rep) << rep.err().what;
     EXPECT_EQ(rep->messages, expect);
     auto fixed = bag::reader::open(cut_path);
@@ -225,7 +227,7 @@ TEST(bag, repair_rebuilds_the_same_index_the_writer_wrote) {
   const auto expect = bag::encode_index((*orig)->idx());
   const auto cut_path = temp_path("nofooter");
   testing::write_file(cut_path, testing::read_file(path).substr(0, (*orig)->data_end()));
-  auto rep = bag::repair(cut_path);
+  auto rep = bag::repair(cut_path, cut_path);
   ASSERT_TRUE(rep);
   EXPECT_EQ(rep->dropped_bytes, 0u);
   EXPECT_NE(rep->note.find("not closed"), std::string::npos) << rep->note;
@@ -235,7 +237,7 @@ TEST(bag, repair_rebuilds_the_same_index_the_writer_wrote) {
   EXPECT_EQ(testing::read_file(cut_path), testing::read_file(path));  // bit for bit
 }
 
-TEST(bag, a_damaged_chunk_is_an_error_naming_its_offset_and_repair_keeps_what_precedes_it) {
+TEST(bag, a_damaged_chunk_is_an_error_naming_its_offset_and_repair_keeps_every_other_chunk) {
   const auto path = write_bag(2000, 4 << 10, "damaged");
   auto r = bag::reader::open(path);
   ASSERT_TRUE(r);
@@ -258,9 +260,165 @@ TEST(bag, a_damaged_chunk_is_an_error_naming_its_offset_and_repair_keeps_what_pr
   }
   EXPECT_NE(err.find("offset " + std::to_string(third.offset) + ": chunk CRC mismatch"), std::string::npos) << err;
   EXPECT_EQ(read, (*r)->idx().chunks[0].count + (*r)->idx().chunks[1].count);
-  auto rep = bag::repair(path);
+  auto rep = bag::repair(path, path);
   ASSERT_TRUE(rep);
-  EXPECT_EQ(rep->chunks, 2u);
+  EXPECT_EQ(rep->chunks, (*r)->idx().chunks.size() - 1);
+  EXPECT_EQ(rep->messages, (*r)->idx().count - third.count);
+}
+
+// A 15-chunk bag (20 messages a chunk) damaged in one place, repaired into a new file: what is
+// kept, what the report names, and the input left as it was.
+struct damaged_case {
+  std::string path, out;
+  std::vector<bag::chunk_info> chunks;
+  std::string before;
+  bag::repair_report rep;
+};
+
+damaged_case repair_damaged(bool closed, const std::function<void(std::string&, const std::vector<bag::chunk_info>&)>& damage) {
+  damaged_case c;
+  c.path = testing::chunked_bag(15, 20, closed);
+  auto r = bag::reader::open(c.path);
+  EXPECT_TRUE(r);
+  c.chunks = (*r)->idx().chunks;
+  std::string bytes = testing::read_file(c.path);
+  damage(bytes, c.chunks);
+  testing::write_file(c.path, bytes);
+  c.before = bytes;
+  c.out = temp_path("repaired");
+  auto rep = bag::repair(c.path, c.out);
+  EXPECT_TRUE(rep) << rep.err().what;
+  if (rep) c.rep = *rep;
+  EXPECT_EQ(testing::read_file(c.path), c.before);
+  return c;
+}
+
+// The messages of `out` are those of the 15-chunk bag without the chunks numbered in `lost`.
+void expect_all_but(const std::string& out, const std::vector<bag::chunk_info>& chunks, std::set<std::size_t> lost) {
+  std::vector<std::uint64_t> want;
+  for (std::size_t k = 0; k < chunks.size(); ++k)
+    if (!lost.count(k))
+      for (std::uint64_t i = 0; i < chunks[k].count; ++i) want.push_back(chunks[k].first_index + i);
+  auto r = bag::reader::open(out);
+  ASSERT_TRUE(r) << r.err().what;
+  EXPECT_EQ((*r)->recovery_note(), "");
+  EXPECT_EQ((*r)->idx().chunks.size(), chunks.size() - lost.size());
+  auto got = read_all(**r);
+  ASSERT_EQ(got.size(), want.size());
+  for (std::size_t i = 0; i < got.size(); ++i) ASSERT_TRUE(testing::same_envelope(got[i], synthetic(want[i]))) << i;
+  auto again = bag::reader::open(out, {.scan = true});  // the new footer is the one a scan builds
+  ASSERT_TRUE(again);
+  EXPECT_EQ(bag::encode_index((*again)->idx()), bag::encode_index((*r)->idx()));
+  EXPECT_TRUE((*r)->verify().empty());
+}
+
+void flip(std::string& bytes, std::uint64_t at) { bytes.at(at) ^= 0x10; }
+
+TEST(bag_repair, one_flipped_bit_in_chunk_8_of_15_loses_chunk_8_only_and_says_so) {
+  for (bool closed : {true, false}) {
+    auto c = repair_damaged(closed, [](std::string& b, const auto& ch) { flip(b, ch[7].offset + bag::chunk_head_bytes + ch[7].bytes / 2); });
+    expect_all_but(c.out, c.chunks, {7});
+    ASSERT_EQ(c.rep.skipped.size(), 1u) << closed;
+    EXPECT_EQ(c.rep.skipped[0].offset, c.chunks[7].offset);
+    EXPECT_EQ(c.rep.skipped[0].bytes, bag::chunk_head_bytes + c.chunks[7].bytes);
+    EXPECT_EQ(c.rep.skipped[0].count, 20u);
+    EXPECT_EQ(c.rep.skipped[0].what, "chunk CRC mismatch");
+    EXPECT_FALSE(c.rep.skipped[0].cut_off);
+    EXPECT_TRUE(c.rep.damaged());
+    EXPECT_EQ(c.rep.messages, 280u);
+    EXPECT_EQ(c.rep.chunks, 14u);
+    EXPECT_EQ(c.rep.dropped_bytes, bag::chunk_head_bytes + c.chunks[7].bytes);
+  }
+}
+
+TEST(bag_repair, a_damaged_chunk_length_is_not_trusted_to_find_the_next_chunk) {
+  // Lengths pointing into the next chunk, short of it, past the file, and a magic that is gone.
+  const std::vector<std::function<void(std::string&, std::uint64_t)>> damages{
+      [](std::string& b, std::uint64_t at) { flip(b, at + 4); },
+      [](std::string& b, std::uint64_t at) { flip(b, at + 5); },
+      [](std::string& b, std::uint64_t at) { b[at + 7] = '\x7f'; },
+      [](std::string& b, std::uint64_t at) { b[at + 4] = b[at + 5] = b[at + 6] = b[at + 7] = '\0'; },
+      [](std::string& b, std::uint64_t at) { flip(b, at + 1); },
+  };
+  for (bool closed : {true, false})
+    for (std::size_t k = 0; k < damages.size(); ++k) {
+      auto c = repair_damaged(closed, [&](std::string& b, const auto& ch) { damages[k](b, ch[7].offset); });
+      SCOPED_TRACE("damage " + std::to_string(k) + (closed ? " closed" : " no footer"));
+      expect_all_but(c.out, c.chunks, {7});
+      ASSERT_EQ(c.rep.skipped.size(), 1u);
+      EXPECT_EQ(c.rep.skipped[0].offset, c.chunks[7].offset);
+      EXPECT_EQ(c.rep.skipped[0].bytes, bag::chunk_head_bytes + c.chunks[7].bytes);
+      EXPECT_FALSE(c.rep.skipped[0].cut_off);
+      // The footer knows the count whatever the head says; without one, a head with a damaged
+      // length says nothing.
+      if (closed) EXPECT_EQ(c.rep.skipped[0].count, 20u);
+      else EXPECT_FALSE(c.rep.skipped[0].count);
+    }
+}
+
+TEST(bag_repair, damage_in_the_last_chunk_is_damage_not_a_cut) {
+  for (bool closed : {true, false}) {
+    auto c = repair_damaged(closed, [](std::string& b, const auto& ch) { flip(b, ch[14].offset + bag::chunk_head_bytes + 1); });
+    expect_all_but(c.out, c.chunks, {14});
+    ASSERT_EQ(c.rep.skipped.size(), 1u);
+    EXPECT_EQ(c.rep.skipped[0].offset, c.chunks[14].offset);
+    EXPECT_EQ(c.rep.skipped[0].count, 20u);
+    EXPECT_FALSE(c.rep.skipped[0].cut_off);
+    EXPECT_TRUE(c.rep.damaged());
+  }
+}
+
+TEST(bag_repair, adjacent_damaged_chunks_are_reported_one_by_one) {
+  auto c = repair_damaged(true, [](std::string& b, const auto& ch) {
+    for (std::size_t k : {4, 5, 6}) flip(b, ch[k].offset + bag::chunk_head_bytes + 2);
+    flip(b, ch[10].offset + 6);  // and a length, further on
+  });
+  expect_all_but(c.out, c.chunks, {4, 5, 6, 10});
+  ASSERT_EQ(c.rep.skipped.size(), 4u);
+  const std::vector<std::size_t> lost{4, 5, 6, 10};
+  for (std::size_t i = 0; i < lost.size(); ++i) {
+    EXPECT_EQ(c.rep.skipped[i].offset, c.chunks[lost[i]].offset);
+    EXPECT_EQ(c.rep.skipped[i].count, 20u);
+  }
+}
+
+TEST(bag_repair, an_end_cut_off_mid_write_is_a_cut_not_damage) {
+  const auto path = testing::chunked_bag(15, 20, false);
+  auto r = bag::reader::open(path);
+  ASSERT_TRUE(r);
+  const auto last = (*r)->idx().chunks.back();
+  const auto bytes = testing::read_file(path);
+  testing::write_file(path, std::string_view(bytes).substr(0, last.offset + bag::chunk_head_bytes + last.bytes - 9));
+  const auto out = temp_path("cut-repaired");
+  auto rep = bag::repair(path, out);
+  ASSERT_TRUE(rep) << rep.err().what;
+  EXPECT_FALSE(rep->damaged());
+  ASSERT_EQ(rep->skipped.size(), 1u);
+  EXPECT_TRUE(rep->skipped[0].cut_off);
+  EXPECT_EQ(rep->skipped[0].offset, last.offset);
+  EXPECT_EQ(rep->skipped[0].count, 20u);
+  EXPECT_EQ(rep->messages, 280u);
+  EXPECT_FALSE(bag::repair(path, "").ok());  // no silent in-place default
+}
+
+TEST(bag_repair, verify_names_every_chunk_that_fails_its_checks) {
+  const auto path = testing::chunked_bag(15, 20, true);
+  auto r = bag::reader::open(path);
+  ASSERT_TRUE(r);
+  EXPECT_TRUE((*r)->verify().empty());
+  const auto ch = (*r)->idx().chunks;
+  std::string bytes = testing::read_file(path);
+  flip(bytes, ch[3].offset + bag::chunk_head_bytes + 40);
+  flip(bytes, ch[9].offset + 9);  // the count
+  testing::write_file(path, bytes);
+  auto d = bag::reader::open(path);
+  ASSERT_TRUE(d);
+  const auto bad = (*d)->verify();
+  ASSERT_EQ(bad.size(), 2u);
+  EXPECT_EQ(bad[0].offset, ch[3].offset);
+  EXPECT_EQ(bad[0].what, "chunk CRC mismatch");
+  EXPECT_EQ(bad[1].offset, ch[9].offset);
+  EXPECT_EQ(bad[1].count, 20u);
 }
 
 TEST(bag, hostile_lengths_are_errors_not_allocations) {

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "actors/recorder/bag_writer.hpp"
 #include "messages/envelope.hpp"
 #include "messages/example.hpp"
 
@@ -79,6 +80,27 @@ inline envelope synthetic(std::uint64_t i) {
     e.payload = encode(msg::pong{i, data});
   }
   return e;
+}
+
+// `chunks` chunks of `per_chunk` synthetic messages each (0, 1, ... in order); without `close`
+// it ends after its last chunk, as a writer that died leaves it (no footer).
+inline std::string chunked_bag(std::uint32_t chunks, std::uint32_t per_chunk, bool close) {
+  const auto path = temp_path("chunked");
+  auto w = bag::writer::create(path, bag::header::current("graph: demo\n"));
+  if (!w) return path;
+  bag::chunk_builder c;
+  for (std::uint64_t i = 0; i < std::uint64_t{chunks} * per_chunk; ++i) {
+    c.append(synthetic(i));
+    if (c.count() == per_chunk) (void)(*w)->write_chunk(c);
+  }
+  const auto& last = (*w)->idx().chunks.back();
+  const auto end = last.offset + bag::chunk_head_bytes + last.bytes;
+  (void)(*w)->close();
+  if (!close) {
+    const auto bytes = read_file(path);
+    write_file(path, std::string_view(bytes).substr(0, end));
+  }
+  return path;
 }
 
 inline bool same_envelope(const envelope& a, const envelope& b) {

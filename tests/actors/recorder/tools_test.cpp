@@ -130,12 +130,110 @@ TEST(bag_tools, info_reports_a_cut_bag_and_repair_fixes_it) {
   EXPECT_NE(j["index"].get<std::string>().find("rebuilt: no index footer"), std::string::npos) << j["index"];
   const std::uint64_t kept = (*r)->idx().chunks[3].first_index;
   EXPECT_EQ(j["messages"], kept);
-  auto rep = run_tool(bag_main, {"bag", "repair", path});
+  EXPECT_EQ(j["status"], "recovered");  // a cut, not damage
+  auto rep = run_tool(bag_main, {"bag", "repair", path, "--in-place"});
   ASSERT_EQ(rep.rc, 0);
-  EXPECT_NE(rep.out.find("repaired " + path + ": " + std::to_string(kept) + " messages in 3 chunks; 7 bytes"), std::string::npos) << rep.out;
+  EXPECT_NE(rep.out.find("repaired " + path + " in place: " + std::to_string(kept) + " messages in 3 chunks; 7 bytes dropped"), std::string::npos) << rep.out;
+  EXPECT_NE(rep.out.find("cut off (an incomplete last chunk) at offset " + std::to_string((*r)->idx().chunks[3].offset) + " (7 bytes"), std::string::npos) << rep.out;
   auto after = nlohmann::json::parse(run_tool(bag_main, {"bag", "info", path, "--json"}).out);
   EXPECT_EQ(after["index"], "footer");
   EXPECT_EQ(after["messages"], kept);
+}
+
+std::string fifteen_chunk_bag(bool close = true) { return testing::chunked_bag(15, 20, close); }
+
+std::vector<bag::chunk_info> chunks_of(const std::string& path) {
+  auto r = bag::reader::open(path);
+  EXPECT_TRUE(r);
+  return r ? (*r)->idx().chunks : std::vector<bag::chunk_info>{};
+}
+
+void flip_bit(const std::string& path, std::uint64_t at) {
+  auto bytes = testing::read_file(path);
+  bytes.at(at) ^= 0x10;
+  testing::write_file(path, bytes);
+}
+
+TEST(bag_tools, repair_keeps_every_intact_chunk_after_a_damaged_one_and_leaves_the_input_alone) {
+  const auto path = fifteen_chunk_bag();
+  const auto chunks = chunks_of(path);
+  ASSERT_EQ(chunks.size(), 15u);
+  const auto& eighth = chunks[7];
+  flip_bit(path, eighth.offset + bag::chunk_head_bytes + eighth.bytes / 2);
+  const auto before = testing::read_file(path);
+  const auto out = testing::temp_path("repaired");
+  auto rep = run_tool(bag_main, {"bag", "repair", path, out});
+  EXPECT_EQ(rep.rc, 1) << rep.out << rep.err;  // something was dropped
+  EXPECT_NE(rep.out.find("offset " + std::to_string(eighth.offset)), std::string::npos) << rep.out;
+  EXPECT_NE(rep.out.find("20 messages"), std::string::npos) << rep.out;
+  EXPECT_NE(rep.out.find("280 messages in 14 chunks"), std::string::npos) << rep.out;
+  EXPECT_EQ(testing::read_file(path), before);  // the input is untouched
+  auto r = bag::reader::open(out);
+  ASSERT_TRUE(r) << r.err().what;
+  EXPECT_EQ((*r)->recovery_note(), "");
+  EXPECT_EQ((*r)->idx().chunks.size(), 14u);
+  EXPECT_EQ((*r)->idx().count, 280u);
+  std::uint64_t i = 0;
+  while (true) {
+    auto n = (*r)->next();
+    ASSERT_TRUE(n) << n.err().what;
+    if (!*n) break;
+    if (i == eighth.first_index) i += eighth.count;  // chunk 8's messages are the ones missing
+    ASSERT_TRUE(testing::same_envelope((*n)->env, synthetic(i))) << "message " << i;
+    ++i;
+  }
+  EXPECT_EQ(i, 300u);
+  auto info = nlohmann::json::parse(run_tool(bag_main, {"bag", "info", out, "--json"}).out);
+  EXPECT_EQ(info["status"], "healthy");
+}
+
+TEST(bag_tools, repair_writes_beside_its_input_unless_told_to_replace_it) {
+  const auto path = fifteen_chunk_bag(false);
+  const auto before = testing::read_file(path);
+  auto rep = run_tool(bag_main, {"bag", "repair", path});
+  ASSERT_EQ(rep.rc, 0) << rep.out << rep.err;
+  EXPECT_EQ(testing::read_file(path), before);
+  auto fixed = bag::reader::open(path + ".repaired");
+  ASSERT_TRUE(fixed);
+  EXPECT_EQ((*fixed)->recovery_note(), "");
+  EXPECT_EQ((*fixed)->idx().count, 300u);
+  // OUT naming IN is refused without --in-place, and IN stays as it was.
+  auto same = run_tool(bag_main, {"bag", "repair", path, path});
+  EXPECT_EQ(same.rc, 2);
+  EXPECT_NE(same.err.find("--in-place"), std::string::npos) << same.err;
+  EXPECT_EQ(testing::read_file(path), before);
+  auto in_place = run_tool(bag_main, {"bag", "repair", path, "--in-place"});
+  ASSERT_EQ(in_place.rc, 0) << in_place.out << in_place.err;
+  EXPECT_EQ(testing::read_file(path), testing::read_file(path + ".repaired"));
+  EXPECT_FALSE(std::filesystem::exists(path + ".repair-tmp"));
+  // The old spelling still works.
+  const auto out = testing::temp_path("out-option");
+  EXPECT_EQ(run_tool(bag_main, {"bag", "repair", path, "--out", out}).rc, 0);
+  EXPECT_EQ(testing::read_file(out), testing::read_file(path));
+}
+
+TEST(bag_tools, info_verifies_every_chunk_and_reports_damage) {
+  const auto path = fifteen_chunk_bag();
+  auto good = run_tool(bag_main, {"bag", "info", path, "--json"});
+  ASSERT_EQ(good.rc, 0);
+  EXPECT_EQ(nlohmann::json::parse(good.out)["status"], "healthy");
+  const auto chunks = chunks_of(path);
+  flip_bit(path, chunks[7].offset + bag::chunk_head_bytes + 3);
+  auto bad = run_tool(bag_main, {"bag", "info", path, "--json"});
+  EXPECT_EQ(bad.rc, 1);
+  auto j = nlohmann::json::parse(bad.out);
+  EXPECT_EQ(j["status"], "damaged");
+  ASSERT_EQ(j["damaged"].size(), 1u);
+  EXPECT_EQ(j["damaged"][0]["offset"], chunks[7].offset);
+  EXPECT_EQ(j["damaged"][0]["messages"], 20);
+  EXPECT_EQ(j["damaged"][0]["check"], "chunk CRC mismatch");
+  auto text = run_tool(bag_main, {"bag", "info", path});
+  EXPECT_EQ(text.rc, 1);
+  EXPECT_NE(text.out.find("status:     damaged"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("offset " + std::to_string(chunks[7].offset)), std::string::npos) << text.out;
+  auto quick = run_tool(bag_main, {"bag", "info", path, "--json", "--no-verify"});
+  EXPECT_EQ(quick.rc, 0);
+  EXPECT_EQ(nlohmann::json::parse(quick.out)["status"], "unverified");
 }
 
 TEST(bag_tools, bad_input_is_an_error_status_not_a_crash) {
