@@ -22,12 +22,17 @@ class scheduler_actor : public actor {
         !r)
       return r;
     if (auto r = ctx.params().declare<std::int64_t>("tick_ms", 100); !r) return r;
+    if (auto r = ctx.params().declare<std::int64_t>("gpus", 0, "workers in the graph (0: unknown), checked against the policy",
+                                                    [](const std::int64_t& v) { return v >= 0 ? "" : "must be >= 0"; });
+        !r)
+      return r;
     auto costs = load_costs(ctx);
     if (!costs) return costs.err();
     scheduler_driver_config cfg;
     cfg.policy = ctx.params().get<std::string>("policy");
     cfg.core.chunk_steps = static_cast<std::int32_t>(ctx.params().get<std::int64_t>("chunk_steps"));
     cfg.speedup = ctx.params().get<double>("speedup");
+    cfg.gpus = static_cast<std::int32_t>(ctx.params().get<std::int64_t>("gpus"));
     cfg.self = ctx.name();
     auto d = scheduler_driver::create(*costs, cfg);
     if (!d) return d.err();

@@ -30,6 +30,13 @@ result<std::unique_ptr<scheduler_driver>> scheduler_driver::create(
     std::shared_ptr<const cost_model> costs, scheduler_driver_config cfg) {
   auto pol = make_policy(cfg.policy);
   if (!pol) return pol.err();
+  // Refused here, before anything runs: such a graph used to take requests and hang forever.
+  if (const auto need = (*pol)->min_group_size(); cfg.gpus > 0 && need > cfg.gpus)
+    return make_error(errc::invalid_argument,
+                      "policy '" + cfg.policy + "' runs every request on a group of " + std::to_string(need) +
+                          " workers, but the graph has " + std::to_string(cfg.gpus) +
+                          ": no request could ever run (use a smaller degree, e.g. static:" + std::to_string(cfg.gpus) +
+                          ", or more workers)");
   auto core = std::make_unique<scheduler_core>(*costs, std::move(*pol), cfg.core);
   return std::unique_ptr<scheduler_driver>(new scheduler_driver(std::move(costs), std::move(core), std::move(cfg)));
 }

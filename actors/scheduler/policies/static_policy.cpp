@@ -17,6 +17,7 @@ class static_policy final : public policy {
  public:
   explicit static_policy(std::int32_t degree) : degree_(degree) {}
   std::string_view name() const override { return "static"; }
+  std::int32_t min_group_size() const override { return degree_; }
 
   void decide(const policy_view& v, std::vector<decision>& out) override {
     std::vector<std::uint64_t> idle;  // groups free to take a request, in id order of blocks

@@ -3,6 +3,7 @@
 #include <limits>
 
 #include "actors/scheduler/policy.hpp"
+#include "actors/scheduler/scheduler_driver.hpp"
 #include "messages/membership.hpp"
 
 namespace gfdit {
@@ -151,6 +152,26 @@ TEST(static_policy, forms_fixed_blocks_once_and_keeps_each_request_on_its_group)
   EXPECT_EQ(again[0].what, decision::kind::assign);
   EXPECT_EQ(again[0].request_id, 1u);
   EXPECT_EQ(again[0].group_id, g0);
+}
+
+// static:4 on a graph of two workers took requests and hung forever; now it is refused when the
+// scheduler is configured, naming both numbers.
+TEST(static_policy, a_degree_above_the_graphs_workers_is_refused_at_configure) {
+  auto costs = std::make_shared<const cost_model>(cost_model::stock());
+  scheduler_driver_config cfg;
+  cfg.policy = "static:4";
+  cfg.gpus = 2;
+  auto refused = scheduler_driver::create(costs, cfg);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.err().what.find("a group of 4 workers, but the graph has 2"), std::string::npos) << refused.err().what;
+  EXPECT_NE(refused.err().what.find("static:2"), std::string::npos) << refused.err().what;
+  cfg.gpus = 4;
+  EXPECT_TRUE(scheduler_driver::create(costs, cfg));
+  cfg.gpus = 0;  // not known: nothing to check
+  EXPECT_TRUE(scheduler_driver::create(costs, cfg));
+  cfg.policy = "edf-best-fit";
+  cfg.gpus = 1;
+  EXPECT_TRUE(scheduler_driver::create(costs, cfg)) << "elastic policies run on any number of workers";
 }
 
 TEST(fcfs_elastic, shares_free_workers_in_arrival_order) {
