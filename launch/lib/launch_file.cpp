@@ -320,10 +320,14 @@ class loader {
         load_file(fs::weakly_canonical(target, ec), mk(e, s));
       }
     }
+    // The file nearest the top wins the graph name and each global parameter (its includes were
+    // read first, so "first set" would have let an included file win); siblings keep first-set.
+    const std::size_t depth = stack_.size();
     if (const auto n = root["graph"]) {
-      if (auto t = text(n, s, "graph"); t && g_.name.empty()) {
+      if (auto t = text(n, s, "graph"); t && (g_.name.empty() || depth < name_depth_)) {
         if (!valid_name(*t)) fail(mk(n, s), "graph name '" + *t + "' may hold only letters, digits, '_', '-', '.'");
         g_.name = *t;
+        name_depth_ = depth;
       }
     }
     if (const auto n = root["port_base"])
@@ -335,9 +339,11 @@ class loader {
       for (const auto& kv : n) {
         const std::string k = kv.first.Scalar();
         if (auto v = value(kv.second, s, k)) {
-          if (!g_.parameters.contains(k)) {
+          auto d = parameter_depth_.find(k);
+          if (!g_.parameters.contains(k) || (d != parameter_depth_.end() && depth < d->second)) {
             g_.parameters[k] = *v;
             g_.parameter_marks[k] = mk(kv.second, s);
+            parameter_depth_[k] = depth;
           }
         }
       }
@@ -517,6 +523,8 @@ class loader {
   std::set<std::string> declared_;
   std::vector<std::string> stack_;
   std::size_t value_nodes_ = 0;
+  std::size_t name_depth_ = 0;                     // include depth of the file that named the graph
+  std::map<std::string, std::size_t> parameter_depth_;  // ... and of each global parameter
   std::vector<std::string> errors_;
   std::set<std::string> seen_;
   std::map<std::string, mark> process_marks_, node_marks_, actor_marks_;

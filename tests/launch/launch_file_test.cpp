@@ -159,6 +159,23 @@ TEST(LaunchFile, IncludesMergeProcessesAndArguments) {
   EXPECT_EQ(g->instances[0].actors[0].params["count"], 5);  // the including file's default won
 }
 
+// The including file's graph name and global parameters win over an included file's (issue 22:
+// serving.yaml ran as graph 'serving-core', the name of the file it includes).
+TEST(LaunchFile, TheIncludingFilesNameAndParametersWin) {
+  temp_dir d;
+  d.write("inner.yaml", "graph: inner\nparameters: {speed: 1, only_inner: 5}\nprocesses:\n  - name: p\n    actors: []\n");
+  const auto f = d.write("outer.yaml", "graph: outer\ninclude: inner.yaml\nparameters: {speed: 2}\n");
+  auto g = load_and_validate(f, {});
+  ASSERT_TRUE(g) << g.err().what;
+  EXPECT_EQ(g->name, "outer");
+  EXPECT_EQ(g->parameters["speed"], 2);
+  EXPECT_EQ(g->parameters["only_inner"], 5);
+  const auto unnamed = d.write("unnamed.yaml", "include: inner.yaml\n");
+  auto u = load_and_validate(unnamed, {});
+  ASSERT_TRUE(u) << u.err().what;
+  EXPECT_EQ(u->name, "inner") << "an includer without a name keeps the included one";
+}
+
 TEST(LaunchFile, ArgumentErrors) {
   temp_dir d;
   const auto f = d.write("args.yaml", "graph: g\nargs:\n  needed:\nprocesses:\n  - name: p\n    host: $(arg other)\n");
