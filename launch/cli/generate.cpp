@@ -9,6 +9,7 @@
 #include <fstream>
 #include <optional>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -56,7 +57,7 @@ fs::path numbered(const fs::path& out, int i) {
 int generate_main(int argc, char** argv) {
   CLI::App app{"gfdit generate: pictures from a model, no graph to write"};
   std::string model_name = "fashion-dit", weights, prompt, out = "out.png", device = "cpu";
-  int cls = -1, steps = 0, n = 1, degree = 1, scale = 1, gpu = 0;
+  int cls = -1, steps = 0, n = 1, degree = 0, scale = 1, gpu = 0;
   float guidance = -1.0f;
   std::uint64_t seed = 0;
   bool grid = false, quiet = false, every_class = false;
@@ -79,7 +80,10 @@ int generate_main(int argc, char** argv) {
   app.add_option("--scale", scale, "enlarge each picture by this factor (nearest neighbour)")->check(CLI::Range(1, 64));
   app.add_option("--device", device, "cpu or gpu")->check(CLI::IsMember({"cpu", "gpu"}));
   app.add_option("--gpu", gpu, "which GPU with --device gpu")->check(CLI::NonNegativeNumber);
-  app.add_option("--degree", degree, "CPU: Ulysses degree (ranks as threads; must divide the heads)")->check(CLI::Range(1, 64));
+  app.add_option("--degree", degree,
+                 "CPU: Ulysses degree (ranks as threads; must divide the heads; default: the largest that fits the "
+                 "cores; every degree draws the same bytes)")
+      ->check(CLI::Range(1, 64));
   app.add_flag("--quiet", quiet, "no progress lines");
   try {
     app.parse(argc, argv);
@@ -126,6 +130,16 @@ int generate_main(int argc, char** argv) {
     auto v = dit::vae_decoder::load(card->vae_dir);
     if (!v) return fail(v.err().what);
     vae = std::move(*v);
+  }
+  if (degree == 0) {  // the most ranks the cores and the heads allow: the bytes are the same
+    degree = 1;
+    const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    if (device == "cpu")
+      for (int d = std::min(cores, card->config.heads); d > 1; --d)
+        if (card->config.heads % d == 0) {
+          degree = d;
+          break;
+        }
   }
   const bool tty = ::isatty(2);
   auto class_name = [&](int l) {
