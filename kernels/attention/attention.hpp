@@ -20,7 +20,7 @@ enum class dtype : std::uint8_t { bf16, fp16 };
 enum class mask_kind : std::uint8_t { full, causal };
 
 // Visit order of Q tiles per KV block and the rank of each contributor to a dQ tile (see
-// /work/shared/notes/deterministic-attention.md). `atomic` is the non-deterministic reference.
+// docs/deterministic-attention.md). `atomic` is the non-deterministic reference.
 enum class schedule : std::uint8_t { ascending, descending, shift, spt, atomic };
 
 inline constexpr schedule all_schedules[] = {schedule::ascending, schedule::descending,

@@ -1,14 +1,13 @@
 #include "kernels/dit/diffusers_dit.hpp"
 
 #include <cmath>
-#include <fstream>
-#include <iterator>
 #include <map>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "common/text.hpp"
 #include "kernels/dit/safetensors.hpp"
 
 namespace gfdit::dit {
@@ -35,13 +34,9 @@ result<diffusers_shape> parse_config(const std::filesystem::path& path, int samp
   const auto fail = [&](errc e, const std::string& what) {
     return make_error(e, "diffusers dit config " + path.string() + ": " + what);
   };
-  std::error_code ec;
-  const auto size = std::filesystem::file_size(path, ec);
-  if (ec) return fail(errc::io, ec.message());
-  if (size > max_config_bytes) return fail(errc::too_large, std::to_string(size) + " bytes (at most 1 MiB)");
-  std::ifstream in(path, std::ios::binary);
-  const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-  if (!in && !in.eof()) return fail(errc::io, "cannot read");
+  auto read = read_text(path, max_config_bytes);
+  if (!read) return make_error(read.err().code, "diffusers dit config " + read.err().what);
+  const std::string& text = *read;
 
   nlohmann::json j;
   try {
@@ -265,9 +260,7 @@ result<model> load_diffusers_dit(const std::filesystem::path& transformer_dir, i
     t["final.linear.weight"] = std::move(fw);
     t["final.linear.bias"] = std::move(fb);
   }
-  auto m = model::from_named(c, std::move(t));
-  if (!m) return make_error(m.err().code, "diffusers dit " + path.string() + ": " + m.err().what);
-  return m;
+  return model::from_named(c, std::move(t), "diffusers dit " + path.string());
 }
 
 }  // namespace gfdit::dit

@@ -39,7 +39,7 @@ result<void> run_steps(const request& r, bool report, const generate_options& o,
 }
 
 // Ulysses on the CPU: each rank a thread with its own World handle over shared memory.
-result<std::vector<float>> generate_parallel(const model& m, const model_card& card, const request& r,
+result<std::vector<float>> generate_parallel(const model& m, const request& r,
                                              const generate_options& o) {
   const model_config& c = m.config();
   const int n = o.degree;
@@ -104,7 +104,7 @@ result<std::vector<float>> generate_latent(const model& m, const model_card& car
     if (auto s = run_steps(r, true, o, [&](int b, int e) { return denoise(m, r, b, e, sp_group{}, tokens); }); !s)
       return s.err();
   } else {
-    auto t = generate_parallel(m, card, r, o);
+    auto t = generate_parallel(m, r, o);
     if (!t) return t.err();
     tokens = std::move(*t);
   }

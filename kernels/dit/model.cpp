@@ -2,9 +2,6 @@
 
 #include <cmath>
 #include <cstring>
-#include <fstream>
-
-#include <nlohmann/json.hpp>
 
 #include "common/hash.hpp"
 #include "kernels/dit/numerics.hpp"
@@ -70,24 +67,24 @@ result<model> model::generate(const model_config& c, std::uint64_t seed) {
   return from_tensors(c, std::move(t));
 }
 
-result<model> model::from_named(const model_config& c, std::map<std::string, std::vector<float>> t) {
+result<model> model::from_named(const model_config& c, std::map<std::string, std::vector<float>> t,
+                                const std::string& where) {
+  const auto fail = [&](const std::string& what) { return make_error(errc::invalid_argument, where + ": " + what); };
   if (auto v = validate(c); !v) return v.err();
   std::map<std::string, std::vector<std::uint16_t>> b;
   for (const auto& s : weight_specs(c)) {
     auto it = t.find(s.name);
-    if (it == t.end()) return make_error(errc::invalid_argument, "dit weights: missing tensor " + s.name);
-    if (static_cast<std::int64_t>(it->second.size()) != s.numel())
-      return make_error(errc::invalid_argument, "dit weights: wrong size for " + s.name);
+    if (it == t.end()) return fail("missing tensor " + s.name);
+    if (static_cast<std::int64_t>(it->second.size()) != s.numel()) return fail("wrong size for " + s.name);
     std::vector<std::uint16_t> d(it->second.size());
     for (std::size_t i = 0; i < d.size(); ++i) {
-      if (!std::isfinite(it->second[i]))
-        return make_error(errc::invalid_argument, "dit weights: " + s.name + ": element " + std::to_string(i) + " is not finite");
+      if (!std::isfinite(it->second[i])) return fail(s.name + ": element " + std::to_string(i) + " is not finite");
       d[i] = to_bf16(it->second[i]);
     }
     b.emplace(s.name, std::move(d));
     t.erase(it);  // the fp32 copy goes as its bf16 one arrives (DiT-XL: 2.7 GB of them)
   }
-  if (!t.empty()) return make_error(errc::invalid_argument, "dit weights: unexpected tensor " + t.begin()->first);
+  if (!t.empty()) return fail("unexpected tensor " + t.begin()->first + " (not part of " + c.name + ")");
   return from_tensors(c, std::move(b));
 }
 
@@ -168,25 +165,19 @@ result<model> model::load(const std::filesystem::path& path, const model_config*
   if (expect && to_json(*expect) != to_json(cfg))
     return fail(errc::invalid_argument, "config in the file (" + to_json(cfg) + ") differs from the expected one");
 
-  std::map<std::string, std::vector<std::uint16_t>> t;
+  // The dtype and the exact shape here; presence, extras and finiteness in from_named.
   for (const auto& s : weight_specs(cfg)) {
     auto it = file->tensors.find(s.name);
-    if (it == file->tensors.end()) return fail(errc::invalid_argument, "missing tensor " + s.name);
+    if (it == file->tensors.end()) continue;
     const st_tensor& x = it->second;
     if (x.dtype != "BF16" && x.dtype != "F16" && x.dtype != "F32")
       return fail(errc::invalid_argument, s.name + ": dtype " + x.dtype + " (weights are BF16, F16 or F32)");
     if (x.shape != s.shape)
       return fail(errc::invalid_argument, s.name + ": wrong shape " + shape_text(x.shape) + " (expected " + shape_text(s.shape) + ")");
-    std::vector<std::uint16_t> d(x.values.size());
-    for (std::size_t i = 0; i < d.size(); ++i) {
-      if (!std::isfinite(x.values[i])) return fail(errc::invalid_argument, s.name + ": element " + std::to_string(i) + " is not finite");
-      d[i] = to_bf16(x.values[i]);
-    }
-    t.emplace(s.name, std::move(d));
   }
-  for (const auto& [name, x] : file->tensors)
-    if (!t.count(name)) return fail(errc::invalid_argument, "unexpected tensor " + name + " (not part of " + cfg.name + ")");
-  return from_tensors(cfg, std::move(t));
+  std::map<std::string, std::vector<float>> named;
+  for (auto& [name, x] : file->tensors) named.emplace(name, std::move(x.values));
+  return from_named(cfg, std::move(named), "dit weights " + path.string());
 }
 
 }  // namespace gfdit::dit

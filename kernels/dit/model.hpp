@@ -51,8 +51,9 @@ class model {
   static result<model> load(const std::filesystem::path& path, const model_config* expect = nullptr);
   result<void> save(const std::filesystem::path& path) const;
   // Weights already under gfdit's names (weight_specs), e.g. mapped from another layout: every
-  // tensor present with its size, none extra, all finite; rounded to bf16 as load() does.
-  static result<model> from_named(const model_config& c, std::map<std::string, std::vector<float>> t);
+  // tensor present with its size, none extra, all finite; rounded to bf16. `where` starts errors.
+  static result<model> from_named(const model_config& c, std::map<std::string, std::vector<float>> t,
+                                  const std::string& where = "dit weights");
 
   const model_config& config() const noexcept { return config_; }
   const std::map<std::string, std::vector<std::uint16_t>>& tensors() const noexcept { return bf16_; }

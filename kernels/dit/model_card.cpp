@@ -4,11 +4,11 @@
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
-#include <fstream>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
 
+#include "common/text.hpp"
 #include "kernels/dit/diffusers_dit.hpp"
 
 namespace gfdit::dit {
@@ -16,17 +16,6 @@ namespace gfdit::dit {
 namespace fs = std::filesystem;
 
 namespace {
-
-result<std::string> read_text(const fs::path& file, std::size_t limit) {
-  std::error_code ec;
-  const auto size = fs::file_size(file, ec);
-  if (ec) return make_error(errc::not_found, file.string() + ": " + ec.message());
-  if (size > limit) return make_error(errc::too_large, file.string() + ": over " + std::to_string(limit >> 20) + " MiB");
-  std::ifstream f(file);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
 // A diffusers DiTPipeline folder: the transformer's config, ImageNet-style id2label names, DiT's
 // DDIM schedule (checked, not assumed), the VAE beside it.

@@ -3,12 +3,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <fstream>
 #include <set>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
+#include "common/text.hpp"
 #include "kernels/dit/numerics.hpp"
 #include "kernels/dit/safetensors.hpp"
 
@@ -308,12 +307,10 @@ bool decoder_tensor(const std::string& name) {
 
 result<vae_decoder> vae_decoder::load(const fs::path& dir) {
   const fs::path config_file = dir / "config.json", weights = dir / "diffusion_pytorch_model.safetensors";
-  std::ifstream f(config_file);
-  if (!f) return make_error(errc::not_found, "vae " + dir.string() + ": no config.json");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  if (ss.str().size() > (1u << 20)) return make_error(errc::too_large, config_file.string() + ": over 1 MiB");
-  auto cfg = vae_config_from_json(ss.str(), config_file.string());
+  if (!fs::exists(config_file)) return make_error(errc::not_found, "vae " + dir.string() + ": no config.json");
+  auto text = read_text(config_file, 1u << 20);
+  if (!text) return make_error(text.err().code, "vae config " + text.err().what);
+  auto cfg = vae_config_from_json(*text, config_file.string());
   if (!cfg) return cfg.err();
 
   const auto fail = [&](const std::string& what) {
