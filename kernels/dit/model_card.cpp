@@ -64,6 +64,11 @@ result<model_card> read_diffusers_pipeline(const fs::path& dir) {
       if (std::abs(j.value("beta_end", 0.02) - 0.02) > 1e-12) return bad("beta_end", "0.02");
       if (j.value("num_train_timesteps", 1000) != 1000) return bad("num_train_timesteps", "1000");
       if (j.value("prediction_type", std::string("epsilon")) != "epsilon") return bad("prediction_type", "epsilon");
+      // DDIMScheduler's defaults where the file is silent: clip_sample true (DiT's files say false).
+      if (j.value("clip_sample", true)) return bad("clip_sample", "false");
+      if (!j.value("set_alpha_to_one", true)) return bad("set_alpha_to_one", "true");
+      if (j.value("steps_offset", 0) != 0) return bad("steps_offset", "0");
+      if (j.value("timestep_spacing", std::string("leading")) != "leading") return bad("timestep_spacing", "leading");
     } catch (const std::exception& e) {
       return make_error(errc::decode_failed, sched.string() + ": " + e.what());
     }

@@ -29,6 +29,29 @@ int ddim_t(const request& r, int i) {  // timesteps step_ratio*(steps-1-i), as i
   return (r.steps - 1 - i) * (train_steps / r.steps);
 }
 
+// One step's update of a latent x[n] from the model's conditional output (and, under CFG, the
+// unconditional one): the Euler step of the flow, or DDIM's (eta 0).
+void apply_step(const request& r, int i, const float* cond, const float* uncond, float* x, std::size_t n) {
+  const float gs = r.guidance;
+  if (r.sampler == sampler_kind::flow_euler) {
+    const float dt = static_cast<float>(flow_sigma(r, i + 1) - flow_sigma(r, i));
+    for (std::size_t e = 0; e < n; ++e) {
+      const float v = uncond ? uncond[e] + gs * (cond[e] - uncond[e]) : cond[e];
+      x[e] += dt * v;
+    }
+  } else {
+    const double a = alpha_bar(ddim_t(r, i));
+    const double ap = i + 1 < r.steps ? alpha_bar(ddim_t(r, i + 1)) : 1.0;
+    const float sa = static_cast<float>(std::sqrt(a)), s1a = static_cast<float>(std::sqrt(1.0 - a));
+    const float sap = static_cast<float>(std::sqrt(ap)), s1ap = static_cast<float>(std::sqrt(1.0 - ap));
+    for (std::size_t e = 0; e < n; ++e) {
+      const float eps = uncond ? uncond[e] + gs * (cond[e] - uncond[e]) : cond[e];
+      const float x0 = (x[e] - s1a * eps) / sa;
+      x[e] = sap * x0 + s1ap * eps;
+    }
+  }
+}
+
 }  // namespace
 
 result<void> validate(const model_config& c, const request& r) {
@@ -105,24 +128,58 @@ result<void> denoise_with(const step_forward& forward, const pair_gather& gather
     if (split)
       if (auto st = gather(out->data(), pair.data(), sz * sizeof(float)); !st) return st.err();
     const std::vector<float>& o = split ? pair : *out;
-    const float gs = r.guidance;
-    if (r.sampler == sampler_kind::flow_euler) {
-      const float dt = static_cast<float>(flow_sigma(r, i + 1) - flow_sigma(r, i));
-      for (std::size_t e = 0; e < sz; ++e) {
-        const float v = cfg ? o[sz + e] + gs * (o[e] - o[sz + e]) : o[e];
-        shard[e] += dt * v;
-      }
-    } else {
-      const double a = alpha_bar(ddim_t(r, i));
-      const double ap = i + 1 < r.steps ? alpha_bar(ddim_t(r, i + 1)) : 1.0;
-      const float sa = static_cast<float>(std::sqrt(a)), s1a = static_cast<float>(std::sqrt(1.0 - a));
-      const float sap = static_cast<float>(std::sqrt(ap)), s1ap = static_cast<float>(std::sqrt(1.0 - ap));
-      for (std::size_t e = 0; e < sz; ++e) {
-        const float eps = cfg ? o[sz + e] + gs * (o[e] - o[sz + e]) : o[e];
-        const float x0 = (shard[e] - s1a * eps) / sa;
-        shard[e] = sap * x0 + s1ap * eps;
-      }
+    apply_step(r, i, o.data(), cfg ? o.data() + sz : nullptr, shard.data(), sz);
+  }
+  return {};
+}
+
+result<void> denoise_batch(const step_forward& forward, const model_config& c, std::span<const request> rs, int begin,
+                           int end, std::vector<std::vector<float>>& latents) {
+  const std::size_t n = rs.size();
+  if (n == 0 || latents.size() != n) return make_error(errc::invalid_argument, "dit denoise_batch: one latent per request");
+  const std::size_t sz = static_cast<std::size_t>(c.image_tokens() * c.patch_dim());
+  for (std::size_t k = 0; k < n; ++k) {
+    if (auto v = validate(c, rs[k]); !v) return v;
+    if (rs[k].steps != rs[0].steps) return make_error(errc::invalid_argument, "dit denoise_batch: requests differ in steps");
+    if (latents[k].size() != sz) return make_error(errc::invalid_argument, "dit denoise_batch: a latent has the wrong size");
+  }
+  if (begin < 0 || end > rs[0].steps || begin > end)
+    return make_error(errc::invalid_argument, "dit denoise_batch: step range outside [0, steps]");
+  // Samples: every request's conditional pass, then the unconditional passes of those under CFG.
+  std::vector<std::size_t> uncond_of(n, 0), source;
+  for (std::size_t k = 0; k < n; ++k) source.push_back(k);
+  for (std::size_t k = 0; k < n; ++k)
+    if (rs[k].guidance > 1.0f) {
+      uncond_of[k] = source.size();
+      source.push_back(k);
     }
+  const int B = static_cast<int>(source.size());
+  std::vector<int> labels;
+  std::vector<float> text;
+  for (int b = 0; b < B; ++b) {
+    const request& r = rs[source[static_cast<std::size_t>(b)]];
+    const bool null = static_cast<std::size_t>(b) >= n;
+    if (c.cond == conditioning::class_label) {
+      labels.push_back(null ? c.num_classes : r.class_label);
+    } else {
+      const std::size_t at = text.size();
+      text.insert(text.end(), r.text.begin(), r.text.end());
+      if (null) std::fill(text.begin() + static_cast<std::ptrdiff_t>(at), text.end(), 0.0f);
+    }
+  }
+  std::vector<float> image(static_cast<std::size_t>(B) * sz), ts(static_cast<std::size_t>(B));
+  for (int i = begin; i < end; ++i) {
+    for (int b = 0; b < B; ++b) {
+      const std::size_t k = source[static_cast<std::size_t>(b)];
+      std::copy(latents[k].begin(), latents[k].end(), image.begin() + static_cast<std::ptrdiff_t>(b * sz));
+      ts[static_cast<std::size_t>(b)] = static_cast<float>(step_time(rs[k], i));
+    }
+    auto out = forward(forward_input{B, image, ts, labels, text}, sp_group{});
+    if (!out) return out.err();
+    if (out->size() != B * sz) return make_error(errc::state, "dit denoise_batch: the forward returned the wrong size");
+    for (std::size_t k = 0; k < n; ++k)
+      apply_step(rs[k], i, out->data() + k * sz, rs[k].guidance > 1.0f ? out->data() + uncond_of[k] * sz : nullptr,
+                 latents[k].data(), sz);
   }
   return {};
 }

@@ -52,6 +52,13 @@ using pair_gather = std::function<result<void>(const float* mine, float* both, s
 result<void> denoise_with(const step_forward& forward, const pair_gather& gather, const model_config& c, const request& r,
                           int begin, int end, const sp_group& g, std::vector<float>& shard);
 
+// Several requests at degree 1 (same step count; full latents [image_tokens][patch_dim]), every
+// pass of a step in one forward call: the requests' conditional passes, then the unconditional
+// passes of those under CFG. A forward whose rows do not depend on the batch (the CPU's; the
+// GPU's, whose GEMM algorithms are fixed per weight shape) gives each request its own bits.
+result<void> denoise_batch(const step_forward& forward, const model_config& c, std::span<const request> rs, int begin,
+                           int end, std::vector<std::vector<float>>& latents);
+
 // Moves the latent from group `from`'s token layout to group `to`'s (either may be a single
 // rank). Every member of either group calls it; returns my shard under `to` (empty if not in it).
 result<std::vector<float>> reshard(coll::World& w, const coll::Group& from, const coll::Group& to,

@@ -35,6 +35,10 @@ import torch.nn.functional as F
 
 from safetensors_io import save_file
 
+# Attention through F.scaled_dot_product_attention (what diffusers runs) instead of the explicit
+# softmax the parity fixtures were written with; the speed peer turns it on.
+SDPA = False
+
 
 def tiny_config(**kw) -> dict:
     """A DiTTransformer2DModel config.json (the fields diffusers writes), small by default."""
@@ -76,7 +80,7 @@ def timestep_proj(t: torch.Tensor, dtype: torch.dtype, rb: bool = False) -> torc
     """Timesteps(256, flip_sin_to_cos=True, downscale_freq_shift=1): [cos | sin], in `dtype`
     (diffusers computes it in float32); gfdit computes it in float64 and rounds to bf16."""
     work = torch.float64 if rb else dtype
-    k = torch.arange(128, dtype=work)
+    k = torch.arange(128, dtype=work, device=t.device)
     w = torch.exp(-math.log(10000.0) * k / (128 - 1))
     ang = t.to(work)[:, None] * w[None, :]
     out = torch.cat([torch.cos(ang), torch.sin(ang)], dim=1).to(dtype)
@@ -147,8 +151,11 @@ class Attention(nn.Module):
         b, n, _ = x.shape
         q, k, v = (_rb(_linear(m, x, rb), rb).reshape(b, n, self.heads, -1).transpose(1, 2)
                    for m in (self.to_q, self.to_k, self.to_v))
-        att = torch.softmax((q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1]), dim=-1)
-        o = _rb((att @ v).transpose(1, 2).reshape(b, n, -1), rb)
+        if SDPA and not rb:
+            o = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, n, -1)
+        else:
+            att = torch.softmax((q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1]), dim=-1)
+            o = _rb((att @ v).transpose(1, 2).reshape(b, n, -1), rb)
         return _rb(_linear(self.to_out[0], o, rb), rb)
 
 
@@ -199,14 +206,18 @@ class PatchEmbed(nn.Module):
         # diffusers keeps the table as a non-persistent float32 buffer (not in the state_dict);
         # here it is made per call, so the float64 run gets float64 positions.
         self.hidden, self.grid = hidden, cfg["sample_size"] // p
+        self._pos = {}
 
     def forward(self, latent, rb=False):
         w = _rb(self.proj.weight, rb)
         y = F.conv2d(_rb(latent, rb), w, _rb(self.proj.bias, rb), stride=self.proj.stride)
         y = _rb(y.flatten(2).transpose(1, 2), rb)  # BCHW -> B, tokens (row-major), hidden
         assert latent.shape[-1] // self.proj.stride[0] == self.grid, "positions at sample_size only"
-        pos = sincos_2d(self.hidden, self.grid)
-        return y + (pos if y.dtype == torch.float64 else pos.float()).to(y.dtype)[None]
+        key = (y.dtype, y.device)
+        if key not in self._pos:  # diffusers keeps the table as a buffer; made once per dtype and device
+            pos = sincos_2d(self.hidden, self.grid)
+            self._pos[key] = (pos if y.dtype == torch.float64 else pos.float()).to(y.device, y.dtype)[None]
+        return y + self._pos[key]
 
 
 class DiTTransformer2DModel(nn.Module):

@@ -16,11 +16,14 @@
 #include "kernels/dit/numerics.hpp"
 #include "kernels/dit/safetensors.hpp"
 #include "kernels/dit/sampler.hpp"
+#include "tests/kernels/dit/diffusers_io.hpp"
 #include "tests/kernels/dit/rel_rms.hpp"
 
 namespace fs = std::filesystem;
 using namespace gfdit;
 using namespace gfdit::dit;
+using gfdit::dit::testing::eps_of;
+using gfdit::dit::testing::first_channels;
 using gfdit::dit::testing::rel_rms;
 
 namespace {
@@ -91,41 +94,6 @@ result<model_config> parse(const std::string& name, const std::string& text, int
   return config_from_diffusers(p, override_size);
 }
 
-
-// gfdit's forward on the fixture's inputs, as diffusers' epsilon channels [B][C][H][W].
-std::vector<float> eps_of(const model& m, const st_file& io) {
-  const model_config& c = m.config();
-  const auto& lat = io.tensors.at("latent").values;
-  const int B = static_cast<int>(io.tensors.at("latent").shape[0]);
-  const std::size_t per = static_cast<std::size_t>(c.latent_channels) * c.height * c.width;
-  std::vector<float> tokens;
-  for (int b = 0; b < B; ++b) {
-    auto t = patchify(c, std::span<const float>(lat).subspan(b * per, per));
-    tokens.insert(tokens.end(), t.begin(), t.end());
-  }
-  std::vector<int> labels;
-  for (float l : io.tensors.at("labels").values) labels.push_back(static_cast<int>(l));
-  forward_input in{B, tokens, io.tensors.at("timesteps").values, labels, {}};
-  auto out = forward_cpu(m, in, sp_group{});
-  EXPECT_TRUE(out.ok()) << out.err().what;
-  if (!out) return {};
-  std::vector<float> eps;
-  const std::size_t tok = static_cast<std::size_t>(c.image_tokens() * c.patch_dim());
-  for (int b = 0; b < B; ++b) {
-    auto l = unpatchify(c, std::span<const float>(*out).subspan(b * tok, tok));
-    eps.insert(eps.end(), l.begin(), l.end());
-  }
-  return eps;
-}
-
-// The first `channels` channels of a [B][out_channels][H][W] reference output.
-std::vector<float> first_channels(const st_tensor& t, int channels) {
-  const auto B = t.shape[0], OC = t.shape[1], HW = t.shape[2] * t.shape[3];
-  std::vector<float> v;
-  for (std::int64_t b = 0; b < B; ++b)
-    v.insert(v.end(), t.values.begin() + b * OC * HW, t.values.begin() + (b * OC + channels) * HW);
-  return v;
-}
 
 // The folder with one change to the weights or the config must be refused naming `expect`.
 void expect_refused(const std::string& name, const std::function<void(st_file&, std::string&)>& change,

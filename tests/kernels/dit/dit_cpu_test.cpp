@@ -340,6 +340,30 @@ TEST(DitSampler, ChunkedStepsEqualOneRunAndGuidanceMatters) {
   EXPECT_FALSE(validate(m->config(), r).ok());
 }
 
+TEST(DitSampler, ABatchOfRequestsGivesEachRequestItsOwnBits) {
+  for (const char* name : {"tiny-dit", "tiny-mmdit"}) {
+    auto m = model::generate(*stock_config(name), 5);
+    ASSERT_TRUE(m.ok());
+    const model_config& c = m->config();
+    std::vector<request> rs;
+    for (int k = 0; k < 3; ++k) {
+      rs.push_back(tiny_request(c, 40 + k, k == 2 ? sampler_kind::ddim : sampler_kind::flow_euler));
+      rs.back().steps = 3;
+      if (k == 1) rs.back().guidance = 1.0f;  // no CFG pass for this one
+    }
+    std::vector<std::vector<float>> batch;
+    for (const auto& r : rs) batch.push_back(initial_latent(c, r, 1, 0));
+    auto fwd = [&](const forward_input& in, const sp_group& g) { return forward_cpu(*m, in, g); };
+    ASSERT_TRUE(denoise_batch(fwd, c, rs, 0, 3, batch).ok());
+    for (std::size_t k = 0; k < rs.size(); ++k) EXPECT_TRUE(same_bits(batch[k], run_local(*m, rs[k]))) << name << " " << k;
+    rs[1].steps = 4;
+    EXPECT_FALSE(denoise_batch(fwd, c, rs, 0, 3, batch).ok()) << "requests of different step counts";
+    batch.pop_back();
+    rs[1].steps = 3;
+    EXPECT_FALSE(denoise_batch(fwd, c, rs, 0, 3, batch).ok()) << "a latent short";
+  }
+}
+
 // --- layout invariance across real processes ----------------------------------------------
 
 void expect_all_passed(const std::vector<testing::exit_status>& st) {

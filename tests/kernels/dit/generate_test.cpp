@@ -189,5 +189,11 @@ TEST(DiffusersPipeline, DrawsThroughTheVaeAtEveryDegree) {
   ASSERT_FALSE(refused.ok());
   EXPECT_NE(refused.err().what.find("beta_schedule is not linear"), std::string::npos) << refused.err().what;
   fs::remove_all(wrong);
+  // DDIMScheduler clips x0 unless told not to; gfdit does not, so a silent file is refused.
+  const fs::path clipping = gfdit::dit::testing::tiny_pipeline(R"({"_class_name": "DDIMScheduler"})");
+  auto clips = read_model_card(clipping);
+  ASSERT_FALSE(clips.ok());
+  EXPECT_NE(clips.err().what.find("clip_sample is not false"), std::string::npos) << clips.err().what;
+  fs::remove_all(clipping);
   fs::remove_all(dir);
 }

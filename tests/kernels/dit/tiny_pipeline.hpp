@@ -29,7 +29,7 @@ inline std::filesystem::path tiny_pipeline(const std::string& scheduler_json) {
 
 inline const char* dit_ddim_scheduler() {
   return R"({"_class_name": "DDIMScheduler", "beta_schedule": "linear", "beta_start": 0.0001, "beta_end": 0.02,
-             "num_train_timesteps": 1000})";
+             "num_train_timesteps": 1000, "clip_sample": false})";
 }
 
 }  // namespace gfdit::dit::testing
