@@ -129,22 +129,30 @@ result<void> check_msgpack(std::string_view bytes, const decode_limits& limits) 
   return {};
 }
 
-result<msgpack::object_handle> unpack_bounded(std::string_view bytes,
-                                              const decode_limits& limits) {
+result<msgpack::object> unpack_bounded(msgpack::zone& zone, std::string_view bytes,
+                                       const decode_limits& limits) {
   if (auto r = check_msgpack(bytes, limits); !r) return r.err();
   try {
     const msgpack::unpack_limit ul(limits.max_array, limits.max_map, limits.max_str,
                                    limits.max_bin, limits.max_ext, limits.max_depth);
     std::size_t off = 0;
-    // Strings and blobs point into `bytes` instead of being copied into the zone: the handle
+    // Strings and blobs point into `bytes` instead of being copied into the zone: the object
     // must not outlive `bytes`, and a large payload is copied once, by the final convert().
     const auto by_reference = [](msgpack::type::object_type t, std::size_t, void*) {
       return t == msgpack::type::STR || t == msgpack::type::BIN;
     };
-    return msgpack::unpack(bytes.data(), bytes.size(), off, by_reference, nullptr, ul);
+    return msgpack::unpack(zone, bytes.data(), bytes.size(), off, by_reference, nullptr, ul);
   } catch (const std::exception& e) {
     return make_error(errc::decode_failed, std::string("msgpack: ") + e.what());
   }
+}
+
+result<msgpack::object_handle> unpack_bounded(std::string_view bytes,
+                                              const decode_limits& limits) {
+  auto zone = std::make_unique<msgpack::zone>();
+  auto object = unpack_bounded(*zone, bytes, limits);
+  if (!object) return object.err();
+  return msgpack::object_handle(*object, std::move(zone));
 }
 
 }  // namespace gfdit

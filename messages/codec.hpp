@@ -32,6 +32,9 @@ result<void> check_msgpack(std::string_view bytes, const decode_limits& limits =
 // in the handle reference `bytes`, which must outlive it.
 result<msgpack::object_handle> unpack_bounded(std::string_view bytes,
                                               const decode_limits& limits = {});
+// The same into `zone`, which the caller owns and may reuse (clear() keeps its first chunk).
+result<msgpack::object> unpack_bounded(msgpack::zone& zone, std::string_view bytes,
+                                       const decode_limits& limits = {});
 
 // A msgpack output buffer that is the final std::string, so encoding copies nothing twice.
 struct string_writer {
@@ -42,6 +45,7 @@ struct string_writer {
 template <message T>
 std::string encode(const T& msg) {
   std::string out;
+  out.reserve(256);  // most messages fit: no regrowth while packing
   string_writer w{out};
   msgpack::pack(w, msg);
   return out;
@@ -49,11 +53,18 @@ std::string encode(const T& msg) {
 
 template <message T>
 result<T> decode(std::string_view bytes, const decode_limits& limits = {}) {
-  auto handle = unpack_bounded(bytes, limits);
-  if (!handle) return handle.err();
+  // One zone per thread, cleared after each message: decoding a small message allocates
+  // nothing but the message itself (a fresh zone is an 8 KiB malloc).
+  thread_local msgpack::zone zone;
+  struct clear_after {
+    msgpack::zone& z;
+    ~clear_after() { z.clear(); }
+  } guard{zone};
+  auto object = unpack_bounded(zone, bytes, limits);
+  if (!object) return object.err();
   try {
     T out{};
-    handle->get().convert(out);
+    object->convert(out);
     return out;
   } catch (const std::exception& e) {
     return make_error(errc::decode_failed, std::string(T::type_name) +

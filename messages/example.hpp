@@ -13,7 +13,7 @@ struct ping {
   static constexpr std::uint16_t type_version = 1;
   std::uint64_t count = 0;
   std::string data;
-  MSGPACK_DEFINE_MAP(count, data)
+  GFDIT_FIELDS(count, data)
 };
 
 struct pong {
@@ -21,7 +21,7 @@ struct pong {
   static constexpr std::uint16_t type_version = 1;
   std::uint64_t count = 0;
   std::string data;
-  MSGPACK_DEFINE_MAP(count, data)
+  GFDIT_FIELDS(count, data)
 };
 
 }  // namespace gfdit::msg

@@ -29,7 +29,7 @@ struct worker_hello {
   std::string node;
   std::string device;
   std::string backend;      // "sim" | "cpu" | "cuda"
-  MSGPACK_DEFINE_MAP(worker, node, device, backend)
+  GFDIT_FIELDS(worker, node, device, backend)
 };
 
 struct worker_heartbeat {
@@ -37,7 +37,7 @@ struct worker_heartbeat {
   static constexpr std::uint16_t type_version = 1;
   std::int32_t worker = 0;
   std::uint64_t seq = 0;
-  MSGPACK_DEFINE_MAP(worker, seq)
+  GFDIT_FIELDS(worker, seq)
 };
 
 struct form_group {
@@ -45,7 +45,7 @@ struct form_group {
   static constexpr std::uint16_t type_version = 1;
   std::vector<std::int32_t> members;  // ordered
   std::string reason;
-  MSGPACK_DEFINE_MAP(members, reason)
+  GFDIT_FIELDS(members, reason)
 };
 
 struct dissolve_group {
@@ -53,7 +53,7 @@ struct dissolve_group {
   static constexpr std::uint16_t type_version = 1;
   std::uint64_t group_id = 0;
   std::string reason;
-  MSGPACK_DEFINE_MAP(group_id, reason)
+  GFDIT_FIELDS(group_id, reason)
 };
 
 // active=false: the group is gone (dissolved, or a member died).
@@ -65,7 +65,7 @@ struct group_view {
   std::vector<std::int32_t> members;
   bool active = true;
   std::string reason;
-  MSGPACK_DEFINE_MAP(group_id, epoch, members, active, reason)
+  GFDIT_FIELDS(group_id, epoch, members, active, reason)
 };
 
 struct worker_down {
@@ -74,7 +74,7 @@ struct worker_down {
   std::int32_t worker = 0;
   std::int64_t last_seen_us = 0;
   std::string reason;
-  MSGPACK_DEFINE_MAP(worker, last_seen_us, reason)
+  GFDIT_FIELDS(worker, last_seen_us, reason)
 };
 
 }  // namespace gfdit::msg

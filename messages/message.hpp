@@ -1,12 +1,13 @@
 #pragma once
 // What makes a plain struct a message: a stable name, a schema version, and msgpack *map*
-// encoding (MSGPACK_DEFINE_MAP), so a newer writer may add fields and an older reader skips them.
+// encoding (GFDIT_FIELDS, fields.hpp: MSGPACK_DEFINE_MAP's bytes, read without allocating), so a
+// newer writer may add fields and an older reader skips them.
 //
 //   struct ping {
 //     static constexpr std::string_view type_name = "example.ping";
 //     static constexpr std::uint16_t type_version = 1;
 //     std::uint64_t seq = 0;
-//     MSGPACK_DEFINE_MAP(seq)
+//     GFDIT_FIELDS(seq)
 //   };
 #include <concepts>
 #include <cstdint>
@@ -15,6 +16,7 @@
 #include <msgpack.hpp>
 
 #include "common/hash.hpp"
+#include "messages/fields.hpp"
 
 namespace gfdit {
 

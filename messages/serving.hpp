@@ -27,7 +27,7 @@ struct generate_request {
   std::int32_t priority = 0;  // higher first among equals
   std::string client_tag;     // echoed back, for the client's own bookkeeping
   std::string class_name;     // optional label for per-class metrics
-  MSGPACK_DEFINE_MAP(request_id, model, width, height, frames, steps, guidance, seed, slo_ms,
+  GFDIT_FIELDS(request_id, model, width, height, frames, steps, guidance, seed, slo_ms,
                      slo_multiple, priority, client_tag, class_name)
 };
 
@@ -42,7 +42,7 @@ struct admitted {
   std::int64_t deadline_us = 0;
   std::int64_t tokens = 0;               // latent tokens, from the model's profile
   double est_single_gpu_us = 0.0;        // the cost model's whole-request time at degree 1
-  MSGPACK_DEFINE_MAP(request_id, request, arrival_us, has_deadline, deadline_us, tokens,
+  GFDIT_FIELDS(request_id, request, arrival_us, has_deadline, deadline_us, tokens,
                      est_single_gpu_us)
 };
 
@@ -58,7 +58,7 @@ struct rejected {
   std::string rule;
   double retry_after_ms = 0.0;
   std::int64_t at_us = 0;
-  MSGPACK_DEFINE_MAP(request_id, client_tag, code, field, rule, retry_after_ms, at_us)
+  GFDIT_FIELDS(request_id, client_tag, code, field, rule, retry_after_ms, at_us)
 };
 
 // Where a request's state (latent) lives. layout: "none" (not started), "owner_only" (one
@@ -71,7 +71,7 @@ struct artifact {
   std::vector<std::int32_t> holders;
   std::string layout = "none";
   std::int32_t steps_done = 0;
-  MSGPACK_DEFINE_MAP(request_id, holders, layout, steps_done)
+  GFDIT_FIELDS(request_id, holders, layout, steps_done)
 };
 
 // One trajectory task for one group. stage: "prepare" | "denoise" | "decode".
@@ -92,7 +92,7 @@ struct task_assign {
   std::string output_layout;
   std::int64_t issued_us = 0;
   generate_request request;  // what the client asked for (seed, shape, guidance): real backends compute from it
-  MSGPACK_DEFINE_MAP(task_id, request_id, model, tokens, stage, step_begin, step_end, group_id,
+  GFDIT_FIELDS(task_id, request_id, model, tokens, stage, step_begin, step_end, group_id,
                      epoch, members, input, output_layout, issued_us, request)
 };
 
@@ -114,7 +114,7 @@ struct task_done {
   std::int64_t reshard_us = 0;  // moving the input onto the group, inside [start, end)
   std::int64_t compute_us = 0;
   std::uint64_t result_hash = 0;  // decode on a real backend: hash of the final latent's bits (0: none)
-  MSGPACK_DEFINE_MAP(task_id, request_id, stage, step_begin, step_end, group_id, worker, ok, error,
+  GFDIT_FIELDS(task_id, request_id, stage, step_begin, step_end, group_id, worker, ok, error,
                      start_us, end_us, reshard_us, compute_us, result_hash)
 };
 
@@ -145,7 +145,7 @@ struct reshard {
   std::string to_layout;
   std::int64_t bytes = 0;
   double est_us = 0.0;
-  MSGPACK_DEFINE_MAP(request_id, task_id, from, to_members, to_layout, bytes, est_us)
+  GFDIT_FIELDS(request_id, task_id, from, to_members, to_layout, bytes, est_us)
 };
 
 // The request yields its group at the chunk boundary `at_step`; its state stays on the holders.
@@ -155,7 +155,7 @@ struct preempt {
   std::uint64_t request_id = 0;
   std::int32_t at_step = 0;
   std::string reason;
-  MSGPACK_DEFINE_MAP(request_id, at_step, reason)
+  GFDIT_FIELDS(request_id, at_step, reason)
 };
 
 struct cancel {
@@ -163,7 +163,7 @@ struct cancel {
   static constexpr std::uint16_t type_version = 1;
   std::uint64_t request_id = 0;
   std::string reason;
-  MSGPACK_DEFINE_MAP(request_id, reason)
+  GFDIT_FIELDS(request_id, reason)
 };
 
 // The one terminal message of an admitted request. status: "done" | "rejected" | "cancelled" |
@@ -193,7 +193,7 @@ struct request_done {
   // GPU time its tasks held: (end - start) x group size, summed, failed tries included. Lets a
   // client that sees only RequestDones compute the cluster's busy fraction.
   std::int64_t gpu_us = 0;
-  MSGPACK_DEFINE_MAP(request_id, client_tag, class_name, status, error, arrival_us, finish_us,
+  GFDIT_FIELDS(request_id, client_tag, class_name, status, error, arrival_us, finish_us,
                      has_deadline, deadline_us, slo_met, latency_us, queue_us, run_us, reshard_us,
                      regroupings, preemptions, retries, result_ref, result_hash, gpu_us)
 };

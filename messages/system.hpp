@@ -14,7 +14,7 @@ struct lifecycle_command {
   static constexpr std::string_view type_name = "system.lifecycle_command";
   static constexpr std::uint16_t type_version = 1;
   std::string transition;  // "configure" | "activate" | "deactivate" | "shutdown"
-  MSGPACK_DEFINE_MAP(transition)
+  GFDIT_FIELDS(transition)
 };
 
 struct lifecycle_state {
@@ -23,7 +23,7 @@ struct lifecycle_state {
   std::string actor;
   std::string state;  // "unconfigured" | "inactive" | "active" | "finalized"
   std::string error;  // why the last transition failed, else empty
-  MSGPACK_DEFINE_MAP(actor, state, error)
+  GFDIT_FIELDS(actor, state, error)
 };
 
 // Parameters travel as JSON text so every declared type has one wire form.
@@ -31,7 +31,7 @@ struct parameter_get {
   static constexpr std::string_view type_name = "system.parameter_get";
   static constexpr std::uint16_t type_version = 1;
   std::string name;  // empty: all parameters
-  MSGPACK_DEFINE_MAP(name)
+  GFDIT_FIELDS(name)
 };
 
 struct parameter_set {
@@ -39,7 +39,7 @@ struct parameter_set {
   static constexpr std::uint16_t type_version = 1;
   std::string name;
   std::string value_json;
-  MSGPACK_DEFINE_MAP(name, value_json)
+  GFDIT_FIELDS(name, value_json)
 };
 
 struct parameter_value {
@@ -48,7 +48,7 @@ struct parameter_value {
   std::string actor;
   std::string values_json;  // {"name": value, ...}
   std::string error;        // why a set was refused, else empty
-  MSGPACK_DEFINE_MAP(actor, values_json, error)
+  GFDIT_FIELDS(actor, values_json, error)
 };
 
 struct heartbeat {
@@ -56,7 +56,7 @@ struct heartbeat {
   static constexpr std::uint16_t type_version = 1;
   std::string actor;
   std::uint64_t count = 0;
-  MSGPACK_DEFINE_MAP(actor, count)
+  GFDIT_FIELDS(actor, count)
 };
 
 struct log_line {
@@ -65,7 +65,7 @@ struct log_line {
   std::string actor;
   std::string level;
   std::string text;
-  MSGPACK_DEFINE_MAP(actor, level, text)
+  GFDIT_FIELDS(actor, level, text)
 };
 
 // Sent back to a sender whose directed message could not be delivered.
@@ -77,7 +77,7 @@ struct delivery_failure {
   std::uint64_t seq = 0;
   std::uint64_t correlation = 0;
   std::string reason;
-  MSGPACK_DEFINE_MAP(destination, type_id, seq, correlation, reason)
+  GFDIT_FIELDS(destination, type_id, seq, correlation, reason)
 };
 
 // A node's announcement to its peers: which local actors it hosts and which topics they
@@ -90,7 +90,7 @@ struct node_hello {
   std::vector<std::string> actors;
   std::vector<std::string> topics;
   bool want_reply = false;  // the first hello asks the peer for its own
-  MSGPACK_DEFINE_MAP(node, endpoint, actors, topics, want_reply)
+  GFDIT_FIELDS(node, endpoint, actors, topics, want_reply)
 };
 
 }  // namespace gfdit::msg

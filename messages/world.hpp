@@ -25,7 +25,7 @@ struct world_join {
   std::uint32_t round = 0;      // the rank's n-th all_gather, from 0
   std::int64_t timeout_ms = 0;  // the round fails if not complete this long after it opened
   world_bytes blob;
-  MSGPACK_DEFINE_MAP(world, rank, size, round, timeout_ms, blob)
+  GFDIT_FIELDS(world, rank, size, round, timeout_ms, blob)
 };
 
 // The answer to every rank of a round. error empty: blobs[r] is rank r's blob. Otherwise the
@@ -39,7 +39,7 @@ struct world_blobs {
   std::vector<world_bytes> blobs;
   std::string error;
   bool timed_out = false;
-  MSGPACK_DEFINE_MAP(world, round, blobs, error, timed_out)
+  GFDIT_FIELDS(world, round, blobs, error, timed_out)
 };
 
 }  // namespace gfdit::msg

@@ -11,7 +11,7 @@
 #include <optional>
 #include <variant>
 
-#include "actors/worker/cost_model.hpp"
+#include "actors/serving/cost_model.hpp"
 #include "messages/serving.hpp"
 
 namespace gfdit {

@@ -9,7 +9,8 @@
 
 #include "actors/runtime/context.hpp"
 #include "actors/runtime/node.hpp"
-#include "actors/serving_graph/model_time.hpp"
+#include "actors/serving/model_time.hpp"
+#include "actors/serving/serving_names.hpp"
 #include "actors/sim/workload.hpp"
 #include "messages/membership.hpp"
 

@@ -19,7 +19,7 @@
 #include "actors/gateway/http_api.hpp"
 #include "actors/runtime/context.hpp"
 #include "actors/runtime/registry.hpp"
-#include "actors/serving_graph/model_time.hpp"
+#include "actors/serving/serving_names.hpp"
 
 namespace gfdit {
 namespace {

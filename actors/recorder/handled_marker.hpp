@@ -24,7 +24,7 @@ struct handled {
   std::uint8_t kind = 0;
   std::string destination;
   std::uint64_t correlation = 0;
-  MSGPACK_DEFINE_MAP(actor, sender, seq, type_id, kind, destination, correlation)
+  GFDIT_FIELDS(actor, sender, seq, type_id, kind, destination, correlation)
 };
 
 }  // namespace gfdit::msg

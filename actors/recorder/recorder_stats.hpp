@@ -21,7 +21,7 @@ struct recorder_stats {
   std::uint64_t chunks = 0;
   std::uint64_t queued_bytes = 0;  // waiting for the writer now
   std::string error;               // the writer's failure, if any (then everything drops)
-  MSGPACK_DEFINE_MAP(recorder, path, recorded, dropped, blocked, bytes, chunks, queued_bytes, error)
+  GFDIT_FIELDS(recorder, path, recorded, dropped, blocked, bytes, chunks, queued_bytes, error)
 };
 
 }  // namespace gfdit::msg

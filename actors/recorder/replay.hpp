@@ -10,7 +10,9 @@
 //   GFDIT_REGISTER_REPLAYABLE_CORE("gfdit.counter", [](const gfdit::replay_params& p)
 //       -> gfdit::result<std::unique_ptr<gfdit::replayable_core>> { ... });
 //
-// The control-plane shells (scheduler, admission, membership) register theirs there.
+// A driver (envelope in, outgoing messages out) becomes one with driver_core (driver_core.hpp):
+// the serving control plane's scheduler, admission and membership register theirs in
+// gfdit_serving_replay (actors/<name>/<name>_replay.cpp).
 #include <cstdint>
 #include <functional>
 #include <memory>

@@ -20,7 +20,8 @@
 #include <string_view>
 #include <vector>
 
-#include "actors/worker/cost_model.hpp"
+#include "actors/serving/cost_model.hpp"
+#include "actors/serving/state_layout.hpp"
 #include "common/result.hpp"
 
 namespace gfdit {
@@ -49,7 +50,7 @@ struct request_view {
   bool running = false;
   bool preempt_requested = false;
   std::vector<std::int32_t> holders;  // where the state lives, in layout order
-  std::string layout = "none";
+  state_layout layout = state_layout::none;
   std::uint64_t group_id = 0;       // the group running it now, else the one it last ran on
   std::int32_t regroupings = 0;
   // Estimates by degree slot (1, 2, 4, 8); +inf beyond the model's max_degree.

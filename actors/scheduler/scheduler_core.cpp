@@ -9,9 +9,16 @@ namespace {
 
 constexpr double inf = std::numeric_limits<double>::infinity();
 
-std::string_view layout_for(stage s, std::size_t degree) {
-  if (degree <= 1 || s == stage::decode) return "owner_only";
-  return s == stage::prepare ? "replicated" : "token_sharded";
+// Where a task of stage `s` on `degree` workers leaves the state.
+state_layout layout_after(stage s, std::size_t degree) {
+  if (degree <= 1 || s == stage::decode) return state_layout::owner_only;
+  return s == stage::prepare ? state_layout::replicated : state_layout::token_sharded;
+}
+
+// Where a task of stage `s` on `degree` workers needs the state before it runs.
+state_layout layout_before(stage s, std::size_t degree) {
+  if (degree <= 1) return state_layout::owner_only;
+  return s == stage::denoise ? state_layout::token_sharded : state_layout::replicated;
 }
 
 }  // namespace
@@ -160,7 +167,7 @@ std::vector<scheduler_output> scheduler_core::on_task_done(const msg::task_done&
   if (g != groups_.end()) {
     r.holders = g->second.members;
   }
-  r.layout = std::string(layout_for(x.task_stage, r.holders.size()));
+  r.layout = layout_after(x.task_stage, r.holders.size());
   if (x.task_stage == stage::decode) {
     x.result_hash = m.result_hash;
     r.holders.resize(std::min<std::size_t>(r.holders.size(), 1));
@@ -258,11 +265,11 @@ void scheduler_core::worker_lost(std::int32_t w, const char* reason, std::int64_
   // from the last chunk's checkpoint.
   for (auto& [id, r] : views_) {
     if (std::find(r.holders.begin(), r.holders.end(), w) == r.holders.end()) continue;
-    if (r.layout == "replicated" && r.holders.size() > 1) {
+    if (r.layout == state_layout::replicated && r.holders.size() > 1) {
       r.holders.erase(std::remove(r.holders.begin(), r.holders.end(), w), r.holders.end());
     } else {
       r.holders.clear();
-      r.layout = "checkpoint";
+      r.layout = state_layout::checkpoint;
     }
   }
 }
@@ -383,21 +390,18 @@ void scheduler_core::dispatch(std::uint64_t rid, group_info& g, std::int64_t now
   t.group_id = g.id;
   t.epoch = g.epoch;
   t.members = g.members;
-  t.input = msg::artifact{rid, r.holders, r.layout, r.steps_done};
-  t.output_layout = std::string(layout_for(r.next_stage, g.members.size()));
+  t.input = msg::artifact{rid, r.holders, std::string(to_string(r.layout)), r.steps_done};
+  t.output_layout = std::string(to_string(layout_after(r.next_stage, g.members.size())));
   t.issued_us = now_us;
   t.request = x.request;
 
-  const bool moves = r.layout != "none" && (r.layout == "checkpoint" || r.holders != g.members);
-  if (moves) {
+  if (needs_move(t.input, g.members)) {
     msg::reshard rs;
     rs.request_id = rid;
     rs.task_id = t.task_id;
     rs.from = t.input;
     rs.to_members = g.members;
-    rs.to_layout = r.next_stage == stage::denoise && g.members.size() > 1 ? "token_sharded"
-                   : g.members.size() > 1                                  ? "replicated"
-                                                                           : "owner_only";
+    rs.to_layout = std::string(to_string(layout_before(r.next_stage, g.members.size())));
     rs.bytes = cost_model::state_bytes(*r.profile, r.tokens);
     rs.est_us = r.reshard_us;
     ++stats_.reshards;

@@ -28,7 +28,7 @@
 #include <vector>
 
 #include "actors/scheduler/policy.hpp"
-#include "actors/worker/cost_model.hpp"
+#include "actors/serving/cost_model.hpp"
 #include "messages/membership.hpp"
 #include "messages/serving.hpp"
 

@@ -2,7 +2,8 @@
 
 #include <set>
 
-#include "actors/serving_graph/model_time.hpp"
+#include "actors/serving/model_time.hpp"
+#include "actors/serving/serving_names.hpp"
 #include "messages/codec.hpp"
 #include "messages/system.hpp"
 
@@ -11,13 +12,13 @@ namespace {
 
 namespace names = serving_names;
 
-template <message T>
-outgoing make(route kind, std::string destination, const T& m) {
-  return {kind, std::move(destination), type_id_of<T>, T::type_version, encode(m)};
-}
-
 void to_workers(std::vector<outgoing>& out, const std::set<std::int32_t>& workers, const auto& m) {
-  for (auto w : workers) out.push_back(make(route::direct, names::worker(w), m));
+  if (workers.empty()) return;
+  const outgoing one = make_outgoing(route::direct, "", m);  // encoded once for the whole group
+  for (auto w : workers) {
+    out.push_back(one);
+    out.back().destination = names::worker(w);
+  }
 }
 
 }  // namespace
@@ -42,7 +43,11 @@ result<std::unique_ptr<scheduler_driver>> scheduler_driver::create(
 }
 
 outgoing scheduler_driver::tick(std::uint64_t n) const {
-  return make(route::direct, cfg_.self, msg::heartbeat{cfg_.self, n});
+  return make_outgoing(route::direct, cfg_.self, msg::heartbeat{cfg_.self, n});
+}
+
+std::vector<std::string> scheduler_driver::topics() const {
+  return {names::workers_topic, names::membership_topic};
 }
 
 std::vector<outgoing> scheduler_driver::feed(const envelope& env) {
@@ -81,11 +86,11 @@ std::vector<outgoing> scheduler_driver::emit(const std::vector<scheduler_output>
             ws.insert(m.to_members.begin(), m.to_members.end());
             to_workers(out, ws, m);
           } else if constexpr (std::is_same_v<T, msg::preempt>) {
-            out.push_back(make(route::topic, names::preempt_topic, m));
+            out.push_back(make_outgoing(route::topic, names::preempt_topic, m));
           } else if constexpr (std::is_same_v<T, msg::request_done>) {
-            out.push_back(make(route::topic, names::done_topic, m));
+            out.push_back(make_outgoing(route::topic, names::done_topic, m));
           } else {  // form_group, dissolve_group
-            out.push_back(make(route::direct, names::membership, m));
+            out.push_back(make_outgoing(route::direct, names::membership, m));
           }
         },
         o);

@@ -1,24 +1,17 @@
 #pragma once
 // The scheduler's whole message-level behaviour as a pure function object: one envelope in,
-// the messages it causes out (destination and encoded payload). The actor shell only moves
-// envelopes between the bus and this driver, and `gfdit replay --actor scheduler` feeds it a
-// recording: both run this one piece of code, so a replay reproduces a live run bit for bit.
+// the messages it causes out (destination and encoded payload). The actor shell
+// (driver_actor), the simulator and `gfdit replay --actor scheduler` all run this one routing
+// table, so a replay reproduces a live run bit for bit and the simulator runs the live wiring.
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "actors/runtime/outgoing.hpp"
 #include "actors/scheduler/scheduler_core.hpp"
 #include "messages/envelope.hpp"
 
 namespace gfdit {
-
-struct outgoing {
-  route kind = route::direct;
-  std::string destination;
-  std::uint32_t type_id = 0;
-  std::uint16_t version = 0;
-  std::string payload;
-};
 
 struct scheduler_driver_config {
   std::string policy = "edf-best-fit";
@@ -36,6 +29,7 @@ class scheduler_driver {
   // worker_down and group_view (topic "membership"), and its own ticks (system.heartbeat).
   // Anything else yields nothing.
   std::vector<outgoing> feed(const envelope& env);
+  std::vector<std::string> topics() const;
   // The tick it sends itself, so time passing is a recorded message.
   outgoing tick(std::uint64_t n) const;
 

@@ -3,24 +3,27 @@
 #include <algorithm>
 #include <map>
 #include <set>
-#include <variant>
 #include <vector>
 
-#include "actors/admission/admission_core.hpp"
-#include "actors/membership/membership_core.hpp"
-#include "actors/scheduler/scheduler_core.hpp"
+#include "actors/admission/admission_driver.hpp"
+#include "actors/membership/membership_driver.hpp"
+#include "actors/scheduler/scheduler_driver.hpp"
+#include "actors/serving/serving_names.hpp"
 #include "actors/worker/sim_backend.hpp"
+#include "messages/system.hpp"
 
 namespace gfdit::sim {
 
 namespace {
 
-using message = std::variant<msg::generate_request, msg::admitted, msg::rejected, msg::task_assign,
-                             msg::task_done, msg::cancel, msg::request_done, msg::worker_hello,
-                             msg::form_group, msg::dissolve_group, msg::group_view,
-                             msg::worker_down>;
+namespace names = serving_names;
 
 enum class actor : std::uint8_t { client, admission, scheduler, membership, worker };
+
+struct address {
+  actor who = actor::client;
+  std::int32_t index = 0;  // the worker's id
+};
 
 enum class ev : std::uint8_t {
   deliver,     // a message reaches an actor
@@ -52,18 +55,44 @@ struct worker_sim {
   std::optional<msg::task_done> report;
 };
 
+constexpr const char* client_name = "client";
+
+template <message T>
+envelope envelope_of(std::string sender, route kind, std::string destination, const T& m) {
+  return to_envelope(make_outgoing(kind, std::move(destination), m), std::move(sender));
+}
+
+// The simulator runs the production drivers (the very routing tables the actor shells host), on
+// the simulator's clock: their now is the stamp, and a message is stamped when it arrives.
+admission_driver_config admission_cfg(std::int64_t queue_bound, bool feasibility, std::int32_t gpus) {
+  admission_driver_config c;
+  c.core = admission_config{static_cast<std::size_t>(queue_bound), feasibility, gpus};
+  return c;
+}
+
 class simulation {
  public:
-  simulation(const workload& w, const sim_options& o, const cost_model& costs,
-             std::vector<arrival> trace, std::unique_ptr<policy> pol, bool feasibility)
-      : w_(w), o_(o), costs_(costs), trace_(std::move(trace)),
-        admission_(costs, admission_config{static_cast<std::size_t>(queue_bound()), feasibility, o.gpus}),
-        scheduler_(costs, std::move(pol),
-                   scheduler_config{o.chunk_steps > 0 ? o.chunk_steps : w.chunk_steps}),
-        membership_(membership_config{o.heartbeat_timeout_us}),
+  simulation(const workload& w, const sim_options& o, const std::shared_ptr<const cost_model>& costs,
+             std::vector<arrival> trace, std::unique_ptr<scheduler_driver> scheduler, bool feasibility)
+      : w_(w), o_(o), trace_(std::move(trace)),
+        admission_(costs, admission_cfg(queue_bound(), feasibility, o.gpus)),
+        scheduler_(std::move(scheduler)),
+        membership_(membership_driver_config{membership_config{o.heartbeat_timeout_us}}),
         fault_rng_(splitmix64((o.seed ? o.seed : w.seed) ^ 0xfa17ull)) {
     for (std::int32_t i = 0; i < o.gpus; ++i)
-      workers_.push_back(worker_sim{sim_backend(i, costs, sim_backend_config{o.collective_timeout_us})});
+      workers_.push_back(worker_sim{sim_backend(i, *costs, sim_backend_config{o.collective_timeout_us})});
+    // Who is who, and who listens to what: the client listens for the ends of its requests (the
+    // sim workers need no topic), the drivers to the topics they name. The order of the
+    // subscribers is the order of delivery.
+    names_[client_name] = {actor::client, 0};
+    names_[names::admission] = {actor::admission, 0};
+    names_[names::scheduler] = {actor::scheduler, 0};
+    names_[names::membership] = {actor::membership, 0};
+    for (std::int32_t i = 0; i < o.gpus; ++i) names_[names::worker(i)] = {actor::worker, i};
+    subscribers_[names::done_topic].push_back({actor::client, 0});
+    for (const auto& t : membership_.topics()) subscribers_[t].push_back({actor::membership, 0});
+    for (const auto& t : admission_.topics()) subscribers_[t].push_back({actor::admission, 0});
+    for (const auto& t : scheduler_->topics()) subscribers_[t].push_back({actor::scheduler, 0});
   }
 
   run_metrics run();
@@ -79,11 +108,11 @@ class simulation {
     std::push_heap(heap_.begin(), heap_.end(), std::greater<>{});
   }
   // Messages keep their order per (sender, receiver) link, as on a socket.
-  void send(std::uint32_t from, actor to, std::int32_t index, message m) {
+  void send(address from, address to, envelope m) {
     std::int64_t delay = o_.net_delay_us;
     if (o_.fault.delay_prob > 0 && fault_rng_.uniform() < o_.fault.delay_prob)
       delay += static_cast<std::int64_t>(fault_rng_.uniform() * o_.fault.delay_max_ms * 1000.0);
-    const std::uint64_t link = (std::uint64_t{from} << 32) | (std::uint64_t(to) << 24) | std::uint32_t(index);
+    const std::uint64_t link = (std::uint64_t{id_of(from)} << 32) | id_of(to);
     auto& last = link_last_[link];
     const std::int64_t at = std::max(now_ + delay, last);
     last = at;
@@ -96,15 +125,33 @@ class simulation {
       slot = slots_.size();
       slots_.push_back(std::move(m));
     }
-    push(at, ev::deliver, to, index, slot);
+    push(at, ev::deliver, to.who, to.index, slot);
   }
-  static std::uint32_t id_of(actor a, std::int32_t index = 0) {
-    return (std::uint32_t(a) << 24) | std::uint32_t(index);
+  // As the bus does: a directed message to the actor of that name, a topic message to every
+  // subscriber; nobody there, nothing delivered.
+  void send(address from, envelope m) {
+    if (m.kind == route::topic) {
+      auto it = subscribers_.find(m.destination);
+      if (it == subscribers_.end()) return;
+      for (std::size_t i = 0; i < it->second.size(); ++i)
+        send(from, it->second[i], i + 1 < it->second.size() ? m : std::move(m));
+    } else if (auto it = names_.find(m.destination); it != names_.end()) {
+      send(from, it->second, std::move(m));
+    }
+  }
+  void send(address from, const std::string& sender, std::vector<outgoing> out) {
+    for (auto& o : out) send(from, to_envelope(std::move(o), sender));
+  }
+  static std::uint32_t id_of(address a) { return (std::uint32_t(a.who) << 24) | std::uint32_t(a.index); }
+  static envelope stamped(envelope e, std::int64_t now_us) {
+    e.time.wall_ns = now_us * 1000;
+    return e;
   }
 
-  void deliver(actor to, std::int32_t index, message& m);
-  void route(const std::vector<scheduler_output>& outs);
-  void route(const std::vector<membership_output>& outs);
+  void deliver(actor to, std::int32_t index, envelope& m);
+  void to_membership(const envelope& m) {
+    send({actor::membership, 0}, names::membership, membership_.feed(stamped(m, now_)));
+  }
   void start_task(std::int32_t w, const msg::task_assign& t);
   void stop_task(std::int32_t w);
   void kill(std::int32_t w);
@@ -112,17 +159,17 @@ class simulation {
   bool all_deaths_known() const {
     for (std::int32_t i = 0; i < o_.gpus; ++i) {
       if (workers_[i].alive) continue;
-      auto it = membership_.workers().find(i);
-      if (it != membership_.workers().end() && it->second.alive) return false;
+      auto it = membership_.core().workers().find(i);
+      if (it != membership_.core().workers().end() && it->second.alive) return false;
     }
     return true;
   }
   void check() {
     if (o_.check_invariants && violation_.empty()) {
-      violation_ = scheduler_.check_invariants();
+      violation_ = scheduler_->core().check_invariants();
       if (violation_.empty()) {
         std::map<std::int32_t, int> n;
-        for (const auto& [gid, g] : membership_.groups())
+        for (const auto& [gid, g] : membership_.core().groups())
           if (g.active)
             for (auto w : g.members)
               if (++n[w] > 1) violation_ = "membership: worker " + std::to_string(w) + " in two groups";
@@ -133,18 +180,21 @@ class simulation {
 
   const workload& w_;
   const sim_options& o_;
-  const cost_model& costs_;
   std::vector<arrival> trace_;
-  admission_core admission_;
-  scheduler_core scheduler_;
-  membership_core membership_;
+  admission_driver admission_;
+  std::unique_ptr<scheduler_driver> scheduler_;
+  membership_driver membership_;
   std::vector<worker_sim> workers_;
+  std::string assign_bytes_;  // the last task_assign a worker decoded, and what it said
+  std::optional<msg::task_assign> assign_;
   rng fault_rng_;
+  std::map<std::string, address, std::less<>> names_;
+  std::map<std::string, std::vector<address>, std::less<>> subscribers_;
 
   std::vector<event> heap_;
   std::uint64_t seq_ = 0;
   std::int64_t now_ = 0;
-  std::vector<message> slots_;
+  std::vector<envelope> slots_;
   std::vector<std::uint64_t> free_slots_;
   std::map<std::uint64_t, std::int64_t> link_last_;
   std::map<std::uint64_t, std::size_t> arrival_of_;  // request id -> trace index
@@ -152,40 +202,10 @@ class simulation {
   std::set<std::uint64_t> terminal_ids_;
   std::int64_t deaths_ = 0;
   std::uint64_t heartbeat_seq_ = 0;
+  std::uint64_t ticks_ = 0;
   metrics_recorder rec_;
   std::string violation_;
 };
-
-void simulation::route(const std::vector<scheduler_output>& outs) {
-  const auto from = id_of(actor::scheduler);
-  for (const auto& o : outs) {
-    std::visit(
-        [&](const auto& m) {
-          using T = std::decay_t<decltype(m)>;
-          if constexpr (std::is_same_v<T, msg::task_assign>) {
-            for (auto w : m.members) send(from, actor::worker, w, m);
-          } else if constexpr (std::is_same_v<T, msg::form_group> ||
-                               std::is_same_v<T, msg::dissolve_group>) {
-            send(from, actor::membership, 0, m);
-          } else if constexpr (std::is_same_v<T, msg::request_done>) {
-            send(from, actor::client, 0, m);
-            send(from, actor::admission, 0, m);
-          }
-          // reshard and preempt: the sim backend derives the move from the task's input
-          // artifact, and a preempted request simply is not reassigned; counted in stats.
-        },
-        o);
-  }
-  check();
-}
-
-void simulation::route(const std::vector<membership_output>& outs) {
-  const auto from = id_of(actor::membership);
-  for (const auto& o : outs) {
-    if (auto* v = std::get_if<msg::group_view>(&o)) send(from, actor::scheduler, 0, *v);
-    else send(from, actor::scheduler, 0, std::get<msg::worker_down>(o));
-  }
-}
 
 void simulation::stop_task(std::int32_t w) {
   auto& ws = workers_[w];
@@ -237,71 +257,57 @@ void simulation::revive(std::int32_t w) {
   auto& ws = workers_[w];
   if (ws.alive) return;
   ws.alive = true;
-  msg::worker_hello h{w, "sim", "sim:" + std::to_string(w), "sim"};
-  send(id_of(actor::worker, w), actor::membership, 0, h);
-  send(id_of(actor::worker, w), actor::scheduler, 0, h);
+  const address me{actor::worker, w};
+  send(me, envelope_of(names::worker(w), route::topic, names::workers_topic,
+                       msg::worker_hello{w, "sim", "sim:" + std::to_string(w), "sim"}));
 }
 
-void simulation::deliver(actor to, std::int32_t index, message& m) {
+void simulation::deliver(actor to, std::int32_t index, envelope& m) {
+  m = stamped(std::move(m), now_);
   switch (to) {
     case actor::client:
-      if (auto* a = std::get_if<msg::admitted>(&m)) {
+      if (m.is<msg::admitted>()) {
+        auto a = decode<msg::admitted>(m.payload);
+        if (!a) break;
         const std::size_t i = std::stoull(a->request.client_tag);
         arrival_of_[a->request_id] = i;
         if (trace_[i].cancel) {
           const auto after = static_cast<std::int64_t>(trace_[i].cancel_after_fraction * a->est_single_gpu_us);
           push(now_ + after, ev::client_cancel, actor::client, static_cast<std::int32_t>(i), a->request_id);
         }
-      } else if (auto* r = std::get_if<msg::rejected>(&m)) {
+      } else if (m.is<msg::rejected>()) {
+        auto r = decode<msg::rejected>(m.payload);
+        if (!r) break;
         rec_.rejected(trace_[std::stoull(r->client_tag)].request.class_name, now_);
         rec_.last_event(now_);
         ++terminal_;
-      } else if (auto* d = std::get_if<msg::request_done>(&m)) {
+      } else if (m.is<msg::request_done>()) {
+        auto d = decode<msg::request_done>(m.payload);
+        if (!d) break;
         if (!terminal_ids_.insert(d->request_id).second && violation_.empty())
           violation_ = "request " + std::to_string(d->request_id) + " ended twice";
         rec_.terminal(*d);
         ++terminal_;
       }
       break;
-    case actor::admission:
-      if (auto* g = std::get_if<msg::generate_request>(&m)) {
-        auto out = admission_.on_request(*g, now_);
-        if (auto* a = std::get_if<msg::admitted>(&out)) {
-          send(id_of(actor::admission), actor::scheduler, 0, *a);
-          send(id_of(actor::admission), actor::client, 0, *a);
-        } else {
-          send(id_of(actor::admission), actor::client, 0, std::get<msg::rejected>(out));
-        }
-      } else if (auto* d = std::get_if<msg::request_done>(&m)) {
-        admission_.on_request_done(*d);
-      }
-      break;
+    case actor::admission: send({actor::admission, 0}, names::admission, admission_.feed(m)); break;
     case actor::scheduler:
-      std::visit(
-          [&](auto& x) {
-            using T = std::decay_t<decltype(x)>;
-            if constexpr (std::is_same_v<T, msg::admitted>) route(scheduler_.on_admitted(x, now_));
-            else if constexpr (std::is_same_v<T, msg::task_done>) route(scheduler_.on_task_done(x, now_));
-            else if constexpr (std::is_same_v<T, msg::cancel>) route(scheduler_.on_cancel(x, now_));
-            else if constexpr (std::is_same_v<T, msg::worker_hello>) route(scheduler_.on_worker_hello(x, now_));
-            else if constexpr (std::is_same_v<T, msg::worker_down>) route(scheduler_.on_worker_down(x, now_));
-            else if constexpr (std::is_same_v<T, msg::group_view>) route(scheduler_.on_group_view(x, now_));
-          },
-          m);
+      send({actor::scheduler, 0}, names::scheduler, scheduler_->feed(m));
+      check();
       break;
-    case actor::membership:
-      std::visit(
-          [&](auto& x) {
-            using T = std::decay_t<decltype(x)>;
-            if constexpr (std::is_same_v<T, msg::worker_hello>) route(membership_.on_hello(x, now_));
-            else if constexpr (std::is_same_v<T, msg::form_group>) route(membership_.on_form_group(x, now_));
-            else if constexpr (std::is_same_v<T, msg::dissolve_group>) route(membership_.on_dissolve_group(x, now_));
-          },
-          m);
-      break;
+    case actor::membership: send({actor::membership, 0}, names::membership, membership_.feed(m)); break;
     case actor::worker:
       if (!workers_[index].alive) break;  // a dead worker hears nothing
-      if (auto* t = std::get_if<msg::task_assign>(&m)) start_task(index, *t);
+      // A sim worker runs its tasks and ignores the rest (a Reshard: the sim backend charges the
+      // move from the task's input artifact, as the live sim worker does).
+      if (m.is<msg::task_assign>()) {
+        if (m.payload != assign_bytes_) {  // a group's members get the same bytes: decoded once
+          auto t = decode<msg::task_assign>(m.payload);
+          assign_ = t ? std::optional(std::move(*t)) : std::nullopt;
+          assign_bytes_ = m.payload;
+        }
+        if (assign_) start_task(index, *assign_);
+      }
       break;
   }
 }
@@ -345,7 +351,7 @@ run_metrics simulation::run() {
     if (now_ > limit) break;
     switch (e.kind) {
       case ev::deliver: {
-        message m = std::move(slots_[e.token]);
+        envelope m = std::move(slots_[e.token]);
         free_slots_.push_back(e.token);
         deliver(e.to, e.index, m);
         break;
@@ -354,26 +360,30 @@ run_metrics simulation::run() {
         ++arrived;
         const auto& a = trace_[e.index];
         rec_.arrived(a.request.class_name, now_);
-        send(id_of(actor::client), actor::admission, 0, a.request);
+        send({actor::client, 0}, envelope_of(client_name, route::direct, names::admission, a.request));
         break;
       }
       case ev::client_cancel:
-        send(id_of(actor::client), actor::scheduler, 0, msg::cancel{e.token, "client"});
+        send({actor::client, 0}, envelope_of(client_name, route::direct, names::scheduler, msg::cancel{e.token, "client"}));
         break;
       case ev::worker_end: {
         auto& ws = workers_[e.index];
         if (!ws.alive || !ws.running || ws.token != e.token) break;
         auto rep = std::move(ws.report);
         stop_task(e.index);
-        if (rep) send(id_of(actor::worker, e.index), actor::scheduler, 0, std::move(*rep));
+        if (rep)
+          send({actor::worker, e.index}, envelope_of(names::worker(e.index), route::direct, names::scheduler, *rep));
         break;
       }
       case ev::heartbeats: {
-        // Heartbeats are delivered at the beat itself: liveness only compares their times.
+        // Heartbeats are delivered at the beat itself, and to membership alone (the scheduler
+        // ignores them): liveness only compares their times.
         for (std::int32_t i = 0; i < o_.gpus; ++i)
-          if (workers_[i].alive) route(membership_.on_heartbeat(msg::worker_heartbeat{i, heartbeat_seq_}, now_));
+          if (workers_[i].alive)
+            to_membership(envelope_of(names::worker(i), route::topic, names::workers_topic,
+                                      msg::worker_heartbeat{i, heartbeat_seq_}));
         ++heartbeat_seq_;
-        route(membership_.on_tick(now_));
+        to_membership(to_envelope(membership_.tick(++ticks_), names::membership));
         break;
       }
       case ev::death: kill(e.index); break;
@@ -395,13 +405,13 @@ run_metrics simulation::run() {
   base.workload = w_.name;
   base.policy = o_.policy;
   base.seed = o_.seed ? o_.seed : w_.seed;
-  const auto& st = scheduler_.stats();
+  const auto& st = scheduler_->core().stats();
   base.groups_formed = static_cast<std::int64_t>(st.groups_formed);
   base.tasks_failed = static_cast<std::int64_t>(st.tasks_failed);
   base.policy_calls = static_cast<std::int64_t>(st.policy_calls);
   base.invalid_decisions = static_cast<std::int64_t>(st.decisions_invalid);
   base.worker_deaths = deaths_;
-  base.admitted = static_cast<std::int64_t>(admission_.admitted_count());
+  base.admitted = static_cast<std::int64_t>(admission_.core().admitted_count());
   base.invariant_violation = violation_;
   return rec_.finish(base, o_.gpus);
 }
@@ -416,15 +426,21 @@ result<run_metrics> simulate(const workload& w0, const sim_options& o, const cos
     w.arrivals.load = o.load;
     w.arrivals.rate_per_s = 0;
   }
-  auto pol = make_policy(o.policy);
-  if (!pol) return pol.err();
-  const bool feasibility = (*pol)->wants_feasibility_check();
+  // The caller's cost model outlives the run: shared without owning it.
+  const std::shared_ptr<const cost_model> shared(std::shared_ptr<void>(), &costs);
+  scheduler_driver_config cfg;
+  cfg.policy = o.policy;
+  cfg.core.chunk_steps = o.chunk_steps > 0 ? o.chunk_steps : w.chunk_steps;
+  cfg.gpus = o.gpus;
+  auto scheduler = scheduler_driver::create(shared, cfg);
+  if (!scheduler) return scheduler.err();
+  const bool feasibility = (*scheduler)->core().current_policy().wants_feasibility_check();
   const std::uint64_t seed = o.seed ? o.seed : w.seed;
   auto trace = generate_arrivals(w, costs, o.gpus, seed, o.load_scale);
   if (!trace) return trace.err();
   double rate = 0;
   if (trace->size() > 1) rate = (trace->size() - 1) / (trace->back().at_us / 1e6 - trace->front().at_us / 1e6);
-  simulation s(w, o, costs, std::move(*trace), std::move(*pol), feasibility);
+  simulation s(w, o, shared, std::move(*trace), std::move(*scheduler), feasibility);
   auto m = s.run();
   m.offered_rate_rps = rate;
   const double mw = mean_work_s(w, costs);

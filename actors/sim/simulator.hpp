@@ -9,7 +9,7 @@
 #include "actors/sim/faults.hpp"
 #include "actors/sim/metrics.hpp"
 #include "actors/sim/workload.hpp"
-#include "actors/worker/cost_model.hpp"
+#include "actors/serving/cost_model.hpp"
 #include "common/result.hpp"
 
 namespace gfdit::sim {

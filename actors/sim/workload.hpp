@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "actors/worker/cost_model.hpp"
+#include "actors/serving/cost_model.hpp"
 #include "common/result.hpp"
 #include "messages/serving.hpp"
 

@@ -7,7 +7,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include "actors/worker/cost_model.hpp"
+#include "actors/serving/stage.hpp"
+#include "actors/serving/state_layout.hpp"
 #include "common/hash.hpp"
 #include "kernels/collectives/file_rendezvous.hpp"
 
@@ -153,7 +154,7 @@ const dit_backend::held* dit_backend::find(const msg::artifact& a) const {
   auto it = held_.find(a.request_id);
   if (it == held_.end()) return nullptr;
   const held& h = it->second;
-  if (h.steps_done != a.steps_done || h.replicated != (a.layout == "replicated")) return nullptr;
+  if (h.steps_done != a.steps_done || h.replicated != (layout_from_string(a.layout) == state_layout::replicated)) return nullptr;
   // A replica stays valid when the scheduler drops a lost holder from the list.
   const bool same = h.replicated ? std::all_of(a.holders.begin(), a.holders.end(),
                                                [&](std::int32_t r) { return contains(h.holders, r); })
@@ -164,7 +165,8 @@ const dit_backend::held* dit_backend::find(const msg::artifact& a) const {
 result<std::vector<float>> dit_backend::move(const msg::artifact& from, std::span<const std::int32_t> to,
                                              std::uint64_t epoch, const dit::model_config& c) {
   const std::int32_t me = cfg_.rank;
-  if (from.layout == "none" || from.layout == "checkpoint" || from.holders.empty())
+  const auto layout = layout_from_string(from.layout);
+  if (layout == state_layout::none || layout == state_layout::checkpoint || from.holders.empty())
     return make_error(errc::invalid_argument, layout_error(from, me, "has no live copy to move"));
   const held* h = nullptr;
   if (contains(from.holders, me)) {
@@ -175,7 +177,7 @@ result<std::vector<float>> dit_backend::move(const msg::artifact& from, std::spa
   }
   auto to_group = world_->form(to, epoch);
   if (!to_group) return to_group.err();
-  if (from.layout == "replicated") {
+  if (layout == state_layout::replicated) {
     // Every holder has the whole latent. If every new member holds it, each takes its slice;
     // else the first holder alone sends (every participant derives the same source).
     const bool all_hold = std::all_of(to.begin(), to.end(), [&](std::int32_t r) { return contains(from.holders, r); });
@@ -227,7 +229,7 @@ result<std::uint64_t> dit_backend::execute(const msg::task_assign& t, std::int64
   // part I keep.
   const auto t0 = now_us_();
   std::vector<float> shard;
-  if (t.input.layout == "checkpoint") {
+  if (layout_from_string(t.input.layout) == state_layout::checkpoint) {
     std::vector<float> whole;
     if (t.input.steps_done == 0) {
       whole = dit::initial_latent(c, req, 1, 0);
@@ -237,7 +239,7 @@ result<std::uint64_t> dit_backend::execute(const msg::task_assign& t, std::int64
       whole = std::move(*ck);
     }
     shard = slice(c, whole, g->size(), g->self());
-  } else if (t.input.holders != t.members) {
+  } else if (needs_move(t.input, t.members)) {
     auto mv = move(t.input, t.members, t.task_id, c);
     if (!mv) return mv.err();
     shard = std::move(*mv);

@@ -2,11 +2,9 @@
 
 #include <cmath>
 
-namespace gfdit {
+#include "actors/serving/state_layout.hpp"
 
-bool sim_backend::needs_reshard(const msg::task_assign& t) noexcept {
-  return t.input.layout != "none" && (t.input.layout == "checkpoint" || t.input.holders != t.members);
-}
+namespace gfdit {
 
 sim_backend::run sim_backend::start(const msg::task_assign& t, std::int64_t now_us,
                                     bool peers_alive) const {
@@ -24,7 +22,7 @@ sim_backend::run sim_backend::start(const msg::task_assign& t, std::int64_t now_
     r.end_us = now_us + cfg_.collective_timeout_us;
   } else {
     const auto degree = static_cast<std::int32_t>(t.members.size());
-    r.reshard_us = needs_reshard(t) ? std::llround(cost_model::reshard_us(*p, t.tokens)) : 0;
+    r.reshard_us = needs_move(t.input, t.members) ? std::llround(cost_model::reshard_us(*p, t.tokens)) : 0;
     r.compute_us = std::llround(
         cost_model::task_us(*p, *st, t.tokens, t.step_end - t.step_begin, degree));
     r.end_us = now_us + r.reshard_us + r.compute_us;

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <optional>
 
-#include "actors/worker/cost_model.hpp"
+#include "actors/serving/cost_model.hpp"
 #include "messages/serving.hpp"
 
 namespace gfdit {
@@ -30,8 +30,6 @@ class sim_backend {
   // Starts `t` at `now_us`. `peers_alive` is false when a member of the group is gone.
   run start(const msg::task_assign& t, std::int64_t now_us, bool peers_alive) const;
 
-  // True when the task must first move its input onto its group.
-  static bool needs_reshard(const msg::task_assign& t) noexcept;
   std::int32_t worker() const noexcept { return worker_; }
 
  private:

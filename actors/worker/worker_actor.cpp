@@ -15,8 +15,9 @@
 #include <mutex>
 
 #include "actors/runtime/registry.hpp"
-#include "actors/serving_graph/model_time.hpp"
-#include "actors/serving_graph/shell_params.hpp"
+#include "actors/serving/model_time.hpp"
+#include "actors/serving/serving_names.hpp"
+#include "actors/serving/shell_params.hpp"
 #include "actors/worker/dit_backend.hpp"
 #include "actors/worker/sim_backend.hpp"
 #include "actors/worker/serial_executor.hpp"

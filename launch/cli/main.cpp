@@ -25,14 +25,14 @@
 #define GFDIT_BAG_READY 1
 namespace gfdit::bag {}
 #endif
-#if defined(GFDIT_WITH_SERVING_ACTORS) && __has_include("actors/serving_graph/serving_actor_types.hpp")
+#if defined(GFDIT_WITH_SERVING_ACTORS) && __has_include("actors/serving/serving_actor_types.hpp")
 #include "actors/client/load_client.hpp"
-#include "actors/serving_graph/serving_actor_types.hpp"
+#include "actors/serving/serving_actor_types.hpp"
 #define GFDIT_SERVE_READY 1
 #endif
 #include "actors/runtime/plugin_loader.hpp"
-#if defined(GFDIT_WITH_SERVING_REPLAY) && __has_include("actors/scheduler/scheduler_replay.hpp")
-#include "actors/scheduler/scheduler_replay.hpp"
+#if defined(GFDIT_WITH_SERVING_REPLAY) && __has_include("actors/serving/serving_replay.hpp")
+#include "actors/serving/serving_replay.hpp"
 #define GFDIT_SERVING_REPLAY_READY 1
 #endif
 
@@ -75,11 +75,11 @@ int pass_through(const std::string& name, int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-#if defined(GFDIT_WITH_SERVING_ACTORS) && __has_include("actors/serving_graph/serving_actor_types.hpp")
+#if defined(GFDIT_WITH_SERVING_ACTORS) && __has_include("actors/serving/serving_actor_types.hpp")
   (void)gfdit::serving_actor_types();  // keeps the library (and its registered types) linked
 #endif
 #ifdef GFDIT_SERVING_REPLAY_READY
-  (void)gfdit::serving_replay_cores();  // the scheduler's replayable core
+  (void)gfdit::serving_replay_cores();  // the control plane's replayable cores
 #endif
   if (argc >= 2 && !std::strcmp(argv[1], "generate")) {
     std::vector<char*> rest(argv + 1, argv + argc);  // "generate" becomes argv[0]

@@ -27,7 +27,7 @@ struct with_double {
   float scale = 0.0f;
   std::int32_t delta = 0;
   std::uint64_t count = 0;
-  MSGPACK_DEFINE_MAP(ratio, scale, delta, count)
+  GFDIT_FIELDS(ratio, scale, delta, count)
 };
 
 TEST(catalog, schemas_show_the_fields_real_types) {

@@ -102,6 +102,62 @@ TEST(codec, map_encoding_tolerates_added_and_missing_fields) {
   EXPECT_EQ(new_reads_old->extra, 0.0);
 }
 
+// GFDIT_FIELDS writes MSGPACK_DEFINE_MAP's bytes and reads them as msgpack-c does: keys in any
+// order, the first of two equal keys wins, absent fields keep their defaults, and a key that
+// is not a string is a type error (so decode refuses the payload).
+struct ping_msgpack_c {
+  std::uint64_t count = 0;
+  std::string data;
+  double extra = 0;
+  MSGPACK_DEFINE_MAP(count, data, extra)
+};
+struct ping_gfdit {
+  static constexpr std::string_view type_name = "test.ping_gfdit";
+  static constexpr std::uint16_t type_version = 1;
+  std::uint64_t count = 0;
+  std::string data;
+  double extra = 0;
+  GFDIT_FIELDS(count, data, extra)
+};
+
+std::string packed(const auto& v) {
+  msgpack::sbuffer b;
+  msgpack::pack(b, v);
+  return {b.data(), b.size()};
+}
+
+TEST(codec, gfdit_fields_read_and_write_as_msgpack_c_does) {
+  EXPECT_EQ(packed(ping_gfdit{7, "xy", 0.5}), packed(ping_msgpack_c{7, "xy", 0.5}));
+
+  // Reordered, duplicated and unknown keys, one field absent.
+  msgpack::sbuffer b;
+  msgpack::packer<msgpack::sbuffer> pk(b);
+  pk.pack_map(4);
+  pk.pack(std::string("extra")); pk.pack(1.25);
+  pk.pack(std::string("other")); pk.pack(9);
+  pk.pack(std::string("extra")); pk.pack(2.5);
+  pk.pack(std::string("count")); pk.pack(3);
+  const std::string bytes(b.data(), b.size());
+  auto ours = decode<ping_gfdit>(bytes);
+  ASSERT_TRUE(ours);
+  auto h = msgpack::unpack(bytes.data(), bytes.size());
+  const auto theirs = h.get().as<ping_msgpack_c>();
+  EXPECT_EQ(ours->count, 3u);
+  EXPECT_EQ(ours->extra, 1.25);
+  EXPECT_EQ(ours->data, "");
+  EXPECT_EQ(ours->count, theirs.count);
+  EXPECT_EQ(ours->extra, theirs.extra);
+
+  msgpack::sbuffer bad;
+  msgpack::packer<msgpack::sbuffer> pb(bad);
+  pb.pack_map(2);
+  pb.pack(std::string("count")); pb.pack(1);
+  pb.pack(4); pb.pack(2);
+  EXPECT_FALSE(decode<ping_gfdit>(std::string_view(bad.data(), bad.size())));
+  auto hb = msgpack::unpack(bad.data(), bad.size());
+  EXPECT_THROW(hb.get().as<ping_msgpack_c>(), msgpack::type_error);
+}
+
 TEST(catalog, renders_envelopes_as_json_and_refuses_id_clashes) {
   envelope env;
   env.type_id = type_id_of<msg::pong>;

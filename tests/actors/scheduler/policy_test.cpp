@@ -112,7 +112,7 @@ TEST(edf_best_fit, keeps_a_request_on_its_holders_when_the_degree_is_unchanged) 
   auto& r = c.add(1, 70, scaling);  // needs 2; surplus would double it, so make 4 not faster
   r.next_task_us[2] = r.next_task_us[1];
   r.holders = {3, 1};
-  r.layout = "token_sharded";
+  r.layout = state_layout::token_sharded;
   auto ds = c.decide(*p);
   std::vector<std::int32_t> members;
   for (auto& d : ds)

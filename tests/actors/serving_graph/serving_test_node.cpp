@@ -5,7 +5,7 @@
 
 #include "actors/runtime/node.hpp"
 #include "actors/runtime/registry.hpp"
-#include "actors/serving_graph/serving_actor_types.hpp"
+#include "actors/serving/serving_actor_types.hpp"
 
 int main(int argc, char** argv) {
   using namespace gfdit;

@@ -14,7 +14,7 @@
 
 #include "actors/runtime/node.hpp"
 #include "actors/runtime/registry.hpp"
-#include "actors/serving_graph/serving_actor_types.hpp"
+#include "actors/serving/serving_actor_types.hpp"
 #include "actors/worker/world_joiner.hpp"
 #include "kernels/collectives/world.hpp"
 #include "messages/system.hpp"

@@ -4,7 +4,7 @@
 #include <memory>
 
 #include "actors/runtime/context.hpp"
-#include "actors/worker/cost_model.hpp"
+#include "actors/serving/cost_model.hpp"
 
 namespace gfdit {
 
@@ -17,11 +17,7 @@ inline result<void> declare_shell_params(context& ctx) {
 }
 
 inline result<std::shared_ptr<const cost_model>> load_costs(context& ctx) {
-  const auto path = ctx.params().get<std::string>("profiles");
-  if (path.empty()) return std::shared_ptr<const cost_model>(&cost_model::stock(), [](const cost_model*) {});
-  auto m = cost_model::from_file(path);
-  if (!m) return m.err();
-  return std::shared_ptr<const cost_model>(std::make_shared<cost_model>(std::move(*m)));
+  return cost_model::load(ctx.params().get<std::string>("profiles"));
 }
 
 }  // namespace gfdit

@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "actors/worker/cost_model.hpp"
+#include "actors/serving/cost_model.hpp"
 
 namespace gfdit {
 namespace {

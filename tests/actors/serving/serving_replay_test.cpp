@@ -2,6 +2,7 @@
 // `gfdit launch`, one process per worker, real sockets) recorded by the control process's
 // recorder; the scheduler re-driven from the bag gives "identical (N messages)", a changed
 // policy diverges at its first different decision, and the timeline draws every worker's tasks.
+// Issue 24: admission and membership, re-driven from the same bag, replay identically too.
 #include <gtest/gtest.h>
 
 #include <set>
@@ -9,7 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "actors/recorder/replay.hpp"
-#include "actors/scheduler/scheduler_replay.hpp"
+#include "actors/serving/serving_replay.hpp"
 #include "messages/membership.hpp"
 #include "messages/serving.hpp"
 #include "tests/launch/launch_test_support.hpp"
@@ -66,6 +67,45 @@ void replays_identically(const recorded_run& run) {
   auto [rc, out] = gfdit(run, {"replay", run.bag, "--actor", "scheduler"});
   EXPECT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("identical (" + std::to_string(o->outputs) + " messages)"), std::string::npos) << out;
+}
+
+// Admission answers every request and membership publishes the groups the scheduler formed:
+// both re-driven from the bag, in the order they handled their inputs, with their recorded
+// parameters, emit exactly what they emitted live.
+void the_other_control_plane_actors_replay_identically(const recorded_run& run) {
+  for (const std::string actor : {"admission", "membership"}) {
+    SCOPED_TRACE(actor);
+    auto o = replay(run.bag, actor, actor);
+    ASSERT_TRUE(o) << o.err().what;
+    EXPECT_FALSE(o->first) << o->first->to_json().dump(2);
+    auto r = bag::reader::open(run.bag);
+    ASSERT_TRUE(r);
+    auto params = recorded_parameters(**r, actor);
+    ASSERT_TRUE(params);
+    EXPECT_EQ(params->value("speedup", 0.0), 400.0);
+    auto core = replayable_core_registry::global().make(actor, {actor, &(*r)->head(), {}, *params});
+    ASSERT_TRUE(core) << core.err().what;
+    auto script = load_script(**r, actor, **core);
+    ASSERT_TRUE(script);
+    EXPECT_TRUE(script->dispatch_order);
+    auto [rc, out] = gfdit(run, {"replay", run.bag, "--actor", actor});
+    EXPECT_EQ(rc, 0) << out;
+    EXPECT_NE(out.find("identical (" + std::to_string(o->outputs) + " messages)"), std::string::npos) << out;
+  }
+  // Admission: a request in, an answer to the client (and an Admitted to the scheduler) out.
+  auto a = replay(run.bag, "admission", "admission");
+  ASSERT_TRUE(a);
+  EXPECT_GT(a->outputs, static_cast<std::uint64_t>(requests));
+  EXPECT_LE(a->outputs, 2u * requests);
+  EXPECT_GT(a->inputs, static_cast<std::uint64_t>(requests));  // requests and their RequestDones
+  // Membership: hellos, heartbeats, ticks and group changes in; group views out.
+  auto m = replay(run.bag, "membership", "membership");
+  ASSERT_TRUE(m);
+  EXPECT_GT(m->outputs, 0u);
+  // A queue of one rejects requests the run admitted: the replay diverges.
+  auto skewed = replay(run.bag, "admission", "admission", {{"max_outstanding", "1"}});
+  ASSERT_TRUE(skewed) << skewed.err().what;
+  EXPECT_TRUE(skewed->first);
 }
 
 void a_changed_policy_diverges(const recorded_run& run) {
@@ -163,6 +203,10 @@ TEST(serving_replay, a_recorded_live_run_replays_identically_diverges_under_anot
   {
     SCOPED_TRACE("identical");
     replays_identically(run);
+  }
+  {
+    SCOPED_TRACE("admission and membership");
+    the_other_control_plane_actors_replay_identically(run);
   }
   {
     SCOPED_TRACE("--policy static");

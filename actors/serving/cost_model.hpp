@@ -11,17 +11,15 @@
 // replaces them later.
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "actors/serving/stage.hpp"
 #include "common/result.hpp"
 
 namespace gfdit {
-
-enum class stage : std::uint8_t { prepare, denoise, decode };
-std::string_view to_string(stage s) noexcept;
-result<stage> stage_from_string(std::string_view s);
 
 struct stage_coeffs {
   double a_us = 0.0;   // fixed
@@ -57,8 +55,11 @@ class cost_model {
   // Parses one profile (a map with `model:`) or several (`models: [...]`), YAML or JSON.
   static result<cost_model> from_yaml(std::string_view text);
   static result<cost_model> from_file(const std::string& path);
-  // The profiles shipped in actors/worker/profiles/, compiled in.
+  // The profiles shipped in actors/serving/profiles/, compiled in.
   static const cost_model& stock();
+  // A profile file's models, or the stock ones for an empty path: what every serving shell,
+  // replay and tool loads from its `profiles` setting.
+  static result<std::shared_ptr<const cost_model>> load(const std::string& path);
 
   // Adds or replaces profiles (later files override earlier ones).
   result<void> merge_yaml(std::string_view text);

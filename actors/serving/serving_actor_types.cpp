@@ -1,4 +1,4 @@
-#include "actors/serving_graph/serving_actor_types.hpp"
+#include "actors/serving/serving_actor_types.hpp"
 
 namespace gfdit {
 std::vector<std::string> serving_actor_types() {

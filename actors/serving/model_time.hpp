@@ -19,16 +19,4 @@ inline std::chrono::nanoseconds wall_delay(std::int64_t model_us, double speedup
   return std::chrono::nanoseconds(static_cast<std::int64_t>(ns < 0 ? 0 : ns));
 }
 
-// Topic and actor names the serving shells agree on.
-namespace serving_names {
-inline constexpr const char* admission = "admission";
-inline constexpr const char* scheduler = "scheduler";
-inline constexpr const char* membership = "membership";
-inline constexpr const char* done_topic = "serving.done";
-inline constexpr const char* preempt_topic = "serving.preempt";
-inline constexpr const char* membership_topic = "membership";
-inline constexpr const char* workers_topic = "workers";
-inline std::string worker(std::int32_t id) { return "worker-" + std::to_string(id); }
-}  // namespace serving_names
-
 }  // namespace gfdit

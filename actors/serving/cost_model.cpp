@@ -1,4 +1,4 @@
-#include "actors/worker/cost_model.hpp"
+#include "actors/serving/cost_model.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -9,24 +9,8 @@
 
 namespace gfdit {
 
-// Generated at configure time from actors/worker/profiles/*.yaml.
+// Generated at configure time from actors/serving/profiles/*.yaml.
 extern const std::vector<std::string_view>& stock_profile_texts();
-
-std::string_view to_string(stage s) noexcept {
-  switch (s) {
-    case stage::prepare: return "prepare";
-    case stage::denoise: return "denoise";
-    case stage::decode: return "decode";
-  }
-  return "?";
-}
-
-result<stage> stage_from_string(std::string_view s) {
-  if (s == "prepare") return stage::prepare;
-  if (s == "denoise") return stage::denoise;
-  if (s == "decode") return stage::decode;
-  return make_error(errc::invalid_argument, "unknown stage '" + std::string(s) + "'");
-}
 
 namespace {
 
@@ -113,6 +97,13 @@ result<cost_model> cost_model::from_file(const std::string& path) {
   const auto text = read_text(path);
   if (!text) return make_error(errc::not_found, "cannot open profile " + path);
   return from_yaml(*text);
+}
+
+result<std::shared_ptr<const cost_model>> cost_model::load(const std::string& path) {
+  if (path.empty()) return std::shared_ptr<const cost_model>(&stock(), [](const cost_model*) {});
+  auto m = from_file(path);
+  if (!m) return m.err();
+  return std::shared_ptr<const cost_model>(std::make_shared<cost_model>(std::move(*m)));
 }
 
 const cost_model& cost_model::stock() {

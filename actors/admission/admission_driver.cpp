@@ -1,0 +1,30 @@
+#include "actors/admission/admission_driver.hpp"
+
+#include "actors/serving/model_time.hpp"
+#include "actors/serving/serving_names.hpp"
+
+namespace gfdit {
+
+namespace names = serving_names;
+
+std::vector<std::string> admission_driver::topics() const { return {names::done_topic}; }
+
+std::vector<outgoing> admission_driver::feed(const envelope& env) {
+  std::vector<outgoing> out;
+  if (env.kind == route::direct && env.is<msg::generate_request>()) {
+    auto req = decode<msg::generate_request>(env.payload);
+    if (!req) return out;
+    auto answer = core_.on_request(*req, model_now_us(env, speedup_));
+    if (auto* a = std::get_if<msg::admitted>(&answer)) {
+      out.push_back(make_outgoing(route::direct, env.sender, *a));
+      out.push_back(make_outgoing(route::direct, names::scheduler, *a));
+    } else {
+      out.push_back(make_outgoing(route::direct, env.sender, std::get<msg::rejected>(answer)));
+    }
+  } else if (env.kind == route::topic && env.destination == names::done_topic && env.is<msg::request_done>()) {
+    if (auto d = decode<msg::request_done>(env.payload)) core_.on_request_done(*d);
+  }
+  return out;
+}
+
+}  // namespace gfdit

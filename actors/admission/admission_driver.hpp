@@ -1,0 +1,36 @@
+#pragma once
+// Admission's whole message-level behaviour: one envelope in, the messages it causes out. A
+// directed GenerateRequest is answered to its sender, and an Admitted also goes to the
+// scheduler; a RequestDone on "serving.done" frees its place. The actor shell (driver_actor),
+// the simulator and `gfdit replay --actor admission` all run this one routing table.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "actors/admission/admission_core.hpp"
+#include "actors/runtime/outgoing.hpp"
+
+namespace gfdit {
+
+struct admission_driver_config {
+  admission_config core;
+  double speedup = 1.0;  // model microseconds per wall microsecond of the stamps
+};
+
+class admission_driver {
+ public:
+  admission_driver(std::shared_ptr<const cost_model> costs, admission_driver_config cfg)
+      : costs_(std::move(costs)), core_(*costs_, cfg.core), speedup_(cfg.speedup) {}
+
+  std::vector<outgoing> feed(const envelope& env);
+  std::vector<std::string> topics() const;
+
+  const admission_core& core() const { return core_; }
+
+ private:
+  std::shared_ptr<const cost_model> costs_;
+  admission_core core_;
+  double speedup_;
+};
+
+}  // namespace gfdit
