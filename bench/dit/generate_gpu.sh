@@ -1,29 +1,49 @@
 #!/usr/bin/env bash
-# One device call: `gfdit generate` on the GPU with the shipped fashion-dit (the grid, a timing
-# beside the CPU path of the same binary, the GPU picture against the CPU picture of the same
-# request), then the DiT GPU tests. Expects .bundle/gen (scripts/bundle.sh .bundle/gen
-# build/launch/cli/gfdit build/tests/kernels/dit/dit_gpu_test), carried.
+# Issue 21's GPU runs in one device call: real models on the GPU against PyTorch and the CPU, and
+# pictures/s of DiT-XL/2 (random weights in diffusers' layout, written here by
+# models/reference/make_dit_pipeline.py) beside the PyTorch peer on the same folders.
+#   bash bench/dit/generate_gpu.sh tests|bench [peer modes: eager compile]
+# Expects .bundle/gen (or .bundle/gen.tar.xz, unpacked here: the bundle is ~70 MB, past the 64 MiB
+# a device call carries), made with: scripts/bundle.sh .bundle/gen build/launch/cli/gfdit \
+#   build/tests/kernels/dit/{dit_models_gpu_test,dit_vae_gpu_test,dit_gpu_test} build/bench/dit/gfdit_generate_bench
 set -o pipefail
+part=${1:-tests}
+shift || true
+modes=${*:-eager}
 B=.bundle/gen
 OUT=${OUT:-/tmp/gen-out}
-mkdir -p "$OUT"
+W=${WORK:-/tmp/gfdit-pipelines}
+mkdir -p "$OUT" "$W"
+[ -d "$B" ] || tar xJf "$B.tar.xz" -C .bundle
 source "$B/env.sh"
 lt=$(dirname "$(ls /usr/local/cuda/lib64/libcublasLt.so.13 2>/dev/null || find / -xdev -name 'libcublasLt.so.13' 2>/dev/null | head -1)")
 nccl=$(python3 -c "import nvidia.nccl,os;print(list(nvidia.nccl.__path__)[0])")/lib
 export LD_LIBRARY_PATH=$LD_LIBRARY_PATH:$lt:/usr/local/cuda/lib64:$nccl
-G="$B/bin/gfdit generate --weights models/fashion-dit --quiet"
-nvidia-smi --query-gpu=name --format=csv,noheader
-$G --device gpu --every-class --n 10 --grid --scale 2 --out "$OUT/gpu-grid.png"
-for dev in gpu cpu; do
-  s=$(date +%s.%N); $G --device $dev --class 7 --n 10 --out "$OUT/$dev.png" > /dev/null; e=$(date +%s.%N)
-  echo "$dev: 10 pictures in $(echo "$e - $s" | bc) s"
-done
-python3 - "$OUT" <<'PY'
-import sys, numpy as np
-from PIL import Image
-d = sys.argv[1]
-for i in range(10):
-    g = np.asarray(Image.open(f"{d}/gpu-{i}.png"), dtype=np.int32); c = np.asarray(Image.open(f"{d}/cpu-{i}.png"), dtype=np.int32)
-    print(f"seed {i}: GPU vs CPU pixels: max |diff| {np.abs(g - c).max()}, mean {np.abs(g - c).mean():.2f}, equal {np.mean(g == c):.3f}")
-PY
-timeout 200 "$B/bin/dit_gpu_test" 2>&1 | tail -4
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$OUT/card.txt"
+pipeline() {  # DiT-XL/2 at $1 px (weights bf16, as they would be served), made once per machine
+  [ -f "$W/xl$1/model_index.json" ] || python3 models/reference/make_dit_pipeline.py --out "$W/xl$1" --resolution "$1" >&2
+  echo "$W/xl$1"
+}
+if [ "$part" = tests ]; then
+  P=$(pipeline 256)
+  G="$B/bin/gfdit generate --weights models/fashion-dit --quiet"
+  $G --device gpu --every-class --n 10 --grid --scale 2 --out "$OUT/fashion-gpu-grid.png"
+  for dev in gpu cpu; do
+    s=$(date +%s.%N); $G --device $dev --class 7 --n 10 --out "/tmp/$dev.png" > /dev/null; e=$(date +%s.%N)
+    echo "fashion-dit $dev: 10 pictures in $(echo "$e - $s" | bc) s (one process, model load included)"
+  done
+  s=$(date +%s.%N)
+  "$B/bin/gfdit" generate --weights "$P" --class 3 --steps 25 --device gpu --out "$OUT/xl256-gpu.png"
+  echo "DiT-XL/2-256 (random weights) one picture with --device gpu: $(echo "$(date +%s.%N) - $s" | bc) s"
+  GFDIT_DIT_PIPELINE_DIR=$P timeout 300 "$B/bin/dit_models_gpu_test" 2>&1 | tail -25
+  GFDIT_SD_VAE_DIR=$P/vae timeout 200 "$B/bin/dit_vae_gpu_test" 2>&1 | tail -15
+  timeout 200 "$B/bin/dit_gpu_test" 2>&1 | tail -3
+else
+  for px in 256 512; do
+    P=$(pipeline "$px")
+    PYTHONUNBUFFERED=1 timeout 400 python3 bench/peers/peers_dit_generate.py --pipeline "$P" --batch 1 8 --modes $modes \
+      | tee -a "$OUT/peer.jsonl"
+    timeout 200 "$B/bin/gfdit_generate_bench" --pipeline "$P" --batch 1 8 --peer "$OUT/peer.jsonl" 2>>"$OUT/bench.jsonl" \
+      | tee -a "$OUT/bench.txt"
+  done
+fi

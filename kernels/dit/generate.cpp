@@ -111,11 +111,37 @@ result<std::vector<float>> generate_latent(const model& m, const model_card& car
   return unpatchify(c, tokens);
 }
 
-result<image8> decode_pixels(const model_card& card, const std::vector<float>& latent, const vae_decoder* vae) {
-  const model_config& c = card.config;
+namespace {
+
+// Decoded values [channels][height][width] -> 8-bit pixels: clamped to the card's range (NaN to
+// its low end), scaled and rounded.
+result<image8> to_pixels(const model_card& card, std::span<const float> px, int channels, int height, int width) {
+  if (channels != 1 && channels != 3) return make_error(errc::invalid_argument, "decode: pictures have 1 or 3 channels");
+  const std::size_t hw = static_cast<std::size_t>(height) * width;
+  image8 img{width, height, channels, std::vector<std::uint8_t>(px.size())};
+  const float lo = card.pixel_lo, span = card.pixel_hi - card.pixel_lo;
+  for (std::size_t p = 0; p < hw; ++p)
+    for (int ch = 0; ch < channels; ++ch) {
+      float x = px[ch * hw + p];
+      x = std::isnan(x) ? lo : std::min(std::max(x, lo), card.pixel_hi);
+      img.pixels[p * channels + ch] = static_cast<std::uint8_t>(std::lround((x - lo) / span * 255.0f));
+    }
+  return img;
+}
+
+result<void> check_latents(const model_config& c, std::size_t values, int batch) {
   if (c.frames != 1) return make_error(errc::invalid_argument, "decode: video latents are not decoded to PNG");
   const std::size_t latent_size = static_cast<std::size_t>(c.latent_channels) * c.height * c.width;
-  if (latent.size() != latent_size) return make_error(errc::invalid_argument, "decode: latent of the wrong size");
+  if (batch < 1 || values != latent_size * static_cast<std::size_t>(batch))
+    return make_error(errc::invalid_argument, "decode: latent of the wrong size");
+  return {};
+}
+
+}  // namespace
+
+result<image8> decode_pixels(const model_card& card, const std::vector<float>& latent, const vae_decoder* vae) {
+  const model_config& c = card.config;
+  if (auto r = check_latents(c, latent.size(), 1); !r) return r.err();
   std::vector<float> px;
   int channels = c.latent_channels, height = c.height, width = c.width;
   if (vae) {
@@ -133,17 +159,24 @@ result<image8> decode_pixels(const model_card& card, const std::vector<float>& l
   } else {
     px = latent;
   }
-  if (channels != 1 && channels != 3) return make_error(errc::invalid_argument, "decode: pictures have 1 or 3 channels");
-  const std::size_t hw = static_cast<std::size_t>(height) * width;
-  image8 img{width, height, channels, std::vector<std::uint8_t>(px.size())};
-  const float lo = card.pixel_lo, span = card.pixel_hi - card.pixel_lo;
-  for (std::size_t p = 0; p < hw; ++p)
-    for (int ch = 0; ch < channels; ++ch) {
-      float x = px[ch * hw + p];
-      x = std::isnan(x) ? lo : std::min(std::max(x, lo), card.pixel_hi);
-      img.pixels[p * channels + ch] = static_cast<std::uint8_t>(std::lround((x - lo) / span * 255.0f));
-    }
-  return img;
+  return to_pixels(card, px, channels, height, width);
+}
+
+result<std::vector<image8>> decode_pixels_gpu(const model_card& card, const std::vector<float>& latents, int batch,
+                                              gpu_vae_decoder& vae) {
+  const model_config& c = card.config;
+  if (auto r = check_latents(c, latents.size(), batch); !r) return r.err();
+  auto px = vae.decode(latents, batch, c.height, c.width);
+  if (!px) return px.err();
+  const int s = 1 << vae.config().upsamplers(), channels = vae.config().out_channels;
+  const std::size_t per = px->size() / static_cast<std::size_t>(batch);
+  std::vector<image8> out;
+  for (int b = 0; b < batch; ++b) {
+    auto img = to_pixels(card, std::span<const float>(*px).subspan(b * per, per), channels, c.height * s, c.width * s);
+    if (!img) return img.err();
+    out.push_back(std::move(*img));
+  }
+  return out;
 }
 
 }  // namespace gfdit::dit

@@ -10,6 +10,7 @@
 #include "kernels/dit/model_card.hpp"
 #include "kernels/dit/png.hpp"
 #include "kernels/dit/vae.hpp"
+#include "kernels/dit/vae_gpu.hpp"
 
 namespace gfdit::dit {
 
@@ -36,5 +37,9 @@ result<std::vector<float>> generate_latent(const model& m, const model_card& car
 // (pixel-space models), then a clamp to the card's pixel range and rounding to 8 bits (1 channel
 // grey, 3 RGB).
 result<image8> decode_pixels(const model_card& card, const std::vector<float>& latent, const vae_decoder* vae = nullptr);
+// The same with the VAE on the GPU (vae_gpu.hpp) for `batch` latents [batch][C][h][w], one
+// picture each, decoded one at a time: a picture's bytes do not depend on the batch.
+result<std::vector<image8>> decode_pixels_gpu(const model_card& card, const std::vector<float>& latents, int batch,
+                                              gpu_vae_decoder& vae);
 
 }  // namespace gfdit::dit

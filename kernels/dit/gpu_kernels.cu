@@ -7,24 +7,12 @@
 #include <type_traits>
 
 #include "kernels/collectives/types.hpp"
+#include "kernels/dit/block_sum.cuh"
 
 namespace gfdit::dit::gpu {
 
 namespace {
 int grid_for(long total) { return static_cast<int>(std::min<long>((total + 255) / 256, 132L * 16)); }
-
-// Sum over the block in a fixed order: a butterfly in each warp, then the warps' sums in index
-// order (every thread adds them alike, so all see the same bits).
-__device__ float block_sum_fixed(float v, float* sh) {
-  for (int m = 16; m; m >>= 1) v += __shfl_xor_sync(0xffffffffu, v, m);
-  const int warps = blockDim.x / 32;
-  if (threadIdx.x % 32 == 0) sh[threadIdx.x / 32] = v;
-  __syncthreads();
-  float r = 0;
-  for (int w = 0; w < warps; ++w) r += sh[w];
-  __syncthreads();
-  return r;
-}
 
 // V consecutive values at p (V = 4: one 16-byte load of floats, one 8-byte load of bf16s).
 template <int V>

@@ -17,6 +17,8 @@
 
 namespace gfdit::dit {
 
+class gpu_vae_decoder;  // vae_gpu.hpp: uploads the weights below
+
 // diffusers' vae/config.json (AutoencoderKL), the keys the decoder reads. A missing key takes
 // diffusers' default; other keys (force_upcast, sample_size, down_block_types, ...) are ignored.
 struct vae_config {
@@ -60,6 +62,8 @@ class vae_decoder {
   const vae_config& config() const noexcept { return config_; }
 
  private:
+  friend class gpu_vae_decoder;  // reads the weights once, to upload them
+
   struct conv {  // weight [out][in][k][k], which is already the im2col row layout
     int out = 0, in = 0, k = 1;
     std::vector<float> w, b;

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <memory>
 #include <optional>
 #include <string>
 #include <thread>
@@ -19,6 +20,7 @@
 #include "kernels/dit/generate.hpp"
 #include "kernels/dit/model_card.hpp"
 #include "kernels/dit/png.hpp"
+#include "kernels/dit/vae_gpu.hpp"
 
 namespace gfdit::launch {
 
@@ -131,6 +133,12 @@ int generate_main(int argc, char** argv) {
     if (!v) return fail(v.err().what);
     vae = std::move(*v);
   }
+  std::unique_ptr<dit::gpu_vae_decoder> gpu_vae;  // --device gpu decodes there too
+  if (vae && device == "gpu") {
+    auto g = dit::gpu_vae_decoder::upload(*vae, gpu);
+    if (!g) return fail(g.err().what);
+    gpu_vae = std::move(*g);
+  }
   if (degree == 0) {  // the most ranks the cores and the heads allow: the bytes are the same
     degree = 1;
     const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -177,9 +185,17 @@ int generate_main(int argc, char** argv) {
         };
       auto latent = dit::generate_latent(*model, *card, o);
       if (!latent) return fail(latent.err().what);
-      auto img = dit::decode_pixels(*card, *latent, vae ? &*vae : nullptr);
-      if (!img) return fail(img.err().what);
-      pictures.push_back({l, i, dit::upscale(*img, scale)});
+      dit::image8 picture;
+      if (gpu_vae) {
+        auto img = dit::decode_pixels_gpu(*card, *latent, 1, *gpu_vae);
+        if (!img) return fail(img.err().what);
+        picture = std::move(img->front());
+      } else {
+        auto img = dit::decode_pixels(*card, *latent, vae ? &*vae : nullptr);
+        if (!img) return fail(img.err().what);
+        picture = std::move(*img);
+      }
+      pictures.push_back({l, i, dit::upscale(picture, scale)});
     }
 
   std::vector<std::tuple<fs::path, const dit::image8*, std::string>> files;
