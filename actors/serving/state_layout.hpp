@@ -1,5 +1,6 @@
 #pragma once
-// Where a request's state (its latent) lives, and the one rule for when a task must move it.
+// Where a request's state (its latent) lives, the one rule for when a task must move it, and
+// which member of a group reports.
 // On the wire a layout is its name (msg::artifact.layout, Reshard.to_layout); inside the serving
 // domain it is this enum.
 #include <algorithm>
@@ -46,6 +47,12 @@ inline bool needs_move(const msg::artifact& from, std::span<const std::int32_t> 
   const auto l = layout_from_string(from.layout);
   return l != state_layout::none &&
          (l == state_layout::checkpoint || !std::ranges::equal(from.holders, members));
+}
+
+// Of a group, its first member reports the task (the collectives make the members finish
+// together): the sim and DiT workers both report by this rule.
+inline bool reports(const msg::task_assign& t, std::int32_t worker) noexcept {
+  return !t.members.empty() && t.members.front() == worker;
 }
 
 }  // namespace gfdit

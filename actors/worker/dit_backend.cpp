@@ -281,7 +281,7 @@ std::optional<msg::task_done> dit_backend::run(const msg::task_assign& t) {
   else d.error = r.err().what;
   d.reshard_us = std::max<std::int64_t>(0, reshard_us);
   d.compute_us = std::max<std::int64_t>(0, d.end_us - d.start_us - d.reshard_us);
-  if (t.members.empty() || t.members.front() != cfg_.rank) return std::nullopt;
+  if (!reports(t, cfg_.rank)) return std::nullopt;
   if (!cfg_.task_log.empty()) log_task(t, d.ok, d.end_us - d.start_us);
   return d;
 }

@@ -30,7 +30,7 @@ sim_backend::run sim_backend::start(const msg::task_assign& t, std::int64_t now_
   d.end_us = r.end_us;
   d.reshard_us = r.reshard_us;
   d.compute_us = r.compute_us;
-  if (!t.members.empty() && t.members.front() == worker_) r.report = std::move(d);
+  if (reports(t, worker_)) r.report = std::move(d);
   return r;
 }
 

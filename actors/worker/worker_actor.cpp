@@ -1,16 +1,13 @@
-// The worker shell: one per GPU. It says hello and beats on topic "workers", runs the tasks
-// assigned to it on its backend, and the group's first member reports TaskDone to the
-// scheduler. The `sim` backend waits the cost model's time (compressed by `speedup`); the `cpu`
-// and `gpu` backends compute the DiT for real (dit_backend.hpp: on the host, or on this worker's
-// GPU with Ulysses through a cuda-ipc World) on a thread of their own (serial_executor:
-// tasks, reshards and forgets in arrival order), so the worker keeps beating while a task runs;
-// its reports come back through the actor's waker.
+// The worker shell: one per GPU. It says hello and beats on topic "workers", hands the tasks,
+// reshards and request ends addressed to it to its backend (worker_backend.hpp: sim, cpu or
+// gpu), and sends the reports the backend gives back to the scheduler, when they are due.
 //
 // The cpu / gpu backend joins its World (rendezvous: bus, the default) through the world hub in the
 // membership actor, after activation (only then is the graph wired): a world_joiner thread
 // creates the backend, blocking in the rendezvous, while this actor's thread carries the
 // WorldJoin/WorldBlobs messages. The worker says hello (so the scheduler uses it) only once it
-// is in the World. `rendezvous: file` joins through files in world_dir at configure instead.
+// is in the World; a message that overtook the hello waits until then. `rendezvous: file`
+// joins through files in world_dir at configure instead.
 #include <deque>
 #include <mutex>
 
@@ -19,8 +16,7 @@
 #include "actors/serving/serving_names.hpp"
 #include "actors/serving/shell_params.hpp"
 #include "actors/worker/dit_backend.hpp"
-#include "actors/worker/sim_backend.hpp"
-#include "actors/worker/serial_executor.hpp"
+#include "actors/worker/worker_backend.hpp"
 #include "actors/worker/world_joiner.hpp"
 #include "messages/membership.hpp"
 #include "messages/system.hpp"
@@ -83,32 +79,41 @@ class worker_actor : public actor {
     if (ctx.name() != names::worker(id_))
       return make_error(errc::invalid_argument, "a worker with id " + std::to_string(id_) +
                                                     " must be named '" + names::worker(id_) + "'");
-    const double speedup = ctx.params().get<double>("speedup");
+    speedup_ = ctx.params().get<double>("speedup");
     backend_name_ = ctx.params().get<std::string>("backend");
-    if (backend_name_ != "sim") return configure_dit(ctx, speedup);
-    backend_ = std::make_unique<sim_backend>(id_, *costs_);
-    ctx.on<msg::task_assign>([this, &ctx, speedup](const msg::task_assign& t, const envelope& e) {
-      const auto now = model_now_us(e, speedup);
-      auto run = backend_->start(t, now, true);
-      if (!run.report) return;  // another member reports
-      ctx.after(wall_delay(run.end_us - now, speedup), [&ctx, report = *run.report] {
-        if (auto r = ctx.send(names::scheduler, report); !r) ctx.log().error("{}", r.err().what);
-      });
+    // Reports come back on any thread; this one sends them, when they are due.
+    wake_ = ctx.waker([this, &ctx] { send_reports(ctx); });
+    report_ = [this](msg::task_done d, std::int64_t due_in_us) {
+      {
+        std::lock_guard lock(outbox_mu_);
+        outbox_.push_back({std::move(d), due_in_us});
+      }
+      wake_();
+    };
+    warn_ = [&log = ctx.log()](const std::string& what) { log.warn("{}", what); };  // spdlog is thread-safe
+    if (backend_name_ == "sim") backend_ = make_sim_worker(id_, costs_, report_);
+    else if (auto r = configure_dit(ctx); !r) return r;
+    ctx.on<msg::task_assign>([this](const msg::task_assign& t, const envelope& e) {
+      when_ready([this, t, now = model_now_us(e, speedup_)] { backend_->start(t, now); });
     });
-    // The sim backend charges a reshard inside the task that needs it.
-    ctx.on<msg::reshard>([](const msg::reshard&, const envelope&) {});
+    ctx.on<msg::reshard>([this](const msg::reshard& m, const envelope&) {
+      when_ready([this, m] { backend_->reshard(m); });
+    });
+    ctx.subscribe<msg::request_done>(names::done_topic, [this](const msg::request_done& d, const envelope&) {
+      if (backend_) backend_->forget(d.request_id);  // before the World is up nothing is held
+    });
     return {};
   }
 
   result<void> on_activate(context& ctx) override {
-    if (backend_name_ != "sim" && !dit_) return join_world(ctx);
+    if (!backend_) return join_world(ctx);
     announce(ctx);
     return {};
   }
 
   void on_shutdown(context&) override {
-    joiner_.reset();    // cancels a join in progress
-    executor_.reset();  // finishes the running task, drops the queued ones
+    joiner_.reset();   // cancels a join in progress
+    backend_.reset();  // finishes the running task, drops the queued ones
   }
 
  private:
@@ -132,7 +137,7 @@ class worker_actor : public actor {
         ctx.request_stop();
         return;
       }
-      dit_ = std::move(joined_);
+      backend_ = make_dit_worker(std::move(joined_), report_, warn_);
       ctx.log().info("joined the world as rank {} of {} through the bus", id_, dit_cfg_.world_size);
       announce(ctx);
       auto waiting = std::move(deferred_);
@@ -153,14 +158,13 @@ class worker_actor : public actor {
 
   // Before the World is up (only a message that overtook our hello could come), keep the
   // message for later, in order.
-  bool defer(std::function<void()> fn) {
-    if (dit_) return false;
-    deferred_.push_back(std::move(fn));
-    return true;
+  void when_ready(std::function<void()> fn) {
+    if (backend_) fn();
+    else deferred_.push_back(std::move(fn));
   }
 
   // The cpu and gpu backends (dit_backend): real DiT numerics.
-  result<void> configure_dit(context& ctx, double speedup) {
+  result<void> configure_dit(context& ctx) {
     dit_backend_config& cfg = dit_cfg_;
     cfg.device = backend_name_;
     cfg.gpu = static_cast<int>(ctx.params().get<std::int64_t>("gpu"));
@@ -172,7 +176,7 @@ class worker_actor : public actor {
     cfg.weight_seed = static_cast<std::uint64_t>(ctx.params().get<std::int64_t>("weight_seed"));
     cfg.task_log = ctx.params().get<std::string>("task_log");
     // Report times on the graph's model clock (the scheduler's, from the same wall clock).
-    auto now_us = [speedup] {
+    auto now_us = [speedup = speedup_] {
       const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                           std::chrono::system_clock::now().time_since_epoch()).count();
       return static_cast<std::int64_t>(static_cast<double>(ns) / 1000.0 * speedup);
@@ -181,7 +185,7 @@ class worker_actor : public actor {
     if (ctx.params().get<std::string>("rendezvous") == "file") {
       auto be = dit_backend::create(cfg, now_us);
       if (!be) return be.err();
-      dit_ = std::move(*be);
+      backend_ = make_dit_worker(std::move(*be), report_, warn_);
     } else {
       // What create() would refuse later, on the joiner's thread, is refused here already.
       if (auto r = dit_backend::check(cfg); !r) return r;
@@ -194,69 +198,43 @@ class worker_actor : public actor {
         ctx.log().warn("a message to '{}' was not delivered: {}", f ? f->destination : "?", err.what);
       });
     }
-    // The backend's work runs on the executor's thread, in arrival order; this thread keeps
-    // beating and sends the reports the executor leaves in the outbox.
-    wake_ = ctx.waker([this, &ctx] { send_reports(ctx); });
-    executor_ = std::make_unique<serial_executor>();
-    ctx.on<msg::task_assign>([this, &ctx](const msg::task_assign& t, const envelope&) {
-      if (defer([this, &ctx, t] { run_task(ctx, t); })) return;
-      run_task(ctx, t);
-    });
-    ctx.on<msg::reshard>([this, &ctx](const msg::reshard& m, const envelope&) {
-      if (defer([this, &ctx, m] { reshard(ctx, m); })) return;
-      reshard(ctx, m);
-    });
-    ctx.subscribe<msg::request_done>(names::done_topic, [this](const msg::request_done& d, const envelope&) {
-      if (dit_) executor_->post([this, id = d.request_id] { dit_->forget(id); });  // before the World is up nothing is held
-    });
     return {};
   }
 
-  void run_task(context& ctx, const msg::task_assign& t) {
-    auto& log = ctx.log();  // spdlog loggers are thread-safe
-    executor_->post([this, &log, t] {
-      auto report = dit_->run(t);
-      if (!report) return;
-      if (!report->ok) log.warn("task {} of request {} failed: {}", t.task_id, t.request_id, report->error);
-      {
-        std::lock_guard lock(outbox_mu_);
-        outbox_.push_back(std::move(*report));
-      }
-      wake_();
-    });
-  }
-
-  void reshard(context& ctx, const msg::reshard& m) {
-    auto& log = ctx.log();
-    executor_->post([this, &log, m] {
-      // A failure here surfaces as the task's failure on the new group (its collective times out).
-      if (auto r = dit_->on_reshard(m); !r) log.warn("reshard of request {}: {}", m.request_id, r.err().what);
-    });
-  }
-
   void send_reports(context& ctx) {
-    std::deque<msg::task_done> out;
+    std::deque<due_report> out;
     {
       std::lock_guard lock(outbox_mu_);
       out.swap(outbox_);
     }
-    for (const auto& report : out)
-      if (auto r = ctx.send(names::scheduler, report); !r) ctx.log().error("{}", r.err().what);
+    for (auto& [report, due_in_us] : out) {
+      auto send = [&ctx, report = std::move(report)] {
+        if (auto r = ctx.send(names::scheduler, report); !r) ctx.log().error("{}", r.err().what);
+      };
+      if (due_in_us > 0) ctx.after(wall_delay(due_in_us, speedup_), std::move(send));
+      else send();
+    }
   }
 
+  struct due_report {
+    msg::task_done report;
+    std::int64_t due_in_us = 0;
+  };
+
   std::shared_ptr<const cost_model> costs_;
-  std::unique_ptr<sim_backend> backend_;
-  std::unique_ptr<dit_backend> dit_;
   dit_backend_config dit_cfg_;
   dit_backend::clock_fn dit_clock_;
+  std::function<void()> wake_;
+  worker_backend::report_fn report_;
+  worker_backend::warn_fn warn_;
+  std::mutex outbox_mu_;
+  std::deque<due_report> outbox_;  // outbox_mu_: reports for send_reports()
   std::unique_ptr<dit_backend> joined_;  // set by the joiner's thread, taken once it has finished
   std::deque<std::function<void()>> deferred_;
   std::unique_ptr<world_joiner> joiner_;  // after joined_: its thread is stopped first
-  std::function<void()> wake_;
-  std::mutex outbox_mu_;
-  std::deque<msg::task_done> outbox_;             // outbox_mu_: reports for send_reports()
-  std::unique_ptr<serial_executor> executor_;     // last: stopped before what its jobs use
+  std::unique_ptr<worker_backend> backend_;  // last: its thread stops before what its jobs use
   std::string backend_name_ = "sim";
+  double speedup_ = 1.0;
   std::int32_t id_ = 0;
   std::uint64_t beats_ = 0;
 };
