@@ -2,6 +2,7 @@
 // envelopes between the bus and the driver, where all routing lives).
 #include "actors/admission/admission_driver.hpp"
 #include "actors/runtime/driver_actor.hpp"
+#include "actors/runtime/param_checks.hpp"
 #include "actors/runtime/registry.hpp"
 #include "actors/serving/shell_params.hpp"
 
@@ -11,7 +12,7 @@ namespace {
 result<std::unique_ptr<admission_driver>> configure(context& ctx) {
   if (auto r = declare_shell_params(ctx); !r) return r.err();
   if (auto r = ctx.params().declare<std::int64_t>("max_outstanding", 1024, "admitted, unfinished requests",
-                                                  [](const std::int64_t& v) { return v > 0 ? "" : "must be > 0"; });
+                                                  checks::above<std::int64_t>(0));
       !r)
     return r.err();
   if (auto r = ctx.params().declare<std::int64_t>("gpus", 1, "for retry-after estimates"); !r) return r.err();

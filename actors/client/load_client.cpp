@@ -9,6 +9,7 @@
 
 #include "actors/runtime/context.hpp"
 #include "actors/runtime/node.hpp"
+#include "actors/runtime/param_checks.hpp"
 #include "actors/serving/model_time.hpp"
 #include "actors/serving/serving_names.hpp"
 #include "actors/sim/workload.hpp"
@@ -199,7 +200,7 @@ class load_client_actor : public actor {
                    p.declare<std::int64_t>("gpus", 4, "cluster size the arrival rate is scaled to"),
                    p.declare<std::int64_t>("seed", 0, "0: the workload's own"),
                    p.declare<std::int64_t>("requests", 0, "0: the workload's own"),
-                   p.declare<double>("speedup", 1.0, "as the graph's shells", [](const double& v) { return v > 0 ? "" : "must be > 0"; }),
+                   p.declare<double>("speedup", 1.0, "as the graph's shells", checks::above<double>(0.0)),
                    p.declare<double>("max_wall_s", 600.0, "give up after this long"),
                    p.declare<std::string>("label", "live", "column name in the table"),
                    p.declare<std::string>("json", "", "also write the metrics as JSON here (empty or -: no)")})

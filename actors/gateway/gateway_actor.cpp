@@ -18,6 +18,7 @@
 
 #include "actors/gateway/http_api.hpp"
 #include "actors/runtime/context.hpp"
+#include "actors/runtime/param_checks.hpp"
 #include "actors/runtime/registry.hpp"
 #include "actors/serving/serving_names.hpp"
 
@@ -54,13 +55,13 @@ class gateway_actor : public actor {
                    p.declare<std::string>("port_file", "", "write the bound port here (for port 0)"),
                    p.declare<std::string>("admission", serving_names::admission, "the admission actor"),
                    p.declare<double>("timeout_s", 600.0, "answer 504 when a request takes longer (wall time)",
-                                     [](const double& v) { return v > 0 ? "" : "must be > 0"; }),
+                                     checks::above<double>(0.0)),
                    p.declare<std::int64_t>("http_threads", 64, "concurrent HTTP connections served",
-                                           [](const std::int64_t& v) { return v > 0 ? "" : "must be > 0"; }),
+                                           checks::above<std::int64_t>(0)),
                    p.declare<std::int64_t>("max_body_bytes", 1 << 20, "larger request bodies get 413 unread",
-                                           [](const std::int64_t& v) { return v > 0 ? "" : "must be > 0"; }),
+                                           checks::above<std::int64_t>(0)),
                    p.declare<double>("read_timeout_s", 10.0, "a client that sends nothing for this long is dropped",
-                                     [](const double& v) { return v > 0 ? "" : "must be > 0"; })})
+                                     checks::above<double>(0.0))})
       if (!r) return r;
     const auto listen = p.get<std::string>("listen");
     const auto colon = listen.rfind(':');

@@ -22,6 +22,7 @@
 #include "actors/recorder/bag_reader.hpp"
 #include "actors/recorder/recorder_actor.hpp"
 #include "actors/runtime/context.hpp"
+#include "actors/runtime/param_checks.hpp"
 #include "actors/runtime/registry.hpp"
 #include "messages/system.hpp"
 
@@ -40,31 +41,27 @@ bool is_system_request(const envelope& env) {
   return env.is<msg::lifecycle_command>() || env.is<msg::parameter_get>() || env.is<msg::parameter_set>();
 }
 
-std::function<std::string(const double&)> non_negative() {
-  return [](const double& v) { return v >= 0 ? "" : "must be >= 0"; };
-}
-
 class player_actor final : public actor {
  public:
   result<void> on_configure(context& ctx) override {
     auto& p = ctx.params();
     for (auto r : {p.declare<std::string>("path", "", "the bag to play"),
-                   p.declare<double>("rate", 1.0, "speed factor; 0: as fast as possible", non_negative()),
+                   p.declare<double>("rate", 1.0, "speed factor; 0: as fast as possible", checks::at_least(0.0)),
                    p.declare<bool>("loop", false, "start again at the end"),
-                   p.declare<double>("start_s", 0.0, "skip the bag's first seconds", non_negative()),
+                   p.declare<double>("start_s", 0.0, "skip the bag's first seconds", checks::at_least(0.0)),
                    p.declare<double>("end_s", 0.0, "stop this many seconds after the bag's start (0: at its end)",
-                                     non_negative()),
+                                     checks::at_least(0.0)),
                    p.declare<std::string>("topics", "", "play only these topics"),
                    p.declare<std::string>("actors", "", "play only messages of these actors"),
                    p.declare<std::string>("senders", "", "play only messages sent by these actors (stand in for them)"),
                    p.declare<std::string>("types", "", "play only these types"),
                    p.declare<std::int64_t>("batch", 256, "messages per turn at rate 0",
-                                           std::function<std::string(const std::int64_t&)>([](const std::int64_t& v) { return v >= 1 ? "" : "must be >= 1"; })),
+                                           checks::at_least<std::int64_t>(1)),
                    p.declare<bool>("stop_at_end", false, "ask the node to stop when done"),
                    p.declare<std::string>("subscribe", "", "topics to receive (and drop), as the actor stood in for did; inputs for `gate`"),
                    p.declare<bool>("gate", false, "hold each recorded message until the live input that caused it has arrived"),
                    p.declare<std::int64_t>("gate_timeout_ms", 5000, "then send it anyway (counted)",
-                                           std::function<std::string(const std::int64_t&)>([](const std::int64_t& v) { return v >= 0 ? "" : "must be >= 0"; })),
+                                           checks::at_least<std::int64_t>(0)),
                    p.declare<std::string>("done_file", "", "written (JSON counters) when everything is played")})
       if (!r) return r;
     path_ = p.get<std::string>("path");

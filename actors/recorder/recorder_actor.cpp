@@ -9,6 +9,7 @@
 #include "actors/recorder/recorder_tap.hpp"
 #include "actors/recorder/recording_queue.hpp"
 #include "actors/runtime/context.hpp"
+#include "actors/runtime/param_checks.hpp"
 #include "actors/runtime/registry.hpp"
 #include "common/text.hpp"
 #include "messages/catalog.hpp"
@@ -23,8 +24,6 @@ const bool stats_registered = [] {
   (void)catalog::global().add<msg::handled>();
   return true;
 }();
-
-std::string must_be_positive(const std::int64_t& v) { return v > 0 ? "" : "must be > 0"; }
 
 class recorder_actor final : public actor, public tap_sink {
  public:
@@ -44,15 +43,13 @@ class recorder_actor final : public actor, public tap_sink {
                                           std::function<std::string(const std::string&)>([](const std::string& s) {
                                             return s == "block" || s == "drop" ? "" : "must be block or drop";
                                           })),
-                   p.declare<std::int64_t>("queue_mb", 64, "per sending thread: bytes waiting for the writer before overflow (copied records up to 16 MiB, large envelopes by reference)", must_be_positive),
-                   p.declare<std::int64_t>("chunk_kb", 1024, "chunk size", must_be_positive),
-                   p.declare<std::int64_t>("flush_ms", 200, "a partial chunk is written this often", must_be_positive),
+                   p.declare<std::int64_t>("queue_mb", 64, "per sending thread: bytes waiting for the writer before overflow (copied records up to 16 MiB, large envelopes by reference)", checks::above<std::int64_t>(0)),
+                   p.declare<std::int64_t>("chunk_kb", 1024, "chunk size", checks::above<std::int64_t>(0)),
+                   p.declare<std::int64_t>("flush_ms", 200, "a partial chunk is written this often", checks::above<std::int64_t>(0)),
                    p.declare<std::int64_t>("writer_nice", 0, "nice value of the writer thread (0..19)",
-                                           std::function<std::string(const std::int64_t&)>([](const std::int64_t& v) {
-                                             return v >= 0 && v <= 19 ? "" : "must be in [0, 19]";
-                                           })),
+                                           checks::within<std::int64_t>(0, 19)),
                    p.declare<std::string>("stats_topic", "recorder.stats", "where the live counters go"),
-                   p.declare<std::int64_t>("stats_ms", 1000, "how often", must_be_positive),
+                   p.declare<std::int64_t>("stats_ms", 1000, "how often", checks::above<std::int64_t>(0)),
                    p.declare<std::string>("launch_file", "", "its text goes into the bag header"),
                    p.declare<std::string>("launch_text", "", "launch file text for the header"),
                    p.declare<std::string>("handled", "", "record the order in which these actors of this process handle their messages (comma list, * for all): what exact replay needs"),

@@ -2,6 +2,7 @@
 // envelopes between the bus and the driver, where all routing lives, and sends the driver's
 // tick every `tick_ms`).
 #include "actors/runtime/driver_actor.hpp"
+#include "actors/runtime/param_checks.hpp"
 #include "actors/runtime/registry.hpp"
 #include "actors/scheduler/scheduler_driver.hpp"
 #include "actors/serving/shell_params.hpp"
@@ -13,11 +14,11 @@ result<std::unique_ptr<scheduler_driver>> configure(context& ctx) {
   if (auto r = declare_shell_params(ctx); !r) return r.err();
   if (auto r = ctx.params().declare<std::string>("policy", "edf-best-fit", "a built-in or plugin policy"); !r) return r.err();
   if (auto r = ctx.params().declare<std::int64_t>("chunk_steps", 4, "denoising steps per task",
-                                                  [](const std::int64_t& v) { return v > 0 ? "" : "must be > 0"; });
+                                                  checks::above<std::int64_t>(0));
       !r)
     return r.err();
   if (auto r = ctx.params().declare<std::int64_t>("gpus", 0, "workers in the graph (0: unknown), checked against the policy",
-                                                  [](const std::int64_t& v) { return v >= 0 ? "" : "must be >= 0"; });
+                                                  checks::at_least<std::int64_t>(0));
       !r)
     return r.err();
   auto costs = load_costs(ctx);

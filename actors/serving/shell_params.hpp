@@ -4,13 +4,14 @@
 #include <memory>
 
 #include "actors/runtime/context.hpp"
+#include "actors/runtime/param_checks.hpp"
 #include "actors/serving/cost_model.hpp"
 
 namespace gfdit {
 
 inline result<void> declare_shell_params(context& ctx) {
   if (auto r = ctx.params().declare<double>("speedup", 1.0, "model microseconds per wall microsecond",
-                                            [](const double& v) { return v > 0 ? "" : "must be > 0"; });
+                                            checks::above<double>(0.0));
       !r)
     return r;
   return ctx.params().declare<std::string>("profiles", "", "cost profile file (empty: stock)");

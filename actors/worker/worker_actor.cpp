@@ -11,6 +11,7 @@
 #include <deque>
 #include <mutex>
 
+#include "actors/runtime/param_checks.hpp"
 #include "actors/runtime/registry.hpp"
 #include "actors/serving/model_time.hpp"
 #include "actors/serving/serving_names.hpp"
@@ -32,24 +33,20 @@ class worker_actor : public actor {
   result<void> on_configure(context& ctx) override {
     if (auto r = declare_shell_params(ctx); !r) return r;
     if (auto r = ctx.params().declare<std::int64_t>("id", 0, "rank in the world",
-                                                    [](const std::int64_t& v) { return v >= 0 ? "" : "must be >= 0"; });
+                                                    checks::at_least<std::int64_t>(0));
         !r)
       return r;
     if (auto r = ctx.params().declare<std::string>("backend", "sim", "sim | cpu | gpu",
-                                                   [](const std::string& v) {
-                                                     return v == "sim" || v == "cpu" || v == "gpu" ? "" : "must be 'sim', 'cpu' or 'gpu'";
-                                                   });
+                                                   checks::one_of({"sim", "cpu", "gpu"}));
         !r)
       return r;
     if (auto r = ctx.params().declare<std::int64_t>("gpu", -1, "gpu: CUDA device of this worker (-1: id % visible devices)",
-                                                    [](const std::int64_t& v) { return v >= -1 ? "" : "must be >= -1"; });
+                                                    checks::at_least<std::int64_t>(-1));
         !r)
       return r;
     if (auto r = ctx.params().declare<std::string>("gpu_collectives", "cuda-ipc",
                                                    "gpu: cuda-ipc (one node) or nccl (several nodes)",
-                                                   [](const std::string& v) {
-                                                     return v == "cuda-ipc" || v == "nccl" ? "" : "must be 'cuda-ipc' or 'nccl'";
-                                                   });
+                                                   checks::one_of({"cuda-ipc", "nccl"}));
         !r)
       return r;
     if (auto r = ctx.params().declare<std::int64_t>("heartbeat_ms", 200); !r) return r;
@@ -57,7 +54,7 @@ class worker_actor : public actor {
     if (auto r = ctx.params().declare<std::string>("world_dir", "", "cpu/gpu: checkpoint (and file rendezvous) directory"); !r)
       return r;
     if (auto r = ctx.params().declare<std::string>("rendezvous", "bus", "cpu/gpu: how the World is set up: bus | file",
-                                                   [](const std::string& v) { return v == "bus" || v == "file" ? "" : "must be 'bus' or 'file'"; });
+                                                   checks::one_of({"bus", "file"}));
         !r)
       return r;
     if (auto r = ctx.params().declare<std::string>("world_hub", names::membership, "cpu/gpu, rendezvous bus: the actor hosting the world hub"); !r)
@@ -66,7 +63,7 @@ class worker_actor : public actor {
       return r;
     if (auto r = ctx.params().declare<std::int64_t>("world_size", 0, "cpu/gpu: number of workers"); !r) return r;
     if (auto r = ctx.params().declare<std::int64_t>("collective_timeout_ms", 30000, "cpu/gpu: a collective waiting longer fails the task",
-                                                    [](const std::int64_t& v) { return v > 0 ? "" : "must be > 0"; });
+                                                    checks::above<std::int64_t>(0));
         !r)
       return r;
     if (auto r = ctx.params().declare<std::int64_t>("weight_seed", 7, "cpu/gpu: seed of the DiT weights"); !r) return r;

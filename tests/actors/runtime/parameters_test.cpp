@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include "actors/runtime/param_checks.hpp"
 #include "actors/runtime/parameters.hpp"
 
 namespace gfdit {
@@ -48,6 +49,32 @@ TEST(parameters, an_integer_is_accepted_where_a_double_is_declared) {
   ASSERT_TRUE(p.set("gain", 2));
   EXPECT_EQ(p.get<double>("gain"), 2.0);
   EXPECT_FALSE(p.set("gain", true));
+}
+
+TEST(parameters, the_shared_checks_accept_their_range_and_name_it_otherwise) {
+  parameters p;
+  ASSERT_TRUE(p.declare<std::int64_t>("steps", 4, "", checks::above<std::int64_t>(0)));
+  ASSERT_TRUE(p.declare<std::int64_t>("gpu", -1, "", checks::at_least<std::int64_t>(-1)));
+  ASSERT_TRUE(p.declare<std::int64_t>("nice", 0, "", checks::within<std::int64_t>(0, 19)));
+  ASSERT_TRUE(p.declare<double>("rate", 1.0, "", checks::at_least(0.0)));
+  ASSERT_TRUE(p.declare<std::string>("backend", "sim", "", checks::one_of({"sim", "cpu", "gpu"})));
+  const auto refused = [&](const std::string& name, const nlohmann::json& v, const std::string& reason) {
+    auto r = p.set(name, v);
+    ASSERT_FALSE(r) << name << " = " << v;
+    EXPECT_NE(r.err().what.find(reason), std::string::npos) << r.err().what;
+  };
+  refused("steps", 0, "must be > 0");
+  refused("gpu", -2, "must be >= -1");
+  refused("nice", 20, "must be in [0, 19]");
+  refused("rate", -0.5, "must be >= 0");
+  refused("backend", "tpu", "must be 'sim', 'cpu' or 'gpu'");
+  EXPECT_TRUE(p.set("steps", 1));
+  EXPECT_TRUE(p.set("gpu", -1));
+  EXPECT_TRUE(p.set("nice", 19));
+  EXPECT_TRUE(p.set("rate", 0.0));
+  EXPECT_TRUE(p.set("backend", "gpu"));
+  EXPECT_EQ(p.get<std::string>("backend"), "gpu");
+  EXPECT_EQ(p.get<std::int64_t>("steps"), 1);
 }
 
 }  // namespace
