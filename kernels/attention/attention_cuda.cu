@@ -20,6 +20,7 @@
 
 #include "common/gpu_check.hpp"
 #include "kernels/attention/attention.hpp"
+#include "kernels/attention/dash_schedule.hpp"
 #include "kernels/attention/wgmma.cuh"
 
 
@@ -368,9 +369,14 @@ __global__ void __launch_bounds__(fwd_cfg<D, RW_>::threads)
 
 // ---- backward ------------------------------------------------------------------------------
 // Q tiles of 64 rows, KV tiles of 128 rows (8 warps x 16 rows): each dQ tile add amortises over
-// twice the work of square 64 tiles. Causal KV tile n meets Q tiles m >= 2n.
-constexpr int kBwdM = 64;
-constexpr int kBwdN = 128;
+// twice the work of square 64 tiles. The schedules themselves are in dash_schedule.hpp.
+using dash::bwd_batch;
+using dash::bwd_m_min;
+using dash::bwd_rank;
+using dash::bwd_slot;
+using dash::bwd_visit;
+using dash::kBwdM;
+using dash::kBwdN;
 constexpr int kBwdThreads = 256;
 
 template <int D>
@@ -384,10 +390,6 @@ constexpr int bwd_smem() {
   return (2 * kBwdN * D + 4 * kBwdM * D + kBwdN * kBwdM) * 2 + kBwdM * dq_row_bytes<D>() +
          4 * kBwdM * 4;
 }
-
-struct bwd_batch {  // per sequence, built on the host
-  int start, len, item_start, sem_start;
-};
 
 struct bwd_params {
   seq_layout L;
@@ -406,60 +408,19 @@ struct bwd_params {
   int sched;
 };
 
-// One backward item: KV tile n of head h of sequence b. Items are numbered head-major within a
-// sequence; spt hands a head's KV tiles out high n first.
-struct bwd_item {
-  int len, mt, nt, n;
-  int F, A, j;  // shift: this head's part of the wave of G items (first, count, n's index in it)
+// A backward item (dash::bwd_slot) and where its head's rows, lse and semaphores are.
+struct bwd_item : bwd_slot {
   std::int64_t row0, lbase;
-  int* sems;    // the head's Q-tile semaphores
+  int* sems;  // the head's Q-tile semaphores
 };
 
 __device__ __forceinline__ bwd_item bwd_decode(const bwd_params& P, int item, int G, schedule sched) {
-  int b = 0;
-  while (b + 1 < P.batch && P.batches[b + 1].item_start <= item) ++b;
-  const bwd_batch bt = P.batches[b];
   bwd_item it;
-  it.len = bt.len;
-  it.mt = (it.len + kBwdM - 1) / kBwdM;
-  it.nt = (it.len + kBwdN - 1) / kBwdN;
-  const int local = item - bt.item_start;
-  const int h = local / it.nt, nn = local % it.nt;
-  it.n = sched == schedule::spt ? it.nt - 1 - nn : nn;
-  const int head_first = bt.item_start + h * it.nt;
-  const int w0 = (item / G) * G;
-  const int wf = max(w0, head_first), wl = min(w0 + G, head_first + it.nt);
-  it.F = wf - head_first;
-  it.A = wl - wf;
-  it.j = nn - it.F;
-  it.row0 = P.L.row0(b, h);
-  it.lbase = P.L.lse0(b, h);
-  it.sems = P.sems + bt.sem_start + h * it.mt;
+  static_cast<bwd_slot&>(it) = dash::bwd_locate(P.batches, P.batch, item, G, sched);
+  it.row0 = P.L.row0(it.b, it.h);
+  it.lbase = P.L.lse0(it.b, it.h);
+  it.sems = P.sems + P.batches[it.b].sem_start + it.h * it.mt;
   return it;
-}
-
-// First Q tile KV tile n meets (Q tile 64, KV tile 128).
-template <bool CAUSAL>
-__device__ __forceinline__ int bwd_m_min(int n) {
-  return CAUSAL ? 2 * n : 0;
-}
-
-// The Q tile an item visits at step t.
-template <bool CAUSAL>
-__device__ __forceinline__ int bwd_visit(const bwd_item& it, schedule sched, int t) {
-  switch (sched) {
-    case schedule::descending: return it.mt - 1 - t;
-    case schedule::shift: return (it.j + t) % it.mt;
-    default: return bwd_m_min<CAUSAL>(it.n) + t;
-  }
-}
-
-// The item's place in Q tile m's accumulation order: a fixed bijection per schedule.
-template <bool CAUSAL>
-__device__ __forceinline__ int bwd_rank(const bwd_item& it, schedule sched, int m) {
-  if (sched == schedule::shift) return it.F + ((min(m, it.A - 1) - it.j) % it.A + it.A) % it.A;
-  if (sched == schedule::spt) return (CAUSAL ? min(m / 2 + 1, it.nt) : it.nt) - 1 - it.n;
-  return it.n;
 }
 
 // Items (KV tiles, head-major) are claimed in increasing order from a global counter when a
@@ -1404,15 +1365,14 @@ template <bool BF16, int D, bool CAUSAL>
 result<void> launch_backward(const problem& p, const backward_args& a, cudaStream_t st) {
   const ws_layout w = workspace_layout(p);
   auto* ws = static_cast<std::uint8_t*>(a.workspace);
-  std::vector<bwd_batch> table(p.batch);
-  int items = 0, sems = 0;
+  std::vector<int> starts(p.batch), lens(p.batch);
   for (int b = 0; b < p.batch; ++b) {
-    const int q_tiles = (p.seq_len(b) + kBwdM - 1) / kBwdM;
-    const int kv_tiles = (p.seq_len(b) + kBwdN - 1) / kBwdN;
-    table[b] = bwd_batch{p.seq_start(b), p.seq_len(b), items, sems};
-    items += p.heads * kv_tiles;
-    sems += p.heads * q_tiles;
+    starts[b] = p.seq_start(b);
+    lens[b] = p.seq_len(b);
   }
+  const dash::bwd_plan plan = dash::make_bwd_plan(starts, lens, p.heads);
+  const std::vector<bwd_batch>& table = plan.table;
+  const int items = plan.items;
   // Pageable source: the copy is staged before cudaMemcpyAsync returns, so `table` may die.
   GFDIT_CUDA(cudaMemcpyAsync(ws + w.table, table.data(), sizeof(bwd_batch) * p.batch,
                                       cudaMemcpyHostToDevice, st));
