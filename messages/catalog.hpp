@@ -7,6 +7,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -18,6 +19,50 @@
 #include "messages/message.hpp"
 
 namespace gfdit {
+
+// A message's schema from its C++ types (GFDIT_FIELDS): "bool", "int", "uint", "float", "str",
+// [element], {field: type} for a nested message, {"*": value} for a string-keyed map. A type
+// without GFDIT_FIELDS is described by its default value's encoding (json.hpp's schema_of).
+template <class T>
+nlohmann::json schema_of_type();
+
+namespace detail {
+template <class T> struct is_vector : std::false_type {};
+template <class T, class A> struct is_vector<std::vector<T, A>> : std::true_type { using element = T; };
+template <class T> struct is_string_map : std::false_type {};
+template <class V, class C, class A> struct is_string_map<std::map<std::string, V, C, A>> : std::true_type { using value = V; };
+
+struct schema_visitor {
+  nlohmann::json out = nlohmann::json::object();
+  template <std::size_t N, class V, class... Rest>
+  void fields(const char (&name)[N], const V&, Rest&&... rest) {
+    out[name] = schema_of_type<V>();
+    if constexpr (sizeof...(Rest) > 0) fields(std::forward<Rest>(rest)...);
+  }
+};
+}  // namespace detail
+
+template <class T>
+nlohmann::json schema_of_type() {
+  if constexpr (std::is_same_v<T, bool>) return "bool";
+  else if constexpr (std::is_integral_v<T>) return std::is_signed_v<T> ? "int" : "uint";
+  else if constexpr (std::is_floating_point_v<T>) return "float";
+  else if constexpr (std::is_same_v<T, std::string>) return "str";
+  else if constexpr (detail::is_vector<T>::value) {
+    using E = typename detail::is_vector<T>::element;
+    if constexpr (std::is_same_v<E, char> || std::is_same_v<E, std::uint8_t>) return "bin";
+    else return nlohmann::json::array({schema_of_type<E>()});
+  } else if constexpr (detail::is_string_map<T>::value) {
+    return nlohmann::json{{"*", schema_of_type<typename detail::is_string_map<T>::value>()}};
+  } else if constexpr (requires(const T& t, detail::schema_visitor& v) { t.gfdit_fields(v); }) {
+    detail::schema_visitor v;
+    T{}.gfdit_fields(v);
+    return v.out;
+  } else {
+    msgpack::zone zone;
+    return schema_of(msgpack::object(T{}, zone));
+  }
+}
 
 struct catalog_entry {
   std::string name;
@@ -42,11 +87,7 @@ class catalog {
       if (!h) return h.err();
       return gfdit::to_json(h->get());
     };
-    // The schema from the C++ value, not its encoding: msgpack packs an integral double (0.0) as
-    // an integer, which made every double field read "uint".
-    msgpack::zone zone;
-    const msgpack::object defaults(T{}, zone);
-    return add_entry({std::string(T::type_name), type_id_of<T>, T::type_version, schema_of(defaults), std::move(render)});
+    return add_entry({std::string(T::type_name), type_id_of<T>, T::type_version, schema_of_type<T>(), std::move(render)});
   }
 
   result<void> add_entry(catalog_entry entry);

@@ -5,7 +5,9 @@
 // reads; this one walks the map's keys for each field, where a field is found at the first key
 // of its name. Otherwise the rules are msgpack-c's: a field that is absent keeps its default,
 // unknown keys are skipped (a newer writer may add fields), a map with a key that is not a
-// string is a type error.
+// string is a type error. `gfdit_fields(visitor)` hands the visitor each (name, member) pair,
+// so the catalog can describe a message by its C++ types (catalog.hpp: a signed field reads
+// "int" even while its default, 0, would be packed as an unsigned integer).
 #include <cstdint>
 #include <cstring>
 
@@ -53,4 +55,8 @@ class field_reader {
   void msgpack_object(MSGPACK_OBJECT* msgpack_o, msgpack::zone& msgpack_z) const {                \
     msgpack::type::make_define_map MSGPACK_DEFINE_MAP_IMPL(__VA_ARGS__)                           \
         .msgpack_object(msgpack_o, msgpack_z);                                                    \
+  }                                                                                               \
+  template <typename Visitor>                                                                     \
+  void gfdit_fields(Visitor& gfdit_v) const {                                                     \
+    gfdit_v.fields MSGPACK_DEFINE_MAP_IMPL(__VA_ARGS__);                                          \
   }

@@ -37,7 +37,17 @@ TEST(catalog, schemas_show_the_fields_real_types) {
   ASSERT_NE(e, nullptr);
   EXPECT_EQ(e->schema["ratio"], "float");
   EXPECT_EQ(e->schema["scale"], "float");
+  EXPECT_EQ(e->schema["delta"], "int");  // its default, 0, packs as an unsigned integer
   EXPECT_EQ(e->schema["count"], "uint");
+}
+
+TEST(catalog, schemas_describe_nested_messages_and_empty_lists_by_their_types) {
+  const auto* e = catalog::global().find("serving.task_assign");
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->schema["members"], nlohmann::json::array({"int"}));  // empty by default
+  EXPECT_EQ(e->schema["request"]["seed"], "uint");
+  EXPECT_EQ(e->schema["request"]["slo_ms"], "float");
+  EXPECT_EQ(e->schema["input"]["holders"], nlohmann::json::array({"int"}));
 }
 
 TEST(catalog, a_payload_of_the_wrong_shape_renders_as_an_error) {
