@@ -19,11 +19,11 @@
 #include <set>
 #include <tuple>
 
-#include "actors/recorder/bag_reader.hpp"
 #include "actors/recorder/recorder_actor.hpp"
 #include "actors/runtime/context.hpp"
 #include "actors/runtime/param_checks.hpp"
 #include "actors/runtime/registry.hpp"
+#include "bag/bag_reader.hpp"
 #include "messages/system.hpp"
 
 namespace gfdit {

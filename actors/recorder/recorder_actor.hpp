@@ -1,5 +1,5 @@
 #pragma once
-// The recorder and player actor types. Linking gfdit_bag registers them; calling this makes
+// The recorder and player actor types. Linking gfdit_recorder registers them; calling this makes
 // sure the linker keeps the library (and says which types they are).
 //
 // gfdit.recorder  writes a bag. Fed by the node's tap (install_recorder_tap(node), every

@@ -14,6 +14,7 @@
 #endif
 
 #include "actors/runtime/node.hpp"
+#include "actors/runtime/node_extension.hpp"
 
 namespace gfdit {
 namespace {
@@ -302,6 +303,9 @@ void install_recorder_tap(node& n) {
 }
 
 bool recorder_tap_installed() { return the_hub().installed.load(); }
+
+// Every graph process (`gfdit node`) whose binary links this library gets the tap.
+GFDIT_REGISTER_NODE_EXTENSION("gfdit.recorder_tap", install_recorder_tap);
 
 void attach_tap_sink(tap_sink* s) {
   auto& h = the_hub();

@@ -36,7 +36,9 @@ class tap_sink {
 };
 
 // Installs the recorder tap on `n`, and its dispatch-order hook (once per node; before start()
-// so nothing is missed).
+// so nothing is missed). Registered as the node extension "gfdit.recorder_tap"
+// (actors/runtime/node_extension.hpp), so every `gfdit node` process gets it; a program that
+// makes its own nodes calls it.
 void install_recorder_tap(node& n);
 // Recorders attach and detach themselves (on activate / deactivate).
 void attach_tap_sink(tap_sink* s);

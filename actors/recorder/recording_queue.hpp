@@ -19,9 +19,9 @@
 #include <thread>
 #include <vector>
 
-#include "actors/recorder/bag_writer.hpp"
 #include "actors/recorder/recorder_tap.hpp"
 #include "actors/recorder/recording_lane.hpp"
+#include "bag/bag_writer.hpp"
 
 namespace gfdit::bag {
 

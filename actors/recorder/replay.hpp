@@ -22,8 +22,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "actors/recorder/bag_reader.hpp"
 #include "actors/runtime/registry.hpp"  // GFDIT_CONCAT
+#include "bag/bag_reader.hpp"
 #include "common/result.hpp"
 #include "messages/envelope.hpp"
 

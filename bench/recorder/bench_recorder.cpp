@@ -25,12 +25,12 @@
 
 #include <CLI/CLI.hpp>
 
-#include "actors/recorder/bag_reader.hpp"
 #include "actors/recorder/recorder_actor.hpp"
 #include "actors/recorder/recorder_tap.hpp"
 #include "actors/recorder/recording_queue.hpp"
 #include "actors/runtime/node.hpp"
 #include "actors/runtime/registry.hpp"
+#include "bag/bag_reader.hpp"
 #include "bench/bus/bus_actors.hpp"
 #include "messages/example.hpp"
 #include "messages/system.hpp"

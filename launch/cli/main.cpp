@@ -19,9 +19,8 @@
 #include "actors/sim/sim_main.hpp"
 #define GFDIT_SIM_READY 1
 #endif
-#if defined(GFDIT_WITH_BAG) && __has_include("actors/recorder/bag_main.hpp")
-#include "actors/recorder/bag_main.hpp"
-#include "actors/recorder/recorder_tap.hpp"
+#if defined(GFDIT_WITH_BAG) && __has_include("launch/cli/bag_main.hpp")
+#include "launch/cli/bag_main.hpp"
 #define GFDIT_BAG_READY 1
 namespace gfdit::bag {}
 #endif
@@ -118,10 +117,6 @@ int main(int argc, char** argv) {
   node->add_option("--ipc-dir", no.ipc_dir, "wire over ipc in this folder (what gfdit launch passes)");
   node->add_option("--control", no.control, "serve the control protocol here (e.g. tcp://127.0.0.1:7700)");
   node->add_option("--peer-timeout-ms", no.peer_timeout_ms, "how long to wait for every other process");
-#ifdef GFDIT_BAG_READY
-  // Recorder actors with `source: tap` see every envelope of their process.
-  no.on_created = [](gfdit::node& n) { gfdit::install_recorder_tap(n); };
-#endif
   node->callback([&] {
     if (no.process.empty() && !no.slurm) {
       std::fprintf(stderr, "gfdit node: pass --process NAME (or --slurm under srun)\n");

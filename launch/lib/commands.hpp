@@ -1,12 +1,7 @@
 #pragma once
 // The library behind the `gfdit` subcommands; each returns the process exit status.
-#include <functional>
 #include <string>
 #include <vector>
-
-namespace gfdit {
-class node;
-}
 
 namespace gfdit::launch {
 
@@ -29,10 +24,10 @@ struct node_run_options {
   bool slurm = false;
   std::string control;  // a control endpoint to serve (ipc wiring picks one by itself)
   int peer_timeout_ms = 30000;
-  // Called with the node once its actors are added, before start() (e.g. the recorder's tap).
-  std::function<void(node&)> on_created;
 };
-// `gfdit node`: one process of a graph.
+// `gfdit node`: one process of a graph. Once its actors are added, before start(), the node
+// extensions registered by the libraries in the process run on it (the recorder's tap:
+// actors/runtime/node_extension.hpp).
 int run_node(const node_run_options& opt);
 
 // `gfdit check`: load and validate, print the expanded graph.

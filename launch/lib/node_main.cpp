@@ -11,6 +11,7 @@
 
 #include "actors/runtime/logging.hpp"
 #include "actors/runtime/node.hpp"
+#include "actors/runtime/node_extension.hpp"
 #include "actors/runtime/registry.hpp"
 #include "launch/lib/commands.hpp"
 #include "launch/lib/control.hpp"
@@ -164,7 +165,7 @@ int run_node(const node_run_options& opt) {
     }
   }
   auto topics = std::make_shared<topic_counter>();
-  if (opt.on_created) opt.on_created(**n);
+  node_extension_registry::global().apply(**n);
   (*n)->add_tap([topics](const envelope_ptr& env, tap_point p) { topics->on(*env, p); });
 
   std::atomic<bool> serving{true};

@@ -3,21 +3,23 @@
 // re-publishing a bag with its senders and stamps.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <mutex>
 #include <set>
 
-#include "actors/recorder/bag_reader.hpp"
+#include "actors/recorder/handled_marker.hpp"
 #include "actors/recorder/recorder_actor.hpp"
 #include "actors/recorder/recorder_stats.hpp"
 #include "actors/recorder/recorder_tap.hpp"
-#include "actors/recorder/handled_marker.hpp"
 #include "actors/recorder/recording_queue.hpp"
 #include "actors/runtime/node.hpp"
+#include "actors/runtime/node_extension.hpp"
 #include "actors/runtime/registry.hpp"
+#include "bag/bag_reader.hpp"
 #include "messages/example.hpp"
-#include "tests/actors/recorder/bag_test_support.hpp"
 #include "tests/actors/runtime/test_support.hpp"
+#include "tests/bag/bag_test_support.hpp"
 
 namespace gfdit {
 namespace {
@@ -45,6 +47,17 @@ std::unique_ptr<actor> recorder() {
   auto a = actor_registry::global().make("gfdit.recorder");
   EXPECT_TRUE(a);
   return a;
+}
+
+// `gfdit node` applies the registered node extensions to its node; linking the recorder is what
+// puts its tap among them (the CLI never names it).
+TEST(recorder, its_tap_is_a_node_extension_every_graph_process_runs) {
+  const auto names = node_extension_registry::global().names();
+  EXPECT_NE(std::find(names.begin(), names.end(), "gfdit.recorder_tap"), names.end());
+  auto nd = node::create({.name = "ext1", .bind = testing::unique_ipc("ext1")});
+  ASSERT_TRUE(nd);
+  node_extension_registry::global().apply(**nd);
+  EXPECT_TRUE(recorder_tap_installed());
 }
 
 TEST(recorder, records_every_message_of_a_live_exchange_once) {

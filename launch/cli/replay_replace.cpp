@@ -1,4 +1,4 @@
-#include "actors/recorder/replay_replace.hpp"
+#include "launch/cli/replay_replace.hpp"
 
 #include <signal.h>
 #include <sys/prctl.h>
@@ -17,7 +17,7 @@
 #include <set>
 #include <sstream>
 
-#include "actors/recorder/bag_reader.hpp"
+#include "bag/bag_reader.hpp"
 #include "common/text.hpp"
 #include "launch/lib/control.hpp"
 #include "launch/lib/launch_file.hpp"
@@ -41,7 +41,8 @@ std::string find_gfdit(const std::string& given) {
   const fs::path self = fs::read_symlink("/proc/self/exe", ec);
   if (!ec) {
     if (self.filename() == "gfdit") return self.string();
-    // gfdit-bag beside gfdit (installed), or in the build tree.
+    // gfdit-bag beside gfdit (installed, and in the build tree), or a program two folders below
+    // the build tree's root.
     for (const fs::path& p : {self.parent_path() / "gfdit", self.parent_path() / "../../launch/cli/gfdit"})
       if (::access(p.c_str(), X_OK) == 0) return fs::weakly_canonical(p, ec).string();
   }

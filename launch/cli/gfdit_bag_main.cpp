@@ -2,7 +2,7 @@
 // replay tool.
 #include <cstring>
 
-#include "actors/recorder/bag_main.hpp"
+#include "launch/cli/bag_main.hpp"
 
 int main(int argc, char** argv) {
   if (argc > 1 && std::strcmp(argv[1], "replay") == 0) return gfdit::replay_main(argc - 1, argv + 1);

@@ -8,10 +8,10 @@
 #include <random>
 #include <set>
 
-#include "actors/recorder/bag_reader.hpp"
-#include "actors/recorder/bag_writer.hpp"
-#include "actors/recorder/crc32c.hpp"
-#include "tests/actors/recorder/bag_test_support.hpp"
+#include "bag/bag_reader.hpp"
+#include "bag/bag_writer.hpp"
+#include "bag/crc32c.hpp"
+#include "tests/bag/bag_test_support.hpp"
 
 namespace gfdit {
 namespace {

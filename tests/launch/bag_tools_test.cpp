@@ -4,11 +4,11 @@
 
 #include <filesystem>
 
-#include "actors/recorder/bag_main.hpp"
-#include "actors/recorder/bag_reader.hpp"
-#include "actors/recorder/bag_writer.hpp"
+#include "bag/bag_reader.hpp"
+#include "bag/bag_writer.hpp"
+#include "launch/cli/bag_main.hpp"
 #include "messages/serving.hpp"
-#include "tests/actors/recorder/bag_test_support.hpp"
+#include "tests/bag/bag_test_support.hpp"
 
 namespace gfdit {
 namespace {

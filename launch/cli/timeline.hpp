@@ -14,7 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "actors/recorder/bag_reader.hpp"
+#include "bag/bag_reader.hpp"
 
 namespace gfdit::bag {
 

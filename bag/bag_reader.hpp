@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "actors/recorder/bag_format.hpp"
+#include "bag/bag_format.hpp"
 
 namespace gfdit::bag {
 

@@ -1,4 +1,4 @@
-#include "actors/recorder/bag_writer.hpp"
+#include "bag/bag_writer.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -7,7 +7,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "actors/recorder/crc32c.hpp"
+#include "bag/crc32c.hpp"
 
 namespace gfdit::bag {
 

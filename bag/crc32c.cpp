@@ -1,4 +1,4 @@
-#include "actors/recorder/crc32c.hpp"
+#include "bag/crc32c.hpp"
 
 #include <array>
 #include <cstring>

@@ -1,4 +1,4 @@
-#include "actors/recorder/bag_format.hpp"
+#include "bag/bag_format.hpp"
 
 #include <unistd.h>
 

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "actors/recorder/bag_writer.hpp"
+#include "bag/bag_writer.hpp"
 #include "messages/envelope.hpp"
 #include "messages/example.hpp"
 

@@ -1,4 +1,4 @@
-#include "actors/recorder/bag_reader.hpp"
+#include "bag/bag_reader.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -9,8 +9,8 @@
 #include <cstdio>
 #include <cstring>
 
-#include "actors/recorder/bag_writer.hpp"
-#include "actors/recorder/crc32c.hpp"
+#include "bag/bag_writer.hpp"
+#include "bag/crc32c.hpp"
 
 namespace gfdit::bag {
 namespace {

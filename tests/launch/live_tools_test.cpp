@@ -10,8 +10,8 @@
 #include <fstream>
 #include <thread>
 
-#include "actors/recorder/bag_reader.hpp"
 #include "actors/runtime/node.hpp"
+#include "bag/bag_reader.hpp"
 #include "messages/example.hpp"
 #include "tests/actors/runtime/test_support.hpp"
 #include "tests/launch/launch_test_support.hpp"

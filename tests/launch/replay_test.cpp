@@ -2,18 +2,18 @@
 // "identical"; a deliberately changed core diverges at the first affected output.
 #include <gtest/gtest.h>
 
-#include "actors/recorder/bag_main.hpp"
-#include "actors/recorder/bag_writer.hpp"
 #include "actors/recorder/handled_marker.hpp"
 #include "actors/recorder/recorder_actor.hpp"
 #include "actors/recorder/recorder_tap.hpp"
 #include "actors/recorder/replay.hpp"
 #include "actors/runtime/node.hpp"
 #include "actors/runtime/registry.hpp"
+#include "bag/bag_writer.hpp"
+#include "launch/cli/bag_main.hpp"
 #include "messages/example.hpp"
 #include "messages/system.hpp"
-#include "tests/actors/recorder/bag_test_support.hpp"
 #include "tests/actors/runtime/test_support.hpp"
+#include "tests/bag/bag_test_support.hpp"
 
 namespace gfdit {
 namespace {

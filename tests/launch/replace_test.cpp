@@ -8,8 +8,8 @@
 
 #include <map>
 
-#include "actors/recorder/bag_reader.hpp"
-#include "actors/recorder/bag_writer.hpp"
+#include "bag/bag_reader.hpp"
+#include "bag/bag_writer.hpp"
 #include "messages/example.hpp"
 #include "tests/launch/launch_test_support.hpp"
 

@@ -1,4 +1,4 @@
-#include "actors/recorder/bag_main.hpp"
+#include "launch/cli/bag_main.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -15,14 +15,14 @@
 
 #include <CLI/CLI.hpp>
 
-#include "actors/recorder/bag_reader.hpp"
-#include "actors/recorder/bag_writer.hpp"
 #include "actors/recorder/recorder_actor.hpp"
 #include "actors/recorder/replay.hpp"
-#include "actors/recorder/replay_replace.hpp"
-#include "actors/recorder/timeline.hpp"
 #include "actors/runtime/node.hpp"
 #include "actors/runtime/registry.hpp"
+#include "bag/bag_reader.hpp"
+#include "bag/bag_writer.hpp"
+#include "launch/cli/replay_replace.hpp"
+#include "launch/cli/timeline.hpp"
 #include "messages/catalog.hpp"
 
 namespace gfdit {

@@ -1,4 +1,4 @@
-#include "actors/recorder/timeline.hpp"
+#include "launch/cli/timeline.hpp"
 
 #include <algorithm>
 #include <cstdio>
