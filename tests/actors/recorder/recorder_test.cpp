@@ -367,7 +367,8 @@ TEST(recorder_tap, attach_and_detach_while_messages_flow_lose_nothing_and_never_
             })));
       }
     ASSERT_TRUE((*nd)->start());
-    for (int i = 0; i < 200; ++i) {
+    // Until 100 windows have seen traffic (a loaded machine leaves some windows empty).
+    for (int i = 0; windows_with_traffic < 100 && i < 4000; ++i) {
       auto sink = std::make_unique<window_sink>(q);
       attach_tap_sink(sink.get());
       std::this_thread::sleep_for(std::chrono::microseconds(50 * (i % 20)));
@@ -387,7 +388,7 @@ TEST(recorder_tap, attach_and_detach_while_messages_flow_lose_nothing_and_never_
     (*nd)->stop();
   }
   ASSERT_TRUE(q.stop());
-  EXPECT_GT(windows_with_traffic, 100u);
+  EXPECT_GE(windows_with_traffic, 100u);
   EXPECT_EQ(q.counters().recorded, calls);
   EXPECT_EQ(q.counters().dropped, 0u);
   EXPECT_EQ(read_bag(path).size(), calls);
