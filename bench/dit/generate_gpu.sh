@@ -38,6 +38,7 @@ if [ "$part" = tests ]; then
   GFDIT_DIT_PIPELINE_DIR=$P timeout 300 "$B/bin/dit_models_gpu_test" 2>&1 | tail -25
   GFDIT_SD_VAE_DIR=$P/vae timeout 200 "$B/bin/dit_vae_gpu_test" 2>&1 | tail -15
   timeout 200 "$B/bin/dit_gpu_test" 2>&1 | tail -3
+  [ -x "$B/bin/test_attention_gpu" ] && timeout 300 "$B/bin/test_attention_gpu" 2>&1 | tail -3
 else
   for px in 256 512; do
     P=$(pipeline "$px")
