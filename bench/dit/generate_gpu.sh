@@ -6,6 +6,7 @@
 # Expects .bundle/gen (or .bundle/gen.tar.xz, unpacked here: the bundle is ~70 MB, past the 64 MiB
 # a device call carries), made with: scripts/bundle.sh .bundle/gen build/launch/cli/gfdit \
 #   build/tests/kernels/dit/{dit_models_gpu_test,dit_vae_gpu_test,dit_gpu_test} build/bench/dit/gfdit_generate_bench
+# and `pwd > .bundle/gen/source_dir` (the tests read their fixtures there).
 set -o pipefail
 part=${1:-tests}
 shift || true
@@ -16,6 +17,10 @@ W=${WORK:-/tmp/gfdit-pipelines}
 mkdir -p "$OUT" "$W"
 [ -d "$B" ] || tar xJf "$B.tar.xz" -C .bundle
 source "$B/env.sh"
+# The tests read fixtures at the source path they were built from ($B/source_dir): point it here.
+src=$(cat "$B/source_dir" 2>/dev/null)
+[ -n "$src" ] && [ ! -e "$src" ] && mkdir -p "$(dirname "$src")" && ln -s "$PWD" "$src"
+secs() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$@"; }
 lt=$(dirname "$(ls /usr/local/cuda/lib64/libcublasLt.so.13 2>/dev/null || find / -xdev -name 'libcublasLt.so.13' 2>/dev/null | head -1)")
 nccl=$(python3 -c "import nvidia.nccl,os;print(list(nvidia.nccl.__path__)[0])")/lib
 export LD_LIBRARY_PATH=$LD_LIBRARY_PATH:$lt:/usr/local/cuda/lib64:$nccl
@@ -30,11 +35,11 @@ if [ "$part" = tests ]; then
   $G --device gpu --every-class --n 10 --grid --scale 2 --out "$OUT/fashion-gpu-grid.png"
   for dev in gpu cpu; do
     s=$(date +%s.%N); $G --device $dev --class 7 --n 10 --out "/tmp/$dev.png" > /dev/null; e=$(date +%s.%N)
-    echo "fashion-dit $dev: 10 pictures in $(echo "$e - $s" | bc) s (one process, model load included)"
+    echo "fashion-dit $dev: 10 pictures in $(secs "$s" "$e") s (one process, model load included)"
   done
   s=$(date +%s.%N)
   "$B/bin/gfdit" generate --weights "$P" --class 3 --steps 25 --device gpu --out "$OUT/xl256-gpu.png"
-  echo "DiT-XL/2-256 (random weights) one picture with --device gpu: $(echo "$(date +%s.%N) - $s" | bc) s"
+  echo "DiT-XL/2-256 (random weights) one picture with --device gpu: $(secs "$s" "$(date +%s.%N)") s"
   GFDIT_DIT_PIPELINE_DIR=$P timeout 300 "$B/bin/dit_models_gpu_test" 2>&1 | tail -25
   GFDIT_SD_VAE_DIR=$P/vae timeout 200 "$B/bin/dit_vae_gpu_test" 2>&1 | tail -15
   timeout 200 "$B/bin/dit_gpu_test" 2>&1 | tail -3
