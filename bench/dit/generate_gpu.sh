@@ -2,7 +2,7 @@
 # Issue 21's GPU runs in one device call: real models on the GPU against PyTorch and the CPU, and
 # pictures/s of DiT-XL/2 (random weights in diffusers' layout, written here by
 # models/reference/make_dit_pipeline.py) beside the PyTorch peer on the same folders.
-#   bash bench/dit/generate_gpu.sh tests|bench [peer modes: eager compile]
+#   bash bench/dit/generate_gpu.sh tests|bench [peer modes: eager compile]   (PX="256 512": the bench's sizes)
 # Expects .bundle/gen (or .bundle/gen.tar.xz, unpacked here: the bundle is ~70 MB, past the 64 MiB
 # a device call carries), made with: scripts/bundle.sh .bundle/gen build/launch/cli/gfdit \
 #   build/tests/kernels/dit/{dit_models_gpu_test,dit_vae_gpu_test,dit_gpu_test} build/bench/dit/gfdit_generate_bench
@@ -45,7 +45,7 @@ if [ "$part" = tests ]; then
   timeout 200 "$B/bin/dit_gpu_test" 2>&1 | tail -3
   [ -x "$B/bin/test_attention_gpu" ] && timeout 300 "$B/bin/test_attention_gpu" 2>&1 | tail -3
 else
-  for px in 256 512; do
+  for px in ${PX:-256 512}; do
     P=$(pipeline "$px")
     PYTHONUNBUFFERED=1 timeout 400 python3 bench/peers/peers_dit_generate.py --pipeline "$P" --batch 1 8 --modes $modes \
       | tee -a "$OUT/peer.jsonl"
