@@ -1,19 +1,21 @@
 # The two commands of the quick start:
 #   make run    install missing packages, build, launch the default graph, print results
 #   make test   install missing packages, build, run every test (GPU tests skip without a GPU)
-# Other targets: deps, build, asan, bench-bus, clean.
+# Other targets: deps, build, asan, fuzz, bench-bus, clean.
 
 BUILD ?= build
 ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
 DEB_PACKAGES := build-essential cmake ninja-build pkg-config libcaf-dev libzmq3-dev cppzmq-dev \
   libmsgpack-cxx-dev libgtest-dev libgmock-dev libbenchmark-dev libyaml-cpp-dev libspdlog-dev \
   libfmt-dev libcli11-dev nlohmann-json3-dev libcpp-httplib-dev libsodium-dev libspng-dev zlib1g-dev \
-  dataset-fashion-mnist python3
+  dataset-fashion-mnist python3 clang-14 libclang-rt-14-dev libfuzzer-14-dev
 
-.PHONY: deps build run test asan bench-bus clean
+.PHONY: deps build run test asan fuzz bench-bus clean
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
@@ -34,6 +36,12 @@ run: build
 test: build asan
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) --timeout 600
 	ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS) -R hostile_input
+	$(MAKE) fuzz
+
+# Every libFuzzer target (fuzz/) for FUZZ_SECONDS each, in a clang-14 ASan+UBSan tree of its own;
+# a crash fails the target and leaves its reproducer in $(FUZZ_BUILD)/crashes/.
+fuzz: deps
+	GFDIT_FUZZ_BUILD=$(CURDIR)/$(FUZZ_BUILD) JOBS=$(JOBS) ./fuzz/run.sh $(FUZZ_SECONDS)
 
 # The hostile-input table under AddressSanitizer and UBSan: a small second tree, messages only.
 asan: deps
@@ -44,4 +52,4 @@ bench-bus: build
 	./$(BUILD)/bench/bus/bench_bus
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

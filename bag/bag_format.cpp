@@ -6,6 +6,8 @@
 #include <charconv>
 #include <chrono>
 #include <cstring>
+#include <limits>
+#include <stdexcept>
 
 #include "messages/catalog.hpp"
 #include "messages/codec.hpp"
@@ -61,10 +63,31 @@ nlohmann::json stats_json(const std::map<std::string, name_stats>& m) {
   return j;
 }
 
+// An integer field of a header or index read from the file: refused (as the callers' catch
+// reports) unless it is an integer that fits T. nlohmann's get<T>() converts a float by a plain
+// cast, undefined behaviour when out of range (fuzz_bag_reader found -7.4e28 as a catalog id).
+template <class T>
+T whole(const nlohmann::json& v) {
+  if (!v.is_number_integer()) throw std::invalid_argument("expected an integer, got " + std::string(v.type_name()));
+  if (v.is_number_unsigned()) {
+    const auto u = v.get<std::uint64_t>();
+    if (u > static_cast<std::uint64_t>(std::numeric_limits<T>::max())) throw std::out_of_range("integer out of range");
+    return static_cast<T>(u);
+  }
+  const auto i = v.get<std::int64_t>();
+  if (i < static_cast<std::int64_t>(std::numeric_limits<T>::min()) ||
+      (i > 0 && static_cast<std::uint64_t>(i) > static_cast<std::uint64_t>(std::numeric_limits<T>::max())))
+    throw std::out_of_range("integer out of range");
+  return static_cast<T>(i);
+}
+
 std::map<std::string, name_stats> stats_from(const nlohmann::json& j) {
   std::map<std::string, name_stats> m;
-  for (const auto& [k, v] : j.items())
-    m[k] = {v.at("count").get<std::uint64_t>(), v.at("chunks").get<std::vector<std::uint32_t>>()};
+  for (const auto& [k, v] : j.items()) {
+    name_stats s{whole<std::uint64_t>(v.at("count")), {}};
+    for (const auto& c : v.at("chunks")) s.chunks.push_back(whole<std::uint32_t>(c));
+    m[k] = std::move(s);
+  }
   return m;
 }
 
@@ -168,14 +191,14 @@ result<header> decode_header(std::string_view bytes) {
   if (!j) return j.err();
   try {
     header h;
-    h.version = j->at("format").get<std::uint32_t>();
+    h.version = whole<std::uint32_t>(j->at("format"));
     h.launch = j->value("launch", "");
-    h.start_ns = j->value("start_ns", std::int64_t{0});
+    h.start_ns = j->contains("start_ns") ? whole<std::int64_t>(j->at("start_ns")) : 0;
     h.host = j->value("host", "");
     h.meta = j->value("meta", nlohmann::json::object());
     for (const auto& c : j->value("catalog", nlohmann::json::array()))
-      h.catalog.push_back({c.at("name").get<std::string>(), c.at("id").get<std::uint32_t>(),
-                           c.at("version").get<std::uint16_t>(), c.value("schema", nlohmann::json{})});
+      h.catalog.push_back({c.at("name").get<std::string>(), whole<std::uint32_t>(c.at("id")),
+                           whole<std::uint16_t>(c.at("version")), c.value("schema", nlohmann::json{})});
     return h;
   } catch (const std::exception& e) {
     return make_error(errc::decode_failed, std::string("bag header: ") + e.what());
@@ -206,17 +229,17 @@ result<index> decode_index(std::string_view bytes) {
   try {
     index ix;
     for (const auto& c : j->at("chunks"))
-      ix.chunks.push_back({c.at(0).get<std::uint64_t>(), c.at(1).get<std::uint32_t>(),
-                           c.at(2).get<std::uint32_t>(), c.at(3).get<std::uint64_t>(),
-                           c.at(4).get<std::int64_t>(), c.at(5).get<std::int64_t>()});
-    ix.count = j->at("count").get<std::uint64_t>();
-    ix.first_ns = j->at("first_ns").get<std::int64_t>();
-    ix.last_ns = j->at("last_ns").get<std::int64_t>();
+      ix.chunks.push_back({whole<std::uint64_t>(c.at(0)), whole<std::uint32_t>(c.at(1)),
+                           whole<std::uint32_t>(c.at(2)), whole<std::uint64_t>(c.at(3)),
+                           whole<std::int64_t>(c.at(4)), whole<std::int64_t>(c.at(5))});
+    ix.count = whole<std::uint64_t>(j->at("count"));
+    ix.first_ns = whole<std::int64_t>(j->at("first_ns"));
+    ix.last_ns = whole<std::int64_t>(j->at("last_ns"));
     ix.senders = stats_from(j->at("senders"));
     ix.destinations = stats_from(j->at("destinations"));
     ix.topics = stats_from(j->at("topics"));
     for (const auto& [k, v] : j->at("types").items())
-      ix.types[static_cast<std::uint32_t>(std::stoul(k))] = v.get<std::uint64_t>();
+      ix.types[static_cast<std::uint32_t>(std::stoul(k))] = whole<std::uint64_t>(v);
     return ix;
   } catch (const std::exception& e) {
     return make_error(errc::decode_failed, std::string("bag index: ") + e.what());

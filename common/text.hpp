@@ -1,11 +1,13 @@
 #pragma once
-// Small text helpers every module needs: a whole file as a string, a list joined for a message.
+// Small text helpers every module needs: a whole file as a string, a list joined for a message,
+// UTF-8 validity.
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <optional>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/result.hpp"
@@ -33,6 +35,40 @@ inline result<std::string> read_text(const std::filesystem::path& path, std::uin
   auto text = read_text(path.string());
   if (!text) return make_error(errc::io, path.string() + ": cannot read");
   return std::move(*text);
+}
+
+// The length of the valid UTF-8 sequence that starts `s` (RFC 3629: no overlong forms, no
+// surrogates, nothing above U+10FFFF), 0 when none does.
+inline std::size_t utf8_sequence(std::string_view s) {
+  if (s.empty()) return 0;
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const unsigned char c = p[0];
+  if (c < 0x80) return 1;
+  std::size_t len = 0;
+  unsigned char lo = 0x80, hi = 0xbf;  // the range of the second byte
+  if (c >= 0xc2 && c <= 0xdf) len = 2;
+  else if (c == 0xe0) len = 3, lo = 0xa0;
+  else if (c == 0xed) len = 3, hi = 0x9f;
+  else if (c >= 0xe1 && c <= 0xef) len = 3;
+  else if (c == 0xf0) len = 4, lo = 0x90;
+  else if (c >= 0xf1 && c <= 0xf3) len = 4;
+  else if (c == 0xf4) len = 4, hi = 0x8f;
+  else return 0;
+  if (s.size() < len || p[1] < lo || p[1] > hi) return 0;
+  for (std::size_t i = 2; i < len; ++i)
+    if (p[i] < 0x80 || p[i] > 0xbf) return 0;
+  return len;
+}
+
+// The length of the longest prefix of `s` that is valid UTF-8: s.size() when all of it is.
+inline std::size_t utf8_valid_prefix(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const auto len = utf8_sequence(s.substr(i));
+    if (len == 0) break;
+    i += len;
+  }
+  return i;
 }
 
 inline std::string join(const std::vector<std::string>& v, const char* sep = ", ") {

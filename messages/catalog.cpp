@@ -49,8 +49,8 @@ std::vector<catalog_entry> catalog::list() const {
 nlohmann::json catalog::render(const envelope& env) const {
   static const char* routes[] = {"direct", "topic", "reply", "failure"};
   nlohmann::json j = {{"seq", env.seq},
-                      {"sender", env.sender},
-                      {"destination", env.destination},
+                      {"sender", valid_utf8(env.sender)},  // names off the wire: any bytes
+                      {"destination", valid_utf8(env.destination)},
                       {"route", routes[static_cast<int>(env.kind)]},
                       {"logical", env.time.logical},
                       {"wall_ns", env.time.wall_ns},
@@ -62,12 +62,12 @@ nlohmann::json catalog::render(const envelope& env) const {
     j["type"] = e->name;
     auto body = e->to_json(env.payload);
     if (body) j["payload"] = *body;
-    else j["payload_error"] = body.err().what;
+    else j["payload_error"] = valid_utf8(body.err().what);
   } else {
     j["type"] = nullptr;
     auto h = unpack_bounded(env.payload);
     if (h) j["payload"] = to_json(h->get());
-    else j["payload_error"] = h.err().what;
+    else j["payload_error"] = valid_utf8(h.err().what);
   }
   return j;
 }

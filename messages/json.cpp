@@ -1,6 +1,9 @@
 #include "messages/json.hpp"
 
+#include <algorithm>
 #include <string>
+
+#include "common/text.hpp"
 
 namespace gfdit {
 namespace {
@@ -17,12 +20,38 @@ std::string hex(const char* p, std::size_t n) {
   return out;
 }
 
+// A key that is not a string shows as its JSON text, cut after 64 bytes (between characters):
+// uncut, a map keyed by a map keyed by a map ... re-escaped the inner keys at every level,
+// doubling their size each time (a 178-byte frame ran for minutes; found by fuzz_message_decode).
 std::string key_string(const msgpack::object& k) {
-  if (k.type == msgpack::type::STR) return std::string(k.via.str.ptr, k.via.str.size);
-  return to_json(k).dump();
+  if (k.type == msgpack::type::STR) return valid_utf8({k.via.str.ptr, k.via.str.size});
+  std::string text = to_json(k).dump();
+  constexpr std::size_t keep = 64;
+  if (text.size() <= keep) return text;
+  std::size_t cut = keep;
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xc0) == 0x80) --cut;  // a continuation byte
+  text.resize(cut);
+  return text + "...";
 }
 
 }  // namespace
+
+std::string valid_utf8(std::string_view s) {
+  std::size_t i = utf8_valid_prefix(s);
+  if (i == s.size()) return std::string(s);  // the common case
+  std::string out(s.substr(0, i));
+  while (i < s.size()) {
+    const auto len = utf8_sequence(s.substr(i));
+    if (len == 0) {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    } else {
+      out.append(s.substr(i, len));
+      i += len;
+    }
+  }
+  return out;
+}
 
 nlohmann::json to_json(const msgpack::object& o) {
   using msgpack::type::object_type;
@@ -33,7 +62,7 @@ nlohmann::json to_json(const msgpack::object& o) {
     case object_type::NEGATIVE_INTEGER: return o.via.i64;
     case object_type::FLOAT32:
     case object_type::FLOAT64: return o.via.f64;
-    case object_type::STR: return std::string(o.via.str.ptr, o.via.str.size);
+    case object_type::STR: return valid_utf8({o.via.str.ptr, o.via.str.size});
     case object_type::BIN: {
       const std::size_t shown = std::min<std::size_t>(o.via.bin.size, 64);
       nlohmann::json j = {{"$bin", hex(o.via.bin.ptr, shown)}};

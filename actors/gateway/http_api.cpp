@@ -21,9 +21,14 @@ const std::set<std::string, std::less<>> known = {"model", "size", "width", "hei
 
 // A hostile value is quoted by its first characters only: a 50 MB array must not come back as a
 // 50 MB error.
+// The cut falls between two UTF-8 characters, never inside one: a cut character made the error
+// reply's JSON dump throw (found by fuzz/fuzz_http_request).
 std::string clipped(std::string_view text) {
   constexpr std::size_t keep = 64;
-  return text.size() <= keep ? std::string(text) : std::string(text.substr(0, keep)) + "... (" + std::to_string(text.size()) + " bytes)";
+  if (text.size() <= keep) return std::string(text);
+  std::size_t cut = keep;
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xc0) == 0x80) --cut;  // a continuation byte
+  return std::string(text.substr(0, cut)) + "... (" + std::to_string(text.size()) + " bytes)";
 }
 
 // Reads j[key] into out when present; false (and `err` set) when it has the wrong type.

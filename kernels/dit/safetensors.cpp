@@ -126,8 +126,9 @@ result<st_file> read_safetensors(const std::filesystem::path& path) {
     std::uint64_t numel = 1;
     for (auto d : t.shape) {
       if (d < 0) return fail(errc::decode_failed, name + ": negative dimension in " + shape_text(t.shape));
-      numel *= static_cast<std::uint64_t>(d);
-      if (numel > data_size) return fail(errc::decode_failed, name + ": shape " + shape_text(t.shape) + " claims more bytes than the file holds");
+      // Checked: [3, 6148914691236517206] wrapped to 2 elements and was read as a 2-value tensor.
+      if (__builtin_mul_overflow(numel, static_cast<std::uint64_t>(d), &numel) || numel > data_size)
+        return fail(errc::decode_failed, name + ": shape " + shape_text(t.shape) + " claims more bytes than the file holds");
     }
     if (en < b || en - b != numel * static_cast<std::uint64_t>(width))
       return fail(errc::decode_failed, name + ": data_offsets [" + std::to_string(b) + ", " + std::to_string(en) +

@@ -77,6 +77,7 @@ constexpr std::int64_t max_replicas = 1024;
 constexpr std::size_t max_include_depth = 16;
 constexpr std::uintmax_t max_file_bytes = 1u << 20;
 constexpr std::size_t max_values = 100000;  // parameter values built, aliases expanded
+constexpr std::size_t max_value_depth = 64;  // nesting of a value's lists and maps
 }  // namespace limits
 
 class loader {
@@ -155,8 +156,12 @@ class loader {
         }
         out += it->second;
       } else if (verb == "env") {
-        const char* v = std::getenv(arg.c_str());
-        out += v ? v : "";
+        const std::string_view v = std::getenv(arg.c_str()) ? std::getenv(arg.c_str()) : "";
+        if (utf8_valid_prefix(v) < v.size()) {
+          fail(m, "$(env " + arg + "): the variable's value is not UTF-8 text");
+          return std::nullopt;
+        }
+        out += v;
       } else if (verb == "index") {
         if (!s.index) {
           fail(m, "$(index) is only defined inside a process");
@@ -197,6 +202,16 @@ class loader {
       return scalar_json(n, *t);
     }
     if (n.IsNull()) return nlohmann::json(nullptr);
+    // Recursion below: a value nested thousands deep overflowed the stack (fuzz_launch_file).
+    struct deeper {
+      std::size_t& d;
+      explicit deeper(std::size_t& depth) : d(++depth) {}
+      ~deeper() { --d; }
+    } guard(value_depth_);
+    if (value_depth_ > limits::max_value_depth) {
+      fail(mk(n, s), "'" + what + "' nests more than " + std::to_string(limits::max_value_depth) + " levels deep");
+      return std::nullopt;
+    }
     if (n.IsSequence()) {
       auto arr = nlohmann::json::array();
       for (const auto& e : n) {
@@ -289,9 +304,23 @@ class loader {
       return;
     }
     const scope s{display_path(abs), abs.parent_path(), std::nullopt};
+    // YAML is Unicode text; yaml-cpp does not check, and bytes that are not UTF-8 made every
+    // later JSON dump of a value throw (fuzz_launch_file found it through to_flat_yaml).
+    auto bytes = read_text(abs, limits::max_file_bytes);
+    if (!bytes) {
+      fail(from, "cannot read launch file '" + s.file + "': " + bytes.err().what);
+      return;
+    }
+    if (const auto ok = utf8_valid_prefix(*bytes); ok < bytes->size()) {
+      const auto line = std::count(bytes->begin(), bytes->begin() + static_cast<std::ptrdiff_t>(ok), '\n');
+      const auto nl = bytes->rfind('\n', ok);  // the byte at `ok` is no newline
+      const auto column = nl == std::string::npos ? ok : ok - nl - 1;
+      fail({s.file, static_cast<int>(line) + 1, static_cast<int>(column) + 1}, "not UTF-8 text");
+      return;
+    }
     YAML::Node root;
     try {
-      root = YAML::LoadFile(key);
+      root = YAML::Load(*bytes);
     } catch (const YAML::ParserException& e) {
       fail({s.file, e.mark.line + 1, e.mark.column + 1}, "YAML syntax error: " + e.msg);
       return;
@@ -523,6 +552,7 @@ class loader {
   std::set<std::string> declared_;
   std::vector<std::string> stack_;
   std::size_t value_nodes_ = 0;
+  std::size_t value_depth_ = 0;                    // lists and maps open in value()
   std::size_t name_depth_ = 0;                     // include depth of the file that named the graph
   std::map<std::string, std::size_t> parameter_depth_;  // ... and of each global parameter
   std::vector<std::string> errors_;

@@ -54,6 +54,36 @@ TEST(crc32c, matches_the_standard_check_value_on_both_paths) {
     }
 }
 
+// Found by fuzz/fuzz_bag_reader (UBSan): a catalog id written as a float (-7.4e28) was cast to
+// u32, undefined behaviour. Every integer of a header or index must be an integer that fits.
+TEST(bag, header_and_index_integers_that_are_floats_or_out_of_range_are_refused) {
+  auto encoded = [](const nlohmann::json& j) {
+    const auto b = nlohmann::json::to_msgpack(j);
+    return std::string(b.begin(), b.end());
+  };
+  const nlohmann::json row = {{"name", "x"}, {"id", 7}, {"version", 1}};
+  EXPECT_TRUE(bag::decode_header(encoded({{"format", 1}, {"catalog", {row}}})));
+  for (const auto& [key, bad] : std::vector<std::pair<std::string, nlohmann::json>>{
+           {"id", -7.4e28}, {"id", 1.0}, {"id", -1}, {"id", 1ull << 32}, {"version", 70000}}) {
+    auto r = row;
+    r[key] = bad;
+    auto h = bag::decode_header(encoded({{"format", 1}, {"catalog", {r}}}));
+    ASSERT_FALSE(h) << key << " = " << bad.dump();
+    EXPECT_NE(h.err().what.find("bag header"), std::string::npos) << h.err().what;
+  }
+  EXPECT_FALSE(bag::decode_header(encoded({{"format", 1}, {"start_ns", 1e300}})));
+  const nlohmann::json index = {{"chunks", {{0, 16, 1, 0, 5, 5}}}, {"count", 1}, {"first_ns", 5}, {"last_ns", 5},
+                                {"senders", nlohmann::json::object()}, {"destinations", nlohmann::json::object()},
+                                {"topics", nlohmann::json::object()}, {"types", nlohmann::json::object()}};
+  EXPECT_TRUE(bag::decode_index(encoded(index)));
+  auto bad = index;
+  bad["chunks"][0][1] = -3.5e20;
+  EXPECT_FALSE(bag::decode_index(encoded(bad)));
+  bad = index;
+  bad["senders"] = {{"a", {{"count", 1}, {"chunks", {1e30}}}}};
+  EXPECT_FALSE(bag::decode_index(encoded(bad)));
+}
+
 TEST(bag, a_record_is_the_length_prefixed_encode_envelope_bytes) {
   const auto path = write_bag(3, 1 << 20);
   auto r = bag::reader::open(path);

@@ -210,9 +210,39 @@ TEST(LaunchFile, HostileFilesHitLimitsFast) {
   e = error_of(d.path() + "/deep20.yaml");
   EXPECT_NE(e.find("includes nest more than 16 files deep"), std::string::npos) << e;
 
+  // Found by fuzz/fuzz_launch_file: an alias inside its own anchor ([x, *a] under &a) is a
+  // cycle, and building the value recursed until the stack overflowed; so did a deep nesting.
+  e = error_of(d.write("cycle.yaml", "graph: g\nparameters:\n  p: &a [x, *a]\nprocesses: []\n"));
+  EXPECT_NE(e.find("'p' nests more than 64 levels deep"), std::string::npos) << e.substr(0, 300);
+  e = error_of(d.write("nested.yaml", "graph: g\nparameters:\n  p: " + std::string(100, '[') + std::string(100, ']') +
+                                          "\nprocesses: []\n"));
+  EXPECT_NE(e.find("nested.yaml:3:"), std::string::npos) << e.substr(0, 300);
+  EXPECT_NE(e.find("'p' nests more than 64 levels deep"), std::string::npos) << e.substr(0, 300);
+
   e = error_of(d.write("big.yaml", "graph: g\n# " + std::string(2u << 20, 'x') + "\n"));
   EXPECT_NE(e.find("has 2097164 bytes (at most 1048576)"), std::string::npos) << e;
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10)) << "limits must fail fast";
+}
+
+// Found by fuzz/fuzz_launch_file: yaml-cpp does not check the encoding, and a value holding
+// bytes that are not UTF-8 (a Latin-1 file, or such an environment variable) made to_flat_yaml()
+// and every other JSON dump of the graph throw. They are refused where they are written.
+TEST(LaunchFile, TextThatIsNotUtf8IsRefusedWhereItIsWritten) {
+  temp_dir d;
+  auto g = load(d.write("utf8.yaml", "graph: g\nparameters: {label: caf\xc3\xa9 \xe7\x8c\xab}\nprocesses: []\n"), {});
+  ASSERT_TRUE(g) << g.err().what;
+  EXPECT_TRUE(to_flat_yaml(*g));
+
+  g = load(d.write("latin1.yaml", "graph: g\nparameters:\n  label: caf\xe9\nprocesses: []\n"), {});
+  ASSERT_FALSE(g);
+  EXPECT_NE(g.err().what.find("latin1.yaml:3:13: not UTF-8 text"), std::string::npos) << g.err().what;
+
+  ::setenv("GFDIT_TEST_LATIN1", "caf\xe9", 1);
+  g = load(d.write("env.yaml", "graph: g\nparameters: {label: $(env GFDIT_TEST_LATIN1)}\nprocesses: []\n"), {});
+  ::unsetenv("GFDIT_TEST_LATIN1");
+  ASSERT_FALSE(g);
+  EXPECT_NE(g.err().what.find("$(env GFDIT_TEST_LATIN1): the variable's value is not UTF-8 text"), std::string::npos)
+      << g.err().what;
 }
 
 TEST(LaunchFile, SyntaxErrorAndBadFieldValues) {

@@ -1,10 +1,13 @@
 // Hostile inputs: each is rejected with an error that names what was wrong, never a crash, an
 // escaping exception or a large allocation. Run under ASan by `make test` as well.
 #include <gtest/gtest.h>
+#include <chrono>
 #include <sys/resource.h>
 
+#include "messages/catalog.hpp"
 #include "messages/envelope.hpp"
 #include "messages/example.hpp"
+#include "messages/json.hpp"
 
 namespace gfdit {
 namespace {
@@ -106,6 +109,52 @@ TEST(hostile_input, every_truncation_of_a_valid_envelope_is_an_error) {
   const auto frame = encode_envelope(env);
   for (std::size_t n = 0; n < frame.size(); ++n) EXPECT_FALSE(decode_envelope(frame.substr(0, n))) << n;
   EXPECT_TRUE(decode_envelope(frame));
+}
+
+// Found by fuzz/fuzz_message_decode: msgpack strings carry any bytes, and a map key that is a map
+// holding a string that is not UTF-8 made to_json() throw from nlohmann's dump(); a string value
+// or a sender of that kind made every later dump() of the JSON throw (topic echo, bag echo --json).
+TEST(hostile_input, strings_that_are_not_utf8_render_as_json_that_dumps) {
+  const auto frame = bytes({0x83, 0x69, 0xff, 0x81, 0x80, 0xa5, 0xa5, 0xa5, 0xaa, 0xa5, 0xe1, 0x7f, 0x24, 0x80});
+  auto h = unpack_bounded(frame);
+  ASSERT_TRUE(h) << h.err().what;
+  nlohmann::json j;
+  ASSERT_NO_THROW(j = to_json(h->get()));
+  EXPECT_NO_THROW((void)j.dump());
+
+  EXPECT_EQ(valid_utf8("caf\xc3\xa9 \xe7\x8c\xab \xf0\x9f\x99\x82"), "caf\xc3\xa9 \xe7\x8c\xab \xf0\x9f\x99\x82");
+  EXPECT_EQ(valid_utf8("a\xff" "b"), "a\xef\xbf\xbd" "b");
+  EXPECT_EQ(valid_utf8("\xc0\xaf"), "\xef\xbf\xbd\xef\xbf\xbd");  // overlong '/'
+  EXPECT_EQ(valid_utf8("\xed\xa0\x80"), "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");  // a surrogate
+  EXPECT_EQ(valid_utf8("\xe7\x8c"), "\xef\xbf\xbd\xef\xbf\xbd");  // cut short
+
+  envelope env;
+  env.type_id = type_id_of<msg::ping>;
+  env.sender = "s\xc3";
+  env.destination = "d";
+  env.payload = encode(msg::ping{1, "x\xff"});
+  nlohmann::json r;
+  ASSERT_NO_THROW(r = catalog::global().render(env));
+  EXPECT_NO_THROW((void)r.dump());
+  EXPECT_EQ(r["sender"], "s\xef\xbf\xbd");
+  EXPECT_EQ(r["payload"]["data"], "x\xef\xbf\xbd");
+}
+
+// Found by fuzz/fuzz_message_decode (a timeout): each level of maps keyed by maps escaped the
+// key below it again, so the JSON doubled with depth. Keys that are not strings are cut short.
+TEST(hostile_input, maps_keyed_by_maps_render_in_linear_size) {
+  const std::size_t depth = 60;
+  const std::string frame = std::string(depth, '\x81') + "\xa1x" + std::string(depth, '\xc0');  // {{{..."x": nil...}: nil}: nil}
+  auto h = unpack_bounded(frame);
+  ASSERT_TRUE(h) << h.err().what;
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto text = to_json(h->get()).dump();
+  EXPECT_LT(text.size(), 1000u) << text.substr(0, 200);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(1));
+  // Short keys that are not strings still show whole.
+  auto small = unpack_bounded(bytes({0x81, 0x07, 0xa1, 'v'}));  // {7: "v"}
+  ASSERT_TRUE(small);
+  EXPECT_EQ(to_json(small->get()).dump(), R"({"7":"v"})");
 }
 
 }  // namespace

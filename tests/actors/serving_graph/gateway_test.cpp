@@ -96,6 +96,23 @@ TEST(gateway_api, hostile_bodies_get_short_clear_errors) {
   EXPECT_LT(std::get<gateway::http_reply>(k).body.size(), 600u);
 }
 
+// Found by fuzz/fuzz_http_request: an error quoting a long value cut it inside a UTF-8
+// character, and building the reply's JSON threw instead of answering 400.
+TEST(gateway_api, errors_quote_long_unicode_values_without_cutting_a_character) {
+  std::string accents;
+  for (int i = 0; i < 40; ++i) accents += "\xc3\xa9";  // é
+  for (const auto& body : {R"({"a)" + accents + R"(":1})", R"({"model":"m","size":"x)" + accents + R"("})",
+                           R"({"model":"m","size":"1x1","steps":"xy)" + accents + R"("})"}) {
+    std::variant<msg::generate_request, gateway::http_reply> r;
+    ASSERT_NO_THROW(r = gateway::parse_generation(body)) << body;
+    ASSERT_TRUE(std::holds_alternative<gateway::http_reply>(r));
+    const auto& rep = std::get<gateway::http_reply>(r);
+    EXPECT_EQ(rep.status, 400);
+    EXPECT_TRUE(nlohmann::json::accept(rep.body)) << rep.body;
+    EXPECT_NE(rep.body.find("... ("), std::string::npos) << rep.body;
+  }
+}
+
 TEST(gateway_api, admission_answers_and_terminal_messages_map_to_http) {
   msg::rejected over{1, "t", "overloaded", "", "queue full", 2300.0, 0};
   auto r = gateway::reply_for(over);

@@ -140,6 +140,9 @@ TEST(Safetensors, HostileFilesAreRefusedNamingTheTensor) {
   };
   EXPECT_NE(raw_error(R"({"a":{"dtype":"F32","shape":[1000000,1000000],"data_offsets":[0,16]}})", 16).find("claims more bytes"),
             std::string::npos);
+  // 3 x 6148914691236517206 wraps to 2 in 64 bits: a shape that lies must not pass as 2 values.
+  EXPECT_NE(raw_error(R"({"a":{"dtype":"F32","shape":[3,6148914691236517206],"data_offsets":[0,8]}})", 8).find("claims more bytes"),
+            std::string::npos);
   EXPECT_NE(raw_error(R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", 8).find("truncated: a ends past"),
             std::string::npos);
   EXPECT_NE(raw_error(R"({"a":{"dtype":"F32","shape":[-4],"data_offsets":[0,16]}})", 16).find("negative dimension"),
