@@ -152,7 +152,8 @@ TEST(hostile_input, maps_keyed_by_maps_render_in_linear_size) {
   EXPECT_LT(text.size(), 1000u) << text.substr(0, 200);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(1));
   // Short keys that are not strings still show whole.
-  auto small = unpack_bounded(bytes({0x81, 0x07, 0xa1, 'v'}));  // {7: "v"}
+  const std::string small_frame = bytes({0x81, 0x07, 0xa1, 'v'});  // {7: "v"}; the handle points into it
+  auto small = unpack_bounded(small_frame);
   ASSERT_TRUE(small);
   EXPECT_EQ(to_json(small->get()).dump(), R"({"7":"v"})");
 }
