@@ -22,6 +22,19 @@ inline std::uint64_t group_id_of(std::span<const std::int32_t> members) noexcept
 
 namespace gfdit::msg {
 
+// A checkpoint a worker serves, as clients need to know it.
+struct served_model {
+  static constexpr std::string_view type_name = "membership.served_model";
+  static constexpr std::uint16_t type_version = 1;
+  std::string name;
+  std::int32_t width = 0;  // pixels: the one size it draws
+  std::int32_t height = 0;
+  std::vector<std::string> classes;  // class-conditional: one name per label
+  std::int32_t default_steps = 0;
+  double default_guidance = 0.0;
+  GFDIT_FIELDS(name, width, height, classes, default_steps, default_guidance)
+};
+
 struct worker_hello {
   static constexpr std::string_view type_name = "membership.worker_hello";
   static constexpr std::uint16_t type_version = 1;
@@ -29,8 +42,18 @@ struct worker_hello {
   std::string node;
   std::string device;
   std::string backend;      // "sim" | "cpu" | "cuda"
-  GFDIT_FIELDS(worker, node, device, backend)
+  // The checkpoints it serves; empty: every profiled model, from seeded weights (benchmarks).
+  std::vector<served_model> models;
+  GFDIT_FIELDS(worker, node, device, backend, models)
 };
+
+// True when the worker of `hello`-models `models` runs requests of `model`.
+inline bool serves(const std::vector<served_model>& models, std::string_view model) {
+  if (models.empty()) return true;
+  for (const auto& m : models)
+    if (m.name == model) return true;
+  return false;
+}
 
 struct worker_heartbeat {
   static constexpr std::string_view type_name = "membership.heartbeat";

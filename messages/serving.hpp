@@ -27,8 +27,14 @@ struct generate_request {
   std::int32_t priority = 0;  // higher first among equals
   std::string client_tag;     // echoed back, for the client's own bookkeeping
   std::string class_name;     // optional label for per-class metrics
+  // The class to draw (class-conditional models); -1: seed % classes (the seeded benchmark models).
+  std::int32_t label = -1;
+  // The actor the pictures (serving.result) and, with `progress`, a serving.progress per finished
+  // chunk are sent to; empty: none (the result stays a hash in RequestDone).
+  std::string reply_to;
+  bool progress = false;
   GFDIT_FIELDS(request_id, model, width, height, frames, steps, guidance, seed, slo_ms,
-                     slo_multiple, priority, client_tag, class_name)
+                     slo_multiple, priority, client_tag, class_name, label, reply_to, progress)
 };
 
 // Admission accepted the request: it now belongs to the scheduler.
@@ -158,12 +164,43 @@ struct preempt {
   GFDIT_FIELDS(request_id, at_step, reason)
 };
 
+// To the scheduler. request_id 0: the request sent with `client_tag` (a client that has not yet
+// heard its id); one that has not arrived yet is cancelled when it does.
 struct cancel {
   static constexpr std::string_view type_name = "serving.cancel";
   static constexpr std::uint16_t type_version = 1;
   std::uint64_t request_id = 0;
   std::string reason;
-  GFDIT_FIELDS(request_id, reason)
+  std::string client_tag;
+  GFDIT_FIELDS(request_id, reason, client_tag)
+};
+
+// A finished chunk of denoising steps, to the request's reply_to when it asked for progress.
+struct progress {
+  static constexpr std::string_view type_name = "serving.progress";
+  static constexpr std::uint16_t type_version = 1;
+  std::uint64_t request_id = 0;
+  std::string client_tag;
+  std::int32_t step = 0;  // steps done
+  std::int32_t total = 0;
+  std::int32_t group_size = 0;  // workers the chunk ran on
+  GFDIT_FIELDS(request_id, client_tag, step, total, group_size)
+};
+
+// The picture of a finished request, from the worker that decoded it straight to the request's
+// reply_to (the control plane never carries pixels). Sent before that worker reports the decode
+// task, so it normally arrives before the RequestDone; a receiver must accept either order.
+struct result {
+  static constexpr std::string_view type_name = "serving.result";
+  static constexpr std::uint16_t type_version = 1;
+  std::uint64_t request_id = 0;
+  std::string client_tag;
+  std::string media_type;  // "image/png"
+  std::int32_t width = 0;
+  std::int32_t height = 0;
+  std::vector<std::uint8_t> data;  // msgpack bin
+  std::string error;               // non-empty: no picture (data empty)
+  GFDIT_FIELDS(request_id, client_tag, media_type, width, height, data, error)
 };
 
 // The one terminal message of an admitted request. status: "done" | "rejected" | "cancelled" |

@@ -1,8 +1,10 @@
 #include "actors/admission/admission_core.hpp"
 
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <set>
 #include <string>
 
 namespace gfdit {
@@ -32,6 +34,9 @@ std::optional<msg::rejected> validate_request(const msg::generate_request& r,
     return bad("client_tag", "at most " + std::to_string(cfg.max_tag_bytes) + " bytes");
   if (r.class_name.size() > cfg.max_tag_bytes)
     return bad("class_name", "at most " + std::to_string(cfg.max_tag_bytes) + " bytes");
+  if (r.reply_to.size() > cfg.max_tag_bytes)
+    return bad("reply_to", "at most " + std::to_string(cfg.max_tag_bytes) + " bytes");
+  if (r.label < -1) return bad("label", "must be a class (>= 0), or -1 for seed % classes");
   if (r.request_id != 0) return bad("request_id", "must be 0: admission assigns ids");
   if (r.model.empty()) return bad("model", "required");
   const model_profile* p = costs.find(r.model);
@@ -93,6 +98,7 @@ admission_output admission_core::on_request(const msg::generate_request& req,
     ++rejected_;
     return *e;
   }
+  if (auto why = unserved(req); !why.empty()) return reject(req, "invalid", req.label >= 0 ? "label" : "model", why, now_us);
   const model_profile& p = *costs_.find(req.model);
   const std::int64_t tokens = cost_model::tokens(p, req.width, req.height, req.frames);
   const double single_us = cost_model::request_us(p, tokens, req.steps, 1);
@@ -133,6 +139,28 @@ admission_output admission_core::on_request(const msg::generate_request& req,
   outstanding_work_us_ += single_us;
   ++admitted_;
   return a;
+}
+
+void admission_core::on_worker_hello(const msg::worker_hello& hello) { served_[hello.worker] = hello.models; }
+
+std::string admission_core::unserved(const msg::generate_request& r) const {
+  if (served_.empty()) return {};
+  std::set<std::string> names;
+  for (const auto& [w, models] : served_) {
+    if (models.empty()) return {};  // seeded weights: every profiled model
+    for (const auto& m : models) {
+      if (m.name != r.model) {
+        names.insert(m.name);
+        continue;
+      }
+      if (r.label >= static_cast<std::int32_t>(m.classes.size()))
+        return "class " + std::to_string(r.label) + " of '" + m.name + "', which has " + std::to_string(m.classes.size());
+      return {};
+    }
+  }
+  std::string list;
+  for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+  return "no worker holds model '" + r.model.substr(0, 64) + "' (served: " + list + ")";
 }
 
 void admission_core::on_request_done(const msg::request_done& done) {

@@ -2,6 +2,7 @@
 // Admission: the front gate of the serving graph, as a pure core.
 //   on_request(GenerateRequest, now) -> exactly one Admitted or Rejected
 //   on_request_done(RequestDone)     -> frees a place in the bounded queue
+//   on_worker_hello(WorkerHello)     -> which models the workers serve
 // Every field is validated (a Rejected names the field and the rule); the queue of admitted,
 // unfinished requests is bounded (full: "overloaded" with a retry-after estimate); requests
 // that cannot meet their SLO even on an idle cluster are rejected when the policy asks for it.
@@ -12,6 +13,7 @@
 #include <variant>
 
 #include "actors/serving/cost_model.hpp"
+#include "messages/membership.hpp"
 #include "messages/serving.hpp"
 
 namespace gfdit {
@@ -43,6 +45,10 @@ class admission_core {
 
   admission_output on_request(const msg::generate_request& req, std::int64_t now_us);
   void on_request_done(const msg::request_done& done);
+  // A worker says which checkpoints it serves: from the first hello on, a request for a model
+  // no worker has said it holds is rejected, naming those served. (Before any, requests wait
+  // in the scheduler for workers to come.)
+  void on_worker_hello(const msg::worker_hello& hello);
 
   std::size_t outstanding() const noexcept { return outstanding_.size(); }
   std::uint64_t admitted_count() const noexcept { return admitted_; }
@@ -53,8 +59,12 @@ class admission_core {
   msg::rejected reject(const msg::generate_request& r, std::string code, std::string field,
                        std::string rule, std::int64_t now_us);
 
+  // Why no worker runs `r` (empty: one does); a label past the model's classes, too.
+  std::string unserved(const msg::generate_request& r) const;
+
   const cost_model& costs_;
   admission_config cfg_;
+  std::map<std::int32_t, std::vector<msg::served_model>> served_;  // by worker, from its last hello
   std::uint64_t next_id_;
   std::uint64_t admitted_ = 0;
   std::uint64_t rejected_ = 0;

@@ -7,7 +7,7 @@ namespace gfdit {
 
 namespace names = serving_names;
 
-std::vector<std::string> admission_driver::topics() const { return {names::done_topic}; }
+std::vector<std::string> admission_driver::topics() const { return {names::done_topic, names::workers_topic}; }
 
 std::vector<outgoing> admission_driver::feed(const envelope& env) {
   std::vector<outgoing> out;
@@ -23,6 +23,8 @@ std::vector<outgoing> admission_driver::feed(const envelope& env) {
     }
   } else if (env.kind == route::topic && env.destination == names::done_topic && env.is<msg::request_done>()) {
     if (auto d = decode<msg::request_done>(env.payload)) core_.on_request_done(*d);
+  } else if (env.kind == route::topic && env.destination == names::workers_topic && env.is<msg::worker_hello>()) {
+    if (auto h = decode<msg::worker_hello>(env.payload)) core_.on_worker_hello(*h);
   }
   return out;
 }

@@ -1,8 +1,14 @@
-// The HTTP front door (actor type "gfdit.gateway"): an HTTP server on a thread of its own turns
-// POST /v1/images/generations into GenerateRequests for admission and answers each with the
-// request's Rejected or RequestDone (http_api.hpp). The server threads never touch the actor's
-// context: they queue the request and wake the actor (context::waker), which sends it and, when
-// the answer comes, hands it back to the waiting server thread.
+// The HTTP front door (actor type "gfdit.gateway"): an HTTP server on threads of its own turns
+// POST /v1/images/generations into GenerateRequests for admission (one per image) and answers
+// with the pictures the workers send back (serving.result), as base64 or as a url into a
+// bounded store; with "stream" it sends a Server-Sent Event per finished chunk. The served
+// models come from the workers' hellos. A client that goes away, or a request past timeout_s,
+// is cancelled in the graph, so its workers are free for other work.
+//
+// Threads: the server threads never touch the actor's context. A POST becomes a `job` that the
+// server thread queues before waking the actor (context::waker); the actor sends its requests,
+// fills the job as answers come, and the waiting server thread answers from it.
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -14,9 +20,12 @@
 #include <thread>
 
 #include <httplib.h>
+#include <nlohmann/json.hpp>
 #include <sys/socket.h>
 
+#include "actors/gateway/client_socket.hpp"
 #include "actors/gateway/http_api.hpp"
+#include "actors/gateway/result_store.hpp"
 #include "actors/runtime/context.hpp"
 #include "actors/runtime/param_checks.hpp"
 #include "actors/runtime/registry.hpp"
@@ -26,22 +35,40 @@ namespace gfdit {
 namespace {
 
 using gateway::http_reply;
+using nlohmann::json;
+using steady = std::chrono::steady_clock;
 
-// One HTTP request waiting for its answer; shared by the server thread and the actor.
-struct waiter {
+// One POST: its images' requests and what came back for them; shared by a server thread and
+// the actor (mu guards all but the fields set before it is queued).
+struct job {
+  gateway::generation gen;
+  std::string url_base;  // "http://HOST" the client used, for `url` replies
+
+  struct image {
+    std::string tag;
+    std::uint64_t request_id = 0;
+    bool done = false;  // RequestDone "done" came
+    double latency_ms = 0.0;
+    std::optional<msg::result> picture;
+    msg::request_done legacy;  // a seeded model's answer
+  };
+
   std::mutex mu;
   std::condition_variable cv;
-  bool done = false;
-  http_reply reply;
+  std::vector<image> images;
+  std::deque<json> events;  // progress, for a stream
+  bool finished = false;
+  http_reply reply;  // when finished
+  json body;         // a success's JSON (a stream's last event)
+  bool abandoned = false;
+  std::string why_abandoned;
 
-  void complete(http_reply r) {
-    {
-      std::lock_guard lock(mu);
-      if (done) return;
-      reply = std::move(r);
-      done = true;
-    }
-    cv.notify_one();
+  void finish(http_reply r, json b = {}) {  // mu held
+    if (finished) return;
+    reply = std::move(r);
+    body = std::move(b);
+    finished = true;
+    cv.notify_all();
   }
 };
 
@@ -50,17 +77,29 @@ class gateway_actor : public actor {
   ~gateway_actor() override { stop_server(); }
 
   result<void> on_configure(context& ctx) override {
+    ctx_ = &ctx;
     auto& p = ctx.params();
-    for (auto r : {p.declare<std::string>("listen", "127.0.0.1:8080", "HOST:PORT to serve HTTP on (port 0: any free one)"),
+    for (auto r : {p.declare<std::string>("listen", "127.0.0.1:8080",
+                                          "HOST:PORT to serve HTTP on (port 0: any free one); loopback unless told otherwise"),
                    p.declare<std::string>("port_file", "", "write the bound port here (for port 0)"),
                    p.declare<std::string>("admission", serving_names::admission, "the admission actor"),
-                   p.declare<double>("timeout_s", 600.0, "answer 504 when a request takes longer (wall time)",
+                   p.declare<std::string>("scheduler", serving_names::scheduler, "the scheduler (cancellations go there)"),
+                   p.declare<double>("timeout_s", 600.0, "a request not answered by then is cancelled (504)",
                                      checks::above<double>(0.0)),
                    p.declare<std::int64_t>("http_threads", 64, "concurrent HTTP connections served",
                                            checks::above<std::int64_t>(0)),
                    p.declare<std::int64_t>("max_body_bytes", 1 << 20, "larger request bodies get 413 unread",
                                            checks::above<std::int64_t>(0)),
                    p.declare<double>("read_timeout_s", 10.0, "a client that sends nothing for this long is dropped",
+                                     checks::above<double>(0.0)),
+                   p.declare<std::int64_t>("max_outstanding", 64, "images in flight; more get 429 + Retry-After",
+                                           checks::above<std::int64_t>(0)),
+                   p.declare<std::int64_t>("store_bytes", 256 << 20, "url pictures held until fetched; full: 429",
+                                           checks::above<std::int64_t>(0)),
+                   p.declare<double>("store_ttl_s", 600.0, "an unfetched url picture is dropped after this",
+                                     checks::above<double>(0.0)),
+                   p.declare<double>("picture_grace_s", 10.0,
+                                     "after its RequestDone, how long a picture may take to arrive before the request fails",
                                      checks::above<double>(0.0))})
       if (!r) return r;
     const auto listen = p.get<std::string>("listen");
@@ -77,25 +116,80 @@ class gateway_actor : public actor {
       return make_error(errc::invalid_argument, "parameter 'listen': bad port in '" + listen + "'");
     port_file_ = p.get<std::string>("port_file");
     admission_ = p.get<std::string>("admission");
+    scheduler_ = p.get<std::string>("scheduler");
     timeout_ = std::chrono::duration<double>(p.get<double>("timeout_s"));
     threads_ = static_cast<std::size_t>(p.get<std::int64_t>("http_threads"));
     max_body_ = static_cast<std::size_t>(p.get<std::int64_t>("max_body_bytes"));
     read_timeout_ = std::chrono::duration<double>(p.get<double>("read_timeout_s"));
+    max_outstanding_ = p.get<std::int64_t>("max_outstanding");
+    grace_ = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::duration<double>(p.get<double>("picture_grace_s")));
+    store_ = std::make_unique<gateway::result_store>(
+        static_cast<std::size_t>(p.get<std::int64_t>("store_bytes")),
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::duration<double>(p.get<double>("store_ttl_s"))));
 
-    ctx.on<msg::rejected>([this](const msg::rejected& r, const envelope&) { answer(r.client_tag, gateway::reply_for(r)); });
-    ctx.subscribe<msg::request_done>(serving_names::done_topic, [this](const msg::request_done& d, const envelope&) {
-      answer(d.client_tag, gateway::reply_for(d));
+    ctx.on<msg::rejected>([this](const msg::rejected& r, const envelope&) {
+      with_image(r.client_tag, [&](job& j, job::image& im) {
+        im.done = true;  // never in the graph: nothing to cancel
+        j.finish(gateway::reply_for(r));
+      });
+    });
+    ctx.on<msg::result>([this](const msg::result& r, const envelope&) {
+      with_image(r.client_tag, [&](job& j, job::image& im) {
+        im.picture = r;
+        if (!r.error.empty()) j.finish(gateway::error_reply(500, "failed", r.error));
+      });
+    });
+    ctx.on<msg::progress>([this](const msg::progress& m, const envelope&) {
+      with_image(m.client_tag, [&](job& j, job::image& im) {
+        im.request_id = m.request_id;
+        const auto index = static_cast<int>(&im - j.images.data());
+        j.events.push_back({{"type", "image_generation.progress"}, {"index", index}, {"step", m.step},
+                            {"total", m.total}, {"group_size", m.group_size}});
+        j.cv.notify_all();
+      });
+    });
+    ctx.subscribe<msg::request_done>(serving_names::done_topic, [this, &ctx](const msg::request_done& d, const envelope&) {
+      with_image(d.client_tag, [&](job& j, job::image& im) {
+        im.request_id = d.request_id;
+        im.done = true;
+        if (d.status != "done") return j.finish(gateway::error_for(d));
+        im.latency_ms = static_cast<double>(d.latency_us) / 1000.0;
+        im.legacy = d;
+        // A picture overtaken by its RequestDone has `picture_grace_s` to arrive.
+        if (!j.gen.response_format.empty() && !im.picture)
+          ctx.after(grace_, [this, tag = d.client_tag, rid = d.request_id] {
+            with_image(tag, [&](job& jj, job::image& i2) {
+              if (!i2.picture)
+                jj.finish(gateway::error_reply(500, "failed", "the picture of request " + std::to_string(rid) +
+                                                                  " did not come from its worker"));
+            });
+          });
+      });
+    });
+    ctx.subscribe<msg::worker_hello>(serving_names::workers_topic, [this](const msg::worker_hello& h, const envelope&) {
+      std::lock_guard lock(mu_);
+      hellos_[h.worker] = h.models;
+      auto cat = std::make_shared<gateway::model_catalog>();
+      seeded_ = false;
+      for (const auto& [w, models] : hellos_) {
+        if (models.empty()) seeded_ = true;
+        for (const auto& m : models) cat->emplace(m.name, m);
+      }
+      catalog_ = std::move(cat);
     });
     // Admission unreachable (or gone): the request's sender learns it here.
     ctx.on_delivery_failure([this](const error& e, const envelope& env) {
       if (env.type_id != type_id_of<msg::generate_request>) return;
       if (auto req = decode<msg::generate_request>(env.payload))
-        answer(req->client_tag, gateway::error_reply(503, "unavailable", "admission did not get the request: " + e.what));
+        with_image(req->client_tag, [&](job& j, job::image&) {
+          j.finish(gateway::error_reply(503, "unavailable", "admission did not get the request: " + e.what));
+        });
     });
     return {};
   }
 
   result<void> on_activate(context& ctx) override {
+    name_ = ctx.name();
     wake_ = ctx.waker([this, &ctx] { drain(ctx); });
     server_ = std::make_unique<httplib::Server>();
     const std::size_t threads = threads_;
@@ -107,88 +201,277 @@ class gateway_actor : public actor {
       ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
     });
     // Bounded input: a body over the limit is refused (413) before it is read, and a connection
-    // that goes quiet mid-request is closed.
+    // that goes quiet mid-request (slowloris) is closed.
     server_->set_payload_max_length(max_body_);
     const auto rt = std::chrono::duration_cast<std::chrono::microseconds>(read_timeout_);
     server_->set_read_timeout(rt.count() / 1000000, rt.count() % 1000000);
     server_->set_keep_alive_timeout(static_cast<time_t>(std::max<std::int64_t>(1, rt.count() / 1000000)));
-    server_->Post("/v1/images/generations", [this](const httplib::Request& req, httplib::Response& res) {
-      write(res, serve(req.body));
+    server_->Post("/v1/images/generations", [this](const httplib::Request& req, httplib::Response& res) { serve(req, res); });
+    server_->Get(R"(/v1/images/([0-9a-f]{1,64}))", [this](const httplib::Request& req, httplib::Response& res) {
+      auto bytes = store_->take(req.matches[1]);
+      if (!bytes) return write(res, gateway::error_reply(404, "not_found", "no such image (fetched already, or expired)"));
+      res.status = 200;
+      res.set_content(std::string(bytes->begin(), bytes->end()), "image/png");
     });
-    server_->Get("/v1/health", [](const httplib::Request&, httplib::Response& res) {
-      write(res, {200, R"({"status":"ok"})", 0});
+    server_->Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
+      auto [cat, seeded] = catalog();
+      write(res, gateway::models_reply(*cat, seeded));
+    });
+    server_->Get("/v1/health", [this](const httplib::Request&, httplib::Response& res) {
+      const auto s = store_->stats();
+      const json body = {{"status", "ok"},
+                         {"outstanding_images", outstanding_.load()},
+                         {"store", {{"images", s.images}, {"bytes", s.bytes}, {"max_bytes", s.max_bytes},
+                                    {"stored", s.stored}, {"fetched", s.fetched}, {"expired", s.expired}}}};
+      write(res, {200, body.dump(), 0});
     });
     const int port = port_ == 0 ? server_->bind_to_any_port(host_) : (server_->bind_to_port(host_, port_) ? port_ : -1);
     if (port < 0) return make_error(errc::io, "gateway: cannot listen on " + host_ + ":" + std::to_string(port_));
+    bound_port_ = port;
     if (!port_file_.empty()) std::ofstream(port_file_) << port << "\n";
     {
       std::lock_guard lock(mu_);
       accepting_ = true;
     }
     thread_ = std::thread([this] { server_->listen_after_bind(); });
-    ctx.log().info("serving HTTP on http://{}:{} (POST /v1/images/generations)", host_, port);
+    ctx.log().info("serving HTTP on http://{}:{} (POST /v1/images/generations, GET /v1/models)", host_, port);
     return {};
   }
 
   result<void> on_deactivate(context&) override {
     // Answer every waiting server thread first: the server joins its threads when it stops.
-    std::deque<std::pair<msg::generate_request, std::shared_ptr<waiter>>> queued;
+    std::deque<std::shared_ptr<job>> queued;
     {
       std::lock_guard lock(mu_);
       accepting_ = false;
       queued.swap(inbox_);
     }
-    const auto stopping = gateway::error_reply(503, "unavailable", "the gateway is stopping");
-    for (auto& q : queued) q.second->complete(stopping);
-    for (auto& [tag, w] : waiting_) w->complete(stopping);
-    waiting_.clear();
+    for (auto& j : queued) stop_job(*j);
+    for (auto& [tag, entry] : by_tag_) stop_job(*entry.first);
+    by_tag_.clear();
     stop_server();
     return {};
   }
 
  private:
+  static void stop_job(job& j) {
+    std::lock_guard lock(j.mu);
+    j.finish(gateway::error_reply(503, "unavailable", "the gateway is stopping"));
+  }
+
   static void write(httplib::Response& res, const http_reply& r) {
     res.status = r.status;
     if (r.retry_after_s > 0) res.set_header("Retry-After", std::to_string(r.retry_after_s));
     res.set_content(r.body, "application/json");
   }
 
-  // A server thread: parse, queue for the actor, wait for the answer.
-  http_reply serve(const std::string& body) {
-    auto parsed = gateway::parse_generation(body);
-    if (auto* bad = std::get_if<http_reply>(&parsed)) return *bad;
-    auto w = std::make_shared<waiter>();
+  std::pair<std::shared_ptr<const gateway::model_catalog>, bool> catalog() {
+    std::lock_guard lock(mu_);
+    return {catalog_, seeded_};
+  }
+
+  // A server thread: parse, queue for the actor, then wait (or stream) for the answer.
+  void serve(const httplib::Request& req, httplib::Response& res) {
+    auto [cat, seeded] = catalog();
+    if (cat->empty() && !seeded) {
+      auto r = gateway::error_reply(503, "unavailable", "no worker has joined yet: nothing is served");
+      r.retry_after_s = 1;
+      return write(res, r);
+    }
+    auto parsed = gateway::parse_generation(req.body, *cat);
+    if (auto* bad = std::get_if<http_reply>(&parsed)) return write(res, *bad);
+    auto j = std::make_shared<job>();
+    j->gen = std::move(std::get<gateway::generation>(parsed));
+    j->url_base = "http://" + (req.has_header("Host") ? req.get_header_value("Host") : host_ + ":" + std::to_string(bound_port_));
+    const auto n = static_cast<std::int64_t>(j->gen.requests.size());
+    if (outstanding_.load() + n > max_outstanding_) {
+      auto r = gateway::error_reply(429, "overloaded", "the gateway has " + std::to_string(outstanding_.load()) +
+                                                           " images in flight (max_outstanding " +
+                                                           std::to_string(max_outstanding_) + ")");
+      r.retry_after_s = 1;
+      return write(res, r);
+    }
+    if (j->gen.response_format == "url" && store_->full()) {
+      auto r = gateway::error_reply(429, "overloaded", "the picture store is full: fetch the pictures waiting there "
+                                                       "or wait for them to expire");
+      r.retry_after_s = 1;
+      return write(res, r);
+    }
+    outstanding_ += n;
+    struct release {  // the images leave the count when the last holder (this thread or a stream) ends
+      release(std::atomic<std::int64_t>& c, std::int64_t k) : count(c), n(k) {}
+      ~release() { count -= n; }
+      std::atomic<std::int64_t>& count;
+      std::int64_t n;
+    };
+    auto held = std::make_shared<release>(outstanding_, n);
     {
       std::lock_guard lock(mu_);
-      if (!accepting_) return gateway::error_reply(503, "unavailable", "the gateway is stopping");
-      inbox_.emplace_back(std::move(std::get<msg::generate_request>(parsed)), w);
+      if (!accepting_) return write(res, gateway::error_reply(503, "unavailable", "the gateway is stopping"));
+      inbox_.push_back(j);
     }
     wake_();
-    std::unique_lock lock(w->mu);
-    if (!w->cv.wait_for(lock, timeout_, [&] { return w->done; }))
-      return gateway::error_reply(504, "timeout", "no answer within the gateway's timeout_s; the request may still run");
-    return w->reply;
+    const auto deadline = steady::now() + std::chrono::duration_cast<steady::duration>(timeout_);
+    if (j->gen.stream) return stream(res, j, deadline, held);
+
+    // Waiting: every 200 ms, whether the client is still there.
+    const int fd = gateway::find_client_socket(req.local_port, req.remote_addr, req.remote_port);
+    std::unique_lock lock(j->mu);
+    while (!j->finished) {
+      j->cv.wait_for(lock, std::chrono::milliseconds(200));
+      if (j->finished) break;
+      if (gateway::peer_closed(fd)) {
+        lock.unlock();
+        abandon(j, "the client disconnected");
+        return;
+      }
+      if (steady::now() > deadline) {
+        lock.unlock();
+        abandon(j, "no answer within the gateway's timeout_s");
+        return write(res, gateway::error_reply(504, "timeout", "no answer within the gateway's timeout_s: cancelled"));
+      }
+    }
+    write(res, j->reply);
   }
 
-  // The actor thread: send what the server threads queued.
-  void drain(context& ctx) {
-    std::deque<std::pair<msg::generate_request, std::shared_ptr<waiter>>> batch;
+  // "stream": an event per finished chunk, then the result (or the error), as Server-Sent Events.
+  void stream(httplib::Response& res, std::shared_ptr<job> j, steady::time_point deadline, std::shared_ptr<void> held) {
+    res.set_header("Cache-Control", "no-cache");
+    res.set_chunked_content_provider(
+        "text/event-stream",
+        [this, j, deadline, held](std::size_t, httplib::DataSink& sink) {
+          std::unique_lock lock(j->mu);
+          j->cv.wait_for(lock, std::chrono::milliseconds(500), [&] { return j->finished || !j->events.empty(); });
+          std::deque<json> events;
+          events.swap(j->events);
+          const bool finished = j->finished;
+          const http_reply reply = j->reply;
+          json last = j->body;
+          lock.unlock();
+          std::string out;
+          for (const auto& e : events) out += gateway::sse_event(e);
+          if (finished) {
+            if (reply.status == 200) {
+              last["type"] = "image_generation.completed";
+            } else {
+              last = json::parse(reply.body, nullptr, false);
+              last["type"] = "error";
+              last["status"] = reply.status;
+            }
+            out += gateway::sse_event(last);
+          } else if (steady::now() > deadline) {
+            abandon(j, "no answer within the gateway's timeout_s");
+            out += gateway::sse_event({{"type", "error"},
+                                       {"status", 504},
+                                       {"error", {{"message", "no answer within the gateway's timeout_s: cancelled"},
+                                                  {"type", "server_error"}, {"param", nullptr}, {"code", "timeout"}}}});
+            const bool ok = sink.write(out.data(), out.size());
+            sink.done();
+            return ok;
+          } else if (out.empty()) {
+            out = ": keep-alive\n\n";  // a write to a client that left fails: that is how it is noticed
+          }
+          if (!sink.write(out.data(), out.size())) {
+            abandon(j, "the client disconnected");
+            return false;
+          }
+          if (finished) sink.done();
+          return true;
+        },
+        [this, j](bool success) {
+          if (!success) abandon(j, "the client disconnected");
+        });
+  }
+
+  // The client gave up: the actor cancels what is still running.
+  void abandon(const std::shared_ptr<job>& j, const std::string& why) {
+    {
+      std::lock_guard lock(j->mu);
+      if (j->finished || j->abandoned) return;
+      j->abandoned = true;
+      j->why_abandoned = why;
+      j->finish(gateway::error_reply(499, "cancelled", why));
+    }
     {
       std::lock_guard lock(mu_);
-      batch.swap(inbox_);
+      abandoned_.push_back(j);
     }
-    for (auto& [req, w] : batch) {
-      req.client_tag = ctx.name() + "/" + std::to_string(++sent_);
-      waiting_[req.client_tag] = w;
-      if (auto r = ctx.send(admission_, req); !r) answer(req.client_tag, gateway::error_reply(503, "unavailable", r.err().what));
+    wake_();
+  }
+
+  // The actor thread: send what the server threads queued, cancel what they gave up.
+  void drain(context& ctx) {
+    std::deque<std::shared_ptr<job>> jobs, gone;
+    {
+      std::lock_guard lock(mu_);
+      jobs.swap(inbox_);
+      gone.swap(abandoned_);
+    }
+    for (auto& j : jobs) {
+      std::lock_guard lock(j->mu);
+      if (j->abandoned) continue;
+      for (auto& req : j->gen.requests) {
+        req.client_tag = name_ + "/" + std::to_string(++sent_);
+        if (!j->gen.response_format.empty()) req.reply_to = name_;
+        j->images.push_back(job::image{req.client_tag});
+      }
+      for (std::size_t i = 0; i < j->gen.requests.size(); ++i) {
+        const auto& req = j->gen.requests[i];
+        by_tag_[req.client_tag] = {j, i};
+        if (auto r = ctx.send(admission_, req); !r) j->finish(gateway::error_reply(503, "unavailable", r.err().what));
+      }
+      if (j->finished) cancel(ctx, *j, "the request failed");
+    }
+    for (auto& j : gone) {
+      std::lock_guard lock(j->mu);
+      cancel(ctx, *j, j->why_abandoned);
     }
   }
 
-  void answer(const std::string& tag, http_reply r) {
-    auto it = waiting_.find(tag);
-    if (it == waiting_.end()) return;  // another client's request
-    it->second->complete(std::move(r));
-    waiting_.erase(it);
+  // Cancels the job's images still in the graph and forgets its tags (j.mu held).
+  void cancel(context& ctx, job& j, const std::string& why) {
+    for (auto& im : j.images) {
+      if (by_tag_.erase(im.tag) == 0 || im.done) continue;
+      (void)ctx.send(scheduler_, msg::cancel{im.request_id, "gateway: " + why.substr(0, 200), im.tag});
+    }
+  }
+
+  // Runs fn on the job image of `tag` (the actor thread), then completes the job if it can.
+  template <class Fn>
+  void with_image(const std::string& tag, Fn&& fn) {
+    auto it = by_tag_.find(tag);
+    if (it == by_tag_.end()) return;  // another client's, or one given up on
+    auto j = it->second.first;
+    std::lock_guard lock(j->mu);
+    fn(*j, j->images[it->second.second]);
+    if (!j->finished) complete(*j);
+    if (j->finished) {
+      if (!j->abandoned) cancel(*ctx_, *j, "another image of the request failed");
+      for (auto& im : j->images) by_tag_.erase(im.tag);
+    }
+  }
+
+  // Every image done (and drawn): the reply (j.mu held).
+  void complete(job& j) {
+    for (const auto& im : j.images)
+      if (!im.done || (!j.gen.response_format.empty() && !im.picture)) return;
+    if (j.gen.response_format.empty()) return j.finish(gateway::reply_for(j.images.front().legacy));
+    std::vector<gateway::picture> pictures;
+    for (std::size_t i = 0; i < j.images.size(); ++i) {
+      auto& im = j.images[i];
+      gateway::picture p;
+      if (j.gen.response_format == "url") p.url = j.url_base + "/v1/images/" + store_->put(std::move(im.picture->data));
+      else p.b64_json = gateway::base64(im.picture->data);
+      p.seed = j.gen.requests[i].seed;
+      p.class_name = j.gen.classes[i];
+      p.latency_ms = im.latency_ms;
+      pictures.push_back(std::move(p));
+    }
+    const auto created =
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    json body = gateway::images_body(created, pictures);
+    std::string text = body.dump();
+    j.finish({200, std::move(text), 0}, std::move(body));
   }
 
   void stop_server() {
@@ -200,20 +483,29 @@ class gateway_actor : public actor {
     if (thread_.joinable()) thread_.join();
   }
 
-  std::string host_, port_file_, admission_;
-  int port_ = 0;
+  context* ctx_ = nullptr;  // outlives the handlers that use it
+  std::string host_, port_file_, admission_, scheduler_, name_;
+  int port_ = 0, bound_port_ = 0;
   std::chrono::duration<double> timeout_{600.0};
   std::size_t threads_ = 64;
   std::function<void()> wake_;
   std::unique_ptr<httplib::Server> server_;
   std::size_t max_body_ = 1 << 20;
   std::chrono::duration<double> read_timeout_{10.0};
+  std::int64_t max_outstanding_ = 64;
+  std::chrono::milliseconds grace_{10000};
+  std::unique_ptr<gateway::result_store> store_;
+  std::atomic<std::int64_t> outstanding_{0};  // images of the jobs being served
   std::thread thread_;
   std::mutex mu_;
-  bool accepting_ = false;                                                     // mu_
-  std::deque<std::pair<msg::generate_request, std::shared_ptr<waiter>>> inbox_;  // mu_
-  std::map<std::string, std::shared_ptr<waiter>> waiting_;  // actor thread: by client tag
-  std::uint64_t sent_ = 0;                                   // actor thread
+  bool accepting_ = false;                           // mu_
+  std::deque<std::shared_ptr<job>> inbox_;           // mu_
+  std::deque<std::shared_ptr<job>> abandoned_;       // mu_
+  std::map<std::int32_t, std::vector<msg::served_model>> hellos_;  // mu_: by worker
+  std::shared_ptr<const gateway::model_catalog> catalog_ = std::make_shared<gateway::model_catalog>();  // mu_
+  bool seeded_ = false;                                                                                  // mu_
+  std::map<std::string, std::pair<std::shared_ptr<job>, std::size_t>> by_tag_;  // actor thread
+  std::uint64_t sent_ = 0;                                                       // actor thread
 };
 
 }  // namespace

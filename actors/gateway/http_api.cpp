@@ -9,15 +9,18 @@
 
 #include <nlohmann/json.hpp>
 
+#include "kernels/dit/model_card.hpp"
+
 namespace gfdit::gateway {
 namespace {
 
 using nlohmann::json;
 
-const std::set<std::string, std::less<>> ignored = {"response_format", "quality", "style", "user"};
-const std::set<std::string, std::less<>> known = {"model", "size", "width", "height", "frames", "steps",
-                                                  "guidance", "seed", "slo_ms", "slo_multiple",
-                                                  "priority", "class", "n"};
+const std::set<std::string, std::less<>> ignored = {"quality", "style", "user", "moderation", "background"};
+const std::set<std::string, std::less<>> known = {"model", "prompt", "n", "size", "width", "height", "frames",
+                                                  "response_format", "seed", "num_inference_steps", "steps",
+                                                  "guidance_scale", "guidance", "slo_ms", "slo_multiple",
+                                                  "priority", "class", "stream"};
 
 // A hostile value is quoted by its first characters only: a 50 MB array must not come back as a
 // 50 MB error.
@@ -37,18 +40,20 @@ bool read(const json& j, const char* key, T& out, http_reply& err) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return true;
   const bool ok = std::is_same_v<T, std::string> ? it->is_string()
+                  : std::is_same_v<T, bool>     ? it->is_boolean()
                   : std::is_floating_point_v<T> ? it->is_number()
                   : std::is_unsigned_v<T>       ? it->is_number_unsigned()
                                                 : it->is_number_integer();
   if (!ok) {
     const char* want = std::is_same_v<T, std::string> ? "a string"
+                       : std::is_same_v<T, bool>     ? "true or false"
                        : std::is_floating_point_v<T> ? "a number"
                        : std::is_unsigned_v<T>       ? "a non-negative integer"
                                                      : "an integer";
     err = error_reply(400, "invalid", std::string("'") + key + "' must be " + want + ", got " + clipped(it->dump()), key);
     return false;
   }
-  if constexpr (std::is_integral_v<T> && std::is_signed_v<T>) {
+  if constexpr (std::is_integral_v<T> && std::is_signed_v<T> && !std::is_same_v<T, bool>) {
     const auto v = it->get<std::int64_t>();
     if (v < std::numeric_limits<T>::min() || v > std::numeric_limits<T>::max()) {
       err = error_reply(400, "invalid", std::string("'") + key + "' is out of range: " + clipped(it->dump()), key);
@@ -83,13 +88,15 @@ std::size_t nesting_depth(std::string_view body) {
   return deepest;
 }
 
-http_reply error_reply(int status, std::string_view code, std::string_view message, std::string_view field) {
-  json e = {{"code", code}, {"message", message}};
-  if (!field.empty()) e["field"] = field;
-  return {status, json{{"error", e}}.dump(), 0};
+http_reply error_reply(int status, std::string_view code, std::string_view message, std::string_view param) {
+  json e = {{"message", message},
+            {"type", status < 500 ? "invalid_request_error" : "server_error"},
+            {"param", param.empty() ? json(nullptr) : json(param)},
+            {"code", code}};
+  return {status, json{{"error", e}}.dump(-1, ' ', false, json::error_handler_t::replace), 0};
 }
 
-std::variant<msg::generate_request, http_reply> parse_generation(std::string_view body) {
+std::variant<generation, http_reply> parse_generation(std::string_view body, const model_catalog& served) {
   // Counted before parsing: a parsed tree 70,000 deep overflowed the stack when it was freed.
   if (const auto depth = nesting_depth(body); depth > max_json_depth)
     return error_reply(400, "invalid", "the body nests " + std::to_string(depth) + " levels deep (at most " +
@@ -100,19 +107,29 @@ std::variant<msg::generate_request, http_reply> parse_generation(std::string_vie
   for (const auto& [key, value] : j.items())
     if (!known.count(key) && !ignored.count(key))
       return error_reply(400, "invalid", "unknown field '" + clipped(key) + "'", clipped(key));
+  for (const auto& [a, b] : {std::pair{"steps", "num_inference_steps"}, std::pair{"guidance", "guidance_scale"}})
+    if (j.contains(a) && j.contains(b))
+      return error_reply(400, "invalid", std::string("give '") + b + "' or its alias '" + a + "', not both", a);
   msg::generate_request r;
-  r.steps = 30;
   http_reply err;
-  std::string size;
+  std::string size, prompt, format;
   std::int32_t n = 1;
-  if (!read(j, "model", r.model, err) || !read(j, "size", size, err) || !read(j, "width", r.width, err) ||
-      !read(j, "height", r.height, err) || !read(j, "frames", r.frames, err) || !read(j, "steps", r.steps, err) ||
-      !read(j, "guidance", r.guidance, err) || !read(j, "seed", r.seed, err) || !read(j, "slo_ms", r.slo_ms, err) ||
+  bool stream = false;
+  if (!read(j, "model", r.model, err) || !read(j, "prompt", prompt, err) || !read(j, "size", size, err) ||
+      !read(j, "width", r.width, err) || !read(j, "height", r.height, err) || !read(j, "frames", r.frames, err) ||
+      !read(j, "steps", r.steps, err) || !read(j, "num_inference_steps", r.steps, err) ||
+      !read(j, "guidance", r.guidance, err) || !read(j, "guidance_scale", r.guidance, err) ||
+      !read(j, "seed", r.seed, err) || !read(j, "slo_ms", r.slo_ms, err) ||
       !read(j, "slo_multiple", r.slo_multiple, err) || !read(j, "priority", r.priority, err) ||
-      !read(j, "class", r.class_name, err) || !read(j, "n", n, err))
+      !read(j, "class", r.class_name, err) || !read(j, "n", n, err) || !read(j, "response_format", format, err) ||
+      !read(j, "stream", stream, err))
     return err;
   if (r.model.empty()) return error_reply(400, "invalid", "'model' is required", "model");
-  if (n != 1) return error_reply(400, "invalid", "'n' must be 1 (one image per request)", "n");
+  if (n < 1 || n > max_images)
+    return error_reply(400, "invalid", "'n' must be in [1, " + std::to_string(max_images) + "], got " + std::to_string(n), "n");
+  if (!format.empty() && format != "b64_json" && format != "url")
+    return error_reply(400, "invalid", "'response_format' must be b64_json or url, got '" + clipped(format) + "'",
+                       "response_format");
   if (!size.empty()) {
     if (j.contains("width") || j.contains("height"))
       return error_reply(400, "invalid", "give 'size' or 'width' and 'height', not both", "size");
@@ -121,10 +138,75 @@ std::variant<msg::generate_request, http_reply> parse_generation(std::string_vie
       return error_reply(400, "invalid", "'size' must look like 1024x768, got '" + clipped(size) + "'", "size");
     r.width = w;
     r.height = h;
-  } else if (!j.contains("width") || !j.contains("height")) {
-    return error_reply(400, "invalid", "'size' (or 'width' and 'height') is required", "size");
+  } else if (j.contains("width") != j.contains("height")) {
+    return error_reply(400, "invalid", "give both 'width' and 'height' (or 'size')", "size");
   }
-  return r;
+
+  generation g;
+  g.stream = stream;
+  auto m = served.find(r.model);
+  if (m != served.end()) {
+    const msg::served_model& info = m->second;
+    if (r.width == 0 && r.height == 0) {
+      r.width = info.width;
+      r.height = info.height;
+    } else if (r.width != info.width || r.height != info.height) {
+      return error_reply(400, "invalid", "'" + info.name + "' draws " + std::to_string(info.width) + "x" +
+                                             std::to_string(info.height) + " only, not " + clipped(std::to_string(r.width) +
+                                             "x" + std::to_string(r.height)), "size");
+    }
+    if (!j.contains("steps") && !j.contains("num_inference_steps")) r.steps = info.default_steps;
+    if (!j.contains("guidance") && !j.contains("guidance_scale")) r.guidance = info.default_guidance;
+    if (!info.classes.empty()) {
+      if (prompt.size() > max_prompt_bytes)
+        return error_reply(400, "invalid", "'prompt' is " + std::to_string(prompt.size()) + " bytes (at most " +
+                                               std::to_string(max_prompt_bytes) + ")", "prompt");
+      if (prompt.empty())
+        return error_reply(400, "invalid", "'prompt' is required: name one of the classes of '" + info.name + "'", "prompt");
+      dit::model_card card;
+      card.class_names = info.classes;
+      card.config.num_classes = static_cast<int>(info.classes.size());
+      auto label = dit::match_class(card, prompt);
+      if (!label) return error_reply(400, "invalid", label.err().what, "prompt");
+      r.label = *label;
+    }
+    g.response_format = format.empty() ? "url" : format;
+  } else {
+    // Seeded weights: no picture, only the hash of the final latent, one image at a time.
+    if (r.width == 0 && r.height == 0)
+      return error_reply(400, "invalid", "'size' (or 'width' and 'height') is required", "size");
+    if (!j.contains("steps") && !j.contains("num_inference_steps")) r.steps = 30;
+    if (!format.empty())
+      return error_reply(400, "invalid", "'" + clipped(r.model) + "' is not a checkpoint a worker serves: it draws no "
+                                             "picture, so there is no response_format (its reply is a hash)",
+                         "response_format");
+    if (n != 1) return error_reply(400, "invalid", "'n' must be 1 for a model with seeded weights", "n");
+    if (stream) return error_reply(400, "invalid", "'stream' needs a checkpoint a worker serves", "stream");
+  }
+  for (std::int32_t i = 0; i < n; ++i) {
+    msg::generate_request one = r;
+    one.seed = r.seed + static_cast<std::uint64_t>(i);
+    one.progress = stream;
+    g.requests.push_back(std::move(one));
+    g.classes.push_back(m != served.end() && r.label >= 0 ? m->second.classes[static_cast<std::size_t>(r.label)] : r.class_name);
+  }
+  return g;
+}
+
+http_reply models_reply(const model_catalog& served, bool seeded_workers) {
+  json data = json::array();
+  for (const auto& [name, m] : served)
+    data.push_back({{"id", name},
+                    {"object", "model"},
+                    {"created", 0},
+                    {"owned_by", "gfdit"},
+                    {"size", std::to_string(m.width) + "x" + std::to_string(m.height)},
+                    {"classes", m.classes},
+                    {"default_steps", m.default_steps},
+                    {"default_guidance", m.default_guidance}});
+  json out = {{"object", "list"}, {"data", data}};
+  if (seeded_workers) out["seeded_weights"] = "some workers run every profiled model with seeded weights (no pictures)";
+  return {200, out.dump(-1, ' ', false, json::error_handler_t::replace), 0};
 }
 
 http_reply reply_for(const msg::rejected& r) {
@@ -139,10 +221,14 @@ http_reply reply_for(const msg::rejected& r) {
   return error_reply(503, r.code.empty() ? "rejected" : r.code, text, r.field);
 }
 
-http_reply reply_for(const msg::request_done& d) {
+http_reply error_for(const msg::request_done& d) {
   if (d.status == "rejected") return error_reply(503, "policy", d.error.empty() ? "rejected by the scheduler's policy" : d.error);
   if (d.status == "cancelled") return error_reply(409, "cancelled", d.error.empty() ? "cancelled" : d.error);
-  if (d.status != "done") return error_reply(500, d.status, d.error);
+  return error_reply(500, d.status.empty() ? "failed" : d.status, d.error);
+}
+
+http_reply reply_for(const msg::request_done& d) {
+  if (d.status != "done") return error_for(d);
   char hash[17];
   std::snprintf(hash, sizeof hash, "%016llx", static_cast<unsigned long long>(d.result_hash));
   const auto created = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -161,6 +247,41 @@ http_reply reply_for(const msg::request_done& d) {
               {"retries", d.retries},
               {"data", json::array({json{{"url", "gfdit://" + d.result_ref}, {"result_hash", hash}}})}};
   return {200, out.dump(), 0};
+}
+
+json images_body(std::int64_t created, const std::vector<picture>& pictures) {
+  json data = json::array();
+  for (const auto& p : pictures) {
+    json item = p.url.empty() ? json{{"b64_json", p.b64_json}} : json{{"url", p.url}};
+    item["seed"] = p.seed;
+    item["class"] = p.class_name;
+    item["latency_ms"] = p.latency_ms;
+    data.push_back(std::move(item));
+  }
+  return {{"created", created}, {"data", std::move(data)}};
+}
+
+std::string sse_event(const json& payload) {
+  return "data: " + payload.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
+}
+
+std::string base64(const std::vector<std::uint8_t>& bytes) {
+  static constexpr char digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((bytes.size() + 2) / 3 * 4);
+  std::size_t i = 0;
+  for (; i + 2 < bytes.size(); i += 3) {
+    const std::uint32_t v = (std::uint32_t{bytes[i]} << 16) | (std::uint32_t{bytes[i + 1]} << 8) | bytes[i + 2];
+    for (int s = 18; s >= 0; s -= 6) out += digits[(v >> s) & 63];
+  }
+  if (const std::size_t left = bytes.size() - i; left > 0) {
+    const std::uint32_t v = (std::uint32_t{bytes[i]} << 16) | (left == 2 ? std::uint32_t{bytes[i + 1]} << 8 : 0u);
+    out += digits[(v >> 18) & 63];
+    out += digits[(v >> 12) & 63];
+    out += left == 2 ? digits[(v >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
 }
 
 }  // namespace gfdit::gateway

@@ -19,7 +19,7 @@ std::int64_t wall_ns() {
 actor_context::actor_context(caf::event_based_actor* self, router* r, std::string name,
                              std::shared_ptr<actor> impl, std::shared_ptr<actor_stats> stats,
                              nlohmann::json param_overrides,
-                             std::map<std::string, std::string> remaps)
+                             std::map<std::string, std::string> remaps, nlohmann::json globals)
     : self_(self),
       router_(r),
       name_(std::move(name)),
@@ -28,6 +28,7 @@ actor_context::actor_context(caf::event_based_actor* self, router* r, std::strin
       log_(make_logger(name_)),
       remaps_(std::move(remaps)) {
   params_.set_overrides(std::move(param_overrides));
+  params_.set_globals(std::move(globals));
 }
 
 const std::string& actor_context::remapped(const std::string& topic) const {

@@ -27,7 +27,7 @@ class actor_context final : public context {
   actor_context(caf::event_based_actor* self, router* r, std::string name,
                 std::shared_ptr<actor> impl, std::shared_ptr<actor_stats> stats,
                 nlohmann::json param_overrides,
-                std::map<std::string, std::string> remaps = {});
+                std::map<std::string, std::string> remaps = {}, nlohmann::json globals = {});
 
   // Entry points from the CAF behavior.
   void deliver(const envelope_ptr& env);

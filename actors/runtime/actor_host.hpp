@@ -14,10 +14,10 @@ class actor_host final : public caf::event_based_actor {
  public:
   actor_host(caf::actor_config& cfg, router* r, std::string name, std::shared_ptr<actor> impl,
              std::shared_ptr<actor_stats> stats, nlohmann::json params,
-             std::map<std::string, std::string> remaps = {})
+             std::map<std::string, std::string> remaps = {}, nlohmann::json globals = {})
       : caf::event_based_actor(cfg),
         ctx_(this, r, std::move(name), std::move(impl), std::move(stats), std::move(params),
-             std::move(remaps)) {}
+             std::move(remaps), std::move(globals)) {}
 
   caf::behavior make_behavior() override {
     return {

@@ -332,7 +332,7 @@ struct node::impl final : router {
                               [this](send_failure&& f) { on_send_failed(std::move(f)); }});
     if (!b) return b.err();
     transport = std::move(*b);
-    for (auto& h : hosted_actors) h.handle = sys->spawn<actor_host>(this, h.name, h.impl, h.stats, h.params, h.remaps);
+    for (auto& h : hosted_actors) h.handle = sys->spawn<actor_host>(this, h.name, h.impl, h.stats, h.params, h.remaps, opt.globals);
     wired.store(true, std::memory_order_release);
     wired.notify_all();
     for (auto& h : hosted_actors)

@@ -47,6 +47,9 @@ struct node_options {
   std::chrono::milliseconds send_timeout{5000};
   std::chrono::milliseconds peer_timeout{30000};  // start() waits this long for every peer
   int send_hwm = 100000;
+  // The launch file's global parameters: an actor that declares one of these names and is not
+  // given it in its own parameters takes this value (names it does not declare are not errors).
+  nlohmann::json globals = nlohmann::json::object();
 };
 
 struct actor_info {

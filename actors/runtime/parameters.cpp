@@ -10,6 +10,7 @@ const char* to_string(param_type t) noexcept {
     case param_type::integer: return "int";
     case param_type::real: return "double";
     case param_type::text: return "string";
+    case param_type::map: return "map";
   }
   return "?";
 }
@@ -27,6 +28,9 @@ result<nlohmann::json> parameters::coerce(param_type type, const nlohmann::json&
       break;
     case param_type::text:
       if (v.is_string()) return v;
+      break;
+    case param_type::map:
+      if (v.is_object()) return v;
       break;
   }
   return make_error(errc::invalid_argument, std::string("expected ") + to_string(type) +
@@ -46,12 +50,13 @@ result<void> parameters::declare_json(const std::string& name, param_type type,
       return make_error(errc::invalid_argument, "default of '" + name + "' is invalid: " + why);
   }
   nlohmann::json initial = *v;
-  if (overrides_.is_object() && overrides_.contains(name)) {
-    auto o = coerce(type, overrides_[name]);
-    if (!o) return make_error(errc::invalid_argument, "parameter '" + name + "': " + o.err().what);
+  const bool own = overrides_.is_object() && overrides_.contains(name);
+  if (own || (globals_.is_object() && globals_.contains(name))) {
+    const std::string what = own ? "parameter '" + name + "'" : "global parameter '" + name + "'";
+    auto o = coerce(type, own ? overrides_[name] : globals_[name]);
+    if (!o) return make_error(errc::invalid_argument, what + ": " + o.err().what);
     if (check) {
-      if (auto why = check(*o); !why.empty())
-        return make_error(errc::invalid_argument, "parameter '" + name + "' = " + o->dump() + ": " + why);
+      if (auto why = check(*o); !why.empty()) return make_error(errc::invalid_argument, what + " = " + o->dump() + ": " + why);
     }
     initial = *o;
   }

@@ -13,7 +13,7 @@
 
 namespace gfdit {
 
-enum class param_type { boolean, integer, real, text };
+enum class param_type { boolean, integer, real, text, map };  // map: a JSON object
 
 const char* to_string(param_type t) noexcept;
 
@@ -38,6 +38,9 @@ class parameters {
   // Values given from outside (a launch file) before the actor declares its parameters: a
   // declaration takes its override as the initial value, type-checked and validated.
   void set_overrides(nlohmann::json values) { overrides_ = std::move(values); }
+  // The graph's global parameters: a declaration without an override takes its global value
+  // (type-checked and validated); globals nobody declares are not errors.
+  void set_globals(nlohmann::json values) { globals_ = std::move(values); }
   // After configuration: an override no declaration took is an error naming it.
   result<void> check_overrides_used() const;
 
@@ -85,6 +88,7 @@ class parameters {
   static result<nlohmann::json> coerce(param_type type, const nlohmann::json& v);
 
   std::map<std::string, entry> entries_;
+  nlohmann::json globals_;
   nlohmann::json overrides_ = nlohmann::json::object();
 };
 

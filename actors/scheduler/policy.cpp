@@ -119,12 +119,17 @@ planner::planner(const policy_view& view, std::vector<decision>& out) : view_(vi
 std::vector<std::int32_t> planner::pick(const request_view& r, std::int32_t degree) const {
   std::vector<std::int32_t> members;
   if (degree < 1 || degree > free_count()) return members;
+  auto serves = [&](std::int32_t w) {
+    auto it = view_.workers.find(w);
+    return it != view_.workers.end() && it->second.serves(r.model);
+  };
   for (auto h : r.holders)
-    if (static_cast<std::int32_t>(members.size()) < degree && free_.count(h)) members.push_back(h);
+    if (static_cast<std::int32_t>(members.size()) < degree && free_.count(h) && serves(h)) members.push_back(h);
   for (auto w : free_) {
     if (static_cast<std::int32_t>(members.size()) >= degree) break;
-    if (std::find(members.begin(), members.end(), w) == members.end()) members.push_back(w);
+    if (std::find(members.begin(), members.end(), w) == members.end() && serves(w)) members.push_back(w);
   }
+  if (static_cast<std::int32_t>(members.size()) < degree) members.clear();
   return members;
 }
 

@@ -10,6 +10,7 @@
 // An assignment runs the request's *next* task on a group; at the task's end the request is
 // waiting again and the policy decides anew, so every chunk boundary is a preemption point and
 // a chance to change the request's degree. See README.md for a walkthrough.
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <functional>
@@ -64,6 +65,10 @@ struct worker_view {
   bool alive = false;
   bool busy = false;
   std::uint64_t group_id = 0;  // 0: in no group
+  std::vector<std::string> models;  // the checkpoints it serves; empty: every model (seeded)
+  bool serves(std::string_view model) const {
+    return models.empty() || std::find(models.begin(), models.end(), model) != models.end();
+  }
 };
 
 struct group_info {
@@ -150,8 +155,8 @@ class planner {
 
   std::int32_t free_count() const noexcept { return static_cast<std::int32_t>(free_.size()); }
   bool is_free(std::int32_t w) const { return free_.count(w) != 0; }
-  // Picks `degree` free workers for r: its holders first (no reshard when they suffice and the
-  // degree is unchanged), then the lowest free ids. Empty when not enough are free.
+  // Picks `degree` free workers that serve r's model: its holders first (no reshard when they
+  // suffice and the degree is unchanged), then the lowest free ids. Empty when not enough are free.
   std::vector<std::int32_t> pick(const request_view& r, std::int32_t degree) const;
   // Emits the decisions to run r's next task on `members` (all free); marks them taken.
   void place(const request_view& r, const std::vector<std::int32_t>& members);

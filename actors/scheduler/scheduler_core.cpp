@@ -116,6 +116,13 @@ std::vector<scheduler_output> scheduler_core::on_admitted(const msg::admitted& m
     finish(m.request_id, "failed", "model '" + m.request.model + "' has no cost profile", now_us, out);
     return out;
   }
+  for (auto c = cancelled_tags_.begin(); c != cancelled_tags_.end(); ++c)
+    if (!m.request.client_tag.empty() && c->first == m.request.client_tag) {
+      const std::string why = c->second;
+      cancelled_tags_.erase(c);
+      finish(m.request_id, "cancelled", why, now_us, out);
+      return out;
+    }
   refresh(views_.at(m.request_id));
   set_waiting(views_.at(m.request_id), true);
   if (ever_had_workers_ &&
@@ -175,8 +182,14 @@ std::vector<scheduler_output> scheduler_core::on_task_done(const msg::task_done&
     consult(event_kind::task_done, now_us, out);
     return out;
   }
-  if (x.task_stage == stage::prepare) r.prepared = true;
-  else r.steps_done = x.task_step_end;
+  if (x.task_stage == stage::prepare) {
+    r.prepared = true;
+  } else {
+    r.steps_done = x.task_step_end;
+    if (x.request.progress && !x.request.reply_to.empty())
+      out.push_back(progress_note{x.request.reply_to, msg::progress{r.id, x.client_tag, r.steps_done, r.steps_total,
+                                                                     static_cast<std::int32_t>(degree)}});
+  }
   refresh(r);
   set_waiting(r, true);
   if (r.preempt_requested) {
@@ -208,9 +221,20 @@ void scheduler_core::task_failed(std::uint64_t rid, const std::string& why, std:
 
 std::vector<scheduler_output> scheduler_core::on_cancel(const msg::cancel& m, std::int64_t now_us) {
   out_t out;
-  if (!views_.count(m.request_id)) return out;
+  std::uint64_t rid = m.request_id;
+  if (rid == 0 && !m.client_tag.empty()) {
+    for (const auto& [id, x] : extra_)
+      if (x.client_tag == m.client_tag) rid = id;
+    if (rid == 0) {
+      // Not here yet (admission is on its way): cancelled on arrival. Bounded: the oldest go.
+      cancelled_tags_.push_back({m.client_tag, m.reason});
+      if (cancelled_tags_.size() > max_early_cancels) cancelled_tags_.pop_front();
+      return out;
+    }
+  }
+  if (!views_.count(rid)) return out;
   // A running task is not interrupted: its group stays busy until the task reports.
-  finish(m.request_id, "cancelled", m.reason, now_us, out);
+  finish(rid, "cancelled", m.reason, now_us, out);
   consult(event_kind::cancel, now_us, out);
   return out;
 }
@@ -222,7 +246,8 @@ std::vector<scheduler_output> scheduler_core::on_worker_hello(const msg::worker_
   if (it != workers_.end() && it->second.alive)
     worker_lost(m.worker, "worker restarted", now_us, out);  // whatever it held is gone
   auto& w = workers_[m.worker];
-  w = worker_view{m.worker, true, false, 0};
+  w = worker_view{m.worker, true, false, 0, {}};
+  for (const auto& s : m.models) w.models.push_back(s.name);
   ever_had_workers_ = true;
   consult(event_kind::worker_up, now_us, out);
   return out;
@@ -355,7 +380,7 @@ void scheduler_core::apply(const decision& d, std::int64_t now_us, out_t& out) {
         return invalid();
       for (auto w : g->second.members) {
         const auto& wv = workers_.at(w);
-        if (!wv.alive || wv.busy) return invalid();
+        if (!wv.alive || wv.busy || !wv.serves(r->second.model)) return invalid();
       }
       dispatch(d.request_id, g->second, now_us, out);
       break;

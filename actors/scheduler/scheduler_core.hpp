@@ -20,6 +20,7 @@
 // from its last completed chunk: chunk ends leave a host checkpoint, so state lost with a
 // holder is restored from it ("checkpoint" layout, charged as a reshard).
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <set>
@@ -53,8 +54,14 @@ struct scheduler_stats {
   std::uint64_t stale_reports = 0;
 };
 
+// A finished chunk, for the request's reply_to.
+struct progress_note {
+  std::string to;
+  msg::progress progress;
+};
+
 using scheduler_output = std::variant<msg::task_assign, msg::reshard, msg::preempt,
-                                      msg::form_group, msg::dissolve_group, msg::request_done>;
+                                      msg::form_group, msg::dissolve_group, msg::request_done, progress_note>;
 
 class scheduler_core {
  public:
@@ -122,6 +129,8 @@ class scheduler_core {
   std::map<std::uint64_t, group_info> groups_;
   std::map<std::uint64_t, std::uint64_t> group_task_;  // busy group -> its task id
   std::uint64_t next_task_id_ = 1;
+  static constexpr std::size_t max_early_cancels = 1024;
+  std::deque<std::pair<std::string, std::string>> cancelled_tags_;  // (client tag, reason) not yet admitted
   bool ever_had_workers_ = false;
 };
 

@@ -89,6 +89,8 @@ std::vector<outgoing> scheduler_driver::emit(const std::vector<scheduler_output>
             out.push_back(make_outgoing(route::topic, names::preempt_topic, m));
           } else if constexpr (std::is_same_v<T, msg::request_done>) {
             out.push_back(make_outgoing(route::topic, names::done_topic, m));
+          } else if constexpr (std::is_same_v<T, progress_note>) {
+            out.push_back(make_outgoing(route::direct, m.to, m.progress));
           } else {  // form_group, dissolve_group
             out.push_back(make_outgoing(route::direct, names::membership, m));
           }

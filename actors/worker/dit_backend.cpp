@@ -11,6 +11,8 @@
 #include "actors/serving/state_layout.hpp"
 #include "common/hash.hpp"
 #include "kernels/collectives/file_rendezvous.hpp"
+#include "kernels/dit/generate.hpp"
+#include "kernels/dit/png.hpp"
 
 namespace gfdit {
 
@@ -110,12 +112,76 @@ result<std::unique_ptr<dit_backend>> dit_backend::create(const dit_backend_confi
     // The direct Ulysses window of the served DiTs at degree 8 with batched CFG (dit-xl-2-512: 8 MiB).
     o.buffer_bytes = std::size_t{32} << 20;
   }
+  // The checkpoints first: a worker that cannot serve what it was given must not join.
+  auto served = load_served(cfg.models);
+  if (!served) return served.err();
   auto w = coll::World::create(rv, o);
   if (!w) return make_error(w.err().code, cfg.device + " backend: joining the world: " + w.err().what);
-  return std::unique_ptr<dit_backend>(new dit_backend(cfg, std::move(now_us), std::move(*w)));
+  return std::unique_ptr<dit_backend>(new dit_backend(cfg, std::move(now_us), std::move(*w), std::move(*served)));
+}
+
+result<std::map<std::string, dit_backend::served>> dit_backend::load_served(const std::map<std::string, std::string>& dirs) {
+  std::map<std::string, served> out;
+  for (const auto& [name, dir] : dirs) {
+    auto card = dit::read_model_card(dir);
+    if (!card) return make_error(card.err().code, "model '" + name + "': " + card.err().what);
+    if (card->config.cond != dit::conditioning::class_label || card->config.video())
+      return make_error(errc::invalid_argument, "model '" + name + "' (" + dir +
+                                                    "): only class-conditional image models are served");
+    auto m = dit::load_model(*card);
+    if (!m) return make_error(m.err().code, "model '" + name + "': " + m.err().what);
+    served s{std::move(*card), std::move(*m), std::nullopt};
+    if (!s.card.vae_dir.empty()) {
+      auto v = dit::vae_decoder::load(s.card.vae_dir);
+      if (!v) return make_error(v.err().code, "model '" + name + "': " + v.err().what);
+      s.vae = std::move(*v);
+    }
+    out.emplace(name, std::move(s));
+  }
+  return out;
+}
+
+std::vector<msg::served_model> dit_backend::served_models() const {
+  std::vector<msg::served_model> out;
+  for (const auto& [name, s] : served_) {
+    const auto& c = s.card.config;
+    const int stride = s.vae ? 8 : 1;  // pixels per latent pixel
+    msg::served_model m;
+    m.name = name;
+    m.width = c.width * stride;
+    m.height = c.height * stride;
+    m.classes = s.card.class_names;
+    if (m.classes.empty())
+      for (int l = 0; l < c.num_classes; ++l) m.classes.push_back("class " + std::to_string(l));
+    m.default_steps = s.card.default_steps;
+    m.default_guidance = s.card.default_guidance;
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+const dit_backend::served* dit_backend::served_for(const msg::generate_request& r) const {
+  auto it = served_.find(r.model);
+  return it == served_.end() ? nullptr : &it->second;
 }
 
 result<const dit::model*> dit_backend::model_for(const msg::generate_request& r) {
+  if (!served_.empty()) {
+    auto* s = served_for(r);
+    if (!s) return make_error(errc::not_found, name() + ": worker " + std::to_string(cfg_.rank) + " does not serve '" + r.model + "'");
+    const auto m = served_models();
+    const auto& info = *std::find_if(m.begin(), m.end(), [&](const auto& x) { return x.name == r.model; });
+    if (r.width != info.width || r.height != info.height)
+      return make_error(errc::invalid_argument, name() + ": '" + r.model + "' draws " + std::to_string(info.width) + "x" +
+                                                    std::to_string(info.height) + ", not " + std::to_string(r.width) + "x" +
+                                                    std::to_string(r.height));
+    if (on_gpu() && !gpu_models_.count(&s->model)) {
+      auto g = dit::gpu_model::upload(s->model, world_->options().device);
+      if (!g) return g.err();
+      gpu_models_[&s->model] = std::move(*g);
+    }
+    return &s->model;
+  }
   auto c = served_model_config(r.model, r.width, r.height);
   if (!c) return c.err();
   const std::string key = r.model + "/" + std::to_string(c->height) + "x" + std::to_string(c->width);
@@ -195,7 +261,49 @@ result<std::vector<float>> dit_backend::move(const msg::artifact& from, std::spa
   return reshard(*from_group, *to_group, c, h ? std::span<const float>(h->data) : std::span<const float>{});
 }
 
-result<std::uint64_t> dit_backend::execute(const msg::task_assign& t, std::int64_t& reshard_us) {
+result<dit::request> dit_backend::request_for(const dit::model_config& c, const msg::generate_request& r) const {
+  dit::request req = served_request(c, r);
+  if (const served* s = served_for(r)) {
+    // As `gfdit generate` makes it from the card, so a served picture has its bytes.
+    if (r.label >= c.num_classes)
+      return make_error(errc::invalid_argument, name() + ": class " + std::to_string(r.label) + " of '" + r.model +
+                                                    "', which has " + std::to_string(c.num_classes));
+    dit::generate_options o;
+    o.class_label = r.label >= 0 ? r.label : req.class_label;
+    o.seed = r.seed;
+    o.steps = r.steps;
+    o.guidance = static_cast<float>(r.guidance);
+    req = dit::make_request(s->card, o);
+  } else if (r.label >= 0 && r.label < c.num_classes) {
+    req.class_label = r.label;
+  }
+  if (auto v = dit::validate(c, req); !v) return v.err();
+  return req;
+}
+
+msg::result dit_backend::draw(const served& s, const msg::task_assign& t, const std::vector<float>& latent) const {
+  msg::result out;
+  out.request_id = t.request_id;
+  out.client_tag = t.request.client_tag;
+  auto img = dit::decode_pixels(s.card, latent, s.vae ? &*s.vae : nullptr);
+  if (!img) {
+    out.error = name() + ": decoding request " + std::to_string(t.request_id) + ": " + img.err().what;
+    return out;
+  }
+  auto png = dit::encode_png(*img);
+  if (!png) {
+    out.error = name() + ": PNG of request " + std::to_string(t.request_id) + ": " + png.err().what;
+    return out;
+  }
+  out.media_type = "image/png";
+  out.width = img->width;
+  out.height = img->height;
+  out.data = std::move(*png);
+  return out;
+}
+
+result<std::uint64_t> dit_backend::execute(const msg::task_assign& t, std::int64_t& reshard_us,
+                                           std::optional<msg::result>* picture) {
   const std::int32_t me = cfg_.rank;
   auto st = stage_from_string(t.stage);
   if (!st) return st.err();
@@ -210,8 +318,9 @@ result<std::uint64_t> dit_backend::execute(const msg::task_assign& t, std::int64
                                                   std::to_string(t.request.height) + " has " +
                                                   std::to_string(c.image_tokens()) + " tokens, the task says " +
                                                   std::to_string(t.tokens));
-  const dit::request req = served_request(c, t.request);
-  if (auto v = dit::validate(c, req); !v) return v.err();
+  auto rq = request_for(c, t.request);
+  if (!rq) return rq.err();
+  const dit::request& req = *rq;
   auto g = world_->form(t.members, t.task_id);
   if (!g) return g.err();
   if (!g->is_member()) return make_error(errc::invalid_argument, name() + ": not a member of the task's group");
@@ -268,13 +377,15 @@ result<std::uint64_t> dit_backend::execute(const msg::task_assign& t, std::int64
   if (!full) return full.err();
   held_.erase(t.request_id);
   if (!to0->is_member()) return std::uint64_t{0};
-  return latent_hash(dit::unpatchify(c, *full));
+  const auto latent = dit::unpatchify(c, *full);
+  if (const served* s = served_for(t.request); s && picture) *picture = draw(*s, t, latent);
+  return latent_hash(latent);
 }
 
-std::optional<msg::task_done> dit_backend::run(const msg::task_assign& t) {
+std::optional<msg::task_done> dit_backend::run(const msg::task_assign& t, std::optional<msg::result>* picture) {
   msg::task_done d = msg::report_of(t, cfg_.rank, now_us_());
   std::int64_t reshard_us = 0;
-  auto r = execute(t, reshard_us);
+  auto r = execute(t, reshard_us, picture);
   d.end_us = now_us_();
   d.ok = r.ok();
   if (r) d.result_hash = *r;

@@ -10,6 +10,7 @@
 // joins through files in world_dir at configure instead.
 #include <deque>
 #include <mutex>
+#include <variant>
 
 #include "actors/runtime/param_checks.hpp"
 #include "actors/runtime/registry.hpp"
@@ -69,6 +70,13 @@ class worker_actor : public actor {
     if (auto r = ctx.params().declare<std::int64_t>("weight_seed", 7, "cpu/gpu: seed of the DiT weights"); !r) return r;
     if (auto r = ctx.params().declare<std::string>("task_log", "", "cpu/gpu: append a line per task here (empty: off)"); !r)
       return r;
+    // Usually a global parameter of the launch file, so every worker serves the same.
+    if (auto r = ctx.params().declare_json("models", param_type::map, nlohmann::json::object(),
+                                           "cpu/gpu: checkpoints served, {name: {path: DIR, format: gfdit|diffusers}} "
+                                           "(empty: every profiled model from seeded weights)",
+                                           check_models);
+        !r)
+      return r;
     auto costs = load_costs(ctx);
     if (!costs) return costs.err();
     costs_ = *costs;
@@ -83,11 +91,20 @@ class worker_actor : public actor {
     report_ = [this](msg::task_done d, std::int64_t due_in_us) {
       {
         std::lock_guard lock(outbox_mu_);
-        outbox_.push_back({std::move(d), due_in_us});
+        outbox_.push_back(due_report{std::move(d), due_in_us});
+      }
+      wake_();
+    };
+    picture_ = [this](msg::result picture, std::string reply_to) {
+      {
+        std::lock_guard lock(outbox_mu_);
+        outbox_.push_back(picture_out{std::move(picture), std::move(reply_to)});
       }
       wake_();
     };
     warn_ = [&log = ctx.log()](const std::string& what) { log.warn("{}", what); };  // spdlog is thread-safe
+    if (backend_name_ == "sim" && !ctx.params().get_json("models").empty())
+      return make_error(errc::invalid_argument, "parameter 'models': checkpoints are served by the cpu and gpu backends, not sim");
     if (backend_name_ == "sim") backend_ = make_sim_worker(id_, costs_, report_);
     else if (auto r = configure_dit(ctx); !r) return r;
     ctx.on<msg::task_assign>([this](const msg::task_assign& t, const envelope& e) {
@@ -115,7 +132,9 @@ class worker_actor : public actor {
 
  private:
   void announce(context& ctx) {
-    (void)ctx.publish(names::workers_topic, msg::worker_hello{id_, "", "", backend_name_});
+    msg::worker_hello hello{id_, "", "", backend_name_, {}};
+    hello.models = backend_->served_models();
+    (void)ctx.publish(names::workers_topic, hello);
     ctx.every(std::chrono::milliseconds(ctx.params().get<std::int64_t>("heartbeat_ms")),
               [this, &ctx] { (void)ctx.publish(names::workers_topic, msg::worker_heartbeat{id_, ++beats_}); });
   }
@@ -134,7 +153,7 @@ class worker_actor : public actor {
         ctx.request_stop();
         return;
       }
-      backend_ = make_dit_worker(std::move(joined_), report_, warn_);
+      backend_ = make_dit_worker(std::move(joined_), report_, warn_, picture_);
       ctx.log().info("joined the world as rank {} of {} through the bus", id_, dit_cfg_.world_size);
       announce(ctx);
       auto waiting = std::move(deferred_);
@@ -172,6 +191,7 @@ class worker_actor : public actor {
     cfg.collective_timeout = std::chrono::milliseconds(ctx.params().get<std::int64_t>("collective_timeout_ms"));
     cfg.weight_seed = static_cast<std::uint64_t>(ctx.params().get<std::int64_t>("weight_seed"));
     cfg.task_log = ctx.params().get<std::string>("task_log");
+    for (const auto& [name, m] : ctx.params().get_json("models").items()) cfg.models[name] = m.at("path").get<std::string>();
     // Report times on the graph's model clock (the scheduler's, from the same wall clock).
     auto now_us = [speedup = speedup_] {
       const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -182,7 +202,7 @@ class worker_actor : public actor {
     if (ctx.params().get<std::string>("rendezvous") == "file") {
       auto be = dit_backend::create(cfg, now_us);
       if (!be) return be.err();
-      backend_ = make_dit_worker(std::move(*be), report_, warn_);
+      backend_ = make_dit_worker(std::move(*be), report_, warn_, picture_);
     } else {
       // What create() would refuse later, on the joiner's thread, is refused here already.
       if (auto r = dit_backend::check(cfg); !r) return r;
@@ -199,12 +219,19 @@ class worker_actor : public actor {
   }
 
   void send_reports(context& ctx) {
-    std::deque<due_report> out;
+    std::deque<std::variant<due_report, picture_out>> out;
     {
       std::lock_guard lock(outbox_mu_);
       out.swap(outbox_);
     }
-    for (auto& [report, due_in_us] : out) {
+    for (auto& item : out) {
+      if (auto* p = std::get_if<picture_out>(&item)) {
+        // Lost only if the receiver is gone; its RequestDone then tells the client.
+        if (auto r = ctx.send(p->to, p->picture); !r)
+          ctx.log().error("the picture of request {} did not go to '{}': {}", p->picture.request_id, p->to, r.err().what);
+        continue;
+      }
+      auto& [report, due_in_us] = std::get<due_report>(item);
       auto send = [&ctx, report = std::move(report)] {
         if (auto r = ctx.send(names::scheduler, report); !r) ctx.log().error("{}", r.err().what);
       };
@@ -213,9 +240,28 @@ class worker_actor : public actor {
     }
   }
 
+  // {name: {path, format}}: a path is required; format, when given, is gfdit or diffusers
+  // (the directory's own files say which it is).
+  static std::string check_models(const nlohmann::json& j) {
+    for (const auto& [name, m] : j.items()) {
+      if (name.empty()) return "a model name is empty";
+      if (!m.is_object() || !m.contains("path") || !m["path"].is_string())
+        return "model '" + name + "' needs {path: DIR}";
+      for (const auto& [k, v] : m.items())
+        if (k != "path" && k != "format") return "model '" + name + "': unknown key '" + k + "' (path, format)";
+      if (m.contains("format") && m["format"] != "gfdit" && m["format"] != "diffusers")
+        return "model '" + name + "': format must be gfdit or diffusers";
+    }
+    return {};
+  }
+
   struct due_report {
     msg::task_done report;
     std::int64_t due_in_us = 0;
+  };
+  struct picture_out {
+    msg::result picture;
+    std::string to;
   };
 
   std::shared_ptr<const cost_model> costs_;
@@ -224,8 +270,9 @@ class worker_actor : public actor {
   std::function<void()> wake_;
   worker_backend::report_fn report_;
   worker_backend::warn_fn warn_;
+  worker_backend::picture_fn picture_;
   std::mutex outbox_mu_;
-  std::deque<due_report> outbox_;  // outbox_mu_: reports for send_reports()
+  std::deque<std::variant<due_report, picture_out>> outbox_;  // outbox_mu_: for send_reports(), in order
   std::unique_ptr<dit_backend> joined_;  // set by the joiner's thread, taken once it has finished
   std::deque<std::function<void()>> deferred_;
   std::unique_ptr<world_joiner> joiner_;  // after joined_: its thread is stopped first

@@ -28,12 +28,17 @@ class sim_worker final : public worker_backend {
 
 class dit_worker final : public worker_backend {
  public:
-  dit_worker(std::unique_ptr<dit_backend> dit, report_fn report, warn_fn warn)
-      : dit_(std::move(dit)), report_(std::move(report)), warn_(std::move(warn)) {}
+  dit_worker(std::unique_ptr<dit_backend> dit, report_fn report, warn_fn warn, picture_fn picture)
+      : dit_(std::move(dit)), report_(std::move(report)), warn_(std::move(warn)), picture_(std::move(picture)) {}
 
   void start(const msg::task_assign& t, std::int64_t) override {
     executor_.post([this, t] {
-      auto report = dit_->run(t);
+      std::optional<msg::result> picture;
+      auto report = dit_->run(t, &picture);
+      if (picture) {
+        if (!picture->error.empty()) warn_(picture->error);
+        if (!t.request.reply_to.empty()) picture_(std::move(*picture), t.request.reply_to);
+      }
       if (!report) return;
       if (!report->ok)
         warn_("task " + std::to_string(t.task_id) + " of request " + std::to_string(t.request_id) +
@@ -50,11 +55,14 @@ class dit_worker final : public worker_backend {
   void forget(std::uint64_t request_id) override {
     executor_.post([this, request_id] { dit_->forget(request_id); });
   }
+  // Fixed at create(): safe beside the executor's thread.
+  std::vector<msg::served_model> served_models() const override { return dit_->served_models(); }
 
  private:
   std::unique_ptr<dit_backend> dit_;
   report_fn report_;
   warn_fn warn_;
+  picture_fn picture_;
   serial_executor executor_;  // last: stopped before what its jobs use
 };
 
@@ -66,8 +74,8 @@ std::unique_ptr<worker_backend> make_sim_worker(std::int32_t id, std::shared_ptr
 }
 
 std::unique_ptr<worker_backend> make_dit_worker(std::unique_ptr<dit_backend> dit, worker_backend::report_fn report,
-                                                worker_backend::warn_fn warn) {
-  return std::make_unique<dit_worker>(std::move(dit), std::move(report), std::move(warn));
+                                                worker_backend::warn_fn warn, worker_backend::picture_fn picture) {
+  return std::make_unique<dit_worker>(std::move(dit), std::move(report), std::move(warn), std::move(picture));
 }
 
 }  // namespace gfdit

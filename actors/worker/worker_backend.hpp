@@ -14,6 +14,7 @@
 #include <string>
 
 #include "actors/serving/cost_model.hpp"
+#include "messages/membership.hpp"
 #include "messages/serving.hpp"
 
 namespace gfdit {
@@ -24,6 +25,8 @@ class worker_backend {
  public:
   using report_fn = std::function<void(msg::task_done report, std::int64_t due_in_us)>;
   using warn_fn = std::function<void(const std::string&)>;  // any thread
+  // A finished picture, for the request's reply_to; any thread, before the decode's report.
+  using picture_fn = std::function<void(msg::result picture, std::string reply_to)>;
 
   virtual ~worker_backend() = default;
   // A task this worker is a member of, assigned at model time `now_us`.
@@ -32,12 +35,14 @@ class worker_backend {
   virtual void reshard(const msg::reshard& m) = 0;
   // The request ended: drop whatever is left of it.
   virtual void forget(std::uint64_t request_id) = 0;
+  // The checkpoints it serves (its hello says so); empty: every profiled model, seeded.
+  virtual std::vector<msg::served_model> served_models() const { return {}; }
 };
 
 std::unique_ptr<worker_backend> make_sim_worker(std::int32_t id, std::shared_ptr<const cost_model> costs,
                                                 worker_backend::report_fn report);
 // Destroying it finishes the running task and drops the queued work.
 std::unique_ptr<worker_backend> make_dit_worker(std::unique_ptr<dit_backend> dit, worker_backend::report_fn report,
-                                                worker_backend::warn_fn warn);
+                                                worker_backend::warn_fn warn, worker_backend::picture_fn picture);
 
 }  // namespace gfdit

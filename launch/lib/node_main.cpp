@@ -146,6 +146,7 @@ int run_node(const node_run_options& opt) {
     }
   }
   if (me->threads > 0) no.threads = me->threads;
+  no.globals = g->parameters;
   no.peer_timeout = std::chrono::milliseconds(opt.peer_timeout_ms);
 
   auto n = node::create(no);  // blocks SIGINT/SIGTERM here, before any thread starts

@@ -5,7 +5,9 @@
 // stage (prepare, all chunks, decode) there. A block that loses a member is not re-formed: like
 // a communicator-based system, the survivors wait until the dead member is back. Requests whose group died
 // restart, FCFS, on the next free group.
+#include <algorithm>
 #include <charconv>
+#include <set>
 
 #include "actors/scheduler/policies/builtin.hpp"
 #include "messages/membership.hpp"
@@ -30,7 +32,7 @@ class static_policy final : public policy {
     std::sort(idle.begin(), idle.end(), [&](auto a, auto b) { return block_of_.at(a) < block_of_.at(b); });
     idle.erase(std::unique(idle.begin(), idle.end()), idle.end());
 
-    auto next = v.waiting.begin();
+    std::set<std::uint64_t> taken;  // started on a group in this call
     for (auto gid : idle) {
       // The request bound to this group continues; else the oldest unbound one starts here.
       auto b = bound_by_group_.find(gid);
@@ -42,9 +44,16 @@ class static_policy final : public policy {
         if (v.requests.count(b->second)) continue;  // running elsewhere? never: keep the group
         unbind(b->second);
       }
-      while (next != v.waiting.end() && bound(v, *next)) ++next;
+      // The oldest waiting request that is unbound and whose model every member serves.
+      const auto& members = members_of_.at(gid);
+      auto next = std::find_if(v.waiting.begin(), v.waiting.end(), [&](std::uint64_t rid) {
+        if (taken.count(rid) || bound(v, rid)) return false;
+        const auto& model = v.requests.at(rid).model;
+        return std::all_of(members.begin(), members.end(), [&](std::int32_t w) { return v.workers.at(w).serves(model); });
+      });
       if (next == v.waiting.end()) continue;
-      const std::uint64_t rid = *next++;
+      const std::uint64_t rid = *next;
+      taken.insert(rid);
       bind(rid, gid);
       out.push_back(decision::assign(rid, gid));
     }
@@ -62,6 +71,7 @@ class static_policy final : public policy {
       decision d = decision::form(members);
       blocks_[block] = d.group_id;
       block_of_[d.group_id] = block;
+      members_of_[d.group_id] = members;
       idle.push_back(d.group_id);
       out.push_back(std::move(d));
     }
@@ -94,6 +104,7 @@ class static_policy final : public policy {
   std::int32_t degree_;
   std::map<std::int32_t, std::uint64_t> blocks_;    // block -> group id (formed once)
   std::map<std::uint64_t, std::int32_t> block_of_;
+  std::map<std::uint64_t, std::vector<std::int32_t>> members_of_;
   std::map<std::uint64_t, std::uint64_t> group_by_request_;
   std::map<std::uint64_t, std::uint64_t> bound_by_group_;
 };
