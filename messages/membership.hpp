@@ -47,13 +47,23 @@ struct worker_hello {
   GFDIT_FIELDS(worker, node, device, backend, models)
 };
 
-// True when the worker of `hello`-models `models` runs requests of `model`.
+// True when a worker whose hello lists `models` runs requests of `model`.
 inline bool serves(const std::vector<served_model>& models, std::string_view model) {
   if (models.empty()) return true;
   for (const auto& m : models)
     if (m.name == model) return true;
   return false;
 }
+
+// "Say your hello to me": a worker answers with its WorkerHello, sent to the asker alone (the
+// topic's hello would make the scheduler think it restarted). For actors that join a running
+// graph and missed the hellos, like a gateway learning which models are served.
+struct hello_query {
+  static constexpr std::string_view type_name = "membership.hello_query";
+  static constexpr std::uint16_t type_version = 1;
+  std::int32_t worker = 0;
+  GFDIT_FIELDS(worker)
+};
 
 struct worker_heartbeat {
   static constexpr std::string_view type_name = "membership.heartbeat";

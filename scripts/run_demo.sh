@@ -1,23 +1,58 @@
 #!/usr/bin/env bash
-# The main job of `make run`: draws one picture of every class with the shipped fashion-dit
-# (out/fashion-grid.png), then launches the default demo graph (launch/graphs/serving.yaml: the
-# elastic control plane, four worker processes, a load client) once with the `static` baseline
-# and once with the elastic `edf-best-fit` policy, on the same 200-request trace, and prints
-# both results side by side. Usage: scripts/run_demo.sh BUILD_DIR
+# The main job of `make run`: serves the shipped fashion-dit checkpoint over HTTP
+# (launch/graphs/serving-http.yaml: the elastic control plane, two worker processes, the
+# OpenAI-style gateway), draws one picture of every class through the Python client
+# (examples/python/generate.py) into out/fashion-grid.png, then launches the default demo graph
+# (launch/graphs/serving.yaml: four simulated GPUs and a load client) once with the `static`
+# baseline and once with the elastic `edf-best-fit` policy on the same 200-request trace, and
+# prints both side by side. Usage: scripts/run_demo.sh BUILD_DIR
 set -euo pipefail
 build=${1:-build}
 cd "$(dirname "$0")/.."
 gfdit="$build/launch/cli/gfdit"
 out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
+graph=""
+cleanup() {
+  if [ -n "$graph" ]; then kill -INT "$graph" 2>/dev/null || true; wait "$graph" 2>/dev/null || true; fi
+  rm -rf "$out"
+}
+trap cleanup EXIT
 
-# Pictures first: gfdit generate on the CPU, the ten classes side by side, enlarged 4x; two
-# ranks (Ulysses degree 2 as threads) use both cores of a small machine, with the same bytes.
-mkdir -p out
-echo "== gfdit generate --model fashion-dit --every-class --grid"
-"$gfdit" generate --model fashion-dit --every-class --n 1 --seed 7 --grid --scale 4 --degree 2 \
-  --out out/fashion-grid.png --quiet
-echo "   (t-shirt/top, trouser, pullover, dress, coat, sandal, shirt, sneaker, bag, ankle boot)"
+# GPU workers where a GPU is present (and the build has CUDA), else CPU workers.
+backend=cpu
+if "$gfdit" generate --model fashion-dit --device gpu --steps 1 --out "$out/probe.png" --quiet >/dev/null 2>&1; then
+  backend=gpu
+fi
+workers=2
+[ "$backend" = gpu ] && workers=$(nvidia-smi -L 2>/dev/null | wc -l)
+echo "== gfdit launch launch/graphs/serving-http.yaml backend:=$backend workers:=$workers (fashion-dit over HTTP)"
+mkdir -p "$out/world" out
+"$gfdit" launch launch/graphs/serving-http.yaml listen:=127.0.0.1:0 "port_file:=$out/port" \
+  "world_dir:=$out/world" "backend:=$backend" "workers:=$workers" > "$out/graph.log" 2>&1 &
+graph=$!
+url=""
+for _ in $(seq 1 600); do
+  if [ -s "$out/port" ] && python3 -c 'import sys, urllib.request; sys.exit(b"fashion-dit" not in urllib.request.urlopen(sys.argv[1], timeout=2).read())' \
+       "http://127.0.0.1:$(cat "$out/port")/v1/models" 2>/dev/null; then
+    url="http://127.0.0.1:$(cat "$out/port")"
+    break
+  fi
+  kill -0 "$graph" 2>/dev/null || break
+  sleep 0.1
+done
+if [ -z "$url" ]; then
+  echo "the HTTP graph did not come up; its log:" >&2
+  tail -30 "$out/graph.log" >&2
+  exit 1
+fi
+echo "   serving on $url; four pictures of every class through the Python client (examples/python/generate.py)"
+python3 examples/python/generate.py --url "$url" --every-class --n 4 --seed 7 --out "$out/pictures" \
+  --grid out/fashion-grid.png --scale 4 > "$out/client.log" 2>&1 || { cat "$out/client.log" >&2; exit 1; }
+echo "   wrote $(pwd)/out/fashion-grid.png: $(ls "$out/pictures" | wc -l) pictures, a row per class (t-shirt/top,"
+echo "   trouser, pullover, dress, coat, sandal, shirt, sneaker, bag, ankle boot), seeds 7-10"
+kill -INT "$graph"
+wait "$graph" 2>/dev/null || true
+graph=""
 echo
 
 for policy in static edf-best-fit; do

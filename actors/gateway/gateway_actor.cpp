@@ -166,16 +166,21 @@ class gateway_actor : public actor {
           });
       });
     });
-    ctx.subscribe<msg::worker_hello>(serving_names::workers_topic, [this](const msg::worker_hello& h, const envelope&) {
-      std::lock_guard lock(mu_);
-      hellos_[h.worker] = h.models;
-      auto cat = std::make_shared<gateway::model_catalog>();
-      seeded_ = false;
-      for (const auto& [w, models] : hellos_) {
-        if (models.empty()) seeded_ = true;
-        for (const auto& m : models) cat->emplace(m.name, m);
+    // Which models are served: the workers' hellos; a worker that said hello before this
+    // gateway listened is asked again when its heartbeat shows it.
+    ctx.subscribe<msg::worker_hello>(serving_names::workers_topic,
+                                     [this](const msg::worker_hello& h, const envelope&) { on_hello(h); });
+    ctx.on<msg::worker_hello>([this](const msg::worker_hello& h, const envelope&) { on_hello(h); });
+    ctx.subscribe<msg::worker_heartbeat>(serving_names::workers_topic, [this, &ctx](const msg::worker_heartbeat& b,
+                                                                                   const envelope&) {
+      {
+        std::lock_guard lock(mu_);
+        if (hellos_.count(b.worker)) return;
       }
-      catalog_ = std::move(cat);
+      auto& asked = asked_[b.worker];
+      if (steady::now() - asked < std::chrono::seconds(1)) return;
+      asked = steady::now();
+      (void)ctx.send(serving_names::worker(b.worker), msg::hello_query{b.worker});
     });
     // Admission unreachable (or gone): the request's sender learns it here.
     ctx.on_delivery_failure([this](const error& e, const envelope& env) {
@@ -208,7 +213,7 @@ class gateway_actor : public actor {
     server_->set_keep_alive_timeout(static_cast<time_t>(std::max<std::int64_t>(1, rt.count() / 1000000)));
     server_->Post("/v1/images/generations", [this](const httplib::Request& req, httplib::Response& res) { serve(req, res); });
     server_->Get(R"(/v1/images/([0-9a-f]{1,64}))", [this](const httplib::Request& req, httplib::Response& res) {
-      auto bytes = store_->take(req.matches[1]);
+      auto bytes = store_->get(req.matches[1]);
       if (!bytes) return write(res, gateway::error_reply(404, "not_found", "no such image (fetched already, or expired)"));
       res.status = 200;
       res.set_content(std::string(bytes->begin(), bytes->end()), "image/png");
@@ -268,6 +273,18 @@ class gateway_actor : public actor {
   std::pair<std::shared_ptr<const gateway::model_catalog>, bool> catalog() {
     std::lock_guard lock(mu_);
     return {catalog_, seeded_};
+  }
+
+  void on_hello(const msg::worker_hello& h) {
+    std::lock_guard lock(mu_);
+    hellos_[h.worker] = h.models;
+    auto cat = std::make_shared<gateway::model_catalog>();
+    seeded_ = false;
+    for (const auto& [w, models] : hellos_) {
+      if (models.empty()) seeded_ = true;
+      for (const auto& m : models) cat->emplace(m.name, m);
+    }
+    catalog_ = std::move(cat);
   }
 
   // A server thread: parse, queue for the actor, then wait (or stream) for the answer.
@@ -505,6 +522,7 @@ class gateway_actor : public actor {
   std::shared_ptr<const gateway::model_catalog> catalog_ = std::make_shared<gateway::model_catalog>();  // mu_
   bool seeded_ = false;                                                                                  // mu_
   std::map<std::string, std::pair<std::shared_ptr<job>, std::size_t>> by_tag_;  // actor thread
+  std::map<std::int32_t, steady::time_point> asked_;                            // actor thread: hello_query sent
   std::uint64_t sent_ = 0;                                                       // actor thread
 };
 

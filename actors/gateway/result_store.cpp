@@ -1,5 +1,6 @@
 #include "actors/gateway/result_store.hpp"
 
+#include <algorithm>
 #include <random>
 
 namespace gfdit::gateway {
@@ -41,16 +42,14 @@ std::string result_store::put(std::vector<std::uint8_t> bytes, clock::time_point
   return id;
 }
 
-std::optional<std::vector<std::uint8_t>> result_store::take(const std::string& id, clock::time_point now) {
+std::optional<std::vector<std::uint8_t>> result_store::get(const std::string& id, clock::time_point now) {
   std::lock_guard lock(mu_);
   expire(now);
   auto it = items_.find(id);
   if (it == items_.end()) return std::nullopt;
-  auto bytes = std::move(it->second.bytes);
-  stats_.bytes -= bytes.size();
   ++stats_.fetched;
-  items_.erase(it);
-  return bytes;
+  it->second.expires = std::min(it->second.expires, now + refetch);
+  return it->second.bytes;
 }
 
 bool result_store::full(clock::time_point now) {

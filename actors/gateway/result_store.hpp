@@ -1,6 +1,7 @@
 #pragma once
-// The pictures answered with `url`: held until fetched once (GET /v1/images/{id}) or until they
-// are `ttl` old, within `max_bytes`. Thread-safe: the actor puts, the HTTP threads take.
+// The pictures answered with `url`: held until fetched (GET /v1/images/{id}; a fetched picture
+// stays another `refetch` for a client that asks twice) or until they are `ttl` old, within
+// `max_bytes`. Thread-safe: the actor puts, the HTTP threads get.
 //
 // Bounded by backpressure, not by dropping: a picture of an accepted request is always stored
 // (the store may pass its limit by what was already in flight), and while the store is full the
@@ -33,8 +34,10 @@ class result_store {
 
   // Stores the bytes and returns their id.
   std::string put(std::vector<std::uint8_t> bytes, clock::time_point now = clock::now());
-  // The bytes, removed from the store; nothing when the id is unknown or expired.
-  std::optional<std::vector<std::uint8_t>> take(const std::string& id, clock::time_point now = clock::now());
+  static constexpr std::chrono::seconds refetch{60};
+
+  // The bytes (which now expire within `refetch`); nothing when the id is unknown or expired.
+  std::optional<std::vector<std::uint8_t>> get(const std::string& id, clock::time_point now = clock::now());
   // No room for more: new requests wait (429) until pictures are fetched or expire.
   bool full(clock::time_point now = clock::now());
   store_stats stats(clock::time_point now = clock::now());

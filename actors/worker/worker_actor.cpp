@@ -113,6 +113,10 @@ class worker_actor : public actor {
     ctx.on<msg::reshard>([this](const msg::reshard& m, const envelope&) {
       when_ready([this, m] { backend_->reshard(m); });
     });
+    // Late joiners ask (hello_query); answered once the World is up, when the hello is true.
+    ctx.on<msg::hello_query>([this, &ctx](const msg::hello_query&, const envelope& e) {
+      if (backend_) (void)ctx.send(e.sender, hello());
+    });
     ctx.subscribe<msg::request_done>(names::done_topic, [this](const msg::request_done& d, const envelope&) {
       if (backend_) backend_->forget(d.request_id);  // before the World is up nothing is held
     });
@@ -131,10 +135,14 @@ class worker_actor : public actor {
   }
 
  private:
+  msg::worker_hello hello() const {
+    msg::worker_hello h{id_, "", "", backend_name_, {}};
+    h.models = backend_->served_models();
+    return h;
+  }
+
   void announce(context& ctx) {
-    msg::worker_hello hello{id_, "", "", backend_name_, {}};
-    hello.models = backend_->served_models();
-    (void)ctx.publish(names::workers_topic, hello);
+    (void)ctx.publish(names::workers_topic, hello());
     ctx.every(std::chrono::milliseconds(ctx.params().get<std::int64_t>("heartbeat_ms")),
               [this, &ctx] { (void)ctx.publish(names::workers_topic, msg::worker_heartbeat{id_, ++beats_}); });
   }

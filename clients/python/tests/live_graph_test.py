@@ -30,8 +30,10 @@ STEPS = 8
 def launch_command(gfdit, port_file):
     """The one place that knows how to start the HTTP graph: adjust here when the launch file's
     arguments change. It must listen on a free port and write that port to port_file."""
+    world = os.path.join(os.path.dirname(port_file), "world")
+    os.makedirs(world, exist_ok=True)
     return [gfdit, "launch", os.path.join(REPO, "launch", "graphs", "serving-http.yaml"),
-            "listen:=127.0.0.1:0", "port_file:=" + port_file]
+            "listen:=127.0.0.1:0", "port_file:=" + port_file, "world_dir:=" + world]
 
 
 class Graph:
@@ -116,6 +118,11 @@ def wait_healthy(client, graph, timeout):
     while not client.health():
         check(graph.proc.poll() is None, "the graph exited before /v1/health answered ok")
         check(time.monotonic() < deadline, "/v1/health not ok after %.0f s" % timeout)
+        time.sleep(0.2)
+    # Then until a worker has said it serves the model (workers load it, then join).
+    while MODEL not in [m.get("id") for m in client.models()]:
+        check(graph.proc.poll() is None, "the graph exited before %s was served" % MODEL)
+        check(time.monotonic() < deadline, "%s not in /v1/models after %.0f s" % (MODEL, timeout))
         time.sleep(0.2)
 
 

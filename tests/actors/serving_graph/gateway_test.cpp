@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "actors/gateway/http_api.hpp"
+#include "actors/gateway/result_store.hpp"
 #include "actors/runtime/node.hpp"
 #include "actors/runtime/registry.hpp"
 #include "tests/actors/serving_graph/live_graph.hpp"
@@ -21,23 +22,42 @@ namespace {
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-msg::generate_request parsed(const std::string& body) {
-  auto r = gateway::parse_generation(body);
-  EXPECT_TRUE(std::holds_alternative<msg::generate_request>(r)) << std::get<gateway::http_reply>(r).body;
-  return std::holds_alternative<msg::generate_request>(r) ? std::get<msg::generate_request>(r) : msg::generate_request{};
+// fashion-dit as a worker's hello describes it.
+gateway::model_catalog fashion() {
+  msg::served_model m;
+  m.name = "fashion-dit";
+  m.width = m.height = 28;
+  m.classes = {"t-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot"};
+  m.default_steps = 25;
+  m.default_guidance = 4.0;
+  return {{m.name, m}};
 }
 
-// The 400 reply for a bad body, and the field it names.
-std::pair<int, std::string> refused(const std::string& body) {
-  auto r = gateway::parse_generation(body);
+gateway::generation parsed_all(const std::string& body, const gateway::model_catalog& served = {}) {
+  auto r = gateway::parse_generation(body, served);
+  EXPECT_TRUE(std::holds_alternative<gateway::generation>(r)) << std::get<gateway::http_reply>(r).body;
+  return std::holds_alternative<gateway::generation>(r) ? std::get<gateway::generation>(r) : gateway::generation{};
+}
+
+msg::generate_request parsed(const std::string& body) {
+  auto g = parsed_all(body);
+  return g.requests.empty() ? msg::generate_request{} : g.requests.front();
+}
+
+// The 400 reply for a bad body, and the parameter it names (OpenAI's error object).
+std::pair<int, std::string> refused(const std::string& body, const gateway::model_catalog& served = {}) {
+  auto r = gateway::parse_generation(body, served);
   if (!std::holds_alternative<gateway::http_reply>(r)) return {200, ""};
   const auto& rep = std::get<gateway::http_reply>(r);
-  return {rep.status, json::parse(rep.body)["error"].value("field", "")};
+  const auto e = json::parse(rep.body)["error"];
+  EXPECT_EQ(e["type"], "invalid_request_error") << rep.body;
+  EXPECT_TRUE(e.contains("message") && e.contains("code")) << rep.body;
+  return {rep.status, e["param"].is_string() ? e["param"].get<std::string>() : ""};
 }
 
 TEST(gateway_api, an_openai_style_body_becomes_a_generate_request) {
   auto r = parsed(R"({"model":"image-dit-20b-standin","size":"1024x768","steps":20,"guidance":4.5,"seed":7,
-                      "slo_multiple":2.0,"priority":3,"class":"big","response_format":"url","user":"u1"})");
+                      "slo_multiple":2.0,"priority":3,"class":"big","user":"u1"})");
   EXPECT_EQ(r.model, "image-dit-20b-standin");
   EXPECT_EQ(r.width, 1024);
   EXPECT_EQ(r.height, 768);
@@ -65,6 +85,10 @@ TEST(gateway_api, a_bad_body_is_a_400_that_names_the_field) {
   EXPECT_EQ(refused(R"({"model":"m","size":"512x512","steps":9999999999})"), (std::pair<int, std::string>{400, "steps"}));
   EXPECT_EQ(refused(R"({"model":"m","size":"512x512","seed":-1})"), (std::pair<int, std::string>{400, "seed"}));
   EXPECT_EQ(refused(R"({"model":"m","size":"512x512","n":2})"), (std::pair<int, std::string>{400, "n"}));
+  // A seeded model draws no picture: there is nothing to format or stream.
+  EXPECT_EQ(refused(R"({"model":"m","size":"512x512","response_format":"b64_json"})"),
+            (std::pair<int, std::string>{400, "response_format"}));
+  EXPECT_EQ(refused(R"({"model":"m","size":"512x512","stream":true})"), (std::pair<int, std::string>{400, "stream"}));
   EXPECT_EQ(refused(R"({"model":"m","size":"512x512","stpes":20})"), (std::pair<int, std::string>{400, "stpes"}));
 }
 
@@ -103,7 +127,7 @@ TEST(gateway_api, errors_quote_long_unicode_values_without_cutting_a_character) 
   for (int i = 0; i < 40; ++i) accents += "\xc3\xa9";  // é
   for (const auto& body : {R"({"a)" + accents + R"(":1})", R"({"model":"m","size":"x)" + accents + R"("})",
                            R"({"model":"m","size":"1x1","steps":"xy)" + accents + R"("})"}) {
-    std::variant<msg::generate_request, gateway::http_reply> r;
+    std::variant<gateway::generation, gateway::http_reply> r;
     ASSERT_NO_THROW(r = gateway::parse_generation(body)) << body;
     ASSERT_TRUE(std::holds_alternative<gateway::http_reply>(r));
     const auto& rep = std::get<gateway::http_reply>(r);
@@ -111,6 +135,104 @@ TEST(gateway_api, errors_quote_long_unicode_values_without_cutting_a_character) 
     EXPECT_TRUE(nlohmann::json::accept(rep.body)) << rep.body;
     EXPECT_NE(rep.body.find("... ("), std::string::npos) << rep.body;
   }
+}
+
+TEST(gateway_api, a_served_checkpoint_takes_a_prompt_n_and_its_own_defaults) {
+  auto g = parsed_all(R"({"model":"fashion-dit","prompt":"A photo of an Ankle Boot","n":3,"seed":7,
+                          "response_format":"b64_json","stream":true})", fashion());
+  ASSERT_EQ(g.requests.size(), 3u);
+  EXPECT_EQ(g.response_format, "b64_json");
+  EXPECT_TRUE(g.stream);
+  for (std::uint64_t i = 0; i < 3; ++i) {
+    const auto& r = g.requests[i];
+    EXPECT_EQ(r.label, 9);
+    EXPECT_EQ(r.seed, 7 + i);  // as `gfdit generate --n 3 --seed 7`
+    EXPECT_EQ(r.width, 28);
+    EXPECT_EQ(r.height, 28);
+    EXPECT_EQ(r.steps, 25);
+    EXPECT_EQ(r.guidance, 4.0);
+    EXPECT_TRUE(r.progress);
+    EXPECT_EQ(g.classes[i], "ankle boot");
+  }
+  auto d = parsed_all(R"({"model":"fashion-dit","prompt":"bag","num_inference_steps":8,"guidance_scale":2.5})", fashion());
+  EXPECT_EQ(d.response_format, "url");  // OpenAI's default
+  EXPECT_EQ(d.requests.at(0).steps, 8);
+  EXPECT_EQ(d.requests.at(0).guidance, 2.5);
+  EXPECT_EQ(d.requests.at(0).label, 8);
+  EXPECT_FALSE(d.requests.at(0).progress);
+
+  EXPECT_EQ(refused(R"({"model":"fashion-dit"})", fashion()), (std::pair<int, std::string>{400, "prompt"}));
+  EXPECT_EQ(refused(R"({"model":"fashion-dit","prompt":"bag","size":"1024x1024"})", fashion()),
+            (std::pair<int, std::string>{400, "size"}));
+  EXPECT_EQ(refused(R"({"model":"fashion-dit","prompt":"bag","n":9})", fashion()), (std::pair<int, std::string>{400, "n"}));
+  EXPECT_EQ(refused(R"({"model":"fashion-dit","prompt":"bag","n":0})", fashion()), (std::pair<int, std::string>{400, "n"}));
+  EXPECT_EQ(refused(R"({"model":"fashion-dit","prompt":"bag","response_format":"png"})", fashion()),
+            (std::pair<int, std::string>{400, "response_format"}));
+  EXPECT_EQ(refused(R"({"model":"fashion-dit","prompt":"bag","stream":"yes"})", fashion()),
+            (std::pair<int, std::string>{400, "stream"}));
+  EXPECT_EQ(refused(R"({"model":"fashion-dit","prompt":"bag","steps":3,"num_inference_steps":3})", fashion()),
+            (std::pair<int, std::string>{400, "steps"}));
+  EXPECT_EQ(refused(R"({"model":"fashion-dit","prompt":")" + std::string(5000, 'a') + R"("})", fashion()),
+            (std::pair<int, std::string>{400, "prompt"}));
+  // An unknown class: the nearest names, so a typo is one look away from its fix.
+  auto r = gateway::parse_generation(R"({"model":"fashion-dit","prompt":"sneakr"})", fashion());
+  const auto body = std::get<gateway::http_reply>(r).body;
+  EXPECT_NE(body.find("'sneaker'"), std::string::npos) << body;
+}
+
+TEST(gateway_api, models_images_and_events_have_openai_shapes) {
+  auto m = json::parse(gateway::models_reply(fashion(), false).body);
+  EXPECT_EQ(m["object"], "list");
+  ASSERT_EQ(m["data"].size(), 1u);
+  EXPECT_EQ(m["data"][0]["id"], "fashion-dit");
+  EXPECT_EQ(m["data"][0]["object"], "model");
+  EXPECT_EQ(m["data"][0]["size"], "28x28");
+  EXPECT_EQ(m["data"][0]["classes"].size(), 10u);
+  gateway::picture a, b;
+  a.b64_json = gateway::base64({'P', 'N', 'G'});
+  a.seed = 3;
+  a.class_name = "bag";
+  b.url = "http://h/v1/images/ab";
+  auto body = gateway::images_body(1700000000, {a, b});
+  EXPECT_EQ(body["created"], 1700000000);
+  EXPECT_EQ(body["data"][0]["b64_json"], "UE5H");
+  EXPECT_FALSE(body["data"][0].contains("url"));
+  EXPECT_EQ(body["data"][1]["url"], "http://h/v1/images/ab");
+  EXPECT_EQ(gateway::sse_event({{"step", 5}}), "data: {\"step\":5}\n\n");
+  // base64 against RFC 4648's test vectors.
+  const std::pair<const char*, const char*> vectors[] = {{"", ""}, {"f", "Zg=="}, {"fo", "Zm8="}, {"foo", "Zm9v"},
+                                                         {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"}};
+  for (const auto& [in, out] : vectors) {
+    const std::string s = in;
+    EXPECT_EQ(gateway::base64({s.begin(), s.end()}), out) << in;
+  }
+  auto e = json::parse(gateway::error_reply(503, "unavailable", "down").body)["error"];
+  EXPECT_EQ(e["type"], "server_error");
+  EXPECT_TRUE(e["param"].is_null());
+}
+
+TEST(gateway_api, the_picture_store_is_bounded_by_size_and_time) {
+  using clock = gateway::result_store::clock;
+  gateway::result_store store(10, std::chrono::seconds(100));
+  const auto t0 = clock::now();
+  const auto a = store.put({1, 2, 3, 4, 5, 6}, t0);
+  EXPECT_EQ(a.size(), 32u);  // 128 random bits
+  EXPECT_FALSE(store.full(t0));
+  const auto b = store.put({7, 8, 9, 10}, t0);
+  EXPECT_NE(a, b);
+  EXPECT_TRUE(store.full(t0));  // 10 bytes: new requests wait
+  EXPECT_EQ(store.get(a, t0)->size(), 6u);
+  EXPECT_EQ(store.get(a, t0 + std::chrono::seconds(30))->size(), 6u);  // a client may ask twice
+  EXPECT_FALSE(store.get(a, t0 + gateway::result_store::refetch + std::chrono::seconds(1)));  // then it goes
+  EXPECT_FALSE(store.full(t0 + std::chrono::seconds(61)));
+  EXPECT_FALSE(store.get(b, t0 + std::chrono::seconds(101)));  // never fetched: gone after the TTL
+  EXPECT_FALSE(store.get("0123", t0));
+  const auto s = store.stats(t0 + std::chrono::seconds(101));
+  EXPECT_EQ(s.images, 0u);
+  EXPECT_EQ(s.bytes, 0u);
+  EXPECT_EQ(s.stored, 2u);
+  EXPECT_EQ(s.fetched, 2u);
+  EXPECT_EQ(s.expired, 2u);
 }
 
 TEST(gateway_api, admission_answers_and_terminal_messages_map_to_http) {
@@ -148,7 +270,10 @@ struct gateway_fixture {
 
   gateway_fixture() {
     const auto port_file = std::filesystem::temp_directory_path() / ("gfdit-gw-" + std::to_string(::getpid()));
-    auto created = node::create({.name = "gw", .peers = {{"control", g.control_ep}}, .peer_timeout = 20s});
+    // Peers of the workers too: hellos, heartbeats (and pictures) come from them directly.
+    std::vector<peer_endpoint> peers = {{"control", g.control_ep}};
+    for (std::size_t w = 0; w < g.worker_eps.size(); ++w) peers.push_back({"w" + std::to_string(w), g.worker_eps[w]});
+    auto created = node::create({.name = "gw", .peers = peers, .peer_timeout = 20s});
     EXPECT_TRUE(created);
     n = std::move(*created);
     auto a = actor_registry::global().make("gfdit.gateway");
@@ -159,6 +284,13 @@ struct gateway_fixture {
     EXPECT_TRUE(r) << (r ? "" : r.err().what);
     std::ifstream(port_file) >> port;
     std::filesystem::remove(port_file);
+    // Until a worker's hello has reached the gateway it serves nothing (503 + Retry-After).
+    httplib::Client c("127.0.0.1", port);
+    for (int i = 0; i < 200; ++i) {
+      auto r = c.Get("/v1/models");
+      if (r && json::parse(r->body, nullptr, false).contains("seeded_weights")) break;
+      std::this_thread::sleep_for(50ms);
+    }
   }
 };
 
@@ -200,11 +332,11 @@ TEST(gateway_live, requests_over_http_are_served_and_bad_ones_get_clear_errors) 
   auto bad = http.Post("/v1/images/generations", R"({"model":"image-dit-20b-standin","size":"0x512"})", "application/json");
   ASSERT_TRUE(bad);
   EXPECT_EQ(bad->status, 400);
-  EXPECT_EQ(json::parse(bad->body)["error"]["field"], "width") << bad->body;
+  EXPECT_EQ(json::parse(bad->body)["error"]["param"], "width") << bad->body;
   auto unknown = http.Post("/v1/images/generations", R"({"model":"no-such-model","size":"512x512"})", "application/json");
   ASSERT_TRUE(unknown);
   EXPECT_EQ(unknown->status, 400);
-  EXPECT_EQ(json::parse(unknown->body)["error"]["field"], "model") << unknown->body;
+  EXPECT_EQ(json::parse(unknown->body)["error"]["param"], "model") << unknown->body;
   // The gateway's own parsing: never sent on.
   auto typo = http.Post("/v1/images/generations", R"({"model":"image-dit-20b-standin","size":"512x512","stpes":3})", "application/json");
   ASSERT_TRUE(typo);

@@ -15,6 +15,7 @@ struct live_graph {
   std::string control_ep = unique_ipc("control");
   std::unique_ptr<child_process> control;
   std::vector<std::unique_ptr<child_process>> worker_procs;
+  std::vector<std::string> worker_eps;
 
   // speedup: model microseconds per wall microsecond (every shell gets it).
   live_graph(const std::string& policy, int workers, double speedup) {
@@ -29,8 +30,9 @@ struct live_graph {
         "--actor", "gfdit.membership", "membership", with({{"heartbeat_timeout_ms", 1000}})});
     for (int w = 0; w < workers; ++w) {
       const std::string n = std::to_string(w);  // ("w" + an rvalue string: a false -Wrestrict in GCC 12)
+      worker_eps.push_back(unique_ipc("w"));
       worker_procs.push_back(std::make_unique<child_process>(std::vector<std::string>{
-          GFDIT_SERVING_NODE, "--name", "w" + n, "--bind", unique_ipc("w"),
+          GFDIT_SERVING_NODE, "--name", "w" + n, "--bind", worker_eps.back(),
           "--peer", "control=" + control_ep,
           "--actor", "gfdit.worker", "worker-" + n, with({{"id", w}})}));
     }
