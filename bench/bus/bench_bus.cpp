@@ -89,7 +89,9 @@ int main(int argc, char** argv) {
   auto count = [&](int n) { return std::max(10, static_cast<int>(n * scale)); };
   const std::vector<sizes> table{{64, count(20000), count(300000), "64B"},
                                  {4096, count(10000), count(100000), "4KiB"},
-                                 {1u << 20, count(300), count(1000), "1MiB"}};
+                                 {1u << 20, count(300), count(1000), "1MiB"},
+                                 // A 1024x1024 RGB PNG, as a worker sends it to the gateway.
+                                 {3u << 20, count(100), count(300), "3MiB"}};
   std::printf("%-9s %-6s %-16s %14s %14s %8s\n", "transport", "size", "metric", "gfdit", "raw zmq", "ratio");
   const std::string exe = self_exe();  // peers are this binary in --serve mode
   for (const auto& t : transports) {
