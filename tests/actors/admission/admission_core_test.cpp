@@ -156,5 +156,29 @@ TEST(admission, a_request_decoded_from_hostile_bytes_is_rejected_not_crashed) {
   EXPECT_EQ(as_rejected(a.on_request(*back, 0)).field, "model");
 }
 
+TEST(admission, once_workers_have_said_what_they_serve_a_model_none_holds_is_rejected_naming_those_served) {
+  admission_core a(cost_model::stock());
+  EXPECT_TRUE(std::holds_alternative<msg::admitted>(a.on_request(good(), 0)));  // no hello yet: it waits for workers
+  msg::worker_hello h{0, "", "", "cpu", {}};
+  h.models.push_back(msg::served_model{"fashion-dit", 28, 28, {"a", "b"}, 25, 4.0});
+  a.on_worker_hello(h);
+  auto r = as_rejected(a.on_request(good(), 0));
+  EXPECT_EQ(r.field, "model");
+  EXPECT_NE(r.rule.find("no worker holds model"), std::string::npos) << r.rule;
+  EXPECT_NE(r.rule.find("served: fashion-dit"), std::string::npos) << r.rule;
+  auto f = good();
+  f.model = "fashion-dit";
+  f.width = f.height = 28;
+  f.label = 1;
+  EXPECT_TRUE(std::holds_alternative<msg::admitted>(a.on_request(f, 0)));
+  f.label = 2;  // past its two classes
+  EXPECT_EQ(as_rejected(a.on_request(f, 0)).field, "label");
+  f.label = -5;
+  EXPECT_EQ(as_rejected(a.on_request(f, 0)).field, "label");
+  // A worker with seeded weights serves every profiled model again.
+  a.on_worker_hello(msg::worker_hello{1, "", "", "sim", {}});
+  EXPECT_TRUE(std::holds_alternative<msg::admitted>(a.on_request(good(), 0)));
+}
+
 }  // namespace
 }  // namespace gfdit

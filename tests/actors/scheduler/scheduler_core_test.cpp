@@ -275,5 +275,67 @@ TEST(scheduler, a_policy_reject_is_the_requests_one_terminal_message) {
   EXPECT_FALSE(d[0].slo_met);
 }
 
+TEST(scheduler, a_request_runs_only_on_workers_that_serve_its_model) {
+  // Worker 0 serves only a checkpoint named "other"; worker 1 every model (seeded weights).
+  scheduler_core core(cost_model::stock(), make_policy("edf-best-fit").value(), scheduler_config{4, 2});
+  msg::worker_hello h0{0, "", "", "cpu", {}};
+  h0.models.push_back(msg::served_model{"other", 28, 28, {}, 25, 4.0});
+  (void)core.on_worker_hello(h0, 0);
+  (void)core.on_worker_hello(msg::worker_hello{1, "", "", "cpu", {}}, 0);
+  EXPECT_FALSE(core.workers().at(0).serves("image-dit-20b-standin"));
+  EXPECT_TRUE(core.workers().at(1).serves("image-dit-20b-standin"));
+  for (std::uint64_t id = 1; id <= 3; ++id) {
+    auto t = only<msg::task_assign>(core.on_admitted(admitted(id, 4), 0));
+    for (const auto& a : t) EXPECT_EQ(a.members, std::vector<std::int32_t>{1}) << "request " << id;
+  }
+  // A policy that insists on worker 0 is refused.
+  fixture f(0, 2);
+  (void)f.core.on_worker_hello(h0, 0);
+  f.run_on({0});
+  EXPECT_TRUE(only<msg::task_assign>(f.core.on_admitted(admitted(1, 2), 0)).empty());
+  EXPECT_GE(f.core.stats().decisions_invalid, 1u);
+}
+
+TEST(scheduler, a_cancel_by_client_tag_ends_the_request_even_one_not_yet_admitted) {
+  fixture f(1, 2);
+  f.run_on({0});
+  auto a = admitted(1, 8);
+  (void)f.core.on_admitted(a, 0);
+  auto d = only<msg::request_done>(f.core.on_cancel(msg::cancel{0, "client left", "tag1"}, 10));
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].request_id, 1u);
+  EXPECT_EQ(d[0].status, "cancelled");
+  EXPECT_EQ(d[0].error, "client left");
+  // The cancel overtook its request (it went gateway -> scheduler, the request through admission).
+  EXPECT_TRUE(f.core.on_cancel(msg::cancel{0, "gone early", "tag2"}, 20).empty());
+  auto e = only<msg::request_done>(f.core.on_admitted(admitted(2, 8), 30));
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_EQ(e[0].status, "cancelled");
+  EXPECT_EQ(e[0].error, "gone early");
+  EXPECT_EQ(f.core.check_invariants(), "");
+}
+
+TEST(scheduler, a_request_that_asks_for_progress_gets_one_per_denoise_chunk) {
+  fixture f(2, 4);
+  f.run_on({0, 1});
+  auto a = admitted(1, 10);
+  a.request.reply_to = "gateway";
+  a.request.progress = true;
+  auto t = only<msg::task_assign>(f.core.on_admitted(a, 0));
+  std::vector<progress_note> notes;
+  for (int guard = 0; guard < 10 && !t.empty(); ++guard) {
+    auto out = f.core.on_task_done(done_of(t[0], 0, 10), 10);
+    for (auto& n : only<progress_note>(out)) notes.push_back(n);
+    t = only<msg::task_assign>(out);
+  }
+  ASSERT_EQ(notes.size(), 3u);  // chunks of 4, 4, 2
+  EXPECT_EQ(notes[0].to, "gateway");
+  EXPECT_EQ(notes[0].progress.step, 4);
+  EXPECT_EQ(notes[2].progress.step, 10);
+  EXPECT_EQ(notes[2].progress.total, 10);
+  EXPECT_EQ(notes[1].progress.group_size, 2);
+  EXPECT_EQ(notes[1].progress.client_tag, "tag1");
+}
+
 }  // namespace
 }  // namespace gfdit
