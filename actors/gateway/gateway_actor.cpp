@@ -9,6 +9,7 @@
 // server thread queues before waking the actor (context::waker); the actor sends its requests,
 // fills the job as answers come, and the waiting server thread answers from it.
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -22,8 +23,10 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include "actors/gateway/client_socket.hpp"
+#include "actors/gateway/gateway_metrics.hpp"
 #include "actors/gateway/http_api.hpp"
 #include "actors/gateway/result_store.hpp"
 #include "actors/runtime/context.hpp"
@@ -98,6 +101,9 @@ class gateway_actor : public actor {
                                            checks::above<std::int64_t>(0)),
                    p.declare<double>("store_ttl_s", 600.0, "an unfetched url picture is dropped after this",
                                      checks::above<double>(0.0)),
+                   p.declare<std::string>("api_keys_file", "",
+                                          "a file of API keys, one a line (mode 0600): every request but GET "
+                                          "/v1/images/{id} and /v1/health then needs 'Authorization: Bearer KEY'"),
                    p.declare<double>("picture_grace_s", 10.0,
                                      "after its RequestDone, how long a picture may take to arrive before the request fails",
                                      checks::above<double>(0.0))})
@@ -123,6 +129,11 @@ class gateway_actor : public actor {
     read_timeout_ = std::chrono::duration<double>(p.get<double>("read_timeout_s"));
     max_outstanding_ = p.get<std::int64_t>("max_outstanding");
     grace_ = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::duration<double>(p.get<double>("picture_grace_s")));
+    if (const auto keys = p.get<std::string>("api_keys_file"); !keys.empty()) {
+      auto k = read_keys(keys);
+      if (!k) return k.err();
+      keys_ = std::move(*k);
+    }
     store_ = std::make_unique<gateway::result_store>(
         static_cast<std::size_t>(p.get<std::int64_t>("store_bytes")),
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::duration<double>(p.get<double>("store_ttl_s"))));
@@ -211,7 +222,26 @@ class gateway_actor : public actor {
     const auto rt = std::chrono::duration_cast<std::chrono::microseconds>(read_timeout_);
     server_->set_read_timeout(rt.count() / 1000000, rt.count() % 1000000);
     server_->set_keep_alive_timeout(static_cast<time_t>(std::max<std::int64_t>(1, rt.count() / 1000000)));
-    server_->Post("/v1/images/generations", [this](const httplib::Request& req, httplib::Response& res) { serve(req, res); });
+    // API keys: checked before any handler; a picture's url is a capability of its own.
+    server_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+      if (keys_.empty() || req.path == "/v1/health" || (req.method == "GET" && req.path.rfind("/v1/images/", 0) == 0))
+        return httplib::Server::HandlerResponse::Unhandled;
+      if (authorized(req.get_header_value("Authorization"))) return httplib::Server::HandlerResponse::Unhandled;
+      res.set_header("WWW-Authenticate", "Bearer");
+      write(res, gateway::error_reply(401, "invalid_api_key", "missing or unknown API key (Authorization: Bearer KEY)"));
+      return httplib::Server::HandlerResponse::Handled;
+    });
+    server_->Post("/v1/images/generations", [this](const httplib::Request& req, httplib::Response& res) {
+      const auto t0 = steady::now();
+      const int images = serve(req, res);
+      metrics_.reply(res.status);
+      if (res.status == 200 && images > 0)
+        metrics_.answered(std::chrono::duration<double>(steady::now() - t0).count(), images);
+    });
+    server_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+      res.status = 200;
+      res.set_content(metrics_.text(outstanding_.load(), store_->stats()), "text/plain; version=0.0.4");
+    });
     server_->Get(R"(/v1/images/([0-9a-f]{1,64}))", [this](const httplib::Request& req, httplib::Response& res) {
       auto bytes = store_->get(req.matches[1]);
       if (!bytes) return write(res, gateway::error_reply(404, "not_found", "no such image (fetched already, or expired)"));
@@ -270,9 +300,47 @@ class gateway_actor : public actor {
     res.set_content(r.body, "application/json");
   }
 
+  // An answer without pictures.
+  static int refuse(httplib::Response& res, const http_reply& r) {
+    write(res, r);
+    return 0;
+  }
+
   std::pair<std::shared_ptr<const gateway::model_catalog>, bool> catalog() {
     std::lock_guard lock(mu_);
     return {catalog_, seeded_};
+  }
+
+  static result<std::vector<std::string>> read_keys(const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0)
+      return make_error(errc::not_found, "parameter 'api_keys_file': cannot read '" + path + "'");
+    if (st.st_mode & 077)
+      return make_error(errc::invalid_argument, "parameter 'api_keys_file': '" + path +
+                                                    "' is readable by other users (chmod 600 it)");
+    std::ifstream in(path);
+    std::vector<std::string> keys;
+    for (std::string line; std::getline(in, line);) {
+      while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.pop_back();
+      if (!line.empty() && line[0] != '#') keys.push_back(line);
+    }
+    if (keys.empty()) return make_error(errc::invalid_argument, "parameter 'api_keys_file': '" + path + "' holds no key");
+    return keys;
+  }
+
+  // "Bearer KEY" with a listed key; compared in constant time, so timing tells nothing of a key.
+  bool authorized(const std::string& header) const {
+    constexpr std::string_view scheme = "Bearer ";
+    if (header.size() <= scheme.size() || header.compare(0, scheme.size(), scheme) != 0) return false;
+    const std::string_view given = std::string_view(header).substr(scheme.size());
+    bool ok = false;
+    for (const auto& k : keys_) {
+      unsigned char diff = k.size() == given.size() ? 0 : 1;
+      for (std::size_t i = 0; i < k.size(); ++i)
+        diff |= static_cast<unsigned char>(k[i] ^ (i < given.size() ? given[i] : 0));
+      ok |= diff == 0;
+    }
+    return ok;
   }
 
   void on_hello(const msg::worker_hello& h) {
@@ -287,16 +355,17 @@ class gateway_actor : public actor {
     catalog_ = std::move(cat);
   }
 
-  // A server thread: parse, queue for the actor, then wait (or stream) for the answer.
-  void serve(const httplib::Request& req, httplib::Response& res) {
+  // A server thread: parse, queue for the actor, then wait (or stream) for the answer. Returns
+  // the pictures answered (0: an error, or a stream, counted as it goes).
+  int serve(const httplib::Request& req, httplib::Response& res) {
     auto [cat, seeded] = catalog();
     if (cat->empty() && !seeded) {
       auto r = gateway::error_reply(503, "unavailable", "no worker has joined yet: nothing is served");
       r.retry_after_s = 1;
-      return write(res, r);
+      return refuse(res, r);
     }
     auto parsed = gateway::parse_generation(req.body, *cat);
-    if (auto* bad = std::get_if<http_reply>(&parsed)) return write(res, *bad);
+    if (auto* bad = std::get_if<http_reply>(&parsed)) return refuse(res, *bad);
     auto j = std::make_shared<job>();
     j->gen = std::move(std::get<gateway::generation>(parsed));
     j->url_base = "http://" + (req.has_header("Host") ? req.get_header_value("Host") : host_ + ":" + std::to_string(bound_port_));
@@ -306,13 +375,13 @@ class gateway_actor : public actor {
                                                            " images in flight (max_outstanding " +
                                                            std::to_string(max_outstanding_) + ")");
       r.retry_after_s = 1;
-      return write(res, r);
+      return refuse(res, r);
     }
     if (j->gen.response_format == "url" && store_->full()) {
       auto r = gateway::error_reply(429, "overloaded", "the picture store is full: fetch the pictures waiting there "
                                                        "or wait for them to expire");
       r.retry_after_s = 1;
-      return write(res, r);
+      return refuse(res, r);
     }
     outstanding_ += n;
     struct release {  // the images leave the count when the last holder (this thread or a stream) ends
@@ -324,12 +393,15 @@ class gateway_actor : public actor {
     auto held = std::make_shared<release>(outstanding_, n);
     {
       std::lock_guard lock(mu_);
-      if (!accepting_) return write(res, gateway::error_reply(503, "unavailable", "the gateway is stopping"));
+      if (!accepting_) return refuse(res, gateway::error_reply(503, "unavailable", "the gateway is stopping"));
       inbox_.push_back(j);
     }
     wake_();
     const auto deadline = steady::now() + std::chrono::duration_cast<steady::duration>(timeout_);
-    if (j->gen.stream) return stream(res, j, deadline, held);
+    if (j->gen.stream) {
+      stream(res, j, deadline, held);
+      return 0;
+    }
 
     // Waiting: every 200 ms, whether the client is still there.
     const int fd = gateway::find_client_socket(req.local_port, req.remote_addr, req.remote_port);
@@ -340,15 +412,16 @@ class gateway_actor : public actor {
       if (gateway::peer_closed(fd)) {
         lock.unlock();
         abandon(j, "the client disconnected");
-        return;
+        return 0;
       }
       if (steady::now() > deadline) {
         lock.unlock();
         abandon(j, "no answer within the gateway's timeout_s");
-        return write(res, gateway::error_reply(504, "timeout", "no answer within the gateway's timeout_s: cancelled"));
+        return refuse(res, gateway::error_reply(504, "timeout", "no answer within the gateway's timeout_s: cancelled"));
       }
     }
     write(res, j->reply);
+    return j->reply.status == 200 ? static_cast<int>(n) : 0;
   }
 
   // "stream": an event per finished chunk, then the result (or the error), as Server-Sent Events.
@@ -407,6 +480,7 @@ class gateway_actor : public actor {
       if (j->finished || j->abandoned) return;
       j->abandoned = true;
       j->why_abandoned = why;
+      metrics_.cancelled(why.find("timeout") != std::string::npos ? "timeout" : "disconnect");
       j->finish(gateway::error_reply(499, "cancelled", why));
     }
     {
@@ -512,6 +586,8 @@ class gateway_actor : public actor {
   std::int64_t max_outstanding_ = 64;
   std::chrono::milliseconds grace_{10000};
   std::unique_ptr<gateway::result_store> store_;
+  gateway::gateway_metrics metrics_;
+  std::vector<std::string> keys_;  // API keys (empty: none needed)
   std::atomic<std::int64_t> outstanding_{0};  // images of the jobs being served
   std::thread thread_;
   std::mutex mu_;

@@ -10,6 +10,7 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "actors/gateway/gateway_metrics.hpp"
 #include "actors/gateway/http_api.hpp"
 #include "actors/gateway/result_store.hpp"
 #include "actors/runtime/node.hpp"
@@ -233,6 +234,31 @@ TEST(gateway_api, the_picture_store_is_bounded_by_size_and_time) {
   EXPECT_EQ(s.stored, 2u);
   EXPECT_EQ(s.fetched, 2u);
   EXPECT_EQ(s.expired, 2u);
+}
+
+TEST(gateway_api, metrics_are_prometheus_text_with_a_cumulative_histogram) {
+  gateway::gateway_metrics m;
+  m.reply(200);
+  m.reply(200);
+  m.reply(429);
+  m.answered(0.07, 2);
+  m.answered(3.0, 1);
+  m.cancelled("disconnect");
+  gateway::store_stats s;
+  s.images = 1;
+  s.bytes = 600;
+  s.max_bytes = 1000;
+  const auto t = m.text(5, s);
+  for (const char* line : {"gfdit_gateway_replies_total{status=\"200\"} 2\n", "gfdit_gateway_replies_total{status=\"429\"} 1\n",
+                           "gfdit_gateway_request_seconds_bucket{le=\"0.05\"} 0\n",
+                           "gfdit_gateway_request_seconds_bucket{le=\"0.1\"} 1\n",
+                           "gfdit_gateway_request_seconds_bucket{le=\"2.5\"} 1\n",
+                           "gfdit_gateway_request_seconds_bucket{le=\"5\"} 2\n",
+                           "gfdit_gateway_request_seconds_bucket{le=\"+Inf\"} 2\n", "gfdit_gateway_request_seconds_count 2\n",
+                           "gfdit_gateway_images_total 3\n", "gfdit_gateway_cancelled_total{cause=\"disconnect\"} 1\n",
+                           "gfdit_gateway_cancelled_total{cause=\"timeout\"} 0\n", "gfdit_gateway_outstanding_images 5\n",
+                           "gfdit_gateway_store_bytes 600\n", "# TYPE gfdit_gateway_request_seconds histogram\n"})
+    EXPECT_NE(t.find(line), std::string::npos) << line << " in\n" << t;
 }
 
 TEST(gateway_api, admission_answers_and_terminal_messages_map_to_http) {

@@ -68,7 +68,8 @@ struct http_graph {
   std::unique_ptr<testing::child_process> launcher;
   int port = 0;
 
-  explicit http_graph(const std::string& policy, std::vector<std::string> extra = {}) {
+  // key: the API key it needs (graphs started with api_keys_file).
+  explicit http_graph(const std::string& policy, std::vector<std::string> extra = {}, const std::string& key = {}) {
     dir = fs::temp_directory_path() / ("gfdit-images-" + std::to_string(::getpid()) + "-" + std::to_string(++count));
     fs::remove_all(dir);
     fs::create_directories(dir / "world");
@@ -82,7 +83,9 @@ struct http_graph {
       if (port == 0) std::ifstream(dir / "port") >> port;
       if (port > 0) {
         httplib::Client c("127.0.0.1", port);
-        auto r = c.Get("/v1/models");
+        httplib::Headers auth;
+        if (!key.empty()) auth.emplace("Authorization", "Bearer " + key);
+        auto r = c.Get("/v1/models", auth);
         if (r && r->status == 200 && json::parse(r->body)["data"].size() == 1) return;
       }
       std::this_thread::sleep_for(100ms);
@@ -245,6 +248,52 @@ TEST(images_http, hostile_requests_get_clear_4xx_answers_and_the_graph_keeps_ser
     return std::pair{r ? r->status : 0, r ? r->body : std::string()};
   }();
   EXPECT_EQ(status, 200) << body;
+}
+
+TEST(images_http, api_keys_guard_the_api_and_metrics_count_what_happened) {
+  const fs::path keys = fs::temp_directory_path() / ("gfdit-keys-" + std::to_string(::getpid()));
+  std::ofstream(keys) << "# one key a line\nsecret-key-1\n";
+  fs::permissions(keys, fs::perms::owner_read | fs::perms::owner_write);
+  http_graph g("edf-best-fit", {"api_keys_file:=" + keys.string()}, "secret-key-1");
+  httplib::Client c("127.0.0.1", g.port);
+  c.set_read_timeout(60, 0);
+  const std::string body = R"({"model":"fashion-dit","prompt":"trouser","num_inference_steps":4,"response_format":"url"})";
+  auto none = c.Post("/v1/images/generations", body, "application/json");
+  ASSERT_TRUE(none);
+  EXPECT_EQ(none->status, 401);
+  EXPECT_EQ(json::parse(none->body)["error"]["code"], "invalid_api_key");
+  auto wrong = c.Post("/v1/images/generations", {{"Authorization", "Bearer secret-key-2"}}, body, "application/json");
+  ASSERT_TRUE(wrong);
+  EXPECT_EQ(wrong->status, 401);
+  EXPECT_EQ(c.Get("/v1/models")->status, 401);
+  EXPECT_EQ(c.Get("/v1/health")->status, 200);  // liveness needs no key
+  const httplib::Headers auth = {{"Authorization", "Bearer secret-key-1"}};
+  auto ok = c.Post("/v1/images/generations", auth, body, "application/json");
+  ASSERT_TRUE(ok);
+  ASSERT_EQ(ok->status, 200) << ok->body;
+  // The picture's url is a capability of its own: fetched without the key.
+  const std::string url = json::parse(ok->body)["data"][0]["url"];
+  EXPECT_EQ(c.Get(url.substr(url.find("/v1/")))->status, 200);
+  auto m = c.Get("/metrics", auth);
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->status, 200);
+  EXPECT_NE(m->body.find("gfdit_gateway_replies_total{status=\"200\"} 1\n"), std::string::npos) << m->body;
+  EXPECT_NE(m->body.find("gfdit_gateway_images_total 1\n"), std::string::npos) << m->body;
+  EXPECT_NE(m->body.find("gfdit_gateway_request_seconds_count 1\n"), std::string::npos) << m->body;
+  EXPECT_NE(m->body.find("gfdit_gateway_store_events_total{event=\"fetched\"} 1\n"), std::string::npos) << m->body;
+  fs::remove(keys);
+
+  // A key file other users can read is refused before anything starts.
+  const fs::path open_keys = g.dir / "keys-0644";
+  std::ofstream(open_keys) << "k\n";
+  fs::permissions(open_keys, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read | fs::perms::others_read);
+  testing::child_process check({GFDIT_EXE, "check", std::string(GFDIT_SOURCE_DIR) + "/launch/graphs/serving-http.yaml",
+                                "world_dir:=" + (g.dir / "world").string(), "api_keys_file:=" + open_keys.string()},
+                               (g.dir / "check.log").string());
+  EXPECT_NE(check.wait(), 0);
+  std::ifstream in(g.dir / "check.log");
+  const std::string said(std::istreambuf_iterator<char>(in), {});
+  EXPECT_NE(said.find("readable by other users (chmod 600 it)"), std::string::npos) << said;
 }
 
 }  // namespace
