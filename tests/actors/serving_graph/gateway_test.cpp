@@ -294,7 +294,7 @@ struct gateway_fixture {
   std::unique_ptr<node> n;
   int port = 0;
 
-  gateway_fixture() {
+  explicit gateway_fixture(nlohmann::json extra = nlohmann::json::object()) {
     const auto port_file = std::filesystem::temp_directory_path() / ("gfdit-gw-" + std::to_string(::getpid()));
     // Peers of the workers too: hellos, heartbeats (and pictures) come from them directly.
     std::vector<peer_endpoint> peers = {{"control", g.control_ep}};
@@ -304,8 +304,9 @@ struct gateway_fixture {
     n = std::move(*created);
     auto a = actor_registry::global().make("gfdit.gateway");
     EXPECT_TRUE(a);
-    EXPECT_TRUE(n->add("gateway", std::move(a),
-                       {{"listen", "127.0.0.1:0"}, {"port_file", port_file.string()}, {"timeout_s", 60.0}}));
+    nlohmann::json params = {{"listen", "127.0.0.1:0"}, {"port_file", port_file.string()}, {"timeout_s", 60.0}};
+    params.update(extra);
+    EXPECT_TRUE(n->add("gateway", std::move(a), params));
     auto r = n->start();
     EXPECT_TRUE(r) << (r ? "" : r.err().what);
     std::ifstream(port_file) >> port;
@@ -379,6 +380,38 @@ TEST(gateway_live, requests_over_http_are_served_and_bad_ones_get_clear_errors) 
   auto again = http.Post("/v1/images/generations", R"({"model":"image-dit-20b-standin","size":"512x512","steps":5})", "application/json");
   ASSERT_TRUE(again);
   EXPECT_EQ(again->status, 200) << again->body;
+}
+
+TEST(gateway_live, more_images_in_flight_than_max_outstanding_get_429_with_retry_after) {
+  gateway_fixture f(nlohmann::json{{"max_outstanding", 1}});
+  ASSERT_GT(f.port, 0);
+  // A long request holds the one place (steps at speedup 200: about a second of wall time).
+  std::thread first([&] {
+    httplib::Client c("127.0.0.1", f.port);
+    c.set_read_timeout(60, 0);
+    auto r = c.Post("/v1/images/generations", R"({"model":"image-dit-20b-standin","size":"1024x1024","steps":200})",
+                    "application/json");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200) << r->body;
+  });
+  httplib::Client c("127.0.0.1", f.port);
+  int status = 0;
+  std::string retry_after;
+  for (int i = 0; i < 200 && status != 429; ++i) {  // until the first request has taken its place
+    auto r = c.Post("/v1/images/generations", R"({"model":"image-dit-20b-standin","size":"512x512","steps":5})",
+                    "application/json");
+    ASSERT_TRUE(r);
+    status = r->status;
+    retry_after = r->get_header_value("Retry-After");
+    if (status != 429) std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_EQ(status, 429);
+  EXPECT_EQ(retry_after, "1");
+  first.join();
+  auto after = c.Post("/v1/images/generations", R"({"model":"image-dit-20b-standin","size":"512x512","steps":5})",
+                      "application/json");
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->status, 200) << after->body;
 }
 
 TEST(gateway_live, a_port_in_use_is_a_clear_error_at_activation) {
