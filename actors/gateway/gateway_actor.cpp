@@ -370,20 +370,23 @@ class gateway_actor : public actor {
     j->gen = std::move(std::get<gateway::generation>(parsed));
     j->url_base = "http://" + (req.has_header("Host") ? req.get_header_value("Host") : host_ + ":" + std::to_string(bound_port_));
     const auto n = static_cast<std::int64_t>(j->gen.requests.size());
-    if (outstanding_.load() + n > max_outstanding_) {
-      auto r = gateway::error_reply(429, "overloaded", "the gateway has " + std::to_string(outstanding_.load()) +
-                                                           " images in flight (max_outstanding " +
-                                                           std::to_string(max_outstanding_) + ")");
-      r.retry_after_s = 1;
-      return refuse(res, r);
-    }
     if (j->gen.response_format == "url" && store_->full()) {
       auto r = gateway::error_reply(429, "overloaded", "the picture store is full: fetch the pictures waiting there "
                                                        "or wait for them to expire");
       r.retry_after_s = 1;
       return refuse(res, r);
     }
-    outstanding_ += n;
+    // Take n places or none (compare-and-swap: concurrent requests never overshoot the limit).
+    std::int64_t in_flight = outstanding_.load();
+    do {
+      if (in_flight + n > max_outstanding_) {
+        auto r = gateway::error_reply(429, "overloaded", "the gateway has " + std::to_string(in_flight) +
+                                                             " images in flight (max_outstanding " +
+                                                             std::to_string(max_outstanding_) + ")");
+        r.retry_after_s = 1;
+        return refuse(res, r);
+      }
+    } while (!outstanding_.compare_exchange_weak(in_flight, in_flight + n));
     struct release {  // the images leave the count when the last holder (this thread or a stream) ends
       release(std::atomic<std::int64_t>& c, std::int64_t k) : count(c), n(k) {}
       ~release() { count -= n; }
