@@ -395,16 +395,17 @@ TEST(gateway_live, more_images_in_flight_than_max_outstanding_get_429_with_retry
     EXPECT_EQ(r->status, 200) << r->body;
   });
   httplib::Client c("127.0.0.1", f.port);
-  int status = 0;
-  std::string retry_after;
-  for (int i = 0; i < 200 && status != 429; ++i) {  // until the first request has taken its place
-    auto r = c.Post("/v1/images/generations", R"({"model":"image-dit-20b-standin","size":"512x512","steps":5})",
-                    "application/json");
-    ASSERT_TRUE(r);
-    status = r->status;
-    retry_after = r->get_header_value("Retry-After");
-    if (status != 429) std::this_thread::sleep_for(5ms);
+  // Once the first request holds the one place (the gateway's health says so), the next is refused.
+  for (int i = 0; i < 400; ++i) {
+    auto h = c.Get("/v1/health");
+    if (h && json::parse(h->body)["outstanding_images"] == 1) break;
+    std::this_thread::sleep_for(5ms);
   }
+  auto r = c.Post("/v1/images/generations", R"({"model":"image-dit-20b-standin","size":"512x512","steps":5})",
+                  "application/json");
+  ASSERT_TRUE(r);
+  const int status = r->status;
+  const std::string retry_after = r->get_header_value("Retry-After");
   EXPECT_EQ(status, 429);
   EXPECT_EQ(retry_after, "1");
   first.join();
