@@ -16,7 +16,7 @@ result<std::unique_ptr<admission_driver>> configure(context& ctx) {
       !r)
     return r.err();
   if (auto r = ctx.params().declare<std::int64_t>("gpus", 1, "for retry-after estimates"); !r) return r.err();
-  if (auto r = ctx.params().declare<bool>("reject_infeasible", false); !r) return r.err();
+  if (auto r = ctx.params().declare<bool>("reject_infeasible", true); !r) return r.err();
   auto costs = load_costs(ctx);
   if (!costs) return costs.err();
   admission_driver_config cfg;

@@ -20,7 +20,7 @@ namespace gfdit {
 
 struct admission_config {
   std::size_t max_outstanding = 1024;  // admitted and not yet finished
-  bool reject_infeasible = false;      // set when the policy wants it
+  bool reject_infeasible = true;       // refuse, with the reason, a deadline no degree can meet
   std::int32_t gpus = 1;               // for the retry-after estimate
   std::uint64_t first_id = 1;
   double max_guidance = 100.0;

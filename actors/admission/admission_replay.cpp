@@ -18,7 +18,7 @@ result<std::unique_ptr<replayable_core>> make_core(const replay_params& p) {
   auto gpus = replay_setting<std::int64_t>(p, "gpus", 1);
   auto max_outstanding = replay_setting<std::int64_t>(p, "max_outstanding", 1024);
   auto profiles = replay_setting<std::string>(p, "profiles", "");
-  auto reject_infeasible = replay_setting<bool>(p, "reject_infeasible", false);
+  auto reject_infeasible = replay_setting<bool>(p, "reject_infeasible", true);
   auto speedup = replay_setting<double>(p, "speedup", 1.0);
   if (!gpus) return gpus.err();
   if (!max_outstanding) return max_outstanding.err();

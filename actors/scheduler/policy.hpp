@@ -134,8 +134,6 @@ class policy {
   virtual std::string_view name() const = 0;
   // Appends decisions to `out`. Must be deterministic in the view (and the policy's own state).
   virtual void decide(const policy_view& view, std::vector<decision>& out) = 0;
-  // Whether admission should reject requests that cannot meet their SLO on an idle cluster.
-  virtual bool wants_feasibility_check() const { return false; }
   // The fewest workers any group of this policy holds: a graph with fewer can serve nothing.
   virtual std::int32_t min_group_size() const { return 1; }
 };

@@ -434,7 +434,7 @@ result<run_metrics> simulate(const workload& w0, const sim_options& o, const cos
   cfg.gpus = o.gpus;
   auto scheduler = scheduler_driver::create(shared, cfg);
   if (!scheduler) return scheduler.err();
-  const bool feasibility = (*scheduler)->core().current_policy().wants_feasibility_check();
+  const bool feasibility = admission_config{}.reject_infeasible;  // as a live admission actor by default
   const std::uint64_t seed = o.seed ? o.seed : w.seed;
   auto trace = generate_arrivals(w, costs, o.gpus, seed, o.load_scale);
   if (!trace) return trace.err();

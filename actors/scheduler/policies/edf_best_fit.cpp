@@ -119,7 +119,6 @@ class edf_best_fit_policy final : public policy {
     for (auto& it : items) plan.place(*it.r, it.degree);
   }
 
-  bool wants_feasibility_check() const override { return false; }
 
  private:
   double margin_;
