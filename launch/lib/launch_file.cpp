@@ -347,7 +347,7 @@ class loader {
     }
     stack_.push_back(key);
     check_keys(root, s, "the launch file",
-               {"graph", "args", "parameters", "include", "plugins", "port_base", "processes"});
+               {"graph", "args", "parameters", "include", "plugins", "port_base", "metrics", "processes"});
     if (root["args"]) load_args(root["args"], s);
     if (const auto inc = root["include"]) {
       std::vector<YAML::Node> items;
@@ -375,6 +375,16 @@ class loader {
         if (*v > 65535) fail(mk(n, s), "'port_base' must be a TCP port (< 65536)");
         g_.port_base = static_cast<int>(*v);
       }
+    // metrics: {port_base: N, bind: HOST}: instance k serves Prometheus text on HOST:N+k.
+    if (const auto n = root["metrics"]; n && is_map(n, s, "metrics") && check_keys(n, s, "metrics", {"port_base", "bind"})) {
+      if (const auto p = n["port_base"])
+        if (auto v = integer(p, s, "metrics.port_base", 0); v) {  // 0: off
+          if (*v > 65535) fail(mk(p, s), "'metrics.port_base' must be a TCP port (< 65536)");
+          g_.metrics_port_base = static_cast<int>(*v);
+        }
+      if (const auto b = n["bind"])
+        if (auto t = text(b, s, "metrics.bind")) g_.metrics_bind = *t;
+    }
     if (const auto n = root["parameters"]; n && is_map(n, s, "parameters")) {
       for (const auto& kv : n) {
         const std::string k = kv.first.Scalar();
@@ -696,6 +706,7 @@ result<std::string> to_flat_yaml(const graph_spec& g) {
   ojson out;
   out["graph"] = g.name;
   out["port_base"] = g.port_base;
+  if (g.metrics_port_base > 0) out["metrics"] = {{"port_base", g.metrics_port_base}, {"bind", g.metrics_bind}};
   if (!g.plugins.empty()) out["plugins"] = g.plugins;
   if (!g.parameters.empty()) out["parameters"] = ojson::parse(g.parameters.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   scan(g.parameters, "parameters");

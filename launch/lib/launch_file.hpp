@@ -64,6 +64,8 @@ struct graph_spec {
   std::vector<std::string> plugins;                 // absolute paths
   std::vector<mark> plugin_marks;
   int port_base = 7600;
+  int metrics_port_base = 0;                        // > 0: instance k serves /metrics on metrics_bind:base+k
+  std::string metrics_bind = "127.0.0.1";
   std::vector<instance_spec> instances;             // file order, replicas expanded
 
   const instance_spec* find(const std::string& process, int index) const;

@@ -9,6 +9,8 @@
 #include <set>
 #include <thread>
 
+#include <httplib.h>
+
 #include "actors/runtime/logging.hpp"
 #include "actors/runtime/node.hpp"
 #include "actors/runtime/node_extension.hpp"
@@ -17,6 +19,7 @@
 #include "launch/lib/control.hpp"
 #include "launch/lib/endpoints.hpp"
 #include "launch/lib/launch_file.hpp"
+#include "launch/lib/node_metrics.hpp"
 #include "messages/catalog.hpp"
 
 namespace gfdit::launch {
@@ -220,7 +223,29 @@ int run_node(const node_run_options& opt) {
   }
   log->info("node '{}' of graph '{}' up on {} with {} actor(s)", me->node, g->name, (*n)->endpoint(),
             me->actors.size());
+  // Prometheus text on metrics.bind:port_base + this instance's place in the file.
+  std::unique_ptr<httplib::Server> metrics;
+  std::thread metrics_thread;
+  if (g->metrics_port_base > 0) {
+    const auto k = static_cast<int>(me - g->instances.data());
+    const int port = g->metrics_port_base + k;
+    metrics = std::make_unique<httplib::Server>();
+    node* nd = n->get();
+    metrics->Get("/metrics", [nd](const httplib::Request&, httplib::Response& res) {
+      res.set_content(node_metrics_text(nd->name(), nd->actors(), nd->transport_stats()), "text/plain; version=0.0.4");
+    });
+    if (port > 65535 || !metrics->bind_to_port(g->metrics_bind, port)) {
+      log->error("metrics: cannot listen on {}:{}", g->metrics_bind, port);
+      stop_control();
+      (*n)->stop();
+      return 1;
+    }
+    metrics_thread = std::thread([&metrics] { metrics->listen_after_bind(); });
+    log->info("metrics on http://{}:{}/metrics", g->metrics_bind, port);
+  }
   const int status = (*n)->run_until_signal();
+  if (metrics) metrics->stop();
+  if (metrics_thread.joinable()) metrics_thread.join();
   stop_control();
   return status;
 }

@@ -386,4 +386,22 @@ processes:
   EXPECT_NE(bad.err().what.find("solo.s.parameters.label holds '$('"), std::string::npos) << bad.err().what;
 }
 
+TEST(LaunchFile, MetricsPortsAreCheckedAndCarried) {
+  temp_dir d;
+  auto g = load(d.write("m.yaml", "graph: g\nmetrics: {port_base: 9300, bind: 0.0.0.0}\nprocesses: []\n"), {});
+  ASSERT_TRUE(g) << g.err().what;
+  EXPECT_EQ(g->metrics_port_base, 9300);
+  EXPECT_EQ(g->metrics_bind, "0.0.0.0");
+  auto off = load(d.write("off.yaml", "graph: g\nprocesses: []\n"), {});
+  ASSERT_TRUE(off);
+  EXPECT_EQ(off->metrics_port_base, 0);
+  EXPECT_EQ(off->metrics_bind, "127.0.0.1");  // loopback unless told
+  EXPECT_NE(error_of(d.write("k.yaml", "graph: g\nmetrics: {port: 9300}\nprocesses: []\n")).find("unknown key 'port'"),
+            std::string::npos);
+  EXPECT_NE(error_of(d.write("p.yaml", "graph: g\nmetrics: {port_base: 70000}\nprocesses: []\n")).find("TCP port"),
+            std::string::npos);
+  EXPECT_NE(error_of(d.write("s.yaml", "graph: g\nmetrics: 9300\nprocesses: []\n")).find("'metrics' must be a map"),
+            std::string::npos);
+}
+
 }  // namespace

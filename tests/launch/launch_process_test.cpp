@@ -4,6 +4,8 @@
 
 #include <regex>
 
+#include <httplib.h>
+
 #include "tests/launch/launch_test_support.hpp"
 
 namespace {
@@ -178,6 +180,35 @@ processes:
   EXPECT_EQ(launcher.wait(10s), 0) << launcher.output();
   // The tools left the graph cleanly: no node complained about an undeliverable message.
   EXPECT_EQ(launcher.output().find("not delivered"), std::string::npos) << launcher.output();
+}
+
+// `metrics: {port_base: N}`: each process serves Prometheus text on 127.0.0.1:N+k, with its
+// actors' and its bus's counters.
+TEST(Launch, EveryProcessServesItsMetrics) {
+  temp_dir d;
+  const int base = gfdit::testing::free_tcp_port();
+  const auto f = d.write("metrics.yaml", "graph: metered\nmetrics: {port_base: " + std::to_string(base) + R"(}
+processes:
+  - name: ponger
+    actors: [{type: example.ponger, name: ponger}]
+  - name: pinger
+    actors: [{type: example.pinger, name: pinger, parameters: {count: 100000, period_ms: 5}}]
+)");
+  process launcher({gfdit_exe, "launch", f}, d.path() + "/launch.log");
+  ASSERT_TRUE(launcher.wait_for_output("pong 3 after")) << launcher.output();
+  for (const auto& [k, node] : {std::pair{0, std::string("ponger")}, std::pair{1, std::string("pinger")}}) {
+    httplib::Client c("127.0.0.1", base + k);
+    auto r = c.Get("/metrics");
+    ASSERT_TRUE(r) << node << ": " << launcher.output();
+    EXPECT_EQ(r->status, 200);
+    std::smatch m;
+    const std::regex received("gfdit_actor_received_total\\{node=\"" + node + "\",actor=\"" + node + "\"\\} ([0-9]+)");
+    ASSERT_TRUE(std::regex_search(r->body, m, received)) << r->body;
+    EXPECT_GT(std::stoull(m[1]), 0u) << node;
+    EXPECT_NE(r->body.find("gfdit_actor_active{node=\"" + node + "\",actor=\"" + node + "\",state=\"active\"} 1"),
+              std::string::npos) << r->body;
+    EXPECT_NE(r->body.find("gfdit_bus_frames_total{node=\"" + node + "\",direction=\"sent\"}"), std::string::npos);
+  }
 }
 
 TEST(Launch, ShutdownWithinFiveSecondsLeavesNoOrphans) {
