@@ -1,5 +1,7 @@
 #include "actors/admission/admission_driver.hpp"
 
+#include "actors/runtime/prometheus.hpp"
+
 #include "actors/serving/model_time.hpp"
 #include "actors/serving/serving_names.hpp"
 
@@ -8,6 +10,18 @@ namespace gfdit {
 namespace names = serving_names;
 
 std::vector<std::string> admission_driver::topics() const { return {names::done_topic, names::workers_topic}; }
+
+std::string admission_driver::metrics_text(const std::string& actor) const {
+  std::string out;
+  prom::family(out, "gfdit_admission_requests_total", "counter", "Requests admitted and rejected.");
+  prom::sample(out, "gfdit_admission_requests_total", {{"actor", actor}, {"outcome", "admitted"}},
+               static_cast<double>(core_.admitted_count()));
+  prom::sample(out, "gfdit_admission_requests_total", {{"actor", actor}, {"outcome", "rejected"}},
+               static_cast<double>(core_.rejected_count()));
+  prom::family(out, "gfdit_admission_outstanding", "gauge", "Admitted requests not yet finished (the bounded queue).");
+  prom::sample(out, "gfdit_admission_outstanding", {{"actor", actor}}, static_cast<double>(core_.outstanding()));
+  return out;
+}
 
 std::vector<outgoing> admission_driver::feed(const envelope& env) {
   std::vector<outgoing> out;

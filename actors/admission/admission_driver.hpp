@@ -26,6 +26,8 @@ class admission_driver {
   std::vector<std::string> topics() const;
 
   const admission_core& core() const { return core_; }
+  // Prometheus text of admitted / rejected / outstanding (driver_actor publishes it every second).
+  std::string metrics_text(const std::string& actor) const;
 
  private:
   std::shared_ptr<const cost_model> costs_;

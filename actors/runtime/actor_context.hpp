@@ -39,6 +39,7 @@ class actor_context final : public context {
   // context
   const std::string& name() const override { return name_; }
   lifecycle_state state() const override { return stats_->state.load(); }
+  void set_metrics(std::string text) override { stats_->set_metrics(std::move(text)); }
   parameters& params() override { return params_; }
   spdlog::logger& log() override { return *log_; }
   const envelope* current() const override { return current_; }

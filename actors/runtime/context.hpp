@@ -37,6 +37,10 @@ class context {
   // True while a tool only checks the actor's parameters (launch validation, `gfdit check`):
   // on_configure then validates and leaves no trace (creates no file, opens no device).
   virtual bool probing() const { return false; }
+  // The actor's own metrics, Prometheus text lines (`name{labels} value`, with their # TYPE
+  // lines), served with its node's at /metrics (a launch file's `metrics:`). Any thread; the
+  // latest text replaces the one before.
+  virtual void set_metrics(std::string) {}
   virtual parameters& params() = 0;
   virtual spdlog::logger& log() = 0;
   // The envelope being handled right now (null outside a handler).

@@ -24,6 +24,7 @@ namespace gfdit {
 template <class Driver, result<std::unique_ptr<Driver>> (*Configure)(context&)>
 class driver_actor : public actor {
   static constexpr bool ticks = requires(const Driver& d) { d.tick(std::uint64_t{1}); };
+  static constexpr bool measured = requires(const Driver& d, const std::string& n) { d.metrics_text(n); };
 
  public:
   result<void> on_configure(context& ctx) override {
@@ -42,6 +43,11 @@ class driver_actor : public actor {
     if constexpr (ticks)
       ctx.every(std::chrono::milliseconds(ctx.params().get<std::int64_t>("tick_ms")),
                 [this, &ctx] { send(ctx, {driver_->tick(++ticks_)}); });
+    // A driver with `metrics_text(actor)`: a snapshot every second (the node serves the latest).
+    if constexpr (measured) {
+      ctx.set_metrics(driver_->metrics_text(ctx.name()));
+      ctx.every(std::chrono::seconds(1), [this, &ctx] { ctx.set_metrics(driver_->metrics_text(ctx.name())); });
+    }
     return {};
   }
 

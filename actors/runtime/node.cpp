@@ -505,7 +505,7 @@ std::vector<actor_info> node::actors() const {
   for (const auto& h : impl_->hosted_actors)
     out.push_back({h.name, h.stats->state.load(), h.stats->received.load(), h.stats->sent.load(),
                    h.stats->unhandled.load(), h.stats->decode_errors.load(),
-                   h.stats->delivery_failures.load()});
+                   h.stats->delivery_failures.load(), h.stats->get_metrics()});
   return out;
 }
 

@@ -56,6 +56,7 @@ struct actor_info {
   std::string name;
   lifecycle_state state = lifecycle_state::unconfigured;
   std::uint64_t received = 0, sent = 0, unhandled = 0, decode_errors = 0, delivery_failures = 0;
+  std::string metrics;  // the actor's own (context::set_metrics)
 };
 
 class node {

@@ -1,5 +1,7 @@
 #include "actors/scheduler/scheduler_driver.hpp"
 
+#include "actors/runtime/prometheus.hpp"
+
 #include <set>
 
 #include "actors/serving/model_time.hpp"
@@ -71,6 +73,40 @@ std::vector<outgoing> scheduler_driver::feed(const envelope& env) {
     return run(&scheduler_core::on_group_view);
   if (direct && env.is<msg::heartbeat>() && env.sender == cfg_.self) return emit(core_->on_tick(now));
   return {};
+}
+
+std::string scheduler_driver::metrics_text(const std::string& actor) const {
+  const scheduler_core& c = *core_;
+  std::int64_t running = 0, alive = 0, busy = 0;
+  for (const auto& [id, r] : c.requests()) running += r.running ? 1 : 0;
+  for (const auto& [id, w] : c.workers()) {
+    alive += w.alive ? 1 : 0;
+    busy += w.alive && w.busy ? 1 : 0;
+  }
+  const prom::labels me = {{"actor", actor}};
+  std::string out;
+  prom::family(out, "gfdit_scheduler_requests", "gauge", "Live requests, waiting for a group or running a task.");
+  prom::sample(out, "gfdit_scheduler_requests", {{"actor", actor}, {"state", "waiting"}},
+               static_cast<double>(static_cast<std::int64_t>(c.requests().size()) - running));
+  prom::sample(out, "gfdit_scheduler_requests", {{"actor", actor}, {"state", "running"}}, static_cast<double>(running));
+  prom::family(out, "gfdit_scheduler_workers", "gauge", "Workers alive, and those of them running a task.");
+  prom::sample(out, "gfdit_scheduler_workers", {{"actor", actor}, {"state", "alive"}}, static_cast<double>(alive));
+  prom::sample(out, "gfdit_scheduler_workers", {{"actor", actor}, {"state", "busy"}}, static_cast<double>(busy));
+  prom::family(out, "gfdit_scheduler_groups", "gauge", "Groups formed and not dissolved.");
+  prom::sample(out, "gfdit_scheduler_groups", me, static_cast<double>(c.groups().size()));
+  const auto& s = c.stats();
+  const std::pair<const char*, std::uint64_t> counters[] = {
+      {"policy_calls", s.policy_calls},       {"decisions_applied", s.decisions_applied},
+      {"decisions_invalid", s.decisions_invalid}, {"groups_formed", s.groups_formed},
+      {"groups_dissolved", s.groups_dissolved}, {"reshards", s.reshards},
+      {"preemptions", s.preemptions},         {"tasks_dispatched", s.tasks_dispatched},
+      {"tasks_failed", s.tasks_failed},       {"stale_reports", s.stale_reports}};
+  for (const auto& [what, n] : counters) {
+    const std::string name = std::string("gfdit_scheduler_") + what + "_total";
+    prom::family(out, name, "counter", "The scheduler core's count (scheduler_stats).");
+    prom::sample(out, name, me, static_cast<double>(n));
+  }
+  return out;
 }
 
 std::vector<outgoing> scheduler_driver::emit(const std::vector<scheduler_output>& outs) const {

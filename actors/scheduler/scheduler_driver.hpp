@@ -34,6 +34,8 @@ class scheduler_driver {
   outgoing tick(std::uint64_t n) const;
 
   const scheduler_core& core() const { return *core_; }
+  // Prometheus text of the core's state and counters (driver_actor publishes it every second).
+  std::string metrics_text(const std::string& actor) const;
 
  private:
   scheduler_driver(std::shared_ptr<const cost_model> costs, std::unique_ptr<scheduler_core> core,

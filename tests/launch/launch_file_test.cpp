@@ -8,6 +8,7 @@
 #include "actors/runtime/registry.hpp"
 #include "launch/lib/endpoints.hpp"
 #include "launch/lib/launch_file.hpp"
+#include "launch/lib/node_metrics.hpp"
 #include "tests/launch/launch_test_support.hpp"
 
 namespace {
@@ -402,6 +403,22 @@ TEST(LaunchFile, MetricsPortsAreCheckedAndCarried) {
             std::string::npos);
   EXPECT_NE(error_of(d.write("s.yaml", "graph: g\nmetrics: 9300\nprocesses: []\n")).find("'metrics' must be a map"),
             std::string::npos);
+}
+
+TEST(LaunchFile, NodeMetricsAreEscapedPrometheusTextWithTheActorsOwn) {
+  actor_info a;
+  a.name = "we\"ird";
+  a.state = lifecycle_state::active;
+  a.received = 7;
+  a.metrics = "# TYPE my_total counter\nmy_total 3\n";
+  bus_stats b;
+  b.sent = 5;
+  const auto t = node_metrics_text("n1", {a}, b);
+  EXPECT_NE(t.find("gfdit_actor_received_total{node=\"n1\",actor=\"we\\\"ird\"} 7\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("gfdit_actor_active{node=\"n1\",actor=\"we\\\"ird\",state=\"active\"} 1\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("gfdit_bus_frames_total{node=\"n1\",direction=\"sent\"} 5\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("# TYPE gfdit_bus_failed_total counter\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("my_total 3\n"), std::string::npos) << t;
 }
 
 }  // namespace

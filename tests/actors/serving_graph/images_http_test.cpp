@@ -20,6 +20,7 @@
 
 #include "kernels/dit/generate.hpp"
 #include "tests/support/child_process.hpp"
+#include "tests/support/free_tcp_port.hpp"
 
 namespace gfdit {
 namespace {
@@ -254,7 +255,9 @@ TEST(images_http, api_keys_guard_the_api_and_metrics_count_what_happened) {
   const fs::path keys = fs::temp_directory_path() / ("gfdit-keys-" + std::to_string(::getpid()));
   std::ofstream(keys) << "# one key a line\nsecret-key-1\n";
   fs::permissions(keys, fs::perms::owner_read | fs::perms::owner_write);
-  http_graph g("edf-best-fit", {"api_keys_file:=" + keys.string()}, "secret-key-1");
+  const int metrics_port = testing::free_tcp_port();
+  http_graph g("edf-best-fit", {"api_keys_file:=" + keys.string(), "metrics_port:=" + std::to_string(metrics_port)},
+               "secret-key-1");
   httplib::Client c("127.0.0.1", g.port);
   c.set_read_timeout(60, 0);
   const std::string body = R"({"model":"fashion-dit","prompt":"trouser","num_inference_steps":4,"response_format":"url"})";
@@ -282,6 +285,20 @@ TEST(images_http, api_keys_guard_the_api_and_metrics_count_what_happened) {
   EXPECT_NE(m->body.find("gfdit_gateway_request_seconds_count 1\n"), std::string::npos) << m->body;
   EXPECT_NE(m->body.find("gfdit_gateway_store_events_total{event=\"fetched\"} 1\n"), std::string::npos) << m->body;
   fs::remove(keys);
+
+  // The control process's metrics: the admission and scheduler cores' own, refreshed every second.
+  httplib::Client control("127.0.0.1", metrics_port);
+  std::string text;
+  for (int i = 0; i < 50; ++i) {
+    auto r = control.Get("/metrics");
+    if (r) text = r->body;
+    if (text.find("gfdit_admission_requests_total{actor=\"admission\",outcome=\"admitted\"} 1\n") != std::string::npos) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_NE(text.find("gfdit_admission_requests_total{actor=\"admission\",outcome=\"admitted\"} 1\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("gfdit_scheduler_workers{actor=\"scheduler\",state=\"alive\"} 2\n"), std::string::npos) << text;
+  EXPECT_EQ(text.find("gfdit_scheduler_tasks_dispatched_total{actor=\"scheduler\"} 0\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("gfdit_actor_received_total{node=\"control\",actor=\"scheduler\"}"), std::string::npos) << text;
 
   // A key file other users can read is refused before anything starts.
   const fs::path open_keys = g.dir / "keys-0644";
