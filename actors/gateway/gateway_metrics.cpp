@@ -2,16 +2,9 @@
 
 #include <cstdio>
 
+#include "actors/runtime/prometheus.hpp"
+
 namespace gfdit::gateway {
-namespace {
-
-void line(std::string& out, const char* fmt, auto... args) {
-  char buf[256];
-  std::snprintf(buf, sizeof buf, fmt, args...);
-  out += buf;
-}
-
-}  // namespace
 
 void gateway_metrics::reply(int status) {
   std::lock_guard lock(mu_);
@@ -38,41 +31,40 @@ void gateway_metrics::cancelled(const std::string& cause) {
 std::string gateway_metrics::text(std::int64_t outstanding_images, const store_stats& store) const {
   std::lock_guard lock(mu_);
   std::string out;
-  out += "# HELP gfdit_gateway_replies_total Replies to POST /v1/images/generations, by HTTP status.\n";
-  out += "# TYPE gfdit_gateway_replies_total counter\n";
-  for (const auto& [status, n] : replies_)
-    line(out, "gfdit_gateway_replies_total{status=\"%d\"} %llu\n", status, static_cast<unsigned long long>(n));
-  out += "# HELP gfdit_gateway_request_seconds Wall time of answered (200) requests.\n";
-  out += "# TYPE gfdit_gateway_request_seconds histogram\n";
+  const auto n = [](auto v) { return static_cast<double>(v); };
+  prom::family(out, "gfdit_gateway_replies_total", "counter", "Replies to POST /v1/images/generations, by HTTP status.");
+  for (const auto& [status, count] : replies_)
+    prom::sample(out, "gfdit_gateway_replies_total", {{"status", std::to_string(status)}}, n(count));
+  prom::family(out, "gfdit_gateway_request_seconds", "histogram", "Wall time of answered (200) requests.");
   std::uint64_t cumulative = 0;
   for (std::size_t i = 0; i < buckets.size(); ++i) {
     cumulative += counts_[i];
-    line(out, "gfdit_gateway_request_seconds_bucket{le=\"%g\"} %llu\n", buckets[i],
-         static_cast<unsigned long long>(cumulative));
+    char le[32];
+    std::snprintf(le, sizeof le, "%g", buckets[i]);
+    prom::sample(out, "gfdit_gateway_request_seconds_bucket", {{"le", le}}, n(cumulative));
   }
-  line(out, "gfdit_gateway_request_seconds_bucket{le=\"+Inf\"} %llu\n", static_cast<unsigned long long>(answered_));
-  line(out, "gfdit_gateway_request_seconds_sum %.6f\n", seconds_);
-  line(out, "gfdit_gateway_request_seconds_count %llu\n", static_cast<unsigned long long>(answered_));
-  out += "# HELP gfdit_gateway_images_total Pictures answered.\n# TYPE gfdit_gateway_images_total counter\n";
-  line(out, "gfdit_gateway_images_total %llu\n", static_cast<unsigned long long>(images_));
-  out += "# HELP gfdit_gateway_cancelled_total Requests cancelled in the graph, by cause.\n";
-  out += "# TYPE gfdit_gateway_cancelled_total counter\n";
+  prom::sample(out, "gfdit_gateway_request_seconds_bucket", {{"le", "+Inf"}}, n(answered_));
+  prom::sample(out, "gfdit_gateway_request_seconds_sum", {}, seconds_);
+  prom::sample(out, "gfdit_gateway_request_seconds_count", {}, n(answered_));
+  prom::family(out, "gfdit_gateway_images_total", "counter", "Pictures answered.");
+  prom::sample(out, "gfdit_gateway_images_total", {}, n(images_));
+  prom::family(out, "gfdit_gateway_cancelled_total", "counter", "Requests cancelled in the graph, by cause.");
   for (const char* cause : {"disconnect", "timeout"}) {
     auto it = cancelled_.find(cause);
-    line(out, "gfdit_gateway_cancelled_total{cause=\"%s\"} %llu\n", cause,
-         static_cast<unsigned long long>(it == cancelled_.end() ? 0 : it->second));
+    prom::sample(out, "gfdit_gateway_cancelled_total", {{"cause", cause}}, n(it == cancelled_.end() ? 0 : it->second));
   }
-  out += "# HELP gfdit_gateway_outstanding_images Pictures in flight.\n# TYPE gfdit_gateway_outstanding_images gauge\n";
-  line(out, "gfdit_gateway_outstanding_images %lld\n", static_cast<long long>(outstanding_images));
-  out += "# HELP gfdit_gateway_store_images Pictures waiting in the url store.\n# TYPE gfdit_gateway_store_images gauge\n";
-  line(out, "gfdit_gateway_store_images %zu\n", store.images);
-  out += "# HELP gfdit_gateway_store_bytes Bytes in the url store (and its limit).\n# TYPE gfdit_gateway_store_bytes gauge\n";
-  line(out, "gfdit_gateway_store_bytes %zu\n", store.bytes);
-  line(out, "gfdit_gateway_store_max_bytes %zu\n", store.max_bytes);
-  out += "# TYPE gfdit_gateway_store_events_total counter\n";
-  line(out, "gfdit_gateway_store_events_total{event=\"stored\"} %llu\n", static_cast<unsigned long long>(store.stored));
-  line(out, "gfdit_gateway_store_events_total{event=\"fetched\"} %llu\n", static_cast<unsigned long long>(store.fetched));
-  line(out, "gfdit_gateway_store_events_total{event=\"expired\"} %llu\n", static_cast<unsigned long long>(store.expired));
+  prom::family(out, "gfdit_gateway_outstanding_images", "gauge", "Pictures in flight.");
+  prom::sample(out, "gfdit_gateway_outstanding_images", {}, n(outstanding_images));
+  prom::family(out, "gfdit_gateway_store_images", "gauge", "Pictures waiting in the url store.");
+  prom::sample(out, "gfdit_gateway_store_images", {}, n(store.images));
+  prom::family(out, "gfdit_gateway_store_bytes", "gauge", "Bytes in the url store.");
+  prom::sample(out, "gfdit_gateway_store_bytes", {}, n(store.bytes));
+  prom::family(out, "gfdit_gateway_store_max_bytes", "gauge", "The url store's limit.");
+  prom::sample(out, "gfdit_gateway_store_max_bytes", {}, n(store.max_bytes));
+  prom::family(out, "gfdit_gateway_store_events_total", "counter", "Pictures stored, fetched and expired.");
+  prom::sample(out, "gfdit_gateway_store_events_total", {{"event", "stored"}}, n(store.stored));
+  prom::sample(out, "gfdit_gateway_store_events_total", {{"event", "fetched"}}, n(store.fetched));
+  prom::sample(out, "gfdit_gateway_store_events_total", {{"event", "expired"}}, n(store.expired));
   return out;
 }
 
