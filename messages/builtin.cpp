@@ -30,7 +30,7 @@ void register_builtin_messages(catalog& c) {
           msg::node_hello>(c);
   add_all<msg::ping, msg::pong>(c);
   add_all<msg::generate_request, msg::admitted, msg::rejected, msg::artifact, msg::task_assign,
-          msg::task_done, msg::reshard, msg::preempt, msg::cancel, msg::request_done, msg::progress, msg::result,
+          msg::task_done, msg::reshard, msg::preempt, msg::cancel, msg::request_done, msg::progress, msg::result, msg::request_state, msg::worker_state, msg::cluster_state,
           msg::served_model, msg::worker_hello, msg::hello_query, msg::worker_heartbeat, msg::form_group, msg::dissolve_group,
           msg::group_view, msg::worker_down>(c);
   add_all<msg::world_join, msg::world_blobs>(c);

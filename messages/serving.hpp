@@ -175,6 +175,47 @@ struct cancel {
   GFDIT_FIELDS(request_id, reason, client_tag)
 };
 
+// The scheduler's view for live tools (`gfdit top`), published on topic "serving.state" every
+// few ticks: the counts, every worker, and the first `max_requests` live requests (running
+// ones first, then by id).
+struct request_state {
+  static constexpr std::string_view type_name = "serving.request_state";
+  static constexpr std::uint16_t type_version = 1;
+  std::uint64_t id = 0;
+  std::string model;
+  std::string class_name;
+  std::string stage;  // the next (or running) task's: prepare | denoise | decode
+  std::int32_t steps_done = 0;
+  std::int32_t steps_total = 0;
+  bool running = false;
+  std::int32_t group_size = 0;  // running: its group's; else where its state lives
+  std::int32_t regroupings = 0;
+  GFDIT_FIELDS(id, model, class_name, stage, steps_done, steps_total, running, group_size, regroupings)
+};
+struct worker_state {
+  static constexpr std::string_view type_name = "serving.worker_state";
+  static constexpr std::uint16_t type_version = 1;
+  std::int32_t id = 0;
+  bool alive = false;
+  bool busy = false;
+  std::uint64_t group_id = 0;
+  GFDIT_FIELDS(id, alive, busy, group_id)
+};
+struct cluster_state {
+  static constexpr std::string_view type_name = "serving.cluster_state";
+  static constexpr std::uint16_t type_version = 1;
+  static constexpr std::size_t max_requests = 64;
+  std::int64_t at_us = 0;
+  std::int32_t waiting = 0;
+  std::int32_t running = 0;
+  std::int32_t groups = 0;
+  std::uint64_t tasks_dispatched = 0;
+  std::uint64_t reshards = 0;
+  std::vector<worker_state> workers;
+  std::vector<request_state> requests;
+  GFDIT_FIELDS(at_us, waiting, running, groups, tasks_dispatched, reshards, workers, requests)
+};
+
 // A finished chunk of denoising steps, to the request's reply_to when it asked for progress.
 struct progress {
   static constexpr std::string_view type_name = "serving.progress";

@@ -1,5 +1,7 @@
 #include "actors/scheduler/scheduler_driver.hpp"
 
+#include <algorithm>
+
 #include "actors/runtime/prometheus.hpp"
 
 #include <set>
@@ -71,8 +73,37 @@ std::vector<outgoing> scheduler_driver::feed(const envelope& env) {
     return run(&scheduler_core::on_worker_down);
   if (topic && env.destination == names::membership_topic && env.is<msg::group_view>())
     return run(&scheduler_core::on_group_view);
-  if (direct && env.is<msg::heartbeat>() && env.sender == cfg_.self) return emit(core_->on_tick(now));
+  if (direct && env.is<msg::heartbeat>() && env.sender == cfg_.self) {
+    auto out = emit(core_->on_tick(now));
+    if (auto beat = decode<msg::heartbeat>(env.payload); beat && beat->count % 5 == 0)
+      out.push_back(make_outgoing(route::topic, names::state_topic, snapshot(now)));
+    return out;
+  }
   return {};
+}
+
+msg::cluster_state scheduler_driver::snapshot(std::int64_t now_us) const {
+  const scheduler_core& c = *core_;
+  msg::cluster_state s;
+  s.at_us = now_us;
+  s.groups = static_cast<std::int32_t>(c.groups().size());
+  s.tasks_dispatched = c.stats().tasks_dispatched;
+  s.reshards = c.stats().reshards;
+  for (const auto& [id, w] : c.workers()) s.workers.push_back({id, w.alive, w.busy, w.group_id});
+  std::vector<const request_view*> live;
+  for (const auto& [id, r] : c.requests()) {
+    (r.running ? s.running : s.waiting) += 1;
+    live.push_back(&r);
+  }
+  std::stable_partition(live.begin(), live.end(), [](const request_view* r) { return r->running; });
+  if (live.size() > msg::cluster_state::max_requests) live.resize(msg::cluster_state::max_requests);
+  for (const request_view* r : live) {
+    auto g = c.groups().find(r->group_id);
+    const auto size = r->running && g != c.groups().end() ? g->second.members.size() : r->holders.size();
+    s.requests.push_back({r->id, r->model, r->class_name, std::string(to_string(r->next_stage)), r->steps_done,
+                          r->steps_total, r->running, static_cast<std::int32_t>(size), r->regroupings});
+  }
+  return s;
 }
 
 std::string scheduler_driver::metrics_text(const std::string& actor) const {

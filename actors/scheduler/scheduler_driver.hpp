@@ -34,6 +34,8 @@ class scheduler_driver {
   outgoing tick(std::uint64_t n) const;
 
   const scheduler_core& core() const { return *core_; }
+  // The core's view for live tools, published on topic "serving.state" every 5th tick.
+  msg::cluster_state snapshot(std::int64_t now_us) const;
   // Prometheus text of the core's state and counters (driver_actor publishes it every second).
   std::string metrics_text(const std::string& actor) const;
 

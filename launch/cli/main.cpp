@@ -176,6 +176,15 @@ int main(int argc, char** argv) {
   hz->add_option("--duration", duration_s, "stop after this many seconds (0: never)");
   hz->callback([&] { status = topic_hz(control, topic_name, window_s, duration_s); });
 
+  // top
+  bool once = false;
+  double top_timeout_s = 10;
+  auto* topc = app.add_subcommand("top", "live view of a serving graph: workers, groups, requests with progress");
+  add_control(topc);
+  topc->add_flag("--once", once, "print one frame and exit");
+  topc->add_option("--timeout", top_timeout_s, "fail when no snapshot came within this many seconds (0: wait)");
+  topc->callback([&] { status = top(control, once, top_timeout_s); });
+
   // param
   auto* param = app.add_subcommand("param", "parameters of a running actor");
   param->require_subcommand(1);

@@ -45,6 +45,10 @@ int param_get(const std::string& control, const std::string& actor, const std::s
 int param_set(const std::string& control, const std::string& actor, const std::string& name,
               const std::string& value);
 int msg_show(const std::string& type);
+// `gfdit top`: the scheduler's live view (workers, groups, requests with progress bars), redrawn
+// at each snapshot; `once`: print the first frame and exit (scripts, tests); exit 1 when no
+// snapshot came within `timeout_s`.
+int top(const std::string& control, bool once, double timeout_s);
 int msg_list();
 
 // Where this user's launchers announce themselves: /tmp/gfdit-<uid>/launch-<pid>.json

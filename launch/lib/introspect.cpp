@@ -19,6 +19,9 @@
 #include "launch/lib/commands.hpp"
 #include "launch/lib/control.hpp"
 #include "launch/lib/graph_peer.hpp"
+#include "launch/lib/top_view.hpp"
+#include "actors/serving/serving_names.hpp"
+#include "messages/serving.hpp"
 #include "messages/catalog.hpp"
 #include "messages/system.hpp"
 
@@ -210,6 +213,50 @@ int topic_echo(const std::string& control, const std::string& topic, bool json, 
                  topic.c_str());
     return 1;
   }
+  return 0;
+}
+
+int top(const std::string& control, bool once, double timeout_s) {
+  const sigset_t set = block_termination();
+  std::mutex mu;
+  std::string frame;
+  int frames = 0;
+  const auto g = ask(control, "graph");
+  const std::string graph = g ? g->value("graph", std::string("?")) : "?";
+  auto peer = join(control, {serving_names::state_topic}, [&](const envelope& env) {
+    if (env.destination != serving_names::state_topic || !env.is<msg::cluster_state>()) return;
+    auto s = decode<msg::cluster_state>(env.payload);
+    if (!s) return;
+    std::lock_guard lock(mu);
+    frame = render_top(*s, graph);
+    ++frames;
+  });
+  if (!peer) return fail(peer.err());
+  const bool tty = ::isatty(1);
+  const auto t0 = std::chrono::steady_clock::now();
+  int shown = 0;
+  while (!signalled(set, 100ms)) {
+    std::string f;
+    int n = 0;
+    {
+      std::lock_guard lock(mu);
+      f = frame;
+      n = frames;
+    }
+    if (n == 0 && timeout_s > 0 && std::chrono::steady_clock::now() - t0 > std::chrono::duration<double>(timeout_s)) {
+      std::fprintf(stderr, "gfdit top: no snapshot on '%s' within %.0f s (is a scheduler running?)\n",
+                   serving_names::state_topic, timeout_s);
+      peer->reset();
+      return 1;
+    }
+    if (n == shown) continue;
+    shown = n;
+    if (tty && !once) std::fputs("\x1b[H\x1b[2J", stdout);  // home, clear
+    std::fputs(f.c_str(), stdout);
+    std::fflush(stdout);
+    if (once) break;
+  }
+  peer->reset();
   return 0;
 }
 

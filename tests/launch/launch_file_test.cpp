@@ -9,6 +9,7 @@
 #include "launch/lib/endpoints.hpp"
 #include "launch/lib/launch_file.hpp"
 #include "launch/lib/node_metrics.hpp"
+#include "launch/lib/top_view.hpp"
 #include "tests/launch/launch_test_support.hpp"
 
 namespace {
@@ -419,6 +420,21 @@ TEST(LaunchFile, NodeMetricsAreEscapedPrometheusTextWithTheActorsOwn) {
   EXPECT_NE(t.find("gfdit_bus_frames_total{node=\"n1\",direction=\"sent\"} 5\n"), std::string::npos) << t;
   EXPECT_NE(t.find("# TYPE gfdit_bus_failed_total counter\n"), std::string::npos) << t;
   EXPECT_NE(t.find("my_total 3\n"), std::string::npos) << t;
+}
+
+TEST(LaunchFile, TopDrawsWorkersAndRequestsWithProgressBars) {
+  msg::cluster_state s;
+  s.running = 1;
+  s.waiting = 2;
+  s.groups = 1;
+  s.workers = {{0, true, true, 0xabcd}, {1, true, false, 0}, {2, false, false, 0}};
+  s.requests = {{7, "fashion-dit", "bag", "denoise", 10, 20, true, 2, 1}, {8, "fashion-dit", "coat", "prepare", 0, 20, false, 0, 0}};
+  const auto t = render_top(s, "g");
+  EXPECT_NE(t.find("gfdit top: g  workers 1/2 busy  groups 1  requests 1 running, 2 waiting"), std::string::npos) << t;
+  EXPECT_NE(t.find("0:busy/abcd 1:idle 2:dead"), std::string::npos) << t;
+  EXPECT_NE(t.find("[###########...........]   10/20"), std::string::npos) << t;  // half of 22 cells
+  EXPECT_NE(t.find("waiting"), std::string::npos) << t;
+  EXPECT_NE(t.find("... 1 more"), std::string::npos) << t;  // three live, two shown
 }
 
 }  // namespace

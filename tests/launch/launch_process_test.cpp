@@ -211,6 +211,20 @@ processes:
   }
 }
 
+// `gfdit top --once` against the stock serving graph: the scheduler's snapshot, drawn.
+TEST(Launch, TopShowsTheSchedulersLiveView) {
+  temp_dir d;
+  const std::string control = "tcp://127.0.0.1:" + std::to_string(gfdit::testing::free_tcp_port());
+  process launcher({gfdit_exe, "launch", std::string(GFDIT_SOURCE_DIR) + "/launch/graphs/serving.yaml", "--control", control},
+                   d.path() + "/launch.log");
+  ASSERT_TRUE(launcher.wait_for_output("up on")) << launcher.output();
+  auto [status, out] = run({gfdit_exe, "top", "--once", "--timeout", "20", "--control", control}, d.path() + "/top", 30s);
+  EXPECT_EQ(status, 0) << out;
+  EXPECT_NE(out.find("gfdit top: serving  workers "), std::string::npos) << out;
+  EXPECT_NE(out.find("REQUEST  MODEL"), std::string::npos) << out;
+  EXPECT_NE(out.find("workers: 0:"), std::string::npos) << out;
+}
+
 TEST(Launch, ShutdownWithinFiveSecondsLeavesNoOrphans) {
   temp_dir d;
   const std::string marker = d.path() + "/grandchild";
