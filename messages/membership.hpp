@@ -47,14 +47,6 @@ struct worker_hello {
   GFDIT_FIELDS(worker, node, device, backend, models)
 };
 
-// True when a worker whose hello lists `models` runs requests of `model`.
-inline bool serves(const std::vector<served_model>& models, std::string_view model) {
-  if (models.empty()) return true;
-  for (const auto& m : models)
-    if (m.name == model) return true;
-  return false;
-}
-
 // "Say your hello to me": a worker answers with its WorkerHello, sent to the asker alone (the
 // topic's hello would make the scheduler think it restarted). For actors that join a running
 // graph and missed the hellos, like a gateway learning which models are served.

@@ -108,23 +108,22 @@ msg::cluster_state scheduler_driver::snapshot(std::int64_t now_us) const {
 
 std::string scheduler_driver::metrics_text(const std::string& actor) const {
   const scheduler_core& c = *core_;
-  std::int64_t running = 0, alive = 0, busy = 0;
-  for (const auto& [id, r] : c.requests()) running += r.running ? 1 : 0;
-  for (const auto& [id, w] : c.workers()) {
+  const msg::cluster_state now = snapshot(0);  // the counts `gfdit top` shows
+  std::int64_t alive = 0, busy = 0;
+  for (const auto& w : now.workers) {
     alive += w.alive ? 1 : 0;
     busy += w.alive && w.busy ? 1 : 0;
   }
   const prom::labels me = {{"actor", actor}};
   std::string out;
   prom::family(out, "gfdit_scheduler_requests", "gauge", "Live requests, waiting for a group or running a task.");
-  prom::sample(out, "gfdit_scheduler_requests", {{"actor", actor}, {"state", "waiting"}},
-               static_cast<double>(static_cast<std::int64_t>(c.requests().size()) - running));
-  prom::sample(out, "gfdit_scheduler_requests", {{"actor", actor}, {"state", "running"}}, static_cast<double>(running));
+  prom::sample(out, "gfdit_scheduler_requests", {{"actor", actor}, {"state", "waiting"}}, now.waiting);
+  prom::sample(out, "gfdit_scheduler_requests", {{"actor", actor}, {"state", "running"}}, now.running);
   prom::family(out, "gfdit_scheduler_workers", "gauge", "Workers alive, and those of them running a task.");
   prom::sample(out, "gfdit_scheduler_workers", {{"actor", actor}, {"state", "alive"}}, static_cast<double>(alive));
   prom::sample(out, "gfdit_scheduler_workers", {{"actor", actor}, {"state", "busy"}}, static_cast<double>(busy));
   prom::family(out, "gfdit_scheduler_groups", "gauge", "Groups formed and not dissolved.");
-  prom::sample(out, "gfdit_scheduler_groups", me, static_cast<double>(c.groups().size()));
+  prom::sample(out, "gfdit_scheduler_groups", me, now.groups);
   const auto& s = c.stats();
   const std::pair<const char*, std::uint64_t> counters[] = {
       {"policy_calls", s.policy_calls},       {"decisions_applied", s.decisions_applied},

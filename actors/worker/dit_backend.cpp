@@ -130,12 +130,22 @@ result<std::map<std::string, dit_backend::served>> dit_backend::load_served(cons
                                                     "): only class-conditional image models are served");
     auto m = dit::load_model(*card);
     if (!m) return make_error(m.err().code, "model '" + name + "': " + m.err().what);
-    served s{std::move(*card), std::move(*m), std::nullopt};
+    served s{std::move(*card), std::move(*m), std::nullopt, {}};
     if (!s.card.vae_dir.empty()) {
       auto v = dit::vae_decoder::load(s.card.vae_dir);
       if (!v) return make_error(v.err().code, "model '" + name + "': " + v.err().what);
       s.vae = std::move(*v);
     }
+    const auto& c = s.card.config;
+    const int stride = s.vae ? 8 : 1;  // pixels per latent pixel
+    s.info.name = name;
+    s.info.width = c.width * stride;
+    s.info.height = c.height * stride;
+    s.info.classes = s.card.class_names;
+    if (s.info.classes.empty())
+      for (int l = 0; l < c.num_classes; ++l) s.info.classes.push_back("class " + std::to_string(l));
+    s.info.default_steps = s.card.default_steps;
+    s.info.default_guidance = s.card.default_guidance;
     out.emplace(name, std::move(s));
   }
   return out;
@@ -143,20 +153,7 @@ result<std::map<std::string, dit_backend::served>> dit_backend::load_served(cons
 
 std::vector<msg::served_model> dit_backend::served_models() const {
   std::vector<msg::served_model> out;
-  for (const auto& [name, s] : served_) {
-    const auto& c = s.card.config;
-    const int stride = s.vae ? 8 : 1;  // pixels per latent pixel
-    msg::served_model m;
-    m.name = name;
-    m.width = c.width * stride;
-    m.height = c.height * stride;
-    m.classes = s.card.class_names;
-    if (m.classes.empty())
-      for (int l = 0; l < c.num_classes; ++l) m.classes.push_back("class " + std::to_string(l));
-    m.default_steps = s.card.default_steps;
-    m.default_guidance = s.card.default_guidance;
-    out.push_back(std::move(m));
-  }
+  for (const auto& [name, s] : served_) out.push_back(s.info);
   return out;
 }
 
@@ -169,8 +166,7 @@ result<const dit::model*> dit_backend::model_for(const msg::generate_request& r)
   if (!served_.empty()) {
     auto* s = served_for(r);
     if (!s) return make_error(errc::not_found, name() + ": worker " + std::to_string(cfg_.rank) + " does not serve '" + r.model + "'");
-    const auto m = served_models();
-    const auto& info = *std::find_if(m.begin(), m.end(), [&](const auto& x) { return x.name == r.model; });
+    const msg::served_model& info = s->info;
     if (r.width != info.width || r.height != info.height)
       return make_error(errc::invalid_argument, name() + ": '" + r.model + "' draws " + std::to_string(info.width) + "x" +
                                                     std::to_string(info.height) + ", not " + std::to_string(r.width) + "x" +

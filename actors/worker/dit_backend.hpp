@@ -115,6 +115,7 @@ class dit_backend {
     dit::model_card card;
     dit::model model;
     std::optional<dit::vae_decoder> vae;  // latent models
+    msg::served_model info;               // as the hello tells it (name, size in pixels, classes)
   };
   // This worker's part of a request's latent, as of the last task that succeeded on it. A part
   // is used only when the scheduler's artifact names the same holders and steps; one left behind
