@@ -1,7 +1,7 @@
 # The two commands of the quick start:
 #   make run    install missing packages, build, launch the default graph, print results
 #   make test   install missing packages, build, run every test (GPU tests skip without a GPU)
-# Other targets: deps, build, asan, fuzz, bench-bus, clean.
+# Other targets: deps, build, asan, fuzz, format, format-check, bench-bus, clean.
 
 BUILD ?= build
 ASAN_BUILD ?= build-asan
@@ -13,9 +13,9 @@ CMAKE_FLAGS ?=
 DEB_PACKAGES := build-essential cmake ninja-build pkg-config libcaf-dev libzmq3-dev cppzmq-dev \
   libmsgpack-cxx-dev libgtest-dev libgmock-dev libbenchmark-dev libyaml-cpp-dev libspdlog-dev \
   libfmt-dev libcli11-dev nlohmann-json3-dev libcpp-httplib-dev libsodium-dev libspng-dev zlib1g-dev \
-  dataset-fashion-mnist python3 python3-venv python3-setuptools python3-wheel clang-14 libclang-rt-14-dev libfuzzer-14-dev
+  dataset-fashion-mnist python3 python3-venv python3-setuptools python3-wheel clang-14 clang-format-14 libclang-rt-14-dev libfuzzer-14-dev
 
-.PHONY: deps build run test asan fuzz bench-bus clean
+.PHONY: deps build run test asan fuzz format format-check bench-bus clean
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
@@ -33,10 +33,18 @@ build: deps $(BUILD)/build.ninja
 run: build
 	./scripts/run_demo.sh $(BUILD)
 
-test: build asan
+test: format-check build asan
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) --timeout 600
 	ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS) -R hostile_input
 	$(MAKE) fuzz
+
+# The C++/CUDA sources in .clang-format's style: `make format` rewrites them, `make format-check`
+# (the first step of `make test`) names every file that differs and fails.
+FORMAT_FILES = git ls-files -z '*.cpp' '*.hpp' '*.cu' '*.cuh' '*.h' '*.cc'
+format: deps
+	$(FORMAT_FILES) | xargs -0 clang-format-14 -i
+format-check: deps
+	$(FORMAT_FILES) | xargs -0 clang-format-14 --dry-run --Werror
 
 # Every libFuzzer target (fuzz/) for FUZZ_SECONDS each, in a clang-14 ASan+UBSan tree of its own;
 # a crash fails the target and leaves its reproducer in $(FUZZ_BUILD)/crashes/.

@@ -42,9 +42,8 @@ header header::current(std::string launch_text) {
   header h;
   h.launch = std::move(launch_text);
   for (const auto& e : catalog::global().list()) h.catalog.push_back({e.name, e.id, e.version, e.schema});
-  h.start_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                   std::chrono::system_clock::now().time_since_epoch())
-                   .count();
+  h.start_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   char host[256] = {};
   if (::gethostname(host, sizeof host - 1) == 0) h.host = host;
   return h;
@@ -103,21 +102,24 @@ result<nlohmann::json> parse_msgpack(std::string_view bytes, const char* what) {
 
 }  // namespace
 
-void index::add(std::uint32_t chunk, route kind, std::uint32_t type_id, std::int64_t wall_ns,
-                const std::string& sender, const std::string& destination) {
+void index::add(std::uint32_t chunk, route kind, std::uint32_t type_id, std::int64_t wall_ns, const std::string& sender,
+                const std::string& destination) {
   if (count == 0 || wall_ns < first_ns) first_ns = wall_ns;
   if (count == 0 || wall_ns > last_ns) last_ns = wall_ns;
   ++count;
   add_to(senders[sender], chunk);
-  if (kind == route::topic) add_to(topics[destination], chunk);
-  else add_to(destinations[destination], chunk);
+  if (kind == route::topic)
+    add_to(topics[destination], chunk);
+  else
+    add_to(destinations[destination], chunk);
   ++types[type_id];
 }
 
 std::vector<std::uint32_t> index::chunks_of_actor(const std::string& actor) const {
   std::vector<std::uint32_t> out;
   for (const auto* m : {&senders, &destinations})
-    if (auto it = m->find(actor); it != m->end()) out.insert(out.end(), it->second.chunks.begin(), it->second.chunks.end());
+    if (auto it = m->find(actor); it != m->end())
+      out.insert(out.end(), it->second.chunks.begin(), it->second.chunks.end());
   std::sort(out.begin(), out.end());
   out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;
@@ -162,8 +164,7 @@ bool filter::match(const envelope& env) const {
   };
   if (!topics.empty() && !(env.kind == route::topic && in(topics, env.destination))) return false;
   if (!senders.empty() && !in(senders, env.sender)) return false;
-  if (!actors.empty() && !in(actors, env.sender) &&
-      !(env.kind != route::topic && in(actors, env.destination)))
+  if (!actors.empty() && !in(actors, env.sender) && !(env.kind != route::topic && in(actors, env.destination)))
     return false;
   if (!types.empty()) {
     if (!resolved_) const_cast<filter*>(this)->resolve();
@@ -180,8 +181,8 @@ std::string encode_header(const header& h) {
   nlohmann::json cat = nlohmann::json::array();
   for (const auto& c : h.catalog)
     cat.push_back({{"name", c.name}, {"id", c.id}, {"version", c.version}, {"schema", c.schema}});
-  nlohmann::json j = {{"format", h.version}, {"launch", h.launch}, {"catalog", cat},
-                      {"start_ns", h.start_ns}, {"host", h.host}, {"meta", h.meta}};
+  nlohmann::json j = {{"format", h.version},    {"launch", h.launch}, {"catalog", cat},
+                      {"start_ns", h.start_ns}, {"host", h.host},     {"meta", h.meta}};
   auto bytes = nlohmann::json::to_msgpack(j);
   return std::string(bytes.begin(), bytes.end());
 }
@@ -207,8 +208,7 @@ result<header> decode_header(std::string_view bytes) {
 
 std::string encode_index(const index& ix) {
   nlohmann::json chunks = nlohmann::json::array();
-  for (const auto& c : ix.chunks)
-    chunks.push_back({c.offset, c.bytes, c.count, c.first_index, c.first_ns, c.last_ns});
+  for (const auto& c : ix.chunks) chunks.push_back({c.offset, c.bytes, c.count, c.first_index, c.first_ns, c.last_ns});
   nlohmann::json types = nlohmann::json::object();
   for (const auto& [id, n] : ix.types) types[std::to_string(id)] = n;
   nlohmann::json j = {{"chunks", chunks},
@@ -229,9 +229,8 @@ result<index> decode_index(std::string_view bytes) {
   try {
     index ix;
     for (const auto& c : j->at("chunks"))
-      ix.chunks.push_back({whole<std::uint64_t>(c.at(0)), whole<std::uint32_t>(c.at(1)),
-                           whole<std::uint32_t>(c.at(2)), whole<std::uint64_t>(c.at(3)),
-                           whole<std::int64_t>(c.at(4)), whole<std::int64_t>(c.at(5))});
+      ix.chunks.push_back({whole<std::uint64_t>(c.at(0)), whole<std::uint32_t>(c.at(1)), whole<std::uint32_t>(c.at(2)),
+                           whole<std::uint64_t>(c.at(3)), whole<std::int64_t>(c.at(4)), whole<std::int64_t>(c.at(5))});
     ix.count = whole<std::uint64_t>(j->at("count"));
     ix.first_ns = whole<std::int64_t>(j->at("first_ns"));
     ix.last_ns = whole<std::int64_t>(j->at("last_ns"));

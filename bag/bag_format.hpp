@@ -46,9 +46,9 @@ struct catalog_row {
 
 struct header {
   std::uint32_t version = format_version;
-  std::string launch;               // the launch file's text, verbatim ("" when none)
-  std::vector<catalog_row> catalog; // every message type known to the writer
-  std::int64_t start_ns = 0;        // wall clock when recording began
+  std::string launch;                // the launch file's text, verbatim ("" when none)
+  std::vector<catalog_row> catalog;  // every message type known to the writer
+  std::int64_t start_ns = 0;         // wall clock when recording began
   std::string host;
   nlohmann::json meta = nlohmann::json::object();  // free-form: recorder name, filter, node
   // The process-wide catalog, this host's name and the time now.
@@ -57,10 +57,10 @@ struct header {
 
 // What the index keeps per chunk.
 struct chunk_info {
-  std::uint64_t offset = 0;       // of the chunk's magic
-  std::uint32_t bytes = 0;        // payload bytes
-  std::uint32_t count = 0;        // records
-  std::uint64_t first_index = 0;  // bag-wide index of its first message
+  std::uint64_t offset = 0;                // of the chunk's magic
+  std::uint32_t bytes = 0;                 // payload bytes
+  std::uint32_t count = 0;                 // records
+  std::uint64_t first_index = 0;           // bag-wide index of its first message
   std::int64_t first_ns = 0, last_ns = 0;  // min / max wall stamp in it
 };
 
@@ -72,19 +72,19 @@ struct name_stats {
 struct index {
   std::vector<chunk_info> chunks;
   std::uint64_t count = 0;
-  std::int64_t first_ns = 0, last_ns = 0;  // time range (0, 0 when empty)
+  std::int64_t first_ns = 0, last_ns = 0;          // time range (0, 0 when empty)
   std::map<std::string, name_stats> senders;       // actor -> messages it sent
   std::map<std::string, name_stats> destinations;  // actor (direct, reply, failure) -> received
   std::map<std::string, name_stats> topics;        // topic -> messages published
   std::map<std::uint32_t, std::uint64_t> types;    // type id -> count
-  bool recovered = false;  // rebuilt by scanning (no valid footer); not stored
+  bool recovered = false;                          // rebuilt by scanning (no valid footer); not stored
 
   // Account one message of chunk `chunk`.
   void add(std::uint32_t chunk, const envelope& env) {
     add(chunk, env.kind, env.type_id, env.time.wall_ns, env.sender, env.destination);
   }
-  void add(std::uint32_t chunk, route kind, std::uint32_t type_id, std::int64_t wall_ns,
-           const std::string& sender, const std::string& destination);
+  void add(std::uint32_t chunk, route kind, std::uint32_t type_id, std::int64_t wall_ns, const std::string& sender,
+           const std::string& destination);
   // Chunks that may hold a message of `actor` (as sender or directed destination) or `topic`.
   std::vector<std::uint32_t> chunks_of_actor(const std::string& actor) const;
 };
@@ -97,9 +97,9 @@ std::uint32_t type_id_named(std::string_view t);
 // Which messages a writer keeps or a reader returns. Within a list any entry matches; across
 // lists all non-empty ones must match. types: catalog names or decimal ids.
 struct filter {
-  std::vector<std::string> topics;  // topic messages on these topics
-  std::vector<std::string> actors;  // sent by, or directed to, these actors
-  std::vector<std::string> senders; // sent by these actors
+  std::vector<std::string> topics;   // topic messages on these topics
+  std::vector<std::string> actors;   // sent by, or directed to, these actors
+  std::vector<std::string> senders;  // sent by these actors
   std::vector<std::string> types;
   bool empty() const { return topics.empty() && actors.empty() && senders.empty() && types.empty(); }
   bool match(const envelope& env) const;

@@ -42,8 +42,8 @@ result<void> reader::read_at(std::uint64_t offset, std::size_t n, std::string& o
     const ssize_t r = ::pread(fd_, out.data() + done, n - done, static_cast<off_t>(offset + done));
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0)
-      return make_error(errc::io, at(path_, offset + done) + "read failed: " +
-                                      (r < 0 ? std::strerror(errno) : "unexpected end of file"));
+      return make_error(errc::io, at(path_, offset + done) +
+                                      "read failed: " + (r < 0 ? std::strerror(errno) : "unexpected end of file"));
     done += static_cast<std::size_t>(r);
   }
   return {};
@@ -91,33 +91,41 @@ result<std::unique_ptr<reader>> reader::open(const std::string& path, open_optio
 }
 
 result<void> reader::load_footer() {
-  if (size_ < data_begin_ + trailer_bytes + 12) return make_error(errc::decode_failed, "no index footer (the bag was not closed)");
+  if (size_ < data_begin_ + trailer_bytes + 12)
+    return make_error(errc::decode_failed, "no index footer (the bag was not closed)");
   std::string t;
   if (auto e = read_at(size_ - trailer_bytes, trailer_bytes, t); !e) return e;
-  if (std::string_view(t).substr(8) != end_magic) return make_error(errc::decode_failed, "no index footer (the bag was not closed)");
+  if (std::string_view(t).substr(8) != end_magic)
+    return make_error(errc::decode_failed, "no index footer (the bag was not closed)");
   const std::uint64_t ix_at = get_u64(t.data());
   if (ix_at < data_begin_ || ix_at > size_ - trailer_bytes - 12)
-    return make_error(errc::decode_failed, at(path_, size_ - trailer_bytes) + "index offset " + std::to_string(ix_at) + " out of range");
+    return make_error(errc::decode_failed,
+                      at(path_, size_ - trailer_bytes) + "index offset " + std::to_string(ix_at) + " out of range");
   std::string head;
   if (auto e = read_at(ix_at, 12, head); !e) return e;
-  if (std::string_view(head).substr(0, 4) != index_magic) return make_error(errc::decode_failed, at(path_, ix_at) + "bad index magic");
+  if (std::string_view(head).substr(0, 4) != index_magic)
+    return make_error(errc::decode_failed, at(path_, ix_at) + "bad index magic");
   const std::uint32_t len = get_u32(head.data() + 4);
   if (len > max_index_bytes || ix_at + 12 + len != size_ - trailer_bytes)
-    return make_error(errc::decode_failed, at(path_, ix_at + 4) + "index length " + std::to_string(len) + " does not fit the file");
+    return make_error(errc::decode_failed,
+                      at(path_, ix_at + 4) + "index length " + std::to_string(len) + " does not fit the file");
   std::string body;
   if (auto e = read_at(ix_at + 12, len, body); !e) return e;
-  if (crc32c(body) != get_u32(head.data() + 8)) return make_error(errc::decode_failed, at(path_, ix_at) + "index CRC mismatch");
+  if (crc32c(body) != get_u32(head.data() + 8))
+    return make_error(errc::decode_failed, at(path_, ix_at) + "index CRC mismatch");
   auto ix = decode_index(body);
   if (!ix) return make_error(errc::decode_failed, at(path_, ix_at + 12) + ix.err().what);
   // The index must describe chunks that lie inside the data region, in order.
   std::uint64_t expect = data_begin_, n = 0;
   for (const auto& c : ix->chunks) {
     if (c.offset != expect || c.first_index != n)
-      return make_error(errc::decode_failed, at(path_, ix_at) + "index lists a chunk at " + std::to_string(c.offset) + ", expected " + std::to_string(expect));
+      return make_error(errc::decode_failed, at(path_, ix_at) + "index lists a chunk at " + std::to_string(c.offset) +
+                                                 ", expected " + std::to_string(expect));
     expect += chunk_head_bytes + c.bytes;
     n += c.count;
   }
-  if (expect != ix_at || n != ix->count) return make_error(errc::decode_failed, at(path_, ix_at) + "index does not cover the data");
+  if (expect != ix_at || n != ix->count)
+    return make_error(errc::decode_failed, at(path_, ix_at) + "index does not cover the data");
   index_ = std::move(*ix);
   data_end_ = ix_at;
   return {};
@@ -133,7 +141,8 @@ result<void> reader::load_chunk(std::uint64_t offset, std::string& payload,
   const std::uint32_t len = get_u32(head.data() + 4);
   const std::uint32_t count = get_u32(head.data() + 8);
   if (len > max_chunk_bytes || count > len / 5)
-    return make_error(errc::decode_failed, at(path_, offset) + "chunk claims " + std::to_string(len) + " bytes / " + std::to_string(count) + " records");
+    return make_error(errc::decode_failed, at(path_, offset) + "chunk claims " + std::to_string(len) + " bytes / " +
+                                               std::to_string(count) + " records");
   if (auto e = read_at(offset + chunk_head_bytes, len, payload); !e) return e;
   const std::uint32_t crc = crc32c(payload, crc32c(head.data(), 12));
   if (crc != get_u32(head.data() + 12))
@@ -141,10 +150,13 @@ result<void> reader::load_chunk(std::uint64_t offset, std::string& payload,
   spans.clear();
   std::uint32_t p = 0;
   for (std::uint32_t i = 0; i < count; ++i) {
-    if (len - p < 4) return make_error(errc::decode_failed, at(path_, offset + chunk_head_bytes + p) + "record length cut off");
+    if (len - p < 4)
+      return make_error(errc::decode_failed, at(path_, offset + chunk_head_bytes + p) + "record length cut off");
     const std::uint32_t n = get_u32(payload.data() + p);
     p += 4;
-    if (n > len - p) return make_error(errc::decode_failed, at(path_, offset + chunk_head_bytes + p - 4) + "record of " + std::to_string(n) + " bytes overruns its chunk");
+    if (n > len - p)
+      return make_error(errc::decode_failed, at(path_, offset + chunk_head_bytes + p - 4) + "record of " +
+                                                 std::to_string(n) + " bytes overruns its chunk");
     spans.emplace_back(p, n);
     p += n;
   }
@@ -186,10 +198,11 @@ result<void> reader::scan(bool resync) {
     std::string m;
     if (read_at(off, 4, m) && m == index_magic) break;
     std::uint32_t bytes = 0;
-    result<void> r = size_ - off < chunk_head_bytes
-                         ? result<void>(make_error(errc::decode_failed, at(path_, off) + "cut off: " + std::to_string(size_ - off) +
-                                                                            " bytes, less than a chunk head"))
-                         : load_chunk(off, payload, spans, &bytes);
+    result<void> r =
+        size_ - off < chunk_head_bytes
+            ? result<void>(make_error(errc::decode_failed, at(path_, off) + "cut off: " + std::to_string(size_ - off) +
+                                                               " bytes, less than a chunk head"))
+            : load_chunk(off, payload, spans, &bytes);
     const bool checked = r.ok();
     if (r) r = add_chunk(off, bytes, payload, spans);
     if (r) {
@@ -256,13 +269,15 @@ std::uint64_t reader::resume_after(std::uint64_t offset, damaged_chunk& d) const
   std::string buf;
   std::uint64_t next = size_;
   for (std::uint64_t base = offset + 1; base + 4 <= size_ && next == size_; base += window) {
-    const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(window + 3, size_ - base));  // 3: a magic across windows
+    const auto n =
+        static_cast<std::size_t>(std::min<std::uint64_t>(window + 3, size_ - base));  // 3: a magic across windows
     if (!read_at(base, n, buf)) break;
     for (auto i = buf.find("GF"); i != std::string::npos && i < window && i + 4 <= n; i = buf.find("GF", i + 1)) {
       const std::string_view m = std::string_view(buf).substr(i, 4);
       const std::uint64_t p = base + i;
       std::uint32_t len = 0, count = 0;
-      if ((m == chunk_magic && (valid_chunk(p) || (plausible_head(p, len, count) && boundary(p + chunk_head_bytes + len)))) ||
+      if ((m == chunk_magic &&
+           (valid_chunk(p) || (plausible_head(p, len, count) && boundary(p + chunk_head_bytes + len)))) ||
           (m == index_magic && footer_at(p))) {
         next = p;
         break;
@@ -294,8 +309,12 @@ std::vector<damaged_chunk> reader::verify() const {
   std::vector<std::pair<std::uint32_t, std::uint32_t>> spans;
   for (const auto& c : index_.chunks) {
     auto r = load_chunk(c.offset, payload, spans);
-    if (r && spans.size() != c.count) r = make_error(errc::decode_failed, "chunk holds " + std::to_string(spans.size()) + " records, the index says " + std::to_string(c.count));
-    if (!r) out.push_back({c.offset, chunk_head_bytes + c.bytes, c.count, check_failed(path_, c.offset, r.err().what), false});
+    if (r && spans.size() != c.count)
+      r = make_error(errc::decode_failed, "chunk holds " + std::to_string(spans.size()) + " records, the index says " +
+                                              std::to_string(c.count));
+    if (!r)
+      out.push_back(
+          {c.offset, chunk_head_bytes + c.bytes, c.count, check_failed(path_, c.offset, r.err().what), false});
   }
   return out;
 }
@@ -311,13 +330,16 @@ void reader::set_filter(filter f) {
     std::vector<bool> mask(n, false);
     for (auto c : chunks)
       if (c < n) mask[c] = true;
-    if (allowed_.empty()) allowed_ = std::move(mask);
-    else for (std::size_t i = 0; i < n; ++i) allowed_[i] = allowed_[i] && mask[i];
+    if (allowed_.empty())
+      allowed_ = std::move(mask);
+    else
+      for (std::size_t i = 0; i < n; ++i) allowed_[i] = allowed_[i] && mask[i];
   };
   auto gather = [](const std::map<std::string, name_stats>& m, const std::vector<std::string>& names) {
     std::vector<std::uint32_t> out;
     for (const auto& name : names)
-      if (auto it = m.find(name); it != m.end()) out.insert(out.end(), it->second.chunks.begin(), it->second.chunks.end());
+      if (auto it = m.find(name); it != m.end())
+        out.insert(out.end(), it->second.chunks.begin(), it->second.chunks.end());
     return out;
   };
   if (!filter_.topics.empty()) restrict(gather(index_.topics, filter_.topics));
@@ -334,8 +356,8 @@ void reader::set_filter(filter f) {
 
 result<void> reader::seek(std::uint64_t n) {
   const auto& cs = index_.chunks;
-  auto it = std::upper_bound(cs.begin(), cs.end(), n,
-                             [](std::uint64_t v, const chunk_info& c) { return v < c.first_index; });
+  auto it =
+      std::upper_bound(cs.begin(), cs.end(), n, [](std::uint64_t v, const chunk_info& c) { return v < c.first_index; });
   chunk_ = static_cast<std::uint32_t>(it == cs.begin() ? 0 : (it - cs.begin()) - 1);
   loaded_ = false;
   next_index_ = n;
@@ -346,14 +368,14 @@ result<std::optional<record>> reader::next() {
   while (true) {
     if (!loaded_) {
       while (chunk_ < index_.chunks.size() &&
-             (!chunk_allowed(chunk_) ||
-              index_.chunks[chunk_].first_index + index_.chunks[chunk_].count <= next_index_))
+             (!chunk_allowed(chunk_) || index_.chunks[chunk_].first_index + index_.chunks[chunk_].count <= next_index_))
         ++chunk_;
       if (chunk_ >= index_.chunks.size()) return std::optional<record>{};
       const auto& c = index_.chunks[chunk_];
       if (auto r = load_chunk(c.offset, payload_, spans_); !r) return r.err();
       if (spans_.size() != c.count)
-        return make_error(errc::decode_failed, at(path_, c.offset) + "chunk holds " + std::to_string(spans_.size()) + " records, the index says " + std::to_string(c.count));
+        return make_error(errc::decode_failed, at(path_, c.offset) + "chunk holds " + std::to_string(spans_.size()) +
+                                                   " records, the index says " + std::to_string(c.count));
       pos_ = next_index_ > c.first_index ? static_cast<std::size_t>(next_index_ - c.first_index) : 0;
       next_index_ = c.first_index + pos_;
       loaded_ = true;
@@ -367,7 +389,8 @@ result<std::optional<record>> reader::next() {
     const std::uint64_t idx = next_index_++;
     auto env = decode_envelope(std::string_view(payload_).substr(p, n));
     if (!env)
-      return make_error(errc::decode_failed, at(path_, index_.chunks[chunk_].offset + chunk_head_bytes + p) + env.err().what);
+      return make_error(errc::decode_failed,
+                        at(path_, index_.chunks[chunk_].offset + chunk_head_bytes + p) + env.err().what);
     if (!filter_.empty() && !filter_.match(*env)) continue;
     return std::optional<record>{record{idx, std::move(*env)}};
   }
@@ -385,7 +408,9 @@ result<std::string> reader::raw_chunk(std::uint32_t i) const {
 }
 
 result<repair_report> repair(const std::string& path, const std::string& out) {
-  if (out.empty()) return make_error(errc::invalid_argument, "repair: no output path (pass the input's own path to repair it in place)");
+  if (out.empty())
+    return make_error(errc::invalid_argument,
+                      "repair: no output path (pass the input's own path to repair it in place)");
   auto old = reader::open(path);
   if (!old) return old.err();
   auto r = reader::open(path, {.scan = true, .resync = true});

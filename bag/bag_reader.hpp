@@ -23,11 +23,11 @@ struct repair_report;
 // A stretch of the data region a scan skipped: a chunk that fails its checks, or bytes that are
 // no chunk, up to where valid data begins again.
 struct damaged_chunk {
-  std::uint64_t offset = 0;  // in the file
-  std::uint64_t bytes = 0;   // skipped: to the next valid chunk, the footer or the end of the file
+  std::uint64_t offset = 0;            // in the file
+  std::uint64_t bytes = 0;             // skipped: to the next valid chunk, the footer or the end of the file
   std::optional<std::uint32_t> count;  // messages it held, where known (its head, or the footer)
-  std::string what;          // the check that failed
-  bool cut_off = false;      // runs past the end of the file, nothing valid after: a write cut short
+  std::string what;                    // the check that failed
+  bool cut_off = false;                // runs past the end of the file, nothing valid after: a write cut short
 };
 
 struct open_options {
@@ -102,16 +102,16 @@ class reader {
   std::uint32_t chunk_ = 0;    // next chunk to load
   std::string payload_;
   std::vector<std::pair<std::uint32_t, std::uint32_t>> spans_;  // offset, length in payload_
-  std::size_t pos_ = 0;        // next record in spans_
+  std::size_t pos_ = 0;                                         // next record in spans_
   std::uint64_t next_index_ = 0;
   bool loaded_ = false;
 };
 
 struct repair_report {
   std::uint64_t chunks = 0, messages = 0;  // kept
-  std::uint64_t dropped_bytes = 0;  // of the data region not kept (damage, a cut-off end, a partial footer)
-  std::vector<damaged_chunk> skipped;  // what was not kept, in file order
-  std::string note;                 // why the old index was not used, if it was not
+  std::uint64_t dropped_bytes = 0;         // of the data region not kept (damage, a cut-off end, a partial footer)
+  std::vector<damaged_chunk> skipped;      // what was not kept, in file order
+  std::string note;                        // why the old index was not used, if it was not
   // A chunk was dropped for damage (not only an end cut off mid-write).
   bool damaged() const {
     for (const auto& s : skipped)

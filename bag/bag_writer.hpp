@@ -50,8 +50,7 @@ struct writer_options {
 
 class writer {
  public:
-  static result<std::unique_ptr<writer>> create(const std::string& path, header h,
-                                                writer_options options = {});
+  static result<std::unique_ptr<writer>> create(const std::string& path, header h, writer_options options = {});
   ~writer();  // close()s, ignoring its error
   writer(const writer&) = delete;
   writer& operator=(const writer&) = delete;

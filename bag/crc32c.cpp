@@ -30,7 +30,7 @@ constexpr table_t tables = make_tables();
 
 #if defined(__x86_64__)
 __attribute__((target("sse4.2"))) std::uint32_t crc_hw(const unsigned char* p, std::size_t n,
-                                                         std::uint32_t crc) noexcept {
+                                                       std::uint32_t crc) noexcept {
   std::uint64_t c = ~crc;
   while (n >= 8) {
     std::uint64_t v;
@@ -55,9 +55,8 @@ std::uint32_t crc32c_portable(const void* data, std::size_t n, std::uint32_t crc
     std::memcpy(&lo, p, 4);
     std::memcpy(&hi, p + 4, 4);
     lo ^= c;  // little-endian hosts only (x86-64, aarch64)
-    c = tables[7][lo & 0xFF] ^ tables[6][(lo >> 8) & 0xFF] ^ tables[5][(lo >> 16) & 0xFF] ^
-        tables[4][lo >> 24] ^ tables[3][hi & 0xFF] ^ tables[2][(hi >> 8) & 0xFF] ^
-        tables[1][(hi >> 16) & 0xFF] ^ tables[0][hi >> 24];
+    c = tables[7][lo & 0xFF] ^ tables[6][(lo >> 8) & 0xFF] ^ tables[5][(lo >> 16) & 0xFF] ^ tables[4][lo >> 24] ^
+        tables[3][hi & 0xFF] ^ tables[2][(hi >> 8) & 0xFF] ^ tables[1][(hi >> 16) & 0xFF] ^ tables[0][hi >> 24];
     p += 8;
     n -= 8;
   }

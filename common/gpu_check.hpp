@@ -20,12 +20,12 @@ inline error gpu_call_failed(const char* call, const std::string& why, const cha
       return ::gfdit::detail::gpu_call_failed(#call, cudaGetErrorString(gfdit_cuda_e), __FILE__, __LINE__); \
   } while (0)
 
-#define GFDIT_CUBLAS(call)                                                                                     \
-  do {                                                                                                         \
-    const cublasStatus_t gfdit_cublas_s = (call);                                                              \
-    if (gfdit_cublas_s != CUBLAS_STATUS_SUCCESS)                                                               \
-      return ::gfdit::detail::gpu_call_failed(#call, "cublas status " + std::to_string(static_cast<int>(gfdit_cublas_s)), \
-                                              __FILE__, __LINE__);                                             \
+#define GFDIT_CUBLAS(call)                                                                                 \
+  do {                                                                                                     \
+    const cublasStatus_t gfdit_cublas_s = (call);                                                          \
+    if (gfdit_cublas_s != CUBLAS_STATUS_SUCCESS)                                                           \
+      return ::gfdit::detail::gpu_call_failed(                                                             \
+          #call, "cublas status " + std::to_string(static_cast<int>(gfdit_cublas_s)), __FILE__, __LINE__); \
   } while (0)
 
 // ncclInProgress is the normal answer of a non-blocking communicator (settled by polling

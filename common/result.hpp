@@ -67,15 +67,24 @@ inline error make_error(errc code, std::string what) { return error{code, std::m
 
 inline const char* to_string(errc code) noexcept {
   switch (code) {
-    case errc::invalid_argument: return "invalid_argument";
-    case errc::decode_failed: return "decode_failed";
-    case errc::too_large: return "too_large";
-    case errc::not_found: return "not_found";
-    case errc::unreachable: return "unreachable";
-    case errc::timeout: return "timeout";
-    case errc::state: return "state";
-    case errc::io: return "io";
-    case errc::cancelled: return "cancelled";
+    case errc::invalid_argument:
+      return "invalid_argument";
+    case errc::decode_failed:
+      return "decode_failed";
+    case errc::too_large:
+      return "too_large";
+    case errc::not_found:
+      return "not_found";
+    case errc::unreachable:
+      return "unreachable";
+    case errc::timeout:
+      return "timeout";
+    case errc::state:
+      return "state";
+    case errc::io:
+      return "io";
+    case errc::cancelled:
+      return "cancelled";
   }
   return "unknown";
 }

@@ -30,8 +30,8 @@ inline result<std::string> read_text(const std::filesystem::path& path, std::uin
   const auto size = std::filesystem::file_size(path, ec);
   if (ec) return make_error(errc::not_found, path.string() + ": " + ec.message());
   if (size > max_bytes)
-    return make_error(errc::too_large,
-                      path.string() + ": " + std::to_string(size) + " bytes (at most " + std::to_string(max_bytes) + ")");
+    return make_error(errc::too_large, path.string() + ": " + std::to_string(size) + " bytes (at most " +
+                                           std::to_string(max_bytes) + ")");
   auto text = read_text(path.string());
   if (!text) return make_error(errc::io, path.string() + ": cannot read");
   return std::move(*text);
@@ -46,14 +46,22 @@ inline std::size_t utf8_sequence(std::string_view s) {
   if (c < 0x80) return 1;
   std::size_t len = 0;
   unsigned char lo = 0x80, hi = 0xbf;  // the range of the second byte
-  if (c >= 0xc2 && c <= 0xdf) len = 2;
-  else if (c == 0xe0) len = 3, lo = 0xa0;
-  else if (c == 0xed) len = 3, hi = 0x9f;
-  else if (c >= 0xe1 && c <= 0xef) len = 3;
-  else if (c == 0xf0) len = 4, lo = 0x90;
-  else if (c >= 0xf1 && c <= 0xf3) len = 4;
-  else if (c == 0xf4) len = 4, hi = 0x8f;
-  else return 0;
+  if (c >= 0xc2 && c <= 0xdf)
+    len = 2;
+  else if (c == 0xe0)
+    len = 3, lo = 0xa0;
+  else if (c == 0xed)
+    len = 3, hi = 0x9f;
+  else if (c >= 0xe1 && c <= 0xef)
+    len = 3;
+  else if (c == 0xf0)
+    len = 4, lo = 0x90;
+  else if (c >= 0xf1 && c <= 0xf3)
+    len = 4;
+  else if (c == 0xf4)
+    len = 4, hi = 0x8f;
+  else
+    return 0;
   if (s.size() < len || p[1] < lo || p[1] > hi) return 0;
   for (std::size_t i = 2; i < len; ++i)
     if (p[i] < 0x80 || p[i] > 0xbf) return 0;

@@ -18,7 +18,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     gfdit::msg::served_model m;
     m.name = "fashion-dit";
     m.width = m.height = 28;
-    m.classes = {"t-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot"};
+    m.classes = {"t-shirt/top", "trouser", "pullover", "dress", "coat",
+                 "sandal",      "shirt",   "sneaker",  "bag",   "ankle boot"};
     m.default_steps = 25;
     m.default_guidance = 4.0;
     return gfdit::gateway::model_catalog{{m.name, m}};

@@ -106,7 +106,10 @@ void messages() {
   // Malformed: cut short, a field of the wrong type, a declared 2 GiB string, deep nesting.
   put("fuzz_message_decode", "bad-truncated", std::string(1, 4) + plain.substr(0, plain.size() / 2));
   put("fuzz_message_decode", "bad-wrong-type", std::string(1, 4) + "\x81\xa5model\x2a");
-  put("fuzz_message_decode", "bad-huge-string", std::string(1, 0) + std::string("\xdb\x80\x00\x00\x00" "abc", 8));
+  put("fuzz_message_decode", "bad-huge-string",
+      std::string(1, 0) + std::string("\xdb\x80\x00\x00\x00"
+                                      "abc",
+                                      8));
   put("fuzz_message_decode", "bad-deep", std::string(1, 1) + std::string(100, '\x91') + std::string(1, '\0'));
 }
 
@@ -132,7 +135,8 @@ void bags(const fs::path& tmp) {
   h.host = "seed";
   h.start_ns = 1'700'000'000'000'000'000;
   for (const char* name : {"serving.generate_request", "membership.group_view"})
-    if (const auto* e = catalog::global().find(std::string_view(name))) h.catalog.push_back({e->name, e->id, e->version, e->schema});
+    if (const auto* e = catalog::global().find(std::string_view(name)))
+      h.catalog.push_back({e->name, e->id, e->version, e->schema});
   const auto path = (tmp / "seed.bag").string();
   {
     auto w = bag::writer::create(path, h, {.chunk_bytes = 256});
@@ -185,7 +189,8 @@ void launch_files(const fs::path& src) {
       "    restart: {policy: on_failure, max: 2, backoff_ms: 10}\n"
       "    env: {RANK: \"$(index)\"}\n"
       "    actors:\n"
-      "      - {type: example.ponger, name: p$(index), params: {n: [1, 2.5, true, x]}, remaps: {ping: ping-$(index)}}\n");
+      "      - {type: example.ponger, name: p$(index), params: {n: [1, 2.5, true, x]}, remaps: {ping: "
+      "ping-$(index)}}\n");
   put("fuzz_launch_file", "include-self.yaml", "graph: loop\ninclude: [gfdit-fuzz-x.yaml]\nprocesses: []\n");
   put("fuzz_launch_file", "bad-alias-bomb.yaml",
       "graph: bomb\na: &a [x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a]\n"
@@ -199,7 +204,8 @@ void http_bodies() {
       R"( "frames": 1, "slo_ms": 5000, "slo_multiple": 2.0, "priority": 0, "class": "1024", "n": 1,)"
       R"( "response_format": "b64_json", "user": "u"})");
   put("fuzz_http_request", "width-height.json", R"({"model": "dit-s-2", "width": 256, "height": 512})");
-  put("fuzz_http_request", "unicode.json", R"({"model": "mod\u00e8le-\u00e9t\u00e9", "size": "512x512", "class": "\u732b"})");
+  put("fuzz_http_request", "unicode.json",
+      R"({"model": "mod\u00e8le-\u00e9t\u00e9", "size": "512x512", "class": "\u732b"})");
   put("fuzz_http_request", "bad-unknown-field.json", R"({"model": "m", "size": "1x1", "stepz": 3})");
   put("fuzz_http_request", "bad-types.json", R"({"model": 3, "size": [1024, 1024], "n": 2})");
   put("fuzz_http_request", "bad-size.json", R"({"model": "m", "size": "1024x"})");

@@ -25,14 +25,13 @@ void add_all(catalog& c) {
 }  // namespace
 
 void register_builtin_messages(catalog& c) {
-  add_all<msg::lifecycle_command, msg::lifecycle_state, msg::parameter_get, msg::parameter_set,
-          msg::parameter_value, msg::heartbeat, msg::log_line, msg::delivery_failure,
-          msg::node_hello>(c);
+  add_all<msg::lifecycle_command, msg::lifecycle_state, msg::parameter_get, msg::parameter_set, msg::parameter_value,
+          msg::heartbeat, msg::log_line, msg::delivery_failure, msg::node_hello>(c);
   add_all<msg::ping, msg::pong>(c);
-  add_all<msg::generate_request, msg::admitted, msg::rejected, msg::artifact, msg::task_assign,
-          msg::task_done, msg::reshard, msg::preempt, msg::cancel, msg::request_done, msg::progress, msg::result, msg::request_state, msg::worker_state, msg::cluster_state,
-          msg::served_model, msg::worker_hello, msg::hello_query, msg::worker_heartbeat, msg::form_group, msg::dissolve_group,
-          msg::group_view, msg::worker_down>(c);
+  add_all<msg::generate_request, msg::admitted, msg::rejected, msg::artifact, msg::task_assign, msg::task_done,
+          msg::reshard, msg::preempt, msg::cancel, msg::request_done, msg::progress, msg::result, msg::request_state,
+          msg::worker_state, msg::cluster_state, msg::served_model, msg::worker_hello, msg::hello_query,
+          msg::worker_heartbeat, msg::form_group, msg::dissolve_group, msg::group_view, msg::worker_down>(c);
   add_all<msg::world_join, msg::world_blobs>(c);
 }
 

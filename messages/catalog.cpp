@@ -17,9 +17,8 @@ result<void> catalog::add_entry(catalog_entry entry) {
   std::lock_guard lock(mu_);
   if (auto it = by_id_.find(entry.id); it != by_id_.end()) {
     if (it->second.name == entry.name) return {};  // registered twice: harmless
-    return make_error(errc::invalid_argument, "message '" + entry.name + "' hashes to id " +
-                                                  std::to_string(entry.id) + ", already taken by '" +
-                                                  it->second.name + "'");
+    return make_error(errc::invalid_argument, "message '" + entry.name + "' hashes to id " + std::to_string(entry.id) +
+                                                  ", already taken by '" + it->second.name + "'");
   }
   by_name_.emplace(entry.name, entry.id);
   by_id_.emplace(entry.id, std::move(entry));
@@ -61,13 +60,17 @@ nlohmann::json catalog::render(const envelope& env) const {
   if (const auto* e = find(env.type_id)) {
     j["type"] = e->name;
     auto body = e->to_json(env.payload);
-    if (body) j["payload"] = *body;
-    else j["payload_error"] = valid_utf8(body.err().what);
+    if (body)
+      j["payload"] = *body;
+    else
+      j["payload_error"] = valid_utf8(body.err().what);
   } else {
     j["type"] = nullptr;
     auto h = unpack_bounded(env.payload);
-    if (h) j["payload"] = to_json(h->get());
-    else j["payload_error"] = valid_utf8(h.err().what);
+    if (h)
+      j["payload"] = to_json(h->get());
+    else
+      j["payload_error"] = valid_utf8(h.err().what);
   }
   return j;
 }

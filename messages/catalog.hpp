@@ -27,10 +27,18 @@ template <class T>
 nlohmann::json schema_of_type();
 
 namespace detail {
-template <class T> struct is_vector : std::false_type {};
-template <class T, class A> struct is_vector<std::vector<T, A>> : std::true_type { using element = T; };
-template <class T> struct is_string_map : std::false_type {};
-template <class V, class C, class A> struct is_string_map<std::map<std::string, V, C, A>> : std::true_type { using value = V; };
+template <class T>
+struct is_vector : std::false_type {};
+template <class T, class A>
+struct is_vector<std::vector<T, A>> : std::true_type {
+  using element = T;
+};
+template <class T>
+struct is_string_map : std::false_type {};
+template <class V, class C, class A>
+struct is_string_map<std::map<std::string, V, C, A>> : std::true_type {
+  using value = V;
+};
 
 struct schema_visitor {
   nlohmann::json out = nlohmann::json::object();
@@ -44,14 +52,20 @@ struct schema_visitor {
 
 template <class T>
 nlohmann::json schema_of_type() {
-  if constexpr (std::is_same_v<T, bool>) return "bool";
-  else if constexpr (std::is_integral_v<T>) return std::is_signed_v<T> ? "int" : "uint";
-  else if constexpr (std::is_floating_point_v<T>) return "float";
-  else if constexpr (std::is_same_v<T, std::string>) return "str";
+  if constexpr (std::is_same_v<T, bool>)
+    return "bool";
+  else if constexpr (std::is_integral_v<T>)
+    return std::is_signed_v<T> ? "int" : "uint";
+  else if constexpr (std::is_floating_point_v<T>)
+    return "float";
+  else if constexpr (std::is_same_v<T, std::string>)
+    return "str";
   else if constexpr (detail::is_vector<T>::value) {
     using E = typename detail::is_vector<T>::element;
-    if constexpr (std::is_same_v<E, char> || std::is_same_v<E, std::uint8_t>) return "bin";
-    else return nlohmann::json::array({schema_of_type<E>()});
+    if constexpr (std::is_same_v<E, char> || std::is_same_v<E, std::uint8_t>)
+      return "bin";
+    else
+      return nlohmann::json::array({schema_of_type<E>()});
   } else if constexpr (detail::is_string_map<T>::value) {
     return nlohmann::json{{"*", schema_of_type<typename detail::is_string_map<T>::value>()}};
   } else if constexpr (requires(const T& t, detail::schema_visitor& v) { t.gfdit_fields(v); }) {
@@ -87,7 +101,8 @@ class catalog {
       if (!h) return h.err();
       return gfdit::to_json(h->get());
     };
-    return add_entry({std::string(T::type_name), type_id_of<T>, T::type_version, schema_of_type<T>(), std::move(render)});
+    return add_entry(
+        {std::string(T::type_name), type_id_of<T>, T::type_version, schema_of_type<T>(), std::move(render)});
   }
 
   result<void> add_entry(catalog_entry entry);

@@ -30,12 +30,11 @@ struct scanner {
   result<void> blob(std::uint64_t len, std::size_t limit, const char* kind) {
     if (len > limit)
       return make_error(errc::too_large, std::string(kind) + " of " + std::to_string(len) +
-                                             " bytes exceeds the limit of " +
-                                             std::to_string(limit) + " at byte " +
+                                             " bytes exceeds the limit of " + std::to_string(limit) + " at byte " +
                                              std::to_string(pos));
-    if (len > left()) return fail(std::string("truncated ") + kind + " (declares " +
-                                  std::to_string(len) + " bytes, " + std::to_string(left()) +
-                                  " remain)");
+    if (len > left())
+      return fail(std::string("truncated ") + kind + " (declares " + std::to_string(len) + " bytes, " +
+                  std::to_string(left()) + " remain)");
     pos += len;
     return {};
   }
@@ -45,17 +44,16 @@ struct scanner {
     const char* kind = is_map ? "map" : "array";
     if (n > limit)
       return make_error(errc::too_large, std::string(kind) + " of " + std::to_string(n) +
-                                             " elements exceeds the limit of " +
-                                             std::to_string(limit) + " at byte " +
+                                             " elements exceeds the limit of " + std::to_string(limit) + " at byte " +
                                              std::to_string(pos));
     if (depth + 1 > lim.max_depth)
-      return make_error(errc::too_large, "nesting deeper than " + std::to_string(lim.max_depth) +
-                                             " at byte " + std::to_string(pos));
+      return make_error(errc::too_large,
+                        "nesting deeper than " + std::to_string(lim.max_depth) + " at byte " + std::to_string(pos));
     const std::uint64_t elems = is_map ? 2 * n : n;
     owed += elems;
     if (owed > left())
-      return fail(std::string("truncated ") + kind + " (declares " + std::to_string(n) +
-                  " elements, " + std::to_string(left()) + " bytes remain)");
+      return fail(std::string("truncated ") + kind + " (declares " + std::to_string(n) + " elements, " +
+                  std::to_string(left()) + " bytes remain)");
     for (std::uint64_t i = 0; i < elems; ++i)
       if (auto r = value(depth + 1); !r) return r;
     return {};
@@ -75,38 +73,63 @@ struct scanner {
     if ((b & 0xf0) == 0x90) return container(b & 0x0f, false, depth);
     if ((b & 0xe0) == 0xa0) return blob(b & 0x1f, lim.max_str, "string");
     switch (b) {
-      case 0xc4: case 0xc5: case 0xc6: {
+      case 0xc4:
+      case 0xc5:
+      case 0xc6: {
         if (auto r = need(std::size_t{1} << (b - 0xc4)); !r) return r;
         return blob(n, lim.max_bin, "binary");
       }
-      case 0xc7: case 0xc8: case 0xc9: {
+      case 0xc7:
+      case 0xc8:
+      case 0xc9: {
         if (auto r = need(std::size_t{1} << (b - 0xc7)); !r) return r;
         return blob(n + 1, lim.max_ext, "extension");
       }
-      case 0xca: return blob(4, 4, "float");
-      case 0xcb: return blob(8, 8, "double");
-      case 0xcc: case 0xd0: return blob(1, 1, "integer");
-      case 0xcd: case 0xd1: return blob(2, 2, "integer");
-      case 0xce: case 0xd2: return blob(4, 4, "integer");
-      case 0xcf: case 0xd3: return blob(8, 8, "integer");
-      case 0xd4: return blob(2, lim.max_ext, "extension");
-      case 0xd5: return blob(3, lim.max_ext, "extension");
-      case 0xd6: return blob(5, lim.max_ext, "extension");
-      case 0xd7: return blob(9, lim.max_ext, "extension");
-      case 0xd8: return blob(17, lim.max_ext, "extension");
-      case 0xd9: case 0xda: case 0xdb: {
+      case 0xca:
+        return blob(4, 4, "float");
+      case 0xcb:
+        return blob(8, 8, "double");
+      case 0xcc:
+      case 0xd0:
+        return blob(1, 1, "integer");
+      case 0xcd:
+      case 0xd1:
+        return blob(2, 2, "integer");
+      case 0xce:
+      case 0xd2:
+        return blob(4, 4, "integer");
+      case 0xcf:
+      case 0xd3:
+        return blob(8, 8, "integer");
+      case 0xd4:
+        return blob(2, lim.max_ext, "extension");
+      case 0xd5:
+        return blob(3, lim.max_ext, "extension");
+      case 0xd6:
+        return blob(5, lim.max_ext, "extension");
+      case 0xd7:
+        return blob(9, lim.max_ext, "extension");
+      case 0xd8:
+        return blob(17, lim.max_ext, "extension");
+      case 0xd9:
+      case 0xda:
+      case 0xdb: {
         if (auto r = need(std::size_t{1} << (b - 0xd9)); !r) return r;
         return blob(n, lim.max_str, "string");
       }
-      case 0xdc: case 0xdd: {
+      case 0xdc:
+      case 0xdd: {
         if (auto r = need(b == 0xdc ? 2 : 4); !r) return r;
         return container(n, false, depth);
       }
-      case 0xde: case 0xdf: {
+      case 0xde:
+      case 0xdf: {
         if (auto r = need(b == 0xde ? 2 : 4); !r) return r;
         return container(n, true, depth);
       }
-      default: --pos; return fail("invalid msgpack type byte 0xc1");
+      default:
+        --pos;
+        return fail("invalid msgpack type byte 0xc1");
     }
   }
 };
@@ -115,8 +138,7 @@ struct scanner {
 
 result<void> check_msgpack(std::string_view bytes, const decode_limits& limits) {
   if (bytes.size() > limits.max_frame)
-    return make_error(errc::too_large, "frame of " + std::to_string(bytes.size()) +
-                                           " bytes exceeds the limit of " +
+    return make_error(errc::too_large, "frame of " + std::to_string(bytes.size()) + " bytes exceeds the limit of " +
                                            std::to_string(limits.max_frame));
   if (bytes.empty()) return make_error(errc::decode_failed, "empty frame");
   scanner s{bytes, limits};
@@ -124,17 +146,15 @@ result<void> check_msgpack(std::string_view bytes, const decode_limits& limits) 
   if (auto r = s.value(0); !r) return r;
   if (s.pos != bytes.size())
     return make_error(errc::decode_failed, std::to_string(bytes.size() - s.pos) +
-                                               " trailing bytes after the value at byte " +
-                                               std::to_string(s.pos));
+                                               " trailing bytes after the value at byte " + std::to_string(s.pos));
   return {};
 }
 
-result<msgpack::object> unpack_bounded(msgpack::zone& zone, std::string_view bytes,
-                                       const decode_limits& limits) {
+result<msgpack::object> unpack_bounded(msgpack::zone& zone, std::string_view bytes, const decode_limits& limits) {
   if (auto r = check_msgpack(bytes, limits); !r) return r.err();
   try {
-    const msgpack::unpack_limit ul(limits.max_array, limits.max_map, limits.max_str,
-                                   limits.max_bin, limits.max_ext, limits.max_depth);
+    const msgpack::unpack_limit ul(limits.max_array, limits.max_map, limits.max_str, limits.max_bin, limits.max_ext,
+                                   limits.max_depth);
     std::size_t off = 0;
     // Strings and blobs point into `bytes` instead of being copied into the zone: the object
     // must not outlive `bytes`, and a large payload is copied once, by the final convert().
@@ -147,8 +167,7 @@ result<msgpack::object> unpack_bounded(msgpack::zone& zone, std::string_view byt
   }
 }
 
-result<msgpack::object_handle> unpack_bounded(std::string_view bytes,
-                                              const decode_limits& limits) {
+result<msgpack::object_handle> unpack_bounded(std::string_view bytes, const decode_limits& limits) {
   auto zone = std::make_unique<msgpack::zone>();
   auto object = unpack_bounded(*zone, bytes, limits);
   if (!object) return object.err();

@@ -30,11 +30,9 @@ result<void> check_msgpack(std::string_view bytes, const decode_limits& limits =
 
 // Checked, then unpacked with msgpack's own unpack_limit as a second fence. Strings and blobs
 // in the handle reference `bytes`, which must outlive it.
-result<msgpack::object_handle> unpack_bounded(std::string_view bytes,
-                                              const decode_limits& limits = {});
+result<msgpack::object_handle> unpack_bounded(std::string_view bytes, const decode_limits& limits = {});
 // The same into `zone`, which the caller owns and may reuse (clear() keeps its first chunk).
-result<msgpack::object> unpack_bounded(msgpack::zone& zone, std::string_view bytes,
-                                       const decode_limits& limits = {});
+result<msgpack::object> unpack_bounded(msgpack::zone& zone, std::string_view bytes, const decode_limits& limits = {});
 
 // A msgpack output buffer that is the final std::string, so encoding copies nothing twice.
 struct string_writer {
@@ -67,9 +65,8 @@ result<T> decode(std::string_view bytes, const decode_limits& limits = {}) {
     object->convert(out);
     return out;
   } catch (const std::exception& e) {
-    return make_error(errc::decode_failed, std::string(T::type_name) +
-                                               ": a field has the wrong type or shape (" +
-                                               e.what() + ")");
+    return make_error(errc::decode_failed,
+                      std::string(T::type_name) + ": a field has the wrong type or shape (" + e.what() + ")");
   }
 }
 

@@ -13,10 +13,10 @@
 namespace gfdit {
 
 enum class route : std::uint8_t {
-  direct = 0,  // destination names an actor
-  topic = 1,   // destination names a topic
-  reply = 2,   // destination names an actor; correlation names the request answered
-  failure = 3, // delivery failed: sent back to the sender; payload is a delivery_failure
+  direct = 0,   // destination names an actor
+  topic = 1,    // destination names a topic
+  reply = 2,    // destination names an actor; correlation names the request answered
+  failure = 3,  // delivery failed: sent back to the sender; payload is a delivery_failure
 };
 
 struct stamp {
@@ -37,7 +37,9 @@ struct envelope {
   std::string payload;            // the message, msgpack-encoded
 
   template <message T>
-  bool is() const noexcept { return type_id == type_id_of<T>; }
+  bool is() const noexcept {
+    return type_id == type_id_of<T>;
+  }
 };
 
 // How the runtime holds an envelope once routed: shared by every local subscriber and the taps,
@@ -50,9 +52,8 @@ result<envelope> decode_envelope(std::string_view frame, const decode_limits& li
 template <message T>
 result<T> open(const envelope& env, const decode_limits& limits = {}) {
   if (!env.is<T>())
-    return make_error(errc::invalid_argument, "envelope holds type id " +
-                                                  std::to_string(env.type_id) + ", not " +
-                                                  std::string(T::type_name));
+    return make_error(errc::invalid_argument,
+                      "envelope holds type id " + std::to_string(env.type_id) + ", not " + std::string(T::type_name));
   return decode<T>(env.payload, limits);
 }
 

@@ -43,20 +43,19 @@ class field_reader {
 
 }  // namespace gfdit::detail
 
-#define GFDIT_FIELDS(...)                                                                         \
-  template <typename Packer>                                                                      \
-  void msgpack_pack(Packer& msgpack_pk) const {                                                   \
-    msgpack::type::make_define_map MSGPACK_DEFINE_MAP_IMPL(__VA_ARGS__).msgpack_pack(msgpack_pk); \
-  }                                                                                               \
-  void msgpack_unpack(msgpack::object const& msgpack_o) {                                         \
-    ::gfdit::detail::field_reader(msgpack_o).read MSGPACK_DEFINE_MAP_IMPL(__VA_ARGS__);           \
-  }                                                                                               \
-  template <typename MSGPACK_OBJECT>                                                              \
-  void msgpack_object(MSGPACK_OBJECT* msgpack_o, msgpack::zone& msgpack_z) const {                \
-    msgpack::type::make_define_map MSGPACK_DEFINE_MAP_IMPL(__VA_ARGS__)                           \
-        .msgpack_object(msgpack_o, msgpack_z);                                                    \
-  }                                                                                               \
-  template <typename Visitor>                                                                     \
-  void gfdit_fields(Visitor& gfdit_v) const {                                                     \
-    gfdit_v.fields MSGPACK_DEFINE_MAP_IMPL(__VA_ARGS__);                                          \
+#define GFDIT_FIELDS(...)                                                                                     \
+  template <typename Packer>                                                                                  \
+  void msgpack_pack(Packer& msgpack_pk) const {                                                               \
+    msgpack::type::make_define_map MSGPACK_DEFINE_MAP_IMPL(__VA_ARGS__).msgpack_pack(msgpack_pk);             \
+  }                                                                                                           \
+  void msgpack_unpack(msgpack::object const& msgpack_o) {                                                     \
+    ::gfdit::detail::field_reader(msgpack_o).read MSGPACK_DEFINE_MAP_IMPL(__VA_ARGS__);                       \
+  }                                                                                                           \
+  template <typename MSGPACK_OBJECT>                                                                          \
+  void msgpack_object(MSGPACK_OBJECT* msgpack_o, msgpack::zone& msgpack_z) const {                            \
+    msgpack::type::make_define_map MSGPACK_DEFINE_MAP_IMPL(__VA_ARGS__).msgpack_object(msgpack_o, msgpack_z); \
+  }                                                                                                           \
+  template <typename Visitor>                                                                                 \
+  void gfdit_fields(Visitor& gfdit_v) const {                                                                 \
+    gfdit_v.fields MSGPACK_DEFINE_MAP_IMPL(__VA_ARGS__);                                                      \
   }

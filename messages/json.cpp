@@ -56,20 +56,27 @@ std::string valid_utf8(std::string_view s) {
 nlohmann::json to_json(const msgpack::object& o) {
   using msgpack::type::object_type;
   switch (o.type) {
-    case object_type::NIL: return nullptr;
-    case object_type::BOOLEAN: return o.via.boolean;
-    case object_type::POSITIVE_INTEGER: return o.via.u64;
-    case object_type::NEGATIVE_INTEGER: return o.via.i64;
+    case object_type::NIL:
+      return nullptr;
+    case object_type::BOOLEAN:
+      return o.via.boolean;
+    case object_type::POSITIVE_INTEGER:
+      return o.via.u64;
+    case object_type::NEGATIVE_INTEGER:
+      return o.via.i64;
     case object_type::FLOAT32:
-    case object_type::FLOAT64: return o.via.f64;
-    case object_type::STR: return valid_utf8({o.via.str.ptr, o.via.str.size});
+    case object_type::FLOAT64:
+      return o.via.f64;
+    case object_type::STR:
+      return valid_utf8({o.via.str.ptr, o.via.str.size});
     case object_type::BIN: {
       const std::size_t shown = std::min<std::size_t>(o.via.bin.size, 64);
       nlohmann::json j = {{"$bin", hex(o.via.bin.ptr, shown)}};
       if (shown < o.via.bin.size) j["$size"] = o.via.bin.size;
       return j;
     }
-    case object_type::EXT: return {{"$ext", o.via.ext.type()}, {"$size", o.via.ext.size}};
+    case object_type::EXT:
+      return {{"$ext", o.via.ext.type()}, {"$size", o.via.ext.size}};
     case object_type::ARRAY: {
       auto arr = nlohmann::json::array();
       for (std::uint32_t i = 0; i < o.via.array.size; ++i) arr.push_back(to_json(o.via.array.ptr[i]));
@@ -88,15 +95,23 @@ nlohmann::json to_json(const msgpack::object& o) {
 nlohmann::json schema_of(const msgpack::object& o) {
   using msgpack::type::object_type;
   switch (o.type) {
-    case object_type::NIL: return "nil";
-    case object_type::BOOLEAN: return "bool";
-    case object_type::POSITIVE_INTEGER: return "uint";
-    case object_type::NEGATIVE_INTEGER: return "int";
+    case object_type::NIL:
+      return "nil";
+    case object_type::BOOLEAN:
+      return "bool";
+    case object_type::POSITIVE_INTEGER:
+      return "uint";
+    case object_type::NEGATIVE_INTEGER:
+      return "int";
     case object_type::FLOAT32:
-    case object_type::FLOAT64: return "float";
-    case object_type::STR: return "str";
-    case object_type::BIN: return "bin";
-    case object_type::EXT: return "ext";
+    case object_type::FLOAT64:
+      return "float";
+    case object_type::STR:
+      return "str";
+    case object_type::BIN:
+      return "bin";
+    case object_type::EXT:
+      return "ext";
     case object_type::ARRAY: {
       auto arr = nlohmann::json::array();
       if (o.via.array.size > 0) arr.push_back(schema_of(o.via.array.ptr[0]));

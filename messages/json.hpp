@@ -6,8 +6,8 @@
 #include <string>
 #include <string_view>
 
-#include <nlohmann/json.hpp>
 #include <msgpack.hpp>
+#include <nlohmann/json.hpp>
 
 namespace gfdit {
 

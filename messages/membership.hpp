@@ -14,9 +14,7 @@ namespace gfdit {
 
 // A group's id is the hash of its ordered member list: the order fixes the all-gather
 // concatenation and the all-to-all slice mapping, so [0,1] and [1,0] are different groups.
-inline std::uint64_t group_id_of(std::span<const std::int32_t> members) noexcept {
-  return hash_sequence(members);
-}
+inline std::uint64_t group_id_of(std::span<const std::int32_t> members) noexcept { return hash_sequence(members); }
 
 }  // namespace gfdit
 
@@ -41,7 +39,7 @@ struct worker_hello {
   std::int32_t worker = 0;  // the worker's rank in the world
   std::string node;
   std::string device;
-  std::string backend;      // "sim" | "cpu" | "cuda"
+  std::string backend;  // "sim" | "cpu" | "cuda"
   // The checkpoints it serves; empty: every profiled model, from seeded weights (benchmarks).
   std::vector<served_model> models;
   GFDIT_FIELDS(worker, node, device, backend, models)

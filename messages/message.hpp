@@ -24,7 +24,8 @@ template <class T>
 concept message = requires {
   { T::type_name } -> std::convertible_to<std::string_view>;
   { T::type_version } -> std::convertible_to<std::uint16_t>;
-} && std::default_initializable<T>;
+}
+&&std::default_initializable<T>;
 
 // The wire id of a message type: a hash of its name, so ids need no central numbering and are
 // the same in every process and every build. The catalog refuses two names with one id.

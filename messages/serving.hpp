@@ -33,8 +33,8 @@ struct generate_request {
   // chunk are sent to; empty: none (the result stays a hash in RequestDone).
   std::string reply_to;
   bool progress = false;
-  GFDIT_FIELDS(request_id, model, width, height, frames, steps, guidance, seed, slo_ms,
-                     slo_multiple, priority, client_tag, class_name, label, reply_to, progress)
+  GFDIT_FIELDS(request_id, model, width, height, frames, steps, guidance, seed, slo_ms, slo_multiple, priority,
+               client_tag, class_name, label, reply_to, progress)
 };
 
 // Admission accepted the request: it now belongs to the scheduler.
@@ -46,10 +46,9 @@ struct admitted {
   std::int64_t arrival_us = 0;
   bool has_deadline = false;
   std::int64_t deadline_us = 0;
-  std::int64_t tokens = 0;               // latent tokens, from the model's profile
-  double est_single_gpu_us = 0.0;        // the cost model's whole-request time at degree 1
-  GFDIT_FIELDS(request_id, request, arrival_us, has_deadline, deadline_us, tokens,
-                     est_single_gpu_us)
+  std::int64_t tokens = 0;         // latent tokens, from the model's profile
+  double est_single_gpu_us = 0.0;  // the cost model's whole-request time at degree 1
+  GFDIT_FIELDS(request_id, request, arrival_us, has_deadline, deadline_us, tokens, est_single_gpu_us)
 };
 
 // code: "invalid" (field and rule name what), "overloaded" (retry_after_ms says when),
@@ -98,8 +97,8 @@ struct task_assign {
   std::string output_layout;
   std::int64_t issued_us = 0;
   generate_request request;  // what the client asked for (seed, shape, guidance): real backends compute from it
-  GFDIT_FIELDS(task_id, request_id, model, tokens, stage, step_begin, step_end, group_id,
-                     epoch, members, input, output_layout, issued_us, request)
+  GFDIT_FIELDS(task_id, request_id, model, tokens, stage, step_begin, step_end, group_id, epoch, members, input,
+               output_layout, issued_us, request)
 };
 
 // Sent by the group's first member when the task ends (ok) or fails.
@@ -120,8 +119,8 @@ struct task_done {
   std::int64_t reshard_us = 0;  // moving the input onto the group, inside [start, end)
   std::int64_t compute_us = 0;
   std::uint64_t result_hash = 0;  // decode on a real backend: hash of the final latent's bits (0: none)
-  GFDIT_FIELDS(task_id, request_id, stage, step_begin, step_end, group_id, worker, ok, error,
-                     start_us, end_us, reshard_us, compute_us, result_hash)
+  GFDIT_FIELDS(task_id, request_id, stage, step_begin, step_end, group_id, worker, ok, error, start_us, end_us,
+               reshard_us, compute_us, result_hash)
 };
 
 // The report of task `t` run by `worker` from `start_us`: the task's identity copied, the outcome
@@ -265,15 +264,15 @@ struct request_done {
   std::int64_t reshard_us = 0;
   std::int32_t regroupings = 0;  // times the request moved to another group
   std::int32_t preemptions = 0;
-  std::int32_t retries = 0;      // tasks re-run after a failure
-  std::string result_ref;        // where the output lives ("worker:<id>/request:<id>")
+  std::int32_t retries = 0;       // tasks re-run after a failure
+  std::string result_ref;         // where the output lives ("worker:<id>/request:<id>")
   std::uint64_t result_hash = 0;  // the decode task's result_hash (0: none, e.g. the sim backend)
   // GPU time its tasks held: (end - start) x group size, summed, failed tries included. Lets a
   // client that sees only RequestDones compute the cluster's busy fraction.
   std::int64_t gpu_us = 0;
-  GFDIT_FIELDS(request_id, client_tag, class_name, status, error, arrival_us, finish_us,
-                     has_deadline, deadline_us, slo_met, latency_us, queue_us, run_us, reshard_us,
-                     regroupings, preemptions, retries, result_ref, result_hash, gpu_us)
+  GFDIT_FIELDS(request_id, client_tag, class_name, status, error, arrival_us, finish_us, has_deadline, deadline_us,
+               slo_met, latency_us, queue_us, run_us, reshard_us, regroupings, preemptions, retries, result_ref,
+               result_hash, gpu_us)
 };
 
 }  // namespace gfdit::msg

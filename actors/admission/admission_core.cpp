@@ -1,6 +1,5 @@
 #include "actors/admission/admission_core.hpp"
 
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -11,8 +10,7 @@ namespace gfdit {
 
 namespace {
 
-msg::rejected make_rejected(const msg::generate_request& r, std::string code, std::string field,
-                            std::string rule) {
+msg::rejected make_rejected(const msg::generate_request& r, std::string code, std::string field, std::string rule) {
   msg::rejected out;
   out.request_id = r.request_id;
   out.client_tag = r.client_tag.size() <= 256 ? r.client_tag : r.client_tag.substr(0, 256);
@@ -24,8 +22,7 @@ msg::rejected make_rejected(const msg::generate_request& r, std::string code, st
 
 }  // namespace
 
-std::optional<msg::rejected> validate_request(const msg::generate_request& r,
-                                              const cost_model& costs,
+std::optional<msg::rejected> validate_request(const msg::generate_request& r, const cost_model& costs,
                                               const admission_config& cfg) {
   auto bad = [&](std::string field, std::string rule) {
     return make_rejected(r, "invalid", std::move(field), std::move(rule));
@@ -43,11 +40,10 @@ std::optional<msg::rejected> validate_request(const msg::generate_request& r,
   if (!p) return bad("model", "unknown model '" + r.model.substr(0, 64) + "'");
   auto side = [&](const char* name, std::int32_t v) -> std::optional<msg::rejected> {
     if (v < p->min_side || v > p->max_side)
-      return bad(name, "must be in [" + std::to_string(p->min_side) + ", " +
-                           std::to_string(p->max_side) + "] for " + p->name);
+      return bad(
+          name, "must be in [" + std::to_string(p->min_side) + ", " + std::to_string(p->max_side) + "] for " + p->name);
     if (v % p->spatial_stride != 0)
-      return bad(name, "must be a multiple of " + std::to_string(p->spatial_stride) + " for " +
-                           p->name);
+      return bad(name, "must be a multiple of " + std::to_string(p->spatial_stride) + " for " + p->name);
     return std::nullopt;
   };
   if (auto e = side("width", r.width)) return e;
@@ -66,39 +62,36 @@ std::optional<msg::rejected> validate_request(const msg::generate_request& r,
     return bad("guidance", "must be finite and in [0, " + std::to_string(cfg.max_guidance) + "]");
   if (!std::isfinite(r.slo_ms) || r.slo_ms < 0.0 || r.slo_ms > cfg.max_slo_ms)
     return bad("slo_ms", "must be finite and in [0, " + std::to_string(cfg.max_slo_ms) + "]");
-  if (!std::isfinite(r.slo_multiple) || r.slo_multiple < 0.0 ||
-      r.slo_multiple > cfg.max_slo_multiple)
-    return bad("slo_multiple",
-               "must be finite and in [0, " + std::to_string(cfg.max_slo_multiple) + "]");
-  if (r.slo_ms > 0.0 && r.slo_multiple > 0.0)
-    return bad("slo_multiple", "give slo_ms or slo_multiple, not both");
+  if (!std::isfinite(r.slo_multiple) || r.slo_multiple < 0.0 || r.slo_multiple > cfg.max_slo_multiple)
+    return bad("slo_multiple", "must be finite and in [0, " + std::to_string(cfg.max_slo_multiple) + "]");
+  if (r.slo_ms > 0.0 && r.slo_multiple > 0.0) return bad("slo_multiple", "give slo_ms or slo_multiple, not both");
   if (r.slo_multiple > 0.0 && r.slo_multiple < 1.0)
     return bad("slo_multiple", "must be >= 1 (a multiple of the single-GPU time)");
   if (r.priority < -cfg.max_priority || r.priority > cfg.max_priority)
-    return bad("priority", "must be in [-" + std::to_string(cfg.max_priority) + ", " +
-                               std::to_string(cfg.max_priority) + "]");
+    return bad("priority",
+               "must be in [-" + std::to_string(cfg.max_priority) + ", " + std::to_string(cfg.max_priority) + "]");
   return std::nullopt;
 }
 
 admission_core::admission_core(const cost_model& costs, admission_config cfg)
     : costs_(costs), cfg_(cfg), next_id_(cfg.first_id) {}
 
-msg::rejected admission_core::reject(const msg::generate_request& r, std::string code,
-                                     std::string field, std::string rule, std::int64_t now_us) {
+msg::rejected admission_core::reject(const msg::generate_request& r, std::string code, std::string field,
+                                     std::string rule, std::int64_t now_us) {
   auto out = make_rejected(r, std::move(code), std::move(field), std::move(rule));
   out.at_us = now_us;
   ++rejected_;
   return out;
 }
 
-admission_output admission_core::on_request(const msg::generate_request& req,
-                                            std::int64_t now_us) {
+admission_output admission_core::on_request(const msg::generate_request& req, std::int64_t now_us) {
   if (auto e = validate_request(req, costs_, cfg_)) {
     e->at_us = now_us;
     ++rejected_;
     return *e;
   }
-  if (auto why = unserved(req); !why.empty()) return reject(req, "invalid", req.label >= 0 ? "label" : "model", why, now_us);
+  if (auto why = unserved(req); !why.empty())
+    return reject(req, "invalid", req.label >= 0 ? "label" : "model", why, now_us);
   const model_profile& p = *costs_.find(req.model);
   const std::int64_t tokens = cost_model::tokens(p, req.width, req.height, req.frames);
   const double single_us = cost_model::request_us(p, tokens, req.steps, 1);
@@ -107,8 +100,8 @@ admission_output admission_core::on_request(const msg::generate_request& req,
     // The backlog's single-GPU work spread over the cluster: when a place is likely free.
     const double backlog_ms =
         outstanding_work_us_ / 1000.0 / std::max(1, cfg_.gpus) / std::max<double>(1.0, outstanding_.size());
-    auto out = reject(req, "overloaded", "", "queue full (" + std::to_string(cfg_.max_outstanding) +
-                                                 " requests outstanding)", now_us);
+    auto out = reject(req, "overloaded", "",
+                      "queue full (" + std::to_string(cfg_.max_outstanding) + " requests outstanding)", now_us);
     out.retry_after_ms = std::clamp(backlog_ms, cfg_.min_retry_after_ms, cfg_.max_retry_after_ms);
     return out;
   }
@@ -118,7 +111,7 @@ admission_output admission_core::on_request(const msg::generate_request& req,
   a.arrival_us = now_us;
   a.tokens = tokens;
   a.est_single_gpu_us = single_us;
-  const double slo_us = req.slo_ms > 0.0 ? req.slo_ms * 1000.0
+  const double slo_us = req.slo_ms > 0.0         ? req.slo_ms * 1000.0
                         : req.slo_multiple > 0.0 ? req.slo_multiple * single_us
                                                  : 0.0;
   if (slo_us > 0.0) {
@@ -129,9 +122,9 @@ admission_output admission_core::on_request(const msg::generate_request& req,
     double best = std::numeric_limits<double>::infinity();
     for (auto d : cost_model::degrees(p)) best = std::min(best, cost_model::request_us(p, tokens, req.steps, d));
     if (best > slo_us)
-      return reject(req, "infeasible", req.slo_ms > 0.0 ? "slo_ms" : "slo_multiple",
-                    "the fastest degree needs " + std::to_string(std::llround(best / 1000.0)) +
-                        " ms, more than the SLO", now_us);
+      return reject(
+          req, "infeasible", req.slo_ms > 0.0 ? "slo_ms" : "slo_multiple",
+          "the fastest degree needs " + std::to_string(std::llround(best / 1000.0)) + " ms, more than the SLO", now_us);
   }
   a.request_id = next_id_++;
   a.request.request_id = a.request_id;
@@ -154,7 +147,8 @@ std::string admission_core::unserved(const msg::generate_request& r) const {
         continue;
       }
       if (r.label >= static_cast<std::int32_t>(m.classes.size()))
-        return "class " + std::to_string(r.label) + " of '" + m.name + "', which has " + std::to_string(m.classes.size());
+        return "class " + std::to_string(r.label) + " of '" + m.name + "', which has " +
+               std::to_string(m.classes.size());
       return {};
     }
   }

@@ -56,8 +56,8 @@ class admission_core {
   const admission_config& config() const noexcept { return cfg_; }
 
  private:
-  msg::rejected reject(const msg::generate_request& r, std::string code, std::string field,
-                       std::string rule, std::int64_t now_us);
+  msg::rejected reject(const msg::generate_request& r, std::string code, std::string field, std::string rule,
+                       std::int64_t now_us);
 
   // Why no worker runs `r` (empty: one does); a label past the model's classes, too.
   std::string unserved(const msg::generate_request& r) const;

@@ -25,8 +25,8 @@ struct load_client::impl {
   sim::workload wl;
   std::vector<sim::arrival> trace;
   sim::metrics_recorder metrics;
-  std::map<std::string, std::size_t> by_tag;  // client_tag -> index in trace
-  std::set<std::string> ended;                 // tags with a terminal answer: a duplicate counts once
+  std::map<std::string, std::size_t> by_tag;                 // client_tag -> index in trace
+  std::set<std::string> ended;                               // tags with a terminal answer: a duplicate counts once
   std::set<std::pair<std::uint64_t, std::uint64_t>> formed;  // (group id, epoch) seen active
   std::size_t sent = 0, terminal = 0;
   // The recorder measures from time zero; live stamps are absolute model times, so every time
@@ -49,8 +49,7 @@ struct load_client::impl {
   }
 };
 
-load_client::load_client(load_client_options opt, on_finish_fn on_finish)
-    : impl_(std::make_shared<impl>()) {
+load_client::load_client(load_client_options opt, on_finish_fn on_finish) : impl_(std::make_shared<impl>()) {
   impl_->opt = std::move(opt);
   impl_->on_finish = std::move(on_finish);
 }
@@ -94,9 +93,8 @@ result<void> load_client::on_configure(context& ctx) {
     // A group is formed once per (id, epoch); membership re-announces active ones.
     if (v.active && impl_->formed.insert({v.group_id, v.epoch}).second) impl_->metrics.group_formed();
   });
-  ctx.subscribe<msg::worker_down>(names::membership_topic, [this](const msg::worker_down&, const envelope&) {
-    impl_->metrics.worker_died();
-  });
+  ctx.subscribe<msg::worker_down>(names::membership_topic,
+                                  [this](const msg::worker_down&, const envelope&) { impl_->metrics.worker_died(); });
   ctx.subscribe<msg::request_done>(names::done_topic, [this, terminal](const msg::request_done& d, const envelope&) {
     if (!impl_->by_tag.count(d.client_tag)) return;  // another client's request
     if (!impl_->ended.insert(d.client_tag).second) return;
@@ -173,9 +171,9 @@ int serve_main(int argc, char** argv) {
   sim::run_metrics result;
   bool got = false;
   (void)(*n)->add("client", std::make_unique<load_client>(opt, [&](const sim::run_metrics& m) {
-    result = m;
-    got = true;
-  }));
+                    result = m;
+                    got = true;
+                  }));
   if (auto r = (*n)->start(); !r) return std::fprintf(stderr, "%s\n", r.err().what.c_str()), 1;
   (*n)->run_until_signal();
   if (!got) return std::fprintf(stderr, "stopped before the workload finished\n"), 1;

@@ -21,9 +21,9 @@
 #include <thread>
 
 #include <httplib.h>
-#include <nlohmann/json.hpp>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <nlohmann/json.hpp>
 
 #include "actors/gateway/client_socket.hpp"
 #include "actors/gateway/gateway_metrics.hpp"
@@ -82,31 +82,32 @@ class gateway_actor : public actor {
   result<void> on_configure(context& ctx) override {
     ctx_ = &ctx;
     auto& p = ctx.params();
-    for (auto r : {p.declare<std::string>("listen", "127.0.0.1:8080",
-                                          "HOST:PORT to serve HTTP on (port 0: any free one); loopback unless told otherwise"),
-                   p.declare<std::string>("port_file", "", "write the bound port here (for port 0)"),
-                   p.declare<std::string>("admission", serving_names::admission, "the admission actor"),
-                   p.declare<std::string>("scheduler", serving_names::scheduler, "the scheduler (cancellations go there)"),
-                   p.declare<double>("timeout_s", 600.0, "a request not answered by then is cancelled (504)",
-                                     checks::above<double>(0.0)),
-                   p.declare<std::int64_t>("http_threads", 64, "concurrent HTTP connections served",
-                                           checks::above<std::int64_t>(0)),
-                   p.declare<std::int64_t>("max_body_bytes", 1 << 20, "larger request bodies get 413 unread",
-                                           checks::above<std::int64_t>(0)),
-                   p.declare<double>("read_timeout_s", 10.0, "a client that sends nothing for this long is dropped",
-                                     checks::above<double>(0.0)),
-                   p.declare<std::int64_t>("max_outstanding", 64, "images in flight; more get 429 + Retry-After",
-                                           checks::above<std::int64_t>(0)),
-                   p.declare<std::int64_t>("store_bytes", 256 << 20, "url pictures held until fetched; full: 429",
-                                           checks::above<std::int64_t>(0)),
-                   p.declare<double>("store_ttl_s", 600.0, "an unfetched url picture is dropped after this",
-                                     checks::above<double>(0.0)),
-                   p.declare<std::string>("api_keys_file", "",
-                                          "a file of API keys, one a line (mode 0600): every request but GET "
-                                          "/v1/images/{id} and /v1/health then needs 'Authorization: Bearer KEY'"),
-                   p.declare<double>("picture_grace_s", 10.0,
-                                     "after its RequestDone, how long a picture may take to arrive before the request fails",
-                                     checks::above<double>(0.0))})
+    for (auto r :
+         {p.declare<std::string>("listen", "127.0.0.1:8080",
+                                 "HOST:PORT to serve HTTP on (port 0: any free one); loopback unless told otherwise"),
+          p.declare<std::string>("port_file", "", "write the bound port here (for port 0)"),
+          p.declare<std::string>("admission", serving_names::admission, "the admission actor"),
+          p.declare<std::string>("scheduler", serving_names::scheduler, "the scheduler (cancellations go there)"),
+          p.declare<double>("timeout_s", 600.0, "a request not answered by then is cancelled (504)",
+                            checks::above<double>(0.0)),
+          p.declare<std::int64_t>("http_threads", 64, "concurrent HTTP connections served",
+                                  checks::above<std::int64_t>(0)),
+          p.declare<std::int64_t>("max_body_bytes", 1 << 20, "larger request bodies get 413 unread",
+                                  checks::above<std::int64_t>(0)),
+          p.declare<double>("read_timeout_s", 10.0, "a client that sends nothing for this long is dropped",
+                            checks::above<double>(0.0)),
+          p.declare<std::int64_t>("max_outstanding", 64, "images in flight; more get 429 + Retry-After",
+                                  checks::above<std::int64_t>(0)),
+          p.declare<std::int64_t>("store_bytes", 256 << 20, "url pictures held until fetched; full: 429",
+                                  checks::above<std::int64_t>(0)),
+          p.declare<double>("store_ttl_s", 600.0, "an unfetched url picture is dropped after this",
+                            checks::above<double>(0.0)),
+          p.declare<std::string>("api_keys_file", "",
+                                 "a file of API keys, one a line (mode 0600): every request but GET "
+                                 "/v1/images/{id} and /v1/health then needs 'Authorization: Bearer KEY'"),
+          p.declare<double>("picture_grace_s", 10.0,
+                            "after its RequestDone, how long a picture may take to arrive before the request fails",
+                            checks::above<double>(0.0))})
       if (!r) return r;
     const auto listen = p.get<std::string>("listen");
     const auto colon = listen.rfind(':');
@@ -128,15 +129,16 @@ class gateway_actor : public actor {
     max_body_ = static_cast<std::size_t>(p.get<std::int64_t>("max_body_bytes"));
     read_timeout_ = std::chrono::duration<double>(p.get<double>("read_timeout_s"));
     max_outstanding_ = p.get<std::int64_t>("max_outstanding");
-    grace_ = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::duration<double>(p.get<double>("picture_grace_s")));
+    grace_ = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::duration<double>(p.get<double>("picture_grace_s")));
     if (const auto keys = p.get<std::string>("api_keys_file"); !keys.empty()) {
       auto k = read_keys(keys);
       if (!k) return k.err();
       keys_ = std::move(*k);
     }
-    store_ = std::make_unique<gateway::result_store>(
-        static_cast<std::size_t>(p.get<std::int64_t>("store_bytes")),
-        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::duration<double>(p.get<double>("store_ttl_s"))));
+    store_ = std::make_unique<gateway::result_store>(static_cast<std::size_t>(p.get<std::int64_t>("store_bytes")),
+                                                     std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                         std::chrono::duration<double>(p.get<double>("store_ttl_s"))));
 
     ctx.on<msg::rejected>([this](const msg::rejected& r, const envelope&) {
       with_image(r.client_tag, [&](job& j, job::image& im) {
@@ -154,12 +156,16 @@ class gateway_actor : public actor {
       with_image(m.client_tag, [&](job& j, job::image& im) {
         im.request_id = m.request_id;
         const auto index = static_cast<int>(&im - j.images.data());
-        j.events.push_back({{"type", "image_generation.progress"}, {"index", index}, {"step", m.step},
-                            {"total", m.total}, {"group_size", m.group_size}});
+        j.events.push_back({{"type", "image_generation.progress"},
+                            {"index", index},
+                            {"step", m.step},
+                            {"total", m.total},
+                            {"group_size", m.group_size}});
         j.cv.notify_all();
       });
     });
-    ctx.subscribe<msg::request_done>(serving_names::done_topic, [this, &ctx](const msg::request_done& d, const envelope&) {
+    ctx.subscribe<msg::request_done>(serving_names::done_topic, [this, &ctx](const msg::request_done& d,
+                                                                             const envelope&) {
       with_image(d.client_tag, [&](job& j, job::image& im) {
         im.request_id = d.request_id;
         im.done = true;
@@ -171,8 +177,8 @@ class gateway_actor : public actor {
           ctx.after(grace_, [this, tag = d.client_tag, rid = d.request_id] {
             with_image(tag, [&](job& jj, job::image& i2) {
               if (!i2.picture)
-                jj.finish(gateway::error_reply(500, "failed", "the picture of request " + std::to_string(rid) +
-                                                                  " did not come from its worker"));
+                jj.finish(gateway::error_reply(
+                    500, "failed", "the picture of request " + std::to_string(rid) + " did not come from its worker"));
             });
           });
       });
@@ -182,17 +188,17 @@ class gateway_actor : public actor {
     ctx.subscribe<msg::worker_hello>(serving_names::workers_topic,
                                      [this](const msg::worker_hello& h, const envelope&) { on_hello(h); });
     ctx.on<msg::worker_hello>([this](const msg::worker_hello& h, const envelope&) { on_hello(h); });
-    ctx.subscribe<msg::worker_heartbeat>(serving_names::workers_topic, [this, &ctx](const msg::worker_heartbeat& b,
-                                                                                   const envelope&) {
-      {
-        std::lock_guard lock(mu_);
-        if (hellos_.count(b.worker)) return;
-      }
-      auto& asked = asked_[b.worker];
-      if (steady::now() - asked < std::chrono::seconds(1)) return;
-      asked = steady::now();
-      (void)ctx.send(serving_names::worker(b.worker), msg::hello_query{b.worker});
-    });
+    ctx.subscribe<msg::worker_heartbeat>(serving_names::workers_topic,
+                                         [this, &ctx](const msg::worker_heartbeat& b, const envelope&) {
+                                           {
+                                             std::lock_guard lock(mu_);
+                                             if (hellos_.count(b.worker)) return;
+                                           }
+                                           auto& asked = asked_[b.worker];
+                                           if (steady::now() - asked < std::chrono::seconds(1)) return;
+                                           asked = steady::now();
+                                           (void)ctx.send(serving_names::worker(b.worker), msg::hello_query{b.worker});
+                                         });
     // Admission unreachable (or gone): the request's sender learns it here.
     ctx.on_delivery_failure([this](const error& e, const envelope& env) {
       if (env.type_id != type_id_of<msg::generate_request>) return;
@@ -228,7 +234,8 @@ class gateway_actor : public actor {
         return httplib::Server::HandlerResponse::Unhandled;
       if (authorized(req.get_header_value("Authorization"))) return httplib::Server::HandlerResponse::Unhandled;
       res.set_header("WWW-Authenticate", "Bearer");
-      write(res, gateway::error_reply(401, "invalid_api_key", "missing or unknown API key (Authorization: Bearer KEY)"));
+      write(res,
+            gateway::error_reply(401, "invalid_api_key", "missing or unknown API key (Authorization: Bearer KEY)"));
       return httplib::Server::HandlerResponse::Handled;
     });
     server_->Post("/v1/images/generations", [this](const httplib::Request& req, httplib::Response& res) {
@@ -244,7 +251,8 @@ class gateway_actor : public actor {
     });
     server_->Get(R"(/v1/images/([0-9a-f]{1,64}))", [this](const httplib::Request& req, httplib::Response& res) {
       auto bytes = store_->get(req.matches[1]);
-      if (!bytes) return write(res, gateway::error_reply(404, "not_found", "no such image (fetched already, or expired)"));
+      if (!bytes)
+        return write(res, gateway::error_reply(404, "not_found", "no such image (fetched already, or expired)"));
       res.status = 200;
       res.set_content(std::string(bytes->begin(), bytes->end()), "image/png");
     });
@@ -256,8 +264,13 @@ class gateway_actor : public actor {
       const auto s = store_->stats();
       const json body = {{"status", "ok"},
                          {"outstanding_images", outstanding_.load()},
-                         {"store", {{"images", s.images}, {"bytes", s.bytes}, {"max_bytes", s.max_bytes},
-                                    {"stored", s.stored}, {"fetched", s.fetched}, {"expired", s.expired}}}};
+                         {"store",
+                          {{"images", s.images},
+                           {"bytes", s.bytes},
+                           {"max_bytes", s.max_bytes},
+                           {"stored", s.stored},
+                           {"fetched", s.fetched},
+                           {"expired", s.expired}}}};
       write(res, {200, body.dump(), 0});
     });
     const int port = port_ == 0 ? server_->bind_to_any_port(host_) : (server_->bind_to_port(host_, port_) ? port_ : -1);
@@ -316,15 +329,16 @@ class gateway_actor : public actor {
     if (::stat(path.c_str(), &st) != 0)
       return make_error(errc::not_found, "parameter 'api_keys_file': cannot read '" + path + "'");
     if (st.st_mode & 077)
-      return make_error(errc::invalid_argument, "parameter 'api_keys_file': '" + path +
-                                                    "' is readable by other users (chmod 600 it)");
+      return make_error(errc::invalid_argument,
+                        "parameter 'api_keys_file': '" + path + "' is readable by other users (chmod 600 it)");
     std::ifstream in(path);
     std::vector<std::string> keys;
     for (std::string line; std::getline(in, line);) {
       while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.pop_back();
       if (!line.empty() && line[0] != '#') keys.push_back(line);
     }
-    if (keys.empty()) return make_error(errc::invalid_argument, "parameter 'api_keys_file': '" + path + "' holds no key");
+    if (keys.empty())
+      return make_error(errc::invalid_argument, "parameter 'api_keys_file': '" + path + "' holds no key");
     return keys;
   }
 
@@ -368,11 +382,13 @@ class gateway_actor : public actor {
     if (auto* bad = std::get_if<http_reply>(&parsed)) return refuse(res, *bad);
     auto j = std::make_shared<job>();
     j->gen = std::move(std::get<gateway::generation>(parsed));
-    j->url_base = "http://" + (req.has_header("Host") ? req.get_header_value("Host") : host_ + ":" + std::to_string(bound_port_));
+    j->url_base =
+        "http://" + (req.has_header("Host") ? req.get_header_value("Host") : host_ + ":" + std::to_string(bound_port_));
     const auto n = static_cast<std::int64_t>(j->gen.requests.size());
     if (j->gen.response_format == "url" && store_->full()) {
-      auto r = gateway::error_reply(429, "overloaded", "the picture store is full: fetch the pictures waiting there "
-                                                       "or wait for them to expire");
+      auto r = gateway::error_reply(429, "overloaded",
+                                    "the picture store is full: fetch the pictures waiting there "
+                                    "or wait for them to expire");
       r.retry_after_s = 1;
       return refuse(res, r);
     }
@@ -380,9 +396,10 @@ class gateway_actor : public actor {
     std::int64_t in_flight = outstanding_.load();
     do {
       if (in_flight + n > max_outstanding_) {
-        auto r = gateway::error_reply(429, "overloaded", "the gateway has " + std::to_string(in_flight) +
-                                                             " images in flight (max_outstanding " +
-                                                             std::to_string(max_outstanding_) + ")");
+        auto r =
+            gateway::error_reply(429, "overloaded",
+                                 "the gateway has " + std::to_string(in_flight) +
+                                     " images in flight (max_outstanding " + std::to_string(max_outstanding_) + ")");
         r.retry_after_s = 1;
         return refuse(res, r);
       }
@@ -456,8 +473,11 @@ class gateway_actor : public actor {
             abandon(j, "no answer within the gateway's timeout_s");
             out += gateway::sse_event({{"type", "error"},
                                        {"status", 504},
-                                       {"error", {{"message", "no answer within the gateway's timeout_s: cancelled"},
-                                                  {"type", "server_error"}, {"param", nullptr}, {"code", "timeout"}}}});
+                                       {"error",
+                                        {{"message", "no answer within the gateway's timeout_s: cancelled"},
+                                         {"type", "server_error"},
+                                         {"param", nullptr},
+                                         {"code", "timeout"}}}});
             const bool ok = sink.write(out.data(), out.size());
             sink.done();
             return ok;
@@ -554,8 +574,10 @@ class gateway_actor : public actor {
     for (std::size_t i = 0; i < j.images.size(); ++i) {
       auto& im = j.images[i];
       gateway::picture p;
-      if (j.gen.response_format == "url") p.url = j.url_base + "/v1/images/" + store_->put(std::move(im.picture->data));
-      else p.b64_json = gateway::base64(im.picture->data);
+      if (j.gen.response_format == "url")
+        p.url = j.url_base + "/v1/images/" + store_->put(std::move(im.picture->data));
+      else
+        p.b64_json = gateway::base64(im.picture->data);
       p.seed = j.gen.requests[i].seed;
       p.class_name = j.gen.classes[i];
       p.latency_ms = im.latency_ms;
@@ -590,19 +612,19 @@ class gateway_actor : public actor {
   std::chrono::milliseconds grace_{10000};
   std::unique_ptr<gateway::result_store> store_;
   gateway::gateway_metrics metrics_;
-  std::vector<std::string> keys_;  // API keys (empty: none needed)
+  std::vector<std::string> keys_;             // API keys (empty: none needed)
   std::atomic<std::int64_t> outstanding_{0};  // images of the jobs being served
   std::thread thread_;
   std::mutex mu_;
-  bool accepting_ = false;                           // mu_
-  std::deque<std::shared_ptr<job>> inbox_;           // mu_
-  std::deque<std::shared_ptr<job>> abandoned_;       // mu_
+  bool accepting_ = false;                                         // mu_
+  std::deque<std::shared_ptr<job>> inbox_;                         // mu_
+  std::deque<std::shared_ptr<job>> abandoned_;                     // mu_
   std::map<std::int32_t, std::vector<msg::served_model>> hellos_;  // mu_: by worker
   std::shared_ptr<const gateway::model_catalog> catalog_ = std::make_shared<gateway::model_catalog>();  // mu_
-  bool seeded_ = false;                                                                                  // mu_
-  std::map<std::string, std::pair<std::shared_ptr<job>, std::size_t>> by_tag_;  // actor thread
-  std::map<std::int32_t, steady::time_point> asked_;                            // actor thread: hello_query sent
-  std::uint64_t sent_ = 0;                                                       // actor thread
+  bool seeded_ = false;                                                                                 // mu_
+  std::map<std::string, std::pair<std::shared_ptr<job>, std::size_t>> by_tag_;                          // actor thread
+  std::map<std::int32_t, steady::time_point> asked_;  // actor thread: hello_query sent
+  std::uint64_t sent_ = 0;                            // actor thread
 };
 
 }  // namespace

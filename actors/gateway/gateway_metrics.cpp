@@ -32,7 +32,8 @@ std::string gateway_metrics::text(std::int64_t outstanding_images, const store_s
   std::lock_guard lock(mu_);
   std::string out;
   const auto n = [](auto v) { return static_cast<double>(v); };
-  prom::family(out, "gfdit_gateway_replies_total", "counter", "Replies to POST /v1/images/generations, by HTTP status.");
+  prom::family(out, "gfdit_gateway_replies_total", "counter",
+               "Replies to POST /v1/images/generations, by HTTP status.");
   for (const auto& [status, count] : replies_)
     prom::sample(out, "gfdit_gateway_replies_total", {{"status", std::to_string(status)}}, n(count));
   prom::family(out, "gfdit_gateway_request_seconds", "histogram", "Wall time of answered (200) requests.");

@@ -17,7 +17,7 @@ class gateway_metrics {
   // Upper bounds of the latency histogram, in seconds.
   static constexpr std::array<double, 10> buckets = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120};
 
-  void reply(int status);                  // every reply to POST /v1/images/generations
+  void reply(int status);                     // every reply to POST /v1/images/generations
   void answered(double seconds, int images);  // a 200: how long it took, how many pictures
   void cancelled(const std::string& cause);   // "disconnect" | "timeout"
   std::string text(std::int64_t outstanding_images, const store_stats& store) const;

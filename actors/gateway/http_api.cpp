@@ -1,9 +1,9 @@
 #include "actors/gateway/http_api.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <algorithm>
 #include <limits>
 #include <set>
 
@@ -17,10 +17,24 @@ namespace {
 using nlohmann::json;
 
 const std::set<std::string, std::less<>> ignored = {"quality", "style", "user", "moderation", "background"};
-const std::set<std::string, std::less<>> known = {"model", "prompt", "n", "size", "width", "height", "frames",
-                                                  "response_format", "seed", "num_inference_steps", "steps",
-                                                  "guidance_scale", "guidance", "slo_ms", "slo_multiple",
-                                                  "priority", "class", "stream"};
+const std::set<std::string, std::less<>> known = {"model",
+                                                  "prompt",
+                                                  "n",
+                                                  "size",
+                                                  "width",
+                                                  "height",
+                                                  "frames",
+                                                  "response_format",
+                                                  "seed",
+                                                  "num_inference_steps",
+                                                  "steps",
+                                                  "guidance_scale",
+                                                  "guidance",
+                                                  "slo_ms",
+                                                  "slo_multiple",
+                                                  "priority",
+                                                  "class",
+                                                  "stream"};
 
 // A hostile value is quoted by its first characters only: a 50 MB array must not come back as a
 // 50 MB error.
@@ -40,17 +54,18 @@ bool read(const json& j, const char* key, T& out, http_reply& err) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return true;
   const bool ok = std::is_same_v<T, std::string> ? it->is_string()
-                  : std::is_same_v<T, bool>     ? it->is_boolean()
-                  : std::is_floating_point_v<T> ? it->is_number()
-                  : std::is_unsigned_v<T>       ? it->is_number_unsigned()
-                                                : it->is_number_integer();
+                  : std::is_same_v<T, bool>      ? it->is_boolean()
+                  : std::is_floating_point_v<T>  ? it->is_number()
+                  : std::is_unsigned_v<T>        ? it->is_number_unsigned()
+                                                 : it->is_number_integer();
   if (!ok) {
     const char* want = std::is_same_v<T, std::string> ? "a string"
-                       : std::is_same_v<T, bool>     ? "true or false"
-                       : std::is_floating_point_v<T> ? "a number"
-                       : std::is_unsigned_v<T>       ? "a non-negative integer"
-                                                     : "an integer";
-    err = error_reply(400, "invalid", std::string("'") + key + "' must be " + want + ", got " + clipped(it->dump()), key);
+                       : std::is_same_v<T, bool>      ? "true or false"
+                       : std::is_floating_point_v<T>  ? "a number"
+                       : std::is_unsigned_v<T>        ? "a non-negative integer"
+                                                      : "an integer";
+    err =
+        error_reply(400, "invalid", std::string("'") + key + "' must be " + want + ", got " + clipped(it->dump()), key);
     return false;
   }
   if constexpr (std::is_integral_v<T> && std::is_signed_v<T> && !std::is_same_v<T, bool>) {
@@ -66,7 +81,6 @@ bool read(const json& j, const char* key, T& out, http_reply& err) {
 
 double ms(std::int64_t us) { return static_cast<double>(us) / 1000.0; }
 
-
 }  // namespace
 
 std::size_t nesting_depth(std::string_view body) {
@@ -74,9 +88,12 @@ std::size_t nesting_depth(std::string_view body) {
   bool in_string = false, escaped = false;
   for (char c : body) {
     if (in_string) {
-      if (escaped) escaped = false;
-      else if (c == '\\') escaped = true;
-      else if (c == '"') in_string = false;
+      if (escaped)
+        escaped = false;
+      else if (c == '\\')
+        escaped = true;
+      else if (c == '"')
+        in_string = false;
     } else if (c == '"') {
       in_string = true;
     } else if (c == '[' || c == '{') {
@@ -99,8 +116,9 @@ http_reply error_reply(int status, std::string_view code, std::string_view messa
 std::variant<generation, http_reply> parse_generation(std::string_view body, const model_catalog& served) {
   // Counted before parsing: a parsed tree 70,000 deep overflowed the stack when it was freed.
   if (const auto depth = nesting_depth(body); depth > max_json_depth)
-    return error_reply(400, "invalid", "the body nests " + std::to_string(depth) + " levels deep (at most " +
-                                           std::to_string(max_json_depth) + ")");
+    return error_reply(
+        400, "invalid",
+        "the body nests " + std::to_string(depth) + " levels deep (at most " + std::to_string(max_json_depth) + ")");
   json j = json::parse(body, nullptr, false);
   if (j.is_discarded()) return error_reply(400, "invalid", "the body is not valid JSON");
   if (!j.is_object()) return error_reply(400, "invalid", "the body must be a JSON object");
@@ -126,7 +144,8 @@ std::variant<generation, http_reply> parse_generation(std::string_view body, con
     return err;
   if (r.model.empty()) return error_reply(400, "invalid", "'model' is required", "model");
   if (n < 1 || n > max_images)
-    return error_reply(400, "invalid", "'n' must be in [1, " + std::to_string(max_images) + "], got " + std::to_string(n), "n");
+    return error_reply(400, "invalid",
+                       "'n' must be in [1, " + std::to_string(max_images) + "], got " + std::to_string(n), "n");
   if (!format.empty() && format != "b64_json" && format != "url")
     return error_reply(400, "invalid", "'response_format' must be b64_json or url, got '" + clipped(format) + "'",
                        "response_format");
@@ -151,18 +170,22 @@ std::variant<generation, http_reply> parse_generation(std::string_view body, con
       r.width = info.width;
       r.height = info.height;
     } else if (r.width != info.width || r.height != info.height) {
-      return error_reply(400, "invalid", "'" + info.name + "' draws " + std::to_string(info.width) + "x" +
-                                             std::to_string(info.height) + " only, not " + clipped(std::to_string(r.width) +
-                                             "x" + std::to_string(r.height)), "size");
+      return error_reply(400, "invalid",
+                         "'" + info.name + "' draws " + std::to_string(info.width) + "x" + std::to_string(info.height) +
+                             " only, not " + clipped(std::to_string(r.width) + "x" + std::to_string(r.height)),
+                         "size");
     }
     if (!j.contains("steps") && !j.contains("num_inference_steps")) r.steps = info.default_steps;
     if (!j.contains("guidance") && !j.contains("guidance_scale")) r.guidance = info.default_guidance;
     if (!info.classes.empty()) {
       if (prompt.size() > max_prompt_bytes)
-        return error_reply(400, "invalid", "'prompt' is " + std::to_string(prompt.size()) + " bytes (at most " +
-                                               std::to_string(max_prompt_bytes) + ")", "prompt");
+        return error_reply(400, "invalid",
+                           "'prompt' is " + std::to_string(prompt.size()) + " bytes (at most " +
+                               std::to_string(max_prompt_bytes) + ")",
+                           "prompt");
       if (prompt.empty())
-        return error_reply(400, "invalid", "'prompt' is required: name one of the classes of '" + info.name + "'", "prompt");
+        return error_reply(400, "invalid", "'prompt' is required: name one of the classes of '" + info.name + "'",
+                           "prompt");
       dit::model_card card;
       card.class_names = info.classes;
       card.config.num_classes = static_cast<int>(info.classes.size());
@@ -177,8 +200,10 @@ std::variant<generation, http_reply> parse_generation(std::string_view body, con
       return error_reply(400, "invalid", "'size' (or 'width' and 'height') is required", "size");
     if (!j.contains("steps") && !j.contains("num_inference_steps")) r.steps = 30;
     if (!format.empty())
-      return error_reply(400, "invalid", "'" + clipped(r.model) + "' is not a checkpoint a worker serves: it draws no "
-                                             "picture, so there is no response_format (its reply is a hash)",
+      return error_reply(400, "invalid",
+                         "'" + clipped(r.model) +
+                             "' is not a checkpoint a worker serves: it draws no "
+                             "picture, so there is no response_format (its reply is a hash)",
                          "response_format");
     if (n != 1) return error_reply(400, "invalid", "'n' must be 1 for a model with seeded weights", "n");
     if (stream) return error_reply(400, "invalid", "'stream' needs a checkpoint a worker serves", "stream");
@@ -188,7 +213,8 @@ std::variant<generation, http_reply> parse_generation(std::string_view body, con
     one.seed = r.seed + static_cast<std::uint64_t>(i);
     one.progress = stream;
     g.requests.push_back(std::move(one));
-    g.classes.push_back(m != served.end() && r.label >= 0 ? m->second.classes[static_cast<std::size_t>(r.label)] : r.class_name);
+    g.classes.push_back(m != served.end() && r.label >= 0 ? m->second.classes[static_cast<std::size_t>(r.label)]
+                                                          : r.class_name);
   }
   return g;
 }
@@ -222,7 +248,8 @@ http_reply reply_for(const msg::rejected& r) {
 }
 
 http_reply error_for(const msg::request_done& d) {
-  if (d.status == "rejected") return error_reply(503, "policy", d.error.empty() ? "rejected by the scheduler's policy" : d.error);
+  if (d.status == "rejected")
+    return error_reply(503, "policy", d.error.empty() ? "rejected by the scheduler's policy" : d.error);
   if (d.status == "cancelled") return error_reply(409, "cancelled", d.error.empty() ? "cancelled" : d.error);
   return error_reply(500, d.status.empty() ? "failed" : d.status, d.error);
 }
@@ -231,7 +258,8 @@ http_reply reply_for(const msg::request_done& d) {
   if (d.status != "done") return error_for(d);
   char hash[17];
   std::snprintf(hash, sizeof hash, "%016llx", static_cast<unsigned long long>(d.result_hash));
-  const auto created = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  const auto created =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   json out = {{"id", d.request_id},
               {"created", created},
               {"status", d.status},

@@ -28,8 +28,8 @@ namespace gfdit::gateway {
 
 struct http_reply {
   int status = 200;
-  std::string body;            // JSON
-  int retry_after_s = 0;       // > 0: sent as Retry-After
+  std::string body;       // JSON
+  int retry_after_s = 0;  // > 0: sent as Retry-After
 };
 
 // OpenAI's error object: {"error": {"message", "type", "param", "code"}}; type is

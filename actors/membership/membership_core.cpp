@@ -4,26 +4,22 @@
 
 namespace gfdit {
 
-std::vector<membership_output> membership_core::on_hello(const msg::worker_hello& m,
-                                                         std::int64_t now_us) {
+std::vector<membership_output> membership_core::on_hello(const msg::worker_hello& m, std::int64_t now_us) {
   auto& w = workers_[m.worker];
   w.alive = true;
   w.last_seen_us = now_us;
   return {};
 }
 
-std::vector<membership_output> membership_core::on_heartbeat(const msg::worker_heartbeat& m,
-                                                             std::int64_t now_us) {
+std::vector<membership_output> membership_core::on_heartbeat(const msg::worker_heartbeat& m, std::int64_t now_us) {
   auto it = workers_.find(m.worker);
   // A heartbeat from a worker declared dead does not revive it: it must say hello again, so
   // the scheduler hears of the new incarnation.
-  if (it != workers_.end() && it->second.alive && now_us > it->second.last_seen_us)
-    it->second.last_seen_us = now_us;
+  if (it != workers_.end() && it->second.alive && now_us > it->second.last_seen_us) it->second.last_seen_us = now_us;
   return {};
 }
 
-std::vector<membership_output> membership_core::on_form_group(const msg::form_group& m,
-                                                              std::int64_t now_us) {
+std::vector<membership_output> membership_core::on_form_group(const msg::form_group& m, std::int64_t now_us) {
   std::vector<membership_output> out;
   const std::uint64_t id = group_id_of(m.members);
   std::set<std::int32_t> seen;
@@ -39,8 +35,9 @@ std::vector<membership_output> membership_core::on_form_group(const msg::form_gr
     if (!ok) ++refused_;
     // Re-announce the current state so the asker can reconcile.
     out.push_back(msg::group_view{id, g.epoch, m.members, g.active && ok,
-                                  ok ? "already active" : "refused: a member is unknown, dead, "
-                                                          "repeated or in another group"});
+                                  ok ? "already active"
+                                     : "refused: a member is unknown, dead, "
+                                       "repeated or in another group"});
     if (!g.active && g.members.empty()) groups_.erase(id);
     return out;
   }
@@ -52,8 +49,7 @@ std::vector<membership_output> membership_core::on_form_group(const msg::form_gr
   return out;
 }
 
-void membership_core::deactivate(std::uint64_t id, const char* reason,
-                                 std::vector<membership_output>& out) {
+void membership_core::deactivate(std::uint64_t id, const char* reason, std::vector<membership_output>& out) {
   auto it = groups_.find(id);
   if (it == groups_.end() || !it->second.active) return;
   it->second.active = false;
@@ -64,15 +60,13 @@ void membership_core::deactivate(std::uint64_t id, const char* reason,
   out.push_back(msg::group_view{id, it->second.epoch, it->second.members, false, reason});
 }
 
-std::vector<membership_output> membership_core::on_dissolve_group(const msg::dissolve_group& m,
-                                                                  std::int64_t now_us) {
+std::vector<membership_output> membership_core::on_dissolve_group(const msg::dissolve_group& m, std::int64_t now_us) {
   std::vector<membership_output> out;
   deactivate(m.group_id, m.reason.empty() ? "dissolved" : m.reason.c_str(), out);
   return out;
 }
 
-void membership_core::mark_down(std::int32_t w, const char* reason,
-                                std::vector<membership_output>& out) {
+void membership_core::mark_down(std::int32_t w, const char* reason, std::vector<membership_output>& out) {
   auto& ws = workers_[w];
   ws.alive = false;
   if (ws.group_id != 0) deactivate(ws.group_id, "member died", out);
@@ -82,8 +76,7 @@ void membership_core::mark_down(std::int32_t w, const char* reason,
 std::vector<membership_output> membership_core::on_tick(std::int64_t now_us) {
   std::vector<membership_output> out;
   for (auto& [w, s] : workers_)
-    if (s.alive && now_us - s.last_seen_us > cfg_.heartbeat_timeout_us)
-      mark_down(w, "heartbeat timeout", out);
+    if (s.alive && now_us - s.last_seen_us > cfg_.heartbeat_timeout_us) mark_down(w, "heartbeat timeout", out);
   return out;
 }
 

@@ -36,8 +36,10 @@ std::vector<outgoing> membership_driver::feed(const envelope& env) {
   };
   const bool direct = env.kind == route::direct;
   if (env.kind == route::topic && env.destination == names::workers_topic) {
-    if (env.is<msg::worker_hello>()) run(&membership_core::on_hello);
-    else if (env.is<msg::worker_heartbeat>()) run(&membership_core::on_heartbeat);
+    if (env.is<msg::worker_hello>())
+      run(&membership_core::on_hello);
+    else if (env.is<msg::worker_heartbeat>())
+      run(&membership_core::on_heartbeat);
   } else if (direct && env.is<msg::form_group>()) {
     run(&membership_core::on_form_group);
   } else if (direct && env.is<msg::dissolve_group>()) {

@@ -29,8 +29,8 @@ result<std::unique_ptr<replayable_core>> make_core(const replay_params& p) {
   // As the shell computes it: wall time, expressed in model time.
   cfg.core.heartbeat_timeout_us = static_cast<std::int64_t>(*timeout_ms * 1000 * *speedup);
   cfg.self = p.actor;
-  return std::unique_ptr<replayable_core>(
-      std::make_unique<driver_core<membership_driver>>(std::make_unique<membership_driver>(std::move(cfg)), p.actor, state_of));
+  return std::unique_ptr<replayable_core>(std::make_unique<driver_core<membership_driver>>(
+      std::make_unique<membership_driver>(std::move(cfg)), p.actor, state_of));
 }
 
 }  // namespace

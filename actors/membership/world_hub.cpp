@@ -31,9 +31,9 @@ std::vector<world_hub_reply> world_hub::on_join(const msg::world_join& m, const 
   std::vector<world_hub_reply> out;
   // A join that cannot belong to any world is answered alone; the round it names is untouched.
   if (m.size < 1 || m.size > max_size || m.rank < 0 || m.rank >= m.size || m.timeout_ms <= 0) {
-    out.push_back({from, failure(m, where(m) + ": invalid join from '" + from + "' (rank " +
-                                        std::to_string(m.rank) + ", size " + std::to_string(m.size) +
-                                        ", timeout " + std::to_string(m.timeout_ms) + " ms)")});
+    out.push_back(
+        {from, failure(m, where(m) + ": invalid join from '" + from + "' (rank " + std::to_string(m.rank) + ", size " +
+                              std::to_string(m.size) + ", timeout " + std::to_string(m.timeout_ms) + " ms)")});
     return out;
   }
   const key k{m.world, m.round};
@@ -52,15 +52,17 @@ std::vector<world_hub_reply> world_hub::on_join(const msg::world_join& m, const 
   r.deadline_us = std::min(r.deadline_us, deadline);
   // Both fail the whole round: everyone in it hears why, the offender included.
   if (m.size != r.size) {
-    fail(k, r, where(m) + ": '" + from + "' (rank " + std::to_string(m.rank) + ") says size " +
-                   std::to_string(m.size) + " but the round was opened with size " + std::to_string(r.size),
+    fail(k, r,
+         where(m) + ": '" + from + "' (rank " + std::to_string(m.rank) + ") says size " + std::to_string(m.size) +
+             " but the round was opened with size " + std::to_string(r.size),
          false, out);
     out.push_back({from, failure(m, r.error)});
     return out;
   }
   if (auto dup = r.ranks.find(m.rank); dup != r.ranks.end()) {
-    fail(k, r, where(m) + ": rank " + std::to_string(m.rank) + " joined twice (from '" +
-                   dup->second.from + "' and '" + from + "')",
+    fail(k, r,
+         where(m) + ": rank " + std::to_string(m.rank) + " joined twice (from '" + dup->second.from + "' and '" + from +
+             "')",
          false, out);
     out.push_back({from, failure(m, r.error)});
     return out;
@@ -97,8 +99,8 @@ std::vector<world_hub_reply> world_hub::on_tick(std::int64_t now_us) {
         }
       fail(it->first, r,
            where(it->first.first, it->first.second) + ": timed out after " +
-               std::to_string((now_us - r.opened_us) / 1000) + " ms with " + std::to_string(r.ranks.size()) +
-               " of " + std::to_string(r.size) + " ranks joined; missing rank(s) " + missing,
+               std::to_string((now_us - r.opened_us) / 1000) + " ms with " + std::to_string(r.ranks.size()) + " of " +
+               std::to_string(r.size) + " ranks joined; missing rank(s) " + missing,
            true, out);
     }
     it = rounds_.erase(it);

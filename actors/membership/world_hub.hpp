@@ -31,8 +31,7 @@ class world_hub {
   static constexpr std::int32_t max_size = 4096;
   static constexpr std::int64_t max_timeout_ms = 24 * 3600 * 1000;  // longer ones are clamped
 
-  std::vector<world_hub_reply> on_join(const msg::world_join& m, const std::string& from,
-                                       std::int64_t now_us);
+  std::vector<world_hub_reply> on_join(const msg::world_join& m, const std::string& from, std::int64_t now_us);
   std::vector<world_hub_reply> on_tick(std::int64_t now_us);
 
   // Rounds open or failed (kept until their deadline).
@@ -54,8 +53,7 @@ class world_hub {
   };
   using key = std::pair<std::string, std::uint32_t>;
 
-  void fail(const key& k, round_state& r, std::string error, bool timed_out,
-            std::vector<world_hub_reply>& out);
+  void fail(const key& k, round_state& r, std::string error, bool timed_out, std::vector<world_hub_reply>& out);
 
   std::map<key, round_state> rounds_;
   std::uint64_t completed_ = 0;

@@ -42,7 +42,8 @@ inline result<void> check_replay_options(const replay_params& p, const std::vect
     if (std::find(known.begin(), known.end(), key) == known.end()) {
       std::string names;
       for (auto n : known) names += (names.empty() ? "" : ", ") + std::string(n);
-      return make_error(errc::invalid_argument, "replay: the " + p.actor + " has no option '" + key + "' (it has " + names + ")");
+      return make_error(errc::invalid_argument,
+                        "replay: the " + p.actor + " has no option '" + key + "' (it has " + names + ")");
     }
   return {};
 }
@@ -52,8 +53,10 @@ inline result<void> check_replay_options(const replay_params& p, const std::vect
 template <class T>
 result<T> replay_setting(const replay_params& p, const std::string& key, T fallback) {
   const nlohmann::json* v = nullptr;
-  if (p.options.contains(key)) v = &p.options[key];
-  else if (p.parameters.contains(key)) v = &p.parameters[key];
+  if (p.options.contains(key))
+    v = &p.options[key];
+  else if (p.parameters.contains(key))
+    v = &p.parameters[key];
   if (!v) return fallback;
   auto bad = [&](const char* what) {
     return make_error(errc::invalid_argument, "replay option '" + key + "' = " + v->dump() + ": " + what);

@@ -17,9 +17,9 @@ namespace gfdit::msg {
 struct handled {
   static constexpr std::string_view type_name = "recorder.handled";
   static constexpr std::uint16_t type_version = 1;
-  std::string actor;        // who handled it
-  std::string sender;       // the handled envelope's sender, seq, type, route, destination
-  std::uint64_t seq = 0;    //   and correlation: together they identify it in the bag
+  std::string actor;      // who handled it
+  std::string sender;     // the handled envelope's sender, seq, type, route, destination
+  std::uint64_t seq = 0;  //   and correlation: together they identify it in the bag
   std::uint32_t type_id = 0;
   std::uint8_t kind = 0;
   std::string destination;
@@ -35,8 +35,8 @@ inline constexpr const char* handled_sender = "$handled";
 
 // The marker "`actor` handled `env`", the `seq`-th of its recorder, made at `at_ns`.
 inline envelope handled_marker(const envelope& env, const std::string& actor, std::uint64_t seq, std::int64_t at_ns) {
-  msg::handled m{actor, env.sender, env.seq, env.type_id, static_cast<std::uint8_t>(env.kind), env.destination,
-                 env.correlation};
+  msg::handled m{actor,           env.sender,     env.seq, env.type_id, static_cast<std::uint8_t>(env.kind),
+                 env.destination, env.correlation};
   envelope mark;
   mark.type_id = type_id_of<msg::handled>;
   mark.version = msg::handled::type_version;
@@ -49,14 +49,12 @@ inline envelope handled_marker(const envelope& env, const std::string& actor, st
   return mark;
 }
 
-inline bool is_handled_marker(const envelope& env) {
-  return env.is<msg::handled>() && env.sender == handled_sender;
-}
+inline bool is_handled_marker(const envelope& env) { return env.is<msg::handled>() && env.sender == handled_sender; }
 
 // The identity of an envelope as a marker names it (same string for the envelope and for the
 // marker that points at it).
-inline std::string handled_key(const std::string& sender, std::uint64_t seq, std::uint32_t type_id,
-                               std::uint8_t kind, const std::string& destination, std::uint64_t correlation) {
+inline std::string handled_key(const std::string& sender, std::uint64_t seq, std::uint32_t type_id, std::uint8_t kind,
+                               const std::string& destination, std::uint64_t correlation) {
   std::string k = sender;
   k += '\0';
   k += destination;

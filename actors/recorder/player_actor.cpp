@@ -45,24 +45,25 @@ class player_actor final : public actor {
  public:
   result<void> on_configure(context& ctx) override {
     auto& p = ctx.params();
-    for (auto r : {p.declare<std::string>("path", "", "the bag to play"),
-                   p.declare<double>("rate", 1.0, "speed factor; 0: as fast as possible", checks::at_least(0.0)),
-                   p.declare<bool>("loop", false, "start again at the end"),
-                   p.declare<double>("start_s", 0.0, "skip the bag's first seconds", checks::at_least(0.0)),
-                   p.declare<double>("end_s", 0.0, "stop this many seconds after the bag's start (0: at its end)",
-                                     checks::at_least(0.0)),
-                   p.declare<std::string>("topics", "", "play only these topics"),
-                   p.declare<std::string>("actors", "", "play only messages of these actors"),
-                   p.declare<std::string>("senders", "", "play only messages sent by these actors (stand in for them)"),
-                   p.declare<std::string>("types", "", "play only these types"),
-                   p.declare<std::int64_t>("batch", 256, "messages per turn at rate 0",
-                                           checks::at_least<std::int64_t>(1)),
-                   p.declare<bool>("stop_at_end", false, "ask the node to stop when done"),
-                   p.declare<std::string>("subscribe", "", "topics to receive (and drop), as the actor stood in for did; inputs for `gate`"),
-                   p.declare<bool>("gate", false, "hold each recorded message until the live input that caused it has arrived"),
-                   p.declare<std::int64_t>("gate_timeout_ms", 5000, "then send it anyway (counted)",
-                                           checks::at_least<std::int64_t>(0)),
-                   p.declare<std::string>("done_file", "", "written (JSON counters) when everything is played")})
+    for (auto r :
+         {p.declare<std::string>("path", "", "the bag to play"),
+          p.declare<double>("rate", 1.0, "speed factor; 0: as fast as possible", checks::at_least(0.0)),
+          p.declare<bool>("loop", false, "start again at the end"),
+          p.declare<double>("start_s", 0.0, "skip the bag's first seconds", checks::at_least(0.0)),
+          p.declare<double>("end_s", 0.0, "stop this many seconds after the bag's start (0: at its end)",
+                            checks::at_least(0.0)),
+          p.declare<std::string>("topics", "", "play only these topics"),
+          p.declare<std::string>("actors", "", "play only messages of these actors"),
+          p.declare<std::string>("senders", "", "play only messages sent by these actors (stand in for them)"),
+          p.declare<std::string>("types", "", "play only these types"),
+          p.declare<std::int64_t>("batch", 256, "messages per turn at rate 0", checks::at_least<std::int64_t>(1)),
+          p.declare<bool>("stop_at_end", false, "ask the node to stop when done"),
+          p.declare<std::string>("subscribe", "",
+                                 "topics to receive (and drop), as the actor stood in for did; inputs for `gate`"),
+          p.declare<bool>("gate", false, "hold each recorded message until the live input that caused it has arrived"),
+          p.declare<std::int64_t>("gate_timeout_ms", 5000, "then send it anyway (counted)",
+                                  checks::at_least<std::int64_t>(0)),
+          p.declare<std::string>("done_file", "", "written (JSON counters) when everything is played")})
       if (!r) return r;
     path_ = p.get<std::string>("path");
     if (path_.empty()) return make_error(errc::invalid_argument, "player: parameter 'path' is required");
@@ -79,8 +80,9 @@ class player_actor final : public actor {
     begin_ns_ = ix.first_ns + static_cast<std::int64_t>(p.get<double>("start_s") * 1e9);
     const double end_s = p.get<double>("end_s");
     if (end_s > 0 && end_s <= p.get<double>("start_s"))
-      return make_error(errc::invalid_argument, "player: end_s (" + nlohmann::json(end_s).dump() + ") must be after start_s (" +
-                                                    nlohmann::json(p.get<double>("start_s")).dump() + "), or 0 for the bag's end");
+      return make_error(errc::invalid_argument,
+                        "player: end_s (" + nlohmann::json(end_s).dump() + ") must be after start_s (" +
+                            nlohmann::json(p.get<double>("start_s")).dump() + "), or 0 for the bag's end");
     end_ns_ = end_s > 0 ? ix.first_ns + static_cast<std::int64_t>(end_s * 1e9) : ix.last_ns;
     batch_ = static_cast<int>(p.get<std::int64_t>("batch"));
     stop_at_end_ = p.get<bool>("stop_at_end");
@@ -90,7 +92,8 @@ class player_actor final : public actor {
     const auto topics = bag::filter::split(p.get<std::string>("subscribe"));
     subscribed_ = {topics.begin(), topics.end()};
     if (p.get<bool>("gate")) {
-      if (stood_.empty()) return make_error(errc::invalid_argument, "player: 'gate' needs 'senders' (the actors stood in for)");
+      if (stood_.empty())
+        return make_error(errc::invalid_argument, "player: 'gate' needs 'senders' (the actors stood in for)");
       if (auto g = find_gates(); !g) return g.err();
     }
     for (const auto& t : subscribed_) ctx.subscribe_raw(t, [this, &ctx](const envelope& env) { on_input(ctx, env); });
@@ -185,8 +188,8 @@ class player_actor final : public actor {
           return finish(ctx);
         }
         if (!*n || (*n)->env.time.wall_ns > end_ns_) {
-          ctx.log().info("played {} messages from '{}' ({} not delivered, {} gate timeouts)", played_, path_,
-                         failed_, gate_timeouts_);
+          ctx.log().info("played {} messages from '{}' ({} not delivered, {} gate timeouts)", played_, path_, failed_,
+                         gate_timeouts_);
           if (loop_) {
             restart();
             received_.clear();  // each pass waits for inputs of its own
@@ -201,7 +204,7 @@ class player_actor final : public actor {
       }
       const auto now = steady::now();
       const auto due = rate_ > 0 ? t0_ + std::chrono::nanoseconds(static_cast<std::int64_t>(
-                                            static_cast<double>(pending_->env.time.wall_ns - begin_ns_) / rate_))
+                                             static_cast<double>(pending_->env.time.wall_ns - begin_ns_) / rate_))
                                  : now;
       bool timed_out = false;
       if (!released(*pending_)) {
@@ -255,8 +258,7 @@ class player_actor final : public actor {
                                            {"inputs", inputs_}}
                                 .dump()
                          << "\n";
-      if (std::rename(tmp.c_str(), done_file_.c_str()) != 0)
-        ctx.log().error("cannot write done_file '{}'", done_file_);
+      if (std::rename(tmp.c_str(), done_file_.c_str()) != 0) ctx.log().error("cannot write done_file '{}'", done_file_);
     }
     if (stop_at_end_) ctx.request_stop();
   }

@@ -29,31 +29,42 @@ class recorder_actor final : public actor, public tap_sink {
  public:
   result<void> on_configure(context& ctx) override {
     auto& p = ctx.params();
-    for (auto r : {p.declare<std::string>("path", "", "the bag file to write (empty: record nothing)"),
-                   p.declare<bool>("overwrite", false, "replace a bag already at path (else that is an error)"),
-                   p.declare<std::string>("topics", "", "record only these topics (comma list)"),
-                   p.declare<std::string>("actors", "", "record only messages of these actors"),
-                   p.declare<std::string>("senders", "", "record only messages sent by these actors"),
-                   p.declare<std::string>("types", "", "record only these message types"),
-                   p.declare<std::string>("source", "tap", "tap (every envelope of this node) or subscribe (all topics of the graph)",
-                                          std::function<std::string(const std::string&)>([](const std::string& s) {
-                                            return s == "tap" || s == "subscribe" ? "" : "must be tap or subscribe";
-                                          })),
-                   p.declare<std::string>("overflow", "block", "when the writer falls behind: block (backpressure) or drop (counted)",
-                                          std::function<std::string(const std::string&)>([](const std::string& s) {
-                                            return s == "block" || s == "drop" ? "" : "must be block or drop";
-                                          })),
-                   p.declare<std::int64_t>("queue_mb", 64, "per sending thread: bytes waiting for the writer before overflow (copied records up to 16 MiB, large envelopes by reference)", checks::above<std::int64_t>(0)),
-                   p.declare<std::int64_t>("chunk_kb", 1024, "chunk size", checks::above<std::int64_t>(0)),
-                   p.declare<std::int64_t>("flush_ms", 200, "a partial chunk is written this often", checks::above<std::int64_t>(0)),
-                   p.declare<std::int64_t>("writer_nice", 0, "nice value of the writer thread (0..19)",
-                                           checks::within<std::int64_t>(0, 19)),
-                   p.declare<std::string>("stats_topic", "recorder.stats", "where the live counters go"),
-                   p.declare<std::int64_t>("stats_ms", 1000, "how often", checks::above<std::int64_t>(0)),
-                   p.declare<std::string>("launch_file", "", "its text goes into the bag header"),
-                   p.declare<std::string>("launch_text", "", "launch file text for the header"),
-                   p.declare<std::string>("handled", "", "record the order in which these actors of this process handle their messages (comma list, * for all): what exact replay needs"),
-                   p.declare<std::string>("parameters_of", "", "at activation, ask these actors for their parameters, so their values are in the bag (comma list)")})
+    for (auto r :
+         {p.declare<std::string>("path", "", "the bag file to write (empty: record nothing)"),
+          p.declare<bool>("overwrite", false, "replace a bag already at path (else that is an error)"),
+          p.declare<std::string>("topics", "", "record only these topics (comma list)"),
+          p.declare<std::string>("actors", "", "record only messages of these actors"),
+          p.declare<std::string>("senders", "", "record only messages sent by these actors"),
+          p.declare<std::string>("types", "", "record only these message types"),
+          p.declare<std::string>("source", "tap",
+                                 "tap (every envelope of this node) or subscribe (all topics of the graph)",
+                                 std::function<std::string(const std::string&)>([](const std::string& s) {
+                                   return s == "tap" || s == "subscribe" ? "" : "must be tap or subscribe";
+                                 })),
+          p.declare<std::string>("overflow", "block",
+                                 "when the writer falls behind: block (backpressure) or drop (counted)",
+                                 std::function<std::string(const std::string&)>([](const std::string& s) {
+                                   return s == "block" || s == "drop" ? "" : "must be block or drop";
+                                 })),
+          p.declare<std::int64_t>("queue_mb", 64,
+                                  "per sending thread: bytes waiting for the writer before overflow (copied records up "
+                                  "to 16 MiB, large envelopes by reference)",
+                                  checks::above<std::int64_t>(0)),
+          p.declare<std::int64_t>("chunk_kb", 1024, "chunk size", checks::above<std::int64_t>(0)),
+          p.declare<std::int64_t>("flush_ms", 200, "a partial chunk is written this often",
+                                  checks::above<std::int64_t>(0)),
+          p.declare<std::int64_t>("writer_nice", 0, "nice value of the writer thread (0..19)",
+                                  checks::within<std::int64_t>(0, 19)),
+          p.declare<std::string>("stats_topic", "recorder.stats", "where the live counters go"),
+          p.declare<std::int64_t>("stats_ms", 1000, "how often", checks::above<std::int64_t>(0)),
+          p.declare<std::string>("launch_file", "", "its text goes into the bag header"),
+          p.declare<std::string>("launch_text", "", "launch file text for the header"),
+          p.declare<std::string>("handled", "",
+                                 "record the order in which these actors of this process handle their messages (comma "
+                                 "list, * for all): what exact replay needs"),
+          p.declare<std::string>(
+              "parameters_of", "",
+              "at activation, ask these actors for their parameters, so their values are in the bag (comma list)")})
       if (!r) return r;
     path_ = p.get<std::string>("path");
     if (path_.empty()) return {};  // off: a graph can carry a recorder that an argument turns on
@@ -117,15 +128,16 @@ class recorder_actor final : public actor, public tap_sink {
       attach_tap_sink(this);
     }
     active_ = true;
-    stats_timer_ = ctx.every(std::chrono::milliseconds(ctx.params().get<std::int64_t>("stats_ms")),
-                             [this, &ctx] { report(ctx); });
+    stats_timer_ =
+        ctx.every(std::chrono::milliseconds(ctx.params().get<std::int64_t>("stats_ms")), [this, &ctx] { report(ctx); });
     ctx.log().info("recording to '{}' (source {})", path_, source_);
     // The replies land in the bag: replay reads an actor's parameters from there.
     for (const auto& a : parameters_of_)
-      ctx.request<msg::parameter_value>(
-          a, msg::parameter_get{""}, std::chrono::seconds(10), [&ctx, a](result<msg::parameter_value> v) {
-            if (!v) ctx.log().warn("parameters of '{}' not recorded: {}", a, v.err().what);
-          });
+      ctx.request<msg::parameter_value>(a, msg::parameter_get{""}, std::chrono::seconds(10),
+                                        [&ctx, a](result<msg::parameter_value> v) {
+                                          if (!v)
+                                            ctx.log().warn("parameters of '{}' not recorded: {}", a, v.err().what);
+                                        });
     return {};
   }
 
@@ -157,10 +169,11 @@ class recorder_actor final : public actor, public tap_sink {
   void on_handled(const envelope_ptr& env, const std::string& actor, std::uint64_t stamp) override {
     if (!handled_all_ && std::find(handled_.begin(), handled_.end(), actor) == handled_.end()) return;
     if (bag::is_handled_marker(*env)) return;
-    queue_->push_handled(*env, actor, std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                         std::chrono::system_clock::now().time_since_epoch())
-                                         .count(),
-                         stamp);
+    queue_->push_handled(
+        *env, actor,
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count(),
+        stamp);
   }
 
  private:
@@ -175,8 +188,8 @@ class recorder_actor final : public actor, public tap_sink {
       ctx.log().error("bag '{}': {}; every further message is dropped (and counted)", path_, c.error);
       error_logged_ = true;
     }
-    (void)ctx.publish(stats_topic_, msg::recorder_stats{ctx.name(), path_, c.recorded, c.dropped, c.blocked,
-                                                        c.bytes, c.chunks, c.queued_bytes, c.error});
+    (void)ctx.publish(stats_topic_, msg::recorder_stats{ctx.name(), path_, c.recorded, c.dropped, c.blocked, c.bytes,
+                                                        c.chunks, c.queued_bytes, c.error});
   }
 
   std::unique_ptr<bag::recording_queue> queue_;

@@ -14,10 +14,10 @@ struct recorder_stats {
   static constexpr std::uint16_t type_version = 1;
   std::string recorder;
   std::string path;
-  std::uint64_t recorded = 0;      // envelopes handed to the writer
-  std::uint64_t dropped = 0;       // overflow "drop": envelopes not recorded (never silent)
-  std::uint64_t blocked = 0;       // overflow "block": times a sender waited for the writer
-  std::uint64_t bytes = 0;         // written to the file
+  std::uint64_t recorded = 0;  // envelopes handed to the writer
+  std::uint64_t dropped = 0;   // overflow "drop": envelopes not recorded (never silent)
+  std::uint64_t blocked = 0;   // overflow "block": times a sender waited for the writer
+  std::uint64_t bytes = 0;     // written to the file
   std::uint64_t chunks = 0;
   std::uint64_t queued_bytes = 0;  // waiting for the writer now
   std::string error;               // the writer's failure, if any (then everything drops)

@@ -58,9 +58,9 @@ struct slot_block {
 
 struct hub {
   std::atomic<const snapshot*> current{nullptr};  // nullptr: no sink (the fast path)
-  std::atomic<bool> any_handled{false};            // fast path of the dispatch hook
+  std::atomic<bool> any_handled{false};           // fast path of the dispatch hook
   std::atomic<bool> installed{false};
-  std::mutex mu;  // attach/detach and appending slot blocks
+  std::mutex mu;                                           // attach/detach and appending slot blocks
   std::vector<std::unique_ptr<const snapshot>> published;  // mu: every snapshot ever, kept to exit
   slot_block first;
   slot_block* last = &first;  // mu
@@ -122,8 +122,7 @@ struct seen {
   std::int64_t wall = 0;
   std::uint32_t type = 0;
   bool same(const envelope& e) const {
-    return p == &e && seq == e.seq && wall == e.time.wall_ns && type == e.type_id &&
-           correlation == e.correlation;
+    return p == &e && seq == e.seq && wall == e.time.wall_ns && type == e.type_id && correlation == e.correlation;
   }
 };
 

@@ -49,7 +49,7 @@ inline std::size_t padded(std::size_t n) { return (n + record_align - 1) & ~(rec
 class recording_lane {
  public:
   explicit recording_lane(std::size_t capacity);  // rounded up to 8 bytes
-  ~recording_lane();                               // lets go of the envelopes of ref records
+  ~recording_lane();                              // lets go of the envelopes of ref records
   recording_lane(const recording_lane&) = delete;
   recording_lane& operator=(const recording_lane&) = delete;
 
@@ -59,9 +59,7 @@ class recording_lane {
   char* reserve(std::size_t bytes);
   void publish();  // the reserved record (and its pad, if any)
   // Large envelopes the lane keeps alive, bounded apart from the ring: their payload bytes.
-  std::uint64_t referenced_bytes_pending() const {
-    return ref_added_ - ref_done_.load(std::memory_order_acquire);
-  }
+  std::uint64_t referenced_bytes_pending() const { return ref_added_ - ref_done_.load(std::memory_order_acquire); }
   void add_referenced(std::uint64_t n) { ref_added_ += n; }
   // Whether `every` bytes were published since it last said so (the writer's wake-up).
   bool due(std::size_t every) {
@@ -94,9 +92,7 @@ class recording_lane {
 
   // Its thread exited: once drained, the lane can go.
   void orphan() { orphaned_.store(true, std::memory_order_release); }
-  bool drained_orphan() const {
-    return orphaned_.load(std::memory_order_acquire) && released() == published();
-  }
+  bool drained_orphan() const { return orphaned_.load(std::memory_order_acquire) && released() == published(); }
 
  private:
   std::size_t cap_;

@@ -110,8 +110,7 @@ char* recording_queue::reserve(recording_lane& l, std::size_t bytes, std::uint64
     // The writer notifies under mu_ after it released room, so checking under mu_ loses no
     // wake-up; the timeout only bounds how late a stop() is seen.
     std::unique_lock lock(mu_);
-    while (!(p = room()) && !closed_.load())
-      space_cv_.wait_for(lock, std::chrono::milliseconds(1));
+    while (!(p = room()) && !closed_.load()) space_cv_.wait_for(lock, std::chrono::milliseconds(1));
   }
   waiting_.fetch_sub(1);
   if (!p) dropped_.fetch_add(1, std::memory_order_relaxed);
@@ -223,15 +222,19 @@ void recording_queue::write_record(recording_lane& l, std::uint64_t at) {
     scratch_.trace_id = h.trace_id;
     scratch_.correlation = h.correlation;
     const char* tail = b + h.sender_len + h.destination_len;
-    if (h.form == record_form::copy) scratch_.payload.assign(tail, h.body_len);
-    else scratch_.payload.clear(), actor_.assign(tail, h.body_len);
+    if (h.form == record_form::copy)
+      scratch_.payload.assign(tail, h.body_len);
+    else
+      scratch_.payload.clear(), actor_.assign(tail, h.body_len);
   }
   const std::uint64_t mark = h.form == record_form::marker ? ++marks_ : 0;
   if (!opt_.keep.empty() && !opt_.keep.match(*env)) {
     ++filtered_;
   } else {
-    if (h.form == record_form::marker) filling_.append(handled_marker(*env, actor_, mark, h.at_ns));
-    else filling_.append(*env);
+    if (h.form == record_form::marker)
+      filling_.append(handled_marker(*env, actor_, mark, h.at_ns));
+    else
+      filling_.append(*env);
     ++recorded_;
   }
   if (h.form == record_form::ref) l.let_go(at, env->payload.size());
@@ -303,7 +306,8 @@ void recording_queue::write_filling() {
 
 void recording_queue::run() {
   // Linux: a thread's nice value is its own (setpriority on the thread id).
-  if (opt_.writer_nice != 0) (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), opt_.writer_nice);
+  if (opt_.writer_nice != 0)
+    (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), opt_.writer_nice);
   std::unique_lock lock(mu_);
   while (true) {
     const bool by_size = work_cv_.wait_for(lock, opt_.flush_every, [&] {

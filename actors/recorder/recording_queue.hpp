@@ -10,8 +10,8 @@
 // pushing thread wait (backpressure on the bus), overflow::drop counts what it throws away.
 // Nothing is lost without being counted.
 #include <atomic>
-#include <condition_variable>
 #include <chrono>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -45,8 +45,7 @@ struct queue_options {
 };
 
 struct queue_counters {
-  std::uint64_t recorded = 0, dropped = 0, blocked = 0, bytes = 0, chunks = 0, queued_bytes = 0,
-                filtered_out = 0;
+  std::uint64_t recorded = 0, dropped = 0, blocked = 0, bytes = 0, chunks = 0, queued_bytes = 0, filtered_out = 0;
   std::uint64_t lanes = 0;  // sending threads with a lane (a thread's lane goes after it exits)
   std::string error;
 };
@@ -87,16 +86,16 @@ class recording_queue {
   bool drain(std::uint64_t wait_below, bool stop);
   void write_record(recording_lane& l, std::uint64_t at);  // writer thread: filter, encode
   void release_written();  // writer thread: the lanes' room up to the cursors, to waiting senders
-  void write_filling();  // writer thread
+  void write_filling();    // writer thread
 
   const std::uint64_t id_;  // this queue among all (a thread's lane cache is keyed by it)
   std::unique_ptr<writer> writer_;
   queue_options opt_;
   std::size_t lane_bytes_;
 
-  std::atomic<bool> closed_{false};       // stopping, stopped or failed: pushes are dropped
+  std::atomic<bool> closed_{false};  // stopping, stopped or failed: pushes are dropped
   std::atomic<std::uint64_t> dropped_{0}, blocked_{0};
-  std::atomic<int> waiting_{0};           // pushing threads waiting for room
+  std::atomic<int> waiting_{0};  // pushing threads waiting for room
 
   mutable std::mutex lanes_mu_;
   std::vector<std::unique_ptr<recording_lane>> lanes_;  // lanes_mu_; one per pushing thread
@@ -112,14 +111,14 @@ class recording_queue {
 
   // Writer thread only.
   chunk_builder filling_;
-  envelope scratch_;          // a copied record, rebuilt in place
-  std::string actor_;         // a marker's actor, likewise
+  envelope scratch_;   // a copied record, rebuilt in place
+  std::string actor_;  // a marker's actor, likewise
   struct cursor {
     recording_lane* lane;
     std::uint64_t at, end;
   };
   std::vector<cursor> cursors_;
-  std::uint64_t marks_ = 0;   // markers written, in order
+  std::uint64_t marks_ = 0;  // markers written, in order
   std::uint64_t recorded_ = 0, filtered_ = 0, written_bytes_ = 0, written_chunks_ = 0;
   std::string write_error_;
   std::thread thread_;

@@ -31,8 +31,7 @@ bool replayable_core::accepts(const envelope& env, const std::string& actor) con
 }
 
 bool replayable_core::produces(const envelope& env, const std::string& actor) const {
-  return env.sender == actor && !(env.kind != route::topic && env.destination == actor) &&
-         !runtime_served(env);
+  return env.sender == actor && !(env.kind != route::topic && env.destination == actor) && !runtime_served(env);
 }
 
 replayable_core_registry& replayable_core_registry::global() {
@@ -59,8 +58,8 @@ result<std::unique_ptr<replayable_core>> replayable_core_registry::make(const st
   if (!f) {
     std::string known;
     for (const auto& n : names()) known += (known.empty() ? "" : ", ") + n;
-    return make_error(errc::not_found, "no replayable core named '" + name + "' (known: " +
-                                           (known.empty() ? "none" : known) + ")");
+    return make_error(errc::not_found,
+                      "no replayable core named '" + name + "' (known: " + (known.empty() ? "none" : known) + ")");
   }
   return f(p);
 }
@@ -74,8 +73,8 @@ std::vector<std::string> replayable_core_registry::names() const {
 }
 
 bool same_output(const envelope& a, const envelope& b) {
-  return a.type_id == b.type_id && a.version == b.version && a.kind == b.kind &&
-         a.destination == b.destination && a.correlation == b.correlation && a.payload == b.payload;
+  return a.type_id == b.type_id && a.version == b.version && a.kind == b.kind && a.destination == b.destination &&
+         a.correlation == b.correlation && a.payload == b.payload;
 }
 
 nlohmann::json divergence::to_json() const {
@@ -126,7 +125,9 @@ result<replay_script> load_script(bag::reader& r, const std::string& actor, cons
       if (env.destination != actor) continue;
       s.dispatch_order = true;
       auto m = decode<msg::handled>(env.payload);
-      if (!m) return make_error(errc::invalid_argument, "dispatch marker at bag index " + std::to_string(rec.index) + ": " + m.err().what);
+      if (!m)
+        return make_error(errc::invalid_argument,
+                          "dispatch marker at bag index " + std::to_string(rec.index) + ": " + m.err().what);
       auto it = candidates.find(bag::handled_key(*m));
       if (it == candidates.end()) {
         // Only a missing input matters (not, say, a lifecycle reply the core never sees).
@@ -150,7 +151,8 @@ result<replay_script> load_script(bag::reader& r, const std::string& actor, cons
     }
     if (out) s.expected.push_back(std::move(rec));
   }
-  if (!s.dispatch_order) s.inputs = std::move(unordered);
+  if (!s.dispatch_order)
+    s.inputs = std::move(unordered);
   else if (unresolved)
     return make_error(errc::invalid_argument,
                       std::to_string(unresolved) + " dispatch marker(s) of '" + actor +
@@ -183,16 +185,16 @@ bool replay_session::step() {
 }
 
 const replay_outcome& replay_session::finish() {
-  while (step()) {}
+  while (step()) {
+  }
   if (!outcome_.first && next_expected_ < script_.expected.size())
-    outcome_.first = divergence{outcome_.outputs,
-                                script_.inputs.empty() ? 0 : script_.inputs.back().index,
+    outcome_.first = divergence{outcome_.outputs, script_.inputs.empty() ? 0 : script_.inputs.back().index,
                                 script_.expected[next_expected_].env, std::nullopt};
   return outcome_;
 }
 
-result<replay_outcome> replay(const std::string& bag_path, const std::string& actor,
-                              const std::string& core_name, nlohmann::json options) {
+result<replay_outcome> replay(const std::string& bag_path, const std::string& actor, const std::string& core_name,
+                              nlohmann::json options) {
   auto r = bag::reader::open(bag_path);
   if (!r) return r.err();
   auto params = recorded_parameters(**r, actor);

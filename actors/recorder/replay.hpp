@@ -64,8 +64,7 @@ struct replay_params {
 // The actor's parameters as its last recorded system.parameter_value reply reports them.
 result<nlohmann::json> recorded_parameters(bag::reader& r, const std::string& actor);
 
-using replayable_core_factory =
-    std::function<result<std::unique_ptr<replayable_core>>(const replay_params&)>;
+using replayable_core_factory = std::function<result<std::unique_ptr<replayable_core>>(const replay_params&)>;
 
 class replayable_core_registry {
  public:
@@ -82,8 +81,8 @@ class replayable_core_registry {
 bool same_output(const envelope& expected, const envelope& actual);
 
 struct divergence {
-  std::uint64_t index = 0;        // of the output, among the actor's outputs (from 0)
-  std::uint64_t input_index = 0;  // bag index of the input being fed when it diverged
+  std::uint64_t index = 0;                   // of the output, among the actor's outputs (from 0)
+  std::uint64_t input_index = 0;             // bag index of the input being fed when it diverged
   std::optional<envelope> expected, actual;  // one is empty when a side ran out
   nlohmann::json to_json() const;
 };
@@ -126,11 +125,11 @@ class replay_session {
   std::vector<envelope> last_;
 };
 
-result<replay_outcome> replay(const std::string& bag_path, const std::string& actor,
-                              const std::string& core_name, nlohmann::json options = nlohmann::json::object());
+result<replay_outcome> replay(const std::string& bag_path, const std::string& actor, const std::string& core_name,
+                              nlohmann::json options = nlohmann::json::object());
 
 }  // namespace gfdit
 
-#define GFDIT_REGISTER_REPLAYABLE_CORE(name, factory)                                     \
-  static const bool GFDIT_CONCAT(gfdit_replayable_core_, __LINE__) =                       \
+#define GFDIT_REGISTER_REPLAYABLE_CORE(name, factory)                \
+  static const bool GFDIT_CONCAT(gfdit_replayable_core_, __LINE__) = \
       ::gfdit::replayable_core_registry::global().add(name, factory)

@@ -9,16 +9,14 @@ namespace gfdit {
 namespace {
 
 std::int64_t wall_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
 }  // namespace
 
-actor_context::actor_context(caf::event_based_actor* self, router* r, std::string name,
-                             std::shared_ptr<actor> impl, std::shared_ptr<actor_stats> stats,
-                             nlohmann::json param_overrides,
+actor_context::actor_context(caf::event_based_actor* self, router* r, std::string name, std::shared_ptr<actor> impl,
+                             std::shared_ptr<actor_stats> stats, nlohmann::json param_overrides,
                              std::map<std::string, std::string> remaps, nlohmann::json globals)
     : self_(self),
       router_(r),
@@ -36,9 +34,8 @@ const std::string& actor_context::remapped(const std::string& topic) const {
   return it == remaps_.end() ? topic : it->second;
 }
 
-envelope actor_context::make_envelope(route kind, const std::string& destination,
-                                      std::uint32_t type_id, std::uint16_t version,
-                                      std::string payload, std::uint64_t correlation) {
+envelope actor_context::make_envelope(route kind, const std::string& destination, std::uint32_t type_id,
+                                      std::uint16_t version, std::string payload, std::uint64_t correlation) {
   envelope env;
   env.type_id = type_id;
   env.version = version;
@@ -48,19 +45,16 @@ envelope actor_context::make_envelope(route kind, const std::string& destination
   env.kind = kind;
   env.time = {++logical_, wall_ns()};
   // A message sent while handling another continues its trace; otherwise a new trace starts.
-  env.trace_id = current_ && current_->trace_id ? current_->trace_id
-                                                : splitmix64(fnv1a64(name_) ^ env.seq);
+  env.trace_id = current_ && current_->trace_id ? current_->trace_id : splitmix64(fnv1a64(name_) ^ env.seq);
   env.correlation = correlation;
   env.payload = std::move(payload);
   return env;
 }
 
-result<void> actor_context::send_raw(route kind, const std::string& destination,
-                                     std::uint32_t type_id, std::uint16_t version,
-                                     std::string payload, std::uint64_t correlation) {
+result<void> actor_context::send_raw(route kind, const std::string& destination, std::uint32_t type_id,
+                                     std::uint16_t version, std::string payload, std::uint64_t correlation) {
   const std::string& dest = kind == route::topic ? remapped(destination) : destination;
-  auto r = router_->route(make_envelope(kind, dest, type_id, version, std::move(payload),
-                                        correlation));
+  auto r = router_->route(make_envelope(kind, dest, type_id, version, std::move(payload), correlation));
   if (r) ++stats_->sent;
   return r;
 }
@@ -72,9 +66,8 @@ result<void> actor_context::forward(const envelope& env) {
   return r;
 }
 
-void actor_context::request_raw(const std::string& actor, std::uint32_t type_id,
-                                std::uint16_t version, std::string payload, duration timeout,
-                                std::function<void(result<envelope>)> then) {
+void actor_context::request_raw(const std::string& actor, std::uint32_t type_id, std::uint16_t version,
+                                std::string payload, duration timeout, std::function<void(result<envelope>)> then) {
   const std::uint64_t corr = next_correlation_++;
   auto r = send_raw(route::direct, actor, type_id, version, std::move(payload), corr);
   if (!r) return then(r.err());
@@ -82,10 +75,9 @@ void actor_context::request_raw(const std::string& actor, std::uint32_t type_id,
   self_->delayed_send(self_, timeout, expire_atom::value, corr);
 }
 
-void actor_context::reply_raw(const envelope& request, std::uint32_t type_id,
-                              std::uint16_t version, std::string payload) {
-  auto r = send_raw(route::reply, request.sender, type_id, version, std::move(payload),
-                    request.correlation);
+void actor_context::reply_raw(const envelope& request, std::uint32_t type_id, std::uint16_t version,
+                              std::string payload) {
+  auto r = send_raw(route::reply, request.sender, type_id, version, std::move(payload), request.correlation);
   if (!r) log_->warn("reply to '{}' failed: {}", request.sender, r.err().what);
 }
 
@@ -101,8 +93,8 @@ void actor_context::expire(std::uint64_t correlation) {
   if (it == pending_.end()) return;  // answered in time
   auto then = std::move(it->second.then);
   pending_.erase(it);
-  then(make_error(errc::timeout, "request " + std::to_string(correlation) + " from '" + name_ +
-                                     "' got no reply in time"));
+  then(make_error(errc::timeout,
+                  "request " + std::to_string(correlation) + " from '" + name_ + "' got no reply in time"));
 }
 
 timer_id actor_context::every(duration period, std::function<void()> fn) {
@@ -155,8 +147,7 @@ void actor_context::subscribe_raw(const std::string& topic, raw_handler fn) {
   router_->subscribed(name_, remapped(topic));
 }
 
-void actor_context::add_topic_handler(const std::string& topic, std::uint32_t type_id,
-                                      raw_handler fn) {
+void actor_context::add_topic_handler(const std::string& topic, std::uint32_t type_id, raw_handler fn) {
   topic_handlers_[remapped(topic)][type_id] = std::move(fn);
   router_->subscribed(name_, remapped(topic));
 }
@@ -195,18 +186,18 @@ bool actor_context::handle_system(const envelope& env) {
   if (env.is<msg::lifecycle_command>()) {
     auto cmd = decode<msg::lifecycle_command>(env.payload);
     auto t = cmd ? parse_transition(cmd->transition) : std::nullopt;
-    std::string err = !cmd ? cmd.err().what
-                           : !t ? "unknown transition '" + cmd->transition + "'" : apply(*t);
+    std::string err = !cmd ? cmd.err().what : !t ? "unknown transition '" + cmd->transition + "'" : apply(*t);
     msg::lifecycle_state st{name_, std::string(to_string(state())), err};
     if (env.correlation)
-      reply_raw(env, type_id_of<msg::lifecycle_state>, msg::lifecycle_state::type_version,
-                encode(st));
+      reply_raw(env, type_id_of<msg::lifecycle_state>, msg::lifecycle_state::type_version, encode(st));
   } else if (env.is<msg::parameter_get>()) {
     auto q = decode<msg::parameter_get>(env.payload);
     msg::parameter_value v{name_, params_.values().dump(), ""};
     if (q && !q->name.empty()) {
-      if (params_.has(q->name)) v.values_json = nlohmann::json{{q->name, params_.get_json(q->name)}}.dump();
-      else v.error = "no parameter named '" + q->name + "'";
+      if (params_.has(q->name))
+        v.values_json = nlohmann::json{{q->name, params_.get_json(q->name)}}.dump();
+      else
+        v.error = "no parameter named '" + q->name + "'";
     }
     if (env.correlation)
       reply_raw(env, type_id_of<msg::parameter_value>, msg::parameter_value::type_version, encode(v));
@@ -217,8 +208,10 @@ bool actor_context::handle_system(const envelope& env) {
       v.error = q.err().what;
     } else {
       auto parsed = nlohmann::json::parse(q->value_json, nullptr, false);
-      if (parsed.is_discarded()) v.error = "value of '" + q->name + "' is not JSON: " + q->value_json;
-      else if (auto r = params_.set_while_running(q->name, parsed); !r) v.error = r.err().what;
+      if (parsed.is_discarded())
+        v.error = "value of '" + q->name + "' is not JSON: " + q->value_json;
+      else if (auto r = params_.set_while_running(q->name, parsed); !r)
+        v.error = r.err().what;
     }
     v.values_json = params_.values().dump();
     if (env.correlation)
@@ -251,8 +244,10 @@ void actor_context::dispatch(const envelope_ptr& ptr) {
         ++stats_->delivery_failures;
         auto f = decode<msg::delivery_failure>(env.payload);
         error err = make_error(errc::unreachable, f ? f->reason : "delivery failed");
-        if (delivery_failure_) delivery_failure_(err, env);
-        else log_->warn("a message to '{}' was not delivered: {}", f ? f->destination : "?", err.what);
+        if (delivery_failure_)
+          delivery_failure_(err, env);
+        else
+          log_->warn("a message to '{}' was not delivered: {}", f ? f->destination : "?", err.what);
       }
       break;
     }
@@ -291,17 +286,22 @@ void actor_context::dispatch(const envelope_ptr& ptr) {
 std::string actor_context::apply(transition t) {
   const auto from = state();
   const auto to = next_state(from, t);
-  if (!to)
-    return "cannot " + std::string(to_string(t)) + " from state " + std::string(to_string(from));
+  if (!to) return "cannot " + std::string(to_string(t)) + " from state " + std::string(to_string(from));
   result<void> r;
   switch (t) {
     case transition::configure:
       r = impl_->on_configure(*this);
       if (r) r = params_.check_overrides_used();
       break;
-    case transition::activate: r = impl_->on_activate(*this); break;
-    case transition::deactivate: r = impl_->on_deactivate(*this); break;
-    case transition::shutdown: impl_->on_shutdown(*this); break;
+    case transition::activate:
+      r = impl_->on_activate(*this);
+      break;
+    case transition::deactivate:
+      r = impl_->on_deactivate(*this);
+      break;
+    case transition::shutdown:
+      impl_->on_shutdown(*this);
+      break;
   }
   if (!r) {
     log_->error("{} failed: {}", to_string(t), r.err().what);

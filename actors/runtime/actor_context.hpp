@@ -24,9 +24,8 @@ using wake_atom = caf::atom_constant<caf::atom("gf_wake")>;
 
 class actor_context final : public context {
  public:
-  actor_context(caf::event_based_actor* self, router* r, std::string name,
-                std::shared_ptr<actor> impl, std::shared_ptr<actor_stats> stats,
-                nlohmann::json param_overrides,
+  actor_context(caf::event_based_actor* self, router* r, std::string name, std::shared_ptr<actor> impl,
+                std::shared_ptr<actor_stats> stats, nlohmann::json param_overrides,
                 std::map<std::string, std::string> remaps = {}, nlohmann::json globals = {});
 
   // Entry points from the CAF behavior.
@@ -48,14 +47,11 @@ class actor_context final : public context {
   void on_delivery_failure(std::function<void(const error&, const envelope&)> fn) override {
     delivery_failure_ = std::move(fn);
   }
-  result<void> send_raw(route kind, const std::string& destination, std::uint32_t type_id,
-                        std::uint16_t version, std::string payload,
-                        std::uint64_t correlation) override;
-  void request_raw(const std::string& actor, std::uint32_t type_id, std::uint16_t version,
-                   std::string payload, duration timeout,
-                   std::function<void(result<envelope>)> then) override;
-  void reply_raw(const envelope& request, std::uint32_t type_id, std::uint16_t version,
-                 std::string payload) override;
+  result<void> send_raw(route kind, const std::string& destination, std::uint32_t type_id, std::uint16_t version,
+                        std::string payload, std::uint64_t correlation) override;
+  void request_raw(const std::string& actor, std::uint32_t type_id, std::uint16_t version, std::string payload,
+                   duration timeout, std::function<void(result<envelope>)> then) override;
+  void reply_raw(const envelope& request, std::uint32_t type_id, std::uint16_t version, std::string payload) override;
   void reply_error(const envelope& request, const error& err) override;
   result<void> forward(const envelope& env) override;
   timer_id every(duration period, std::function<void()> fn) override;
@@ -73,8 +69,8 @@ class actor_context final : public context {
   // The graph's name of a topic this actor names `topic` (launch-file remaps).
   const std::string& remapped(const std::string& topic) const;
   bool handle_system(const envelope& env);
-  envelope make_envelope(route kind, const std::string& destination, std::uint32_t type_id,
-                         std::uint16_t version, std::string payload, std::uint64_t correlation);
+  envelope make_envelope(route kind, const std::string& destination, std::uint32_t type_id, std::uint16_t version,
+                         std::string payload, std::uint64_t correlation);
 
   struct timer {
     std::function<void()> fn;
@@ -112,4 +108,3 @@ class actor_context final : public context {
 };
 
 }  // namespace gfdit
-

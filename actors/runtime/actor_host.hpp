@@ -13,11 +13,11 @@ namespace gfdit {
 class actor_host final : public caf::event_based_actor {
  public:
   actor_host(caf::actor_config& cfg, router* r, std::string name, std::shared_ptr<actor> impl,
-             std::shared_ptr<actor_stats> stats, nlohmann::json params,
-             std::map<std::string, std::string> remaps = {}, nlohmann::json globals = {})
+             std::shared_ptr<actor_stats> stats, nlohmann::json params, std::map<std::string, std::string> remaps = {},
+             nlohmann::json globals = {})
       : caf::event_based_actor(cfg),
-        ctx_(this, r, std::move(name), std::move(impl), std::move(stats), std::move(params),
-             std::move(remaps), std::move(globals)) {}
+        ctx_(this, r, std::move(name), std::move(impl), std::move(stats), std::move(params), std::move(remaps),
+             std::move(globals)) {}
 
   caf::behavior make_behavior() override {
     return {
@@ -25,9 +25,7 @@ class actor_host final : public caf::event_based_actor {
         [this](tick_atom, timer_id id) { ctx_.fire(id); },
         [this](expire_atom, std::uint64_t correlation) { ctx_.expire(correlation); },
         [this](wake_atom, std::uint64_t id) { ctx_.wake(id); },
-        [this](cycle_atom, std::int32_t t) -> std::string {
-          return ctx_.apply(static_cast<transition>(t));
-        },
+        [this](cycle_atom, std::int32_t t) -> std::string { return ctx_.apply(static_cast<transition>(t)); },
     };
   }
 

@@ -34,8 +34,8 @@ struct command {
 
 struct peer_socket {
   void* socket = nullptr;
-  std::string endpoint;  // where `socket` connects
-  std::string error;  // why there is no socket, when there is none
+  std::string endpoint;          // where `socket` connects
+  std::string error;             // why there is no socket, when there is none
   std::deque<outgoing> waiting;  // frames ZeroMQ refused for now, in order
 };
 
@@ -63,9 +63,9 @@ struct bus::impl {
   std::string endpoint;
 
   std::mutex mu;
-  std::vector<command> queue;     // guarded by mu
-  std::uint64_t queued = 0;       // commands posted, guarded by mu
-  std::uint64_t done = 0;         // commands completed (sent or failed), guarded by mu
+  std::vector<command> queue;  // guarded by mu
+  std::uint64_t queued = 0;    // commands posted, guarded by mu
+  std::uint64_t done = 0;      // commands completed (sent or failed), guarded by mu
   std::condition_variable drained;
 
   std::map<std::string, peer_socket> peers;  // bus thread only
@@ -100,8 +100,8 @@ struct bus::impl {
     const int linger = 0;
     GFDIT_ZMQ_CHECK(zmq_setsockopt(router, ZMQ_LINGER, &linger, sizeof linger));
     if (zmq_bind(router, opt.bind.c_str()) < 0)
-      return make_error(errc::io, "bus of node '" + opt.node + "' cannot bind " + opt.bind + ": " +
-                                      zmq_strerror(zmq_errno()));
+      return make_error(errc::io,
+                        "bus of node '" + opt.node + "' cannot bind " + opt.bind + ": " + zmq_strerror(zmq_errno()));
     char buf[512];
     std::size_t len = sizeof buf;
     GFDIT_ZMQ_CHECK(zmq_getsockopt(router, ZMQ_LAST_ENDPOINT, buf, &len));
@@ -132,8 +132,7 @@ struct bus::impl {
 
   void fail(outgoing&& o, std::string reason, bool transient = false) {
     ++failed;
-    if (cbs.on_send_failed)
-      cbs.on_send_failed(send_failure{o.peer, std::move(o.meta), std::move(reason), transient});
+    if (cbs.on_send_failed) cbs.on_send_failed(send_failure{o.peer, std::move(o.meta), std::move(reason), transient});
   }
 
   // Returns true when the frame left (or failed for good); false when ZeroMQ asks to retry.
@@ -143,9 +142,9 @@ struct bus::impl {
     const bool zero_copy = o.frame.size() >= (64u << 10);
     if (zero_copy) {
       auto owned = std::make_unique<std::string>(std::move(o.frame));
-      zmq_msg_init_data(&m, owned->data(), owned->size(),
-                        [](void*, void* hint) { std::unique_ptr<std::string>(static_cast<std::string*>(hint)); },
-                        owned.get());
+      zmq_msg_init_data(
+          &m, owned->data(), owned->size(),
+          [](void*, void* hint) { std::unique_ptr<std::string>(static_cast<std::string*>(hint)); }, owned.get());
       owned.release();
     } else {
       zmq_msg_init_size(&m, o.frame.size());
@@ -238,9 +237,10 @@ struct bus::impl {
           p.waiting.pop_front();
           ++n;
         } else if (now >= o.deadline) {
-          fail(std::move(o), "peer '" + name + "' did not take the frame within " +
-                                 std::to_string(opt.send_timeout.count()) +
-                                 " ms (not connected, or its high-water mark is reached)", true);
+          fail(std::move(o),
+               "peer '" + name + "' did not take the frame within " + std::to_string(opt.send_timeout.count()) +
+                   " ms (not connected, or its high-water mark is reached)",
+               true);
           p.waiting.pop_front();
           ++n;
         } else {
@@ -278,8 +278,7 @@ struct bus::impl {
           if (!more) break;
           ++decode_errors;
         }
-        auto env = decode_envelope(std::string_view(static_cast<const char*>(zmq_msg_data(&body)),
-                                                    zmq_msg_size(&body)),
+        auto env = decode_envelope(std::string_view(static_cast<const char*>(zmq_msg_data(&body)), zmq_msg_size(&body)),
                                    opt.limits);
         if (env) {
           ++received;
@@ -375,8 +374,7 @@ bool bus::flush(std::chrono::milliseconds timeout) {
 }
 
 bus_stats bus::stats() const {
-  return {impl_->sent.load(), impl_->received.load(), impl_->failed.load(),
-          impl_->decode_errors.load()};
+  return {impl_->sent.load(), impl_->received.load(), impl_->failed.load(), impl_->decode_errors.load()};
 }
 
 }  // namespace gfdit

@@ -21,9 +21,9 @@
 namespace gfdit {
 
 struct bus_options {
-  std::string node;                    // this node's name (its ZeroMQ routing id)
-  std::string bind;                    // ipc://path or tcp://addr:port ("tcp://127.0.0.1:*")
-  int send_hwm = 100000;               // frames queued per peer before backpressure
+  std::string node;       // this node's name (its ZeroMQ routing id)
+  std::string bind;       // ipc://path or tcp://addr:port ("tcp://127.0.0.1:*")
+  int send_hwm = 100000;  // frames queued per peer before backpressure
   int receive_hwm = 100000;
   std::chrono::milliseconds send_timeout{5000};  // how long a frame may wait for its peer
   std::chrono::milliseconds linger{2000};        // flush time at shutdown
@@ -36,8 +36,8 @@ struct bus_options {
 struct bus_stats {
   std::uint64_t sent = 0;
   std::uint64_t received = 0;
-  std::uint64_t failed = 0;          // frames reported through on_send_failed
-  std::uint64_t decode_errors = 0;   // inbound frames that did not decode
+  std::uint64_t failed = 0;         // frames reported through on_send_failed
+  std::uint64_t decode_errors = 0;  // inbound frames that did not decode
 };
 
 // What a failed frame was, so the node can tell its sender.
@@ -53,7 +53,7 @@ struct send_failure {
 class bus {
  public:
   struct callbacks {
-    std::function<void(envelope&&)> on_receive;         // runs on the bus thread
+    std::function<void(envelope&&)> on_receive;          // runs on the bus thread
     std::function<void(send_failure&&)> on_send_failed;  // runs on the bus thread
   };
 

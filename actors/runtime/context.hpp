@@ -86,8 +86,7 @@ class context {
   // Calls `then` exactly once: with the reply, or with an error (timeout, unreachable, or the
   // error the responder returned).
   template <message Rep, message Req>
-  void request(const std::string& actor, const Req& msg, duration timeout,
-               std::function<void(result<Rep>)> then) {
+  void request(const std::string& actor, const Req& msg, duration timeout, std::function<void(result<Rep>)> then) {
     request_raw(actor, type_id_of<Req>, Req::type_version, encode(msg), timeout,
                 [then = std::move(then)](result<envelope> env) {
                   if (!env) return then(env.err());
@@ -97,11 +96,9 @@ class context {
   }
 
   virtual result<void> send_raw(route kind, const std::string& destination, std::uint32_t type_id,
-                                std::uint16_t version, std::string payload,
-                                std::uint64_t correlation) = 0;
-  virtual void request_raw(const std::string& actor, std::uint32_t type_id, std::uint16_t version,
-                           std::string payload, duration timeout,
-                           std::function<void(result<envelope>)> then) = 0;
+                                std::uint16_t version, std::string payload, std::uint64_t correlation) = 0;
+  virtual void request_raw(const std::string& actor, std::uint32_t type_id, std::uint16_t version, std::string payload,
+                           duration timeout, std::function<void(result<envelope>)> then) = 0;
   virtual void reply_raw(const envelope& request, std::uint32_t type_id, std::uint16_t version,
                          std::string payload) = 0;
   virtual void reply_error(const envelope& request, const error& err) = 0;
@@ -124,8 +121,7 @@ class context {
   virtual void request_stop() = 0;
 
  protected:
-  virtual void add_topic_handler(const std::string& topic, std::uint32_t type_id,
-                                 raw_handler fn) = 0;
+  virtual void add_topic_handler(const std::string& topic, std::uint32_t type_id, raw_handler fn) = 0;
   virtual void add_direct_handler(std::uint32_t type_id, raw_handler fn) = 0;
   virtual void report_decode_error(const envelope& env, const error& err) = 0;
 

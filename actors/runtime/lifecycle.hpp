@@ -12,27 +12,34 @@ enum class transition { configure, activate, deactivate, shutdown };
 
 constexpr std::string_view to_string(lifecycle_state s) noexcept {
   switch (s) {
-    case lifecycle_state::unconfigured: return "unconfigured";
-    case lifecycle_state::inactive: return "inactive";
-    case lifecycle_state::active: return "active";
-    case lifecycle_state::finalized: return "finalized";
+    case lifecycle_state::unconfigured:
+      return "unconfigured";
+    case lifecycle_state::inactive:
+      return "inactive";
+    case lifecycle_state::active:
+      return "active";
+    case lifecycle_state::finalized:
+      return "finalized";
   }
   return "?";
 }
 
 constexpr std::string_view to_string(transition t) noexcept {
   switch (t) {
-    case transition::configure: return "configure";
-    case transition::activate: return "activate";
-    case transition::deactivate: return "deactivate";
-    case transition::shutdown: return "shutdown";
+    case transition::configure:
+      return "configure";
+    case transition::activate:
+      return "activate";
+    case transition::deactivate:
+      return "deactivate";
+    case transition::shutdown:
+      return "shutdown";
   }
   return "?";
 }
 
 inline std::optional<transition> parse_transition(std::string_view s) {
-  for (auto t : {transition::configure, transition::activate, transition::deactivate,
-                 transition::shutdown})
+  for (auto t : {transition::configure, transition::activate, transition::deactivate, transition::shutdown})
     if (to_string(t) == s) return t;
   return std::nullopt;
 }

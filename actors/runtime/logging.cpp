@@ -21,7 +21,8 @@ std::shared_ptr<spdlog::logger> make_logger(const std::string& name) {
     if (name == "warning") name = "warn";
     const auto l = spdlog::level::from_str(name);
     if (l == spdlog::level::off && name != "off") {
-      std::fprintf(stderr, "GFDIT_LOG=%s is not a level (trace, debug, info, warn, error, critical, off): using info\n", env);
+      std::fprintf(stderr, "GFDIT_LOG=%s is not a level (trace, debug, info, warn, error, critical, off): using info\n",
+                   env);
       return spdlog::level::info;
     }
     return l;

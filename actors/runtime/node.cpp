@@ -49,19 +49,19 @@ struct node::impl final : router {
     nlohmann::json params;
     std::map<std::string, std::string> remaps;
   };
-  std::vector<hosted> hosted_actors;          // in the order added
+  std::vector<hosted> hosted_actors;           // in the order added
   std::map<std::string, std::size_t> by_name;  // immutable after start()
 
   mutable std::shared_mutex mu;
   std::map<std::string, std::vector<caf::actor>> local_topics;  // topic -> subscribers
   std::set<std::string> local_topic_names;
   std::map<std::string, std::set<std::string>> subscriber_names;  // topic -> local actors
-  std::map<std::string, std::string> remote_actors;             // actor -> node
-  std::map<std::string, std::set<std::string>> node_topics;     // node -> its topics
-  std::map<std::string, std::set<std::string>> remote_topics;   // topic -> nodes
-  std::set<std::string> greeted;                                // peers that said hello
-  std::map<std::string, std::string> connected;                 // peers we connected to: endpoint
-  std::set<std::string> departed;                               // peers that said they left
+  std::map<std::string, std::string> remote_actors;               // actor -> node
+  std::map<std::string, std::set<std::string>> node_topics;       // node -> its topics
+  std::map<std::string, std::set<std::string>> remote_topics;     // topic -> nodes
+  std::set<std::string> greeted;                                  // peers that said hello
+  std::map<std::string, std::string> connected;                   // peers we connected to: endpoint
+  std::set<std::string> departed;                                 // peers that said they left
   std::condition_variable_any greeted_cv;
 
   std::list<tap_fn> taps;  // kept alive for the node's life; `tap` points at the newest
@@ -142,8 +142,8 @@ struct node::impl final : router {
       if (auto it = remote_actors.find(env->destination); it != remote_actors.end()) peer = it->second;
     }
     if (peer.empty())
-      return make_error(errc::not_found, "no actor named '" + env->destination +
-                                             "' in the graph (as seen from node '" + opt.name + "')");
+      return make_error(errc::not_found, "no actor named '" + env->destination + "' in the graph (as seen from node '" +
+                                             opt.name + "')");
     transport->post(peer, *env);
     return {};
   }
@@ -225,8 +225,10 @@ struct node::impl final : router {
       for (auto it = remote_actors.begin(); it != remote_actors.end();)
         it = it->second == h->node ? remote_actors.erase(it) : std::next(it);
       for (const auto& a : h->actors) remote_actors[a] = h->node;
-      if (h->endpoint.empty()) departed.insert(h->node);  // a tool's goodbye: no more subscriber
-      else departed.erase(h->node);
+      if (h->endpoint.empty())
+        departed.insert(h->node);  // a tool's goodbye: no more subscriber
+      else
+        departed.erase(h->node);
       node_topics[h->node] = std::set<std::string>(h->topics.begin(), h->topics.end());
       remote_topics.clear();
       for (const auto& [n, topics] : node_topics)
@@ -265,7 +267,8 @@ struct node::impl final : router {
     f.correlation = env.correlation;
     f.trace_id = env.trace_id;
     f.payload = encode(msg::delivery_failure{env.destination, env.type_id, env.seq, env.correlation, reason});
-    if (const auto* h = local(env.sender)) return deliver_local(h->handle, std::make_shared<const envelope>(std::move(f)));
+    if (const auto* h = local(env.sender))
+      return deliver_local(h->handle, std::make_shared<const envelope>(std::move(f)));
     std::string peer;
     {
       std::shared_lock lock(mu);
@@ -293,7 +296,8 @@ struct node::impl final : router {
         std::shared_lock lock(mu);
         gone = departed.count(f.peer) > 0;
       }
-      if (gone) return log->debug("topic '{}' not delivered to node '{}', which left the graph", f.env.destination, f.peer);
+      if (gone)
+        return log->debug("topic '{}' not delivered to node '{}', which left the graph", f.env.destination, f.peer);
     }
     log->warn("not delivered to '{}' on node '{}': {}", f.env.destination, f.peer, f.reason);
     report_failure(f.env, f.reason);
@@ -303,19 +307,17 @@ struct node::impl final : router {
     caf::scoped_actor self{*sys};
     std::string err;
     self->request(h.handle, caf::infinite, cycle_atom::value, static_cast<std::int32_t>(t))
-        .receive([&](std::string& e) { err = std::move(e); },
-                 [&](caf::error& e) { err = sys->render(e); });
+        .receive([&](std::string& e) { err = std::move(e); }, [&](caf::error& e) { err = sys->render(e); });
     if (!err.empty())
-      return make_error(errc::state, "actor '" + h.name + "': " + std::string(to_string(t)) +
-                                         " failed: " + err);
+      return make_error(errc::state, "actor '" + h.name + "': " + std::string(to_string(t)) + " failed: " + err);
     return {};
   }
 
   result<void> start() {
     if (started) return make_error(errc::state, "node '" + opt.name + "' already started");
     // A few workers stay hot; many would scatter a request/reply chain over sleeping threads.
-    const int threads = opt.threads > 0 ? opt.threads
-                                        : std::clamp(static_cast<int>(std::thread::hardware_concurrency()), 2, 4);
+    const int threads =
+        opt.threads > 0 ? opt.threads : std::clamp(static_cast<int>(std::thread::hardware_concurrency()), 2, 4);
     cfg.set("scheduler.max-threads", static_cast<std::size_t>(threads));
     // CAF's default "moderate" phase sleeps 50 us between polls, which lands on every hop of
     // a request/reply. Go from spinning straight to a condition variable that enqueue wakes.
@@ -332,7 +334,8 @@ struct node::impl final : router {
                               [this](send_failure&& f) { on_send_failed(std::move(f)); }});
     if (!b) return b.err();
     transport = std::move(*b);
-    for (auto& h : hosted_actors) h.handle = sys->spawn<actor_host>(this, h.name, h.impl, h.stats, h.params, h.remaps, opt.globals);
+    for (auto& h : hosted_actors)
+      h.handle = sys->spawn<actor_host>(this, h.name, h.impl, h.stats, h.params, h.remaps, opt.globals);
     wired.store(true, std::memory_order_release);
     wired.notify_all();
     for (auto& h : hosted_actors)
@@ -343,9 +346,9 @@ struct node::impl final : router {
     for (const auto& p : opt.peers) connect(p.node, p.endpoint);
     greet_all(true);
     if (!wait_for_peers(opt.peer_timeout)) {
-      if (stop_flag) return make_error(errc::state, "node '" + opt.name + "': stopped while waiting for peers " + missing_peers());
-      return make_error(errc::timeout, "node '" + opt.name + "': peers " + missing_peers() +
-                                           " did not answer within " +
+      if (stop_flag)
+        return make_error(errc::state, "node '" + opt.name + "': stopped while waiting for peers " + missing_peers());
+      return make_error(errc::timeout, "node '" + opt.name + "': peers " + missing_peers() + " did not answer within " +
                                            std::to_string(opt.peer_timeout.count()) + " ms");
     }
     for (auto& h : hosted_actors)
@@ -363,11 +366,12 @@ struct node::impl final : router {
     std::shared_lock lock(mu);
     while (true) {
       const auto left = end - std::chrono::steady_clock::now();
-      if (greeted_cv.wait_for(lock, std::min<std::chrono::steady_clock::duration>(left, std::chrono::milliseconds(100)), [&] {
-            for (const auto& p : opt.peers)
-              if (!greeted.count(p.node)) return false;
-            return true;
-          }))
+      if (greeted_cv.wait_for(lock, std::min<std::chrono::steady_clock::duration>(left, std::chrono::milliseconds(100)),
+                              [&] {
+                                for (const auto& p : opt.peers)
+                                  if (!greeted.count(p.node)) return false;
+                                return true;
+                              }))
         return true;
       if (const int sig = sigtimedwait(&set, nullptr, &now_only); sig > 0) {
         log->info("signal {} while waiting for peers: stopping", sig);
@@ -404,10 +408,9 @@ node::node(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
 node::~node() = default;
 
 result<std::unique_ptr<node>> node::create(node_options options) {
-  if (options.name.empty() || options.name.find(':') != std::string::npos ||
-      options.name[0] == '$')
-    return make_error(errc::invalid_argument, "node name '" + options.name +
-                                                  "' must be non-empty, without ':' or a leading '$'");
+  if (options.name.empty() || options.name.find(':') != std::string::npos || options.name[0] == '$')
+    return make_error(errc::invalid_argument,
+                      "node name '" + options.name + "' must be non-empty, without ':' or a leading '$'");
   const sigset_t set = termination_signals();
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   // Frames of up to hundreds of MiB come and go: keep freed buffers in the heap for reuse
@@ -429,20 +432,16 @@ result<void> node::add(const std::string& name, std::unique_ptr<actor> a, nlohma
   if (!params.is_object())
     return make_error(errc::invalid_argument, "parameters of actor '" + name + "' must be a map");
   if (impl_->by_name.count(name))
-    return make_error(errc::invalid_argument, "duplicate actor name '" + name + "' on node '" +
-                                                  impl_->opt.name + "'");
+    return make_error(errc::invalid_argument, "duplicate actor name '" + name + "' on node '" + impl_->opt.name + "'");
   impl_->by_name[name] = impl_->hosted_actors.size();
-  impl_->hosted_actors.push_back({name, std::shared_ptr<actor>(std::move(a)),
-                                  std::make_shared<actor_stats>(), caf::actor{}, std::move(params),
-                                  std::move(remaps)});
+  impl_->hosted_actors.push_back({name, std::shared_ptr<actor>(std::move(a)), std::make_shared<actor_stats>(),
+                                  caf::actor{}, std::move(params), std::move(remaps)});
   return {};
 }
 
 result<void> node::start() { return impl_->start(); }
 
-bool node::wait_for_peers(std::chrono::milliseconds timeout) {
-  return impl_->wait_for_peers(timeout);
-}
+bool node::wait_for_peers(std::chrono::milliseconds timeout) { return impl_->wait_for_peers(timeout); }
 
 int node::run_until_signal() {
   const sigset_t set = termination_signals();
@@ -504,8 +503,8 @@ std::vector<actor_info> node::actors() const {
   std::vector<actor_info> out;
   for (const auto& h : impl_->hosted_actors)
     out.push_back({h.name, h.stats->state.load(), h.stats->received.load(), h.stats->sent.load(),
-                   h.stats->unhandled.load(), h.stats->decode_errors.load(),
-                   h.stats->delivery_failures.load(), h.stats->get_metrics()});
+                   h.stats->unhandled.load(), h.stats->decode_errors.load(), h.stats->delivery_failures.load(),
+                   h.stats->get_metrics()});
   return out;
 }
 
@@ -516,8 +515,6 @@ std::map<std::string, std::vector<std::string>> node::subscriptions() const {
   return out;
 }
 
-bus_stats node::transport_stats() const {
-  return impl_->transport ? impl_->transport->stats() : bus_stats{};
-}
+bus_stats node::transport_stats() const { return impl_->transport ? impl_->transport->stats() : bus_stats{}; }
 
 }  // namespace gfdit

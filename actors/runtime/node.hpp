@@ -72,8 +72,7 @@ class node {
   // declared defaults (a JSON object; a name the actor does not declare fails its configure).
   // `remaps` renames topics for this actor only (as the actor names them -> as the graph does),
   // for publishing and subscribing alike, so one actor type can be wired in several places.
-  result<void> add(const std::string& name, std::unique_ptr<actor> a,
-                   nlohmann::json params = nlohmann::json::object(),
+  result<void> add(const std::string& name, std::unique_ptr<actor> a, nlohmann::json params = nlohmann::json::object(),
                    std::map<std::string, std::string> remaps = {});
   // Spawns and configures every actor (in the order added), exchanges hellos with every peer,
   // then activates the actors. Fails if a transition fails or a peer stays silent.

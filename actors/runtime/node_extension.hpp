@@ -32,6 +32,6 @@ class node_extension_registry {
 
 }  // namespace gfdit
 
-#define GFDIT_REGISTER_NODE_EXTENSION(name, fn)                   \
+#define GFDIT_REGISTER_NODE_EXTENSION(name, fn)                     \
   static const bool GFDIT_CONCAT(gfdit_node_extension_, __LINE__) = \
       ::gfdit::node_extension_registry::global().add(name, fn)

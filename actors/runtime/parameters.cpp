@@ -6,11 +6,16 @@ namespace gfdit {
 
 const char* to_string(param_type t) noexcept {
   switch (t) {
-    case param_type::boolean: return "bool";
-    case param_type::integer: return "int";
-    case param_type::real: return "double";
-    case param_type::text: return "string";
-    case param_type::map: return "map";
+    case param_type::boolean:
+      return "bool";
+    case param_type::integer:
+      return "int";
+    case param_type::real:
+      return "double";
+    case param_type::text:
+      return "string";
+    case param_type::map:
+      return "map";
   }
   return "?";
 }
@@ -33,16 +38,14 @@ result<nlohmann::json> parameters::coerce(param_type type, const nlohmann::json&
       if (v.is_object()) return v;
       break;
   }
-  return make_error(errc::invalid_argument, std::string("expected ") + to_string(type) +
-                                                ", got " + v.type_name() + " (" + v.dump() + ")");
+  return make_error(errc::invalid_argument,
+                    std::string("expected ") + to_string(type) + ", got " + v.type_name() + " (" + v.dump() + ")");
 }
 
-result<void> parameters::declare_json(const std::string& name, param_type type,
-                                      nlohmann::json default_value, std::string description,
-                                      validator check) {
+result<void> parameters::declare_json(const std::string& name, param_type type, nlohmann::json default_value,
+                                      std::string description, validator check) {
   if (name.empty()) return make_error(errc::invalid_argument, "parameter name is empty");
-  if (entries_.count(name))
-    return make_error(errc::invalid_argument, "parameter '" + name + "' declared twice");
+  if (entries_.count(name)) return make_error(errc::invalid_argument, "parameter '" + name + "' declared twice");
   auto v = coerce(type, default_value);
   if (!v) return make_error(errc::invalid_argument, "default of '" + name + "': " + v.err().what);
   if (check) {
@@ -56,7 +59,8 @@ result<void> parameters::declare_json(const std::string& name, param_type type,
     auto o = coerce(type, own ? overrides_[name] : globals_[name]);
     if (!o) return make_error(errc::invalid_argument, what + ": " + o.err().what);
     if (check) {
-      if (auto why = check(*o); !why.empty()) return make_error(errc::invalid_argument, what + " = " + o->dump() + ": " + why);
+      if (auto why = check(*o); !why.empty())
+        return make_error(errc::invalid_argument, what + " = " + o->dump() + ": " + why);
     }
     initial = *o;
   }
@@ -70,8 +74,8 @@ result<void> parameters::check_overrides_used() const {
     if (entries_.count(k)) continue;
     std::string declared;
     for (const auto& [name, e] : entries_) declared += (declared.empty() ? "" : ", ") + name;
-    return make_error(errc::not_found, "unknown parameter '" + k + "' (declared: " +
-                                           (declared.empty() ? "none" : declared) + ")");
+    return make_error(errc::not_found,
+                      "unknown parameter '" + k + "' (declared: " + (declared.empty() ? "none" : declared) + ")");
   }
   return {};
 }
@@ -84,8 +88,7 @@ const parameters::entry& parameters::at(const std::string& name) const {
 
 result<void> parameters::set(const std::string& name, const nlohmann::json& value) {
   auto it = entries_.find(name);
-  if (it == entries_.end())
-    return make_error(errc::not_found, "no parameter named '" + name + "'");
+  if (it == entries_.end()) return make_error(errc::not_found, "no parameter named '" + name + "'");
   auto v = coerce(it->second.type, value);
   if (!v) return make_error(errc::invalid_argument, "parameter '" + name + "': " + v.err().what);
   if (it->second.check) {
@@ -100,9 +103,10 @@ result<void> parameters::set(const std::string& name, const nlohmann::json& valu
 result<void> parameters::set_while_running(const std::string& name, const nlohmann::json& value) {
   auto it = entries_.find(name);
   if (it != entries_.end() && !it->second.settable)
-    return make_error(errc::state, "parameter '" + name +
-                                       "' is read once at configure: it cannot change while the actor runs (give it in the "
-                                       "launch file)");
+    return make_error(errc::state,
+                      "parameter '" + name +
+                          "' is read once at configure: it cannot change while the actor runs (give it in the "
+                          "launch file)");
   return set(name, value);
 }
 

@@ -28,8 +28,7 @@ class parameters {
                        std::function<std::string(const T&)> check = {}) {
     validator v;
     if (check) v = [check](const nlohmann::json& j) { return check(j.get<T>()); };
-    return declare_json(name, type_of<T>(), nlohmann::json(default_value), std::move(description),
-                        std::move(v));
+    return declare_json(name, type_of<T>(), nlohmann::json(default_value), std::move(description), std::move(v));
   }
 
   result<void> declare_json(const std::string& name, param_type type, nlohmann::json default_value,
@@ -68,10 +67,14 @@ class parameters {
 
   template <class T>
   static constexpr param_type type_of() {
-    if constexpr (std::is_same_v<T, bool>) return param_type::boolean;
-    else if constexpr (std::is_integral_v<T>) return param_type::integer;
-    else if constexpr (std::is_floating_point_v<T>) return param_type::real;
-    else return param_type::text;
+    if constexpr (std::is_same_v<T, bool>)
+      return param_type::boolean;
+    else if constexpr (std::is_integral_v<T>)
+      return param_type::integer;
+    else if constexpr (std::is_floating_point_v<T>)
+      return param_type::real;
+    else
+      return param_type::text;
   }
 
  private:

@@ -32,8 +32,7 @@ result<loaded_plugin> load_plugin(const std::string& path) {
   namespace fs = std::filesystem;
   std::error_code ec;
   const fs::path abs = fs::weakly_canonical(fs::absolute(path, ec), ec);
-  if (ec || !fs::is_regular_file(abs))
-    return make_error(errc::not_found, "plugin '" + path + "' is not a file");
+  if (ec || !fs::is_regular_file(abs)) return make_error(errc::not_found, "plugin '" + path + "' is not a file");
   const std::string key = abs.string();
   std::lock_guard lock(loader_mu);
   if (auto it = loaded().find(key); it != loaded().end()) return it->second;

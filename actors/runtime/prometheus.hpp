@@ -32,7 +32,8 @@ inline void sample(std::string& out, const std::string& name, const labels& ls, 
   out += name;
   if (!ls.empty()) {
     out += '{';
-    for (std::size_t i = 0; i < ls.size(); ++i) out += (i ? ",": "") + ls[i].first + "=\"" + escaped(ls[i].second) + "\"";
+    for (std::size_t i = 0; i < ls.size(); ++i)
+      out += (i ? "," : "") + ls[i].first + "=\"" + escaped(ls[i].second) + "\"";
     out += '}';
   }
   char buf[64];

@@ -18,8 +18,7 @@ bool actor_registry::add(const std::string& type, actor_factory factory, std::st
   for (const auto& [name, e] : entries_)
     if (name == type) return false;
   entries_.push_back({type, entry{std::move(factory), std::move(origin)}});
-  std::sort(entries_.begin(), entries_.end(),
-            [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::sort(entries_.begin(), entries_.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   return true;
 }
 

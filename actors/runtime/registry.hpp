@@ -50,6 +50,6 @@ struct actor_registrar {
 
 #define GFDIT_CONCAT_INNER(a, b) a##b
 #define GFDIT_CONCAT(a, b) GFDIT_CONCAT_INNER(a, b)
-#define GFDIT_REGISTER_ACTOR(cls, type_name)                                             \
+#define GFDIT_REGISTER_ACTOR(cls, type_name)                                              \
   static ::gfdit::detail::actor_registrar GFDIT_CONCAT(gfdit_actor_registrar_, __LINE__)( \
       type_name, [] { return std::unique_ptr<::gfdit::actor>(std::make_unique<cls>()); })

@@ -7,9 +7,8 @@
 
 #include "common/result.hpp"
 
-#define GFDIT_ZMQ_CHECK(call)                                                              \
-  do {                                                                                     \
-    if ((call) < 0)                                                                        \
-      return ::gfdit::make_error(::gfdit::errc::io,                                        \
-                                 std::string(#call) + ": " + zmq_strerror(zmq_errno()));   \
+#define GFDIT_ZMQ_CHECK(call)                                                                               \
+  do {                                                                                                      \
+    if ((call) < 0)                                                                                         \
+      return ::gfdit::make_error(::gfdit::errc::io, std::string(#call) + ": " + zmq_strerror(zmq_errno())); \
   } while (0)

@@ -11,13 +11,20 @@ namespace gfdit {
 
 std::string_view to_string(event_kind e) noexcept {
   switch (e) {
-    case event_kind::arrival: return "arrival";
-    case event_kind::task_done: return "task_done";
-    case event_kind::task_failed: return "task_failed";
-    case event_kind::worker_up: return "worker_up";
-    case event_kind::worker_down: return "worker_down";
-    case event_kind::cancel: return "cancel";
-    case event_kind::tick: return "tick";
+    case event_kind::arrival:
+      return "arrival";
+    case event_kind::task_done:
+      return "task_done";
+    case event_kind::task_failed:
+      return "task_failed";
+    case event_kind::worker_up:
+      return "worker_up";
+    case event_kind::worker_down:
+      return "worker_down";
+    case event_kind::cancel:
+      return "cancel";
+    case event_kind::tick:
+      return "tick";
   }
   return "?";
 }
@@ -93,8 +100,7 @@ result<std::unique_ptr<policy>> make_policy(std::string_view spec) {
     if (it == r.factories.end()) {
       std::string known;
       for (auto& [k, v] : r.factories) known += (known.empty() ? "" : ", ") + k;
-      return make_error(errc::not_found,
-                        "unknown policy '" + std::string(name) + "' (known: " + known + ")");
+      return make_error(errc::not_found, "unknown policy '" + std::string(name) + "' (known: " + known + ")");
     }
     f = it->second;
   }
@@ -136,15 +142,13 @@ std::vector<std::int32_t> planner::pick(const request_view& r, std::int32_t degr
 void planner::place(const request_view& r, const std::vector<std::int32_t>& members) {
   const std::uint64_t gid = group_id_of(members);
   auto existing = view_.groups.find(gid);
-  const bool reuse = existing != view_.groups.end() && !existing->second.busy &&
-                     dissolved_.count(gid) == 0;
+  const bool reuse = existing != view_.groups.end() && !existing->second.busy && dissolved_.count(gid) == 0;
   if (!reuse) {
     // Free the chosen workers from the idle groups they sit in.
     for (auto w : members) {
       auto wi = view_.workers.find(w);
       if (wi == view_.workers.end() || wi->second.group_id == 0) continue;
-      if (dissolved_.insert(wi->second.group_id).second)
-        out_.push_back(decision::dissolve(wi->second.group_id));
+      if (dissolved_.insert(wi->second.group_id).second) out_.push_back(decision::dissolve(wi->second.group_id));
     }
     out_.push_back(decision::form(members));
   }

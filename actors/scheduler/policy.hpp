@@ -52,19 +52,19 @@ struct request_view {
   bool preempt_requested = false;
   std::vector<std::int32_t> holders;  // where the state lives, in layout order
   state_layout layout = state_layout::none;
-  std::uint64_t group_id = 0;       // the group running it now, else the one it last ran on
+  std::uint64_t group_id = 0;  // the group running it now, else the one it last ran on
   std::int32_t regroupings = 0;
   // Estimates by degree slot (1, 2, 4, 8); +inf beyond the model's max_degree.
   std::array<double, max_degree_slots> next_task_us{};  // the next task alone
   std::array<double, max_degree_slots> remaining_us{};  // everything left, at one degree
-  double reshard_us = 0.0;          // cost of moving its state to another member list
+  double reshard_us = 0.0;                              // cost of moving its state to another member list
 };
 
 struct worker_view {
   std::int32_t id = 0;
   bool alive = false;
   bool busy = false;
-  std::uint64_t group_id = 0;  // 0: in no group
+  std::uint64_t group_id = 0;       // 0: in no group
   std::vector<std::string> models;  // the checkpoints it serves; empty: every model (seeded)
   bool serves(std::string_view model) const {
     return models.empty() || std::find(models.begin(), models.end(), model) != models.end();
@@ -100,7 +100,7 @@ struct policy_view {
   event_kind event = event_kind::tick;
   std::int32_t chunk_steps = 1;
   const std::map<std::uint64_t, request_view>& requests;  // every live request, by id
-  const std::set<std::uint64_t>& waiting;                  // ids not running, ascending
+  const std::set<std::uint64_t>& waiting;                 // ids not running, ascending
   // The same waiting requests by (deadline, id), in two parts: those that can still finish by
   // their deadline at their fastest degree (best-effort ones last), and those that cannot (late;
   // a request moves there once `now` passes its latest start, and back when it makes progress).

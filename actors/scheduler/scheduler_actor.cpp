@@ -12,13 +12,15 @@ namespace {
 
 result<std::unique_ptr<scheduler_driver>> configure(context& ctx) {
   if (auto r = declare_shell_params(ctx); !r) return r.err();
-  if (auto r = ctx.params().declare<std::string>("policy", "edf-best-fit", "a built-in or plugin policy"); !r) return r.err();
+  if (auto r = ctx.params().declare<std::string>("policy", "edf-best-fit", "a built-in or plugin policy"); !r)
+    return r.err();
   if (auto r = ctx.params().declare<std::int64_t>("chunk_steps", 4, "denoising steps per task",
                                                   checks::above<std::int64_t>(0));
       !r)
     return r.err();
-  if (auto r = ctx.params().declare<std::int64_t>("gpus", 0, "workers in the graph (0: unknown), checked against the policy",
-                                                  checks::at_least<std::int64_t>(0));
+  if (auto r =
+          ctx.params().declare<std::int64_t>("gpus", 0, "workers in the graph (0: unknown), checked against the policy",
+                                             checks::at_least<std::int64_t>(0));
       !r)
     return r.err();
   auto costs = load_costs(ctx);

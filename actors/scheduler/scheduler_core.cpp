@@ -23,8 +23,7 @@ state_layout layout_before(stage s, std::size_t degree) {
 
 }  // namespace
 
-scheduler_core::scheduler_core(const cost_model& costs, std::unique_ptr<policy> pol,
-                               scheduler_config cfg)
+scheduler_core::scheduler_core(const cost_model& costs, std::unique_ptr<policy> pol, scheduler_config cfg)
     : costs_(costs), policy_(std::move(pol)), cfg_(cfg) {
   cfg_.chunk_steps = std::max(1, cfg_.chunk_steps);
 }
@@ -90,8 +89,7 @@ void scheduler_core::mark_late(std::int64_t now_us) {
   }
 }
 
-std::vector<scheduler_output> scheduler_core::on_admitted(const msg::admitted& m,
-                                                          std::int64_t now_us) {
+std::vector<scheduler_output> scheduler_core::on_admitted(const msg::admitted& m, std::int64_t now_us) {
   out_t out;
   if (views_.count(m.request_id) || m.request_id == 0) return out;  // a duplicate: ignore
   const model_profile* p = costs_.find(m.request.model);
@@ -125,8 +123,7 @@ std::vector<scheduler_output> scheduler_core::on_admitted(const msg::admitted& m
     }
   refresh(views_.at(m.request_id));
   set_waiting(views_.at(m.request_id), true);
-  if (ever_had_workers_ &&
-      std::none_of(workers_.begin(), workers_.end(), [](auto& w) { return w.second.alive; })) {
+  if (ever_had_workers_ && std::none_of(workers_.begin(), workers_.end(), [](auto& w) { return w.second.alive; })) {
     finish(m.request_id, "failed", "no live workers", now_us, out);
     return out;
   }
@@ -144,8 +141,7 @@ void scheduler_core::release_group(group_info& g) {
   }
 }
 
-std::vector<scheduler_output> scheduler_core::on_task_done(const msg::task_done& m,
-                                                           std::int64_t now_us) {
+std::vector<scheduler_output> scheduler_core::on_task_done(const msg::task_done& m, std::int64_t now_us) {
   out_t out;
   // Free the group if this report is for the task it runs.
   auto g = groups_.find(m.group_id);
@@ -188,7 +184,7 @@ std::vector<scheduler_output> scheduler_core::on_task_done(const msg::task_done&
     r.steps_done = x.task_step_end;
     if (x.request.progress && !x.request.reply_to.empty())
       out.push_back(progress_note{x.request.reply_to, msg::progress{r.id, x.client_tag, r.steps_done, r.steps_total,
-                                                                     static_cast<std::int32_t>(degree)}});
+                                                                    static_cast<std::int32_t>(degree)}});
   }
   refresh(r);
   set_waiting(r, true);
@@ -202,16 +198,14 @@ std::vector<scheduler_output> scheduler_core::on_task_done(const msg::task_done&
   return out;
 }
 
-void scheduler_core::task_failed(std::uint64_t rid, const std::string& why, std::int64_t now_us,
-                                 out_t& out) {
+void scheduler_core::task_failed(std::uint64_t rid, const std::string& why, std::int64_t now_us, out_t& out) {
   ++stats_.tasks_failed;
   request_extra& x = extra_.at(rid);
   request_view& r = views_.at(rid);
   x.task_id = 0;
   r.running = false;
   if (++x.retries > cfg_.max_retries) {
-    finish(rid, "failed", "task failed " + std::to_string(x.retries) + " times; last: " + why,
-           now_us, out);
+    finish(rid, "failed", "task failed " + std::to_string(x.retries) + " times; last: " + why, now_us, out);
     return;
   }
   // Progress stays at the last completed chunk; the state is where that chunk left it.
@@ -239,8 +233,7 @@ std::vector<scheduler_output> scheduler_core::on_cancel(const msg::cancel& m, st
   return out;
 }
 
-std::vector<scheduler_output> scheduler_core::on_worker_hello(const msg::worker_hello& m,
-                                                              std::int64_t now_us) {
+std::vector<scheduler_output> scheduler_core::on_worker_hello(const msg::worker_hello& m, std::int64_t now_us) {
   out_t out;
   auto it = workers_.find(m.worker);
   if (it != workers_.end() && it->second.alive)
@@ -269,8 +262,7 @@ void scheduler_core::remove_group(std::uint64_t gid, const char* reason, out_t& 
   ++stats_.groups_dissolved;
 }
 
-void scheduler_core::worker_lost(std::int32_t w, const char* reason, std::int64_t now_us,
-                                 out_t& out) {
+void scheduler_core::worker_lost(std::int32_t w, const char* reason, std::int64_t now_us, out_t& out) {
   auto wi = workers_.find(w);
   if (wi == workers_.end()) return;
   if (wi->second.group_id != 0) {
@@ -299,8 +291,7 @@ void scheduler_core::worker_lost(std::int32_t w, const char* reason, std::int64_
   }
 }
 
-std::vector<scheduler_output> scheduler_core::on_worker_down(const msg::worker_down& m,
-                                                             std::int64_t now_us) {
+std::vector<scheduler_output> scheduler_core::on_worker_down(const msg::worker_down& m, std::int64_t now_us) {
   out_t out;
   auto wi = workers_.find(m.worker);
   if (wi == workers_.end() || !wi->second.alive) return out;
@@ -314,8 +305,7 @@ std::vector<scheduler_output> scheduler_core::on_worker_down(const msg::worker_d
   return out;
 }
 
-std::vector<scheduler_output> scheduler_core::on_group_view(const msg::group_view& m,
-                                                            std::int64_t now_us) {
+std::vector<scheduler_output> scheduler_core::on_group_view(const msg::group_view& m, std::int64_t now_us) {
   auto g = groups_.find(m.group_id);
   if (g != groups_.end() && m.active) g->second.epoch = m.epoch;
   // An inactive view is followed by WorkerDown (a death) or answers our own dissolve.
@@ -335,8 +325,8 @@ void scheduler_core::consult(event_kind e, std::int64_t now_us, out_t& out) {
     idle += w.alive && !w.busy;
   }
   mark_late(now_us);
-  policy_view v{now_us, e, cfg_.chunk_steps, views_, waiting_, waiting_by_deadline_, waiting_late_,
-                workers_, groups_, idle, alive};
+  policy_view v{now_us,        e,        cfg_.chunk_steps, views_, waiting_, waiting_by_deadline_,
+                waiting_late_, workers_, groups_,          idle,   alive};
   std::vector<decision> ds;
   ++stats_.policy_calls;
   policy_->decide(v, ds);
@@ -352,8 +342,7 @@ void scheduler_core::apply(const decision& d, std::int64_t now_us, out_t& out) {
       std::set<std::int32_t> seen;
       for (auto w : d.members) {
         auto wi = workers_.find(w);
-        if (!seen.insert(w).second || wi == workers_.end() || !wi->second.alive ||
-            wi->second.group_id != 0)
+        if (!seen.insert(w).second || wi == workers_.end() || !wi->second.alive || wi->second.group_id != 0)
           return invalid();
       }
       group_info g;
@@ -374,10 +363,8 @@ void scheduler_core::apply(const decision& d, std::int64_t now_us, out_t& out) {
     case decision::kind::assign: {
       auto g = groups_.find(d.group_id);
       auto r = views_.find(d.request_id);
-      if (g == groups_.end() || g->second.busy || r == views_.end() || r->second.running)
-        return invalid();
-      if (static_cast<std::int32_t>(g->second.members.size()) > r->second.profile->max_degree)
-        return invalid();
+      if (g == groups_.end() || g->second.busy || r == views_.end() || r->second.running) return invalid();
+      if (static_cast<std::int32_t>(g->second.members.size()) > r->second.profile->max_degree) return invalid();
       for (auto w : g->second.members) {
         const auto& wv = workers_.at(w);
         if (!wv.alive || wv.busy || !wv.serves(r->second.model)) return invalid();
@@ -448,8 +435,7 @@ void scheduler_core::dispatch(std::uint64_t rid, group_info& g, std::int64_t now
   out.push_back(std::move(t));
 }
 
-void scheduler_core::finish(std::uint64_t rid, const char* status, std::string error,
-                            std::int64_t now_us, out_t& out) {
+void scheduler_core::finish(std::uint64_t rid, const char* status, std::string error, std::int64_t now_us, out_t& out) {
   const request_view& r = views_.at(rid);
   const request_extra& x = extra_.at(rid);
   msg::request_done d;
@@ -502,8 +488,7 @@ std::string scheduler_core::check_invariants() const {
   }
   for (const auto& [id, r] : views_)
     if (r.running == (waiting_.count(id) != 0)) return "request both running and waiting, or neither";
-  if (waiting_by_deadline_.size() + waiting_late_.size() != waiting_.size())
-    return "deadline index out of step";
+  if (waiting_by_deadline_.size() + waiting_late_.size() != waiting_.size()) return "deadline index out of step";
   return {};
 }
 

@@ -60,8 +60,8 @@ struct progress_note {
   msg::progress progress;
 };
 
-using scheduler_output = std::variant<msg::task_assign, msg::reshard, msg::preempt,
-                                      msg::form_group, msg::dissolve_group, msg::request_done, progress_note>;
+using scheduler_output = std::variant<msg::task_assign, msg::reshard, msg::preempt, msg::form_group,
+                                      msg::dissolve_group, msg::request_done, progress_note>;
 
 class scheduler_core {
  public:
@@ -105,8 +105,7 @@ class scheduler_core {
   void consult(event_kind e, std::int64_t now_us, out_t& out);
   void apply(const decision& d, std::int64_t now_us, out_t& out);
   void dispatch(std::uint64_t rid, group_info& g, std::int64_t now_us, out_t& out);
-  void finish(std::uint64_t rid, const char* status, std::string error, std::int64_t now_us,
-              out_t& out);
+  void finish(std::uint64_t rid, const char* status, std::string error, std::int64_t now_us, out_t& out);
   void task_failed(std::uint64_t rid, const std::string& why, std::int64_t now_us, out_t& out);
   void release_group(group_info& g);
   void remove_group(std::uint64_t gid, const char* reason, out_t& out);

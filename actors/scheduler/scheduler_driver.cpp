@@ -27,12 +27,12 @@ void to_workers(std::vector<outgoing>& out, const std::set<std::int32_t>& worker
 
 }  // namespace
 
-scheduler_driver::scheduler_driver(std::shared_ptr<const cost_model> costs,
-                                   std::unique_ptr<scheduler_core> core, scheduler_driver_config cfg)
+scheduler_driver::scheduler_driver(std::shared_ptr<const cost_model> costs, std::unique_ptr<scheduler_core> core,
+                                   scheduler_driver_config cfg)
     : costs_(std::move(costs)), core_(std::move(core)), cfg_(std::move(cfg)) {}
 
-result<std::unique_ptr<scheduler_driver>> scheduler_driver::create(
-    std::shared_ptr<const cost_model> costs, scheduler_driver_config cfg) {
+result<std::unique_ptr<scheduler_driver>> scheduler_driver::create(std::shared_ptr<const cost_model> costs,
+                                                                   scheduler_driver_config cfg) {
   auto pol = make_policy(cfg.policy);
   if (!pol) return pol.err();
   // Refused here, before anything runs: such a graph used to take requests and hang forever.
@@ -50,14 +50,12 @@ outgoing scheduler_driver::tick(std::uint64_t n) const {
   return make_outgoing(route::direct, cfg_.self, msg::heartbeat{cfg_.self, n});
 }
 
-std::vector<std::string> scheduler_driver::topics() const {
-  return {names::workers_topic, names::membership_topic};
-}
+std::vector<std::string> scheduler_driver::topics() const { return {names::workers_topic, names::membership_topic}; }
 
 std::vector<outgoing> scheduler_driver::feed(const envelope& env) {
   const auto now = model_now_us(env, cfg_.speedup);
-  auto run = [&]<message T>(std::vector<scheduler_output> (scheduler_core::*fn)(const T&, std::int64_t))
-      -> std::vector<outgoing> {
+  auto run = [&]<message T>(
+                 std::vector<scheduler_output> (scheduler_core::*fn)(const T&, std::int64_t)) -> std::vector<outgoing> {
     auto m = decode<T>(env.payload);
     if (!m) return {};
     return emit((core_.get()->*fn)(*m, now));
@@ -125,12 +123,16 @@ std::string scheduler_driver::metrics_text(const std::string& actor) const {
   prom::family(out, "gfdit_scheduler_groups", "gauge", "Groups formed and not dissolved.");
   prom::sample(out, "gfdit_scheduler_groups", me, now.groups);
   const auto& s = c.stats();
-  const std::pair<const char*, std::uint64_t> counters[] = {
-      {"policy_calls", s.policy_calls},       {"decisions_applied", s.decisions_applied},
-      {"decisions_invalid", s.decisions_invalid}, {"groups_formed", s.groups_formed},
-      {"groups_dissolved", s.groups_dissolved}, {"reshards", s.reshards},
-      {"preemptions", s.preemptions},         {"tasks_dispatched", s.tasks_dispatched},
-      {"tasks_failed", s.tasks_failed},       {"stale_reports", s.stale_reports}};
+  const std::pair<const char*, std::uint64_t> counters[] = {{"policy_calls", s.policy_calls},
+                                                            {"decisions_applied", s.decisions_applied},
+                                                            {"decisions_invalid", s.decisions_invalid},
+                                                            {"groups_formed", s.groups_formed},
+                                                            {"groups_dissolved", s.groups_dissolved},
+                                                            {"reshards", s.reshards},
+                                                            {"preemptions", s.preemptions},
+                                                            {"tasks_dispatched", s.tasks_dispatched},
+                                                            {"tasks_failed", s.tasks_failed},
+                                                            {"stale_reports", s.stale_reports}};
   for (const auto& [what, n] : counters) {
     const std::string name = std::string("gfdit_scheduler_") + what + "_total";
     prom::family(out, name, "counter", "The scheduler core's count (scheduler_stats).");

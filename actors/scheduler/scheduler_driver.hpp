@@ -16,9 +16,9 @@ namespace gfdit {
 struct scheduler_driver_config {
   std::string policy = "edf-best-fit";
   scheduler_config core;
-  double speedup = 1.0;  // model microseconds per wall microsecond of the stamps
+  double speedup = 1.0;            // model microseconds per wall microsecond of the stamps
   std::string self = "scheduler";  // the actor's own name (its ticks are addressed to it)
-  std::int32_t gpus = 0;  // workers the graph runs (0: not known); checked against the policy
+  std::int32_t gpus = 0;           // workers the graph runs (0: not known); checked against the policy
 };
 
 class scheduler_driver {

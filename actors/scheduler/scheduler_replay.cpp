@@ -15,17 +15,26 @@ nlohmann::json state_of(const scheduler_driver& d) {
   for (const auto& [id, w] : c.workers())
     workers.push_back({{"id", id}, {"alive", w.alive}, {"busy", w.busy}, {"group", w.group_id}});
   for (const auto& [id, g] : c.groups())
-    groups.push_back({{"id", id}, {"members", g.members}, {"epoch", g.epoch}, {"busy", g.busy}, {"request", g.request_id}});
+    groups.push_back(
+        {{"id", id}, {"members", g.members}, {"epoch", g.epoch}, {"busy", g.busy}, {"request", g.request_id}});
   nlohmann::json requests = nlohmann::json::array();
   for (const auto& [id, r] : c.requests())
     requests.push_back({{"id", id}, {"steps_done", r.steps_done}, {"steps_total", r.steps_total}});
   return {{"policy", std::string(c.current_policy().name())},
-          {"stats", {{"policy_calls", s.policy_calls}, {"decisions_applied", s.decisions_applied},
-                     {"decisions_invalid", s.decisions_invalid}, {"groups_formed", s.groups_formed},
-                     {"groups_dissolved", s.groups_dissolved}, {"reshards", s.reshards},
-                     {"preemptions", s.preemptions}, {"tasks_dispatched", s.tasks_dispatched},
-                     {"tasks_failed", s.tasks_failed}, {"stale_reports", s.stale_reports}}},
-          {"workers", workers}, {"groups", groups}, {"requests", requests},
+          {"stats",
+           {{"policy_calls", s.policy_calls},
+            {"decisions_applied", s.decisions_applied},
+            {"decisions_invalid", s.decisions_invalid},
+            {"groups_formed", s.groups_formed},
+            {"groups_dissolved", s.groups_dissolved},
+            {"reshards", s.reshards},
+            {"preemptions", s.preemptions},
+            {"tasks_dispatched", s.tasks_dispatched},
+            {"tasks_failed", s.tasks_failed},
+            {"stale_reports", s.stale_reports}}},
+          {"workers", workers},
+          {"groups", groups},
+          {"requests", requests},
           {"invariants", c.check_invariants()}};
 }
 
@@ -50,7 +59,8 @@ result<std::unique_ptr<replayable_core>> make_core(const replay_params& p) {
   cfg.self = p.actor;
   auto d = scheduler_driver::create(std::move(*costs), std::move(cfg));
   if (!d) return d.err();
-  return std::unique_ptr<replayable_core>(std::make_unique<driver_core<scheduler_driver>>(std::move(*d), p.actor, state_of));
+  return std::unique_ptr<replayable_core>(
+      std::make_unique<driver_core<scheduler_driver>>(std::move(*d), p.actor, state_of));
 }
 
 }  // namespace

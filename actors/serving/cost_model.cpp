@@ -58,9 +58,8 @@ result<model_profile> parse_profile(const YAML::Node& n) {
     get(r, "bytes_per_token", p.bytes_per_token);
     get(r, "gbps", p.link_gbps);
   }
-  if (p.spatial_stride < 1 || p.temporal_stride < 1 || p.max_degree < 1 || p.max_steps < 1 ||
-      p.min_side < 1 || p.max_side < p.min_side || p.max_frames < 1 || p.link_gbps <= 0 ||
-      p.min_tokens_per_rank <= 0)
+  if (p.spatial_stride < 1 || p.temporal_stride < 1 || p.max_degree < 1 || p.max_steps < 1 || p.min_side < 1 ||
+      p.max_side < p.min_side || p.max_frames < 1 || p.link_gbps <= 0 || p.min_tokens_per_rank <= 0)
     return make_error(errc::invalid_argument, "profile '" + p.name + "': a limit is out of range");
   return p;
 }
@@ -137,28 +136,25 @@ std::int64_t cost_model::tokens(const model_profile& p, std::int32_t width, std:
   return w * h * t;
 }
 
-double cost_model::stage_us(const model_profile& p, stage s, std::int64_t tokens,
-                            std::int32_t degree) noexcept {
+double cost_model::stage_us(const model_profile& p, stage s, std::int64_t tokens, std::int32_t degree) noexcept {
   const stage_coeffs& k = s == stage::prepare ? p.prepare : s == stage::decode ? p.decode : p.step;
   const double T = static_cast<double>(tokens);
   const double d = std::max(1, degree);
   const double d_eff = std::min(d, std::max(1.0, T / p.min_tokens_per_rank));
   double t = k.a_us + k.b_us * T + (k.bp_us * T + k.c_us * T * T) / d_eff;
-  if (s == stage::denoise && d > 1)
-    t += p.comm_alpha_us * (d - 1) + p.comm_gamma_us * T * (d - 1) / d;
+  if (s == stage::denoise && d > 1) t += p.comm_alpha_us * (d - 1) + p.comm_gamma_us * T * (d - 1) / d;
   return t;
 }
 
-double cost_model::task_us(const model_profile& p, stage s, std::int64_t tokens,
-                           std::int32_t steps, std::int32_t degree) noexcept {
+double cost_model::task_us(const model_profile& p, stage s, std::int64_t tokens, std::int32_t steps,
+                           std::int32_t degree) noexcept {
   const double one = stage_us(p, s, tokens, degree);
   return s == stage::denoise ? one * std::max(0, steps) : one;
 }
 
 double cost_model::request_us(const model_profile& p, std::int64_t tokens, std::int32_t steps,
                               std::int32_t degree) noexcept {
-  return task_us(p, stage::prepare, tokens, 0, degree) +
-         task_us(p, stage::denoise, tokens, steps, degree) +
+  return task_us(p, stage::prepare, tokens, 0, degree) + task_us(p, stage::denoise, tokens, steps, degree) +
          task_us(p, stage::decode, tokens, 0, degree);
 }
 

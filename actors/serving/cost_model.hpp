@@ -70,8 +70,7 @@ class cost_model {
   static std::int64_t tokens(const model_profile& p, std::int32_t width, std::int32_t height,
                              std::int32_t frames) noexcept;
   // One prepare or decode task, or ONE denoising step, at `degree`.
-  static double stage_us(const model_profile& p, stage s, std::int64_t tokens,
-                         std::int32_t degree) noexcept;
+  static double stage_us(const model_profile& p, stage s, std::int64_t tokens, std::int32_t degree) noexcept;
   // A task: prepare/decode once, or `steps` denoising steps.
   static double task_us(const model_profile& p, stage s, std::int64_t tokens, std::int32_t steps,
                         std::int32_t degree) noexcept;

@@ -13,9 +13,12 @@ enum class stage : std::uint8_t { prepare, denoise, decode };
 
 constexpr std::string_view to_string(stage s) noexcept {
   switch (s) {
-    case stage::prepare: return "prepare";
-    case stage::denoise: return "denoise";
-    case stage::decode: return "decode";
+    case stage::prepare:
+      return "prepare";
+    case stage::denoise:
+      return "denoise";
+    case stage::decode:
+      return "decode";
   }
   return "?";
 }

@@ -23,19 +23,24 @@ enum class state_layout : std::uint8_t {
 
 constexpr std::string_view to_string(state_layout l) noexcept {
   switch (l) {
-    case state_layout::none: return "none";
-    case state_layout::owner_only: return "owner_only";
-    case state_layout::replicated: return "replicated";
-    case state_layout::token_sharded: return "token_sharded";
-    case state_layout::checkpoint: return "checkpoint";
+    case state_layout::none:
+      return "none";
+    case state_layout::owner_only:
+      return "owner_only";
+    case state_layout::replicated:
+      return "replicated";
+    case state_layout::token_sharded:
+      return "token_sharded";
+    case state_layout::checkpoint:
+      return "checkpoint";
   }
   return "?";
 }
 
 // Empty for a name no layout has.
 constexpr std::optional<state_layout> layout_from_string(std::string_view s) noexcept {
-  for (auto l : {state_layout::none, state_layout::owner_only, state_layout::replicated,
-                 state_layout::token_sharded, state_layout::checkpoint})
+  for (auto l : {state_layout::none, state_layout::owner_only, state_layout::replicated, state_layout::token_sharded,
+                 state_layout::checkpoint})
     if (to_string(l) == s) return l;
   return std::nullopt;
 }
@@ -45,8 +50,7 @@ constexpr std::optional<state_layout> layout_from_string(std::string_view s) noe
 // scheduler sends a Reshard exactly then, and the workers move exactly then.
 inline bool needs_move(const msg::artifact& from, std::span<const std::int32_t> members) noexcept {
   const auto l = layout_from_string(from.layout);
-  return l != state_layout::none &&
-         (l == state_layout::checkpoint || !std::ranges::equal(from.holders, members));
+  return l != state_layout::none && (l == state_layout::checkpoint || !std::ranges::equal(from.holders, members));
 }
 
 // Of a group, its first member reports the task (the collectives make the members finish

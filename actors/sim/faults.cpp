@@ -16,8 +16,7 @@ bool ends_with(const std::string& s, const char* suffix) {
 }
 
 result<void> check(const faults& f) {
-  if (f.random_deaths < 0 || f.delay_prob < 0 || f.delay_prob > 1 || f.delay_max_ms < 0 ||
-      f.random_recover_after_s < 0)
+  if (f.random_deaths < 0 || f.delay_prob < 0 || f.delay_prob > 1 || f.delay_max_ms < 0 || f.random_recover_after_s < 0)
     return make_error(errc::invalid_argument, "faults: a value is out of range");
   for (const auto& d : f.deaths)
     if (d.worker < 0 || d.at_s < 0 || d.recover_after_s < 0)
@@ -53,14 +52,21 @@ result<faults> parse_faults(const std::string& spec) {
       while (std::getline(ss, item, ',')) {
         if (item.empty()) continue;
         const auto eq = item.find('=');
-        if (eq == std::string::npos) return make_error(errc::invalid_argument, "faults: '" + item + "' is not key=value");
+        if (eq == std::string::npos)
+          return make_error(errc::invalid_argument, "faults: '" + item + "' is not key=value");
         const std::string k = item.substr(0, eq);
         const double v = std::stod(item.substr(eq + 1));
-        if (k == "deaths") f.random_deaths = static_cast<std::int32_t>(v);
-        else if (k == "recover_s") f.random_recover_after_s = v;
-        else if (k == "delay_prob") f.delay_prob = v;
-        else if (k == "delay_ms") f.delay_max_ms = v;
-        else return make_error(errc::invalid_argument, "faults: unknown key '" + k + "' (deaths, recover_s, delay_prob, delay_ms)");
+        if (k == "deaths")
+          f.random_deaths = static_cast<std::int32_t>(v);
+        else if (k == "recover_s")
+          f.random_recover_after_s = v;
+        else if (k == "delay_prob")
+          f.delay_prob = v;
+        else if (k == "delay_ms")
+          f.delay_max_ms = v;
+        else
+          return make_error(errc::invalid_argument,
+                            "faults: unknown key '" + k + "' (deaths, recover_s, delay_prob, delay_ms)");
       }
     }
   } catch (const std::exception& e) {

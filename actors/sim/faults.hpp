@@ -20,8 +20,8 @@ struct faults {
   std::vector<worker_death> deaths;  // explicit
   std::int32_t random_deaths = 0;    // distinct random workers, at random times in the trace
   double random_recover_after_s = 0.0;
-  double delay_prob = 0.0;           // fraction of messages delayed
-  double delay_max_ms = 0.0;         // by up to this much (uniform)
+  double delay_prob = 0.0;    // fraction of messages delayed
+  double delay_max_ms = 0.0;  // by up to this much (uniform)
   bool any() const noexcept { return !deaths.empty() || random_deaths > 0 || delay_prob > 0; }
 };
 

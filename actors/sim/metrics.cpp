@@ -128,9 +128,8 @@ nlohmann::json run_metrics::to_json() const {
   j["seed"] = seed;
   j["offered_rate_rps"] = offered_rate_rps;
   j["offered_load"] = offered_load;
-  j["requests"] = {{"arrived", arrived}, {"admitted", admitted}, {"rejected", rejected},
-                   {"done", done},       {"cancelled", cancelled}, {"failed", failed},
-                   {"unfinished", unfinished}};
+  j["requests"] = {{"arrived", arrived},     {"admitted", admitted}, {"rejected", rejected},    {"done", done},
+                   {"cancelled", cancelled}, {"failed", failed},     {"unfinished", unfinished}};
   j["slo"] = {{"met", slo_met}, {"violations", slo_violations}, {"attainment", slo_attainment}};
   j["keep_up"] = keep_up;
   j["makespan_s"] = makespan_s;
@@ -151,9 +150,14 @@ nlohmann::json run_metrics::to_json() const {
   auto& cj = j["classes"];
   cj = nlohmann::json::object();
   for (const auto& [name, c] : classes)
-    cj[name] = {{"arrived", c.arrived},     {"done", c.done},         {"rejected", c.rejected},
-                {"cancelled", c.cancelled}, {"failed", c.failed},     {"slo_met", c.slo_met},
-                {"slo_attainment", c.slo_attainment}, {"latency", lat_json(c.latency)}};
+    cj[name] = {{"arrived", c.arrived},
+                {"done", c.done},
+                {"rejected", c.rejected},
+                {"cancelled", c.cancelled},
+                {"failed", c.failed},
+                {"slo_met", c.slo_met},
+                {"slo_attainment", c.slo_attainment},
+                {"latency", lat_json(c.latency)}};
   return j;
 }
 
@@ -176,27 +180,45 @@ std::string format_table(const std::vector<run_metrics>& runs) {
       }
     out += "\n";
   };
-  row("arrived", [](auto& r) { return r.arrived; }, "{}");
-  row("done", [](auto& r) { return r.done; }, "{}");
-  row("rejected / failed", [](auto& r) { return r.rejected + r.failed; }, "{}");
-  row("unfinished", [](auto& r) { return r.unfinished; }, "{}");
-  row("throughput (req/s)", [](auto& r) { return r.throughput_rps; }, "{:.4f}");
-  row("goodput (req/s)", [](auto& r) { return r.goodput_rps; }, "{:.4f}");
+  row(
+      "arrived", [](auto& r) { return r.arrived; }, "{}");
+  row(
+      "done", [](auto& r) { return r.done; }, "{}");
+  row(
+      "rejected / failed", [](auto& r) { return r.rejected + r.failed; }, "{}");
+  row(
+      "unfinished", [](auto& r) { return r.unfinished; }, "{}");
+  row(
+      "throughput (req/s)", [](auto& r) { return r.throughput_rps; }, "{:.4f}");
+  row(
+      "goodput (req/s)", [](auto& r) { return r.goodput_rps; }, "{:.4f}");
   row("SLO attainment", [](auto& r) { return r.slo_attainment; });
-  row("SLO violations", [](auto& r) { return r.slo_violations; }, "{}");
+  row(
+      "SLO violations", [](auto& r) { return r.slo_violations; }, "{}");
   row("keep-up (2nd half)", [](auto& r) { return r.keep_up; });
-  row("latency mean (s)", [](auto& r) { return r.latency.mean_s; }, "{:.2f}");
-  row("latency p50 (s)", [](auto& r) { return r.latency.p50_s; }, "{:.2f}");
-  row("latency p95 (s)", [](auto& r) { return r.latency.p95_s; }, "{:.2f}");
-  row("latency p99 (s)", [](auto& r) { return r.latency.p99_s; }, "{:.2f}");
-  row("  queue mean (s)", [](auto& r) { return r.mean_queue_s; }, "{:.2f}");
-  row("  run mean (s)", [](auto& r) { return r.mean_run_s; }, "{:.2f}");
-  row("  reshard mean (s)", [](auto& r) { return r.mean_reshard_s; }, "{:.3f}");
+  row(
+      "latency mean (s)", [](auto& r) { return r.latency.mean_s; }, "{:.2f}");
+  row(
+      "latency p50 (s)", [](auto& r) { return r.latency.p50_s; }, "{:.2f}");
+  row(
+      "latency p95 (s)", [](auto& r) { return r.latency.p95_s; }, "{:.2f}");
+  row(
+      "latency p99 (s)", [](auto& r) { return r.latency.p99_s; }, "{:.2f}");
+  row(
+      "  queue mean (s)", [](auto& r) { return r.mean_queue_s; }, "{:.2f}");
+  row(
+      "  run mean (s)", [](auto& r) { return r.mean_run_s; }, "{:.2f}");
+  row(
+      "  reshard mean (s)", [](auto& r) { return r.mean_reshard_s; }, "{:.3f}");
   row("GPU busy fraction", [](auto& r) { return r.gpu_busy_fraction; });
-  row("regroupings", [](auto& r) { return r.regroupings; }, "{}");
-  row("reshard time (s)", [](auto& r) { return r.reshard_time_s; }, "{:.2f}");
-  row("groups formed", [](auto& r) { return r.groups_formed; }, "{}");
-  row("worker deaths", [](auto& r) { return r.worker_deaths; }, "{}");
+  row(
+      "regroupings", [](auto& r) { return r.regroupings; }, "{}");
+  row(
+      "reshard time (s)", [](auto& r) { return r.reshard_time_s; }, "{:.2f}");
+  row(
+      "groups formed", [](auto& r) { return r.groups_formed; }, "{}");
+  row(
+      "worker deaths", [](auto& r) { return r.worker_deaths; }, "{}");
   for (const auto& [name, c0] : runs[0].classes) {
     auto cls = [&name](const run_metrics& r) -> const class_metrics& {
       static const class_metrics none;
@@ -206,8 +228,10 @@ std::string format_table(const std::vector<run_metrics>& runs) {
     const std::string a = "[" + name + "] SLO attainment", b = "[" + name + "] latency mean (s)",
                       c = "[" + name + "] latency p95 (s)";
     row(a.c_str(), [&](auto& r) { return cls(r).slo_attainment; });
-    row(b.c_str(), [&](auto& r) { return cls(r).latency.mean_s; }, "{:.2f}");
-    row(c.c_str(), [&](auto& r) { return cls(r).latency.p95_s; }, "{:.2f}");
+    row(
+        b.c_str(), [&](auto& r) { return cls(r).latency.mean_s; }, "{:.2f}");
+    row(
+        c.c_str(), [&](auto& r) { return cls(r).latency.p95_s; }, "{:.2f}");
   }
   return out;
 }

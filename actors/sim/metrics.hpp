@@ -28,8 +28,8 @@ struct run_metrics {
   std::int32_t gpus = 0;
   std::uint64_t seed = 0;
   double offered_rate_rps = 0, offered_load = 0;
-  std::int64_t arrived = 0, admitted = 0, rejected = 0, done = 0, cancelled = 0, failed = 0,
-               unfinished = 0, slo_met = 0, slo_violations = 0;
+  std::int64_t arrived = 0, admitted = 0, rejected = 0, done = 0, cancelled = 0, failed = 0, unfinished = 0,
+               slo_met = 0, slo_violations = 0;
   double slo_attainment = 0;  // met / (arrived - cancelled)
   // Requests ended / arrived during the second half of the arrival window: about 1 when the
   // cluster keeps up, well below when a backlog grows (only the drain would hide it).
@@ -38,8 +38,8 @@ struct run_metrics {
   latency_summary latency;
   double mean_queue_s = 0, mean_run_s = 0, mean_reshard_s = 0;
   double gpu_busy_fraction = 0;
-  std::int64_t regroupings = 0, groups_formed = 0, preemptions = 0, tasks_failed = 0,
-               worker_deaths = 0, policy_calls = 0, invalid_decisions = 0;
+  std::int64_t regroupings = 0, groups_formed = 0, preemptions = 0, tasks_failed = 0, worker_deaths = 0,
+               policy_calls = 0, invalid_decisions = 0;
   double reshard_time_s = 0;
   std::map<std::string, class_metrics> classes;
   std::string invariant_violation;  // empty when every check passed

@@ -5,8 +5,8 @@
 #include <iostream>
 #include <sstream>
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include "actors/scheduler/policy.hpp"
 #include "actors/sim/simulator.hpp"
@@ -26,8 +26,7 @@ int sim_main(int argc, char** argv) {
   app.add_option("--policy,-p", policy, "scheduling policy (name or name:arg)");
   app.add_option("--gpus,-n", opt.gpus, "simulated GPUs")->check(CLI::Range(1, 4096));
   app.add_option("--seed,-s", opt.seed, "seed (default: the workload's)");
-  app.add_option("--faults,-f", faults_spec,
-                 "faults: a YAML file, or deaths=N,recover_s=S,delay_prob=P,delay_ms=M");
+  app.add_option("--faults,-f", faults_spec, "faults: a YAML file, or deaths=N,recover_s=S,delay_prob=P,delay_ms=M");
   app.add_option("--compare,-c", compare, "comma-separated policies, side by side");
   app.add_flag("--sweep", do_sweep, "find the highest load each policy sustains at the target");
   app.add_option("--target", target, "SLO attainment the sweep must keep")->check(CLI::Range(0.0, 1.0));
@@ -112,8 +111,9 @@ int sim_main(int argc, char** argv) {
       broken = true;
     }
     if (!quiet)
-      std::cout << fmt::format("{}: {} requests, {} GPUs, offered {:.4f} req/s (load {:.2f}), {:.0f} s virtual in {:.2f} s wall\n",
-                               p, m->arrived, m->gpus, m->offered_rate_rps, m->offered_load, m->makespan_s, wall);
+      std::cout << fmt::format(
+          "{}: {} requests, {} GPUs, offered {:.4f} req/s (load {:.2f}), {:.0f} s virtual in {:.2f} s wall\n", p,
+          m->arrived, m->gpus, m->offered_rate_rps, m->offered_load, m->makespan_s, wall);
     j["runs"].push_back(m->to_json());
     runs.push_back(std::move(*m));
   }
@@ -131,23 +131,25 @@ int sim_main(int argc, char** argv) {
         std::cerr << "gfdit sim: " << s.err().what << "\n";
         return 1;
       }
-      nlohmann::json sj{{"policy", p}, {"target", target}, {"sustainable_load", s->sustainable_load},
+      nlohmann::json sj{{"policy", p},
+                        {"target", target},
+                        {"sustainable_load", s->sustainable_load},
                         {"sustainable_rate_rps", s->sustainable_rate_rps}};
       for (const auto& pt : s->probes)
-        sj["probes"].push_back({{"load", pt.load}, {"rate_rps", pt.rate_rps}, {"attainment", pt.attainment},
-                                {"keep_up", pt.keep_up}});
+        sj["probes"].push_back(
+            {{"load", pt.load}, {"rate_rps", pt.rate_rps}, {"attainment", pt.attainment}, {"keep_up", pt.keep_up}});
       j["sweep"].push_back(sj);
       sw.push_back(std::move(*s));
     }
     if (!quiet) {
-      std::cout << fmt::format("\nload sweep: highest load with SLO attainment >= {:.0f}% that the cluster keeps up with\n", target * 100);
+      std::cout << fmt::format(
+          "\nload sweep: highest load with SLO attainment >= {:.0f}% that the cluster keeps up with\n", target * 100);
       std::cout << fmt::format("{:<16} {:>12} {:>14} {:>10}\n", "policy", "load", "rate (req/s)", "ratio");
       for (const auto& s : sw)
-        std::cout << fmt::format("{:<16} {:>12.3f} {:>14.5f} {:>10}\n", s.policy, s.sustainable_load,
-                                 s.sustainable_rate_rps,
-                                 sw[0].sustainable_rate_rps > 0
-                                     ? fmt::format("{:.2f}x", s.sustainable_rate_rps / sw[0].sustainable_rate_rps)
-                                     : std::string(s.sustainable_rate_rps > 0 ? "inf" : "-"));
+        std::cout << fmt::format(
+            "{:<16} {:>12.3f} {:>14.5f} {:>10}\n", s.policy, s.sustainable_load, s.sustainable_rate_rps,
+            sw[0].sustainable_rate_rps > 0 ? fmt::format("{:.2f}x", s.sustainable_rate_rps / sw[0].sustainable_rate_rps)
+                                           : std::string(s.sustainable_rate_rps > 0 ? "inf" : "-"));
     }
   }
   if (!json_path.empty()) {

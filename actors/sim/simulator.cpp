@@ -26,8 +26,8 @@ struct address {
 };
 
 enum class ev : std::uint8_t {
-  deliver,     // a message reaches an actor
-  arrival,     // the client sends request i
+  deliver,  // a message reaches an actor
+  arrival,  // the client sends request i
   client_cancel,
   worker_end,  // a worker's task ends (if its token is still current)
   heartbeats,  // every live worker beats; membership checks liveness
@@ -40,15 +40,15 @@ struct event {
   std::uint64_t seq;  // ties broken by creation order: determinism
   ev kind;
   actor to = actor::client;
-  std::int32_t index = 0;    // worker, arrival index
-  std::uint64_t token = 0;   // worker_end: the task token; deliver: message slot
+  std::int32_t index = 0;   // worker, arrival index
+  std::uint64_t token = 0;  // worker_end: the task token; deliver: message slot
   bool operator>(const event& o) const { return t != o.t ? t > o.t : seq > o.seq; }
 };
 
 struct worker_sim {
   sim_backend backend;
   bool alive = true;
-  std::uint64_t token = 0;      // increments when a task starts or is dropped
+  std::uint64_t token = 0;  // increments when a task starts or is dropped
   bool running = false;
   std::int64_t started_us = 0;
   std::vector<std::int32_t> members;
@@ -74,7 +74,9 @@ class simulation {
  public:
   simulation(const workload& w, const sim_options& o, const std::shared_ptr<const cost_model>& costs,
              std::vector<arrival> trace, std::unique_ptr<scheduler_driver> scheduler, bool feasibility)
-      : w_(w), o_(o), trace_(std::move(trace)),
+      : w_(w),
+        o_(o),
+        trace_(std::move(trace)),
         admission_(costs, admission_cfg(queue_bound(), feasibility, o.gpus)),
         scheduler_(std::move(scheduler)),
         membership_(membership_driver_config{membership_config{o.heartbeat_timeout_us}}),
@@ -102,8 +104,7 @@ class simulation {
     const std::int64_t q = o_.admission_queue > 0 ? o_.admission_queue : w_.admission_queue;
     return q > 0 ? q : 32 * std::max(1, o_.gpus);
   }
-  void push(std::int64_t t, ev kind, actor to = actor::client, std::int32_t index = 0,
-            std::uint64_t token = 0) {
+  void push(std::int64_t t, ev kind, actor to = actor::client, std::int32_t index = 0, std::uint64_t token = 0) {
     heap_.push_back(event{t, seq_++, kind, to, index, token});
     std::push_heap(heap_.begin(), heap_.end(), std::greater<>{});
   }
@@ -290,12 +291,16 @@ void simulation::deliver(actor to, std::int32_t index, envelope& m) {
         ++terminal_;
       }
       break;
-    case actor::admission: send({actor::admission, 0}, names::admission, admission_.feed(m)); break;
+    case actor::admission:
+      send({actor::admission, 0}, names::admission, admission_.feed(m));
+      break;
     case actor::scheduler:
       send({actor::scheduler, 0}, names::scheduler, scheduler_->feed(m));
       check();
       break;
-    case actor::membership: send({actor::membership, 0}, names::membership, membership_.feed(m)); break;
+    case actor::membership:
+      send({actor::membership, 0}, names::membership, membership_.feed(m));
+      break;
     case actor::worker:
       if (!workers_[index].alive) break;  // a dead worker hears nothing
       // A sim worker runs its tasks and ignores the rest (a Reshard: the sim backend charges the
@@ -320,12 +325,14 @@ run_metrics simulation::run() {
   }
   push(o_.heartbeat_us, ev::heartbeats);
   const std::int64_t window = trace_.empty() ? 0 : trace_.back().at_us;
-  for (std::size_t i = 0; i < trace_.size(); ++i) push(trace_[i].at_us, ev::arrival, actor::client, static_cast<std::int32_t>(i));
+  for (std::size_t i = 0; i < trace_.size(); ++i)
+    push(trace_[i].at_us, ev::arrival, actor::client, static_cast<std::int32_t>(i));
   for (const auto& d : o_.fault.deaths) {
     if (d.worker >= o_.gpus) continue;
     const auto at = static_cast<std::int64_t>(d.at_s * 1e6);
     push(at, ev::death, actor::worker, d.worker);
-    if (d.recover_after_s > 0) push(at + static_cast<std::int64_t>(d.recover_after_s * 1e6), ev::recovery, actor::worker, d.worker);
+    if (d.recover_after_s > 0)
+      push(at + static_cast<std::int64_t>(d.recover_after_s * 1e6), ev::recovery, actor::worker, d.worker);
   }
   {
     std::vector<std::int32_t> pool(o_.gpus);
@@ -336,12 +343,12 @@ run_metrics simulation::run() {
       const auto at = static_cast<std::int64_t>(fault_rng_.uniform() * std::max<std::int64_t>(window, 1));
       push(at, ev::death, actor::worker, pool[k]);
       if (o_.fault.random_recover_after_s > 0)
-        push(at + static_cast<std::int64_t>(o_.fault.random_recover_after_s * 1e6), ev::recovery, actor::worker, pool[k]);
+        push(at + static_cast<std::int64_t>(o_.fault.random_recover_after_s * 1e6), ev::recovery, actor::worker,
+             pool[k]);
     }
   }
-  const std::int64_t limit = o_.max_virtual_s > 0
-                                 ? static_cast<std::int64_t>(o_.max_virtual_s * 1e6)
-                                 : std::max<std::int64_t>(window * 100, 86'400'000'000ll);
+  const std::int64_t limit = o_.max_virtual_s > 0 ? static_cast<std::int64_t>(o_.max_virtual_s * 1e6)
+                                                  : std::max<std::int64_t>(window * 100, 86'400'000'000ll);
   std::size_t arrived = 0;
   while (!heap_.empty()) {
     std::pop_heap(heap_.begin(), heap_.end(), std::greater<>{});
@@ -364,7 +371,8 @@ run_metrics simulation::run() {
         break;
       }
       case ev::client_cancel:
-        send({actor::client, 0}, envelope_of(client_name, route::direct, names::scheduler, msg::cancel{e.token, "client"}));
+        send({actor::client, 0},
+             envelope_of(client_name, route::direct, names::scheduler, msg::cancel{e.token, "client"}));
         break;
       case ev::worker_end: {
         auto& ws = workers_[e.index];
@@ -386,8 +394,12 @@ run_metrics simulation::run() {
         to_membership(to_envelope(membership_.tick(++ticks_), names::membership));
         break;
       }
-      case ev::death: kill(e.index); break;
-      case ev::recovery: revive(e.index); break;
+      case ev::death:
+        kill(e.index);
+        break;
+      case ev::recovery:
+        revive(e.index);
+        break;
     }
     if (arrived == trace_.size() && terminal_ == static_cast<std::int64_t>(trace_.size())) break;
     if (e.kind == ev::heartbeats) {

@@ -2,8 +2,7 @@
 
 namespace gfdit::sim {
 
-result<sweep_result> sweep(const workload& w, sim_options opt, const cost_model& costs,
-                           double target, int refine) {
+result<sweep_result> sweep(const workload& w, sim_options opt, const cost_model& costs, double target, int refine) {
   sweep_result out;
   out.policy = opt.policy;
   out.target = target;

@@ -22,7 +22,7 @@ struct sweep_result {
 // pass an overload by draining a growing backlog into long deadlines after the last arrival.
 // Doubles the rate from 1/32 of the workload's own until a probe fails, then bisects `refine`
 // times. Attainment need not be monotonic in load; this finds a crossing.
-result<sweep_result> sweep(const workload& w, sim_options opt, const cost_model& costs,
-                           double target = 0.9, int refine = 5);
+result<sweep_result> sweep(const workload& w, sim_options opt, const cost_model& costs, double target = 0.9,
+                           int refine = 5);
 
 }  // namespace gfdit::sim

@@ -79,7 +79,8 @@ result<workload> parse_workload(const std::string& text) {
       return make_error(errc::invalid_argument, "arrivals.process must be poisson, bursts or phases");
     if (a.process == "phases" ? a.phases.empty() : !(a.load > 0 || a.rate_per_s > 0))
       return make_error(errc::invalid_argument, "arrivals: give load or rate_per_s (or phases)");
-    if (a.process == "bursts" && !(a.burst_period_s > 0 && a.burst_s > 0 && a.burst_s <= a.burst_period_s && a.burst_factor >= 1))
+    if (a.process == "bursts" &&
+        !(a.burst_period_s > 0 && a.burst_s > 0 && a.burst_s <= a.burst_period_s && a.burst_factor >= 1))
       return make_error(errc::invalid_argument, "arrivals.bursts: need 0 < burst_s <= period_s, factor >= 1");
     if (w.requests <= 0 && w.duration_s <= 0)
       return make_error(errc::invalid_argument, "workload: give requests or duration_s");
@@ -117,9 +118,8 @@ double rate_for_load(const workload& w, const cost_model& costs, std::int32_t gp
   return m > 0 ? load * gpus / m : 0.0;
 }
 
-result<std::vector<arrival>> generate_arrivals(const workload& w, const cost_model& costs,
-                                               std::int32_t gpus, std::uint64_t seed,
-                                               double scale) {
+result<std::vector<arrival>> generate_arrivals(const workload& w, const cost_model& costs, std::int32_t gpus,
+                                               std::uint64_t seed, double scale) {
   for (const auto& c : w.classes)
     if (!costs.find(c.model))
       return make_error(errc::not_found, "class " + c.name + ": no cost profile for '" + c.model + "'");
@@ -169,8 +169,7 @@ result<std::vector<arrival>> generate_arrivals(const workload& w, const cost_mod
     const double cancel_draw = g.uniform(), cancel_at = g.uniform();
     if (accept * peak >= rate_at(t)) continue;  // thinning
     std::size_t ci = 0;
-    for (double acc = w.classes[0].weight; ci + 1 < w.classes.size() && pick >= acc;)
-      acc += w.classes[++ci].weight;
+    for (double acc = w.classes[0].weight; ci + 1 < w.classes.size() && pick >= acc;) acc += w.classes[++ci].weight;
     const auto& c = w.classes[ci];
     arrival ar;
     ar.at_us = std::llround(t * 1e6);

@@ -70,9 +70,8 @@ double rate_for_load(const workload& w, const cost_model& costs, std::int32_t gp
 
 // The arrival trace: deterministic in (workload, gpus, seed, scale). `scale` multiplies every
 // rate (the load sweep).
-result<std::vector<arrival>> generate_arrivals(const workload& w, const cost_model& costs,
-                                               std::int32_t gpus, std::uint64_t seed,
-                                               double scale = 1.0);
+result<std::vector<arrival>> generate_arrivals(const workload& w, const cost_model& costs, std::int32_t gpus,
+                                               std::uint64_t seed, double scale = 1.0);
 
 // A small deterministic generator (splitmix64): the same stream on every platform, unlike
 // the std distributions.

@@ -2,8 +2,7 @@
 
 namespace gfdit {
 
-result<std::vector<std::string>> bus_rendezvous::all_gather(std::string_view mine,
-                                                            std::chrono::milliseconds timeout) {
+result<std::vector<std::string>> bus_rendezvous::all_gather(std::string_view mine, std::chrono::milliseconds timeout) {
   std::unique_lock lock(mu_);
   if (cancelled_) return make_error(errc::cancelled, "bus rendezvous of world '" + world_ + "': cancelled");
   const std::uint32_t round = next_round_++;
@@ -43,11 +42,12 @@ void bus_rendezvous::deliver(const msg::world_blobs& m) {
   std::lock_guard lock(mu_);
   if (!waiting_ || answer_ || m.world != world_ || m.round != waiting_round_) return;
   if (!m.error.empty()) {
-    answer_ = result<std::vector<std::string>>(make_error(m.timed_out ? errc::timeout : errc::invalid_argument, "world hub: " + m.error));
+    answer_ = result<std::vector<std::string>>(
+        make_error(m.timed_out ? errc::timeout : errc::invalid_argument, "world hub: " + m.error));
   } else if (m.blobs.size() != static_cast<std::size_t>(size_)) {
-    answer_ = result<std::vector<std::string>>(make_error(
-        errc::state, "world hub: round " + std::to_string(m.round) + " answered with " +
-                            std::to_string(m.blobs.size()) + " blobs for " + std::to_string(size_) + " ranks"));
+    answer_ = result<std::vector<std::string>>(
+        make_error(errc::state, "world hub: round " + std::to_string(m.round) + " answered with " +
+                                    std::to_string(m.blobs.size()) + " blobs for " + std::to_string(size_) + " ranks"));
   } else {
     std::vector<std::string> all;
     all.reserve(m.blobs.size());
@@ -60,8 +60,8 @@ void bus_rendezvous::deliver(const msg::world_blobs& m) {
 void bus_rendezvous::fail(const error& e) {
   std::lock_guard lock(mu_);
   if (!waiting_ || answer_) return;
-  answer_ = result<std::vector<std::string>>(make_error(e.code, "bus rendezvous of world '" + world_ +
-                                                                    "': join not delivered: " + e.what));
+  answer_ = result<std::vector<std::string>>(
+      make_error(e.code, "bus rendezvous of world '" + world_ + "': join not delivered: " + e.what));
   cv_.notify_all();
 }
 

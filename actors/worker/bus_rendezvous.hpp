@@ -41,8 +41,7 @@ class bus_rendezvous final : public coll::rendezvous {
 
   // Creating thread: queues this round's join, then waits for its answer (errc::timeout after
   // `timeout` plus the grace, errc::cancelled after cancel()).
-  result<std::vector<std::string>> all_gather(std::string_view mine,
-                                              std::chrono::milliseconds timeout) override;
+  result<std::vector<std::string>> all_gather(std::string_view mine, std::chrono::milliseconds timeout) override;
 
   // ---- actor thread ----
   // The join waiting to be sent, if any (each is handed out once).

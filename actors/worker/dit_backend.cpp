@@ -21,8 +21,8 @@ namespace {
 constexpr float flow_shift = 3.0f;
 
 std::string layout_error(const msg::artifact& a, std::int32_t rank, const char* what) {
-  return "dit backend: worker " + std::to_string(rank) + " " + what + " of request " +
-         std::to_string(a.request_id) + " (layout '" + a.layout + "')";
+  return "dit backend: worker " + std::to_string(rank) + " " + what + " of request " + std::to_string(a.request_id) +
+         " (layout '" + a.layout + "')";
 }
 
 bool contains(std::span<const std::int32_t> xs, std::int32_t x) {
@@ -39,14 +39,13 @@ std::vector<float> slice(const dit::model_config& c, std::span<const float> whol
 
 }  // namespace
 
-result<dit::model_config> served_model_config(std::string_view model, std::int32_t width_px,
-                                           std::int32_t height_px) {
+result<dit::model_config> served_model_config(std::string_view model, std::int32_t width_px, std::int32_t height_px) {
   const std::string_view stock = model == "dit-tiny" ? std::string_view("tiny-dit") : model;
   auto c = dit::stock_config(stock);
   if (!c) return make_error(errc::not_found, "dit backend: no DiT config for model '" + std::string(model) + "'");
   if (c->cond != dit::conditioning::class_label || c->video())
-    return make_error(errc::invalid_argument, "dit backend: serves class-conditional image DiTs only, not '" +
-                                                  std::string(model) + "'");
+    return make_error(errc::invalid_argument,
+                      "dit backend: serves class-conditional image DiTs only, not '" + std::string(model) + "'");
   if (width_px <= 0 || height_px <= 0 || width_px % (8 * c->patch_w) != 0 || height_px % (8 * c->patch_h) != 0)
     return make_error(errc::invalid_argument, "dit backend: " + std::to_string(width_px) + "x" +
                                                   std::to_string(height_px) + " is not whole patches of '" +
@@ -77,8 +76,8 @@ result<void> dit_backend::check(const dit_backend_config& cfg) {
   if (cfg.device != "cpu" && cfg.device != "gpu")
     return make_error(errc::invalid_argument, "dit backend: device '" + cfg.device + "' is neither cpu nor gpu");
   if (cfg.device == "gpu" && cfg.gpu_collectives != "cuda-ipc" && cfg.gpu_collectives != "nccl")
-    return make_error(errc::invalid_argument, "gpu backend: gpu_collectives '" + cfg.gpu_collectives +
-                                                  "' is neither cuda-ipc nor nccl");
+    return make_error(errc::invalid_argument,
+                      "gpu backend: gpu_collectives '" + cfg.gpu_collectives + "' is neither cuda-ipc nor nccl");
   if (cfg.device == "gpu" && !dit::gpu_available())
     return make_error(errc::not_found, "gpu backend: no CUDA device on this machine (or built without CUDA)");
   if (cfg.world_dir.empty()) return make_error(errc::invalid_argument, cfg.device + " backend: world_dir is empty");
@@ -98,9 +97,10 @@ result<std::unique_ptr<dit_backend>> dit_backend::create(const dit_backend_confi
                                                          clock_fn now_us) {
   if (auto r = check(cfg); !r) return r.err();
   if (rv.rank() != cfg.rank || rv.size() != cfg.world_size)
-    return make_error(errc::invalid_argument, cfg.device + " backend: the rendezvous is for rank " + std::to_string(rv.rank()) +
-                                                  " of " + std::to_string(rv.size()) + ", the worker is rank " +
-                                                  std::to_string(cfg.rank) + " of " + std::to_string(cfg.world_size));
+    return make_error(errc::invalid_argument, cfg.device + " backend: the rendezvous is for rank " +
+                                                  std::to_string(rv.rank()) + " of " + std::to_string(rv.size()) +
+                                                  ", the worker is rank " + std::to_string(cfg.rank) + " of " +
+                                                  std::to_string(cfg.world_size));
   coll::world_options o;
   o.backend = coll::backend_kind::host;
   o.buffer_bytes = std::size_t{1} << 20;  // a tiny DiT's q/k/v and latent fit in one round
@@ -120,14 +120,15 @@ result<std::unique_ptr<dit_backend>> dit_backend::create(const dit_backend_confi
   return std::unique_ptr<dit_backend>(new dit_backend(cfg, std::move(now_us), std::move(*w), std::move(*served)));
 }
 
-result<std::map<std::string, dit_backend::served>> dit_backend::load_served(const std::map<std::string, std::string>& dirs) {
+result<std::map<std::string, dit_backend::served>> dit_backend::load_served(
+    const std::map<std::string, std::string>& dirs) {
   std::map<std::string, served> out;
   for (const auto& [name, dir] : dirs) {
     auto card = dit::read_model_card(dir);
     if (!card) return make_error(card.err().code, "model '" + name + "': " + card.err().what);
     if (card->config.cond != dit::conditioning::class_label || card->config.video())
-      return make_error(errc::invalid_argument, "model '" + name + "' (" + dir +
-                                                    "): only class-conditional image models are served");
+      return make_error(errc::invalid_argument,
+                        "model '" + name + "' (" + dir + "): only class-conditional image models are served");
     auto m = dit::load_model(*card);
     if (!m) return make_error(m.err().code, "model '" + name + "': " + m.err().what);
     served s{std::move(*card), std::move(*m), std::nullopt, {}};
@@ -165,12 +166,14 @@ const dit_backend::served* dit_backend::served_for(const msg::generate_request& 
 result<const dit::model*> dit_backend::model_for(const msg::generate_request& r) {
   if (!served_.empty()) {
     auto* s = served_for(r);
-    if (!s) return make_error(errc::not_found, name() + ": worker " + std::to_string(cfg_.rank) + " does not serve '" + r.model + "'");
+    if (!s)
+      return make_error(errc::not_found,
+                        name() + ": worker " + std::to_string(cfg_.rank) + " does not serve '" + r.model + "'");
     const msg::served_model& info = s->info;
     if (r.width != info.width || r.height != info.height)
-      return make_error(errc::invalid_argument, name() + ": '" + r.model + "' draws " + std::to_string(info.width) + "x" +
-                                                    std::to_string(info.height) + ", not " + std::to_string(r.width) + "x" +
-                                                    std::to_string(r.height));
+      return make_error(errc::invalid_argument, name() + ": '" + r.model + "' draws " + std::to_string(info.width) +
+                                                    "x" + std::to_string(info.height) + ", not " +
+                                                    std::to_string(r.width) + "x" + std::to_string(r.height));
     if (on_gpu() && !gpu_models_.count(&s->model)) {
       auto g = dit::gpu_model::upload(s->model, world_->options().device);
       if (!g) return g.err();
@@ -199,15 +202,15 @@ result<const dit::model*> dit_backend::model_for(const msg::generate_request& r)
   return &it->second;
 }
 
-result<void> dit_backend::denoise(const dit::model& m, const dit::request& req, int begin, int end, const coll::Group& g,
-                                  std::vector<float>& shard) {
+result<void> dit_backend::denoise(const dit::model& m, const dit::request& req, int begin, int end,
+                                  const coll::Group& g, std::vector<float>& shard) {
   const dit::sp_group sp{world_.get(), g};
   if (on_gpu()) return gpu_models_.at(&m)->denoise(req, begin, end, sp, shard);
   return dit::denoise(m, req, begin, end, sp, shard);
 }
 
-result<std::vector<float>> dit_backend::reshard(const coll::Group& from, const coll::Group& to, const dit::model_config& c,
-                                                std::span<const float> shard) {
+result<std::vector<float>> dit_backend::reshard(const coll::Group& from, const coll::Group& to,
+                                                const dit::model_config& c, std::span<const float> shard) {
   if (on_gpu()) return dit::reshard_on_device(*world_, from, to, c, shard);
   return dit::reshard(*world_, from, to, c, shard);
 }
@@ -216,7 +219,8 @@ const dit_backend::held* dit_backend::find(const msg::artifact& a) const {
   auto it = held_.find(a.request_id);
   if (it == held_.end()) return nullptr;
   const held& h = it->second;
-  if (h.steps_done != a.steps_done || h.replicated != (layout_from_string(a.layout) == state_layout::replicated)) return nullptr;
+  if (h.steps_done != a.steps_done || h.replicated != (layout_from_string(a.layout) == state_layout::replicated))
+    return nullptr;
   // A replica stays valid when the scheduler drops a lost holder from the list.
   const bool same = h.replicated ? std::all_of(a.holders.begin(), a.holders.end(),
                                                [&](std::int32_t r) { return contains(h.holders, r); })
@@ -250,7 +254,8 @@ result<std::vector<float>> dit_backend::move(const msg::artifact& from, std::spa
     const std::int32_t src[] = {from.holders.front()};
     auto from_group = world_->form(src, epoch);
     if (!from_group) return from_group.err();
-    return reshard(*from_group, *to_group, c, from_group->is_member() ? std::span<const float>(h->data) : std::span<const float>{});
+    return reshard(*from_group, *to_group, c,
+                   from_group->is_member() ? std::span<const float>(h->data) : std::span<const float>{});
   }
   auto from_group = world_->form(from.holders, epoch);
   if (!from_group) return from_group.err();
@@ -304,7 +309,8 @@ result<std::uint64_t> dit_backend::execute(const msg::task_assign& t, std::int64
   auto st = stage_from_string(t.stage);
   if (!st) return st.err();
   if (t.request.model != t.model)
-    return make_error(errc::invalid_argument, name() + ": the task carries no request parameters for '" + t.model + "'");
+    return make_error(errc::invalid_argument,
+                      name() + ": the task carries no request parameters for '" + t.model + "'");
   auto m = model_for(t.request);
   if (!m) return m.err();
   const dit::model& model = **m;
@@ -384,8 +390,10 @@ std::optional<msg::task_done> dit_backend::run(const msg::task_assign& t, std::o
   auto r = execute(t, reshard_us, picture);
   d.end_us = now_us_();
   d.ok = r.ok();
-  if (r) d.result_hash = *r;
-  else d.error = r.err().what;
+  if (r)
+    d.result_hash = *r;
+  else
+    d.error = r.err().what;
   d.reshard_us = std::max<std::int64_t>(0, reshard_us);
   d.compute_us = std::max<std::int64_t>(0, d.end_us - d.start_us - d.reshard_us);
   if (!reports(t, cfg_.rank)) return std::nullopt;
@@ -452,7 +460,8 @@ result<void> dit_backend::write_checkpoint(std::uint64_t request_id, std::int32_
                                            std::span<const float> shard) const {
   std::error_code ec;
   std::filesystem::create_directories(checkpoint_dir(), ec);
-  const std::string file = checkpoint_prefix(request_id, steps) + std::to_string(g.self()) + "of" + std::to_string(g.size());
+  const std::string file =
+      checkpoint_prefix(request_id, steps) + std::to_string(g.self()) + "of" + std::to_string(g.size());
   const auto tmp = checkpoint_dir() / (".tmp." + file + "." + std::to_string(cfg_.rank));
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);

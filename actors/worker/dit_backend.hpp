@@ -23,8 +23,8 @@
 // sends the "checkpoint" layout: the members read the shards of the last reported chunk from
 // <world_dir>/checkpoints (or remake the noise at step 0) and go on with the same bits.
 #include <chrono>
-#include <filesystem>
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -39,9 +39,9 @@
 #include "kernels/dit/gpu_forward.hpp"
 #include "kernels/dit/model.hpp"
 #include "kernels/dit/model_card.hpp"
+#include "kernels/dit/sampler.hpp"
 #include "kernels/dit/vae.hpp"
 #include "messages/membership.hpp"
-#include "kernels/dit/sampler.hpp"
 #include "messages/serving.hpp"
 
 namespace gfdit {
@@ -50,9 +50,9 @@ struct dit_backend_config {
   // Checkpoint directory (and file rendezvous directory), the same for every worker of the graph.
   std::string world_dir;
   std::int32_t world_size = 0;
-  std::int32_t rank = 0;  // = the worker id
+  std::int32_t rank = 0;                                // = the worker id
   std::chrono::milliseconds collective_timeout{30000};  // also bounds joining the World
-  std::uint64_t weight_seed = 7;  // seeded weights: the same on every worker
+  std::uint64_t weight_seed = 7;                        // seeded weights: the same on every worker
   // Checkpoints served, by model name: a model directory (model_card.hpp: gfdit's layout or a
   // diffusers DiTPipeline folder). Loaded once, at create(). A worker with none serves every
   // profiled model from seeded weights (benchmarks); with some, exactly those.
@@ -72,8 +72,7 @@ struct dit_backend_config {
 // A served model is a class-conditional 2-D DiT from dit::stock_config, named as in the cost
 // profiles ("dit-tiny" is dit's "tiny-dit"). The latent is the image over a VAE stride of 8
 // (so a 2x2 patch makes the profiles' 16 pixels per token side).
-result<dit::model_config> served_model_config(std::string_view model, std::int32_t width_px,
-                                           std::int32_t height_px);
+result<dit::model_config> served_model_config(std::string_view model, std::int32_t width_px, std::int32_t height_px);
 // Flow-matching Euler (shift 3), CFG at the request's guidance, class label = seed % classes.
 dit::request served_request(const dit::model_config& c, const msg::generate_request& r);
 // The reported hash: splitmix64 chain over the bits of the unpatchified latent [C][F][H][W].
@@ -139,11 +138,12 @@ class dit_backend {
   msg::result draw(const served& s, const msg::task_assign& t, const std::vector<float>& latent) const;
   // Moves the request's latent from `from` onto `to` (token-sharded in member order). Called by
   // every worker in either list; returns my shard under `to` (empty when not in it).
-  result<std::vector<float>> move(const msg::artifact& from, std::span<const std::int32_t> to,
-                                  std::uint64_t epoch, const dit::model_config& c);
+  result<std::vector<float>> move(const msg::artifact& from, std::span<const std::int32_t> to, std::uint64_t epoch,
+                                  const dit::model_config& c);
   // My part of the request as the artifact describes it, or null when I do not hold one.
   const held* find(const msg::artifact& a) const;
-  result<std::uint64_t> execute(const msg::task_assign& t, std::int64_t& reshard_us, std::optional<msg::result>* picture);
+  result<std::uint64_t> execute(const msg::task_assign& t, std::int64_t& reshard_us,
+                                std::optional<msg::result>* picture);
   void log_task(const msg::task_assign& t, bool ok, std::int64_t us) const;  // us: the task's duration
   result<void> write_checkpoint(std::uint64_t request_id, std::int32_t steps, const coll::Group& g,
                                 std::span<const float> shard) const;
@@ -165,7 +165,7 @@ class dit_backend {
   // dit::reshard, staged through device memory on a GPU World.
   result<std::vector<float>> reshard(const coll::Group& from, const coll::Group& to, const dit::model_config& c,
                                      std::span<const float> shard);
-  std::map<std::uint64_t, held> held_;        // by request id
+  std::map<std::uint64_t, held> held_;  // by request id
 };
 
 }  // namespace gfdit

@@ -6,8 +6,7 @@
 
 namespace gfdit {
 
-sim_backend::run sim_backend::start(const msg::task_assign& t, std::int64_t now_us,
-                                    bool peers_alive) const {
+sim_backend::run sim_backend::start(const msg::task_assign& t, std::int64_t now_us, bool peers_alive) const {
   run r;
   msg::task_done d = msg::report_of(t, worker_, now_us);
   const model_profile* p = costs_.find(t.model);
@@ -23,8 +22,7 @@ sim_backend::run sim_backend::start(const msg::task_assign& t, std::int64_t now_
   } else {
     const auto degree = static_cast<std::int32_t>(t.members.size());
     r.reshard_us = needs_move(t.input, t.members) ? std::llround(cost_model::reshard_us(*p, t.tokens)) : 0;
-    r.compute_us = std::llround(
-        cost_model::task_us(*p, *st, t.tokens, t.step_end - t.step_begin, degree));
+    r.compute_us = std::llround(cost_model::task_us(*p, *st, t.tokens, t.step_end - t.step_begin, degree));
     r.end_us = now_us + r.reshard_us + r.compute_us;
   }
   d.end_us = r.end_us;

@@ -33,16 +33,16 @@ class worker_actor : public actor {
  public:
   result<void> on_configure(context& ctx) override {
     if (auto r = declare_shell_params(ctx); !r) return r;
-    if (auto r = ctx.params().declare<std::int64_t>("id", 0, "rank in the world",
-                                                    checks::at_least<std::int64_t>(0));
+    if (auto r = ctx.params().declare<std::int64_t>("id", 0, "rank in the world", checks::at_least<std::int64_t>(0));
         !r)
       return r;
     if (auto r = ctx.params().declare<std::string>("backend", "sim", "sim | cpu | gpu",
                                                    checks::one_of({"sim", "cpu", "gpu"}));
         !r)
       return r;
-    if (auto r = ctx.params().declare<std::int64_t>("gpu", -1, "gpu: CUDA device of this worker (-1: id % visible devices)",
-                                                    checks::at_least<std::int64_t>(-1));
+    if (auto r =
+            ctx.params().declare<std::int64_t>("gpu", -1, "gpu: CUDA device of this worker (-1: id % visible devices)",
+                                               checks::at_least<std::int64_t>(-1));
         !r)
       return r;
     if (auto r = ctx.params().declare<std::string>("gpu_collectives", "cuda-ipc",
@@ -52,23 +52,31 @@ class worker_actor : public actor {
       return r;
     if (auto r = ctx.params().declare<std::int64_t>("heartbeat_ms", 200); !r) return r;
     // cpu and gpu backends: every worker of the graph joins one World (same values everywhere).
-    if (auto r = ctx.params().declare<std::string>("world_dir", "", "cpu/gpu: checkpoint (and file rendezvous) directory"); !r)
+    if (auto r =
+            ctx.params().declare<std::string>("world_dir", "", "cpu/gpu: checkpoint (and file rendezvous) directory");
+        !r)
       return r;
     if (auto r = ctx.params().declare<std::string>("rendezvous", "bus", "cpu/gpu: how the World is set up: bus | file",
                                                    checks::one_of({"bus", "file"}));
         !r)
       return r;
-    if (auto r = ctx.params().declare<std::string>("world_hub", names::membership, "cpu/gpu, rendezvous bus: the actor hosting the world hub"); !r)
+    if (auto r = ctx.params().declare<std::string>("world_hub", names::membership,
+                                                   "cpu/gpu, rendezvous bus: the actor hosting the world hub");
+        !r)
       return r;
-    if (auto r = ctx.params().declare<std::string>("world", "serving", "cpu/gpu, rendezvous bus: the World's name at the hub"); !r)
+    if (auto r = ctx.params().declare<std::string>("world", "serving",
+                                                   "cpu/gpu, rendezvous bus: the World's name at the hub");
+        !r)
       return r;
     if (auto r = ctx.params().declare<std::int64_t>("world_size", 0, "cpu/gpu: number of workers"); !r) return r;
-    if (auto r = ctx.params().declare<std::int64_t>("collective_timeout_ms", 30000, "cpu/gpu: a collective waiting longer fails the task",
+    if (auto r = ctx.params().declare<std::int64_t>("collective_timeout_ms", 30000,
+                                                    "cpu/gpu: a collective waiting longer fails the task",
                                                     checks::above<std::int64_t>(0));
         !r)
       return r;
     if (auto r = ctx.params().declare<std::int64_t>("weight_seed", 7, "cpu/gpu: seed of the DiT weights"); !r) return r;
-    if (auto r = ctx.params().declare<std::string>("task_log", "", "cpu/gpu: append a line per task here (empty: off)"); !r)
+    if (auto r = ctx.params().declare<std::string>("task_log", "", "cpu/gpu: append a line per task here (empty: off)");
+        !r)
       return r;
     // Usually a global parameter of the launch file, so every worker serves the same.
     if (auto r = ctx.params().declare_json("models", param_type::map, nlohmann::json::object(),
@@ -82,8 +90,8 @@ class worker_actor : public actor {
     costs_ = *costs;
     id_ = static_cast<std::int32_t>(ctx.params().get<std::int64_t>("id"));
     if (ctx.name() != names::worker(id_))
-      return make_error(errc::invalid_argument, "a worker with id " + std::to_string(id_) +
-                                                    " must be named '" + names::worker(id_) + "'");
+      return make_error(errc::invalid_argument,
+                        "a worker with id " + std::to_string(id_) + " must be named '" + names::worker(id_) + "'");
     speedup_ = ctx.params().get<double>("speedup");
     backend_name_ = ctx.params().get<std::string>("backend");
     // Reports come back on any thread; this one sends them, when they are due.
@@ -104,15 +112,17 @@ class worker_actor : public actor {
     };
     warn_ = [&log = ctx.log()](const std::string& what) { log.warn("{}", what); };  // spdlog is thread-safe
     if (backend_name_ == "sim" && !ctx.params().get_json("models").empty())
-      return make_error(errc::invalid_argument, "parameter 'models': checkpoints are served by the cpu and gpu backends, not sim");
-    if (backend_name_ == "sim") backend_ = make_sim_worker(id_, costs_, report_);
-    else if (auto r = configure_dit(ctx); !r) return r;
+      return make_error(errc::invalid_argument,
+                        "parameter 'models': checkpoints are served by the cpu and gpu backends, not sim");
+    if (backend_name_ == "sim")
+      backend_ = make_sim_worker(id_, costs_, report_);
+    else if (auto r = configure_dit(ctx); !r)
+      return r;
     ctx.on<msg::task_assign>([this](const msg::task_assign& t, const envelope& e) {
       when_ready([this, t, now = model_now_us(e, speedup_)] { backend_->start(t, now); });
     });
-    ctx.on<msg::reshard>([this](const msg::reshard& m, const envelope&) {
-      when_ready([this, m] { backend_->reshard(m); });
-    });
+    ctx.on<msg::reshard>(
+        [this](const msg::reshard& m, const envelope&) { when_ready([this, m] { backend_->reshard(m); }); });
     // Late joiners ask (hello_query); answered once the World is up, when the hello is true.
     ctx.on<msg::hello_query>([this, &ctx](const msg::hello_query&, const envelope& e) {
       if (backend_) (void)ctx.send(e.sender, hello());
@@ -143,8 +153,9 @@ class worker_actor : public actor {
 
   void announce(context& ctx) {
     (void)ctx.publish(names::workers_topic, hello());
-    ctx.every(std::chrono::milliseconds(ctx.params().get<std::int64_t>("heartbeat_ms")),
-              [this, &ctx] { (void)ctx.publish(names::workers_topic, msg::worker_heartbeat{id_, ++beats_}); });
+    ctx.every(std::chrono::milliseconds(ctx.params().get<std::int64_t>("heartbeat_ms")), [this, &ctx] {
+      (void)ctx.publish(names::workers_topic, msg::worker_heartbeat{id_, ++beats_});
+    });
   }
 
   // rendezvous: bus. The backend is created on the joiner's thread; woken by it, this thread
@@ -183,8 +194,10 @@ class worker_actor : public actor {
   // Before the World is up (only a message that overtook our hello could come), keep the
   // message for later, in order.
   void when_ready(std::function<void()> fn) {
-    if (backend_) fn();
-    else deferred_.push_back(std::move(fn));
+    if (backend_)
+      fn();
+    else
+      deferred_.push_back(std::move(fn));
   }
 
   // The cpu and gpu backends (dit_backend): real DiT numerics.
@@ -199,11 +212,13 @@ class worker_actor : public actor {
     cfg.collective_timeout = std::chrono::milliseconds(ctx.params().get<std::int64_t>("collective_timeout_ms"));
     cfg.weight_seed = static_cast<std::uint64_t>(ctx.params().get<std::int64_t>("weight_seed"));
     cfg.task_log = ctx.params().get<std::string>("task_log");
-    for (const auto& [name, m] : ctx.params().get_json("models").items()) cfg.models[name] = m.at("path").get<std::string>();
+    for (const auto& [name, m] : ctx.params().get_json("models").items())
+      cfg.models[name] = m.at("path").get<std::string>();
     // Report times on the graph's model clock (the scheduler's, from the same wall clock).
     auto now_us = [speedup = speedup_] {
-      const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                          std::chrono::system_clock::now().time_since_epoch()).count();
+      const auto ns =
+          std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+              .count();
       return static_cast<std::int64_t>(static_cast<double>(ns) / 1000.0 * speedup);
     };
     dit_clock_ = now_us;
@@ -236,15 +251,18 @@ class worker_actor : public actor {
       if (auto* p = std::get_if<picture_out>(&item)) {
         // Lost only if the receiver is gone; its RequestDone then tells the client.
         if (auto r = ctx.send(p->to, p->picture); !r)
-          ctx.log().error("the picture of request {} did not go to '{}': {}", p->picture.request_id, p->to, r.err().what);
+          ctx.log().error("the picture of request {} did not go to '{}': {}", p->picture.request_id, p->to,
+                          r.err().what);
         continue;
       }
       auto& [report, due_in_us] = std::get<due_report>(item);
       auto send = [&ctx, report = std::move(report)] {
         if (auto r = ctx.send(names::scheduler, report); !r) ctx.log().error("{}", r.err().what);
       };
-      if (due_in_us > 0) ctx.after(wall_delay(due_in_us, speedup_), std::move(send));
-      else send();
+      if (due_in_us > 0)
+        ctx.after(wall_delay(due_in_us, speedup_), std::move(send));
+      else
+        send();
     }
   }
 
@@ -281,9 +299,9 @@ class worker_actor : public actor {
   worker_backend::picture_fn picture_;
   std::mutex outbox_mu_;
   std::deque<std::variant<due_report, picture_out>> outbox_;  // outbox_mu_: for send_reports(), in order
-  std::unique_ptr<dit_backend> joined_;  // set by the joiner's thread, taken once it has finished
+  std::unique_ptr<dit_backend> joined_;                       // set by the joiner's thread, taken once it has finished
   std::deque<std::function<void()>> deferred_;
-  std::unique_ptr<world_joiner> joiner_;  // after joined_: its thread is stopped first
+  std::unique_ptr<world_joiner> joiner_;     // after joined_: its thread is stopped first
   std::unique_ptr<worker_backend> backend_;  // last: its thread stops before what its jobs use
   std::string backend_name_ = "sim";
   double speedup_ = 1.0;

@@ -49,7 +49,8 @@ class dit_worker final : public worker_backend {
   void reshard(const msg::reshard& m) override {
     executor_.post([this, m] {
       // A failure here surfaces as the task's failure on the new group (its collective times out).
-      if (auto r = dit_->on_reshard(m); !r) warn_("reshard of request " + std::to_string(m.request_id) + ": " + r.err().what);
+      if (auto r = dit_->on_reshard(m); !r)
+        warn_("reshard of request " + std::to_string(m.request_id) + ": " + r.err().what);
     });
   }
   void forget(std::uint64_t request_id) override {

@@ -18,13 +18,13 @@
 
 namespace ga = gfdit::attention;
 
-#define CHECK_CUDA(expr)                                                                 \
-  do {                                                                                   \
-    cudaError_t e_ = (expr);                                                             \
-    if (e_ != cudaSuccess) {                                                             \
+#define CHECK_CUDA(expr)                                                                         \
+  do {                                                                                           \
+    cudaError_t e_ = (expr);                                                                     \
+    if (e_ != cudaSuccess) {                                                                     \
       std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #expr, cudaGetErrorString(e_)); \
-      std::exit(1);                                                                      \
-    }                                                                                    \
+      std::exit(1);                                                                              \
+    }                                                                                            \
   } while (0)
 
 namespace {
@@ -107,8 +107,7 @@ int main(int argc, char** argv) {
 
   cudaDeviceProp prop{};
   CHECK_CUDA(cudaGetDeviceProperties(&prop, 0));
-  std::printf("device: %s, %d SMs; kernels: %s\n", prop.name, prop.multiProcessorCount,
-              ga::gpu_kernels());
+  std::printf("device: %s, %d SMs; kernels: %s\n", prop.name, prop.multiProcessorCount, ga::gpu_kernels());
   auto peers = peers_path.empty() ? std::map<peer_key, peer>{} : read_peers(peers_path);
   std::ofstream json;
   if (!json_path.empty()) json.open(json_path);
@@ -134,8 +133,8 @@ int main(int argc, char** argv) {
           auto h = random_bits(n, seed++);
           CHECK_CUDA(cudaMemcpy(ptr, h.data(), n * 2, cudaMemcpyHostToDevice));
         }
-        const double flops = 4.0 * p.batch * p.heads * double(s) * s * d *
-                             (p.mask == ga::mask_kind::causal ? 0.5 : 1.0);
+        const double flops =
+            4.0 * p.batch * p.heads * double(s) * s * d * (p.mask == ga::mask_kind::causal ? 0.5 : 1.0);
         ga::forward_args fa{q, k, v, o, static_cast<float*>(lse), nullptr};
         auto fwd = [&] {
           if (auto r = ga::forward(p, fa); !r) {
@@ -149,9 +148,15 @@ int main(int argc, char** argv) {
         for (ga::schedule sc : ga::all_schedules) {
           if (!ga::schedule_supports(sc, p.mask) || fwd_only) continue;
           ga::backward_args ba;
-          ba.q = q; ba.k = k; ba.v = v; ba.o = o; ba.dout = dout;
+          ba.q = q;
+          ba.k = k;
+          ba.v = v;
+          ba.o = o;
+          ba.dout = dout;
           ba.lse = static_cast<const float*>(lse);
-          ba.dq = dq; ba.dk = dk; ba.dv = dv;
+          ba.dq = dq;
+          ba.dk = dk;
+          ba.dv = dv;
           ba.sched = sc;
           ba.workspace = ws;
           ba.workspace_bytes = wsb;
@@ -171,27 +176,37 @@ int main(int argc, char** argv) {
         for (auto& [name, tf] : bwd_tf)
           if (name != "atomic" && tf > best) best = tf, best_name = name;
         const peer cud = peers.count({p.batch, p.heads, s, d, mask_name, "cudnn"})
-                             ? peers[{p.batch, p.heads, s, d, mask_name, "cudnn"}] : peer{};
+                             ? peers[{p.batch, p.heads, s, d, mask_name, "cudnn"}]
+                             : peer{};
         const peer fa2 = peers.count({p.batch, p.heads, s, d, mask_name, "flash2"})
-                             ? peers[{p.batch, p.heads, s, d, mask_name, "flash2"}] : peer{};
+                             ? peers[{p.batch, p.heads, s, d, mask_name, "flash2"}]
+                             : peer{};
         auto ratio = [](double a, double b) { return b > 0 ? a / b : 0.0; };
         char line[512];
         std::snprintf(line, sizeof line,
                       "%-6s d%-3d S=%-5d B=%-2d H=%-2d | fwd %6.1f (cudnn %6.1f x%.2f, fa2 %6.1f x%.2f)"
                       " | bwd asc %6.1f desc %6.1f shift %6.1f spt %6.1f atomic %6.1f | best det %s %6.1f"
                       " (cudnn %6.1f x%.2f, fa2 %6.1f x%.2f) desc/asc x%.2f",
-                      mask_name.c_str(), d, s, p.batch, p.heads, fwd_tf, cud.fwd, ratio(fwd_tf, cud.fwd),
-                      fa2.fwd, ratio(fwd_tf, fa2.fwd), bwd_tf["ascending"], bwd_tf["descending"],
-                      bwd_tf.count("shift") ? bwd_tf["shift"] : 0.0, bwd_tf["spt"], bwd_tf["atomic"],
-                      best_name.c_str(), best, cud.bwd, ratio(best, cud.bwd), fa2.bwd,
-                      ratio(best, fa2.bwd), ratio(bwd_tf["descending"], bwd_tf["ascending"]));
+                      mask_name.c_str(), d, s, p.batch, p.heads, fwd_tf, cud.fwd, ratio(fwd_tf, cud.fwd), fa2.fwd,
+                      ratio(fwd_tf, fa2.fwd), bwd_tf["ascending"], bwd_tf["descending"],
+                      bwd_tf.count("shift") ? bwd_tf["shift"] : 0.0, bwd_tf["spt"], bwd_tf["atomic"], best_name.c_str(),
+                      best, cud.bwd, ratio(best, cud.bwd), fa2.bwd, ratio(best, fa2.bwd),
+                      ratio(bwd_tf["descending"], bwd_tf["ascending"]));
         std::puts(line);
         std::fflush(stdout);
         summary.push_back(line);
         if (json) {
-          nlohmann::json j{{"B", p.batch}, {"H", p.heads}, {"S", s}, {"D", d}, {"mask", mask_name},
-                           {"fwd_tflops", fwd_tf}, {"bwd_tflops", bwd_tf}, {"cudnn_fwd", cud.fwd},
-                           {"cudnn_bwd", cud.bwd}, {"fa2_fwd", fa2.fwd}, {"fa2_bwd", fa2.bwd},
+          nlohmann::json j{{"B", p.batch},
+                           {"H", p.heads},
+                           {"S", s},
+                           {"D", d},
+                           {"mask", mask_name},
+                           {"fwd_tflops", fwd_tf},
+                           {"bwd_tflops", bwd_tf},
+                           {"cudnn_fwd", cud.fwd},
+                           {"cudnn_bwd", cud.bwd},
+                           {"fa2_fwd", fa2.fwd},
+                           {"fa2_bwd", fa2.bwd},
                            {"device", prop.name}};
           json << j.dump() << "\n";
         }

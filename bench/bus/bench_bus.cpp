@@ -19,7 +19,6 @@
 namespace gfdit::bench {
 namespace {
 
-
 struct sizes {
   std::size_t payload;
   int rtt_n, thr_n;
@@ -36,14 +35,14 @@ std::vector<row> rows;
 void print_row(const row& r) {
   const bool lower_is_better = r.metric.find("us") != std::string::npos;
   const double ratio = r.gfdit / r.raw;
-  std::printf("%-9s %-6s %-16s %14.1f %14.1f %8.2f%s\n", r.transport.c_str(), r.payload.c_str(),
-              r.metric.c_str(), r.gfdit, r.raw, ratio, lower_is_better ? " (gfdit/raw, lower better)" : " (gfdit/raw, higher better)");
+  std::printf("%-9s %-6s %-16s %14.1f %14.1f %8.2f%s\n", r.transport.c_str(), r.payload.c_str(), r.metric.c_str(),
+              r.gfdit, r.raw, ratio, lower_is_better ? " (gfdit/raw, lower better)" : " (gfdit/raw, higher better)");
   std::fflush(stdout);
 }
 
 // Runs every size through `d` (gfdit) and `raw` (ZeroMQ), `reps` times each.
-void measure(const std::string& transport, node& n, driver& d, raw_client& raw,
-             const std::vector<sizes>& table, int reps) {
+void measure(const std::string& transport, node& n, driver& d, raw_client& raw, const std::vector<sizes>& table,
+             int reps) {
   auto run = [&](job j) { return run_job(n, d, j); };
   for (const auto& s : table) {
     std::vector<double> g_rtt, r_rtt, g_thr, r_thr;
@@ -63,7 +62,6 @@ void measure(const std::string& transport, node& n, driver& d, raw_client& raw,
     }
   }
 }
-
 
 }  // namespace
 }  // namespace gfdit::bench
@@ -160,8 +158,9 @@ int main(int argc, char** argv) {
   if (!json_out.empty()) {
     FILE* f = std::fopen(json_out.c_str(), "w");
     for (const auto& r : rows)
-      std::fprintf(f, "{\"transport\":\"%s\",\"size\":\"%s\",\"metric\":\"%s\",\"gfdit\":%.3f,\"raw\":%.3f,\"ratio\":%.4f}\n",
-                   r.transport.c_str(), r.payload.c_str(), r.metric.c_str(), r.gfdit, r.raw, r.gfdit / r.raw);
+      std::fprintf(
+          f, "{\"transport\":\"%s\",\"size\":\"%s\",\"metric\":\"%s\",\"gfdit\":%.3f,\"raw\":%.3f,\"ratio\":%.4f}\n",
+          r.transport.c_str(), r.payload.c_str(), r.metric.c_str(), r.gfdit, r.raw, r.gfdit / r.raw);
     std::fclose(f);
   }
   return 0;

@@ -13,9 +13,9 @@
 
 #include "actors/runtime/actor.hpp"
 #include "actors/runtime/context.hpp"
+#include "actors/runtime/node.hpp"
 #include "messages/example.hpp"
 #include "messages/system.hpp"
-#include "actors/runtime/node.hpp"
 #include "tests/actors/runtime/test_support.hpp"
 
 namespace gfdit::bench {
@@ -60,8 +60,10 @@ class driver : public actor {
         return;
       }
       out_.rtts_us.push_back(std::chrono::duration<double, std::micro>(now - t0_).count());
-      if (++i_ < job_.n) send_one(ctx);
-      else results.push(std::move(out_));
+      if (++i_ < job_.n)
+        send_one(ctx);
+      else
+        results.push(std::move(out_));
     });
     return {};
   }

@@ -32,9 +32,30 @@ using namespace gfdit;
 using namespace gfdit::coll;
 using clk = std::chrono::steady_clock;
 
-#define B_CUDA(x) do { const cudaError_t e_ = (x); if (e_ != cudaSuccess) { std::fprintf(stderr, "%s: %s\n", #x, cudaGetErrorString(e_)); std::exit(3); } } while (0)
-#define B_NCCL(x) do { const ncclResult_t e_ = (x); if (e_ != ncclSuccess) { std::fprintf(stderr, "%s: %s\n", #x, ncclGetErrorString(e_)); std::exit(4); } } while (0)
-#define B_OK(x) do { const auto& r_ = (x); if (!r_.ok()) { std::fprintf(stderr, "%s: %s\n", #x, r_.err().what.c_str()); std::exit(5); } } while (0)
+#define B_CUDA(x)                                                   \
+  do {                                                              \
+    const cudaError_t e_ = (x);                                     \
+    if (e_ != cudaSuccess) {                                        \
+      std::fprintf(stderr, "%s: %s\n", #x, cudaGetErrorString(e_)); \
+      std::exit(3);                                                 \
+    }                                                               \
+  } while (0)
+#define B_NCCL(x)                                                   \
+  do {                                                              \
+    const ncclResult_t e_ = (x);                                    \
+    if (e_ != ncclSuccess) {                                        \
+      std::fprintf(stderr, "%s: %s\n", #x, ncclGetErrorString(e_)); \
+      std::exit(4);                                                 \
+    }                                                               \
+  } while (0)
+#define B_OK(x)                                                    \
+  do {                                                             \
+    const auto& r_ = (x);                                          \
+    if (!r_.ok()) {                                                \
+      std::fprintf(stderr, "%s: %s\n", #x, r_.err().what.c_str()); \
+      std::exit(5);                                                \
+    }                                                              \
+  } while (0)
 
 namespace {
 
@@ -56,7 +77,10 @@ struct reporter {
     if (rank != 0) return;
     std::printf("%s\n", text.c_str());
     std::fflush(stdout);
-    if (out) { std::fprintf(out, "%s\n", json.c_str()); std::fflush(out); }
+    if (out) {
+      std::fprintf(out, "%s\n", json.c_str());
+      std::fflush(out);
+    }
   }
 };
 
@@ -127,15 +151,20 @@ int rank_main(const args_t& a) {
   B_CUDA(cudaMemset(one, 0, sizeof(float)));
   ncclComm_t ref;
   new_comm(&ref);
-  rep.row(fmt(R"({"bench":"setup","device":"%s","gpus":%d,"nccl":%d,"cuda_ipc_world_ms":%.2f,"nccl_backend_world_ms":%.2f})",
-              prop.name, n, nccl_v, ipc_init_ms, nccl_world_ms),
-          fmt("# %s x%d, NCCL %d; World::create cuda-ipc %.1f ms, nccl %.1f ms", prop.name, n, nccl_v, ipc_init_ms, nccl_world_ms));
+  rep.row(
+      fmt(R"({"bench":"setup","device":"%s","gpus":%d,"nccl":%d,"cuda_ipc_world_ms":%.2f,"nccl_backend_world_ms":%.2f})",
+          prop.name, n, nccl_v, ipc_init_ms, nccl_world_ms),
+      fmt("# %s x%d, NCCL %d; World::create cuda-ipc %.1f ms, nccl %.1f ms", prop.name, n, nccl_v, ipc_init_ms,
+          nccl_world_ms));
   std::vector<std::int32_t> all(static_cast<std::size_t>(n));
   for (int r = 0; r < n; ++r) all[static_cast<std::size_t>(r)] = r;
   auto world_group = w.form(all, 1);
   B_OK(world_group);
   const Group& G = *world_group;
-  auto sync_all = [&] { B_OK(w.barrier(G, s)); B_OK(w.synchronize(s)); };
+  auto sync_all = [&] {
+    B_OK(w.barrier(G, s));
+    B_OK(w.synchronize(s));
+  };
 
   // ---- formation ----
   rep.row("", "\n## group formation (p50 / p99, microseconds)");
@@ -190,15 +219,21 @@ int rank_main(const args_t& a) {
     const double f50 = pct(form_us, 0.5), f99 = pct(form_us, 0.99);
     const double b50 = first_us.empty() ? 0 : pct(first_us, 0.5), b99 = first_us.empty() ? 0 : pct(first_us, 0.99);
     const double s50 = pct(split_ms, 0.5), i50 = init_ms.empty() ? 0 : pct(init_ms, 0.5);
-    rep.row(fmt(R"({"bench":"formation","k":%d,"form_p50_us":%.3f,"form_p99_us":%.3f,"form_barrier_p50_us":%.2f,"form_barrier_p99_us":%.2f,"nccl_split_p50_ms":%.2f,"nccl_init_p50_ms":%.2f,"split_over_form":%.0f})",
-                k, f50, f99, b50, b99, s50, i50, s50 * 1e3 / f50),
-            fmt("k=%d  form %.3f / %.3f us | form+first barrier %.1f / %.1f us | ncclCommSplit+allreduce %.1f ms%s | split/form = %.0fx",
-                k, f50, f99, b50, b99, s50, init_ms.empty() ? "" : fmt(" | ncclCommInitRank+allreduce %.1f ms", i50).c_str(), s50 * 1e3 / f50));
+    rep.row(
+        fmt(R"({"bench":"formation","k":%d,"form_p50_us":%.3f,"form_p99_us":%.3f,"form_barrier_p50_us":%.2f,"form_barrier_p99_us":%.2f,"nccl_split_p50_ms":%.2f,"nccl_init_p50_ms":%.2f,"split_over_form":%.0f})",
+            k, f50, f99, b50, b99, s50, i50, s50 * 1e3 / f50),
+        fmt("k=%d  form %.3f / %.3f us | form+first barrier %.1f / %.1f us | ncclCommSplit+allreduce %.1f ms%s | "
+            "split/form = %.0fx",
+            k, f50, f99, b50, b99, s50,
+            init_ms.empty() ? "" : fmt(" | ncclCommInitRank+allreduce %.1f ms", i50).c_str(), s50 * 1e3 / f50));
   }
 
   // ---- collectives ----
-  rep.row("", "\n## all_to_all / all_gather: time per call (us) and algorithm bandwidth (GB/s = bytes per rank / time)");
-  rep.row("", "op          size      nccl-native        ipc(default)       ipc(symmetric)     ipc(pull)          ipc(LL<=16M)       nccl-backend       ipc/native  sym/native pull/native LL/native");
+  rep.row("",
+          "\n## all_to_all / all_gather: time per call (us) and algorithm bandwidth (GB/s = bytes per rank / time)");
+  rep.row("",
+          "op          size      nccl-native        ipc(default)       ipc(symmetric)     ipc(pull)          "
+          "ipc(LL<=16M)       nccl-backend       ipc/native  sym/native pull/native LL/native");
   void* sym = w.symmetric(0);
   for (std::size_t size : a.sizes) {
     const std::size_t total_out = size * static_cast<std::size_t>(n);
@@ -234,23 +269,31 @@ int rank_main(const args_t& a) {
         t_ipc = time_it([&] { B_OK(w.all_to_all(G, in, out, chunk, s)); });
         t_sym = time_it([&] { B_OK(w.all_to_all(G, sym, out, chunk, s)); });
         t_pl = time_it([&] { B_OK(wplain.all_to_all(*Gp, in, out, chunk, s)); });
-        t_ll = size / static_cast<std::size_t>(n) * static_cast<std::size_t>(n - 1) <= wl.ll_max_bytes ? time_it([&] { B_OK(wllw.all_to_all(*Gl, in, out, chunk, s)); }) : 0.0;
+        t_ll = size / static_cast<std::size_t>(n) * static_cast<std::size_t>(n - 1) <= wl.ll_max_bytes
+                   ? time_it([&] { B_OK(wllw.all_to_all(*Gl, in, out, chunk, s)); })
+                   : 0.0;
         t_nb = time_it([&] { B_OK(wn_.all_to_all(*wn_.form(all, 1), in, out, chunk, s)); });
       } else {
         t_nat = time_it([&] { B_NCCL(ncclAllGather(in, out, size, ncclUint8, ref, st)); });
         t_ipc = time_it([&] { B_OK(w.all_gather(G, in, out, size, s)); });
         t_sym = time_it([&] { B_OK(w.all_gather(G, sym, out, size, s)); });
         t_pl = time_it([&] { B_OK(wplain.all_gather(*Gp, in, out, size, s)); });
-        t_ll = size * static_cast<std::size_t>(n - 1) <= wl.ll_max_bytes ? time_it([&] { B_OK(wllw.all_gather(*Gl, in, out, size, s)); }) : 0.0;
+        t_ll = size * static_cast<std::size_t>(n - 1) <= wl.ll_max_bytes
+                   ? time_it([&] { B_OK(wllw.all_gather(*Gl, in, out, size, s)); })
+                   : 0.0;
         t_nb = time_it([&] { B_OK(wn_.all_gather(*wn_.form(all, 1), in, out, size, s)); });
       }
       B_OK(w.synchronize(s));
       auto gbs = [&](double us) { return static_cast<double>(size) / (us * 1e3); };
-      rep.row(fmt(R"({"bench":"%s","bytes_per_rank":%zu,"gpus":%d,"nccl_us":%.2f,"ipc_us":%.2f,"ipc_sym_us":%.2f,"nccl_backend_us":%.2f,"ipc_pull_us":%.2f,"ipc_ll_us":%.2f,"nccl_GBps":%.1f,"ipc_GBps":%.1f,"ipc_sym_GBps":%.1f,"ipc_over_nccl_bw":%.3f,"sym_over_nccl_bw":%.3f})",
-                  name, size, n, t_nat, t_ipc, t_sym, t_nb, t_pl, t_ll, gbs(t_nat), gbs(t_ipc), gbs(t_sym), t_nat / t_ipc, t_nat / t_sym),
-              fmt("%-10s %7.0fK  %8.1f us %6.1f  %8.1f us %6.1f  %8.1f us %6.1f  %8.1f us %6.1f  %8.1f us %6.1f  %8.1f us %6.1f   %5.2fx     %5.2fx     %5.2fx      %5.2fx",
-                  name, size / 1024.0, t_nat, gbs(t_nat), t_ipc, gbs(t_ipc), t_sym, gbs(t_sym), t_pl, gbs(t_pl), t_ll, t_ll > 0 ? gbs(t_ll) : 0.0,
-                  t_nb, gbs(t_nb), t_nat / t_ipc, t_nat / t_sym, t_nat / t_pl, t_ll > 0 ? t_nat / t_ll : 0.0));
+      rep.row(
+          fmt(R"({"bench":"%s","bytes_per_rank":%zu,"gpus":%d,"nccl_us":%.2f,"ipc_us":%.2f,"ipc_sym_us":%.2f,"nccl_backend_us":%.2f,"ipc_pull_us":%.2f,"ipc_ll_us":%.2f,"nccl_GBps":%.1f,"ipc_GBps":%.1f,"ipc_sym_GBps":%.1f,"ipc_over_nccl_bw":%.3f,"sym_over_nccl_bw":%.3f})",
+              name, size, n, t_nat, t_ipc, t_sym, t_nb, t_pl, t_ll, gbs(t_nat), gbs(t_ipc), gbs(t_sym), t_nat / t_ipc,
+              t_nat / t_sym),
+          fmt("%-10s %7.0fK  %8.1f us %6.1f  %8.1f us %6.1f  %8.1f us %6.1f  %8.1f us %6.1f  %8.1f us %6.1f  %8.1f us "
+              "%6.1f   %5.2fx     %5.2fx     %5.2fx      %5.2fx",
+              name, size / 1024.0, t_nat, gbs(t_nat), t_ipc, gbs(t_ipc), t_sym, gbs(t_sym), t_pl, gbs(t_pl), t_ll,
+              t_ll > 0 ? gbs(t_ll) : 0.0, t_nb, gbs(t_nb), t_nat / t_ipc, t_nat / t_sym, t_nat / t_pl,
+              t_ll > 0 ? t_nat / t_ll : 0.0));
     }
     // Reshard of a tensor of `size` bytes: the world's layout -> the reversed world's.
     if (n >= 2) {
@@ -259,8 +302,10 @@ int rank_main(const args_t& a) {
       const token_layout L{static_cast<std::int64_t>(size / 3072), 3072};
       const double t = time_it([&] { B_OK(w.reshard(G, *gr, L, in, out, s)); });
       const double moved = static_cast<double>(L.tokens) * 3072.0;
-      rep.row(fmt(R"({"bench":"reshard","tensor_bytes":%.0f,"gpus":%d,"us":%.2f,"GBps":%.1f})", moved, n, t, moved / (t * 1e3)),
-              fmt("reshard    %7.0fK  world -> reversed world: %.1f us, %.1f GB/s (whole tensor / time)", moved / 1024, t, moved / (t * 1e3)));
+      rep.row(fmt(R"({"bench":"reshard","tensor_bytes":%.0f,"gpus":%d,"us":%.2f,"GBps":%.1f})", moved, n, t,
+                  moved / (t * 1e3)),
+              fmt("reshard    %7.0fK  world -> reversed world: %.1f us, %.1f GB/s (whole tensor / time)", moved / 1024,
+                  t, moved / (t * 1e3)));
     }
     if (n >= 4 && size == (16u << 20)) {  // two disjoint halves at once, then the whole world
       std::vector<std::int32_t> lo(all.begin(), all.begin() + n / 2), hi(all.begin() + n / 2, all.end());
@@ -268,7 +313,8 @@ int rank_main(const args_t& a) {
       const Group& mine = rank < n / 2 ? *gl : *gh;
       const double t = time_it([&] { B_OK(w.all_gather(mine, in, out, size, s)); });
       rep.row(fmt(R"({"bench":"halves_concurrent","bytes_per_rank":%zu,"gpus":%d,"us":%.2f})", size, n, t),
-              fmt("halves    %7.0fK  {0..%d} and {%d..%d} all_gather concurrently: %.1f us", size / 1024.0, n / 2 - 1, n / 2, n - 1, t));
+              fmt("halves    %7.0fK  {0..%d} and {%d..%d} all_gather concurrently: %.1f us", size / 1024.0, n / 2 - 1,
+                  n / 2, n - 1, t));
     }
     cudaEventDestroy(e0);
     cudaEventDestroy(e1);
@@ -288,11 +334,16 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string k = argv[i];
     auto next = [&] { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
-    if (k == "--gpus") a.gpus = std::stoi(next());
-    else if (k == "--rank") a.rank = std::stoi(next());
-    else if (k == "--dir") a.dir = next();
-    else if (k == "--iters") a.iters = std::stoi(next());
-    else if (k == "--out") a.out = next();
+    if (k == "--gpus")
+      a.gpus = std::stoi(next());
+    else if (k == "--rank")
+      a.rank = std::stoi(next());
+    else if (k == "--dir")
+      a.dir = next();
+    else if (k == "--iters")
+      a.iters = std::stoi(next());
+    else if (k == "--out")
+      a.out = next();
     else if (k == "--sizes") {
       a.sizes.clear();
       std::string v = next();

@@ -10,8 +10,8 @@
 // Rank 0 times the degree-1 step on its GPU, then every rank joins a cuda-ipc World and times
 // the same step at degree N for real (its token shard, both all-to-alls per block); rank 0
 // prints both and the speed-up, beside one rank's compute alone (no all-to-all) as the bound.
-#include <cstdio>
 #include <algorithm>
+#include <cstdio>
 #include <fstream>
 #include <map>
 #include <string>
@@ -41,52 +41,83 @@ int ulysses_bench(int rank, int size, const std::string& dir, const std::vector<
   o.buffer_bytes = std::size_t{96} << 20;
   o.timeout = std::chrono::milliseconds(120000);
   auto w = coll::World::create(rv, o);
-  if (!w) { std::fprintf(stderr, "[rank %d] world: %s\n", rank, w.err().what.c_str()); return 1; }
+  if (!w) {
+    std::fprintf(stderr, "[rank %d] world: %s\n", rank, w.err().what.c_str());
+    return 1;
+  }
   std::vector<std::int32_t> members;
   for (int i = 0; i < size; ++i) members.push_back(i);
   auto g = (*w)->form(members, 1);
-  if (!g) { std::fprintf(stderr, "[rank %d] %s\n", rank, g.err().what.c_str()); return 1; }
+  if (!g) {
+    std::fprintf(stderr, "[rank %d] %s\n", rank, g.err().what.c_str());
+    return 1;
+  }
   if (rank == 0)
-    std::printf("Ulysses across %d processes/GPUs (cuda-ipc World), batch 1, CUDA graph replay (eager in brackets):\n"
-                "%-16s %6s %-10s | %18s | %18s | %7s | %12s %7s\n", size, "config", "tokens", "exchange", "degree 1 step ms",
-                "real Ulysses step ms", "speedup", "rank compute", "bound");
+    std::printf(
+        "Ulysses across %d processes/GPUs (cuda-ipc World), batch 1, CUDA graph replay (eager in brackets):\n"
+        "%-16s %6s %-10s | %18s | %18s | %7s | %12s %7s\n",
+        size, "config", "tokens", "exchange", "degree 1 step ms", "real Ulysses step ms", "speedup", "rank compute",
+        "bound");
   for (const auto& name : names) {
     auto c = dit::stock_config(name);
-    if (!c) { std::fprintf(stderr, "%s\n", c.err().what.c_str()); return 1; }
+    if (!c) {
+      std::fprintf(stderr, "%s\n", c.err().what.c_str());
+      return 1;
+    }
     auto m = dit::gpu_model::generate(*c, 1, rank);
-    if (!m) { std::fprintf(stderr, "[rank %d] %s: %s\n", rank, name.c_str(), m.err().what.c_str()); return 1; }
+    if (!m) {
+      std::fprintf(stderr, "[rank %d] %s: %s\n", rank, name.c_str(), m.err().what.c_str());
+      return 1;
+    }
     const long T = c->seq_tokens();
     dit::gpu_timing d1{}, comp{};
     if (rank == 0) {  // before the others start their ranks' work: alone on its GPU
       auto r = (*m)->time_step(1, T, iters);
-      if (!r) { std::fprintf(stderr, "%s degree 1: %s\n", name.c_str(), r.err().what.c_str()); return 1; }
+      if (!r) {
+        std::fprintf(stderr, "%s degree 1: %s\n", name.c_str(), r.err().what.c_str());
+        return 1;
+      }
       d1 = *r;
       if (T % size == 0)
         if (auto r2 = (*m)->time_rank_compute(1, T, size, true, iters); r2) comp = *r2;
     }
     for (const auto& ex : exchanges) {
-      (*m)->set_ulysses_exchange(ex == "direct" ? dit::gpu_model::ulysses_exchange::direct : dit::gpu_model::ulysses_exchange::all_to_all);
+      (*m)->set_ulysses_exchange(ex == "direct" ? dit::gpu_model::ulysses_exchange::direct
+                                                : dit::gpu_model::ulysses_exchange::all_to_all);
       auto du = (*m)->time_ulysses(1, dit::sp_group{w->get(), *g}, true, iters);
-      if (!du) { std::fprintf(stderr, "[rank %d] %s degree %d: %s\n", rank, name.c_str(), size, du.err().what.c_str()); return 1; }
+      if (!du) {
+        std::fprintf(stderr, "[rank %d] %s degree %d: %s\n", rank, name.c_str(), size, du.err().what.c_str());
+        return 1;
+      }
       if (rank == 0) {
-        std::printf("%-16s %6ld %-10s | %8.2f (%7.2f) | %8.2f (%7.2f) | %6.2fx | %12.2f %6.2fx\n", name.c_str(), T, ex.c_str(),
-                    d1.graph_ms, d1.eager_ms, du->graph_ms, du->eager_ms, d1.graph_ms / du->graph_ms, comp.graph_ms,
-                    comp.graph_ms > 0 ? d1.graph_ms / comp.graph_ms : 0.0);
-        nlohmann::json row = {{"config", name}, {"tokens", T}, {"degree", size}, {"exchange", ex}, {"d1_step_graph_ms", d1.graph_ms},
-                              {"d1_step_eager_ms", d1.eager_ms}, {"ulysses_step_graph_ms", du->graph_ms},
-                              {"ulysses_step_eager_ms", du->eager_ms}, {"speedup_graph", d1.graph_ms / du->graph_ms},
-                              {"speedup_eager", d1.eager_ms / du->eager_ms}, {"rank_compute_step_graph_ms", comp.graph_ms}};
+        std::printf("%-16s %6ld %-10s | %8.2f (%7.2f) | %8.2f (%7.2f) | %6.2fx | %12.2f %6.2fx\n", name.c_str(), T,
+                    ex.c_str(), d1.graph_ms, d1.eager_ms, du->graph_ms, du->eager_ms, d1.graph_ms / du->graph_ms,
+                    comp.graph_ms, comp.graph_ms > 0 ? d1.graph_ms / comp.graph_ms : 0.0);
+        nlohmann::json row = {{"config", name},
+                              {"tokens", T},
+                              {"degree", size},
+                              {"exchange", ex},
+                              {"d1_step_graph_ms", d1.graph_ms},
+                              {"d1_step_eager_ms", d1.eager_ms},
+                              {"ulysses_step_graph_ms", du->graph_ms},
+                              {"ulysses_step_eager_ms", du->eager_ms},
+                              {"speedup_graph", d1.graph_ms / du->graph_ms},
+                              {"speedup_eager", d1.eager_ms / du->eager_ms},
+                              {"rank_compute_step_graph_ms", comp.graph_ms}};
         std::printf("JSON %s\n", row.dump().c_str());
       } else {
-        std::printf("  [rank %d] %s degree %d (%s) step %.2f ms graph, %.2f ms eager\n", rank, name.c_str(), size, ex.c_str(),
-                    du->graph_ms, du->eager_ms);
+        std::printf("  [rank %d] %s degree %d (%s) step %.2f ms graph, %.2f ms eager\n", rank, name.c_str(), size,
+                    ex.c_str(), du->graph_ms, du->eager_ms);
       }
       std::fflush(stdout);
     }
     // Where the degree-2 block goes (direct exchange, eager, per stage; rank 0's view).
     (*m)->set_ulysses_exchange(dit::gpu_model::ulysses_exchange::direct);
     auto parts = (*m)->profile_block(1, T, 10, dit::sp_group{w->get(), *g});
-    if (!parts) { std::fprintf(stderr, "[rank %d] %s profile: %s\n", rank, name.c_str(), parts.err().what.c_str()); return 1; }
+    if (!parts) {
+      std::fprintf(stderr, "[rank %d] %s profile: %s\n", rank, name.c_str(), parts.err().what.c_str());
+      return 1;
+    }
     if (rank == 0) {
       double total = 0;
       std::printf("  %s degree %d block stages (direct, eager, ms):", name.c_str(), size);
@@ -103,7 +134,8 @@ int main(int argc, char** argv) {
   CLI::App app{"DiT block/step latency beside PyTorch"};
   std::string peer_path, profile_path = "dit-measured.yaml";
   int iters = 20, step_iters = 5;
-  std::vector<std::string> names = {"dit-s-2", "dit-xl-2-256", "dit-xl-2-512", "mmdit-12b-standin", "video-dit-5b-standin", "video-dit-5b-standin-720p"};
+  std::vector<std::string> names = {"dit-s-2",           "dit-xl-2-256",         "dit-xl-2-512",
+                                    "mmdit-12b-standin", "video-dit-5b-standin", "video-dit-5b-standin-720p"};
   app.add_option("--peer", peer_path, "JSON lines from peers_dit_block.py");
   app.add_option("--profile", profile_path, "cost-model profile to write");
   app.add_option("--iters", iters);
@@ -133,13 +165,14 @@ int main(int argc, char** argv) {
       try {
         auto j = nlohmann::json::parse(line);
         if (j.contains("eager_ms"))
-          peer[{j["hidden"].get<int>(), j["heads"].get<int>(), j["tokens"].get<long>()}] = {j["eager_ms"].get<double>(), j["graph_ms"].get<double>()};
+          peer[{j["hidden"].get<int>(), j["heads"].get<int>(), j["tokens"].get<long>()}] = {
+              j["eager_ms"].get<double>(), j["graph_ms"].get<double>()};
       } catch (...) {
       }
     }
   }
-  std::printf("%-18s %6s | %9s %9s | %9s %9s | %8s %8s | %10s %10s %10s\n", "config", "tokens", "blk eager", "blk graph",
-              "pt eager", "pt graph", "vs eager", "vs graph", "step ms", "half-tok", "fit c_us");
+  std::printf("%-18s %6s | %9s %9s | %9s %9s | %8s %8s | %10s %10s %10s\n", "config", "tokens", "blk eager",
+              "blk graph", "pt eager", "pt graph", "vs eager", "vs graph", "step ms", "half-tok", "fit c_us");
   std::ofstream prof(profile_path);
   prof << "# Measured by bench/dit/gfdit_dit_bench (one GPU, batch 1, degree 1, CUDA graph replay).\n"
           "# step: t(T, d) = b_us*T + (bp_us*T + c_us*T^2)/d, fitted from the step at T and T/2 tokens and one\n"
@@ -147,30 +180,51 @@ int main(int argc, char** argv) {
   for (const auto& name : names) {
     const bool hd = name == "video-dit-5b-standin-720p";
     auto c = dit::stock_config(hd ? "video-dit-5b-standin" : name);
-    if (!c) { std::fprintf(stderr, "%s\n", c.err().what.c_str()); return 1; }
+    if (!c) {
+      std::fprintf(stderr, "%s\n", c.err().what.c_str());
+      return 1;
+    }
     if (hd) {
       auto c720 = dit::with_video_shape(*c, 1280, 704, 81);
-      if (!c720) { std::fprintf(stderr, "%s\n", c720.err().what.c_str()); return 1; }
+      if (!c720) {
+        std::fprintf(stderr, "%s\n", c720.err().what.c_str());
+        return 1;
+      }
       *c = *c720;
       c->name = name;
     }
     auto m = dit::gpu_model::generate(*c, 1);
-    if (!m) { std::printf("%s: %s\n", name.c_str(), m.err().what.c_str()); continue; }
+    if (!m) {
+      std::printf("%s: %s\n", name.c_str(), m.err().what.c_str());
+      continue;
+    }
     const long T = c->seq_tokens();
     auto blk = (*m)->time_block(1, T, iters);
-    if (!blk) { std::printf("%s block: %s\n", name.c_str(), blk.err().what.c_str()); continue; }
+    if (!blk) {
+      std::printf("%s block: %s\n", name.c_str(), blk.err().what.c_str());
+      continue;
+    }
     if (auto parts = (*m)->profile_block(1, T, 10); parts) {
       std::printf("  %s stages (ms, eager):", name.c_str());
       for (const auto& [stage, ms] : *parts) std::printf(" %s %.4f", stage.c_str(), ms);
       std::printf("\n");
     }
     auto step = (*m)->time_step(1, T, step_iters);
-    if (!step) { std::printf("%s step: %s\n", name.c_str(), step.err().what.c_str()); continue; }
+    if (!step) {
+      std::printf("%s step: %s\n", name.c_str(), step.err().what.c_str());
+      continue;
+    }
     auto half = (*m)->time_step(1, T / 2, step_iters);
-    if (!half) { std::printf("%s half step: %s\n", name.c_str(), half.err().what.c_str()); continue; }
+    if (!half) {
+      std::printf("%s half step: %s\n", name.c_str(), half.err().what.c_str());
+      continue;
+    }
     auto blk2 = (*m)->time_rank_compute(1, T, 2, false, iters);
     auto step2 = (*m)->time_rank_compute(1, T, 2, true, step_iters);
-    if (!blk2 || !step2) { std::printf("%s degree-2 compute: %s\n", name.c_str(), (!blk2 ? blk2.err() : step2.err()).what.c_str()); continue; }
+    if (!blk2 || !step2) {
+      std::printf("%s degree-2 compute: %s\n", name.c_str(), (!blk2 ? blk2.err() : step2.err()).what.c_str());
+      continue;
+    }
     const auto it = peer.find({c->hidden, c->heads, T});
     const double pe = it == peer.end() ? 0 : it->second.first, pg = it == peer.end() ? 0 : it->second.second;
     // Fit: t(T, d) = b*T + (bp*T + c*T^2)/d. b from degree 1 vs the degree-2 rank compute at T,
@@ -179,21 +233,36 @@ int main(int argc, char** argv) {
     const double b = std::max(0.0, (2 * t2 - t1) / T);
     const double s1 = t1 - b * T, sh = th - b * T / 2;
     double cc = 2 * (s1 - 2 * sh) / (static_cast<double>(T) * T), bp = (s1 - cc * T * T) / T;
-    if (cc < 0) { cc = 0; bp = s1 / T; }
-    if (bp < 0) { bp = 0; cc = std::max(0.0, s1 / (static_cast<double>(T) * T)); }  // no gain from splitting
-    std::printf("%-18s %6ld | %9.4f %9.4f | %9.4f %9.4f | %8.3f %8.3f | %10.3f %10.3f %10.3g | d2 blk %.4f step %.3f x%.2f\n",
-                name.c_str(), T, blk->eager_ms, blk->graph_ms, pe, pg, pe > 0 ? blk->graph_ms / pe : 0.0,
-                pg > 0 ? blk->graph_ms / pg : 0.0, step->graph_ms, half->graph_ms, cc, blk2->graph_ms, step2->graph_ms,
-                step->graph_ms / step2->graph_ms);
-    nlohmann::json row = {{"config", name}, {"tokens", T}, {"block_eager_ms", blk->eager_ms}, {"block_graph_ms", blk->graph_ms},
-                          {"peer_eager_ms", pe}, {"peer_graph_ms", pg}, {"step_eager_ms", step->eager_ms},
-                          {"step_graph_ms", step->graph_ms}, {"half_tokens_step_graph_ms", half->graph_ms},
-                          {"d2_rank_block_graph_ms", blk2->graph_ms}, {"d2_rank_step_graph_ms", step2->graph_ms},
+    if (cc < 0) {
+      cc = 0;
+      bp = s1 / T;
+    }
+    if (bp < 0) {
+      bp = 0;
+      cc = std::max(0.0, s1 / (static_cast<double>(T) * T));
+    }  // no gain from splitting
+    std::printf(
+        "%-18s %6ld | %9.4f %9.4f | %9.4f %9.4f | %8.3f %8.3f | %10.3f %10.3f %10.3g | d2 blk %.4f step %.3f x%.2f\n",
+        name.c_str(), T, blk->eager_ms, blk->graph_ms, pe, pg, pe > 0 ? blk->graph_ms / pe : 0.0,
+        pg > 0 ? blk->graph_ms / pg : 0.0, step->graph_ms, half->graph_ms, cc, blk2->graph_ms, step2->graph_ms,
+        step->graph_ms / step2->graph_ms);
+    nlohmann::json row = {{"config", name},
+                          {"tokens", T},
+                          {"block_eager_ms", blk->eager_ms},
+                          {"block_graph_ms", blk->graph_ms},
+                          {"peer_eager_ms", pe},
+                          {"peer_graph_ms", pg},
+                          {"step_eager_ms", step->eager_ms},
+                          {"step_graph_ms", step->graph_ms},
+                          {"half_tokens_step_graph_ms", half->graph_ms},
+                          {"d2_rank_block_graph_ms", blk2->graph_ms},
+                          {"d2_rank_step_graph_ms", step2->graph_ms},
                           {"d2_compute_speedup", step->graph_ms / step2->graph_ms}};
     std::printf("JSON %s\n", row.dump().c_str());
     std::fflush(stdout);
     prof << "  - model: " << name << "\n    description: measured, " << c->depth << " blocks, hidden " << c->hidden
-         << ", " << T << " tokens\n    stages:\n      step: {a_us: 0, b_us: " << b << ", bp_us: " << bp << ", c_us: " << cc << "}\n";
+         << ", " << T << " tokens\n    stages:\n      step: {a_us: 0, b_us: " << b << ", bp_us: " << bp
+         << ", c_us: " << cc << "}\n";
   }
   return 0;
 }

@@ -56,16 +56,34 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   auto card = dit::read_model_card(dir);
-  if (!card) { std::fprintf(stderr, "%s\n", card.err().what.c_str()); return 1; }
-  if (card->vae_dir.empty()) { std::fprintf(stderr, "%s: no vae/ folder\n", dir.c_str()); return 1; }
+  if (!card) {
+    std::fprintf(stderr, "%s\n", card.err().what.c_str());
+    return 1;
+  }
+  if (card->vae_dir.empty()) {
+    std::fprintf(stderr, "%s: no vae/ folder\n", dir.c_str());
+    return 1;
+  }
   auto m = dit::load_model(*card);
-  if (!m) { std::fprintf(stderr, "%s\n", m.err().what.c_str()); return 1; }
+  if (!m) {
+    std::fprintf(stderr, "%s\n", m.err().what.c_str());
+    return 1;
+  }
   auto vae = dit::vae_decoder::load(card->vae_dir);
-  if (!vae) { std::fprintf(stderr, "%s\n", vae.err().what.c_str()); return 1; }
+  if (!vae) {
+    std::fprintf(stderr, "%s\n", vae.err().what.c_str());
+    return 1;
+  }
   auto gm = dit::gpu_model::upload(*m);
-  if (!gm) { std::fprintf(stderr, "%s\n", gm.err().what.c_str()); return 1; }
+  if (!gm) {
+    std::fprintf(stderr, "%s\n", gm.err().what.c_str());
+    return 1;
+  }
   auto gv = dit::gpu_vae_decoder::upload(*vae);
-  if (!gv) { std::fprintf(stderr, "%s\n", gv.err().what.c_str()); return 1; }
+  if (!gv) {
+    std::fprintf(stderr, "%s\n", gv.err().what.c_str());
+    return 1;
+  }
   const dit::model_config& c = m->config();
   const int resolution = c.width * (1 << vae->config().upsamplers());
 
@@ -76,7 +94,8 @@ int main(int argc, char** argv) {
       try {
         auto j = nlohmann::json::parse(line);
         if (j.contains("images_per_s") && j.value("steps", 0) == steps)
-          peer[{j["peer"].get<std::string>(), j["resolution"].get<int>(), j["batch"].get<int>()}] = j["images_per_s"].get<double>();
+          peer[{j["peer"].get<std::string>(), j["resolution"].get<int>(), j["batch"].get<int>()}] =
+              j["images_per_s"].get<double>();
       } catch (const std::exception&) {  // a peer's other output
       }
     }
@@ -113,7 +132,10 @@ int main(int argc, char** argv) {
         latents.insert(latents.end(), u.begin(), u.end());
       }
       auto img = dit::decode_pixels_gpu(*card, latents, n, **gv);
-      if (!img) { std::fprintf(stderr, "batch %d: %s\n", n, img.err().what.c_str()); return 1; }
+      if (!img) {
+        std::fprintf(stderr, "batch %d: %s\n", n, img.err().what.c_str());
+        return 1;
+      }
       const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       bytes = 0;
       for (const auto& i : *img) bytes += i.pixels.size();
@@ -127,10 +149,18 @@ int main(int argc, char** argv) {
     };
     double eager = 0, compiled = 0;
     const double re = ratio("pytorch-eager", eager), rc = ratio("pytorch-compile", compiled);
-    std::printf("%6d %5d | %12.4f %10.3f | %13.3f %6.2fx | %13.3f %6.2fx\n", resolution, n, med, ips, eager, re, compiled, rc);
-    nlohmann::json row = {{"bench", "generate"}, {"model", c.name}, {"resolution", resolution}, {"batch", n},
-                          {"steps", steps}, {"s_per_batch", med}, {"images_per_s", ips}, {"pixel_bytes", bytes},
-                          {"peer_eager_images_per_s", eager}, {"peer_compile_images_per_s", compiled}};
+    std::printf("%6d %5d | %12.4f %10.3f | %13.3f %6.2fx | %13.3f %6.2fx\n", resolution, n, med, ips, eager, re,
+                compiled, rc);
+    nlohmann::json row = {{"bench", "generate"},
+                          {"model", c.name},
+                          {"resolution", resolution},
+                          {"batch", n},
+                          {"steps", steps},
+                          {"s_per_batch", med},
+                          {"images_per_s", ips},
+                          {"pixel_bytes", bytes},
+                          {"peer_eager_images_per_s", eager},
+                          {"peer_compile_images_per_s", compiled}};
     std::fprintf(stderr, "%s\n", row.dump().c_str());
   }
   return 0;

@@ -45,10 +45,10 @@ struct stream {
 };
 
 int settle_ms = 300;  // fresh mode; interleave mode's default is 5
-int chunk_kb = 0;  // 0: the recorder's default
-int queue_kb = 0;  // 0: the recorder's default (each sending thread's lane holds this much)
+int chunk_kb = 0;     // 0: the recorder's default
+int queue_kb = 0;     // 0: the recorder's default (each sending thread's lane holds this much)
 int copy_limit = -1;  // bytes; -1: the recorder's default
-std::string types;  // the recorder's type filter (diagnosis: a filter that matches nothing)
+std::string types;    // the recorder's type filter (diagnosis: a filter that matches nothing)
 // Interleave mode, diagnosis: the writer thread works only between windows (a chunk and queue
 // bound larger than any window, no flush tick), so a recorded window pays only the senders'
 // part (tap + queue push): what recording costs when the writer has a core of its own.
@@ -96,16 +96,16 @@ std::uint64_t count_and_remove(const std::string& bag_path) {
 // --- fresh mode: a fresh node, with or without recording, runs every stream once ---
 std::vector<double> run_once(bool remote, const std::string& peer_ep, bool record, const std::string& bag_path,
                              const std::vector<stream>& streams, int instance, std::uint64_t* recorded) {
-  auto [n, drv] = start_node(std::string(record ? "rec" : "plain") + std::to_string(instance), remote, peer_ep,
-                             [&](node& nd) {
-                               if (!record) return;
-                               install_recorder_tap(nd);
-                               (void)recorder_actor_types();
-                               nlohmann::json params{{"path", bag_path}};
-                               if (chunk_kb > 0) params["chunk_kb"] = chunk_kb;
-                               if (!types.empty()) params["types"] = types;
-                               (void)nd.add("recorder", actor_registry::global().make("gfdit.recorder"), params);
-                             });
+  auto [n, drv] =
+      start_node(std::string(record ? "rec" : "plain") + std::to_string(instance), remote, peer_ep, [&](node& nd) {
+        if (!record) return;
+        install_recorder_tap(nd);
+        (void)recorder_actor_types();
+        nlohmann::json params{{"path", bag_path}};
+        if (chunk_kb > 0) params["chunk_kb"] = chunk_kb;
+        if (!types.empty()) params["types"] = types;
+        (void)nd.add("recorder", actor_registry::global().make("gfdit.recorder"), params);
+      });
   std::vector<double> out;
   for (const auto& s : streams) {
     // Both sides settle the same time between streams, so the writer's backlog from one stream
@@ -118,8 +118,6 @@ std::vector<double> run_once(bool remote, const std::string& peer_ep, bool recor
   if (record) *recorded = count_and_remove(bag_path);
   return out;
 }
-
-
 
 // --- interleave mode ---
 
@@ -196,8 +194,10 @@ std::vector<pair_stats> run_interleaved(bool remote, const std::string& peer_ep,
     for (int i = 0; i < warmup; ++i) window(false), window(true);
     for (int i = 0; i < windows; ++i) {
       double p = 0, r = 0;
-      if (i % 2 == 0) p = window(false), r = window(true);
-      else r = window(true), p = window(false);
+      if (i % 2 == 0)
+        p = window(false), r = window(true);
+      else
+        r = window(true), p = window(false);
       out[k].plain.push_back(p);
       out[k].rec.push_back(r);
       out[k].ratio.push_back(r / p);
@@ -222,7 +222,8 @@ int main(int argc, char** argv) {
   double scale = 1.0;
   std::vector<std::string> transports{"inproc", "ipc"};
   app.add_option("--serve", serve_ep, "internal: run the echo peer");
-  app.add_option("--mode", mode, "interleave (one node, recorder attached/detached per window) or fresh (a node per run)")
+  app.add_option("--mode", mode,
+                 "interleave (one node, recorder attached/detached per window) or fresh (a node per run)")
       ->check(CLI::IsMember({"interleave", "fresh"}));
   app.add_option("--windows", windows, "interleave: (plain, recorded) window pairs per stream");
   app.add_option("--warmup", warmup, "interleave: pairs run first and not counted");
@@ -232,12 +233,14 @@ int main(int argc, char** argv) {
   app.add_option("--transports", transports, "inproc ipc");
   app.add_option("--settle-ms", settle_ms, "pause before each stream (fresh) or window (interleave), both sides");
   app.add_option("--chunk-kb", chunk_kb, "the recorder's chunk size");
-  app.add_option("--copy-limit", copy_limit, "interleave: records above this many bytes keep the envelope by reference");
+  app.add_option("--copy-limit", copy_limit,
+                 "interleave: records above this many bytes keep the envelope by reference");
   app.add_option("--queue-kb", queue_kb, "interleave: the queue bound (each sending thread's lane)");
   app.add_flag("--defer-writer", defer_writer,
                "interleave, diagnosis: the writer runs only between windows (the senders' part of the cost)");
   app.add_flag("--null-sink", null_sink, "interleave, diagnosis: the sink does nothing (the tap's part of the cost)");
-  app.add_option("--copy-ring-kb", copy_ring_kb, "interleave, diagnosis: the sink copies payloads into a per-thread ring of N KiB, no queue");
+  app.add_option("--copy-ring-kb", copy_ring_kb,
+                 "interleave, diagnosis: the sink copies payloads into a per-thread ring of N KiB, no queue");
   app.add_option("--hold", hold, "interleave, diagnosis: the sink keeps envelopes in a per-thread list of N, no queue")
       ->check(CLI::PositiveNumber);
   app.add_option("--types", types, "fresh: record only these types (diagnosis)");
@@ -247,34 +250,40 @@ int main(int argc, char** argv) {
   if (interleave && app.count("--settle-ms") == 0) settle_ms = 5;
   auto count = [&](int n) { return std::max(10, static_cast<int>(n * scale)); };
   // Fresh mode runs each stream once per node; interleave mode runs windows of it.
-  const std::vector<stream> streams =
-      interleave ? std::vector<stream>{{"64B rtt p50 us", {false, 64, count(1000)}},
-                                       {"4KiB rtt p50 us", {false, 4096, count(1000)}},
-                                       {"64B burst msgs/s", {true, 64, count(20000)}},
-                                       {"4KiB burst msgs/s", {true, 4096, count(5000)}}}
-                 : std::vector<stream>{{"64B rtt p50 us", {false, 64, count(5000)}},
-                                       {"4KiB rtt p50 us", {false, 4096, count(5000)}},
-                                       {"64B burst msgs/s", {true, 64, count(200000)}},
-                                       {"4KiB burst msgs/s", {true, 4096, count(50000)}}};
+  const std::vector<stream> streams = interleave
+                                          ? std::vector<stream>{{"64B rtt p50 us", {false, 64, count(1000)}},
+                                                                {"4KiB rtt p50 us", {false, 4096, count(1000)}},
+                                                                {"64B burst msgs/s", {true, 64, count(20000)}},
+                                                                {"4KiB burst msgs/s", {true, 4096, count(5000)}}}
+                                          : std::vector<stream>{{"64B rtt p50 us", {false, 64, count(5000)}},
+                                                                {"4KiB rtt p50 us", {false, 4096, count(5000)}},
+                                                                {"64B burst msgs/s", {true, 64, count(200000)}},
+                                                                {"4KiB burst msgs/s", {true, 4096, count(50000)}}};
   const std::string exe = self_exe();  // peers are this binary in --serve mode
   const std::string bag_path = dir + "/bench-recorder-" + std::to_string(::getpid()) + ".bag";
   if (interleave) {
-    std::printf("mode interleave: one node per transport, recorder sink attached (recorded) / detached (plain)\n"
-                "in alternate windows; %d pairs per stream (+%d warm-up), medians over windows.\n"
-                "ratio = recorded / plain per adjacent pair (rtt: >1 is slower; msgs/s: <1 is slower);\n"
-                "cost = extra time per message when recording (+3.0%% = 3%% slower), and in ns per message\n"
-                "(median over pairs; a round trip is two messages).\n",
-                windows, warmup);
-    if (null_sink) std::printf("--null-sink: the attached sink drops everything (the tap's cost only; no bag check).\n");
-    if (hold > 0) std::printf("--hold %d: the sink holds envelopes per thread, %d at a time (no queue; no bag check).\n", hold, hold);
+    std::printf(
+        "mode interleave: one node per transport, recorder sink attached (recorded) / detached (plain)\n"
+        "in alternate windows; %d pairs per stream (+%d warm-up), medians over windows.\n"
+        "ratio = recorded / plain per adjacent pair (rtt: >1 is slower; msgs/s: <1 is slower);\n"
+        "cost = extra time per message when recording (+3.0%% = 3%% slower), and in ns per message\n"
+        "(median over pairs; a round trip is two messages).\n",
+        windows, warmup);
+    if (null_sink)
+      std::printf("--null-sink: the attached sink drops everything (the tap's cost only; no bag check).\n");
+    if (hold > 0)
+      std::printf("--hold %d: the sink holds envelopes per thread, %d at a time (no queue; no bag check).\n", hold,
+                  hold);
     if (copy_ring_kb > 0)
-      std::printf("--copy-ring-kb %d: the sink copies payloads into a %d KiB ring per thread (no queue; no bag check).\n",
-                  copy_ring_kb, copy_ring_kb);
+      std::printf(
+          "--copy-ring-kb %d: the sink copies payloads into a %d KiB ring per thread (no queue; no bag check).\n",
+          copy_ring_kb, copy_ring_kb);
     if (defer_writer) std::printf("--defer-writer: the bag writer works only between windows (senders' cost only).\n");
     std::printf("%-9s %-18s %5s %12s %12s %7s %13s %7s %7s\n", "transport", "stream", "msgs", "plain", "recorded",
                 "ratio", "p25..p75", "cost", "ns/msg");
   } else {
-    std::printf("mode fresh: a new node per run; plain = no tap, recorded = tap + gfdit.recorder; medians of %d runs\n", reps);
+    std::printf("mode fresh: a new node per run; plain = no tap, recorded = tap + gfdit.recorder; medians of %d runs\n",
+                reps);
     std::printf("%-9s %-20s %14s %14s %8s\n", "transport", "stream", "plain", "recorded", "ratio");
   }
   int instance = 0, failures = 0;
@@ -326,8 +335,9 @@ int main(int argc, char** argv) {
       std::printf("%-9s %-20s %14.1f %14.1f %8.3f\n", t.c_str(), streams[k].label, p, r, r / p);
     }
     // Every message of the last recorded run (stats messages aside) is in its bag.
-    std::printf("%-9s last recorded run: %llu envelopes in the bag for %llu sent (+ the go messages and recorder stats)\n",
-                t.c_str(), static_cast<unsigned long long>(recorded), static_cast<unsigned long long>(expect));
+    std::printf(
+        "%-9s last recorded run: %llu envelopes in the bag for %llu sent (+ the go messages and recorder stats)\n",
+        t.c_str(), static_cast<unsigned long long>(recorded), static_cast<unsigned long long>(expect));
     std::fflush(stdout);
   }
   return failures ? 1 : 0;

@@ -21,8 +21,8 @@ int main(int argc, char** argv) {
   const int repeats = argc > 3 ? std::atoi(argv[3]) : 3;
   const double target_s = 10.0;
   bool ok = true;
-  fmt::print("{:<12} {:>6} {:<14} {:>10} {:>10} {:>12} {:>10}\n", "workload", "load", "policy",
-             "median s", "virtual h", "policy calls", "vs static");
+  fmt::print("{:<12} {:>6} {:<14} {:>10} {:>10} {:>12} {:>10}\n", "workload", "load", "policy", "median s", "virtual h",
+             "policy calls", "vs static");
   for (auto name : {"video-mix", "image-mix", "bursty-mix"}) {
     auto w = load_workload(std::string(GFDIT_SOURCE_DIR) + "/launch/workloads/" + name + ".yaml");
     if (!w) {
@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
       }
     }
   }
-  fmt::print("target: every run of {} requests on {} GPUs under {:.0f} s: {}\n", requests, gpus,
-             target_s, ok ? "PASS" : "FAIL");
+  fmt::print("target: every run of {} requests on {} GPUs under {:.0f} s: {}\n", requests, gpus, target_s,
+             ok ? "PASS" : "FAIL");
   return ok ? 0 : 1;
 }

@@ -35,8 +35,9 @@ class counter final : public gfdit::actor {
     return {};
   }
   gfdit::result<void> on_activate(gfdit::context& ctx) override {
-    ctx.every(std::chrono::milliseconds(ctx.params().get<std::int64_t>("report_ms")),
-              [this, &ctx] { (void)ctx.publish("counts", gfdit::msg::heartbeat{ctx.name(), seen_}); });
+    ctx.every(std::chrono::milliseconds(ctx.params().get<std::int64_t>("report_ms")), [this, &ctx] {
+      (void)ctx.publish("counts", gfdit::msg::heartbeat{ctx.name(), seen_});
+    });
     return {};
   }
 

@@ -50,8 +50,8 @@ int main(int argc, char** argv) {
     auto rtts = pinger->rtts_us();
     std::sort(rtts.begin(), rtts.end());
     if (rtts.empty()) return std::printf("no pong received\n"), 1;
-    std::printf("ping-pong: %zu round trips, median %.1f us, max %.1f us\n", rtts.size(),
-                rtts[rtts.size() / 2], rtts.back());
+    std::printf("ping-pong: %zu round trips, median %.1f us, max %.1f us\n", rtts.size(), rtts[rtts.size() / 2],
+                rtts.back());
   }
   return status;
 }

@@ -26,12 +26,12 @@ class pinger : public actor {
   explicit pinger(std::int64_t count = 10) : default_count_(count) {}
 
   result<void> on_configure(context& ctx) override {
-    if (auto r = ctx.params().declare<std::int64_t>(
-            "count", default_count_, "pings to send", [](const std::int64_t& v) { return v > 0 ? "" : "must be > 0"; });
+    if (auto r = ctx.params().declare<std::int64_t>("count", default_count_, "pings to send",
+                                                    [](const std::int64_t& v) { return v > 0 ? "" : "must be > 0"; });
         !r)
       return r;
-    if (auto r = ctx.params().declare<std::int64_t>(
-            "period_ms", 20, "time between pings", [](const std::int64_t& v) { return v >= 0 ? "" : "must be >= 0"; });
+    if (auto r = ctx.params().declare<std::int64_t>("period_ms", 20, "time between pings",
+                                                    [](const std::int64_t& v) { return v >= 0 ? "" : "must be >= 0"; });
         !r)
       return r;
     // Both act while running: `count` is read on every tick and pong, a new `period_ms`
@@ -46,8 +46,7 @@ class pinger : public actor {
       const auto rtt = std::chrono::steady_clock::now() - sent_at_;
       rtts_us_.push_back(std::chrono::duration<double, std::micro>(rtt).count());
       ctx.log().info("pong {} after {:.1f} us", p.count, rtts_us_.back());
-      if (static_cast<std::int64_t>(rtts_us_.size()) >= ctx.params().get<std::int64_t>("count"))
-        ctx.request_stop();
+      if (static_cast<std::int64_t>(rtts_us_.size()) >= ctx.params().get<std::int64_t>("count")) ctx.request_stop();
     });
     return {};
   }

@@ -12,11 +12,16 @@ namespace gfdit::attention {
 
 std::string_view to_string(schedule s) noexcept {
   switch (s) {
-    case schedule::ascending: return "ascending";
-    case schedule::descending: return "descending";
-    case schedule::shift: return "shift";
-    case schedule::spt: return "spt";
-    case schedule::atomic: return "atomic";
+    case schedule::ascending:
+      return "ascending";
+    case schedule::descending:
+      return "descending";
+    case schedule::shift:
+      return "shift";
+    case schedule::spt:
+      return "spt";
+    case schedule::atomic:
+      return "atomic";
   }
   return "unknown";
 }
@@ -29,17 +34,13 @@ result<schedule> parse_schedule(std::string_view name) {
 
 bool is_deterministic(schedule s) noexcept { return s != schedule::atomic; }
 
-bool schedule_supports(schedule s, mask_kind m) noexcept {
-  return !(s == schedule::shift && m == mask_kind::causal);
-}
+bool schedule_supports(schedule s, mask_kind m) noexcept { return !(s == schedule::shift && m == mask_kind::causal); }
 
 std::int64_t problem::total_tokens() const noexcept {
   return varlen() ? cu_seqlens.back() : std::int64_t(batch) * seqlen;
 }
 
-float problem::softmax_scale() const noexcept {
-  return scale != 0.0f ? scale : 1.0f / std::sqrt(float(head_dim));
-}
+float problem::softmax_scale() const noexcept { return scale != 0.0f ? scale : 1.0f / std::sqrt(float(head_dim)); }
 
 std::int64_t problem::row_offset(int b, int h, int s) const noexcept {
   if (varlen()) return (std::int64_t(cu_seqlens[b] + s) * heads + h) * head_dim;
@@ -57,13 +58,11 @@ result<void> validate(const problem& p) {
   if (p.head_dim != 64 && p.head_dim != 128)
     return make_error(errc::invalid_argument,
                       "attention: head_dim must be 64 or 128, got " + std::to_string(p.head_dim));
-  if (!std::isfinite(p.scale))
-    return make_error(errc::invalid_argument, "attention: scale must be finite");
+  if (!std::isfinite(p.scale)) return make_error(errc::invalid_argument, "attention: scale must be finite");
   if (p.varlen()) {
     if (p.cu_seqlens.size() != std::size_t(p.batch) + 1)
       return make_error(errc::invalid_argument, "attention: cu_seqlens must have batch+1 entries");
-    if (p.cu_seqlens[0] != 0)
-      return make_error(errc::invalid_argument, "attention: cu_seqlens must start at 0");
+    if (p.cu_seqlens[0] != 0) return make_error(errc::invalid_argument, "attention: cu_seqlens must start at 0");
     for (int b = 0; b < p.batch; ++b)
       if (p.cu_seqlens[b + 1] <= p.cu_seqlens[b])
         return make_error(errc::invalid_argument,
@@ -125,8 +124,8 @@ std::uint16_t float_to_fp16(float x) noexcept {
   std::uint16_t sign = std::uint16_t((u >> 16) & 0x8000);
   if (std::isnan(x)) return sign | 0x7E00;
   float a = std::fabs(x);
-  if (a >= 65520.0f) return sign | 0x7C00;  // rounds to infinity
-  if (a < 6.103515625e-05f) {               // subnormal range: multiples of 2^-24
+  if (a >= 65520.0f) return sign | 0x7C00;         // rounds to infinity
+  if (a < 6.103515625e-05f) {                      // subnormal range: multiples of 2^-24
     int m = int(std::nearbyint(a * 16777216.0f));  // round-half-even under the default mode
     return sign | std::uint16_t(m);
   }
@@ -142,9 +141,7 @@ std::uint16_t float_to_fp16(float x) noexcept {
 float to_float(dtype t, std::uint16_t bits) noexcept {
   return t == dtype::bf16 ? bf16_to_float(bits) : fp16_to_float(bits);
 }
-std::uint16_t from_float(dtype t, float x) noexcept {
-  return t == dtype::bf16 ? float_to_bf16(x) : float_to_fp16(x);
-}
+std::uint16_t from_float(dtype t, float x) noexcept { return t == dtype::bf16 ? float_to_bf16(x) : float_to_fp16(x); }
 
 // --- CPU reference ---------------------------------------------------------------------------
 namespace {
@@ -152,8 +149,8 @@ namespace {
 bool visible(const problem& p, int qi, int ki) { return p.mask == mask_kind::full || ki <= qi; }
 
 // One (b, h) at a time; every sum runs in key order, so results do not depend on batch layout.
-void forward_head(const problem& p, int b, int h, const double* q, const double* k,
-                  const double* v, double* o, double* lse) {
+void forward_head(const problem& p, int b, int h, const double* q, const double* k, const double* v, double* o,
+                  double* lse) {
   const int len = p.seq_len(b), d = p.head_dim;
   const double scale = p.softmax_scale();
   std::vector<double> s(len);
@@ -183,8 +180,8 @@ void forward_head(const problem& p, int b, int h, const double* q, const double*
   }
 }
 
-void backward_head(const problem& p, int b, int h, const double* q, const double* k,
-                   const double* v, const double* dout, double* dq, double* dk, double* dv) {
+void backward_head(const problem& p, int b, int h, const double* q, const double* k, const double* v,
+                   const double* dout, double* dq, double* dk, double* dv) {
   const int len = p.seq_len(b), d = p.head_dim;
   const double scale = p.softmax_scale();
   std::vector<double> prob(std::size_t(len) * len, 0.0), dp(len);
@@ -251,43 +248,40 @@ std::vector<double> widen(const problem& p, const std::uint16_t* x) {
 
 }  // namespace
 
-result<void> reference_forward_f64(const problem& p, const double* q, const double* k,
-                                   const double* v, double* o, double* lse) {
+result<void> reference_forward_f64(const problem& p, const double* q, const double* k, const double* v, double* o,
+                                   double* lse) {
   if (auto r = validate(p); !r) return r;
   for (int b = 0; b < p.batch; ++b)
     for (int h = 0; h < p.heads; ++h) forward_head(p, b, h, q, k, v, o, lse);
   return {};
 }
 
-result<void> reference_backward_f64(const problem& p, const double* q, const double* k,
-                                    const double* v, const double* dout, double* dq, double* dk,
-                                    double* dv) {
+result<void> reference_backward_f64(const problem& p, const double* q, const double* k, const double* v,
+                                    const double* dout, double* dq, double* dk, double* dv) {
   if (auto r = validate(p); !r) return r;
   for (int b = 0; b < p.batch; ++b)
     for (int h = 0; h < p.heads; ++h) backward_head(p, b, h, q, k, v, dout, dq, dk, dv);
   return {};
 }
 
-result<void> reference_forward(const problem& p, const std::uint16_t* q, const std::uint16_t* k,
-                               const std::uint16_t* v, float* o, float* lse) {
+result<void> reference_forward(const problem& p, const std::uint16_t* q, const std::uint16_t* k, const std::uint16_t* v,
+                               float* o, float* lse) {
   if (auto r = validate(p); !r) return r;
   auto qd = widen(p, q), kd = widen(p, k), vd = widen(p, v);
   std::vector<double> od(qd.size()), lsed(std::size_t(p.rows()));
-  if (auto r = reference_forward_f64(p, qd.data(), kd.data(), vd.data(), od.data(), lsed.data()); !r)
-    return r;
+  if (auto r = reference_forward_f64(p, qd.data(), kd.data(), vd.data(), od.data(), lsed.data()); !r) return r;
   std::transform(od.begin(), od.end(), o, [](double x) { return float(x); });
   if (lse) std::transform(lsed.begin(), lsed.end(), lse, [](double x) { return float(x); });
   return {};
 }
 
 result<void> reference_backward(const problem& p, const std::uint16_t* q, const std::uint16_t* k,
-                                const std::uint16_t* v, const std::uint16_t* dout, float* dq,
-                                float* dk, float* dv) {
+                                const std::uint16_t* v, const std::uint16_t* dout, float* dq, float* dk, float* dv) {
   if (auto r = validate(p); !r) return r;
   auto qd = widen(p, q), kd = widen(p, k), vd = widen(p, v), dod = widen(p, dout);
   std::vector<double> dqd(qd.size()), dkd(qd.size()), dvd(qd.size());
-  if (auto r = reference_backward_f64(p, qd.data(), kd.data(), vd.data(), dod.data(), dqd.data(),
-                                      dkd.data(), dvd.data());
+  if (auto r =
+          reference_backward_f64(p, qd.data(), kd.data(), vd.data(), dod.data(), dqd.data(), dkd.data(), dvd.data());
       !r)
     return r;
   std::transform(dqd.begin(), dqd.end(), dq, [](double x) { return float(x); });

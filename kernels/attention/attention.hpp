@@ -23,8 +23,8 @@ enum class mask_kind : std::uint8_t { full, causal };
 // docs/deterministic-attention.md). `atomic` is the non-deterministic reference.
 enum class schedule : std::uint8_t { ascending, descending, shift, spt, atomic };
 
-inline constexpr schedule all_schedules[] = {schedule::ascending, schedule::descending,
-                                             schedule::shift, schedule::spt, schedule::atomic};
+inline constexpr schedule all_schedules[] = {schedule::ascending, schedule::descending, schedule::shift, schedule::spt,
+                                             schedule::atomic};
 std::string_view to_string(schedule s) noexcept;
 result<schedule> parse_schedule(std::string_view name);
 bool is_deterministic(schedule s) noexcept;
@@ -47,7 +47,7 @@ struct problem {
   int seq_len(int b) const noexcept { return varlen() ? cu_seqlens[b + 1] - cu_seqlens[b] : seqlen; }
   float softmax_scale() const noexcept;
   std::int64_t elements() const noexcept { return total_tokens() * heads * head_dim; }  // Q, K, ...
-  std::int64_t rows() const noexcept { return total_tokens() * heads; }  // LSE entries
+  std::int64_t rows() const noexcept { return total_tokens() * heads; }                 // LSE entries
   // Offsets of row (b, h, s) in a Q-like tensor and in LSE.
   std::int64_t row_offset(int b, int h, int s) const noexcept;
   std::int64_t lse_offset(int b, int h, int s) const noexcept;
@@ -66,17 +66,15 @@ std::uint16_t from_float(dtype t, float x) noexcept;
 
 // --- CPU reference: fp64 accumulation, for small shapes (used by CI) ----------------------
 // Inputs are 16-bit patterns of p.type; outputs are float. lse may be null.
-result<void> reference_forward(const problem& p, const std::uint16_t* q, const std::uint16_t* k,
-                               const std::uint16_t* v, float* o, float* lse);
+result<void> reference_forward(const problem& p, const std::uint16_t* q, const std::uint16_t* k, const std::uint16_t* v,
+                               float* o, float* lse);
 result<void> reference_backward(const problem& p, const std::uint16_t* q, const std::uint16_t* k,
-                                const std::uint16_t* v, const std::uint16_t* dout, float* dq,
-                                float* dk, float* dv);
+                                const std::uint16_t* v, const std::uint16_t* dout, float* dq, float* dk, float* dv);
 // The same on double inputs/outputs (finite-difference checks need exact inputs).
-result<void> reference_forward_f64(const problem& p, const double* q, const double* k,
-                                   const double* v, double* o, double* lse);
-result<void> reference_backward_f64(const problem& p, const double* q, const double* k,
-                                    const double* v, const double* dout, double* dq, double* dk,
-                                    double* dv);
+result<void> reference_forward_f64(const problem& p, const double* q, const double* k, const double* v, double* o,
+                                   double* lse);
+result<void> reference_backward_f64(const problem& p, const double* q, const double* k, const double* v,
+                                    const double* dout, double* dq, double* dk, double* dv);
 
 // --- GPU (device pointers; `stream` is a cudaStream_t or null). Without CUDA these return an
 // error. Bits of a head's forward output never depend on batch or head count (no split-KV).

@@ -24,14 +24,14 @@
 
 #include "common/gpu_check.hpp"
 #include "kernels/attention/attention.hpp"
-#include "kernels/attention/dash_schedule.hpp"
-#include "kernels/attention/wgmma.cuh"
-#include "kernels/attention/cuda/device_atoms.cuh"
-#include "kernels/attention/cuda/forward_sm80.cuh"
 #include "kernels/attention/cuda/backward_common.cuh"
 #include "kernels/attention/cuda/backward_sm80.cuh"
 #include "kernels/attention/cuda/backward_sm90.cuh"
+#include "kernels/attention/cuda/device_atoms.cuh"
+#include "kernels/attention/cuda/forward_sm80.cuh"
 #include "kernels/attention/cuda/forward_sm90.cuh"
+#include "kernels/attention/dash_schedule.hpp"
+#include "kernels/attention/wgmma.cuh"
 
 namespace gfdit::attention {
 namespace {
@@ -66,10 +66,10 @@ result<void> launch_forward_rw(const problem& p, const forward_args& a, cudaStre
   const auto [first, last] = pairs_of(p, a);
   for (int p0 = first; p0 < last; p0 += 65535) {  // grid.y's limit
     dim3 grid((max_len(p) + C::bm - 1) / C::bm, std::min(last - p0, 65535));
-    kern<<<grid, C::threads, C::smem, st>>>(
-        make_layout(p, a.cu_seqlens), static_cast<const std::uint16_t*>(a.q),
-        static_cast<const std::uint16_t*>(a.k), static_cast<const std::uint16_t*>(a.v),
-        static_cast<std::uint16_t*>(a.o), a.lse, p.softmax_scale() * kLog2e, p0);
+    kern<<<grid, C::threads, C::smem, st>>>(make_layout(p, a.cu_seqlens), static_cast<const std::uint16_t*>(a.q),
+                                            static_cast<const std::uint16_t*>(a.k),
+                                            static_cast<const std::uint16_t*>(a.v), static_cast<std::uint16_t*>(a.o),
+                                            a.lse, p.softmax_scale() * kLog2e, p0);
     GFDIT_CUDA(cudaGetLastError());
   }
   return {};
@@ -99,7 +99,8 @@ bool use_wgmma(const void* kernel) {
 // Blocks of `kernel` resident at once on the current device (its SMs x blocks per SM).
 int resident_blocks(const void* kernel, int threads, int smem) {
   int dev = 0, sms = 0, per_sm = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
+  if (cudaGetDevice(&dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
       cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem) != cudaSuccess)
     return 0;
   return sms * per_sm;
@@ -112,9 +113,9 @@ result<void> launch_fwd90(const problem& p, const forward_args& a, int tiles, st
   constexpr int smem = fwd90_smem<D, WGS>();
   GFDIT_CUDA(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
   kern<<<unsigned(items * (2 / WGS)), fwd90_threads<WGS>(), smem, st>>>(
-      make_layout(p, a.cu_seqlens), static_cast<const std::uint16_t*>(a.q),
-      static_cast<const std::uint16_t*>(a.k), static_cast<const std::uint16_t*>(a.v),
-      static_cast<std::uint16_t*>(a.o), a.lse, p.softmax_scale() * kLog2e, tiles, item0);
+      make_layout(p, a.cu_seqlens), static_cast<const std::uint16_t*>(a.q), static_cast<const std::uint16_t*>(a.k),
+      static_cast<const std::uint16_t*>(a.v), static_cast<std::uint16_t*>(a.o), a.lse, p.softmax_scale() * kLog2e,
+      tiles, item0);
   GFDIT_CUDA(cudaGetLastError());
   return {};
 }
@@ -126,7 +127,8 @@ int fwd90_resident() {
   auto k90 = fwd90_kernel<BF16, D, CAUSAL, WGS>;
   static const int n = [&] {
     if (!use_wgmma(reinterpret_cast<const void*>(k90))) return 0;
-    if (cudaFuncSetAttribute(k90, cudaFuncAttributeMaxDynamicSharedMemorySize, fwd90_smem<D, WGS>()) != cudaSuccess) return 0;
+    if (cudaFuncSetAttribute(k90, cudaFuncAttributeMaxDynamicSharedMemorySize, fwd90_smem<D, WGS>()) != cudaSuccess)
+      return 0;
     return resident_blocks(reinterpret_cast<const void*>(k90), fwd90_threads<WGS>(), fwd90_smem<D, WGS>());
   }();
   return n;
@@ -167,7 +169,8 @@ result<void> launch_forward(const problem& p, const forward_args& a, cudaStream_
       return launch_fwd90<BF16, D, CAUSAL, 1>(p, a, tiles, item0, items, st);
     const int slots = fwd90_resident<BF16, D, CAUSAL, 2>();
     const std::int64_t tail = slots > 0 ? items % slots : 0;
-    if (!a.split_tail || tail == 0 || 2 * tail > slots) return launch_fwd90<BF16, D, CAUSAL, 2>(p, a, tiles, item0, items, st);
+    if (!a.split_tail || tail == 0 || 2 * tail > slots)
+      return launch_fwd90<BF16, D, CAUSAL, 2>(p, a, tiles, item0, items, st);
     if (items > tail)
       if (auto r = launch_fwd90<BF16, D, CAUSAL, 2>(p, a, tiles, item0, items - tail, st); !r) return r;
     return launch_fwd90<BF16, D, CAUSAL, 1>(p, a, tiles, item0 + items - tail, tail, st);
@@ -209,8 +212,7 @@ result<void> launch_backward(const problem& p, const backward_args& a, cudaStrea
   const std::vector<bwd_batch>& table = plan.table;
   const int items = plan.items;
   // Pageable source: the copy is staged before cudaMemcpyAsync returns, so `table` may die.
-  GFDIT_CUDA(cudaMemcpyAsync(ws + w.table, table.data(), sizeof(bwd_batch) * p.batch,
-                                      cudaMemcpyHostToDevice, st));
+  GFDIT_CUDA(cudaMemcpyAsync(ws + w.table, table.data(), sizeof(bwd_batch) * p.batch, cudaMemcpyHostToDevice, st));
   GFDIT_CUDA(cudaMemsetAsync(ws + w.acc, 0, std::size_t(p.elements()) * 4, st));
   GFDIT_CUDA(cudaMemsetAsync(ws + w.sems, 0, std::size_t(w.sem_count) * 4, st));
 
@@ -220,9 +222,8 @@ result<void> launch_backward(const problem& p, const backward_args& a, cudaStrea
     const std::int64_t rows = p.rows();
     const int threads = 256;
     const std::int64_t blocks = (rows * 32 + threads - 1) / threads;
-    bwd_pre_kernel<BF16, D><<<unsigned(blocks), threads, 0, st>>>(
-        L, rows, static_cast<const std::uint16_t*>(a.o), static_cast<const std::uint16_t*>(a.dout),
-        dvec);
+    bwd_pre_kernel<BF16, D><<<unsigned(blocks), threads, 0, st>>>(L, rows, static_cast<const std::uint16_t*>(a.o),
+                                                                  static_cast<const std::uint16_t*>(a.dout), dvec);
     GFDIT_CUDA(cudaGetLastError());
   }
 
@@ -258,13 +259,13 @@ result<void> launch_backward(const problem& p, const backward_args& a, cudaStrea
   P.sched = static_cast<int>(a.sched);
   void* args[] = {&P};
   // Blocks wait on each other's semaphores: all of them must be resident at once.
-  GFDIT_CUDA(cudaLaunchCooperativeKernel(reinterpret_cast<const void*>(kern), dim3(grid),
-                                                  dim3(kBwdThreads), args, smem, st));
+  GFDIT_CUDA(
+      cudaLaunchCooperativeKernel(reinterpret_cast<const void*>(kern), dim3(grid), dim3(kBwdThreads), args, smem, st));
   GFDIT_CUDA(cudaGetLastError());
 
   const std::int64_t n = p.elements();
-  bwd_post_kernel<BF16><<<unsigned((n / 2 + 255) / 256), 256, 0, st>>>(
-      n, P.dq_acc, P.scale, static_cast<std::uint16_t*>(a.dq));
+  bwd_post_kernel<BF16>
+      <<<unsigned((n / 2 + 255) / 256), 256, 0, st>>>(n, P.dq_acc, P.scale, static_cast<std::uint16_t*>(a.dq));
   GFDIT_CUDA(cudaGetLastError());
   return {};
 }
@@ -329,9 +330,11 @@ result<void> forward(const problem& p, const forward_args& a, void* stream) {
   if (a.pair_begin < 0 || a.pair_begin > pairs || a.pair_end < -1 || a.pair_end > pairs ||
       (a.pair_end >= 0 && a.pair_end < a.pair_begin))
     return make_error(errc::invalid_argument, "attention: pairs [" + std::to_string(a.pair_begin) + ", " +
-                                                  std::to_string(a.pair_end) + ") outside [0, " + std::to_string(pairs) + ")");
+                                                  std::to_string(a.pair_end) + ") outside [0, " +
+                                                  std::to_string(pairs) + ")");
   if (a.block_rows != 0 && a.block_rows != 64 && a.block_rows != 128)
-    return make_error(errc::invalid_argument, "attention: block_rows " + std::to_string(a.block_rows) + " is not 0, 64 or 128");
+    return make_error(errc::invalid_argument,
+                      "attention: block_rows " + std::to_string(a.block_rows) + " is not 0, 64 or 128");
   if (const auto [first, last] = pairs_of(p, a); first == last) return {};
   return dispatch<fwd_launcher>(p, a, static_cast<cudaStream_t>(stream));
 }
@@ -356,8 +359,7 @@ result<void> backward(const problem& p, const backward_args& a, void* stream) {
     return make_error(errc::invalid_argument, "attention: varlen needs device cu_seqlens");
   if (!schedule_supports(a.sched, p.mask))
     return make_error(errc::invalid_argument,
-                      std::string("attention: schedule ") + std::string(to_string(a.sched)) +
-                          " needs the full mask");
+                      std::string("attention: schedule ") + std::string(to_string(a.sched)) + " needs the full mask");
   if (!a.workspace || a.workspace_bytes < backward_workspace_bytes(p))
     return make_error(errc::invalid_argument, "attention: backward workspace too small");
   return dispatch<bwd_launcher>(p, a, static_cast<cudaStream_t>(stream));

@@ -91,9 +91,12 @@ GFDIT_HOST_DEVICE int bwd_visits(const bwd_slot& s) {
 template <bool CAUSAL>
 GFDIT_HOST_DEVICE int bwd_visit(const bwd_slot& s, schedule sched, int t) {
   switch (sched) {
-    case schedule::descending: return s.mt - 1 - t;
-    case schedule::shift: return (s.j + t) % s.mt;
-    default: return bwd_m_min<CAUSAL>(s.n) + t;
+    case schedule::descending:
+      return s.mt - 1 - t;
+    case schedule::shift:
+      return (s.j + t) % s.mt;
+    default:
+      return bwd_m_min<CAUSAL>(s.n) + t;
   }
 }
 

@@ -40,8 +40,9 @@ __device__ __forceinline__ void wgmma_pin(float (&d)[N]) {
   for (int i = 0; i < N; ++i) asm volatile("" : "+f"(d[i])::"memory");
 }
 
-#define GFDIT_ACC8(i) "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3]), \
-    "+f"(d[i + 4]), "+f"(d[i + 5]), "+f"(d[i + 6]), "+f"(d[i + 7])
+#define GFDIT_ACC8(i)                                                                                         \
+  "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3]), "+f"(d[i + 4]), "+f"(d[i + 5]), "+f"(d[i + 6]), \
+      "+f"(d[i + 7])
 #define GFDIT_ACC32 GFDIT_ACC8(0), GFDIT_ACC8(8), GFDIT_ACC8(16), GFDIT_ACC8(24)
 #define GFDIT_ACC64 GFDIT_ACC32, GFDIT_ACC8(32), GFDIT_ACC8(40), GFDIT_ACC8(48), GFDIT_ACC8(56)
 #define GFDIT_MMA(shape, T) "wgmma.mma_async.sync.aligned." shape ".f32." T "." T " "
@@ -49,23 +50,29 @@ __device__ __forceinline__ void wgmma_pin(float (&d)[N]) {
 // D[64xN] (+)= A B, A and B from shared memory; TA/TB: 0 K-major, 1 MN-major.
 template <bool BF16, int TA, int TB>
 __device__ __forceinline__ void wgmma_ss_n64(float (&d)[32], std::uint64_t a, std::uint64_t b, int accumulate) {
-#define GFDIT_SS(T)                                                                      \
+#define GFDIT_SS(T) \
   asm volatile("{.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n" GFDIT_MMA("m64n64k16", T)    \
                "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, p, 1, 1, %35, %36;}\n"                            \
                : GFDIT_ACC32                                                              \
                : "l"(a), "l"(b), "r"(accumulate), "n"(TA), "n"(TB))
-  if constexpr (BF16) GFDIT_SS("bf16"); else GFDIT_SS("f16");
+  if constexpr (BF16)
+    GFDIT_SS("bf16");
+  else
+    GFDIT_SS("f16");
 #undef GFDIT_SS
 }
 
 template <bool BF16, int TA, int TB>
 __device__ __forceinline__ void wgmma_ss_n128(float (&d)[64], std::uint64_t a, std::uint64_t b, int accumulate) {
-#define GFDIT_SS(T)                                                                      \
+#define GFDIT_SS(T) \
   asm volatile("{.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n" GFDIT_MMA("m64n128k16", T)   \
                "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1, %67, %68;}\n"                            \
                : GFDIT_ACC64                                                              \
                : "l"(a), "l"(b), "r"(accumulate), "n"(TA), "n"(TB))
-  if constexpr (BF16) GFDIT_SS("bf16"); else GFDIT_SS("f16");
+  if constexpr (BF16)
+    GFDIT_SS("bf16");
+  else
+    GFDIT_SS("f16");
 #undef GFDIT_SS
 }
 
@@ -73,20 +80,26 @@ __device__ __forceinline__ void wgmma_ss_n128(float (&d)[64], std::uint64_t a, s
 // B from shared memory, MN-major.
 template <bool BF16>
 __device__ __forceinline__ void wgmma_rs_n64(float (&d)[32], const std::uint32_t (&a)[4], std::uint64_t b) {
-#define GFDIT_RS(T)                                                                     \
+#define GFDIT_RS(T) \
   asm volatile("{.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n" GFDIT_MMA("m64n64k16", T) "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, %36, p, 1, 1, 1;}\n" \
                : GFDIT_ACC32                                                             \
                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1))
-  if constexpr (BF16) GFDIT_RS("bf16"); else GFDIT_RS("f16");
+  if constexpr (BF16)
+    GFDIT_RS("bf16");
+  else
+    GFDIT_RS("f16");
 #undef GFDIT_RS
 }
 template <bool BF16>
 __device__ __forceinline__ void wgmma_rs_n128(float (&d)[64], const std::uint32_t (&a)[4], std::uint64_t b) {
-#define GFDIT_RS(T)                                                                     \
+#define GFDIT_RS(T) \
   asm volatile("{.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n" GFDIT_MMA("m64n128k16", T) "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, %68, p, 1, 1, 1;}\n" \
                : GFDIT_ACC64                                                             \
                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1))
-  if constexpr (BF16) GFDIT_RS("bf16"); else GFDIT_RS("f16");
+  if constexpr (BF16)
+    GFDIT_RS("bf16");
+  else
+    GFDIT_RS("f16");
 #undef GFDIT_RS
 }
 #undef GFDIT_MMA

@@ -20,7 +20,7 @@ namespace gfdit::coll::detail {
 struct peer_xfer {
   const void* send = nullptr;  // what I send to this participant
   std::size_t send_bytes = 0;
-  void* recv = nullptr;        // where what it sends me lands
+  void* recv = nullptr;  // where what it sends me lands
   std::size_t recv_bytes = 0;
 };
 
@@ -28,8 +28,8 @@ struct exchange_plan {
   int channel = 0;  // backend channel (model channels, then the reshard channel)
   std::uint64_t group_id = 0;
   std::uint64_t epoch = 0;
-  int n = 0;   // participants
-  int me = 0;  // my index among them
+  int n = 0;             // participants
+  int me = 0;            // my index among them
   bool barrier = false;  // no data: only synchronise (backends that move no signals need to know)
   // The largest segment of any edge, known alike to every participant (0: not known, e.g.
   // all_to_all_v). Backends may choose a protocol by it, since every participant decides alike.
@@ -68,23 +68,22 @@ class backend {
   virtual std::size_t capacity() const noexcept = 0;
   virtual result<void> exchange(const exchange_plan& plan, stream_ref s) = 0;
   // dst[i] = ((rows[0][i] + rows[1][i]) + rows[2][i]) + ..., rows stored back to back.
-  virtual result<void> reduce_rows(dtype t, const void* rows, int n, std::size_t count, void* dst,
-                                   stream_ref s) = 0;
+  virtual result<void> reduce_rows(dtype t, const void* rows, int n, std::size_t count, void* dst, stream_ref s) = 0;
   // capacity() bytes of backend memory for a model channel's all_reduce.
   virtual void* scratch(int channel) noexcept = 0;
   // This rank's publish region of a channel: data placed here is sent without a copy.
   virtual void* symmetric(int channel) noexcept = 0;
   // World rank `rank`'s symmetric area of a channel, mapped in this process (null: not mapped).
-  virtual void* peer_symmetric(int channel, int rank) noexcept { (void)channel, (void)rank; return nullptr; }
+  virtual void* peer_symmetric(int channel, int rank) noexcept {
+    (void)channel, (void)rank;
+    return nullptr;
+  }
   virtual result<void> synchronize(stream_ref s) = 0;
 };
 
 // Factories, one per backend file. Those not built return errc::not_found.
-result<std::unique_ptr<backend>> make_host_backend(rendezvous& rv, const backend_config& cfg,
-                                                   std::uint64_t nonce);
-result<std::unique_ptr<backend>> make_cuda_ipc_backend(rendezvous& rv, const backend_config& cfg,
-                                                       std::uint64_t nonce);
-result<std::unique_ptr<backend>> make_nccl_backend(rendezvous& rv, const backend_config& cfg,
-                                                   std::uint64_t nonce);
+result<std::unique_ptr<backend>> make_host_backend(rendezvous& rv, const backend_config& cfg, std::uint64_t nonce);
+result<std::unique_ptr<backend>> make_cuda_ipc_backend(rendezvous& rv, const backend_config& cfg, std::uint64_t nonce);
+result<std::unique_ptr<backend>> make_nccl_backend(rendezvous& rv, const backend_config& cfg, std::uint64_t nonce);
 
 }  // namespace gfdit::coll::detail

@@ -22,8 +22,8 @@
 
 #include <unistd.h>
 
-#include "kernels/collectives/backend.hpp"
 #include "common/gpu_check.hpp"
+#include "kernels/collectives/backend.hpp"
 #include "kernels/collectives/cuda_kernels.hpp"
 
 namespace gfdit::coll::detail {
@@ -34,23 +34,23 @@ constexpr int max_chunks = 64;  // pipeline chunks of one exchange
 using u64 = unsigned long long;
 
 struct gpu_header {
-  u64 ready[max_world_size];      // [src rank], written by src: descriptors valid (and data, unless chunked)
-  u64 done[max_world_size];       // [src rank]: src finished reading my buffer
-  u64 pub_off[max_world_size];    // [dst rank]: what I publish for dst, offset in my data area
+  u64 ready[max_world_size];    // [src rank], written by src: descriptors valid (and data, unless chunked)
+  u64 done[max_world_size];     // [src rank]: src finished reading my buffer
+  u64 pub_off[max_world_size];  // [dst rank]: what I publish for dst, offset in my data area
   u64 pub_bytes[max_world_size];
-  u64 pub_chunk[max_world_size];  // [dst rank]: chunk size when staged in chunks, else 0
+  u64 pub_chunk[max_world_size];          // [dst rank]: chunk size when staged in chunks, else 0
   u64 chunk[max_world_size][max_chunks];  // [src rank][k]: src's chunk k is staged
-  u64 ll_ack[max_world_size][2];  // [dst rank][slot], written by dst: it consumed my LL message there
+  u64 ll_ack[max_world_size][2];          // [dst rank][slot], written by dst: it consumed my LL message there
 };
 constexpr std::size_t header_bytes = 64 * 1024;
 static_assert(sizeof(gpu_header) <= header_bytes);
 
 struct local_state {
-  u64 seq[max_world_size];      // exchanges with each peer on this channel so far
-  u64 pending[max_world_size];  // deferred `done` still expected from each peer (0: none)
-  unsigned counter;             // blocks finished in the running kernel
-  unsigned arrive;              // blocks done staging (grid barrier)
-  unsigned error;               // sticky: 1 timeout, 2 size mismatch
+  u64 seq[max_world_size];            // exchanges with each peer on this channel so far
+  u64 pending[max_world_size];        // deferred `done` still expected from each peer (0: none)
+  unsigned counter;                   // blocks finished in the running kernel
+  unsigned arrive;                    // blocks done staging (grid barrier)
+  unsigned error;                     // sticky: 1 timeout, 2 size mismatch
   u64 ll_pending[max_world_size][2];  // [peer][slot]: ack (tag) that frees my cell in its inbox
 };
 
@@ -67,13 +67,13 @@ struct xparams {
   u64 nonce, gid, epoch, timeout_ns;
   local_state* st;
   unsigned* host_err;
-  int staged;    // some segment is staged
-  int defer;     // leave `done` pending for the next exchange
-  int stagers;   // chunked staging: blocks [0, stagers) stage, the rest pull
+  int staged;       // some segment is staged
+  int defer;        // leave `done` pending for the next exchange
+  int stagers;      // chunked staging: blocks [0, stagers) stage, the rest pull
   int self_blocks;  // pulling blocks [stagers, stagers + self_blocks) copy my own segment
-  u64 chunk;     // chunk bytes when chunked, else 0
-  u64 split;               // data area: [0, split) symmetric (zero-copy), [split, 2 split) staging
-  u64 stage_hi;            // staged bytes end at split + ...
+  u64 chunk;        // chunk bytes when chunked, else 0
+  u64 split;        // data area: [0, split) symmetric (zero-copy), [split, 2 split) staging
+  u64 stage_hi;     // staged bytes end at split + ...
 };
 
 __device__ __forceinline__ void st_release_sys(u64* p, u64 v) {
@@ -238,8 +238,10 @@ __global__ void __launch_bounds__(512) exchange_kernel(const __grid_constant__ x
     if (self_want) {
       if (p.pub_bytes[p.me] != self_want) mismatch = 2;
       const u64 len = self_want < p.pub_bytes[p.me] ? self_want : p.pub_bytes[p.me];
-      if (ns == 0) copy_range(p.recv[p.me], p.self_src, len, pb, np);
-      else if (pb < ns) copy_range(p.recv[p.me], p.self_src, len, pb, ns);
+      if (ns == 0)
+        copy_range(p.recv[p.me], p.self_src, len, pb, np);
+      else if (pb < ns)
+        copy_range(p.recv[p.me], p.self_src, len, pb, ns);
     }
     const bool remote = ns == 0 || pb >= ns;
     const u64 ri = ns == 0 ? pb : pb - ns, rn = ns == 0 ? np : np - ns;
@@ -272,7 +274,8 @@ __global__ void __launch_bounds__(512) exchange_kernel(const __grid_constant__ x
           const u64 k = (x - p.split) / c;  // every rank has the same split (buffer_bytes)
           const u64 ce = p.split + (k + 1) * c;
           const u64 y = ce < src_off[j] + len ? ce : src_off[j] + len;
-          if (t == 0 && !wait_eq(&mine->chunk[p.ranks[j]][k], chunk_tag(tags[j], static_cast<int>(k)), p.timeout_ns)) fail = 1;
+          if (t == 0 && !wait_eq(&mine->chunk[p.ranks[j]][k], chunk_tag(tags[j], static_cast<int>(k)), p.timeout_ns))
+            fail = 1;
           __syncthreads();
           if (!fail) copy_range(p.recv[j] + (x - src_off[j]), p.data[j] + x, y - x, ri, rn);
           x = y;
@@ -418,13 +421,15 @@ __global__ void __launch_bounds__(512) ll_kernel(const __grid_constant__ llparam
     }
     // 3. My own segment, while the peers' lines travel.
     const u64 self = p.recv_bytes[p.me];
-    if (self) copy_range(p.recv[p.me], p.send[p.me], self < p.send_bytes[p.me] ? self : p.send_bytes[p.me], blockIdx.x, nb);
+    if (self)
+      copy_range(p.recv[p.me], p.send[p.me], self < p.send_bytes[p.me] ? self : p.send_bytes[p.me], blockIdx.x, nb);
     if (self && self != p.send_bytes[p.me] && gt == 0) mismatch = 2;
     // 4. Receive: each peer's header (tag, byte count), then its lines.
     if (edge) {
       const char* cell = p.in[t] + slot_off[t];
       u64 a, b, c, d;
-      if (!ll_wait(cell, flags[t], a, b, p.timeout_ns, vfail) || !ll_wait(cell + 16, flags[t], c, d, p.timeout_ns, vfail)) {
+      if (!ll_wait(cell, flags[t], a, b, p.timeout_ns, vfail) ||
+          !ll_wait(cell + 16, flags[t], c, d, p.timeout_ns, vfail)) {
         fail = 1;
       } else {
         const u64 tag = (a & 0xffffffffull) | (b << 32);
@@ -484,8 +489,10 @@ class cuda_ipc_backend final : public backend {
       for (int r = 0; r < cfg_.size; ++r) {
         void* p = peer_base_.empty() ? nullptr : peer_base_[idx(c, r)];
         if (!p) continue;
-        if (r == cfg_.rank) cudaFree(p);
-        else cudaIpcCloseMemHandle(p);
+        if (r == cfg_.rank)
+          cudaFree(p);
+        else
+          cudaIpcCloseMemHandle(p);
       }
     for (auto* s : state_) cudaFree(s);
     for (auto* s : scratch_) cudaFree(s);
@@ -561,7 +568,10 @@ class cuda_ipc_backend final : public backend {
   result<void> synchronize(stream_ref s) override {
     GFDIT_CUDA(cudaStreamSynchronize(static_cast<cudaStream_t>(s.handle)));
     const unsigned e = *static_cast<volatile unsigned*>(host_err_);
-    if (e & 1u) return make_error(errc::timeout, "cuda-ipc: a peer did not signal in time (dead or not calling the collective); the world is poisoned");
+    if (e & 1u)
+      return make_error(
+          errc::timeout,
+          "cuda-ipc: a peer did not signal in time (dead or not calling the collective); the world is poisoned");
     if (e & 2u) return make_error(errc::invalid_argument, "cuda-ipc: a peer sent a different byte count than expected");
     return {};
   }
@@ -582,7 +592,8 @@ class cuda_ipc_backend final : public backend {
     for (int j = 0; j < plan.n; ++j) {
       const auto& x = plan.x[static_cast<std::size_t>(j)];
       if (j != plan.me && x.send_bytes &&
-          !(static_cast<const char*>(x.send) >= region && static_cast<const char*>(x.send) + x.send_bytes <= region + cfg_.buffer_bytes))
+          !(static_cast<const char*>(x.send) >= region &&
+            static_cast<const char*>(x.send) + x.send_bytes <= region + cfg_.buffer_bytes))
         in_place = false;
     }
     const u64 cap = cfg_.buffer_bytes;
@@ -613,7 +624,8 @@ class cuda_ipc_backend final : public backend {
       }
       int k = 0;  // the same segment for several peers (all_gather) is staged once
       while (k < j && !(k != plan.me && plan.x[static_cast<std::size_t>(k)].send == x.send &&
-                        plan.x[static_cast<std::size_t>(k)].send_bytes == x.send_bytes)) ++k;
+                        plan.x[static_cast<std::size_t>(k)].send_bytes == x.send_bytes))
+        ++k;
       if (k < j) {
         p.pub_off[j] = p.pub_off[k];
         continue;
@@ -734,8 +746,7 @@ class cuda_ipc_backend final : public backend {
 
 }  // namespace
 
-result<std::unique_ptr<backend>> make_cuda_ipc_backend(rendezvous& rv, const backend_config& cfg,
-                                                       std::uint64_t nonce) {
+result<std::unique_ptr<backend>> make_cuda_ipc_backend(rendezvous& rv, const backend_config& cfg, std::uint64_t nonce) {
   auto be = std::make_unique<cuda_ipc_backend>(cfg, nonce);
   if (auto r = be->init(rv); !r) return r.err();
   return std::unique_ptr<backend>(std::move(be));

@@ -10,7 +10,6 @@
 namespace gfdit::coll::detail {
 
 // dst[i] = ((rows[0][i] + rows[1][i]) + ...) in member order; 16-bit types in fp32, rounded once.
-cudaError_t launch_reduce_rows(dtype t, const void* rows, int n, std::size_t count, void* dst,
-                               cudaStream_t s);
+cudaError_t launch_reduce_rows(dtype t, const void* rows, int n, std::size_t count, void* dst, cudaStream_t s);
 
 }  // namespace gfdit::coll::detail

@@ -23,15 +23,14 @@ std::filesystem::path file_rendezvous::file(int round, int rank) const {
   return dir_ / (std::to_string(round) + "." + std::to_string(rank));
 }
 
-result<std::vector<std::string>> file_rendezvous::all_gather(std::string_view mine,
-                                                             std::chrono::milliseconds timeout) {
+result<std::vector<std::string>> file_rendezvous::all_gather(std::string_view mine, std::chrono::milliseconds timeout) {
   const int round = round_++;
   std::error_code ec;
   // Every rank that wrote round-1 has read round-2, so our round-2 file is no longer needed.
   if (round >= 2) std::filesystem::remove(file(round - 2, rank_), ec);
   {
-    const auto tmp = dir_ / (".tmp." + std::to_string(round) + "." + std::to_string(rank_) + "." +
-                             std::to_string(::getpid()));
+    const auto tmp =
+        dir_ / (".tmp." + std::to_string(round) + "." + std::to_string(rank_) + "." + std::to_string(::getpid()));
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     out.write(mine.data(), static_cast<std::streamsize>(mine.size()));
     out.close();
@@ -50,8 +49,8 @@ result<std::vector<std::string>> file_rendezvous::all_gather(std::string_view mi
         break;
       }
       if (std::chrono::steady_clock::now() > deadline)
-        return make_error(errc::timeout, "file_rendezvous: rank " + std::to_string(r) +
-                                             " missed round " + std::to_string(round));
+        return make_error(errc::timeout,
+                          "file_rendezvous: rank " + std::to_string(r) + " missed round " + std::to_string(round));
       std::this_thread::sleep_for(std::chrono::microseconds(200));
     }
   }

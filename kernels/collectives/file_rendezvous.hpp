@@ -16,8 +16,7 @@ class file_rendezvous final : public rendezvous {
 
   int rank() const noexcept override { return rank_; }
   int size() const noexcept override { return size_; }
-  result<std::vector<std::string>> all_gather(std::string_view mine,
-                                              std::chrono::milliseconds timeout) override;
+  result<std::vector<std::string>> all_gather(std::string_view mine, std::chrono::milliseconds timeout) override;
 
  private:
   std::filesystem::path file(int round, int rank) const;

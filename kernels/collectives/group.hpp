@@ -20,8 +20,8 @@ class Group {
 
   // Validates and builds a group as seen from world rank `self` (which may be a non-member, e.g.
   // the scheduler). Members must be distinct ranks in [0, world_size).
-  static result<Group> make(std::span<const std::int32_t> members, std::uint64_t epoch,
-                            int channel, int self, int world_size) noexcept {
+  static result<Group> make(std::span<const std::int32_t> members, std::uint64_t epoch, int channel, int self,
+                            int world_size) noexcept {
     const auto n = members.size();
     if (n == 0 || n > static_cast<std::size_t>(max_group_size))
       return make_error(errc::invalid_argument, "group: size must be 1..64");
@@ -45,9 +45,7 @@ class Group {
     return g;
   }
 
-  std::span<const std::int32_t> members() const noexcept {
-    return {members_.data(), static_cast<std::size_t>(size_)};
-  }
+  std::span<const std::int32_t> members() const noexcept { return {members_.data(), static_cast<std::size_t>(size_)}; }
   std::int32_t member(int i) const noexcept { return members_[static_cast<std::size_t>(i)]; }
   int size() const noexcept { return size_; }
   std::uint64_t id() const noexcept { return id_; }  // hash_sequence(members): order-sensitive
@@ -62,9 +60,7 @@ class Group {
       if (members_[static_cast<std::size_t>(i)] == rank) return i;
     return -1;
   }
-  bool contains(std::int32_t rank) const noexcept {
-    return rank >= 0 && rank < 64 && (mask_ >> rank & 1u);
-  }
+  bool contains(std::int32_t rank) const noexcept { return rank >= 0 && rank < 64 && (mask_ >> rank & 1u); }
 
  private:
   std::array<std::int32_t, max_group_size> members_{};

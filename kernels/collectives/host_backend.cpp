@@ -33,7 +33,7 @@ struct desc {
 struct channel_header {
   cell ready[max_world_size];  // [src rank]: written by src
   cell done[max_world_size];
-  desc pub[max_world_size];    // [dst rank]: what I publish for dst, in my data region
+  desc pub[max_world_size];  // [dst rank]: what I publish for dst, in my data region
 };
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free, "shared-memory atomics must be lock-free");
 
@@ -80,10 +80,11 @@ class host_backend final : public backend {
   result<void> init(rendezvous& rv) {
     const std::size_t total = stride_ * static_cast<std::size_t>(cfg_.channels + 1);
     char name[96];
-    std::snprintf(name, sizeof name, "/gfdit-coll-%016llx-%d-%d",
-                  static_cast<unsigned long long>(nonce_), cfg_.rank, static_cast<int>(::getpid()));
+    std::snprintf(name, sizeof name, "/gfdit-coll-%016llx-%d-%d", static_cast<unsigned long long>(nonce_), cfg_.rank,
+                  static_cast<int>(::getpid()));
     const int fd = ::shm_open(name, O_CREAT | O_EXCL | O_RDWR, 0600);
-    if (fd < 0) return make_error(errc::io, std::string("host backend: shm_open ") + name + ": " + std::strerror(errno));
+    if (fd < 0)
+      return make_error(errc::io, std::string("host backend: shm_open ") + name + ": " + std::strerror(errno));
     const bool sized = ::ftruncate(fd, static_cast<off_t>(total)) == 0;
     void* p = sized ? ::mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) : MAP_FAILED;
     ::close(fd);
@@ -194,8 +195,7 @@ class host_backend final : public backend {
     return {};
   }
 
-  result<void> reduce_rows(dtype t, const void* rows, int n, std::size_t count, void* dst,
-                           stream_ref) override {
+  result<void> reduce_rows(dtype t, const void* rows, int n, std::size_t count, void* dst, stream_ref) override {
     switch (t) {
       case dtype::f32: {
         auto* in = static_cast<const float*>(rows);
@@ -257,9 +257,7 @@ class host_backend final : public backend {
     auto* b = static_cast<const std::byte*>(p);
     return b >= region && b < region + cfg_.buffer_bytes;
   }
-  std::uint64_t& seq(int channel, int rank) {
-    return seq_[static_cast<std::size_t>(channel * cfg_.size + rank)];
-  }
+  std::uint64_t& seq(int channel, int rank) { return seq_[static_cast<std::size_t>(channel * cfg_.size + rank)]; }
 
   // Spin briefly, then yield, then sleep: workers may outnumber cores (CI has two).
   result<void> wait(const std::atomic<std::uint64_t>& cell, std::uint64_t tag,
@@ -268,8 +266,8 @@ class host_backend final : public backend {
       if (cell.load(std::memory_order_acquire) == tag) return {};
       if (i < 64) continue;
       if ((i & 63) == 0 && std::chrono::steady_clock::now() > deadline)
-        return make_error(errc::timeout, "host backend: rank " + std::to_string(peer) + " did not signal " +
-                                             what + " in time (dead or not calling the collective)");
+        return make_error(errc::timeout, "host backend: rank " + std::to_string(peer) + " did not signal " + what +
+                                             " in time (dead or not calling the collective)");
       if (i < 4096) {
         ::sched_yield();
       } else {
@@ -289,8 +287,7 @@ class host_backend final : public backend {
 
 }  // namespace
 
-result<std::unique_ptr<backend>> make_host_backend(rendezvous& rv, const backend_config& cfg,
-                                                   std::uint64_t nonce) {
+result<std::unique_ptr<backend>> make_host_backend(rendezvous& rv, const backend_config& cfg, std::uint64_t nonce) {
   auto be = std::make_unique<host_backend>(cfg, nonce);
   if (auto r = be->init(rv); !r) return r.err();
   return std::unique_ptr<backend>(std::move(be));

@@ -11,10 +11,9 @@
 
 #include <nccl.h>
 
-#include "kernels/collectives/backend.hpp"
 #include "common/gpu_check.hpp"
+#include "kernels/collectives/backend.hpp"
 #include "kernels/collectives/cuda_kernels.hpp"
-
 
 namespace gfdit::coll::detail {
 namespace {
@@ -24,8 +23,10 @@ class nccl_backend final : public backend {
   explicit nccl_backend(const backend_config& cfg) : cfg_(cfg) {}
   ~nccl_backend() override {
     if (comm_) {
-      if (broken_) ncclCommAbort(comm_);
-      else ncclCommDestroy(comm_);
+      if (broken_)
+        ncclCommAbort(comm_);
+      else
+        ncclCommDestroy(comm_);
     }
     for (auto* s : scratch_) cudaFree(s);
     if (token_) cudaFree(token_);
@@ -155,8 +156,7 @@ class nccl_backend final : public backend {
 
 }  // namespace
 
-result<std::unique_ptr<backend>> make_nccl_backend(rendezvous& rv, const backend_config& cfg,
-                                                   std::uint64_t) {
+result<std::unique_ptr<backend>> make_nccl_backend(rendezvous& rv, const backend_config& cfg, std::uint64_t) {
   auto be = std::make_unique<nccl_backend>(cfg);
   if (auto r = be->init(rv); !r) return r.err();
   return std::unique_ptr<backend>(std::move(be));

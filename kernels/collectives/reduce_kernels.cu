@@ -9,18 +9,46 @@ namespace gfdit::coll::detail {
 namespace {
 
 template <class T>
-struct acc_of { using type = float; };
+struct acc_of {
+  using type = float;
+};
 template <>
-struct acc_of<int> { using type = unsigned; };  // wrap-around, like NCCL
+struct acc_of<int> {
+  using type = unsigned;
+};  // wrap-around, like NCCL
 
-template <class T> __device__ typename acc_of<T>::type load_acc(T v) { return static_cast<float>(v); }
-template <> __device__ unsigned load_acc<int>(int v) { return static_cast<unsigned>(v); }
-template <> __device__ float load_acc<__nv_bfloat16>(__nv_bfloat16 v) { return __bfloat162float(v); }
-template <> __device__ float load_acc<__half>(__half v) { return __half2float(v); }
-template <class T> __device__ T store_acc(typename acc_of<T>::type a) { return static_cast<T>(a); }
-template <> __device__ int store_acc<int>(unsigned a) { return static_cast<int>(a); }
-template <> __device__ __nv_bfloat16 store_acc<__nv_bfloat16>(float a) { return __float2bfloat16_rn(a); }
-template <> __device__ __half store_acc<__half>(float a) { return __float2half_rn(a); }
+template <class T>
+__device__ typename acc_of<T>::type load_acc(T v) {
+  return static_cast<float>(v);
+}
+template <>
+__device__ unsigned load_acc<int>(int v) {
+  return static_cast<unsigned>(v);
+}
+template <>
+__device__ float load_acc<__nv_bfloat16>(__nv_bfloat16 v) {
+  return __bfloat162float(v);
+}
+template <>
+__device__ float load_acc<__half>(__half v) {
+  return __half2float(v);
+}
+template <class T>
+__device__ T store_acc(typename acc_of<T>::type a) {
+  return static_cast<T>(a);
+}
+template <>
+__device__ int store_acc<int>(unsigned a) {
+  return static_cast<int>(a);
+}
+template <>
+__device__ __nv_bfloat16 store_acc<__nv_bfloat16>(float a) {
+  return __float2bfloat16_rn(a);
+}
+template <>
+__device__ __half store_acc<__half>(float a) {
+  return __float2half_rn(a);
+}
 
 template <class T>
 __global__ void reduce_rows_kernel(const T* __restrict__ rows, int n, std::size_t count, T* __restrict__ dst) {
@@ -46,10 +74,14 @@ cudaError_t launch(const void* rows, int n, std::size_t count, void* dst, cudaSt
 
 cudaError_t launch_reduce_rows(dtype t, const void* rows, int n, std::size_t count, void* dst, cudaStream_t s) {
   switch (t) {
-    case dtype::f32: return launch<float>(rows, n, count, dst, s);
-    case dtype::bf16: return launch<__nv_bfloat16>(rows, n, count, dst, s);
-    case dtype::f16: return launch<__half>(rows, n, count, dst, s);
-    case dtype::i32: return launch<int>(rows, n, count, dst, s);
+    case dtype::f32:
+      return launch<float>(rows, n, count, dst, s);
+    case dtype::bf16:
+      return launch<__nv_bfloat16>(rows, n, count, dst, s);
+    case dtype::f16:
+      return launch<__half>(rows, n, count, dst, s);
+    case dtype::i32:
+      return launch<int>(rows, n, count, dst, s);
   }
   return cudaErrorInvalidValue;
 }

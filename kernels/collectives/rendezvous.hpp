@@ -19,8 +19,7 @@ class rendezvous {
   virtual int size() const noexcept = 0;
   // Returns every rank's blob, indexed by rank. Each call is one round; all ranks call it the
   // same number of times. Fails with errc::timeout when a rank does not show up in time.
-  virtual result<std::vector<std::string>> all_gather(std::string_view mine,
-                                                      std::chrono::milliseconds timeout) = 0;
+  virtual result<std::vector<std::string>> all_gather(std::string_view mine, std::chrono::milliseconds timeout) = 0;
 };
 
 }  // namespace gfdit::coll

@@ -17,9 +17,12 @@ enum class backend_kind : std::uint8_t {
 
 constexpr std::string_view to_string(backend_kind k) noexcept {
   switch (k) {
-    case backend_kind::host: return "host";
-    case backend_kind::cuda_ipc: return "cuda-ipc";
-    case backend_kind::nccl: return "nccl";
+    case backend_kind::host:
+      return "host";
+    case backend_kind::cuda_ipc:
+      return "cuda-ipc";
+    case backend_kind::nccl:
+      return "nccl";
   }
   return "unknown";
 }
@@ -29,10 +32,14 @@ enum class dtype : std::uint8_t { f32, bf16, f16, i32 };
 
 constexpr std::size_t size_of(dtype t) noexcept {
   switch (t) {
-    case dtype::f32: return 4;
-    case dtype::bf16: return 2;
-    case dtype::f16: return 2;
-    case dtype::i32: return 4;
+    case dtype::f32:
+      return 4;
+    case dtype::bf16:
+      return 2;
+    case dtype::f16:
+      return 2;
+    case dtype::i32:
+      return 4;
   }
   return 0;
 }

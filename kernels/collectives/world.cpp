@@ -22,14 +22,13 @@ result<std::unique_ptr<World>> World::create(rendezvous& rv, const world_options
     return make_error(errc::invalid_argument, "world: size must be 1..64 and rank in range");
   if (opts.channels < 1 || opts.channels > max_model_channels)
     return make_error(errc::invalid_argument, "world: channels must be 1..4");
-  if (opts.buffer_bytes < 4096)
-    return make_error(errc::invalid_argument, "world: buffer_bytes must be >= 4096");
+  if (opts.buffer_bytes < 4096) return make_error(errc::invalid_argument, "world: buffer_bytes must be >= 4096");
   // Round 0: agree on the configuration and take rank 0's session nonce, which seeds every
   // signal tag (a restarted world never matches a stale cell of an earlier one).
   std::random_device rd;
   const std::uint64_t mine = (std::uint64_t{rd()} << 32) ^ rd();
-  const std::string cfg = std::string(to_string(opts.backend)) + "/" + std::to_string(opts.channels) +
-                          "/" + std::to_string(opts.buffer_bytes) + "/" + std::to_string(opts.ll_max_bytes);
+  const std::string cfg = std::string(to_string(opts.backend)) + "/" + std::to_string(opts.channels) + "/" +
+                          std::to_string(opts.buffer_bytes) + "/" + std::to_string(opts.ll_max_bytes);
   auto blobs = rv.all_gather(cfg + "#" + std::to_string(mine), opts.timeout);
   if (!blobs) return blobs.err();
   std::uint64_t nonce = 0;
@@ -37,8 +36,8 @@ result<std::unique_ptr<World>> World::create(rendezvous& rv, const world_options
     const auto& b = (*blobs)[static_cast<std::size_t>(r)];
     const auto hash = b.find('#');
     if (hash == std::string::npos || b.substr(0, hash) != cfg)
-      return make_error(errc::invalid_argument, "world: rank " + std::to_string(r) +
-                                                    " asked for another configuration: " + b);
+      return make_error(errc::invalid_argument,
+                        "world: rank " + std::to_string(r) + " asked for another configuration: " + b);
     if (r == 0) nonce = std::stoull(b.substr(hash + 1));
   }
   detail::backend_config bc;
@@ -52,19 +51,23 @@ result<std::unique_ptr<World>> World::create(rendezvous& rv, const world_options
   bc.pipeline_min_bytes = opts.pipeline_min_bytes;
   bc.pipeline_chunk = opts.pipeline_chunk;
   bc.ll_max_bytes = opts.ll_max_bytes;
-  result<std::unique_ptr<detail::backend>> be =
-      make_error(errc::invalid_argument, "world: unknown backend");
+  result<std::unique_ptr<detail::backend>> be = make_error(errc::invalid_argument, "world: unknown backend");
   switch (opts.backend) {
-    case backend_kind::host: be = detail::make_host_backend(rv, bc, nonce); break;
-    case backend_kind::cuda_ipc: be = detail::make_cuda_ipc_backend(rv, bc, nonce); break;
-    case backend_kind::nccl: be = detail::make_nccl_backend(rv, bc, nonce); break;
+    case backend_kind::host:
+      be = detail::make_host_backend(rv, bc, nonce);
+      break;
+    case backend_kind::cuda_ipc:
+      be = detail::make_cuda_ipc_backend(rv, bc, nonce);
+      break;
+    case backend_kind::nccl:
+      be = detail::make_nccl_backend(rv, bc, nonce);
+      break;
   }
   if (!be) return be.err();
   return std::unique_ptr<World>(new World(rank, size, opts, std::move(*be)));
 }
 
-result<Group> World::form(std::span<const std::int32_t> members, std::uint64_t epoch,
-                          int channel) const noexcept {
+result<Group> World::form(std::span<const std::int32_t> members, std::uint64_t epoch, int channel) const noexcept {
   if (channel >= opts_.channels)
     return make_error(errc::invalid_argument, "world: channel beyond world_options::channels");
   return Group::make(members, epoch, channel, rank_, size_);
@@ -123,8 +126,7 @@ result<void> World::run(exchange_plan& plan, std::size_t max_segment, stream_ref
   return {};
 }
 
-result<void> World::all_to_all(const Group& g, const void* send, void* recv, std::size_t bytes,
-                               stream_ref s) {
+result<void> World::all_to_all(const Group& g, const void* send, void* recv, std::size_t bytes, stream_ref s) {
   if (auto c = check_member(g); !c) return c;
   auto p = base_plan(g);
   for (int j = 0; j < g.size(); ++j) {
@@ -134,15 +136,13 @@ result<void> World::all_to_all(const Group& g, const void* send, void* recv, std
   return run(p, bytes, s);
 }
 
-result<void> World::all_to_all_v(const Group& g, const void* send,
-                                 std::span<const std::size_t> send_bytes,
+result<void> World::all_to_all_v(const Group& g, const void* send, std::span<const std::size_t> send_bytes,
                                  std::span<const std::size_t> send_offsets, void* recv,
-                                 std::span<const std::size_t> recv_bytes,
-                                 std::span<const std::size_t> recv_offsets, stream_ref s) {
+                                 std::span<const std::size_t> recv_bytes, std::span<const std::size_t> recv_offsets,
+                                 stream_ref s) {
   if (auto c = check_member(g); !c) return c;
   const auto n = static_cast<std::size_t>(g.size());
-  if (send_bytes.size() != n || send_offsets.size() != n || recv_bytes.size() != n ||
-      recv_offsets.size() != n)
+  if (send_bytes.size() != n || send_offsets.size() != n || recv_bytes.size() != n || recv_offsets.size() != n)
     return make_error(errc::invalid_argument, "all_to_all_v: spans must have group size");
   auto p = base_plan(g);
   for (std::size_t j = 0; j < n; ++j)
@@ -150,8 +150,7 @@ result<void> World::all_to_all_v(const Group& g, const void* send,
   return run(p, 0, s);
 }
 
-result<void> World::all_gather(const Group& g, const void* send, void* recv, std::size_t bytes,
-                               stream_ref s) {
+result<void> World::all_gather(const Group& g, const void* send, void* recv, std::size_t bytes, stream_ref s) {
   if (auto c = check_member(g); !c) return c;
   auto p = base_plan(g);
   for (int j = 0; j < g.size(); ++j)
@@ -159,8 +158,7 @@ result<void> World::all_gather(const Group& g, const void* send, void* recv, std
   return run(p, bytes, s);
 }
 
-result<void> World::gather(const Group& g, int root, const void* send, void* recv,
-                           std::size_t bytes, stream_ref s) {
+result<void> World::gather(const Group& g, int root, const void* send, void* recv, std::size_t bytes, stream_ref s) {
   if (auto c = check_member(g); !c) return c;
   if (root < 0 || root >= g.size()) return make_error(errc::invalid_argument, "gather: bad root");
   auto p = base_plan(g);
@@ -175,8 +173,7 @@ result<void> World::gather(const Group& g, int root, const void* send, void* rec
   return run(p, bytes, s);
 }
 
-result<void> World::scatter(const Group& g, int root, const void* send, void* recv,
-                            std::size_t bytes, stream_ref s) {
+result<void> World::scatter(const Group& g, int root, const void* send, void* recv, std::size_t bytes, stream_ref s) {
   if (auto c = check_member(g); !c) return c;
   if (root < 0 || root >= g.size()) return make_error(errc::invalid_argument, "scatter: bad root");
   auto p = base_plan(g);
@@ -234,8 +231,7 @@ result<void> World::barrier(const Group& g, stream_ref s) {
   return run(p, 0, s);
 }
 
-result<void> World::all_reduce(const Group& g, dtype t, const void* send, void* recv,
-                               std::size_t count, stream_ref s) {
+result<void> World::all_reduce(const Group& g, dtype t, const void* send, void* recv, std::size_t count, stream_ref s) {
   if (auto c = check_member(g); !c) return c;
   const auto n = static_cast<std::size_t>(g.size());
   const std::size_t elt = size_of(t);
@@ -261,17 +257,15 @@ result<void> World::all_reduce(const Group& g, dtype t, const void* send, void* 
     void* out = at(recv, (e0 + sb(me)) * elt);
     if (auto r = be_->reduce_rows(t, scratch, g.size(), mine, out, s); !r) return r;
     auto q = base_plan(g);
-    for (std::size_t j = 0; j < n; ++j)
-      q.x[j] = {out, mine * elt, at(recv, (e0 + sb(j)) * elt), sr(j) * elt};
+    for (std::size_t j = 0; j < n; ++j) q.x[j] = {out, mine * elt, at(recv, (e0 + sb(j)) * elt), sr(j) * elt};
     if (auto r = run(q, max_seg, s); !r) return r;
   }
   return {};
 }
 
-result<void> World::reshard(const Group& from, const Group& to, token_layout layout,
-                            const void* src, void* dst, stream_ref s) {
-  if (from.size() == 0 || to.size() == 0)
-    return make_error(errc::invalid_argument, "reshard: empty group");
+result<void> World::reshard(const Group& from, const Group& to, token_layout layout, const void* src, void* dst,
+                            stream_ref s) {
+  if (from.size() == 0 || to.size() == 0) return make_error(errc::invalid_argument, "reshard: empty group");
   if (!from.contains(rank_) && !to.contains(rank_)) return {};
   // Participants: from's members in order, then to's members not in from, in order. Every
   // participant derives the same list, tag and plan from the two groups alone.

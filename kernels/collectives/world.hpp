@@ -34,7 +34,7 @@ struct world_options {
   // Per rank and channel: what one exchange can publish. Larger equal-split collectives are
   // cut into rounds; all_to_all_v and reshard must fit.
   std::size_t buffer_bytes = std::size_t{4} << 20;
-  int channels = 2;  // model channels (1..max_model_channels); reshard has one more of its own
+  int channels = 2;                          // model channels (1..max_model_channels); reshard has one more of its own
   std::chrono::milliseconds timeout{10000};  // a collective waiting longer on a peer fails
   int device = -1;                           // CUDA device of this rank; -1 keeps the current one
   // cuda-ipc tuning. defer_done: a staged exchange returns without waiting for the peers'
@@ -69,27 +69,22 @@ class World {
   const world_options& options() const noexcept { return opts_; }
 
   // No communication, no allocation: a group is its ordered members, an epoch and a channel.
-  result<Group> form(std::span<const std::int32_t> members, std::uint64_t epoch,
-                     int channel = 0) const noexcept;
+  result<Group> form(std::span<const std::int32_t> members, std::uint64_t epoch, int channel = 0) const noexcept;
 
   // recv[j*bytes ..] = what member j sent to me: send[self*bytes ..] of member j.
-  result<void> all_to_all(const Group& g, const void* send, void* recv, std::size_t bytes,
-                          stream_ref s = {});
+  result<void> all_to_all(const Group& g, const void* send, void* recv, std::size_t bytes, stream_ref s = {});
   // Variable splits: I send send_bytes[j] bytes from send+send_offsets[j] to member j and
   // receive recv_bytes[j] bytes from member j at recv+recv_offsets[j]. Spans have g.size().
   result<void> all_to_all_v(const Group& g, const void* send, std::span<const std::size_t> send_bytes,
                             std::span<const std::size_t> send_offsets, void* recv,
-                            std::span<const std::size_t> recv_bytes,
-                            std::span<const std::size_t> recv_offsets, stream_ref s = {});
+                            std::span<const std::size_t> recv_bytes, std::span<const std::size_t> recv_offsets,
+                            stream_ref s = {});
   // recv[j*bytes ..] = send of member j, in member order.
-  result<void> all_gather(const Group& g, const void* send, void* recv, std::size_t bytes,
-                          stream_ref s = {});
+  result<void> all_gather(const Group& g, const void* send, void* recv, std::size_t bytes, stream_ref s = {});
   // Member `root` gets recv[j*bytes ..] = send of member j; recv is ignored elsewhere.
-  result<void> gather(const Group& g, int root, const void* send, void* recv, std::size_t bytes,
-                      stream_ref s = {});
+  result<void> gather(const Group& g, int root, const void* send, void* recv, std::size_t bytes, stream_ref s = {});
   // Member j gets recv = root's send[j*bytes ..]; send is ignored except at root.
-  result<void> scatter(const Group& g, int root, const void* send, void* recv, std::size_t bytes,
-                       stream_ref s = {});
+  result<void> scatter(const Group& g, int root, const void* send, void* recv, std::size_t bytes, stream_ref s = {});
   // Point to point between two members, matched in program order per pair.
   result<void> send(const Group& g, int to, const void* buf, std::size_t bytes, stream_ref s = {});
   result<void> recv(const Group& g, int from, void* buf, std::size_t bytes, stream_ref s = {});
@@ -97,13 +92,12 @@ class World {
   // Deterministic sum: every element is summed in member order ((x0 + x1) + x2) + ..., in fp32
   // for the 16-bit types and rounded once, so every member and every run gets the same bits.
   // In place (send == recv) is allowed.
-  result<void> all_reduce(const Group& g, dtype t, const void* send, void* recv, std::size_t count,
-                          stream_ref s = {});
+  result<void> all_reduce(const Group& g, dtype t, const void* send, void* recv, std::size_t count, stream_ref s = {});
   // Moves a token-sharded tensor from group `from`'s layout to group `to`'s (overlapping or
   // disjoint), on the reshard channel. Every member of either group calls it; `src` is my shard
   // under `from` (ignored if not a member), `dst` my shard under `to` (ignored if not a member).
-  result<void> reshard(const Group& from, const Group& to, token_layout layout, const void* src,
-                       void* dst, stream_ref s = {});
+  result<void> reshard(const Group& from, const Group& to, token_layout layout, const void* src, void* dst,
+                       stream_ref s = {});
 
   // GPU backends: waits for the stream and reports a peer timeout; host: returns at once.
   result<void> synchronize(stream_ref s = {});

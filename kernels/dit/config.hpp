@@ -39,9 +39,7 @@ struct model_config {
   int grid_t() const noexcept { return frames / patch_t; }
   int grid_h() const noexcept { return height / patch_h; }
   int grid_w() const noexcept { return width / patch_w; }
-  std::int64_t image_tokens() const noexcept {
-    return static_cast<std::int64_t>(grid_t()) * grid_h() * grid_w();
-  }
+  std::int64_t image_tokens() const noexcept { return static_cast<std::int64_t>(grid_t()) * grid_h() * grid_w(); }
   std::int64_t seq_tokens() const noexcept { return image_tokens() + (cond == conditioning::text ? text_tokens : 0); }
   bool video() const noexcept { return frames > 1 || patch_t > 1; }
 };

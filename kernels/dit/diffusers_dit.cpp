@@ -76,18 +76,27 @@ result<diffusers_shape> parse_config(const std::filesystem::path& path, int samp
   if (cls != "DiTTransformer2DModel" && cls != "Transformer2DModel")
     return fail(errc::invalid_argument, "_class_name '" + cls + "' is not a DiT (DiTTransformer2DModel)");
   if (norm_type != "ada_norm_zero")
-    return fail(errc::invalid_argument, "norm_type '" + norm_type + "' is not supported (gfdit runs DiT's ada_norm_zero)");
+    return fail(errc::invalid_argument,
+                "norm_type '" + norm_type + "' is not supported (gfdit runs DiT's ada_norm_zero)");
   if (act != "gelu-approximate")
-    return fail(errc::invalid_argument, "activation_fn '" + act + "' is not supported (gfdit's MLP is tanh-GELU, gelu-approximate)");
-  if (affine) return fail(errc::invalid_argument, "norm_elementwise_affine true is not supported (gfdit's norms have no affine)");
+    return fail(errc::invalid_argument,
+                "activation_fn '" + act + "' is not supported (gfdit's MLP is tanh-GELU, gelu-approximate)");
+  if (affine)
+    return fail(errc::invalid_argument, "norm_elementwise_affine true is not supported (gfdit's norms have no affine)");
   if (!bias) return fail(errc::invalid_argument, "attention_bias false is not supported (gfdit's qkv has biases)");
   // gfdit's MLP norm uses eps 1e-6 (DiT's); diffusers' norm3 uses norm_eps. Small values differ
   // by far less than bf16 rounding; a large one would change the model.
-  if (!(eps >= 0 && eps <= 1e-4)) return fail(errc::invalid_argument, "norm_eps " + std::to_string(eps) + " is not supported (gfdit uses 1e-6; at most 1e-4 is accepted)");
+  if (!(eps >= 0 && eps <= 1e-4))
+    return fail(errc::invalid_argument,
+                "norm_eps " + std::to_string(eps) + " is not supported (gfdit uses 1e-6; at most 1e-4 is accepted)");
   const auto whole = [](double v) { return v == std::floor(v) && v >= 1 && v <= (1 << 20); };
-  for (const auto& [k, v] : std::map<std::string, double>{{"num_attention_heads", heads}, {"attention_head_dim", head_dim},
-                                                          {"num_layers", layers}, {"patch_size", patch}, {"in_channels", in_ch},
-                                                          {"out_channels", out_ch}, {"sample_size", sample},
+  for (const auto& [k, v] : std::map<std::string, double>{{"num_attention_heads", heads},
+                                                          {"attention_head_dim", head_dim},
+                                                          {"num_layers", layers},
+                                                          {"patch_size", patch},
+                                                          {"in_channels", in_ch},
+                                                          {"out_channels", out_ch},
+                                                          {"sample_size", sample},
                                                           {"num_embeds_ada_norm", classes}})
     if (!whole(v)) return fail(errc::invalid_argument, k + " must be a positive integer");
   if (j.contains("num_embeds_ada_norm") && j["num_embeds_ada_norm"].is_null())
@@ -117,7 +126,8 @@ result<diffusers_shape> parse_config(const std::filesystem::path& path, int samp
            std::to_string(side * 8);  // the SD VAE's stride: sample_size 32 is a 256-pixel model
   if (side % c.patch_h != 0)
     return fail(errc::invalid_argument, (sample_size_override > 0 ? "sample_size_override " : "sample_size ") +
-                                            std::to_string(side) + " is not a multiple of patch_size " + std::to_string(c.patch_h));
+                                            std::to_string(side) + " is not a multiple of patch_size " +
+                                            std::to_string(c.patch_h));
   if (auto v = validate(c); !v) return fail(v.err().code, v.err().what);
   return s;
 }
@@ -175,7 +185,8 @@ result<model> load_diffusers_dit(const std::filesystem::path& transformer_dir, i
   const auto fail = [&](const std::string& what) {
     return make_error(errc::invalid_argument, "diffusers dit " + path.string() + ": " + what);
   };
-  if (!std::filesystem::exists(path) && std::filesystem::exists(transformer_dir / "diffusion_pytorch_model.safetensors.index.json"))
+  if (!std::filesystem::exists(path) &&
+      std::filesystem::exists(transformer_dir / "diffusion_pytorch_model.safetensors.index.json"))
     return fail("sharded checkpoints are not supported (one diffusion_pytorch_model.safetensors expected)");
   auto file = read_safetensors(path);
   if (!file) return file.err();
@@ -189,7 +200,8 @@ result<model> load_diffusers_dit(const std::filesystem::path& transformer_dir, i
     const st_tensor& x = it->second;
     if (x.dtype != "F32" && x.dtype != "F16" && x.dtype != "BF16")
       return fail(s.name + ": dtype " + x.dtype + " (weights are F32, F16 or BF16)");
-    if (x.shape != s.shape) return fail(s.name + ": wrong shape " + shape_text(x.shape) + " (expected " + shape_text(s.shape) + ")");
+    if (x.shape != s.shape)
+      return fail(s.name + ": wrong shape " + shape_text(x.shape) + " (expected " + shape_text(s.shape) + ")");
     for (std::size_t i = 0; i < x.values.size(); ++i)
       if (!std::isfinite(x.values[i])) return fail(s.name + ": element " + std::to_string(i) + " is not finite");
   }
@@ -223,11 +235,12 @@ result<model> load_diffusers_dit(const std::filesystem::path& transformer_dir, i
   linear("x_embed", "pos_embed.proj");
   linear("t_embed.fc1", "transformer_blocks.0.norm1.emb.timestep_embedder.linear_1");
   linear("t_embed.fc2", "transformer_blocks.0.norm1.emb.timestep_embedder.linear_2");
-  t["y_embed.table"] = take("transformer_blocks.0.norm1.emb.class_embedder.embedding_table.weight");  // row num_classes: null
+  t["y_embed.table"] =
+      take("transformer_blocks.0.norm1.emb.class_embedder.embedding_table.weight");  // row num_classes: null
   for (int i = 0; i < c.depth; ++i) {
     const std::string b = "transformer_blocks." + std::to_string(i) + ".", g = "blocks." + std::to_string(i) + ".";
     linear(g + "ada", b + "norm1.linear");  // same chunk order: shift, scale, gate (msa), then mlp
-    std::vector<float> w, bias;  // q rows, then k, then v; heads contiguous within each
+    std::vector<float> w, bias;             // q rows, then k, then v; heads contiguous within each
     for (const char* q : {"to_q", "to_k", "to_v"}) {
       const auto& qw = src.at(b + "attn1." + q + ".weight").values;
       const auto& qb = src.at(b + "attn1." + q + ".bias").values;
@@ -254,7 +267,8 @@ result<model> load_diffusers_dit(const std::filesystem::path& transformer_dir, i
         for (int dx = 0; dx < p; ++dx) {
           const std::size_t to = (static_cast<std::size_t>(ch) * p + dy) * p + dx;
           const std::size_t from = (static_cast<std::size_t>(dy) * p + dx) * oc + ch;
-          std::copy_n(w.begin() + static_cast<std::ptrdiff_t>(from * H), H, fw.begin() + static_cast<std::ptrdiff_t>(to * H));
+          std::copy_n(w.begin() + static_cast<std::ptrdiff_t>(from * H), H,
+                      fw.begin() + static_cast<std::ptrdiff_t>(to * H));
           fb[to] = bias[from];
         }
     t["final.linear.weight"] = std::move(fw);

@@ -109,7 +109,8 @@ result<std::vector<float>> forward_cpu(const model& m, const forward_input& in, 
   const model_config& c = m.config();
   const int B = in.batch, H = c.hidden, NH = c.heads, D = c.head_dim(), P = c.patch_dim();
   const int deg = g.degree(), me = g.index();
-  if (deg < 1 || me < 0) return make_error(errc::invalid_argument, "dit forward: this rank is not a member of the group");
+  if (deg < 1 || me < 0)
+    return make_error(errc::invalid_argument, "dit forward: this rank is not a member of the group");
   if (NH % deg != 0)
     return make_error(errc::invalid_argument, "dit forward: Ulysses degree " + std::to_string(deg) +
                                                   " does not divide the head count " + std::to_string(NH));
@@ -119,12 +120,15 @@ result<std::vector<float>> forward_cpu(const model& m, const forward_input& in, 
   const std::int64_t n = img.count + txt.count;  // my tokens: my text rows, then my image rows
   if (static_cast<std::int64_t>(in.image.size()) != B * img.count * P)
     return make_error(errc::invalid_argument, "dit forward: image shard has the wrong size");
-  if (static_cast<int>(in.timesteps.size()) != B) return make_error(errc::invalid_argument, "dit forward: one timestep per sample");
-  if (!text && static_cast<int>(in.labels.size()) != B) return make_error(errc::invalid_argument, "dit forward: one label per sample");
+  if (static_cast<int>(in.timesteps.size()) != B)
+    return make_error(errc::invalid_argument, "dit forward: one timestep per sample");
+  if (!text && static_cast<int>(in.labels.size()) != B)
+    return make_error(errc::invalid_argument, "dit forward: one label per sample");
   if (text && static_cast<std::int64_t>(in.text.size()) != B * NT * c.text_dim)
     return make_error(errc::invalid_argument, "dit forward: text embeddings have the wrong size");
   for (int b = 0; !text && b < B; ++b)
-    if (in.labels[b] < 0 || in.labels[b] > c.num_classes) return make_error(errc::invalid_argument, "dit forward: label out of range");
+    if (in.labels[b] < 0 || in.labels[b] > c.num_classes)
+      return make_error(errc::invalid_argument, "dit forward: label out of range");
 
   // Conditioning vector per sample: timestep MLP (+ class embedding), computed whole everywhere.
   vec cvec(static_cast<std::size_t>(B) * H), silu_c(cvec.size());
@@ -187,7 +191,8 @@ result<std::vector<float>> forward_cpu(const model& m, const forward_input& in, 
   vec qkv(static_cast<std::size_t>(n) * 3 * H);
   vec qkv_all(static_cast<std::size_t>(B * n) * 3 * H);
   vec q(static_cast<std::size_t>(N * HL * D)), k(q.size()), v(q.size()), o(static_cast<std::size_t>(B) * N * HL * D);
-  vec o_local(static_cast<std::size_t>(B * n) * H), y(static_cast<std::size_t>(n) * std::max(H, M)), y2(static_cast<std::size_t>(n) * H);
+  vec o_local(static_cast<std::size_t>(B * n) * H), y(static_cast<std::size_t>(n) * std::max(H, M)),
+      y2(static_cast<std::size_t>(n) * H);
   std::vector<std::uint16_t> sendb, recvb;
   std::vector<std::size_t> sbytes(deg), soff(deg), rbytes(deg), roff(deg);
 
@@ -197,8 +202,7 @@ result<std::vector<float>> forward_cpu(const model& m, const forward_input& in, 
     // Attention half: modulated norm, QKV, RoPE, per sample.
     for (int b = 0; b < B; ++b) {
       const float* md = &mod[b * 6 * H];
-      for (std::int64_t l = 0; l < n; ++l)
-        modulated_norm(&x[(b * n + l) * H], H, md, md + H, &hn[l * H], tmp.data());
+      for (std::int64_t l = 0; l < n; ++l) modulated_norm(&x[(b * n + l) * H], H, md, md + H, &hn[l * H], tmp.data());
       linear(W.qkv, hn.data(), n, &qkv_all[b * n * 3 * H]);
       if (c.pos == positional::rope)
         for (std::int64_t l = 0; l < n; ++l) {
@@ -247,7 +251,8 @@ result<std::vector<float>> forward_cpu(const model& m, const forward_input& in, 
           }
         }
       }
-      attention_cpu(q.data(), k.data(), v.data(), &o[static_cast<std::size_t>(b) * N * HL * D], static_cast<int>(N), HL, D);
+      attention_cpu(q.data(), k.data(), v.data(), &o[static_cast<std::size_t>(b) * N * HL * D], static_cast<int>(N), HL,
+                    D);
     }
     // Heads -> tokens: member j gets its tokens' outputs of my heads.
     {
@@ -287,7 +292,8 @@ result<std::vector<float>> forward_cpu(const model& m, const forward_input& in, 
       linear(W.proj, &o_local[b * n * H], n, y2.data());
       for (std::int64_t l = 0; l < n; ++l)
         for (int i = 0; i < H; ++i) xb[l * H + i] += md[2 * H + i] * y2[l * H + i];
-      for (std::int64_t l = 0; l < n; ++l) modulated_norm(&xb[l * H], H, md + 3 * H, md + 4 * H, &hn[l * H], tmp.data());
+      for (std::int64_t l = 0; l < n; ++l)
+        modulated_norm(&xb[l * H], H, md + 3 * H, md + 4 * H, &hn[l * H], tmp.data());
       linear(W.fc1, hn.data(), n, y.data());
       for (std::int64_t i = 0; i < n * M; ++i) y[i] = round_bf16(gelu_tanh(y[i]));
       linear(W.fc2, y.data(), n, y2.data());

@@ -15,7 +15,7 @@ namespace gfdit::dit {
 
 struct forward_input {
   int batch = 1;
-  std::span<const float> image;  // [batch][my image tokens][patch_dim] (patchified latent)
+  std::span<const float> image;      // [batch][my image tokens][patch_dim] (patchified latent)
   std::span<const float> timesteps;  // [batch], model units (0..1000)
   std::span<const int> labels;       // class_label: [batch]; num_classes is the null class
   std::span<const float> text;       // text: [batch][text_tokens][text_dim] (full, every rank)
@@ -26,7 +26,6 @@ result<std::vector<float>> forward_cpu(const model& m, const forward_input& in, 
 
 // Attention of one head set: q, k, v, o are [tokens][heads][head_dim]; fp32 accumulation over
 // keys in index order. Exposed for the test that compares it with the attention reference.
-void attention_cpu(const float* q, const float* k, const float* v, float* o, int tokens, int heads,
-                   int head_dim);
+void attention_cpu(const float* q, const float* k, const float* v, float* o, int tokens, int heads, int head_dim);
 
 }  // namespace gfdit::dit

@@ -1,12 +1,12 @@
 #include "kernels/dit/generate.hpp"
 
+#include <unistd.h>
 #include <atomic>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <string>
 #include <thread>
-#include <unistd.h>
 
 #include "kernels/collectives/file_rendezvous.hpp"
 #include "kernels/collectives/world.hpp"
@@ -39,8 +39,7 @@ result<void> run_steps(const request& r, bool report, const generate_options& o,
 }
 
 // Ulysses on the CPU: each rank a thread with its own World handle over shared memory.
-result<std::vector<float>> generate_parallel(const model& m, const request& r,
-                                             const generate_options& o) {
+result<std::vector<float>> generate_parallel(const model& m, const request& r, const generate_options& o) {
   const model_config& c = m.config();
   const int n = o.degree;
   static std::atomic<int> serial{0};
@@ -93,7 +92,8 @@ result<std::vector<float>> generate_latent(const model& m, const model_card& car
                                                   std::to_string(c.heads) + " heads");
   std::vector<float> tokens;
   if (o.device == device_kind::gpu) {
-    if (o.degree != 1) return make_error(errc::invalid_argument, "on the GPU, generate runs at degree 1 (serve for more)");
+    if (o.degree != 1)
+      return make_error(errc::invalid_argument, "on the GPU, generate runs at degree 1 (serve for more)");
     auto gm = gpu_model::upload(m, o.gpu);
     if (!gm) return gm.err();
     tokens = initial_latent(c, r, 1, 0);
@@ -116,7 +116,8 @@ namespace {
 // Decoded values [channels][height][width] -> 8-bit pixels: clamped to the card's range (NaN to
 // its low end), scaled and rounded.
 result<image8> to_pixels(const model_card& card, std::span<const float> px, int channels, int height, int width) {
-  if (channels != 1 && channels != 3) return make_error(errc::invalid_argument, "decode: pictures have 1 or 3 channels");
+  if (channels != 1 && channels != 3)
+    return make_error(errc::invalid_argument, "decode: pictures have 1 or 3 channels");
   const std::size_t hw = static_cast<std::size_t>(height) * width;
   image8 img{width, height, channels, std::vector<std::uint8_t>(px.size())};
   const float lo = card.pixel_lo, span = card.pixel_hi - card.pixel_lo;
@@ -153,9 +154,10 @@ result<image8> decode_pixels(const model_card& card, const std::vector<float>& l
     height *= s;
     width *= s;
   } else if (!card.vae_dir.empty() || (c.latent_channels != 1 && c.latent_channels != 3)) {
-    return make_error(errc::invalid_argument, "decode: model " + c.name + " has a " + std::to_string(c.latent_channels) +
-                                                  "-channel latent and needs its VAE decoder" +
-                                                  (card.vae_dir.empty() ? ", which its folder does not hold" : " loaded"));
+    return make_error(errc::invalid_argument,
+                      "decode: model " + c.name + " has a " + std::to_string(c.latent_channels) +
+                          "-channel latent and needs its VAE decoder" +
+                          (card.vae_dir.empty() ? ", which its folder does not hold" : " loaded"));
   } else {
     px = latent;
   }

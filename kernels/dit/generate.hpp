@@ -19,7 +19,7 @@ enum class device_kind : std::uint8_t { cpu, gpu };
 struct generate_options {
   int class_label = 0;
   std::uint64_t seed = 0;
-  int steps = 0;          // 0: the card's default
+  int steps = 0;           // 0: the card's default
   float guidance = -1.0f;  // < 0: the card's default; <= 1 runs no CFG
   int degree = 1;          // CPU: Ulysses degree, one thread a rank; it must divide the heads
   device_kind device = device_kind::cpu;
@@ -36,7 +36,8 @@ result<std::vector<float>> generate_latent(const model& m, const model_card& car
 // The decode stage: the VAE (latent models; `vae` loaded from the card's vae_dir) or nothing
 // (pixel-space models), then a clamp to the card's pixel range and rounding to 8 bits (1 channel
 // grey, 3 RGB).
-result<image8> decode_pixels(const model_card& card, const std::vector<float>& latent, const vae_decoder* vae = nullptr);
+result<image8> decode_pixels(const model_card& card, const std::vector<float>& latent,
+                             const vae_decoder* vae = nullptr);
 // The same with the VAE on the GPU (vae_gpu.hpp) for `batch` latents [batch][C][h][w], one
 // picture each, decoded one at a time: a picture's bytes do not depend on the batch.
 result<std::vector<image8>> decode_pixels_gpu(const model_card& card, const std::vector<float>& latents, int batch,

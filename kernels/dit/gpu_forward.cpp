@@ -45,13 +45,13 @@ result<void> gpu_model::impl::ensure_buffers(int batch, std::int64_t tokens) {
   n = tokens;
   const std::size_t M = static_cast<std::size_t>(B) * n, H = c.hidden, Mlp = H * c.mlp_ratio;
   const std::size_t NH = c.heads, D = c.head_dim();
-#define GFDIT_DIT_ALLOC(ptr, T, count)       \
-{                                          \
-  auto r_ = alloc<T>((count), act);        \
-  if (!r_) return r_.err();                \
-  ptr = *r_;                               \
-}
-  GFDIT_DIT_ALLOC(x, float, M * H);
+#define GFDIT_DIT_ALLOC(ptr, T, count) \
+  {                                    \
+    auto r_ = alloc<T>((count), act);  \
+    if (!r_) return r_.err();          \
+    ptr = *r_;                         \
+  }
+  GFDIT_DIT_ALLOC(x, float, M* H);
   GFDIT_DIT_ALLOC(hn, bf16, M * H);
   GFDIT_DIT_ALLOC(qkv, bf16, M * 3 * H);
   const std::size_t QK = M * NH * padded_head_dim();
@@ -63,7 +63,7 @@ result<void> gpu_model::impl::ensure_buffers(int batch, std::int64_t tokens) {
   GFDIT_CUDA(cudaMemsetAsync(q, 0, QK * sizeof(bf16), st));
   GFDIT_CUDA(cudaMemsetAsync(k, 0, QK * sizeof(bf16), st));
   GFDIT_CUDA(cudaMemsetAsync(v, 0, QK * sizeof(bf16), st));
-  GFDIT_DIT_ALLOC(lse, float, M * NH);
+  GFDIT_DIT_ALLOC(lse, float, M* NH);
   GFDIT_DIT_ALLOC(attn, bf16, M * H);
   GFDIT_DIT_ALLOC(y, bf16, M * Mlp);
   GFDIT_DIT_ALLOC(y2, bf16, M * H);
@@ -89,11 +89,15 @@ attention::problem gpu_model::impl::attention_problem(int heads) const {
 }
 
 result<void> gpu_model::impl::attention_on(const bf16* qp, const bf16* kp, const bf16* vp, int heads, std::size_t off,
-                          int pair_begin, int pair_end) {
+                                           int pair_begin, int pair_end) {
   const int D = padded_head_dim();
   if (D == 64 || D == 128) {
     attention::forward_args a;
-    a.q = qp + off; a.k = kp + off; a.v = vp + off; a.o = o + off; a.lse = lse + off / D;
+    a.q = qp + off;
+    a.k = kp + off;
+    a.v = vp + off;
+    a.o = o + off;
+    a.lse = lse + off / D;
     a.pair_begin = pair_begin;
     a.pair_end = pair_end;
     a.split_tail = overlap_attention;
@@ -124,7 +128,8 @@ result<void> gpu_model::impl::block(int blk, bool rope, bool first) {
   }
   if (auto r = gemm(W.qkv, hn, M, qkv); !r) return r;
   mark();
-  gpu::split_rope(qkv, q, k, v, rope ? cs : nullptr, rope ? sn : nullptr, B, static_cast<int>(nl), 0, static_cast<int>(nl), NH, D, padded_head_dim(), st);
+  gpu::split_rope(qkv, q, k, v, rope ? cs : nullptr, rope ? sn : nullptr, B, static_cast<int>(nl), 0,
+                  static_cast<int>(nl), NH, D, padded_head_dim(), st);
   mark();
   if (auto r = attention_fwd(NH / emu_degree); !r) return r;
   mark();
@@ -133,7 +138,8 @@ result<void> gpu_model::impl::block(int blk, bool rope, bool first) {
   return after_attention(blk, md, M, nl, attn);
 }
 
-result<void> gpu_model::impl::after_attention(int blk, const bf16* md, std::int64_t M, std::int64_t nl, const bf16* a_in) {
+result<void> gpu_model::impl::after_attention(int blk, const bf16* md, std::int64_t M, std::int64_t nl,
+                                              const bf16* a_in) {
   const dev_block& W = blocks[static_cast<std::size_t>(blk)];
   const int H = c.hidden;
   if (auto r = gemm(W.proj, a_in, M, y2); !r) return r;
@@ -163,7 +169,8 @@ result<void> gpu_model::impl::block_sharded(int blk, bool rope, bool first, int 
       if (first) gpu::ln_mod(x + r0 * H, cnt, H, static_cast<int>(cnt), md, 6 * H, 0, H, hn + r0 * H, st);
       if (auto r = gemm(W.qkv, hn + r0 * H, cnt, qkv + r0 * 3 * H); !r) return r;
       gpu::split_rope(qkv + r0 * 3 * H, q + b * per_sample, k + b * per_sample, v + b * per_sample, rope ? cs : nullptr,
-                      rope ? sn : nullptr, 1, static_cast<int>(cnt), static_cast<int>(l0), static_cast<int>(n), NH, D, Dp, st);
+                      rope ? sn : nullptr, 1, static_cast<int>(cnt), static_cast<int>(l0), static_cast<int>(n), NH, D,
+                      Dp, st);
     }
   for (int b = 0; b < B; ++b)
     for (int s = 0; s < shards; ++s) {
@@ -175,7 +182,11 @@ result<void> gpu_model::impl::block_sharded(int blk, bool rope, bool first, int 
         p.head_dim = Dp;
         p.scale = 1.0f / std::sqrt(static_cast<float>(D));
         attention::forward_args a;
-        a.q = q + off; a.k = k + off; a.v = v + off; a.o = o + off; a.lse = lse;
+        a.q = q + off;
+        a.k = k + off;
+        a.v = v + off;
+        a.o = o + off;
+        a.lse = lse;
         if (auto r = attention::forward(p, a, st); !r) return r;
       } else {
         gpu::naive_attention(q + off, k + off, v + off, o + off, HL, static_cast<int>(n), D, st);
@@ -185,10 +196,11 @@ result<void> gpu_model::impl::block_sharded(int blk, bool rope, bool first, int 
     for (int s = 0; s < shards; ++s) {
       const std::int64_t l0 = coll::shard_begin(n, shards, s), cnt = coll::shard_rows(n, shards, s), r0 = b * n + l0;
       const bf16* md = mod + (static_cast<std::size_t>(blk) * B + b) * 6 * H;
-      gpu::merge_heads(o + b * per_sample, attn + r0 * H, 1, static_cast<int>(cnt), static_cast<int>(l0), static_cast<int>(n), NH, D, Dp, st);
+      gpu::merge_heads(o + b * per_sample, attn + r0 * H, 1, static_cast<int>(cnt), static_cast<int>(l0),
+                       static_cast<int>(n), NH, D, Dp, st);
       if (auto r = gemm(W.proj, attn + r0 * H, cnt, y2 + r0 * H); !r) return r;
-      gpu::residual_ln_mod(x + r0 * H, y2 + r0 * H, md + 2 * H, 6 * H, cnt, H, static_cast<int>(cnt), md, 6 * H, 3 * H, 4 * H,
-                           hn + r0 * H, st);
+      gpu::residual_ln_mod(x + r0 * H, y2 + r0 * H, md + 2 * H, 6 * H, cnt, H, static_cast<int>(cnt), md, 6 * H, 3 * H,
+                           4 * H, hn + r0 * H, st);
       if (auto r = gemm(W.fc1, hn + r0 * H, cnt, y + r0 * Mlp, true); !r) return r;
       if (auto r = gemm(W.fc2, y + r0 * Mlp, cnt, y2 + r0 * H); !r) return r;
       const next_norm nx = norm_after(blk);
@@ -219,7 +231,10 @@ result<void> gpu_model::impl::final_layer(std::int64_t nl) {
 
 result<void> gpu_model::impl::modulations() {
   for (int blk = 0; blk < c.depth; ++blk)
-    if (auto r = gemm(blocks[static_cast<std::size_t>(blk)].ada, silu_c, B, mod + static_cast<std::size_t>(blk) * B * 6 * c.hidden); !r) return r;
+    if (auto r = gemm(blocks[static_cast<std::size_t>(blk)].ada, silu_c, B,
+                      mod + static_cast<std::size_t>(blk) * B * 6 * c.hidden);
+        !r)
+      return r;
   return gemm(final_ada, silu_c, B, fmod);
 }
 
@@ -237,11 +252,11 @@ result<std::unique_ptr<gpu_model>> gpu_model::upload(const model& m, int device)
   if (auto r = p->init(m.config(), device); !r) return r.err();
   const auto& t = m.tensors();
   auto lin = [&](const std::string& name) { return p->linear_from(t.at(name + ".weight"), t.at(name + ".bias")); };
-#define GFDIT_DIT_LIN(dst, name)   \
-  {                                \
-    auto r_ = lin(name);           \
-    if (!r_) return r_.err();      \
-    dst = *r_;                     \
+#define GFDIT_DIT_LIN(dst, name) \
+  {                              \
+    auto r_ = lin(name);         \
+    if (!r_) return r_.err();    \
+    dst = *r_;                   \
   }
   GFDIT_DIT_LIN(p->x_embed, "x_embed");
   GFDIT_DIT_LIN(p->t_fc1, "t_embed.fc1");
@@ -311,16 +326,23 @@ result<std::vector<float>> forward_on(gpu_model::impl& p, const forward_input& i
   const auto ts = token_shard(NT, deg, std::max(me, 0)), is = token_shard(NI, deg, std::max(me, 0));
   const std::int64_t TC = ts.count, IC = is.count, NR = TC + IC;  // my text, image, all rows
   if (static_cast<std::int64_t>(in.image.size()) != B * IC * P || static_cast<int>(in.timesteps.size()) != B ||
-      (!text && static_cast<int>(in.labels.size()) != B) || (text && static_cast<std::int64_t>(in.text.size()) != B * NT * c.text_dim))
-    return make_error(errc::invalid_argument, "dit gpu forward: inputs have the wrong sizes (image: this rank's shard, text: whole)");
-  if (p.blocks.empty() || p.x_embed.w == nullptr) return make_error(errc::state, "dit gpu forward: needs uploaded weights");
+      (!text && static_cast<int>(in.labels.size()) != B) ||
+      (text && static_cast<std::int64_t>(in.text.size()) != B * NT * c.text_dim))
+    return make_error(errc::invalid_argument,
+                      "dit gpu forward: inputs have the wrong sizes (image: this rank's shard, text: whole)");
+  if (p.blocks.empty() || p.x_embed.w == nullptr)
+    return make_error(errc::state, "dit gpu forward: needs uploaded weights");
   if (shards < 1 || c.heads % shards != 0 || shards > N || (g.world && shards != 1))
     return make_error(errc::invalid_argument, "dit gpu forward: shards must divide the heads (and be 1 with a World)");
   if (auto r = p.ensure_buffers(B, N); !r) return r.err();
   if (g.world)
     if (auto r = p.ulysses_begin(g, B); !r) return r.err();
   std::vector<void*> tmp;
-  auto cleanup = [&]() { cudaStreamSynchronize(p.st); for (void* q : tmp) cudaFree(q); p.ulysses_end(); };
+  auto cleanup = [&]() {
+    cudaStreamSynchronize(p.st);
+    for (void* q : tmp) cudaFree(q);
+    p.ulysses_end();
+  };
   auto run = [&]() -> result<std::vector<float>> {
     // Host-side inputs: bf16 patches and text, sinusoidal timestep features, class rows,
     // position tables (the same formulas as the CPU path).
@@ -349,7 +371,8 @@ result<std::vector<float>> forward_on(gpu_model::impl& p, const forward_input& i
       for (std::int64_t li = 0; li < IC; ++li) {
         const std::int64_t t = is.begin + li, hw = static_cast<std::int64_t>(c.grid_h()) * c.grid_w();
         // Column, row, frame: forward_cpu's (and DiT's) order.
-        const int coord[3] = {static_cast<int>(t % c.grid_w()), static_cast<int>(t % hw / c.grid_w()), static_cast<int>(t / hw)};
+        const int coord[3] = {static_cast<int>(t % c.grid_w()), static_cast<int>(t % hw / c.grid_w()),
+                              static_cast<int>(t / hw)};
         for (int a = 0; a < axes; ++a)
           for (int k = 0; k < per / 2; ++k) {
             const double w = std::pow(10000.0, -static_cast<double>(k) / (per / 2));
@@ -365,7 +388,8 @@ result<std::vector<float>> forward_on(gpu_model::impl& p, const forward_input& i
       const int seg[3] = {dt, a, a};
       for (std::int64_t l = TC; l < NR; ++l) {
         const std::int64_t t = is.begin + l - TC, hw = static_cast<std::int64_t>(c.grid_h()) * c.grid_w();
-        const int coord[3] = {static_cast<int>(t / hw), static_cast<int>(t % hw / c.grid_w()), static_cast<int>(t % c.grid_w())};
+        const int coord[3] = {static_cast<int>(t / hw), static_cast<int>(t % hw / c.grid_w()),
+                              static_cast<int>(t % c.grid_w())};
         int off = 0;
         for (int ax = 0; ax < 3; ++ax) {
           for (int i = 0; i < seg[ax] / 2; ++i) {
@@ -412,13 +436,15 @@ result<std::vector<float>> forward_on(gpu_model::impl& p, const forward_input& i
     if (auto r = p.gemm(p.x_embed, d_img, B * IC, d_img_e); !r) return r.err();
     if (text && TC > 0)
       if (auto r = p.gemm(p.txt, d_txt, B * TC, d_txt_e); !r) return r.err();
-    gpu::assemble(p.x, d_txt_e, d_img_e, pos.empty() ? nullptr : d_pos, B, static_cast<int>(TC), static_cast<int>(IC), H, p.st);
+    gpu::assemble(p.x, d_txt_e, d_img_e, pos.empty() ? nullptr : d_pos, B, static_cast<int>(TC), static_cast<int>(IC),
+                  H, p.st);
     GFDIT_CUDA(cudaGetLastError());
     if (auto r = p.modulations(); !r) return r.err();
     const bool rope = c.pos == positional::rope;
     for (int blk = 0; blk < c.depth; ++blk)
-      if (auto r = g.world ? p.block_ulysses(blk, rope, blk == 0)
-                           : shards == 1 ? p.block(blk, rope, blk == 0) : p.block_sharded(blk, rope, blk == 0, shards);
+      if (auto r = g.world       ? p.block_ulysses(blk, rope, blk == 0)
+                   : shards == 1 ? p.block(blk, rope, blk == 0)
+                                 : p.block_sharded(blk, rope, blk == 0, shards);
           !r)
         return r.err();
     if (auto r = g.world || shards == 1 ? p.final_layer(NR) : p.final_layer_sharded(shards); !r) return r.err();
@@ -483,16 +509,21 @@ result<void> gpu_model::denoise(const request& r, int begin, int end, const sp_g
 result<std::vector<float>> reshard_on_device(coll::World& w, const coll::Group& from, const coll::Group& to,
                                              const model_config& c, std::span<const float> shard) {
   const std::int64_t NI = c.image_tokens(), P = c.patch_dim();
-  const std::size_t in_n = from.is_member() ? static_cast<std::size_t>(coll::shard_rows(NI, from.size(), from.self()) * P) : 0;
-  const std::size_t out_n = to.is_member() ? static_cast<std::size_t>(coll::shard_rows(NI, to.size(), to.self()) * P) : 0;
-  if (from.is_member() && shard.size() != in_n) return make_error(errc::invalid_argument, "dit reshard: source shard has the wrong size");
+  const std::size_t in_n =
+      from.is_member() ? static_cast<std::size_t>(coll::shard_rows(NI, from.size(), from.self()) * P) : 0;
+  const std::size_t out_n =
+      to.is_member() ? static_cast<std::size_t>(coll::shard_rows(NI, to.size(), to.self()) * P) : 0;
+  if (from.is_member() && shard.size() != in_n)
+    return make_error(errc::invalid_argument, "dit reshard: source shard has the wrong size");
   device_bytes src, dst;
   GFDIT_CUDA(cudaMalloc(&src.p, std::max<std::size_t>(in_n, 1) * sizeof(float)));
   GFDIT_CUDA(cudaMalloc(&dst.p, std::max<std::size_t>(out_n, 1) * sizeof(float)));
   // Synchronous copies around a reshard on the default stream.
   if (in_n) GFDIT_CUDA(cudaMemcpy(src.p, shard.data(), in_n * sizeof(float), cudaMemcpyHostToDevice));
   const coll::stream_ref sr{nullptr};
-  if (auto r = w.reshard(from, to, coll::token_layout{NI, static_cast<std::size_t>(P) * sizeof(float)}, src.p, dst.p, sr); !r)
+  if (auto r =
+          w.reshard(from, to, coll::token_layout{NI, static_cast<std::size_t>(P) * sizeof(float)}, src.p, dst.p, sr);
+      !r)
     return r.err();
   if (auto r = w.synchronize(sr); !r) return r.err();
   std::vector<float> out(out_n);

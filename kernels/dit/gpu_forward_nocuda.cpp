@@ -29,6 +29,8 @@ void gpu_model::set_ulysses_exchange(ulysses_exchange) noexcept {}
 result<gpu_timing> gpu_model::time_block(int, std::int64_t, int) { return no_cuda(); }
 result<gpu_timing> gpu_model::time_step(int, std::int64_t, int) { return no_cuda(); }
 result<gpu_timing> gpu_model::time_rank_compute(int, std::int64_t, int, bool, int) { return no_cuda(); }
-result<std::vector<std::pair<std::string, double>>> gpu_model::profile_block(int, std::int64_t, int, const sp_group&) { return no_cuda(); }
+result<std::vector<std::pair<std::string, double>>> gpu_model::profile_block(int, std::int64_t, int, const sp_group&) {
+  return no_cuda();
+}
 
 }  // namespace gfdit::dit

@@ -4,7 +4,8 @@
 
 namespace gfdit::dit {
 
-result<dev_linear> gpu_model::impl::linear_from(const std::vector<std::uint16_t>& w, const std::vector<std::uint16_t>& b) {
+result<dev_linear> gpu_model::impl::linear_from(const std::vector<std::uint16_t>& w,
+                                                const std::vector<std::uint16_t>& b) {
   dev_linear L;
   L.out = static_cast<int>(b.size());
   L.in = static_cast<int>(w.size() / b.size());
@@ -50,7 +51,8 @@ result<cublasLtMatmulAlgo_t> gpu_model::impl::algo_for(int N, int K, bool gelu) 
   GFDIT_CUBLAS(cublasLtMatrixLayoutCreate(&b, CUDA_R_16BF, K, ref_rows, K));
   GFDIT_CUBLAS(cublasLtMatrixLayoutCreate(&d, CUDA_R_16BF, N, ref_rows, N));
   GFDIT_CUBLAS(cublasLtMatmulPreferenceCreate(&pref));
-  GFDIT_CUBLAS(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws_bytes, sizeof(ws_bytes)));
+  GFDIT_CUBLAS(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws_bytes,
+                                                    sizeof(ws_bytes)));
   cublasLtMatmulHeuristicResult_t res[8];
   int found = 0;
   const auto s = cublasLtMatmulAlgoGetHeuristic(lt, op, a, b, d, d, pref, 8, res, &found);

@@ -64,8 +64,10 @@ __global__ void __launch_bounds__(1024)
       load_bf<V>(gate + (row / rows_per_sample) * gate_stride + i, g);
       load_bf<V>(y + row * H + i, t);
       for (int u = 0; u < V; ++u) a[k][u] += g[u] * t[u];
-      if constexpr (V == 4) *reinterpret_cast<float4*>(xr + i) = make_float4(a[k][0], a[k][1], a[k][2], a[k][3]);
-      else xr[i] = a[k][0];
+      if constexpr (V == 4)
+        *reinterpret_cast<float4*>(xr + i) = make_float4(a[k][0], a[k][1], a[k][2], a[k][3]);
+      else
+        xr[i] = a[k][0];
     }
     for (int u = 0; u < V; ++u) s += a[k][u];
   }
@@ -86,8 +88,10 @@ __global__ void __launch_bounds__(1024)
     load_bf<V>(md + shift_off + i, sf);
     bf16 o[V];
     for (int u = 0; u < V; ++u) o[u] = __float2bfloat16((a[k][u] - mean) * rstd * (1.0f + sc[u]) + sf[u]);
-    if constexpr (V == 4) *reinterpret_cast<uint2*>(out + row * H + i) = *reinterpret_cast<const uint2*>(o);
-    else out[row * H + i] = o[0];
+    if constexpr (V == 4)
+      *reinterpret_cast<uint2*>(out + row * H + i) = *reinterpret_cast<const uint2*>(o);
+    else
+      out[row * H + i] = o[0];
   }
 }
 
@@ -126,7 +130,8 @@ __global__ void split_rope_kernel(const bf16* qkv, bf16* q, bf16* k, bf16* v, co
   for (int c = threadIdx.x; c < chunks; c += blockDim.x) {
     const int part = c / (NH * per_head), h = c / per_head % NH, j = c % per_head;
     bf16_vec<V> raw = *reinterpret_cast<const bf16_vec<V>*>(src + static_cast<long>(c) * V);
-    if (cs && part < 2) rotate_pairs<V / 2>(reinterpret_cast<bf16*>(&raw), cs, sn, static_cast<long>(l0 + l) * (D / 2) + j * (V / 2));
+    if (cs && part < 2)
+      rotate_pairs<V / 2>(reinterpret_cast<bf16*>(&raw), cs, sn, static_cast<long>(l0 + l) * (D / 2) + j * (V / 2));
     bf16* dst = (part == 0 ? q : part == 1 ? k : v) + ((static_cast<long>(b) * NH + h) * ntot + l0 + l) * Dp + j * V;
     *reinterpret_cast<bf16_vec<V>*>(dst) = raw;
   }
@@ -140,20 +145,22 @@ __global__ void merge_heads_kernel(const bf16* o, bf16* y, int nloc, int l0, int
   bf16* dst = y + static_cast<long>(row) * NH * D;
   for (int c = threadIdx.x; c < NH * per_head; c += blockDim.x) {
     const int h = c / per_head, j = c % per_head;
-    *reinterpret_cast<bf16_vec<V>*>(dst + static_cast<long>(c) * V) = *reinterpret_cast<const bf16_vec<V>*>(
-        o + ((static_cast<long>(b) * NH + h) * ntot + l0 + l) * Dp + j * V);
+    *reinterpret_cast<bf16_vec<V>*>(dst + static_cast<long>(c) * V) =
+        *reinterpret_cast<const bf16_vec<V>*>(o + ((static_cast<long>(b) * NH + h) * ntot + l0 + l) * Dp + j * V);
   }
 }
 
 __global__ void gelu_kernel(bf16* y, long total) {
-  for (long i = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x; i < total; i += static_cast<long>(gridDim.x) * blockDim.x) {
+  for (long i = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x; i < total;
+       i += static_cast<long>(gridDim.x) * blockDim.x) {
     const float x = __bfloat162float(y[i]);
     y[i] = __float2bfloat16(0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x))));
   }
 }
 
 __global__ void silu_kernel(bf16* y, long total) {
-  for (long i = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x; i < total; i += static_cast<long>(gridDim.x) * blockDim.x) {
+  for (long i = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x; i < total;
+       i += static_cast<long>(gridDim.x) * blockDim.x) {
     const float x = __bfloat162float(y[i]);
     y[i] = __float2bfloat16(x / (1.0f + expf(-x)));
   }
@@ -161,17 +168,20 @@ __global__ void silu_kernel(bf16* y, long total) {
 
 // silu(fc2 + class row) -> bf16, per sample
 __global__ void cond_kernel(const bf16* t, const float* extra, bf16* out, long total) {
-  for (long i = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x; i < total; i += static_cast<long>(gridDim.x) * blockDim.x) {
+  for (long i = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x; i < total;
+       i += static_cast<long>(gridDim.x) * blockDim.x) {
     const float x = __bfloat162float(t[i]) + (extra ? extra[i] : 0.0f);
     out[i] = __float2bfloat16(x / (1.0f + expf(-x)));
   }
 }
 
 // x[b, l] = text row (l < nt) or image row + pos (fp32 residual).
-__global__ void assemble_kernel(float* x, const bf16* txt, const bf16* img, const float* pos, int B, int nt, int ni, int H) {
+__global__ void assemble_kernel(float* x, const bf16* txt, const bf16* img, const float* pos, int B, int nt, int ni,
+                                int H) {
   const int n = nt + ni;
   const long total = static_cast<long>(B) * n * H;
-  for (long i = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x; i < total; i += static_cast<long>(gridDim.x) * blockDim.x) {
+  for (long i = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x; i < total;
+       i += static_cast<long>(gridDim.x) * blockDim.x) {
     const int c = static_cast<int>(i % H);
     const long r = i / H;
     const int l = static_cast<int>(r % n), b = static_cast<int>(r / n);
@@ -179,14 +189,16 @@ __global__ void assemble_kernel(float* x, const bf16* txt, const bf16* img, cons
       x[i] = __bfloat162float(txt[(static_cast<long>(b) * nt + l) * H + c]);
     } else {
       const int li = l - nt;
-      x[i] = __bfloat162float(img[(static_cast<long>(b) * ni + li) * H + c]) + (pos ? pos[static_cast<long>(li) * H + c] : 0.0f);
+      x[i] = __bfloat162float(img[(static_cast<long>(b) * ni + li) * H + c]) +
+             (pos ? pos[static_cast<long>(li) * H + c] : 0.0f);
     }
   }
 }
 
 // Plain attention for head sizes the tensor-core kernels do not take: one block per (b, h, i),
 // keys visited in index order, fp32 online softmax (deterministic; not fast).
-__global__ void naive_attention_kernel(const bf16* q, const bf16* k, const bf16* v, bf16* o, int n, int D, float scale) {
+__global__ void naive_attention_kernel(const bf16* q, const bf16* k, const bf16* v, bf16* o, int n, int D,
+                                       float scale) {
   extern __shared__ float sm[];  // [D] q row, [D] accumulator
   const long bh = blockIdx.y;
   const int i = blockIdx.x;
@@ -194,7 +206,10 @@ __global__ void naive_attention_kernel(const bf16* q, const bf16* k, const bf16*
   float* qs = sm;
   float* acc = sm + D;
   __shared__ float red[128];
-  for (int e = threadIdx.x; e < D; e += blockDim.x) { qs[e] = __bfloat162float(qi[e]); acc[e] = 0; }
+  for (int e = threadIdx.x; e < D; e += blockDim.x) {
+    qs[e] = __bfloat162float(qi[e]);
+    acc[e] = 0;
+  }
   __syncthreads();
   float m = -INFINITY, l = 0;
   for (int j = 0; j < n; ++j) {
@@ -234,8 +249,8 @@ __device__ __forceinline__ void locate(long g, long nt, long ni, int deg, int& j
 // send[j][part][b][hc][l][Dp] for head chunk c (heads j*HL + c*HC.., HC of them per member; the
 // whole group of HL when HC == HL), rows padded to R, columns D..Dp zero. One local token row
 // per block, 8 columns per access (D % 8 == 0); RoPE as split_rope, so both round alike.
-__global__ void ulysses_pack_qkv_kernel(const bf16* qkv, const float* cs, const float* sn, bf16* send, int nloc,
-                                        int NH, int D, int Dp, int HL, int R, int HC, int c, int B) {
+__global__ void ulysses_pack_qkv_kernel(const bf16* qkv, const float* cs, const float* sn, bf16* send, int nloc, int NH,
+                                        int D, int Dp, int HL, int R, int HC, int c, int B) {
   const int NC = NH / HL * HC;  // heads of this chunk over all members
   const int row = blockIdx.x, b = row / nloc, l = row % nloc, wp = Dp / 8;
   const long seg = 3L * B * HC * R * Dp;
@@ -246,9 +261,11 @@ __global__ void ulysses_pack_qkv_kernel(const bf16* qkv, const float* cs, const 
     uint4 raw = make_uint4(0, 0, 0, 0);
     if (e * 8 < D) {
       raw = *reinterpret_cast<const uint4*>(src_row + (part * NH + h) * D + e * 8);
-      if (cs && part < 2) rotate_pairs<4>(reinterpret_cast<bf16*>(&raw), cs, sn, static_cast<long>(l) * (D / 2) + e * 4);
+      if (cs && part < 2)
+        rotate_pairs<4>(reinterpret_cast<bf16*>(&raw), cs, sn, static_cast<long>(l) * (D / 2) + e * 4);
     }
-    *reinterpret_cast<uint4*>(send + j * seg + (((static_cast<long>(part) * B + b) * HC + hc) * R + l) * Dp + e * 8) = raw;
+    *reinterpret_cast<uint4*>(send + j * seg + (((static_cast<long>(part) * B + b) * HC + hc) * R + l) * Dp + e * 8) =
+        raw;
   }
 }
 
@@ -265,14 +282,15 @@ __global__ void ulysses_unpack_qkv_kernel(const uint4* recv, uint4* q, uint4* k,
   for (int t = threadIdx.x; t < 3 * HL * w; t += blockDim.x) {
     const int part = t / (HL * w), hl = t / w % HL, e = t % w;
     uint4* dst = part == 0 ? q : part == 1 ? k : v;
-    dst[((static_cast<long>(b) * HL + hl) * ntot + g) * w + e] = recv[j * seg + (((static_cast<long>(part) * B + b) * HL + hl) * R + l) * w + e];
+    dst[((static_cast<long>(b) * HL + hl) * ntot + g) * w + e] =
+        recv[j * seg + (((static_cast<long>(part) * B + b) * HL + hl) * R + l) * w + e];
   }
 }
 
 // o [B, HL, ntot, Dp] -> send[j][b][l][hl][D]: member j's tokens of my heads (8 bf16 per move).
 // One (global token, sample) per block.
-__global__ void ulysses_pack_o_kernel(const uint4* o, uint4* send, int B, int HL, long nt, long ni, int deg, int R, int D,
-                                      int Dp) {
+__global__ void ulysses_pack_o_kernel(const uint4* o, uint4* send, int B, int HL, long nt, long ni, int deg, int R,
+                                      int D, int Dp) {
   const int w = D / 8, wp = Dp / 8;
   const long ntot = nt + ni, g = blockIdx.x, seg = static_cast<long>(B) * R * HL * w;
   const int b = blockIdx.y;
@@ -281,7 +299,8 @@ __global__ void ulysses_pack_o_kernel(const uint4* o, uint4* send, int B, int HL
   locate(g, nt, ni, deg, j, l);
   for (int t = threadIdx.x; t < HL * w; t += blockDim.x) {
     const int hl = t / w, e = t % w;
-    send[j * seg + ((static_cast<long>(b) * R + l) * HL + hl) * w + e] = o[((static_cast<long>(b) * HL + hl) * ntot + g) * wp + e];
+    send[j * seg + ((static_cast<long>(b) * R + l) * HL + hl) * w + e] =
+        o[((static_cast<long>(b) * HL + hl) * ntot + g) * wp + e];
   }
 }
 
@@ -315,16 +334,19 @@ __global__ void ulysses_push_qkv_kernel(const bf16* qkv, const float* cs, const 
     const int b = static_cast<int>(row / nloc), l = static_cast<int>(row % nloc);
     const int h0 = max(p0 - b * HL, 0), nh = min(p1 - b * HL, HL) - h0, per_part = w.deg * nh * wp;
     if (nh <= 0) continue;
-    const long g = l < nt_me ? coll::shard_begin(w.nt, w.deg, w.me) + l : w.nt + coll::shard_begin(w.ni, w.deg, w.me) + (l - nt_me);
+    const long g = l < nt_me ? coll::shard_begin(w.nt, w.deg, w.me) + l
+                             : w.nt + coll::shard_begin(w.ni, w.deg, w.me) + (l - nt_me);
     const bf16* src_row = qkv + row * 3 * NH * D;
     for (int t = threadIdx.x; t < 3 * per_part; t += blockDim.x) {
       const int part = t / per_part, r = t % per_part, j = r / (nh * wp), hl = h0 + r / wp % nh, e = r % wp;
       uint4 raw = make_uint4(0, 0, 0, 0);
       if (e * 8 < D) {
         raw = *reinterpret_cast<const uint4*>(src_row + (part * NH + j * HL + hl) * D + e * 8);
-        if (cs && part < 2) rotate_pairs<4>(reinterpret_cast<bf16*>(&raw), cs, sn, static_cast<long>(l) * (D / 2) + e * 4);
+        if (cs && part < 2)
+          rotate_pairs<4>(reinterpret_cast<bf16*>(&raw), cs, sn, static_cast<long>(l) * (D / 2) + e * 4);
       }
-      *reinterpret_cast<uint4*>(w.base[j] + part * part_stride + ((static_cast<long>(b) * HL + hl) * ntot + g) * Dp + e * 8) = raw;
+      *reinterpret_cast<uint4*>(w.base[j] + part * part_stride + ((static_cast<long>(b) * HL + hl) * ntot + g) * Dp +
+                                e * 8) = raw;
     }
   }
   __threadfence_system();
@@ -358,7 +380,8 @@ __global__ void ulysses_push_o_kernel(const uint4* o, ulysses_window w, int NH, 
 
 // Counter-based weights on the device (benchmarks): uniform(-scale, scale), bf16.
 __global__ void generate_kernel(bf16* w, long count, unsigned long long stream, float scale) {
-  for (long i = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x; i < count; i += static_cast<long>(gridDim.x) * blockDim.x) {
+  for (long i = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x; i < count;
+       i += static_cast<long>(gridDim.x) * blockDim.x) {
     unsigned long long x = stream ^ (static_cast<unsigned long long>(i) * 0xd1b54a32d192ed03ull);
     x += 0x9e3779b97f4a7c15ull;
     x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
@@ -377,18 +400,25 @@ constexpr int kLnPerThread = 4;
 int ln_threads(int H, int V) { return H <= 256 * V * kLnPerThread ? 256 : 1024; }
 
 template <bool RESIDUAL>
-void launch_ln(float* x, const bf16* y, const bf16* gate, int gate_stride, long rows, int H, int rows_per_sample, const bf16* mod,
-               int mod_stride, int shift_off, int scale_off, bf16* out, cudaStream_t st) {
+void launch_ln(float* x, const bf16* y, const bf16* gate, int gate_stride, long rows, int H, int rows_per_sample,
+               const bf16* mod, int mod_stride, int shift_off, int scale_off, bf16* out, cudaStream_t st) {
   const auto g = static_cast<unsigned>(rows);
   const int V = H % 4 == 0 ? 4 : 1, T = ln_threads(H, V), n = (H + T * V - 1) / (T * V);
-#define GFDIT_LN(v, k) ln_mod_kernel<v, k, RESIDUAL><<<g, T, 0, st>>>(x, y, gate, gate_stride, H, rows_per_sample, mod, mod_stride, shift_off, scale_off, out)
+#define GFDIT_LN(v, k)          \
+  ln_mod_kernel<v, k, RESIDUAL> \
+      <<<g, T, 0, st>>>(x, y, gate, gate_stride, H, rows_per_sample, mod, mod_stride, shift_off, scale_off, out)
   if (V == 4) {
-    if (n <= kLnPerThread) GFDIT_LN(4, kLnPerThread);
-    else GFDIT_LN(4, 16);
+    if (n <= kLnPerThread)
+      GFDIT_LN(4, kLnPerThread);
+    else
+      GFDIT_LN(4, 16);
   } else {
-    if (n <= kLnPerThread) GFDIT_LN(1, kLnPerThread);
-    else if (n <= 16) GFDIT_LN(1, 16);
-    else GFDIT_LN(1, 64);
+    if (n <= kLnPerThread)
+      GFDIT_LN(1, kLnPerThread);
+    else if (n <= 16)
+      GFDIT_LN(1, 16);
+    else
+      GFDIT_LN(1, 64);
   }
 #undef GFDIT_LN
 }
@@ -396,7 +426,8 @@ void launch_ln(float* x, const bf16* y, const bf16* gate, int gate_stride, long 
 
 void ln_mod(const float* x, long rows, int H, int rows_per_sample, const bf16* mod, int mod_stride, int shift_off,
             int scale_off, bf16* y, cudaStream_t st) {
-  launch_ln<false>(const_cast<float*>(x), nullptr, nullptr, 0, rows, H, rows_per_sample, mod, mod_stride, shift_off, scale_off, y, st);
+  launch_ln<false>(const_cast<float*>(x), nullptr, nullptr, 0, rows, H, rows_per_sample, mod, mod_stride, shift_off,
+                   scale_off, y, st);
 }
 void residual_ln_mod(float* x, const bf16* y, const bf16* gate, int gate_stride, long rows, int H, int rows_per_sample,
                      const bf16* mod, int mod_stride, int shift_off, int scale_off, bf16* out, cudaStream_t st) {
@@ -405,31 +436,39 @@ void residual_ln_mod(float* x, const bf16* y, const bf16* gate, int gate_stride,
 void split_rope(const bf16* qkv, bf16* q, bf16* k, bf16* v, const float* cs, const float* sn, int B, int nloc, int l0,
                 int ntot, int NH, int D, int Dp, cudaStream_t st) {
   const auto g = static_cast<unsigned>(static_cast<long>(B) * nloc);
-  if (D % 8 == 0 && Dp % 8 == 0) split_rope_kernel<8><<<g, 128, 0, st>>>(qkv, q, k, v, cs, sn, nloc, l0, ntot, NH, D, Dp);
-  else if (D % 2 == 0) split_rope_kernel<2><<<g, 128, 0, st>>>(qkv, q, k, v, cs, sn, nloc, l0, ntot, NH, D, Dp);
-  else split_rope_kernel<1><<<g, 128, 0, st>>>(qkv, q, k, v, nullptr, nullptr, nloc, l0, ntot, NH, D, Dp);  // no RoPE: odd D
+  if (D % 8 == 0 && Dp % 8 == 0)
+    split_rope_kernel<8><<<g, 128, 0, st>>>(qkv, q, k, v, cs, sn, nloc, l0, ntot, NH, D, Dp);
+  else if (D % 2 == 0)
+    split_rope_kernel<2><<<g, 128, 0, st>>>(qkv, q, k, v, cs, sn, nloc, l0, ntot, NH, D, Dp);
+  else
+    split_rope_kernel<1>
+        <<<g, 128, 0, st>>>(qkv, q, k, v, nullptr, nullptr, nloc, l0, ntot, NH, D, Dp);  // no RoPE: odd D
 }
 void merge_heads(const bf16* o, bf16* y, int B, int nloc, int l0, int ntot, int NH, int D, int Dp, cudaStream_t st) {
   const auto g = static_cast<unsigned>(static_cast<long>(B) * nloc);
-  if (D % 8 == 0 && Dp % 8 == 0) merge_heads_kernel<8><<<g, 128, 0, st>>>(o, y, nloc, l0, ntot, NH, D, Dp);
-  else merge_heads_kernel<1><<<g, 128, 0, st>>>(o, y, nloc, l0, ntot, NH, D, Dp);
+  if (D % 8 == 0 && Dp % 8 == 0)
+    merge_heads_kernel<8><<<g, 128, 0, st>>>(o, y, nloc, l0, ntot, NH, D, Dp);
+  else
+    merge_heads_kernel<1><<<g, 128, 0, st>>>(o, y, nloc, l0, ntot, NH, D, Dp);
 }
 void gelu(bf16* y, long total, cudaStream_t st) { gelu_kernel<<<grid_for(total), 256, 0, st>>>(y, total); }
 void silu(bf16* y, long total, cudaStream_t st) { silu_kernel<<<grid_for(total), 256, 0, st>>>(y, total); }
 void cond(const bf16* t, const float* extra, bf16* out, long total, cudaStream_t st) {
   cond_kernel<<<grid_for(total), 256, 0, st>>>(t, extra, out, total);
 }
-void assemble(float* x, const bf16* txt, const bf16* img, const float* pos, int B, int nt, int ni, int H, cudaStream_t st) {
+void assemble(float* x, const bf16* txt, const bf16* img, const float* pos, int B, int nt, int ni, int H,
+              cudaStream_t st) {
   assemble_kernel<<<grid_for(static_cast<long>(B) * (nt + ni) * H), 256, 0, st>>>(x, txt, img, pos, B, nt, ni, H);
 }
 void naive_attention(const bf16* q, const bf16* k, const bf16* v, bf16* o, int BH, int n, int D, cudaStream_t st) {
   const dim3 grid(static_cast<unsigned>(n), static_cast<unsigned>(BH));
-  naive_attention_kernel<<<grid, 128, 2 * D * sizeof(float), st>>>(q, k, v, o, n, D, 1.0f / sqrtf(static_cast<float>(D)));
+  naive_attention_kernel<<<grid, 128, 2 * D * sizeof(float), st>>>(q, k, v, o, n, D,
+                                                                   1.0f / sqrtf(static_cast<float>(D)));
 }
 void ulysses_pack_qkv(const bf16* qkv, const float* cs, const float* sn, bf16* send, int B, int nloc, int NH, int D,
                       int Dp, int HL, int R, int HC, int c, cudaStream_t st) {
-  ulysses_pack_qkv_kernel<<<static_cast<unsigned>(static_cast<long>(B) * nloc), 128, 0, st>>>(qkv, cs, sn, send, nloc, NH, D,
-                                                                                             Dp, HL, R, HC, c, B);
+  ulysses_pack_qkv_kernel<<<static_cast<unsigned>(static_cast<long>(B) * nloc), 128, 0, st>>>(
+      qkv, cs, sn, send, nloc, NH, D, Dp, HL, R, HC, c, B);
 }
 void ulysses_unpack_qkv(const bf16* recv, bf16* q, bf16* k, bf16* v, int B, int HL, long nt, long ni, int deg, int R,
                         int Dp, cudaStream_t st) {
@@ -449,13 +488,17 @@ void ulysses_unpack_o(const bf16* recv, bf16* y, int B, int nloc, int NH, int HL
 }
 namespace {
 // One block per row, or `blocks` walking the rows.
-unsigned push_grid(long rows, int blocks) { return static_cast<unsigned>(blocks > 0 ? std::min<long>(blocks, rows) : rows); }
+unsigned push_grid(long rows, int blocks) {
+  return static_cast<unsigned>(blocks > 0 ? std::min<long>(blocks, rows) : rows);
+}
 }  // namespace
 void ulysses_push_qkv(const bf16* qkv, const float* cs, const float* sn, const ulysses_window& w, int nloc, int NH,
                       int D, int p0, int p1, int blocks, cudaStream_t st) {
-  ulysses_push_qkv_kernel<<<push_grid(static_cast<long>(w.B) * nloc, blocks), 128, 0, st>>>(qkv, cs, sn, w, nloc, NH, D, p0, p1);
+  ulysses_push_qkv_kernel<<<push_grid(static_cast<long>(w.B) * nloc, blocks), 128, 0, st>>>(qkv, cs, sn, w, nloc, NH, D,
+                                                                                            p0, p1);
 }
-void ulysses_push_o(const bf16* o, const ulysses_window& w, int NH, int D, int p0, int p1, int blocks, cudaStream_t st) {
+void ulysses_push_o(const bf16* o, const ulysses_window& w, int NH, int D, int p0, int p1, int blocks,
+                    cudaStream_t st) {
   ulysses_push_o_kernel<<<push_grid(static_cast<long>(w.B) * (w.nt + w.ni), blocks), 128, 0, st>>>(
       reinterpret_cast<const uint4*>(o), w, NH, D, p0, p1);
 }

@@ -26,7 +26,8 @@ void merge_heads(const bf16* o, bf16* y, int B, int nloc, int l0, int ntot, int 
 void gelu(bf16* y, long total, cudaStream_t st);  // tanh approximation, in place
 void silu(bf16* y, long total, cudaStream_t st);
 void cond(const bf16* t, const float* extra, bf16* out, long total, cudaStream_t st);  // silu(t + extra)
-void assemble(float* x, const bf16* txt, const bf16* img, const float* pos, int B, int nt, int ni, int H, cudaStream_t st);
+void assemble(float* x, const bf16* txt, const bf16* img, const float* pos, int B, int nt, int ni, int H,
+              cudaStream_t st);
 void naive_attention(const bf16* q, const bf16* k, const bf16* v, bf16* o, int BH, int n, int D, cudaStream_t st);
 // Ulysses (parallel.hpp): a rank's local rows are its text shard then its image shard; segments
 // of the all-to-all are padded to R rows (the largest shard) so every peer gets equal bytes.
@@ -64,8 +65,7 @@ struct ulysses_window {
 void ulysses_push_qkv(const bf16* qkv, const float* cs, const float* sn, const ulysses_window& w, int nloc, int NH,
                       int D, int p0, int p1, int blocks, cudaStream_t st);
 // o [B, HL, nt+ni, Dp] -> my heads' columns of every token's owner's attention rows.
-void ulysses_push_o(const bf16* o, const ulysses_window& w, int NH, int D, int p0, int p1, int blocks,
-                    cudaStream_t st);
+void ulysses_push_o(const bf16* o, const ulysses_window& w, int NH, int D, int p0, int p1, int blocks, cudaStream_t st);
 void generate(bf16* w, long count, unsigned long long stream, float scale, cudaStream_t st);
 
 }  // namespace gfdit::dit::gpu

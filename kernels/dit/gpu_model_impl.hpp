@@ -68,7 +68,7 @@ struct gpu_model::impl {
     coll::World* w = nullptr;
     coll::Group g;
     int deg = 1, HL = 0;
-    int K = 1, HC = 0;  // head chunks of the pipeline and heads per chunk (HL = K * HC)
+    int K = 1, HC = 0;                           // head chunks of the pipeline and heads per chunk (HL = K * HC)
     std::int64_t nt = 0, ni = 0, nr = 0, R = 0;  // text, image tokens; my rows; the largest member's
     bf16 *send = nullptr, *recv = nullptr, *recv_o = nullptr;
     std::size_t seg_qkv = 0, seg_o = 0;  // bytes per peer and chunk of the two exchanges
@@ -97,8 +97,7 @@ struct gpu_model::impl {
     return !(e && std::string(e) == "0");
   }();
   cudaStream_t sc = nullptr;
-  cudaEvent_t ev_join = nullptr, ev_p[max_chunks] = {}, ev_q[max_chunks] = {},
-              ev_a[max_chunks] = {};
+  cudaEvent_t ev_join = nullptr, ev_p[max_chunks] = {}, ev_q[max_chunks] = {}, ev_a[max_chunks] = {};
   std::size_t mark_i = 0;
   void mark() {
     if (marks && mark_i < marks->size()) cudaEventRecord((*marks)[mark_i++], st);

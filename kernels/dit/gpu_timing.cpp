@@ -78,18 +78,20 @@ result<gpu_timing> gpu_model::impl::time(int batch, std::int64_t tokens, int ite
 result<std::vector<std::pair<std::string, double>>> gpu_model::profile_block(int batch, std::int64_t tokens, int iters,
                                                                              const sp_group& g) {
   impl& p = *impl_;
-  static const std::vector<const char*> one_gpu = {"ln_mod1", "qkv_gemm", "split_rope", "attention", "merge_heads", "proj_gemm",
-                                                   "residual1_ln_mod2", "fc1_gelu_gemm", "fc2_gemm", "residual2_ln_next"};
-  static const std::vector<const char*> direct = {"ln_mod1", "qkv_gemm", "push_qkv", "barrier", "attention", "push_o",
-                                                  "barrier", "proj_gemm", "residual1_ln_mod2", "fc1_gelu_gemm", "fc2_gemm",
-                                                  "residual2_ln_next"};
+  static const std::vector<const char*> one_gpu = {
+      "ln_mod1",   "qkv_gemm",          "split_rope",    "attention", "merge_heads",
+      "proj_gemm", "residual1_ln_mod2", "fc1_gelu_gemm", "fc2_gemm",  "residual2_ln_next"};
+  static const std::vector<const char*> direct = {
+      "ln_mod1", "qkv_gemm",  "push_qkv",          "barrier",       "attention", "push_o",
+      "barrier", "proj_gemm", "residual1_ln_mod2", "fc1_gelu_gemm", "fc2_gemm",  "residual2_ln_next"};
   if (g.world) {
     tokens = p.c.seq_tokens();
     if (auto r = p.ensure_buffers(batch, tokens); !r) return r.err();
     if (auto r = p.ulysses_begin(g, batch); !r) return r.err();
     if (!p.ul.direct) {
       p.ulysses_end();
-      return make_error(errc::invalid_argument, "dit gpu profile_block: Ulysses stages are marked for the direct exchange only");
+      return make_error(errc::invalid_argument,
+                        "dit gpu profile_block: Ulysses stages are marked for the direct exchange only");
     }
   }
   struct end_ulysses {  // every return below
@@ -105,9 +107,16 @@ result<std::vector<std::pair<std::string, double>>> gpu_model::profile_block(int
   p.marks = &ev;
   for (int i = 0; i < iters; ++i) {
     if (g.world)  // the members start together, as in time_ulysses
-      if (auto r = g.world->barrier(g.group, coll::stream_ref{p.st}); !r) { p.marks = nullptr; return r.err(); }
-    auto r = g.world ? p.block_ulysses(0, p.c.pos == positional::rope, true) : p.block(0, p.c.pos == positional::rope, true);
-    if (!r) { p.marks = nullptr; return r.err(); }
+      if (auto r = g.world->barrier(g.group, coll::stream_ref{p.st}); !r) {
+        p.marks = nullptr;
+        return r.err();
+      }
+    auto r =
+        g.world ? p.block_ulysses(0, p.c.pos == positional::rope, true) : p.block(0, p.c.pos == positional::rope, true);
+    if (!r) {
+      p.marks = nullptr;
+      return r.err();
+    }
     GFDIT_CUDA(cudaEventSynchronize(ev.back()));
     for (std::size_t s = 0; s < stages; ++s) {
       float ms = 0;
@@ -133,7 +142,8 @@ result<gpu_timing> gpu_model::time_step(int batch, std::int64_t tokens, int iter
   return impl_->time(batch, tokens, iters, true);
 }
 
-result<gpu_timing> gpu_model::time_rank_compute(int batch, std::int64_t tokens, int degree, bool whole_step, int iters) {
+result<gpu_timing> gpu_model::time_rank_compute(int batch, std::int64_t tokens, int degree, bool whole_step,
+                                                int iters) {
   if (degree < 1 || impl_->c.heads % degree != 0 || tokens % degree != 0)
     return make_error(errc::invalid_argument, "dit gpu: degree must divide the heads and the tokens");
   impl_->emu_degree = degree;
@@ -144,7 +154,8 @@ result<gpu_timing> gpu_model::time_rank_compute(int batch, std::int64_t tokens, 
 
 result<gpu_timing> gpu_model::time_ulysses(int batch, const sp_group& g, bool whole_step, int iters) {
   impl& p = *impl_;
-  if (!g.world) return make_error(errc::invalid_argument, "dit gpu time_ulysses: needs a World (use time_step for degree 1)");
+  if (!g.world)
+    return make_error(errc::invalid_argument, "dit gpu time_ulysses: needs a World (use time_step for degree 1)");
   const std::int64_t N = p.c.seq_tokens();
   if (auto r = p.ensure_buffers(batch, N); !r) return r.err();
   if (auto r = p.ulysses_begin(g, batch); !r) return r.err();

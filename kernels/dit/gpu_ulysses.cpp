@@ -12,7 +12,8 @@ result<void> gpu_model::impl::ulysses_begin(const sp_group& g, int batch) {
   if (c.heads % deg != 0)
     return make_error(errc::invalid_argument, "dit gpu ulysses: Ulysses degree " + std::to_string(deg) +
                                                   " does not divide the head count " + std::to_string(c.heads));
-  if (c.head_dim() % 8 != 0) return make_error(errc::invalid_argument, "dit gpu ulysses: head size must be a multiple of 8");
+  if (c.head_dim() % 8 != 0)
+    return make_error(errc::invalid_argument, "dit gpu ulysses: head size must be a multiple of 8");
   const std::int64_t nt = c.cond == conditioning::text ? c.text_tokens : 0, ni = c.image_tokens();
   if (ni < deg) return make_error(errc::invalid_argument, "dit gpu ulysses: fewer image tokens than ranks");
   ulysses_end();
@@ -64,7 +65,8 @@ gpu::ulysses_window gpu_model::impl::window(int batch) const {
 }
 
 std::size_t gpu_model::impl::direct_bytes(int batch) const {
-  return (3 * static_cast<std::size_t>(window(batch).qkv_elems()) + static_cast<std::size_t>(batch) * ul.R * c.hidden) * sizeof(bf16);
+  return (3 * static_cast<std::size_t>(window(batch).qkv_elems()) + static_cast<std::size_t>(batch) * ul.R * c.hidden) *
+         sizeof(bf16);
 }
 
 bool gpu_model::impl::begin_direct(int batch) {
@@ -79,7 +81,8 @@ bool gpu_model::impl::begin_direct(int batch) {
   ul.wv = ul.wk + w.qkv_elems();
   ul.wy = ul.wv + w.qkv_elems();
   int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&ul.sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
+  if (cudaGetDevice(&dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&ul.sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
     ul.sms = 0;
   if (overlap_attention && ul.sms > 0 && padded_head_dim() <= 128) {  // the tensor-core attention
     attention::problem p = attention_problem(ul.HL);
@@ -116,14 +119,16 @@ result<void> gpu_model::impl::block_ulysses(int blk, bool rope, bool first) {
   // at once, so it is issued on the high-priority sc the moment its input is ready: its blocks
   // are placed before the attention blocks that become ready at the same time.
   for (int j = 0; j < K; ++j) {
-    gpu::ulysses_pack_qkv(qkv, rope ? cs : nullptr, rope ? sn : nullptr, ul.send + j * cq, B, nr, NH, D, Dp, HL, R, HC, j, st);
+    gpu::ulysses_pack_qkv(qkv, rope ? cs : nullptr, rope ? sn : nullptr, ul.send + j * cq, B, nr, NH, D, Dp, HL, R, HC,
+                          j, st);
     GFDIT_CUDA(cudaGetLastError());
     GFDIT_CUDA(cudaEventRecord(ev_p[j], st));
   }
   auto exchange_qkv = [&](int j) -> result<void> {
     GFDIT_CUDA(cudaStreamWaitEvent(cs_, ev_p[j], 0));
     if (auto r = ul.w->all_to_all(ul.g, ul.send + j * cq, ul.recv + j * cq, ul.seg_qkv, sr); !r) return r;
-    gpu::ulysses_unpack_qkv(ul.recv + j * cq, q + j * ca, k + j * ca, v + j * ca, B, HC, ul.nt, ul.ni, ul.deg, R, Dp, cs_);
+    gpu::ulysses_unpack_qkv(ul.recv + j * cq, q + j * ca, k + j * ca, v + j * ca, B, HC, ul.nt, ul.ni, ul.deg, R, Dp,
+                            cs_);
     GFDIT_CUDA(cudaEventRecord(ev_q[j], cs_));
     return {};
   };

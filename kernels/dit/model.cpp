@@ -60,8 +60,7 @@ result<model> model::generate(const model_config& c, std::uint64_t seed) {
     if (s.name.find(".ada.") != std::string::npos) scale *= 0.25f;
     if (bias) scale = 0.02f;
     std::vector<std::uint16_t> d(static_cast<std::size_t>(s.numel()));
-    for (std::size_t i = 0; i < d.size(); ++i)
-      d[i] = to_bf16((2.0f * counter_uniform(stream, i) - 1.0f) * scale);
+    for (std::size_t i = 0; i < d.size(); ++i) d[i] = to_bf16((2.0f * counter_uniform(stream, i) - 1.0f) * scale);
     t.emplace(s.name, std::move(d));
   }
   return from_tensors(c, std::move(t));
@@ -142,7 +141,8 @@ result<void> model::save(const std::filesystem::path& path) const {
     for (std::size_t i = 0; i < d.size(); ++i) t.values[i] = from_bf16(d[i]);
     file.tensors.emplace(s.name, std::move(t));
   }
-  if (auto r = write_safetensors(path, file, "BF16"); !r) return make_error(r.err().code, "dit weights: " + r.err().what);
+  if (auto r = write_safetensors(path, file, "BF16"); !r)
+    return make_error(r.err().code, "dit weights: " + r.err().what);
   return {};
 }
 
@@ -173,7 +173,8 @@ result<model> model::load(const std::filesystem::path& path, const model_config*
     if (x.dtype != "BF16" && x.dtype != "F16" && x.dtype != "F32")
       return fail(errc::invalid_argument, s.name + ": dtype " + x.dtype + " (weights are BF16, F16 or F32)");
     if (x.shape != s.shape)
-      return fail(errc::invalid_argument, s.name + ": wrong shape " + shape_text(x.shape) + " (expected " + shape_text(s.shape) + ")");
+      return fail(errc::invalid_argument,
+                  s.name + ": wrong shape " + shape_text(x.shape) + " (expected " + shape_text(s.shape) + ")");
   }
   std::map<std::string, std::vector<float>> named;
   for (auto& [name, x] : file->tensors) named.emplace(name, std::move(x.values));

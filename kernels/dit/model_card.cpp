@@ -33,7 +33,8 @@ result<model_card> read_diffusers_pipeline(const fs::path& dir) {
     const auto j = nlohmann::json::parse(*text);
     const std::string cls = j.value("_class_name", std::string());
     if (cls != "DiTPipeline")
-      return make_error(errc::invalid_argument, index.string() + ": _class_name '" + cls + "' (gfdit reads DiTPipeline folders)");
+      return make_error(errc::invalid_argument,
+                        index.string() + ": _class_name '" + cls + "' (gfdit reads DiTPipeline folders)");
     auto cfg = config_from_diffusers(dir / "transformer" / "config.json");
     if (!cfg) return cfg.err();
     card.config = *cfg;
@@ -42,7 +43,8 @@ result<model_card> read_diffusers_pipeline(const fs::path& dir) {
       for (const auto& [k, v] : j.at("id2label").items()) {
         const int id = std::stoi(k);
         if (id < 0 || id >= card.config.num_classes)
-          return make_error(errc::invalid_argument, index.string() + ": id2label key " + k + " is not a class of the transformer");
+          return make_error(errc::invalid_argument,
+                            index.string() + ": id2label key " + k + " is not a class of the transformer");
         card.class_names[static_cast<std::size_t>(id)] = v.get<std::string>();
       }
     }
@@ -82,7 +84,8 @@ result<model_card> read_diffusers_pipeline(const fs::path& dir) {
 result<model_card> read_model_card(const fs::path& dir) {
   const fs::path file = dir / "config.json";
   if (!fs::exists(file) && fs::exists(dir / "model_index.json")) return read_diffusers_pipeline(dir);
-  if (!fs::exists(file)) return make_error(errc::not_found, "model " + dir.string() + ": no config.json (nor a diffusers model_index.json)");
+  if (!fs::exists(file))
+    return make_error(errc::not_found, "model " + dir.string() + ": no config.json (nor a diffusers model_index.json)");
   auto read = read_text(file, 1u << 20);
   if (!read) return read.err();
   const std::string& text = *read;
@@ -104,7 +107,8 @@ result<model_card> read_model_card(const fs::path& dir) {
     if (j.contains("vae")) card.vae_dir = dir / j.at("vae").get<std::string>();
     if (j.contains("pixel_range")) {
       const auto r = j.at("pixel_range").get<std::vector<float>>();
-      if (r.size() != 2 || !(r[0] < r[1])) return make_error(errc::invalid_argument, file.string() + ": pixel_range must be [lo, hi], lo < hi");
+      if (r.size() != 2 || !(r[0] < r[1]))
+        return make_error(errc::invalid_argument, file.string() + ": pixel_range must be [lo, hi], lo < hi");
       card.pixel_lo = r[0];
       card.pixel_hi = r[1];
     }
@@ -114,7 +118,8 @@ result<model_card> read_model_card(const fs::path& dir) {
   if (card.config.cond == conditioning::class_label && !card.class_names.empty() &&
       static_cast<int>(card.class_names.size()) != card.config.num_classes)
     return make_error(errc::invalid_argument, file.string() + ": " + std::to_string(card.class_names.size()) +
-                                                  " class_names for num_classes " + std::to_string(card.config.num_classes));
+                                                  " class_names for num_classes " +
+                                                  std::to_string(card.config.num_classes));
   if (card.default_steps < 1 || card.default_steps > 1000)
     return make_error(errc::invalid_argument, file.string() + ": default_steps must be 1..1000");
   return card;
@@ -149,7 +154,8 @@ std::vector<fs::path> model_search_path(const fs::path& exe) {
 
 result<fs::path> find_model(std::string_view name, const std::vector<fs::path>& search) {
   if (name.empty() || name.find('/') != std::string_view::npos || name == "." || name == "..")
-    return make_error(errc::invalid_argument, "model name '" + std::string(name) + "' (a plain name, or --weights DIR)");
+    return make_error(errc::invalid_argument,
+                      "model name '" + std::string(name) + "' (a plain name, or --weights DIR)");
   std::string searched, seen;
   std::error_code ec;
   for (const auto& dir : search) {
@@ -213,7 +219,8 @@ std::vector<std::string> aliases(const std::string& name) {
 }  // namespace
 
 result<int> match_class(const model_card& card, std::string_view prompt) {
-  if (card.class_names.empty()) return make_error(errc::invalid_argument, "this model names no classes: give a class number");
+  if (card.class_names.empty())
+    return make_error(errc::invalid_argument, "this model names no classes: give a class number");
   const std::string p = normalise(prompt);
   if (p.empty()) return make_error(errc::invalid_argument, "empty prompt");
   const std::string padded = " " + p + " ";

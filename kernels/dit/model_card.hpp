@@ -36,7 +36,8 @@ struct model_card {
   float pixel_lo = -1.0f, pixel_hi = 1.0f;  // pixel models: the values black and white stand for
 
   std::filesystem::path weights() const {
-    return layout == weights_layout::gfdit ? dir / "model.safetensors" : dir / "transformer" / "diffusion_pytorch_model.safetensors";
+    return layout == weights_layout::gfdit ? dir / "model.safetensors"
+                                           : dir / "transformer" / "diffusion_pytorch_model.safetensors";
   }
 };
 
@@ -52,8 +53,8 @@ std::vector<std::filesystem::path> model_search_path(const std::filesystem::path
 result<std::filesystem::path> find_model(std::string_view name, const std::vector<std::filesystem::path>& search);
 
 // A prompt to a class: the class name, one of its '/'- or ','-separated parts ("t-shirt" for
-// "t-shirt/top", "tench" for ImageNet's "tench, Tinca tinca"), case and punctuation aside, or a prompt that contains exactly one such name as
-// whole words ("a photo of an ankle boot"). Otherwise an error naming the nearest names.
+// "t-shirt/top", "tench" for ImageNet's "tench, Tinca tinca"), case and punctuation aside, or a prompt that contains
+// exactly one such name as whole words ("a photo of an ankle boot"). Otherwise an error naming the nearest names.
 result<int> match_class(const model_card& card, std::string_view prompt);
 
 }  // namespace gfdit::dit

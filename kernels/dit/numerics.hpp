@@ -13,7 +13,7 @@ inline std::uint16_t to_bf16(float x) noexcept {
   std::uint32_t u;
   std::memcpy(&u, &x, 4);
   if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<std::uint16_t>((u >> 16) | 0x40);  // NaN
-  u += 0x7fffu + ((u >> 16) & 1u);  // round to nearest even
+  u += 0x7fffu + ((u >> 16) & 1u);                                                           // round to nearest even
   return static_cast<std::uint16_t>(u >> 16);
 }
 inline float from_bf16(std::uint16_t b) noexcept {

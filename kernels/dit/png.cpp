@@ -37,7 +37,8 @@ result<image8> tile(std::span<const image8> pictures, int cols) {
   for (const auto& p : pictures)
     if (p.width != first.width || p.height != first.height || p.channels != first.channels)
       return make_error(errc::invalid_argument, "png tile: pictures differ in size or channels");
-  const int rows = static_cast<int>((pictures.size() + static_cast<std::size_t>(cols) - 1) / static_cast<std::size_t>(cols));
+  const int rows =
+      static_cast<int>((pictures.size() + static_cast<std::size_t>(cols) - 1) / static_cast<std::size_t>(cols));
   image8 out{first.width * cols, first.height * rows, first.channels, {}};
   out.pixels.assign(static_cast<std::size_t>(out.width) * out.height * out.channels, 0);
   const std::size_t row_bytes = static_cast<std::size_t>(first.width) * first.channels;
@@ -88,9 +89,13 @@ result<image8> decode_png(std::span<const std::uint8_t> bytes, std::int64_t max_
   if (static_cast<std::int64_t>(ihdr.width) * ihdr.height > max_pixels)
     return make_error(errc::too_large, "png: " + std::to_string(ihdr.width) + "x" + std::to_string(ihdr.height) +
                                            " is over the limit of " + std::to_string(max_pixels) + " pixels");
-  if (ihdr.bit_depth != 8 || (ihdr.color_type != SPNG_COLOR_TYPE_GRAYSCALE && ihdr.color_type != SPNG_COLOR_TYPE_TRUECOLOR))
+  if (ihdr.bit_depth != 8 ||
+      (ihdr.color_type != SPNG_COLOR_TYPE_GRAYSCALE && ihdr.color_type != SPNG_COLOR_TYPE_TRUECOLOR))
     return make_error(errc::invalid_argument, "png: only 8-bit grey or RGB pictures are read");
-  image8 img{static_cast<int>(ihdr.width), static_cast<int>(ihdr.height), ihdr.color_type == SPNG_COLOR_TYPE_GRAYSCALE ? 1 : 3, {}};
+  image8 img{static_cast<int>(ihdr.width),
+             static_cast<int>(ihdr.height),
+             ihdr.color_type == SPNG_COLOR_TYPE_GRAYSCALE ? 1 : 3,
+             {}};
   const int fmt = img.channels == 1 ? SPNG_FMT_G8 : SPNG_FMT_RGB8;
   std::size_t len = 0;
   if (int rc = spng_decoded_image_size(ctx.get(), fmt, &len)) return spng_error("size", rc);

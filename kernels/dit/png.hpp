@@ -11,7 +11,7 @@ namespace gfdit::dit {
 
 struct image8 {
   int width = 0, height = 0, channels = 0;  // channels: 1 (grey) or 3 (RGB)
-  std::vector<std::uint8_t> pixels;          // row-major, interleaved
+  std::vector<std::uint8_t> pixels;         // row-major, interleaved
 };
 
 // Nearest-neighbour enlargement by an integer factor (a 28x28 picture is hard to see).

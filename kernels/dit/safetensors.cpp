@@ -22,7 +22,7 @@ int element_bytes(const std::string& dtype) {
 
 float half_to_float(std::uint16_t h) {
   const int exp = (h >> 10) & 0x1f, man = h & 0x3ff;
-  const float v = exp == 0 ? std::ldexp(static_cast<float>(man), -24)
+  const float v = exp == 0    ? std::ldexp(static_cast<float>(man), -24)
                   : exp == 31 ? (man ? NAN : INFINITY)
                               : std::ldexp(static_cast<float>(man | 0x400), exp - 25);
   return (h >> 15) ? -v : v;
@@ -34,8 +34,8 @@ std::uint16_t float_to_half(float x) {  // round to nearest even, through double
   const double a = std::fabs(static_cast<double>(x));
   if (a >= 65520.0) return sign | 0x7c00;
   int e = 0;
-  std::frexp(a, &e);  // a = m * 2^e, m in [0.5, 1)
-  const int exp = std::max(e - 1, -14);  // subnormals share the smallest exponent
+  std::frexp(a, &e);                                         // a = m * 2^e, m in [0.5, 1)
+  const int exp = std::max(e - 1, -14);                      // subnormals share the smallest exponent
   const double q = std::nearbyint(std::ldexp(a, 10 - exp));  // 11 significant bits (fewer below)
   std::uint32_t bits = static_cast<std::uint32_t>(q);
   if (bits == 0) return sign;
@@ -74,7 +74,9 @@ std::string shape_text(const std::vector<std::int64_t>& shape) {
 }
 
 result<st_file> read_safetensors(const std::filesystem::path& path) {
-  const auto fail = [&](errc e, const std::string& what) { return make_error(e, "safetensors " + path.string() + ": " + what); };
+  const auto fail = [&](errc e, const std::string& what) {
+    return make_error(e, "safetensors " + path.string() + ": " + what);
+  };
   std::error_code ec;
   const auto file_size = std::filesystem::file_size(path, ec);
   if (ec) return fail(errc::not_found, "cannot stat (" + ec.message() + ")");
@@ -85,7 +87,8 @@ result<st_file> read_safetensors(const std::filesystem::path& path) {
   f.read(reinterpret_cast<char*>(len), 8);
   std::uint64_t hlen = 0;
   for (int i = 0; i < 8; ++i) hlen |= static_cast<std::uint64_t>(len[i]) << (8 * i);
-  if (hlen > st_max_header_bytes) return fail(errc::too_large, "header of " + std::to_string(hlen) + " bytes exceeds the limit");
+  if (hlen > st_max_header_bytes)
+    return fail(errc::too_large, "header of " + std::to_string(hlen) + " bytes exceeds the limit");
   if (hlen > file_size - 8) return fail(errc::decode_failed, "truncated: header runs past the end of the file");
   std::string head(hlen, '\0');
   f.read(head.data(), static_cast<std::streamsize>(hlen));
@@ -115,20 +118,23 @@ result<st_file> read_safetensors(const std::filesystem::path& path) {
       t.dtype = e.at("dtype").get<std::string>();
       t.shape = e.at("shape").get<std::vector<std::int64_t>>();
       const auto& o = e.at("data_offsets");
-      if (!o.is_array() || o.size() != 2) return fail(errc::decode_failed, name + ": data_offsets must be [begin, end]");
+      if (!o.is_array() || o.size() != 2)
+        return fail(errc::decode_failed, name + ": data_offsets must be [begin, end]");
       b = o[0].get<std::uint64_t>();
       en = o[1].get<std::uint64_t>();
     } catch (const std::exception& ex) {
       return fail(errc::decode_failed, name + ": malformed entry (" + ex.what() + ")");
     }
     const int width = element_bytes(t.dtype);
-    if (width == 0) return fail(errc::invalid_argument, name + ": dtype " + t.dtype + " (F32, F16, BF16, I32, I64, U8 are read)");
+    if (width == 0)
+      return fail(errc::invalid_argument, name + ": dtype " + t.dtype + " (F32, F16, BF16, I32, I64, U8 are read)");
     std::uint64_t numel = 1;
     for (auto d : t.shape) {
       if (d < 0) return fail(errc::decode_failed, name + ": negative dimension in " + shape_text(t.shape));
       // Checked: [3, 6148914691236517206] wrapped to 2 elements and was read as a 2-value tensor.
       if (__builtin_mul_overflow(numel, static_cast<std::uint64_t>(d), &numel) || numel > data_size)
-        return fail(errc::decode_failed, name + ": shape " + shape_text(t.shape) + " claims more bytes than the file holds");
+        return fail(errc::decode_failed,
+                    name + ": shape " + shape_text(t.shape) + " claims more bytes than the file holds");
     }
     if (en < b || en - b != numel * static_cast<std::uint64_t>(width))
       return fail(errc::decode_failed, name + ": data_offsets [" + std::to_string(b) + ", " + std::to_string(en) +
@@ -139,7 +145,8 @@ result<st_file> read_safetensors(const std::filesystem::path& path) {
     f.read(reinterpret_cast<char*>(raw.data()), static_cast<std::streamsize>(raw.size()));
     if (!f) return fail(errc::io, name + ": read failed");
     t.values.resize(static_cast<std::size_t>(numel));
-    for (std::size_t i = 0; i < t.values.size(); ++i) t.values[i] = read_element(t.dtype, &raw[i * static_cast<std::size_t>(width)]);
+    for (std::size_t i = 0; i < t.values.size(); ++i)
+      t.values[i] = read_element(t.dtype, &raw[i * static_cast<std::size_t>(width)]);
     out.tensors.emplace(name, std::move(t));
   }
   return out;
@@ -169,8 +176,10 @@ result<void> write_safetensors(const std::filesystem::path& path, const st_file&
     buf.resize(t.values.size() * static_cast<std::size_t>(width));
     for (std::size_t i = 0; i < t.values.size(); ++i) {  // little-endian regardless of the host
       std::uint32_t u = 0;
-      if (dtype == "F32") std::memcpy(&u, &t.values[i], 4);
-      else u = dtype == "BF16" ? to_bf16(t.values[i]) : float_to_half(t.values[i]);
+      if (dtype == "F32")
+        std::memcpy(&u, &t.values[i], 4);
+      else
+        u = dtype == "BF16" ? to_bf16(t.values[i]) : float_to_half(t.values[i]);
       for (int k = 0; k < width; ++k) buf[i * static_cast<std::size_t>(width) + k] = static_cast<char>(u >> (8 * k));
     }
     f.write(buf.data(), static_cast<std::streamsize>(buf.size()));

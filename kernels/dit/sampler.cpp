@@ -55,7 +55,8 @@ void apply_step(const request& r, int i, const float* cond, const float* uncond,
 }  // namespace
 
 result<void> validate(const model_config& c, const request& r) {
-  if (r.steps < 1 || r.steps > train_steps) return make_error(errc::invalid_argument, "dit request: steps must be 1..1000");
+  if (r.steps < 1 || r.steps > train_steps)
+    return make_error(errc::invalid_argument, "dit request: steps must be 1..1000");
   if (!(r.shift > 0.0f)) return make_error(errc::invalid_argument, "dit request: shift must be positive");
   if (c.cond == conditioning::class_label && (r.class_label < 0 || r.class_label >= c.num_classes))
     return make_error(errc::invalid_argument, "dit request: class label out of range");
@@ -89,13 +90,15 @@ result<void> denoise(const model& m, const request& r, int begin, int end, const
                       m.config(), r, begin, end, g, shard);
 }
 
-result<void> denoise_with(const step_forward& forward, const pair_gather& gather, const model_config& c, const request& r,
-                          int begin, int end, const sp_group& g, std::vector<float>& shard) {
+result<void> denoise_with(const step_forward& forward, const pair_gather& gather, const model_config& c,
+                          const request& r, int begin, int end, const sp_group& g, std::vector<float>& shard) {
   if (auto v = validate(c, r); !v) return v;
-  if (begin < 0 || end > r.steps || begin > end) return make_error(errc::invalid_argument, "dit denoise: step range outside [0, steps]");
+  if (begin < 0 || end > r.steps || begin > end)
+    return make_error(errc::invalid_argument, "dit denoise: step range outside [0, steps]");
   const auto mine = token_shard(c.image_tokens(), g.degree(), g.index());
   const std::size_t sz = static_cast<std::size_t>(mine.count * c.patch_dim());
-  if (shard.size() != sz) return make_error(errc::invalid_argument, "dit denoise: latent shard has the wrong size for this rank");
+  if (shard.size() != sz)
+    return make_error(errc::invalid_argument, "dit denoise: latent shard has the wrong size for this rank");
 
   const bool cfg = r.guidance > 1.0f;
   const bool split = cfg && g.cfg_parallel;
@@ -118,7 +121,8 @@ result<void> denoise_with(const step_forward& forward, const pair_gather& gather
   }
   std::vector<float> image(B * sz), pair(split ? 2 * sz : 0);
   for (int i = begin; i < end; ++i) {
-    for (int b = 0; b < B; ++b) std::copy(shard.begin(), shard.end(), image.begin() + static_cast<std::ptrdiff_t>(b * sz));
+    for (int b = 0; b < B; ++b)
+      std::copy(shard.begin(), shard.end(), image.begin() + static_cast<std::ptrdiff_t>(b * sz));
     const float t = static_cast<float>(step_time(r, i));
     const std::vector<float> ts(B, t);
     forward_input in{B, image, ts, labels, text};
@@ -136,12 +140,15 @@ result<void> denoise_with(const step_forward& forward, const pair_gather& gather
 result<void> denoise_batch(const step_forward& forward, const model_config& c, std::span<const request> rs, int begin,
                            int end, std::vector<std::vector<float>>& latents) {
   const std::size_t n = rs.size();
-  if (n == 0 || latents.size() != n) return make_error(errc::invalid_argument, "dit denoise_batch: one latent per request");
+  if (n == 0 || latents.size() != n)
+    return make_error(errc::invalid_argument, "dit denoise_batch: one latent per request");
   const std::size_t sz = static_cast<std::size_t>(c.image_tokens() * c.patch_dim());
   for (std::size_t k = 0; k < n; ++k) {
     if (auto v = validate(c, rs[k]); !v) return v;
-    if (rs[k].steps != rs[0].steps) return make_error(errc::invalid_argument, "dit denoise_batch: requests differ in steps");
-    if (latents[k].size() != sz) return make_error(errc::invalid_argument, "dit denoise_batch: a latent has the wrong size");
+    if (rs[k].steps != rs[0].steps)
+      return make_error(errc::invalid_argument, "dit denoise_batch: requests differ in steps");
+    if (latents[k].size() != sz)
+      return make_error(errc::invalid_argument, "dit denoise_batch: a latent has the wrong size");
   }
   if (begin < 0 || end > rs[0].steps || begin > end)
     return make_error(errc::invalid_argument, "dit denoise_batch: step range outside [0, steps]");
@@ -190,8 +197,8 @@ result<std::vector<float>> reshard(coll::World& w, const coll::Group& from, cons
   std::vector<float> out;
   if (to.is_member())
     out.resize(static_cast<std::size_t>(coll::shard_rows(layout.tokens, to.size(), to.self()) * c.patch_dim()));
-  if (from.is_member() &&
-      static_cast<std::int64_t>(shard.size()) != coll::shard_rows(layout.tokens, from.size(), from.self()) * c.patch_dim())
+  if (from.is_member() && static_cast<std::int64_t>(shard.size()) !=
+                              coll::shard_rows(layout.tokens, from.size(), from.self()) * c.patch_dim())
     return make_error(errc::invalid_argument, "dit reshard: source shard has the wrong size");
   if (auto r = w.reshard(from, to, layout, shard.data(), out.data()); !r) return r.err();
   return out;
@@ -221,7 +228,8 @@ result<parallel_layout> form_layout(coll::World& w, std::span<const std::int32_t
   l.active = gc->is_member() || gu->is_member();
   if (l.active) {
     const coll::Group& mine = gc->is_member() ? *gc : *gu;
-    const std::int32_t pair[] = {members[static_cast<std::size_t>(mine.self())], members[half + static_cast<std::size_t>(mine.self())]};
+    const std::int32_t pair[] = {members[static_cast<std::size_t>(mine.self())],
+                                 members[half + static_cast<std::size_t>(mine.self())]};
     auto p = w.form(pair, epoch + 2, 2);
     if (!p) return p.err();
     l.sp = sp_group{&w, mine, true, *p};

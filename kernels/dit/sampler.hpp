@@ -27,9 +27,9 @@ struct request {
   std::uint64_t seed = 0;
   int steps = 4;
   sampler_kind sampler = sampler_kind::flow_euler;
-  float guidance = 1.0f;  // classifier-free guidance scale; <= 1 runs the conditional pass only
-  float shift = 1.0f;     // flow: SD3 timestep shift
-  int class_label = 0;    // class_label models
+  float guidance = 1.0f;    // classifier-free guidance scale; <= 1 runs the conditional pass only
+  float shift = 1.0f;       // flow: SD3 timestep shift
+  int class_label = 0;      // class_label models
   std::vector<float> text;  // text models: [text_tokens][text_dim]; the null prompt is zeros
 };
 
@@ -49,8 +49,8 @@ result<void> denoise(const model& m, const request& r, int begin, int end, const
 // (mine -> both[pair index], host memory; only called under CFG-parallel).
 using step_forward = std::function<result<std::vector<float>>(const forward_input&, const sp_group&)>;
 using pair_gather = std::function<result<void>(const float* mine, float* both, std::size_t bytes)>;
-result<void> denoise_with(const step_forward& forward, const pair_gather& gather, const model_config& c, const request& r,
-                          int begin, int end, const sp_group& g, std::vector<float>& shard);
+result<void> denoise_with(const step_forward& forward, const pair_gather& gather, const model_config& c,
+                          const request& r, int begin, int end, const sp_group& g, std::vector<float>& shard);
 
 // Several requests at degree 1 (same step count; full latents [image_tokens][patch_dim]), every
 // pass of a step in one forward call: the requests' conditional passes, then the unconditional

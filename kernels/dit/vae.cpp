@@ -25,24 +25,27 @@ constexpr int max_latent_side = 512;
 result<int> int_field(const nlohmann::json& j, const char* key, int fallback, int lo, int hi) {
   if (!j.contains(key)) return fallback;
   const auto& v = j.at(key);
-  if (!v.is_number_integer()) return make_error(errc::invalid_argument, std::string("field '") + key + "': not an integer");
+  if (!v.is_number_integer())
+    return make_error(errc::invalid_argument, std::string("field '") + key + "': not an integer");
   const auto x = v.get<std::int64_t>();
   if (x < lo || x > hi)
-    return make_error(errc::invalid_argument, std::string("field '") + key + "': " + std::to_string(x) + " is outside " +
-                                                  std::to_string(lo) + ".." + std::to_string(hi));
+    return make_error(errc::invalid_argument, std::string("field '") + key + "': " + std::to_string(x) +
+                                                  " is outside " + std::to_string(lo) + ".." + std::to_string(hi));
   return static_cast<int>(x);
 }
 
 result<bool> bool_field(const nlohmann::json& j, const char* key, bool fallback) {
   if (!j.contains(key)) return fallback;
-  if (!j.at(key).is_boolean()) return make_error(errc::invalid_argument, std::string("field '") + key + "': not a boolean");
+  if (!j.at(key).is_boolean())
+    return make_error(errc::invalid_argument, std::string("field '") + key + "': not a boolean");
   return j.at(key).get<bool>();
 }
 
 // null counts as absent: diffusers writes "shift_factor": null for SD.
 result<float> float_field(const nlohmann::json& j, const char* key, float fallback) {
   if (!j.contains(key) || j.at(key).is_null()) return fallback;
-  if (!j.at(key).is_number()) return make_error(errc::invalid_argument, std::string("field '") + key + "': not a number");
+  if (!j.at(key).is_number())
+    return make_error(errc::invalid_argument, std::string("field '") + key + "': not a number");
   const double x = j.at(key).get<double>();
   if (!std::isfinite(x) || std::abs(x) > 1e30)
     return make_error(errc::invalid_argument, std::string("field '") + key + "': not a finite float");
@@ -60,10 +63,12 @@ void dot_tile(const float* a, const float* b, int n, float* c, std::ptrdiff_t si
   for (; i + 8 <= n; i += 8)
     for (int r = 0; r < R; ++r)
       for (int s = 0; s < S; ++s)
-        for (int q = 0; q < 8; ++q) l[r][s][q] += a[r * static_cast<std::ptrdiff_t>(n) + i + q] * b[s * static_cast<std::ptrdiff_t>(n) + i + q];
+        for (int q = 0; q < 8; ++q)
+          l[r][s][q] += a[r * static_cast<std::ptrdiff_t>(n) + i + q] * b[s * static_cast<std::ptrdiff_t>(n) + i + q];
   for (int q = 0; i < n; ++i, ++q)
     for (int r = 0; r < R; ++r)
-      for (int s = 0; s < S; ++s) l[r][s][q] += a[r * static_cast<std::ptrdiff_t>(n) + i] * b[s * static_cast<std::ptrdiff_t>(n) + i];
+      for (int s = 0; s < S; ++s)
+        l[r][s][q] += a[r * static_cast<std::ptrdiff_t>(n) + i] * b[s * static_cast<std::ptrdiff_t>(n) + i];
   for (int r = 0; r < R; ++r)
     for (int s = 0; s < S; ++s) {
       const float* x = l[r][s];
@@ -131,8 +136,8 @@ void conv2d(const float* w, const float* bias, int out, int in, int k, const flo
 
 // GroupNorm (eps 1e-6, biased variance, two passes) with SiLU after it when `act`. Channel rows
 // are summed in 8 fixed lanes, the rows of a group in double, in channel order.
-std::vector<float> group_norm(const std::vector<float>& x, int c, int pixels, int groups, const std::vector<float>& gamma,
-                              const std::vector<float>& beta, bool act) {
+std::vector<float> group_norm(const std::vector<float>& x, int c, int pixels, int groups,
+                              const std::vector<float>& gamma, const std::vector<float>& beta, bool act) {
   std::vector<float> y(x.size());
   const int per = c / groups;
   const double count = static_cast<double>(per) * pixels;
@@ -168,15 +173,17 @@ result<void> validate(const vae_config& c) {
     return bad("field 'block_out_channels': needs 1..8 entries, has " + std::to_string(c.block_out_channels.size()));
   if (c.norm_num_groups < 1) return bad("field 'norm_num_groups': must be positive");
   for (int ch : c.block_out_channels) {
-    if (ch < 1 || ch > 4096) return bad("field 'block_out_channels': entry " + std::to_string(ch) + " is outside 1..4096");
+    if (ch < 1 || ch > 4096)
+      return bad("field 'block_out_channels': entry " + std::to_string(ch) + " is outside 1..4096");
     if (ch % c.norm_num_groups)
-      return bad("field 'norm_num_groups': " + std::to_string(c.norm_num_groups) + " does not divide block_out_channels entry " +
-                 std::to_string(ch));
+      return bad("field 'norm_num_groups': " + std::to_string(c.norm_num_groups) +
+                 " does not divide block_out_channels entry " + std::to_string(ch));
   }
   if (c.latent_channels < 1 || c.latent_channels > 256) return bad("field 'latent_channels': outside 1..256");
   if (c.out_channels < 1 || c.out_channels > 64) return bad("field 'out_channels': outside 1..64");
   if (c.layers_per_block < 0 || c.layers_per_block > 16) return bad("field 'layers_per_block': outside 0..16");
-  if (!(c.scaling_factor > 0) || !std::isfinite(c.scaling_factor)) return bad("field 'scaling_factor': must be a positive finite number");
+  if (!(c.scaling_factor > 0) || !std::isfinite(c.scaling_factor))
+    return bad("field 'scaling_factor': must be a positive finite number");
   if (!std::isfinite(c.shift_factor)) return bad("field 'shift_factor': not finite");
   return {};
 }
@@ -193,7 +200,8 @@ result<vae_config> vae_config_from_json(std::string_view text, const std::string
   if (!j.is_object()) return make_error(errc::decode_failed, where + ": not a JSON object");
   // Another autoencoder's config would parse, and then decode garbage.
   if (j.contains("_class_name") && j.at("_class_name") != "AutoencoderKL")
-    return make_error(errc::invalid_argument, where + ": field '_class_name': " + j.at("_class_name").dump() + " is not AutoencoderKL");
+    return make_error(errc::invalid_argument,
+                      where + ": field '_class_name': " + j.at("_class_name").dump() + " is not AutoencoderKL");
   if (j.contains("act_fn") && j.at("act_fn") != "silu")
     return make_error(errc::invalid_argument, where + ": field 'act_fn': " + j.at("act_fn").dump() + " (only silu)");
   const auto read_int = [&](const char* key, int& out, int lo, int hi) -> result<void> {
@@ -202,9 +210,10 @@ result<vae_config> vae_config_from_json(std::string_view text, const std::string
     out = *v;
     return {};
   };
-  for (auto r : {read_int("in_channels", c.in_channels, 1, 64), read_int("out_channels", c.out_channels, 1, 64),
-                 read_int("latent_channels", c.latent_channels, 1, 256), read_int("layers_per_block", c.layers_per_block, 0, 16),
-                 read_int("norm_num_groups", c.norm_num_groups, 1, 4096)})
+  for (auto r :
+       {read_int("in_channels", c.in_channels, 1, 64), read_int("out_channels", c.out_channels, 1, 64),
+        read_int("latent_channels", c.latent_channels, 1, 256), read_int("layers_per_block", c.layers_per_block, 0, 16),
+        read_int("norm_num_groups", c.norm_num_groups, 1, 4096)})
     if (!r) return r.err();
   if (j.contains("block_out_channels")) {
     const auto& b = j.at("block_out_channels");
@@ -212,7 +221,8 @@ result<vae_config> vae_config_from_json(std::string_view text, const std::string
     c.block_out_channels.clear();
     for (const auto& e : b) {
       if (!e.is_number_integer() || e.get<std::int64_t>() < 1 || e.get<std::int64_t>() > 4096)
-        return make_error(errc::invalid_argument, where + ": field 'block_out_channels': entry " + e.dump() + " is not an integer in 1..4096");
+        return make_error(errc::invalid_argument,
+                          where + ": field 'block_out_channels': entry " + e.dump() + " is not an integer in 1..4096");
       c.block_out_channels.push_back(e.get<int>());
     }
   }
@@ -232,10 +242,12 @@ result<vae_config> vae_config_from_json(std::string_view text, const std::string
   if (j.contains("up_block_types")) {
     const auto& u = j.at("up_block_types");
     if (!u.is_array() || u.size() != c.block_out_channels.size())
-      return make_error(errc::invalid_argument, where + ": field 'up_block_types': needs one entry per block_out_channels entry");
+      return make_error(errc::invalid_argument,
+                        where + ": field 'up_block_types': needs one entry per block_out_channels entry");
     for (const auto& e : u)
       if (e != "UpDecoderBlock2D")
-        return make_error(errc::invalid_argument, where + ": field 'up_block_types': " + e.dump() + " (only UpDecoderBlock2D)");
+        return make_error(errc::invalid_argument,
+                          where + ": field 'up_block_types': " + e.dump() + " (only UpDecoderBlock2D)");
   }
   return c;
 }
@@ -295,7 +307,8 @@ std::string old_attention_name(const std::string& name) {
       {".to_q.", ".query."}, {".to_k.", ".key."}, {".to_v.", ".value."}, {".to_out.0.", ".proj_attn."}};
   if (name.find(".attentions.") == std::string::npos) return {};
   for (const auto& [now, old] : renames)
-    if (auto at = name.find(now); at != std::string::npos) return name.substr(0, at) + old + name.substr(at + std::strlen(now));
+    if (auto at = name.find(now); at != std::string::npos)
+      return name.substr(0, at) + old + name.substr(at + std::strlen(now));
   return {};
 }
 
@@ -340,7 +353,8 @@ result<vae_decoder> vae_decoder::load(const fs::path& dir) {
   // encoder.* and quant_conv.* belong to the other half of a full AutoencoderKL file.
   for (const auto& [name, x] : file->tensors) {
     if (used.count(name) || name.starts_with("encoder.") || name.starts_with("quant_conv.")) continue;
-    return fail("unexpected tensor " + name + (decoder_tensor(name) ? " (not part of this config's decoder)" : " (not an AutoencoderKL tensor)"));
+    return fail("unexpected tensor " + name +
+                (decoder_tensor(name) ? " (not part of this config's decoder)" : " (not an AutoencoderKL tensor)"));
   }
   return from_tensors(*cfg, std::move(t), weights.string());
 }
@@ -359,9 +373,15 @@ result<vae_decoder> vae_decoder::from_tensors(const vae_config& c, std::map<std:
     return conv{out, in, k, take(n + ".weight"), take(n + ".bias")};
   };
   const auto norm_of = [&](const std::string& n) { return norm{take(n + ".weight"), take(n + ".bias")}; };
-  const auto linear_of = [&](const std::string& n, int ch) { return linear{ch, ch, take(n + ".weight"), take(n + ".bias")}; };
+  const auto linear_of = [&](const std::string& n, int ch) {
+    return linear{ch, ch, take(n + ".weight"), take(n + ".bias")};
+  };
   const auto resnet_of = [&](const std::string& n, int in, int out) {
-    resnet r{norm_of(n + ".norm1"), norm_of(n + ".norm2"), conv_of(n + ".conv1", out, in, 3), conv_of(n + ".conv2", out, out, 3), {}};
+    resnet r{norm_of(n + ".norm1"),
+             norm_of(n + ".norm2"),
+             conv_of(n + ".conv1", out, in, 3),
+             conv_of(n + ".conv2", out, out, 3),
+             {}};
     if (in != out) r.shortcut = conv_of(n + ".conv_shortcut", out, in, 1);
     return r;
   };
@@ -416,7 +436,8 @@ vae_decoder::fmap vae_decoder::run_resnet(const resnet& r, const fmap& x) const 
   conv2d(r.conv2.w.data(), r.conv2.b.data(), r.conv2.out, r.conv2.in, 3, b.data(), x.h, x.w, y.v.data());
   if (r.shortcut) {
     fmap s(r.shortcut->out, x.h, x.w);
-    conv2d(r.shortcut->w.data(), r.shortcut->b.data(), r.shortcut->out, r.shortcut->in, 1, x.v.data(), x.h, x.w, s.v.data());
+    conv2d(r.shortcut->w.data(), r.shortcut->b.data(), r.shortcut->out, r.shortcut->in, 1, x.v.data(), x.h, x.w,
+           s.v.data());
     for (std::size_t i = 0; i < y.v.size(); ++i) y.v[i] = s.v[i] + y.v[i];
   } else {
     for (std::size_t i = 0; i < y.v.size(); ++i) y.v[i] = x.v[i] + y.v[i];
@@ -431,7 +452,8 @@ vae_decoder::fmap vae_decoder::run_attention(const attention& a, const fmap& x) 
   const auto xn = group_norm(x.v, c, tokens, config_.norm_num_groups, a.group_norm.gamma, a.group_norm.beta, false);
   std::vector<float> xt(xn.size());  // [tokens][c]
   for (int ch = 0; ch < c; ++ch)
-    for (int t = 0; t < tokens; ++t) xt[static_cast<std::size_t>(t) * c + ch] = xn[static_cast<std::size_t>(ch) * tokens + t];
+    for (int t = 0; t < tokens; ++t)
+      xt[static_cast<std::size_t>(t) * c + ch] = xn[static_cast<std::size_t>(ch) * tokens + t];
   const auto tokens_major = [&](const linear& l) {  // [tokens][c]
     std::vector<float> y(xt.size());
     matmul_nt(xt.data(), tokens, l.w.data(), c, c, y.data(), c, 1);
@@ -478,9 +500,10 @@ result<std::vector<float>> vae_decoder::decode(std::span<const float> latent, in
                                                   " (each side 1.." + std::to_string(max_latent_side) + ")");
   const std::size_t want = static_cast<std::size_t>(lc) * h * w;
   if (latent.size() != want)
-    return make_error(errc::invalid_argument, "vae decode: latent has " + std::to_string(latent.size()) + " values, expected " +
-                                                  std::to_string(want) + " (" + std::to_string(lc) + " x " + std::to_string(h) +
-                                                  " x " + std::to_string(w) + ")");
+    return make_error(errc::invalid_argument, "vae decode: latent has " + std::to_string(latent.size()) +
+                                                  " values, expected " + std::to_string(want) + " (" +
+                                                  std::to_string(lc) + " x " + std::to_string(h) + " x " +
+                                                  std::to_string(w) + ")");
   fmap z(lc, h, w);
   for (std::size_t i = 0; i < want; ++i) {
     if (!std::isfinite(latent[i]))

@@ -32,7 +32,7 @@ constexpr int max_batch = 1 << 16;
 // rows of pixels are taken in chunks that fit, so a 512x512 image needs ~256 MB of scratch.
 constexpr std::size_t scratch_budget = std::size_t{256} << 20;
 constexpr std::size_t workspace_bytes = std::size_t{32} << 20;  // cuBLASLt's
-constexpr long gn_slice = 8192;                                   // GroupNorm: elements per partial sum
+constexpr long gn_slice = 8192;                                 // GroupNorm: elements per partial sum
 constexpr int gn_max_slices = 1024;
 
 long round_up(long x, long m) { return (x + m - 1) / m * m; }
@@ -150,14 +150,15 @@ __global__ void gn_finalize_kernel(const float2* __restrict__ part, int slices, 
     m2 += static_cast<double>(p.y) + d * d * cnt * nb / tot;
     cnt = tot;
   }
-  stat[g] = make_float2(static_cast<float>(mean), static_cast<float>(1.0 / sqrt(m2 / cnt + static_cast<double>(norm_eps))));
+  stat[g] =
+      make_float2(static_cast<float>(mean), static_cast<float>(1.0 / sqrt(m2 / cnt + static_cast<double>(norm_eps))));
 }
 
 // Pass 3: (x - mean) * (rstd * gamma) + beta, SiLU after it when `act`, into y (fp32, the same
 // [C][P] layout) or, when yt is set, into yt [P][ldt] as bf16 (tokens-major, for the attention).
-__global__ void gn_apply_kernel(const float* __restrict__ x, long n, long len, const float2* __restrict__ stat,
-                                int per, long P, const float* __restrict__ gamma, const float* __restrict__ beta,
-                                bool act, float* __restrict__ y, bf16* __restrict__ yt, int ldt) {
+__global__ void gn_apply_kernel(const float* __restrict__ x, long n, long len, const float2* __restrict__ stat, int per,
+                                long P, const float* __restrict__ gamma, const float* __restrict__ beta, bool act,
+                                float* __restrict__ y, bf16* __restrict__ yt, int ldt) {
   const int g = blockIdx.y;
   const long b = blockIdx.x * len, e = min(n, b + len);
   const float2 st = stat[g];
@@ -311,7 +312,8 @@ struct gpu_vae_decoder::impl {
   result<bf16*> upload_bf16(const std::vector<float>& w, long rows, long cols, long ld) {
     std::vector<std::uint16_t> h(static_cast<std::size_t>(rows * ld), 0);
     for (long r = 0; r < rows; ++r)
-      for (long j = 0; j < cols; ++j) h[static_cast<std::size_t>(r * ld + j)] = to_bf16(w[static_cast<std::size_t>(r * cols + j)]);
+      for (long j = 0; j < cols; ++j)
+        h[static_cast<std::size_t>(r * ld + j)] = to_bf16(w[static_cast<std::size_t>(r * cols + j)]);
     auto p = upload(h.data(), h.size());
     if (!p) return p.err();
     return reinterpret_cast<bf16*>(*p);
@@ -367,9 +369,11 @@ struct gpu_vae_decoder::impl {
     GFDIT_CUBLAS(cublasLtMatrixLayoutCreate(&d, CUDA_R_32F, m, n, ldd));
     GFDIT_CUBLAS(cublasLtMatmulPreferenceCreate(&pref));
     const std::size_t wsb = workspace_bytes;
-    GFDIT_CUBLAS(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &wsb, sizeof(wsb)));
+    GFDIT_CUBLAS(
+        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &wsb, sizeof(wsb)));
     const std::uint32_t none = CUBLASLT_REDUCTION_SCHEME_NONE;
-    GFDIT_CUBLAS(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &none, sizeof(none)));
+    GFDIT_CUBLAS(
+        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &none, sizeof(none)));
     cublasLtMatmulHeuristicResult_t res[8];
     int found = 0;
     const auto s = cublasLtMatmulAlgoGetHeuristic(lt, op, a, b, d, d, pref, 8, res, &found);
@@ -379,8 +383,9 @@ struct gpu_vae_decoder::impl {
     cublasLtMatrixLayoutDestroy(d);
     cublasLtMatmulDescDestroy(op);
     if (s != CUBLAS_STATUS_SUCCESS || found == 0)
-      return make_error(errc::io, "vae gpu: no cuBLASLt algorithm for m " + std::to_string(m) + ", n " + std::to_string(n) +
-                                      ", k " + std::to_string(k) + " (status " + std::to_string(static_cast<int>(s)) + ")");
+      return make_error(errc::io, "vae gpu: no cuBLASLt algorithm for m " + std::to_string(m) + ", n " +
+                                      std::to_string(n) + ", k " + std::to_string(k) + " (status " +
+                                      std::to_string(static_cast<int>(s)) + ")");
     cublasLtMatmulAlgo_t al = res[0].algo;
     int one = 1;
     cublasLtMatmulAlgoConfigSetAttribute(&al, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &one, sizeof(one));
@@ -517,7 +522,8 @@ struct gpu_vae_decoder::impl {
     return {};
   }
 
-  result<void> run_resnet(const dev_resnet& r, const float* x, int h, int w, float* y, float* t1, float* t2, float* t3) {
+  result<void> run_resnet(const dev_resnet& r, const float* x, int h, int w, float* y, float* t1, float* t2,
+                          float* t3) {
     const long P = static_cast<long>(h) * w;
     if (auto e = group_norm(x, r.conv1.in, P, r.norm1, true, t1); !e) return e;
     if (auto e = conv(r.conv1, t1, h, w, false, nullptr, t2); !e) return e;
@@ -621,17 +627,18 @@ struct gpu_vae_decoder::impl {
   // vae_decoder::decode's checks, for a batch.
   result<void> check(std::size_t values, int batch, int h, int w) const {
     if (batch < 1 || batch > max_batch)
-      return make_error(errc::invalid_argument, "vae gpu decode: batch " + std::to_string(batch) + " (1.." +
-                                                    std::to_string(max_batch) + ")");
+      return make_error(errc::invalid_argument,
+                        "vae gpu decode: batch " + std::to_string(batch) + " (1.." + std::to_string(max_batch) + ")");
     if (h < 1 || w < 1 || h > max_latent_side || w > max_latent_side)
-      return make_error(errc::invalid_argument, "vae gpu decode: latent size " + std::to_string(h) + "x" + std::to_string(w) +
-                                                    " (each side 1.." + std::to_string(max_latent_side) + ")");
+      return make_error(errc::invalid_argument, "vae gpu decode: latent size " + std::to_string(h) + "x" +
+                                                    std::to_string(w) + " (each side 1.." +
+                                                    std::to_string(max_latent_side) + ")");
     const std::size_t want = static_cast<std::size_t>(batch) * c.latent_channels * h * w;
     if (values != want)
-      return make_error(errc::invalid_argument, "vae gpu decode: latents have " + std::to_string(values) + " values, expected " +
-                                                    std::to_string(want) + " (" + std::to_string(batch) + " x " +
-                                                    std::to_string(c.latent_channels) + " x " + std::to_string(h) + " x " +
-                                                    std::to_string(w) + ")");
+      return make_error(errc::invalid_argument, "vae gpu decode: latents have " + std::to_string(values) +
+                                                    " values, expected " + std::to_string(want) + " (" +
+                                                    std::to_string(batch) + " x " + std::to_string(c.latent_channels) +
+                                                    " x " + std::to_string(h) + " x " + std::to_string(w) + ")");
     return {};
   }
 };
@@ -643,10 +650,11 @@ const vae_config& gpu_vae_decoder::config() const noexcept { return impl_->c; }
 
 result<std::unique_ptr<gpu_vae_decoder>> gpu_vae_decoder::upload(const vae_decoder& cpu, int device) {
   int count = 0;
-  if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) return make_error(errc::not_found, "vae gpu: no CUDA device");
+  if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0)
+    return make_error(errc::not_found, "vae gpu: no CUDA device");
   if (device < 0 || device >= count)
-    return make_error(errc::invalid_argument, "vae gpu: device " + std::to_string(device) + " (there are " +
-                                                  std::to_string(count) + ")");
+    return make_error(errc::invalid_argument,
+                      "vae gpu: device " + std::to_string(device) + " (there are " + std::to_string(count) + ")");
   auto p = std::make_unique<impl>();
   if (auto r = p->init(cpu.config_, device); !r) return r.err();
   // vae_decoder's weights, one struct at a time (its types are private: reached through auto).
@@ -669,7 +677,8 @@ result<std::unique_ptr<gpu_vae_decoder>> gpu_vae_decoder::upload(const vae_decod
     return {};
   };
   const auto resnet = [&](const auto& r, dev_resnet& dst) -> result<void> {
-    for (auto e : {norm(r.norm1, dst.norm1), norm(r.norm2, dst.norm2), conv(r.conv1, dst.conv1), conv(r.conv2, dst.conv2)})
+    for (auto e :
+         {norm(r.norm1, dst.norm1), norm(r.norm2, dst.norm2), conv(r.conv1, dst.conv1), conv(r.conv2, dst.conv2)})
       if (!e) return e;
     dst.has_shortcut = r.shortcut.has_value();
     if (r.shortcut) return conv(*r.shortcut, dst.shortcut);

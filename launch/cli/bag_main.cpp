@@ -4,14 +4,14 @@
 #include <charconv>
 #include <chrono>
 #include <condition_variable>
-#include <mutex>
-#include <thread>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <mutex>
 #include <sstream>
+#include <thread>
 
 #include <CLI/CLI.hpp>
 
@@ -40,7 +40,8 @@ void note_unknown_types(const bag::filter& f, const bag::header& h) {
     if (bag::decimal_type_id(t)) continue;
     const bool known = std::any_of(h.catalog.begin(), h.catalog.end(), [&](const auto& row) { return row.name == t; });
     if (!known)
-      std::fprintf(stderr, "note: no type '%s' in this bag's catalog (%zu types; `gfdit bag info` lists those it holds)\n",
+      std::fprintf(stderr,
+                   "note: no type '%s' in this bag's catalog (%zu types; `gfdit bag info` lists those it holds)\n",
                    t.c_str(), h.catalog.size());
   }
 }
@@ -97,7 +98,8 @@ int cmd_info(const std::string& path, bool json, verify_mode vm) {
   const auto& h = (*r)->head();
   const auto& ix = (*r)->idx();
   // The footer's counts say nothing about the chunks' bytes: check them.
-  const bool verify = vm == verify_mode::on || (vm == verify_mode::automatic && (*r)->file_size() <= verify_by_default_bytes);
+  const bool verify =
+      vm == verify_mode::on || (vm == verify_mode::automatic && (*r)->file_size() <= verify_by_default_bytes);
   std::vector<bag::damaged_chunk> damaged;
   if (verify && !ix.recovered) {
     damaged = (*r)->verify();
@@ -109,11 +111,15 @@ int cmd_info(const std::string& path, bool json, verify_mode vm) {
     for (const auto& d : (*s)->damaged())
       if (!d.cut_off) damaged.push_back(d);
   }
-  const std::string status = !damaged.empty() ? "damaged" : ix.recovered ? "recovered" : verify ? "healthy" : "unverified";
-  const std::string verified = verify ? "every chunk's CRC checked"
-                               : vm == verify_mode::off ? "chunks not checked (--no-verify)"
-                                                        : "chunks not checked (over " + std::to_string(verify_by_default_bytes >> 20) +
-                                                              " MiB; --verify checks them)";
+  const std::string status = !damaged.empty() ? "damaged"
+                             : ix.recovered   ? "recovered"
+                             : verify         ? "healthy"
+                                              : "unverified";
+  const std::string verified =
+      verify ? "every chunk's CRC checked"
+      : vm == verify_mode::off
+          ? "chunks not checked (--no-verify)"
+          : "chunks not checked (over " + std::to_string(verify_by_default_bytes >> 20) + " MiB; --verify checks them)";
   nlohmann::json damaged_json = nlohmann::json::array();
   for (const auto& d : damaged) {
     nlohmann::json e = {{"offset", d.offset}, {"bytes", d.bytes}, {"check", d.what}};
@@ -157,18 +163,21 @@ int cmd_info(const std::string& path, bool json, verify_mode vm) {
   std::printf("format:     %u, host %s, started %s\n", h.version, h.host.c_str(), iso_time(h.start_ns).c_str());
   std::printf("recorder:   %s\n", h.meta.dump().c_str());
   std::printf("launch:     %zu bytes of launch-file text; catalog of %zu types\n", h.launch.size(), h.catalog.size());
-  std::printf("messages:   %llu in %zu chunks, %.3f s", static_cast<unsigned long long>(ix.count), ix.chunks.size(), (ix.last_ns - ix.first_ns) / 1e9);
+  std::printf("messages:   %llu in %zu chunks, %.3f s", static_cast<unsigned long long>(ix.count), ix.chunks.size(),
+              (ix.last_ns - ix.first_ns) / 1e9);
   if (ix.count) std::printf(" (%s .. %s)", iso_time(ix.first_ns).c_str(), iso_time(ix.last_ns).c_str());
   std::printf("\nindex:      %s\n", j["index"].get<std::string>().c_str());
   if (damaged.empty())
     std::printf("status:     %s (%s)\n", status.c_str(), verified.c_str());
   else
-    std::printf("status:     damaged: %zu chunk(s) fail their checks; `bag repair` keeps every other chunk\n", damaged.size());
+    std::printf("status:     damaged: %zu chunk(s) fail their checks; `bag repair` keeps every other chunk\n",
+                damaged.size());
   for (const auto& d : damaged) std::printf("  %s\n", describe(d).c_str());
   auto table = [](const char* title, const nlohmann::json& m) {
     if (m.empty()) return;
     std::printf("%s:\n", title);
-    for (const auto& [k, v] : m.items()) std::printf("  %-40s %10llu\n", k.c_str(), static_cast<unsigned long long>(v.get<std::uint64_t>()));
+    for (const auto& [k, v] : m.items())
+      std::printf("  %-40s %10llu\n", k.c_str(), static_cast<unsigned long long>(v.get<std::uint64_t>()));
   };
   table("types", types);
   table("senders", j["senders"]);
@@ -207,7 +216,8 @@ int cmd_echo(const std::string& path, bool json, const bag::filter& f, std::uint
   return 0;
 }
 
-int cmd_filter(const std::string& in, const std::string& out, const bag::filter& f, std::uint64_t from, std::uint64_t to) {
+int cmd_filter(const std::string& in, const std::string& out, const bag::filter& f, std::uint64_t from,
+               std::uint64_t to) {
   auto r = bag::reader::open(in);
   if (!r) return fail(r.err().what);
   note_unknown_types(f, (*r)->head());
@@ -248,19 +258,23 @@ int cmd_filter(const std::string& in, const std::string& out, const bag::filter&
 int cmd_repair(const std::string& in, std::string out, bool in_place) {
   if (in_place && !out.empty()) return fail("repair: --in-place replaces IN and takes no OUT");
   std::error_code ec;
-  if (in_place) out = in;
-  else if (out.empty()) out = in + ".repaired";
+  if (in_place)
+    out = in;
+  else if (out.empty())
+    out = in + ".repaired";
   else if (out == in || std::filesystem::equivalent(in, out, ec))
     return fail("repair: OUT is IN; pass --in-place to replace it");
   auto rep = bag::repair(in, out);
   if (!rep) return fail(rep.err().what);
   std::printf("repaired %s %s%s: %llu messages in %llu chunks; %llu bytes dropped\n", in.c_str(),
-              in_place ? "in place" : "into ", in_place ? "" : out.c_str(), static_cast<unsigned long long>(rep->messages),
-              static_cast<unsigned long long>(rep->chunks), static_cast<unsigned long long>(rep->dropped_bytes));
+              in_place ? "in place" : "into ", in_place ? "" : out.c_str(),
+              static_cast<unsigned long long>(rep->messages), static_cast<unsigned long long>(rep->chunks),
+              static_cast<unsigned long long>(rep->dropped_bytes));
   std::uint64_t chunks = 0, messages = 0;
   bool unknown = false;
   for (const auto& s : rep->skipped) {
-    std::printf("  %s %s\n", s.cut_off ? "cut off (an incomplete last chunk) at" : "skipped damaged chunk at", describe(s).c_str());
+    std::printf("  %s %s\n", s.cut_off ? "cut off (an incomplete last chunk) at" : "skipped damaged chunk at",
+                describe(s).c_str());
     if (s.cut_off) continue;
     ++chunks;
     messages += s.count.value_or(0);
@@ -286,7 +300,8 @@ int cmd_timeline(const std::string& path, const std::vector<std::string>& outs) 
     f << (svg ? bag::to_svg(*t) : bag::to_chrome_trace(*t));
     if (!f) return fail("writing '" + o + "' failed");
   }
-  std::printf("%zu spans on %zu lanes (%s) -> %zu file(s)\n", t->spans.size(), t->lanes.size(), t->source.c_str(), outs.size());
+  std::printf("%zu spans on %zu lanes (%s) -> %zu file(s)\n", t->spans.size(), t->lanes.size(), t->source.c_str(),
+              outs.size());
   return 0;
 }
 
@@ -321,8 +336,7 @@ int run_tool_node(const std::string& type, const std::string& node_name, const s
   if (duration_s > 0)
     timer = std::thread([&] {
       std::unique_lock lock(mu);
-      if (!cv.wait_for(lock, std::chrono::duration<double>(duration_s), [&] { return finished; }))
-        (*n)->request_stop();
+      if (!cv.wait_for(lock, std::chrono::duration<double>(duration_s), [&] { return finished; })) (*n)->request_stop();
     });
   const int rc = (*n)->run_until_signal();
   {
@@ -344,13 +358,15 @@ void print_outputs(const std::vector<envelope>& outs) {
 
 int stepper(replay_session& s) {
   const std::size_t n_inputs = s.script().inputs.size();
-  std::printf("%zu inputs, %zu recorded outputs. Commands: n|next, r|run N (run to input N), r|run (to the "
-              "end), t|type TYPE (run to the next input of TYPE), s|state, q|quit\n",
-              n_inputs, s.script().expected.size());
+  std::printf(
+      "%zu inputs, %zu recorded outputs. Commands: n|next, r|run N (run to input N), r|run (to the "
+      "end), t|type TYPE (run to the next input of TYPE), s|state, q|quit\n",
+      n_inputs, s.script().expected.size());
   auto show = [&] {
     const auto& in = s.script().inputs[s.next_input() - 1];
     auto j = catalog::global().render(in.env);
-    std::printf("input %zu (bag index %llu): %s\n", s.next_input() - 1, static_cast<unsigned long long>(in.index), j.dump().c_str());
+    std::printf("input %zu (bag index %llu): %s\n", s.next_input() - 1, static_cast<unsigned long long>(in.index),
+                j.dump().c_str());
     print_outputs(s.last_outputs());
   };
   // Bad input says what was wrong and leaves the replay where it was (it cannot go back).
@@ -380,7 +396,8 @@ int stepper(replay_session& s) {
     } else if (cmd == "s" || cmd == "state") {
       std::printf("%s\n", s.core().state().dump(2).c_str());
     } else if ((cmd == "r" || cmd == "run") && arg.empty()) {
-      while (s.step()) {}
+      while (s.step()) {
+      }
       if (s.next_input() > 0) show();
     } else if (cmd == "r" || cmd == "run") {
       std::size_t target = 0;
@@ -392,7 +409,8 @@ int stepper(replay_session& s) {
       } else if (target <= s.next_input()) {
         std::printf("run: at input %zu already, and a replay does not go back\n", s.next_input());
       } else {
-        while (s.next_input() < target && s.step()) {}
+        while (s.next_input() < target && s.step()) {
+        }
         if (s.next_input() > 0) show();
       }
     } else if ((cmd == "t" || cmd == "type") && !arg.empty()) {
@@ -403,7 +421,8 @@ int stepper(replay_session& s) {
         std::printf("type: no input of type '%s' from input %zu on\n", arg.c_str(), s.next_input());
         continue;
       }
-      while (s.next_input() <= at && s.step()) {}
+      while (s.next_input() <= at && s.step()) {
+      }
       if (s.next_input() > 0) show();
     } else {
       std::printf("commands: n|next, r|run N, r|run, t|type TYPE, s|state, q|quit\n");
@@ -429,7 +448,8 @@ int bag_main(int argc, char** argv) {
   info->add_flag("--json", json, "as JSON");
   bool verify = false, no_verify = false;
   auto* verify_flag = info->add_flag("--verify", verify, "check every chunk's CRC (the default up to 256 MiB)");
-  info->add_flag("--no-verify", no_verify, "do not read the chunks (counts from the index only)")->excludes(verify_flag);
+  info->add_flag("--no-verify", no_verify, "do not read the chunks (counts from the index only)")
+      ->excludes(verify_flag);
 
   auto* echo = app.add_subcommand("echo", "print messages");
   echo->add_option("bag", path, "bag file")->required();
@@ -445,8 +465,9 @@ int bag_main(int argc, char** argv) {
   filt->add_option("--to", to, "end message index (exclusive)");
   fa.add_to(*filt);
 
-  auto* rep = app.add_subcommand("repair", "rebuild the index and keep every chunk whose CRC holds (exit 1 if a damaged "
-                                            "chunk was dropped)");
+  auto* rep = app.add_subcommand("repair",
+                                 "rebuild the index and keep every chunk whose CRC holds (exit 1 if a damaged "
+                                 "chunk was dropped)");
   rep->add_option("bag", path, "bag file")->required();
   std::string out_option;
   bool in_place = false;
@@ -480,7 +501,8 @@ int bag_main(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : 2;
   }
   try {
-    if (*info) return cmd_info(path, json, verify ? verify_mode::on : no_verify ? verify_mode::off : verify_mode::automatic);
+    if (*info)
+      return cmd_info(path, json, verify ? verify_mode::on : no_verify ? verify_mode::off : verify_mode::automatic);
     if (*echo) return cmd_echo(path, json, fa.make(), from, limit);
     if (*filt) return cmd_filter(path, out, fa.make(), from, to);
     if (*rep) return cmd_repair(path, out.empty() ? out_option : out, in_place);
@@ -490,10 +512,17 @@ int bag_main(int argc, char** argv) {
       for (const auto& x : v) s += (s.empty() ? "" : ",") + x;
       return s;
     };
-    nlohmann::json params = {{"topics", join(fa.topics)}, {"actors", join(fa.actors)},
-                             {"senders", join(fa.senders)}, {"types", join(fa.types)}};
+    nlohmann::json params = {{"topics", join(fa.topics)},
+                             {"actors", join(fa.actors)},
+                             {"senders", join(fa.senders)},
+                             {"types", join(fa.types)}};
     if (*play) {
-      params.update({{"path", path}, {"rate", rate}, {"loop", loop}, {"start_s", start_s}, {"end_s", end_s}, {"stop_at_end", !loop}});
+      params.update({{"path", path},
+                     {"rate", rate},
+                     {"loop", loop},
+                     {"start_s", start_s},
+                     {"end_s", end_s},
+                     {"stop_at_end", !loop}});
       return run_tool_node("gfdit.player", "bag-player", parse_peers(peers), params, 0);
     }
     if (*rec) {
@@ -508,8 +537,9 @@ int bag_main(int argc, char** argv) {
 }
 
 int replay_main(int argc, char** argv) {
-  CLI::App app{"gfdit replay: re-drive one actor's core from a bag and diff its outputs (--actor), or run "
-               "the recorded graph live with some actors replaced by their recordings (--replace)"};
+  CLI::App app{
+      "gfdit replay: re-drive one actor's core from a bag and diff its outputs (--actor), or run "
+      "the recorded graph live with some actors replaced by their recordings (--replace)"};
   std::string path, actor, core, policy;
   std::vector<std::string> options;
   bool step = false;
@@ -531,17 +561,21 @@ int replay_main(int argc, char** argv) {
   app.add_option("--rate", ro.rate, "--replace: speed factor of the players (0: as fast as their inputs come)")
       ->check(CLI::NonNegativeNumber);
   bool no_gate = false;
-  app.add_flag("--no-gate", no_gate, "--replace: pace the players by the stamps only (their outputs may overtake their causes)");
+  app.add_flag("--no-gate", no_gate,
+               "--replace: pace the players by the stamps only (their outputs may overtake their causes)");
   app.add_option("--gate-timeout-ms", ro.gate_timeout_ms,
                  "--replace: a recorded message waits this long for the live input that caused it")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--linger", ro.linger_s, "--replace: seconds between the players' end and the graph's stop");
-  app.add_option("--timeout", ro.timeout_s, "--replace: stop the graph after this many seconds (0: bag duration / rate + 30)");
-  app.add_option("--ignore", ro.ignore_fields, "--replace: payload fields left out of the comparison (e.g. start_us,end_us)")
+  app.add_option("--timeout", ro.timeout_s,
+                 "--replace: stop the graph after this many seconds (0: bag duration / rate + 30)");
+  app.add_option("--ignore", ro.ignore_fields,
+                 "--replace: payload fields left out of the comparison (e.g. start_us,end_us)")
       ->delimiter(',')
       ->allow_extra_args(false);
   app.add_option("--gfdit", ro.gfdit_exe, "--replace: the gfdit executable that runs the nodes");
-  app.add_option("--keep", ro.work_dir, "--replace: keep the flattened launch file and the replay's bag in this folder");
+  app.add_option("--keep", ro.work_dir,
+                 "--replace: keep the flattened launch file and the replay's bag in this folder");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -552,8 +586,10 @@ int replay_main(int argc, char** argv) {
     ro.gate = !no_gate;
     return replay_replace(ro);
   }
-  if (actor.empty()) return fail("pass --actor A (re-drive its core) or --replace A,B (a live graph around recordings)");
-  if (!ro.args.empty()) return fail("unexpected arguments (launch-file arguments go with --replace): " + ro.args.front());
+  if (actor.empty())
+    return fail("pass --actor A (re-drive its core) or --replace A,B (a live graph around recordings)");
+  if (!ro.args.empty())
+    return fail("unexpected arguments (launch-file arguments go with --replace): " + ro.args.front());
   nlohmann::json opts = nlohmann::json::object();
   if (!policy.empty()) opts["policy"] = policy;
   for (const auto& o : options) {

@@ -15,8 +15,8 @@ class reporting_pinger final : public examples::pinger {
     auto rtts = rtts_us();
     if (rtts.empty()) return ctx.log().warn("ping-pong: no pong received");
     std::sort(rtts.begin(), rtts.end());
-    ctx.log().info("ping-pong: {} round trips, median {:.1f} us, max {:.1f} us", rtts.size(),
-                   rtts[rtts.size() / 2], rtts.back());
+    ctx.log().info("ping-pong: {} round trips, median {:.1f} us, max {:.1f} us", rtts.size(), rtts[rtts.size() / 2],
+                   rtts.back());
   }
 };
 

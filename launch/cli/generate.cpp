@@ -14,8 +14,8 @@
 #include <tuple>
 #include <vector>
 
-#include <CLI/CLI.hpp>
 #include <unistd.h>
+#include <CLI/CLI.hpp>
 
 #include "kernels/dit/generate.hpp"
 #include "kernels/dit/model_card.hpp"
@@ -106,7 +106,8 @@ int generate_main(int argc, char** argv) {
   int label = cls;
   if (every_class) {
     if (!prompt.empty() || cls >= 0) return fail("--every-class draws every class: no --prompt or --class with it");
-    if (card->config.cond != dit::conditioning::class_label) return fail("--every-class needs a class-conditional model");
+    if (card->config.cond != dit::conditioning::class_label)
+      return fail("--every-class needs a class-conditional model");
     label = 0;
   } else if (!prompt.empty()) {
     auto m = dit::match_class(*card, prompt);
@@ -122,7 +123,8 @@ int generate_main(int argc, char** argv) {
                 }() + ")"));
   }
   if (card->config.cond == dit::conditioning::class_label && label >= card->config.num_classes)
-    return fail("--class " + std::to_string(label) + " is not below the model's " + std::to_string(card->config.num_classes) + " classes");
+    return fail("--class " + std::to_string(label) + " is not below the model's " +
+                std::to_string(card->config.num_classes) + " classes");
 
   const auto t0 = std::chrono::steady_clock::now();
   auto model = dit::load_model(*card);
@@ -214,7 +216,8 @@ int generate_main(int argc, char** argv) {
     for (const auto& p : pictures) {
       fs::path path = o;
       if (every_class)
-        path = o.parent_path() / (o.stem().string() + "-" + std::to_string(p.label) + "-" + std::to_string(p.index) + o.extension().string());
+        path = o.parent_path() / (o.stem().string() + "-" + std::to_string(p.label) + "-" + std::to_string(p.index) +
+                                  o.extension().string());
       else if (n > 1)
         path = numbered(o, p.index);
       files.emplace_back(path, &p.img, class_name(p.label));

@@ -136,7 +136,8 @@ int main(int argc, char** argv) {
 
   std::string control;
   auto add_control = [&](CLI::App* c) {
-    c->add_option("--control", control, "the launcher's control endpoint (default: GFDIT_CONTROL, else the newest launch)");
+    c->add_option("--control", control,
+                  "the launcher's control endpoint (default: GFDIT_CONTROL, else the newest launch)");
   };
 
   // actor

@@ -223,7 +223,8 @@ int replay_replace(const replace_options& o) {
   std::string file = o.launch_file;
   if (file.empty()) {
     if (head.launch.empty())
-      return fail("bag '" + o.bag + "' holds no launch-file text (the recorder's launch_file or launch_text "
+      return fail("bag '" + o.bag +
+                  "' holds no launch-file text (the recorder's launch_file or launch_text "
                   "parameter puts it in the header): pass --launch FILE");
     const std::string recorded_file = meta_string(head, "launch_file");
     if (!recorded_file.empty() && read_text(recorded_file) == head.launch) {
@@ -264,9 +265,12 @@ int replay_replace(const replace_options& o) {
     done_files.push_back(work.path + "/done-" + name + ".json");
     fs::remove(done_files.back(), ec);
     a.type = "gfdit.player";
-    a.params = {{"path", bag_path},           {"senders", name},
-                {"rate", o.rate},             {"gate", o.gate},
-                {"gate_timeout_ms", o.gate_timeout_ms}, {"subscribe", join(topics, ",")},
+    a.params = {{"path", bag_path},
+                {"senders", name},
+                {"rate", o.rate},
+                {"gate", o.gate},
+                {"gate_timeout_ms", o.gate_timeout_ms},
+                {"subscribe", join(topics, ",")},
                 {"done_file", done_files.back()}};
     a.param_marks.clear();
     a.remaps.clear();  // the bag holds the graph's topic names already
@@ -306,7 +310,8 @@ int replay_replace(const replace_options& o) {
     a.type = "gfdit.recorder";
     a.name = recorder.empty() ? "bag-recorder" : recorder;
     a.params = {{"path", replay_bag}, {"source", "subscribe"}};
-    const auto f = head.meta.is_object() ? head.meta.value("filter", nlohmann::json::object()) : nlohmann::json::object();
+    const auto f =
+        head.meta.is_object() ? head.meta.value("filter", nlohmann::json::object()) : nlohmann::json::object();
     for (const char* k : {"topics", "actors", "senders", "types"})
       if (f.contains(k) && f[k].is_array()) a.params[k] = join(f[k].get<std::vector<std::string>>(), ",");
     inst.actors.push_back(std::move(a));
@@ -314,7 +319,8 @@ int replay_replace(const replace_options& o) {
     compared = true;
   }
   if (!compared)
-    std::fprintf(stderr, "replay: warning: recorder '%s' that made the bag is not in the graph: outputs are not compared\n",
+    std::fprintf(stderr,
+                 "replay: warning: recorder '%s' that made the bag is not in the graph: outputs are not compared\n",
                  recorder.c_str());
 
   std::map<std::string, std::string> type_of;  // the replay's graph
@@ -328,20 +334,20 @@ int replay_replace(const replace_options& o) {
 
   const std::string control = "ipc://" + work.path + "/launch.ctl";
   const std::string exe = find_gfdit(o.gfdit_exe);
-  if (exe.empty()) return fail("cannot find the gfdit executable that runs the nodes: pass --gfdit PATH or set GFDIT_EXE");
+  if (exe.empty())
+    return fail("cannot find the gfdit executable that runs the nodes: pass --gfdit PATH or set GFDIT_EXE");
   std::fprintf(stderr, "replay: graph '%s' from %s with %s replaced by players of %s (rate %g)\n", g->name.c_str(),
                file.c_str(), replaced_list.c_str(), o.bag.c_str(), o.rate);
   const double bag_s = static_cast<double>(ix.last_ns - ix.first_ns) / 1e9;
   const double timeout_s = o.timeout_s > 0 ? o.timeout_s : (o.rate > 0 ? bag_s / o.rate : 0) + 30;
   std::string reason;
-  const int launch_rc =
-      launch_and_stop(exe, flat_file, control, done_files, std::chrono::milliseconds(static_cast<long>(o.linger_s * 1000)),
-                      std::chrono::milliseconds(static_cast<long>(timeout_s * 1000)), reason);
+  const int launch_rc = launch_and_stop(exe, flat_file, control, done_files,
+                                        std::chrono::milliseconds(static_cast<long>(o.linger_s * 1000)),
+                                        std::chrono::milliseconds(static_cast<long>(timeout_s * 1000)), reason);
 
   // The players' own account.
   std::printf("\nreplay of %s with %s replaced: graph '%s' stopped (%s), launcher exit %d\n", o.bag.c_str(),
-              replaced_list.c_str(), g->name.c_str(),
-              reason.empty() ? "by itself" : reason.c_str(), launch_rc);
+              replaced_list.c_str(), g->name.c_str(), reason.empty() ? "by itself" : reason.c_str(), launch_rc);
   for (std::size_t k = 0; k < done_files.size(); ++k) {
     auto text = read_text(done_files[k]);
     auto j = text ? nlohmann::json::parse(*text, nullptr, false) : nlohmann::json();
@@ -384,7 +390,9 @@ int replay_replace(const replace_options& o) {
     total += e.size();
     if (ok) continue;
     ++diverged;
-    firsts.push_back({{"actor", s}, {"index", i}, {"expected", show(i < e.size() ? &e[i] : nullptr)},
+    firsts.push_back({{"actor", s},
+                      {"index", i},
+                      {"expected", show(i < e.size() ? &e[i] : nullptr)},
                       {"actual", show(i < r.size() ? &r[i] : nullptr)}});
   }
   for (const auto& f : firsts) std::printf("%s\n", f.dump().c_str());

@@ -14,17 +14,17 @@ namespace gfdit {
 
 struct replace_options {
   std::string bag;
-  std::vector<std::string> replace;  // the actors stood in for
-  std::string launch_file;           // empty: the launch text in the bag's header
-  std::vector<std::string> args;     // name:=value for the launch file (as when recorded)
-  double rate = 1.0;                 // 0: as fast as the gates let the players go
-  bool gate = true;                  // hold each recorded message until its live cause came
-  int gate_timeout_ms = 5000;        // a recorded message whose cause never comes goes anyway
-  double linger_s = 0.5;             // after the players finish, before the graph is stopped
-  double timeout_s = 0;              // 0: the bag's duration / rate + 30 s
+  std::vector<std::string> replace;        // the actors stood in for
+  std::string launch_file;                 // empty: the launch text in the bag's header
+  std::vector<std::string> args;           // name:=value for the launch file (as when recorded)
+  double rate = 1.0;                       // 0: as fast as the gates let the players go
+  bool gate = true;                        // hold each recorded message until its live cause came
+  int gate_timeout_ms = 5000;              // a recorded message whose cause never comes goes anyway
+  double linger_s = 0.5;                   // after the players finish, before the graph is stopped
+  double timeout_s = 0;                    // 0: the bag's duration / rate + 30 s
   std::vector<std::string> ignore_fields;  // payload fields not compared (wall-clock times)
-  std::string gfdit_exe;             // runs the nodes; default: GFDIT_EXE, this one, or found
-  std::string work_dir;              // keep the flattened launch file and replay bag here
+  std::string gfdit_exe;                   // runs the nodes; default: GFDIT_EXE, this one, or found
+  std::string work_dir;                    // keep the flattened launch file and replay bag here
 };
 
 // Exit status: 0 every compared actor sent what it sent in the recording, 1 a divergence (or

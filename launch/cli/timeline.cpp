@@ -65,8 +65,11 @@ class serving_tasks final : public span_extractor {
     s.name = "req " + std::to_string(a.request_id) + " " + a.stage;
     if (a.stage == "denoise") s.name += " [" + std::to_string(a.step_begin) + "," + std::to_string(a.step_end) + ")";
     s.group = "req " + std::to_string(a.request_id);
-    s.args = {{"task_id", a.task_id}, {"request_id", a.request_id}, {"stage", a.stage},
-              {"group_id", a.group_id}, {"members", a.members}};
+    s.args = {{"task_id", a.task_id},
+              {"request_id", a.request_id},
+              {"stage", a.stage},
+              {"group_id", a.group_id},
+              {"members", a.members}};
     return s;
   }
   struct pending {
@@ -137,11 +140,16 @@ bool lane_less(const std::string& a, const std::string& b) {
 std::string esc(const std::string& s) {
   std::string o;
   for (char c : s) {
-    if (c == '<') o += "&lt;";
-    else if (c == '>') o += "&gt;";
-    else if (c == '&') o += "&amp;";
-    else if (c == '"') o += "&quot;";
-    else o += c;
+    if (c == '<')
+      o += "&lt;";
+    else if (c == '>')
+      o += "&gt;";
+    else if (c == '&')
+      o += "&amp;";
+    else if (c == '"')
+      o += "&quot;";
+    else
+      o += c;
   }
   return o;
 }
@@ -185,15 +193,24 @@ std::string to_chrome_trace(const timeline& t) {
   std::map<std::string, int> tid;
   for (std::size_t i = 0; i < t.lanes.size(); ++i) {
     tid[t.lanes[i]] = static_cast<int>(i) + 1;
-    events.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", 1}, {"tid", i + 1}, {"args", {{"name", t.lanes[i]}}}});
-    events.push_back({{"name", "thread_sort_index"}, {"ph", "M"}, {"pid", 1}, {"tid", i + 1}, {"args", {{"sort_index", i}}}});
+    events.push_back(
+        {{"name", "thread_name"}, {"ph", "M"}, {"pid", 1}, {"tid", i + 1}, {"args", {{"name", t.lanes[i]}}}});
+    events.push_back(
+        {{"name", "thread_sort_index"}, {"ph", "M"}, {"pid", 1}, {"tid", i + 1}, {"args", {{"sort_index", i}}}});
   }
-  events.push_back({{"name", "process_name"}, {"ph", "M"}, {"pid", 1}, {"args", {{"name", "gfdit (" + t.source + ")"}}}});
+  events.push_back(
+      {{"name", "process_name"}, {"ph", "M"}, {"pid", 1}, {"args", {{"name", "gfdit (" + t.source + ")"}}}});
   for (const auto& s : t.spans) {
     auto args = s.args;
     if (!s.complete) args["incomplete"] = true;
-    events.push_back({{"name", s.name}, {"cat", s.group}, {"ph", "X"}, {"pid", 1}, {"tid", tid[s.lane]},
-                      {"ts", s.start_us}, {"dur", s.end_us - s.start_us}, {"args", args}});
+    events.push_back({{"name", s.name},
+                      {"cat", s.group},
+                      {"ph", "X"},
+                      {"pid", 1},
+                      {"tid", tid[s.lane]},
+                      {"ts", s.start_us},
+                      {"dur", s.end_us - s.start_us},
+                      {"args", args}});
   }
   return nlohmann::json{{"traceEvents", events}, {"displayTimeUnit", "ms"}}.dump(1) + "\n";
 }
@@ -216,15 +233,18 @@ std::string to_svg(const timeline& t, int width) {
   std::string o;
   char buf[512];
   std::snprintf(buf, sizeof buf,
-                "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"sans-serif\" font-size=\"11\">\n"
-                "<defs><pattern id=\"open\" width=\"6\" height=\"6\" patternUnits=\"userSpaceOnUse\"><path d=\"M0,6 L6,0\" stroke=\"#000\" stroke-opacity=\"0.4\"/></pattern></defs>\n"
+                "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"sans-serif\" "
+                "font-size=\"11\">\n"
+                "<defs><pattern id=\"open\" width=\"6\" height=\"6\" patternUnits=\"userSpaceOnUse\"><path d=\"M0,6 "
+                "L6,0\" stroke=\"#000\" stroke-opacity=\"0.4\"/></pattern></defs>\n"
                 "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
                 "<text x=\"%d\" y=\"20\" font-size=\"14\">gfdit timeline (%s): %zu spans on %zu lanes</text>\n",
                 width, height, left, t.source.c_str(), t.spans.size(), t.lanes.size());
   o += buf;
   for (std::size_t i = 0; i < t.lanes.size(); ++i) {
     const int y = top + static_cast<int>(i) * row;
-    std::snprintf(buf, sizeof buf, "<rect x=\"0\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"%s\"/>\n<text x=\"6\" y=\"%d\">%s</text>\n",
+    std::snprintf(buf, sizeof buf,
+                  "<rect x=\"0\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"%s\"/>\n<text x=\"6\" y=\"%d\">%s</text>\n",
                   y, width, row, i % 2 ? "#f4f4f4" : "#ffffff", y + 15, esc(t.lanes[i]).c_str());
     o += buf;
   }
@@ -232,7 +252,9 @@ std::string to_svg(const timeline& t, int width) {
   for (int k = 0; k <= 10; ++k) {
     const double x = left + (width - left - right) * k / 10.0;
     const double ms = (t1 - t0) * k / 10.0 / 1000.0;
-    std::snprintf(buf, sizeof buf, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#ccc\"/>\n<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%.1f ms</text>\n",
+    std::snprintf(buf, sizeof buf,
+                  "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#ccc\"/>\n<text x=\"%.1f\" y=\"%d\" "
+                  "text-anchor=\"middle\">%.1f ms</text>\n",
                   x, top, x, axis_y, x, axis_y + 14, ms);
     o += buf;
   }
@@ -241,13 +263,16 @@ std::string to_svg(const timeline& t, int width) {
     const double w = std::max(1.0, (s.end_us - s.start_us) * scale);
     const int y = top + lane_row[s.lane] * row + 3;
     const unsigned hue = static_cast<unsigned>(fnv1a64(s.group) % 360);
-    std::snprintf(buf, sizeof buf, "<rect x=\"%.2f\" y=\"%d\" width=\"%.2f\" height=\"%d\" fill=\"hsl(%u,65%%,60%%)\" stroke=\"#333\" stroke-width=\"0.3\"><title>",
+    std::snprintf(buf, sizeof buf,
+                  "<rect x=\"%.2f\" y=\"%d\" width=\"%.2f\" height=\"%d\" fill=\"hsl(%u,65%%,60%%)\" stroke=\"#333\" "
+                  "stroke-width=\"0.3\"><title>",
                   x, y, w, row - 6, hue);
     o += buf;
     o += esc(s.name) + " (" + std::to_string(s.start_us) + " .. " + std::to_string(s.end_us) + " us" +
          (s.complete ? "" : ", not finished in the bag") + ")</title></rect>\n";
     if (!s.complete) {
-      std::snprintf(buf, sizeof buf, "<rect x=\"%.2f\" y=\"%d\" width=\"%.2f\" height=\"%d\" fill=\"url(#open)\"/>\n", x, y, w, row - 6);
+      std::snprintf(buf, sizeof buf, "<rect x=\"%.2f\" y=\"%d\" width=\"%.2f\" height=\"%d\" fill=\"url(#open)\"/>\n",
+                    x, y, w, row - 6);
       o += buf;
     }
   }

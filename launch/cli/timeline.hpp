@@ -40,9 +40,9 @@ std::unique_ptr<span_extractor> serving_task_extractor();
 std::unique_ptr<span_extractor> request_reply_extractor();
 
 struct timeline {
-  std::vector<span> spans;        // sorted by lane, then start
-  std::vector<std::string> lanes; // in display order
-  std::string source;             // which extractor produced them
+  std::vector<span> spans;         // sorted by lane, then start
+  std::vector<std::string> lanes;  // in display order
+  std::string source;              // which extractor produced them
 };
 
 // Runs the serving extractor; when it finds no task, the generic one.

@@ -7,7 +7,7 @@ namespace gfdit::launch {
 
 struct launch_options {
   std::string file;
-  std::vector<std::string> args;             // name:=value
+  std::vector<std::string> args;              // name:=value
   std::string control = "tcp://127.0.0.1:0";  // the launcher's control endpoint
   int stop_timeout_ms = 3500;                 // SIGTERM -> SIGKILL (the whole stop stays < 5 s)
   std::string self;                           // the gfdit executable (default /proc/self/exe)
@@ -38,12 +38,10 @@ int run_check(const std::string& file, const std::vector<std::string>& args);
 int actor_types(const std::vector<std::string>& plugins);
 int actor_list(const std::string& control, bool json);
 int topic_list(const std::string& control, bool json);
-int topic_echo(const std::string& control, const std::string& topic, bool json, int count,
-               double timeout_s);
+int topic_echo(const std::string& control, const std::string& topic, bool json, int count, double timeout_s);
 int topic_hz(const std::string& control, const std::string& topic, double window_s, double duration_s);
 int param_get(const std::string& control, const std::string& actor, const std::string& name);
-int param_set(const std::string& control, const std::string& actor, const std::string& name,
-              const std::string& value);
+int param_set(const std::string& control, const std::string& actor, const std::string& name, const std::string& value);
 int msg_show(const std::string& type);
 // `gfdit top`: the scheduler's live view (workers, groups, requests with progress bars), redrawn
 // at each snapshot; `once`: print the first frame and exit (scripts, tests); exit 1 when no

@@ -90,8 +90,8 @@ result<std::vector<int>> expand_tasks_per_node(const std::string& spec) {
   return out;
 }
 
-result<std::vector<std::string>> slurm_task_hosts(const std::string& nodelist,
-                                                  const std::string& tasks_per_node, int ntasks) {
+result<std::vector<std::string>> slurm_task_hosts(const std::string& nodelist, const std::string& tasks_per_node,
+                                                  int ntasks) {
   auto nodes = expand_nodelist(nodelist);
   if (!nodes) return nodes.err();
   std::vector<int> per;
@@ -143,8 +143,7 @@ result<std::string> resolve_address(const std::string& host) {
   return out;
 }
 
-result<std::vector<endpoint_plan>> plan_endpoints(const graph_spec& g, wiring w,
-                                                  const std::string& ipc_dir) {
+result<std::vector<endpoint_plan>> plan_endpoints(const graph_spec& g, wiring w, const std::string& ipc_dir) {
   std::vector<endpoint_plan> out;
   const int n = static_cast<int>(g.instances.size());
   std::vector<std::string> slurm_hosts;

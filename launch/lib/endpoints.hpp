@@ -26,16 +26,15 @@ struct endpoint_plan {
 };
 
 // One plan per instance, in the graph's order. `ipc_dir` is used by ipc wiring only.
-result<std::vector<endpoint_plan>> plan_endpoints(const graph_spec& g, wiring w,
-                                                  const std::string& ipc_dir = {});
+result<std::vector<endpoint_plan>> plan_endpoints(const graph_spec& g, wiring w, const std::string& ipc_dir = {});
 
 // "gpu[01-03,07],cpu5" -> gpu01 gpu02 gpu03 gpu07 cpu5.
 result<std::vector<std::string>> expand_nodelist(const std::string& list);
 // "4(x2),2" -> 4 4 2.
 result<std::vector<int>> expand_tasks_per_node(const std::string& spec);
 // The host of each Slurm task 0..ntasks-1, from the environment (or the given values).
-result<std::vector<std::string>> slurm_task_hosts(const std::string& nodelist,
-                                                  const std::string& tasks_per_node, int ntasks);
+result<std::vector<std::string>> slurm_task_hosts(const std::string& nodelist, const std::string& tasks_per_node,
+                                                  int ntasks);
 
 // A host name or address -> a numeric IPv4/IPv6 address ZeroMQ can bind.
 result<std::string> resolve_address(const std::string& host);

@@ -24,8 +24,7 @@ result<std::unique_ptr<graph_peer>> graph_peer::join(const std::vector<graph_nod
   bo.send_timeout = std::chrono::milliseconds(2000);
   bo.linger = std::chrono::milliseconds(500);
   graph_peer* self = p.get();
-  auto b = bus::create(bo, {[self](envelope&& e) { self->receive(std::move(e)); },
-                            [](send_failure&&) {}});
+  auto b = bus::create(bo, {[self](envelope&& e) { self->receive(std::move(e)); }, [](send_failure&&) {}});
   if (!b) return b.err();
   p->bus_ = std::move(*b);
   for (const auto& n : nodes) {
@@ -89,9 +88,8 @@ std::vector<std::string> graph_peer::actors() const {
   return out;
 }
 
-result<envelope> graph_peer::request(const std::string& actor, std::uint32_t type_id,
-                                     std::uint16_t version, std::string payload,
-                                     std::chrono::milliseconds timeout) {
+result<envelope> graph_peer::request(const std::string& actor, std::uint32_t type_id, std::uint16_t version,
+                                     std::string payload, std::chrono::milliseconds timeout) {
   std::string peer;
   std::uint64_t corr = 0;
   {
@@ -118,8 +116,8 @@ result<envelope> graph_peer::request(const std::string& actor, std::uint32_t typ
   bus_->post(peer, env);
   std::unique_lock lock(mu_);
   if (!cv_.wait_for(lock, timeout, [&] { return replies_.count(corr) != 0; }))
-    return make_error(errc::timeout, "actor '" + actor + "' did not answer within " +
-                                         std::to_string(timeout.count()) + " ms");
+    return make_error(errc::timeout,
+                      "actor '" + actor + "' did not answer within " + std::to_string(timeout.count()) + " ms");
   envelope rep = std::move(replies_.at(corr));
   replies_.erase(corr);
   if (rep.kind == route::failure) {

@@ -27,14 +27,13 @@ struct graph_node {
 class graph_peer {
  public:
   using on_message = std::function<void(const envelope&)>;  // runs on the bus thread
-  static result<std::unique_ptr<graph_peer>> join(const std::vector<graph_node>& nodes,
-                                                  std::vector<std::string> topics, on_message fn,
-                                                  std::chrono::milliseconds timeout);
+  static result<std::unique_ptr<graph_peer>> join(const std::vector<graph_node>& nodes, std::vector<std::string> topics,
+                                                  on_message fn, std::chrono::milliseconds timeout);
   ~graph_peer();
 
   // A request to `actor`, answered by its reply (or the failure the graph sent back).
-  result<envelope> request(const std::string& actor, std::uint32_t type_id, std::uint16_t version,
-                           std::string payload, std::chrono::milliseconds timeout);
+  result<envelope> request(const std::string& actor, std::uint32_t type_id, std::uint16_t version, std::string payload,
+                           std::chrono::milliseconds timeout);
   std::vector<std::string> actors() const;  // every actor the nodes announced
 
  private:

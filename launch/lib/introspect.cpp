@@ -16,13 +16,13 @@
 
 #include "actors/runtime/plugin_loader.hpp"
 #include "actors/runtime/registry.hpp"
+#include "actors/serving/serving_names.hpp"
 #include "launch/lib/commands.hpp"
 #include "launch/lib/control.hpp"
 #include "launch/lib/graph_peer.hpp"
 #include "launch/lib/top_view.hpp"
-#include "actors/serving/serving_names.hpp"
-#include "messages/serving.hpp"
 #include "messages/catalog.hpp"
+#include "messages/serving.hpp"
 #include "messages/system.hpp"
 
 namespace gfdit::launch {
@@ -51,8 +51,9 @@ result<std::string> find_control(const std::string& given) {
     }
   }
   if (best.empty())
-    return make_error(errc::not_found, "no running 'gfdit launch' found for this user (pass --control "
-                                       "ENDPOINT or set GFDIT_CONTROL)");
+    return make_error(errc::not_found,
+                      "no running 'gfdit launch' found for this user (pass --control "
+                      "ENDPOINT or set GFDIT_CONTROL)");
   return best;
 }
 
@@ -116,8 +117,8 @@ int actor_list(const std::string& control, bool json) {
     std::printf("%s\n", (*r)["nodes"].dump().c_str());
     return 0;
   }
-  std::printf("%-18s %-20s %-12s %10s %10s %9s %7s %7s\n", "PROCESS", "ACTOR", "STATE", "RECEIVED", "SENT",
-              "UNHANDLED", "ERRORS", "PID");
+  std::printf("%-18s %-20s %-12s %10s %10s %9s %7s %7s\n", "PROCESS", "ACTOR", "STATE", "RECEIVED", "SENT", "UNHANDLED",
+              "ERRORS", "PID");
   for (const auto& n : (*r)["nodes"]) {
     const std::string node = n["node"].get<std::string>();
     if (!n.contains("actors")) {
@@ -167,8 +168,8 @@ int topic_list(const std::string& control, bool json) {
   if (json) {
     auto out = nlohmann::json::object();
     for (const auto& [t, i] : topics)
-      out[t] = {{"published", i.published}, {"types", i.types}, {"publishers", i.publishers},
-                {"subscribers", i.subscribers}};
+      out[t] = {
+          {"published", i.published}, {"types", i.types}, {"publishers", i.publishers}, {"subscribers", i.subscribers}};
     std::printf("%s\n", out.dump().c_str());
     return 0;
   }
@@ -181,8 +182,7 @@ int topic_list(const std::string& control, bool json) {
   return 0;
 }
 
-int topic_echo(const std::string& control, const std::string& topic, bool json, int count,
-               double timeout_s) {
+int topic_echo(const std::string& control, const std::string& topic, bool json, int count, double timeout_s) {
   const sigset_t set = block_termination();
   std::mutex mu;
   std::atomic<int> seen{0};
@@ -326,8 +326,7 @@ int param_get(const std::string& control, const std::string& actor, const std::s
   return 0;
 }
 
-int param_set(const std::string& control, const std::string& actor, const std::string& name,
-              const std::string& value) {
+int param_set(const std::string& control, const std::string& actor, const std::string& name, const std::string& value) {
   // A value that is not JSON is a string: `gfdit param set a mode fast`.
   auto parsed = nlohmann::json::parse(value, nullptr, false);
   const std::string value_json = parsed.is_discarded() ? nlohmann::json(value).dump() : parsed.dump();

@@ -21,9 +21,7 @@
 namespace gfdit::launch {
 namespace fs = std::filesystem;
 
-std::string mark::str() const {
-  return file + ":" + std::to_string(line) + ":" + std::to_string(column);
-}
+std::string mark::str() const { return file + ":" + std::to_string(line) + ":" + std::to_string(column); }
 
 const instance_spec* graph_spec::find(const std::string& process, int index) const {
   for (const auto& i : instances)
@@ -76,7 +74,7 @@ namespace limits {
 constexpr std::int64_t max_replicas = 1024;
 constexpr std::size_t max_include_depth = 16;
 constexpr std::uintmax_t max_file_bytes = 1u << 20;
-constexpr std::size_t max_values = 100000;  // parameter values built, aliases expanded
+constexpr std::size_t max_values = 100000;   // parameter values built, aliases expanded
 constexpr std::size_t max_value_depth = 64;  // nesting of a value's lists and maps
 }  // namespace limits
 
@@ -101,11 +99,10 @@ class loader {
     for (const auto& [k, v] : cmdline_)
       if (!used_.count(k)) {
         std::vector<std::string> names(declared_.begin(), declared_.end());
-        fail({"command line", 0, 0}, "unknown argument '" + k + "' (the graph declares: " +
-                                         (names.empty() ? "none" : join(names)) + ")");
+        fail({"command line", 0, 0},
+             "unknown argument '" + k + "' (the graph declares: " + (names.empty() ? "none" : join(names)) + ")");
       }
-    if (errors_.empty() && g_.name.empty())
-      fail({display_path(abs), 1, 1}, "missing key 'graph' (the graph's name)");
+    if (errors_.empty() && g_.name.empty()) fail({display_path(abs), 1, 1}, "missing key 'graph' (the graph's name)");
     if (!errors_.empty()) return make_error(errc::invalid_argument, join(errors_, "\n"));
     return std::move(g_);
   }
@@ -241,8 +238,7 @@ class loader {
     return obj;
   }
 
-  std::optional<std::int64_t> integer(const YAML::Node& n, const scope& s, const std::string& what,
-                                      std::int64_t min) {
+  std::optional<std::int64_t> integer(const YAML::Node& n, const scope& s, const std::string& what, std::int64_t min) {
     auto t = text(n, s, what);
     if (!t) return std::nullopt;
     auto j = scalar_json(n, *t);
@@ -351,8 +347,10 @@ class loader {
     if (root["args"]) load_args(root["args"], s);
     if (const auto inc = root["include"]) {
       std::vector<YAML::Node> items;
-      if (inc.IsSequence()) for (const auto& e : inc) items.push_back(e);
-      else items.push_back(inc);
+      if (inc.IsSequence())
+        for (const auto& e : inc) items.push_back(e);
+      else
+        items.push_back(inc);
       for (const auto& e : items) {
         auto p = text(e, s, "include");
         if (!p) continue;
@@ -376,7 +374,8 @@ class loader {
         g_.port_base = static_cast<int>(*v);
       }
     // metrics: {port_base: N, bind: HOST}: instance k serves Prometheus text on HOST:N+k.
-    if (const auto n = root["metrics"]; n && is_map(n, s, "metrics") && check_keys(n, s, "metrics", {"port_base", "bind"})) {
+    if (const auto n = root["metrics"];
+        n && is_map(n, s, "metrics") && check_keys(n, s, "metrics", {"port_base", "bind"})) {
       if (const auto p = n["port_base"])
         if (auto v = integer(p, s, "metrics.port_base", 0); v) {  // 0: off
           if (*v > 65535) fail(mk(p, s), "'metrics.port_base' must be a TCP port (< 65536)");
@@ -400,8 +399,10 @@ class loader {
     }
     if (const auto n = root["plugins"]) {
       std::vector<YAML::Node> items;
-      if (n.IsSequence()) for (const auto& e : n) items.push_back(e);
-      else items.push_back(n);
+      if (n.IsSequence())
+        for (const auto& e : n) items.push_back(e);
+      else
+        items.push_back(n);
       for (const auto& e : items) {
         auto p = text(e, s, "plugins");
         if (!p) continue;
@@ -411,8 +412,10 @@ class loader {
       }
     }
     if (const auto n = root["processes"]) {
-      if (!n.IsSequence()) fail(mk(n, s), "'processes' must be a list");
-      else for (const auto& p : n) load_process(p, s);
+      if (!n.IsSequence())
+        fail(mk(n, s), "'processes' must be a list");
+      else
+        for (const auto& p : n) load_process(p, s);
     }
     stack_.pop_back();
   }
@@ -452,8 +455,9 @@ class loader {
       fail(mk(p, file_scope), "a process must be a map (name, host, actors, ...)");
       return;
     }
-    const bool keys_ok = check_keys(p, file_scope, "process",
-        {"name", "host", "bind", "port", "env", "replicas", "restart", "exit_on_done", "threads", "actors"});
+    const bool keys_ok =
+        check_keys(p, file_scope, "process",
+                   {"name", "host", "bind", "port", "env", "replicas", "restart", "exit_on_done", "threads", "actors"});
     if (!p["name"]) {
       fail(mk(p, file_scope), "process without 'name'");
       return;
@@ -474,8 +478,8 @@ class loader {
       auto r = integer(p["replicas"], file_scope, "replicas", 1);
       if (!r) return;
       if (*r > limits::max_replicas) {
-        fail(mk(p["replicas"], file_scope), "'replicas' must be at most " + std::to_string(limits::max_replicas) +
-                                                ", got " + std::to_string(*r));
+        fail(mk(p["replicas"], file_scope),
+             "'replicas' must be at most " + std::to_string(limits::max_replicas) + ", got " + std::to_string(*r));
         return;
       }
       replicas = static_cast<int>(*r);
@@ -490,18 +494,25 @@ class loader {
       inst.replicas = replicas;
       inst.node = replicas > 1 ? *name + "-" + std::to_string(i) : *name;
       inst.at = mk(p, s);
-      if (p["host"]) if (auto t = text(p["host"], s, "host")) inst.host = *t;
-      if (p["bind"]) if (auto t = text(p["bind"], s, "bind")) inst.bind = *t;
-      if (p["port"]) if (auto v = integer(p["port"], s, "port", 1)) inst.port = static_cast<int>(*v) + i;
-      if (p["threads"]) if (auto v = integer(p["threads"], s, "threads", 0)) inst.threads = static_cast<int>(*v);
-      if (p["exit_on_done"]) if (auto v = boolean(p["exit_on_done"], s, "exit_on_done")) inst.exit_on_done = *v;
+      if (p["host"])
+        if (auto t = text(p["host"], s, "host")) inst.host = *t;
+      if (p["bind"])
+        if (auto t = text(p["bind"], s, "bind")) inst.bind = *t;
+      if (p["port"])
+        if (auto v = integer(p["port"], s, "port", 1)) inst.port = static_cast<int>(*v) + i;
+      if (p["threads"])
+        if (auto v = integer(p["threads"], s, "threads", 0)) inst.threads = static_cast<int>(*v);
+      if (p["exit_on_done"])
+        if (auto v = boolean(p["exit_on_done"], s, "exit_on_done")) inst.exit_on_done = *v;
       if (const auto e = p["env"]; e && is_map(e, s, "env"))
         for (const auto& kv : e)
           if (auto t = text(kv.second, s, kv.first.Scalar())) inst.env[kv.first.Scalar()] = *t;
       if (const auto r = p["restart"]) load_restart(r, s, inst.restart);
       if (const auto a = p["actors"]) {
-        if (!a.IsSequence()) fail(mk(a, s), "'actors' must be a list");
-        else for (const auto& e : a) load_actor(e, s, inst);
+        if (!a.IsSequence())
+          fail(mk(a, s), "'actors' must be a list");
+        else
+          for (const auto& e : a) load_actor(e, s, inst);
       }
       if (auto it = node_marks_.find(inst.node); it != node_marks_.end()) {
         fail(inst.at, "process instance '" + inst.node + "' clashes with the process at " + it->second.str());
@@ -516,16 +527,21 @@ class loader {
     auto set_policy = [&](const YAML::Node& n) {
       auto t = text(n, s, "policy");
       if (!t) return;
-      if (*t == "never") out.policy = restart_policy::kind::never;
-      else if (*t == "on-failure" || *t == "on_failure") out.policy = restart_policy::kind::on_failure;
-      else fail(mk(n, s), "restart policy must be 'never' or 'on-failure', got '" + *t + "'");
+      if (*t == "never")
+        out.policy = restart_policy::kind::never;
+      else if (*t == "on-failure" || *t == "on_failure")
+        out.policy = restart_policy::kind::on_failure;
+      else
+        fail(mk(n, s), "restart policy must be 'never' or 'on-failure', got '" + *t + "'");
     };
     if (r.IsScalar()) return set_policy(r);
     if (!is_map(r, s, "restart")) return;
     check_keys(r, s, "restart", {"policy", "max", "backoff_ms"});
     if (r["policy"]) set_policy(r["policy"]);
-    if (r["max"]) if (auto v = integer(r["max"], s, "max", 0)) out.max = static_cast<int>(*v);
-    if (r["backoff_ms"]) if (auto v = integer(r["backoff_ms"], s, "backoff_ms", 0)) out.backoff_ms = static_cast<int>(*v);
+    if (r["max"])
+      if (auto v = integer(r["max"], s, "max", 0)) out.max = static_cast<int>(*v);
+    if (r["backoff_ms"])
+      if (auto v = integer(r["backoff_ms"], s, "backoff_ms", 0)) out.backoff_ms = static_cast<int>(*v);
   }
 
   void load_actor(const YAML::Node& a, const scope& s, instance_spec& inst) {
@@ -573,8 +589,8 @@ class loader {
   std::set<std::string> declared_;
   std::vector<std::string> stack_;
   std::size_t value_nodes_ = 0;
-  std::size_t value_depth_ = 0;                    // lists and maps open in value()
-  std::size_t name_depth_ = 0;                     // include depth of the file that named the graph
+  std::size_t value_depth_ = 0;                         // lists and maps open in value()
+  std::size_t name_depth_ = 0;                          // include depth of the file that named the graph
   std::map<std::string, std::size_t> parameter_depth_;  // ... and of each global parameter
   std::vector<std::string> errors_;
   std::set<std::string> seen_;
@@ -644,15 +660,15 @@ result<void> validate(graph_spec& g, const std::string& only_node) {
         if (!decl->contains(k)) {
           std::vector<std::string> names;
           for (const auto& [n, _] : decl->items()) names.push_back(n);
-          fail(a.param_marks[k], "actor '" + a.name + "' (type " + a.type + ") declares no parameter '" +
-                                     k + "' (declared: " + (names.empty() ? "none" : join(names)) + ")");
+          fail(a.param_marks[k], "actor '" + a.name + "' (type " + a.type + ") declares no parameter '" + k +
+                                     "' (declared: " + (names.empty() ? "none" : join(names)) + ")");
           ok = false;
           continue;
         }
         const std::string want = (*decl)[k]["type"].get<std::string>();
         if (!matches(want, v)) {
-          fail(a.param_marks[k], "parameter '" + k + "' of actor '" + a.name + "' must be " + want +
-                                     " (declared by " + a.type + "), got " + shape(v));
+          fail(a.param_marks[k], "parameter '" + k + "' of actor '" + a.name + "' must be " + want + " (declared by " +
+                                     a.type + "), got " + shape(v));
           ok = false;
         }
       }
@@ -661,9 +677,8 @@ result<void> validate(graph_spec& g, const std::string& only_node) {
       for (const auto& [k, v] : g.parameters.items())
         if (decl->contains(k) && !merged.contains(k)) {
           if (!matches((*decl)[k]["type"].get<std::string>(), v)) {
-            fail(g.parameter_marks[k], "global parameter '" + k + "' must be " +
-                                           (*decl)[k]["type"].get<std::string>() + " for actor '" +
-                                           a.name + "' (type " + a.type + "), got " + shape(v));
+            fail(g.parameter_marks[k], "global parameter '" + k + "' must be " + (*decl)[k]["type"].get<std::string>() +
+                                           " for actor '" + a.name + "' (type " + a.type + "), got " + shape(v));
             ok = false;
             continue;
           }
@@ -708,7 +723,8 @@ result<std::string> to_flat_yaml(const graph_spec& g) {
   out["port_base"] = g.port_base;
   if (g.metrics_port_base > 0) out["metrics"] = {{"port_base", g.metrics_port_base}, {"bind", g.metrics_bind}};
   if (!g.plugins.empty()) out["plugins"] = g.plugins;
-  if (!g.parameters.empty()) out["parameters"] = ojson::parse(g.parameters.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  if (!g.parameters.empty())
+    out["parameters"] = ojson::parse(g.parameters.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   scan(g.parameters, "parameters");
   auto processes = ojson::array();
   for (const auto& i : g.instances) {
@@ -725,7 +741,9 @@ result<std::string> to_flat_yaml(const graph_spec& g) {
                     {"backoff_ms", i.restart.backoff_ms}};
     auto actors = ojson::array();
     for (const auto& a : i.actors) {
-      ojson e = {{"type", a.type}, {"name", a.name}, {"parameters", ojson::parse(a.params.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace))}};
+      ojson e = {{"type", a.type},
+                 {"name", a.name},
+                 {"parameters", ojson::parse(a.params.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace))}};
       if (!a.remaps.empty()) e["remaps"] = a.remaps;
       scan(nlohmann::json{{"type", a.type}, {"name", a.name}, {"remaps", a.remaps}, {"parameters", a.params}},
            i.node + "." + a.name);
@@ -737,16 +755,15 @@ result<std::string> to_flat_yaml(const graph_spec& g) {
   }
   out["processes"] = std::move(processes);
   if (!bad.empty())
-    return make_error(errc::invalid_argument,
-                      "graph '" + g.name + "': the value at " + bad + " holds '$(', which a launch file reads as a substitution");
+    return make_error(errc::invalid_argument, "graph '" + g.name + "': the value at " + bad +
+                                                  " holds '$(', which a launch file reads as a substitution");
   // Whatever a value holds, the flat file is UTF-8: a byte that is not becomes U+FFFD (a launch
   // file without one non-ASCII byte still made one, fuzz_launch_file in CI; its source is not yet
   // found).
   return out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
-result<graph_spec> load_and_validate(const std::string& path,
-                                     const std::vector<std::string>& overrides,
+result<graph_spec> load_and_validate(const std::string& path, const std::vector<std::string>& overrides,
                                      const std::string& only_node) {
   auto g = load(path, overrides);
   if (!g) return g;

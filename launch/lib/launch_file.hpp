@@ -24,8 +24,8 @@ struct mark {
 struct restart_policy {
   enum class kind { never, on_failure };
   kind policy = kind::never;
-  int max = 3;             // restarts after the first start
-  int backoff_ms = 500;    // before the first restart; doubles each time, capped at 30 s
+  int max = 3;           // restarts after the first start
+  int backoff_ms = 500;  // before the first restart; doubles each time, capped at 30 s
 };
 
 struct actor_spec {
@@ -39,13 +39,13 @@ struct actor_spec {
 
 // One running process: a process entry with `replicas: N` gives N instances.
 struct instance_spec {
-  std::string process;   // the entry's name
-  int index = 0;         // 0..replicas-1
+  std::string process;  // the entry's name
+  int index = 0;        // 0..replicas-1
   int replicas = 1;
-  std::string node;      // process name, or "name-index" when replicas > 1
-  std::string host;      // address peers connect to (tcp wiring); empty: 127.0.0.1
-  std::string bind;      // address this process binds (tcp wiring); empty: host
-  int port = -1;         // explicit port (plus index); -1: port_base + ordinal
+  std::string node;  // process name, or "name-index" when replicas > 1
+  std::string host;  // address peers connect to (tcp wiring); empty: 127.0.0.1
+  std::string bind;  // address this process binds (tcp wiring); empty: host
+  int port = -1;     // explicit port (plus index); -1: port_base + ordinal
   int threads = 0;
   bool exit_on_done = false;
   restart_policy restart;
@@ -56,17 +56,17 @@ struct instance_spec {
 
 struct graph_spec {
   std::string name;
-  std::string file;                                 // the top file, absolute
-  std::vector<std::string> files;                   // every file read, includes too
-  std::map<std::string, std::string> args;          // resolved values
+  std::string file;                                      // the top file, absolute
+  std::vector<std::string> files;                        // every file read, includes too
+  std::map<std::string, std::string> args;               // resolved values
   nlohmann::json parameters = nlohmann::json::object();  // global: for every actor declaring them
   std::map<std::string, mark> parameter_marks;
-  std::vector<std::string> plugins;                 // absolute paths
+  std::vector<std::string> plugins;  // absolute paths
   std::vector<mark> plugin_marks;
   int port_base = 7600;
-  int metrics_port_base = 0;                        // > 0: instance k serves /metrics on metrics_bind:base+k
+  int metrics_port_base = 0;  // > 0: instance k serves /metrics on metrics_bind:base+k
   std::string metrics_bind = "127.0.0.1";
-  std::vector<instance_spec> instances;             // file order, replicas expanded
+  std::vector<instance_spec> instances;  // file order, replicas expanded
 
   const instance_spec* find(const std::string& process, int index) const;
   const instance_spec* find_node(const std::string& node) const;
@@ -95,8 +95,7 @@ result<void> load_plugins(const graph_spec& g);
 result<std::string> to_flat_yaml(const graph_spec& g);
 
 // load + load_plugins + validate.
-result<graph_spec> load_and_validate(const std::string& path,
-                                     const std::vector<std::string>& overrides,
+result<graph_spec> load_and_validate(const std::string& path, const std::vector<std::string>& overrides,
                                      const std::string& only_node = {});
 
 }  // namespace gfdit::launch

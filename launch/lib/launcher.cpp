@@ -82,18 +82,24 @@ struct child {
   int last_status = 0;
   bool killed = false;  // needed SIGKILL at shutdown
   clock::time_point restart_at;
-  int fd[2] = {-1, -1};          // stdout, stderr read ends
-  std::string partial[2];        // an unfinished line per stream
+  int fd[2] = {-1, -1};    // stdout, stderr read ends
+  std::string partial[2];  // an unfinished line per stream
 };
 
 const char* phase_name(child::phase p) {
   switch (p) {
-    case child::phase::waiting: return "waiting";
-    case child::phase::running: return "running";
-    case child::phase::restarting: return "restarting";
-    case child::phase::done: return "done";
-    case child::phase::failed: return "failed";
-    case child::phase::stopped: return "stopped";
+    case child::phase::waiting:
+      return "waiting";
+    case child::phase::running:
+      return "running";
+    case child::phase::restarting:
+      return "restarting";
+    case child::phase::done:
+      return "done";
+    case child::phase::failed:
+      return "failed";
+    case child::phase::stopped:
+      return "stopped";
   }
   return "?";
 }
@@ -152,8 +158,11 @@ class launcher {
     sweep_runs_folder();
     run_file_ = runs_folder() + "/launch-" + std::to_string(::getpid()) + ".json";
     std::ofstream f(run_file_);
-    f << nlohmann::json{{"pid", ::getpid()}, {"graph", g_.name}, {"file", g_.file},
-                        {"control", control_->endpoint()}, {"run_dir", run_dir_}}
+    f << nlohmann::json{{"pid", ::getpid()},
+                        {"graph", g_.name},
+                        {"file", g_.file},
+                        {"control", control_->endpoint()},
+                        {"run_dir", run_dir_}}
              .dump()
       << "\n";
   }
@@ -166,8 +175,9 @@ class launcher {
       failed_ = true;
       return;
     }
-    std::vector<std::string> args = {self_, "node", g_.file, "--process", c.spec->process,
-                                     "--index", std::to_string(c.spec->index), "--ipc-dir", run_dir_};
+    std::vector<std::string> args = {
+        self_,       "node",  g_.file, "--process", c.spec->process, "--index", std::to_string(c.spec->index),
+        "--ipc-dir", run_dir_};
     for (const auto& a : opt_.args) args.push_back(a);
     std::vector<std::string> env;
     for (char** e = environ; *e; ++e) {
@@ -278,16 +288,15 @@ class launcher {
       ++c.restarts;
       c.state = child::phase::restarting;
       c.restart_at = clock::now() + std::chrono::milliseconds(delay);
-      say("process '" + c.plan.node + "' " + describe_status(status) + ": restart " +
-          std::to_string(c.restarts) + "/" + std::to_string(r.max) + " in " + std::to_string(delay) + " ms");
+      say("process '" + c.plan.node + "' " + describe_status(status) + ": restart " + std::to_string(c.restarts) + "/" +
+          std::to_string(r.max) + " in " + std::to_string(delay) + " ms");
       return;
     }
     c.state = child::phase::failed;
     failed_ = true;
-    std::string why = r.policy == restart_policy::kind::never
-                          ? "restart policy is 'never'"
-                          : "gave up after " + std::to_string(c.restarts) + " restart(s) (max: " +
-                                std::to_string(r.max) + ")";
+    std::string why = r.policy == restart_policy::kind::never ? "restart policy is 'never'"
+                                                              : "gave up after " + std::to_string(c.restarts) +
+                                                                    " restart(s) (max: " + std::to_string(r.max) + ")";
     say("ERROR: process '" + c.plan.node + "' failed: " + describe_status(status) + "; " + why +
         ": stopping the graph");
     begin_stop();
@@ -298,7 +307,8 @@ class launcher {
     stopping_ = true;
     stop_deadline_ = clock::now() + std::chrono::milliseconds(opt_.stop_timeout_ms);
     for (auto& c : children_) {
-      if (c.pid > 0) ::killpg(c.pid, SIGTERM);
+      if (c.pid > 0)
+        ::killpg(c.pid, SIGTERM);
       else if (c.state == child::phase::restarting || c.state == child::phase::waiting)
         c.state = child::phase::stopped;
     }
@@ -324,8 +334,7 @@ class launcher {
 
   bool all_finished() const {
     for (const auto& c : children_)
-      if (c.state == child::phase::running || c.state == child::phase::restarting ||
-          c.state == child::phase::waiting)
+      if (c.state == child::phase::running || c.state == child::phase::restarting || c.state == child::phase::waiting)
         return false;
     return true;
   }
@@ -335,9 +344,14 @@ class launcher {
     if (cmd == "graph") {
       auto procs = nlohmann::json::array();
       for (const auto& c : children_)
-        procs.push_back({{"node", c.plan.node}, {"process", c.spec->process}, {"index", c.spec->index},
-                         {"pid", c.pid}, {"state", phase_name(c.state)}, {"starts", c.starts},
-                         {"endpoint", c.plan.connect}, {"control", c.plan.control}});
+        procs.push_back({{"node", c.plan.node},
+                         {"process", c.spec->process},
+                         {"index", c.spec->index},
+                         {"pid", c.pid},
+                         {"state", phase_name(c.state)},
+                         {"starts", c.starts},
+                         {"endpoint", c.plan.connect},
+                         {"control", c.plan.control}});
       return {{"ok", true}, {"graph", g_.name}, {"file", g_.file}, {"pid", ::getpid()}, {"processes", procs}};
     }
     if (cmd == "actors" || cmd == "topics") {
@@ -346,8 +360,10 @@ class launcher {
         nlohmann::json entry = {{"node", c.plan.node}, {"pid", c.pid}, {"state", phase_name(c.state)}};
         if (c.pid > 0) {
           auto r = control_request(c.plan.control, {{"cmd", cmd}}, std::chrono::milliseconds(1000));
-          if (r) entry.update(*r);
-          else entry["error"] = r.err().what;
+          if (r)
+            entry.update(*r);
+          else
+            entry["error"] = r.err().what;
         }
         entry.erase("ok");
         nodes.push_back(entry);
@@ -380,7 +396,9 @@ class launcher {
       const auto now = clock::now();
       for (const auto& c : children_)
         if (c.state == child::phase::restarting)
-          timeout = std::min<long>(timeout, std::max<long>(0, std::chrono::duration_cast<std::chrono::milliseconds>(c.restart_at - now).count()));
+          timeout = std::min<long>(
+              timeout,
+              std::max<long>(0, std::chrono::duration_cast<std::chrono::milliseconds>(c.restart_at - now).count()));
       (void)zmq_poll(items.data(), static_cast<int>(items.size()), timeout);
 
       if (items[0].revents & ZMQ_POLLIN) {
@@ -400,8 +418,7 @@ class launcher {
       for (std::size_t i = 0; i < owners.size(); ++i)
         if (items[i + 2].revents & (ZMQ_POLLIN | ZMQ_POLLERR)) pump(*owners[i].first, owners[i].second);
       reap();
-      if (items[1].revents & ZMQ_POLLIN)
-        control_->serve_one([this](const nlohmann::json& r) { return handle(r); }, 0);
+      if (items[1].revents & ZMQ_POLLIN) control_->serve_one([this](const nlohmann::json& r) { return handle(r); }, 0);
       if (!stopping_)
         for (auto& c : children_)
           if (c.state == child::phase::restarting && clock::now() >= c.restart_at) {
@@ -435,8 +452,7 @@ class launcher {
           if (close == std::string::npos) continue;
           char state = 0;
           int ppid = 0;
-          if (std::sscanf(stat.c_str() + close + 1, " %c %d", &state, &ppid) == 2 && ppid == me)
-            strays.push_back(pid);
+          if (std::sscanf(stat.c_str() + close + 1, " %c %d", &state, &ppid) == 2 && ppid == me) strays.push_back(pid);
         }
         ::closedir(d);
       }
@@ -448,8 +464,10 @@ class launcher {
 
   int summary() {
     std::string out = "graph '" + g_.name + "': ";
-    out += failed_ ? "FAILED" : !done_by_.empty() ? "done ('" + done_by_ + "' finished)"
-                              : interrupted_ ? "stopped by signal" : "all processes finished";
+    out += failed_             ? "FAILED"
+           : !done_by_.empty() ? "done ('" + done_by_ + "' finished)"
+           : interrupted_      ? "stopped by signal"
+                               : "all processes finished";
     out += "\n";
     char line[256];
     std::snprintf(line, sizeof line, "  %-20s %-10s %-7s %s\n", "process", "state", "starts", "last exit");
@@ -457,8 +475,8 @@ class launcher {
     bool killed = false;
     for (const auto& c : children_) {
       killed = killed || c.killed;
-      std::snprintf(line, sizeof line, "  %-20s %-10s %-7d %s%s\n", c.plan.node.c_str(), phase_name(c.state),
-                    c.starts, c.starts ? describe_status(c.last_status).c_str() : "never started",
+      std::snprintf(line, sizeof line, "  %-20s %-10s %-7d %s%s\n", c.plan.node.c_str(), phase_name(c.state), c.starts,
+                    c.starts ? describe_status(c.last_status).c_str() : "never started",
                     c.killed ? " (after SIGKILL)" : "");
       out += line;
     }

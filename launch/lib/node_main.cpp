@@ -106,19 +106,19 @@ int run_node(const node_run_options& opt) {
       std::string names;
       for (const auto& i : g->instances)
         if (i.index == 0) names += (names.empty() ? "" : ", ") + i.process;
-      std::fprintf(stderr, "gfdit node: no process '%s' in graph '%s' (processes: %s)\n",
-                   opt.process.c_str(), g->name.c_str(), names.c_str());
+      std::fprintf(stderr, "gfdit node: no process '%s' in graph '%s' (processes: %s)\n", opt.process.c_str(),
+                   g->name.c_str(), names.c_str());
       return 2;
     }
     if (opt.index < 0 && first->replicas > 1) {
-      std::fprintf(stderr, "gfdit node: process '%s' has %d replicas: pass --index 0..%d\n",
-                   opt.process.c_str(), first->replicas, first->replicas - 1);
+      std::fprintf(stderr, "gfdit node: process '%s' has %d replicas: pass --index 0..%d\n", opt.process.c_str(),
+                   first->replicas, first->replicas - 1);
       return 2;
     }
     me = g->find(opt.process, opt.index < 0 ? 0 : opt.index);
     if (!me) {
-      std::fprintf(stderr, "gfdit node: process '%s' has no index %d (replicas: %d)\n",
-                   opt.process.c_str(), opt.index, first->replicas);
+      std::fprintf(stderr, "gfdit node: process '%s' has no index %d (replicas: %d)\n", opt.process.c_str(), opt.index,
+                   first->replicas);
       return 2;
     }
   }
@@ -199,7 +199,9 @@ int run_node(const node_run_options& opt) {
           return {{"ok", true}, {"node", nd->name()}, {"pid", ::getpid()}, {"actors", list}};
         }
         if (cmd == "topics")
-          return {{"ok", true}, {"node", nd->name()}, {"published", topics->to_json()},
+          return {{"ok", true},
+                  {"node", nd->name()},
+                  {"published", topics->to_json()},
                   {"subscriptions", nd->subscriptions()}};
         if (cmd == "ping") return {{"ok", true}, {"node", nd->name()}, {"pid", ::getpid()}};
         return {{"ok", false}, {"error", "unknown command '" + cmd + "'"}};
@@ -215,8 +217,10 @@ int run_node(const node_run_options& opt) {
 
   if (auto r = (*n)->start(); !r) {
     const bool asked = (*n)->stop_requested();  // a signal before the peers came: not a failure
-    if (asked) log->info("{}", r.err().what);
-    else log->error("{}", r.err().what);
+    if (asked)
+      log->info("{}", r.err().what);
+    else
+      log->error("{}", r.err().what);
     stop_control();
     (*n)->stop();
     return asked ? 0 : 1;

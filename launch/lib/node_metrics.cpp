@@ -20,18 +20,22 @@ std::string node_metrics_text(const std::string& node, const std::vector<actor_i
        &actor_info::delivery_failures}};
   for (const auto& c : counters) {
     prom::family(out, c.name, "counter", c.help);
-    for (const auto& a : actors) prom::sample(out, c.name, {{"node", node}, {"actor", a.name}}, static_cast<double>(a.*c.field));
+    for (const auto& a : actors)
+      prom::sample(out, c.name, {{"node", node}, {"actor", a.name}}, static_cast<double>(a.*c.field));
   }
   prom::family(out, "gfdit_actor_active", "gauge", "1 while the actor is active (its lifecycle state), else 0.");
   for (const auto& a : actors)
-    prom::sample(out, "gfdit_actor_active", {{"node", node}, {"actor", a.name}, {"state", std::string(to_string(a.state))}},
+    prom::sample(out, "gfdit_actor_active",
+                 {{"node", node}, {"actor", a.name}, {"state", std::string(to_string(a.state))}},
                  a.state == lifecycle_state::active ? 1 : 0);
   prom::family(out, "gfdit_bus_frames_total", "counter", "Frames this node's bus sent and received.");
   prom::sample(out, "gfdit_bus_frames_total", {{"node", node}, {"direction", "sent"}}, static_cast<double>(bus.sent));
-  prom::sample(out, "gfdit_bus_frames_total", {{"node", node}, {"direction", "received"}}, static_cast<double>(bus.received));
+  prom::sample(out, "gfdit_bus_frames_total", {{"node", node}, {"direction", "received"}},
+               static_cast<double>(bus.received));
   prom::family(out, "gfdit_bus_failed_total", "counter", "Frames that could not be sent (reported to their sender).");
   prom::sample(out, "gfdit_bus_failed_total", {{"node", node}}, static_cast<double>(bus.failed));
-  prom::family(out, "gfdit_bus_decode_errors_total", "counter", "Inbound frames that did not decode (dropped, counted).");
+  prom::family(out, "gfdit_bus_decode_errors_total", "counter",
+               "Inbound frames that did not decode (dropped, counted).");
   prom::sample(out, "gfdit_bus_decode_errors_total", {{"node", node}}, static_cast<double>(bus.decode_errors));
   for (const auto& a : actors) out += a.metrics;  // the actors' own
   return out;

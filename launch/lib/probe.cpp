@@ -1,9 +1,9 @@
 #include "launch/lib/probe.hpp"
 
 #include <sys/wait.h>
+#include <unistd.h>
 #include <cerrno>
 #include <cstdio>
-#include <unistd.h>
 
 #include <map>
 #include <mutex>
@@ -32,8 +32,7 @@ class recording_context final : public context {
   void subscribe_raw(const std::string&, raw_handler) override {}
   void on_unhandled(raw_handler) override {}
   void on_delivery_failure(std::function<void(const error&, const envelope&)>) override {}
-  result<void> send_raw(route, const std::string&, std::uint32_t, std::uint16_t, std::string,
-                        std::uint64_t) override {
+  result<void> send_raw(route, const std::string&, std::uint32_t, std::uint16_t, std::string, std::uint64_t) override {
     return {};
   }
   void request_raw(const std::string&, std::uint32_t, std::uint16_t, std::string, duration,
@@ -44,7 +43,9 @@ class recording_context final : public context {
   timer_id every(duration, std::function<void()>) override { return ++timers_; }
   timer_id after(duration, std::function<void()>) override { return ++timers_; }
   void cancel(timer_id) override {}
-  std::function<void()> waker(std::function<void()>) override { return [] {}; }
+  std::function<void()> waker(std::function<void()>) override {
+    return [] {};
+  }
   void request_stop() override {}
 
  private:
@@ -57,7 +58,6 @@ class recording_context final : public context {
   parameters params_;
   timer_id timers_ = 0;
 };
-
 
 // Runs `fn` in a forked child and returns what it produced, or nullopt if the child died:
 // an actor's configure may start threads, touch global state or crash, and none of that may

@@ -7,7 +7,8 @@ namespace {
 
 std::string bar(std::int32_t done, std::int32_t total, int width) {
   const int filled = total > 0 ? static_cast<int>(static_cast<std::int64_t>(width) * done / total) : 0;
-  return "[" + std::string(static_cast<std::size_t>(filled), '#') + std::string(static_cast<std::size_t>(width - filled), '.') + "]";
+  return "[" + std::string(static_cast<std::size_t>(filled), '#') +
+         std::string(static_cast<std::size_t>(width - filled), '.') + "]";
 }
 
 std::string cut(const std::string& s, std::size_t n) { return s.size() <= n ? s : s.substr(0, n - 1) + "~"; }
@@ -22,16 +23,20 @@ std::string render_top(const msg::cluster_state& s, const std::string& graph) {
   }
   char line[256];
   std::string out;
-  std::snprintf(line, sizeof line,
-                "gfdit top: %s  workers %d/%d busy  groups %d  requests %d running, %d waiting  tasks %llu  reshards %llu\n",
-                graph.c_str(), busy, alive, s.groups, s.running, s.waiting,
-                static_cast<unsigned long long>(s.tasks_dispatched), static_cast<unsigned long long>(s.reshards));
+  std::snprintf(
+      line, sizeof line,
+      "gfdit top: %s  workers %d/%d busy  groups %d  requests %d running, %d waiting  tasks %llu  reshards %llu\n",
+      graph.c_str(), busy, alive, s.groups, s.running, s.waiting, static_cast<unsigned long long>(s.tasks_dispatched),
+      static_cast<unsigned long long>(s.reshards));
   out += line;
   out += "workers:";
   for (const auto& w : s.workers) {
-    if (!w.alive) std::snprintf(line, sizeof line, " %d:dead", w.id);
-    else if (w.busy) std::snprintf(line, sizeof line, " %d:busy/%04llx", w.id, static_cast<unsigned long long>(w.group_id & 0xffff));
-    else std::snprintf(line, sizeof line, " %d:idle", w.id);
+    if (!w.alive)
+      std::snprintf(line, sizeof line, " %d:dead", w.id);
+    else if (w.busy)
+      std::snprintf(line, sizeof line, " %d:busy/%04llx", w.id, static_cast<unsigned long long>(w.group_id & 0xffff));
+    else
+      std::snprintf(line, sizeof line, " %d:idle", w.id);
     out += line;
   }
   out += "\n";

@@ -72,9 +72,14 @@ TEST(bag, header_and_index_integers_that_are_floats_or_out_of_range_are_refused)
     EXPECT_NE(h.err().what.find("bag header"), std::string::npos) << h.err().what;
   }
   EXPECT_FALSE(bag::decode_header(encoded({{"format", 1}, {"start_ns", 1e300}})));
-  const nlohmann::json index = {{"chunks", {{0, 16, 1, 0, 5, 5}}}, {"count", 1}, {"first_ns", 5}, {"last_ns", 5},
-                                {"senders", nlohmann::json::object()}, {"destinations", nlohmann::json::object()},
-                                {"topics", nlohmann::json::object()}, {"types", nlohmann::json::object()}};
+  const nlohmann::json index = {{"chunks", {{0, 16, 1, 0, 5, 5}}},
+                                {"count", 1},
+                                {"first_ns", 5},
+                                {"last_ns", 5},
+                                {"senders", nlohmann::json::object()},
+                                {"destinations", nlohmann::json::object()},
+                                {"topics", nlohmann::json::object()},
+                                {"types", nlohmann::json::object()}};
   EXPECT_TRUE(bag::decode_index(encoded(index)));
   auto bad = index;
   bad["chunks"][0][1] = -3.5e20;
@@ -101,8 +106,8 @@ TEST(bag, a_record_is_the_length_prefixed_encode_envelope_bytes) {
 
 TEST(bag, the_chunk_encoder_writes_encode_envelope_bytes_at_every_msgpack_size_boundary) {
   const std::vector<std::uint64_t> uints{0, 1, 127, 128, 255, 256, 65535, 65536, 4294967295ull, 4294967296ull, ~0ull};
-  const std::vector<std::int64_t> ints{0, -1, -32, -33, -128, -129, -32768, -32769, -2147483648ll, -2147483649ll,
-                                       INT64_MIN, 127, 128, 65536, INT64_MAX};
+  const std::vector<std::int64_t> ints{
+      0, -1, -32, -33, -128, -129, -32768, -32769, -2147483648ll, -2147483649ll, INT64_MIN, 127, 128, 65536, INT64_MAX};
   const std::vector<std::size_t> lens{0, 1, 31, 32, 255, 256, 65535, 65536, 70000};
   std::vector<envelope> cases;
   for (std::size_t k = 0; k < std::max({uints.size(), ints.size(), lens.size()}); ++k) {
@@ -211,8 +216,15 @@ TEST(bag, a_bag_cut_off_anywhere_reads_up_to_its_last_complete_chunk_and_repairs
   const auto chunks = (*r)->idx().chunks;
   const auto data_begin = (*r)->data_begin();
   std::mt19937_64 rng(7);
-  std::vector<std::size_t> cuts{0, 5, bag::file_prefix_bytes, data_begin - 1, data_begin, data_begin + 1,
-                                full.size() - 1, full.size() - bag::trailer_bytes, (*r)->data_end(),
+  std::vector<std::size_t> cuts{0,
+                                5,
+                                bag::file_prefix_bytes,
+                                data_begin - 1,
+                                data_begin,
+                                data_begin + 1,
+                                full.size() - 1,
+                                full.size() - bag::trailer_bytes,
+                                (*r)->data_end(),
                                 (*r)->data_end() + 3};
   for (std::size_t i = 0; i < chunks.size(); i += 17) {
     const auto& c = chunks[i];
@@ -305,7 +317,8 @@ struct damaged_case {
   bag::repair_report rep;
 };
 
-damaged_case repair_damaged(bool closed, const std::function<void(std::string&, const std::vector<bag::chunk_info>&)>& damage) {
+damaged_case repair_damaged(bool closed,
+                            const std::function<void(std::string&, const std::vector<bag::chunk_info>&)>& damage) {
   damaged_case c;
   c.path = testing::chunked_bag(15, 20, closed);
   auto r = bag::reader::open(c.path);
@@ -346,7 +359,9 @@ void flip(std::string& bytes, std::uint64_t at) { bytes.at(at) ^= 0x10; }
 
 TEST(bag_repair, one_flipped_bit_in_chunk_8_of_15_loses_chunk_8_only_and_says_so) {
   for (bool closed : {true, false}) {
-    auto c = repair_damaged(closed, [](std::string& b, const auto& ch) { flip(b, ch[7].offset + bag::chunk_head_bytes + ch[7].bytes / 2); });
+    auto c = repair_damaged(closed, [](std::string& b, const auto& ch) {
+      flip(b, ch[7].offset + bag::chunk_head_bytes + ch[7].bytes / 2);
+    });
     expect_all_but(c.out, c.chunks, {7});
     ASSERT_EQ(c.rep.skipped.size(), 1u) << closed;
     EXPECT_EQ(c.rep.skipped[0].offset, c.chunks[7].offset);
@@ -381,14 +396,17 @@ TEST(bag_repair, a_damaged_chunk_length_is_not_trusted_to_find_the_next_chunk) {
       EXPECT_FALSE(c.rep.skipped[0].cut_off);
       // The footer knows the count whatever the head says; without one, a head with a damaged
       // length says nothing.
-      if (closed) EXPECT_EQ(c.rep.skipped[0].count, 20u);
-      else EXPECT_FALSE(c.rep.skipped[0].count);
+      if (closed)
+        EXPECT_EQ(c.rep.skipped[0].count, 20u);
+      else
+        EXPECT_FALSE(c.rep.skipped[0].count);
     }
 }
 
 TEST(bag_repair, damage_in_the_last_chunk_is_damage_not_a_cut) {
   for (bool closed : {true, false}) {
-    auto c = repair_damaged(closed, [](std::string& b, const auto& ch) { flip(b, ch[14].offset + bag::chunk_head_bytes + 1); });
+    auto c = repair_damaged(closed,
+                            [](std::string& b, const auto& ch) { flip(b, ch[14].offset + bag::chunk_head_bytes + 1); });
     expect_all_but(c.out, c.chunks, {14});
     ASSERT_EQ(c.rep.skipped.size(), 1u);
     EXPECT_EQ(c.rep.skipped[0].offset, c.chunks[14].offset);

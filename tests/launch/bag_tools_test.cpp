@@ -38,7 +38,8 @@ TEST(bag_tools, echo_prints_one_line_per_message_with_the_payload_rendered) {
 
 TEST(bag_tools, echo_json_filters_by_type_and_actor_from_an_index) {
   const auto path = small_bag();
-  auto r = run_tool(bag_main, {"bag", "echo", path, "--json", "--type", "example.ping", "--actor", "gamma", "--from", "20"});
+  auto r =
+      run_tool(bag_main, {"bag", "echo", path, "--json", "--type", "example.ping", "--actor", "gamma", "--from", "20"});
   ASSERT_EQ(r.rc, 0);
   std::vector<std::uint64_t> expect;
   for (std::uint64_t i = 20; i < 60; ++i) {
@@ -133,8 +134,14 @@ TEST(bag_tools, info_reports_a_cut_bag_and_repair_fixes_it) {
   EXPECT_EQ(j["status"], "recovered");  // a cut, not damage
   auto rep = run_tool(bag_main, {"bag", "repair", path, "--in-place"});
   ASSERT_EQ(rep.rc, 0);
-  EXPECT_NE(rep.out.find("repaired " + path + " in place: " + std::to_string(kept) + " messages in 3 chunks; 7 bytes dropped"), std::string::npos) << rep.out;
-  EXPECT_NE(rep.out.find("cut off (an incomplete last chunk) at offset " + std::to_string((*r)->idx().chunks[3].offset) + " (7 bytes"), std::string::npos) << rep.out;
+  EXPECT_NE(rep.out.find("repaired " + path + " in place: " + std::to_string(kept) +
+                         " messages in 3 chunks; 7 bytes dropped"),
+            std::string::npos)
+      << rep.out;
+  EXPECT_NE(rep.out.find("cut off (an incomplete last chunk) at offset " +
+                         std::to_string((*r)->idx().chunks[3].offset) + " (7 bytes"),
+            std::string::npos)
+      << rep.out;
   auto after = nlohmann::json::parse(run_tool(bag_main, {"bag", "info", path, "--json"}).out);
   EXPECT_EQ(after["index"], "footer");
   EXPECT_EQ(after["messages"], kept);
@@ -262,7 +269,8 @@ TEST(bag_tools, timeline_draws_serving_tasks_per_worker) {
   {
     auto w = bag::writer::create(path, bag::header::current());
     ASSERT_TRUE(w);
-    msg::task_assign a1{.task_id = 1, .request_id = 7, .stage = "denoise", .step_begin = 0, .step_end = 4, .members = {0, 1}};
+    msg::task_assign a1{
+        .task_id = 1, .request_id = 7, .stage = "denoise", .step_begin = 0, .step_end = 4, .members = {0, 1}};
     msg::task_assign a2{.task_id = 2, .request_id = 8, .stage = "prepare", .members = {2}};
     for (auto m : a1.members) ASSERT_TRUE((*w)->write(serving(100, "scheduler", "worker-" + std::to_string(m), a1)));
     ASSERT_TRUE((*w)->write(serving(110, "scheduler", "worker-2", a2)));

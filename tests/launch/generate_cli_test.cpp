@@ -67,7 +67,7 @@ TEST_F(GenerateCli, DrawsASneakerFromTheShippedModel) {
   EXPECT_NE(r.output.find("step 25/25"), std::string::npos) << "progress is shown:\n" << r.output;
   // A picture, not a flat field: a trained model draws an object on a dark background.
   int dark = 0, bright = 0;
-  for (auto v : png->pixels) dark += v < 40, bright += v > 120;
+  for (auto v : png->pixels) dark += v<40, bright += v> 120;
   EXPECT_GT(dark, 100) << r.output;
   EXPECT_GT(bright, 30) << r.output;
 
@@ -79,15 +79,17 @@ TEST_F(GenerateCli, DrawsASneakerFromTheShippedModel) {
 }
 
 TEST_F(GenerateCli, SeveralPicturesAsFilesOrOneGrid) {
-  auto r = run({"generate", "--prompt", "bag", "--n", "2", "--steps", "4", "--scale", "2", "--out", (dir_ / "b.png").string()},
-               dir_);
+  auto r = run(
+      {"generate", "--prompt", "bag", "--n", "2", "--steps", "4", "--scale", "2", "--out", (dir_ / "b.png").string()},
+      dir_);
   ASSERT_EQ(r.status, 0) << r.output;
   auto b0 = gfdit::dit::decode_png(read_bytes(dir_ / "b-0.png"));
   auto b1 = gfdit::dit::decode_png(read_bytes(dir_ / "b-1.png"));
   ASSERT_TRUE(b0.ok() && b1.ok()) << r.output;
   EXPECT_EQ(b0->width, 56);
   EXPECT_NE(b0->pixels, b1->pixels) << "seeds 0 and 1 drew the same picture";
-  auto g = run({"generate", "--prompt", "bag", "--n", "2", "--steps", "4", "--grid", "--out", (dir_ / "g.png").string()}, dir_);
+  auto g = run(
+      {"generate", "--prompt", "bag", "--n", "2", "--steps", "4", "--grid", "--out", (dir_ / "g.png").string()}, dir_);
   ASSERT_EQ(g.status, 0) << g.output;
   auto grid = gfdit::dit::decode_png(read_bytes(dir_ / "g.png"));
   ASSERT_TRUE(grid.ok());
@@ -123,7 +125,8 @@ TEST_F(GenerateCli, MistakesAreClearErrors) {
 TEST_F(GenerateCli, DrawsFromADiffusersPipelineFolder) {
   const fs::path pipe = gfdit::dit::testing::tiny_pipeline(gfdit::dit::testing::dit_ddim_scheduler());
   const fs::path out = dir_ / "fish.png";
-  auto r = run({"generate", "--weights", pipe.string(), "--prompt", "goldfish", "--steps", "3", "--out", out.string()}, dir_);
+  auto r = run({"generate", "--weights", pipe.string(), "--prompt", "goldfish", "--steps", "3", "--out", out.string()},
+               dir_);
   ASSERT_EQ(r.status, 0) << r.output;
   auto png = gfdit::dit::decode_png(read_bytes(out));
   ASSERT_TRUE(png.ok()) << png.err().what;

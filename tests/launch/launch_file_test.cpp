@@ -22,7 +22,10 @@ class typed_actor final : public actor {
  public:
   result<void> on_configure(context& ctx) override {
     auto& p = ctx.params();
-    if (auto r = p.declare<std::int64_t>("count", 1, "", [](const std::int64_t& v) { return v >= 0 ? "" : "must be >= 0"; }); !r) return r;
+    if (auto r =
+            p.declare<std::int64_t>("count", 1, "", [](const std::int64_t& v) { return v >= 0 ? "" : "must be >= 0"; });
+        !r)
+      return r;
     if (auto r = p.declare<double>("rate", 1.0); !r) return r;
     if (auto r = p.declare<std::string>("label", "x"); !r) return r;
     return p.declare<bool>("enabled", true);
@@ -69,7 +72,8 @@ processes:
 
 TEST(LaunchFile, UnknownActorTypeNamesFileLineColumn) {
   temp_dir d;
-  const auto f = d.write("bad.yaml", "graph: g\nprocesses:\n  - name: p\n    actors:\n      - type: nope.actor\n        name: a\n");
+  const auto f = d.write("bad.yaml",
+                         "graph: g\nprocesses:\n  - name: p\n    actors:\n      - type: nope.actor\n        name: a\n");
   EXPECT_NE(error_of(f).find("bad.yaml:5:15: unknown actor type 'nope.actor'"), std::string::npos) << error_of(f);
 }
 
@@ -99,8 +103,11 @@ processes:
         parameters:
           count: ten
 )Y");
-  EXPECT_NE(error_of(f).find("type.yaml:8:18: parameter 'count' of actor 'a' must be int (declared by ltest.typed), got string \"ten\""),
-            std::string::npos) << error_of(f);
+  EXPECT_NE(
+      error_of(f).find(
+          "type.yaml:8:18: parameter 'count' of actor 'a' must be int (declared by ltest.typed), got string \"ten\""),
+      std::string::npos)
+      << error_of(f);
 }
 
 TEST(LaunchFile, ParameterTheActorDoesNotDeclareOrRejects) {
@@ -115,7 +122,8 @@ processes:
 )Y");
   EXPECT_NE(error_of(f).find("undeclared.yaml:7:30: actor 'a' (type ltest.typed) declares no parameter 'colour' "
                              "(declared: count, enabled, label, rate)"),
-            std::string::npos) << error_of(f);
+            std::string::npos)
+      << error_of(f);
   const auto v = d.write("invalid.yaml", R"Y(graph: g
 processes:
   - name: p
@@ -125,7 +133,8 @@ processes:
         parameters: {count: -3}
 )Y");
   EXPECT_NE(error_of(v).find("invalid.yaml:7:29: actor 'a' (type ltest.typed): parameter 'count' = -3: must be >= 0"),
-            std::string::npos) << error_of(v);
+            std::string::npos)
+      << error_of(v);
 }
 
 TEST(LaunchFile, UnknownKeyListsTheExpectedOnes) {
@@ -133,9 +142,11 @@ TEST(LaunchFile, UnknownKeyListsTheExpectedOnes) {
   const auto f = d.write("key.yaml", "graph: g\nprocesses:\n  - name: p\n    replica: 2\n    actors: []\n");
   EXPECT_NE(error_of(f).find("key.yaml:4:5: unknown key 'replica' in process (expected one of: name, host, bind, "
                              "port, env, replicas, restart, exit_on_done, threads, actors)"),
-            std::string::npos) << error_of(f);
+            std::string::npos)
+      << error_of(f);
   const auto t = d.write("top.yaml", "graph: g\nprocess: []\n");
-  EXPECT_NE(error_of(t).find("top.yaml:2:1: unknown key 'process' in the launch file"), std::string::npos) << error_of(t);
+  EXPECT_NE(error_of(t).find("top.yaml:2:1: unknown key 'process' in the launch file"), std::string::npos)
+      << error_of(t);
 }
 
 TEST(LaunchFile, CyclicIncludeShowsTheChain) {
@@ -152,8 +163,11 @@ TEST(LaunchFile, CyclicIncludeShowsTheChain) {
 
 TEST(LaunchFile, IncludesMergeProcessesAndArguments) {
   temp_dir d;
-  d.write("part.yaml", "args: {n: 1}\nprocesses:\n  - name: extra\n    actors: [{type: ltest.typed, name: e, parameters: {count: $(arg n)}}]\n");
-  const auto f = d.write("main.yaml", "graph: g\nargs: {n: 5}\ninclude: part.yaml\nprocesses:\n  - name: main\n    actors: []\n");
+  d.write("part.yaml",
+          "args: {n: 1}\nprocesses:\n  - name: extra\n    actors: [{type: ltest.typed, name: e, parameters: {count: "
+          "$(arg n)}}]\n");
+  const auto f =
+      d.write("main.yaml", "graph: g\nargs: {n: 5}\ninclude: part.yaml\nprocesses:\n  - name: main\n    actors: []\n");
   auto g = load_and_validate(f, {});
   ASSERT_TRUE(g) << g.err().what;
   ASSERT_EQ(g->instances.size(), 2u);
@@ -165,7 +179,8 @@ TEST(LaunchFile, IncludesMergeProcessesAndArguments) {
 // serving.yaml ran as graph 'serving-core', the name of the file it includes).
 TEST(LaunchFile, TheIncludingFilesNameAndParametersWin) {
   temp_dir d;
-  d.write("inner.yaml", "graph: inner\nparameters: {speed: 1, only_inner: 5}\nprocesses:\n  - name: p\n    actors: []\n");
+  d.write("inner.yaml",
+          "graph: inner\nparameters: {speed: 1, only_inner: 5}\nprocesses:\n  - name: p\n    actors: []\n");
   const auto f = d.write("outer.yaml", "graph: outer\ninclude: inner.yaml\nparameters: {speed: 2}\n");
   auto g = load_and_validate(f, {});
   ASSERT_TRUE(g) << g.err().what;
@@ -270,7 +285,8 @@ TEST(LaunchFile, SyntaxErrorAndBadFieldValues) {
   const auto e = error_of(v);
   EXPECT_NE(e.find("values.yaml:4:15: 'replicas' must be an integer, got 'two'"), std::string::npos) << e;
   EXPECT_NE(e.find("values.yaml:6:14: restart policy must be 'never' or 'on-failure', got 'sometimes'"),
-            std::string::npos) << e;
+            std::string::npos)
+      << e;
 }
 
 TEST(Endpoints, SlurmNodelistAndTasks) {
@@ -428,7 +444,8 @@ TEST(LaunchFile, TopDrawsWorkersAndRequestsWithProgressBars) {
   s.waiting = 2;
   s.groups = 1;
   s.workers = {{0, true, true, 0xabcd}, {1, true, false, 0}, {2, false, false, 0}};
-  s.requests = {{7, "fashion-dit", "bag", "denoise", 10, 20, true, 2, 1}, {8, "fashion-dit", "coat", "prepare", 0, 20, false, 0, 0}};
+  s.requests = {{7, "fashion-dit", "bag", "denoise", 10, 20, true, 2, 1},
+                {8, "fashion-dit", "coat", "prepare", 0, 20, false, 0, 0}};
   const auto t = render_top(s, "g");
   EXPECT_NE(t.find("gfdit top: g  workers 1/2 busy  groups 1  requests 1 running, 2 waiting"), std::string::npos) << t;
   EXPECT_NE(t.find("0:busy/abcd 1:idle 2:dead"), std::string::npos) << t;

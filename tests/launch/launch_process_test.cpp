@@ -49,9 +49,9 @@ processes:
 // workers, every request of cpu-tiny served, the client's exit stopping the graph.
 TEST(Launch, RealNumericsServingGraphServesEveryRequest) {
   temp_dir d;
-  auto [status, out] = run({gfdit_exe, "launch", GFDIT_SOURCE_DIR "/launch/graphs/serving-dit.yaml", "workers:=2",
-                            "world_dir:=" + d.path()},
-                           d.path() + "/log", 90s);
+  auto [status, out] = run(
+      {gfdit_exe, "launch", GFDIT_SOURCE_DIR "/launch/graphs/serving-dit.yaml", "workers:=2", "world_dir:=" + d.path()},
+      d.path() + "/log", 90s);
   EXPECT_EQ(status, 0) << out;
   EXPECT_TRUE(std::regex_search(out, std::regex(R"(\[client\] done +8\n)"))) << out;
   EXPECT_TRUE(std::regex_search(out, std::regex(R"(\[client\] rejected / failed +0\n)"))) << out;
@@ -62,7 +62,8 @@ TEST(Launch, CrashingProcessIsRestartedThenReported) {
   temp_dir d;
   const std::string marker = d.path() + "/starts";
   const auto f = d.write("crash.yaml", R"(graph: crashy
-plugins: [)" + std::string(GFDIT_TEST_PLUGIN) + R"(]
+plugins: [)" + std::string(GFDIT_TEST_PLUGIN) +
+                                           R"(]
 processes:
   - name: steady
     actors: [{type: example.ponger, name: ponger}]
@@ -75,11 +76,13 @@ processes:
 )");
   auto [status, out] = run({gfdit_exe, "launch", f}, d.path() + "/log", 60s);
   EXPECT_EQ(status, 1) << out;
-  EXPECT_NE(out.find("process 'crash' killed by signal 6 (SIGABRT: Aborted): restart 1/2 in 50 ms"), std::string::npos) << out;
+  EXPECT_NE(out.find("process 'crash' killed by signal 6 (SIGABRT: Aborted): restart 1/2 in 50 ms"), std::string::npos)
+      << out;
   EXPECT_NE(out.find("restart 2/2 in 100 ms"), std::string::npos) << out;
   EXPECT_NE(out.find("ERROR: process 'crash' failed: killed by signal 6 (SIGABRT: Aborted); gave up after 2 "
                      "restart(s) (max: 2): stopping the graph"),
-            std::string::npos) << out;
+            std::string::npos)
+      << out;
   EXPECT_NE(out.find("graph 'crashy': FAILED"), std::string::npos) << out;
   EXPECT_EQ(count_of(gfdit::testing::read_file(marker), "started"), 3);  // first start + 2 restarts
 }
@@ -89,7 +92,8 @@ processes:
 TEST(Launch, PeersWaitingForAFailedProcessStopOnSigterm) {
   temp_dir d;
   const auto f = d.write("refuse.yaml", R"(graph: refusing
-plugins: [)" + std::string(GFDIT_TEST_PLUGIN) + R"(]
+plugins: [)" + std::string(GFDIT_TEST_PLUGIN) +
+                                            R"(]
 processes:
   - name: steady
     actors: [{type: example.ponger, name: ponger}]
@@ -109,7 +113,8 @@ processes:
 
 TEST(Launch, InvalidFileFailsBeforeAnythingStarts) {
   temp_dir d;
-  const auto f = d.write("bad.yaml", "graph: g\nprocesses:\n  - name: p\n    actors:\n      - {type: no.such, name: a}\n");
+  const auto f =
+      d.write("bad.yaml", "graph: g\nprocesses:\n  - name: p\n    actors:\n      - {type: no.such, name: a}\n");
   auto [status, out] = run({gfdit_exe, "launch", f}, d.path() + "/log", 30s);
   EXPECT_EQ(status, 2);
   EXPECT_NE(out.find("bad.yaml:5:16: unknown actor type 'no.such'"), std::string::npos) << out;
@@ -126,8 +131,8 @@ TEST(Launch, SeparatelyBuiltPluginLoadsAndRuns) {
   EXPECT_NE(out.find("counter: saw 5 message(s) on 'pong', done"), std::string::npos) << out;
 
   // Found through GFDIT_PLUGIN_PATH too, listed with the library as its origin.
-  auto [s2, types] = run({gfdit_exe, "actor", "types"}, d.path() + "/types", 30s,
-                         {{"GFDIT_PLUGIN_PATH", GFDIT_COUNTER_PLUGIN}});
+  auto [s2, types] =
+      run({gfdit_exe, "actor", "types"}, d.path() + "/types", 30s, {{"GFDIT_PLUGIN_PATH", GFDIT_COUNTER_PLUGIN}});
   EXPECT_EQ(s2, 0) << types;
   EXPECT_TRUE(std::regex_search(types, std::regex("custom\\.counter +/.*libgfdit_counter_actor\\.so"))) << types;
   EXPECT_TRUE(std::regex_search(types, std::regex("example\\.pinger +builtin"))) << types;
@@ -146,8 +151,9 @@ processes:
   process launcher({gfdit_exe, "launch", f, "--control", control}, d.path() + "/launch.log");
   ASSERT_TRUE(launcher.wait_for_output("pong 3 after")) << launcher.output();
 
-  auto [s1, echo] = run({gfdit_exe, "topic", "echo", "ping", "--json", "--count", "3", "--timeout", "10",
-                         "--control", control}, d.path() + "/echo", 20s);
+  auto [s1, echo] =
+      run({gfdit_exe, "topic", "echo", "ping", "--json", "--count", "3", "--timeout", "10", "--control", control},
+          d.path() + "/echo", 20s);
   EXPECT_EQ(s1, 0) << echo;
   EXPECT_EQ(count_of(echo, "\"type\":\"example.ping\""), 3) << echo;
   EXPECT_EQ(count_of(echo, "\"sender\":\"pinger\""), 3) << echo;
@@ -162,12 +168,15 @@ processes:
   EXPECT_TRUE(std::regex_search(topics, std::regex("ping +[1-9][0-9]* +example\\.ping +pinger/pinger +ponger/ponger")))
       << topics;
 
-  auto [s4, set] = run({gfdit_exe, "param", "set", "pinger", "period_ms", "7", "--control", control}, d.path() + "/set", 20s);
+  auto [s4, set] =
+      run({gfdit_exe, "param", "set", "pinger", "period_ms", "7", "--control", control}, d.path() + "/set", 20s);
   EXPECT_EQ(s4, 0) << set;
-  auto [s5, get] = run({gfdit_exe, "param", "get", "pinger", "period_ms", "--control", control}, d.path() + "/get", 20s);
+  auto [s5, get] =
+      run({gfdit_exe, "param", "get", "pinger", "period_ms", "--control", control}, d.path() + "/get", 20s);
   EXPECT_EQ(s5, 0) << get;
   EXPECT_EQ(get, "7\n");
-  auto [s6, bad] = run({gfdit_exe, "param", "set", "pinger", "count", "\"many\"", "--control", control}, d.path() + "/bad", 20s);
+  auto [s6, bad] =
+      run({gfdit_exe, "param", "set", "pinger", "count", "\"many\"", "--control", control}, d.path() + "/bad", 20s);
   EXPECT_EQ(s6, 1) << bad;
   EXPECT_NE(bad.find("expected int"), std::string::npos) << bad;
 
@@ -206,7 +215,8 @@ processes:
     ASSERT_TRUE(std::regex_search(r->body, m, received)) << r->body;
     EXPECT_GT(std::stoull(m[1]), 0u) << node;
     EXPECT_NE(r->body.find("gfdit_actor_active{node=\"" + node + "\",actor=\"" + node + "\",state=\"active\"} 1"),
-              std::string::npos) << r->body;
+              std::string::npos)
+        << r->body;
     EXPECT_NE(r->body.find("gfdit_bus_frames_total{node=\"" + node + "\",direction=\"sent\"}"), std::string::npos);
   }
 }
@@ -215,10 +225,12 @@ processes:
 TEST(Launch, TopShowsTheSchedulersLiveView) {
   temp_dir d;
   const std::string control = "tcp://127.0.0.1:" + std::to_string(gfdit::testing::free_tcp_port());
-  process launcher({gfdit_exe, "launch", std::string(GFDIT_SOURCE_DIR) + "/launch/graphs/serving.yaml", "--control", control},
-                   d.path() + "/launch.log");
+  process launcher(
+      {gfdit_exe, "launch", std::string(GFDIT_SOURCE_DIR) + "/launch/graphs/serving.yaml", "--control", control},
+      d.path() + "/launch.log");
   ASSERT_TRUE(launcher.wait_for_output("up on")) << launcher.output();
-  auto [status, out] = run({gfdit_exe, "top", "--once", "--timeout", "20", "--control", control}, d.path() + "/top", 30s);
+  auto [status, out] =
+      run({gfdit_exe, "top", "--once", "--timeout", "20", "--control", control}, d.path() + "/top", 30s);
   EXPECT_EQ(status, 0) << out;
   EXPECT_NE(out.find("gfdit top: serving  workers "), std::string::npos) << out;
   EXPECT_NE(out.find("REQUEST  MODEL"), std::string::npos) << out;
@@ -229,10 +241,12 @@ TEST(Launch, ShutdownWithinFiveSecondsLeavesNoOrphans) {
   temp_dir d;
   const std::string marker = d.path() + "/grandchild";
   const auto f = d.write("stop.yaml", R"(graph: stop
-plugins: [)" + std::string(GFDIT_TEST_PLUGIN) + R"(]
+plugins: [)" + std::string(GFDIT_TEST_PLUGIN) +
+                                          R"(]
 processes:
   - name: a
-    actors: [{type: test.spawner, name: spawner, parameters: {marker: )" + marker + R"(}}]
+    actors: [{type: test.spawner, name: spawner, parameters: {marker: )" +
+                                          marker + R"(}}]
   - name: b
     replicas: 2
     actors: [{type: example.ponger, name: ponger$(index)}]
@@ -290,14 +304,16 @@ processes:
   - {name: pong_host, host: localhost, actors: [{type: example.ponger, name: ponger}]}
   - name: ping_host
     host: 127.0.0.1
-    port: )" + std::to_string(gfdit::testing::free_tcp_port()) + R"(
+    port: )" + std::to_string(gfdit::testing::free_tcp_port()) +
+                                         R"(
     actors: [{type: example.pinger, name: pinger, parameters: {count: 3, period_ms: 5}}]
 )");
   process ponger({gfdit_exe, "node", f, "--process", "pong_host"}, d.path() + "/pong.log");
   process pinger({gfdit_exe, "node", f, "--process", "ping_host"}, d.path() + "/ping.log");
   EXPECT_EQ(pinger.wait(30s), 0) << pinger.output();
   EXPECT_NE(pinger.output().find("ping-pong: 3 round trips"), std::string::npos) << pinger.output();
-  EXPECT_NE(ponger.output().find("up on tcp://127.0.0.1:" + std::to_string(base)), std::string::npos) << ponger.output();
+  EXPECT_NE(ponger.output().find("up on tcp://127.0.0.1:" + std::to_string(base)), std::string::npos)
+      << ponger.output();
   ponger.signal(SIGTERM);
   EXPECT_EQ(ponger.wait(10s), 0);
 }
@@ -318,7 +334,8 @@ processes:
   process rank1({gfdit_exe, "node", f, "--slurm"}, d.path() + "/r1.log", env);
   EXPECT_EQ(rank1.wait(30s), 0) << rank1.output();
   EXPECT_NE(rank1.output().find("node 'ping' of graph 's' up on tcp://127.0.0.1:" + std::to_string(base + 1)),
-            std::string::npos) << rank1.output();
+            std::string::npos)
+      << rank1.output();
   rank0.signal(SIGTERM);
   EXPECT_EQ(rank0.wait(10s), 0) << rank0.output();
 }

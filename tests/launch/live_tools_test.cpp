@@ -52,9 +52,9 @@ TEST(bag_cli, record_then_play_against_a_running_graph) {
   auto nd = node::create({.name = "anchor", .bind = testing::unique_ipc("anchor"), .send_timeout = 200ms});
   ASSERT_TRUE(nd) << nd.err().what;
   ASSERT_TRUE((*nd)->add("reader", std::make_unique<lambda_actor>([&](context& ctx) {
-    ctx.subscribe_raw("news", [&](const envelope& e) { heard.push(e); });
-    return result<void>{};
-  })));
+                           ctx.subscribe_raw("news", [&](const envelope& e) { heard.push(e); });
+                           return result<void>{};
+                         })));
   ASSERT_TRUE((*nd)->start());
   const std::string peer = "anchor=" + (*nd)->endpoint();
 
@@ -107,8 +107,8 @@ TEST(bag_cli, record_then_play_against_a_running_graph) {
 
   // Played back into the graph as fast as it goes: the reader gets exactly those messages.
   const std::size_t before = heard.size();
-  auto [prc, pout] = testing::run({GFDIT_EXE, "bag", "play", bag, "--peer", peer, "--rate", "0"},
-                                  dir.path() + "/play.log", 30s);
+  auto [prc, pout] =
+      testing::run({GFDIT_EXE, "bag", "play", bag, "--peer", peer, "--rate", "0"}, dir.path() + "/play.log", 30s);
   ASSERT_EQ(prc, 0) << pout;
   ASSERT_TRUE(heard.wait_for(before + seqs.size(), 10s)) << heard.size() - before << " of " << seqs.size();
   std::this_thread::sleep_for(100ms);
@@ -125,8 +125,9 @@ TEST(bag_cli, record_then_play_against_a_running_graph) {
   EXPECT_EQ(again, 2) << again_out;
   EXPECT_NE(again_out.find("exists already (remove it, or set overwrite: true)"), std::string::npos) << again_out;
   EXPECT_EQ(testing::read_file(bag), first);
-  auto [forced, forced_out] = testing::run({GFDIT_EXE, "bag", "record", bag, "--peer", peer, "--duration", "0.5", "--force"},
-                                           dir.path() + "/forced.log", 30s);
+  auto [forced, forced_out] =
+      testing::run({GFDIT_EXE, "bag", "record", bag, "--peer", peer, "--duration", "0.5", "--force"},
+                   dir.path() + "/forced.log", 30s);
   EXPECT_EQ(forced, 0) << forced_out;
   EXPECT_NE(testing::read_file(bag), first);
   (*nd)->stop();
@@ -141,7 +142,8 @@ TEST(bag_cli, checking_a_graph_with_a_recorder_creates_no_bag_and_reports_an_exi
   {
     std::ofstream f(yaml);
     f << "graph: rec\nprocesses:\n  - name: p\n    actors:\n      - {type: gfdit.recorder, name: recorder, "
-         "parameters: {path: \"" << bag << "\"}}\n";
+         "parameters: {path: \""
+      << bag << "\"}}\n";
   }
   auto [rc, out] = testing::run({GFDIT_EXE, "check", yaml}, dir.path() + "/check.log", 30s);
   EXPECT_EQ(rc, 0) << out;

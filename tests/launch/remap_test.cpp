@@ -20,26 +20,32 @@ TEST(Remap, PublishAndSubscribeFollowTheRemapOnlyForThatActor) {
   ASSERT_TRUE(n);
   collector<std::string> remapped, plain;
   std::atomic<int> sent_taps{0}, set_taps{0};
-  ASSERT_TRUE((*n)->add("src", std::make_unique<lambda_actor>(
-                                   [](context&) { return result<void>{}; },
-                                   [](context& ctx) {
-                                     ctx.after(10ms, [&ctx] { (void)ctx.publish("out", msg::ping{1, "x"}); });
-                                     return result<void>{};
-                                   }),
-                       nlohmann::json::object(), {{"out", "wire"}}));
+  ASSERT_TRUE((*n)->add("src",
+                        std::make_unique<lambda_actor>([](context&) { return result<void>{}; },
+                                                       [](context& ctx) {
+                                                         ctx.after(10ms, [&ctx] {
+                                                           (void)ctx.publish("out", msg::ping{1, "x"});
+                                                         });
+                                                         return result<void>{};
+                                                       }),
+                        nlohmann::json::object(), {{"out", "wire"}}));
   ASSERT_TRUE((*n)->add("dst", std::make_unique<lambda_actor>([&](context& ctx) {
-                          ctx.subscribe<msg::ping>("in", [&](const msg::ping&, const envelope& env) {
-                            remapped.push(env.destination);
-                          });
+                          ctx.subscribe<msg::ping>(
+                              "in", [&](const msg::ping&, const envelope& env) { remapped.push(env.destination); });
                           return result<void>{};
                         }),
                         nlohmann::json::object(), {{"in", "wire"}}));
   ASSERT_TRUE((*n)->add("other", std::make_unique<lambda_actor>([&](context& ctx) {
-    ctx.subscribe<msg::ping>("out", [&](const msg::ping&, const envelope& env) { plain.push(env.destination); });
-    return result<void>{};
-  })));
-  (*n)->set_tap([&](const envelope_ptr&, tap_point p) { if (p == tap_point::sent) ++set_taps; });
-  (*n)->add_tap([&](const envelope_ptr&, tap_point p) { if (p == tap_point::sent) ++sent_taps; });
+                          ctx.subscribe<msg::ping>(
+                              "out", [&](const msg::ping&, const envelope& env) { plain.push(env.destination); });
+                          return result<void>{};
+                        })));
+  (*n)->set_tap([&](const envelope_ptr&, tap_point p) {
+    if (p == tap_point::sent) ++set_taps;
+  });
+  (*n)->add_tap([&](const envelope_ptr&, tap_point p) {
+    if (p == tap_point::sent) ++sent_taps;
+  });
   ASSERT_TRUE((*n)->start());
   ASSERT_TRUE(remapped.wait_for(1));
   std::this_thread::sleep_for(50ms);

@@ -76,7 +76,8 @@ std::map<std::uint64_t, std::size_t> positions(const std::vector<envelope>& all,
   std::map<std::uint64_t, std::size_t> out;
   for (std::size_t i = 0; i < all.size(); ++i) {
     if (all[i].kind != route::topic || all[i].destination != topic) continue;
-    const auto count = topic == "ping" ? decode<msg::ping>(all[i].payload)->count : decode<msg::pong>(all[i].payload)->count;
+    const auto count =
+        topic == "ping" ? decode<msg::ping>(all[i].payload)->count : decode<msg::pong>(all[i].payload)->count;
     out.emplace(count, i);
   }
   return out;
@@ -123,7 +124,8 @@ TEST_F(Replace, RealPingerAmongARecordedPonger) {
   const std::string work = dir_->path() + "/w-ponger";
   auto [status, out] = replay({"--replace", "ponger", "--keep", work}, "replace-ponger.log");
   EXPECT_EQ(status, 0) << out;
-  EXPECT_NE(out.find("identical: every actor sent what it sent in the recording (60 messages)"), std::string::npos) << out;
+  EXPECT_NE(out.find("identical: every actor sent what it sent in the recording (60 messages)"), std::string::npos)
+      << out;
   // The real pinger got every recorded pong (its own summary at shutdown).
   EXPECT_NE(out.find("ping-pong: 30 round trips"), std::string::npos) << out;
   EXPECT_NE(out.find("player ponger: played 30"), std::string::npos) << out;
@@ -151,7 +153,8 @@ TEST_F(Replace, RealPongerAmongARecordedPinger) {
   const std::string work = dir_->path() + "/w-pinger";
   auto [status, out] = replay({"--replace", "pinger", "--keep", work, "--linger", "0.3"}, "replace-pinger.log");
   EXPECT_EQ(status, 0) << out;
-  EXPECT_NE(out.find("identical: every actor sent what it sent in the recording (60 messages)"), std::string::npos) << out;
+  EXPECT_NE(out.find("identical: every actor sent what it sent in the recording (60 messages)"), std::string::npos)
+      << out;
   EXPECT_NE(out.find("the players finished"), std::string::npos) << out;
 
   const auto replayed = read_all(work + "/replay.bag");
@@ -173,7 +176,8 @@ TEST_F(Replace, GateHoldsEachRecordedOutputUntilItsLiveCause) {
   const std::string work = dir_->path() + "/w-gate";
   auto [status, out] = replay({"--replace", "ponger", "--rate", "0", "period_ms:=20", "--keep", work}, "gate.log");
   EXPECT_EQ(status, 0) << out;
-  EXPECT_NE(out.find("identical: every actor sent what it sent in the recording (60 messages)"), std::string::npos) << out;
+  EXPECT_NE(out.find("identical: every actor sent what it sent in the recording (60 messages)"), std::string::npos)
+      << out;
   const auto held = out.find("held for their cause ");
   ASSERT_NE(held, std::string::npos) << out;
   EXPECT_GE(std::stoi(out.substr(held + 21)), 20) << out;  // those whose ping came before the player ran are not held
@@ -206,7 +210,8 @@ TEST_F(Replace, ClearErrors) {
   auto [status, out] = replay({"--replace", "pingr"}, "unknown.log");
   EXPECT_EQ(status, 2);
   EXPECT_NE(out.find("error: no actor 'pingr' in graph 'pp_replace' (actors: pinger, ponger, recorder)"),
-            std::string::npos) << out;
+            std::string::npos)
+      << out;
   std::tie(status, out) = replay({"--replace", "recorder"}, "recorder.log");
   EXPECT_EQ(status, 2);
   EXPECT_NE(out.find("'recorder' is a gfdit.recorder"), std::string::npos) << out;
@@ -221,7 +226,8 @@ TEST_F(Replace, ClearErrors) {
     for (const auto& e : recorded_) ASSERT_TRUE((*w)->write(e));
     ASSERT_TRUE((*w)->close());
   }
-  std::tie(status, out) = testing::run({GFDIT_EXE, "replay", bare, "--replace", "ponger"}, dir_->path() + "/bare.log", 30s);
+  std::tie(status, out) =
+      testing::run({GFDIT_EXE, "replay", bare, "--replace", "ponger"}, dir_->path() + "/bare.log", 30s);
   EXPECT_EQ(status, 2);
   EXPECT_NE(out.find("holds no launch-file text"), std::string::npos) << out;
   // ...replays with --launch.

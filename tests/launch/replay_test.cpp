@@ -58,16 +58,19 @@ class counter_core final : public replayable_core {
 GFDIT_REGISTER_REPLAYABLE_CORE("test.counter", [](const replay_params&) -> result<std::unique_ptr<replayable_core>> {
   return std::unique_ptr<replayable_core>(std::make_unique<counter_core>());
 });
-GFDIT_REGISTER_REPLAYABLE_CORE("test.counter.changed", [](const replay_params& p) -> result<std::unique_ptr<replayable_core>> {
-  return std::unique_ptr<replayable_core>(std::make_unique<counter_core>(std::stoull(p.options.value("skew_after", std::string("51")))));
-});
+GFDIT_REGISTER_REPLAYABLE_CORE("test.counter.changed",
+                               [](const replay_params& p) -> result<std::unique_ptr<replayable_core>> {
+                                 return std::unique_ptr<replayable_core>(std::make_unique<counter_core>(
+                                     std::stoull(p.options.value("skew_after", std::string("51")))));
+                               });
 
 // The shell: binds the core to the runtime, as every control-plane actor does.
 class counter_actor final : public actor {
  public:
   result<void> on_configure(context& ctx) override {
     auto run = [this, &ctx](const envelope& e) {
-      for (const auto& o : core_.feed(e)) (void)ctx.send_raw(o.kind, o.destination, o.type_id, o.version, o.payload, o.correlation);
+      for (const auto& o : core_.feed(e))
+        (void)ctx.send_raw(o.kind, o.destination, o.type_id, o.version, o.payload, o.correlation);
     };
     ctx.on<msg::ping>([run](const msg::ping&, const envelope& e) { run(e); });
     ctx.on<msg::heartbeat>([run](const msg::heartbeat&, const envelope& e) { run(e); });
@@ -89,18 +92,22 @@ std::string record_run(const std::string& handled = "") {
   EXPECT_TRUE(nd);
   install_recorder_tap(**nd);
   (void)recorder_actor_types();
-  EXPECT_TRUE((*nd)->add("recorder", actor_registry::global().make("gfdit.recorder"), {{"path", path}, {"handled", handled}}));
+  EXPECT_TRUE(
+      (*nd)->add("recorder", actor_registry::global().make("gfdit.recorder"), {{"path", path}, {"handled", handled}}));
   EXPECT_TRUE((*nd)->add("counter", std::make_unique<counter_actor>()));
-  EXPECT_TRUE((*nd)->add("source", std::make_unique<lambda_actor>([&](context& ctx) {
-    ctx.on<msg::pong>([&](const msg::pong& p, const envelope&) { answers.push(p.count); });
-    return result<void>{};
-  }, [&](context& ctx) {
-    for (std::uint64_t i = 1; i <= pings; ++i) {
-      (void)ctx.send("counter", msg::ping{i * 3 % 17, ""});
-      if (i % 10 == 0) (void)ctx.send("counter", msg::heartbeat{"source", i});
-    }
-    return result<void>{};
-  })));
+  EXPECT_TRUE((*nd)->add("source", std::make_unique<lambda_actor>(
+                                       [&](context& ctx) {
+                                         ctx.on<msg::pong>(
+                                             [&](const msg::pong& p, const envelope&) { answers.push(p.count); });
+                                         return result<void>{};
+                                       },
+                                       [&](context& ctx) {
+                                         for (std::uint64_t i = 1; i <= pings; ++i) {
+                                           (void)ctx.send("counter", msg::ping{i * 3 % 17, ""});
+                                           if (i % 10 == 0) (void)ctx.send("counter", msg::heartbeat{"source", i});
+                                         }
+                                         return result<void>{};
+                                       })));
   EXPECT_TRUE((*nd)->start());
   EXPECT_TRUE(answers.wait_for(pings, 20s));
   (*nd)->stop();
@@ -156,19 +163,21 @@ TEST(replay, a_changed_core_diverges_at_the_first_affected_output) {
 TEST(replay, the_stepper_steps_runs_to_a_type_shows_state_and_finishes) {
   const auto path = record_run();
   const std::string commands = "n\ns\nt system.heartbeat\nr 100\nr\n";
-  auto tool = testing::run_tool(replay_main, {"replay", path, "--actor", "counter", "--core", "test.counter", "--step"}, &commands);
+  auto tool = testing::run_tool(replay_main, {"replay", path, "--actor", "counter", "--core", "test.counter", "--step"},
+                                &commands);
   EXPECT_EQ(tool.rc, 0);
   const auto& out = tool.out;
   EXPECT_NE(out.find("330 inputs, 330 recorded outputs"), std::string::npos) << out;
   EXPECT_NE(out.find("input 0 (bag index"), std::string::npos) << out;
-  EXPECT_NE(out.find("\"total\": 3"), std::string::npos) << out;           // after ping 1 (count 3)
-  EXPECT_NE(out.find("input 10 (bag index"), std::string::npos) << out;     // the first heartbeat
+  EXPECT_NE(out.find("\"total\": 3"), std::string::npos) << out;         // after ping 1 (count 3)
+  EXPECT_NE(out.find("input 10 (bag index"), std::string::npos) << out;  // the first heartbeat
   EXPECT_NE(out.find("\"destination\":\"counter.total\""), std::string::npos) << out;
   EXPECT_NE(out.find("input 99 (bag index"), std::string::npos) << out;
   EXPECT_NE(out.find("identical (330 messages)"), std::string::npos) << out;
   // A changed core: the stepper stops at the divergence.
   const std::string run = "r\n";
-  auto bad = testing::run_tool(replay_main, {"replay", path, "--actor", "counter", "--core", "test.counter.changed", "--step"}, &run);
+  auto bad = testing::run_tool(
+      replay_main, {"replay", path, "--actor", "counter", "--core", "test.counter.changed", "--step"}, &run);
   EXPECT_EQ(bad.rc, 1);
   EXPECT_NE(bad.out.find("divergence: {"), std::string::npos) << bad.out;
 }
@@ -177,7 +186,8 @@ TEST(replay, the_stepper_takes_long_commands_and_refuses_bad_ones_where_it_stand
   const auto path = record_run();
   const std::string commands =
       "next\nrun abc\nrun 5x\nrun 999\ntype no.such.type\nrun 1\nfly\nstate\nrun 20\ntype system.heartbeat\nquit\n";
-  auto tool = testing::run_tool(replay_main, {"replay", path, "--actor", "counter", "--core", "test.counter", "--step"}, &commands);
+  auto tool = testing::run_tool(replay_main, {"replay", path, "--actor", "counter", "--core", "test.counter", "--step"},
+                                &commands);
   EXPECT_EQ(tool.rc, 0);
   const auto& out = tool.out;
   EXPECT_NE(out.find("input 0 (bag index"), std::string::npos) << out;

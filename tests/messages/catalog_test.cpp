@@ -54,7 +54,11 @@ TEST(catalog, a_payload_of_the_wrong_shape_renders_as_an_error) {
   const auto* e = catalog::global().find("system.heartbeat");
   ASSERT_NE(e, nullptr);
   // {"count": "not a number"}
-  const std::string bad = "\x81\xa5" "count" "\xac" "not a number";
+  const std::string bad =
+      "\x81\xa5"
+      "count"
+      "\xac"
+      "not a number";
   auto r = e->to_json(bad);
   ASSERT_FALSE(r);
   EXPECT_NE(r.err().what.find("system.heartbeat"), std::string::npos);

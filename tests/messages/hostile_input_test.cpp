@@ -1,8 +1,8 @@
 // Hostile inputs: each is rejected with an error that names what was wrong, never a crash, an
 // escaping exception or a large allocation. Run under ASan by `make test` as well.
 #include <gtest/gtest.h>
-#include <chrono>
 #include <sys/resource.h>
+#include <chrono>
 
 #include "messages/catalog.hpp"
 #include "messages/envelope.hpp"
@@ -45,8 +45,7 @@ TEST_P(hostile_input, is_rejected_with_a_named_error_and_bounded_memory) {
   const long before = max_rss_kib();
   auto env = decode_envelope(c.frame);
   ASSERT_FALSE(env) << c.name;
-  EXPECT_NE(env.err().what.find(c.expect), std::string::npos)
-      << c.name << ": error was '" << env.err().what << "'";
+  EXPECT_NE(env.err().what.find(c.expect), std::string::npos) << c.name << ": error was '" << env.err().what << "'";
   auto p = decode<msg::ping>(c.frame);
   ASSERT_FALSE(p) << c.name;
   // Nothing close to the declared sizes was allocated (64 MiB of slack for the allocator).
@@ -57,25 +56,28 @@ const std::string good_ping = encode(msg::ping{1, "hello"});
 
 INSTANTIATE_TEST_SUITE_P(
     table, hostile_input,
-    ::testing::Values(
-        hostile_case{"empty", "", "empty frame"},
-        hostile_case{"truncated_frame", good_ping.substr(0, good_ping.size() - 3), "truncated"},
-        hostile_case{"truncated_header", bytes({0xdd, 0xff}), "truncated header"},
-        hostile_case{"array_2pow32_minus_1", bytes({0xdd, 0xff, 0xff, 0xff, 0xff}), "array"},
-        hostile_case{"map_2pow32_minus_1", bytes({0xdf, 0xff, 0xff, 0xff, 0xff}), "map"},
-        hostile_case{"nesting_depth_10000", nested_arrays(10000), "nesting deeper"},
-        hostile_case{"string_declared_2GiB", bytes({0xdb, 0x80, 0x00, 0x00, 0x00, 'x'}), "string"},
-        hostile_case{"binary_declared_4GiB", bytes({0xc6, 0xff, 0xff, 0xff, 0xff}), "binary"},
-        hostile_case{"ext_declared_huge", bytes({0xc9, 0x7f, 0xff, 0xff, 0xff, 0x01}), "extension"},
-        hostile_case{"invalid_type_byte", bytes({0xc1}), "0xc1"},
-        hostile_case{"trailing_garbage", good_ping + "zz", "trailing"},
-        hostile_case{"many_small_arrays_claiming_more_than_present",
-                     bytes({0x93, 0xdc, 0xff, 0xff, 0xdc, 0xff, 0xff}), "truncated array"}),
+    ::testing::Values(hostile_case{"empty", "", "empty frame"},
+                      hostile_case{"truncated_frame", good_ping.substr(0, good_ping.size() - 3), "truncated"},
+                      hostile_case{"truncated_header", bytes({0xdd, 0xff}), "truncated header"},
+                      hostile_case{"array_2pow32_minus_1", bytes({0xdd, 0xff, 0xff, 0xff, 0xff}), "array"},
+                      hostile_case{"map_2pow32_minus_1", bytes({0xdf, 0xff, 0xff, 0xff, 0xff}), "map"},
+                      hostile_case{"nesting_depth_10000", nested_arrays(10000), "nesting deeper"},
+                      hostile_case{"string_declared_2GiB", bytes({0xdb, 0x80, 0x00, 0x00, 0x00, 'x'}), "string"},
+                      hostile_case{"binary_declared_4GiB", bytes({0xc6, 0xff, 0xff, 0xff, 0xff}), "binary"},
+                      hostile_case{"ext_declared_huge", bytes({0xc9, 0x7f, 0xff, 0xff, 0xff, 0x01}), "extension"},
+                      hostile_case{"invalid_type_byte", bytes({0xc1}), "0xc1"},
+                      hostile_case{"trailing_garbage", good_ping + "zz", "trailing"},
+                      hostile_case{"many_small_arrays_claiming_more_than_present",
+                                   bytes({0x93, 0xdc, 0xff, 0xff, 0xdc, 0xff, 0xff}), "truncated array"}),
     [](const auto& info) { return std::string(info.param.name); });
 
 TEST(hostile_input, wrong_field_types_name_the_message) {
   // {"count": "x"} where count is an integer.
-  const std::string wrong = "\x81\xa5" "count" "\xa1" "x";
+  const std::string wrong =
+      "\x81\xa5"
+      "count"
+      "\xa1"
+      "x";
   auto p = decode<msg::ping>(wrong);
   ASSERT_FALSE(p);
   EXPECT_NE(p.err().what.find("example.ping"), std::string::npos);
@@ -123,10 +125,13 @@ TEST(hostile_input, strings_that_are_not_utf8_render_as_json_that_dumps) {
   EXPECT_NO_THROW((void)j.dump());
 
   EXPECT_EQ(valid_utf8("caf\xc3\xa9 \xe7\x8c\xab \xf0\x9f\x99\x82"), "caf\xc3\xa9 \xe7\x8c\xab \xf0\x9f\x99\x82");
-  EXPECT_EQ(valid_utf8("a\xff" "b"), "a\xef\xbf\xbd" "b");
-  EXPECT_EQ(valid_utf8("\xc0\xaf"), "\xef\xbf\xbd\xef\xbf\xbd");  // overlong '/'
+  EXPECT_EQ(valid_utf8("a\xff"
+                       "b"),
+            "a\xef\xbf\xbd"
+            "b");
+  EXPECT_EQ(valid_utf8("\xc0\xaf"), "\xef\xbf\xbd\xef\xbf\xbd");                  // overlong '/'
   EXPECT_EQ(valid_utf8("\xed\xa0\x80"), "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");  // a surrogate
-  EXPECT_EQ(valid_utf8("\xe7\x8c"), "\xef\xbf\xbd\xef\xbf\xbd");  // cut short
+  EXPECT_EQ(valid_utf8("\xe7\x8c"), "\xef\xbf\xbd\xef\xbf\xbd");                  // cut short
 
   envelope env;
   env.type_id = type_id_of<msg::ping>;
@@ -144,7 +149,8 @@ TEST(hostile_input, strings_that_are_not_utf8_render_as_json_that_dumps) {
 // key below it again, so the JSON doubled with depth. Keys that are not strings are cut short.
 TEST(hostile_input, maps_keyed_by_maps_render_in_linear_size) {
   const std::size_t depth = 60;
-  const std::string frame = std::string(depth, '\x81') + "\xa1x" + std::string(depth, '\xc0');  // {{{..."x": nil...}: nil}: nil}
+  const std::string frame =
+      std::string(depth, '\x81') + "\xa1x" + std::string(depth, '\xc0');  // {{{..."x": nil...}: nil}: nil}
   auto h = unpack_bounded(frame);
   ASSERT_TRUE(h) << h.err().what;
   const auto t0 = std::chrono::steady_clock::now();

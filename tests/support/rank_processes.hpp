@@ -36,8 +36,7 @@ inline std::string worker_binary(const char* env_var, const char* name, const ch
 }
 
 inline std::vector<exit_status> run_ranks(const std::string& exe, const std::string& scenario, int n,
-                                          const std::vector<std::string>& extra,
-                                          std::chrono::seconds limit) {
+                                          const std::vector<std::string>& extra, std::chrono::seconds limit) {
   static int counter = 0;
   const auto dir = std::filesystem::temp_directory_path() /
                    ("gfdit-ranks-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));

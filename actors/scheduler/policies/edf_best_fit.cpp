@@ -33,7 +33,7 @@ class edf_best_fit_policy final : public policy {
     if (v.idle_workers == 0 || v.waiting.empty()) return;
     struct item {
       const request_view* r;
-      int cls;        // 0 can meet its deadline, 1 cannot, 2 has none
+      int cls;  // 0 can meet its deadline, 1 cannot, 2 has none
       std::int32_t need;
       std::int32_t degree = 0;
     };
@@ -49,8 +49,7 @@ class edf_best_fit_policy final : public policy {
       item it{&r, 1, 1};
       const double budget = static_cast<double>(r.deadline_us - v.now_us);
       for (int s = 0; s < max_degree_slots && slot_degree(s) <= maxd; ++s) {
-        const bool moves = !r.holders.empty() &&
-                           static_cast<std::int32_t>(r.holders.size()) != slot_degree(s);
+        const bool moves = !r.holders.empty() && static_cast<std::int32_t>(r.holders.size()) != slot_degree(s);
         if ((moves ? r.reshard_us : 0.0) + r.remaining_us[s] * (1.0 + margin_) <= budget) {
           it.cls = 0;
           it.need = slot_degree(s);
@@ -69,8 +68,10 @@ class edf_best_fit_policy final : public policy {
         continue;
       }
       item it = classify(r);
-      if (it.cls == 0) items.push_back(it);
-      else if (late.size() < k) late.push_back(it);  // late only once the margin is counted
+      if (it.cls == 0)
+        items.push_back(it);
+      else if (late.size() < k)
+        late.push_back(it);  // late only once the margin is counted
     }
     for (const auto& e : v.waiting_late) {
       if (items.size() + late.size() >= k) break;
@@ -118,7 +119,6 @@ class edf_best_fit_policy final : public policy {
     }
     for (auto& it : items) plan.place(*it.r, it.degree);
   }
-
 
  private:
   double margin_;

@@ -49,7 +49,8 @@ class static_policy final : public policy {
       auto next = std::find_if(v.waiting.begin(), v.waiting.end(), [&](std::uint64_t rid) {
         if (taken.count(rid) || bound(v, rid)) return false;
         const auto& model = v.requests.at(rid).model;
-        return std::all_of(members.begin(), members.end(), [&](std::int32_t w) { return v.workers.at(w).serves(model); });
+        return std::all_of(members.begin(), members.end(),
+                           [&](std::int32_t w) { return v.workers.at(w).serves(model); });
       });
       if (next == v.waiting.end()) continue;
       const std::uint64_t rid = *next;
@@ -64,8 +65,7 @@ class static_policy final : public policy {
     // Block k = worker ids [k*degree, (k+1)*degree), formed once, when all have joined.
     std::map<std::int32_t, std::vector<std::int32_t>> candidates;
     for (const auto& [id, w] : v.workers)
-      if (w.alive && w.group_id == 0 && id >= 0 && !live_block(v, id / degree_))
-        candidates[id / degree_].push_back(id);
+      if (w.alive && w.group_id == 0 && id >= 0 && !live_block(v, id / degree_)) candidates[id / degree_].push_back(id);
     for (auto& [block, members] : candidates) {
       if (static_cast<std::int32_t>(members.size()) != degree_) continue;
       decision d = decision::form(members);
@@ -102,7 +102,7 @@ class static_policy final : public policy {
   }
 
   std::int32_t degree_;
-  std::map<std::int32_t, std::uint64_t> blocks_;    // block -> group id (formed once)
+  std::map<std::int32_t, std::uint64_t> blocks_;  // block -> group id (formed once)
   std::map<std::uint64_t, std::int32_t> block_of_;
   std::map<std::uint64_t, std::vector<std::int32_t>> members_of_;
   std::map<std::uint64_t, std::uint64_t> group_by_request_;

@@ -30,8 +30,7 @@ constexpr int dq_row_bytes() {
 template <int D>
 constexpr int bwd_smem() {
   // K, V (kBwdN rows), 2x Q, 2x dO (kBwdM rows), dS^T [kBwdN][kBwdM], dQ staging, 2x (lse, D)
-  return (2 * kBwdN * D + 4 * kBwdM * D + kBwdN * kBwdM) * 2 + kBwdM * dq_row_bytes<D>() +
-         4 * kBwdM * 4;
+  return (2 * kBwdN * D + 4 * kBwdM * D + kBwdN * kBwdM) * 2 + kBwdM * dq_row_bytes<D>() + 4 * kBwdM * 4;
 }
 
 struct bwd_params {
@@ -82,8 +81,8 @@ __device__ __forceinline__ int bwd_claim(int* counter, int tid) {
 
 // LSE and D of a Q tile's rows, asynchronously (a plain load would stall two warps for its
 // latency); rows past the end read as zero and are masked out of P.
-__device__ __forceinline__ void bwd_load_rows(const bwd_params& P, float* lse, float* dvec,
-                                              std::int64_t first, int valid, int tid) {
+__device__ __forceinline__ void bwd_load_rows(const bwd_params& P, float* lse, float* dvec, std::int64_t first,
+                                              int valid, int tid) {
   if (tid < 2 * kBwdM) {
     const int r = tid % kBwdM;
     const bool ok = r < valid;
@@ -96,8 +95,8 @@ __device__ __forceinline__ void bwd_load_rows(const bwd_params& P, float* lse, f
 // dK (scaled) and dV out of accumulator fragments: rows kv_row0 and kv_row0 + 8, for each group
 // of 8 columns i the pair (4i + 2r, 4i + 2r + 1) of row r.
 template <bool BF16, int D>
-__device__ __forceinline__ void bwd_store_dkdv(const bwd_params& P, std::int64_t base, std::int64_t stride,
-                                               int kv_row0, int len, int t4, const float* dk, const float* dv) {
+__device__ __forceinline__ void bwd_store_dkdv(const bwd_params& P, std::int64_t base, std::int64_t stride, int kv_row0,
+                                               int len, int t4, const float* dk, const float* dv) {
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     const int kr = kv_row0 + r * 8;
@@ -148,8 +147,8 @@ __global__ void bwd_post_kernel(std::int64_t n, const float* __restrict__ acc, f
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900  // bulk copies exist from sm_90
 __device__ __forceinline__ void bulk_reduce_add_f32(float* gdst, std::uint32_t ssrc, int bytes) {
-  asm volatile("cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 [%0], [%1], %2;\n" ::"l"(gdst),
-               "r"(ssrc), "r"(bytes)
+  asm volatile("cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 [%0], [%1], %2;\n" ::"l"(gdst), "r"(ssrc),
+               "r"(bytes)
                : "memory");
 }
 __device__ __forceinline__ void bulk_commit() { asm volatile("cp.async.bulk.commit_group;\n" ::: "memory"); }
@@ -165,8 +164,8 @@ template <int D>
 struct dq_bulk_adder {
   std::uint32_t staged;  // shared address of the staged tile
   int* sems;
-  bool det;              // false: atomic, no waits
-  int pending = -1;      // the Q tile whose add was issued and not yet released
+  bool det;          // false: atomic, no waits
+  int pending = -1;  // the Q tile whose add was issued and not yet released
 
   // Completes and releases the pending add. Includes a block-wide barrier.
   __device__ void finish(int tid) {

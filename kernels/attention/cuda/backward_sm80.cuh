@@ -21,7 +21,7 @@ __global__ void __launch_bounds__(kBwdThreads, 1) bwd_kernel(bwd_params P) {
   [[maybe_unused]] float* f_dq = reinterpret_cast<float*>(smem_raw + dq_off);
   float* f_lse = reinterpret_cast<float*>(smem_raw + dq_off + BM * dq_row_bytes<D>());  // [2][BM]
   float* f_d = f_lse + 2 * BM;                                                          // [2][BM]
-  constexpr int DQS = dq_row_bytes<D>() / 4;  // floats per staged dQ row
+  constexpr int DQS = dq_row_bytes<D>() / 4;                                            // floats per staged dQ row
 
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int G = gridDim.x;
@@ -43,10 +43,8 @@ __global__ void __launch_bounds__(kBwdThreads, 1) bwd_kernel(bwd_params P) {
     auto visit = [&](int t) { return bwd_visit<CAUSAL>(it, sched, t); };
     auto prefetch = [&](int t, int buf) {
       const int m = visit(t), q0 = m * BM;
-      load_tile<BM, D, kBwdThreads>(sQ0 + buf * BM * D * 2, P.q + base + q0 * stride, stride,
-                                    len - q0, tid);
-      load_tile<BM, D, kBwdThreads>(sO0 + buf * BM * D * 2, P.dout + base + q0 * stride, stride,
-                                    len - q0, tid);
+      load_tile<BM, D, kBwdThreads>(sQ0 + buf * BM * D * 2, P.q + base + q0 * stride, stride, len - q0, tid);
+      load_tile<BM, D, kBwdThreads>(sO0 + buf * BM * D * 2, P.dout + base + q0 * stride, stride, len - q0, tid);
       bwd_load_rows(P, f_lse + buf * BM, f_d + buf * BM, lbase + q0, len - q0, tid);
     };
     prefetch(0, 0);
@@ -60,14 +58,14 @@ __global__ void __launch_bounds__(kBwdThreads, 1) bwd_kernel(bwd_params P) {
 
     const int kv_row0 = k0 + warp * 16 + lane / 4;  // and +8
     // Per-lane swizzled offsets of the ldmatrix patterns (see swz_at).
-    const std::uint32_t offA = swz<D>(warp * 16 + (lane & 15), (lane >> 4) * 8);              // K, V as A
-    const std::uint32_t offB = swz<D>((lane & 7) + (lane >> 4) * 8, ((lane >> 3) & 1) * 8);   // Q, dO as B
-    const std::uint32_t offT = swz<D>((lane & 7) + ((lane >> 3) & 1) * 8, (lane >> 4) * 8);   // dO, Q as B^T
+    const std::uint32_t offA = swz<D>(warp * 16 + (lane & 15), (lane >> 4) * 8);             // K, V as A
+    const std::uint32_t offB = swz<D>((lane & 7) + (lane >> 4) * 8, ((lane >> 3) & 1) * 8);  // Q, dO as B
+    const std::uint32_t offT = swz<D>((lane & 7) + ((lane >> 3) & 1) * 8, (lane >> 4) * 8);  // dO, Q as B^T
     const std::uint32_t offKT = swz<D>((lane & 7) + ((lane >> 3) & 1) * 8,
-                                       (warp / 4) * (D / 2) + (lane >> 4) * 8);           // K as B^T (dQ)
+                                       (warp / 4) * (D / 2) + (lane >> 4) * 8);  // K as B^T (dQ)
     const std::uint32_t offST = swz<BM>((lane & 7) + (lane >> 4) * 8,
-                                        (warp % 4) * 16 + ((lane >> 3) & 1) * 8);         // dS as A^T
-    const std::uint32_t offSW = swz<BM>(warp * 16 + (lane >> 2), (lane & 3) * 2);        // dS^T stores
+                                        (warp % 4) * 16 + ((lane >> 3) & 1) * 8);  // dS as A^T
+    const std::uint32_t offSW = swz<BM>(warp * 16 + (lane >> 2), (lane & 3) * 2);  // dS^T stores
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     dq_bulk_adder<D> adder{sDQ, sems, sched != schedule::atomic};
 #endif
@@ -87,19 +85,19 @@ __global__ void __launch_bounds__(kBwdThreads, 1) bwd_kernel(bwd_params P) {
 #pragma unroll
         for (int e = 0; e < 4; ++e) s[i][e] = 0.f;
       {
-      const std::uint32_t oa = opaque_u(offA), ob_ = opaque_u(offB);
+        const std::uint32_t oa = opaque_u(offA), ob_ = opaque_u(offB);
 #pragma unroll 2
-      for (int kk = 0; kk < D / 16; ++kk) {
-        std::uint32_t ka[4];
-        ldsm_x4(ka, swz_at<D>(sK, oa, 0, 2 * kk));
+        for (int kk = 0; kk < D / 16; ++kk) {
+          std::uint32_t ka[4];
+          ldsm_x4(ka, swz_at<D>(sK, oa, 0, 2 * kk));
 #pragma unroll
-        for (int jj = 0; jj < BM / 16; ++jj) {
-          std::uint32_t qb[4];
-          ldsm_x4(qb, swz_at<D>(sQ, ob_, jj * 16, 2 * kk));
-          mma<BF16>(s[2 * jj], ka, qb[0], qb[1]);
-          mma<BF16>(s[2 * jj + 1], ka, qb[2], qb[3]);
+          for (int jj = 0; jj < BM / 16; ++jj) {
+            std::uint32_t qb[4];
+            ldsm_x4(qb, swz_at<D>(sQ, ob_, jj * 16, 2 * kk));
+            mma<BF16>(s[2 * jj], ka, qb[0], qb[1]);
+            mma<BF16>(s[2 * jj + 1], ka, qb[2], qb[3]);
+          }
         }
-      }
       }
       const bool need_mask = (k0 + BN > len) || (q0 + BM > len) || (CAUSAL && k0 + BN - 1 > q0);
 #pragma unroll
@@ -114,42 +112,41 @@ __global__ void __launch_bounds__(kBwdThreads, 1) bwd_kernel(bwd_params P) {
           }
           s[i][e] = p;
         }
-{
-      const std::uint32_t ot = opaque_u(offT);
-#pragma unroll
-      for (int kk = 0; kk < BM / 16; ++kk) {
-        std::uint32_t pa[4] = {pack2<BF16>(s[2 * kk][0], s[2 * kk][1]),
-                               pack2<BF16>(s[2 * kk][2], s[2 * kk][3]),
-                               pack2<BF16>(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                               pack2<BF16>(s[2 * kk + 1][2], s[2 * kk + 1][3])};
-#pragma unroll
-        for (int jj = 0; jj < D / 16; ++jj) {
-          std::uint32_t ob[4];
-          ldsm_x4_t(ob, swz_at<D>(sO, ot, kk * 16, 2 * jj));
-          mma<BF16>(dv[2 * jj], pa, ob[0], ob[1]);
-          mma<BF16>(dv[2 * jj + 1], pa, ob[2], ob[3]);
-        }
-      }
-}
       {
-      const std::uint32_t oa = opaque_u(offA), ob_ = opaque_u(offB);
+        const std::uint32_t ot = opaque_u(offT);
 #pragma unroll
-      for (int i = 0; i < BM / 8; ++i)
+        for (int kk = 0; kk < BM / 16; ++kk) {
+          std::uint32_t pa[4] = {pack2<BF16>(s[2 * kk][0], s[2 * kk][1]), pack2<BF16>(s[2 * kk][2], s[2 * kk][3]),
+                                 pack2<BF16>(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                                 pack2<BF16>(s[2 * kk + 1][2], s[2 * kk + 1][3])};
 #pragma unroll
-        for (int e = 0; e < 4; ++e) dp[i][e] = 0.f;
-#pragma unroll 2
-      for (int kk = 0; kk < D / 16; ++kk) {
-        std::uint32_t va[4];
-        ldsm_x4(va, swz_at<D>(sV, oa, 0, 2 * kk));
-#pragma unroll
-        for (int jj = 0; jj < BM / 16; ++jj) {
-          std::uint32_t ob[4];
-          ldsm_x4(ob, swz_at<D>(sO, ob_, jj * 16, 2 * kk));
-          mma<BF16>(dp[2 * jj], va, ob[0], ob[1]);
-          mma<BF16>(dp[2 * jj + 1], va, ob[2], ob[3]);
+          for (int jj = 0; jj < D / 16; ++jj) {
+            std::uint32_t ob[4];
+            ldsm_x4_t(ob, swz_at<D>(sO, ot, kk * 16, 2 * jj));
+            mma<BF16>(dv[2 * jj], pa, ob[0], ob[1]);
+            mma<BF16>(dv[2 * jj + 1], pa, ob[2], ob[3]);
+          }
         }
       }
-}
+      {
+        const std::uint32_t oa = opaque_u(offA), ob_ = opaque_u(offB);
+#pragma unroll
+        for (int i = 0; i < BM / 8; ++i)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) dp[i][e] = 0.f;
+#pragma unroll 2
+        for (int kk = 0; kk < D / 16; ++kk) {
+          std::uint32_t va[4];
+          ldsm_x4(va, swz_at<D>(sV, oa, 0, 2 * kk));
+#pragma unroll
+          for (int jj = 0; jj < BM / 16; ++jj) {
+            std::uint32_t ob[4];
+            ldsm_x4(ob, swz_at<D>(sO, ob_, jj * 16, 2 * kk));
+            mma<BF16>(dp[2 * jj], va, ob[0], ob[1]);
+            mma<BF16>(dp[2 * jj + 1], va, ob[2], ob[3]);
+          }
+        }
+      }
 #pragma unroll
       for (int i = 0; i < BM / 8; ++i)
 #pragma unroll
@@ -157,26 +154,25 @@ __global__ void __launch_bounds__(kBwdThreads, 1) bwd_kernel(bwd_params P) {
           const int qc = i * 8 + (lane % 4) * 2 + (e & 1);
           dp[i][e] = s[i][e] * (dp[i][e] - f_d[buf * BM + qc]);
         }
-{
-      const std::uint32_t ot = opaque_u(offT), osw = opaque_u(offSW);
+      {
+        const std::uint32_t ot = opaque_u(offT), osw = opaque_u(offSW);
 #pragma unroll
-      for (int kk = 0; kk < BM / 16; ++kk) {
-        std::uint32_t da[4] = {pack2<BF16>(dp[2 * kk][0], dp[2 * kk][1]),
-                               pack2<BF16>(dp[2 * kk][2], dp[2 * kk][3]),
-                               pack2<BF16>(dp[2 * kk + 1][0], dp[2 * kk + 1][1]),
-                               pack2<BF16>(dp[2 * kk + 1][2], dp[2 * kk + 1][3])};
-        asm volatile("st.shared.b32 [%0], %1;" ::"r"(swz_at<BM>(sS, osw, 0, 2 * kk)), "r"(da[0]));
-        asm volatile("st.shared.b32 [%0], %1;" ::"r"(swz_at<BM>(sS, osw, 8, 2 * kk)), "r"(da[1]));
-        asm volatile("st.shared.b32 [%0], %1;" ::"r"(swz_at<BM>(sS, osw, 0, 2 * kk + 1)), "r"(da[2]));
-        asm volatile("st.shared.b32 [%0], %1;" ::"r"(swz_at<BM>(sS, osw, 8, 2 * kk + 1)), "r"(da[3]));
+        for (int kk = 0; kk < BM / 16; ++kk) {
+          std::uint32_t da[4] = {pack2<BF16>(dp[2 * kk][0], dp[2 * kk][1]), pack2<BF16>(dp[2 * kk][2], dp[2 * kk][3]),
+                                 pack2<BF16>(dp[2 * kk + 1][0], dp[2 * kk + 1][1]),
+                                 pack2<BF16>(dp[2 * kk + 1][2], dp[2 * kk + 1][3])};
+          asm volatile("st.shared.b32 [%0], %1;" ::"r"(swz_at<BM>(sS, osw, 0, 2 * kk)), "r"(da[0]));
+          asm volatile("st.shared.b32 [%0], %1;" ::"r"(swz_at<BM>(sS, osw, 8, 2 * kk)), "r"(da[1]));
+          asm volatile("st.shared.b32 [%0], %1;" ::"r"(swz_at<BM>(sS, osw, 0, 2 * kk + 1)), "r"(da[2]));
+          asm volatile("st.shared.b32 [%0], %1;" ::"r"(swz_at<BM>(sS, osw, 8, 2 * kk + 1)), "r"(da[3]));
 #pragma unroll
-        for (int jj = 0; jj < D / 16; ++jj) {
-          std::uint32_t qb[4];
-          ldsm_x4_t(qb, swz_at<D>(sQ, ot, kk * 16, 2 * jj));
-          mma<BF16>(dk[2 * jj], da, qb[0], qb[1]);
-          mma<BF16>(dk[2 * jj + 1], da, qb[2], qb[3]);
+          for (int jj = 0; jj < D / 16; ++jj) {
+            std::uint32_t qb[4];
+            ldsm_x4_t(qb, swz_at<D>(sQ, ot, kk * 16, 2 * jj));
+            mma<BF16>(dk[2 * jj], da, qb[0], qb[1]);
+            mma<BF16>(dk[2 * jj + 1], da, qb[2], qb[3]);
+          }
         }
-      }
       }
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
       adder.finish(tid);
@@ -191,19 +187,19 @@ __global__ void __launch_bounds__(kBwdThreads, 1) bwd_kernel(bwd_params P) {
 #pragma unroll
       for (int i = 0; i < DH / 8; ++i) dq[i][0] = dq[i][1] = dq[i][2] = dq[i][3] = 0.f;
       {
-      const std::uint32_t ost = opaque_u(offST), okt = opaque_u(offKT);
+        const std::uint32_t ost = opaque_u(offST), okt = opaque_u(offKT);
 #pragma unroll
-      for (int kk = 0; kk < BN / 16; ++kk) {
-        std::uint32_t a[4];
-        ldsm_x4_t(a, swz_at<BM>(sS, ost, kk * 16, 0));
+        for (int kk = 0; kk < BN / 16; ++kk) {
+          std::uint32_t a[4];
+          ldsm_x4_t(a, swz_at<BM>(sS, ost, kk * 16, 0));
 #pragma unroll
-        for (int jj = 0; jj < DH / 16; ++jj) {
-          std::uint32_t kb[4];
-          ldsm_x4_t(kb, swz_at<D>(sK, okt, kk * 16, 2 * jj));
-          mma<BF16>(dq[2 * jj], a, kb[0], kb[1]);
-          mma<BF16>(dq[2 * jj + 1], a, kb[2], kb[3]);
+          for (int jj = 0; jj < DH / 16; ++jj) {
+            std::uint32_t kb[4];
+            ldsm_x4_t(kb, swz_at<D>(sK, okt, kk * 16, 2 * jj));
+            mma<BF16>(dq[2 * jj], a, kb[0], kb[1]);
+            mma<BF16>(dq[2 * jj + 1], a, kb[2], kb[3]);
+          }
         }
-      }
       }
 
       [[maybe_unused]] const bool det = sched != schedule::atomic;

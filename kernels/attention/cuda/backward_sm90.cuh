@@ -30,8 +30,10 @@ __device__ __forceinline__ void wgmma_rows_dot(float (&acc)[N], std::uint32_t a,
     const std::uint32_t off = (kk % 4) * 32;  // 16 columns = 32 bytes into a 64-column region
     const std::uint64_t da = wgmma_desc(a + (kk / 4) * A_ROWS * 128 + off, 16, 1024);
     const std::uint64_t db = wgmma_desc(b + (kk / 4) * B_ROWS * 128 + off, 16, 1024);
-    if constexpr (N == 32) wgmma_ss_n64<BF16, 0, 0>(acc, da, db, kk > 0);
-    else wgmma_ss_n128<BF16, 0, 0>(acc, da, db, kk > 0);
+    if constexpr (N == 32)
+      wgmma_ss_n64<BF16, 0, 0>(acc, da, db, kk > 0);
+    else
+      wgmma_ss_n128<BF16, 0, 0>(acc, da, db, kk > 0);
   }
 #endif
 }
@@ -64,8 +66,10 @@ __device__ __forceinline__ void wgmma_regs_times_rows(float (&acc)[N], const std
 #pragma unroll
     for (int kk = 0; kk < 4; ++kk) {
       const std::uint64_t db = wgmma_desc(b + (kb * 4 + kk) * 16 * 128, B_ROWS * 128, 1024);
-      if constexpr (N == 64) wgmma_rs_n128<BF16>(acc, a[kb][kk], db);
-      else wgmma_rs_n64<BF16>(acc, a[kb][kk], db);
+      if constexpr (N == 64)
+        wgmma_rs_n128<BF16>(acc, a[kb][kk], db);
+      else
+        wgmma_rs_n64<BF16>(acc, a[kb][kk], db);
     }
 #endif
 }
@@ -116,7 +120,7 @@ __global__ void __launch_bounds__(kBwdThreads, 1) bwd90_kernel(bwd_params P) {
     float dk[D / 2], dv[D / 2];
 #pragma unroll
     for (int i = 0; i < D / 2; ++i) dk[i] = dv[i] = 0.f;
-    const int kv_row0 = k0 + wg * 64 + (warp % 4) * 16 + g;  // and +8
+    const int kv_row0 = k0 + wg * 64 + (warp % 4) * 16 + g;                  // and +8
     const std::uint32_t sKw = sK + wg * 64 * 128, sVw = sV + wg * 64 * 128;  // this warpgroup's rows
     dq_bulk_adder<D> adder{sbase + dq_off, it.sems, sched != schedule::atomic};
 
@@ -197,8 +201,7 @@ __global__ void __launch_bounds__(kBwdThreads, 1) bwd90_kernel(bwd_params P) {
       } else {
         wgmma_wait<0>();  // dK
       }
-      adder.add(tid, m, bwd_rank<CAUSAL>(it, sched, m), P.dq_acc + base + std::int64_t(q0) * stride, stride,
-                len - q0);
+      adder.add(tid, m, bwd_rank<CAUSAL>(it, sched, m), P.dq_acc + base + std::int64_t(q0) * stride, stride, len - q0);
     }
     adder.finish(tid);
     bwd_store_dkdv<BF16, D>(P, base, stride, kv_row0, len, t4, dk, dv);

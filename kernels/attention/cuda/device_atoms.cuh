@@ -62,8 +62,7 @@ __device__ __forceinline__ float2 unpack2(std::uint32_t u) {
 }
 
 template <bool BF16>
-__device__ __forceinline__ void mma(float (&c)[4], const std::uint32_t (&a)[4], std::uint32_t b0,
-                                    std::uint32_t b1) {
+__device__ __forceinline__ void mma(float (&c)[4], const std::uint32_t (&a)[4], std::uint32_t b0, std::uint32_t b1) {
   if constexpr (BF16) {
     asm volatile(
         "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
@@ -135,8 +134,7 @@ __device__ __forceinline__ void red_release_add(int* p, int v) {
 // the row, so ldmatrix's eight row addresses hit eight different bank groups.
 template <int COLS>
 __device__ __forceinline__ std::uint32_t swz(int row, int col) {
-  return std::uint32_t(row * COLS + ((((col >> 3) ^ row) & 7) | ((col >> 3) & ~7)) * 8 + (col & 7)) *
-         2u;
+  return std::uint32_t(row * COLS + ((((col >> 3) ^ row) & 7) | ((col >> 3) & ~7)) * 8 + (col & 7)) * 2u;
 }
 
 // Address of swizzled element (base row + R, base chunk + C) from the lane's precomputed offset
@@ -161,8 +159,8 @@ __device__ __forceinline__ std::uint32_t opaque_u(std::uint32_t x) {
 // (A loop over flat chunk indices compiled to a rolled loop with the whole address computation
 // per chunk, which cost the wgmma forward more issue slots than its softmax.)
 template <int ROWS, int D, int THREADS, bool SW128 = false>
-__device__ __forceinline__ void load_tile(std::uint32_t smem, const std::uint16_t* g,
-                                          std::int64_t row_stride, int valid, int tid) {
+__device__ __forceinline__ void load_tile(std::uint32_t smem, const std::uint16_t* g, std::int64_t row_stride,
+                                          int valid, int tid) {
   constexpr int CH = D / 8, STEP = THREADS / CH;
   static_assert(THREADS % CH == 0 && STEP % 8 == 0 && ROWS % STEP == 0, "tile not evenly covered");
   constexpr std::uint32_t ROW_BYTES = SW128 ? 128 : D * 2;  // between rows of one chunk column

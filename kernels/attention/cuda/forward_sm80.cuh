@@ -23,15 +23,15 @@ struct fwd_cfg {
 template <bool BF16, int D, bool CAUSAL, int RW_>
 __global__ void __launch_bounds__(fwd_cfg<D, RW_>::threads)
     fwd_kernel(seq_layout L, const std::uint16_t* __restrict__ q, const std::uint16_t* __restrict__ k,
-               const std::uint16_t* __restrict__ v, std::uint16_t* __restrict__ o,
-               float* __restrict__ lse, float scale_log2, int pair0) {
+               const std::uint16_t* __restrict__ v, std::uint16_t* __restrict__ o, float* __restrict__ lse,
+               float scale_log2, int pair0) {
   using C = fwd_cfg<D, RW_>;
   constexpr int BM = C::bm, BN = C::bn, RW = C::rw;
   extern __shared__ __align__(128) std::uint8_t smem_raw[];
   const std::uint32_t sbase = static_cast<std::uint32_t>(__cvta_generic_to_shared(smem_raw));
   const std::uint32_t sQ = sbase;
-  const std::uint32_t sK0 = sQ + BM * D * 2;          // K[buf] = sK0 + buf * BN * D * 2
-  const std::uint32_t sV0 = sK0 + 2 * BN * D * 2;     // V[buf] likewise
+  const std::uint32_t sK0 = sQ + BM * D * 2;       // K[buf] = sK0 + buf * BN * D * 2
+  const std::uint32_t sV0 = sK0 + 2 * BN * D * 2;  // V[buf] likewise
 
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int pair = pair0 + static_cast<int>(blockIdx.y), b = pair / L.heads, h = pair % L.heads;
@@ -61,7 +61,7 @@ __global__ void __launch_bounds__(fwd_cfg<D, RW_>::threads)
 #pragma unroll
   for (int r = 0; r < RW; ++r) row_max[r][0] = row_max[r][1] = -INFINITY, row_sum[r][0] = row_sum[r][1] = 0.f;
   const int wrow = warp * 16 * RW;  // first query row of this warp within the tile
-  const std::uint32_t offQ = swz<D>(wrow + (lane & 15), (lane >> 4) * 8);             // A, +r*16 rows
+  const std::uint32_t offQ = swz<D>(wrow + (lane & 15), (lane >> 4) * 8);                  // A, +r*16 rows
   const std::uint32_t offK = swz<D>((lane & 7) + (lane >> 4) * 8, ((lane >> 3) & 1) * 8);  // B
   const std::uint32_t offV = swz<D>((lane & 7) + ((lane >> 3) & 1) * 8, (lane >> 4) * 8);  // B^T
 
@@ -69,10 +69,10 @@ __global__ void __launch_bounds__(fwd_cfg<D, RW_>::threads)
     const int buf = n & 1;
     const std::uint32_t sK = sK0 + buf * BN * D * 2, sV = sV0 + buf * BN * D * 2;
     cp_next_stage(n + 1 < n_tiles, [&] {
-      load_tile<BN, D, C::threads>(sK0 + (buf ^ 1) * BN * D * 2, gk + (n + 1) * BN * stride, stride,
-                                   len - (n + 1) * BN, tid);
-      load_tile<BN, D, C::threads>(sV0 + (buf ^ 1) * BN * D * 2, gv + (n + 1) * BN * stride, stride,
-                                   len - (n + 1) * BN, tid);
+      load_tile<BN, D, C::threads>(sK0 + (buf ^ 1) * BN * D * 2, gk + (n + 1) * BN * stride, stride, len - (n + 1) * BN,
+                                   tid);
+      load_tile<BN, D, C::threads>(sV0 + (buf ^ 1) * BN * D * 2, gv + (n + 1) * BN * stride, stride, len - (n + 1) * BN,
+                                   tid);
     });
     __syncthreads();
 

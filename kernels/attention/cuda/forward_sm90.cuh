@@ -22,11 +22,15 @@ namespace {
 // rows see the same K/V tiles in the same order either way, so the bits do not change.
 constexpr int kFwd90M = 128, kFwd90N = 128;
 template <int WGS>
-constexpr int fwd90_threads() { return 128 * WGS; }
+constexpr int fwd90_threads() {
+  return 128 * WGS;
+}
 // One-warpgroup blocks keep a single K tile (K_{n+1} is loaded once S_n has read K_n), so two
 // of them fit on an SM and each one's softmax runs under the other's products.
 template <int WGS>
-constexpr int fwd90_k_tiles() { return WGS == 1 ? 1 : 2; }
+constexpr int fwd90_k_tiles() {
+  return WGS == 1 ? 1 : 2;
+}
 // Q, K, 2x V; two-warpgroup blocks add slack to align their tiles to 1024 bytes. One-warpgroup
 // blocks need none (dynamic shared memory starts 1024-aligned on Hopper; the kernel checks),
 // which leaves room beside two of them for a small block of another kernel.
@@ -43,7 +47,7 @@ constexpr int fwd90_smem() {
 __device__ __forceinline__ void online_softmax(float (&s)[64], float (&row_max)[2], float (&row_sum)[2],
                                                float scale_log2, float (&alpha)[2]) {
 #pragma unroll
-  for (int hh = 0; hh < 2; ++hh) {  // rows g and g + 8
+  for (int hh = 0; hh < 2; ++hh) {                                 // rows g and g + 8
     float m4[4] = {row_max[hh], -INFINITY, -INFINITY, -INFINITY};  // four chains: latency
 #pragma unroll
     for (int i = 0; i < 16; ++i) m4[i & 3] = fmaxf(m4[i & 3], fmaxf(s[4 * i + 2 * hh], s[4 * i + 2 * hh + 1]));
@@ -70,8 +74,8 @@ __device__ __forceinline__ void online_softmax(float (&s)[64], float (&row_max)[
 template <bool BF16, int D, bool CAUSAL, int WGS>
 __global__ void __launch_bounds__(fwd90_threads<WGS>(), 1)
     fwd90_kernel(seq_layout L, const std::uint16_t* __restrict__ q, const std::uint16_t* __restrict__ k,
-                 const std::uint16_t* __restrict__ v, std::uint16_t* __restrict__ o,
-                 float* __restrict__ lse, float scale_log2, int tiles, std::int64_t item0) {
+                 const std::uint16_t* __restrict__ v, std::uint16_t* __restrict__ o, float* __restrict__ lse,
+                 float scale_log2, int tiles, std::int64_t item0) {
 #ifdef GFDIT_WGMMA
   constexpr int BM = 64 * WGS, BN = kFwd90N, T = fwd90_threads<WGS>(), TILE = BN * D * 2;
   extern __shared__ __align__(128) std::uint8_t smem_raw[];  // aligned to 1024 below
@@ -95,8 +99,12 @@ __global__ void __launch_bounds__(fwd90_threads<WGS>(), 1)
   const std::uint16_t* gv = v + base;
   const int kv_len = CAUSAL ? min(len, m0 + BM) : len;
   const int n_tiles = (kv_len + BN - 1) / BN;
-  auto load_k = [&](int n) { load_tile<BN, D, T, true>(sK0 + (n % KT) * TILE, gk + n * BN * stride, stride, len - n * BN, tid); };
-  auto load_v = [&](int n) { load_tile<BN, D, T, true>(sV0 + (n & 1) * TILE, gv + n * BN * stride, stride, len - n * BN, tid); };
+  auto load_k = [&](int n) {
+    load_tile<BN, D, T, true>(sK0 + (n % KT) * TILE, gk + n * BN * stride, stride, len - n * BN, tid);
+  };
+  auto load_v = [&](int n) {
+    load_tile<BN, D, T, true>(sV0 + (n & 1) * TILE, gv + n * BN * stride, stride, len - n * BN, tid);
+  };
 
   load_tile<BM, D, T, true>(sQ, q + base + m0 * stride, stride, len - m0, tid);
   load_k(0);
@@ -114,8 +122,10 @@ __global__ void __launch_bounds__(fwd90_threads<WGS>(), 1)
   std::uint32_t p[2][4][4];  // P_{n-1}: keys 0..63, 64..127, the A operand of O += P V
 
   for (int n = 0; n < n_tiles; ++n) {
-    if (n == 0) cp_wait<1>();  // Q, K_0
-    else cp_wait<0>();         // K_n, V_{n-1}
+    if (n == 0)
+      cp_wait<1>();  // Q, K_0
+    else
+      cp_wait<0>();  // K_n, V_{n-1}
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
     __syncthreads();  // also: both warpgroups are done with K_{n-1} and V_{n-2}
     if (n > 0) {

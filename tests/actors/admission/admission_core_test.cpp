@@ -67,7 +67,7 @@ TEST(admission, every_bad_field_is_rejected_naming_the_field_and_the_rule) {
       {"width", [](auto& r) { r.width = 1000; }},  // not a multiple of 16
       {"width", [](auto& r) { r.width = 1 << 30; }},
       {"height", [](auto& r) { r.height = 4096; }},
-      {"frames", [](auto& r) { r.frames = 5; }},   // an image model
+      {"frames", [](auto& r) { r.frames = 5; }},  // an image model
       {"steps", [](auto& r) { r.steps = 0; }},
       {"steps", [](auto& r) { r.steps = 100000; }},
       {"guidance", [](auto& r) { r.guidance = nan; }},

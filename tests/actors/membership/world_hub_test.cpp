@@ -35,7 +35,8 @@ TEST(world_hub, a_round_completes_when_every_rank_joined_and_answers_each_with_a
     EXPECT_TRUE(b.error.empty()) << b.error;
     EXPECT_FALSE(b.timed_out);
     ASSERT_EQ(b.blobs.size(), 4u);
-    for (std::int32_t k = 0; k < 4; ++k) EXPECT_EQ(b.blobs[static_cast<std::size_t>(k)], bytes("blob-" + std::to_string(k) + "-0"));
+    for (std::int32_t k = 0; k < 4; ++k)
+      EXPECT_EQ(b.blobs[static_cast<std::size_t>(k)], bytes("blob-" + std::to_string(k) + "-0"));
   }
   EXPECT_EQ(hub.rounds(), 0u);  // forgotten once answered
   EXPECT_EQ(hub.completed_rounds(), 1u);

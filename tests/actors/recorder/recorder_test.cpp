@@ -72,27 +72,30 @@ TEST(recorder, records_every_message_of_a_live_exchange_once) {
     ASSERT_TRUE((*nd)->add("recorder", recorder(), {{"path", path}, {"stats_ms", 20}, {"chunk_kb", 16}}));
     // server answers requests; two listeners on topic "t"; the client drives it all.
     ASSERT_TRUE((*nd)->add("server", std::make_unique<lambda_actor>([](context& ctx) {
-      ctx.on_request<msg::ping, msg::pong>([](const msg::ping& p, const envelope&) -> result<msg::pong> {
-        return msg::pong{p.count, ""};
-      });
-      return result<void>{};
-    })));
+                             ctx.on_request<msg::ping, msg::pong>(
+                                 [](const msg::ping& p, const envelope&) -> result<msg::pong> {
+                                   return msg::pong{p.count, ""};
+                                 });
+                             return result<void>{};
+                           })));
     for (const char* name : {"listener1", "listener2"})
       ASSERT_TRUE((*nd)->add(name, std::make_unique<lambda_actor>([&](context& ctx) {
-        ctx.subscribe<msg::pong>("t", [&](const msg::pong& p, const envelope&) {
-          if (p.count == n) done.push(p.count);
-        });
-        ctx.subscribe<msg::recorder_stats>("recorder.stats", [&](const msg::recorder_stats& s, const envelope&) { stats.push(s); });
-        return result<void>{};
-      })));
+                               ctx.subscribe<msg::pong>("t", [&](const msg::pong& p, const envelope&) {
+                                 if (p.count == n) done.push(p.count);
+                               });
+                               ctx.subscribe<msg::recorder_stats>(
+                                   "recorder.stats",
+                                   [&](const msg::recorder_stats& s, const envelope&) { stats.push(s); });
+                               return result<void>{};
+                             })));
     ASSERT_TRUE((*nd)->add("client", std::make_unique<lambda_actor>(nullptr, [&](context& ctx) {
-      for (std::uint64_t i = 1; i <= n; ++i) {
-        ctx.request<msg::pong>("server", msg::ping{i, "q"}, 10s, [&ctx](result<msg::pong> p) {
-          if (p) (void)ctx.publish("t", msg::pong{p->count, "t"});
-        });
-      }
-      return result<void>{};
-    })));
+                             for (std::uint64_t i = 1; i <= n; ++i) {
+                               ctx.request<msg::pong>("server", msg::ping{i, "q"}, 10s, [&ctx](result<msg::pong> p) {
+                                 if (p) (void)ctx.publish("t", msg::pong{p->count, "t"});
+                               });
+                             }
+                             return result<void>{};
+                           })));
     ASSERT_TRUE((*nd)->start());
     ASSERT_TRUE(done.wait_for(2, 30s));
     ASSERT_TRUE(stats.wait_for(4, 10s));
@@ -120,25 +123,31 @@ TEST(recorder, records_both_directions_of_a_cross_process_exchange_once) {
   testing::child_process peer({GFDIT_TEST_PEER, "peer", endpoint});
   collector<std::uint64_t> got;
   {
-    auto nd = node::create({.name = "probe", .bind = testing::unique_ipc("probe"), .peers = {{"peer", endpoint}}, .peer_timeout = 20000ms});
+    auto nd = node::create({.name = "probe",
+                            .bind = testing::unique_ipc("probe"),
+                            .peers = {{"peer", endpoint}},
+                            .peer_timeout = 20000ms});
     ASSERT_TRUE(nd);
     install_recorder_tap(**nd);
     ASSERT_TRUE((*nd)->add("recorder", recorder(), {{"path", path}}));
     // Two local subscribers of "pong": the inbound topic message is delivered twice, recorded once.
     for (const char* name : {"probe", "probe2"})
-      ASSERT_TRUE((*nd)->add(name, std::make_unique<lambda_actor>([&, name](context& ctx) {
-        if (std::string(name) == "probe")
-          ctx.on<msg::pong>([&](const msg::pong& p, const envelope&) { got.push(p.count); });
-        ctx.subscribe<msg::pong>("pong", [&](const msg::pong& p, const envelope&) { got.push(p.count); });
-        return result<void>{};
-      }, [&, name](context& ctx) {
-        if (std::string(name) != "probe") return result<void>{};
-        for (std::uint64_t i = 1; i <= n; ++i) {
-          (void)ctx.send("echo", msg::ping{i, "d"});
-          (void)ctx.publish("ping", msg::ping{i, "t"});
-        }
-        return result<void>{};
-      })));
+      ASSERT_TRUE((*nd)->add(
+          name, std::make_unique<lambda_actor>(
+                    [&, name](context& ctx) {
+                      if (std::string(name) == "probe")
+                        ctx.on<msg::pong>([&](const msg::pong& p, const envelope&) { got.push(p.count); });
+                      ctx.subscribe<msg::pong>("pong", [&](const msg::pong& p, const envelope&) { got.push(p.count); });
+                      return result<void>{};
+                    },
+                    [&, name](context& ctx) {
+                      if (std::string(name) != "probe") return result<void>{};
+                      for (std::uint64_t i = 1; i <= n; ++i) {
+                        (void)ctx.send("echo", msg::ping{i, "d"});
+                        (void)ctx.publish("ping", msg::ping{i, "t"});
+                      }
+                      return result<void>{};
+                    })));
     ASSERT_TRUE((*nd)->start());
     ASSERT_TRUE(got.wait_for(3 * n, 30s));
     (*nd)->stop();
@@ -161,7 +170,8 @@ TEST(recorder, a_writer_that_cannot_keep_up_drops_only_what_it_counts) {
   const auto path = testing::temp_path("drop");
   auto w = bag::writer::create(path, bag::header::current());
   ASSERT_TRUE(w);
-  bag::recording_queue q(std::move(*w), {.chunk_bytes = 4096, .max_queued_bytes = 8192, .on_full = bag::overflow::drop});
+  bag::recording_queue q(std::move(*w),
+                         {.chunk_bytes = 4096, .max_queued_bytes = 8192, .on_full = bag::overflow::drop});
   constexpr std::uint64_t n = 50000;
   for (std::uint64_t i = 0; i < n; ++i) q.push(std::make_shared<const envelope>(testing::synthetic(i)));
   ASSERT_TRUE(q.stop());
@@ -211,10 +221,15 @@ TEST(recorder, backpressure_keeps_every_message) {
   const auto path = testing::temp_path("block");
   auto w = bag::writer::create(path, bag::header::current());
   ASSERT_TRUE(w);
-  bag::recording_queue q(std::move(*w), {.chunk_bytes = 4096, .max_queued_bytes = 8192, .on_full = bag::overflow::block});
+  bag::recording_queue q(std::move(*w),
+                         {.chunk_bytes = 4096, .max_queued_bytes = 8192, .on_full = bag::overflow::block});
   constexpr std::uint64_t n = 30000;
-  std::thread a([&] { for (std::uint64_t i = 0; i < n; i += 2) q.push(std::make_shared<const envelope>(testing::synthetic(i))); });
-  std::thread b([&] { for (std::uint64_t i = 1; i < n; i += 2) q.push(std::make_shared<const envelope>(testing::synthetic(i))); });
+  std::thread a([&] {
+    for (std::uint64_t i = 0; i < n; i += 2) q.push(std::make_shared<const envelope>(testing::synthetic(i)));
+  });
+  std::thread b([&] {
+    for (std::uint64_t i = 1; i < n; i += 2) q.push(std::make_shared<const envelope>(testing::synthetic(i)));
+  });
   a.join();
   b.join();
   ASSERT_TRUE(q.stop());
@@ -239,7 +254,8 @@ TEST(recorder, a_lane_goes_once_its_thread_exited_and_it_is_drained) {
   while (started == 0) std::this_thread::sleep_for(1ms);
   for (std::uint64_t t = 0; t < 20; ++t)
     std::thread([&q, t] {
-      for (std::uint64_t i = 0; i < 50; ++i) q.push(std::make_shared<const envelope>(testing::synthetic(1 + t * 50 + i)));
+      for (std::uint64_t i = 0; i < 50; ++i)
+        q.push(std::make_shared<const envelope>(testing::synthetic(1 + t * 50 + i)));
     }).join();
   EXPECT_EQ(q.counters().lanes, 21u);  // nothing written yet: every lane still holds records
   q.flush();
@@ -281,17 +297,20 @@ TEST(recorder, the_bag_keeps_every_cause_before_its_effect) {
       for (const std::string side : {"a", "b"}) {
         const std::string other = (side == "a" ? "b" : "a") + c;
         ASSERT_TRUE((*nd)->add(side + c, std::make_unique<lambda_actor>(
-            [&done, other](context& ctx) {
-              ctx.on<msg::ping>([&done, &ctx, other](const msg::ping& p, const envelope&) {
-                if (p.count < hops) (void)ctx.send(other, msg::ping{p.count + 1, p.data});
-                else done.push(p.data);
-              });
-              return result<void>{};
-            },
-            [other, c, side](context& ctx) {
-              if (side == "a") (void)ctx.send(other, msg::ping{0, c});
-              return result<void>{};
-            })));
+                                             [&done, other](context& ctx) {
+                                               ctx.on<msg::ping>(
+                                                   [&done, &ctx, other](const msg::ping& p, const envelope&) {
+                                                     if (p.count < hops)
+                                                       (void)ctx.send(other, msg::ping{p.count + 1, p.data});
+                                                     else
+                                                       done.push(p.data);
+                                                   });
+                                               return result<void>{};
+                                             },
+                                             [other, c, side](context& ctx) {
+                                               if (side == "a") (void)ctx.send(other, msg::ping{0, c});
+                                               return result<void>{};
+                                             })));
       }
     attach_tap_sink(&sink);
     ASSERT_TRUE((*nd)->start());
@@ -355,16 +374,17 @@ TEST(recorder_tap, attach_and_detach_while_messages_flow_lose_nothing_and_never_
       for (const std::string side : {"a", "b"}) {
         const std::string other = (side == "a" ? "b" : "a") + c;
         ASSERT_TRUE((*nd)->add(side + c, std::make_unique<lambda_actor>(
-            [&stop, other](context& ctx) {
-              ctx.on<msg::ping>([&stop, &ctx, other](const msg::ping& p, const envelope&) {
-                if (!stop) (void)ctx.send(other, msg::ping{p.count + 1, p.data});
-              });
-              return result<void>{};
-            },
-            [other, c, side](context& ctx) {
-              if (side == "a") (void)ctx.send(other, msg::ping{0, c});
-              return result<void>{};
-            })));
+                                             [&stop, other](context& ctx) {
+                                               ctx.on<msg::ping>(
+                                                   [&stop, &ctx, other](const msg::ping& p, const envelope&) {
+                                                     if (!stop) (void)ctx.send(other, msg::ping{p.count + 1, p.data});
+                                                   });
+                                               return result<void>{};
+                                             },
+                                             [other, c, side](context& ctx) {
+                                               if (side == "a") (void)ctx.send(other, msg::ping{0, c});
+                                               return result<void>{};
+                                             })));
       }
     ASSERT_TRUE((*nd)->start());
     // Until 100 windows have seen traffic (a loaded machine leaves some windows empty).
@@ -413,9 +433,9 @@ TEST(player, re_publishes_a_bag_with_the_recorded_senders_and_stamps) {
   ASSERT_TRUE(nd);
   (void)recorder_actor_types();
   ASSERT_TRUE((*nd)->add("sink", std::make_unique<lambda_actor>([&](context& ctx) {
-    ctx.subscribe_raw("odd", [&](const envelope& e) { seen.push(e); });
-    return result<void>{};
-  })));
+                           ctx.subscribe_raw("odd", [&](const envelope& e) { seen.push(e); });
+                           return result<void>{};
+                         })));
   ASSERT_TRUE((*nd)->add("player", actor_registry::global().make("gfdit.player"), {{"path", path}, {"rate", 0.0}}));
   ASSERT_TRUE((*nd)->start());
   ASSERT_TRUE(seen.wait_for(150, 10s));
@@ -449,7 +469,8 @@ TEST(player, refuses_a_window_or_pace_it_cannot_play_before_it_starts) {
     (*nd)->stop();
     return r ? "" : r.err().what;
   };
-  EXPECT_NE(start_with({{"start_s", 5.0}, {"end_s", 2.0}}).find("end_s (2.0) must be after start_s (5.0)"), std::string::npos);
+  EXPECT_NE(start_with({{"start_s", 5.0}, {"end_s", 2.0}}).find("end_s (2.0) must be after start_s (5.0)"),
+            std::string::npos);
   EXPECT_NE(start_with({{"start_s", -1.0}}).find("'start_s' = -1.0: must be >= 0"), std::string::npos);
   EXPECT_NE(start_with({{"end_s", -1.0}}).find("'end_s'"), std::string::npos);
   EXPECT_NE(start_with({{"rate", -2.0}}).find("'rate'"), std::string::npos);
@@ -474,9 +495,10 @@ TEST(player, paces_by_the_recorded_stamps_divided_by_rate) {
   ASSERT_TRUE(nd);
   (void)recorder_actor_types();
   ASSERT_TRUE((*nd)->add("sink", std::make_unique<lambda_actor>([&](context& ctx) {
-    ctx.subscribe_raw(testing::synthetic(1).destination, [&](const envelope&) { at.push(std::chrono::steady_clock::now()); });
-    return result<void>{};
-  })));
+                           ctx.subscribe_raw(testing::synthetic(1).destination,
+                                             [&](const envelope&) { at.push(std::chrono::steady_clock::now()); });
+                           return result<void>{};
+                         })));
   ASSERT_TRUE((*nd)->add("player", actor_registry::global().make("gfdit.player"), {{"path", path}, {"rate", 2.0}}));
   ASSERT_TRUE((*nd)->start());
   ASSERT_TRUE(at.wait_for(3, 5s));

@@ -24,8 +24,7 @@ struct probe_run {
 probe_run start_pair(const std::string& endpoint, std::unique_ptr<actor> probe,
                      std::chrono::milliseconds send_timeout = 5000ms) {
   probe_run run;
-  run.peer = std::make_unique<child_process>(
-      std::vector<std::string>{GFDIT_TEST_PEER, "peer", endpoint});
+  run.peer = std::make_unique<child_process>(std::vector<std::string>{GFDIT_TEST_PEER, "peer", endpoint});
   auto n = node::create({.name = "probe",
                          .bind = "tcp://127.0.0.1:*",
                          .peers = {{"peer", endpoint}},
@@ -49,18 +48,24 @@ class cross_process : public ::testing::TestWithParam<std::string> {
 
 TEST_P(cross_process, directed_topic_and_request_messages_cross) {
   collector<std::string> seen;
-  auto run = start_pair(endpoint(), std::make_unique<lambda_actor>([&](context& ctx) {
-    ctx.on<msg::pong>([&](const msg::pong& p, const envelope& e) { seen.push("direct " + p.data + " from " + e.sender); });
-    ctx.subscribe<msg::pong>("pong", [&](const msg::pong& p, const envelope&) { seen.push("topic " + p.data); });
-    return result<void>{};
-  }, [&](context& ctx) {
-    EXPECT_TRUE(ctx.send("echo", msg::ping{1, "d"}));
-    EXPECT_TRUE(ctx.publish("ping", msg::ping{2, "t"}));
-    ctx.request<msg::ping>("echo", msg::pong{41, "r"}, 5s, [&](result<msg::ping> p) {
-      seen.push(p ? "reply " + std::to_string(p->count) : p.err().what);
-    });
-    return result<void>{};
-  }));
+  auto run = start_pair(endpoint(),
+                        std::make_unique<lambda_actor>(
+                            [&](context& ctx) {
+                              ctx.on<msg::pong>([&](const msg::pong& p, const envelope& e) {
+                                seen.push("direct " + p.data + " from " + e.sender);
+                              });
+                              ctx.subscribe<msg::pong>(
+                                  "pong", [&](const msg::pong& p, const envelope&) { seen.push("topic " + p.data); });
+                              return result<void>{};
+                            },
+                            [&](context& ctx) {
+                              EXPECT_TRUE(ctx.send("echo", msg::ping{1, "d"}));
+                              EXPECT_TRUE(ctx.publish("ping", msg::ping{2, "t"}));
+                              ctx.request<msg::ping>("echo", msg::pong{41, "r"}, 5s, [&](result<msg::ping> p) {
+                                seen.push(p ? "reply " + std::to_string(p->count) : p.err().what);
+                              });
+                              return result<void>{};
+                            }));
   ASSERT_TRUE(seen.wait_for(3));
   auto s = seen.items();
   std::sort(s.begin(), s.end());
@@ -71,17 +76,20 @@ TEST_P(cross_process, order_is_kept_per_pair_over_100000_messages) {
   constexpr std::uint64_t count = 100000;
   std::atomic<std::uint64_t> next{1}, out_of_order{0};
   collector<int> done;
-  auto run = start_pair(endpoint(), std::make_unique<lambda_actor>([&](context& ctx) {
-    ctx.on<msg::pong>([&](const msg::pong& p, const envelope&) {
-      if (p.count != next) ++out_of_order;
-      next = p.count + 1;
-      if (p.count == count) done.push(1);
-    });
-    return result<void>{};
-  }, [&](context& ctx) {
-    for (std::uint64_t i = 1; i <= count; ++i) (void)ctx.send("echo", msg::ping{i, ""});
-    return result<void>{};
-  }));
+  auto run = start_pair(endpoint(), std::make_unique<lambda_actor>(
+                                        [&](context& ctx) {
+                                          ctx.on<msg::pong>([&](const msg::pong& p, const envelope&) {
+                                            if (p.count != next) ++out_of_order;
+                                            next = p.count + 1;
+                                            if (p.count == count) done.push(1);
+                                          });
+                                          return result<void>{};
+                                        },
+                                        [&](context& ctx) {
+                                          for (std::uint64_t i = 1; i <= count; ++i)
+                                            (void)ctx.send("echo", msg::ping{i, ""});
+                                          return result<void>{};
+                                        }));
   ASSERT_TRUE(done.wait_for(1, 120s));
   EXPECT_EQ(out_of_order.load(), 0u);
   EXPECT_EQ(run.n->transport_stats().decode_errors, 0u);
@@ -90,11 +98,11 @@ TEST_P(cross_process, order_is_kept_per_pair_over_100000_messages) {
 TEST_P(cross_process, an_unanswered_request_times_out) {
   collector<std::string> outcome;
   auto run = start_pair(endpoint(), std::make_unique<lambda_actor>(nullptr, [&](context& ctx) {
-    ctx.request<msg::pong>("echo", msg::heartbeat{"x", 1}, 300ms, [&](result<msg::pong> p) {
-      outcome.push(p ? "reply" : to_string(p.err().code));
-    });
-    return result<void>{};
-  }));
+                          ctx.request<msg::pong>("echo", msg::heartbeat{"x", 1}, 300ms, [&](result<msg::pong> p) {
+                            outcome.push(p ? "reply" : to_string(p.err().code));
+                          });
+                          return result<void>{};
+                        }));
   ASSERT_TRUE(outcome.wait_for(1));
   EXPECT_EQ(outcome.items()[0], "timeout");
 }
@@ -103,17 +111,19 @@ TEST_P(cross_process, a_killed_peer_turns_sends_into_delivery_failures) {
   collector<std::string> failures;
   context* probe_ctx = nullptr;
   collector<int> ready;
-  auto run = start_pair(endpoint(), std::make_unique<lambda_actor>([&](context& ctx) {
-    probe_ctx = &ctx;
-    ctx.on_delivery_failure([&](const error& e, const envelope&) { failures.push("send: " + e.what); });
-    ctx.on<msg::log_line>([&](const msg::log_line&, const envelope&) {
-      (void)ctx.send("echo", msg::ping{1, "after death"});
-      ctx.request<msg::ping>("echo", msg::pong{1, ""}, 10s, [&](result<msg::ping> p) {
-        failures.push(p ? "reply" : "request: " + std::string(to_string(p.err().code)));
-      });
-    });
-    return result<void>{};
-  }), 300ms);
+  auto run =
+      start_pair(endpoint(), std::make_unique<lambda_actor>([&](context& ctx) {
+                   probe_ctx = &ctx;
+                   ctx.on_delivery_failure([&](const error& e, const envelope&) { failures.push("send: " + e.what); });
+                   ctx.on<msg::log_line>([&](const msg::log_line&, const envelope&) {
+                     (void)ctx.send("echo", msg::ping{1, "after death"});
+                     ctx.request<msg::ping>("echo", msg::pong{1, ""}, 10s, [&](result<msg::ping> p) {
+                       failures.push(p ? "reply" : "request: " + std::string(to_string(p.err().code)));
+                     });
+                   });
+                   return result<void>{};
+                 }),
+                 300ms);
   run.peer->signal(SIGKILL);
   EXPECT_EQ(run.peer->wait(), -SIGKILL);
   std::this_thread::sleep_for(100ms);

@@ -29,18 +29,21 @@ TEST(delivery, directed_and_topic_messages_reach_their_handlers_with_stamps) {
   auto n = make_node("d1");
   collector<envelope> direct, topic_a, topic_b;
   ASSERT_TRUE(n->add("a", std::make_unique<lambda_actor>([&](context& ctx) {
-    ctx.on<msg::ping>([&](const msg::ping&, const envelope& e) { direct.push(e); });
-    ctx.subscribe<msg::pong>("news", [&](const msg::pong&, const envelope& e) { topic_a.push(e); });
-    return result<void>{};
-  })));
-  ASSERT_TRUE(n->add("b", std::make_unique<lambda_actor>([&](context& ctx) {
-    ctx.subscribe<msg::pong>("news", [&](const msg::pong&, const envelope& e) { topic_b.push(e); });
-    return result<void>{};
-  }, [&](context& ctx) {
-    EXPECT_TRUE(ctx.send("a", msg::ping{1, "x"}));
-    EXPECT_TRUE(ctx.publish("news", msg::pong{2, "y"}));
-    return result<void>{};
-  })));
+                       ctx.on<msg::ping>([&](const msg::ping&, const envelope& e) { direct.push(e); });
+                       ctx.subscribe<msg::pong>("news", [&](const msg::pong&, const envelope& e) { topic_a.push(e); });
+                       return result<void>{};
+                     })));
+  ASSERT_TRUE(n->add("b", std::make_unique<lambda_actor>(
+                              [&](context& ctx) {
+                                ctx.subscribe<msg::pong>("news",
+                                                         [&](const msg::pong&, const envelope& e) { topic_b.push(e); });
+                                return result<void>{};
+                              },
+                              [&](context& ctx) {
+                                EXPECT_TRUE(ctx.send("a", msg::ping{1, "x"}));
+                                EXPECT_TRUE(ctx.publish("news", msg::pong{2, "y"}));
+                                return result<void>{};
+                              })));
   ASSERT_TRUE(n->start());
   ASSERT_TRUE(direct.wait_for(1));
   ASSERT_TRUE(topic_a.wait_for(1));
@@ -61,13 +64,12 @@ TEST(delivery, sending_to_an_unknown_actor_is_an_error_not_a_silent_drop) {
   auto n = make_node("d2");
   collector<std::string> errors;
   ASSERT_TRUE(n->add("a", std::make_unique<lambda_actor>(nullptr, [&](context& ctx) {
-    auto r = ctx.send("nobody", msg::ping{});
-    errors.push(r ? "" : r.err().what);
-    ctx.request<msg::pong>("nobody", msg::ping{}, 1s, [&](result<msg::pong> p) {
-      errors.push(p ? "" : p.err().what);
-    });
-    return result<void>{};
-  })));
+                       auto r = ctx.send("nobody", msg::ping{});
+                       errors.push(r ? "" : r.err().what);
+                       ctx.request<msg::pong>("nobody", msg::ping{}, 1s,
+                                              [&](result<msg::pong> p) { errors.push(p ? "" : p.err().what); });
+                       return result<void>{};
+                     })));
   ASSERT_TRUE(n->start());
   ASSERT_TRUE(errors.wait_for(2));
   for (const auto& e : errors.items()) EXPECT_NE(e.find("no actor named 'nobody'"), std::string::npos) << e;
@@ -77,25 +79,25 @@ TEST(delivery, a_request_gets_its_reply_or_a_timeout_error) {
   auto n = make_node("d3");
   collector<std::string> outcomes;
   ASSERT_TRUE(n->add("server", std::make_unique<lambda_actor>([](context& ctx) {
-    ctx.on_request<msg::ping, msg::pong>([](const msg::ping& p, const envelope&) -> result<msg::pong> {
-      if (p.data == "refuse") return make_error(errc::invalid_argument, "refused by policy");
-      return msg::pong{p.count * 2, p.data};
-    });
-    // heartbeat has no handler here: a request for it is never answered.
-    return result<void>{};
-  })));
+                       ctx.on_request<msg::ping, msg::pong>(
+                           [](const msg::ping& p, const envelope&) -> result<msg::pong> {
+                             if (p.data == "refuse") return make_error(errc::invalid_argument, "refused by policy");
+                             return msg::pong{p.count * 2, p.data};
+                           });
+                       // heartbeat has no handler here: a request for it is never answered.
+                       return result<void>{};
+                     })));
   ASSERT_TRUE(n->add("client", std::make_unique<lambda_actor>(nullptr, [&](context& ctx) {
-    ctx.request<msg::pong>("server", msg::ping{21, "ok"}, 5s, [&](result<msg::pong> r) {
-      outcomes.push(r ? "reply " + std::to_string(r->count) : r.err().what);
-    });
-    ctx.request<msg::pong>("server", msg::ping{1, "refuse"}, 5s, [&](result<msg::pong> r) {
-      outcomes.push(r ? "reply" : r.err().what);
-    });
-    ctx.request<msg::pong>("server", msg::heartbeat{"x", 1}, 200ms, [&](result<msg::pong> r) {
-      outcomes.push(r ? "reply" : std::string(to_string(r.err().code)));
-    });
-    return result<void>{};
-  })));
+                       ctx.request<msg::pong>("server", msg::ping{21, "ok"}, 5s, [&](result<msg::pong> r) {
+                         outcomes.push(r ? "reply " + std::to_string(r->count) : r.err().what);
+                       });
+                       ctx.request<msg::pong>("server", msg::ping{1, "refuse"}, 5s,
+                                              [&](result<msg::pong> r) { outcomes.push(r ? "reply" : r.err().what); });
+                       ctx.request<msg::pong>("server", msg::heartbeat{"x", 1}, 200ms, [&](result<msg::pong> r) {
+                         outcomes.push(r ? "reply" : std::string(to_string(r.err().code)));
+                       });
+                       return result<void>{};
+                     })));
   const auto t0 = std::chrono::steady_clock::now();
   ASSERT_TRUE(n->start());
   ASSERT_TRUE(outcomes.wait_for(3));
@@ -112,17 +114,17 @@ TEST(delivery, order_is_kept_per_pair_over_100000_messages) {
   std::atomic<std::uint64_t> next{1}, out_of_order{0};
   collector<int> done;
   ASSERT_TRUE(n->add("sink", std::make_unique<lambda_actor>([&](context& ctx) {
-    ctx.on<msg::ping>([&](const msg::ping& p, const envelope&) {
-      if (p.count != next) ++out_of_order;
-      next = p.count + 1;
-      if (p.count == count) done.push(1);
-    });
-    return result<void>{};
-  })));
+                       ctx.on<msg::ping>([&](const msg::ping& p, const envelope&) {
+                         if (p.count != next) ++out_of_order;
+                         next = p.count + 1;
+                         if (p.count == count) done.push(1);
+                       });
+                       return result<void>{};
+                     })));
   ASSERT_TRUE(n->add("source", std::make_unique<lambda_actor>(nullptr, [&](context& ctx) {
-    for (std::uint64_t i = 1; i <= count; ++i) (void)ctx.send("sink", msg::ping{i, ""});
-    return result<void>{};
-  })));
+                       for (std::uint64_t i = 1; i <= count; ++i) (void)ctx.send("sink", msg::ping{i, ""});
+                       return result<void>{};
+                     })));
   ASSERT_TRUE(n->start());
   ASSERT_TRUE(done.wait_for(1, 60s));
   EXPECT_EQ(out_of_order.load(), 0u);
@@ -138,16 +140,18 @@ TEST(delivery, the_tap_sees_every_envelope_sent_and_delivered) {
   });
   collector<int> got;
   ASSERT_TRUE(n->add("a", std::make_unique<lambda_actor>([&](context& ctx) {
-    ctx.subscribe<msg::ping>("t", [&](const msg::ping&, const envelope&) { got.push(1); });
-    return result<void>{};
-  })));
-  ASSERT_TRUE(n->add("b", std::make_unique<lambda_actor>([&](context& ctx) {
-    ctx.subscribe<msg::ping>("t", [&](const msg::ping&, const envelope&) { got.push(2); });
-    return result<void>{};
-  }, [](context& ctx) {
-    for (int i = 0; i < 10; ++i) (void)ctx.publish("t", msg::ping{});
-    return result<void>{};
-  })));
+                       ctx.subscribe<msg::ping>("t", [&](const msg::ping&, const envelope&) { got.push(1); });
+                       return result<void>{};
+                     })));
+  ASSERT_TRUE(n->add("b", std::make_unique<lambda_actor>(
+                              [&](context& ctx) {
+                                ctx.subscribe<msg::ping>("t", [&](const msg::ping&, const envelope&) { got.push(2); });
+                                return result<void>{};
+                              },
+                              [](context& ctx) {
+                                for (int i = 0; i < 10; ++i) (void)ctx.publish("t", msg::ping{});
+                                return result<void>{};
+                              })));
   ASSERT_TRUE(n->start());
   ASSERT_TRUE(got.wait_for(20));
   EXPECT_EQ(sent.load(), 10);
@@ -159,17 +163,17 @@ TEST(delivery, timers_fire_periodically_and_once_and_can_be_cancelled) {
   auto n = make_node("d6");
   collector<std::string> ticks;
   ASSERT_TRUE(n->add("a", std::make_unique<lambda_actor>(nullptr, [&](context& ctx) {
-    auto id = std::make_shared<timer_id>(0);
-    auto count = std::make_shared<int>(0);
-    *id = ctx.every(5ms, [&, id, count] {
-      ticks.push("every");
-      if (++*count == 3) ctx.cancel(*id);
-    });
-    ctx.after(1ms, [&] { ticks.push("after"); });
-    auto never = ctx.after(50ms, [&] { ticks.push("never"); });
-    ctx.cancel(never);
-    return result<void>{};
-  })));
+                       auto id = std::make_shared<timer_id>(0);
+                       auto count = std::make_shared<int>(0);
+                       *id = ctx.every(5ms, [&, id, count] {
+                         ticks.push("every");
+                         if (++*count == 3) ctx.cancel(*id);
+                       });
+                       ctx.after(1ms, [&] { ticks.push("after"); });
+                       auto never = ctx.after(50ms, [&] { ticks.push("never"); });
+                       ctx.cancel(never);
+                       return result<void>{};
+                     })));
   ASSERT_TRUE(n->start());
   ASSERT_TRUE(ticks.wait_for(4));
   std::this_thread::sleep_for(100ms);
@@ -194,14 +198,14 @@ TEST(delivery, a_waker_runs_its_callback_on_the_actor_thread_once_per_call) {
   collector<std::thread::id> runs;
   std::promise<void> activated;
   ASSERT_TRUE(n->add("a", std::make_unique<lambda_actor>(nullptr, [&](context& ctx) {
-    wake = ctx.waker([&] {
-      if (inside.fetch_add(1) != 0) ++overlaps;
-      runs.push(std::this_thread::get_id());
-      inside.fetch_sub(1);
-    });
-    activated.set_value();
-    return result<void>{};
-  })));
+                       wake = ctx.waker([&] {
+                         if (inside.fetch_add(1) != 0) ++overlaps;
+                         runs.push(std::this_thread::get_id());
+                         inside.fetch_sub(1);
+                       });
+                       activated.set_value();
+                       return result<void>{};
+                     })));
   ASSERT_TRUE(n->start());
   activated.get_future().wait();
   std::vector<std::thread> callers;

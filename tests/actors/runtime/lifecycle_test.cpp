@@ -31,9 +31,9 @@ TEST(lifecycle, messages_held_while_inactive_are_delivered_on_activation) {
   ASSERT_TRUE(n);
   collector<std::uint64_t> got;
   ASSERT_TRUE((*n)->add("sink", std::make_unique<lambda_actor>([&](context& ctx) {
-    ctx.on<msg::ping>([&](const msg::ping& p, const envelope&) { got.push(p.count); });
-    return result<void>{};
-  })));
+                          ctx.on<msg::ping>([&](const msg::ping& p, const envelope&) { got.push(p.count); });
+                          return result<void>{};
+                        })));
   ASSERT_TRUE((*n)->start());
   ASSERT_TRUE((*n)->transition_actor("sink", transition::deactivate));
   auto illegal = (*n)->transition_actor("sink", transition::deactivate);
@@ -62,8 +62,8 @@ TEST(lifecycle, a_failing_configure_stops_start_with_the_actor_named) {
   auto n = node::create({.name = "lc2"});
   ASSERT_TRUE(n);
   ASSERT_TRUE((*n)->add("broken", std::make_unique<lambda_actor>([](context&) -> result<void> {
-    return make_error(errc::invalid_argument, "model file missing");
-  })));
+                          return make_error(errc::invalid_argument, "model file missing");
+                        })));
   auto r = (*n)->start();
   ASSERT_FALSE(r);
   EXPECT_NE(r.err().what.find("actor 'broken': configure failed: model file missing"), std::string::npos);
@@ -75,20 +75,27 @@ TEST(lifecycle, parameters_are_read_and_set_through_system_messages) {
   collector<msg::parameter_value> answers;
   std::atomic<std::int64_t> applied{0};
   ASSERT_TRUE((*n)->add("tuned", std::make_unique<lambda_actor>([&applied](context& ctx) -> result<void> {
-    auto r = ctx.params().declare<std::int64_t>("depth", 4, "", [](const std::int64_t& v) { return v >= 1 && v <= 8 ? "" : "must be in [1, 8]"; });
-    if (!r) return r;
-    ctx.params().watch("depth", [&applied](const nlohmann::json& v) { applied = v.get<std::int64_t>(); });
-    return ctx.params().declare<std::int64_t>("width", 2);  // read at configure only
-  })));
-  ASSERT_TRUE((*n)->add("client", std::make_unique<lambda_actor>(nullptr, [&](context& ctx) {
-    auto keep = [&](result<msg::parameter_value> v) { answers.push(v ? *v : msg::parameter_value{"", "", v.err().what}); };
-    ctx.request<msg::parameter_value>("tuned", msg::parameter_set{"depth", "9"}, std::chrono::seconds(5), keep);
-    ctx.request<msg::parameter_value>("tuned", msg::parameter_set{"depth", "\"deep\""}, std::chrono::seconds(5), keep);
-    ctx.request<msg::parameter_value>("tuned", msg::parameter_set{"depth", "6"}, std::chrono::seconds(5), keep);
-    ctx.request<msg::parameter_value>("tuned", msg::parameter_get{"depth"}, std::chrono::seconds(5), keep);
-    ctx.request<msg::parameter_value>("tuned", msg::parameter_set{"width", "3"}, std::chrono::seconds(5), keep);
-    return result<void>{};
-  })));
+                          auto r = ctx.params().declare<std::int64_t>("depth", 4, "", [](const std::int64_t& v) {
+                            return v >= 1 && v <= 8 ? "" : "must be in [1, 8]";
+                          });
+                          if (!r) return r;
+                          ctx.params().watch("depth",
+                                             [&applied](const nlohmann::json& v) { applied = v.get<std::int64_t>(); });
+                          return ctx.params().declare<std::int64_t>("width", 2);  // read at configure only
+                        })));
+  ASSERT_TRUE((*n)->add(
+      "client", std::make_unique<lambda_actor>(nullptr, [&](context& ctx) {
+        auto keep = [&](result<msg::parameter_value> v) {
+          answers.push(v ? *v : msg::parameter_value{"", "", v.err().what});
+        };
+        ctx.request<msg::parameter_value>("tuned", msg::parameter_set{"depth", "9"}, std::chrono::seconds(5), keep);
+        ctx.request<msg::parameter_value>("tuned", msg::parameter_set{"depth", "\"deep\""}, std::chrono::seconds(5),
+                                          keep);
+        ctx.request<msg::parameter_value>("tuned", msg::parameter_set{"depth", "6"}, std::chrono::seconds(5), keep);
+        ctx.request<msg::parameter_value>("tuned", msg::parameter_get{"depth"}, std::chrono::seconds(5), keep);
+        ctx.request<msg::parameter_value>("tuned", msg::parameter_set{"width", "3"}, std::chrono::seconds(5), keep);
+        return result<void>{};
+      })));
   ASSERT_TRUE((*n)->start());
   ASSERT_TRUE(answers.wait_for(5));
   auto a = answers.items();
@@ -109,24 +116,26 @@ namespace {
 
 TEST(lifecycle, parameter_values_given_to_the_node_override_defaults_and_are_checked) {
   auto declare = [](context& ctx) {
-    return ctx.params().declare<std::int64_t>("depth", 4, "", [](const std::int64_t& v) { return v >= 1 ? "" : "must be >= 1"; });
+    return ctx.params().declare<std::int64_t>("depth", 4, "",
+                                              [](const std::int64_t& v) { return v >= 1 ? "" : "must be >= 1"; });
   };
   std::atomic<std::int64_t> seen{0};
   {
     auto n = node::create({.name = "ov1"});
     ASSERT_TRUE(n);
     ASSERT_TRUE((*n)->add("a", std::make_unique<testing::lambda_actor>([&](context& ctx) {
-      auto r = declare(ctx);
-      seen = ctx.params().get<std::int64_t>("depth");
-      return r;
-    }), {{"depth", 7}}));
+                            auto r = declare(ctx);
+                            seen = ctx.params().get<std::int64_t>("depth");
+                            return r;
+                          }),
+                          {{"depth", 7}}));
     ASSERT_TRUE((*n)->start());
     EXPECT_EQ(seen.load(), 7);
   }
-  for (const auto& [overrides, expect] :
-       std::vector<std::pair<nlohmann::json, std::string>>{{{{"depth", 0}}, "must be >= 1"},
-                                                           {{{"depth", "deep"}}, "expected int"},
-                                                           {{{"width", 3}}, "unknown parameter 'width' (declared: depth)"}}) {
+  for (const auto& [overrides, expect] : std::vector<std::pair<nlohmann::json, std::string>>{
+           {{{"depth", 0}}, "must be >= 1"},
+           {{{"depth", "deep"}}, "expected int"},
+           {{{"width", 3}}, "unknown parameter 'width' (declared: depth)"}}) {
     auto n = node::create({.name = "ov2"});
     ASSERT_TRUE(n);
     ASSERT_TRUE((*n)->add("a", std::make_unique<testing::lambda_actor>(declare), overrides));

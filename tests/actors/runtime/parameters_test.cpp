@@ -16,14 +16,16 @@ TEST(parameters, declared_defaults_are_typed_and_validated) {
   EXPECT_EQ(p.get<std::int64_t>("rate"), 10);
   EXPECT_EQ(p.get<std::string>("mode"), "fast");
   EXPECT_FALSE(p.declare<std::int64_t>("rate", 3));  // twice
-  auto bad_default = p.declare<std::int64_t>("neg", -1, "", [](const std::int64_t& v) { return v > 0 ? "" : "must be > 0"; });
+  auto bad_default =
+      p.declare<std::int64_t>("neg", -1, "", [](const std::int64_t& v) { return v > 0 ? "" : "must be > 0"; });
   ASSERT_FALSE(bad_default);
   EXPECT_NE(bad_default.err().what.find("must be > 0"), std::string::npos);
 }
 
 TEST(parameters, set_rejects_wrong_types_and_invalid_values_and_keeps_the_old_value) {
   parameters p;
-  ASSERT_TRUE(p.declare<std::int64_t>("rate", 10, "", [](const std::int64_t& v) { return v > 0 ? "" : "must be > 0"; }));
+  ASSERT_TRUE(
+      p.declare<std::int64_t>("rate", 10, "", [](const std::int64_t& v) { return v > 0 ? "" : "must be > 0"; }));
   auto wrong_type = p.set("rate", "fast");
   ASSERT_FALSE(wrong_type);
   EXPECT_NE(wrong_type.err().what.find("expected int"), std::string::npos);

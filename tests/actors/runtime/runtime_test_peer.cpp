@@ -14,17 +14,17 @@ int main(int argc, char** argv) {
   auto n = node::create({.name = argv[1], .bind = argv[2]});
   if (!n) return 1;
   (void)(*n)->add("echo", std::make_unique<testing::lambda_actor>([](context& ctx) {
-    ctx.on<msg::ping>([&ctx](const msg::ping& p, const envelope& e) {
-      (void)ctx.send(e.sender, msg::pong{p.count, p.data});
-    });
-    ctx.subscribe<msg::ping>("ping", [&ctx](const msg::ping& p, const envelope&) {
-      (void)ctx.publish("pong", msg::pong{p.count, p.data});
-    });
-    ctx.on_request<msg::pong, msg::ping>([](const msg::pong& p, const envelope&) -> result<msg::ping> {
-      return msg::ping{p.count + 1, p.data};
-    });
-    return result<void>{};
-  }));
+                    ctx.on<msg::ping>([&ctx](const msg::ping& p, const envelope& e) {
+                      (void)ctx.send(e.sender, msg::pong{p.count, p.data});
+                    });
+                    ctx.subscribe<msg::ping>("ping", [&ctx](const msg::ping& p, const envelope&) {
+                      (void)ctx.publish("pong", msg::pong{p.count, p.data});
+                    });
+                    ctx.on_request<msg::pong, msg::ping>([](const msg::pong& p, const envelope&) -> result<msg::ping> {
+                      return msg::ping{p.count + 1, p.data};
+                    });
+                    return result<void>{};
+                  }));
   if (auto r = (*n)->start(); !r) return std::fprintf(stderr, "%s\n", r.err().what.c_str()), 1;
   std::printf("ready\n");
   std::fflush(stdout);

@@ -23,7 +23,8 @@ namespace gfdit::testing {
 class lambda_actor : public actor {
  public:
   using hook = std::function<result<void>(context&)>;
-  explicit lambda_actor(hook configure, hook activate = {}) : configure_(std::move(configure)), activate_(std::move(activate)) {}
+  explicit lambda_actor(hook configure, hook activate = {})
+      : configure_(std::move(configure)), activate_(std::move(activate)) {}
   result<void> on_configure(context& ctx) override { return configure_ ? configure_(ctx) : result<void>{}; }
   result<void> on_activate(context& ctx) override { return activate_ ? activate_(ctx) : result<void>{}; }
 
@@ -60,8 +61,7 @@ class collector {
 
 inline std::string unique_ipc(const std::string& tag) {
   static std::atomic<int> counter{0};
-  return "ipc:///tmp/gfdit-test-" + std::to_string(::getpid()) + "-" + tag + "-" +
-         std::to_string(counter++);
+  return "ipc:///tmp/gfdit-test-" + std::to_string(::getpid()) + "-" + tag + "-" + std::to_string(counter++);
 }
 
 }  // namespace gfdit::testing

@@ -36,18 +36,20 @@ TEST(serving_messages, round_trip_with_nested_artifacts) {
 
 TEST(serving_messages, are_in_the_catalog_and_render_as_json) {
   auto& c = catalog::global();
-  for (auto name : {"serving.generate_request", "serving.admitted", "serving.rejected",
-                    "serving.task_assign", "serving.task_done", "serving.reshard", "serving.preempt",
-                    "serving.cancel", "serving.request_done", "membership.worker_hello",
-                    "membership.heartbeat", "membership.form_group", "membership.dissolve_group",
-                    "membership.group_view", "membership.worker_down"})
+  for (auto name : {"serving.generate_request", "serving.admitted", "serving.rejected", "serving.task_assign",
+                    "serving.task_done", "serving.reshard", "serving.preempt", "serving.cancel", "serving.request_done",
+                    "membership.worker_hello", "membership.heartbeat", "membership.form_group",
+                    "membership.dissolve_group", "membership.group_view", "membership.worker_down"})
     EXPECT_NE(c.find(name), nullptr) << name;
   msg::group_view v{77, 2, {0, 1}, true, ""};
   auto j = c.find("membership.group_view")->to_json(encode(v));
   ASSERT_TRUE(j);
   EXPECT_EQ((*j)["epoch"], 2);
   // A field of the wrong type ("members" as a string) is an error, not a crash.
-  EXPECT_FALSE(decode<msg::task_assign>(std::string("\x81\xa7members\xa3" "abc", 13)));
+  EXPECT_FALSE(
+      decode<msg::task_assign>(std::string("\x81\xa7members\xa3"
+                                           "abc",
+                                           13)));
 }
 
 }  // namespace

@@ -163,7 +163,8 @@ TEST(static_policy, a_degree_above_the_graphs_workers_is_refused_at_configure) {
   cfg.gpus = 2;
   auto refused = scheduler_driver::create(costs, cfg);
   ASSERT_FALSE(refused);
-  EXPECT_NE(refused.err().what.find("a group of 4 workers, but the graph has 2"), std::string::npos) << refused.err().what;
+  EXPECT_NE(refused.err().what.find("a group of 4 workers, but the graph has 2"), std::string::npos)
+      << refused.err().what;
   EXPECT_NE(refused.err().what.find("static:2"), std::string::npos) << refused.err().what;
   cfg.gpus = 4;
   EXPECT_TRUE(scheduler_driver::create(costs, cfg));

@@ -38,8 +38,7 @@ msg::admitted admitted(std::uint64_t id, std::int32_t steps, std::int64_t at = 0
   return std::get<msg::admitted>(a.on_request(r, at));
 }
 
-msg::task_done done_of(const msg::task_assign& t, std::int64_t start, std::int64_t end,
-                       std::int64_t reshard = 0) {
+msg::task_done done_of(const msg::task_assign& t, std::int64_t start, std::int64_t end, std::int64_t reshard = 0) {
   msg::task_done d = msg::report_of(t, t.members.front(), start);
   d.end_us = end;
   d.reshard_us = reshard;
@@ -50,8 +49,7 @@ msg::task_done done_of(const msg::task_assign& t, std::int64_t start, std::int64
 struct fixture {
   scripted* pol;
   scheduler_core core;
-  explicit fixture(int workers, std::int32_t chunk = 4)
-      : fixture(std::make_unique<scripted>(), workers, chunk) {}
+  explicit fixture(int workers, std::int32_t chunk = 4) : fixture(std::make_unique<scripted>(), workers, chunk) {}
   fixture(std::unique_ptr<scripted> p, int workers, std::int32_t chunk)
       : pol(p.get()), core(cost_model::stock(), std::move(p), scheduler_config{chunk, 2}) {
     for (int i = 0; i < workers; ++i) (void)core.on_worker_hello(msg::worker_hello{i, "", "", "sim"}, 0);
@@ -104,7 +102,7 @@ TEST(scheduler, walks_the_task_dag_prepare_chunks_decode_and_reports_the_breakdo
   EXPECT_EQ(d.status, "done");
   EXPECT_EQ(d.client_tag, "tag1");
   EXPECT_EQ(d.class_name, "img");
-  EXPECT_EQ(d.run_us, 5 * 1000);  // five tasks of 1 ms
+  EXPECT_EQ(d.run_us, 5 * 1000);      // five tasks of 1 ms
   EXPECT_EQ(d.gpu_us, 5 * 1000 * 2);  // ... each holding a group of 2
   EXPECT_EQ(d.latency_us, d.finish_us - 100);
   EXPECT_EQ(d.queue_us, d.latency_us - d.run_us - d.reshard_us);
@@ -245,11 +243,11 @@ TEST(scheduler, skips_and_counts_decisions_it_cannot_apply) {
   fixture f(3, 2);
   f.pol->fn = [](const policy_view& v, std::vector<decision>& out) {
     out.push_back(decision::form({0, 1}));
-    out.push_back(decision::form({1, 2}));     // 1 is taken
-    out.push_back(decision::form({5}));        // unknown worker
-    out.push_back(decision::form({2, 2}));     // repeated
+    out.push_back(decision::form({1, 2}));                                              // 1 is taken
+    out.push_back(decision::form({5}));                                                 // unknown worker
+    out.push_back(decision::form({2, 2}));                                              // repeated
     out.push_back(decision::assign(99, group_id_of(std::vector<std::int32_t>{0, 1})));  // no request
-    out.push_back(decision::dissolve(12345));  // no group
+    out.push_back(decision::dissolve(12345));                                           // no group
     for (auto id : v.waiting) {
       out.push_back(decision::assign(id, group_id_of(std::vector<std::int32_t>{0, 1})));
       out.push_back(decision::assign(id, group_id_of(std::vector<std::int32_t>{0, 1})));  // busy now

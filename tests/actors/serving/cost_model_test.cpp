@@ -16,8 +16,7 @@ const model_profile& profile(const char* name) {
 std::int32_t best_degree(const model_profile& p, std::int64_t tokens) {
   std::int32_t best = 1;
   for (auto d : cost_model::degrees(p))
-    if (cost_model::stage_us(p, stage::denoise, tokens, d) <
-        cost_model::stage_us(p, stage::denoise, tokens, best))
+    if (cost_model::stage_us(p, stage::denoise, tokens, d) < cost_model::stage_us(p, stage::denoise, tokens, best))
       best = d;
   return best;
 }
@@ -30,7 +29,11 @@ TEST(cost_model, ships_every_stock_model) {
 
 TEST(cost_model, qwen_image_like_mimics_the_published_table_and_its_best_degrees) {
   const auto& p = profile("image-dit-20b-standin");
-  struct row { int side; double ms[3]; std::int32_t best; };
+  struct row {
+    int side;
+    double ms[3];
+    std::int32_t best;
+  };
   const row table[] = {{512, {155, 161, 172}, 1}, {1024, {605, 350, 207}, 4}, {1536, {1557, 880, 464}, 4}};
   for (const auto& r : table) {
     const auto t = cost_model::tokens(p, r.side, r.side, 1);
@@ -75,7 +78,7 @@ TEST(cost_model, parses_yaml_and_json_and_rejects_bad_profiles) {
   EXPECT_EQ(cost_model::degrees(*j->find("b")), (std::vector<std::int32_t>{1, 2}));
   EXPECT_FALSE(cost_model::from_yaml("stages: {}"));                 // no model name
   EXPECT_FALSE(cost_model::from_yaml("model: m\nmax_degree: 0\n"));  // out of range
-  EXPECT_FALSE(cost_model::from_yaml("model: [unclosed"));            // not YAML
+  EXPECT_FALSE(cost_model::from_yaml("model: [unclosed"));           // not YAML
   EXPECT_FALSE(cost_model::from_file("/nonexistent/profile.yaml"));
 }
 

@@ -29,10 +29,9 @@ struct recorded_run {
   int status = -1;
   std::string output;
   recorded_run() {
-    std::tie(status, output) = testing::run(
-        {GFDIT_EXE, "launch", GFDIT_SOURCE_DIR "/launch/graphs/serving.yaml", "requests:=" + std::to_string(requests),
-         "speedup:=400", "bag:=" + bag},
-        dir.path() + "/launch.log", 90s);
+    std::tie(status, output) = testing::run({GFDIT_EXE, "launch", GFDIT_SOURCE_DIR "/launch/graphs/serving.yaml",
+                                             "requests:=" + std::to_string(requests), "speedup:=400", "bag:=" + bag},
+                                            dir.path() + "/launch.log", 90s);
   }
 };
 
@@ -45,7 +44,7 @@ void replays_identically(const recorded_run& run) {
   auto o = replay(run.bag, "scheduler", "scheduler");
   ASSERT_TRUE(o) << o.err().what;
   EXPECT_FALSE(o->first) << o->first->to_json().dump(2);
-  EXPECT_GT(o->inputs, static_cast<std::uint64_t>(requests));  // admitted, task reports, ticks, hellos
+  EXPECT_GT(o->inputs, static_cast<std::uint64_t>(requests));   // admitted, task reports, ticks, hellos
   EXPECT_GT(o->outputs, static_cast<std::uint64_t>(requests));  // at least a task and a done each
 
   // The inputs came in the order the scheduler handled them (its dispatch markers), and its

@@ -3,8 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <set>
 #include <fstream>
+#include <set>
 #include <thread>
 
 #include <httplib.h>
@@ -28,7 +28,8 @@ gateway::model_catalog fashion() {
   msg::served_model m;
   m.name = "fashion-dit";
   m.width = m.height = 28;
-  m.classes = {"t-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot"};
+  m.classes = {"t-shirt/top", "trouser", "pullover", "dress", "coat",
+               "sandal",      "shirt",   "sneaker",  "bag",   "ankle boot"};
   m.default_steps = 25;
   m.default_guidance = 4.0;
   return {{m.name, m}};
@@ -83,7 +84,8 @@ TEST(gateway_api, a_bad_body_is_a_400_that_names_the_field) {
   EXPECT_EQ(refused(R"({"model":"m","size":"512x512","width":512})"), (std::pair<int, std::string>{400, "size"}));
   EXPECT_EQ(refused(R"({"model":"m","size":"512x512","steps":"20"})"), (std::pair<int, std::string>{400, "steps"}));
   EXPECT_EQ(refused(R"({"model":"m","size":"512x512","steps":1e12})"), (std::pair<int, std::string>{400, "steps"}));
-  EXPECT_EQ(refused(R"({"model":"m","size":"512x512","steps":9999999999})"), (std::pair<int, std::string>{400, "steps"}));
+  EXPECT_EQ(refused(R"({"model":"m","size":"512x512","steps":9999999999})"),
+            (std::pair<int, std::string>{400, "steps"}));
   EXPECT_EQ(refused(R"({"model":"m","size":"512x512","seed":-1})"), (std::pair<int, std::string>{400, "seed"}));
   EXPECT_EQ(refused(R"({"model":"m","size":"512x512","n":2})"), (std::pair<int, std::string>{400, "n"}));
   // A seeded model draws no picture: there is nothing to format or stream.
@@ -140,7 +142,8 @@ TEST(gateway_api, errors_quote_long_unicode_values_without_cutting_a_character) 
 
 TEST(gateway_api, a_served_checkpoint_takes_a_prompt_n_and_its_own_defaults) {
   auto g = parsed_all(R"({"model":"fashion-dit","prompt":"A photo of an Ankle Boot","n":3,"seed":7,
-                          "response_format":"b64_json","stream":true})", fashion());
+                          "response_format":"b64_json","stream":true})",
+                      fashion());
   ASSERT_EQ(g.requests.size(), 3u);
   EXPECT_EQ(g.response_format, "b64_json");
   EXPECT_TRUE(g.stream);
@@ -155,7 +158,8 @@ TEST(gateway_api, a_served_checkpoint_takes_a_prompt_n_and_its_own_defaults) {
     EXPECT_TRUE(r.progress);
     EXPECT_EQ(g.classes[i], "ankle boot");
   }
-  auto d = parsed_all(R"({"model":"fashion-dit","prompt":"bag","num_inference_steps":8,"guidance_scale":2.5})", fashion());
+  auto d =
+      parsed_all(R"({"model":"fashion-dit","prompt":"bag","num_inference_steps":8,"guidance_scale":2.5})", fashion());
   EXPECT_EQ(d.response_format, "url");  // OpenAI's default
   EXPECT_EQ(d.requests.at(0).steps, 8);
   EXPECT_EQ(d.requests.at(0).guidance, 2.5);
@@ -165,8 +169,10 @@ TEST(gateway_api, a_served_checkpoint_takes_a_prompt_n_and_its_own_defaults) {
   EXPECT_EQ(refused(R"({"model":"fashion-dit"})", fashion()), (std::pair<int, std::string>{400, "prompt"}));
   EXPECT_EQ(refused(R"({"model":"fashion-dit","prompt":"bag","size":"1024x1024"})", fashion()),
             (std::pair<int, std::string>{400, "size"}));
-  EXPECT_EQ(refused(R"({"model":"fashion-dit","prompt":"bag","n":9})", fashion()), (std::pair<int, std::string>{400, "n"}));
-  EXPECT_EQ(refused(R"({"model":"fashion-dit","prompt":"bag","n":0})", fashion()), (std::pair<int, std::string>{400, "n"}));
+  EXPECT_EQ(refused(R"({"model":"fashion-dit","prompt":"bag","n":9})", fashion()),
+            (std::pair<int, std::string>{400, "n"}));
+  EXPECT_EQ(refused(R"({"model":"fashion-dit","prompt":"bag","n":0})", fashion()),
+            (std::pair<int, std::string>{400, "n"}));
   EXPECT_EQ(refused(R"({"model":"fashion-dit","prompt":"bag","response_format":"png"})", fashion()),
             (std::pair<int, std::string>{400, "response_format"}));
   EXPECT_EQ(refused(R"({"model":"fashion-dit","prompt":"bag","stream":"yes"})", fashion()),
@@ -201,8 +207,13 @@ TEST(gateway_api, models_images_and_events_have_openai_shapes) {
   EXPECT_EQ(body["data"][1]["url"], "http://h/v1/images/ab");
   EXPECT_EQ(gateway::sse_event({{"step", 5}}), "data: {\"step\":5}\n\n");
   // base64 against RFC 4648's test vectors.
-  const std::pair<const char*, const char*> vectors[] = {{"", ""}, {"f", "Zg=="}, {"fo", "Zm8="}, {"foo", "Zm9v"},
-                                                         {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"}};
+  const std::pair<const char*, const char*> vectors[] = {{"", ""},
+                                                         {"f", "Zg=="},
+                                                         {"fo", "Zm8="},
+                                                         {"foo", "Zm9v"},
+                                                         {"foob", "Zm9vYg=="},
+                                                         {"fooba", "Zm9vYmE="},
+                                                         {"foobar", "Zm9vYmFy"}};
   for (const auto& [in, out] : vectors) {
     const std::string s = in;
     EXPECT_EQ(gateway::base64({s.begin(), s.end()}), out) << in;
@@ -223,7 +234,7 @@ TEST(gateway_api, the_picture_store_is_bounded_by_size_and_time) {
   EXPECT_NE(a, b);
   EXPECT_TRUE(store.full(t0));  // 10 bytes: new requests wait
   EXPECT_EQ(store.get(a, t0)->size(), 6u);
-  EXPECT_EQ(store.get(a, t0 + std::chrono::seconds(30))->size(), 6u);  // a client may ask twice
+  EXPECT_EQ(store.get(a, t0 + std::chrono::seconds(30))->size(), 6u);                         // a client may ask twice
   EXPECT_FALSE(store.get(a, t0 + gateway::result_store::refetch + std::chrono::seconds(1)));  // then it goes
   EXPECT_FALSE(store.full(t0 + std::chrono::seconds(61)));
   EXPECT_FALSE(store.get(b, t0 + std::chrono::seconds(101)));  // never fetched: gone after the TTL
@@ -249,15 +260,14 @@ TEST(gateway_api, metrics_are_prometheus_text_with_a_cumulative_histogram) {
   s.bytes = 600;
   s.max_bytes = 1000;
   const auto t = m.text(5, s);
-  for (const char* line : {"gfdit_gateway_replies_total{status=\"200\"} 2\n", "gfdit_gateway_replies_total{status=\"429\"} 1\n",
-                           "gfdit_gateway_request_seconds_bucket{le=\"0.05\"} 0\n",
-                           "gfdit_gateway_request_seconds_bucket{le=\"0.1\"} 1\n",
-                           "gfdit_gateway_request_seconds_bucket{le=\"2.5\"} 1\n",
-                           "gfdit_gateway_request_seconds_bucket{le=\"5\"} 2\n",
-                           "gfdit_gateway_request_seconds_bucket{le=\"+Inf\"} 2\n", "gfdit_gateway_request_seconds_count 2\n",
-                           "gfdit_gateway_images_total 3\n", "gfdit_gateway_cancelled_total{cause=\"disconnect\"} 1\n",
-                           "gfdit_gateway_cancelled_total{cause=\"timeout\"} 0\n", "gfdit_gateway_outstanding_images 5\n",
-                           "gfdit_gateway_store_bytes 600\n", "# TYPE gfdit_gateway_request_seconds histogram\n"})
+  for (const char* line :
+       {"gfdit_gateway_replies_total{status=\"200\"} 2\n", "gfdit_gateway_replies_total{status=\"429\"} 1\n",
+        "gfdit_gateway_request_seconds_bucket{le=\"0.05\"} 0\n", "gfdit_gateway_request_seconds_bucket{le=\"0.1\"} 1\n",
+        "gfdit_gateway_request_seconds_bucket{le=\"2.5\"} 1\n", "gfdit_gateway_request_seconds_bucket{le=\"5\"} 2\n",
+        "gfdit_gateway_request_seconds_bucket{le=\"+Inf\"} 2\n", "gfdit_gateway_request_seconds_count 2\n",
+        "gfdit_gateway_images_total 3\n", "gfdit_gateway_cancelled_total{cause=\"disconnect\"} 1\n",
+        "gfdit_gateway_cancelled_total{cause=\"timeout\"} 0\n", "gfdit_gateway_outstanding_images 5\n",
+        "gfdit_gateway_store_bytes 600\n", "# TYPE gfdit_gateway_request_seconds histogram\n"})
     EXPECT_NE(t.find(line), std::string::npos) << line << " in\n" << t;
 }
 
@@ -266,7 +276,8 @@ TEST(gateway_api, admission_answers_and_terminal_messages_map_to_http) {
   auto r = gateway::reply_for(over);
   EXPECT_EQ(r.status, 429);
   EXPECT_EQ(r.retry_after_s, 3);
-  EXPECT_EQ(gateway::reply_for(msg::rejected{1, "t", "invalid", "width", "must be a multiple of 16", 0, 0}).status, 400);
+  EXPECT_EQ(gateway::reply_for(msg::rejected{1, "t", "invalid", "width", "must be a multiple of 16", 0, 0}).status,
+            400);
   EXPECT_EQ(gateway::reply_for(msg::rejected{1, "t", "infeasible", "slo_ms", "too tight", 0, 0}).status, 422);
   msg::request_done d;
   d.request_id = 9;
@@ -356,28 +367,33 @@ TEST(gateway_live, requests_over_http_are_served_and_bad_ones_get_clear_errors) 
   EXPECT_EQ(ids.size(), 8u);
 
   // Admission's own validation comes back as a 400 naming the field.
-  auto bad = http.Post("/v1/images/generations", R"({"model":"image-dit-20b-standin","size":"0x512"})", "application/json");
+  auto bad =
+      http.Post("/v1/images/generations", R"({"model":"image-dit-20b-standin","size":"0x512"})", "application/json");
   ASSERT_TRUE(bad);
   EXPECT_EQ(bad->status, 400);
   EXPECT_EQ(json::parse(bad->body)["error"]["param"], "width") << bad->body;
-  auto unknown = http.Post("/v1/images/generations", R"({"model":"no-such-model","size":"512x512"})", "application/json");
+  auto unknown =
+      http.Post("/v1/images/generations", R"({"model":"no-such-model","size":"512x512"})", "application/json");
   ASSERT_TRUE(unknown);
   EXPECT_EQ(unknown->status, 400);
   EXPECT_EQ(json::parse(unknown->body)["error"]["param"], "model") << unknown->body;
   // The gateway's own parsing: never sent on.
-  auto typo = http.Post("/v1/images/generations", R"({"model":"image-dit-20b-standin","size":"512x512","stpes":3})", "application/json");
+  auto typo = http.Post("/v1/images/generations", R"({"model":"image-dit-20b-standin","size":"512x512","stpes":3})",
+                        "application/json");
   ASSERT_TRUE(typo);
   EXPECT_EQ(typo->status, 400);
   // Hostile bodies: too deep (the gateway used to crash), too large (413, unread), and the
   // gateway keeps serving.
-  auto deep = http.Post("/v1/images/generations", std::string(70000, '[') + std::string(70000, ']'), "application/json");
+  auto deep =
+      http.Post("/v1/images/generations", std::string(70000, '[') + std::string(70000, ']'), "application/json");
   ASSERT_TRUE(deep);
   EXPECT_EQ(deep->status, 400);
   auto large = http.Post("/v1/images/generations", std::string(std::size_t{3} << 20, ' '), "application/json");
   ASSERT_TRUE(large);
   EXPECT_EQ(large->status, 413);
   // And the graph still serves after the errors.
-  auto again = http.Post("/v1/images/generations", R"({"model":"image-dit-20b-standin","size":"512x512","steps":5})", "application/json");
+  auto again = http.Post("/v1/images/generations", R"({"model":"image-dit-20b-standin","size":"512x512","steps":5})",
+                         "application/json");
   ASSERT_TRUE(again);
   EXPECT_EQ(again->status, 200) << again->body;
 }
@@ -424,7 +440,10 @@ TEST(gateway_live, a_port_in_use_is_a_clear_error_at_activation) {
   struct stop_it {
     httplib::Server& s;
     std::thread& t;
-    ~stop_it() { s.stop(); t.join(); }
+    ~stop_it() {
+      s.stop();
+      t.join();
+    }
   } stopper{squatter, listening};
   auto n = node::create({.name = "gw2"});
   ASSERT_TRUE(n);

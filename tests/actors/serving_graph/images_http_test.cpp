@@ -74,9 +74,13 @@ struct http_graph {
     dir = fs::temp_directory_path() / ("gfdit-images-" + std::to_string(::getpid()) + "-" + std::to_string(++count));
     fs::remove_all(dir);
     fs::create_directories(dir / "world");
-    std::vector<std::string> argv = {GFDIT_EXE, "launch", std::string(GFDIT_SOURCE_DIR) + "/launch/graphs/serving-http.yaml",
-                                     "listen:=127.0.0.1:0", "port_file:=" + (dir / "port").string(),
-                                     "world_dir:=" + (dir / "world").string(), "policy:=" + policy};
+    std::vector<std::string> argv = {GFDIT_EXE,
+                                     "launch",
+                                     std::string(GFDIT_SOURCE_DIR) + "/launch/graphs/serving-http.yaml",
+                                     "listen:=127.0.0.1:0",
+                                     "port_file:=" + (dir / "port").string(),
+                                     "world_dir:=" + (dir / "world").string(),
+                                     "policy:=" + policy};
     argv.insert(argv.end(), extra.begin(), extra.end());
     launcher = std::make_unique<testing::child_process>(argv, (dir / "graph.log").string());
     const auto deadline = std::chrono::steady_clock::now() + 60s;
@@ -116,7 +120,8 @@ struct http_graph {
       std::string cmd(std::istreambuf_iterator<char>(in), {});
       for (auto& ch : cmd)
         if (ch == '\0') ch = ' ';
-      if (cmd.find(" node ") != std::string::npos && cmd.find("--process worker --index " + std::to_string(index)) != std::string::npos &&
+      if (cmd.find(" node ") != std::string::npos &&
+          cmd.find("--process worker --index " + std::to_string(index)) != std::string::npos &&
           cmd.find(dir.string()) != std::string::npos)
         return static_cast<pid_t>(std::stoi(e.path().filename().string()));
     }
@@ -130,8 +135,12 @@ constexpr int coat = 4, bag = 8;
 TEST(images_http, b64_pictures_equal_gfdit_generate_under_static_and_elastic_policies) {
   for (const std::string policy : {"static:2", "edf-best-fit"}) {
     http_graph g(policy);
-    auto [status, body] = g.post({{"model", "fashion-dit"}, {"prompt", "a coat"}, {"n", 2}, {"seed", 11},
-                                  {"num_inference_steps", 10}, {"response_format", "b64_json"}});
+    auto [status, body] = g.post({{"model", "fashion-dit"},
+                                  {"prompt", "a coat"},
+                                  {"n", 2},
+                                  {"seed", 11},
+                                  {"num_inference_steps", 10},
+                                  {"response_format", "b64_json"}});
     ASSERT_EQ(status, 200) << policy << ": " << body.dump() << g.log();
     ASSERT_EQ(body["data"].size(), 2u);
     for (int i = 0; i < 2; ++i) {
@@ -156,7 +165,10 @@ TEST(images_http, a_worker_killed_mid_request_costs_time_but_not_a_bit) {
   http_graph g("edf-best-fit", {"collective_timeout_ms:=3000", "heartbeat_timeout_ms:=2000", "chunk_steps:=2"});
   std::pair<int, json> answer;
   std::thread client([&] {
-    answer = g.post({{"model", "fashion-dit"}, {"prompt", "coat"}, {"seed", 5}, {"num_inference_steps", 60},
+    answer = g.post({{"model", "fashion-dit"},
+                     {"prompt", "coat"},
+                     {"seed", 5},
+                     {"num_inference_steps", 60},
                      {"response_format", "b64_json"}});
   });
   std::this_thread::sleep_for(1500ms);  // some chunks done: the request resumes from a checkpoint
@@ -174,15 +186,17 @@ TEST(images_http, a_client_that_leaves_is_cancelled_and_its_workers_serve_the_ne
     // 5,000 steps would take minutes; this client gives up after one second.
     httplib::Client quitter("127.0.0.1", g.port);
     quitter.set_read_timeout(1, 0);
-    auto r = quitter.Post("/v1/images/generations",
-                          json{{"model", "fashion-dit"}, {"prompt", "bag"}, {"num_inference_steps", 1000},
-                               {"response_format", "b64_json"}}.dump(),
-                          "application/json");
+    auto r = quitter.Post(
+        "/v1/images/generations",
+        json{
+            {"model", "fashion-dit"}, {"prompt", "bag"}, {"num_inference_steps", 1000}, {"response_format", "b64_json"}}
+            .dump(),
+        "application/json");
     EXPECT_FALSE(r);
   }
   const auto t0 = std::chrono::steady_clock::now();
-  auto [status, body] = g.post({{"model", "fashion-dit"}, {"prompt", "bag"}, {"num_inference_steps", 4},
-                                {"response_format", "b64_json"}});
+  auto [status, body] = g.post(
+      {{"model", "fashion-dit"}, {"prompt", "bag"}, {"num_inference_steps", 4}, {"response_format", "b64_json"}});
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   EXPECT_EQ(status, 200) << body.dump();
   // The abandoned request held both workers; they are free within a chunk (5 steps) of it.
@@ -245,7 +259,8 @@ TEST(images_http, hostile_requests_get_clear_4xx_answers_and_the_graph_keeps_ser
 
   auto [status, body] = [&] {
     auto r = c.Post("/v1/images/generations", R"({"model":"fashion-dit","prompt":"sneaker","num_inference_steps":4,
-                                                  "response_format":"b64_json"})", "application/json");
+                                                  "response_format":"b64_json"})",
+                    "application/json");
     return std::pair{r ? r->status : 0, r ? r->body : std::string()};
   }();
   EXPECT_EQ(status, 200) << body;
@@ -260,7 +275,8 @@ TEST(images_http, api_keys_guard_the_api_and_metrics_count_what_happened) {
                "secret-key-1");
   httplib::Client c("127.0.0.1", g.port);
   c.set_read_timeout(60, 0);
-  const std::string body = R"({"model":"fashion-dit","prompt":"trouser","num_inference_steps":4,"response_format":"url"})";
+  const std::string body =
+      R"({"model":"fashion-dit","prompt":"trouser","num_inference_steps":4,"response_format":"url"})";
   auto none = c.Post("/v1/images/generations", body, "application/json");
   ASSERT_TRUE(none);
   EXPECT_EQ(none->status, 401);
@@ -292,10 +308,13 @@ TEST(images_http, api_keys_guard_the_api_and_metrics_count_what_happened) {
   for (int i = 0; i < 50; ++i) {
     auto r = control.Get("/metrics");
     if (r) text = r->body;
-    if (text.find("gfdit_admission_requests_total{actor=\"admission\",outcome=\"admitted\"} 1\n") != std::string::npos) break;
+    if (text.find("gfdit_admission_requests_total{actor=\"admission\",outcome=\"admitted\"} 1\n") != std::string::npos)
+      break;
     std::this_thread::sleep_for(100ms);
   }
-  EXPECT_NE(text.find("gfdit_admission_requests_total{actor=\"admission\",outcome=\"admitted\"} 1\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("gfdit_admission_requests_total{actor=\"admission\",outcome=\"admitted\"} 1\n"),
+            std::string::npos)
+      << text;
   EXPECT_NE(text.find("gfdit_scheduler_workers{actor=\"scheduler\",state=\"alive\"} 2\n"), std::string::npos) << text;
   EXPECT_EQ(text.find("gfdit_scheduler_tasks_dispatched_total{actor=\"scheduler\"} 0\n"), std::string::npos) << text;
   EXPECT_NE(text.find("gfdit_actor_received_total{node=\"control\",actor=\"scheduler\"}"), std::string::npos) << text;
@@ -303,7 +322,8 @@ TEST(images_http, api_keys_guard_the_api_and_metrics_count_what_happened) {
   // A key file other users can read is refused before anything starts.
   const fs::path open_keys = g.dir / "keys-0644";
   std::ofstream(open_keys) << "k\n";
-  fs::permissions(open_keys, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read | fs::perms::others_read);
+  fs::permissions(open_keys,
+                  fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read | fs::perms::others_read);
   testing::child_process check({GFDIT_EXE, "check", std::string(GFDIT_SOURCE_DIR) + "/launch/graphs/serving-http.yaml",
                                 "world_dir:=" + (g.dir / "world").string(), "api_keys_file:=" + open_keys.string()},
                                (g.dir / "check.log").string());

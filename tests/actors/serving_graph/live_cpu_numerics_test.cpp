@@ -39,12 +39,14 @@ constexpr std::int64_t weight_seed = 7;
 const std::string workload_path = GFDIT_SOURCE_DIR "/launch/workloads/cpu-tiny.yaml";
 
 // The node binary: $GFDIT_SERVING_NODE, else next to this test (a bundle), else where it was built.
-std::string serving_node() { return testing::worker_binary("GFDIT_SERVING_NODE", "serving_test_node", GFDIT_SERVING_NODE); }
+std::string serving_node() {
+  return testing::worker_binary("GFDIT_SERVING_NODE", "serving_test_node", GFDIT_SERVING_NODE);
+}
 
 std::string unique_dir(const std::string& tag) {
   static int n = 0;
-  const auto d = fs::temp_directory_path() /
-                 ("gfdit-cpuw-" + std::to_string(::getpid()) + "-" + tag + "-" + std::to_string(n++));
+  const auto d =
+      fs::temp_directory_path() / ("gfdit-cpuw-" + std::to_string(::getpid()) + "-" + tag + "-" + std::to_string(n++));
   fs::remove_all(d);
   return d.string();
 }
@@ -65,20 +67,24 @@ struct dit_graph {
                      const std::string& gpu_collectives = "cuda-ipc")
       : workers(n_workers) {
     control = std::make_unique<child_process>(std::vector<std::string>{
-        serving_node(), "--name", "control", "--bind", control_ep,
-        "--actor", "gfdit.admission", "admission", nlohmann::json{{"gpus", workers}}.dump(),
-        "--actor", "gfdit.scheduler", "scheduler", nlohmann::json{{"policy", policy}, {"chunk_steps", chunk_steps}}.dump(),
-        "--actor", "gfdit.membership", "membership", nlohmann::json{{"heartbeat_timeout_ms", heartbeat_timeout_ms}}.dump()});
+        serving_node(), "--name", "control", "--bind", control_ep, "--actor", "gfdit.admission", "admission",
+        nlohmann::json{{"gpus", workers}}.dump(), "--actor", "gfdit.scheduler", "scheduler",
+        nlohmann::json{{"policy", policy}, {"chunk_steps", chunk_steps}}.dump(), "--actor", "gfdit.membership",
+        "membership", nlohmann::json{{"heartbeat_timeout_ms", heartbeat_timeout_ms}}.dump()});
     for (int w = 0; w < workers; ++w) {
-      nlohmann::json params = {{"id", w},          {"backend", backend},    {"world_dir", world_dir},
-                                     {"world_size", workers}, {"weight_seed", weight_seed},
-                                     {"collective_timeout_ms", collective_timeout_ms}, {"task_log", task_log},
-                                     {"rendezvous", rendezvous}, {"heartbeat_ms", heartbeat_ms}};
+      nlohmann::json params = {{"id", w},
+                               {"backend", backend},
+                               {"world_dir", world_dir},
+                               {"world_size", workers},
+                               {"weight_seed", weight_seed},
+                               {"collective_timeout_ms", collective_timeout_ms},
+                               {"task_log", task_log},
+                               {"rendezvous", rendezvous},
+                               {"heartbeat_ms", heartbeat_ms}};
       if (backend == "gpu") params["gpu_collectives"] = gpu_collectives;
       worker_procs.push_back(std::make_unique<child_process>(std::vector<std::string>{
-          serving_node(), "--name", "w" + std::to_string(w), "--bind", testing::unique_ipc("w"),
-          "--peer", "control=" + control_ep, "--actor", "gfdit.worker", "worker-" + std::to_string(w),
-          params.dump()}));
+          serving_node(), "--name", "w" + std::to_string(w), "--bind", testing::unique_ipc("w"), "--peer",
+          "control=" + control_ep, "--actor", "gfdit.worker", "worker-" + std::to_string(w), params.dump()}));
     }
   }
   ~dit_graph() {
@@ -92,12 +98,14 @@ struct dit_graph {
   std::map<std::uint64_t, std::vector<int>> denoise_degrees() const {
     std::map<std::uint64_t, std::map<int, int>> by_step;  // request -> step_begin -> degree
     std::ifstream in(task_log);
-    const std::regex re(R"(request=(\d+) task=\d+ stage=denoise steps=(\d+)-\d+ members=([\d,]+) input=\w+ ok=1 us=\d+)");
+    const std::regex re(
+        R"(request=(\d+) task=\d+ stage=denoise steps=(\d+)-\d+ members=([\d,]+) input=\w+ ok=1 us=\d+)");
     for (std::string line; std::getline(in, line);) {
       std::smatch m;
       if (!std::regex_match(line, m, re)) continue;
       const std::string members = m[3];
-      by_step[std::stoull(m[1])][std::stoi(m[2])] = 1 + static_cast<int>(std::count(members.begin(), members.end(), ','));
+      by_step[std::stoull(m[1])][std::stoi(m[2])] =
+          1 + static_cast<int>(std::count(members.begin(), members.end(), ','));
     }
     std::map<std::uint64_t, std::vector<int>> out;
     for (const auto& [rid, steps] : by_step)
@@ -127,16 +135,18 @@ served serve(dit_graph& g, std::function<void(done_log&)> meanwhile = {}, const 
   EXPECT_TRUE(n);
   done_log dones;
   EXPECT_TRUE((*n)->add("observer", std::make_unique<testing::lambda_actor>([&dones](context& ctx) {
-    ctx.subscribe<msg::request_done>("serving.done", [&dones](const msg::request_done& d, const envelope&) { dones.push(d); });
-    return result<void>{};
-  })));
+                          ctx.subscribe<msg::request_done>(
+                              "serving.done", [&dones](const msg::request_done& d, const envelope&) { dones.push(d); });
+                          return result<void>{};
+                        })));
   testing::collector<sim::run_metrics> metrics;
   load_client_options opt;
   opt.workload = workload;
   opt.gpus = g.workers;
   opt.speedup = 1;
   opt.max_wall_s = 50;
-  EXPECT_TRUE((*n)->add("client", std::make_unique<load_client>(opt, [&](const sim::run_metrics& m) { metrics.push(m); })));
+  EXPECT_TRUE(
+      (*n)->add("client", std::make_unique<load_client>(opt, [&](const sim::run_metrics& m) { metrics.push(m); })));
   auto r = (*n)->start();
   EXPECT_TRUE(r) << (r ? "" : r.err().what);
   std::thread side;
@@ -246,7 +256,8 @@ TEST(live_cpu_numerics, a_request_gives_the_same_bits_however_it_was_parallelise
   for (const auto& [rid, ds] : elastic_degrees) {
     std::string s;
     for (int d : ds) s += std::to_string(d) + " ";
-    std::printf("edf-best-fit request %llu denoise chunk degrees: %s\n", static_cast<unsigned long long>(rid), s.c_str());
+    std::printf("edf-best-fit request %llu denoise chunk degrees: %s\n", static_cast<unsigned long long>(rid),
+                s.c_str());
     changed_mid_trajectory = changed_mid_trajectory || std::set<int>(ds.begin(), ds.end()).size() > 1;
   }
   EXPECT_EQ(fixed_degrees.size(), ref.size());
@@ -280,7 +291,8 @@ TEST(live_cpu_numerics, workers_keep_beating_while_a_task_outlasts_the_heartbeat
                        "description: the largest tiny-DiT image, 32 steps with CFG in one chunk\n"
                        "seed: 5\nrequests: 2\nchunk_steps: 32\n"
                        "classes:\n"
-                       "  - {name: big, model: dit-tiny, width: 256, height: 256, steps: 32, guidance: 4.0, slo_multiple: 100, weight: 1}\n"
+                       "  - {name: big, model: dit-tiny, width: 256, height: 256, steps: 32, guidance: 4.0, "
+                       "slo_multiple: 100, weight: 1}\n"
                        "arrivals:\n  process: poisson\n  rate_per_s: 16\n";
   constexpr int timeout_ms = 1000;
   dit_graph g("static:1", 20000, timeout_ms, "bus", /*heartbeat_ms=*/50, /*chunk_steps=*/32);
@@ -335,7 +347,8 @@ TEST(live_gpu_numerics, a_request_gives_the_same_bits_on_gpu_workers_however_it_
   for (const auto& [rid, ds] : elastic_degrees) {
     std::string s;
     for (int d : ds) s += std::to_string(d) + " ";
-    std::printf("gpu edf-best-fit request %llu denoise chunk degrees: %s\n", static_cast<unsigned long long>(rid), s.c_str());
+    std::printf("gpu edf-best-fit request %llu denoise chunk degrees: %s\n", static_cast<unsigned long long>(rid),
+                s.c_str());
   }
   std::printf("gpu: %d of %zu requests regrouped under edf-best-fit\n", moved, elastic.done.size());
 }

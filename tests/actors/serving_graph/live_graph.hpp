@@ -23,17 +23,16 @@ struct live_graph {
       extra["speedup"] = speedup;
       return extra.dump();
     };
-    control = std::make_unique<child_process>(std::vector<std::string>{
-        GFDIT_SERVING_NODE, "--name", "control", "--bind", control_ep,
-        "--actor", "gfdit.admission", "admission", with({{"gpus", workers}}),
-        "--actor", "gfdit.scheduler", "scheduler", with({{"policy", policy}, {"chunk_steps", 5}}),
-        "--actor", "gfdit.membership", "membership", with({{"heartbeat_timeout_ms", 1000}})});
+    control = std::make_unique<child_process>(
+        std::vector<std::string>{GFDIT_SERVING_NODE, "--name", "control", "--bind", control_ep, "--actor",
+                                 "gfdit.admission", "admission", with({{"gpus", workers}}), "--actor",
+                                 "gfdit.scheduler", "scheduler", with({{"policy", policy}, {"chunk_steps", 5}}),
+                                 "--actor", "gfdit.membership", "membership", with({{"heartbeat_timeout_ms", 1000}})});
     for (int w = 0; w < workers; ++w) {
       const std::string n = std::to_string(w);  // ("w" + an rvalue string: a false -Wrestrict in GCC 12)
       worker_eps.push_back(unique_ipc("w"));
       worker_procs.push_back(std::make_unique<child_process>(std::vector<std::string>{
-          GFDIT_SERVING_NODE, "--name", "w" + n, "--bind", worker_eps.back(),
-          "--peer", "control=" + control_ep,
+          GFDIT_SERVING_NODE, "--name", "w" + n, "--bind", worker_eps.back(), "--peer", "control=" + control_ep,
           "--actor", "gfdit.worker", "worker-" + n, with({{"id", w}})}));
     }
   }

@@ -24,9 +24,11 @@ sim::run_metrics serve(live_graph& g, std::function<void(int)> at_second = {},
   EXPECT_TRUE(n);
   if (downs) {
     EXPECT_TRUE((*n)->add("observer", std::make_unique<testing::lambda_actor>([downs](context& ctx) {
-      ctx.subscribe<msg::worker_down>("membership", [downs](const msg::worker_down& d, const envelope&) { downs->push(d.worker); });
-      return result<void>{};
-    })));
+                            ctx.subscribe<msg::worker_down>(
+                                "membership",
+                                [downs](const msg::worker_down& d, const envelope&) { downs->push(d.worker); });
+                            return result<void>{};
+                          })));
   }
   testing::collector<sim::run_metrics> result;
   load_client_options opt;
@@ -34,7 +36,8 @@ sim::run_metrics serve(live_graph& g, std::function<void(int)> at_second = {},
   opt.gpus = workers;
   opt.speedup = speedup;
   opt.max_wall_s = 120;
-  EXPECT_TRUE((*n)->add("client", std::make_unique<load_client>(opt, [&](const sim::run_metrics& m) { result.push(m); })));
+  EXPECT_TRUE(
+      (*n)->add("client", std::make_unique<load_client>(opt, [&](const sim::run_metrics& m) { result.push(m); })));
   auto r = (*n)->start();
   EXPECT_TRUE(r) << (r ? "" : r.err().what);
   for (int s = 1; !result.wait_for(1, 1s); ++s)
@@ -64,12 +67,15 @@ TEST(live_serving, killing_a_worker_process_midway_loses_no_request) {
   live_graph g("edf-best-fit", workers, speedup);
   bool killed = false;
   testing::collector<std::int32_t> downs;
-  const auto m = serve(g, [&](int second) {
-    if (second == 1 && !killed) {
-      g.worker_procs[3]->signal(SIGKILL);
-      killed = true;
-    }
-  }, &downs);
+  const auto m = serve(
+      g,
+      [&](int second) {
+        if (second == 1 && !killed) {
+          g.worker_procs[3]->signal(SIGKILL);
+          killed = true;
+        }
+      },
+      &downs);
   ASSERT_TRUE(killed);
   // Membership noticed the silence, and the scheduler worked on without the dead worker.
   // (A loaded CI machine may also delay another worker's heartbeat past the timeout; that

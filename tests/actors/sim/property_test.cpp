@@ -10,10 +10,16 @@ namespace gfdit::sim {
 namespace {
 
 workload random_workload(rng& g) {
-  struct shape { const char* model; std::int32_t w, h, frames, steps; };
-  const shape shapes[] = {{"dit-xl-2-256", 256, 256, 1, 20},     {"image-dit-20b-standin", 512, 512, 1, 12},
-                          {"image-dit-20b-standin", 1024, 1024, 1, 12}, {"image-dit-20b-standin", 1536, 1536, 1, 8},
-                          {"mmdit-12b-standin", 1024, 1024, 1, 10},  {"video-dit-5b-standin", 832, 480, 17, 6}};
+  struct shape {
+    const char* model;
+    std::int32_t w, h, frames, steps;
+  };
+  const shape shapes[] = {{"dit-xl-2-256", 256, 256, 1, 20},
+                          {"image-dit-20b-standin", 512, 512, 1, 12},
+                          {"image-dit-20b-standin", 1024, 1024, 1, 12},
+                          {"image-dit-20b-standin", 1536, 1536, 1, 8},
+                          {"mmdit-12b-standin", 1024, 1024, 1, 10},
+                          {"video-dit-5b-standin", 832, 480, 17, 6}};
   workload w;
   w.name = "random";
   w.seed = g.next();

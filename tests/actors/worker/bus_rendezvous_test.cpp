@@ -137,13 +137,13 @@ class world_graph {
   }
 
   void add_rank(const std::string& name, int rank, int size, int timeout_ms) {
-    ranks_.emplace_back(name, std::make_unique<child_process>(
-                                  std::vector<std::string>{GFDIT_WORLD_BUS_PEER, "--name", name, "--bind",
-                                                           testing::unique_ipc(name), "--peer", "control=" + control_ep_,
-                                                           "--rank", std::to_string(rank), "--size", std::to_string(size),
-                                                           "--world", "test", "--timeout-ms", std::to_string(timeout_ms),
-                                                           "--out", (dir_ / (name + ".out")).string()},
-                                  (dir_ / (name + ".log")).string()));
+    ranks_.emplace_back(
+        name, std::make_unique<child_process>(
+                  std::vector<std::string>{GFDIT_WORLD_BUS_PEER, "--name", name, "--bind", testing::unique_ipc(name),
+                                           "--peer", "control=" + control_ep_, "--rank", std::to_string(rank), "--size",
+                                           std::to_string(size), "--world", "test", "--timeout-ms",
+                                           std::to_string(timeout_ms), "--out", (dir_ / (name + ".out")).string()},
+                  (dir_ / (name + ".log")).string()));
   }
 
   // Waits for every rank process to exit (each stops itself once it has written its result).
@@ -179,8 +179,9 @@ class world_graph {
     return {std::istreambuf_iterator<char>(in), {}};
   }
 
-  fs::path dir_ = fs::temp_directory_path() / ("gfdit-world-bus-" + std::to_string(::getpid()) + "-" +
-                                               std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
+  fs::path dir_ =
+      fs::temp_directory_path() / ("gfdit-world-bus-" + std::to_string(::getpid()) + "-" +
+                                   std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
   std::string control_ep_ = testing::unique_ipc("control");
   std::unique_ptr<child_process> hub_;
   std::vector<std::pair<std::string, std::unique_ptr<child_process>>> ranks_;

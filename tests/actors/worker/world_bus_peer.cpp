@@ -81,11 +81,15 @@ class world_peer : public actor {
     auto pump = ctx.waker([this, &ctx] {
       if (joiner_->poll(ctx)) ctx.request_stop();
     });
-    joiner_ = std::make_unique<world_joiner>("membership", o_.world, o_.rank, o_.size, [this](coll::rendezvous& rv) {
-      auto r = join_and_reduce(rv, o_);
-      write_atomically(o_.out, r ? "ok\n" + *r : "error " + std::string(to_string(r.err().code)) + "\n" + r.err().what + "\n");
-      return r ? result<void>{} : result<void>(r.err());
-    }, std::move(pump));
+    joiner_ = std::make_unique<world_joiner>(
+        "membership", o_.world, o_.rank, o_.size,
+        [this](coll::rendezvous& rv) {
+          auto r = join_and_reduce(rv, o_);
+          write_atomically(
+              o_.out, r ? "ok\n" + *r : "error " + std::string(to_string(r.err().code)) + "\n" + r.err().what + "\n");
+          return r ? result<void>{} : result<void>(r.err());
+        },
+        std::move(pump));
     return {};
   }
 
@@ -108,18 +112,27 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     const bool has = i + 1 < argc;
-    if (a == "--name" && has) opt.name = argv[++i];
-    else if (a == "--bind" && has) opt.bind = argv[++i];
+    if (a == "--name" && has)
+      opt.name = argv[++i];
+    else if (a == "--bind" && has)
+      opt.bind = argv[++i];
     else if (a == "--peer" && has) {
       const std::string p = argv[++i];
       opt.peers.push_back({p.substr(0, p.find('=')), p.substr(p.find('=') + 1)});
-    } else if (a == "--hub") hub = true;
-    else if (a == "--rank" && has) ro.rank = std::stoi(argv[++i]);
-    else if (a == "--size" && has) ro.size = std::stoi(argv[++i]);
-    else if (a == "--world" && has) ro.world = argv[++i];
-    else if (a == "--timeout-ms" && has) ro.timeout_ms = std::stoll(argv[++i]);
-    else if (a == "--out" && has) ro.out = argv[++i];
-    else return std::fprintf(stderr, "bad argument '%s'\n", a.c_str()), 2;
+    } else if (a == "--hub")
+      hub = true;
+    else if (a == "--rank" && has)
+      ro.rank = std::stoi(argv[++i]);
+    else if (a == "--size" && has)
+      ro.size = std::stoi(argv[++i]);
+    else if (a == "--world" && has)
+      ro.world = argv[++i];
+    else if (a == "--timeout-ms" && has)
+      ro.timeout_ms = std::stoll(argv[++i]);
+    else if (a == "--out" && has)
+      ro.out = argv[++i];
+    else
+      return std::fprintf(stderr, "bad argument '%s'\n", a.c_str()), 2;
   }
   auto n = node::create(opt);
   if (!n) return 1;

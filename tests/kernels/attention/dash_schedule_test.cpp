@@ -44,9 +44,8 @@ void check(const layout& l, schedule sched, int G) {
       ASSERT_TRUE(seen.insert(m).second) << "item " << item << " visits Q tile " << m << " twice";
       const int rank = bwd_rank<CAUSAL>(s, sched, m);
       auto& ranks = order[{s.b, s.h, m}];
-      ASSERT_TRUE(ranks.emplace(rank, item).second)
-          << "Q tile " << m << " of head " << s.h << ": rank " << rank << " given to items " << ranks[rank] << " and "
-          << item;
+      ASSERT_TRUE(ranks.emplace(rank, item).second) << "Q tile " << m << " of head " << s.h << ": rank " << rank
+                                                    << " given to items " << ranks[rank] << " and " << item;
     }
   }
   for (const auto& [tile, ranks] : order) {
@@ -62,8 +61,7 @@ void check(const layout& l, schedule sched, int G) {
   }
 }
 
-const std::vector<layout> layouts = {
-    {{64}, 1}, {{1000}, 3}, {{4096}, 2}, {{129, 1, 700, 2048}, 2}, {{8192, 300}, 4}};
+const std::vector<layout> layouts = {{{64}, 1}, {{1000}, 3}, {{4096}, 2}, {{129, 1, 700, 2048}, 2}, {{8192, 300}, 4}};
 
 TEST(dash_schedule, every_q_tile_has_one_fixed_order_and_no_item_waits_for_a_later_one) {
   for (const auto& l : layouts)

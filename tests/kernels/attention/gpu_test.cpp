@@ -101,7 +101,11 @@ struct gpu_case {
     if (!cu.empty()) cu_dev = upload(cu);
   }
   ga::forward_args fwd() const {
-    return {q.get(), k.get(), v.get(), o.get(), static_cast<float*>(lse.get()),
+    return {q.get(),
+            k.get(),
+            v.get(),
+            o.get(),
+            static_cast<float*>(lse.get()),
             static_cast<const std::int32_t*>(cu_dev.get())};
   }
   ga::backward_args bwd(ga::schedule s) const {
@@ -131,9 +135,8 @@ struct config {
 };
 
 std::string name(const config& c) {
-  return std::string(c.type == ga::dtype::bf16 ? "bf16" : "fp16") + "_d" +
-         std::to_string(c.head_dim) + (c.mask == ga::mask_kind::causal ? "_causal" : "_full") +
-         (c.varlen ? "_varlen" : "_padded");
+  return std::string(c.type == ga::dtype::bf16 ? "bf16" : "fp16") + "_d" + std::to_string(c.head_dim) +
+         (c.mask == ga::mask_kind::causal ? "_causal" : "_full") + (c.varlen ? "_varlen" : "_padded");
 }
 
 std::vector<config> all_configs() {
@@ -171,8 +174,8 @@ TEST_P(GpuAttention, ForwardAndEveryScheduleMatchReference) {
   const std::size_t n = g.p.elements();
   std::vector<float> ro(n), rl(g.p.rows()), rdq(n), rdk(n), rdv(n);
   ASSERT_TRUE(ga::reference_forward(g.p, g.hq.data(), g.hk.data(), g.hv.data(), ro.data(), rl.data()).ok());
-  ASSERT_TRUE(ga::reference_backward(g.p, g.hq.data(), g.hk.data(), g.hv.data(), g.hdo.data(),
-                                     rdq.data(), rdk.data(), rdv.data())
+  ASSERT_TRUE(ga::reference_backward(g.p, g.hq.data(), g.hk.data(), g.hv.data(), g.hdo.data(), rdq.data(), rdk.data(),
+                                     rdv.data())
                   .ok());
   poison(g.o.get(), n * 2);
   poison(g.lse.get(), g.p.rows() * 4);
@@ -198,8 +201,8 @@ TEST_P(GpuAttention, ForwardAndEveryScheduleMatchReference) {
     auto rb = ga::backward(g.p, g.bwd(s));
     ASSERT_TRUE(rb.ok()) << rb.err().what;
     CUDA_OK(cudaDeviceSynchronize());
-    for (auto [dptr, ref, what] : {std::tuple{g.dq.get(), &rdq, "dQ"}, std::tuple{g.dk.get(), &rdk, "dK"},
-                                   std::tuple{g.dv.get(), &rdv, "dV"}}) {
+    for (auto [dptr, ref, what] :
+         {std::tuple{g.dq.get(), &rdq, "dQ"}, std::tuple{g.dk.get(), &rdk, "dK"}, std::tuple{g.dv.get(), &rdv, "dV"}}) {
       auto got = download<std::uint16_t>(dptr, n);
       const double e = rel_l2(n, ref->data(), [&](std::size_t i) { return ga::to_float(c.type, got[i]); });
       EXPECT_LE(e, 1e-2) << what;
@@ -331,8 +334,8 @@ TEST(GpuAttentionInvariance, PairRangesAndTailBlocksKeepTheBits) {
         g.p.mask = mask;
         g.cu = sh.cu;
         g.init(rng);
-        const std::string where = "batch " + std::to_string(sh.batch) + " heads " + std::to_string(sh.heads) +
-                                  " d " + std::to_string(d) + (mask == ga::mask_kind::causal ? " causal" : " full");
+        const std::string where = "batch " + std::to_string(sh.batch) + " heads " + std::to_string(sh.heads) + " d " +
+                                  std::to_string(d) + (mask == ga::mask_kind::causal ? " causal" : " full");
         const std::size_t ob = g.p.elements() * 2, lb = g.p.rows() * 4;
         auto run = [&](std::vector<std::pair<int, int>> ranges, bool split, int rows = 0) {
           poison(g.o.get(), ob);
@@ -346,7 +349,8 @@ TEST(GpuAttentionInvariance, PairRangesAndTailBlocksKeepTheBits) {
             EXPECT_TRUE(ga::forward(g.p, a).ok()) << where;
           }
           EXPECT_EQ(cudaSuccess, cudaDeviceSynchronize());
-          return std::make_pair(download<std::uint16_t>(g.o.get(), g.p.elements()), download<float>(g.lse.get(), g.p.rows()));
+          return std::make_pair(download<std::uint16_t>(g.o.get(), g.p.elements()),
+                                download<float>(g.lse.get(), g.p.rows()));
         };
         const int pairs = sh.batch * sh.heads, lead = ga::forward_whole_wave_pairs(g.p);
         ASSERT_GE(lead, 0);

@@ -90,9 +90,8 @@ TEST_P(ReferenceByMask, BackwardMatchesFiniteDifferences) {
   const std::size_t n = p.elements();
   auto q = randn(n, rng), k = randn(n, rng), v = randn(n, rng), w = randn(n, rng);
   std::vector<double> dq(n), dk(n), dv(n);
-  ASSERT_TRUE(ga::reference_backward_f64(p, q.data(), k.data(), v.data(), w.data(), dq.data(),
-                                         dk.data(), dv.data())
-                  .ok());
+  ASSERT_TRUE(
+      ga::reference_backward_f64(p, q.data(), k.data(), v.data(), w.data(), dq.data(), dk.data(), dv.data()).ok());
   const double eps = 1e-5;
   double worst = 0;
   for (auto [x, g] : {std::pair{&q, &dq}, std::pair{&k, &dk}, std::pair{&v, &dv}}) {
@@ -129,9 +128,8 @@ TEST_P(ReferenceByMask, VarlenEqualsSeparateSequencesBitwise) {
   auto q = randn(n, rng), k = randn(n, rng), v = randn(n, rng), w = randn(n, rng);
   std::vector<double> o(n), lse(packed.rows()), dq(n), dk(n), dv(n);
   ASSERT_TRUE(ga::reference_forward_f64(packed, q.data(), k.data(), v.data(), o.data(), lse.data()).ok());
-  ASSERT_TRUE(ga::reference_backward_f64(packed, q.data(), k.data(), v.data(), w.data(), dq.data(),
-                                         dk.data(), dv.data())
-                  .ok());
+  ASSERT_TRUE(
+      ga::reference_backward_f64(packed, q.data(), k.data(), v.data(), w.data(), dq.data(), dk.data(), dv.data()).ok());
   for (int b = 0; b < packed.batch; ++b) {
     ga::problem one = packed;
     one.batch = 1;
@@ -143,28 +141,25 @@ TEST_P(ReferenceByMask, VarlenEqualsSeparateSequencesBitwise) {
       std::vector<double> out(m);
       for (int h = 0; h < one.heads; ++h)
         for (int s = 0; s < one.seqlen; ++s)
-          for (int x = 0; x < one.head_dim; ++x)
-            out[one.row_offset(0, h, s) + x] = src[packed.row_offset(b, h, s) + x];
+          for (int x = 0; x < one.head_dim; ++x) out[one.row_offset(0, h, s) + x] = src[packed.row_offset(b, h, s) + x];
       return out;
     };
     auto q1 = gather(q), k1 = gather(k), v1 = gather(v), w1 = gather(w);
     std::vector<double> o1(m), lse1(one.rows()), dq1(m), dk1(m), dv1(m);
     ASSERT_TRUE(ga::reference_forward_f64(one, q1.data(), k1.data(), v1.data(), o1.data(), lse1.data()).ok());
-    ASSERT_TRUE(ga::reference_backward_f64(one, q1.data(), k1.data(), v1.data(), w1.data(),
-                                           dq1.data(), dk1.data(), dv1.data())
-                    .ok());
+    ASSERT_TRUE(
+        ga::reference_backward_f64(one, q1.data(), k1.data(), v1.data(), w1.data(), dq1.data(), dk1.data(), dv1.data())
+            .ok());
     EXPECT_EQ(gather(o), o1);
     EXPECT_EQ(gather(dq), dq1);
     EXPECT_EQ(gather(dk), dk1);
     EXPECT_EQ(gather(dv), dv1);
     for (int h = 0; h < one.heads; ++h)
-      for (int s = 0; s < one.seqlen; ++s)
-        EXPECT_EQ(lse[packed.lse_offset(b, h, s)], lse1[one.lse_offset(0, h, s)]);
+      for (int s = 0; s < one.seqlen; ++s) EXPECT_EQ(lse[packed.lse_offset(b, h, s)], lse1[one.lse_offset(0, h, s)]);
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Masks, ReferenceByMask,
-                         ::testing::Values(ga::mask_kind::full, ga::mask_kind::causal));
+INSTANTIATE_TEST_SUITE_P(Masks, ReferenceByMask, ::testing::Values(ga::mask_kind::full, ga::mask_kind::causal));
 
 TEST(AttentionReference, CausalRowEqualsFullAttentionOverItsPrefix) {
   std::mt19937_64 rng(std::random_device{}());
@@ -182,8 +177,8 @@ TEST(AttentionReference, CausalRowEqualsFullAttentionOverItsPrefix) {
     full.mask = ga::mask_kind::full;
     full.seqlen = i + 1;
     const std::size_t m = full.elements();
-    std::vector<double> qf(q.begin(), q.begin() + m), kf(k.begin(), k.begin() + m),
-        vf(v.begin(), v.begin() + m), of(m), lf(full.rows());
+    std::vector<double> qf(q.begin(), q.begin() + m), kf(k.begin(), k.begin() + m), vf(v.begin(), v.begin() + m), of(m),
+        lf(full.rows());
     ASSERT_TRUE(ga::reference_forward_f64(full, qf.data(), kf.data(), vf.data(), of.data(), lf.data()).ok());
     for (int x = 0; x < 64; ++x) EXPECT_EQ(o[i * 64 + x], of[i * 64 + x]) << "row " << i;
     EXPECT_EQ(lse[i], lf[i]);

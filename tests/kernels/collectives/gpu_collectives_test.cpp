@@ -20,7 +20,8 @@ void run_backend(const char* backend, const char* mode = "") {
   if (n < 2) GTEST_SKIP() << "needs 2 GPUs, found " << n;
   auto st = run_workers("gpu", n, backend, std::chrono::seconds(240), mode);
   for (std::size_t r = 0; r < st.size(); ++r)
-    EXPECT_TRUE(st[r].exited && st[r].code == 0) << "rank " << r << ": exit code " << st[r].code << ", signal " << st[r].signal;
+    EXPECT_TRUE(st[r].exited && st[r].code == 0)
+        << "rank " << r << ": exit code " << st[r].code << ", signal " << st[r].signal;
 }
 
 // Defaults (LL up to 1 MiB pushed per rank), deferred done and chunked (pipelined) staging on, with

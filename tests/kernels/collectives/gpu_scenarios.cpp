@@ -15,13 +15,30 @@
 namespace gfdit::coll::testing {
 namespace {
 
-#define CK_CUDA(x) do { const cudaError_t e_ = (x); if (e_ != cudaSuccess) { std::fprintf(stderr, "%s: %s\n", #x, cudaGetErrorString(e_)); return 50; } } while (0)
-#define CK_NCCL(x) do { const ncclResult_t e_ = (x); if (e_ != ncclSuccess) { std::fprintf(stderr, "%s: %s\n", #x, ncclGetErrorString(e_)); return 51; } } while (0)
+#define CK_CUDA(x)                                                  \
+  do {                                                              \
+    const cudaError_t e_ = (x);                                     \
+    if (e_ != cudaSuccess) {                                        \
+      std::fprintf(stderr, "%s: %s\n", #x, cudaGetErrorString(e_)); \
+      return 50;                                                    \
+    }                                                               \
+  } while (0)
+#define CK_NCCL(x)                                                  \
+  do {                                                              \
+    const ncclResult_t e_ = (x);                                    \
+    if (e_ != ncclSuccess) {                                        \
+      std::fprintf(stderr, "%s: %s\n", #x, ncclGetErrorString(e_)); \
+      return 51;                                                    \
+    }                                                               \
+  } while (0)
 
 struct dbuf {
   void* p = nullptr;
   std::size_t n = 0;
-  explicit dbuf(std::size_t bytes) : n(bytes) { cudaMalloc(&p, bytes ? bytes : 1); cudaMemset(p, 0, bytes ? bytes : 1); }
+  explicit dbuf(std::size_t bytes) : n(bytes) {
+    cudaMalloc(&p, bytes ? bytes : 1);
+    cudaMemset(p, 0, bytes ? bytes : 1);
+  }
   ~dbuf() { cudaFree(p); }
   dbuf(const dbuf&) = delete;
   std::vector<std::uint8_t> host() const {
@@ -64,7 +81,8 @@ int scenario_gpu(World& w, rendezvous& rv, checker& ck) {
     ck.expect(a.host() == b.host(), std::string(be) + " " + what + ": differs from NCCL");
   };
   // 12345: odd sizes and unaligned segments (byte-wise tails on every path).
-  for (std::size_t bytes : {std::size_t{12345}, std::size_t{64} << 10, (std::size_t{1} << 20) + 48, std::size_t{6} << 20}) {
+  for (std::size_t bytes :
+       {std::size_t{12345}, std::size_t{64} << 10, (std::size_t{1} << 20) + 48, std::size_t{6} << 20}) {
     const std::string sz = " bytes=" + std::to_string(bytes);
     const std::size_t total = bytes * static_cast<std::size_t>(size);
     dbuf in(total), mine(total), theirs(total), one(bytes);
@@ -154,7 +172,8 @@ int scenario_gpu(World& w, rendezvous& rv, checker& ck) {
       CK_CUDA(cudaStreamSynchronize(st));
       std::vector<float> got(count);
       CK_CUDA(cudaMemcpy(got.data(), a.p, count * 4, cudaMemcpyDeviceToHost));
-      ck.expect(std::memcmp(got.data(), want.data(), count * 4) == 0, std::string(be) + " all_reduce f32 vs member-order sum" + sz);
+      ck.expect(std::memcmp(got.data(), want.data(), count * 4) == 0,
+                std::string(be) + " all_reduce f32 vs member-order sum" + sz);
       if (size == 2) same(a, b, "all_reduce f32" + sz);
       const std::size_t hc = bytes / 2;
       dbuf hi(hc * 2), ha(hc * 2), hb(hc * 2);
@@ -183,8 +202,9 @@ int scenario_gpu(World& w, rendezvous& rv, checker& ck) {
       const auto b0 = static_cast<std::size_t>(shard_begin(L.tokens, size, ib)) * L.row_bytes;
       const auto nb = static_cast<std::size_t>(shard_rows(L.tokens, size, ib)) * L.row_bytes;
       auto got = back.host();
-      ck.expect(std::equal(global.begin() + static_cast<long>(b0), global.begin() + static_cast<long>(b0 + nb), got.begin()),
-                std::string(be) + " reshard chain" + sz);
+      ck.expect(
+          std::equal(global.begin() + static_cast<long>(b0), global.begin() + static_cast<long>(b0 + nb), got.begin()),
+          std::string(be) + " reshard chain" + sz);
     }
   }
   if (w.kind() == backend_kind::cuda_ipc) {  // capture once, replay with new inputs

@@ -56,7 +56,8 @@ void run_collectives(World& w, const Group& g, std::uint64_t salt, checker& ck) 
     bool ok = true;
     for (int j = 0; j < n; ++j)
       ok &= bytes_of(salt + bytes, g.member(j), g.member(me), bytes) ==
-            std::vector<std::uint8_t>(recv.begin() + j * static_cast<long>(bytes), recv.begin() + (j + 1) * static_cast<long>(bytes));
+            std::vector<std::uint8_t>(recv.begin() + j * static_cast<long>(bytes),
+                                      recv.begin() + (j + 1) * static_cast<long>(bytes));
     ck.expect(ok, tag("all_to_all data") + " bytes=" + std::to_string(bytes));
   }
   {  // all_to_all_v: sizes differ per edge, some are empty
@@ -64,8 +65,12 @@ void run_collectives(World& w, const Group& g, std::uint64_t salt, checker& ck) 
     std::vector<std::size_t> sb(n), so(n), rb(n), ro(n);
     std::size_t st = 0, rt = 0;
     for (int j = 0; j < n; ++j) {
-      sb[j] = sz(me, j); so[j] = st; st += sb[j] + 5;  // gaps between segments
-      rb[j] = sz(j, me); ro[j] = rt; rt += rb[j] + 3;
+      sb[j] = sz(me, j);
+      so[j] = st;
+      st += sb[j] + 5;  // gaps between segments
+      rb[j] = sz(j, me);
+      ro[j] = rt;
+      rt += rb[j] + 3;
     }
     std::vector<std::uint8_t> send(st + 1), recv(rt + 1, 0xEE);
     for (int j = 0; j < n; ++j) {
@@ -77,7 +82,8 @@ void run_collectives(World& w, const Group& g, std::uint64_t salt, checker& ck) 
     bool ok = true;
     for (int j = 0; j < n; ++j)
       ok &= bytes_of(salt + 7, g.member(j), g.member(me), rb[j]) ==
-            std::vector<std::uint8_t>(recv.begin() + static_cast<long>(ro[j]), recv.begin() + static_cast<long>(ro[j] + rb[j]));
+            std::vector<std::uint8_t>(recv.begin() + static_cast<long>(ro[j]),
+                                      recv.begin() + static_cast<long>(ro[j] + rb[j]));
     ck.expect(ok, tag("all_to_all_v data"));
   }
   for (std::size_t bytes : {std::size_t{777}, std::size_t{70000}}) {  // all_gather
@@ -88,7 +94,8 @@ void run_collectives(World& w, const Group& g, std::uint64_t salt, checker& ck) 
     bool ok = true;
     for (int j = 0; j < n; ++j)
       ok &= bytes_of(salt + 11, g.member(j), 0, bytes) ==
-            std::vector<std::uint8_t>(recv.begin() + j * static_cast<long>(bytes), recv.begin() + (j + 1) * static_cast<long>(bytes));
+            std::vector<std::uint8_t>(recv.begin() + j * static_cast<long>(bytes),
+                                      recv.begin() + (j + 1) * static_cast<long>(bytes));
     ck.expect(ok, tag("all_gather data") + " bytes=" + std::to_string(bytes));
   }
   {  // all_gather from the symmetric region (published without the staging copy)
@@ -101,7 +108,8 @@ void run_collectives(World& w, const Group& g, std::uint64_t salt, checker& ck) 
     bool ok = r.ok();
     for (int j = 0; j < n; ++j)
       ok &= bytes_of(salt + 12, g.member(j), 0, bytes) ==
-            std::vector<std::uint8_t>(recv.begin() + j * static_cast<long>(bytes), recv.begin() + (j + 1) * static_cast<long>(bytes));
+            std::vector<std::uint8_t>(recv.begin() + j * static_cast<long>(bytes),
+                                      recv.begin() + (j + 1) * static_cast<long>(bytes));
     ck.expect(ok, tag("all_gather zero-copy") + " " + str(r));
   }
   {  // one-sided: every member stores its slot into every member's symmetric area; a barrier
@@ -132,7 +140,8 @@ void run_collectives(World& w, const Group& g, std::uint64_t salt, checker& ck) 
     if (me == root)
       for (int j = 0; j < n; ++j)
         ok &= bytes_of(salt + 13, g.member(j), root, bytes) ==
-              std::vector<std::uint8_t>(recv.begin() + j * static_cast<long>(bytes), recv.begin() + (j + 1) * static_cast<long>(bytes));
+              std::vector<std::uint8_t>(recv.begin() + j * static_cast<long>(bytes),
+                                        recv.begin() + (j + 1) * static_cast<long>(bytes));
     ck.expect(ok, tag("gather") + " root=" + std::to_string(root) + " " + str(r));
     std::vector<std::uint8_t> ssend;
     if (me == root)
@@ -161,7 +170,7 @@ void run_collectives(World& w, const Group& g, std::uint64_t salt, checker& ck) 
       }
     }
   ck.expect(w.barrier(g).ok(), tag("barrier"));
-  {  // deterministic all_reduce, f32: bitwise equal to the member-order sum
+  {                                   // deterministic all_reduce, f32: bitwise equal to the member-order sum
     const std::size_t count = 20001;  // several pieces of the 64 KiB buffer
     auto val = [&](int j, std::size_t i) {
       return (static_cast<float>(pattern(salt + 16, g.member(j), 0, i)) - 127.5f) * 0.1234567f +
@@ -177,7 +186,8 @@ void run_collectives(World& w, const Group& g, std::uint64_t salt, checker& ck) 
     auto r = w.all_reduce(g, dtype::f32, send.data(), recv.data(), count);
     ck.expect(r.ok() && std::memcmp(recv.data(), want.data(), count * 4) == 0, tag("all_reduce f32") + " " + str(r));
     r = w.all_reduce(g, dtype::f32, send.data(), send.data(), count);  // in place
-    ck.expect(r.ok() && std::memcmp(send.data(), want.data(), count * 4) == 0, tag("all_reduce f32 in place") + " " + str(r));
+    ck.expect(r.ok() && std::memcmp(send.data(), want.data(), count * 4) == 0,
+              tag("all_reduce f32 in place") + " " + str(r));
   }
   {  // bf16: summed in fp32 in member order, rounded once
     const std::size_t count = 999;
@@ -262,8 +272,8 @@ int scenario_all(World& w, checker& ck) {
 int scenario_overlap(World& w, checker& ck) {
   const int s = w.size();
   std::vector<std::int32_t> m0, m1;
-  for (int r = 0; r < s - 1; ++r) m0.push_back(r);            // {0..s-2}
-  for (int r = s - 1; r >= 1; --r) m1.push_back(r);           // {s-1..1}, reversed order
+  for (int r = 0; r < s - 1; ++r) m0.push_back(r);   // {0..s-2}
+  for (int r = s - 1; r >= 1; --r) m1.push_back(r);  // {s-1..1}, reversed order
   auto g0 = w.form(m0, 1, 0), g1 = w.form(m1, 1, 1);
   if (!ck.expect(g0.ok() && g1.ok(), "form overlapping")) return 1;
   std::atomic<int> bad{0};
@@ -276,8 +286,13 @@ int scenario_overlap(World& w, checker& ck) {
       bool ok = r.ok();
       for (int j = 0; j < g.size() && ok; ++j)
         ok &= bytes_of(salt + it, g.member(j), 0, bytes) ==
-              std::vector<std::uint8_t>(recv.begin() + j * static_cast<long>(bytes), recv.begin() + (j + 1) * static_cast<long>(bytes));
-      if (!ok) { ++bad; std::fprintf(stderr, "[rank %d] overlap: iteration %d failed: %s\n", w.rank(), it, str(r).c_str()); return; }
+              std::vector<std::uint8_t>(recv.begin() + j * static_cast<long>(bytes),
+                                        recv.begin() + (j + 1) * static_cast<long>(bytes));
+      if (!ok) {
+        ++bad;
+        std::fprintf(stderr, "[rank %d] overlap: iteration %d failed: %s\n", w.rank(), it, str(r).c_str());
+        return;
+      }
     }
   };
   std::thread t0, t1;

@@ -11,8 +11,8 @@ inline std::vector<exit_status> run_workers(const std::string& scenario, int n, 
   std::vector<std::string> extra = {backend};
   if (!mode.empty()) extra.push_back(mode);
   return gfdit::testing::run_ranks(
-      gfdit::testing::worker_binary("GFDIT_COLL_WORKER", "gfdit_coll_worker", GFDIT_COLL_WORKER),
-      scenario, n, extra, limit);
+      gfdit::testing::worker_binary("GFDIT_COLL_WORKER", "gfdit_coll_worker", GFDIT_COLL_WORKER), scenario, n, extra,
+      limit);
 }
 
 }  // namespace gfdit::coll::testing

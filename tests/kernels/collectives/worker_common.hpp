@@ -12,7 +12,9 @@ namespace gfdit::coll::testing {
 // Deterministic test bytes: every process can compute what any other process sent.
 inline std::uint8_t pattern(std::uint64_t salt, std::int64_t a, std::int64_t b, std::size_t i) {
   return static_cast<std::uint8_t>(
-      splitmix64(salt ^ splitmix64(static_cast<std::uint64_t>(a) * 1000003u + static_cast<std::uint64_t>(b)) ^ (i * 0x9E37u)) >> 24);
+      splitmix64(salt ^ splitmix64(static_cast<std::uint64_t>(a) * 1000003u + static_cast<std::uint64_t>(b)) ^
+                 (i * 0x9E37u)) >>
+      24);
 }
 
 inline std::vector<std::uint8_t> bytes_of(std::uint64_t salt, std::int64_t a, std::int64_t b, std::size_t n) {

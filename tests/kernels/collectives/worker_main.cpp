@@ -56,12 +56,17 @@ int main(int argc, char** argv) {
     return 100;
   }
   int rc = 0;
-  if (scenario == "all") rc = testing::scenario_all(**w, ck);
-  else if (scenario == "overlap") rc = testing::scenario_overlap(**w, ck);
-  else if (scenario == "cycles") rc = testing::scenario_cycles(**w, ck);
-  else if (scenario == "dead") rc = testing::scenario_dead(**w, ck);
+  if (scenario == "all")
+    rc = testing::scenario_all(**w, ck);
+  else if (scenario == "overlap")
+    rc = testing::scenario_overlap(**w, ck);
+  else if (scenario == "cycles")
+    rc = testing::scenario_cycles(**w, ck);
+  else if (scenario == "dead")
+    rc = testing::scenario_dead(**w, ck);
 #if GFDIT_COLL_HAVE_CUDA
-  else if (scenario == "gpu") rc = testing::scenario_gpu(**w, rv, ck);
+  else if (scenario == "gpu")
+    rc = testing::scenario_gpu(**w, rv, ck);
 #endif
   else {
     std::fprintf(stderr, "unknown scenario %s\n", argv[1]);

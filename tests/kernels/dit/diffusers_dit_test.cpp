@@ -53,7 +53,8 @@ std::string replaced(std::string s, const std::string& from, const std::string& 
 }
 
 // A transformer/ folder holding `file` (written as `dtype`) and `config` text.
-fs::path write_folder(const std::string& name, const st_file& file, const std::string& config, const std::string& dtype = "F32") {
+fs::path write_folder(const std::string& name, const st_file& file, const std::string& config,
+                      const std::string& dtype = "F32") {
   const fs::path d = temp_dir(name);
   EXPECT_TRUE(write_safetensors(d / weights_name, file, dtype).ok());
   write_text(d / "config.json", config);
@@ -64,7 +65,8 @@ fs::path write_folder(const std::string& name, const st_file& file, const std::s
 // carry the legacy class name; diffusers remaps it to DiTTransformer2DModel).
 std::string dit_xl_2_config(int sample_size, const std::string& cls = "Transformer2DModel") {
   return R"({
-  "_class_name": ")" + cls + R"(",
+  "_class_name": ")" +
+         cls + R"(",
   "_diffusers_version": "0.12.0.dev0",
   "activation_fn": "gelu-approximate",
   "attention_bias": true,
@@ -82,7 +84,8 @@ std::string dit_xl_2_config(int sample_size, const std::string& cls = "Transform
   "only_cross_attention": false,
   "out_channels": 8,
   "patch_size": 2,
-  "sample_size": )" + std::to_string(sample_size) + R"(,
+  "sample_size": )" +
+         std::to_string(sample_size) + R"(,
   "upcast_attention": false,
   "use_linear_projection": false
 })";
@@ -93,7 +96,6 @@ result<model_config> parse(const std::string& name, const std::string& text, int
   write_text(p, text);
   return config_from_diffusers(p, override_size);
 }
-
 
 // The folder with one change to the weights or the config must be refused naming `expect`.
 void expect_refused(const std::string& name, const std::function<void(st_file&, std::string&)>& change,
@@ -130,7 +132,7 @@ TEST(DiffusersDit, PublishedXl2ConfigsGiveTheStockSizes) {
       EXPECT_EQ(c->cond, conditioning::class_label);
       EXPECT_EQ(c->pos, positional::sincos);
       EXPECT_EQ(parameter_count(*c), parameter_count(s));  // same tensors, same shapes
-      EXPECT_EQ(c->freq_shift, 1);                          // diffusers' Timesteps, not DiT's code
+      EXPECT_EQ(c->freq_shift, 1);                         // diffusers' Timesteps, not DiT's code
       EXPECT_EQ(s.freq_shift, 0);
       EXPECT_EQ(c->name, std::string("diffusers-") + stock);
     }
@@ -143,8 +145,12 @@ TEST(DiffusersDit, PublishedXl2ConfigsGiveTheStockSizes) {
 
 TEST(DiffusersDit, SmallerDitSizesAndDefaults) {
   // DiT-S/2, B/4, L/8 at 256 with only the size fields: the rest takes DiTTransformer2DModel's defaults.
-  const struct { int heads, dim, layers, patch; const char* name; } sizes[] = {
-      {6, 64, 12, 2, "diffusers-dit-s-2-256"}, {12, 64, 12, 4, "diffusers-dit-b-4-256"}, {16, 64, 24, 8, "diffusers-dit-l-8-256"}};
+  const struct {
+    int heads, dim, layers, patch;
+    const char* name;
+  } sizes[] = {{6, 64, 12, 2, "diffusers-dit-s-2-256"},
+               {12, 64, 12, 4, "diffusers-dit-b-4-256"},
+               {16, 64, 24, 8, "diffusers-dit-l-8-256"}};
   for (const auto& s : sizes) {
     auto c = parse(s.name, "{\"num_attention_heads\": " + std::to_string(s.heads) + ", \"attention_head_dim\": " +
                                std::to_string(s.dim) + ", \"num_layers\": " + std::to_string(s.layers) +
@@ -164,14 +170,16 @@ TEST(DiffusersDit, ConfigsGfditCannotRunAreRefusedByField) {
       {replaced(xl, "\"ada_norm_zero\"", "\"layer_norm\""), "norm_type 'layer_norm'"},
       {replaced(xl, "\"ada_norm_zero\"", "\"ada_norm_single\""), "norm_type 'ada_norm_single'"},
       {replaced(xl, "\"gelu-approximate\"", "\"geglu\""), "activation_fn 'geglu'"},
-      {replaced(xl, "\"norm_elementwise_affine\": false", "\"norm_elementwise_affine\": true"), "norm_elementwise_affine"},
+      {replaced(xl, "\"norm_elementwise_affine\": false", "\"norm_elementwise_affine\": true"),
+       "norm_elementwise_affine"},
       {replaced(xl, "\"attention_bias\": true", "\"attention_bias\": false"), "attention_bias"},
       {replaced(xl, "\"out_channels\": 8", "\"out_channels\": 6"), "out_channels 6"},
       {replaced(xl, "\"num_embeds_ada_norm\": 1000", "\"num_embeds_ada_norm\": null"), "num_embeds_ada_norm"},
       {replaced(xl, "\"patch_size\": 2", "\"patch_size\": 3"), "sample_size 32 is not a multiple of patch_size 3"},
       {replaced(xl, "\"num_layers\": 28", "\"num_layers\": \"28\""), "num_layers has the wrong JSON type"},
       {replaced(xl, "\"num_layers\": 28", "\"num_layers\": 0"), "num_layers must be a positive integer"},
-      {replaced(xl, "\"attention_head_dim\": 72", "\"attention_head_dim\": 1.5"), "attention_head_dim must be a positive integer"},
+      {replaced(xl, "\"attention_head_dim\": 72", "\"attention_head_dim\": 1.5"),
+       "attention_head_dim must be a positive integer"},
       {replaced(xl, "\"Transformer2DModel\"", "\"UNet2DConditionModel\""), "_class_name 'UNet2DConditionModel'"},
       {replaced(xl, "\"dropout\": 0.0", "\"norm_eps\": 0.01"), "norm_eps"},
       {"[1, 2]", "not a JSON object"},
@@ -284,7 +292,8 @@ TEST(DiffusersDit, WithoutLearnedSigmaTheSameEpsilonRowsLoad) {
     }
   w = w4;
   b = b4;
-  auto m = load_diffusers_dit(write_folder("eps-only", *file, replaced(read_text(fixture / "config.json"), "\"out_channels\": 8", "\"out_channels\": 4")));
+  auto m = load_diffusers_dit(write_folder(
+      "eps-only", *file, replaced(read_text(fixture / "config.json"), "\"out_channels\": 8", "\"out_channels\": 4")));
   ASSERT_TRUE(m.ok()) << m.err().what;
   auto sigma = load_diffusers_dit(fixture);
   ASSERT_TRUE(sigma.ok());
@@ -294,40 +303,71 @@ TEST(DiffusersDit, WithoutLearnedSigmaTheSameEpsilonRowsLoad) {
 // --- hostile folders ------------------------------------------------------------------------------
 
 TEST(DiffusersDit, HostileFoldersAreRefusedByName) {
-  expect_refused("missing", [](st_file& f, std::string&) { f.tensors.erase("transformer_blocks.1.attn1.to_k.bias"); },
-                 "missing tensor transformer_blocks.1.attn1.to_k.bias");
-  expect_refused("extra", [](st_file& f, std::string&) { f.tensors["transformer_blocks.0.norm2.weight"] = {"F32", {64}, std::vector<float>(64, 1.0f)}; },
-                 "unexpected tensor transformer_blocks.0.norm2.weight");
-  expect_refused("pos-buffer", [](st_file& f, std::string&) { f.tensors["pos_embed.pos_embed"] = {"F32", {1, 16, 64}, std::vector<float>(16 * 64)}; },
-                 "unexpected tensor pos_embed.pos_embed");
-  expect_refused("shape", [](st_file& f, std::string&) {
-    auto& t = f.tensors.at("transformer_blocks.0.ff.net.2.weight");
-    t.shape = {64, 128};
-    t.values.resize(64 * 128);
-  }, "transformer_blocks.0.ff.net.2.weight: wrong shape [64, 128] (expected [64, 256])");
-  expect_refused("no-null-class", [](st_file& f, std::string&) {
-    for (int i = 0; i < 2; ++i) {
-      auto& t = f.tensors.at("transformer_blocks." + std::to_string(i) + ".norm1.emb.class_embedder.embedding_table.weight");
-      t.shape = {10, 64};
-      t.values.resize(10 * 64);
-    }
-  }, "transformer_blocks.0.norm1.emb.class_embedder.embedding_table.weight: wrong shape [10, 64] (expected [11, 64])");
-  expect_refused("nan", [](st_file& f, std::string&) { f.tensors.at("transformer_blocks.1.norm1.linear.weight").values[5] = std::nanf(""); },
-                 "transformer_blocks.1.norm1.linear.weight: element 5 is not finite");
-  expect_refused("inf", [](st_file& f, std::string&) { f.tensors.at("proj_out_2.bias").values[0] = INFINITY; },
-                 "proj_out_2.bias: element 0 is not finite");
-  expect_refused("embedders", [](st_file& f, std::string&) {
-    f.tensors.at("transformer_blocks.1.norm1.emb.timestep_embedder.linear_1.weight").values[17] += 0.25f;
-  }, "transformer_blocks.1.norm1.emb.timestep_embedder.linear_1.weight differs from block 0's at element 17");
-  expect_refused("class-embedders", [](st_file& f, std::string&) {
-    f.tensors.at("transformer_blocks.1.norm1.emb.class_embedder.embedding_table.weight").values[0] = 3.0f;
-  }, "transformer_blocks.1.norm1.emb.class_embedder.embedding_table.weight differs from block 0's");
-  expect_refused("norm-type", [](st_file&, std::string& c) { c = replaced(c, "\"ada_norm_zero\"", "\"ada_norm\""); },
-                 "norm_type 'ada_norm' is not supported");
-  expect_refused("layers", [](st_file&, std::string& c) { c = replaced(c, "\"num_layers\": 2", "\"num_layers\": 3"); },
-                 "missing tensor transformer_blocks.2.");
-  expect_refused("heads", [](st_file&, std::string& c) { c = replaced(c, "\"attention_head_dim\": 32", "\"attention_head_dim\": 16"); },
-                 "pos_embed.proj.weight: wrong shape [64, 4, 2, 2] (expected [32, 4, 2, 2])");
+  expect_refused(
+      "missing", [](st_file& f, std::string&) { f.tensors.erase("transformer_blocks.1.attn1.to_k.bias"); },
+      "missing tensor transformer_blocks.1.attn1.to_k.bias");
+  expect_refused(
+      "extra",
+      [](st_file& f, std::string&) {
+        f.tensors["transformer_blocks.0.norm2.weight"] = {"F32", {64}, std::vector<float>(64, 1.0f)};
+      },
+      "unexpected tensor transformer_blocks.0.norm2.weight");
+  expect_refused(
+      "pos-buffer",
+      [](st_file& f, std::string&) {
+        f.tensors["pos_embed.pos_embed"] = {"F32", {1, 16, 64}, std::vector<float>(16 * 64)};
+      },
+      "unexpected tensor pos_embed.pos_embed");
+  expect_refused(
+      "shape",
+      [](st_file& f, std::string&) {
+        auto& t = f.tensors.at("transformer_blocks.0.ff.net.2.weight");
+        t.shape = {64, 128};
+        t.values.resize(64 * 128);
+      },
+      "transformer_blocks.0.ff.net.2.weight: wrong shape [64, 128] (expected [64, 256])");
+  expect_refused(
+      "no-null-class",
+      [](st_file& f, std::string&) {
+        for (int i = 0; i < 2; ++i) {
+          auto& t = f.tensors.at("transformer_blocks." + std::to_string(i) +
+                                 ".norm1.emb.class_embedder.embedding_table.weight");
+          t.shape = {10, 64};
+          t.values.resize(10 * 64);
+        }
+      },
+      "transformer_blocks.0.norm1.emb.class_embedder.embedding_table.weight: wrong shape [10, 64] (expected [11, 64])");
+  expect_refused(
+      "nan",
+      [](st_file& f, std::string&) {
+        f.tensors.at("transformer_blocks.1.norm1.linear.weight").values[5] = std::nanf("");
+      },
+      "transformer_blocks.1.norm1.linear.weight: element 5 is not finite");
+  expect_refused(
+      "inf", [](st_file& f, std::string&) { f.tensors.at("proj_out_2.bias").values[0] = INFINITY; },
+      "proj_out_2.bias: element 0 is not finite");
+  expect_refused(
+      "embedders",
+      [](st_file& f, std::string&) {
+        f.tensors.at("transformer_blocks.1.norm1.emb.timestep_embedder.linear_1.weight").values[17] += 0.25f;
+      },
+      "transformer_blocks.1.norm1.emb.timestep_embedder.linear_1.weight differs from block 0's at element 17");
+  expect_refused(
+      "class-embedders",
+      [](st_file& f, std::string&) {
+        f.tensors.at("transformer_blocks.1.norm1.emb.class_embedder.embedding_table.weight").values[0] = 3.0f;
+      },
+      "transformer_blocks.1.norm1.emb.class_embedder.embedding_table.weight differs from block 0's");
+  expect_refused(
+      "norm-type", [](st_file&, std::string& c) { c = replaced(c, "\"ada_norm_zero\"", "\"ada_norm\""); },
+      "norm_type 'ada_norm' is not supported");
+  expect_refused(
+      "layers", [](st_file&, std::string& c) { c = replaced(c, "\"num_layers\": 2", "\"num_layers\": 3"); },
+      "missing tensor transformer_blocks.2.");
+  expect_refused(
+      "heads",
+      [](st_file&, std::string& c) { c = replaced(c, "\"attention_head_dim\": 32", "\"attention_head_dim\": 16"); },
+      "pos_embed.proj.weight: wrong shape [64, 4, 2, 2] (expected [32, 4, 2, 2])");
 
   // No weights file at all, or only a sharded one.
   const fs::path empty = temp_dir("empty");

@@ -271,7 +271,8 @@ TEST(DitNumerics, CpuAttentionAgreesWithTheFp64Reference) {
   p.seqlen = n;
   p.head_dim = d;
   std::vector<float> ref(qb.size());
-  auto st = attention::reference_forward(p, to_bhsd(qb).data(), to_bhsd(kb).data(), to_bhsd(vb).data(), ref.data(), nullptr);
+  auto st =
+      attention::reference_forward(p, to_bhsd(qb).data(), to_bhsd(kb).data(), to_bhsd(vb).data(), ref.data(), nullptr);
   ASSERT_TRUE(st.ok()) << st.err().what;
   double worst = 0;
   for (int s = 0; s < n; ++s)
@@ -355,7 +356,8 @@ TEST(DitSampler, ABatchOfRequestsGivesEachRequestItsOwnBits) {
     for (const auto& r : rs) batch.push_back(initial_latent(c, r, 1, 0));
     auto fwd = [&](const forward_input& in, const sp_group& g) { return forward_cpu(*m, in, g); };
     ASSERT_TRUE(denoise_batch(fwd, c, rs, 0, 3, batch).ok());
-    for (std::size_t k = 0; k < rs.size(); ++k) EXPECT_TRUE(same_bits(batch[k], run_local(*m, rs[k]))) << name << " " << k;
+    for (std::size_t k = 0; k < rs.size(); ++k)
+      EXPECT_TRUE(same_bits(batch[k], run_local(*m, rs[k]))) << name << " " << k;
     rs[1].steps = 4;
     EXPECT_FALSE(denoise_batch(fwd, c, rs, 0, 3, batch).ok()) << "requests of different step counts";
     batch.pop_back();

@@ -145,7 +145,8 @@ TEST(DitGpu, GpuDenoiseAgreesWithTheCpuSamplerAndRepeatsBitForBit) {
       ASSERT_TRUE((*g)->denoise(r, 0, r.steps, sp_group{}, again).ok());
       EXPECT_EQ(std::memcmp(gpu.data(), again.data(), gpu.size() * sizeof(float)), 0) << name;
       const double rel = relative_rms(cpu, gpu);
-      std::printf("%s %s: GPU vs CPU sampler relative RMS error %.3g\n", name, sk == sampler_kind::ddim ? "ddim" : "flow", rel);
+      std::printf("%s %s: GPU vs CPU sampler relative RMS error %.3g\n", name,
+                  sk == sampler_kind::ddim ? "ddim" : "flow", rel);
       EXPECT_GT(relative_rms(cpu, x0), 0.0) << name << ": the sampler must change the latent";
       EXPECT_LT(rel, 3e-2) << name;
     }

@@ -23,7 +23,9 @@ struct dev {
   T* p = nullptr;
   explicit dev(std::size_t n) { EXPECT_EQ(cudaMalloc(&p, n * sizeof(T)), cudaSuccess); }
   ~dev() { cudaFree(p); }
-  void put(const std::vector<T>& v) { EXPECT_EQ(cudaMemcpy(p, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess); }
+  void put(const std::vector<T>& v) {
+    EXPECT_EQ(cudaMemcpy(p, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess);
+  }
   std::vector<T> get(std::size_t n) const {
     std::vector<T> v(n);
     EXPECT_EQ(cudaMemcpy(v.data(), p, n * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
@@ -60,7 +62,8 @@ TEST(DitKernelsGpu, ResidualLnModMatchesTheReferenceAndLnModBitForBit) {
     const int r = 3;
     EXPECT_EQ(cudaMemcpy(x3.p, x.data() + std::size_t(r) * H, H * sizeof(float), cudaMemcpyHostToDevice), cudaSuccess);
     const bf16* m3 = dm.p + std::size_t(r / rps) * stride;
-    residual_ln_mod(x3.p, dy.p + std::size_t(r) * H, m3 + 2 * H, stride, 1, H, 1, m3, stride, 3 * H, 4 * H, o3.p, nullptr);
+    residual_ln_mod(x3.p, dy.p + std::size_t(r) * H, m3 + 2 * H, stride, 1, H, 1, m3, stride, 3 * H, 4 * H, o3.p,
+                    nullptr);
     ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess) << "H " << H;
     const auto xb = x2.get(x.size()), xc = x3.get(H);
     const auto oa = o1.get(x.size()), ob = o2.get(x.size()), oc = o3.get(H);

@@ -117,8 +117,8 @@ void expect_diffusers_parity(const fs::path& transformer, double tolerance) {
   const double emulated = rel_rms(eps, first_channels(io->tensors.at("out_gfdit_rounding"), C));
   const double fp32 = rel_rms(eps, first_channels(io->tensors.at("out_fp32"), C));
   std::printf("%s (%d blocks, hidden %d, %lld tokens): GPU vs PyTorch with gfdit's rounding %.3g, vs fp32 %.3g",
-              transformer.parent_path().filename().c_str(), c.depth, c.hidden,
-              static_cast<long long>(c.image_tokens()), emulated, fp32);
+              transformer.parent_path().filename().c_str(), c.depth, c.hidden, static_cast<long long>(c.image_tokens()),
+              emulated, fp32);
   if (io->tensors.count("out_f64"))
     std::printf(", vs f64 %.3g", rel_rms(eps, first_channels(io->tensors.at("out_f64"), C)));
   std::printf("\n");
@@ -144,7 +144,8 @@ TEST(DitModelsGpu, TinyDiffusersDitMatchesPyTorchAndTheCpu) {
 TEST(DitModelsGpu, PublishedSizeMatchesPyTorch) {
   if (!gpu_available()) GTEST_SKIP() << "no CUDA device";
   const char* dir = std::getenv("GFDIT_DIT_PIPELINE_DIR");
-  if (!dir || !*dir) GTEST_SKIP() << "GFDIT_DIT_PIPELINE_DIR not set (models/reference/make_dit_pipeline.py writes one)";
+  if (!dir || !*dir)
+    GTEST_SKIP() << "GFDIT_DIT_PIPELINE_DIR not set (models/reference/make_dit_pipeline.py writes one)";
   expect_diffusers_parity(fs::path(dir) / "transformer", 1e-2);
 }
 

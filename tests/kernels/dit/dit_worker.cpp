@@ -35,7 +35,7 @@ namespace {
 
 struct segment {
   std::vector<std::int32_t> members;
-  int end_step;  // runs from the previous segment's end
+  int end_step;      // runs from the previous segment's end
   bool cfg = false;  // CFG-parallel: first half of `members` conditional, second half unconditional
 };
 
@@ -105,58 +105,66 @@ int gpu_ulysses(int rank, int size, const char* dir, const std::string& config) 
   // The direct exchange, and the all-to-all one without and with the head-chunk pipeline (the
   // bits must not depend on either).
   using exchange = dit::gpu_model::ulysses_exchange;
-  const std::pair<exchange, int> modes[] = {{exchange::direct, 1}, {exchange::all_to_all, 1}, {exchange::all_to_all, 2}};
+  const std::pair<exchange, int> modes[] = {
+      {exchange::direct, 1}, {exchange::all_to_all, 1}, {exchange::all_to_all, 2}};
   for (const auto& [ex, chunks] : modes)
-  for (int deg : {2, 3, 4}) {
-    if (deg > size || (deg == 3 && (size == 2 || ex != exchange::direct))) continue;
-    (*g)->set_ulysses_exchange(ex);
-    if (auto r = (*g)->set_ulysses_chunks(chunks); !r) return fail(rank, r.err().what);
-    std::vector<std::int32_t> members;
-    for (int i = 0; i < deg; ++i) members.push_back(i);
-    auto grp = w.form(members, epoch++);
-    if (!grp) return fail(rank, grp.err().what);
-    if (rank >= deg) continue;
-    const auto sh = dit::token_shard(NI, deg, rank);
-    std::vector<float> mine;
-    for (int b = 0; b < B; ++b)
-      mine.insert(mine.end(), image.begin() + (b * NI + sh.begin) * P, image.begin() + (b * NI + sh.begin + sh.count) * P);
-    auto out = (*g)->forward(dit::forward_input{B, mine, ts, labels, txt}, dit::sp_group{&w, *grp});
-    if (deg == 3) {  // 4 heads: a clear error before any exchange
-      if (out || out.err().code != errc::invalid_argument || out.err().what.find("does not divide") == std::string::npos)
-        failures += fail(rank, "degree 3 must be an invalid_argument naming the head count");
-      continue;
-    }
-    if (!out) return fail(rank, "degree " + std::to_string(deg) + ": " + out.err().what);
-    // Gather: every shard padded to the largest one (member 0's), [B][R][P] floats.
-    const std::int64_t R = dit::token_shard(NI, deg, 0).count;
-    const std::size_t bytes = static_cast<std::size_t>(B * R * P) * sizeof(float);
-    std::vector<float> padded(static_cast<std::size_t>(B * R * P), 0.0f), all(padded.size() * deg);
-    for (int b = 0; b < B; ++b)
-      std::copy(out->begin() + b * sh.count * P, out->begin() + (b + 1) * sh.count * P, padded.begin() + b * R * P);
-    void *ds = nullptr, *dr = nullptr;
-    if (cudaMalloc(&ds, bytes) != cudaSuccess || cudaMalloc(&dr, bytes * deg) != cudaSuccess) return fail(rank, "cudaMalloc");
-    cudaMemcpy(ds, padded.data(), bytes, cudaMemcpyHostToDevice);
-    auto gr = w.gather(*grp, 0, ds, dr, bytes, coll::stream_ref{st});
-    if (gr) gr = w.synchronize(coll::stream_ref{st});
-    if (!gr) return fail(rank, "gather: " + gr.err().what);
-    cudaMemcpy(all.data(), dr, bytes * deg, cudaMemcpyDeviceToHost);
-    cudaFree(ds);
-    cudaFree(dr);
-    if (rank != 0) continue;
-    std::size_t diff = 0;
-    for (int j = 0; j < deg; ++j) {
-      const auto sj = dit::token_shard(NI, deg, j);
+    for (int deg : {2, 3, 4}) {
+      if (deg > size || (deg == 3 && (size == 2 || ex != exchange::direct))) continue;
+      (*g)->set_ulysses_exchange(ex);
+      if (auto r = (*g)->set_ulysses_chunks(chunks); !r) return fail(rank, r.err().what);
+      std::vector<std::int32_t> members;
+      for (int i = 0; i < deg; ++i) members.push_back(i);
+      auto grp = w.form(members, epoch++);
+      if (!grp) return fail(rank, grp.err().what);
+      if (rank >= deg) continue;
+      const auto sh = dit::token_shard(NI, deg, rank);
+      std::vector<float> mine;
       for (int b = 0; b < B; ++b)
-        for (std::int64_t t = 0; t < sj.count * P; ++t) {
-          const float a = all[(static_cast<std::size_t>(j) * B + b) * R * P + t], e = ref[(b * NI + sj.begin) * P + t];
-          diff += std::memcmp(&a, &e, 4) != 0;
-        }
+        mine.insert(mine.end(), image.begin() + (b * NI + sh.begin) * P,
+                    image.begin() + (b * NI + sh.begin + sh.count) * P);
+      auto out = (*g)->forward(dit::forward_input{B, mine, ts, labels, txt}, dit::sp_group{&w, *grp});
+      if (deg == 3) {  // 4 heads: a clear error before any exchange
+        if (out || out.err().code != errc::invalid_argument ||
+            out.err().what.find("does not divide") == std::string::npos)
+          failures += fail(rank, "degree 3 must be an invalid_argument naming the head count");
+        continue;
+      }
+      if (!out) return fail(rank, "degree " + std::to_string(deg) + ": " + out.err().what);
+      // Gather: every shard padded to the largest one (member 0's), [B][R][P] floats.
+      const std::int64_t R = dit::token_shard(NI, deg, 0).count;
+      const std::size_t bytes = static_cast<std::size_t>(B * R * P) * sizeof(float);
+      std::vector<float> padded(static_cast<std::size_t>(B * R * P), 0.0f), all(padded.size() * deg);
+      for (int b = 0; b < B; ++b)
+        std::copy(out->begin() + b * sh.count * P, out->begin() + (b + 1) * sh.count * P, padded.begin() + b * R * P);
+      void *ds = nullptr, *dr = nullptr;
+      if (cudaMalloc(&ds, bytes) != cudaSuccess || cudaMalloc(&dr, bytes * deg) != cudaSuccess)
+        return fail(rank, "cudaMalloc");
+      cudaMemcpy(ds, padded.data(), bytes, cudaMemcpyHostToDevice);
+      auto gr = w.gather(*grp, 0, ds, dr, bytes, coll::stream_ref{st});
+      if (gr) gr = w.synchronize(coll::stream_ref{st});
+      if (!gr) return fail(rank, "gather: " + gr.err().what);
+      cudaMemcpy(all.data(), dr, bytes * deg, cudaMemcpyDeviceToHost);
+      cudaFree(ds);
+      cudaFree(dr);
+      if (rank != 0) continue;
+      std::size_t diff = 0;
+      for (int j = 0; j < deg; ++j) {
+        const auto sj = dit::token_shard(NI, deg, j);
+        for (int b = 0; b < B; ++b)
+          for (std::int64_t t = 0; t < sj.count * P; ++t) {
+            const float a = all[(static_cast<std::size_t>(j) * B + b) * R * P + t],
+                        e = ref[(b * NI + sj.begin) * P + t];
+            diff += std::memcmp(&a, &e, 4) != 0;
+          }
+      }
+      std::printf(
+          "[rank 0] %s degree %d across %d GPUs, %s exchange, %d head chunk(s) asked: %zu of %zu output values differ "
+          "from degree 1 (hash %016llx)\n",
+          c.name.c_str(), deg, deg, ex == exchange::direct ? "direct" : "all-to-all", chunks, diff, ref.size(),
+          static_cast<unsigned long long>(bits_hash(ref)));
+      if (diff != 0)
+        failures += fail(rank, c.name + " degree " + std::to_string(deg) + " is not bitwise equal to degree 1");
     }
-    std::printf("[rank 0] %s degree %d across %d GPUs, %s exchange, %d head chunk(s) asked: %zu of %zu output values differ from degree 1 (hash %016llx)\n",
-                c.name.c_str(), deg, deg, ex == exchange::direct ? "direct" : "all-to-all", chunks, diff, ref.size(),
-                static_cast<unsigned long long>(bits_hash(ref)));
-    if (diff != 0) failures += fail(rank, c.name + " degree " + std::to_string(deg) + " is not bitwise equal to degree 1");
-  }
   cudaStreamDestroy(st);
   return failures;
 }
@@ -209,16 +217,22 @@ int main(int argc, char** argv) {
   // The model call and the latent's moves: host memory on a host World; on a GPU World the GPU
   // model's own denoise, and the reshard staged through device memory (reshard_on_device).
   std::function<result<void>(int, int, const dit::sp_group&, std::vector<float>&)> denoise =
-      [&](int b, int e, const dit::sp_group& sp, std::vector<float>& shard) { return dit::denoise(*m, req, b, e, sp, shard); };
+      [&](int b, int e, const dit::sp_group& sp, std::vector<float>& shard) {
+        return dit::denoise(*m, req, b, e, sp, shard);
+      };
   std::function<result<std::vector<float>>(const coll::Group&, const coll::Group&, const std::vector<float>&)> move =
-      [&](const coll::Group& from, const coll::Group& to, const std::vector<float>& shard) { return dit::reshard(w, from, to, *cfg, shard); };
+      [&](const coll::Group& from, const coll::Group& to, const std::vector<float>& shard) {
+        return dit::reshard(w, from, to, *cfg, shard);
+      };
 #ifdef GFDIT_DIT_WORKER_CUDA
   std::unique_ptr<dit::gpu_model> gm;
   if (gpu) {
     auto g = dit::gpu_model::upload(*m, rank);
     if (!g) return fail(rank, g.err().what);
     gm = std::move(*g);
-    denoise = [&](int b, int e, const dit::sp_group& sp, std::vector<float>& shard) { return gm->denoise(req, b, e, sp, shard); };
+    denoise = [&](int b, int e, const dit::sp_group& sp, std::vector<float>& shard) {
+      return gm->denoise(req, b, e, sp, shard);
+    };
     move = [&](const coll::Group& from, const coll::Group& to, const std::vector<float>& shard) {
       return dit::reshard_on_device(w, from, to, *cfg, shard);
     };
@@ -276,7 +290,8 @@ int main(int argc, char** argv) {
         {"degree 1 -> 2 -> 1", {{{0}, 1}, {{0, 1}, 2}, {{0}, S}}},
         {"degree 2 on ranks {3,2} -> 4 -> 1 on rank 1", {{{3, 2}, 1}, {{0, 1, 2, 3}, 2}, {{1}, S}}},
         {"CFG-parallel x degree 2", {{{0, 1, 2, 3}, S, true}}},
-        {"CFG-parallel x 1 -> degree 4 -> CFG-parallel x 2 (swapped)", {{{0, 1}, 1, true}, {{0, 1, 2, 3}, 2}, {{2, 3, 1, 0}, S, true}}},
+        {"CFG-parallel x 1 -> degree 4 -> CFG-parallel x 2 (swapped)",
+         {{{0, 1}, 1, true}, {{0, 1, 2, 3}, 2}, {{2, 3, 1, 0}, S, true}}},
     };
   } else if (gpu && size < 4) {  // two GPUs: what fits two ranks
     runs = {
@@ -285,7 +300,8 @@ int main(int argc, char** argv) {
         {"degree 2 on ranks {1,0}", {{{1, 0}, S}}},
         {"degree 1 -> 2 -> 1 on rank 1", {{{0}, 1}, {{0, 1}, 2}, {{1}, S}}},
         {"CFG-parallel x 1", {{{0, 1}, S, true}}},
-        {"CFG-parallel x 1 -> degree 2 -> CFG-parallel x 1 (swapped)", {{{0, 1}, 1, true}, {{0, 1}, 2}, {{1, 0}, S, true}}},
+        {"CFG-parallel x 1 -> degree 2 -> CFG-parallel x 1 (swapped)",
+         {{{0, 1}, 1, true}, {{0, 1}, 2}, {{1, 0}, S, true}}},
     };
   } else {
     return fail(rank, "unknown scenario " + scenario);

@@ -12,8 +12,8 @@
 #include "kernels/dit/png.hpp"
 #include "kernels/dit/safetensors.hpp"
 #include "kernels/dit/sampler.hpp"
-#include "tests/kernels/dit/tiny_pipeline.hpp"
 #include "tests/kernels/dit/rel_rms.hpp"
+#include "tests/kernels/dit/tiny_pipeline.hpp"
 
 namespace fs = std::filesystem;
 using namespace gfdit;
@@ -47,7 +47,6 @@ std::vector<std::uint8_t> png_of(const model& m, const model_card& card, generat
   EXPECT_TRUE(png.ok());
   return *png;
 }
-
 
 }  // namespace
 
@@ -184,7 +183,8 @@ TEST(DiffusersPipeline, DrawsThroughTheVaeAtEveryDegree) {
   ASSERT_FALSE(no_vae.ok());
   EXPECT_NE(no_vae.err().what.find("VAE"), std::string::npos);
 
-  const fs::path wrong = gfdit::dit::testing::tiny_pipeline(R"({"_class_name": "DDIMScheduler", "beta_schedule": "scaled_linear"})");
+  const fs::path wrong =
+      gfdit::dit::testing::tiny_pipeline(R"({"_class_name": "DDIMScheduler", "beta_schedule": "scaled_linear"})");
   auto refused = read_model_card(wrong);
   ASSERT_FALSE(refused.ok());
   EXPECT_NE(refused.err().what.find("beta_schedule is not linear"), std::string::npos) << refused.err().what;

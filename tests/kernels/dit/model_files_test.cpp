@@ -33,8 +33,8 @@ fs::path temp_path(const std::string& name) {
 std::vector<std::uint8_t> bytes_of(const std::string& s) { return {s.begin(), s.end()}; }
 
 void write_bytes(const fs::path& p, const std::vector<std::uint8_t>& b) {
-  std::ofstream(p, std::ios::binary | std::ios::trunc).write(reinterpret_cast<const char*>(b.data()),
-                                                             static_cast<std::streamsize>(b.size()));
+  std::ofstream(p, std::ios::binary | std::ios::trunc)
+      .write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
 }
 
 std::vector<std::uint8_t> gzip(const std::vector<std::uint8_t>& raw) {
@@ -115,17 +115,21 @@ TEST(Safetensors, HostileFilesAreRefusedNamingTheTensor) {
     auto r = model::load(path);
     return r.ok() ? std::string("loaded") : r.err().what;
   };
-  EXPECT_NE(load_error([](st_file& f) { f.tensors["extra.weight"] = {"BF16", {2}, {1, 2}}; })
-                .find("unexpected tensor extra.weight"),
+  EXPECT_NE(load_error([](st_file& f) {
+              f.tensors["extra.weight"] = {"BF16", {2}, {1, 2}};
+            }).find("unexpected tensor extra.weight"),
             std::string::npos);
-  EXPECT_NE(load_error([](st_file& f) { f.tensors["blocks.0.fc2.bias"].values[5] = NAN; })
-                .find("blocks.0.fc2.bias: element 5 is not finite"),
+  EXPECT_NE(load_error([](st_file& f) {
+              f.tensors["blocks.0.fc2.bias"].values[5] = NAN;
+            }).find("blocks.0.fc2.bias: element 5 is not finite"),
             std::string::npos);
   EXPECT_NE(load_error([](st_file& f) { f.tensors["final.ada.weight"].values[0] = INFINITY; }).find("final.ada.weight"),
             std::string::npos);
   EXPECT_NE(load_error([](st_file& f) { f.tensors.erase("t_embed.fc1.bias"); }).find("missing tensor t_embed.fc1.bias"),
             std::string::npos);
-  EXPECT_NE(load_error([](st_file& f) { f.tensors["x_embed.bias"].shape = {128, 2}; }).find("x_embed.bias: wrong shape [128, 2]"),
+  EXPECT_NE(load_error([](st_file& f) {
+              f.tensors["x_embed.bias"].shape = {128, 2};
+            }).find("x_embed.bias: wrong shape [128, 2]"),
             std::string::npos);
 
   // Headers that lie about the data.
@@ -138,10 +142,12 @@ TEST(Safetensors, HostileFilesAreRefusedNamingTheTensor) {
     auto r = read_safetensors(path);
     return r.ok() ? std::string("read") : r.err().what;
   };
-  EXPECT_NE(raw_error(R"({"a":{"dtype":"F32","shape":[1000000,1000000],"data_offsets":[0,16]}})", 16).find("claims more bytes"),
+  EXPECT_NE(raw_error(R"({"a":{"dtype":"F32","shape":[1000000,1000000],"data_offsets":[0,16]}})", 16)
+                .find("claims more bytes"),
             std::string::npos);
   // 3 x 6148914691236517206 wraps to 2 in 64 bits: a shape that lies must not pass as 2 values.
-  EXPECT_NE(raw_error(R"({"a":{"dtype":"F32","shape":[3,6148914691236517206],"data_offsets":[0,8]}})", 8).find("claims more bytes"),
+  EXPECT_NE(raw_error(R"({"a":{"dtype":"F32","shape":[3,6148914691236517206],"data_offsets":[0,8]}})", 8)
+                .find("claims more bytes"),
             std::string::npos);
   EXPECT_NE(raw_error(R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", 8).find("truncated: a ends past"),
             std::string::npos);
@@ -150,7 +156,8 @@ TEST(Safetensors, HostileFilesAreRefusedNamingTheTensor) {
   EXPECT_NE(raw_error(R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[16,0]}})", 16).find("a: data_offsets"),
             std::string::npos);
   EXPECT_NE(raw_error(R"({"a":{"dtype":"F32","shape":[4]}})", 16).find("a: malformed entry"), std::string::npos);
-  EXPECT_NE(raw_error(R"({"a":{"dtype":"Q4","shape":[4],"data_offsets":[0,16]}})", 16).find("a: dtype Q4"), std::string::npos);
+  EXPECT_NE(raw_error(R"({"a":{"dtype":"Q4","shape":[4],"data_offsets":[0,16]}})", 16).find("a: dtype Q4"),
+            std::string::npos);
   EXPECT_NE(raw_error(R"({"__metadata__":{"x":5}})", 0).find("__metadata__.x is not a string"), std::string::npos);
   EXPECT_NE(raw_error(R"([1,2])", 0).find("not a JSON object"), std::string::npos);
   EXPECT_EQ(raw_error(R"({"a":{"dtype":"I32","shape":[2],"data_offsets":[0,8]}})", 8), "read");
@@ -188,10 +195,11 @@ TEST(Idx, HostileInputGetsClearErrors) {
       {"rank 0", idx_bytes(0x08, {}, 0), errc::invalid_argument, "rank 0"},
       {"rank 5", idx_bytes(0x08, {1, 1, 1, 1, 1}, 1), errc::invalid_argument, "rank 5"},
       {"dimensions cut short", truncated_dims, errc::decode_failed, "truncated in the dimensions"},
-      {"fewer bytes than dims", idx_bytes(0x08, {4, 3}, 11), errc::decode_failed, "claim 12 elements, the file holds 11"},
+      {"fewer bytes than dims", idx_bytes(0x08, {4, 3}, 11), errc::decode_failed,
+       "claim 12 elements, the file holds 11"},
       {"more bytes than dims", idx_bytes(0x08, {4, 3}, 13), errc::decode_failed, "the file holds 13"},
-      {"dims overflow 64 bits", idx_bytes(0x08, {0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu}, 4), errc::decode_failed,
-       "claim"},
+      {"dims overflow 64 bits", idx_bytes(0x08, {0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu}, 4),
+       errc::decode_failed, "claim"},
   };
   for (const auto& r : rows) {
     auto a = parse_idx(r.bytes);
@@ -259,7 +267,8 @@ TEST(Png, EncodesDecodableDeterministicFiles) {
   auto a = encode_png(g), b = encode_png(g);
   ASSERT_TRUE(a.ok()) << a.err().what;
   EXPECT_EQ(*a, *b);
-  EXPECT_EQ(std::vector<std::uint8_t>(a->begin(), a->begin() + 8), (std::vector<std::uint8_t>{0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a}));
+  EXPECT_EQ(std::vector<std::uint8_t>(a->begin(), a->begin() + 8),
+            (std::vector<std::uint8_t>{0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a}));
   auto back = decode_png(*a);
   ASSERT_TRUE(back.ok()) << back.err().what;
   EXPECT_EQ(back->pixels, g.pixels);
@@ -276,7 +285,7 @@ TEST(Png, EncodesDecodableDeterministicFiles) {
   EXPECT_EQ(sheet->width, 10);
   EXPECT_EQ(sheet->height, 6);
   EXPECT_EQ(sheet->pixels[static_cast<std::size_t>(3 * 10 + 5)], g.pixels[0]);  // third picture, second row
-  EXPECT_EQ(sheet->pixels.back(), 0);                                          // the empty cell
+  EXPECT_EQ(sheet->pixels.back(), 0);                                           // the empty cell
 }
 
 TEST(Png, BadInputsAreErrors) {

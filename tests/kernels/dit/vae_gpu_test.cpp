@@ -37,7 +37,8 @@ reference read_reference(const fs::path& dir) {
   EXPECT_TRUE(io.ok()) << (io.ok() ? "" : io.err().what);
   if (!io) return {};
   const auto& latent = io->tensors.at("latent");
-  return {latent.values, io->tensors.at("image").values, static_cast<int>(latent.shape[2]), static_cast<int>(latent.shape[3])};
+  return {latent.values, io->tensors.at("image").values, static_cast<int>(latent.shape[2]),
+          static_cast<int>(latent.shape[3])};
 }
 
 std::vector<float> seeded_latent(std::size_t n, std::uint64_t seed) {

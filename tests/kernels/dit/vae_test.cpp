@@ -26,7 +26,6 @@ namespace {
 
 const fs::path fixture = fs::path(GFDIT_SOURCE_DIR) / "tests/kernels/dit/fixtures/tiny-vae";
 
-
 struct reference {
   std::vector<float> latent, image, image_f64;
   int h = 0, w = 0;
@@ -139,13 +138,19 @@ TEST(VaeDecoder, HostileFilesAreRefusedNamingTheProblem) {
     std::string expect;  // in the error text
   };
   const std::vector<hostile> cases = {
-      {"missing-tensor", no_config_edit, [](st_file& f) { f.tensors.erase("decoder.up_blocks.2.resnets.0.conv_shortcut.bias"); },
+      {"missing-tensor", no_config_edit,
+       [](st_file& f) { f.tensors.erase("decoder.up_blocks.2.resnets.0.conv_shortcut.bias"); },
        "missing tensor decoder.up_blocks.2.resnets.0.conv_shortcut.bias"},
       {"extra-decoder-tensor", no_config_edit,
-       [](st_file& f) { f.tensors.emplace("decoder.up_blocks.3.upsamplers.0.conv.bias", st_tensor{"F32", {32}, std::vector<float>(32)}); },
+       [](st_file& f) {
+         f.tensors.emplace("decoder.up_blocks.3.upsamplers.0.conv.bias",
+                           st_tensor{"F32", {32}, std::vector<float>(32)});
+       },
        "unexpected tensor decoder.up_blocks.3.upsamplers.0.conv.bias"},
       {"stray-tensor", no_config_edit,
-       [](st_file& f) { f.tensors.emplace("text_model.weight", st_tensor{"F32", {2}, std::vector<float>(2)}); },
+       [](st_file& f) {
+         f.tensors.emplace("text_model.weight", st_tensor{"F32", {2}, std::vector<float>(2)});
+       },
        "unexpected tensor text_model.weight"},
       {"wrong-shape", no_config_edit,
        [](st_file& f) {
@@ -171,8 +176,11 @@ TEST(VaeDecoder, HostileFilesAreRefusedNamingTheProblem) {
       {"other-class", [](nlohmann::json& j) { j["_class_name"] = "AutoencoderTiny"; }, no_weight_edit,
        "field '_class_name'"},
       // A config that disagrees with the weights: the first tensor whose shape differs.
-      {"config-disagrees", [](nlohmann::json& j) { j["block_out_channels"] = {32, 32, 64, 128}; }, no_weight_edit,
-       "decoder.conv_in.weight: wrong shape [64, 4, 3, 3] (expected [128, 4, 3, 3])"},
+      {"config-disagrees",
+       [](nlohmann::json& j) {
+         j["block_out_channels"] = {32, 32, 64, 128};
+       },
+       no_weight_edit, "decoder.conv_in.weight: wrong shape [64, 4, 3, 3] (expected [128, 4, 3, 3])"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.name);
@@ -203,7 +211,8 @@ TEST(VaeDecoder, WrongLatentsAreRefused) {
   std::vector<float> latent(4 * 8 * 8, 0.0f);
   auto wrong_size = vae->decode(latent, 8, 9);
   ASSERT_FALSE(wrong_size.ok());
-  EXPECT_NE(wrong_size.err().what.find("latent has 256 values, expected 288 (4 x 8 x 9)"), std::string::npos) << wrong_size.err().what;
+  EXPECT_NE(wrong_size.err().what.find("latent has 256 values, expected 288 (4 x 8 x 9)"), std::string::npos)
+      << wrong_size.err().what;
   auto three_channels = vae->decode(std::span<const float>(latent).first(3 * 64), 8, 8);
   ASSERT_FALSE(three_channels.ok());
   EXPECT_NE(three_channels.err().what.find("expected 256"), std::string::npos);
@@ -233,8 +242,8 @@ TEST(VaeDecoder, SdConfigParsesAndNamesEveryTensor) {
   const auto specs = vae_decoder_specs(*c);
   std::int64_t params = 0;
   for (const auto& s : specs) params += s.numel();
-  EXPECT_EQ(specs.size(), 140u);       // as many as sd_vae.py's state_dict
-  EXPECT_EQ(params, 49490199);         // post_quant_conv + SD's decoder
+  EXPECT_EQ(specs.size(), 140u);  // as many as sd_vae.py's state_dict
+  EXPECT_EQ(params, 49490199);    // post_quant_conv + SD's decoder
   EXPECT_EQ(specs.front().name, "post_quant_conv.weight");
   EXPECT_EQ(specs.back().name, "decoder.conv_out.bias");
 }
