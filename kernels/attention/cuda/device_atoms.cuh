@@ -15,6 +15,7 @@
 
 #include "common/gpu_check.hpp"
 #include "kernels/attention/attention.hpp"
+#include "kernels/attention/wgmma.cuh"  // sw128_chunk
 
 namespace gfdit::attention {
 namespace {
