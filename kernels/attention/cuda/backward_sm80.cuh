@@ -90,13 +90,8 @@ __global__ void __launch_bounds__(kBwdThreads, 1) bwd_kernel(bwd_params P) {
         for (int kk = 0; kk < D / 16; ++kk) {
           std::uint32_t ka[4];
           ldsm_x4(ka, swz_at<D>(sK, oa, 0, 2 * kk));
-#pragma unroll
-          for (int jj = 0; jj < BM / 16; ++jj) {
-            std::uint32_t qb[4];
-            ldsm_x4(qb, swz_at<D>(sQ, ob_, jj * 16, 2 * kk));
-            mma<BF16>(s[2 * jj], ka, qb[0], qb[1]);
-            mma<BF16>(s[2 * jj + 1], ka, qb[2], qb[3]);
-          }
+          mma_row_times_blocks<BF16, false, BM / 16>(s, ka,
+                                                     [&](int jj) { return swz_at<D>(sQ, ob_, jj * 16, 2 * kk); });
         }
       }
       const bool need_mask = (k0 + BN > len) || (q0 + BM > len) || (CAUSAL && k0 + BN - 1 > q0);
@@ -119,13 +114,7 @@ __global__ void __launch_bounds__(kBwdThreads, 1) bwd_kernel(bwd_params P) {
           std::uint32_t pa[4] = {pack2<BF16>(s[2 * kk][0], s[2 * kk][1]), pack2<BF16>(s[2 * kk][2], s[2 * kk][3]),
                                  pack2<BF16>(s[2 * kk + 1][0], s[2 * kk + 1][1]),
                                  pack2<BF16>(s[2 * kk + 1][2], s[2 * kk + 1][3])};
-#pragma unroll
-          for (int jj = 0; jj < D / 16; ++jj) {
-            std::uint32_t ob[4];
-            ldsm_x4_t(ob, swz_at<D>(sO, ot, kk * 16, 2 * jj));
-            mma<BF16>(dv[2 * jj], pa, ob[0], ob[1]);
-            mma<BF16>(dv[2 * jj + 1], pa, ob[2], ob[3]);
-          }
+          mma_row_times_blocks<BF16, true, D / 16>(dv, pa, [&](int jj) { return swz_at<D>(sO, ot, kk * 16, 2 * jj); });
         }
       }
       {
@@ -138,13 +127,8 @@ __global__ void __launch_bounds__(kBwdThreads, 1) bwd_kernel(bwd_params P) {
         for (int kk = 0; kk < D / 16; ++kk) {
           std::uint32_t va[4];
           ldsm_x4(va, swz_at<D>(sV, oa, 0, 2 * kk));
-#pragma unroll
-          for (int jj = 0; jj < BM / 16; ++jj) {
-            std::uint32_t ob[4];
-            ldsm_x4(ob, swz_at<D>(sO, ob_, jj * 16, 2 * kk));
-            mma<BF16>(dp[2 * jj], va, ob[0], ob[1]);
-            mma<BF16>(dp[2 * jj + 1], va, ob[2], ob[3]);
-          }
+          mma_row_times_blocks<BF16, false, BM / 16>(dp, va,
+                                                     [&](int jj) { return swz_at<D>(sO, ob_, jj * 16, 2 * kk); });
         }
       }
 #pragma unroll
@@ -165,13 +149,7 @@ __global__ void __launch_bounds__(kBwdThreads, 1) bwd_kernel(bwd_params P) {
           asm volatile("st.shared.b32 [%0], %1;" ::"r"(swz_at<BM>(sS, osw, 8, 2 * kk)), "r"(da[1]));
           asm volatile("st.shared.b32 [%0], %1;" ::"r"(swz_at<BM>(sS, osw, 0, 2 * kk + 1)), "r"(da[2]));
           asm volatile("st.shared.b32 [%0], %1;" ::"r"(swz_at<BM>(sS, osw, 8, 2 * kk + 1)), "r"(da[3]));
-#pragma unroll
-          for (int jj = 0; jj < D / 16; ++jj) {
-            std::uint32_t qb[4];
-            ldsm_x4_t(qb, swz_at<D>(sQ, ot, kk * 16, 2 * jj));
-            mma<BF16>(dk[2 * jj], da, qb[0], qb[1]);
-            mma<BF16>(dk[2 * jj + 1], da, qb[2], qb[3]);
-          }
+          mma_row_times_blocks<BF16, true, D / 16>(dk, da, [&](int jj) { return swz_at<D>(sQ, ot, kk * 16, 2 * jj); });
         }
       }
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
@@ -192,13 +170,7 @@ __global__ void __launch_bounds__(kBwdThreads, 1) bwd_kernel(bwd_params P) {
         for (int kk = 0; kk < BN / 16; ++kk) {
           std::uint32_t a[4];
           ldsm_x4_t(a, swz_at<BM>(sS, ost, kk * 16, 0));
-#pragma unroll
-          for (int jj = 0; jj < DH / 16; ++jj) {
-            std::uint32_t kb[4];
-            ldsm_x4_t(kb, swz_at<D>(sK, okt, kk * 16, 2 * jj));
-            mma<BF16>(dq[2 * jj], a, kb[0], kb[1]);
-            mma<BF16>(dq[2 * jj + 1], a, kb[2], kb[3]);
-          }
+          mma_row_times_blocks<BF16, true, DH / 16>(dq, a, [&](int jj) { return swz_at<D>(sK, okt, kk * 16, 2 * jj); });
         }
       }
 

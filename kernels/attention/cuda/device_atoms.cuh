@@ -90,6 +90,33 @@ __device__ __forceinline__ void ldsm_x4_t(std::uint32_t (&r)[4], std::uint32_t a
                : "r"(addr));
 }
 
+// The inner step of every sm80 product: for each of J 16-column blocks of B (read from shared
+// memory by ldmatrix, transposed when B_T, block j at b_at(j)), acc[r][2j..2j+1] += a[r] B_j for
+// each of RW row blocks of A held in registers. B is loaded once for all RW rows.
+template <bool BF16, bool B_T, int J, int RW, typename BAt>
+__device__ __forceinline__ void mma_rows_times_blocks(float (&acc)[RW][2 * J][4], const std::uint32_t (&a)[RW][4],
+                                                      BAt b_at) {
+#pragma unroll
+  for (int j = 0; j < J; ++j) {
+    std::uint32_t b[4];
+    if constexpr (B_T)
+      ldsm_x4_t(b, b_at(j));
+    else
+      ldsm_x4(b, b_at(j));
+#pragma unroll
+    for (int r = 0; r < RW; ++r) {
+      mma<BF16>(acc[r][2 * j], a[r], b[0], b[1]);
+      mma<BF16>(acc[r][2 * j + 1], a[r], b[2], b[3]);
+    }
+  }
+}
+// The same for one row block of A (the backward's warps each own one).
+template <bool BF16, bool B_T, int J, typename BAt>
+__device__ __forceinline__ void mma_row_times_blocks(float (&acc)[2 * J][4], const std::uint32_t (&a)[4], BAt b_at) {
+  mma_rows_times_blocks<BF16, B_T, J, 1>(reinterpret_cast<float(&)[1][2 * J][4]>(acc),
+                                         reinterpret_cast<const std::uint32_t(&)[1][4]>(a), b_at);
+}
+
 __device__ __forceinline__ void cp_async16(std::uint32_t dst, const void* src, bool valid) {
   int n = valid ? 16 : 0;  // 0: zero-fill (rows past the sequence end)
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(n));

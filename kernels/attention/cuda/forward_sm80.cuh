@@ -88,16 +88,7 @@ __global__ void __launch_bounds__(fwd_cfg<D, RW_>::threads)
         std::uint32_t qa[RW][4];
 #pragma unroll
         for (int r = 0; r < RW; ++r) ldsm_x4(qa[r], swz_at<D>(sQ, oq, r * 16, 2 * kk));
-#pragma unroll
-        for (int j = 0; j < BN / 16; ++j) {
-          std::uint32_t kb[4];
-          ldsm_x4(kb, swz_at<D>(sK, ok, j * 16, 2 * kk));
-#pragma unroll
-          for (int r = 0; r < RW; ++r) {
-            mma<BF16>(s[r][2 * j], qa[r], kb[0], kb[1]);
-            mma<BF16>(s[r][2 * j + 1], qa[r], kb[2], kb[3]);
-          }
-        }
+        mma_rows_times_blocks<BF16, false, BN / 16>(s, qa, [&](int j) { return swz_at<D>(sK, ok, j * 16, 2 * kk); });
       }
     }
     const int k0 = n * BN;
@@ -154,16 +145,7 @@ __global__ void __launch_bounds__(fwd_cfg<D, RW_>::threads)
           a[r][2] = pack2<BF16>(s[r][2 * kk + 1][0], s[r][2 * kk + 1][1]);
           a[r][3] = pack2<BF16>(s[r][2 * kk + 1][2], s[r][2 * kk + 1][3]);
         }
-#pragma unroll
-        for (int j = 0; j < D / 16; ++j) {
-          std::uint32_t vb[4];
-          ldsm_x4_t(vb, swz_at<D>(sV, ov, kk * 16, 2 * j));
-#pragma unroll
-          for (int r = 0; r < RW; ++r) {
-            mma<BF16>(acc[r][2 * j], a[r], vb[0], vb[1]);
-            mma<BF16>(acc[r][2 * j + 1], a[r], vb[2], vb[3]);
-          }
-        }
+        mma_rows_times_blocks<BF16, true, D / 16>(acc, a, [&](int j) { return swz_at<D>(sV, ov, kk * 16, 2 * j); });
       }
     }
     __syncthreads();  // the next prefetch overwrites this buffer
