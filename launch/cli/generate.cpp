@@ -21,18 +21,13 @@
 #include "kernels/dit/model_card.hpp"
 #include "kernels/dit/png.hpp"
 #include "kernels/dit/vae_gpu.hpp"
+#include "launch/cli/self_exe.hpp"
 
 namespace gfdit::launch {
 
 namespace {
 
 namespace fs = std::filesystem;
-
-fs::path self_exe() {
-  std::error_code ec;
-  auto p = fs::read_symlink("/proc/self/exe", ec);
-  return ec ? fs::path{} : p;
-}
 
 int fail(const std::string& what) {
   std::fprintf(stderr, "gfdit generate: %s\n", what.c_str());

@@ -4,6 +4,7 @@
 //   gfdit check g.yaml [name:=value ...]       validate a launch file
 //   gfdit actor types|list, topic list|echo|hz, param get|set, msg list|show
 //   gfdit generate --model M --prompt P --out F.png   pictures from a model, no graph
+//   gfdit profile --model M --device gpu --out P.yaml  stage costs measured, as a cost profile
 //   gfdit sim ..., gfdit bag ..., gfdit replay ...  (when those modules are built)
 #include <cstdio>
 #include <cstring>
@@ -27,6 +28,7 @@ namespace gfdit::bag {}
 #if defined(GFDIT_WITH_SERVING_ACTORS) && __has_include("actors/serving/serving_actor_types.hpp")
 #include "actors/client/load_client.hpp"
 #include "actors/serving/serving_actor_types.hpp"
+#include "launch/cli/profile.hpp"
 #define GFDIT_SERVE_READY 1
 #endif
 #include "actors/runtime/plugin_loader.hpp"
@@ -57,6 +59,7 @@ int pass_through(const std::string& name, int argc, char** argv) {
 #endif
 #ifdef GFDIT_SERVE_READY
   if (name == "bench serve") return gfdit::serve_main(n, v.data());
+  if (name == "profile") return gfdit::launch::profile_main(n, v.data());
 #endif
 #ifdef GFDIT_BAG_READY
   {
@@ -84,7 +87,8 @@ int main(int argc, char** argv) {
     std::vector<char*> rest(argv + 1, argv + argc);  // "generate" becomes argv[0]
     return gfdit::launch::generate_main(static_cast<int>(rest.size()), rest.data());
   }
-  if (argc >= 2 && (!std::strcmp(argv[1], "sim") || !std::strcmp(argv[1], "bag") || !std::strcmp(argv[1], "replay")))
+  if (argc >= 2 && (!std::strcmp(argv[1], "sim") || !std::strcmp(argv[1], "bag") || !std::strcmp(argv[1], "replay") ||
+                    !std::strcmp(argv[1], "profile")))
     return pass_through(argv[1], argc, argv);
   // gfdit bench serve --workload W.yaml --connect control=ENDPOINT: drive a running graph.
   if (argc >= 3 && !std::strcmp(argv[1], "bench") && !std::strcmp(argv[2], "serve")) {
@@ -213,6 +217,7 @@ int main(int argc, char** argv) {
 
   app.add_subcommand("generate", "pictures from a model, no graph (gfdit generate --help)");
   app.add_subcommand("sim", "the serving simulator (gfdit sim --help)");
+  app.add_subcommand("profile", "measure served models' stage costs here, write a cost profile (gfdit profile --help)");
   app.add_subcommand("bag", "record bags (gfdit bag --help)");
   app.add_subcommand("replay", "replay bags (gfdit replay --help)");
 

@@ -9,37 +9,13 @@
 
 #include "kernels/dit/png.hpp"
 #include "tests/kernels/dit/tiny_pipeline.hpp"
-#include "tests/support/child_process.hpp"
+#include "tests/launch/cli_run.hpp"
 
 namespace fs = std::filesystem;
-using gfdit::testing::child_process;
+using gfdit::testing::read_bytes;
+using gfdit::testing::run;
 
 namespace {
-
-struct run_result {
-  int status = 0;
-  std::string output;
-  double seconds = 0;
-};
-
-run_result run(std::vector<std::string> args, const fs::path& dir) {
-  args.insert(args.begin(), GFDIT_EXE);
-  const fs::path log = dir / "log.txt";
-  const auto t0 = std::chrono::steady_clock::now();
-  child_process p(args, log.string(), {{"GFDIT_MODELS", ""}});
-  run_result r;
-  r.status = p.wait(std::chrono::seconds(120));
-  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::stringstream ss;
-  ss << std::ifstream(log).rdbuf();
-  r.output = ss.str();
-  return r;
-}
-
-std::vector<std::uint8_t> read_bytes(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(f), {}};
-}
 
 class GenerateCli : public ::testing::Test {
  protected:
