@@ -1,6 +1,7 @@
 // gpu_model's GEMMs: the weights on the device, one cuBLASLt algorithm per (out, in) chosen at a
 // fixed reference row count (so an element's reduction order does not depend on the token count).
 #include "kernels/dit/gpu_model_impl.hpp"
+#include "kernels/dit/lt_algorithm.hpp"
 
 namespace gfdit::dit {
 
@@ -45,28 +46,18 @@ result<cublasLtMatmulAlgo_t> gpu_model::impl::algo_for(int N, int K, bool gelu) 
   const std::int64_t ref_rows = std::min<std::int64_t>(c.seq_tokens(), 4096);
   cublasLtMatmulDesc_t op = nullptr;
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
-  cublasLtMatmulPreference_t pref = nullptr;
   GFDIT_CUBLAS(make_desc(&op, nullptr, gelu));
   GFDIT_CUBLAS(cublasLtMatrixLayoutCreate(&a, CUDA_R_16BF, K, N, K));
   GFDIT_CUBLAS(cublasLtMatrixLayoutCreate(&b, CUDA_R_16BF, K, ref_rows, K));
   GFDIT_CUBLAS(cublasLtMatrixLayoutCreate(&d, CUDA_R_16BF, N, ref_rows, N));
-  GFDIT_CUBLAS(cublasLtMatmulPreferenceCreate(&pref));
-  GFDIT_CUBLAS(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws_bytes,
-                                                    sizeof(ws_bytes)));
-  cublasLtMatmulHeuristicResult_t res[8];
-  int found = 0;
-  const auto s = cublasLtMatmulAlgoGetHeuristic(lt, op, a, b, d, d, pref, 8, res, &found);
-  cublasLtMatmulPreferenceDestroy(pref);
+  cublasLtMatmulAlgo_t al;
+  auto r = fixed_lt_algorithm(lt, op, a, b, d, ws_bytes, false,
+                              "dit gpu " + std::to_string(N) + "x" + std::to_string(K), al);
   cublasLtMatrixLayoutDestroy(a);
   cublasLtMatrixLayoutDestroy(b);
   cublasLtMatrixLayoutDestroy(d);
   cublasLtMatmulDescDestroy(op);
-  if (s != CUBLAS_STATUS_SUCCESS || found == 0)
-    return make_error(errc::io, "dit gpu: no cuBLASLt algorithm for " + std::to_string(N) + "x" + std::to_string(K));
-  cublasLtMatmulAlgo_t al = res[0].algo;
-  // No split-K: a K split that depended on shape would change the summation order.
-  int one = 1;
-  cublasLtMatmulAlgoConfigSetAttribute(&al, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &one, sizeof(one));
+  if (!r) return r.err();
   algos.emplace(std::make_tuple(N, K, gelu), al);
   return al;
 }

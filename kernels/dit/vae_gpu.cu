@@ -17,6 +17,7 @@
 
 #include "common/gpu_check.hpp"
 #include "kernels/dit/block_sum.cuh"
+#include "kernels/dit/lt_algorithm.hpp"
 #include "kernels/dit/numerics.hpp"
 
 namespace gfdit::dit {
@@ -362,33 +363,19 @@ struct gpu_vae_decoder::impl {
     if (auto it = algos.find(key); it != algos.end()) return &it->second;
     cublasLtMatmulDesc_t op = nullptr;
     cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
-    cublasLtMatmulPreference_t pref = nullptr;
     GFDIT_CUBLAS(make_desc(&op));
     GFDIT_CUBLAS(cublasLtMatrixLayoutCreate(&a, CUDA_R_16BF, k, m, lda));
     GFDIT_CUBLAS(cublasLtMatrixLayoutCreate(&b, CUDA_R_16BF, k, n, ldb));
     GFDIT_CUBLAS(cublasLtMatrixLayoutCreate(&d, CUDA_R_32F, m, n, ldd));
-    GFDIT_CUBLAS(cublasLtMatmulPreferenceCreate(&pref));
-    const std::size_t wsb = workspace_bytes;
-    GFDIT_CUBLAS(
-        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &wsb, sizeof(wsb)));
-    const std::uint32_t none = CUBLASLT_REDUCTION_SCHEME_NONE;
-    GFDIT_CUBLAS(
-        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &none, sizeof(none)));
-    cublasLtMatmulHeuristicResult_t res[8];
-    int found = 0;
-    const auto s = cublasLtMatmulAlgoGetHeuristic(lt, op, a, b, d, d, pref, 8, res, &found);
-    cublasLtMatmulPreferenceDestroy(pref);
+    cublasLtMatmulAlgo_t al;
+    auto r = fixed_lt_algorithm(
+        lt, op, a, b, d, workspace_bytes, true,
+        "vae gpu m " + std::to_string(m) + ", n " + std::to_string(n) + ", k " + std::to_string(k), al);
     cublasLtMatrixLayoutDestroy(a);
     cublasLtMatrixLayoutDestroy(b);
     cublasLtMatrixLayoutDestroy(d);
     cublasLtMatmulDescDestroy(op);
-    if (s != CUBLAS_STATUS_SUCCESS || found == 0)
-      return make_error(errc::io, "vae gpu: no cuBLASLt algorithm for m " + std::to_string(m) + ", n " +
-                                      std::to_string(n) + ", k " + std::to_string(k) + " (status " +
-                                      std::to_string(static_cast<int>(s)) + ")");
-    cublasLtMatmulAlgo_t al = res[0].algo;
-    int one = 1;
-    cublasLtMatmulAlgoConfigSetAttribute(&al, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &one, sizeof(one));
+    if (!r) return r.err();
     return &algos.emplace(key, al).first->second;
   }
 
