@@ -198,8 +198,7 @@ struct bus::impl {
       // A CURVE client that only talks to the holder of the peer's secret: a process squatting
       // on the peer's endpoint completes no handshake and reads nothing.
       const std::string server = opt.curve->accepted.public_of(key);
-      if (server.empty())
-        return make_error(errc::not_found, "no public key named '" + key + "' in the key folder");
+      if (server.empty()) return make_error(errc::not_found, "no public key named '" + key + "' in the key folder");
       GFDIT_ZMQ_CHECK(zmq_setsockopt(d, ZMQ_CURVE_SERVERKEY, server.c_str(), 41));
       GFDIT_ZMQ_CHECK(zmq_setsockopt(d, ZMQ_CURVE_PUBLICKEY, opt.curve->own.public_key.c_str(), 41));
       GFDIT_ZMQ_CHECK(zmq_setsockopt(d, ZMQ_CURVE_SECRETKEY, opt.curve->own.secret_key.c_str(), 41));
@@ -402,8 +401,12 @@ bool bus::flush(std::chrono::milliseconds timeout) {
 }
 
 bus_stats bus::stats() const {
-  return {impl_->sent.load(), impl_->received.load(), impl_->failed.load(), impl_->decode_errors.load(),
-          impl_->zap ? impl_->zap->refused() : 0, 0};
+  return {impl_->sent.load(),
+          impl_->received.load(),
+          impl_->failed.load(),
+          impl_->decode_errors.load(),
+          impl_->zap ? impl_->zap->refused() : 0,
+          0};
 }
 
 }  // namespace gfdit

@@ -113,7 +113,8 @@ result<curve_key_pair> read_key_pair(const fs::path& secret_file) {
 
 result<key_ring> read_key_ring(const fs::path& dir) {
   std::error_code ec;
-  if (!fs::is_directory(dir, ec)) return make_error(errc::not_found, "key folder '" + dir.string() + "' does not exist");
+  if (!fs::is_directory(dir, ec))
+    return make_error(errc::not_found, "key folder '" + dir.string() + "' does not exist");
   key_ring ring;
   for (const auto& e : fs::directory_iterator(dir, ec)) {
     if (e.path().extension() != ".pub") continue;

@@ -7,7 +7,8 @@ constexpr std::string_view node_prefix = "$node:";
 
 bool speaker_check::owns_node(const std::string& key, const std::string& node) {
   if (key.empty()) return false;
-  return node == key || (node.size() > key.size() + 1 && node.compare(0, key.size(), key) == 0 && node[key.size()] == '~');
+  return node == key ||
+         (node.size() > key.size() + 1 && node.compare(0, key.size(), key) == 0 && node[key.size()] == '~');
 }
 
 result<void> speaker_check::hello(const std::string& key, const msg::node_hello& h) {
@@ -21,8 +22,8 @@ result<void> speaker_check::hello(const std::string& key, const msg::node_hello&
       continue;
     }
     if (auto it = announced_.find(a); it != announced_.end() && it->second != h.node)
-      return make_error(errc::invalid_argument,
-                        "node '" + h.node + "' announced actor '" + a + "', announced already by node '" + it->second + "'");
+      return make_error(errc::invalid_argument, "node '" + h.node + "' announced actor '" + a +
+                                                    "', announced already by node '" + it->second + "'");
   }
   for (auto it = announced_.begin(); it != announced_.end();)
     it = it->second == h.node ? announced_.erase(it) : std::next(it);

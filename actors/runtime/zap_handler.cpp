@@ -45,8 +45,8 @@ result<std::unique_ptr<zap_handler>> zap_handler::start(void* zmq_context, key_r
   const int linger = 0;
   GFDIT_ZMQ_CHECK(zmq_setsockopt(h->socket_, ZMQ_LINGER, &linger, sizeof linger));
   if (zmq_bind(h->socket_, "inproc://zeromq.zap.01") < 0)
-    return make_error(errc::io, h->owner_ + ": cannot bind the ZAP handler (one per ZeroMQ context): " +
-                                    zmq_strerror(zmq_errno()));
+    return make_error(
+        errc::io, h->owner_ + ": cannot bind the ZAP handler (one per ZeroMQ context): " + zmq_strerror(zmq_errno()));
   h->thread_ = std::thread([p = h.get()] { p->serve(); });
   return h;
 }

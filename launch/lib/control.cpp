@@ -142,8 +142,9 @@ bool control_server::serve_one(const handler& fn, int timeout_ms) {
   } else if (!token_.empty() && !(req.contains("token") && req["token"].is_string() &&
                                   same_token(token_, req["token"].get<std::string>()))) {
     reply = {{"ok", false},
-             {"error", "not authorized: this control endpoint answers only requests with its token (a 0600 file "
-                       "of the user who launched the graph)"}};
+             {"error",
+              "not authorized: this control endpoint answers only requests with its token (a 0600 file "
+              "of the user who launched the graph)"}};
     static log_limiter limiter;  // one server per process
     std::uint64_t held = 0;
     if (limiter.allow(log_limiter::clock::now(), held))

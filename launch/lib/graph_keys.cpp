@@ -19,8 +19,8 @@ result<std::optional<bus_curve>> node_curve(const graph_spec& g, const std::stri
     return make_error(own.err().code, where + "node '" + node + "' needs its key pair (gfdit keys make " +
                                           g.security.keys + " " + node + "): " + own.err().what);
   if (ring->public_of(node) != own->public_key)
-    return make_error(errc::invalid_argument, where + "node '" + node + "': " + secret.string() +
-                                                  " has no matching " + node + ".pub in the folder");
+    return make_error(errc::invalid_argument, where + "node '" + node + "': " + secret.string() + " has no matching " +
+                                                  node + ".pub in the folder");
   return std::optional<bus_curve>(bus_curve{std::move(*own), std::move(*ring)});
 }
 
@@ -37,8 +37,8 @@ result<tool_key> read_tool_key(const std::string& keys_dir) {
       given && *given ? fs::path(given) : fs::path(keys_dir) / (std::string(operator_key_name) + ".key");
   auto own = read_key_pair(secret);
   if (!own)
-    return make_error(own.err().code, "the graph is keyed (" + keys_dir + "): set GFDIT_KEY to a key file of its folder (" +
-                                          own.err().what + ")");
+    return make_error(own.err().code, "the graph is keyed (" + keys_dir +
+                                          "): set GFDIT_KEY to a key file of its folder (" + own.err().what + ")");
   auto ring = read_key_ring(keys_dir);
   if (!ring) return ring.err();
   const std::string name = secret.stem().string();

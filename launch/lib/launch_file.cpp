@@ -392,7 +392,8 @@ class loader {
       if (const auto k = n["keys"])
         if (auto t = text(k, s, "security.keys")) {
           g_.security.keys =
-              t->empty() ? "" : fs::weakly_canonical(fs::path(*t).is_absolute() ? fs::path(*t) : s.dir / *t, ec).string();
+              t->empty() ? ""
+                         : fs::weakly_canonical(fs::path(*t).is_absolute() ? fs::path(*t) : s.dir / *t, ec).string();
           g_.security.keys_at = mk(k, s);
         }
       if (const auto i = n["insecure"])

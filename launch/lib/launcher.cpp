@@ -186,12 +186,9 @@ class launcher {
     sweep_runs_folder();
     run_file_ = runs_folder() + "/launch-" + std::to_string(::getpid()) + ".json";
     std::ofstream f(run_file_);
-    f << nlohmann::json{{"pid", ::getpid()},
-                        {"graph", g_.name},
-                        {"file", g_.file},
-                        {"control", control_->endpoint()},
-                        {"token_file", token_file_},
-                        {"keys", g_.security.keys},
+    f << nlohmann::json{{"pid", ::getpid()},         {"graph", g_.name},
+                        {"file", g_.file},           {"control", control_->endpoint()},
+                        {"token_file", token_file_}, {"keys", g_.security.keys},
                         {"run_dir", run_dir_}}
              .dump()
       << "\n";
@@ -382,7 +379,7 @@ class launcher {
                          {"starts", c.starts},
                          {"endpoint", c.plan.connect},
                          {"control", c.plan.control}});
-      return {{"ok", true},          {"graph", g_.name},          {"file", g_.file},
+      return {{"ok", true},        {"graph", g_.name},         {"file", g_.file},
               {"pid", ::getpid()}, {"keys", g_.security.keys}, {"processes", procs}};
     }
     if (cmd == "actors" || cmd == "topics") {

@@ -100,8 +100,9 @@ TEST(Keys, TcpBeyondLoopbackNeedsKeysOrInsecure) {
   const auto open = d.write("open.yaml", graph);
   auto [s1, out1] = run({gfdit_exe, "node", open, "--process", "a"}, d.path() + "/open", 20s);
   EXPECT_EQ(s1, 2) << out1;
-  EXPECT_NE(out1.find("open.yaml:3:5: process 'a' would bind tcp://0.0.0.0:" + port + ", beyond loopback, without keys"),
-            std::string::npos)
+  EXPECT_NE(
+      out1.find("open.yaml:3:5: process 'a' would bind tcp://0.0.0.0:" + port + ", beyond loopback, without keys"),
+      std::string::npos)
       << out1;
 
   const auto insecure = d.write("insecure.yaml", graph + "security: {insecure: true}\n");

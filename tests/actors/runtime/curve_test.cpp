@@ -202,9 +202,8 @@ TEST(curve_bus, rogues_can_neither_inject_nor_read_and_a_valid_key_speaks_only_f
   ASSERT_TRUE(n);
   ASSERT_TRUE((*n)->add("probe", std::make_unique<lambda_actor>([&](context& ctx) {
                           ctx.on<msg::pong>([&](const msg::pong& p, const envelope&) { pongs.push(p.data); });
-                          ctx.subscribe<msg::pong>("pong", [&](const msg::pong& p, const envelope&) {
-                            pongs.push("topic " + p.data);
-                          });
+                          ctx.subscribe<msg::pong>(
+                              "pong", [&](const msg::pong& p, const envelope&) { pongs.push("topic " + p.data); });
                           return result<void>{};
                         })));
   auto started = (*n)->start();
@@ -273,8 +272,8 @@ TEST(curve_bus, a_client_checks_the_servers_key) {
   // An impostor bound where node "b" should be, with a key that is not b's.
   const auto impostor_key = *make_curve_key_pair();
   rogue impostor(ZMQ_ROUTER, "tcp://127.0.0.1:*", &impostor_key, "", true);
-  node_options o{.name = "a", .bind = "tcp://127.0.0.1:*", .peers = {{"b", impostor.endpoint()}},
-                 .peer_timeout = 1500ms};
+  node_options o{
+      .name = "a", .bind = "tcp://127.0.0.1:*", .peers = {{"b", impostor.endpoint()}}, .peer_timeout = 1500ms};
   o.curve = bus_curve{a_key, *read_key_ring(d.path)};
   auto n = node::create(o);
   ASSERT_TRUE(n);
