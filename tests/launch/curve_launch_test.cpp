@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <regex>
+
 #include "launch/lib/commands.hpp"
 #include "launch/lib/control.hpp"
 #include "tests/launch/launch_test_support.hpp"
@@ -18,6 +20,12 @@ using gfdit::testing::temp_dir;
 
 const std::string gfdit_exe = GFDIT_EXE;
 const std::string ping_pong = std::string(GFDIT_SOURCE_DIR) + "/launch/graphs/ping_pong.yaml";
+
+int count_of(const std::string& text, const std::string& what) {
+  int n = 0;
+  for (auto p = text.find(what); p != std::string::npos; p = text.find(what, p + what.size())) ++n;
+  return n;
+}
 
 unsigned mode_of(const std::string& path) {
   struct stat st {};
@@ -65,6 +73,22 @@ TEST(Keys, AStockGraphRunsKeyedEndToEnd) {
   auto [s2, out2] = run({gfdit_exe, "launch", f, "count:=10"}, d.path() + "/log2", 60s);
   EXPECT_NE(s2, 0) << out2;
   EXPECT_NE(out2.find("node 'pinger' needs its key pair"), std::string::npos) << out2;
+}
+
+// The stock serving graph (control plane, four worker processes, a load client), keyed: every
+// request is served and no frame is refused.
+TEST(Keys, TheStockServingGraphServesKeyed) {
+  temp_dir d;
+  const std::string serving = std::string(GFDIT_SOURCE_DIR) + "/launch/graphs/serving.yaml";
+  ASSERT_EQ(run({gfdit_exe, "keys", "make", d.path() + "/keys", "--graph", serving}, d.path() + "/make", 20s).first, 0);
+  const auto f = d.write("keyed.yaml", "include: " + serving + "\nsecurity: {keys: keys}\n");
+  auto [status, out] = run({gfdit_exe, "launch", f, "requests:=40"}, d.path() + "/log", 90s);
+  EXPECT_EQ(status, 0) << out;
+  EXPECT_TRUE(std::regex_search(out, std::regex("done +40\n"))) << out;
+  EXPECT_TRUE(std::regex_search(out, std::regex("unfinished +0\n"))) << out;
+  EXPECT_EQ(count_of(out, "(keyed: CurveZMQ)"), 6) << out;
+  EXPECT_EQ(out.find("dropped a frame"), std::string::npos) << out;
+  EXPECT_EQ(out.find("refused"), std::string::npos) << out;
 }
 
 TEST(Keys, ToolsJoinAKeyedGraphOnlyWithAKeyOfItsFolder) {
