@@ -20,7 +20,18 @@ namespace {
 
 constexpr int max_control_frame = 16 << 20;
 
-result<void> configure(void* s) {
+result<void> configure(void* s, const control_curve* curve, bool server) {
+  if (curve) {
+    if (server) {
+      const int on = 1;
+      GFDIT_ZMQ_CHECK(zmq_setsockopt(s, ZMQ_CURVE_SERVER, &on, sizeof on));
+      GFDIT_ZMQ_CHECK(zmq_setsockopt(s, ZMQ_ZAP_DOMAIN, "gfdit", 5));
+    } else {
+      GFDIT_ZMQ_CHECK(zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, curve->server_public.c_str(), 41));
+      GFDIT_ZMQ_CHECK(zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, curve->own.public_key.c_str(), 41));
+    }
+    GFDIT_ZMQ_CHECK(zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, curve->own.secret_key.c_str(), 41));
+  }
   const int zero = 0;
   const std::int64_t max = max_control_frame;
   GFDIT_ZMQ_CHECK(zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero));
@@ -82,14 +93,15 @@ void* control_context() {
 }
 
 result<nlohmann::json> control_request(const std::string& endpoint, const nlohmann::json& request,
-                                       std::chrono::milliseconds timeout, const std::string& token) {
+                                       std::chrono::milliseconds timeout, const std::string& token,
+                                       const control_curve* curve) {
   void* s = zmq_socket(control_context(), ZMQ_REQ);
   if (!s) return make_error(errc::io, std::string("zmq_socket: ") + zmq_strerror(zmq_errno()));
   struct closer {
     void* s;
     ~closer() { zmq_close(s); }
   } close_it{s};
-  if (auto r = configure(s); !r) return r.err();
+  if (auto r = configure(s, curve, false); !r) return r.err();
   GFDIT_ZMQ_CHECK(zmq_connect(s, endpoint.c_str()));
   nlohmann::json sent = request;
   if (!token.empty()) sent["token"] = token;
@@ -109,12 +121,18 @@ result<nlohmann::json> control_request(const std::string& endpoint, const nlohma
   return j;
 }
 
-result<std::unique_ptr<control_server>> control_server::bind(const std::string& endpoint, std::string token) {
+result<std::unique_ptr<control_server>> control_server::bind(const std::string& endpoint, std::string token,
+                                                             const control_curve* curve) {
   std::unique_ptr<control_server> out(new control_server());
   out->token_ = std::move(token);
+  if (curve) {
+    auto z = zap_handler::start(control_context(), curve->accepted, "control endpoint " + endpoint);
+    if (!z) return z.err();
+    out->zap_ = std::move(*z);
+  }
   out->socket_ = zmq_socket(control_context(), ZMQ_REP);
   if (!out->socket_) return make_error(errc::io, std::string("zmq_socket: ") + zmq_strerror(zmq_errno()));
-  if (auto r = configure(out->socket_); !r) return r.err();
+  if (auto r = configure(out->socket_, curve, true); !r) return r.err();
   std::string ep = endpoint;
   if (ep.size() > 2 && ep.compare(ep.size() - 2, 2, ":0") == 0) ep.replace(ep.size() - 1, 1, "*");
   if (zmq_bind(out->socket_, ep.c_str()) < 0)

@@ -61,7 +61,7 @@ result<std::string> find_control(const std::string& given) {
 result<nlohmann::json> ask(const std::string& control, const std::string& cmd) {
   auto ep = find_control(control);
   if (!ep) return ep.err();
-  return control_request(*ep, {{"cmd", cmd}}, 5000ms, control_token_for(*ep));
+  return ask_launcher(*ep, {{"cmd", cmd}}, 5000ms);
 }
 
 int fail(const error& e) {

@@ -26,6 +26,7 @@
 #include "launch/lib/commands.hpp"
 #include "launch/lib/control.hpp"
 #include "launch/lib/endpoints.hpp"
+#include "launch/lib/graph_keys.hpp"
 #include "launch/lib/launch_file.hpp"
 
 extern char** environ;
@@ -50,18 +51,39 @@ void sweep_runs_folder() {
   }
 }
 
-std::string control_token_for(const std::string& endpoint) {
+namespace {
+
+// This user's announcement of the launcher serving `endpoint`; an empty object when none.
+nlohmann::json announcement_for(const std::string& endpoint) {
   std::error_code ec;
   for (const auto& f : fs::directory_iterator(runs_folder(), ec)) {
     if (f.path().extension() != ".json") continue;
     std::ifstream in(f.path());
     auto j = nlohmann::json::parse(in, nullptr, false);
-    if (j.is_discarded() || j.value("control", std::string()) != endpoint) continue;
-    if (auto t = read_control_token(j.value("token_file", std::string()))) return *t;
+    if (!j.is_discarded() && j.is_object() && j.value("control", std::string()) == endpoint) return j;
   }
+  return nlohmann::json::object();
+}
+
+}  // namespace
+
+std::string control_token_for(const std::string& endpoint) {
+  if (auto t = read_control_token(announcement_for(endpoint).value("token_file", std::string()))) return *t;
   if (const char* file = std::getenv("GFDIT_CONTROL_TOKEN"); file && *file)
     if (auto t = read_control_token(file)) return *t;
   return {};
+}
+
+result<nlohmann::json> ask_launcher(const std::string& endpoint, const nlohmann::json& request,
+                                    std::chrono::milliseconds timeout) {
+  const std::string keys = announcement_for(endpoint).value("keys", std::string());
+  std::optional<control_curve> curve;
+  if (!keys.empty()) {
+    auto k = read_tool_key(keys);
+    if (!k) return k.err();
+    curve = control_curve{k->curve.own, {}, k->curve.accepted.public_of(operator_key_name)};
+  }
+  return control_request(endpoint, request, timeout, control_token_for(endpoint), curve ? &*curve : nullptr);
 }
 
 namespace {
@@ -168,7 +190,19 @@ class launcher {
     fs::remove(token_file_, ec);  // a dead launcher's with our pid
     auto token = make_control_token(token_file_);
     if (!token) return token_file_.clear(), say(token.err().what), 1;
-    auto server = control_server::bind(opt_.control, *token);
+    // A keyed graph's launcher speaks CURVE too, with the operator pair (the tools' key).
+    std::optional<control_curve> curve;
+    if (!g_.security.keys.empty()) {
+      auto own = read_key_pair(fs::path(g_.security.keys) / (std::string(operator_key_name) + ".key"));
+      auto ring = read_key_ring(g_.security.keys);
+      if (!own || !ring)
+        return say(g_.security.keys_at.str() + ": the launcher serves its control endpoint with the folder's '" +
+                   operator_key_name + "' pair (gfdit keys make DIR " + operator_key_name +
+                   "): " + (own ? ring.err() : own.err()).what),
+               1;
+      curve = control_curve{*own, *ring, {}};
+    }
+    auto server = control_server::bind(opt_.control, *token, curve ? &*curve : nullptr);
     if (!server) return say(server.err().what), 1;
     control_ = std::move(*server);
     announce();

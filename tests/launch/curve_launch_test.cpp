@@ -112,6 +112,13 @@ TEST(Keys, ToolsJoinAKeyedGraphOnlyWithAKeyOfItsFolder) {
                            d.path() + "/refused", 20s, {{"GFDIT_KEY", d.path() + "/other/stranger.key"}});
   EXPECT_EQ(s3, 1) << refused;
   EXPECT_NE(refused.find("lists no stranger.pub"), std::string::npos) << refused;
+  // The keyed launcher's control endpoint speaks CURVE: its token alone gets no answer.
+  const std::string token = gfdit::launch::control_token_for(control);
+  ASSERT_EQ(token.size(), 64u);
+  EXPECT_FALSE(gfdit::launch::control_request(control, {{"cmd", "graph"}}, 1s, token));
+  auto g = gfdit::launch::ask_launcher(control, {{"cmd", "graph"}}, 5s);
+  ASSERT_TRUE(g) << g.err().what;
+  EXPECT_EQ((*g)["keys"], keys);
   launcher.signal(SIGINT);
   EXPECT_EQ(launcher.wait(10s), 0) << launcher.output();
 }
