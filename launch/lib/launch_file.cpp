@@ -740,6 +740,7 @@ result<std::string> to_flat_yaml(const graph_spec& g) {
   if (!g.plugins.empty()) out["plugins"] = g.plugins;
   if (!g.security.keys.empty() || g.security.insecure)
     out["security"] = {{"keys", g.security.keys}, {"insecure", g.security.insecure}};
+  scan(g.security.keys, "security.keys");
   if (!g.parameters.empty())
     out["parameters"] = ojson::parse(g.parameters.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   scan(g.parameters, "parameters");
