@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "actors/runtime/zap_handler.hpp"
 #include "actors/runtime/zmq_check.hpp"
 
 namespace gfdit {
@@ -30,6 +31,7 @@ struct command {
   enum kind_t { send, connect } kind = send;
   outgoing out;
   std::string endpoint;  // for connect
+  std::string key;       // for connect: the name of the key the peer must hold
 };
 
 struct peer_socket {
@@ -59,6 +61,7 @@ struct bus::impl {
   callbacks cbs;
   void* ctx = nullptr;
   void* router = nullptr;
+  std::unique_ptr<zap_handler> zap;  // keyed only; before the ROUTER binds, gone before the context
   int wake_fd = -1;
   std::string endpoint;
 
@@ -80,6 +83,7 @@ struct bus::impl {
     if (thread.joinable()) thread.join();
     for (auto& [name, p] : peers) zmq_close(p.socket);
     if (router) zmq_close(router);
+    zap.reset();
     if (ctx) zmq_ctx_term(ctx);
     if (wake_fd >= 0) ::close(wake_fd);
   }
@@ -99,6 +103,17 @@ struct bus::impl {
     GFDIT_ZMQ_CHECK(zmq_setsockopt(router, ZMQ_RCVHWM, &opt.receive_hwm, sizeof(int)));
     const int linger = 0;
     GFDIT_ZMQ_CHECK(zmq_setsockopt(router, ZMQ_LINGER, &linger, sizeof linger));
+    if (opt.curve) {
+      if (!curve_available())
+        return make_error(errc::state, "bus of node '" + opt.node + "' is keyed, but this libzmq has no CURVE support");
+      auto z = zap_handler::start(ctx, opt.curve->accepted, "node '" + opt.node + "'");
+      if (!z) return z.err();
+      zap = std::move(*z);
+      const int server = 1;
+      GFDIT_ZMQ_CHECK(zmq_setsockopt(router, ZMQ_CURVE_SERVER, &server, sizeof server));
+      GFDIT_ZMQ_CHECK(zmq_setsockopt(router, ZMQ_CURVE_SECRETKEY, opt.curve->own.secret_key.c_str(), 41));
+      GFDIT_ZMQ_CHECK(zmq_setsockopt(router, ZMQ_ZAP_DOMAIN, "gfdit", 5));
+    }
     if (zmq_bind(router, opt.bind.c_str()) < 0)
       return make_error(errc::io,
                         "bus of node '" + opt.node + "' cannot bind " + opt.bind + ": " + zmq_strerror(zmq_errno()));
@@ -167,10 +182,10 @@ struct bus::impl {
 
   // One DEALER per peer: immediate (never queue for a peer that is not connected), bounded,
   // named after this node so the peer's ROUTER knows who sends.
-  result<void*> open_dealer(const std::string& endpoint) {
+  result<void*> open_dealer(const std::string& endpoint, const std::string& key) {
     void* d = zmq_socket(ctx, ZMQ_DEALER);
     if (!d) return make_error(errc::io, std::string("zmq_socket: ") + zmq_strerror(zmq_errno()));
-    auto r = configure_dealer(d, endpoint);
+    auto r = configure_dealer(d, endpoint, key);
     if (!r) {
       zmq_close(d);
       return r.err();
@@ -178,7 +193,16 @@ struct bus::impl {
     return d;
   }
 
-  result<void> configure_dealer(void* d, const std::string& endpoint) {
+  result<void> configure_dealer(void* d, const std::string& endpoint, const std::string& key) {
+    if (opt.curve) {
+      // A CURVE client that only talks to the holder of the peer's secret: a process squatting
+      // on the peer's endpoint completes no handshake and reads nothing.
+      const std::string server = opt.curve->accepted.public_of(key);
+      if (server.empty()) return make_error(errc::not_found, "no public key named '" + key + "' in the key folder");
+      GFDIT_ZMQ_CHECK(zmq_setsockopt(d, ZMQ_CURVE_SERVERKEY, server.c_str(), 41));
+      GFDIT_ZMQ_CHECK(zmq_setsockopt(d, ZMQ_CURVE_PUBLICKEY, opt.curve->own.public_key.c_str(), 41));
+      GFDIT_ZMQ_CHECK(zmq_setsockopt(d, ZMQ_CURVE_SECRETKEY, opt.curve->own.secret_key.c_str(), 41));
+    }
     const int immediate = 1;
     const int linger = static_cast<int>(opt.linger.count());
     const int reconnect_ms = 20;
@@ -202,7 +226,7 @@ struct bus::impl {
         p.socket = nullptr;
       }
       if (!p.socket) {
-        auto d = open_dealer(c.endpoint);
+        auto d = open_dealer(c.endpoint, c.key.empty() ? c.out.peer : c.key);
         if (d) {
           p.socket = *d;
           p.endpoint = c.endpoint;
@@ -282,7 +306,9 @@ struct bus::impl {
                                    opt.limits);
         if (env) {
           ++received;
-          if (cbs.on_receive) cbs.on_receive(std::move(*env));
+          // The ZAP handler's answer for this connection: the name of the key it came with.
+          const char* key = opt.curve ? zmq_msg_gets(&body, "User-Id") : nullptr;
+          if (cbs.on_receive) cbs.on_receive(std::move(*env), key ? std::string(key) : std::string());
         } else {
           ++decode_errors;
         }
@@ -351,11 +377,12 @@ result<std::unique_ptr<bus>> bus::create(bus_options options, callbacks cbs) {
 const std::string& bus::endpoint() const { return impl_->endpoint; }
 const std::string& bus::node() const { return impl_->opt.node; }
 
-void bus::add_peer(const std::string& node, const std::string& endpoint) {
+void bus::add_peer(const std::string& node, const std::string& endpoint, const std::string& key) {
   command c;
   c.kind = command::connect;
   c.out.peer = node;
   c.endpoint = endpoint;
+  c.key = key;
   impl_->push(std::move(c));
 }
 
@@ -374,7 +401,12 @@ bool bus::flush(std::chrono::milliseconds timeout) {
 }
 
 bus_stats bus::stats() const {
-  return {impl_->sent.load(), impl_->received.load(), impl_->failed.load(), impl_->decode_errors.load()};
+  return {impl_->sent.load(),
+          impl_->received.load(),
+          impl_->failed.load(),
+          impl_->decode_errors.load(),
+          impl_->zap ? impl_->zap->refused() : 0,
+          0};
 }
 
 }  // namespace gfdit

@@ -7,18 +7,29 @@
 // Nothing is dropped silently: a frame that cannot be handed to ZeroMQ (peer not connected,
 // high-water mark reached) is retried until `send_timeout`, then reported through
 // on_send_failed. Inbound frames are decoded with bounded limits; bad ones are counted.
+//
+// Keyed (bus_options::curve): the ROUTER is a CURVE server whose ZAP handler accepts only the
+// key ring's public keys, each DEALER a CURVE client that checks its peer's public key, and
+// every inbound frame is handed on with the name of the key that sent it.
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
+#include "actors/runtime/curve_keys.hpp"
 #include "common/result.hpp"
 #include "messages/codec.hpp"
 #include "messages/envelope.hpp"
 
 namespace gfdit {
+
+struct bus_curve {
+  curve_key_pair own;  // this process's pair
+  key_ring accepted;   // who may connect, and the public key of every peer it connects to
+};
 
 struct bus_options {
   std::string node;       // this node's name (its ZeroMQ routing id)
@@ -31,6 +42,7 @@ struct bus_options {
   // answer to this one) is picked up without a thread wake-up. Zero: always sleep.
   std::chrono::microseconds spin{50};
   decode_limits limits{};
+  std::optional<bus_curve> curve;  // none: plain ZeroMQ (loopback and ipc graphs)
 };
 
 struct bus_stats {
@@ -38,6 +50,8 @@ struct bus_stats {
   std::uint64_t received = 0;
   std::uint64_t failed = 0;         // frames reported through on_send_failed
   std::uint64_t decode_errors = 0;  // inbound frames that did not decode
+  std::uint64_t refused = 0;        // connections whose key the ZAP handler refused
+  std::uint64_t forged = 0;         // frames dropped for speaking for someone else (counted by the node)
 };
 
 // What a failed frame was, so the node can tell its sender.
@@ -53,7 +67,8 @@ struct send_failure {
 class bus {
  public:
   struct callbacks {
-    std::function<void(envelope&&)> on_receive;          // runs on the bus thread
+    // Runs on the bus thread; `key` names the key the frame came with (empty when not keyed).
+    std::function<void(envelope&&, const std::string& key)> on_receive;
     std::function<void(send_failure&&)> on_send_failed;  // runs on the bus thread
   };
 
@@ -66,8 +81,9 @@ class bus {
   const std::string& endpoint() const;
   const std::string& node() const;
 
-  // Thread-safe. Connects a DEALER to a peer node's endpoint (idempotent per name).
-  void add_peer(const std::string& node, const std::string& endpoint);
+  // Thread-safe. Connects a DEALER to a peer node's endpoint (idempotent per name). Keyed, the
+  // peer must hold the key named `key` (default: the node's name).
+  void add_peer(const std::string& node, const std::string& endpoint, const std::string& key = {});
   // Thread-safe. Encodes on the calling thread, queues for the bus thread.
   void post(const std::string& peer, const envelope& env);
   // Blocks until every queued frame was handed to ZeroMQ or failed, or the timeout passes.

@@ -15,7 +15,9 @@
 #include <caf/all.hpp>
 
 #include "actors/runtime/actor_host.hpp"
+#include "actors/runtime/log_limiter.hpp"
 #include "actors/runtime/logging.hpp"
+#include "actors/runtime/speaker_check.hpp"
 #include "messages/system.hpp"
 
 namespace gfdit {
@@ -76,6 +78,9 @@ struct node::impl final : router {
   // start() has both.
   std::atomic<bool> wired{false};
   std::atomic<bool> stopped{false};  // read by the bus thread (on_fail)
+  speaker_check speakers;            // keyed only; bus thread
+  log_limiter forged_log;            // bus thread
+  std::atomic<std::uint64_t> forged{0};
 
   ~impl() override {
     stop();
@@ -197,7 +202,8 @@ struct node::impl final : router {
     for (const auto& p : peers) greet(p, want_reply, leaving);
   }
 
-  void connect(const std::string& peer, const std::string& endpoint) {
+  // `key`: the key the peer must hold (empty: the one named after it).
+  void connect(const std::string& peer, const std::string& endpoint, const std::string& key = {}) {
     {
       std::unique_lock lock(mu);
       auto [it, added] = connected.try_emplace(peer, endpoint);
@@ -209,17 +215,29 @@ struct node::impl final : router {
         it->second = endpoint;
       }
     }
-    transport->add_peer(peer, endpoint);
+    transport->add_peer(peer, endpoint, key);
+  }
+
+  // Bus thread. A frame whose key may not speak for its sender: never delivered.
+  void drop_forged(const envelope& env, const std::string& why) {
+    ++forged;
+    std::uint64_t held = 0;
+    if (forged_log.allow(log_limiter::clock::now(), held))
+      log->warn("dropped a frame to '{}': {}{}", env.destination, why,
+                held ? " (and " + std::to_string(held) + " more since the last line)" : "");
   }
 
   // Bus thread.
-  void on_hello(const envelope& env) {
+  void on_hello(const envelope& env, const std::string& key) {
     auto h = decode<msg::node_hello>(env.payload);
     if (!h) {
       log->warn("a hello did not decode: {}", h.err().what);
       return;
     }
-    if (!h->endpoint.empty()) connect(h->node, h->endpoint);
+    if (opt.curve)
+      if (auto r = speakers.hello(key, *h); !r) return drop_forged(env, r.err().what);
+    // Keyed, the peer is reached as the holder of the key its hello came with.
+    if (!h->endpoint.empty()) connect(h->node, h->endpoint, key);
     {
       std::unique_lock lock(mu);
       for (auto it = remote_actors.begin(); it != remote_actors.end();)
@@ -243,10 +261,14 @@ struct node::impl final : router {
   }
 
   // Bus thread.
-  void on_receive(envelope&& e) {
+  void on_receive(envelope&& e, const std::string& key) {
     wired.wait(false, std::memory_order_acquire);
+    if (opt.curve) {
+      if (key.empty()) return drop_forged(e, "no key on a keyed bus");
+      if (auto r = speakers.check(key, e.sender); !r) return drop_forged(e, r.err().what);
+    }
     if (e.destination == node_address) {
-      if (e.is<msg::node_hello>()) on_hello(e);
+      if (e.is<msg::node_hello>()) on_hello(e, key);
       return;
     }
     auto env = std::make_shared<const envelope>(std::move(e));
@@ -330,7 +352,9 @@ struct node::impl final : router {
     bo.send_timeout = opt.send_timeout;
     bo.send_hwm = opt.send_hwm;
     bo.spin = opt.bus_spin;
-    auto b = bus::create(bo, {[this](envelope&& e) { on_receive(std::move(e)); },
+    bo.curve = opt.curve;
+    speakers = speaker_check(opt.wiring);
+    auto b = bus::create(bo, {[this](envelope&& e, const std::string& key) { on_receive(std::move(e), key); },
                               [this](send_failure&& f) { on_send_failed(std::move(f)); }});
     if (!b) return b.err();
     transport = std::move(*b);
@@ -515,6 +539,10 @@ std::map<std::string, std::vector<std::string>> node::subscriptions() const {
   return out;
 }
 
-bus_stats node::transport_stats() const { return impl_->transport ? impl_->transport->stats() : bus_stats{}; }
+bus_stats node::transport_stats() const {
+  bus_stats s = impl_->transport ? impl_->transport->stats() : bus_stats{};
+  s.forged = impl_->forged.load();
+  return s;
+}
 
 }  // namespace gfdit

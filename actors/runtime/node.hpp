@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -50,6 +51,12 @@ struct node_options {
   // The launch file's global parameters: an actor that declares one of these names and is not
   // given it in its own parameters takes this value (names it does not declare are not errors).
   nlohmann::json globals = nlohmann::json::object();
+  // Keyed bus (CurveZMQ + ZAP, bus.hpp): this node's key pair is the one named after it, and
+  // every frame must come from the key that owns its sender (speaker_check.hpp): `wiring`, the
+  // graph's actor -> node (the launch file), fixes whose actor is whose. A frame that lies is
+  // dropped, counted (bus_stats::forged) and logged.
+  std::optional<bus_curve> curve;
+  std::map<std::string, std::string> wiring;
 };
 
 struct actor_info {

@@ -1,14 +1,17 @@
 // bench_bus: round-trip latency (p50, p99) and one-way throughput of the gfdit bus for 64 B,
 // 4 KiB and 1 MiB payloads, in one process and across processes over ipc and tcp loopback,
 // each beside raw ZeroMQ (DEALER -> ROUTER, same payloads) in the same run, with the ratio.
+// "tcp+curve": both keyed (the bus with its ZAP handler and sender check, raw ZeroMQ with CURVE).
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <thread>
 
 #include <zmq.h>
 
 #include <CLI/CLI.hpp>
 
+#include "actors/runtime/curve_keys.hpp"
 #include "actors/runtime/node.hpp"
 #include "bench/bus/bus_actors.hpp"
 #include "bench/bus/raw_zmq.hpp"
@@ -70,19 +73,24 @@ int main(int argc, char** argv) {
   using namespace gfdit;
   using namespace gfdit::bench;
   CLI::App app{"gfdit bus benchmark (peer: raw ZeroMQ)"};
-  std::string serve_gfdit_ep, serve_raw_ep, json_out;
+  std::string serve_gfdit_ep, serve_raw_ep, json_out, keys;
   int reps = 5;
   double scale = 1.0;
-  std::vector<std::string> transports{"inproc", "ipc", "tcp"};
+  std::vector<std::string> transports{"inproc", "ipc", "tcp", "tcp+curve"};
   app.add_option("--serve-gfdit", serve_gfdit_ep, "internal: run the gfdit echo peer");
   app.add_option("--serve-raw", serve_raw_ep, "internal: run the raw ZeroMQ echo peer");
   app.add_option("--reps", reps, "repetitions per measurement (medians are reported)");
   app.add_option("--scale", scale, "multiply message counts (0.1 for a quick run)");
-  app.add_option("--transports", transports, "inproc ipc tcp");
+  app.add_option("--transports", transports, "inproc ipc tcp tcp+curve");
+  app.add_option("--keys", keys, "internal: the key folder of the tcp+curve peers");
   app.add_option("--json", json_out, "write the rows as JSON lines here");
   CLI11_PARSE(app, argc, argv);
-  if (!serve_gfdit_ep.empty()) return serve_echo(serve_gfdit_ep);
-  if (!serve_raw_ep.empty()) return raw_server(serve_raw_ep);
+  if (!serve_gfdit_ep.empty()) return serve_echo(serve_gfdit_ep, keys);
+  if (!serve_raw_ep.empty()) {
+    if (keys.empty()) return raw_server(serve_raw_ep);
+    auto k = read_key_pair(keys + "/peer.key");
+    return k ? raw_server(serve_raw_ep, &*k) : 1;
+  }
 
   auto count = [&](int n) { return std::max(10, static_cast<int>(n * scale)); };
   const std::vector<sizes> table{{64, count(20000), count(300000), "64B"},
@@ -92,7 +100,15 @@ int main(int argc, char** argv) {
                                  {3u << 20, count(100), count(300), "3MiB"}};
   std::printf("%-9s %-6s %-16s %14s %14s %8s\n", "transport", "size", "metric", "gfdit", "raw zmq", "ratio");
   const std::string exe = self_exe();  // peers are this binary in --serve mode
+  // The tcp+curve rows' keys: a pair for this process ("bench") and one for the peers ("peer").
+  char key_tmpl[] = "/tmp/gfdit-bench-keys-XXXXXX";
+  const std::string key_dir = ::mkdtemp(key_tmpl);
+  for (const char* name : {"bench", "peer"})
+    if (auto p = make_curve_key_pair(); !p || !write_key_pair(key_dir + "/k", name, *p))
+      return std::fprintf(stderr, "cannot make bench keys\n"), 1;
+  const std::string keys_dir = key_dir + "/k";
   for (const auto& t : transports) {
+    const bool curve = t == "tcp+curve";
     std::string g_ep, r_ep;
     std::unique_ptr<testing::child_process> g_peer, r_peer;
     if (t == "inproc") {
@@ -104,10 +120,18 @@ int main(int argc, char** argv) {
       g_ep = "tcp://127.0.0.1:" + std::to_string(testing::free_tcp_port());
       r_ep = "tcp://127.0.0.1:" + std::to_string(testing::free_tcp_port());
     }
-    node_options opt{.name = "bench", .bind = t == "tcp" ? "tcp://127.0.0.1:*" : testing::unique_ipc("bench-self")};
+    const bool over_tcp = t == "tcp" || curve;
+    node_options opt{.name = "bench", .bind = over_tcp ? "tcp://127.0.0.1:*" : testing::unique_ipc("bench-self")};
+    if (curve) {
+      opt.curve = bus_curve{*read_key_pair(keys_dir + "/bench.key"), *read_key_ring(keys_dir)};
+      opt.wiring = {{"echo", "peer"}, {"driver", "bench"}};
+    }
     if (!g_ep.empty()) {
-      g_peer = std::make_unique<testing::child_process>(std::vector<std::string>{exe, "--serve-gfdit", g_ep});
-      r_peer = std::make_unique<testing::child_process>(std::vector<std::string>{exe, "--serve-raw", r_ep});
+      std::vector<std::string> g_args{exe, "--serve-gfdit", g_ep}, r_args{exe, "--serve-raw", r_ep};
+      if (curve)
+        for (auto* a : {&g_args, &r_args}) a->insert(a->end(), {"--keys", keys_dir});
+      g_peer = std::make_unique<testing::child_process>(g_args);
+      r_peer = std::make_unique<testing::child_process>(r_args);
       opt.peers = {{"peer", g_ep}};
     }
     auto n = node::create(opt);
@@ -149,12 +173,18 @@ int main(int argc, char** argv) {
       const int linger = 0;
       zmq_setsockopt(server, ZMQ_LINGER, &linger, sizeof linger);
       zmq_close(server);
+    } else if (curve) {
+      const auto own = *read_key_pair(keys_dir + "/bench.key");
+      raw_client client(r_ep, &own, read_key_ring(keys_dir)->public_of("peer"));
+      measure(t, **n, drv, client, table, reps);
     } else {
       raw_client client(r_ep);
       measure(t, **n, drv, client, table, reps);
     }
     (*n)->stop();
   }
+  std::error_code ec;
+  std::filesystem::remove_all(key_dir, ec);
   if (!json_out.empty()) {
     FILE* f = std::fopen(json_out.c_str(), "w");
     for (const auto& r : rows)

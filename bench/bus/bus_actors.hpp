@@ -105,8 +105,17 @@ inline std::string self_exe() {
 }
 
 // The peer process of the cross-process runs: a node "peer" hosting `echo`, until SIGTERM.
-inline int serve_echo(const std::string& endpoint) {
-  auto n = node::create({.name = "peer", .bind = endpoint});
+// `keys` non-empty: keyed with keys/peer.key, accepting keys/*.pub (the tcp+curve rows).
+inline int serve_echo(const std::string& endpoint, const std::string& keys = {}) {
+  node_options opt{.name = "peer", .bind = endpoint};
+  if (!keys.empty()) {
+    auto own = read_key_pair(keys + "/peer.key");
+    auto ring = read_key_ring(keys);
+    if (!own || !ring) return std::fprintf(stderr, "keys: %s\n", (own ? ring.err() : own.err()).what.c_str()), 1;
+    opt.curve = bus_curve{*own, *ring};
+    opt.wiring = {{"echo", "peer"}, {"driver", "bench"}};
+  }
+  auto n = node::create(opt);
   if (!n) return 1;
   (void)(*n)->add("echo", std::make_unique<echo>());
   if (auto r = (*n)->start(); !r) return std::fprintf(stderr, "%s\n", r.err().what.c_str()), 1;

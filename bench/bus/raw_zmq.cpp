@@ -17,9 +17,14 @@ using clock = std::chrono::steady_clock;
 
 }  // namespace
 
-int raw_server(const std::string& endpoint) {
+int raw_server(const std::string& endpoint, const curve_key_pair* server_key) {
   void* ctx = zmq_ctx_new();
   void* s = zmq_socket(ctx, ZMQ_ROUTER);
+  if (server_key) {
+    const int server = 1;
+    check(zmq_setsockopt(s, ZMQ_CURVE_SERVER, &server, sizeof server), "curve_server");
+    check(zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, server_key->secret_key.c_str(), 41), "curve_secretkey");
+  }
   const int hwm = 100000;
   check(zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm), "rcvhwm");
   check(zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm), "sndhwm");
@@ -44,9 +49,14 @@ int raw_server(const std::string& endpoint) {
   return 0;
 }
 
-raw_client::raw_client(const std::string& endpoint) {
+raw_client::raw_client(const std::string& endpoint, const curve_key_pair* own, const std::string& server_public) {
   ctx = zmq_ctx_new();
   sock = zmq_socket(ctx, ZMQ_DEALER);
+  if (own) {
+    check(zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, server_public.c_str(), 41), "curve_serverkey");
+    check(zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, own->public_key.c_str(), 41), "curve_publickey");
+    check(zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, own->secret_key.c_str(), 41), "curve_secretkey");
+  }
   const int hwm = 100000;
   check(zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof hwm), "sndhwm");
   check(zmq_setsockopt(sock, ZMQ_RCVHWM, &hwm, sizeof hwm), "rcvhwm");

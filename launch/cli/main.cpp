@@ -2,6 +2,7 @@
 //   gfdit launch g.yaml [name:=value ...]      every process of a graph on this host
 //   gfdit node g.yaml --process P [--index I]  one process (other hosts, Slurm)
 //   gfdit check g.yaml [name:=value ...]       validate a launch file
+//   gfdit keys make DIR NAME... | --graph g.yaml, gfdit keys list DIR   CurveZMQ key pairs
 //   gfdit actor types|list, topic list|echo|hz, param get|set, msg list|show
 //   gfdit generate --model M --prompt P --out F.png   pictures from a model, no graph
 //   gfdit profile --model M --device gpu --out P.yaml  stage costs measured, as a cost profile
@@ -129,6 +130,29 @@ int main(int argc, char** argv) {
     }
     status = run_node(no);
   });
+
+  // keys
+  std::string keys_dir, keys_graph;
+  std::vector<std::string> keys_names;
+  auto* keys = app.add_subcommand("keys", "CurveZMQ key pairs for a keyed graph (security: {keys: DIR})");
+  keys->require_subcommand(1);
+  auto* kmake = keys->add_subcommand("make", "make key pairs: DIR/NAME.key (secret, 0600) and DIR/NAME.pub");
+  kmake->add_option("dir", keys_dir, "key folder (created 0700 when missing)")->required();
+  kmake->add_option("names", keys_names, "one pair per name; with --graph, name:=value arguments of the graph");
+  kmake->add_option("--graph", keys_graph, "a pair for every process instance of this launch file, and 'operator'");
+  kmake->callback([&] {
+    std::vector<std::string> names, args;
+    for (const auto& n : keys_names) (n.find(":=") == std::string::npos ? names : args).push_back(n);
+    if (names.empty() && keys_graph.empty()) {
+      std::fprintf(stderr, "gfdit keys make: name at least one key, or pass --graph FILE\n");
+      status = 2;
+      return;
+    }
+    status = keys_make(keys_dir, names, keys_graph, args);
+  });
+  auto* klist = keys->add_subcommand("list", "the keys of a folder: name and public key");
+  klist->add_option("dir", keys_dir, "key folder")->required();
+  klist->callback([&] { status = keys_list(keys_dir); });
 
   // check
   std::string check_file;

@@ -19,6 +19,7 @@
 
 #include "bag/bag_reader.hpp"
 #include "common/text.hpp"
+#include "launch/lib/commands.hpp"
 #include "launch/lib/control.hpp"
 #include "launch/lib/launch_file.hpp"
 #include "messages/catalog.hpp"
@@ -175,7 +176,7 @@ int launch_and_stop(const std::string& exe, const std::string& file, const std::
     const bool played = all_done && now - *all_done >= linger;
     if (!played && now - start < timeout) continue;
     // Fails while the launcher is not serving yet: asked again on the next round.
-    if (launch::control_request(control, {{"cmd", "stop"}}, std::chrono::milliseconds(1000))) {
+    if (launch::ask_launcher(control, {{"cmd", "stop"}}, std::chrono::milliseconds(1000))) {
       reason = played ? "the players finished" : "timeout after " + std::to_string(timeout.count() / 1000) + " s";
       asked = true;
     }

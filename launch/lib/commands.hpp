@@ -1,7 +1,12 @@
 #pragma once
 // The library behind the `gfdit` subcommands; each returns the process exit status.
+#include <chrono>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/result.hpp"
 
 namespace gfdit::launch {
 
@@ -51,7 +56,21 @@ int msg_list();
 
 // Where this user's launchers announce themselves: /tmp/gfdit-<uid>/launch-<pid>.json
 std::string runs_folder();
-// Removes the announcements of launchers that are gone (killed without cleaning up).
+// Removes the announcements (and token files) of launchers that are gone.
 void sweep_runs_folder();
+// The token of the launcher serving `endpoint` (its announcement names a 0600 token file of
+// this user), else the one in the file GFDIT_CONTROL_TOKEN names; empty when none is readable.
+std::string control_token_for(const std::string& endpoint);
+// A request to the launcher serving `endpoint`, with its token and, when its graph is keyed, over
+// CURVE with the tool key (GFDIT_KEY, else the folder's operator.key; graph_keys.hpp).
+result<nlohmann::json> ask_launcher(const std::string& endpoint, const nlohmann::json& request,
+                                    std::chrono::milliseconds timeout);
+
+// `gfdit keys make DIR NAME...`: a CurveZMQ pair per name (NAME.key 0600, NAME.pub);
+// `graph_file` set: one per process instance of that graph plus "operator" (for the tools),
+// keeping pairs that exist. `gfdit keys list DIR`: names and public keys.
+int keys_make(const std::string& dir, const std::vector<std::string>& names, const std::string& graph_file,
+              const std::vector<std::string>& args);
+int keys_list(const std::string& dir);
 
 }  // namespace gfdit::launch

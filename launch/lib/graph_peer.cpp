@@ -11,11 +11,11 @@ constexpr const char* node_address = "$node";
 
 result<std::unique_ptr<graph_peer>> graph_peer::join(const std::vector<graph_node>& nodes,
                                                      std::vector<std::string> topics, on_message fn,
-                                                     std::chrono::milliseconds timeout) {
+                                                     std::chrono::milliseconds timeout, std::optional<tool_key> key) {
   std::unique_ptr<graph_peer> p(new graph_peer());
   const std::string id = std::to_string(::getpid());
-  p->node_ = "gfdit-cli-" + id;
-  p->actor_ = "gfdit-cli-" + id;
+  p->node_ = key ? key->name + "~cli-" + id : "gfdit-cli-" + id;
+  p->actor_ = p->node_;
   p->topics_ = std::move(topics);
   p->fn_ = std::move(fn);
   bus_options bo;
@@ -23,8 +23,10 @@ result<std::unique_ptr<graph_peer>> graph_peer::join(const std::vector<graph_nod
   bo.bind = "tcp://127.0.0.1:*";
   bo.send_timeout = std::chrono::milliseconds(2000);
   bo.linger = std::chrono::milliseconds(500);
+  if (key) bo.curve = std::move(key->curve);
   graph_peer* self = p.get();
-  auto b = bus::create(bo, {[self](envelope&& e) { self->receive(std::move(e)); }, [](send_failure&&) {}});
+  auto b = bus::create(
+      bo, {[self](envelope&& e, const std::string&) { self->receive(std::move(e)); }, [](send_failure&&) {}});
   if (!b) return b.err();
   p->bus_ = std::move(*b);
   for (const auto& n : nodes) {

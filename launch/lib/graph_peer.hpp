@@ -2,7 +2,8 @@
 // A command-line tool joining a running graph for a moment, through the bus itself: it greets
 // every node as a node would (a node_hello naming one actor and the topics it wants), so the
 // graph routes those topics and replies to it like to any actor. Leaving sends a hello with no
-// actors and no topics, so no node keeps publishing to it.
+// actors and no topics, so no node keeps publishing to it. On a keyed graph it joins with a
+// key of the graph's folder: its node is then "KEY~cli-PID", which that key may speak for.
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -15,6 +16,7 @@
 
 #include "actors/runtime/bus.hpp"
 #include "common/result.hpp"
+#include "launch/lib/graph_keys.hpp"
 #include "messages/envelope.hpp"
 
 namespace gfdit::launch {
@@ -28,7 +30,8 @@ class graph_peer {
  public:
   using on_message = std::function<void(const envelope&)>;  // runs on the bus thread
   static result<std::unique_ptr<graph_peer>> join(const std::vector<graph_node>& nodes, std::vector<std::string> topics,
-                                                  on_message fn, std::chrono::milliseconds timeout);
+                                                  on_message fn, std::chrono::milliseconds timeout,
+                                                  std::optional<tool_key> key = {});
   ~graph_peer();
 
   // A request to `actor`, answered by its reply (or the failure the graph sent back).

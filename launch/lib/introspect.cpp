@@ -19,6 +19,7 @@
 #include "actors/serving/serving_names.hpp"
 #include "launch/lib/commands.hpp"
 #include "launch/lib/control.hpp"
+#include "launch/lib/graph_keys.hpp"
 #include "launch/lib/graph_peer.hpp"
 #include "launch/lib/top_view.hpp"
 #include "messages/catalog.hpp"
@@ -60,7 +61,7 @@ result<std::string> find_control(const std::string& given) {
 result<nlohmann::json> ask(const std::string& control, const std::string& cmd) {
   auto ep = find_control(control);
   if (!ep) return ep.err();
-  return control_request(*ep, {{"cmd", cmd}}, 5000ms);
+  return ask_launcher(*ep, {{"cmd", cmd}}, 5000ms);
 }
 
 int fail(const error& e) {
@@ -77,7 +78,13 @@ result<std::unique_ptr<graph_peer>> join(const std::string& control, std::vector
   for (const auto& p : (*g)["processes"])
     if (p.value("pid", -1) > 0) nodes.push_back({p["node"].get<std::string>(), p["endpoint"].get<std::string>()});
   if (nodes.empty()) return make_error(errc::state, "no process of the graph is running");
-  return graph_peer::join(nodes, std::move(topics), std::move(fn), 5000ms);
+  std::optional<tool_key> key;
+  if (const std::string keys = g->value("keys", std::string()); !keys.empty()) {
+    auto k = read_tool_key(keys);
+    if (!k) return k.err();
+    key = std::move(*k);
+  }
+  return graph_peer::join(nodes, std::move(topics), std::move(fn), 5000ms, std::move(key));
 }
 
 // Termination signals become a flag the command polls, so it always leaves the graph cleanly.

@@ -343,7 +343,7 @@ class loader {
     }
     stack_.push_back(key);
     check_keys(root, s, "the launch file",
-               {"graph", "args", "parameters", "include", "plugins", "port_base", "metrics", "processes"});
+               {"graph", "args", "parameters", "include", "plugins", "port_base", "metrics", "security", "processes"});
     if (root["args"]) load_args(root["args"], s);
     if (const auto inc = root["include"]) {
       std::vector<YAML::Node> items;
@@ -383,6 +383,21 @@ class loader {
         }
       if (const auto b = n["bind"])
         if (auto t = text(b, s, "metrics.bind")) g_.metrics_bind = *t;
+    }
+    // security: {keys: DIR, insecure: BOOL}: the bus keyed with DIR's pairs (gfdit keys make);
+    // insecure allows tcp beyond loopback without keys. A later file (the including one) wins.
+    if (const auto n = root["security"];
+        n && is_map(n, s, "security") && check_keys(n, s, "security", {"keys", "insecure"})) {
+      g_.security.at = mk(n, s);
+      if (const auto k = n["keys"])
+        if (auto t = text(k, s, "security.keys")) {
+          g_.security.keys =
+              t->empty() ? ""
+                         : fs::weakly_canonical(fs::path(*t).is_absolute() ? fs::path(*t) : s.dir / *t, ec).string();
+          g_.security.keys_at = mk(k, s);
+        }
+      if (const auto i = n["insecure"])
+        if (auto v = boolean(i, s, "security.insecure")) g_.security.insecure = *v;
     }
     if (const auto n = root["parameters"]; n && is_map(n, s, "parameters")) {
       for (const auto& kv : n) {
@@ -723,6 +738,9 @@ result<std::string> to_flat_yaml(const graph_spec& g) {
   out["port_base"] = g.port_base;
   if (g.metrics_port_base > 0) out["metrics"] = {{"port_base", g.metrics_port_base}, {"bind", g.metrics_bind}};
   if (!g.plugins.empty()) out["plugins"] = g.plugins;
+  if (!g.security.keys.empty() || g.security.insecure)
+    out["security"] = {{"keys", g.security.keys}, {"insecure", g.security.insecure}};
+  scan(g.security.keys, "security.keys");
   if (!g.parameters.empty())
     out["parameters"] = ojson::parse(g.parameters.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   scan(g.parameters, "parameters");

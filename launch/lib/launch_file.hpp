@@ -54,6 +54,13 @@ struct instance_spec {
   mark at;
 };
 
+// `security:`: the keys the bus is keyed with, and whether tcp may leave loopback without them.
+struct security_spec {
+  std::string keys;  // the key folder, absolute (relative paths are to the file); empty: not keyed
+  bool insecure = false;
+  mark at, keys_at;
+};
+
 struct graph_spec {
   std::string name;
   std::string file;                                      // the top file, absolute
@@ -66,6 +73,7 @@ struct graph_spec {
   int port_base = 7600;
   int metrics_port_base = 0;  // > 0: instance k serves /metrics on metrics_bind:base+k
   std::string metrics_bind = "127.0.0.1";
+  security_spec security;
   std::vector<instance_spec> instances;  // file order, replicas expanded
 
   const instance_spec* find(const std::string& process, int index) const;

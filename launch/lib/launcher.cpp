@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -25,6 +26,7 @@
 #include "launch/lib/commands.hpp"
 #include "launch/lib/control.hpp"
 #include "launch/lib/endpoints.hpp"
+#include "launch/lib/graph_keys.hpp"
 #include "launch/lib/launch_file.hpp"
 
 extern char** environ;
@@ -42,10 +44,46 @@ void sweep_runs_folder() {
   std::error_code ec;
   for (const auto& f : fs::directory_iterator(runs_folder(), ec)) {
     const std::string name = f.path().filename().string();
-    if (name.rfind("launch-", 0) != 0 || f.path().extension() != ".json") continue;
+    if (name.rfind("launch-", 0) != 0 || (f.path().extension() != ".json" && f.path().extension() != ".token"))
+      continue;
     const pid_t pid = static_cast<pid_t>(std::atoi(name.c_str() + 7));
     if (pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH) fs::remove(f.path(), ec);
   }
+}
+
+namespace {
+
+// This user's announcement of the launcher serving `endpoint`; an empty object when none.
+nlohmann::json announcement_for(const std::string& endpoint) {
+  std::error_code ec;
+  for (const auto& f : fs::directory_iterator(runs_folder(), ec)) {
+    if (f.path().extension() != ".json") continue;
+    std::ifstream in(f.path());
+    auto j = nlohmann::json::parse(in, nullptr, false);
+    if (!j.is_discarded() && j.is_object() && j.value("control", std::string()) == endpoint) return j;
+  }
+  return nlohmann::json::object();
+}
+
+}  // namespace
+
+std::string control_token_for(const std::string& endpoint) {
+  if (auto t = read_control_token(announcement_for(endpoint).value("token_file", std::string()))) return *t;
+  if (const char* file = std::getenv("GFDIT_CONTROL_TOKEN"); file && *file)
+    if (auto t = read_control_token(file)) return *t;
+  return {};
+}
+
+result<nlohmann::json> ask_launcher(const std::string& endpoint, const nlohmann::json& request,
+                                    std::chrono::milliseconds timeout) {
+  const std::string keys = announcement_for(endpoint).value("keys", std::string());
+  std::optional<control_curve> curve;
+  if (!keys.empty()) {
+    auto k = read_tool_key(keys);
+    if (!k) return k.err();
+    curve = control_curve{k->curve.own, {}, k->curve.accepted.public_of(operator_key_name)};
+  }
+  return control_request(endpoint, request, timeout, control_token_for(endpoint), curve ? &*curve : nullptr);
 }
 
 namespace {
@@ -117,6 +155,7 @@ class launcher {
     std::error_code ec;
     fs::remove_all(run_dir_, ec);
     if (!run_file_.empty()) fs::remove(run_file_, ec);
+    if (!token_file_.empty()) fs::remove(token_file_, ec);
     return rc;
   }
 
@@ -140,7 +179,30 @@ class launcher {
       c.plan = (*plans)[i];
       children_.push_back(std::move(c));
     }
-    auto server = control_server::bind(opt_.control);
+    // The port is announced to all; the token only to this user (0600 file).
+    std::error_code ec;
+    fs::create_directories(runs_folder(), ec);
+    // A folder another user owns or may write could swap our announcement for one of theirs.
+    struct stat st {};
+    if (::stat(runs_folder().c_str(), &st) != 0 || st.st_uid != ::getuid() || (st.st_mode & 022))
+      return say(runs_folder() + " must be a folder of this user that others cannot write"), 1;
+    token_file_ = runs_folder() + "/launch-" + std::to_string(::getpid()) + ".token";
+    fs::remove(token_file_, ec);  // a dead launcher's with our pid
+    auto token = make_control_token(token_file_);
+    if (!token) return token_file_.clear(), say(token.err().what), 1;
+    // A keyed graph's launcher speaks CURVE too, with the operator pair (the tools' key).
+    std::optional<control_curve> curve;
+    if (!g_.security.keys.empty()) {
+      auto own = read_key_pair(fs::path(g_.security.keys) / (std::string(operator_key_name) + ".key"));
+      auto ring = read_key_ring(g_.security.keys);
+      if (!own || !ring)
+        return say(g_.security.keys_at.str() + ": the launcher serves its control endpoint with the folder's '" +
+                   operator_key_name + "' pair (gfdit keys make DIR " + operator_key_name +
+                   "): " + (own ? ring.err() : own.err()).what),
+               1;
+      curve = control_curve{*own, *ring, {}};
+    }
+    auto server = control_server::bind(opt_.control, *token, curve ? &*curve : nullptr);
     if (!server) return say(server.err().what), 1;
     control_ = std::move(*server);
     announce();
@@ -158,10 +220,9 @@ class launcher {
     sweep_runs_folder();
     run_file_ = runs_folder() + "/launch-" + std::to_string(::getpid()) + ".json";
     std::ofstream f(run_file_);
-    f << nlohmann::json{{"pid", ::getpid()},
-                        {"graph", g_.name},
-                        {"file", g_.file},
-                        {"control", control_->endpoint()},
+    f << nlohmann::json{{"pid", ::getpid()},         {"graph", g_.name},
+                        {"file", g_.file},           {"control", control_->endpoint()},
+                        {"token_file", token_file_}, {"keys", g_.security.keys},
                         {"run_dir", run_dir_}}
              .dump()
       << "\n";
@@ -352,7 +413,8 @@ class launcher {
                          {"starts", c.starts},
                          {"endpoint", c.plan.connect},
                          {"control", c.plan.control}});
-      return {{"ok", true}, {"graph", g_.name}, {"file", g_.file}, {"pid", ::getpid()}, {"processes", procs}};
+      return {{"ok", true},        {"graph", g_.name},         {"file", g_.file},
+              {"pid", ::getpid()}, {"keys", g_.security.keys}, {"processes", procs}};
     }
     if (cmd == "actors" || cmd == "topics") {
       auto nodes = nlohmann::json::array();
@@ -489,6 +551,7 @@ class launcher {
   std::string self_;
   std::string run_dir_;
   std::string run_file_;
+  std::string token_file_;
   int sigfd_ = -1;
   std::unique_ptr<control_server> control_;
   std::vector<child> children_;

@@ -18,6 +18,7 @@
 #include "launch/lib/commands.hpp"
 #include "launch/lib/control.hpp"
 #include "launch/lib/endpoints.hpp"
+#include "launch/lib/graph_keys.hpp"
 #include "launch/lib/launch_file.hpp"
 #include "launch/lib/node_metrics.hpp"
 #include "messages/catalog.hpp"
@@ -148,6 +149,17 @@ int run_node(const node_run_options& opt) {
       no.peers.push_back({p.node, p.connect});
     }
   }
+  if (auto r = check_exposure(*g, *me, no.bind); !r) {
+    std::fprintf(stderr, "%s\n", r.err().what.c_str());
+    return 2;
+  }
+  auto curve = node_curve(*g, me->node);
+  if (!curve) {
+    std::fprintf(stderr, "%s\n", curve.err().what.c_str());
+    return 2;
+  }
+  no.curve = std::move(*curve);
+  no.wiring = actor_wiring(*g);
   if (me->threads > 0) no.threads = me->threads;
   no.globals = g->parameters;
   no.peer_timeout = std::chrono::milliseconds(opt.peer_timeout_ms);
@@ -225,8 +237,8 @@ int run_node(const node_run_options& opt) {
     (*n)->stop();
     return asked ? 0 : 1;
   }
-  log->info("node '{}' of graph '{}' up on {} with {} actor(s)", me->node, g->name, (*n)->endpoint(),
-            me->actors.size());
+  log->info("node '{}' of graph '{}' up on {} with {} actor(s){}", me->node, g->name, (*n)->endpoint(),
+            me->actors.size(), no.curve ? " (keyed: CurveZMQ)" : "");
   // Prometheus text on metrics.bind:port_base + this instance's place in the file.
   std::unique_ptr<httplib::Server> metrics;
   std::thread metrics_thread;

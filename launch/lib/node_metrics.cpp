@@ -37,6 +37,12 @@ std::string node_metrics_text(const std::string& node, const std::vector<actor_i
   prom::family(out, "gfdit_bus_decode_errors_total", "counter",
                "Inbound frames that did not decode (dropped, counted).");
   prom::sample(out, "gfdit_bus_decode_errors_total", {{"node", node}}, static_cast<double>(bus.decode_errors));
+  prom::family(out, "gfdit_bus_refused_total", "counter",
+               "Connections whose CurveZMQ key the ZAP handler refused (keyed graphs).");
+  prom::sample(out, "gfdit_bus_refused_total", {{"node", node}}, static_cast<double>(bus.refused));
+  prom::family(out, "gfdit_bus_forged_total", "counter",
+               "Frames dropped because their key may not speak for their sender (keyed graphs).");
+  prom::sample(out, "gfdit_bus_forged_total", {{"node", node}}, static_cast<double>(bus.forged));
   for (const auto& a : actors) out += a.metrics;  // the actors' own
   return out;
 }

@@ -422,6 +422,33 @@ TEST(LaunchFile, MetricsPortsAreCheckedAndCarried) {
             std::string::npos);
 }
 
+// security: {keys, insecure}: keys relative to the file, an empty value meaning "not keyed", bad
+// keys and values named where they are written, and carried through to_flat_yaml.
+TEST(LaunchFile, SecurityIsCheckedAndCarried) {
+  temp_dir d;
+  auto g = load(d.write("s.yaml", "graph: g\nargs: {keys: k}\nsecurity: {keys: $(arg keys)}\nprocesses: []\n"), {});
+  ASSERT_TRUE(g) << g.err().what;
+  EXPECT_EQ(g->security.keys, d.path() + "/k");
+  EXPECT_FALSE(g->security.insecure);
+  auto flat = to_flat_yaml(*g);
+  ASSERT_TRUE(flat);
+  auto back = load(d.write("flat.yaml", *flat), {});
+  ASSERT_TRUE(back) << back.err().what;
+  EXPECT_EQ(back->security.keys, g->security.keys);
+  auto none = load(d.path() + "/s.yaml", {"keys:="});
+  ASSERT_TRUE(none);
+  EXPECT_EQ(none->security.keys, "");
+  auto open = load(d.write("i.yaml", "graph: g\nsecurity: {insecure: true}\nprocesses: []\n"), {});
+  ASSERT_TRUE(open);
+  EXPECT_TRUE(open->security.insecure);
+  EXPECT_NE(error_of(d.write("k.yaml", "graph: g\nsecurity: {key: k}\nprocesses: []\n"))
+                .find("k.yaml:2:12: unknown key 'key' in security"),
+            std::string::npos);
+  EXPECT_NE(error_of(d.write("b.yaml", "graph: g\nsecurity: {insecure: maybe}\nprocesses: []\n"))
+                .find("'security.insecure' must be true or false"),
+            std::string::npos);
+}
+
 TEST(LaunchFile, NodeMetricsAreEscapedPrometheusTextWithTheActorsOwn) {
   actor_info a;
   a.name = "we\"ird";
