@@ -1,6 +1,6 @@
 #pragma once
 // Small text helpers every module needs: a whole file as a string, a list joined for a message,
-// UTF-8 validity.
+// UTF-8 validity, a secret compared in constant time.
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -83,6 +83,15 @@ inline std::string join(const std::vector<std::string>& v, const char* sep = ", 
   std::string out;
   for (const auto& s : v) out += (out.empty() ? "" : sep) + s;
   return out;
+}
+
+// Whether `given` equals the secret `want`, in a time that depends on want's length only: how
+// long a refusal takes tells nothing of a key or token.
+inline bool same_secret(std::string_view want, std::string_view given) noexcept {
+  unsigned char diff = want.size() == given.size() ? 0 : 1;
+  for (std::size_t i = 0; i < want.size(); ++i)
+    diff |= static_cast<unsigned char>(want[i] ^ (i < given.size() ? given[i] : 0));
+  return diff == 0;
 }
 
 }  // namespace gfdit

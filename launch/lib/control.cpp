@@ -51,14 +51,6 @@ result<std::string> receive(void* s) {
   return out;
 }
 
-// Compared in constant time, so the time an answer takes tells nothing of the token.
-bool same_token(const std::string& want, const std::string& given) {
-  unsigned char diff = want.size() == given.size() ? 0 : 1;
-  for (std::size_t i = 0; i < want.size(); ++i)
-    diff |= static_cast<unsigned char>(want[i] ^ (i < given.size() ? given[i] : 0));
-  return diff == 0;
-}
-
 }  // namespace
 
 result<std::string> make_control_token(const std::string& path) {
@@ -158,7 +150,7 @@ bool control_server::serve_one(const handler& fn, int timeout_ms) {
   if (req.is_discarded() || !req.is_object()) {
     reply = {{"ok", false}, {"error", "request is not a JSON object"}};
   } else if (!token_.empty() && !(req.contains("token") && req["token"].is_string() &&
-                                  same_token(token_, req["token"].get<std::string>()))) {
+                                  same_secret(token_, req["token"].get<std::string>()))) {
     reply = {{"ok", false},
              {"error",
               "not authorized: this control endpoint answers only requests with its token (a 0600 file "
