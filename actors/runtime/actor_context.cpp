@@ -158,7 +158,10 @@ void actor_context::add_direct_handler(std::uint32_t type_id, raw_handler fn) {
 
 void actor_context::report_decode_error(const envelope& env, const error& err) {
   ++stats_->decode_errors;
-  log_->warn("dropped a message from '{}' that did not decode: {}", env.sender, err.what);
+  std::uint64_t held = 0;
+  if (decode_error_log_.allow(log_limiter::clock::now(), held))
+    log_->warn("dropped a message from '{}' that did not decode: {}{}", env.sender, err.what,
+               held ? " (and " + std::to_string(held) + " more since the last line)" : "");
 }
 
 void actor_context::deliver(const envelope_ptr& env) {

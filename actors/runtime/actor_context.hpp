@@ -13,6 +13,7 @@
 #include "actors/runtime/actor.hpp"
 #include "actors/runtime/actor_stats.hpp"
 #include "actors/runtime/context.hpp"
+#include "actors/runtime/log_limiter.hpp"
 #include "actors/runtime/router.hpp"
 
 namespace gfdit {
@@ -86,6 +87,7 @@ class actor_context final : public context {
   std::shared_ptr<actor> impl_;
   std::shared_ptr<actor_stats> stats_;
   std::shared_ptr<spdlog::logger> log_;
+  log_limiter decode_error_log_;  // a sender can send malformed payloads at will
   parameters params_;
   std::map<std::string, std::string> remaps_;
 

@@ -281,6 +281,11 @@ struct bus::impl {
     return false;
   }
 
+  void undecodable(const std::string& why) {
+    ++decode_errors;
+    if (cbs.on_undecodable) cbs.on_undecodable(why);
+  }
+
   void receive_all() {
     zmq_msg_t id, body;
     for (int budget = 0; budget < 1024; ++budget) {
@@ -300,7 +305,7 @@ struct bus::impl {
           const bool more = zmq_msg_more(&extra);
           zmq_msg_close(&extra);
           if (!more) break;
-          ++decode_errors;
+          undecodable("a message of more than two frames");
         }
         auto env = decode_envelope(std::string_view(static_cast<const char*>(zmq_msg_data(&body)), zmq_msg_size(&body)),
                                    opt.limits);
@@ -310,10 +315,10 @@ struct bus::impl {
           const char* key = opt.curve ? zmq_msg_gets(&body, "User-Id") : nullptr;
           if (cbs.on_receive) cbs.on_receive(std::move(*env), key ? std::string(key) : std::string());
         } else {
-          ++decode_errors;
+          undecodable(env.err().what);
         }
       } else {
-        ++decode_errors;
+        undecodable("a frame without a body");
       }
       zmq_msg_close(&body);
       zmq_msg_close(&id);

@@ -70,6 +70,8 @@ class bus {
     // Runs on the bus thread; `key` names the key the frame came with (empty when not keyed).
     std::function<void(envelope&&, const std::string& key)> on_receive;
     std::function<void(send_failure&&)> on_send_failed;  // runs on the bus thread
+    // An inbound frame that did not decode (counted in decode_errors), with why; bus thread.
+    std::function<void(const std::string& why)> on_undecodable;
   };
 
   static result<std::unique_ptr<bus>> create(bus_options options, callbacks cbs);

@@ -80,6 +80,7 @@ struct node::impl final : router {
   std::atomic<bool> stopped{false};  // read by the bus thread (on_fail)
   speaker_check speakers;            // keyed only; bus thread
   log_limiter forged_log;            // bus thread
+  log_limiter undecodable_log;       // bus thread
   std::atomic<std::uint64_t> forged{0};
 
   ~impl() override {
@@ -227,6 +228,14 @@ struct node::impl final : router {
                 held ? " (and " + std::to_string(held) + " more since the last line)" : "");
   }
 
+  // Bus thread. A peer can send junk at will: one line a second, with the count held back.
+  void on_undecodable(const std::string& why) {
+    std::uint64_t held = 0;
+    if (undecodable_log.allow(log_limiter::clock::now(), held))
+      log->warn("dropped a frame that did not decode: {}{}", why,
+                held ? " (and " + std::to_string(held) + " more since the last line)" : "");
+  }
+
   // Bus thread.
   void on_hello(const envelope& env, const std::string& key) {
     auto h = decode<msg::node_hello>(env.payload);
@@ -355,7 +364,8 @@ struct node::impl final : router {
     bo.curve = opt.curve;
     speakers = speaker_check(opt.wiring);
     auto b = bus::create(bo, {[this](envelope&& e, const std::string& key) { on_receive(std::move(e), key); },
-                              [this](send_failure&& f) { on_send_failed(std::move(f)); }});
+                              [this](send_failure&& f) { on_send_failed(std::move(f)); },
+                              [this](const std::string& why) { on_undecodable(why); }});
     if (!b) return b.err();
     transport = std::move(*b);
     for (auto& h : hosted_actors)

@@ -7,8 +7,11 @@
 #include <sys/stat.h>
 #include <zmq.h>
 
+#include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
+#include <thread>
 
 #include "actors/runtime/curve_keys.hpp"
 #include "actors/runtime/log_limiter.hpp"
@@ -280,6 +283,55 @@ TEST(curve_bus, a_client_checks_the_servers_key) {
   EXPECT_FALSE(r);
   EXPECT_FALSE(impostor.received_within(200ms));
   (*n)->stop();
+}
+
+}  // namespace
+}  // namespace gfdit
+
+namespace gfdit {
+namespace {
+
+std::size_t count_lines_with(const std::string& text, const std::string& what) {
+  std::size_t n = 0;
+  for (std::size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+// A peer can send junk at will: it is counted and logged, at most a line a second with the
+// count held back, and the node goes on serving (the log cannot be flooded).
+TEST(hostile_frames, junk_is_logged_a_line_a_second_and_the_node_serves_on) {
+  const int port = testing::free_tcp_port();
+  const std::string ep = "tcp://127.0.0.1:" + std::to_string(port);
+  const std::string log = (fs::temp_directory_path() / ("gfdit-junk-" + std::to_string(::getpid()) + ".log")).string();
+  child_process peer({GFDIT_TEST_PEER, "peer", ep}, log);
+  std::this_thread::sleep_for(500ms);
+  {
+    rogue r(ZMQ_DEALER, ep, nullptr, "");
+    for (int i = 0; i < 2000; ++i) {
+      const std::string junk = "not an envelope " + std::to_string(i);
+      zmq_send(r.s, junk.data(), junk.size(), 0);
+    }
+    envelope bad = ping_from("rogue", "x");
+    bad.payload = "\xc1\xc1\xc1";  // msgpack's never-used byte: the ping does not decode
+    for (int i = 0; i < 2000; ++i) r.send(bad);
+    std::this_thread::sleep_for(1500ms);
+    // After a second, one more of each is written with the count of those held back.
+    zmq_send(r.s, "junk", 4, 0);
+    r.send(bad);
+    std::this_thread::sleep_for(500ms);
+  }
+  peer.signal(SIGTERM);
+  EXPECT_EQ(peer.wait(10s), 0) << "the node did not stop cleanly after the junk";
+  std::stringstream ss;
+  ss << std::ifstream(log).rdbuf();
+  const std::string text = ss.str();
+  fs::remove(log);
+  const auto frames = count_lines_with(text, "dropped a frame that did not decode");
+  const auto payloads = count_lines_with(text, "that did not decode: ");
+  EXPECT_GE(frames, 1u) << text;
+  EXPECT_LE(frames, 4u) << text;
+  EXPECT_LE(payloads, 8u) << text;  // frames' and payloads' lines together
+  EXPECT_NE(text.find("more since the last line"), std::string::npos) << text;
 }
 
 }  // namespace
