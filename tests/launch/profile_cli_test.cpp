@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <regex>
 #include <sstream>
 
@@ -55,16 +56,27 @@ TEST_F(ProfileCli, MeasuresFashionDitOnCpuWorkersAndWritesAProfileTheSchedulerRe
   EXPECT_EQ(gfdit::cost_model::tokens(*p, 28, 28, 1), 49);
   EXPECT_EQ(p->bytes_per_token, 16 * 4);  // a 4x4 grey patch of floats
 
-  // The profile predicts, at each degree, the step it measured (the comment lines carry them).
+  // The profile predicts, at each degree, the step it measured (the comment lines carry them):
+  // exactly when degree 2 was faster but not more than twice, else (a loaded machine) as a fit
+  // of one term, no negative one, between the two.
   const std::regex line(R"(# fashion-dit degree (\d+): prepare ([0-9.]+) us, step ([0-9.]+) us)");
-  int seen = 0;
-  for (std::sregex_iterator it(y.begin(), y.end(), line), end; it != end; ++it, ++seen) {
-    const int d = std::stoi((*it)[1]);
-    const double step = std::stod((*it)[3]);
-    EXPECT_GT(step, 0);
-    EXPECT_NEAR(gfdit::cost_model::stage_us(*p, gfdit::stage::denoise, 49, d), step, step * 1e-3 + 0.1) << y;
+  std::map<int, double> step;
+  for (std::sregex_iterator it(y.begin(), y.end(), line), end; it != end; ++it)
+    step[std::stoi((*it)[1])] = std::stod((*it)[3]);
+  ASSERT_EQ(step.size(), 2u) << y;
+  const bool scales = step[2] < step[1] && step[2] >= step[1] / 2;
+  for (const auto& [d, s] : step) {
+    EXPECT_GT(s, 0);
+    const double predicted = gfdit::cost_model::stage_us(*p, gfdit::stage::denoise, 49, d);
+    if (scales)
+      EXPECT_NEAR(predicted, s, s * 1e-3 + 0.1) << "degree " << d << "\n" << y;
+    else
+      EXPECT_TRUE(predicted >= std::min(step[1], step[2]) - 0.1 && predicted <= std::max(step[1], step[2]) + 0.1)
+          << "degree " << d << "\n"
+          << y;
   }
-  EXPECT_EQ(seen, 2) << y;
+  EXPECT_GE(p->step.a_us, 0);
+  EXPECT_GE(p->step.bp_us, 0);
   EXPECT_GT(p->reshard_fixed_us, 0);  // a move onto the degree-2 group was measured
 }
 
