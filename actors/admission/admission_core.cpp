@@ -157,6 +157,12 @@ std::string admission_core::unserved(const msg::generate_request& r) const {
   return "no worker holds model '" + r.model.substr(0, 64) + "' (served: " + list + ")";
 }
 
+void admission_core::resume(const std::vector<msg::admitted>& open, std::uint64_t next_id) {
+  next_id_ = std::max(next_id_, next_id);
+  for (const auto& a : open)
+    if (outstanding_.emplace(a.request_id, a.est_single_gpu_us).second) outstanding_work_us_ += a.est_single_gpu_us;
+}
+
 void admission_core::on_request_done(const msg::request_done& done) {
   auto it = outstanding_.find(done.request_id);
   if (it == outstanding_.end()) return;

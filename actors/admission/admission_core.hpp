@@ -49,6 +49,9 @@ class admission_core {
   // no worker has said it holds is rejected, naming those served. (Before any, requests wait
   // in the scheduler for workers to come.)
   void on_worker_hello(const msg::worker_hello& hello);
+  // A restarted admission takes up where its journal left off (request_journal.hpp): ids go on
+  // from `next_id`, and the requests still open hold their places in the queue.
+  void resume(const std::vector<msg::admitted>& open, std::uint64_t next_id);
 
   std::size_t outstanding() const noexcept { return outstanding_.size(); }
   std::uint64_t admitted_count() const noexcept { return admitted_; }

@@ -18,6 +18,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <thread>
 
 #include <httplib.h>
@@ -50,6 +51,8 @@ struct job {
   struct image {
     std::string tag;
     std::uint64_t request_id = 0;
+    bool admitted = false;  // admission answered Admitted
+    steady::time_point sent;
     bool done = false;  // RequestDone "done" came
     double latency_ms = 0.0;
     std::optional<msg::result> picture;
@@ -105,6 +108,9 @@ class gateway_actor : public actor {
           p.declare<std::string>("api_keys_file", "",
                                  "a file of API keys, one a line (mode 0600): every request but GET "
                                  "/v1/images/{id} and /v1/health then needs 'Authorization: Bearer KEY'"),
+          p.declare<double>("admit_timeout_s", 5.0,
+                            "admission not answering by then (its process died or restarts) fails the request (503)",
+                            checks::above<double>(0.0)),
           p.declare<double>("picture_grace_s", 10.0,
                             "after its RequestDone, how long a picture may take to arrive before the request fails",
                             checks::above<double>(0.0))})
@@ -125,6 +131,7 @@ class gateway_actor : public actor {
     admission_ = p.get<std::string>("admission");
     scheduler_ = p.get<std::string>("scheduler");
     timeout_ = std::chrono::duration<double>(p.get<double>("timeout_s"));
+    admit_timeout_ = std::chrono::duration<double>(p.get<double>("admit_timeout_s"));
     threads_ = static_cast<std::size_t>(p.get<std::int64_t>("http_threads"));
     max_body_ = static_cast<std::size_t>(p.get<std::int64_t>("max_body_bytes"));
     read_timeout_ = std::chrono::duration<double>(p.get<double>("read_timeout_s"));
@@ -144,6 +151,12 @@ class gateway_actor : public actor {
       with_image(r.client_tag, [&](job& j, job::image& im) {
         im.done = true;  // never in the graph: nothing to cancel
         j.finish(gateway::reply_for(r));
+      });
+    });
+    ctx.on<msg::admitted>([this](const msg::admitted& a, const envelope&) {
+      with_image(a.request.client_tag, [&](job&, job::image& im) {
+        im.admitted = true;
+        im.request_id = a.request_id;
       });
     });
     ctx.on<msg::result>([this](const msg::result& r, const envelope&) {
@@ -212,6 +225,12 @@ class gateway_actor : public actor {
 
   result<void> on_activate(context& ctx) override {
     name_ = ctx.name();
+    // Tags must not repeat those of an earlier life of this gateway whose requests still run.
+    std::random_device rd;
+    char nonce[16];
+    std::snprintf(nonce, sizeof nonce, "%08x", rd());
+    tag_prefix_ = name_ + "/" + nonce + "/";
+    ctx.every(std::chrono::milliseconds(250), [this] { fail_unadmitted(); });
     wake_ = ctx.waker([this, &ctx] { drain(ctx); });
     server_ = std::make_unique<httplib::Server>();
     const std::size_t threads = threads_;
@@ -525,9 +544,10 @@ class gateway_actor : public actor {
       std::lock_guard lock(j->mu);
       if (j->abandoned) continue;
       for (auto& req : j->gen.requests) {
-        req.client_tag = name_ + "/" + std::to_string(++sent_);
+        req.client_tag = tag_prefix_ + std::to_string(++sent_);
         if (!j->gen.response_format.empty()) req.reply_to = name_;
         j->images.push_back(job::image{req.client_tag});
+        j->images.back().sent = steady::now();
       }
       for (std::size_t i = 0; i < j->gen.requests.size(); ++i) {
         const auto& req = j->gen.requests[i];
@@ -548,6 +568,24 @@ class gateway_actor : public actor {
       if (by_tag_.erase(im.tag) == 0 || im.done) continue;
       (void)ctx.send(scheduler_, msg::cancel{im.request_id, "gateway: " + why.substr(0, 200), im.tag});
     }
+  }
+
+  // A request admission never answered (it died with it, or was down) fails with a 503 the
+  // client sees, instead of waiting out timeout_s; should it have been admitted after all, the
+  // finish cancels it by its tag.
+  void fail_unadmitted() {
+    const auto now = steady::now();
+    std::vector<std::string> late;
+    for (const auto& [tag, at] : by_tag_) {
+      std::lock_guard lock(at.first->mu);
+      const auto& im = at.first->images[at.second];
+      if (!im.admitted && !im.done && now - im.sent > admit_timeout_) late.push_back(tag);
+    }
+    for (const auto& tag : late)
+      with_image(tag, [](job& j, job::image&) {
+        j.finish(gateway::error_reply(503, "unavailable",
+                                      "admission did not answer within admit_timeout_s (restarting?): retry"));
+      });
   }
 
   // Runs fn on the job image of `tag` (the actor thread), then completes the job if it can.
@@ -603,6 +641,8 @@ class gateway_actor : public actor {
   std::string host_, port_file_, admission_, scheduler_, name_;
   int port_ = 0, bound_port_ = 0;
   std::chrono::duration<double> timeout_{600.0};
+  std::chrono::duration<double> admit_timeout_{5.0};
+  std::string tag_prefix_;  // "<name>/<random>/": this life's client tags
   std::size_t threads_ = 64;
   std::function<void()> wake_;
   std::unique_ptr<httplib::Server> server_;
