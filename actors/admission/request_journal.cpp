@@ -132,6 +132,7 @@ result<void> request_journal::append(const std::string& body, bool sync) {
 }
 
 result<void> request_journal::admitted(std::uint64_t request_id, const std::string& encoded) {
+  if (open_.count(request_id)) return {};  // a resend answered again: already on disk
   if (auto r = append('A' + encoded, true); !r) return r;
   open_[request_id] = encoded;
   next_id_ = std::max(next_id_, request_id + 1);

@@ -52,8 +52,9 @@ struct job {
     std::string tag;
     std::uint64_t request_id = 0;
     bool admitted = false;  // admission answered Admitted
-    steady::time_point sent;
-    bool done = false;  // RequestDone "done" came
+    steady::time_point sent, resent;
+    std::string undelivered;  // the last delivery failure of its GenerateRequest
+    bool done = false;        // RequestDone "done" came
     double latency_ms = 0.0;
     std::optional<msg::result> picture;
     msg::request_done legacy;  // a seeded model's answer
@@ -212,13 +213,13 @@ class gateway_actor : public actor {
                                            asked = steady::now();
                                            (void)ctx.send(serving_names::worker(b.worker), msg::hello_query{b.worker});
                                          });
-    // Admission unreachable (or gone): the request's sender learns it here.
+    // Admission unreachable (or gone): the request's sender learns it here. Its process may be
+    // restarting, so the request is kept and sent again (chase_unadmitted) until admit_timeout_s;
+    // the 503 then names this failure.
     ctx.on_delivery_failure([this](const error& e, const envelope& env) {
       if (env.type_id != type_id_of<msg::generate_request>) return;
       if (auto req = decode<msg::generate_request>(env.payload))
-        with_image(req->client_tag, [&](job& j, job::image&) {
-          j.finish(gateway::error_reply(503, "unavailable", "admission did not get the request: " + e.what));
-        });
+        with_image(req->client_tag, [&](job&, job::image& im) { im.undelivered = e.what; });
     });
     return {};
   }
@@ -230,7 +231,7 @@ class gateway_actor : public actor {
     char nonce[16];
     std::snprintf(nonce, sizeof nonce, "%08x", rd());
     tag_prefix_ = name_ + "/" + nonce + "/";
-    ctx.every(std::chrono::milliseconds(250), [this] { fail_unadmitted(); });
+    ctx.every(std::chrono::milliseconds(100), [this, &ctx] { chase_unadmitted(ctx); });
     wake_ = ctx.waker([this, &ctx] { drain(ctx); });
     server_ = std::make_unique<httplib::Server>();
     const std::size_t threads = threads_;
@@ -547,7 +548,7 @@ class gateway_actor : public actor {
         req.client_tag = tag_prefix_ + std::to_string(++sent_);
         if (!j->gen.response_format.empty()) req.reply_to = name_;
         j->images.push_back(job::image{req.client_tag});
-        j->images.back().sent = steady::now();
+        j->images.back().sent = j->images.back().resent = steady::now();
       }
       for (std::size_t i = 0; i < j->gen.requests.size(); ++i) {
         const auto& req = j->gen.requests[i];
@@ -570,21 +571,34 @@ class gateway_actor : public actor {
     }
   }
 
-  // A request admission never answered (it died with it, or was down) fails with a 503 the
-  // client sees, instead of waiting out timeout_s; should it have been admitted after all, the
-  // finish cancels it by its tag.
-  void fail_unadmitted() {
+  // A request admission has not answered: its message may have died with admission's process
+  // (ZeroMQ drops what sat in a dead connection). Sent again every admit_timeout_s / 8 as a
+  // `resend` (admission admits a tag at most once), so a restarted admission gets it; past
+  // admit_timeout_s it fails with a 503 the client sees, instead of waiting out timeout_s, and
+  // the finish cancels it by its tag in case it was admitted after all.
+  void chase_unadmitted(context& ctx) {
     const auto now = steady::now();
+    const auto every = std::chrono::duration_cast<steady::duration>(admit_timeout_ / 8);
     std::vector<std::string> late;
     for (const auto& [tag, at] : by_tag_) {
       std::lock_guard lock(at.first->mu);
-      const auto& im = at.first->images[at.second];
-      if (!im.admitted && !im.done && now - im.sent > admit_timeout_) late.push_back(tag);
+      auto& im = at.first->images[at.second];
+      if (im.admitted || im.done) continue;
+      if (now - im.sent > admit_timeout_) {
+        late.push_back(tag);
+      } else if (now - im.resent > every) {
+        im.resent = now;
+        auto req = at.first->gen.requests[at.second];
+        req.resend = true;
+        (void)ctx.send(admission_, req);  // a failure comes back as a delivery failure: 503
+      }
     }
     for (const auto& tag : late)
-      with_image(tag, [](job& j, job::image&) {
-        j.finish(gateway::error_reply(503, "unavailable",
-                                      "admission did not answer within admit_timeout_s (restarting?): retry"));
+      with_image(tag, [](job& j, job::image& im) {
+        j.finish(gateway::error_reply(
+            503, "unavailable",
+            im.undelivered.empty() ? "admission did not answer within admit_timeout_s (restarting?): retry"
+                                   : "admission did not get the request within admit_timeout_s: " + im.undelivered));
       });
   }
 

@@ -80,8 +80,8 @@ processes:
     const auto deadline = steady::now() + 60s;
     while (steady::now() < deadline) {
       httplib::Client c("127.0.0.1", port());
-      auto r = c.Get("/v1/models");
-      if (r && r->status == 200 && !json::parse(r->body)["data"].empty()) return;
+      auto r = c.Get("/v1/models");  // sim workers: seeded weights, said once their hellos came
+      if (r && r->status == 200 && json::parse(r->body).contains("seeded_weights")) return;
       std::this_thread::sleep_for(100ms);
     }
     ADD_FAILURE() << "the graph did not come up: " << log();
@@ -161,67 +161,80 @@ TEST(faults, sigkill_of_gateway_control_and_every_worker_loses_no_request) {
     std::lock_guard lock(mu);
     return done.size();
   };
-  // The first request sent after `t` that succeeded: when the graph served again.
-  auto served_again = [&](steady::time_point t) -> std::optional<double> {
-    std::lock_guard lock(mu);
-    std::optional<double> best;
-    for (const auto& o : done)
-      if (o.sent > t && o.status == 200) {
-        const double s = std::chrono::duration<double>(o.answered - t).count();
-        best = best ? std::min(*best, s) : s;
-      }
-    return best;
+  // A probe: one-step requests until one succeeds. Its latency with nothing killed is the floor
+  // of every recovery figure.
+  auto probe = [&](steady::time_point since) {
+    while (g.generate(1).status != 200) std::this_thread::sleep_for(20ms);
+    return std::chrono::duration<double>(steady::now() - since).count();
   };
+  const double floor_s = probe(steady::now());
 
-  struct kill_at {
+  struct fault {
     std::string process;
     int index;
-    steady::time_point at;
-    std::optional<double> recovery_s;
+    steady::time_point at, dead;  // SIGKILL sent; the process gone (its sockets closed)
+    double recovery_s = 0;
   };
-  std::vector<kill_at> kills = {{"gateway", 0, {}, {}},
-                                {"control", 0, {}, {}},
-                                {"worker", 0, {}, {}},
-                                {"worker", 1, {}, {}},
-                                {"worker", 2, {}, {}}};
+  std::vector<fault> kills = {{"gateway", 0}, {"control", 0}, {"worker", 0}, {"worker", 1}, {"worker", 2}};
   for (std::size_t k = 0; k < kills.size(); ++k) {
     // Each kill with requests in flight: 30 answered since the previous one.
-    const std::size_t wait_for = 20 + 30 * k;
-    while (answered() < wait_for && answered() < total) std::this_thread::sleep_for(10ms);
+    while (answered() < 20 + 30 * k && answered() < total) std::this_thread::sleep_for(10ms);
     const pid_t victim = g.pid(kills[k].process, kills[k].index);
     ASSERT_GT(victim, 0) << kills[k].process << " " << kills[k].index << g.log();
     kills[k].at = steady::now();
     ASSERT_EQ(::kill(victim, SIGKILL), 0);
-    // The next kill only once this one is behind us (the graph serves again).
-    const auto limit = steady::now() + 30s;
-    while (!(kills[k].recovery_s = served_again(kills[k].at)) && steady::now() < limit)
-      std::this_thread::sleep_for(10ms);
-    ASSERT_TRUE(kills[k].recovery_s) << "no request succeeded after killing " << kills[k].process << g.log();
+    while (fs::exists("/proc/" + std::to_string(victim) + "/fd/0")) std::this_thread::sleep_for(1ms);
+    kills[k].dead = steady::now();
+    kills[k].recovery_s = probe(kills[k].at);  // the next kill only once the graph serves again
   }
   for (auto& t : threads) t.join();
 
   ASSERT_EQ(done.size(), static_cast<std::size_t>(total));
   std::map<int, int> by_status;
-  for (const auto& o : done) {
-    ++by_status[o.status];
-    if (o.status != 200 && o.status != 0) {
-      // An error the client can act on: a JSON body saying what happened.
-      auto j = json::parse(o.error, nullptr, false);
-      EXPECT_TRUE(j.contains("error") && !j["error"]["message"].get<std::string>().empty()) << o.error;
-    }
-  }
+  for (const auto& o : done) ++by_status[o.status];
   std::string summary;
   for (const auto& [s, n] : by_status) summary += " " + std::to_string(s) + ":" + std::to_string(n);
+  std::printf("one-step request, nothing killed: %.3f s\n", floor_s);
+  // When everything in flight at a kill had its answer (a dead worker's tasks wait for its
+  // heartbeat timeout, 1 s, then run elsewhere).
+  auto drained = [&](const fault& f) {
+    double last = 0;
+    for (const auto& o : done)
+      if (o.sent < f.at && o.answered > f.at)
+        last = std::max(last, std::chrono::duration<double>(o.answered - f.at).count());
+    return last;
+  };
   for (const auto& k : kills) {
-    std::printf("recovery after SIGKILL of %s-%d: %.3f s\n", k.process.c_str(), k.index, *k.recovery_s);
-    EXPECT_LT(*k.recovery_s, 5.0) << k.process;  // goal 2 s; the bound leaves room for a loaded CI machine
+    std::printf("in flight at the SIGKILL of %s-%d: all answered %.3f s after it\n", k.process.c_str(), k.index,
+                drained(k));
+    std::printf("recovery after SIGKILL of %s-%d: %.3f s (the process was gone after %.3f s)\n", k.process.c_str(),
+                k.index, k.recovery_s, std::chrono::duration<double>(k.dead - k.at).count());
+    EXPECT_LT(k.recovery_s, 5.0) << k.process;  // goal 2 s; the bound leaves room for a loaded CI machine
   }
-  std::printf("outcomes (status:count):%s\n", summary.c_str());
-  // None lost: no request waited out the gateway's timeout.
+  std::printf("outcomes of %d requests (status:count):%s\n", total, summary.c_str());
+
+  // Every request has its answer, and each error is one a client sees and can act on:
+  // (A connection made just after the process is gone may still be taken, then reset, by its
+  // listening socket on its way out: 100 ms of grace.)
+  auto during = [](const outcome& o, const fault& f) { return o.sent < f.dead + 100ms && o.answered >= f.at; };
+  for (const auto& o : done) {
+    if (o.status == 200) continue;
+    if (o.status == 0) {  // the connection dropped: only through the gateway that died
+      EXPECT_TRUE(during(o, kills[0])) << o.error << ": sent "
+                                       << std::chrono::duration<double>(o.sent - kills[0].dead).count()
+                                       << " s after the gateway was gone";
+      continue;
+    }
+    // Else an HTTP error with a JSON body saying what happened; only a request caught in the
+    // control process's death may get one (503: admission never answered it, retry).
+    auto j = json::parse(o.error, nullptr, false);
+    EXPECT_TRUE(j.contains("error") && !j["error"]["message"].get<std::string>().empty()) << o.error;
+    EXPECT_EQ(o.status, 503) << o.error;
+    EXPECT_TRUE(during(o, kills[1])) << o.error;
+  }
+  // None lost: no request waited out the gateway's timeout (504), none failed in the graph.
   EXPECT_EQ(by_status.count(504), 0u) << summary << g.log();
-  // Only the gateway's own death drops connections; the rest is served or answered.
-  EXPECT_LE(by_status[0], clients) << summary;
-  EXPECT_GE(by_status[200], total - 2 * clients) << summary << g.log();
+  EXPECT_EQ(by_status.count(500), 0u) << summary << g.log();
 
   // Errors come only after the gateway's death (it is killed first), so its last life answered
   // every one of them, and counted each.
@@ -233,7 +246,6 @@ TEST(faults, sigkill_of_gateway_control_and_every_worker_loses_no_request) {
           << m;
   const std::string log = g.log();
   EXPECT_NE(log.find("process 'control' killed by signal 9"), std::string::npos) << log;
-  EXPECT_NE(log.find("open request(s) run again"), std::string::npos) << log;
 }
 
 }  // namespace
