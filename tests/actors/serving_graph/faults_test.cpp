@@ -22,7 +22,7 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
-#include "tests/support/child_process.hpp"
+#include "tests/actors/serving_graph/launched_graph.hpp"
 
 namespace gfdit {
 namespace {
@@ -31,22 +31,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using namespace std::chrono_literals;
 using steady = std::chrono::steady_clock;
-
-// The pid of the process running node `process` (index `index`) of the graph whose command
-// lines name `marker` (the test's folder, in the port_file argument).
-pid_t node_pid(const std::string& process, int index, const std::string& marker) {
-  for (const auto& e : fs::directory_iterator("/proc")) {
-    std::ifstream in(e.path() / "cmdline");
-    std::string cmd(std::istreambuf_iterator<char>(in), {});
-    for (auto& ch : cmd)
-      if (ch == '\0') ch = ' ';
-    if (cmd.find(" node ") != std::string::npos &&
-        cmd.find("--process " + process + " --index " + std::to_string(index) + " ") != std::string::npos &&
-        cmd.find(marker) != std::string::npos)
-      return static_cast<pid_t>(std::stoi(e.path().filename().string()));
-  }
-  return -1;
-}
 
 struct outcome {
   int status = -1;  // HTTP status; 0: the connection broke mid-request
@@ -57,10 +41,7 @@ struct outcome {
 class faults_graph {
  public:
   faults_graph() {
-    dir_ = fs::temp_directory_path() / ("gfdit-faults-" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    const fs::path file = dir_ / "faults.yaml";
+    const fs::path file = graph_.dir() / "faults.yaml";
     std::ofstream(file) << "graph: faults\n"
                            "include: ["
                         << GFDIT_SOURCE_DIR << "/launch/graphs/serving-core.yaml]\n"
@@ -73,10 +54,7 @@ processes:
       - {type: gfdit.gateway, name: gateway, parameters: {listen: "127.0.0.1:0", port_file: $(arg port_file),
                                                            timeout_s: 30.0, admit_timeout_s: 2.0}}
 )";
-    launcher_ = std::make_unique<testing::child_process>(
-        std::vector<std::string>{GFDIT_EXE, "launch", file.string(), "workers:=3", "speedup:=20",
-                                 "port_file:=" + port_file()},
-        (dir_ / "graph.log").string());
+    graph_.start(file.string(), {"workers:=3", "speedup:=20", "port_file:=" + port_file()});
     const auto deadline = steady::now() + 60s;
     while (steady::now() < deadline) {
       httplib::Client c("127.0.0.1", port());
@@ -86,23 +64,15 @@ processes:
     }
     ADD_FAILURE() << "the graph did not come up: " << log();
   }
-  ~faults_graph() {
-    launcher_->signal(SIGINT);
-    if (launcher_->wait(20s) == -1000) launcher_->signal(SIGKILL);
-    fs::remove_all(dir_);
-  }
 
-  std::string port_file() const { return (dir_ / "port").string(); }
+  std::string port_file() const { return (graph_.dir() / "port").string(); }
   int port() const {
     int p = 0;
     std::ifstream(port_file()) >> p;
     return p;
   }
-  std::string log() const {
-    std::ifstream in(dir_ / "graph.log");
-    return std::string(std::istreambuf_iterator<char>(in), {});
-  }
-  pid_t pid(const std::string& process, int index = 0) const { return node_pid(process, index, dir_.string()); }
+  std::string log() const { return graph_.log(); }
+  pid_t pid(const std::string& process, int index = 0) const { return graph_.node_pid(process, index); }
 
   // One request as a client makes it: one that cannot connect (the gateway is restarting) never
   // reached the graph and tries again; once sent, whatever comes back is its outcome.
@@ -138,8 +108,7 @@ processes:
   }
 
  private:
-  fs::path dir_;
-  std::unique_ptr<testing::child_process> launcher_;
+  testing::launched_graph graph_{"faults"};
 };
 
 TEST(faults, sigkill_of_gateway_control_and_every_worker_loses_no_request) {
