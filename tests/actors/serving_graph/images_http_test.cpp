@@ -152,6 +152,29 @@ TEST(images_http, a_worker_killed_mid_request_costs_time_but_not_a_bit) {
   EXPECT_TRUE(unbase64(answer.second["data"][0]["b64_json"]) == reference_png(coat, 5, 60));
 }
 
+// The control process (admission, scheduler, membership) dies mid-request: it restarts, the
+// scheduler runs the request again from admission's journal on the workers it finds beating,
+// and the client gets the same picture.
+TEST(images_http, a_control_process_killed_mid_request_costs_time_but_not_a_bit) {
+  http_graph g("edf-best-fit", {"chunk_steps:=2"});
+  std::pair<int, json> answer;
+  std::thread client([&] {
+    answer = g.post({{"model", "fashion-dit"},
+                     {"prompt", "coat"},
+                     {"seed", 9},
+                     {"num_inference_steps", 40},
+                     {"response_format", "b64_json"}});
+  });
+  std::this_thread::sleep_for(1000ms);  // admitted, some chunks done
+  const pid_t victim = g.graph.node_pid("control");
+  ASSERT_GT(victim, 0) << g.log();
+  ::kill(victim, SIGKILL);
+  client.join();
+  ASSERT_EQ(answer.first, 200) << answer.second.dump() << g.log();
+  EXPECT_TRUE(unbase64(answer.second["data"][0]["b64_json"]) == reference_png(coat, 9, 40));
+  EXPECT_NE(g.log().find("1 open request(s) run again"), std::string::npos) << g.log();
+}
+
 TEST(images_http, a_client_that_leaves_is_cancelled_and_its_workers_serve_the_next_request) {
   http_graph g("edf-best-fit");
   {
