@@ -540,7 +540,8 @@ int run_check(const std::string& file, const std::vector<std::string>& args) {
   }
   std::printf("graph '%s' (%zu process instance(s)) is valid\n", g->name.c_str(), g->instances.size());
   for (const auto& i : g->instances) {
-    std::printf("  %s%s\n", i.node.c_str(), i.exit_on_done ? " (exit_on_done)" : "");
+    std::printf("  %s%s%s\n", i.node.c_str(), i.exit_on_done ? " (exit_on_done)" : "",
+                i.essential ? "" : " (not essential)");
     for (const auto& a : i.actors)
       std::printf("    %s: %s %s\n", a.name.c_str(), a.type.c_str(), a.params.dump().c_str());
   }
