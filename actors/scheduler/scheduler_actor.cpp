@@ -63,18 +63,29 @@ result<std::unique_ptr<scheduler_driver>> configure(context& ctx) {
 
 class scheduler_actor final : public driver_actor<scheduler_driver, configure> {
  public:
-  // As messages to itself, so a recorder sees (and a replay re-drives) the re-admissions.
-  result<void> on_activate(context& ctx) override {
-    if (auto r = driver_actor::on_activate(ctx); !r) return r;
+  // Read at configure, before any actor of the process is active: what the journal held when
+  // this life began (admission, once active, appends this life's own admissions to it).
+  result<void> on_configure(context& ctx) override {
+    if (auto r = driver_actor::on_configure(ctx); !r) return r;
     const std::string path = journal_path(ctx.params().get<std::string>("journal"));
     if (path.empty()) return {};
     auto was = request_journal::read(path);
     if (!was) return was.err();
-    for (const auto& a : was->open)
-      if (auto r = ctx.send(ctx.name(), a); !r) return r;
-    if (!was->open.empty()) ctx.log().info("journal {}: {} open request(s) run again", path, was->open.size());
+    open_ = std::move(was->open);
     return {};
   }
+  // As messages to itself, so a recorder sees (and a replay re-drives) the re-admissions.
+  result<void> on_activate(context& ctx) override {
+    if (auto r = driver_actor::on_activate(ctx); !r) return r;
+    for (const auto& a : open_)
+      if (auto r = ctx.send(ctx.name(), a); !r) return r;
+    if (!open_.empty()) ctx.log().info("journal: {} open request(s) run again", open_.size());
+    open_.clear();
+    return {};
+  }
+
+ private:
+  std::vector<msg::admitted> open_;
 };
 
 }  // namespace

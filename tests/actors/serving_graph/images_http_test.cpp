@@ -172,7 +172,10 @@ TEST(images_http, a_control_process_killed_mid_request_costs_time_but_not_a_bit)
   client.join();
   ASSERT_EQ(answer.first, 200) << answer.second.dump() << g.log();
   EXPECT_TRUE(unbase64(answer.second["data"][0]["b64_json"]) == reference_png(coat, 9, 40));
-  EXPECT_NE(g.log().find("1 open request(s) run again"), std::string::npos) << g.log();
+  // Once, by the restarted scheduler: a first life has nothing to run again.
+  const std::string log = g.log();
+  EXPECT_NE(log.find("1 open request(s) run again"), std::string::npos) << log;
+  EXPECT_EQ(log.find("open request(s) run again"), log.rfind("open request(s) run again")) << log;
 }
 
 TEST(images_http, a_client_that_leaves_is_cancelled_and_its_workers_serve_the_next_request) {
