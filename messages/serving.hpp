@@ -33,8 +33,12 @@ struct generate_request {
   // chunk are sent to; empty: none (the result stays a hash in RequestDone).
   std::string reply_to;
   bool progress = false;
+  // A resend of a request whose answer never came (admission's process may have died with it):
+  // while a request of the same client_tag is open, admission answers its Admitted again
+  // instead of admitting a second one.
+  bool resend = false;
   GFDIT_FIELDS(request_id, model, width, height, frames, steps, guidance, seed, slo_ms, slo_multiple, priority,
-               client_tag, class_name, label, reply_to, progress)
+               client_tag, class_name, label, reply_to, progress, resend)
 };
 
 // Admission accepted the request: it now belongs to the scheduler.

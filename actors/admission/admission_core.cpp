@@ -90,6 +90,8 @@ admission_output admission_core::on_request(const msg::generate_request& req, st
     ++rejected_;
     return *e;
   }
+  if (req.resend && !req.client_tag.empty())
+    if (auto it = open_by_tag_.find(req.client_tag); it != open_by_tag_.end()) return it->second;
   if (auto why = unserved(req); !why.empty())
     return reject(req, "invalid", req.label >= 0 ? "label" : "model", why, now_us);
   const model_profile& p = *costs_.find(req.model);
@@ -130,6 +132,7 @@ admission_output admission_core::on_request(const msg::generate_request& req, st
   a.request.request_id = a.request_id;
   outstanding_.emplace(a.request_id, single_us);
   outstanding_work_us_ += single_us;
+  if (!req.client_tag.empty()) open_by_tag_[req.client_tag] = a;
   ++admitted_;
   return a;
 }
@@ -157,9 +160,19 @@ std::string admission_core::unserved(const msg::generate_request& r) const {
   return "no worker holds model '" + r.model.substr(0, 64) + "' (served: " + list + ")";
 }
 
+void admission_core::resume(const std::vector<msg::admitted>& open, std::uint64_t next_id) {
+  next_id_ = std::max(next_id_, next_id);
+  for (const auto& a : open) {
+    if (outstanding_.emplace(a.request_id, a.est_single_gpu_us).second) outstanding_work_us_ += a.est_single_gpu_us;
+    if (!a.request.client_tag.empty()) open_by_tag_[a.request.client_tag] = a;
+  }
+}
+
 void admission_core::on_request_done(const msg::request_done& done) {
   auto it = outstanding_.find(done.request_id);
   if (it == outstanding_.end()) return;
+  if (auto t = open_by_tag_.find(done.client_tag); t != open_by_tag_.end() && t->second.request_id == done.request_id)
+    open_by_tag_.erase(t);
   outstanding_work_us_ = std::max(0.0, outstanding_work_us_ - it->second);
   outstanding_.erase(it);
 }

@@ -1,6 +1,7 @@
 #pragma once
 // Admission: the front gate of the serving graph, as a pure core.
-//   on_request(GenerateRequest, now) -> exactly one Admitted or Rejected
+//   on_request(GenerateRequest, now) -> exactly one Admitted or Rejected (a `resend` of an open
+//                                       request: its Admitted again, nothing admitted twice)
 //   on_request_done(RequestDone)     -> frees a place in the bounded queue
 //   on_worker_hello(WorkerHello)     -> which models the workers serve
 // Every field is validated (a Rejected names the field and the rule); the queue of admitted,
@@ -10,6 +11,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <string>
 #include <variant>
 
 #include "actors/serving/cost_model.hpp"
@@ -49,6 +51,9 @@ class admission_core {
   // no worker has said it holds is rejected, naming those served. (Before any, requests wait
   // in the scheduler for workers to come.)
   void on_worker_hello(const msg::worker_hello& hello);
+  // A restarted admission takes up where its journal left off (request_journal.hpp): ids go on
+  // from `next_id`, and the requests still open hold their places in the queue.
+  void resume(const std::vector<msg::admitted>& open, std::uint64_t next_id);
 
   std::size_t outstanding() const noexcept { return outstanding_.size(); }
   std::uint64_t admitted_count() const noexcept { return admitted_; }
@@ -70,6 +75,8 @@ class admission_core {
   std::uint64_t rejected_ = 0;
   // id -> estimated single-GPU work, for the retry-after estimate.
   std::map<std::uint64_t, double> outstanding_;
+  // Open requests by client tag: a `resend` of one is answered with its Admitted again.
+  std::map<std::string, msg::admitted> open_by_tag_;
   double outstanding_work_us_ = 0.0;
 };
 

@@ -26,6 +26,7 @@ class admission_driver {
   std::vector<std::string> topics() const;
 
   const admission_core& core() const { return core_; }
+  void resume(const std::vector<msg::admitted>& open, std::uint64_t next_id) { core_.resume(open, next_id); }
   // Prometheus text of admitted / rejected / outstanding (driver_actor publishes it every second).
   std::string metrics_text(const std::string& actor) const;
 

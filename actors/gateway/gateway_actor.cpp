@@ -18,6 +18,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <thread>
 
 #include <httplib.h>
@@ -51,7 +52,10 @@ struct job {
   struct image {
     std::string tag;
     std::uint64_t request_id = 0;
-    bool done = false;  // RequestDone "done" came
+    bool admitted = false;  // admission answered Admitted
+    steady::time_point sent, resent;
+    std::string undelivered;  // the last delivery failure of its GenerateRequest
+    bool done = false;        // RequestDone "done" came
     double latency_ms = 0.0;
     std::optional<msg::result> picture;
     msg::request_done legacy;  // a seeded model's answer
@@ -106,6 +110,9 @@ class gateway_actor : public actor {
           p.declare<std::string>("api_keys_file", "",
                                  "a file of API keys, one a line (mode 0600): every request but GET "
                                  "/v1/images/{id} and /v1/health then needs 'Authorization: Bearer KEY'"),
+          p.declare<double>("admit_timeout_s", 5.0,
+                            "admission not answering by then (its process died or restarts) fails the request (503)",
+                            checks::above<double>(0.0)),
           p.declare<double>("picture_grace_s", 10.0,
                             "after its RequestDone, how long a picture may take to arrive before the request fails",
                             checks::above<double>(0.0))})
@@ -126,6 +133,7 @@ class gateway_actor : public actor {
     admission_ = p.get<std::string>("admission");
     scheduler_ = p.get<std::string>("scheduler");
     timeout_ = std::chrono::duration<double>(p.get<double>("timeout_s"));
+    admit_timeout_ = std::chrono::duration<double>(p.get<double>("admit_timeout_s"));
     threads_ = static_cast<std::size_t>(p.get<std::int64_t>("http_threads"));
     max_body_ = static_cast<std::size_t>(p.get<std::int64_t>("max_body_bytes"));
     read_timeout_ = std::chrono::duration<double>(p.get<double>("read_timeout_s"));
@@ -145,6 +153,12 @@ class gateway_actor : public actor {
       with_image(r.client_tag, [&](job& j, job::image& im) {
         im.done = true;  // never in the graph: nothing to cancel
         j.finish(gateway::reply_for(r));
+      });
+    });
+    ctx.on<msg::admitted>([this](const msg::admitted& a, const envelope&) {
+      with_image(a.request.client_tag, [&](job&, job::image& im) {
+        im.admitted = true;
+        im.request_id = a.request_id;
       });
     });
     ctx.on<msg::result>([this](const msg::result& r, const envelope&) {
@@ -200,19 +214,25 @@ class gateway_actor : public actor {
                                            asked = steady::now();
                                            (void)ctx.send(serving_names::worker(b.worker), msg::hello_query{b.worker});
                                          });
-    // Admission unreachable (or gone): the request's sender learns it here.
+    // Admission unreachable (or gone): the request's sender learns it here. Its process may be
+    // restarting, so the request is kept and sent again (chase_unadmitted) until admit_timeout_s;
+    // the 503 then names this failure.
     ctx.on_delivery_failure([this](const error& e, const envelope& env) {
       if (env.type_id != type_id_of<msg::generate_request>) return;
       if (auto req = decode<msg::generate_request>(env.payload))
-        with_image(req->client_tag, [&](job& j, job::image&) {
-          j.finish(gateway::error_reply(503, "unavailable", "admission did not get the request: " + e.what));
-        });
+        with_image(req->client_tag, [&](job&, job::image& im) { im.undelivered = e.what; });
     });
     return {};
   }
 
   result<void> on_activate(context& ctx) override {
     name_ = ctx.name();
+    // Tags must not repeat those of an earlier life of this gateway whose requests still run.
+    std::random_device rd;
+    char nonce[16];
+    std::snprintf(nonce, sizeof nonce, "%08x", rd());
+    tag_prefix_ = name_ + "/" + nonce + "/";
+    ctx.every(std::chrono::milliseconds(100), [this, &ctx] { chase_unadmitted(ctx); });
     wake_ = ctx.waker([this, &ctx] { drain(ctx); });
     server_ = std::make_unique<httplib::Server>();
     const std::size_t threads = threads_;
@@ -521,9 +541,10 @@ class gateway_actor : public actor {
       std::lock_guard lock(j->mu);
       if (j->abandoned) continue;
       for (auto& req : j->gen.requests) {
-        req.client_tag = name_ + "/" + std::to_string(++sent_);
+        req.client_tag = tag_prefix_ + std::to_string(++sent_);
         if (!j->gen.response_format.empty()) req.reply_to = name_;
         j->images.push_back(job::image{req.client_tag});
+        j->images.back().sent = j->images.back().resent = steady::now();
       }
       for (std::size_t i = 0; i < j->gen.requests.size(); ++i) {
         const auto& req = j->gen.requests[i];
@@ -544,6 +565,37 @@ class gateway_actor : public actor {
       if (by_tag_.erase(im.tag) == 0 || im.done) continue;
       (void)ctx.send(scheduler_, msg::cancel{im.request_id, "gateway: " + why.substr(0, 200), im.tag});
     }
+  }
+
+  // A request admission has not answered: its message may have died with admission's process
+  // (ZeroMQ drops what sat in a dead connection). Sent again every admit_timeout_s / 8 as a
+  // `resend` (admission admits a tag at most once), so a restarted admission gets it; past
+  // admit_timeout_s it fails with a 503 the client sees, instead of waiting out timeout_s, and
+  // the finish cancels it by its tag in case it was admitted after all.
+  void chase_unadmitted(context& ctx) {
+    const auto now = steady::now();
+    const auto every = std::chrono::duration_cast<steady::duration>(admit_timeout_ / 8);
+    std::vector<std::string> late;
+    for (const auto& [tag, at] : by_tag_) {
+      std::lock_guard lock(at.first->mu);
+      auto& im = at.first->images[at.second];
+      if (im.admitted || im.done) continue;
+      if (now - im.sent > admit_timeout_) {
+        late.push_back(tag);
+      } else if (now - im.resent > every) {
+        im.resent = now;
+        auto req = at.first->gen.requests[at.second];
+        req.resend = true;
+        (void)ctx.send(admission_, req);  // a failure comes back as a delivery failure: 503
+      }
+    }
+    for (const auto& tag : late)
+      with_image(tag, [](job& j, job::image& im) {
+        j.finish(gateway::error_reply(
+            503, "unavailable",
+            im.undelivered.empty() ? "admission did not answer within admit_timeout_s (restarting?): retry"
+                                   : "admission did not get the request within admit_timeout_s: " + im.undelivered));
+      });
   }
 
   // Runs fn on the job image of `tag` (the actor thread), then completes the job if it can.
@@ -599,6 +651,8 @@ class gateway_actor : public actor {
   std::string host_, port_file_, admission_, scheduler_, name_;
   int port_ = 0, bound_port_ = 0;
   std::chrono::duration<double> timeout_{600.0};
+  std::chrono::duration<double> admit_timeout_{5.0};
+  std::string tag_prefix_;  // "<name>/<random>/": this life's client tags
   std::size_t threads_ = 64;
   std::function<void()> wake_;
   std::unique_ptr<httplib::Server> server_;

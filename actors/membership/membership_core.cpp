@@ -16,6 +16,9 @@ std::vector<membership_output> membership_core::on_heartbeat(const msg::worker_h
   // A heartbeat from a worker declared dead does not revive it: it must say hello again, so
   // the scheduler hears of the new incarnation.
   if (it != workers_.end() && it->second.alive && now_us > it->second.last_seen_us) it->second.last_seen_us = now_us;
+  // One never seen said hello before this membership started (a restarted control process):
+  // its beat is its hello here.
+  if (it == workers_.end()) workers_[m.worker] = worker_state{true, now_us, 0};
   return {};
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 // Membership: the group table and worker liveness, as a pure core.
-//   on_hello / on_heartbeat (worker alive at `now`)
+//   on_hello / on_heartbeat (worker alive at `now`; a first heartbeat counts as a hello, so a
+//                           restarted membership learns the workers that are already up)
 //   on_form_group / on_dissolve_group -> GroupView
 //   on_tick(now)                      -> WorkerDown (and inactive GroupViews) for silent workers
 // A group's id is group_id_of(ordered members) and its epoch counts how often that id was

@@ -26,6 +26,7 @@ state_layout layout_before(stage s, std::size_t degree) {
 scheduler_core::scheduler_core(const cost_model& costs, std::unique_ptr<policy> pol, scheduler_config cfg)
     : costs_(costs), policy_(std::move(pol)), cfg_(cfg) {
   cfg_.chunk_steps = std::max(1, cfg_.chunk_steps);
+  next_task_id_ = std::max<std::uint64_t>(1, cfg_.first_task_id);
 }
 
 void scheduler_core::refresh(request_view& r) const {

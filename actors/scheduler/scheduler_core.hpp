@@ -38,6 +38,9 @@ namespace gfdit {
 struct scheduler_config {
   std::int32_t chunk_steps = 4;
   std::int32_t max_retries = 8;  // failed tasks of one request before it fails for good
+  // A restarted scheduler starts above any id its previous life used: a report of an old task
+  // that is still running must never match a new one.
+  std::uint64_t first_task_id = 1;
 };
 
 struct scheduler_stats {

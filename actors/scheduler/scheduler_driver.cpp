@@ -67,6 +67,14 @@ std::vector<outgoing> scheduler_driver::feed(const envelope& env) {
   if (direct && env.is<msg::cancel>()) return run(&scheduler_core::on_cancel);
   if (topic && env.destination == names::workers_topic && env.is<msg::worker_hello>())
     return run(&scheduler_core::on_worker_hello);
+  // The answer to our hello_query: only news when the worker is not known alive (a restarted
+  // scheduler learning who is there), never a sign that a known worker restarted.
+  if (direct && env.is<msg::worker_hello>()) {
+    auto h = decode<msg::worker_hello>(env.payload);
+    if (!h || known_alive(h->worker)) return {};
+    return emit(core_->on_worker_hello(*h, now));
+  }
+  if (topic && env.destination == names::workers_topic && env.is<msg::worker_heartbeat>()) return ask_unknown(env);
   if (topic && env.destination == names::membership_topic && env.is<msg::worker_down>())
     return run(&scheduler_core::on_worker_down);
   if (topic && env.destination == names::membership_topic && env.is<msg::group_view>())
@@ -78,6 +86,23 @@ std::vector<outgoing> scheduler_driver::feed(const envelope& env) {
     return out;
   }
   return {};
+}
+
+bool scheduler_driver::known_alive(std::int32_t worker) const {
+  auto w = core_->workers().find(worker);
+  return w != core_->workers().end() && w->second.alive;
+}
+
+// A worker beats but never said hello to this scheduler (it started after the worker did): ask
+// it, at most once a second. A worker this scheduler saw die must say hello again by itself.
+std::vector<outgoing> scheduler_driver::ask_unknown(const envelope& env) {
+  auto b = decode<msg::worker_heartbeat>(env.payload);
+  if (!b || core_->workers().count(b->worker)) return {};
+  const std::int64_t wall_us = model_now_us(env, 1.0);
+  auto [asked, first] = asked_.try_emplace(b->worker, wall_us);
+  if (!first && wall_us - asked->second < 1'000'000) return {};
+  asked->second = wall_us;
+  return {make_outgoing(route::direct, names::worker(b->worker), msg::hello_query{b->worker})};
 }
 
 msg::cluster_state scheduler_driver::snapshot(std::int64_t now_us) const {

@@ -3,6 +3,7 @@
 // the messages it causes out (destination and encoded payload). The actor shell
 // (driver_actor), the simulator and `gfdit replay --actor scheduler` all run this one routing
 // table, so a replay reproduces a live run bit for bit and the simulator runs the live wiring.
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -25,8 +26,10 @@ class scheduler_driver {
  public:
   static result<std::unique_ptr<scheduler_driver>> create(std::shared_ptr<const cost_model> costs,
                                                           scheduler_driver_config cfg);
-  // Handles admitted, task_done, cancel (directed), worker_hello (topic "workers"),
-  // worker_down and group_view (topic "membership"), and its own ticks (system.heartbeat).
+  // Handles admitted, task_done, cancel (directed), worker_hello (topic "workers", or directed:
+  // the answer to its hello_query), worker_heartbeat (topic "workers": a worker it does not know
+  // is asked for its hello), worker_down and group_view (topic "membership"), and its own ticks
+  // (system.heartbeat).
   // Anything else yields nothing.
   std::vector<outgoing> feed(const envelope& env);
   std::vector<std::string> topics() const;
@@ -43,10 +46,13 @@ class scheduler_driver {
   scheduler_driver(std::shared_ptr<const cost_model> costs, std::unique_ptr<scheduler_core> core,
                    scheduler_driver_config cfg);
   std::vector<outgoing> emit(const std::vector<scheduler_output>& out) const;
+  bool known_alive(std::int32_t worker) const;
+  std::vector<outgoing> ask_unknown(const envelope& heartbeat);
 
   std::shared_ptr<const cost_model> costs_;
   std::unique_ptr<scheduler_core> core_;
   scheduler_driver_config cfg_;
+  std::map<std::int32_t, std::int64_t> asked_;  // worker -> when (wall us) its hello was asked for
 };
 
 }  // namespace gfdit

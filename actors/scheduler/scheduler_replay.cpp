@@ -39,11 +39,14 @@ nlohmann::json state_of(const scheduler_driver& d) {
 }
 
 result<std::unique_ptr<replayable_core>> make_core(const replay_params& p) {
-  if (auto r = check_replay_options(p, {"chunk_steps", "policy", "profiles", "speedup"}); !r) return r.err();
+  if (auto r = check_replay_options(p, {"chunk_steps", "policy", "profiles", "speedup", "first_task_id"}); !r)
+    return r.err();
   auto policy = replay_setting<std::string>(p, "policy", "edf-best-fit");
   auto chunk = replay_setting<std::int64_t>(p, "chunk_steps", 4);
   auto speedup = replay_setting<double>(p, "speedup", 1.0);
   auto profiles = replay_setting<std::string>(p, "profiles", "");
+  auto first_task = replay_setting<std::int64_t>(p, "first_task_id", 1);
+  if (!first_task) return first_task.err();
   if (!policy) return policy.err();
   if (!chunk) return chunk.err();
   if (!speedup) return speedup.err();
@@ -55,6 +58,7 @@ result<std::unique_ptr<replayable_core>> make_core(const replay_params& p) {
   scheduler_driver_config cfg;
   cfg.policy = *policy;
   cfg.core.chunk_steps = static_cast<std::int32_t>(*chunk);
+  cfg.core.first_task_id = static_cast<std::uint64_t>(*first_task);
   cfg.speedup = *speedup;
   cfg.self = p.actor;
   auto d = scheduler_driver::create(std::move(*costs), std::move(cfg));

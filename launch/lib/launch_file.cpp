@@ -78,6 +78,10 @@ constexpr std::size_t max_values = 100000;   // parameter values built, aliases 
 constexpr std::size_t max_value_depth = 64;  // nesting of a value's lists and maps
 }  // namespace limits
 
+// A process of only these is not essential by default: a serving worker's loss is survivable
+// (the scheduler re-runs its tasks on the others). By name: the launcher links no actor.
+constexpr std::string_view survivable_actor_type = "gfdit.worker";
+
 class loader {
  public:
   explicit loader(const std::vector<std::string>& overrides) {
@@ -470,9 +474,9 @@ class loader {
       fail(mk(p, file_scope), "a process must be a map (name, host, actors, ...)");
       return;
     }
-    const bool keys_ok =
-        check_keys(p, file_scope, "process",
-                   {"name", "host", "bind", "port", "env", "replicas", "restart", "exit_on_done", "threads", "actors"});
+    const bool keys_ok = check_keys(p, file_scope, "process",
+                                    {"name", "host", "bind", "port", "env", "replicas", "restart", "exit_on_done",
+                                     "essential", "threads", "actors"});
     if (!p["name"]) {
       fail(mk(p, file_scope), "process without 'name'");
       return;
@@ -529,6 +533,10 @@ class loader {
         else
           for (const auto& e : a) load_actor(e, s, inst);
       }
+      inst.essential = !std::all_of(inst.actors.begin(), inst.actors.end(),
+                                    [](const actor_spec& a) { return a.type == survivable_actor_type; });
+      if (p["essential"])
+        if (auto v = boolean(p["essential"], s, "essential")) inst.essential = *v;
       if (auto it = node_marks_.find(inst.node); it != node_marks_.end()) {
         fail(inst.at, "process instance '" + inst.node + "' clashes with the process at " + it->second.str());
         continue;
@@ -753,6 +761,7 @@ result<std::string> to_flat_yaml(const graph_spec& g) {
     if (i.port >= 0) p["port"] = i.port;
     if (i.threads > 0) p["threads"] = i.threads;
     if (i.exit_on_done) p["exit_on_done"] = true;
+    p["essential"] = i.essential;
     if (!i.env.empty()) p["env"] = i.env;
     p["restart"] = {{"policy", i.restart.policy == restart_policy::kind::never ? "never" : "on-failure"},
                     {"max", i.restart.max},

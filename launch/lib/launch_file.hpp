@@ -48,6 +48,10 @@ struct instance_spec {
   int port = -1;     // explicit port (plus index); -1: port_base + ordinal
   int threads = 0;
   bool exit_on_done = false;
+  // Whether the graph can go on without this process once its restart policy gives up. Unless
+  // the file says, a process of only serving workers is not (the scheduler re-runs their work
+  // elsewhere); any other (admission, scheduler, gateway, a custom actor) is.
+  bool essential = true;
   restart_policy restart;
   std::map<std::string, std::string> env;
   std::vector<actor_spec> actors;

@@ -87,6 +87,8 @@ result<nlohmann::json> ask_launcher(const std::string& endpoint, const nlohmann:
 }
 
 namespace {
+// Every child learns the run folder from this variable (actors/serving/request_journal.cpp reads it).
+constexpr const char* run_dir_env = "GFDIT_RUN_DIR";
 
 std::string describe_status(int status) {
   if (status >= 0) return "exited with status " + std::to_string(status);
@@ -244,9 +246,11 @@ class launcher {
     for (char** e = environ; *e; ++e) {
       const std::string kv = *e;
       const std::string k = kv.substr(0, kv.find('='));
-      if (!c.spec->env.count(k)) env.push_back(kv);
+      if (!c.spec->env.count(k) && k != run_dir_env) env.push_back(kv);
     }
     for (const auto& [k, v] : c.spec->env) env.push_back(k + "=" + v);
+    // Files that must outlive a restart of the process (admission's journal) go here.
+    env.push_back(std::string(run_dir_env) + "=" + run_dir_);
     std::vector<char*> argv, envp;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -354,12 +358,19 @@ class launcher {
       return;
     }
     c.state = child::phase::failed;
-    failed_ = true;
     std::string why = r.policy == restart_policy::kind::never ? "restart policy is 'never'"
                                                               : "gave up after " + std::to_string(c.restarts) +
                                                                     " restart(s) (max: " + std::to_string(r.max) + ")";
+    if (!c.spec->essential) {
+      // Survivable (a worker): the others carry on, the summary names it.
+      lost_.push_back(c.plan.node);
+      say("process '" + c.plan.node + "' failed: " + describe_status(status) + "; " + why +
+          "; not essential: the graph goes on without it");
+      return;
+    }
+    failed_ = true;
     say("ERROR: process '" + c.plan.node + "' failed: " + describe_status(status) + "; " + why +
-        ": stopping the graph");
+        "; essential: stopping the graph");
     begin_stop();
   }
 
@@ -530,6 +541,11 @@ class launcher {
            : !done_by_.empty() ? "done ('" + done_by_ + "' finished)"
            : interrupted_      ? "stopped by signal"
                                : "all processes finished";
+    if (!lost_.empty()) {
+      out += " (went on without";
+      for (const auto& n : lost_) out += " '" + n + "'";
+      out += ")";
+    }
     out += "\n";
     char line[256];
     std::snprintf(line, sizeof line, "  %-20s %-10s %-7s %s\n", "process", "state", "starts", "last exit");
@@ -558,6 +574,7 @@ class launcher {
   bool stopping_ = false;
   bool failed_ = false;
   bool interrupted_ = false;
+  std::vector<std::string> lost_;  // non-essential processes given up on
   std::string done_by_;
   clock::time_point stop_deadline_;
 };
@@ -585,7 +602,8 @@ int run_check(const std::string& file, const std::vector<std::string>& args) {
   }
   std::printf("graph '%s' (%zu process instance(s)) is valid\n", g->name.c_str(), g->instances.size());
   for (const auto& i : g->instances) {
-    std::printf("  %s%s\n", i.node.c_str(), i.exit_on_done ? " (exit_on_done)" : "");
+    std::printf("  %s%s%s\n", i.node.c_str(), i.exit_on_done ? " (exit_on_done)" : "",
+                i.essential ? "" : " (not essential)");
     for (const auto& a : i.actors)
       std::printf("    %s: %s %s\n", a.name.c_str(), a.type.c_str(), a.params.dump().c_str());
   }

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <map>
 
 #include "actors/runtime/context.hpp"
 #include "actors/runtime/registry.hpp"
@@ -141,7 +142,7 @@ TEST(LaunchFile, UnknownKeyListsTheExpectedOnes) {
   temp_dir d;
   const auto f = d.write("key.yaml", "graph: g\nprocesses:\n  - name: p\n    replica: 2\n    actors: []\n");
   EXPECT_NE(error_of(f).find("key.yaml:4:5: unknown key 'replica' in process (expected one of: name, host, bind, "
-                             "port, env, replicas, restart, exit_on_done, threads, actors)"),
+                             "port, env, replicas, restart, exit_on_done, essential, threads, actors)"),
             std::string::npos)
       << error_of(f);
   const auto t = d.write("top.yaml", "graph: g\nprocess: []\n");
@@ -273,6 +274,46 @@ TEST(LaunchFile, TextThatIsNotUtf8IsRefusedWhereItIsWritten) {
     EXPECT_NE(g.err().what.find("escape.yaml:2:"), std::string::npos) << g.err().what;
     EXPECT_NE(g.err().what.find("not UTF-8 text"), std::string::npos) << g.err().what;
   }
+}
+
+// Whether the graph survives a process giving up: only a process of serving workers may go
+// unless the file says otherwise; the flat form keeps the answer.
+TEST(LaunchFile, EssentialDefaultsByActorKindAndCanBeSaid) {
+  temp_dir d;
+  auto g = load(d.write("ess.yaml", R"(graph: g
+processes:
+  - name: control
+    actors: [{type: gfdit.admission, name: admission}]
+  - name: worker
+    replicas: 2
+    actors: [{type: gfdit.worker, name: worker-$(index)}]
+  - name: mixed
+    actors: [{type: gfdit.worker, name: w9}, {type: ltest.typed, name: t}]
+  - name: spare
+    essential: false
+    actors: [{type: ltest.typed, name: t2}]
+  - name: must
+    essential: true
+    actors: [{type: gfdit.worker, name: w8}]
+)"),
+                {});
+  ASSERT_TRUE(g) << g.err().what;
+  std::map<std::string, bool> essential;
+  for (const auto& i : g->instances) essential[i.node] = i.essential;
+  EXPECT_EQ(essential, (std::map<std::string, bool>{{"control", true},
+                                                    {"worker-0", false},
+                                                    {"worker-1", false},
+                                                    {"mixed", true},
+                                                    {"spare", false},
+                                                    {"must", true}}));
+  auto flat = to_flat_yaml(*g);
+  ASSERT_TRUE(flat);
+  auto again = load(d.write("flat.yaml", *flat), {});
+  ASSERT_TRUE(again) << again.err().what;
+  for (const auto& i : again->instances) EXPECT_EQ(i.essential, essential[i.node]) << i.node;
+  EXPECT_NE(error_of(d.write("bad.yaml", "graph: g\nprocesses:\n  - {name: p, essential: maybe, actors: []}\n"))
+                .find("essential"),
+            std::string::npos);
 }
 
 TEST(LaunchFile, SyntaxErrorAndBadFieldValues) {

@@ -80,11 +80,43 @@ processes:
       << out;
   EXPECT_NE(out.find("restart 2/2 in 100 ms"), std::string::npos) << out;
   EXPECT_NE(out.find("ERROR: process 'crash' failed: killed by signal 6 (SIGABRT: Aborted); gave up after 2 "
-                     "restart(s) (max: 2): stopping the graph"),
+                     "restart(s) (max: 2); essential: stopping the graph"),
             std::string::npos)
       << out;
   EXPECT_NE(out.find("graph 'crashy': FAILED"), std::string::npos) << out;
   EXPECT_EQ(count_of(gfdit::testing::read_file(marker), "started"), 3);  // first start + 2 restarts
+}
+
+// `essential: false`: a process that gives up (here at once, restart `never`) leaves the others
+// running; the graph ends as it would have, naming what it went on without.
+TEST(Launch, NonEssentialProcessThatGivesUpLeavesTheGraphRunning) {
+  temp_dir d;
+  const std::string marker = d.path() + "/starts";
+  const auto f = d.write("survive.yaml", R"(graph: survive
+plugins: [)" + std::string(GFDIT_TEST_PLUGIN) +
+                                             R"(]
+processes:
+  - name: ponger
+    actors: [{type: example.ponger, name: ponger}]
+  - name: crash
+    essential: false
+    actors:
+      - type: test.crasher
+        name: crasher
+        parameters: {marker: )" + marker + R"(, after_ms: 50}
+  - name: pinger
+    exit_on_done: true
+    actors: [{type: example.pinger, name: pinger, parameters: {count: 20, period_ms: 50}}]
+)");
+  auto [status, out] = run({gfdit_exe, "launch", f}, d.path() + "/log", 60s);
+  EXPECT_EQ(status, 0) << out;
+  EXPECT_NE(out.find("process 'crash' failed: killed by signal 6 (SIGABRT: Aborted); restart policy is 'never'; "
+                     "not essential: the graph goes on without it"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("ping-pong: 20 round trips"), std::string::npos) << out;
+  EXPECT_NE(out.find("graph 'survive': done ('pinger' finished) (went on without 'crash')"), std::string::npos) << out;
+  EXPECT_EQ(count_of(gfdit::testing::read_file(marker), "started"), 1);
 }
 
 // A process that fails at configure never greets its peers; the others, still waiting for

@@ -181,4 +181,31 @@ TEST(admission, once_workers_have_said_what_they_serve_a_model_none_holds_is_rej
 }
 
 }  // namespace
+// A gateway sends a request again when its answer never came (admission's process may have
+// died with it): the repeat gets the same Admitted and takes no second place; once the request
+// is done, the tag is free again.
+TEST(admission, a_resend_of_an_open_request_is_answered_with_its_admitted_again) {
+  admission_core a(cost_model::stock());
+  auto r = good();
+  r.client_tag = "gw/1";
+  const auto first = std::get<msg::admitted>(a.on_request(r, 0));
+  r.resend = true;
+  const auto again = std::get<msg::admitted>(a.on_request(r, 5));
+  EXPECT_EQ(again.request_id, first.request_id);
+  EXPECT_EQ(again.arrival_us, first.arrival_us);
+  EXPECT_EQ(a.outstanding(), 1u);
+  EXPECT_EQ(a.admitted_count(), 1u);
+  msg::request_done d;
+  d.request_id = first.request_id;
+  d.client_tag = "gw/1";
+  a.on_request_done(d);
+  const auto later = std::get<msg::admitted>(a.on_request(r, 7));
+  EXPECT_NE(later.request_id, first.request_id);
+  EXPECT_EQ(a.admitted_count(), 2u);
+  // A restarted admission knows the open tags from its journal.
+  admission_core b(cost_model::stock());
+  b.resume({first}, first.request_id + 10);
+  EXPECT_EQ(std::get<msg::admitted>(b.on_request(r, 8)).request_id, first.request_id);
+}
+
 }  // namespace gfdit

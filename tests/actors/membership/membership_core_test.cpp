@@ -80,5 +80,18 @@ TEST(membership, silence_past_the_timeout_declares_a_worker_down_and_dissolves_i
   EXPECT_TRUE(m.workers().at(1).alive);
 }
 
+// A restarted membership never saw the workers' hellos: their first heartbeat makes them
+// known and alive, so groups form and silence is noticed again.
+TEST(membership, a_first_heartbeat_counts_as_a_hello_for_a_worker_never_seen) {
+  membership_core m;
+  (void)m.on_heartbeat(msg::worker_heartbeat{4, 17}, 1'000'000);
+  ASSERT_TRUE(m.workers().count(4));
+  EXPECT_TRUE(m.workers().at(4).alive);
+  auto v = only<msg::group_view>(m.on_form_group(msg::form_group{{4}, ""}, 1'100'000));
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_TRUE(v[0].active);
+  EXPECT_EQ(only<msg::worker_down>(m.on_tick(5'000'000)).size(), 1u);
+}
+
 }  // namespace
 }  // namespace gfdit

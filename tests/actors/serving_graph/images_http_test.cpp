@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "kernels/dit/generate.hpp"
+#include "tests/actors/serving_graph/launched_graph.hpp"
 #include "tests/support/child_process.hpp"
 #include "tests/support/free_tcp_port.hpp"
 
@@ -65,24 +66,17 @@ std::string unbase64(const std::string& in) {
 
 // The graph as `gfdit launch` runs it, with the port the gateway bound.
 struct http_graph {
-  fs::path dir;
-  std::unique_ptr<testing::child_process> launcher;
+  testing::launched_graph graph{"images"};
+  const fs::path& dir = graph.dir();
   int port = 0;
 
   // key: the API key it needs (graphs started with api_keys_file).
   explicit http_graph(const std::string& policy, std::vector<std::string> extra = {}, const std::string& key = {}) {
-    dir = fs::temp_directory_path() / ("gfdit-images-" + std::to_string(::getpid()) + "-" + std::to_string(++count));
-    fs::remove_all(dir);
     fs::create_directories(dir / "world");
-    std::vector<std::string> argv = {GFDIT_EXE,
-                                     "launch",
-                                     std::string(GFDIT_SOURCE_DIR) + "/launch/graphs/serving-http.yaml",
-                                     "listen:=127.0.0.1:0",
-                                     "port_file:=" + (dir / "port").string(),
-                                     "world_dir:=" + (dir / "world").string(),
-                                     "policy:=" + policy};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    launcher = std::make_unique<testing::child_process>(argv, (dir / "graph.log").string());
+    std::vector<std::string> args = {"listen:=127.0.0.1:0", "port_file:=" + (dir / "port").string(),
+                                     "world_dir:=" + (dir / "world").string(), "policy:=" + policy};
+    args.insert(args.end(), extra.begin(), extra.end());
+    graph.start(std::string(GFDIT_SOURCE_DIR) + "/launch/graphs/serving-http.yaml", args);
     const auto deadline = std::chrono::steady_clock::now() + 60s;
     while (std::chrono::steady_clock::now() < deadline) {
       if (port == 0) std::ifstream(dir / "port") >> port;
@@ -97,15 +91,7 @@ struct http_graph {
     }
     ADD_FAILURE() << "the graph did not come up: " << log();
   }
-  ~http_graph() {
-    launcher->signal(SIGINT);
-    if (launcher->wait(20s) == -1000) launcher->signal(SIGKILL);
-    fs::remove_all(dir);
-  }
-  std::string log() const {
-    std::ifstream in(dir / "graph.log");
-    return std::string(std::istreambuf_iterator<char>(in), {});
-  }
+  std::string log() const { return graph.log(); }
   std::pair<int, json> post(const json& body, int timeout_s = 120) const {
     httplib::Client c("127.0.0.1", port);
     c.set_read_timeout(timeout_s, 0);
@@ -113,21 +99,7 @@ struct http_graph {
     if (!r) return {0, json()};
     return {r->status, json::parse(r->body, nullptr, false)};
   }
-  // The pid of worker process `index` of this graph (its node's command line names this run's folder).
-  pid_t worker_pid(int index) const {
-    for (const auto& e : fs::directory_iterator("/proc")) {
-      std::ifstream in(e.path() / "cmdline");
-      std::string cmd(std::istreambuf_iterator<char>(in), {});
-      for (auto& ch : cmd)
-        if (ch == '\0') ch = ' ';
-      if (cmd.find(" node ") != std::string::npos &&
-          cmd.find("--process worker --index " + std::to_string(index)) != std::string::npos &&
-          cmd.find(dir.string()) != std::string::npos)
-        return static_cast<pid_t>(std::stoi(e.path().filename().string()));
-    }
-    return -1;
-  }
-  static inline int count = 0;
+  pid_t worker_pid(int index) const { return graph.node_pid("worker", index); }
 };
 
 constexpr int coat = 4, bag = 8;
@@ -178,6 +150,32 @@ TEST(images_http, a_worker_killed_mid_request_costs_time_but_not_a_bit) {
   client.join();
   ASSERT_EQ(answer.first, 200) << answer.second.dump() << g.log();
   EXPECT_TRUE(unbase64(answer.second["data"][0]["b64_json"]) == reference_png(coat, 5, 60));
+}
+
+// The control process (admission, scheduler, membership) dies mid-request: it restarts, the
+// scheduler runs the request again from admission's journal on the workers it finds beating,
+// and the client gets the same picture.
+TEST(images_http, a_control_process_killed_mid_request_costs_time_but_not_a_bit) {
+  http_graph g("edf-best-fit", {"chunk_steps:=2"});
+  std::pair<int, json> answer;
+  std::thread client([&] {
+    answer = g.post({{"model", "fashion-dit"},
+                     {"prompt", "coat"},
+                     {"seed", 9},
+                     {"num_inference_steps", 40},
+                     {"response_format", "b64_json"}});
+  });
+  std::this_thread::sleep_for(1000ms);  // admitted, some chunks done
+  const pid_t victim = g.graph.node_pid("control");
+  ASSERT_GT(victim, 0) << g.log();
+  ::kill(victim, SIGKILL);
+  client.join();
+  ASSERT_EQ(answer.first, 200) << answer.second.dump() << g.log();
+  EXPECT_TRUE(unbase64(answer.second["data"][0]["b64_json"]) == reference_png(coat, 9, 40));
+  // Once, by the restarted scheduler: a first life has nothing to run again.
+  const std::string log = g.log();
+  EXPECT_NE(log.find("1 open request(s) run again"), std::string::npos) << log;
+  EXPECT_EQ(log.find("open request(s) run again"), log.rfind("open request(s) run again")) << log;
 }
 
 TEST(images_http, a_client_that_leaves_is_cancelled_and_its_workers_serve_the_next_request) {
