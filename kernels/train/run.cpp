@@ -80,7 +80,7 @@ result<void> run_worker(const run_options& o, int rank, int degree, const std::f
     if (!rep) return rep.err();
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (rank != 0) continue;
-    if (on_step) on_step(progress{*rep, secs, opts.batch});
+    if (on_step) on_step(progress{*rep, secs, opts.batch, opts.steps});
     const bool due = o.checkpoint_every > 0 && rep->step % o.checkpoint_every == 0;
     if (due || rep->step == last)
       if (auto r = save_checkpoint(o.out, card_json, *t); !r) return r;

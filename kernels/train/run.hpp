@@ -26,8 +26,9 @@ struct run_options {
 
 struct progress {
   step_report report;
-  double seconds = 0;  // this step, wall clock (a shell measure, not used by the step)
-  int images = 0;      // samples in the global batch
+  double seconds = 0;      // this step, wall clock (a shell measure, not used by the step)
+  int images = 0;          // samples in the global batch
+  std::int64_t steps = 0;  // the schedule's length
 };
 
 // Every rank calls it with the same options; `on_step` is called on rank 0 only.
