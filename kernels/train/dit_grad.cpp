@@ -74,11 +74,11 @@ class sample_pass {
     dit::timestep_features(static_cast<double>(t), c_.freq_shift, feat_.data());
     t1_.resize(H_), t1s_.resize(H_), cond_.resize(H_), silu_c_.resize(H_);
     run(t_fc1_, feat_.data(), 1, t1_.data());
-    for (int i = 0; i < H_; ++i) t1s_[i] = silu(t1_[i]);
+    for (int i = 0; i < H_; ++i) t1s_[i] = dit::silu(t1_[i]);
     run(t_fc2_, t1s_.data(), 1, cond_.data());
     const T* row = p_ + table_ + static_cast<std::int64_t>(label) * H_;
     for (int i = 0; i < H_; ++i) cond_[i] += row[i];
-    for (int i = 0; i < H_; ++i) silu_c_[i] = silu(cond_[i]);
+    for (int i = 0; i < H_; ++i) silu_c_[i] = dit::silu(cond_[i]);
     // Embedding plus positions.
     std::vector<T> x(static_cast<std::size_t>(n_) * H_), pe(H_);
     run(x_embed_, tokens_.data(), n_, x.data());
@@ -156,7 +156,7 @@ class sample_pass {
                              &k.rstd2[l]);
     k.a1.resize(static_cast<std::size_t>(n_) * M_), k.g1.resize(k.a1.size());
     run(W.fc1, k.h2.data(), n_, k.a1.data());
-    for (std::size_t i = 0; i < k.a1.size(); ++i) k.g1[i] = gelu_tanh(k.a1[i]);
+    for (std::size_t i = 0; i < k.a1.size(); ++i) k.g1[i] = dit::gelu_tanh(k.a1[i]);
     k.y_mlp.resize(nh);
     run(W.fc2, k.g1.data(), n_, k.y_mlp.data());
     std::vector<T> out = k.x_mid;

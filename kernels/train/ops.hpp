@@ -7,25 +7,16 @@
 #include <cmath>
 #include <cstdint>
 
-namespace gfdit::train {
+#include "kernels/dit/numerics.hpp"
 
-// Eight lanes in a fixed tree, as dit::dot: the order never depends on the caller.
-template <class T>
-T dot_lanes(const T* a, const T* b, int n) {
-  T l[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int k = 0; k < 8; ++k) l[k] += a[i + k] * b[i + k];
-  for (int k = 0; i < n; ++i, ++k) l[k] += a[i] * b[i];
-  return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
-}
+namespace gfdit::train {
 
 // y[r] = W x[r] + b; W [out][in].
 template <class T>
 void linear_forward(const T* w, const T* b, const T* x, std::int64_t rows, int in, int out, T* y) {
   for (std::int64_t r = 0; r < rows; ++r)
     for (int o = 0; o < out; ++o)
-      y[r * out + o] = dot_lanes(x + r * in, w + static_cast<std::int64_t>(o) * in, in) + b[o];
+      y[r * out + o] = dit::dot(x + r * in, w + static_cast<std::int64_t>(o) * in, in) + b[o];
 }
 
 // dx += dy W (if dx), dW += dy^T x, db += sum_r dy.
@@ -78,20 +69,12 @@ void modulated_norm_backward(const T* dy, int h, const T* scale, const T* xhat, 
   for (int i = 0; i < h; ++i) dx[i] += rstd * (dy[i] * (T(1) + scale[i]) - mg - xhat[i] * mgx);
 }
 
-template <class T>
-T gelu_tanh(T x) {
-  const T k = T(0.7978845608028654);  // sqrt(2/pi)
-  return T(0.5) * x * (T(1) + std::tanh(k * (x + T(0.044715) * x * x * x)));
-}
+// Derivatives of dit::gelu_tanh (the tanh form the forward uses) and dit::silu.
 template <class T>
 T gelu_tanh_grad(T x) {
   const T k = T(0.7978845608028654);
   const T th = std::tanh(k * (x + T(0.044715) * x * x * x));
   return T(0.5) * (T(1) + th) + T(0.5) * x * (T(1) - th * th) * k * (T(1) + T(3 * 0.044715) * x * x);
-}
-template <class T>
-T silu(T x) {
-  return x / (T(1) + std::exp(-x));
 }
 template <class T>
 T silu_grad(T x) {
@@ -109,7 +92,7 @@ void attention_forward(const T* q, const T* k, const T* v, int n, int d, int str
     T* pi = p + static_cast<std::int64_t>(i) * n;
     T mx = -INFINITY;
     for (int j = 0; j < n; ++j) {
-      pi[j] = dot_lanes(q + i * stride, k + j * stride, d) * scale;
+      pi[j] = dit::dot(q + i * stride, k + j * stride, d) * scale;
       mx = std::max(mx, pi[j]);
     }
     T sum = 0;
@@ -132,7 +115,7 @@ void attention_backward(const T* q, const T* k, const T* v, const T* p, const T*
     const T* doi = dout + i * ostride;
     T rowdot = 0;  // sum_j p_ij dp_ij
     for (int j = 0; j < n; ++j) {
-      ds[j] = dot_lanes(doi, v + j * stride, d);  // dp_ij
+      ds[j] = dit::dot(doi, v + j * stride, d);  // dp_ij
       rowdot += pi[j] * ds[j];
     }
     for (int j = 0; j < n; ++j) {

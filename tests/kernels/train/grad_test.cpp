@@ -81,11 +81,9 @@ TEST(TrainOps, ModulatedNormBackwardMatchesFiniteDifferences) {
 TEST(TrainOps, GeluAndSiluDerivativesMatchFiniteDifferences) {
   for (double x : {-4.0, -1.3, -0.2, 0.0, 0.4, 1.7, 5.0}) {
     const double h = 1e-6;
-    EXPECT_NEAR(gelu_tanh_grad(x), (gelu_tanh(x + h) - gelu_tanh(x - h)) / (2 * h), 1e-8) << x;
-    EXPECT_NEAR(silu_grad(x), (silu(x + h) - silu(x - h)) / (2 * h), 1e-8) << x;
+    EXPECT_NEAR(gelu_tanh_grad(x), (dit::gelu_tanh(x + h) - dit::gelu_tanh(x - h)) / (2 * h), 1e-8) << x;
+    EXPECT_NEAR(silu_grad(x), (dit::silu(x + h) - dit::silu(x - h)) / (2 * h), 1e-8) << x;
   }
-  // The training GELU is the serving one (tanh form), not the erf form.
-  EXPECT_EQ(gelu_tanh(0.75f), dit::gelu_tanh(0.75f));
 }
 
 TEST(TrainOps, AttentionBackwardMatchesFiniteDifferences) {
@@ -170,7 +168,7 @@ TEST(TrainModel, ForwardIsTheServingForwardWithoutItsBf16Rounding) {
   ASSERT_TRUE(ref);
   double num = 0, den = 0;
   for (std::size_t i = 0; i < n; ++i) num += (v[i] - (*ref)[i]) * (v[i] - (*ref)[i]), den += (*ref)[i] * (*ref)[i];
-  EXPECT_LT(std::sqrt(num / den), 2e-2);  // the serving path rounds activations to bf16
+  EXPECT_LT(std::sqrt(num / den), 1e-2);  // measured 3.2e-3: the serving path rounds activations to bf16
   EXPECT_GT(den, 0.0);
 }
 
