@@ -1,11 +1,10 @@
 #include "kernels/train/run.hpp"
 
 #include <chrono>
-#include <fstream>
 #include <memory>
 #include <numeric>
-#include <sstream>
 
+#include "common/text.hpp"
 #include "kernels/collectives/file_rendezvous.hpp"
 #include "kernels/dit/model_card.hpp"
 #include "kernels/train/checkpoint.hpp"
@@ -23,13 +22,8 @@ result<void> run_worker(const run_options& o, int rank, int degree, const std::f
     return make_error(errc::invalid_argument, "train: " + o.model_dir.string() +
                                                   " is a diffusers folder; training writes gfdit's layout from a "
                                                   "config.json");
-  std::string card_json;
-  {
-    std::ifstream f(o.model_dir / "config.json", std::ios::binary);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    card_json = ss.str();
-  }
+  auto card_json = read_text(o.model_dir / "config.json", 1u << 20);  // copied into every checkpoint
+  if (!card_json) return card_json.err();
   auto L = param_layout::of(card->config);
   if (!L) return L.err();
   train_state start;
@@ -83,7 +77,7 @@ result<void> run_worker(const run_options& o, int rank, int degree, const std::f
     if (on_step) on_step(progress{*rep, secs, opts.batch, opts.steps});
     const bool due = o.checkpoint_every > 0 && rep->step % o.checkpoint_every == 0;
     if (due || rep->step == last)
-      if (auto r = save_checkpoint(o.out, card_json, *t); !r) return r;
+      if (auto r = save_checkpoint(o.out, *card_json, *t); !r) return r;
   }
   return {};
 }
