@@ -19,9 +19,11 @@ std::string exact(double x) {  // 17 digits: doubles (and so floats) read back t
   return b;
 }
 
-std::map<std::string, std::string> options_metadata(const train_options& o, std::int64_t step) {
+std::map<std::string, std::string> options_metadata(const train_options& o, std::int64_t step,
+                                                    std::int64_t data_count) {
   const auto& a = o.adamw;
   return {{"gfdit.train.step", std::to_string(step)},
+          {"gfdit.train.data_count", std::to_string(data_count)},
           {"gfdit.train.steps", std::to_string(o.steps)},
           {"gfdit.train.batch", std::to_string(o.batch)},
           {"gfdit.train.seed", std::to_string(o.seed)},
@@ -67,7 +69,7 @@ result<void> save_checkpoint(const fs::path& dir, const std::string& card_json, 
   const auto& s = t.state();
   std::map<std::string, std::vector<float>> ema;
   dit::st_file state;
-  state.metadata = options_metadata(t.options(), s.step);
+  state.metadata = options_metadata(t.options(), s.step, t.data_count());
   state.metadata["gfdit.config"] = dit::to_json(L.config);
   for (std::size_t i = 0; i < L.specs.size(); ++i) {
     const auto b = static_cast<std::ptrdiff_t>(L.offset[i]), e = b + L.specs[i].numel();
@@ -121,6 +123,7 @@ result<train_state> load_train_state(const fs::path& dir, const param_layout& L)
     a.warmup = std::stoi(*meta("warmup"));
     a.ema_max = std::stof(*meta("ema_max"));
     out.state.step = std::stoll(*meta("step"));
+    out.data_count = std::stoll(*meta("data_count"));
   } catch (const std::exception&) {  // a missing key (bad result access) or a malformed number
     return make_error(errc::invalid_argument, path.string() + ": missing or malformed gfdit.train metadata");
   }

@@ -19,6 +19,7 @@ result<void> save_checkpoint(const std::filesystem::path& dir, const std::string
 
 struct train_state {
   train_options options;
+  std::int64_t data_count = 0;  // pictures in the data set the run draws from (its order depends on it)
   std::vector<float> params;
   adamw_state state;
 };

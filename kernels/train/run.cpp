@@ -48,6 +48,10 @@ result<void> run_worker(const run_options& o, int rank, int degree, const std::f
                                                   std::to_string(last));
   auto data = load_flow_dataset(card->config, o.images, o.labels, o.data_limit);
   if (!data) return data.err();
+  if (o.resume && data->count != start.data_count)
+    return make_error(errc::invalid_argument, "train: the run in " + o.out.string() + " drew from " +
+                                                  std::to_string(start.data_count) + " pictures, this data set has " +
+                                                  std::to_string(data->count) + " (--data, --limit)");
   auto t = trainer::create(std::move(*L), opts, *data, std::move(start.params), std::move(start.state));
   if (!t) return t.err();
 

@@ -57,6 +57,7 @@ class trainer {
   const train_options& options() const noexcept { return options_; }
   const std::vector<float>& params() const noexcept { return params_; }
   const adamw_state& state() const noexcept { return state_; }
+  std::int64_t data_count() const noexcept { return data_->count; }
 
  private:
   trainer(param_layout L, const train_options& o, const flow_dataset& data, std::vector<float> params,

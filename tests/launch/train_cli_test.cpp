@@ -94,6 +94,13 @@ TEST_F(TrainCli, MistakesAreClearErrors) {
   auto model = run({"train", "--model", "no-such-model", "--out", (dir_ / "y").string()}, dir_);
   EXPECT_EQ(model.status, 2);
   EXPECT_NE(model.output.find("no-such-model"), std::string::npos) << model.output;
+  ASSERT_EQ(train("half", {"--steps", "2", "--stop-at", "1", "--batch", "2"}).status, 0);
+  auto other_data = run(
+      {"train", "--config", (dir_ / "card").string(), "--out", (dir_ / "half").string(), "--limit", "128", "--resume"},
+      dir_);
+  EXPECT_NE(other_data.status, 0);
+  EXPECT_NE(other_data.output.find("drew from 256 pictures, this data set has 128"), std::string::npos)
+      << other_data.output;
   auto finished = train("done", {"--resume"});
   EXPECT_NE(finished.status, 0);
   EXPECT_NE(finished.output.find("nothing left to do"), std::string::npos) << finished.output;

@@ -199,6 +199,7 @@ TEST(Checkpoint, RoundTripsTheStateBitwiseAndServesTheEmaWeights) {
   EXPECT_EQ(back->options.seed, o.seed);
   EXPECT_EQ(back->options.adamw.lr, o.adamw.lr);
   EXPECT_EQ(back->options.label_drop, o.label_drop);
+  EXPECT_EQ(back->data_count, 512);
   // The folder is a model folder: its weights are the EMA, rounded to bf16.
   auto c = dit::read_model_card(dir);
   ASSERT_TRUE(c) << c.err().what;
