@@ -91,8 +91,10 @@ int train_main(int argc, char** argv) {
   int degree = 1, rank = -1;
   std::int64_t limit = 0, stop_at = 0, every = 1000;
   bool resume = false;
-  app.add_option("--model", model_name, "the architecture: a model's name on the model search path");
-  app.add_option("--config", config_dir, "a folder whose config.json is the architecture (instead of --model)");
+  app.option_defaults()->always_capture_default();  // --help shows the recipe's defaults
+  auto* by_name = app.add_option("--model", model_name, "the architecture: a model's name on the model search path");
+  app.add_option("--config", config_dir, "a folder whose config.json is the architecture (instead of --model)")
+      ->excludes(by_name);
   app.add_option("--out", out, "the model folder to write (config.json, model.safetensors, train_state.safetensors)")
       ->required();
   app.add_flag("--resume", resume, "continue the run saved in --out, with its own options");
