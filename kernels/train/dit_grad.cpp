@@ -49,7 +49,7 @@ struct block_lin {
 template <class T>
 class sample_pass {
  public:
-  sample_pass(const param_layout& L, std::span<const T> p) : L_(L), c_(L.config), p_(p.data()) {
+  sample_pass(const param_layout& L, std::span<const T> p) : c_(L.config), p_(p.data()) {
     H_ = c_.hidden, NH_ = c_.heads, D_ = c_.head_dim(), P_ = c_.patch_dim(), M_ = H_ * c_.mlp_ratio;
     n_ = static_cast<int>(c_.image_tokens());
     x_embed_ = find_linear(L, "x_embed", H_, P_);
@@ -203,7 +203,6 @@ class sample_pass {
     return din;
   }
 
-  const param_layout& L_;
   const dit::model_config& c_;
   const T* p_;
   int H_ = 0, NH_ = 0, D_ = 0, P_ = 0, M_ = 0, n_ = 0;
