@@ -4,6 +4,7 @@
 #include <cmath>
 #include <string>
 
+#include "kernels/dit/embeddings.hpp"
 #include "kernels/dit/numerics.hpp"
 
 namespace gfdit::dit {
@@ -37,24 +38,6 @@ void modulated_norm(const float* x, int h, const float* shift, const float* scal
   for (int i = 0; i < h; ++i) tmp[i] = (x[i] - mean) * (x[i] - mean);
   const float rstd = 1.0f / std::sqrt(lane_sum(tmp, h) / static_cast<float>(h) + 1e-6f);
   for (int i = 0; i < h; ++i) y[i] = round_bf16((x[i] - mean) * rstd * (1.0f + scale[i]) + shift[i]);
-}
-
-// Sinusoidal features of one coordinate into `n` (even) slots: [sin(p w_k) | cos(p w_k)].
-void sincos_1d(double p, int n, float* out) {
-  const int half = n / 2;
-  for (int k = 0; k < half; ++k) {
-    const double w = std::pow(10000.0, -static_cast<double>(k) / half);
-    out[k] = static_cast<float>(std::sin(p * w));
-    out[half + k] = static_cast<float>(std::cos(p * w));
-  }
-}
-
-struct pos3 {
-  int t = 0, h = 0, w = 0;
-};
-pos3 image_pos(const model_config& c, std::int64_t idx) {
-  const std::int64_t hw = static_cast<std::int64_t>(c.grid_h()) * c.grid_w();
-  return {static_cast<int>(idx / hw), static_cast<int>(idx % hw / c.grid_w()), static_cast<int>(idx % c.grid_w())};
 }
 
 // RoPE on one head vector in place: axes (t, h, w) own [0, dt), [dt, dt+a), [dt+a, D).
@@ -135,13 +118,8 @@ result<std::vector<float>> forward_cpu(const model& m, const forward_input& in, 
   {
     vec f(256), t1(H);
     for (int b = 0; b < B; ++b) {
-      for (int k = 0; k < 128; ++k) {
-        const double w = std::exp(-std::log(10000.0) * k / (128.0 - c.freq_shift));
-        f[k] = static_cast<float>(std::cos(in.timesteps[b] * w));
-        f[128 + k] = static_cast<float>(std::sin(in.timesteps[b] * w));
-        f[k] = round_bf16(f[k]);
-        f[128 + k] = round_bf16(f[128 + k]);
-      }
+      timestep_features(in.timesteps[b], c.freq_shift, f.data());
+      for (auto& e : f) e = round_bf16(e);
       linear(m.t_fc1(), f.data(), 1, t1.data());
       for (auto& x : t1) x = round_bf16(silu(x));
       linear(m.t_fc2(), t1.data(), 1, &cvec[b * H]);
@@ -167,11 +145,8 @@ result<std::vector<float>> forward_cpu(const model& m, const forward_input& in, 
         float* xr = &x[(b * n + txt.count + l) * H];
         linear(m.x_embed(), pin.data(), 1, xr);
         if (c.pos == positional::sincos) {
-          const pos3 p = image_pos(c, img.begin + l);
-          const int axes = c.video() ? 3 : 2, per = 2 * (H / (2 * axes));
-          vec pe(static_cast<std::size_t>(H), 0.0f);
-          const int coord[3] = {p.w, p.h, p.t};  // DiT's (MAE's) order: the first half encodes the column
-          for (int a = 0; a < axes; ++a) sincos_1d(coord[a], per, &pe[a * per]);
+          vec pe(static_cast<std::size_t>(H));
+          sincos_position(c, img.begin + l, pe.data());
           for (int i = 0; i < H; ++i) xr[i] += pe[i];
         }
       }

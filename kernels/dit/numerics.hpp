@@ -25,8 +25,10 @@ inline float from_bf16(std::uint16_t b) noexcept {
 inline float round_bf16(float x) noexcept { return from_bf16(to_bf16(x)); }
 
 // Eight lanes, combined in a fixed tree: vectorisable, and the order never depends on context.
-inline float dot(const float* a, const float* b, int n) noexcept {
-  float l[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+// A template so the training path's double checks run the same order (kernels/train).
+template <class T>
+T dot(const T* a, const T* b, int n) noexcept {
+  T l[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   int i = 0;
   for (; i + 8 <= n; i += 8)
     for (int k = 0; k < 8; ++k) l[k] += a[i + k] * b[i + k];
@@ -34,11 +36,16 @@ inline float dot(const float* a, const float* b, int n) noexcept {
   return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
 }
 
-inline float gelu_tanh(float x) noexcept {
-  const float k = 0.7978845608028654f;  // sqrt(2/pi)
-  return 0.5f * x * (1.0f + std::tanh(k * (x + 0.044715f * x * x * x)));
+// Templates for the training path's double checks; the float constants are the same bits.
+template <class T>
+T gelu_tanh(T x) noexcept {
+  const T k = T(0.7978845608028654);  // sqrt(2/pi)
+  return T(0.5) * x * (T(1) + std::tanh(k * (x + T(0.044715) * x * x * x)));
 }
-inline float silu(float x) noexcept { return x / (1.0f + std::exp(-x)); }
+template <class T>
+T silu(T x) noexcept {
+  return x / (T(1) + std::exp(-x));
+}
 
 // Counter-based: the value at (stream, index) is a pure function, so any slice of a tensor or of
 // the noise is reproducible without generating what comes before it.

@@ -5,6 +5,7 @@
 //   gfdit keys make DIR NAME... | --graph g.yaml, gfdit keys list DIR   CurveZMQ key pairs
 //   gfdit actor types|list, topic list|echo|hz, param get|set, msg list|show
 //   gfdit generate --model M --prompt P --out F.png   pictures from a model, no graph
+//   gfdit train --model M --steps N --batch B --degree D --out DIR   train a DiT on the CPU, data parallel
 //   gfdit profile --model M --device gpu --out P.yaml  stage costs measured, as a cost profile
 //   gfdit sim ..., gfdit bag ..., gfdit replay ...  (when those modules are built)
 #include <cstdio>
@@ -15,6 +16,7 @@
 #include <CLI/CLI.hpp>
 
 #include "launch/cli/generate.hpp"
+#include "launch/cli/train.hpp"
 #include "launch/lib/commands.hpp"
 
 #if defined(GFDIT_WITH_SIM) && __has_include("actors/sim/sim_main.hpp")
@@ -87,6 +89,10 @@ int main(int argc, char** argv) {
   if (argc >= 2 && !std::strcmp(argv[1], "generate")) {
     std::vector<char*> rest(argv + 1, argv + argc);  // "generate" becomes argv[0]
     return gfdit::launch::generate_main(static_cast<int>(rest.size()), rest.data());
+  }
+  if (argc >= 2 && !std::strcmp(argv[1], "train")) {
+    std::vector<char*> rest(argv + 1, argv + argc);  // "train" becomes argv[0]
+    return gfdit::launch::train_main(static_cast<int>(rest.size()), rest.data());
   }
   if (argc >= 2 && (!std::strcmp(argv[1], "sim") || !std::strcmp(argv[1], "bag") || !std::strcmp(argv[1], "replay") ||
                     !std::strcmp(argv[1], "profile")))
@@ -240,6 +246,7 @@ int main(int argc, char** argv) {
   show->callback([&] { status = msg_show(msg_type); });
 
   app.add_subcommand("generate", "pictures from a model, no graph (gfdit generate --help)");
+  app.add_subcommand("train", "train a DiT on the CPU, data parallel, into a model folder (gfdit train --help)");
   app.add_subcommand("sim", "the serving simulator (gfdit sim --help)");
   app.add_subcommand("profile", "measure served models' stage costs here, write a cost profile (gfdit profile --help)");
   app.add_subcommand("bag", "record bags (gfdit bag --help)");

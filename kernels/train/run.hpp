@@ -1,0 +1,38 @@
+#pragma once
+// One worker process of a data-parallel training run, start to end: it joins the World (host
+// backend, shared memory; the rendezvous in `world_dir`), loads the data, starts from the
+// initial weights or resumes DIR's checkpoint, takes the steps, and rank 0 writes the model
+// folder (checkpoint.hpp) every `checkpoint_every` steps and at the end. `gfdit train` starts
+// `degree` of them; the weights are the same bits at any power-of-two degree.
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+
+#include "common/result.hpp"
+#include "kernels/train/trainer.hpp"
+
+namespace gfdit::train {
+
+struct run_options {
+  std::filesystem::path model_dir;  // its config.json is the architecture (and the card written out)
+  std::filesystem::path images, labels;
+  std::int64_t data_limit = 0;  // > 0: the first pictures only
+  train_options train;          // ignored when resuming: the checkpoint's own options continue
+  std::filesystem::path out;    // the model folder written (and read when resuming)
+  bool resume = false;
+  std::int64_t stop_at = 0;  // > 0: stop after this step, the schedule still that of train.steps
+  std::int64_t checkpoint_every = 0;
+};
+
+struct progress {
+  step_report report;
+  double seconds = 0;      // this step, wall clock (a shell measure, not used by the step)
+  int images = 0;          // samples in the global batch
+  std::int64_t steps = 0;  // the schedule's length
+};
+
+// Every rank calls it with the same options; `on_step` is called on rank 0 only.
+result<void> run_worker(const run_options& o, int rank, int degree, const std::filesystem::path& world_dir,
+                        const std::function<void(const progress&)>& on_step);
+
+}  // namespace gfdit::train

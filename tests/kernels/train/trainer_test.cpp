@@ -1,0 +1,224 @@
+// AdamW and its schedule against train.py's formulas, the fixed-tree reduction, the per-sample
+// draws, training steps in one process, and the checkpoint's round trip.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <numeric>
+#include <set>
+
+#include "kernels/dit/model_card.hpp"
+#include "kernels/dit/numerics.hpp"
+#include "kernels/train/adamw.hpp"
+#include "kernels/train/checkpoint.hpp"
+#include "kernels/train/reduce.hpp"
+#include "kernels/train/trainer.hpp"
+#include "tests/kernels/train/train_support.hpp"
+
+namespace gfdit::train {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::tiny_fashion_config;
+
+bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+TEST(AdamW, ScheduleIsWarmupThenCosineToATenth) {
+  adamw_options o;  // lr 5e-4, warm-up 500
+  EXPECT_FLOAT_EQ(learning_rate(o, 0, 12000), 5e-4f / 500);
+  EXPECT_FLOAT_EQ(learning_rate(o, 499, 12000),
+                  5e-4f * static_cast<float>(0.1 + 0.45 * (1 + std::cos(499.0 / 12000 * 3.14159265))));
+  EXPECT_NEAR(learning_rate(o, 6000, 12000), 5e-4 * 0.55, 1e-9);
+  EXPECT_NEAR(learning_rate(o, 11999, 12000), 5e-4 * 0.1, 1e-9);
+}
+
+TEST(AdamW, StepIsTorchAdamWWithClipping) {
+  adamw_options o;
+  o.warmup = 1, o.lr = 1e-2f, o.weight_decay = 0.1f, o.clip = 1.0f;
+  std::vector<float> p = {0.5f, -1.0f, 2.0f}, g0 = {3.0f, 4.0f, 0.0f}, g = g0;  // norm 5: clipped to 1
+  adamw_state s = adamw_init(p);
+  const double norm = grad_norm(g);
+  EXPECT_DOUBLE_EQ(norm, 5.0);
+  adamw_step(o, 100, norm, g, p, s);
+  // torch.optim.AdamW, first step: m = (1 - b1) g, v = (1 - b2) g^2, both bias-corrected to g and
+  // g^2, so the update is lr * g / (|g| + eps) after decaying the weight by lr * wd.
+  const float lr = learning_rate(o, 0, 100), coef = static_cast<float>(1.0 / (5.0 + 1e-6));
+  const float p0[3] = {0.5f, -1.0f, 2.0f};
+  for (int i = 0; i < 3; ++i) {
+    const double gi = g0[i] * coef, want = p0[i] * (1 - lr * 0.1) - lr * gi / (std::abs(gi) + 1e-8);
+    EXPECT_NEAR(p[i], want, 1e-6) << i;
+    EXPECT_FLOAT_EQ(g[i], g0[i] * coef) << "the gradient is clipped in place";
+  }
+  EXPECT_EQ(s.step, 1);
+  EXPECT_FLOAT_EQ(s.ema[0], 0.1f * 0.5f + 0.9f * p[0]);  // decay min(0.9995, 1/10)
+}
+
+TEST(TreeSum, SlicesOfAPowerOfTwoDegreeGiveTheOneWorkerSumBitForBit) {
+  const std::int64_t B = 24;
+  auto leaf = [](std::int64_t i, std::span<float> out) {
+    for (std::size_t k = 0; k < out.size(); ++k)
+      out[k] =
+          dit::counter_normal(7, static_cast<std::uint64_t>(i) * 64 + k) * std::pow(10.0f, static_cast<float>(k % 7));
+  };
+  std::vector<float> whole(64), seq(64, 0.0f);
+  tree_sum(0, B, leaf, whole);
+  for (int deg : {2, 4, 8}) {
+    ASSERT_TRUE(tree_splits(B, deg));
+    std::vector<std::vector<float>> part(static_cast<std::size_t>(deg), std::vector<float>(64));
+    for (int r = 0; r < deg; ++r) tree_sum(r * B / deg, (r + 1) * B / deg, leaf, part[static_cast<std::size_t>(r)]);
+    std::vector<float> joined(64);
+    tree_sum(
+        0, deg,
+        [&](std::int64_t r, std::span<float> out) {
+          std::copy(part[static_cast<std::size_t>(r)].begin(), part[static_cast<std::size_t>(r)].end(), out.begin());
+        },
+        joined);
+    EXPECT_TRUE(same_bits(whole, joined)) << "degree " << deg;
+  }
+  // The order matters: a running sum gives other bits for these magnitudes.
+  std::vector<float> one(64);
+  for (std::int64_t i = 0; i < B; ++i) {
+    leaf(i, one);
+    for (int k = 0; k < 64; ++k) seq[k] += one[k];
+  }
+  EXPECT_FALSE(same_bits(whole, seq));
+  EXPECT_FALSE(tree_splits(24, 3));
+  EXPECT_FALSE(tree_splits(6, 4));
+  EXPECT_FALSE(tree_splits(2, 4));
+}
+
+TEST(FlowDraws, AreAFunctionOfTheGlobalSampleAlone) {
+  flow_dataset d;
+  d.count = 1000, d.sample_values = 1;
+  d.tokens.assign(1000, 0.0f);
+  for (int i = 0; i < 1000; ++i) d.labels.push_back(i % 10);
+  const auto c = tiny_fashion_config();
+  sample_order a(3, d.count), b(3, d.count);
+  std::set<std::int64_t> epoch0;
+  int dropped = 0;
+  for (std::int64_t g = 0; g < 1000; ++g) {
+    const auto x = draw_sample(a, d, c, 3, 0.1f, g);
+    epoch0.insert(x.index);
+    dropped += x.label == 10;
+    EXPECT_GT(x.sigma, 0.0f);
+    EXPECT_LT(x.sigma, 1.0f);
+  }
+  EXPECT_EQ(epoch0.size(), 1000u) << "an epoch visits every picture once";
+  EXPECT_NEAR(dropped, 100, 40);
+  // Drawn out of order, by another order object (another worker), the same draw.
+  for (std::int64_t g : {1999, 5, 1500, 17}) {
+    const auto x = draw_sample(a, d, c, 3, 0.1f, g), y = draw_sample(b, d, c, 3, 0.1f, g);
+    EXPECT_EQ(x.index, y.index);
+    EXPECT_EQ(x.label, y.label);
+    EXPECT_EQ(x.sigma, y.sigma);
+    EXPECT_EQ(x.noise_stream, y.noise_stream);
+  }
+  EXPECT_NE(draw_sample(a, d, c, 4, 0.1f, 5).noise_stream, draw_sample(a, d, c, 3, 0.1f, 5).noise_stream);
+}
+
+struct small_run {
+  param_layout layout;
+  flow_dataset data;
+};
+
+small_run load_small() {
+  auto L = param_layout::of(tiny_fashion_config());
+  auto d = load_flow_dataset(L->config, std::string(testing::fashion_dir) + "/train-images-idx3-ubyte.gz",
+                             std::string(testing::fashion_dir) + "/train-labels-idx1-ubyte.gz", 512);
+  EXPECT_TRUE(d) << d.err().what;
+  return {*L, std::move(*d)};
+}
+
+train_options quick_options() {
+  train_options o;
+  o.batch = 8, o.steps = 40, o.seed = 11, o.init_seed = 5;
+  o.adamw.lr = 2e-3f, o.adamw.warmup = 5;
+  return o;
+}
+
+TEST(Trainer, StepsAreBitwiseRunToRunAndTheLossFalls) {
+  if (!testing::have_fashion()) GTEST_SKIP() << "no Fashion-MNIST (Debian package dataset-fashion-mnist)";
+  auto run = load_small();
+  const auto o = quick_options();
+  std::vector<float> first;
+  std::vector<double> losses;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    auto p = initial_weights(run.layout, o.init_seed);
+    auto t = trainer::create(run.layout, o, run.data, p, adamw_init(p));
+    ASSERT_TRUE(t) << t.err().what;
+    for (int s = 0; s < 40; ++s) {
+      auto r = t->step({});
+      ASSERT_TRUE(r) << r.err().what;
+      if (attempt == 0) losses.push_back(r->loss);
+      EXPECT_TRUE(std::isfinite(r->grad_norm));
+    }
+    if (attempt == 0)
+      first = t->params();
+    else
+      EXPECT_TRUE(same_bits(first, t->params()));
+    EXPECT_FALSE(t->step({})) << "past the schedule's last step";
+  }
+  const double head = (losses[0] + losses[1] + losses[2]) / 3, tail = (losses[37] + losses[38] + losses[39]) / 3;
+  EXPECT_LT(tail, 0.8 * head) << "loss " << head << " -> " << tail;
+}
+
+TEST(Trainer, RefusesWeightsOfAnotherSize) {
+  if (!testing::have_fashion()) GTEST_SKIP() << "no Fashion-MNIST";
+  auto run = load_small();
+  auto o = quick_options();
+  auto p = initial_weights(run.layout, 1);
+  p.pop_back();
+  auto t = trainer::create(run.layout, o, run.data, p, adamw_init(p));
+  ASSERT_FALSE(t);
+  EXPECT_NE(t.err().what.find("do not match"), std::string::npos) << t.err().what;
+}
+
+TEST(Checkpoint, RoundTripsTheStateBitwiseAndServesTheEmaWeights) {
+  if (!testing::have_fashion()) GTEST_SKIP() << "no Fashion-MNIST";
+  auto run = load_small();
+  const auto o = quick_options();
+  auto p = initial_weights(run.layout, o.init_seed);
+  auto t = trainer::create(run.layout, o, run.data, p, adamw_init(p));
+  ASSERT_TRUE(t);
+  for (int s = 0; s < 3; ++s) ASSERT_TRUE(t->step({}));
+  const fs::path dir = fs::temp_directory_path() / ("gfdit-train-ckpt-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  const std::string card = dit::to_json(run.layout.config);
+  ASSERT_TRUE(save_checkpoint(dir, card, *t));
+  auto back = load_train_state(dir, run.layout);
+  ASSERT_TRUE(back) << back.err().what;
+  EXPECT_TRUE(same_bits(back->params, t->params()));
+  EXPECT_TRUE(same_bits(back->state.m, t->state().m));
+  EXPECT_TRUE(same_bits(back->state.v, t->state().v));
+  EXPECT_TRUE(same_bits(back->state.ema, t->state().ema));
+  EXPECT_EQ(back->state.step, 3);
+  EXPECT_EQ(back->options.batch, o.batch);
+  EXPECT_EQ(back->options.seed, o.seed);
+  EXPECT_EQ(back->options.adamw.lr, o.adamw.lr);
+  EXPECT_EQ(back->options.label_drop, o.label_drop);
+  EXPECT_EQ(back->data_count, 512);
+  // The folder is a model folder: its weights are the EMA, rounded to bf16.
+  auto c = dit::read_model_card(dir);
+  ASSERT_TRUE(c) << c.err().what;
+  auto m = dit::load_model(*c);
+  ASSERT_TRUE(m) << m.err().what;
+  const auto& ema = t->state().ema;
+  const auto& served = m->tensors().at("final.ada.weight");
+  const std::int64_t off = run.layout.at("final.ada.weight");
+  for (std::size_t i = 0; i < served.size(); ++i)
+    ASSERT_EQ(served[i], dit::to_bf16(ema[static_cast<std::size_t>(off) + i])) << i;
+  // Another model's state is refused, naming the file.
+  auto other = tiny_fashion_config();
+  other.hidden = 64;
+  auto L2 = param_layout::of(other);
+  auto bad = load_train_state(dir, *L2);
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.err().what.find("train_state.safetensors"), std::string::npos) << bad.err().what;
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace gfdit::train

@@ -1,0 +1,107 @@
+// `gfdit train` as a user runs it: real processes (the command starts one per worker), a model
+// folder on disk that the serving side loads and `gfdit generate` draws from, a resumed run, and
+// the mistakes a user makes, each a clear error with exit status 2 before any worker starts.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "kernels/dit/model_card.hpp"
+#include "tests/kernels/train/train_support.hpp"
+#include "tests/launch/cli_run.hpp"
+
+namespace fs = std::filesystem;
+using gfdit::testing::read_bytes;
+using gfdit::testing::run;
+
+namespace {
+
+class TrainCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!gfdit::train::testing::have_fashion()) GTEST_SKIP() << "no Fashion-MNIST (dataset-fashion-mnist)";
+    dir_ = fs::temp_directory_path() / ("gfdit-train-cli-" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    gfdit::train::testing::write_card(dir_ / "card", gfdit::train::testing::tiny_fashion_config());
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  gfdit::testing::run_result train(const std::string& out, std::vector<std::string> extra) {
+    std::vector<std::string> a = {
+        "train",    "--config", (dir_ / "card").string(), "--out", (dir_ / out).string(), "--limit", "256",
+        "--warmup", "2"};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return run(a, dir_);
+  }
+  fs::path dir_;
+};
+
+}  // namespace
+
+TEST_F(TrainCli, TrainsAFolderThatLoadsAndDraws) {
+  auto r = train("m", {"--steps", "3", "--batch", "8", "--degree", "2"});
+  ASSERT_EQ(r.status, 0) << r.output;
+  for (const char* s : {"step 1/3  loss ", "step 3/3", "grad norm", "images/s"})
+    EXPECT_NE(r.output.find(s), std::string::npos) << s << " in\n" << r.output;
+  auto card = gfdit::dit::read_model_card(dir_ / "m");
+  ASSERT_TRUE(card) << card.err().what;
+  auto m = gfdit::dit::load_model(*card);
+  ASSERT_TRUE(m) << m.err().what;
+  EXPECT_EQ(m->config().hidden, 32);
+  auto g = run({"generate", "--weights", (dir_ / "m").string(), "--class", "7", "--steps", "2", "--out",
+                (dir_ / "p.png").string()},
+               dir_);
+  ASSERT_EQ(g.status, 0) << g.output;
+  EXPECT_FALSE(read_bytes(dir_ / "p.png").empty());
+}
+
+TEST_F(TrainCli, StopsAndResumesToTheSameBytesAsOneRun) {
+  ASSERT_EQ(train("whole", {"--steps", "4", "--batch", "4"}).status, 0);
+  ASSERT_EQ(train("parts", {"--steps", "4", "--batch", "4", "--stop-at", "2", "--degree", "2"}).status, 0);
+  auto r = run({"train", "--out", (dir_ / "parts").string(), "--resume", "--config", (dir_ / "card").string(),
+                "--limit", "256", "--degree", "4"},
+               dir_);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("step 3/4"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("step 2/4"), std::string::npos) << r.output;
+  EXPECT_EQ(read_bytes(dir_ / "parts" / "train_state.safetensors"),
+            read_bytes(dir_ / "whole" / "train_state.safetensors"));
+}
+
+TEST_F(TrainCli, MistakesAreClearErrors) {
+  struct mistake {
+    std::vector<std::string> args;
+    const char* says;
+  };
+  ASSERT_EQ(train("done", {"--steps", "1", "--batch", "2"}).status, 0);
+  const std::vector<mistake> table = {
+      {{"--batch", "6", "--degree", "4"}, "power of two dividing the batch"},
+      {{"--degree", "3", "--batch", "6"}, "power of two"},
+      {{"--data", (dir_ / "nowhere").string()}, "train-images-idx3-ubyte.gz not found"},
+  };
+  for (const auto& m : table) {
+    auto r = train("x", m.args);
+    EXPECT_EQ(r.status, 2) << r.output;
+    EXPECT_NE(r.output.find(m.says), std::string::npos) << r.output;
+    EXPECT_FALSE(fs::exists(dir_ / "x")) << "nothing written";
+  }
+  auto again = train("done", {"--steps", "1", "--batch", "2"});
+  EXPECT_EQ(again.status, 2);
+  EXPECT_NE(again.output.find("pass --resume"), std::string::npos) << again.output;
+  auto empty = train("empty", {"--resume"});
+  EXPECT_EQ(empty.status, 2);
+  EXPECT_NE(empty.output.find("holds no training run"), std::string::npos) << empty.output;
+  auto model = run({"train", "--model", "no-such-model", "--out", (dir_ / "y").string()}, dir_);
+  EXPECT_EQ(model.status, 2);
+  EXPECT_NE(model.output.find("no-such-model"), std::string::npos) << model.output;
+  ASSERT_EQ(train("half", {"--steps", "2", "--stop-at", "1", "--batch", "2"}).status, 0);
+  auto other_data = run(
+      {"train", "--config", (dir_ / "card").string(), "--out", (dir_ / "half").string(), "--limit", "128", "--resume"},
+      dir_);
+  EXPECT_NE(other_data.status, 0);
+  EXPECT_NE(other_data.output.find("drew from 256 pictures, this data set has 128"), std::string::npos)
+      << other_data.output;
+  auto finished = train("done", {"--resume"});
+  EXPECT_NE(finished.status, 0);
+  EXPECT_NE(finished.output.find("nothing left to do"), std::string::npos) << finished.output;
+}
