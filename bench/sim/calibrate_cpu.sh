@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The simulator against real workers, on this machine's CPUs (issue 23, item 3, at CPU scale):
+# `gfdit profile` measures fashion-dit's stages on the cpu worker backend, then each policy serves
+# the same fashion-mix requests live (launch/graphs/serving-fashion.yaml: 2 cpu workers, the
+# scheduler planning on the measured profile) and in `gfdit sim` with that profile; the table gives
+# the medians of RUNS live runs beside the simulator's prediction and sim/live.
+#   bash bench/sim/calibrate_cpu.sh [BUILD=build] [RUNS=3] [REQUESTS=12] [POLICIES="static:1 static:2 edf-best-fit"]
+set -euo pipefail
+BUILD=${1:-build}
+RUNS=${RUNS:-3}
+REQUESTS=${REQUESTS:-12}
+POLICIES=${POLICIES:-"static:1 static:2 edf-best-fit"}
+G=$BUILD/launch/cli/gfdit
+W=$(mktemp -d)
+trap 'rm -rf "$W"' EXIT
+"$G" profile --model fashion-dit --degrees 1,2 --steps 5 --reps 3 --machine "$(nproc) cores" --out "$W/profile.yaml" 2>&1 |
+  grep "degree" >&2
+for pol in $POLICIES; do
+  for r in $(seq "$RUNS"); do
+    mkdir -p "$W/world-$pol-$r"
+    "$G" launch launch/graphs/serving-fashion.yaml world_dir:="$W/world-$pol-$r" policy:="$pol" requests:="$REQUESTS" \
+      profiles:="$W/profile.yaml" json:="$W/live-$pol-$r.json" > "$W/live-$pol-$r.log" 2>&1
+  done
+  "$G" sim --workload launch/workloads/fashion-mix.yaml --profiles "$W/profile.yaml" --gpus 2 --requests "$REQUESTS" \
+    --policy "$pol" --json "$W/sim-$pol.json" --quiet
+done
+python3 - "$W" "$RUNS" $POLICIES <<'PY'
+import glob, json, statistics, sys
+w, runs, policies = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+# The load client and the simulator write the same metrics (the simulator inside "runs").
+metrics = [("goodput (req/s)", lambda j: j["goodput_rps"]), ("latency mean (s)", lambda j: j["latency"]["mean_s"]),
+           ("queue mean (s)", lambda j: j["breakdown_mean_s"]["queue"]),
+           ("run mean (s)", lambda j: j["breakdown_mean_s"]["run"]), ("busy fraction", lambda j: j["gpu_busy_fraction"]),
+           ("SLO attainment", lambda j: j["slo"]["attainment"])]
+print(f"{'policy':14s} {'metric':18s} {'live (median)':>14s} {'sim':>8s} {'sim/live':>9s}")
+for pol in policies:
+    live = [json.load(open(f)) for f in sorted(glob.glob(f"{w}/live-{pol}-*.json"))]
+    sim = json.load(open(f"{w}/sim-{pol}.json"))["runs"][0]
+    for label, get in metrics:
+        m, s = statistics.median(get(j) for j in live), get(sim)
+        print(f"{pol:14s} {label:18s} {m:14.3f} {s:8.3f} {s / m if m else float('nan'):9.2f}")
+PY
