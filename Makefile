@@ -13,7 +13,8 @@ CMAKE_FLAGS ?=
 DEB_PACKAGES := build-essential cmake ninja-build pkg-config libcaf-dev libzmq3-dev cppzmq-dev \
   libmsgpack-cxx-dev libgtest-dev libgmock-dev libbenchmark-dev libyaml-cpp-dev libspdlog-dev \
   libfmt-dev libcli11-dev nlohmann-json3-dev libcpp-httplib-dev libsodium-dev libspng-dev zlib1g-dev \
-  dataset-fashion-mnist python3 python3-venv python3-setuptools python3-wheel clang-14 clang-format-14 libclang-rt-14-dev libfuzzer-14-dev
+  dataset-fashion-mnist python3 python3-venv python3-setuptools python3-wheel clang-14 clang-format-14 libclang-rt-14-dev libfuzzer-14-dev \
+  slurm-wlm munge iproute2 util-linux
 
 .PHONY: deps build run test asan fuzz format format-check bench-bus clean
 

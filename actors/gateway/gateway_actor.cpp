@@ -39,6 +39,14 @@
 namespace gfdit {
 namespace {
 
+// Debian's cpp-httplib listens with a compiled-in backlog of 5: a burst of clients (a restarted
+// gateway's, or more than five connecting at once) overflows it, the kernel drops their SYNs and
+// each waits a 1 s retransmit or times out. Listening again on the bound socket raises it.
+class http_server : public httplib::Server {
+ public:
+  void widen_backlog() { ::listen(svr_sock_, SOMAXCONN); }
+};
+
 using gateway::http_reply;
 using nlohmann::json;
 using steady = std::chrono::steady_clock;
@@ -97,7 +105,8 @@ class gateway_actor : public actor {
                             checks::above<double>(0.0)),
           p.declare<std::int64_t>("http_threads", 64, "concurrent HTTP connections served",
                                   checks::above<std::int64_t>(0)),
-          p.declare<std::int64_t>("max_body_bytes", 1 << 20, "larger request bodies get 413 unread",
+          p.declare<std::int64_t>("max_body_bytes", 1 << 20,
+                                  "larger request bodies get 413 (past 8x it, at once and unread)",
                                   checks::above<std::int64_t>(0)),
           p.declare<double>("read_timeout_s", 10.0, "a client that sends nothing for this long is dropped",
                             checks::above<double>(0.0)),
@@ -234,7 +243,7 @@ class gateway_actor : public actor {
     tag_prefix_ = name_ + "/" + nonce + "/";
     ctx.every(std::chrono::milliseconds(100), [this, &ctx] { chase_unadmitted(ctx); });
     wake_ = ctx.waker([this, &ctx] { drain(ctx); });
-    server_ = std::make_unique<httplib::Server>();
+    server_ = std::make_unique<http_server>();
     const std::size_t threads = threads_;
     server_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
     // SO_REUSEADDR only: httplib's default adds SO_REUSEPORT, which would let a second gateway
@@ -251,6 +260,16 @@ class gateway_actor : public actor {
     server_->set_keep_alive_timeout(static_cast<time_t>(std::max<std::int64_t>(1, rt.count() / 1000000)));
     // API keys: checked before any handler; a picture's url is a capability of its own.
     server_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+      // A body declared over the limit: up to 8x it, httplib reads and drops it, then answers 413
+      // (a plain client sends its whole body before it reads an answer); past that it is
+      // answered at once, unread, and the connection closed: no server drains 100 MB for it.
+      if (req.get_header_value<std::uint64_t>("Content-Length") > 8 * std::uint64_t{max_body_}) {
+        res.set_header("Connection", "close");
+        metrics_.reply(413);
+        write(res, gateway::error_reply(413, "request_too_large",
+                                        "the request body is over max_body_bytes (" + std::to_string(max_body_) + ")"));
+        return httplib::Server::HandlerResponse::Handled;
+      }
       if (keys_.empty() || req.path == "/v1/health" || (req.method == "GET" && req.path.rfind("/v1/images/", 0) == 0))
         return httplib::Server::HandlerResponse::Unhandled;
       if (authorized(req.get_header_value("Authorization"))) return httplib::Server::HandlerResponse::Unhandled;
@@ -297,12 +316,24 @@ class gateway_actor : public actor {
     const int port = port_ == 0 ? server_->bind_to_any_port(host_) : (server_->bind_to_port(host_, port_) ? port_ : -1);
     if (port < 0) return make_error(errc::io, "gateway: cannot listen on " + host_ + ":" + std::to_string(port_));
     bound_port_ = port;
-    if (!port_file_.empty()) std::ofstream(port_file_) << port << "\n";
+    server_->widen_backlog();
     {
       std::lock_guard lock(mu_);
       accepting_ = true;
     }
     thread_ = std::thread([this] { server_->listen_after_bind(); });
+    // The port is told once connections are being accepted, and the file appears whole (a client
+    // polling it after a restart never reads half a number).
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!server_->is_running() && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    if (!server_->is_running()) return make_error(errc::io, "gateway: the HTTP server did not start accepting");
+    if (!port_file_.empty()) {
+      const std::string partial = port_file_ + ".partial";
+      std::ofstream(partial) << port << "\n";
+      if (::rename(partial.c_str(), port_file_.c_str()) != 0)
+        return make_error(errc::io, "gateway: cannot write port_file '" + port_file_ + "'");
+    }
     ctx.log().info("serving HTTP on http://{}:{} (POST /v1/images/generations, GET /v1/models)", host_, port);
     return {};
   }
@@ -655,7 +686,7 @@ class gateway_actor : public actor {
   std::string tag_prefix_;  // "<name>/<random>/": this life's client tags
   std::size_t threads_ = 64;
   std::function<void()> wake_;
-  std::unique_ptr<httplib::Server> server_;
+  std::unique_ptr<http_server> server_;
   std::size_t max_body_ = 1 << 20;
   std::chrono::duration<double> read_timeout_{10.0};
   std::int64_t max_outstanding_ = 64;

@@ -263,6 +263,10 @@ struct node::impl final : router {
       greeted.insert(h->node);
     }
     greeted_cv.notify_all();
+    if (h->endpoint.empty() && opt.stop_with.count(h->node)) {
+      log->info("node '{}' finished: stopping with it", h->node);
+      stop_flag = true;
+    }
     // Before our actors are configured our topic list is incomplete: answering now would let
     // the peer activate and publish to topics we have not announced yet. start() greets every
     // connected peer (this one included) once configuration is done.

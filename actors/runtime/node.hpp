@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -57,6 +58,9 @@ struct node_options {
   // dropped, counted (bus_stats::forged) and logged.
   std::optional<bus_curve> curve;
   std::map<std::string, std::string> wiring;
+  // Peers whose goodbye stops this node too: without a launcher (`gfdit node`, one per host), a
+  // graph's `exit_on_done` process ending is how the others learn the graph is done.
+  std::set<std::string> stop_with;
 };
 
 struct actor_info {

@@ -56,7 +56,9 @@ int msg_list();
 
 // Where this user's launchers announce themselves: /tmp/gfdit-<uid>/launch-<pid>.json
 std::string runs_folder();
-// Removes the announcements (and token files) of launchers that are gone.
+// runs_folder(), made if missing; an error when another user owns it or may write it.
+result<std::string> private_runs_folder();
+// Removes the announcements (and token files) of launchers and nodes that are gone.
 void sweep_runs_folder();
 // The token of the launcher serving `endpoint` (its announcement names a 0600 token file of
 // this user), else the one in the file GFDIT_CONTROL_TOKEN names; empty when none is readable.

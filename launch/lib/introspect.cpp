@@ -40,7 +40,8 @@ result<std::string> find_control(const std::string& given) {
   fs::file_time_type best_time{};
   std::error_code ec;
   for (const auto& f : fs::directory_iterator(runs_folder(), ec)) {
-    if (f.path().extension() != ".json") continue;
+    // Launchers only (a `gfdit node --control` announces itself too, as node-<pid>.json).
+    if (f.path().extension() != ".json" || f.path().filename().string().rfind("launch-", 0) != 0) continue;
     std::ifstream in(f.path());
     auto j = nlohmann::json::parse(in, nullptr, false);
     if (j.is_discarded() || !j.contains("pid") || !j.contains("control")) continue;

@@ -40,13 +40,23 @@ std::string runs_folder() {
   return std::string(tmp && *tmp ? tmp : "/tmp") + "/gfdit-" + std::to_string(::getuid());
 }
 
+result<std::string> private_runs_folder() {
+  std::error_code ec;
+  fs::create_directories(runs_folder(), ec);
+  // A folder another user owns or may write could swap our announcement for one of theirs.
+  struct stat st {};
+  if (::stat(runs_folder().c_str(), &st) != 0 || st.st_uid != ::getuid() || (st.st_mode & 022))
+    return make_error(errc::state, runs_folder() + " must be a folder of this user that others cannot write");
+  return runs_folder();
+}
+
 void sweep_runs_folder() {
   std::error_code ec;
   for (const auto& f : fs::directory_iterator(runs_folder(), ec)) {
     const std::string name = f.path().filename().string();
-    if (name.rfind("launch-", 0) != 0 || (f.path().extension() != ".json" && f.path().extension() != ".token"))
-      continue;
-    const pid_t pid = static_cast<pid_t>(std::atoi(name.c_str() + 7));
+    const std::size_t prefix = name.rfind("launch-", 0) == 0 ? 7 : name.rfind("node-", 0) == 0 ? 5 : 0;
+    if (prefix == 0 || (f.path().extension() != ".json" && f.path().extension() != ".token")) continue;
+    const pid_t pid = static_cast<pid_t>(std::atoi(name.c_str() + prefix));
     if (pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH) fs::remove(f.path(), ec);
   }
 }
@@ -76,12 +86,15 @@ std::string control_token_for(const std::string& endpoint) {
 
 result<nlohmann::json> ask_launcher(const std::string& endpoint, const nlohmann::json& request,
                                     std::chrono::milliseconds timeout) {
-  const std::string keys = announcement_for(endpoint).value("keys", std::string());
+  const nlohmann::json announced = announcement_for(endpoint);
+  const std::string keys = announced.value("keys", std::string());
   std::optional<control_curve> curve;
   if (!keys.empty()) {
     auto k = read_tool_key(keys);
     if (!k) return k.err();
-    curve = control_curve{k->curve.own, {}, k->curve.accepted.public_of(operator_key_name)};
+    // A launcher serves with the operator pair, a `gfdit node` with its own (its "server_key").
+    const auto server = announced.value("server_key", std::string(operator_key_name));
+    curve = control_curve{k->curve.own, {}, k->curve.accepted.public_of(server)};
   }
   return control_request(endpoint, request, timeout, control_token_for(endpoint), curve ? &*curve : nullptr);
 }
@@ -183,11 +196,7 @@ class launcher {
     }
     // The port is announced to all; the token only to this user (0600 file).
     std::error_code ec;
-    fs::create_directories(runs_folder(), ec);
-    // A folder another user owns or may write could swap our announcement for one of theirs.
-    struct stat st {};
-    if (::stat(runs_folder().c_str(), &st) != 0 || st.st_uid != ::getuid() || (st.st_mode & 022))
-      return say(runs_folder() + " must be a folder of this user that others cannot write"), 1;
+    if (auto f = private_runs_folder(); !f) return say(f.err().what), 1;
     token_file_ = runs_folder() + "/launch-" + std::to_string(::getpid()) + ".token";
     fs::remove(token_file_, ec);  // a dead launcher's with our pid
     auto token = make_control_token(token_file_);

@@ -4,6 +4,8 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <set>
@@ -25,6 +27,7 @@
 
 namespace gfdit::launch {
 namespace {
+namespace fs = std::filesystem;
 
 // What the local actors published, per topic (the tap's view), for `gfdit topic list`.
 class topic_counter {
@@ -71,6 +74,46 @@ result<std::string> resolve_bind(const std::string& ep) {
   auto addr = resolve_address(host);
   if (!addr) return addr.err();
   return "tcp://" + *addr + ep.substr(colon);
+}
+
+// This node's files in the runs folder (commands.hpp), removed when it exits.
+struct announcement {
+  std::vector<std::string> files;
+  ~announcement() {
+    std::error_code ec;
+    for (const auto& f : files) fs::remove(f, ec);
+  }
+};
+
+// The control endpoint as the launcher serves its own: a 0600 token only this user can read and,
+// keyed, CURVE with the node's own pair; announced so this user's tools find both by endpoint.
+result<std::unique_ptr<control_server>> serve_control(const std::string& endpoint, const graph_spec& g,
+                                                      const instance_spec& me, const std::optional<bus_curve>& curve,
+                                                      announcement& announced) {
+  auto folder = private_runs_folder();
+  if (!folder) return folder.err();
+  sweep_runs_folder();
+  const std::string stem = *folder + "/node-" + std::to_string(::getpid());
+  std::error_code ec;
+  fs::remove(stem + ".token", ec);  // a dead node's with our pid
+  auto token = make_control_token(stem + ".token");
+  if (!token) return token.err();
+  announced.files.push_back(stem + ".token");
+  std::optional<control_curve> keyed;
+  if (curve) keyed = control_curve{curve->own, curve->accepted, {}};
+  auto server = control_server::bind(endpoint, *token, keyed ? &*keyed : nullptr);
+  if (!server) return server.err();
+  std::ofstream(stem + ".json") << nlohmann::json{{"pid", ::getpid()},
+                                                  {"graph", g.name},
+                                                  {"node", me.node},
+                                                  {"control", (*server)->endpoint()},
+                                                  {"token_file", stem + ".token"},
+                                                  {"keys", g.security.keys},
+                                                  {"server_key", me.node}}
+                                       .dump()
+                                << "\n";
+  announced.files.push_back(stem + ".json");
+  return server;
 }
 
 }  // namespace
@@ -160,6 +203,8 @@ int run_node(const node_run_options& opt) {
   }
   no.curve = std::move(*curve);
   no.wiring = actor_wiring(*g);
+  for (const auto& i : g->instances)
+    if (i.exit_on_done && i.node != me->node) no.stop_with.insert(i.node);
   if (me->threads > 0) no.threads = me->threads;
   no.globals = g->parameters;
   no.peer_timeout = std::chrono::milliseconds(opt.peer_timeout_ms);
@@ -187,8 +232,11 @@ int run_node(const node_run_options& opt) {
   std::atomic<bool> serving{true};
   std::thread control_thread;
   std::unique_ptr<control_server> server;
+  announcement announced;
   if (!control.empty()) {
-    auto s = control_server::bind(control);
+    // The launcher's own socket for this process (ipc, in its 0700 run folder) needs no token;
+    // an endpoint the operator names does.
+    auto s = opt.control.empty() ? control_server::bind(control) : serve_control(control, *g, *me, no.curve, announced);
     if (!s) {
       std::fprintf(stderr, "gfdit node: %s\n", s.err().what.c_str());
       return 1;

@@ -173,4 +173,29 @@ TEST(Control, TheLaunchersEndpointRefusesAClientWithoutItsToken) {
   EXPECT_EQ(launcher.wait(10s), 0) << launcher.output();
 }
 
+// `gfdit node --control` serves as the launcher does: a 0600 token, found by this user's tools
+// through the node's announcement, and nothing answered without it; the files go with the node.
+TEST(Control, ANodesEndpointRefusesAClientWithoutItsToken) {
+  temp_dir d;
+  const std::string control = "tcp://127.0.0.1:" + std::to_string(gfdit::testing::free_tcp_port());
+  const auto f =
+      d.write("one.yaml", "graph: one\nport_base: " + std::to_string(gfdit::testing::free_tcp_port()) +
+                              "\nprocesses:\n  - {name: ponger, actors: [{type: example.ponger, name: ponger}]}\n");
+  process n({gfdit_exe, "node", f, "--process", "ponger", "--control", control}, d.path() + "/node.log");
+  ASSERT_TRUE(n.wait_for_output("of graph 'one' up on")) << n.output();
+  for (const auto* cmd : {"actors", "ping"}) {
+    auto r = gfdit::launch::control_request(control, {{"cmd", cmd}}, 5s);
+    ASSERT_FALSE(r) << cmd;
+    EXPECT_NE(r.err().what.find("not authorized"), std::string::npos) << r.err().what;
+  }
+  const std::string token = gfdit::launch::control_token_for(control);
+  ASSERT_EQ(token.size(), 64u);
+  auto a = gfdit::launch::control_request(control, {{"cmd", "actors"}}, 5s, token);
+  ASSERT_TRUE(a) << a.err().what;
+  EXPECT_EQ((*a)["node"], "ponger");
+  n.signal(SIGTERM);
+  EXPECT_EQ(n.wait(10s), 0) << n.output();
+  EXPECT_EQ(gfdit::launch::control_token_for(control), "");
+}
+
 }  // namespace

@@ -350,6 +350,25 @@ processes:
   EXPECT_EQ(ponger.wait(10s), 0);
 }
 
+// Without a launcher, a process marked exit_on_done that finishes says goodbye, and that stops
+// the graph's other processes (so `srun gfdit node ... --slurm` ends when the client does).
+TEST(Node, AnExitOnDoneProcessThatFinishesStopsTheOthers) {
+  temp_dir d;
+  const int base = gfdit::testing::free_tcp_port();
+  const auto f = d.write("done.yaml", "graph: done\nport_base: " + std::to_string(base) + R"(
+processes:
+  - {name: pong, actors: [{type: example.ponger, name: ponger}]}
+  - name: ping
+    exit_on_done: true
+    actors: [{type: example.pinger, name: pinger, parameters: {count: 2, period_ms: 5}}]
+)");
+  process ponger({gfdit_exe, "node", f, "--process", "pong"}, d.path() + "/pong.log");
+  process pinger({gfdit_exe, "node", f, "--process", "ping"}, d.path() + "/ping.log");
+  EXPECT_EQ(pinger.wait(30s), 0) << pinger.output();
+  EXPECT_EQ(ponger.wait(10s), 0) << ponger.output();
+  EXPECT_NE(ponger.output().find("node 'ping' finished: stopping with it"), std::string::npos) << ponger.output();
+}
+
 TEST(Node, SlurmRanksPickTheirProcess) {
   temp_dir d;
   const int base = gfdit::testing::free_tcp_port();

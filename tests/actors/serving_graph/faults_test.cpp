@@ -74,8 +74,9 @@ processes:
   std::string log() const { return graph_.log(); }
   pid_t pid(const std::string& process, int index = 0) const { return graph_.node_pid(process, index); }
 
-  // One request as a client makes it: one that cannot connect (the gateway is restarting) never
-  // reached the graph and tries again; once sent, whatever comes back is its outcome.
+  // One request as a client makes it: one that cannot connect (refused, or no answer to its SYN
+  // within the connect timeout, while the gateway restarts) never reached the graph and tries
+  // again; once sent, whatever comes back is its outcome.
   outcome generate(int steps) const {
     const std::string body =
         json{{"model", "image-dit-20b-standin"}, {"size", "512x512"}, {"num_inference_steps", steps}}.dump();
@@ -92,7 +93,7 @@ processes:
         if (r->status != 200) o.error = r->body;
         return o;
       }
-      if (r.error() != httplib::Error::Connection) {
+      if (r.error() != httplib::Error::Connection && r.error() != httplib::Error::ConnectionTimeout) {
         o.status = 0;
         o.error = httplib::to_string(r.error());
         return o;
