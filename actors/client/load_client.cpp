@@ -10,6 +10,7 @@
 #include "actors/runtime/context.hpp"
 #include "actors/runtime/node.hpp"
 #include "actors/runtime/param_checks.hpp"
+#include "actors/runtime/tool_key.hpp"
 #include "actors/serving/model_time.hpp"
 #include "actors/serving/serving_names.hpp"
 #include "actors/sim/workload.hpp"
@@ -154,10 +155,18 @@ int serve_main(int argc, char** argv) {
   app.add_option("--max-wall-s", opt.max_wall_s, "give up after this long");
   app.add_option("--label", opt.label, "the column name in the table");
   app.add_option("--json", json_out, "also write the metrics as JSON here");
+  std::string keys;
+  app.add_option("--keys", keys, "a keyed graph's key folder: join with GFDIT_KEY, else its operator.key");
   CLI11_PARSE(app, argc, argv);
   node_options no;
   no.name = "client";
   no.bind = bind;
+  if (!keys.empty()) {  // the tool key may speak for a node named "KEY~..." (tool_key.hpp)
+    auto k = read_tool_key(keys);
+    if (!k) return std::fprintf(stderr, "--keys: %s\n", k.err().what.c_str()), 2;
+    no.name = k->name + "~client";
+    no.curve = std::move(k->curve);
+  }
   for (const auto& p : peers) {
     const auto eq = p.find('=');
     if (eq == std::string::npos) {

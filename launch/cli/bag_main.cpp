@@ -19,6 +19,7 @@
 #include "actors/recorder/replay.hpp"
 #include "actors/runtime/node.hpp"
 #include "actors/runtime/registry.hpp"
+#include "actors/runtime/tool_key.hpp"
 #include "bag/bag_reader.hpp"
 #include "bag/bag_writer.hpp"
 #include "launch/cli/replay_replace.hpp"
@@ -316,17 +317,26 @@ std::vector<peer_endpoint> parse_peers(const std::vector<std::string>& peers) {
 }
 
 // Hosts one tool actor (player or recorder) on a node that joins a running graph.
+// With `keys` (a keyed graph's folder), it joins with the tool key (tool_key.hpp), its node named
+// "KEY~NAME" so that key may speak for it.
 int run_tool_node(const std::string& type, const std::string& node_name, const std::vector<peer_endpoint>& peers,
-                  nlohmann::json params, double duration_s) {
+                  nlohmann::json params, double duration_s, const std::string& keys = {}) {
   (void)recorder_actor_types();
-  auto n = node::create({.name = node_name, .peers = peers});
+  node_options no{.name = node_name, .peers = peers};
+  if (!keys.empty()) {
+    auto k = read_tool_key(keys);
+    if (!k) return fail(k.err().what);
+    no.name = k->name + "~" + node_name;
+    no.curve = std::move(k->curve);
+  }
+  auto n = node::create(no);
   if (!n) return fail(n.err().what);
   auto a = actor_registry::global().make(type);
   if (!a) return fail("actor type '" + type + "' is not registered");
   if (auto r = (*n)->add(node_name, std::move(a), std::move(params)); !r) return fail(r.err().what);
   std::string names;
   for (const auto& p : peers) names += (names.empty() ? "" : ", ") + p.node + "=" + p.endpoint;
-  std::fprintf(stderr, "%s: joining the graph through %s (each peer has %lld s to answer)\n", node_name.c_str(),
+  std::fprintf(stderr, "%s: joining the graph through %s (each peer has %lld s to answer)\n", no.name.c_str(),
                names.c_str(), static_cast<long long>(node_options{}.peer_timeout.count() / 1000));
   if (auto r = (*n)->start(); !r) return fail(r.err().what);
   std::mutex mu;
@@ -493,6 +503,8 @@ int bag_main(int argc, char** argv) {
   rec->add_option("--peer", peers, "NODE=ENDPOINT of the graph's nodes")->required();
   rec->add_option("--duration", duration_s, "stop after this many seconds (default: Ctrl-C)");
   rec->add_flag("--force", force, "replace OUT if it exists (else that is an error)");
+  std::string keys;
+  rec->add_option("--keys", keys, "a keyed graph's key folder: join with GFDIT_KEY, else its operator.key");
   fa.add_to(*rec);
 
   try {
@@ -528,7 +540,7 @@ int bag_main(int argc, char** argv) {
     if (*rec) {
       if (duration_s < 0) return fail("--duration: " + nlohmann::json(duration_s).dump() + " s; it must be >= 0");
       params.update({{"path", out}, {"source", "subscribe"}, {"overwrite", force}});
-      return run_tool_node("gfdit.recorder", "bag-recorder", parse_peers(peers), params, duration_s);
+      return run_tool_node("gfdit.recorder", "bag-recorder", parse_peers(peers), params, duration_s, keys);
     }
   } catch (const std::exception& e) {
     return fail(e.what());

@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <map>
 #include <regex>
+#include <thread>
 
 #include "launch/lib/commands.hpp"
 #include "launch/lib/control.hpp"
@@ -121,6 +123,61 @@ TEST(Keys, ToolsJoinAKeyedGraphOnlyWithAKeyOfItsFolder) {
   EXPECT_EQ((*g)["keys"], keys);
   launcher.signal(SIGINT);
   EXPECT_EQ(launcher.wait(10s), 0) << launcher.output();
+}
+
+// `gfdit bench serve` and `gfdit bag record` join a keyed serving graph with the operator key
+// (`--keys DIR`): every request served, the workers' heartbeats recorded, no frame refused.
+TEST(Keys, BenchServeAndBagRecordJoinAKeyedGraphWithTheOperatorKey) {
+  temp_dir d;
+  const std::string keys = d.path() + "/keys";
+  const std::string core = std::string(GFDIT_SOURCE_DIR) + "/launch/graphs/serving-core.yaml";
+  ASSERT_EQ(run({gfdit_exe, "keys", "make", keys, "--graph", core, "workers:=2"}, d.path() + "/make", 20s).first, 0);
+  const auto f = d.write("keyed.yaml", "include: " + core + "\nsecurity: {keys: keys}\n");
+  const std::string control = "tcp://127.0.0.1:" + std::to_string(gfdit::testing::free_tcp_port());
+  process launcher({gfdit_exe, "launch", f, "workers:=2", "--control", control}, d.path() + "/launch.log");
+  std::map<std::string, std::string> endpoints;  // node -> its bus endpoint, once all three run
+  for (int i = 0; i < 300 && endpoints.size() < 3; ++i) {
+    std::this_thread::sleep_for(100ms);
+    auto g = gfdit::launch::ask_launcher(control, {{"cmd", "graph"}}, 2s);
+    if (!g) continue;
+    endpoints.clear();
+    for (const auto& p : (*g)["processes"])
+      if (p.value("pid", -1) > 0 && !p.value("endpoint", std::string()).empty())
+        endpoints[p["node"].get<std::string>()] = p["endpoint"].get<std::string>();
+  }
+  ASSERT_EQ(endpoints.size(), 3u) << launcher.output();
+  ASSERT_TRUE(launcher.wait_for_output("(keyed: CurveZMQ)")) << launcher.output();
+
+  const std::string workload = std::string(GFDIT_SOURCE_DIR) + "/launch/workloads/live-demo.yaml";
+  auto [s1, served] =
+      run({gfdit_exe, "bench", "serve", "--workload", workload, "--connect", "control=" + endpoints["control"],
+           "--requests", "10", "--gpus", "2", "--speedup", "200", "--keys", keys},
+          d.path() + "/serve", 120s);
+  EXPECT_EQ(s1, 0) << served;
+  EXPECT_TRUE(std::regex_search(served, std::regex("done +10\n"))) << served;
+
+  std::vector<std::string> record = {gfdit_exe,    "bag", "record", d.path() + "/keyed.bag",
+                                     "--duration", "1.5", "--keys", keys};
+  for (const auto& [node, ep] : endpoints) record.insert(record.end(), {"--peer", node + "=" + ep});
+  auto [s2, recorded] = run(record, d.path() + "/record", 60s);
+  EXPECT_EQ(s2, 0) << recorded;
+  EXPECT_NE(recorded.find("operator~bag-recorder: joining the graph"), std::string::npos) << recorded;
+  auto [s3, info] = run({gfdit_exe, "bag", "info", d.path() + "/keyed.bag"}, d.path() + "/info", 20s);
+  EXPECT_EQ(s3, 0) << info;
+  EXPECT_TRUE(std::regex_search(info, std::regex("messages: +[1-9]"))) << info;
+
+  // A key of another folder is refused before anything joins.
+  ASSERT_EQ(run({gfdit_exe, "keys", "make", d.path() + "/other", "stranger"}, d.path() + "/make2", 20s).first, 0);
+  auto [s4, refused] = run({gfdit_exe, "bench", "serve", "--workload", workload, "--connect",
+                            "control=" + endpoints["control"], "--keys", keys},
+                           d.path() + "/refused", 20s, {{"GFDIT_KEY", d.path() + "/other/stranger.key"}});
+  EXPECT_EQ(s4, 2) << refused;
+  EXPECT_NE(refused.find("lists no stranger.pub"), std::string::npos) << refused;
+  launcher.signal(SIGINT);
+  EXPECT_EQ(launcher.wait(20s), 0) << launcher.output();
+  const std::string log = launcher.output();
+  EXPECT_EQ(log.find("refused"), std::string::npos) << log;
+  EXPECT_EQ(log.find("dropped a frame"), std::string::npos) << log;
 }
 
 TEST(Keys, TcpBeyondLoopbackNeedsKeysOrInsecure) {
