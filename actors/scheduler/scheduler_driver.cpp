@@ -3,9 +3,6 @@
 #include <algorithm>
 
 #include "actors/runtime/prometheus.hpp"
-
-#include <set>
-
 #include "actors/serving/model_time.hpp"
 #include "actors/serving/serving_names.hpp"
 #include "messages/codec.hpp"
@@ -16,9 +13,12 @@ namespace {
 
 namespace names = serving_names;
 
+// To each worker once, in the order of their ids.
 template <message T>
-void to_workers(std::vector<outgoing>& out, const std::set<std::int32_t>& workers, T&& m) {
+void to_workers(std::vector<outgoing>& out, std::vector<std::int32_t> workers, T&& m) {
   if (workers.empty()) return;
+  std::sort(workers.begin(), workers.end());
+  workers.erase(std::unique(workers.begin(), workers.end()), workers.end());
   const any_message one(std::move(m));  // one message (encoded once) for the whole group
   for (auto w : workers) out.push_back({route::direct, names::worker(w), one});
 }
@@ -160,12 +160,11 @@ std::vector<outgoing> scheduler_driver::emit(std::vector<scheduler_output> outs)
         [&](auto& m) {
           using T = std::decay_t<decltype(m)>;
           if constexpr (std::is_same_v<T, msg::task_assign>) {
-            const std::set<std::int32_t> ws(m.members.begin(), m.members.end());
-            to_workers(out, ws, std::move(m));
+            to_workers(out, m.members, std::move(m));
           } else if constexpr (std::is_same_v<T, msg::reshard>) {
-            std::set<std::int32_t> ws(m.from.holders.begin(), m.from.holders.end());
-            ws.insert(m.to_members.begin(), m.to_members.end());
-            to_workers(out, ws, std::move(m));
+            std::vector<std::int32_t> ws = m.from.holders;
+            ws.insert(ws.end(), m.to_members.begin(), m.to_members.end());
+            to_workers(out, std::move(ws), std::move(m));
           } else if constexpr (std::is_same_v<T, msg::preempt>) {
             out.push_back(make_outgoing(route::topic, names::preempt_topic, std::move(m)));
           } else if constexpr (std::is_same_v<T, msg::request_done>) {
