@@ -39,7 +39,7 @@ class driver_actor : public actor {
       const inbound in(env);
       auto out = driver_->feed(in);
       handled(ctx, in, out);
-      send(ctx, std::move(out));
+      send(ctx, out);
     };
     ctx.on_unhandled(feed);
     for (const auto& topic : driver_->topics()) ctx.subscribe_raw(topic, feed);
@@ -60,7 +60,7 @@ class driver_actor : public actor {
 
  protected:
   // For a shell that adds what a driver must not do (I/O: admission's journal): sees every
-  // envelope fed and what it caused, before any of that is sent.
+  // message fed and what it caused, before any of that is sent.
   virtual void handled(context&, const inbound&, const std::vector<outgoing>&) {}
   Driver& driver() { return *driver_; }
 
