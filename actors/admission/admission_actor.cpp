@@ -56,18 +56,17 @@ class admission_actor final : public driver_actor<admission_driver, configure> {
   }
 
  private:
-  void handled(context& ctx, const envelope& in, const std::vector<outgoing>& out) override {
+  void handled(context& ctx, const inbound& in, const std::vector<outgoing>& out) override {
     if (!journal_) return;
     if (in.kind == route::topic && in.is<msg::request_done>()) {
-      if (auto d = decode<msg::request_done>(in.payload))
+      if (const auto* d = in.get<msg::request_done>())
         if (auto r = journal_->finished(d->request_id); !r) ctx.log().error("{}", r.err().what);
       return;
     }
     // The Admitted to the scheduler (its twin to the sender is the same bytes): on disk first.
     for (const auto& o : out)
-      if (o.type_id == type_id_of<msg::admitted> && o.destination == serving_names::scheduler)
-        if (auto a = decode<msg::admitted>(o.payload))
-          if (auto r = journal_->admitted(a->request_id, o.payload); !r) ctx.log().error("{}", r.err().what);
+      if (const auto* a = o.message.get<msg::admitted>(); a && o.destination == serving_names::scheduler)
+        if (auto r = journal_->admitted(a->request_id, o.message.bytes()); !r) ctx.log().error("{}", r.err().what);
   }
 
   std::unique_ptr<request_journal> journal_;

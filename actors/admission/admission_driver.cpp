@@ -23,22 +23,24 @@ std::string admission_driver::metrics_text(const std::string& actor) const {
   return out;
 }
 
-std::vector<outgoing> admission_driver::feed(const envelope& env) {
+std::vector<outgoing> admission_driver::feed(const inbound& in) {
   std::vector<outgoing> out;
-  if (env.kind == route::direct && env.is<msg::generate_request>()) {
-    auto req = decode<msg::generate_request>(env.payload);
+  if (in.kind == route::direct && in.is<msg::generate_request>()) {
+    const auto* req = in.get<msg::generate_request>();
     if (!req) return out;
-    auto answer = core_.on_request(*req, model_now_us(env, speedup_));
+    auto answer = core_.on_request(*req, model_now_us(in.wall_ns, speedup_));
     if (auto* a = std::get_if<msg::admitted>(&answer)) {
-      out.push_back(make_outgoing(route::direct, env.sender, *a));
-      out.push_back(make_outgoing(route::direct, names::scheduler, *a));
+      // One message for both receivers (encoded once where it is sent).
+      const outgoing to_scheduler = make_outgoing(route::direct, names::scheduler, std::move(*a));
+      out.push_back({route::direct, std::string(in.sender), to_scheduler.message});
+      out.push_back(to_scheduler);
     } else {
-      out.push_back(make_outgoing(route::direct, env.sender, std::get<msg::rejected>(answer)));
+      out.push_back(make_outgoing(route::direct, std::string(in.sender), std::move(std::get<msg::rejected>(answer))));
     }
-  } else if (env.kind == route::topic && env.destination == names::done_topic && env.is<msg::request_done>()) {
-    if (auto d = decode<msg::request_done>(env.payload)) core_.on_request_done(*d);
-  } else if (env.kind == route::topic && env.destination == names::workers_topic && env.is<msg::worker_hello>()) {
-    if (auto h = decode<msg::worker_hello>(env.payload)) core_.on_worker_hello(*h);
+  } else if (in.kind == route::topic && in.destination == names::done_topic && in.is<msg::request_done>()) {
+    if (const auto* d = in.get<msg::request_done>()) core_.on_request_done(*d);
+  } else if (in.kind == route::topic && in.destination == names::workers_topic && in.is<msg::worker_hello>()) {
+    if (const auto* h = in.get<msg::worker_hello>()) core_.on_worker_hello(*h);
   }
   return out;
 }

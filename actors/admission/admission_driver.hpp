@@ -1,5 +1,5 @@
 #pragma once
-// Admission's whole message-level behaviour: one envelope in, the messages it causes out. A
+// Admission's whole message-level behaviour: one message in, the messages it causes out. A
 // directed GenerateRequest is answered to its sender, and an Admitted also goes to the
 // scheduler; a RequestDone on "serving.done" frees its place. The actor shell (driver_actor),
 // the simulator and `gfdit replay --actor admission` all run this one routing table.
@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "actors/admission/admission_core.hpp"
+#include "actors/runtime/inbound.hpp"
 #include "actors/runtime/outgoing.hpp"
 
 namespace gfdit {
@@ -22,7 +23,7 @@ class admission_driver {
   admission_driver(std::shared_ptr<const cost_model> costs, admission_driver_config cfg)
       : costs_(std::move(costs)), core_(*costs_, cfg.core), speedup_(cfg.speedup) {}
 
-  std::vector<outgoing> feed(const envelope& env);
+  std::vector<outgoing> feed(const inbound& in);
   std::vector<std::string> topics() const;
 
   const admission_core& core() const { return core_; }

@@ -9,13 +9,13 @@ namespace {
 
 namespace names = serving_names;
 
-void publish(std::vector<outgoing>& out, const std::vector<membership_output>& views) {
-  for (const auto& v : views)
-    std::visit([&](const auto& m) { out.push_back(make_outgoing(route::topic, names::membership_topic, m)); }, v);
+void publish(std::vector<outgoing>& out, std::vector<membership_output> views) {
+  for (auto& v : views)
+    std::visit([&](auto& m) { out.push_back(make_outgoing(route::topic, names::membership_topic, std::move(m))); }, v);
 }
 
-void answer(std::vector<outgoing>& out, const std::vector<world_hub_reply>& replies) {
-  for (const auto& r : replies) out.push_back(make_outgoing(route::direct, r.to, r.blobs));
+void answer(std::vector<outgoing>& out, std::vector<world_hub_reply> replies) {
+  for (auto& r : replies) out.push_back(make_outgoing(route::direct, std::move(r.to), std::move(r.blobs)));
 }
 
 }  // namespace
@@ -26,27 +26,27 @@ outgoing membership_driver::tick(std::uint64_t n) const {
   return make_outgoing(route::direct, cfg_.self, msg::heartbeat{cfg_.self, n});
 }
 
-std::vector<outgoing> membership_driver::feed(const envelope& env) {
+std::vector<outgoing> membership_driver::feed(const inbound& in) {
   std::vector<outgoing> out;
-  const auto now = model_now_us(env, cfg_.speedup);
+  const auto now = model_now_us(in.wall_ns, cfg_.speedup);
   // The hub's timeouts are the joiners' own (wall time), so it reads the stamp unscaled.
-  const auto wall_us = env.time.wall_ns / 1000;
+  const auto wall_us = in.wall_ns / 1000;
   auto run = [&]<message T>(std::vector<membership_output> (membership_core::*fn)(const T&, std::int64_t)) {
-    if (auto m = decode<T>(env.payload)) publish(out, (core_.*fn)(*m, now));
+    if (const auto* m = in.get<T>()) publish(out, (core_.*fn)(*m, now));
   };
-  const bool direct = env.kind == route::direct;
-  if (env.kind == route::topic && env.destination == names::workers_topic) {
-    if (env.is<msg::worker_hello>())
+  const bool direct = in.kind == route::direct;
+  if (in.kind == route::topic && in.destination == names::workers_topic) {
+    if (in.is<msg::worker_hello>())
       run(&membership_core::on_hello);
-    else if (env.is<msg::worker_heartbeat>())
+    else if (in.is<msg::worker_heartbeat>())
       run(&membership_core::on_heartbeat);
-  } else if (direct && env.is<msg::form_group>()) {
+  } else if (direct && in.is<msg::form_group>()) {
     run(&membership_core::on_form_group);
-  } else if (direct && env.is<msg::dissolve_group>()) {
+  } else if (direct && in.is<msg::dissolve_group>()) {
     run(&membership_core::on_dissolve_group);
-  } else if (direct && env.is<msg::world_join>()) {
-    if (auto m = decode<msg::world_join>(env.payload)) answer(out, hub_.on_join(*m, env.sender, wall_us));
-  } else if (direct && env.is<msg::heartbeat>() && env.sender == cfg_.self) {
+  } else if (direct && in.is<msg::world_join>()) {
+    if (const auto* m = in.get<msg::world_join>()) answer(out, hub_.on_join(*m, std::string(in.sender), wall_us));
+  } else if (direct && in.is<msg::heartbeat>() && in.sender == cfg_.self) {
     publish(out, core_.on_tick(now));
     answer(out, hub_.on_tick(wall_us));
   }

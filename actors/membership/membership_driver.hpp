@@ -1,5 +1,5 @@
 #pragma once
-// Membership's whole message-level behaviour: one envelope in, the messages it causes out.
+// Membership's whole message-level behaviour: one message in, the messages it causes out.
 // Workers' hellos and heartbeats come on topic "workers", group changes directed from the
 // scheduler; views and deaths go out on topic "membership". Its own tick (a message to itself,
 // so it is recorded and replays) finds silent workers. It also hosts the world hub
@@ -11,6 +11,7 @@
 
 #include "actors/membership/membership_core.hpp"
 #include "actors/membership/world_hub.hpp"
+#include "actors/runtime/inbound.hpp"
 #include "actors/runtime/outgoing.hpp"
 
 namespace gfdit {
@@ -25,7 +26,7 @@ class membership_driver {
  public:
   explicit membership_driver(membership_driver_config cfg) : core_(cfg.core), cfg_(std::move(cfg)) {}
 
-  std::vector<outgoing> feed(const envelope& env);
+  std::vector<outgoing> feed(const inbound& in);
   std::vector<std::string> topics() const;
   // The tick it sends itself, so time passing is a recorded message.
   outgoing tick(std::uint64_t n) const;

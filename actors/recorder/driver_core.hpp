@@ -1,5 +1,5 @@
 #pragma once
-// A driver (actors/<name>/<name>_driver.hpp: envelope in, outgoing messages out) as a
+// A driver (actors/<name>/<name>_driver.hpp: inbound message in, outgoing messages out) as a
 // replayable core: `gfdit replay --actor NAME` re-drives the very object the live shell runs,
 // building each output envelope exactly as driver_actor sends it. A core factory reads its
 // options with replay_setting and checks their names with check_replay_options.

@@ -1,6 +1,7 @@
 #pragma once
 // One shell for every driver. A driver holds all of an actor's message-level behaviour: feed()
-// takes an envelope and returns the addressed messages it causes (outgoing.hpp); topics() names
+// takes an inbound message (inbound.hpp: here an envelope, decoded once by the driver) and
+// returns the addressed messages it causes (outgoing.hpp, encoded here); topics() names
 // the topics it listens on. This shell only moves envelopes between the bus and the driver:
 // every directed message the runtime does not serve itself and every message on those topics
 // goes to feed(), and what comes back is sent. A driver with `tick(n)` gets that message sent
@@ -17,6 +18,7 @@
 
 #include "actors/runtime/actor.hpp"
 #include "actors/runtime/context.hpp"
+#include "actors/runtime/inbound.hpp"
 #include "actors/runtime/outgoing.hpp"
 
 namespace gfdit {
@@ -34,9 +36,10 @@ class driver_actor : public actor {
       if (auto r = ctx.params().declare<std::int64_t>("tick_ms", 100); !r) return r;
     driver_ = std::move(*d);
     auto feed = [this, &ctx](const envelope& env) {
-      auto out = driver_->feed(env);
-      handled(ctx, env, out);
-      send(ctx, std::move(out));
+      const inbound in(env);
+      auto out = driver_->feed(in);
+      handled(ctx, in, out);
+      send(ctx, out);
     };
     ctx.on_unhandled(feed);
     for (const auto& topic : driver_->topics()) ctx.subscribe_raw(topic, feed);
@@ -57,14 +60,15 @@ class driver_actor : public actor {
 
  protected:
   // For a shell that adds what a driver must not do (I/O: admission's journal): sees every
-  // envelope fed and what it caused, before any of that is sent.
-  virtual void handled(context&, const envelope&, const std::vector<outgoing>&) {}
+  // message fed and what it caused, before any of that is sent.
+  virtual void handled(context&, const inbound&, const std::vector<outgoing>&) {}
   Driver& driver() { return *driver_; }
 
  private:
-  static void send(context& ctx, std::vector<outgoing> out) {
-    for (auto& o : out)
-      if (auto r = ctx.send_raw(o.kind, o.destination, o.type_id, o.version, std::move(o.payload), 0); !r)
+  static void send(context& ctx, const std::vector<outgoing>& out) {
+    for (const auto& o : out)
+      if (auto r = ctx.send_raw(o.kind, o.destination, o.message.type_id(), o.message.version(), o.message.bytes(), 0);
+          !r)
         ctx.log().warn("{}", r.err().what);
   }
 

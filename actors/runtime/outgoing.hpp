@@ -1,11 +1,13 @@
 #pragma once
-// What a driver emits: one addressed message, already encoded. A driver (envelope in, outgoing
-// messages out) is the one routing table of its actor; the shell sends these as they are, and
-// the simulator and `gfdit replay` build the very same envelopes from them.
-#include <cstdint>
+// What a driver emits: one addressed message, typed. A driver (inbound.hpp in, outgoing
+// messages out) is the one routing table of its actor; the shell encodes these and sends them,
+// `gfdit replay` builds the very same envelopes from them, and the simulator delivers them
+// as they are.
 #include <string>
+#include <type_traits>
+#include <utility>
 
-#include "messages/codec.hpp"
+#include "messages/any_message.hpp"
 #include "messages/envelope.hpp"
 
 namespace gfdit {
@@ -13,14 +15,12 @@ namespace gfdit {
 struct outgoing {
   route kind = route::direct;
   std::string destination;
-  std::uint32_t type_id = 0;
-  std::uint16_t version = 0;
-  std::string payload;
+  any_message message;
 };
 
-template <message T>
-outgoing make_outgoing(route kind, std::string destination, const T& m) {
-  return {kind, std::move(destination), type_id_of<T>, T::type_version, encode(m)};
+template <class M>
+requires message<std::remove_cvref_t<M>> outgoing make_outgoing(route kind, std::string destination, M&& m) {
+  return {kind, std::move(destination), any_message(std::forward<M>(m))};
 }
 
 // The envelope a shell named `sender` sends for `o` (correlation 0; seq and stamps are the
@@ -29,9 +29,9 @@ inline envelope to_envelope(outgoing o, std::string sender) {
   envelope e;
   e.kind = o.kind;
   e.destination = std::move(o.destination);
-  e.type_id = o.type_id;
-  e.version = o.version;
-  e.payload = std::move(o.payload);
+  e.type_id = o.message.type_id();
+  e.version = o.message.version();
+  e.payload = o.message.bytes();
   e.sender = std::move(sender);
   return e;
 }

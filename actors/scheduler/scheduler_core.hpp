@@ -19,12 +19,14 @@
 // Worker death: the task running on the dead worker's group fails and the request is re-run
 // from its last completed chunk: chunk ends leave a host checkpoint, so state lost with a
 // holder is restored from it ("checkpoint" layout, charged as a reshard).
+#include <array>
 #include <cstdint>
 #include <deque>
 #include <map>
 #include <memory>
 #include <set>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -55,6 +57,20 @@ struct scheduler_stats {
   std::uint64_t tasks_dispatched = 0;
   std::uint64_t tasks_failed = 0;
   std::uint64_t stale_reports = 0;
+
+  // The counters by name, in one order: the metrics and `gfdit replay`'s state both list these.
+  std::array<std::pair<const char*, std::uint64_t>, 10> named() const {
+    return {{{"policy_calls", policy_calls},
+             {"decisions_applied", decisions_applied},
+             {"decisions_invalid", decisions_invalid},
+             {"groups_formed", groups_formed},
+             {"groups_dissolved", groups_dissolved},
+             {"reshards", reshards},
+             {"preemptions", preemptions},
+             {"tasks_dispatched", tasks_dispatched},
+             {"tasks_failed", tasks_failed},
+             {"stale_reports", stale_reports}}};
+  }
 };
 
 // A finished chunk, for the request's reply_to.

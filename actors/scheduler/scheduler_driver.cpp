@@ -3,9 +3,6 @@
 #include <algorithm>
 
 #include "actors/runtime/prometheus.hpp"
-
-#include <set>
-
 #include "actors/serving/model_time.hpp"
 #include "actors/serving/serving_names.hpp"
 #include "messages/codec.hpp"
@@ -16,13 +13,14 @@ namespace {
 
 namespace names = serving_names;
 
-void to_workers(std::vector<outgoing>& out, const std::set<std::int32_t>& workers, const auto& m) {
+// To each worker once, in the order of their ids.
+template <message T>
+void to_workers(std::vector<outgoing>& out, std::vector<std::int32_t> workers, T&& m) {
   if (workers.empty()) return;
-  const outgoing one = make_outgoing(route::direct, "", m);  // encoded once for the whole group
-  for (auto w : workers) {
-    out.push_back(one);
-    out.back().destination = names::worker(w);
-  }
+  std::sort(workers.begin(), workers.end());
+  workers.erase(std::unique(workers.begin(), workers.end()), workers.end());
+  const any_message one(std::move(m));  // one message (encoded once) for the whole group
+  for (auto w : workers) out.push_back({route::direct, names::worker(w), one});
 }
 
 }  // namespace
@@ -52,36 +50,36 @@ outgoing scheduler_driver::tick(std::uint64_t n) const {
 
 std::vector<std::string> scheduler_driver::topics() const { return {names::workers_topic, names::membership_topic}; }
 
-std::vector<outgoing> scheduler_driver::feed(const envelope& env) {
-  const auto now = model_now_us(env, cfg_.speedup);
+std::vector<outgoing> scheduler_driver::feed(const inbound& in) {
+  const auto now = model_now_us(in.wall_ns, cfg_.speedup);
   auto run = [&]<message T>(
                  std::vector<scheduler_output> (scheduler_core::*fn)(const T&, std::int64_t)) -> std::vector<outgoing> {
-    auto m = decode<T>(env.payload);
+    const T* m = in.get<T>();
     if (!m) return {};
     return emit((core_.get()->*fn)(*m, now));
   };
-  const bool direct = env.kind == route::direct;
-  const bool topic = env.kind == route::topic;
-  if (direct && env.is<msg::admitted>()) return run(&scheduler_core::on_admitted);
-  if (direct && env.is<msg::task_done>()) return run(&scheduler_core::on_task_done);
-  if (direct && env.is<msg::cancel>()) return run(&scheduler_core::on_cancel);
-  if (topic && env.destination == names::workers_topic && env.is<msg::worker_hello>())
+  const bool direct = in.kind == route::direct;
+  const bool topic = in.kind == route::topic;
+  if (direct && in.is<msg::admitted>()) return run(&scheduler_core::on_admitted);
+  if (direct && in.is<msg::task_done>()) return run(&scheduler_core::on_task_done);
+  if (direct && in.is<msg::cancel>()) return run(&scheduler_core::on_cancel);
+  if (topic && in.destination == names::workers_topic && in.is<msg::worker_hello>())
     return run(&scheduler_core::on_worker_hello);
   // The answer to our hello_query: only news when the worker is not known alive (a restarted
   // scheduler learning who is there), never a sign that a known worker restarted.
-  if (direct && env.is<msg::worker_hello>()) {
-    auto h = decode<msg::worker_hello>(env.payload);
+  if (direct && in.is<msg::worker_hello>()) {
+    const auto* h = in.get<msg::worker_hello>();
     if (!h || known_alive(h->worker)) return {};
     return emit(core_->on_worker_hello(*h, now));
   }
-  if (topic && env.destination == names::workers_topic && env.is<msg::worker_heartbeat>()) return ask_unknown(env);
-  if (topic && env.destination == names::membership_topic && env.is<msg::worker_down>())
+  if (topic && in.destination == names::workers_topic && in.is<msg::worker_heartbeat>()) return ask_unknown(in);
+  if (topic && in.destination == names::membership_topic && in.is<msg::worker_down>())
     return run(&scheduler_core::on_worker_down);
-  if (topic && env.destination == names::membership_topic && env.is<msg::group_view>())
+  if (topic && in.destination == names::membership_topic && in.is<msg::group_view>())
     return run(&scheduler_core::on_group_view);
-  if (direct && env.is<msg::heartbeat>() && env.sender == cfg_.self) {
+  if (direct && in.is<msg::heartbeat>() && in.sender == cfg_.self) {
     auto out = emit(core_->on_tick(now));
-    if (auto beat = decode<msg::heartbeat>(env.payload); beat && beat->count % 5 == 0)
+    if (const auto* beat = in.get<msg::heartbeat>(); beat && beat->count % 5 == 0)
       out.push_back(make_outgoing(route::topic, names::state_topic, snapshot(now)));
     return out;
   }
@@ -95,10 +93,10 @@ bool scheduler_driver::known_alive(std::int32_t worker) const {
 
 // A worker beats but never said hello to this scheduler (it started after the worker did): ask
 // it, at most once a second. A worker this scheduler saw die must say hello again by itself.
-std::vector<outgoing> scheduler_driver::ask_unknown(const envelope& env) {
-  auto b = decode<msg::worker_heartbeat>(env.payload);
+std::vector<outgoing> scheduler_driver::ask_unknown(const inbound& in) {
+  const auto* b = in.get<msg::worker_heartbeat>();
   if (!b || core_->workers().count(b->worker)) return {};
-  const std::int64_t wall_us = model_now_us(env, 1.0);
+  const std::int64_t wall_us = model_now_us(in.wall_ns, 1.0);
   auto [asked, first] = asked_.try_emplace(b->worker, wall_us);
   if (!first && wall_us - asked->second < 1'000'000) return {};
   asked->second = wall_us;
@@ -147,18 +145,7 @@ std::string scheduler_driver::metrics_text(const std::string& actor) const {
   prom::sample(out, "gfdit_scheduler_workers", {{"actor", actor}, {"state", "busy"}}, static_cast<double>(busy));
   prom::family(out, "gfdit_scheduler_groups", "gauge", "Groups formed and not dissolved.");
   prom::sample(out, "gfdit_scheduler_groups", me, now.groups);
-  const auto& s = c.stats();
-  const std::pair<const char*, std::uint64_t> counters[] = {{"policy_calls", s.policy_calls},
-                                                            {"decisions_applied", s.decisions_applied},
-                                                            {"decisions_invalid", s.decisions_invalid},
-                                                            {"groups_formed", s.groups_formed},
-                                                            {"groups_dissolved", s.groups_dissolved},
-                                                            {"reshards", s.reshards},
-                                                            {"preemptions", s.preemptions},
-                                                            {"tasks_dispatched", s.tasks_dispatched},
-                                                            {"tasks_failed", s.tasks_failed},
-                                                            {"stale_reports", s.stale_reports}};
-  for (const auto& [what, n] : counters) {
+  for (const auto& [what, n] : c.stats().named()) {
     const std::string name = std::string("gfdit_scheduler_") + what + "_total";
     prom::family(out, name, "counter", "The scheduler core's count (scheduler_stats).");
     prom::sample(out, name, me, static_cast<double>(n));
@@ -166,26 +153,26 @@ std::string scheduler_driver::metrics_text(const std::string& actor) const {
   return out;
 }
 
-std::vector<outgoing> scheduler_driver::emit(const std::vector<scheduler_output>& outs) const {
+std::vector<outgoing> scheduler_driver::emit(std::vector<scheduler_output> outs) const {
   std::vector<outgoing> out;
-  for (const auto& o : outs) {
+  for (auto& o : outs) {
     std::visit(
-        [&](const auto& m) {
+        [&](auto& m) {
           using T = std::decay_t<decltype(m)>;
           if constexpr (std::is_same_v<T, msg::task_assign>) {
-            to_workers(out, {m.members.begin(), m.members.end()}, m);
+            to_workers(out, m.members, std::move(m));
           } else if constexpr (std::is_same_v<T, msg::reshard>) {
-            std::set<std::int32_t> ws(m.from.holders.begin(), m.from.holders.end());
-            ws.insert(m.to_members.begin(), m.to_members.end());
-            to_workers(out, ws, m);
+            std::vector<std::int32_t> ws = m.from.holders;
+            ws.insert(ws.end(), m.to_members.begin(), m.to_members.end());
+            to_workers(out, std::move(ws), std::move(m));
           } else if constexpr (std::is_same_v<T, msg::preempt>) {
-            out.push_back(make_outgoing(route::topic, names::preempt_topic, m));
+            out.push_back(make_outgoing(route::topic, names::preempt_topic, std::move(m)));
           } else if constexpr (std::is_same_v<T, msg::request_done>) {
-            out.push_back(make_outgoing(route::topic, names::done_topic, m));
+            out.push_back(make_outgoing(route::topic, names::done_topic, std::move(m)));
           } else if constexpr (std::is_same_v<T, progress_note>) {
-            out.push_back(make_outgoing(route::direct, m.to, m.progress));
+            out.push_back(make_outgoing(route::direct, std::move(m.to), std::move(m.progress)));
           } else {  // form_group, dissolve_group
-            out.push_back(make_outgoing(route::direct, names::membership, m));
+            out.push_back(make_outgoing(route::direct, names::membership, std::move(m)));
           }
         },
         o);

@@ -1,6 +1,6 @@
 #pragma once
-// The scheduler's whole message-level behaviour as a pure function object: one envelope in,
-// the messages it causes out (destination and encoded payload). The actor shell
+// The scheduler's whole message-level behaviour as a pure function object: one message in,
+// the messages it causes out (destination and message). The actor shell
 // (driver_actor), the simulator and `gfdit replay --actor scheduler` all run this one routing
 // table, so a replay reproduces a live run bit for bit and the simulator runs the live wiring.
 #include <map>
@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "actors/runtime/inbound.hpp"
 #include "actors/runtime/outgoing.hpp"
 #include "actors/scheduler/scheduler_core.hpp"
 #include "messages/envelope.hpp"
@@ -31,7 +32,7 @@ class scheduler_driver {
   // is asked for its hello), worker_down and group_view (topic "membership"), and its own ticks
   // (system.heartbeat).
   // Anything else yields nothing.
-  std::vector<outgoing> feed(const envelope& env);
+  std::vector<outgoing> feed(const inbound& in);
   std::vector<std::string> topics() const;
   // The tick it sends itself, so time passing is a recorded message.
   outgoing tick(std::uint64_t n) const;
@@ -45,9 +46,9 @@ class scheduler_driver {
  private:
   scheduler_driver(std::shared_ptr<const cost_model> costs, std::unique_ptr<scheduler_core> core,
                    scheduler_driver_config cfg);
-  std::vector<outgoing> emit(const std::vector<scheduler_output>& out) const;
+  std::vector<outgoing> emit(std::vector<scheduler_output> out) const;
   bool known_alive(std::int32_t worker) const;
-  std::vector<outgoing> ask_unknown(const envelope& heartbeat);
+  std::vector<outgoing> ask_unknown(const inbound& heartbeat);
 
   std::shared_ptr<const cost_model> costs_;
   std::unique_ptr<scheduler_core> core_;

@@ -10,7 +10,8 @@ namespace {
 
 nlohmann::json state_of(const scheduler_driver& d) {
   const auto& c = d.core();
-  const auto& s = c.stats();
+  nlohmann::json stats = nlohmann::json::object();
+  for (const auto& [what, n] : c.stats().named()) stats[what] = n;
   nlohmann::json workers = nlohmann::json::array(), groups = nlohmann::json::array();
   for (const auto& [id, w] : c.workers())
     workers.push_back({{"id", id}, {"alive", w.alive}, {"busy", w.busy}, {"group", w.group_id}});
@@ -21,17 +22,7 @@ nlohmann::json state_of(const scheduler_driver& d) {
   for (const auto& [id, r] : c.requests())
     requests.push_back({{"id", id}, {"steps_done", r.steps_done}, {"steps_total", r.steps_total}});
   return {{"policy", std::string(c.current_policy().name())},
-          {"stats",
-           {{"policy_calls", s.policy_calls},
-            {"decisions_applied", s.decisions_applied},
-            {"decisions_invalid", s.decisions_invalid},
-            {"groups_formed", s.groups_formed},
-            {"groups_dissolved", s.groups_dissolved},
-            {"reshards", s.reshards},
-            {"preemptions", s.preemptions},
-            {"tasks_dispatched", s.tasks_dispatched},
-            {"tasks_failed", s.tasks_failed},
-            {"stale_reports", s.stale_reports}}},
+          {"stats", stats},
           {"workers", workers},
           {"groups", groups},
           {"requests", requests},

@@ -10,8 +10,12 @@
 
 namespace gfdit {
 
+inline std::int64_t model_now_us(std::int64_t wall_ns, double speedup) {
+  return static_cast<std::int64_t>(static_cast<double>(wall_ns) / 1000.0 * speedup);
+}
+
 inline std::int64_t model_now_us(const envelope& env, double speedup) {
-  return static_cast<std::int64_t>(static_cast<double>(env.time.wall_ns) / 1000.0 * speedup);
+  return model_now_us(env.time.wall_ns, speedup);
 }
 
 inline std::chrono::nanoseconds wall_delay(std::int64_t model_us, double speedup) {

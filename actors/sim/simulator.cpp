@@ -7,6 +7,8 @@
 
 #include "actors/admission/admission_driver.hpp"
 #include "actors/membership/membership_driver.hpp"
+#include "actors/runtime/inbound.hpp"
+#include "actors/runtime/outgoing.hpp"
 #include "actors/scheduler/scheduler_driver.hpp"
 #include "actors/serving/serving_names.hpp"
 #include "actors/worker/sim_backend.hpp"
@@ -57,10 +59,12 @@ struct worker_sim {
 
 constexpr const char* client_name = "client";
 
-template <message T>
-envelope envelope_of(std::string sender, route kind, std::string destination, const T& m) {
-  return to_envelope(make_outgoing(kind, std::move(destination), m), std::move(sender));
-}
+// A message on its way: who sent it, and what the sender's driver (or the simulated client or
+// worker) emitted, typed: never encoded.
+struct parcel {
+  address from;
+  outgoing out;
+};
 
 // The simulator runs the production drivers (the very routing tables the actor shells host), on
 // the simulator's clock: their now is the stamp, and a message is stamped when it arrives.
@@ -90,7 +94,7 @@ class simulation {
     names_[names::admission] = {actor::admission, 0};
     names_[names::scheduler] = {actor::scheduler, 0};
     names_[names::membership] = {actor::membership, 0};
-    for (std::int32_t i = 0; i < o.gpus; ++i) names_[names::worker(i)] = {actor::worker, i};
+    for (std::int32_t i = 0; i < o.gpus; ++i) worker_names_.push_back(names::worker(i));
     subscribers_[names::done_topic].push_back({actor::client, 0});
     for (const auto& t : membership_.topics()) subscribers_[t].push_back({actor::membership, 0});
     for (const auto& t : admission_.topics()) subscribers_[t].push_back({actor::admission, 0});
@@ -109,7 +113,8 @@ class simulation {
     std::push_heap(heap_.begin(), heap_.end(), std::greater<>{});
   }
   // Messages keep their order per (sender, receiver) link, as on a socket.
-  void send(address from, address to, envelope m) {
+  void post(address to, parcel m) {
+    const address from = m.from;
     std::int64_t delay = o_.net_delay_us;
     if (o_.fault.delay_prob > 0 && fault_rng_.uniform() < o_.fault.delay_prob)
       delay += static_cast<std::int64_t>(fault_rng_.uniform() * o_.fault.delay_max_ms * 1000.0);
@@ -130,29 +135,33 @@ class simulation {
   }
   // As the bus does: a directed message to the actor of that name, a topic message to every
   // subscriber; nobody there, nothing delivered.
-  void send(address from, envelope m) {
-    if (m.kind == route::topic) {
-      auto it = subscribers_.find(m.destination);
+  void send(address from, outgoing o) {
+    if (o.kind == route::topic) {
+      auto it = subscribers_.find(o.destination);
       if (it == subscribers_.end()) return;
       for (std::size_t i = 0; i < it->second.size(); ++i)
-        send(from, it->second[i], i + 1 < it->second.size() ? m : std::move(m));
-    } else if (auto it = names_.find(m.destination); it != names_.end()) {
-      send(from, it->second, std::move(m));
+        post(it->second[i], parcel{from, i + 1 < it->second.size() ? o : std::move(o)});
+    } else if (const auto w = names::worker_id(o.destination); w >= 0) {
+      if (w < o_.gpus) post({actor::worker, w}, parcel{from, std::move(o)});
+    } else if (auto it = names_.find(o.destination); it != names_.end()) {
+      post(it->second, parcel{from, std::move(o)});
     }
   }
-  void send(address from, const std::string& sender, std::vector<outgoing> out) {
-    for (auto& o : out) send(from, to_envelope(std::move(o), sender));
+  void send(address from, std::vector<outgoing> out) {
+    for (auto& o : out) send(from, std::move(o));
   }
   static std::uint32_t id_of(address a) { return (std::uint32_t(a.who) << 24) | std::uint32_t(a.index); }
-  static envelope stamped(envelope e, std::int64_t now_us) {
-    e.time.wall_ns = now_us * 1000;
-    return e;
+  const std::string& name_of(address a) const {
+    static const std::string fixed[] = {client_name, names::admission, names::scheduler, names::membership};
+    return a.who == actor::worker ? worker_names_[a.index] : fixed[static_cast<int>(a.who)];
+  }
+  // What a driver is fed: the message as sent, stamped now (its arrival).
+  inbound arriving(const parcel& m) const {
+    return inbound(m.out.kind, name_of(m.from), m.out.destination, now_ * 1000, m.out.message);
   }
 
-  void deliver(actor to, std::int32_t index, envelope& m);
-  void to_membership(const envelope& m) {
-    send({actor::membership, 0}, names::membership, membership_.feed(stamped(m, now_)));
-  }
+  void deliver(actor to, std::int32_t index, const parcel& m);
+  void to_membership(const inbound& m) { send({actor::membership, 0}, membership_.feed(m)); }
   void start_task(std::int32_t w, const msg::task_assign& t);
   void stop_task(std::int32_t w);
   void kill(std::int32_t w);
@@ -186,16 +195,15 @@ class simulation {
   std::unique_ptr<scheduler_driver> scheduler_;
   membership_driver membership_;
   std::vector<worker_sim> workers_;
-  std::string assign_bytes_;  // the last task_assign a worker decoded, and what it said
-  std::optional<msg::task_assign> assign_;
   rng fault_rng_;
-  std::map<std::string, address, std::less<>> names_;
+  std::vector<std::string> worker_names_;
+  std::map<std::string, address, std::less<>> names_;  // all but the workers (names::worker_id)
   std::map<std::string, std::vector<address>, std::less<>> subscribers_;
 
   std::vector<event> heap_;
   std::uint64_t seq_ = 0;
   std::int64_t now_ = 0;
-  std::vector<envelope> slots_;
+  std::vector<parcel> slots_;
   std::vector<std::uint64_t> free_slots_;
   std::map<std::uint64_t, std::int64_t> link_last_;
   std::map<std::uint64_t, std::size_t> arrival_of_;  // request id -> trace index
@@ -258,33 +266,26 @@ void simulation::revive(std::int32_t w) {
   auto& ws = workers_[w];
   if (ws.alive) return;
   ws.alive = true;
-  const address me{actor::worker, w};
-  send(me, envelope_of(names::worker(w), route::topic, names::workers_topic,
-                       msg::worker_hello{w, "sim", "sim:" + std::to_string(w), "sim"}));
+  send({actor::worker, w}, make_outgoing(route::topic, names::workers_topic,
+                                         msg::worker_hello{w, "sim", "sim:" + std::to_string(w), "sim"}));
 }
 
-void simulation::deliver(actor to, std::int32_t index, envelope& m) {
-  m = stamped(std::move(m), now_);
+void simulation::deliver(actor to, std::int32_t index, const parcel& m) {
+  const any_message& body = m.out.message;
   switch (to) {
     case actor::client:
-      if (m.is<msg::admitted>()) {
-        auto a = decode<msg::admitted>(m.payload);
-        if (!a) break;
+      if (const auto* a = body.get<msg::admitted>()) {
         const std::size_t i = std::stoull(a->request.client_tag);
         arrival_of_[a->request_id] = i;
         if (trace_[i].cancel) {
           const auto after = static_cast<std::int64_t>(trace_[i].cancel_after_fraction * a->est_single_gpu_us);
           push(now_ + after, ev::client_cancel, actor::client, static_cast<std::int32_t>(i), a->request_id);
         }
-      } else if (m.is<msg::rejected>()) {
-        auto r = decode<msg::rejected>(m.payload);
-        if (!r) break;
+      } else if (const auto* r = body.get<msg::rejected>()) {
         rec_.rejected(trace_[std::stoull(r->client_tag)].request.class_name, now_);
         rec_.last_event(now_);
         ++terminal_;
-      } else if (m.is<msg::request_done>()) {
-        auto d = decode<msg::request_done>(m.payload);
-        if (!d) break;
+      } else if (const auto* d = body.get<msg::request_done>()) {
         if (!terminal_ids_.insert(d->request_id).second && violation_.empty())
           violation_ = "request " + std::to_string(d->request_id) + " ended twice";
         rec_.terminal(*d);
@@ -292,27 +293,20 @@ void simulation::deliver(actor to, std::int32_t index, envelope& m) {
       }
       break;
     case actor::admission:
-      send({actor::admission, 0}, names::admission, admission_.feed(m));
+      send({actor::admission, 0}, admission_.feed(arriving(m)));
       break;
     case actor::scheduler:
-      send({actor::scheduler, 0}, names::scheduler, scheduler_->feed(m));
+      send({actor::scheduler, 0}, scheduler_->feed(arriving(m)));
       check();
       break;
     case actor::membership:
-      send({actor::membership, 0}, names::membership, membership_.feed(m));
+      send({actor::membership, 0}, membership_.feed(arriving(m)));
       break;
     case actor::worker:
       if (!workers_[index].alive) break;  // a dead worker hears nothing
       // A sim worker runs its tasks and ignores the rest (a Reshard: the sim backend charges the
       // move from the task's input artifact, as the live sim worker does).
-      if (m.is<msg::task_assign>()) {
-        if (m.payload != assign_bytes_) {  // a group's members get the same bytes: decoded once
-          auto t = decode<msg::task_assign>(m.payload);
-          assign_ = t ? std::optional(std::move(*t)) : std::nullopt;
-          assign_bytes_ = m.payload;
-        }
-        if (assign_) start_task(index, *assign_);
-      }
+      if (const auto* t = body.get<msg::task_assign>()) start_task(index, *t);
       break;
   }
 }
@@ -358,7 +352,7 @@ run_metrics simulation::run() {
     if (now_ > limit) break;
     switch (e.kind) {
       case ev::deliver: {
-        envelope m = std::move(slots_[e.token]);
+        const parcel m = std::move(slots_[e.token]);
         free_slots_.push_back(e.token);
         deliver(e.to, e.index, m);
         break;
@@ -367,20 +361,18 @@ run_metrics simulation::run() {
         ++arrived;
         const auto& a = trace_[e.index];
         rec_.arrived(a.request.class_name, now_);
-        send({actor::client, 0}, envelope_of(client_name, route::direct, names::admission, a.request));
+        send({actor::client, 0}, make_outgoing(route::direct, names::admission, a.request));
         break;
       }
       case ev::client_cancel:
-        send({actor::client, 0},
-             envelope_of(client_name, route::direct, names::scheduler, msg::cancel{e.token, "client"}));
+        send({actor::client, 0}, make_outgoing(route::direct, names::scheduler, msg::cancel{e.token, "client"}));
         break;
       case ev::worker_end: {
         auto& ws = workers_[e.index];
         if (!ws.alive || !ws.running || ws.token != e.token) break;
         auto rep = std::move(ws.report);
         stop_task(e.index);
-        if (rep)
-          send({actor::worker, e.index}, envelope_of(names::worker(e.index), route::direct, names::scheduler, *rep));
+        if (rep) send({actor::worker, e.index}, make_outgoing(route::direct, names::scheduler, std::move(*rep)));
         break;
       }
       case ev::heartbeats: {
@@ -388,10 +380,10 @@ run_metrics simulation::run() {
         // ignores them): liveness only compares their times.
         for (std::int32_t i = 0; i < o_.gpus; ++i)
           if (workers_[i].alive)
-            to_membership(envelope_of(names::worker(i), route::topic, names::workers_topic,
-                                      msg::worker_heartbeat{i, heartbeat_seq_}));
+            to_membership(inbound(route::topic, worker_names_[i], names::workers_topic, now_ * 1000,
+                                  msg::worker_heartbeat{i, heartbeat_seq_}));
         ++heartbeat_seq_;
-        to_membership(to_envelope(membership_.tick(++ticks_), names::membership));
+        to_membership(arriving(parcel{{actor::membership, 0}, membership_.tick(++ticks_)}));
         break;
       }
       case ev::death:

@@ -24,7 +24,7 @@ template <message T>
 std::vector<T> sent(const std::vector<outgoing>& out, const std::string& to) {
   std::vector<T> xs;
   for (const auto& o : out)
-    if (o.type_id == type_id_of<T> && o.destination == to) xs.push_back(*decode<T>(o.payload));
+    if (const T* m = o.message.get<T>(); m && o.destination == to) xs.push_back(*m);
   return xs;
 }
 
