@@ -40,7 +40,7 @@ result<void> run_worker(const run_options& o, int rank, int degree, const std::f
   if (!tree_splits(opts.batch, degree))
     return make_error(errc::invalid_argument, "train: a global batch of " + std::to_string(opts.batch) +
                                                   " cannot be split over " + std::to_string(degree) +
-                                                  " workers (the degree must be a power of two dividing the batch)");
+                                                  " workers (each needs at least one sample)");
   const std::int64_t last = o.stop_at > 0 ? std::min(o.stop_at, opts.steps) : opts.steps;
   if (start.state.step >= last)
     return make_error(errc::invalid_argument, "train: " + o.out.string() + " is at step " +

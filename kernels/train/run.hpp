@@ -3,7 +3,7 @@
 // backend, shared memory; the rendezvous in `world_dir`), loads the data, starts from the
 // initial weights or resumes DIR's checkpoint, takes the steps, and rank 0 writes the model
 // folder (checkpoint.hpp) every `checkpoint_every` steps and at the end. `gfdit train` starts
-// `degree` of them; the weights are the same bits at any power-of-two degree.
+// `degree` of them; the weights are the same bits at any degree.
 #include <cstdint>
 #include <filesystem>
 #include <functional>

@@ -57,7 +57,7 @@ result<step_report> trainer::step(const dp_group& g) {
   if (!tree_splits(B, deg))
     return make_error(errc::invalid_argument, "train: a global batch of " + std::to_string(B) +
                                                   " cannot be split over " + std::to_string(deg) +
-                                                  " workers (the degree must be a power of two dividing the batch)");
+                                                  " workers (each needs at least one sample)");
   if (state_.step >= options_.steps)
     return make_error(errc::state, "train: all " + std::to_string(options_.steps) + " steps are done");
   // Each slot holds one gradient with the loss after it, so the loss follows the same tree.
@@ -71,20 +71,27 @@ result<step_report> trainer::step(const dp_group& g) {
     const flow_sample<float> s{xt, target, d.sigma * 1000.0f, d.label};
     out[n] = loss_and_grad<float>(layout_, params_, s, out.first(n));
   };
-  const std::int64_t per = B / deg;
-  std::vector<float> mine(slot);
-  tree_sum(me * per, (me + 1) * per, sample_leaf, mine);
   std::vector<float> total(slot);
   if (deg == 1) {
-    total = std::move(mine);
+    tree_sum(0, B, sample_leaf, total);
   } else {
-    std::vector<float> all(slot * static_cast<std::size_t>(deg));
-    if (auto r = g.world->all_gather(g.group, mine.data(), all.data(), slot * sizeof(float)); !r) return r.err();
-    tree_sum(
-        0, deg,
-        [&](std::int64_t r, std::span<float> out) {
-          std::copy_n(all.begin() + static_cast<std::ptrdiff_t>(r) * static_cast<std::ptrdiff_t>(slot), slot,
-                      out.begin());
+    // This worker's run of the cut's nodes, each summed by the tree's rule; the runs are
+    // exchanged (padded to the longest) and every worker finishes the tree above the cut.
+    const batch_split cut = split_batch(B, deg);
+    const std::size_t most = cut.most_per_worker(deg), begin = cut.first(me, deg), end = cut.first(me + 1, deg);
+    std::vector<float> mine(most * slot, 0.0f);
+    for (std::size_t k = begin; k < end; ++k)
+      tree_sum(cut.nodes[k].first, cut.nodes[k].second, sample_leaf,
+               std::span<float>(mine).subspan((k - begin) * slot, slot));
+    std::vector<float> all(mine.size() * static_cast<std::size_t>(deg));
+    if (auto r = g.world->all_gather(g.group, mine.data(), all.data(), mine.size() * sizeof(float)); !r) return r.err();
+    std::size_t owner = 0;  // the worker whose run holds cut node k (visited in order)
+    tree_sum_from_cut(
+        B, cut.depth,
+        [&](std::size_t k, std::span<float> out) {
+          while (k >= cut.first(static_cast<int>(owner) + 1, deg)) ++owner;
+          const std::size_t at = (owner * most + (k - cut.first(static_cast<int>(owner), deg))) * slot;
+          std::copy_n(all.begin() + static_cast<std::ptrdiff_t>(at), slot, out.begin());
         },
         total);
   }

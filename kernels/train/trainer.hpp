@@ -1,8 +1,9 @@
 #pragma once
-// One data-parallel training step: each worker computes the per-sample gradients of its slice
-// of the global batch, sums them in the fixed tree of reduce.hpp, the workers exchange their
-// slices' sums (all_gather) and every worker finishes the same tree over them, so all hold the
-// one-worker gradient, bit for bit, at any power-of-two degree. Then clipping and AdamW, the
+// One data-parallel training step: each worker computes the per-sample gradients of its share
+// of the global batch (a run of nodes of a cut across the fixed tree of reduce.hpp) and sums
+// them by the tree's rule, the workers exchange those sums (all_gather) and every worker
+// finishes the same tree above the cut, so all hold the one-worker gradient, bit for bit, at any
+// degree. Then clipping and AdamW, the
 // same arithmetic everywhere, keep the weights identical on every worker.
 #include <cstdint>
 #include <vector>

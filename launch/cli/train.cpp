@@ -98,7 +98,7 @@ int train_main(int argc, char** argv) {
   app.add_option("--out", out, "the model folder to write (config.json, model.safetensors, train_state.safetensors)")
       ->required();
   app.add_flag("--resume", resume, "continue the run saved in --out, with its own options");
-  app.add_option("--degree", degree, "data-parallel worker processes (a power of two dividing --batch)")
+  app.add_option("--degree", degree, "data-parallel worker processes (any number up to --batch)")
       ->check(CLI::Range(1, 64));
   app.add_option("--steps", t.steps, "steps of the schedule (warm-up, then cosine to a tenth)")
       ->check(CLI::Range(1, 100000000));
@@ -153,7 +153,7 @@ int train_main(int argc, char** argv) {
   if (!resume && saved) return fail(out + " holds a training run already: pass --resume to continue it");
   if (!resume && !train::tree_splits(t.batch, degree))
     return fail("--degree " + std::to_string(degree) + " cannot split --batch " + std::to_string(t.batch) +
-                " (the degree must be a power of two dividing the batch)");
+                " (each worker needs at least one sample)");
   std::vector<std::string> args(argv + 1, argv + argc);
   const int status = run_ranks(args, degree);
   if (status != 0) return status;

@@ -1,6 +1,6 @@
 // Data-parallel training across real processes: the checkpoint's files (master weights, AdamW
-// moments, EMA, and the served bf16 weights) are the same bytes run to run, at degree 1, 2 and
-// 4, and after stopping and resuming at another degree.
+// moments, EMA, and the served bf16 weights) are the same bytes run to run, at degree 1, 2, 3
+// and 4, and after stopping and resuming at another degree.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -49,32 +49,37 @@ class DataParallel : public ::testing::Test {
   fs::path root_;
 };
 
-TEST_F(DataParallel, WeightsAreTheSameBitsRunToRunAtDegreeOneTwoAndFourAndAfterResume) {
+TEST_F(DataParallel, WeightsAreTheSameBitsRunToRunAtDegreesOneToFourAndAfterResume) {
   ASSERT_TRUE(train(1, "d1", 4));
   ASSERT_TRUE(train(1, "d1-again", 4));
   ASSERT_TRUE(train(2, "d2", 4));
+  ASSERT_TRUE(train(3, "d3", 4));  // not a power of two: 8 samples cut into 8 nodes, 3 + 3 + 2
   ASSERT_TRUE(train(4, "d4", 4));
   ASSERT_FALSE(state("d1").empty());
   EXPECT_EQ(state("d1"), state("d1-again"));
   EXPECT_EQ(state("d1"), state("d2"));
+  EXPECT_EQ(state("d1"), state("d3"));
   EXPECT_EQ(state("d1"), state("d4"));
   EXPECT_EQ(served("d1"), served("d2"));
   EXPECT_EQ(served("d1"), served("d4"));
-  // Stop after step 2 at degree 2, resume at degree 4 (and at 1) to the end: the same bytes.
+  // Stop after step 2 at degree 2, resume at degree 4 (and at 1, and at 3) to the end: the same bytes.
   ASSERT_TRUE(train(2, "resumed", 4, 2));
   const std::string half = state("resumed");
   EXPECT_NE(half, state("d1")) << "stopped early: another state";
   fs::copy(root_ / "resumed", root_ / "resumed-1", fs::copy_options::recursive);
+  fs::copy(root_ / "resumed", root_ / "resumed-3", fs::copy_options::recursive);
   ASSERT_TRUE(train(4, "resumed", 4, 0, true));
   ASSERT_TRUE(train(1, "resumed-1", 4, 0, true));
+  ASSERT_TRUE(train(3, "resumed-3", 4, 0, true));
   EXPECT_EQ(state("resumed"), state("d1"));
   EXPECT_EQ(state("resumed-1"), state("d1"));
+  EXPECT_EQ(state("resumed-3"), state("d1"));
   EXPECT_EQ(served("resumed"), served("d1"));
 }
 
 TEST_F(DataParallel, ADegreeThatCannotSplitTheBatchFailsOnEveryRank) {
-  EXPECT_FALSE(train(3, "d3", 2));
-  EXPECT_FALSE(fs::exists(root_ / "d3" / "model.safetensors"));
+  EXPECT_FALSE(train(9, "d9", 2));  // 9 workers, 8 samples
+  EXPECT_FALSE(fs::exists(root_ / "d9" / "model.safetensors"));
   // Resuming a folder that holds no run is an error, not a fresh start.
   EXPECT_FALSE(train(1, "nothing", 2, 0, true));
 }

@@ -56,38 +56,66 @@ TEST(AdamW, StepIsTorchAdamWWithClipping) {
   EXPECT_FLOAT_EQ(s.ema[0], 0.1f * 0.5f + 0.9f * p[0]);  // decay min(0.9995, 1/10)
 }
 
-TEST(TreeSum, SlicesOfAPowerOfTwoDegreeGiveTheOneWorkerSumBitForBit) {
-  const std::int64_t B = 24;
+// What trainer::step does with its workers, without the processes: each worker sums its run of
+// the cut's nodes, the runs are joined, and the tree is finished above the cut.
+std::vector<float> split_sum(std::int64_t B, int deg, const std::function<void(std::int64_t, std::span<float>)>& leaf,
+                             std::size_t width) {
+  const batch_split cut = split_batch(B, deg);
+  std::vector<std::vector<float>> node_sums(cut.nodes.size(), std::vector<float>(width));
+  std::set<std::size_t> taken;
+  for (int r = 0; r < deg; ++r) {
+    EXPECT_LT(cut.first(r, deg), cut.first(r + 1, deg)) << "worker " << r << " of " << deg << " gets nothing";
+    EXPECT_LE(cut.first(r + 1, deg) - cut.first(r, deg), cut.most_per_worker(deg));
+    for (std::size_t k = cut.first(r, deg); k < cut.first(r + 1, deg); ++k) {
+      EXPECT_TRUE(taken.insert(k).second);
+      tree_sum(cut.nodes[k].first, cut.nodes[k].second, leaf, node_sums[k]);
+    }
+  }
+  EXPECT_EQ(taken.size(), cut.nodes.size());
+  std::vector<float> joined(width);
+  tree_sum_from_cut(
+      B, cut.depth,
+      [&](std::size_t k, std::span<float> out) { std::copy(node_sums[k].begin(), node_sums[k].end(), out.begin()); },
+      joined);
+  return joined;
+}
+
+TEST(TreeSum, AnyDegreeGivesTheOneWorkerSumBitForBit) {
   auto leaf = [](std::int64_t i, std::span<float> out) {
     for (std::size_t k = 0; k < out.size(); ++k)
       out[k] =
           dit::counter_normal(7, static_cast<std::uint64_t>(i) * 64 + k) * std::pow(10.0f, static_cast<float>(k % 7));
   };
-  std::vector<float> whole(64), seq(64, 0.0f);
-  tree_sum(0, B, leaf, whole);
-  for (int deg : {2, 4, 8}) {
-    ASSERT_TRUE(tree_splits(B, deg));
-    std::vector<std::vector<float>> part(static_cast<std::size_t>(deg), std::vector<float>(64));
-    for (int r = 0; r < deg; ++r) tree_sum(r * B / deg, (r + 1) * B / deg, leaf, part[static_cast<std::size_t>(r)]);
-    std::vector<float> joined(64);
-    tree_sum(
-        0, deg,
-        [&](std::int64_t r, std::span<float> out) {
-          std::copy(part[static_cast<std::size_t>(r)].begin(), part[static_cast<std::size_t>(r)].end(), out.begin());
-        },
-        joined);
-    EXPECT_TRUE(same_bits(whole, joined)) << "degree " << deg;
+  for (std::int64_t B : {24, 7, 64, 1}) {
+    std::vector<float> whole(64);
+    tree_sum(0, B, leaf, whole);
+    for (int deg = 1; deg <= std::min<std::int64_t>(B, 9); ++deg)
+      EXPECT_TRUE(same_bits(whole, split_sum(B, deg, leaf, 64))) << "batch " << B << ", degree " << deg;
+    // Every cut, not only the ones split_batch picks.
+    for (int depth = 0; depth <= 7; ++depth) {
+      const auto cut = tree_cut(B, depth);
+      std::vector<float> joined(64);
+      tree_sum_from_cut(
+          B, depth, [&](std::size_t k, std::span<float> out) { tree_sum(cut[k].first, cut[k].second, leaf, out); },
+          joined);
+      EXPECT_TRUE(same_bits(whole, joined)) << "batch " << B << ", cut at depth " << depth;
+    }
   }
+  // Shares stay within about 1.5x: 24 samples over 3 workers is a cut of 8 nodes of 3, 3 + 3 + 2.
+  const batch_split three = split_batch(24, 3);
+  EXPECT_EQ(three.nodes.size(), 8u);
+  EXPECT_EQ(three.most_per_worker(3), 3u);
   // The order matters: a running sum gives other bits for these magnitudes.
-  std::vector<float> one(64);
-  for (std::int64_t i = 0; i < B; ++i) {
+  std::vector<float> whole(64), seq(64, 0.0f), one(64);
+  tree_sum(0, 24, leaf, whole);
+  for (std::int64_t i = 0; i < 24; ++i) {
     leaf(i, one);
     for (int k = 0; k < 64; ++k) seq[k] += one[k];
   }
   EXPECT_FALSE(same_bits(whole, seq));
-  EXPECT_FALSE(tree_splits(24, 3));
-  EXPECT_FALSE(tree_splits(6, 4));
+  EXPECT_TRUE(tree_splits(24, 5));
   EXPECT_FALSE(tree_splits(2, 4));
+  EXPECT_FALSE(tree_splits(4, 0));
 }
 
 TEST(FlowDraws, AreAFunctionOfTheGlobalSampleAlone) {
