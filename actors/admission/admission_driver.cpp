@@ -20,6 +20,10 @@ std::string admission_driver::metrics_text(const std::string& actor) const {
                static_cast<double>(core_.rejected_count()));
   prom::family(out, "gfdit_admission_outstanding", "gauge", "Admitted requests not yet finished (the bounded queue).");
   prom::sample(out, "gfdit_admission_outstanding", {{"actor", actor}}, static_cast<double>(core_.outstanding()));
+  prom::family(out, "gfdit_admission_request_seconds", "histogram",
+               "Latency of finished requests, arrival to done, by status (model seconds; wall seconds at speedup 1).");
+  for (const auto& [status, h] : latency_)
+    h.write(out, "gfdit_admission_request_seconds", {{"actor", actor}, {"status", status}});
   return out;
 }
 
@@ -38,7 +42,11 @@ std::vector<outgoing> admission_driver::feed(const inbound& in) {
       out.push_back(make_outgoing(route::direct, std::string(in.sender), std::move(std::get<msg::rejected>(answer))));
     }
   } else if (in.kind == route::topic && in.destination == names::done_topic && in.is<msg::request_done>()) {
-    if (const auto* d = in.get<msg::request_done>()) core_.on_request_done(*d);
+    if (const auto* d = in.get<msg::request_done>()) {
+      core_.on_request_done(*d);
+      latency_.try_emplace(d->status, std::vector<double>{0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800})
+          .first->second.observe(static_cast<double>(d->latency_us) / 1e6);
+    }
   } else if (in.kind == route::topic && in.destination == names::workers_topic && in.is<msg::worker_hello>()) {
     if (const auto* h = in.get<msg::worker_hello>()) core_.on_worker_hello(*h);
   }

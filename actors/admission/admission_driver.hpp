@@ -3,6 +3,7 @@
 // directed GenerateRequest is answered to its sender, and an Admitted also goes to the
 // scheduler; a RequestDone on "serving.done" frees its place. The actor shell (driver_actor),
 // the simulator and `gfdit replay --actor admission` all run this one routing table.
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -10,6 +11,7 @@
 #include "actors/admission/admission_core.hpp"
 #include "actors/runtime/inbound.hpp"
 #include "actors/runtime/outgoing.hpp"
+#include "actors/runtime/prometheus.hpp"
 
 namespace gfdit {
 
@@ -28,13 +30,16 @@ class admission_driver {
 
   const admission_core& core() const { return core_; }
   void resume(const std::vector<msg::admitted>& open, std::uint64_t next_id) { core_.resume(open, next_id); }
-  // Prometheus text of admitted / rejected / outstanding (driver_actor publishes it every second).
+  // Prometheus text of admitted / rejected / outstanding and the latency histogram by status
+  // (driver_actor publishes it every second).
   std::string metrics_text(const std::string& actor) const;
 
  private:
   std::shared_ptr<const cost_model> costs_;
   admission_core core_;
   double speedup_;
+  // Finished requests' latency (model seconds: wall seconds at speedup 1), by status.
+  std::map<std::string, prom::histogram> latency_;
 };
 
 }  // namespace gfdit

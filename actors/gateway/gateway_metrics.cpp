@@ -13,14 +13,8 @@ void gateway_metrics::reply(int status) {
 
 void gateway_metrics::answered(double seconds, int images) {
   std::lock_guard lock(mu_);
-  ++answered_;
   images_ += static_cast<std::uint64_t>(images);
-  seconds_ += seconds;
-  for (std::size_t i = 0; i < buckets.size(); ++i)
-    if (seconds <= buckets[i]) {
-      ++counts_[i];
-      break;
-    }
+  seconds_.observe(seconds);
 }
 
 void gateway_metrics::cancelled(const std::string& cause) {
@@ -37,16 +31,7 @@ std::string gateway_metrics::text(std::int64_t outstanding_images, const store_s
   for (const auto& [status, count] : replies_)
     prom::sample(out, "gfdit_gateway_replies_total", {{"status", std::to_string(status)}}, n(count));
   prom::family(out, "gfdit_gateway_request_seconds", "histogram", "Wall time of answered (200) requests.");
-  std::uint64_t cumulative = 0;
-  for (std::size_t i = 0; i < buckets.size(); ++i) {
-    cumulative += counts_[i];
-    char le[32];
-    std::snprintf(le, sizeof le, "%g", buckets[i]);
-    prom::sample(out, "gfdit_gateway_request_seconds_bucket", {{"le", le}}, n(cumulative));
-  }
-  prom::sample(out, "gfdit_gateway_request_seconds_bucket", {{"le", "+Inf"}}, n(answered_));
-  prom::sample(out, "gfdit_gateway_request_seconds_sum", {}, seconds_);
-  prom::sample(out, "gfdit_gateway_request_seconds_count", {}, n(answered_));
+  seconds_.write(out, "gfdit_gateway_request_seconds", {});
   prom::family(out, "gfdit_gateway_images_total", "counter", "Pictures answered.");
   prom::sample(out, "gfdit_gateway_images_total", {}, n(images_));
   prom::family(out, "gfdit_gateway_cancelled_total", "counter", "Requests cancelled in the graph, by cause.");

@@ -4,6 +4,8 @@
 #include <limits>
 
 #include "actors/admission/admission_core.hpp"
+#include "actors/admission/admission_driver.hpp"
+#include "actors/serving/serving_names.hpp"
 #include "messages/codec.hpp"
 
 namespace gfdit {
@@ -206,6 +208,35 @@ TEST(admission, a_resend_of_an_open_request_is_answered_with_its_admitted_again)
   admission_core b(cost_model::stock());
   b.resume({first}, first.request_id + 10);
   EXPECT_EQ(std::get<msg::admitted>(b.on_request(r, 8)).request_id, first.request_id);
+}
+
+// The operator's view per node: finished requests' latency as a Prometheus histogram by status,
+// cumulative buckets ending in +Inf, with the sum and count.
+TEST(admission, metrics_hold_a_latency_histogram_of_finished_requests_by_status) {
+  admission_driver d(std::make_shared<cost_model>(cost_model::stock()), {});
+  auto done = [&](const std::string& status, double seconds) {
+    msg::request_done r;
+    r.status = status;
+    r.latency_us = static_cast<std::int64_t>(seconds * 1e6);
+    d.feed(inbound(route::topic, "scheduler", serving_names::done_topic, 0, r));
+  };
+  done("done", 0.7);
+  done("done", 3.0);
+  done("done", 4000.0);
+  done("failed", 1.5);
+  const std::string m = d.metrics_text("admission");
+  const std::string done_l = "{actor=\"admission\",status=\"done\"";
+  for (const std::string& line : std::vector<std::string>{
+           "# TYPE gfdit_admission_request_seconds histogram\n",
+           "gfdit_admission_request_seconds_bucket" + done_l + ",le=\"0.5\"} 0\n",
+           "gfdit_admission_request_seconds_bucket" + done_l + ",le=\"1\"} 1\n",
+           "gfdit_admission_request_seconds_bucket" + done_l + ",le=\"5\"} 2\n",
+           "gfdit_admission_request_seconds_bucket" + done_l + ",le=\"1800\"} 2\n",
+           "gfdit_admission_request_seconds_bucket" + done_l + ",le=\"+Inf\"} 3\n",
+           "gfdit_admission_request_seconds_sum" + done_l + "} 4003.7\n",
+           "gfdit_admission_request_seconds_count" + done_l + "} 3\n",
+           std::string("gfdit_admission_request_seconds_bucket{actor=\"admission\",status=\"failed\",le=\"2\"} 1\n")})
+    EXPECT_NE(m.find(line), std::string::npos) << line << " not in:\n" << m;
 }
 
 }  // namespace gfdit

@@ -326,12 +326,15 @@ TEST(images_http, api_keys_guard_the_api_and_metrics_count_what_happened) {
   // The control process's metrics: the admission and scheduler cores' own, refreshed every second.
   httplib::Client control("127.0.0.1", metrics_port);
   std::string text;
+  // The request's latency in admission's histogram (model seconds; this graph runs at speedup 1).
+  const std::string done_count = "gfdit_admission_request_seconds_count{actor=\"admission\",status=\"done\"} 1\n";
   for (int i = 0; i < 100; ++i) {  // each actor's snapshot is its own, taken on its own timer
     auto r = control.Get("/metrics");
     if (r) text = r->body;
     if (text.find("gfdit_admission_requests_total{actor=\"admission\",outcome=\"admitted\"} 1\n") !=
             std::string::npos &&
-        text.find("gfdit_scheduler_workers{actor=\"scheduler\",state=\"alive\"} 2\n") != std::string::npos)
+        text.find("gfdit_scheduler_workers{actor=\"scheduler\",state=\"alive\"} 2\n") != std::string::npos &&
+        text.find(done_count) != std::string::npos)
       break;
     std::this_thread::sleep_for(100ms);
   }
@@ -339,6 +342,7 @@ TEST(images_http, api_keys_guard_the_api_and_metrics_count_what_happened) {
             std::string::npos)
       << text;
   EXPECT_NE(text.find("gfdit_scheduler_workers{actor=\"scheduler\",state=\"alive\"} 2\n"), std::string::npos) << text;
+  EXPECT_NE(text.find(done_count), std::string::npos) << text;
   EXPECT_EQ(text.find("gfdit_scheduler_tasks_dispatched_total{actor=\"scheduler\"} 0\n"), std::string::npos) << text;
   EXPECT_NE(text.find("gfdit_actor_received_total{node=\"control\",actor=\"scheduler\"}"), std::string::npos) << text;
 
