@@ -102,6 +102,8 @@ result<nlohmann::json> ask_launcher(const std::string& endpoint, const nlohmann:
 namespace {
 // Every child learns the run folder from this variable (actors/serving/request_journal.cpp reads it).
 constexpr const char* run_dir_env = "GFDIT_RUN_DIR";
+// How many times the launcher restarted the process before this life (its metrics say so).
+constexpr const char* restarts_env = "GFDIT_RESTARTS";
 
 std::string describe_status(int status) {
   if (status >= 0) return "exited with status " + std::to_string(status);
@@ -255,11 +257,12 @@ class launcher {
     for (char** e = environ; *e; ++e) {
       const std::string kv = *e;
       const std::string k = kv.substr(0, kv.find('='));
-      if (!c.spec->env.count(k) && k != run_dir_env) env.push_back(kv);
+      if (!c.spec->env.count(k) && k != run_dir_env && k != restarts_env) env.push_back(kv);
     }
     for (const auto& [k, v] : c.spec->env) env.push_back(k + "=" + v);
     // Files that must outlive a restart of the process (admission's journal) go here.
     env.push_back(std::string(run_dir_env) + "=" + run_dir_);
+    env.push_back(std::string(restarts_env) + "=" + std::to_string(c.restarts));
     std::vector<char*> argv, envp;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);

@@ -295,8 +295,11 @@ int run_node(const node_run_options& opt) {
     const int port = g->metrics_port_base + k;
     metrics = std::make_unique<httplib::Server>();
     node* nd = n->get();
-    metrics->Get("/metrics", [nd](const httplib::Request&, httplib::Response& res) {
-      res.set_content(node_metrics_text(nd->name(), nd->actors(), nd->transport_stats()), "text/plain; version=0.0.4");
+    const char* lives = std::getenv("GFDIT_RESTARTS");  // set by the launcher
+    const int restarts = lives ? std::atoi(lives) : 0;
+    metrics->Get("/metrics", [nd, restarts](const httplib::Request&, httplib::Response& res) {
+      res.set_content(node_metrics_text(nd->name(), nd->actors(), nd->transport_stats(), restarts),
+                      "text/plain; version=0.0.4");
     });
     if (port > 65535 || !metrics->bind_to_port(g->metrics_bind, port)) {
       log->error("metrics: cannot listen on {}:{}", g->metrics_bind, port);

@@ -4,8 +4,12 @@
 
 namespace gfdit::launch {
 
-std::string node_metrics_text(const std::string& node, const std::vector<actor_info>& actors, const bus_stats& bus) {
+std::string node_metrics_text(const std::string& node, const std::vector<actor_info>& actors, const bus_stats& bus,
+                              int restarts) {
   std::string out;
+  prom::family(out, "gfdit_node_restarts_total", "counter",
+               "Times the launcher restarted this process before this life.");
+  prom::sample(out, "gfdit_node_restarts_total", {{"node", node}}, restarts);
   struct counter {
     const char* name;
     const char* help;

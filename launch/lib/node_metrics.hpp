@@ -11,6 +11,8 @@
 
 namespace gfdit::launch {
 
-std::string node_metrics_text(const std::string& node, const std::vector<actor_info>& actors, const bus_stats& bus);
+// `restarts`: how many times the launcher restarted this process before this life.
+std::string node_metrics_text(const std::string& node, const std::vector<actor_info>& actors, const bus_stats& bus,
+                              int restarts = 0);
 
 }  // namespace gfdit::launch

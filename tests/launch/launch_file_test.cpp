@@ -498,7 +498,8 @@ TEST(LaunchFile, NodeMetricsAreEscapedPrometheusTextWithTheActorsOwn) {
   a.metrics = "# TYPE my_total counter\nmy_total 3\n";
   bus_stats b;
   b.sent = 5;
-  const auto t = node_metrics_text("n1", {a}, b);
+  const auto t = node_metrics_text("n1", {a}, b, 2);
+  EXPECT_NE(t.find("gfdit_node_restarts_total{node=\"n1\"} 2\n"), std::string::npos) << t;
   EXPECT_NE(t.find("gfdit_actor_received_total{node=\"n1\",actor=\"we\\\"ird\"} 7\n"), std::string::npos) << t;
   EXPECT_NE(t.find("gfdit_actor_active{node=\"n1\",actor=\"we\\\"ird\",state=\"active\"} 1\n"), std::string::npos) << t;
   EXPECT_NE(t.find("gfdit_bus_frames_total{node=\"n1\",direction=\"sent\"} 5\n"), std::string::npos) << t;

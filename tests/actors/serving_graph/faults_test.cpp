@@ -23,6 +23,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/actors/serving_graph/launched_graph.hpp"
+#include "tests/support/free_tcp_port.hpp"
 
 namespace gfdit {
 namespace {
@@ -45,6 +46,7 @@ class faults_graph {
     std::ofstream(file) << "graph: faults\n"
                            "include: ["
                         << GFDIT_SOURCE_DIR << "/launch/graphs/serving-core.yaml]\n"
+                        << "metrics: {port_base: " << metrics_port_ << "}\n"
                         << R"(args:
   port_file: {description: "the gateway writes its port here"}
 processes:
@@ -107,8 +109,15 @@ processes:
     auto r = c.Get("/metrics");
     return r ? r->body : std::string();
   }
+  // The control process's own (the first process of the file: metrics port_base + 0).
+  std::string control_metrics() const {
+    httplib::Client c("127.0.0.1", metrics_port_);
+    auto r = c.Get("/metrics");
+    return r ? r->body : std::string();
+  }
 
  private:
+  const int metrics_port_ = testing::free_tcp_port();
   testing::launched_graph graph_{"faults"};
 };
 
@@ -213,14 +222,18 @@ TEST(faults, sigkill_of_gateway_control_and_every_worker_loses_no_request) {
   // Errors come only after the gateway's death (it is killed first), so its last life answered
   // every one of them, and counted each.
   const std::string m = g.metrics();
-  for (const auto& [s, n] : by_status)
-    if (s != 200 && s != 0)
-      EXPECT_NE(m.find("gfdit_gateway_replies_total{status=\"" + std::to_string(s) + "\"} " +
-                       std::to_string(n + probe_errors[s]) + "\n"),
-                std::string::npos)
-          << m;
+  for (const auto& [s, n] : by_status) {
+    if (s == 200 || s == 0) continue;
+    EXPECT_NE(m.find("gfdit_gateway_replies_total{status=\"" + std::to_string(s) + "\"} " +
+                     std::to_string(n + probe_errors[s]) + "\n"),
+              std::string::npos)
+        << m;
+  }
   const std::string log = g.log();
   EXPECT_NE(log.find("process 'control' killed by signal 9"), std::string::npos) << log;
+  // The control process's metrics tell its restart.
+  const std::string cm = g.control_metrics();
+  EXPECT_NE(cm.find("gfdit_node_restarts_total{node=\"control\"} 1\n"), std::string::npos) << cm;
 }
 
 }  // namespace
