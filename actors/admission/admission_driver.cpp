@@ -44,8 +44,8 @@ std::vector<outgoing> admission_driver::feed(const inbound& in) {
   } else if (in.kind == route::topic && in.destination == names::done_topic && in.is<msg::request_done>()) {
     if (const auto* d = in.get<msg::request_done>()) {
       core_.on_request_done(*d);
-      latency_.try_emplace(d->status, std::vector<double>{0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800})
-          .first->second.observe(static_cast<double>(d->latency_us) / 1e6);
+      static const std::vector<double> bounds_s = {0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800};
+      latency_.try_emplace(d->status, bounds_s).first->second.observe(static_cast<double>(d->latency_us) / 1e6);
     }
   } else if (in.kind == route::topic && in.destination == names::workers_topic && in.is<msg::worker_hello>()) {
     if (const auto* h = in.get<msg::worker_hello>()) core_.on_worker_hello(*h);

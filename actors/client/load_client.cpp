@@ -161,10 +161,10 @@ int serve_main(int argc, char** argv) {
   node_options no;
   no.name = "client";
   no.bind = bind;
-  if (!keys.empty()) {  // the tool key may speak for a node named "KEY~..." (tool_key.hpp)
+  if (!keys.empty()) {
     auto k = read_tool_key(keys);
     if (!k) return std::fprintf(stderr, "--keys: %s\n", k.err().what.c_str()), 2;
-    no.name = k->name + "~client";
+    no.name = k->node_for("client");
     no.curve = std::move(k->curve);
   }
   for (const auto& p : peers) {

@@ -17,6 +17,8 @@ inline constexpr const char* operator_key_name = "operator";
 struct tool_key {
   std::string name;
   bus_curve curve;
+  // The node a tool joins as: "NAME~TOOL", which this key may speak for (speaker_check.hpp).
+  std::string node_for(const std::string& tool) const { return name + "~" + tool; }
 };
 result<tool_key> read_tool_key(const std::string& keys_dir);
 

@@ -326,7 +326,7 @@ int run_tool_node(const std::string& type, const std::string& node_name, const s
   if (!keys.empty()) {
     auto k = read_tool_key(keys);
     if (!k) return fail(k.err().what);
-    no.name = k->name + "~" + node_name;
+    no.name = k->node_for(node_name);
     no.curve = std::move(k->curve);
   }
   auto n = node::create(no);

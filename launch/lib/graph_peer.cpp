@@ -14,7 +14,7 @@ result<std::unique_ptr<graph_peer>> graph_peer::join(const std::vector<graph_nod
                                                      std::chrono::milliseconds timeout, std::optional<tool_key> key) {
   std::unique_ptr<graph_peer> p(new graph_peer());
   const std::string id = std::to_string(::getpid());
-  p->node_ = key ? key->name + "~cli-" + id : "gfdit-cli-" + id;
+  p->node_ = key ? key->node_for("cli-" + id) : "gfdit-cli-" + id;
   p->actor_ = p->node_;
   p->topics_ = std::move(topics);
   p->fn_ = std::move(fn);
