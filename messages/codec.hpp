@@ -4,6 +4,7 @@
 // really there, so memory stays O(frame size) whatever the input claims.
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -39,6 +40,37 @@ struct string_writer {
   std::string& out;
   void write(const char* p, std::size_t n) { out.append(p, n); }
 };
+
+}  // namespace gfdit
+
+namespace msgpack {
+MSGPACK_API_VERSION_NAMESPACE(v1) {
+  // msgpack-cxx 4.1.3 packs an integral double as an integer, admitting it with
+  // `d <= double(UINT64_MAX)`: that bound rounds up to 2^64, and converting 2^64 to uint64_t is
+  // undefined (found by fuzz_message_decode). gfdit's packer bounds it strictly; every other
+  // double gives the same bytes as the library's.
+  template <>
+  inline packer<gfdit::string_writer>& packer<gfdit::string_writer>::pack_double(double d) {
+    constexpr double two_to_64 = 18446744073709551616.0;
+    constexpr double minus_two_to_63 = -9223372036854775808.0;
+    if (d >= 0 && d < two_to_64 && d == double(uint64_t(d))) {
+      pack_imp_uint64(uint64_t(d));
+    } else if (d < 0 && d >= minus_two_to_63 && d == double(int64_t(d))) {
+      pack_imp_int64(int64_t(d));
+    } else {  // NaN fails both tests
+      uint64_t bits;
+      std::memcpy(&bits, &d, sizeof bits);
+      char buf[9];
+      buf[0] = static_cast<char>(0xcbu);
+      _msgpack_store64(&buf[1], bits);
+      append_buffer(buf, 9);
+    }
+    return *this;
+  }
+}  // MSGPACK_API_VERSION_NAMESPACE(v1)
+}  // namespace msgpack
+
+namespace gfdit {
 
 template <message T>
 std::string encode(const T& msg) {

@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <limits>
 
 #include "messages/catalog.hpp"
 #include "messages/envelope.hpp"
@@ -162,6 +163,25 @@ TEST(codec, gfdit_fields_read_and_write_as_msgpack_c_does) {
   EXPECT_FALSE(decode<ping_gfdit>(std::string_view(bad.data(), bad.size())));
   auto hb = msgpack::unpack(bad.data(), bad.size());
   EXPECT_THROW(hb.get().as<ping_msgpack_c>(), msgpack::type_error);
+}
+
+TEST(codec, doubles_pack_as_msgpack_c_does_and_two_to_the_64_packs_as_a_float) {
+  const double two_to_64 = 18446744073709551616.0;
+  for (double d :
+       {0.0, -0.0, 0.5, 3.0, -1.0, 4294967296.0, 9223372036854775808.0, 18446744073709549568.0, -9223372036854775808.0,
+        -18446744073709551616.0, 1e300, -1e300, std::numeric_limits<double>::infinity(),
+        -std::numeric_limits<double>::infinity(), std::numeric_limits<double>::quiet_NaN()}) {
+    SCOPED_TRACE(d);
+    EXPECT_EQ(encode(ping_gfdit{1, "", d}), packed(ping_gfdit{1, "", d}));
+  }
+  // The library's own packer converts 2^64 to uint64_t (undefined); ours writes a float64.
+  const std::string bytes = encode(ping_gfdit{1, "", two_to_64});
+  const std::string tail("\xcb\x43\xf0\0\0\0\0\0\0", 9);  // float64 2^64
+  ASSERT_GE(bytes.size(), tail.size());
+  EXPECT_EQ(bytes.substr(bytes.size() - tail.size()), tail);
+  auto back = decode<ping_gfdit>(bytes);
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->extra, two_to_64);
 }
 
 TEST(catalog, renders_envelopes_as_json_and_refuses_id_clashes) {
