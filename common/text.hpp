@@ -1,6 +1,6 @@
 #pragma once
-// Small text helpers every module needs: a whole file as a string, a list joined for a message,
-// UTF-8 validity, a secret compared in constant time.
+// Small text helpers every module needs: a whole file as a string (read, or written atomically), a list joined for a
+// message, UTF-8 validity, a secret compared in constant time.
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -35,6 +35,21 @@ inline result<std::string> read_text(const std::filesystem::path& path, std::uin
   auto text = read_text(path.string());
   if (!text) return make_error(errc::io, path.string() + ": cannot read");
   return std::move(*text);
+}
+
+// Writes `text` beside `path` and renames it there, so a reader sees the old file or the new
+// one, never a part; errors name the file.
+inline result<void> write_text_atomically(const std::filesystem::path& path, std::string_view text) {
+  const std::filesystem::path tmp = path.string() + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    f.write(text.data(), static_cast<std::streamsize>(text.size()));
+    if (!f) return make_error(errc::io, "cannot write " + tmp.string());
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) return make_error(errc::io, "cannot rename " + tmp.string() + ": " + ec.message());
+  return {};
 }
 
 // The length of the valid UTF-8 sequence that starts `s` (RFC 3629: no overlong forms, no

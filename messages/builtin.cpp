@@ -7,6 +7,7 @@
 #include "messages/membership.hpp"
 #include "messages/serving.hpp"
 #include "messages/system.hpp"
+#include "messages/train.hpp"
 #include "messages/world.hpp"
 
 namespace gfdit {
@@ -33,6 +34,7 @@ void register_builtin_messages(catalog& c) {
           msg::worker_state, msg::cluster_state, msg::served_model, msg::worker_hello, msg::hello_query,
           msg::worker_heartbeat, msg::form_group, msg::dissolve_group, msg::group_view, msg::worker_down>(c);
   add_all<msg::world_join, msg::world_blobs>(c);
+  add_all<msg::train_ready, msg::train_step, msg::train_done, msg::train_metrics>(c);
 }
 
 }  // namespace gfdit

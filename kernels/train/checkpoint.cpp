@@ -4,6 +4,7 @@
 #include <fstream>
 #include <map>
 
+#include "common/text.hpp"
 #include "kernels/dit/model.hpp"
 #include "kernels/dit/safetensors.hpp"
 
@@ -37,19 +38,6 @@ std::map<std::string, std::string> options_metadata(const train_options& o, std:
           {"gfdit.train.clip", exact(a.clip)},
           {"gfdit.train.warmup", std::to_string(a.warmup)},
           {"gfdit.train.ema_max", exact(a.ema_max)}};
-}
-
-result<void> write_text(const fs::path& path, const std::string& text) {
-  const fs::path tmp = path.string() + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    f << text;
-    if (!f) return make_error(errc::io, "train: cannot write " + tmp.string());
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) return make_error(errc::io, "train: cannot rename " + tmp.string() + ": " + ec.message());
-  return {};
 }
 
 result<void> rename_into(const fs::path& tmp, const fs::path& path) {
@@ -87,7 +75,7 @@ result<void> save_checkpoint(const fs::path& dir, const std::string& card_json, 
   const fs::path model_tmp = dir / "model.safetensors.tmp", state_tmp = dir / "train_state.safetensors.tmp";
   if (auto r = served->save(model_tmp); !r) return r;
   if (auto r = dit::write_safetensors(state_tmp, state, "F32"); !r) return r;
-  if (auto r = write_text(dir / "config.json", card_json); !r) return r;
+  if (auto r = write_text_atomically(dir / "config.json", card_json); !r) return r;
   if (auto r = rename_into(model_tmp, dir / "model.safetensors"); !r) return r;
   return rename_into(state_tmp, dir / "train_state.safetensors");
 }

@@ -3,10 +3,13 @@
 // backend, shared memory; the rendezvous in `world_dir`), loads the data, starts from the
 // initial weights or resumes DIR's checkpoint, takes the steps, and rank 0 writes the model
 // folder (checkpoint.hpp) every `checkpoint_every` steps and at the end. `gfdit train` starts
-// `degree` of them; the weights are the same bits at any degree.
+// `degree` of them, the pool; which of them take a step can change while the run goes on
+// (membership.hpp). The weights are the same bits at any degree and across such changes.
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <memory>
+#include <string>
 
 #include "common/result.hpp"
 #include "kernels/train/trainer.hpp"
@@ -22,6 +25,9 @@ struct run_options {
   bool resume = false;
   std::int64_t stop_at = 0;  // > 0: stop after this step, the schedule still that of train.steps
   std::int64_t checkpoint_every = 0;
+  // Read by rank 0 before every step when degree > 1: who of the pool takes it (membership.hpp).
+  // Empty: every rank, always.
+  std::filesystem::path members_file;
 };
 
 struct progress {
@@ -29,10 +35,25 @@ struct progress {
   double seconds = 0;      // this step, wall clock (a shell measure, not used by the step)
   int images = 0;          // samples in the global batch
   std::int64_t steps = 0;  // the schedule's length
+  int workers = 1;         // ranks that took it
 };
 
-// Every rank calls it with the same options; `on_step` is called on rank 0 only.
+// Everything a rank needs before its first step: the model card's text (copied into every
+// checkpoint), the data, and the trainer at its initial or resumed state; `degree` workers must
+// be able to split the batch. Errors name what is wrong (a diffusers folder, a state for
+// another model, another data set when resuming, nothing left to do).
+struct prepared_run {
+  std::string card_json;
+  std::unique_ptr<flow_dataset> data;  // the trainer reads it
+  std::unique_ptr<train::trainer> model;
+  std::int64_t last = 0;  // the step to stop after
+};
+result<prepared_run> prepare_run(const run_options& o, int degree);
+
+// Every rank calls it with the same options; `on_step` and `on_note` (a membership change, a
+// members file refused) are called on rank 0 only.
 result<void> run_worker(const run_options& o, int rank, int degree, const std::filesystem::path& world_dir,
-                        const std::function<void(const progress&)>& on_step);
+                        const std::function<void(const progress&)>& on_step,
+                        const std::function<void(const std::string&)>& on_note = {});
 
 }  // namespace gfdit::train

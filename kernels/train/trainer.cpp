@@ -106,4 +106,17 @@ result<step_report> trainer::step(const dp_group& g) {
   return rep;
 }
 
+result<void> trainer::send_state(coll::World& w, const coll::Group& g, int to) const {
+  for (const auto* v : {&params_, &state_.m, &state_.v, &state_.ema})
+    if (auto r = w.send(g, to, v->data(), v->size() * sizeof(float)); !r) return r;
+  return {};
+}
+
+result<void> trainer::receive_state(coll::World& w, const coll::Group& g, int from, std::int64_t step) {
+  for (auto* v : {&params_, &state_.m, &state_.v, &state_.ema})
+    if (auto r = w.recv(g, from, v->data(), v->size() * sizeof(float)); !r) return r;
+  state_.step = step;
+  return {};
+}
+
 }  // namespace gfdit::train

@@ -54,6 +54,11 @@ class trainer {
   // Every member of g calls it with the same weights; all end with the same weights.
   result<step_report> step(const dp_group& g);
 
+  // A rank joining a running group takes the state from a member (point to point in `g`, a group
+  // holding both): the fp32 weights, both moments and the EMA; `step` is the sender's count.
+  result<void> send_state(coll::World& w, const coll::Group& g, int to) const;
+  result<void> receive_state(coll::World& w, const coll::Group& g, int from, std::int64_t step);
+
   const param_layout& layout() const noexcept { return layout_; }
   const train_options& options() const noexcept { return options_; }
   const std::vector<float>& params() const noexcept { return params_; }

@@ -35,6 +35,9 @@ namespace gfdit::bag {}
 #define GFDIT_SERVE_READY 1
 #endif
 #include "actors/runtime/plugin_loader.hpp"
+#ifdef GFDIT_WITH_TRAIN_ACTORS
+#include "actors/train/train_actor_types.hpp"
+#endif
 #if defined(GFDIT_WITH_SERVING_REPLAY) && __has_include("actors/serving/serving_replay.hpp")
 #include "actors/serving/serving_replay.hpp"
 #define GFDIT_SERVING_REPLAY_READY 1
@@ -82,6 +85,9 @@ int pass_through(const std::string& name, int argc, char** argv) {
 int main(int argc, char** argv) {
 #if defined(GFDIT_WITH_SERVING_ACTORS) && __has_include("actors/serving/serving_actor_types.hpp")
   (void)gfdit::serving_actor_types();  // keeps the library (and its registered types) linked
+#endif
+#ifdef GFDIT_WITH_TRAIN_ACTORS
+  (void)gfdit::train_actor_types();
 #endif
 #ifdef GFDIT_SERVING_REPLAY_READY
   (void)gfdit::serving_replay_cores();  // the control plane's replayable cores

@@ -4,6 +4,8 @@
 //   --checkpoint-every N, --resume (continue the run saved in --out, with its own options).
 // The command starts --degree copies of itself (`--rank R --world-dir D`), one process per
 // data-parallel worker; rank 0 prints a line per step and writes the checkpoints.
+// gfdit train --out my-fashion --members 0,2: the running job's next steps are taken by ranks 0
+// and 2 only (OUT/members, kernels/train/membership.hpp); the others wait, and rejoin when named.
 #include "launch/cli/train.hpp"
 
 #include <cstdio>
@@ -18,6 +20,7 @@
 #include <CLI/CLI.hpp>
 
 #include "kernels/dit/model_card.hpp"
+#include "kernels/train/membership.hpp"
 #include "kernels/train/reduce.hpp"
 #include "kernels/train/run.hpp"
 #include "launch/cli/self_exe.hpp"
@@ -35,10 +38,13 @@ int fail(const std::string& what) {
   return 2;
 }
 
+void print_note(const std::string& note) { std::fprintf(stderr, "gfdit train: %s\n", note.c_str()); }
+
 void print_step(const train::progress& p) {
-  std::printf("step %lld/%lld  loss %.5f  grad norm %.4f  lr %.3g  %.3f s  %.1f images/s\n",
+  std::printf("step %lld/%lld  loss %.5f  grad norm %.4f  lr %.3g  %.3f s  %.1f images/s  %d worker%s\n",
               static_cast<long long>(p.report.step), static_cast<long long>(p.steps), p.report.loss, p.report.grad_norm,
-              static_cast<double>(p.report.lr), p.seconds, p.seconds > 0 ? p.images / p.seconds : 0.0);
+              static_cast<double>(p.report.lr), p.seconds, p.seconds > 0 ? p.images / p.seconds : 0.0, p.workers,
+              p.workers == 1 ? "" : "s");
   std::fflush(stdout);
 }
 
@@ -91,6 +97,7 @@ int train_main(int argc, char** argv) {
   int degree = 1, rank = -1;
   std::int64_t limit = 0, stop_at = 0, every = 1000;
   bool resume = false;
+  std::vector<std::int32_t> members;
   app.option_defaults()->always_capture_default();  // --help shows the recipe's defaults
   auto* by_name = app.add_option("--model", model_name, "the architecture: a model's name on the model search path");
   app.add_option("--config", config_dir, "a folder whose config.json is the architecture (instead of --model)")
@@ -113,9 +120,25 @@ int train_main(int argc, char** argv) {
   app.add_option("--limit", limit, "train on the first N pictures only")->check(CLI::NonNegativeNumber);
   app.add_option("--checkpoint-every", every, "write the folder every N steps (and at the end; 0: at the end only)")
       ->check(CLI::NonNegativeNumber);
+  app.add_option("--members", members,
+                 "change a running job: only these ranks take its next steps (written to OUT/members; rank 0 "
+                 "always)")
+      ->delimiter(',')
+      ->check(CLI::Range(0, 63));
   app.add_option("--rank", rank)->group("");  // set on the workers this command starts
   app.add_option("--world-dir", world_dir)->group("");
   CLI11_PARSE(app, argc, argv);
+
+  if (!members.empty()) {
+    std::string plan;
+    for (auto r : members) plan += std::to_string(r) + " ";
+    if (auto p = train::parse_membership(plan, 64, 1 << 20); !p) return fail("--members: " + p.err().what);
+    std::error_code ec;
+    fs::create_directories(out, ec);  // a plan may be written before the run starts
+    if (auto r = train::write_membership(fs::path(out) / "members", members); !r) return fail(r.err().what);
+    std::printf("%s/members: ranks %s from the next step on\n", out.c_str(), plan.c_str());
+    return 0;
+  }
 
   train::run_options o;
   o.model_dir = config_dir;
@@ -132,9 +155,10 @@ int train_main(int argc, char** argv) {
   o.resume = resume;
   o.stop_at = stop_at;
   o.checkpoint_every = every;
+  o.members_file = fs::path(out) / "members";
 
   if (rank >= 0) {  // a worker
-    auto r = train::run_worker(o, rank, degree, world_dir, print_step);
+    auto r = train::run_worker(o, rank, degree, world_dir, print_step, print_note);
     if (!r) {
       std::fprintf(stderr, "gfdit train (rank %d): %s\n", rank, r.err().what.c_str());
       return 1;
@@ -157,7 +181,8 @@ int train_main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   const int status = run_ranks(args, degree);
   if (status != 0) return status;
-  std::printf("wrote %s: gfdit generate --weights %s --prompt ...\n", out.c_str(), out.c_str());
+  std::printf("wrote %s (loss curve: %s/loss.svg): gfdit generate --weights %s --prompt ...\n", out.c_str(),
+              out.c_str(), out.c_str());
   return 0;
 }
 

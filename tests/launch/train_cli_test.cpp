@@ -41,8 +41,12 @@ class TrainCli : public ::testing::Test {
 TEST_F(TrainCli, TrainsAFolderThatLoadsAndDraws) {
   auto r = train("m", {"--steps", "3", "--batch", "8", "--degree", "2"});
   ASSERT_EQ(r.status, 0) << r.output;
-  for (const char* s : {"step 1/3  loss ", "step 3/3", "grad norm", "images/s"})
+  for (const char* s : {"step 1/3  loss ", "step 3/3", "grad norm", "images/s", "2 workers"})
     EXPECT_NE(r.output.find(s), std::string::npos) << s << " in\n" << r.output;
+  const auto bytes = read_bytes(dir_ / "m" / "loss.svg");  // the loss curve, drawn from train_log.csv
+  const std::string svg(bytes.begin(), bytes.end());
+  EXPECT_EQ(svg.rfind("<svg", 0), 0u) << svg.substr(0, 100);
+  EXPECT_NE(svg.find("at step 3"), std::string::npos);
   auto card = gfdit::dit::read_model_card(dir_ / "m");
   ASSERT_TRUE(card) << card.err().what;
   auto m = gfdit::dit::load_model(*card);
@@ -66,6 +70,23 @@ TEST_F(TrainCli, StopsAndResumesToTheSameBytesAsOneRun) {
   EXPECT_EQ(r.output.find("step 2/4"), std::string::npos) << r.output;
   EXPECT_EQ(read_bytes(dir_ / "parts" / "train_state.safetensors"),
             read_bytes(dir_ / "whole" / "train_state.safetensors"));
+}
+
+TEST_F(TrainCli, MembersChangeWhoTakesTheStepsNotTheBytes) {
+  ASSERT_EQ(train("whole", {"--steps", "4", "--batch", "4"}).status, 0);
+  // A plan written before the start: ranks 0 and 3 of a pool of four take every step.
+  auto plan = run({"train", "--out", (dir_ / "elastic").string(), "--members", "0,3"}, dir_);
+  ASSERT_EQ(plan.status, 0) << plan.output;
+  auto r = train("elastic", {"--steps", "4", "--batch", "4", "--degree", "4"});
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("step 4/4"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("2 workers"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("4 workers"), std::string::npos) << r.output;
+  EXPECT_EQ(read_bytes(dir_ / "elastic" / "train_state.safetensors"),
+            read_bytes(dir_ / "whole" / "train_state.safetensors"));
+  auto bad = run({"train", "--out", (dir_ / "elastic").string(), "--members", "1,2"}, dir_);
+  EXPECT_EQ(bad.status, 2);
+  EXPECT_NE(bad.output.find("rank 0 must take part"), std::string::npos) << bad.output;
 }
 
 TEST_F(TrainCli, MistakesAreClearErrors) {

@@ -43,6 +43,13 @@ class launched_graph {
     launcher_ = std::make_unique<child_process>(argv, (dir_ / "graph.log").string());
   }
 
+  // The launcher's exit status once the graph ends by itself (-1000 past the timeout).
+  int wait(std::chrono::seconds timeout) {
+    const int status = launcher_->wait(timeout);
+    if (status != -1000) launcher_.reset();
+    return status;
+  }
+
   const std::filesystem::path& dir() const { return dir_; }
   std::string log() const {
     std::ifstream in(dir_ / "graph.log");

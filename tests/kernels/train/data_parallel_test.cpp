@@ -1,12 +1,13 @@
 // Data-parallel training across real processes: the checkpoint's files (master weights, AdamW
 // moments, EMA, and the served bf16 weights) are the same bytes run to run, at degree 1, 2, 3
-// and 4, and after stopping and resuming at another degree.
+// and 4, after stopping and resuming at another degree, and when workers leave and join mid-run.
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 
+#include "kernels/train/train_log.hpp"
 #include "tests/kernels/train/train_support.hpp"
 #include "tests/support/rank_processes.hpp"
 
@@ -45,6 +46,26 @@ class DataParallel : public ::testing::Test {
   }
   std::string state(const std::string& out) { return bytes_of(root_ / out / "train_state.safetensors"); }
   std::string served(const std::string& out) { return bytes_of(root_ / out / "model.safetensors"); }
+  // The step numbers and the workers that took each, from rank 0's log (train_log.hpp), and its notes.
+  std::string steps(const std::string& out) {
+    auto rows = read_log(root_ / out / "train_log.csv");
+    if (!rows) return rows.err().what;
+    std::string s;
+    for (const auto& r : *rows) s += std::to_string(r.step) + " ";
+    return s;
+  }
+  std::string workers(const std::string& out) {
+    auto rows = read_log(root_ / out / "train_log.csv");
+    if (!rows) return rows.err().what;
+    std::string s;
+    for (const auto& r : *rows) s += std::to_string(r.workers) + "\n";
+    return s;
+  }
+  std::string notes(const std::string& out) { return bytes_of(root_ / (out + ".notes")); }
+  void plan(const std::string& out, const std::string& members) {
+    fs::create_directories(root_ / out);
+    std::ofstream(root_ / out / "members") << members;
+  }
 
   fs::path root_;
 };
@@ -75,6 +96,36 @@ TEST_F(DataParallel, WeightsAreTheSameBitsRunToRunAtDegreesOneToFourAndAfterResu
   EXPECT_EQ(state("resumed-1"), state("d1"));
   EXPECT_EQ(state("resumed-3"), state("d1"));
   EXPECT_EQ(served("resumed"), served("d1"));
+  EXPECT_EQ(steps("resumed"), "1 2 3 4 ");  // the log continues across the resume
+  EXPECT_EQ(workers("resumed"), "2\n2\n4\n4\n");
+}
+
+TEST_F(DataParallel, WorkersLeavingAndJoiningMidRunChangeNoBit) {
+  ASSERT_TRUE(train(1, "d1", 8));
+  // A pool of four: ranks 2 and 3 leave at step 3, at step 5 rank 1 leaves and 2 and 3 join again
+  // (they take rank 0's weights and optimizer state: theirs are two steps old), at step 7 rank 1
+  // joins. Degrees 4, 2, 3, 4.
+  plan("elastic", "3: 0 1\n5: 0,2,3   # three: 8 samples cut 3 + 3 + 2\n7: 0 1 2 3\n");
+  ASSERT_TRUE(train(4, "elastic", 8));
+  EXPECT_EQ(workers("elastic"), "4\n4\n2\n2\n3\n3\n4\n4\n");
+  EXPECT_NE(notes("elastic").find("step 5: the group re-forms with ranks 0 2 3 (was 0 1)"), std::string::npos)
+      << notes("elastic");
+  ASSERT_FALSE(state("d1").empty());
+  EXPECT_EQ(state("elastic"), state("d1"));
+  EXPECT_EQ(served("elastic"), served("d1"));
+
+  // A members file that does not parse is reported once and changes nothing; the run goes on.
+  plan("refused", "0 1\n3: 1\n");
+  ASSERT_TRUE(train(2, "refused", 8));
+  EXPECT_EQ(workers("refused"), "2\n2\n2\n2\n2\n2\n2\n2\n");
+  EXPECT_NE(notes("refused").find("members line 2: rank 0 must take part"), std::string::npos) << notes("refused");
+  EXPECT_EQ(state("refused"), state("d1"));
+
+  // Down to rank 0 alone from step 2.
+  plan("shrinks", "2: 0\n");
+  ASSERT_TRUE(train(3, "shrinks", 8));
+  EXPECT_EQ(workers("shrinks"), "3\n1\n1\n1\n1\n1\n1\n1\n");
+  EXPECT_EQ(state("shrinks"), state("d1"));
 }
 
 TEST_F(DataParallel, ADegreeThatCannotSplitTheBatchFailsOnEveryRank) {

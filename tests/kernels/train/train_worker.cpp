@@ -1,6 +1,8 @@
 // One rank of a data-parallel training run, as a real process (run_ranks starts N of them):
 //   gfdit_train_worker train RANK N WORLD_DIR MODEL_DIR OUT STEPS BATCH STOP_AT RESUME(0|1)
-// Exit 0 when the run finished, 1 with the error on stderr otherwise.
+// Exit 0 when the run finished, 1 with the error on stderr otherwise. OUT/members, when there,
+// changes who takes each step; rank 0 writes its notes (membership changes, a members file
+// refused) to OUT.notes.
 #include <cstdio>
 #include <string>
 
@@ -26,7 +28,15 @@ int main(int argc, char** argv) {
   o.train.adamw.lr = 2e-3f, o.train.adamw.warmup = 2;
   o.stop_at = std::stoll(argv[9]);
   o.resume = std::string(argv[10]) == "1";
-  auto r = run_worker(o, rank, n, argv[4], nullptr);
+  o.members_file = o.out / "members";
+  const std::string out = argv[6];
+  auto append = [](const std::string& file, const std::string& line) {
+    if (FILE* f = std::fopen(file.c_str(), "a")) {
+      std::fprintf(f, "%s\n", line.c_str());
+      std::fclose(f);
+    }
+  };
+  auto r = run_worker(o, rank, n, argv[4], nullptr, [&](const std::string& note) { append(out + ".notes", note); });
   if (!r) {
     std::fprintf(stderr, "rank %d: %s\n", rank, r.err().what.c_str());
     return 1;

@@ -2,9 +2,11 @@
 // draws, training steps in one process, and the checkpoint's round trip.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <numeric>
 #include <set>
 
@@ -12,7 +14,9 @@
 #include "kernels/dit/numerics.hpp"
 #include "kernels/train/adamw.hpp"
 #include "kernels/train/checkpoint.hpp"
+#include "kernels/train/membership.hpp"
 #include "kernels/train/reduce.hpp"
+#include "kernels/train/train_log.hpp"
 #include "kernels/train/trainer.hpp"
 #include "tests/kernels/train/train_support.hpp"
 
@@ -116,6 +120,79 @@ TEST(TreeSum, AnyDegreeGivesTheOneWorkerSumBitForBit) {
   EXPECT_TRUE(tree_splits(24, 5));
   EXPECT_FALSE(tree_splits(2, 4));
   EXPECT_FALSE(tree_splits(4, 0));
+}
+
+TEST(Membership, PlansParseAndTheLatestChangeThatAppliesWins) {
+  auto plan = parse_membership("# the pool: 0-3\n\n3: 2 0\n0,1,3\n 10 : 0  # alone\n", 4, 8);
+  ASSERT_TRUE(plan) << plan.err().what;
+  ASSERT_EQ(plan->size(), 3u);
+  EXPECT_EQ((*plan)[0].members, (std::vector<std::int32_t>{0, 2}));
+  using v = std::vector<std::int32_t>;
+  EXPECT_EQ(members_at(*plan, 1, 4), (v{0, 1, 3}));  // the line without a step applies from the start
+  EXPECT_EQ(members_at(*plan, 9, 4), (v{0, 1, 3}));  // ... and, being later, over "3:"
+  EXPECT_EQ(members_at(*plan, 10, 4), (v{0}));
+  EXPECT_EQ(members_at({}, 5, 3), (v{0, 1, 2}));
+  auto two = parse_membership("5: 0 1\n9: 0 1 2\n", 3, 8);
+  ASSERT_TRUE(two);
+  EXPECT_EQ(members_at(*two, 4, 3), (v{0, 1, 2}));
+  EXPECT_EQ(members_at(*two, 5, 3), (v{0, 1}));
+  EXPECT_EQ(members_at(*two, 9, 3), (v{0, 1, 2}));
+
+  const std::pair<const char*, const char*> bad[] = {
+      {"0 1\n0 4\n", "line 2: rank 4 is not in the pool (ranks 0 to 3)"},
+      {"0 1 1", "line 1: rank 1 is named twice"},
+      {"1 2", "line 1: rank 0 must take part"},
+      {"0 x", "line 1: 'x' is not a rank"},
+      {"0 -1", "line 1: rank -1 is not in the pool"},
+      {"0: 0 1", "line 1: '0' is not a step (a number from 1)"},
+      {"a b: 0", "is not a step"},
+      {"4:", "line 1: no ranks"},
+      {"0 1 2 3", "4 workers cannot split a global batch of 3"},
+      {"0 99999999999999999999", "is not a rank"},
+  };
+  for (const auto& [text, why] : bad) {
+    auto r = parse_membership(text, 4, 3);
+    ASSERT_FALSE(r) << text;
+    EXPECT_NE(r.err().what.find(why), std::string::npos) << text << ": " << r.err().what;
+  }
+}
+
+TEST(TrainLog, RowsRoundTripAResumeDropsLaterStepsAndTheCurveDrawsThem) {
+  const fs::path dir = fs::temp_directory_path() / ("gfdit-train-log-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const fs::path file = dir / "train_log.csv";
+  auto none = read_log(file);
+  ASSERT_TRUE(none);
+  EXPECT_TRUE(none->empty());
+  for (int i = 1; i <= 5; ++i) ASSERT_TRUE(append_log(file, {i, 2.0 / i, 0.5, 1e-3, 0.25, 32.0, i < 3 ? 4 : 2}));
+  auto rows = read_log(file);
+  ASSERT_TRUE(rows) << rows.err().what;
+  ASSERT_EQ(rows->size(), 5u);
+  EXPECT_EQ((*rows)[2].step, 3);
+  EXPECT_EQ((*rows)[2].loss, 2.0 / 3);  // every bit of the double
+  EXPECT_EQ((*rows)[2].workers, 2);
+  ASSERT_TRUE(keep_log_until(file, 3));
+  rows = read_log(file);
+  ASSERT_TRUE(rows);
+  ASSERT_EQ(rows->size(), 3u);
+  EXPECT_EQ(rows->back().step, 3);
+
+  const std::string svg = loss_svg(*rows, "loss: <run> & co");
+  EXPECT_EQ(svg.rfind("<svg", 0), 0u);
+  EXPECT_NE(svg.find("loss: &lt;run&gt; &amp; co"), std::string::npos);
+  EXPECT_EQ(std::count(svg.begin(), svg.end(), '<'), std::count(svg.begin(), svg.end(), '>'));
+  const auto avg = svg.find("class=\"average\"");
+  ASSERT_NE(avg, std::string::npos);
+  const auto points = svg.substr(svg.find("points=\"", avg));
+  EXPECT_EQ(std::count(points.begin(), points.begin() + static_cast<std::ptrdiff_t>(points.find("\"/>")), ','), 3);
+  EXPECT_NE(loss_svg({}, "t").find("no steps yet"), std::string::npos);
+
+  std::ofstream(file, std::ios::app) << "4,0.5,oops\n";
+  auto bad = read_log(file);
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.err().what.find("train_log.csv:5: not a row"), std::string::npos) << bad.err().what;
+  fs::remove_all(dir);
 }
 
 TEST(FlowDraws, AreAFunctionOfTheGlobalSampleAlone) {

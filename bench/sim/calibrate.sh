@@ -1,27 +1,37 @@
 #!/usr/bin/env bash
-# The simulator against real workers, on this machine's CPUs (issue 23, item 3, at CPU scale):
-# `gfdit profile` measures fashion-dit's stages on the cpu worker backend, then each policy serves
-# the same fashion-mix requests live (launch/graphs/serving-fashion.yaml: 2 cpu workers, the
-# scheduler planning on the measured profile) and in `gfdit sim` with that profile; the table gives
-# the medians of RUNS live runs beside the simulator's prediction and sim/live.
-#   bash bench/sim/calibrate_cpu.sh [BUILD=build] [RUNS=3] [REQUESTS=12] [POLICIES="static:1 static:2 edf-best-fit"]
+# The simulator against real workers (issue 23, item 3): `gfdit profile` measures fashion-dit's
+# stages on the worker backend (DEVICE: cpu, or gpu with one GPU per worker), then each policy
+# serves the same fashion-mix requests live (launch/graphs/serving-fashion.yaml: WORKERS workers,
+# the scheduler planning on the measured profile) and in `gfdit sim` with that profile; the table
+# gives the medians of RUNS live runs beside the simulator's prediction and sim/live.
+#   bash bench/sim/calibrate.sh [BUILD=build]
+#   env: DEVICE=cpu WORKERS=2 RUNS=3 REQUESTS=12 POLICIES="static:1 static:2 edf-best-fit"
+#        GFDIT=path/to/gfdit (default BUILD/launch/cli/gfdit; a bundle's bin/gfdit elsewhere)
 set -euo pipefail
 BUILD=${1:-build}
+DEVICE=${DEVICE:-cpu}
+WORKERS=${WORKERS:-2}
 RUNS=${RUNS:-3}
 REQUESTS=${REQUESTS:-12}
-POLICIES=${POLICIES:-"static:1 static:2 edf-best-fit"}
-G=$BUILD/launch/cli/gfdit
+POLICIES=${POLICIES:-"$(for d in $(seq "$WORKERS"); do printf 'static:%s ' "$d"; done)edf-best-fit"}
+G=${GFDIT:-$BUILD/launch/cli/gfdit}
+if [ "$DEVICE" = gpu ]; then
+  MACHINE="$WORKERS x $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)"
+else
+  MACHINE="$(nproc) cores"
+fi
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
-"$G" profile --model fashion-dit --degrees 1,2 --steps 5 --reps 3 --machine "$(nproc) cores" --out "$W/profile.yaml" 2>&1 |
-  grep "degree" >&2
+"$G" profile --model fashion-dit=models/fashion-dit --device "$DEVICE" --degrees "$(seq -s, "$WORKERS")" --steps 5 \
+  --reps 3 --machine "$MACHINE" --out "$W/profile.yaml" 2>&1 | grep "degree" >&2
 for pol in $POLICIES; do
   for r in $(seq "$RUNS"); do
     mkdir -p "$W/world-$pol-$r"
     "$G" launch launch/graphs/serving-fashion.yaml world_dir:="$W/world-$pol-$r" policy:="$pol" requests:="$REQUESTS" \
+      workers:="$WORKERS" backend:="$DEVICE" \
       profiles:="$W/profile.yaml" json:="$W/live-$pol-$r.json" > "$W/live-$pol-$r.log" 2>&1
   done
-  "$G" sim --workload launch/workloads/fashion-mix.yaml --profiles "$W/profile.yaml" --gpus 2 --requests "$REQUESTS" \
+  "$G" sim --workload launch/workloads/fashion-mix.yaml --profiles "$W/profile.yaml" --gpus "$WORKERS" --requests "$REQUESTS" \
     --policy "$pol" --json "$W/sim-$pol.json" --quiet
 done
 python3 - "$W" "$RUNS" $POLICIES <<'PY'

@@ -1,0 +1,205 @@
+// gfdit.train_coordinator: runs a training run's steps (launch/graphs/train.yaml). Once every
+// trainer of the pool has said it is ready (in the World, at the same step), it sends each step
+// to the ranks that take it: who, from OUT/members (kernels/train/membership.hpp) among the ranks
+// alive; ranks whose state is behind (they sat steps out, or a step failed on them) first take the
+// state of one that holds the current step. A trainer whose heartbeats stop is declared dead and
+// leaves the pool: the step it was in fails on its peers (their collective times out), and the
+// coordinator sends it again to those left, so the run goes on with the same bits. Per step: a
+// train.metrics message, a row of OUT/train_log.csv and the progress on the log; the loss curve
+// OUT/loss.svg at every checkpoint. It stops its process at the end (exit_on_done).
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <map>
+#include <set>
+
+#include "actors/runtime/param_checks.hpp"
+#include "actors/runtime/registry.hpp"
+#include "actors/train/train_params.hpp"
+#include "kernels/train/membership.hpp"
+#include "kernels/train/reduce.hpp"
+#include "kernels/train/train_log.hpp"
+#include "messages/membership.hpp"
+#include "messages/train.hpp"
+
+namespace gfdit {
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+class coordinator_actor : public actor {
+ public:
+  result<void> on_configure(context& ctx) override {
+    if (auto r = train_graph::declare_run_params(ctx); !r) return r;
+    auto& p = ctx.params();
+    using checks::at_least;
+    for (auto r : {
+             p.declare<std::int64_t>("heartbeat_timeout_ms", 3000, "a trainer silent this long is dead",
+                                     at_least<std::int64_t>(100)),
+             p.declare<std::int64_t>("attempts", 3, "tries of one step before the run fails",
+                                     at_least<std::int64_t>(1)),
+         })
+      if (!r) return r;
+    options_ = train_graph::run_options_of(ctx);
+    pool_ = train_graph::pool_of(ctx);
+    if (!train::tree_splits(options_.train.batch, pool_))
+      return make_error(errc::invalid_argument, "a global batch of " + std::to_string(options_.train.batch) +
+                                                    " cannot be split over a pool of " + std::to_string(pool_));
+    if (ctx.probing()) return {};
+    plan_ = std::make_unique<train::members_file>(options_.members_file, pool_, options_.train.batch,
+                                                  [&ctx](const std::string& note) { ctx.log().warn("{}", note); });
+    ctx.on<msg::train_ready>([this, &ctx](const msg::train_ready& m, const envelope&) { ready(ctx, m); });
+    ctx.on<msg::train_done>([this, &ctx](const msg::train_done& m, const envelope&) { done(ctx, m); });
+    ctx.subscribe<msg::worker_heartbeat>("train.heartbeats", [this](const msg::worker_heartbeat& h, const envelope&) {
+      if (h.worker >= 0 && h.worker < pool_) last_beat_[h.worker] = clock_type::now();
+    });
+    return {};
+  }
+
+  result<void> on_activate(context& ctx) override {
+    const auto timeout = std::chrono::milliseconds(ctx.params().get<std::int64_t>("heartbeat_timeout_ms"));
+    ctx.every(timeout / 4, [this, &ctx, timeout] {
+      const auto now = clock_type::now();
+      for (auto& [rank, at] : last_beat_)
+        if (alive_.count(rank) && now - at > timeout) {
+          ctx.log().error("trainer {} sent no heartbeat for {} ms: it leaves the run", rank, timeout.count());
+          alive_.erase(rank);
+          waiting_.erase(rank);
+          if (started_ && waiting_.empty() && in_step_) complete(ctx);
+        }
+    });
+    return {};
+  }
+
+ private:
+  void ready(context& ctx, const msg::train_ready& m) {
+    if (m.rank < 0 || m.rank >= pool_) return ctx.log().warn("train.ready from rank {}, not in the pool", m.rank);
+    if (started_) return ctx.log().warn("trainer {} is ready after the start: a new process cannot join", m.rank);
+    at_[m.rank] = m.step;
+    count_[m.rank] = m.data_count;
+    last_beat_[m.rank] = clock_type::now();
+    if (static_cast<int>(at_.size()) < pool_) return;
+    for (const auto& [r, s] : at_)
+      if (s != at_.begin()->second || count_[r] != count_.begin()->second)
+        return fail(ctx, "the trainers start from different states (rank " + std::to_string(r) + " at step " +
+                             std::to_string(s) + ", rank 0 at " + std::to_string(at_.begin()->second) + ")");
+    started_ = true;
+    step_ = at_.begin()->second;
+    for (int r = 0; r < pool_; ++r) alive_.insert(r);
+    if (auto k = train::keep_log_until(train::log_path(options_.out), step_); !k) return fail(ctx, k.err().what);
+    ctx.log().info("{} trainers ready at step {}: training to step {}", pool_, step_, last());
+    next(ctx);
+  }
+
+  std::int64_t last() const {
+    return options_.stop_at > 0 ? std::min(options_.stop_at, options_.train.steps) : options_.train.steps;
+  }
+
+  void next(context& ctx) {
+    if (step_ >= last()) return finish(ctx);
+    std::vector<std::int32_t> members;
+    for (auto r : plan_->members(step_ + 1))
+      if (alive_.count(r)) members.push_back(r);
+    if (members.empty()) return fail(ctx, "no trainer of the plan for step " + std::to_string(step_ + 1) + " is alive");
+    msg::train_step s;
+    s.step = step_;
+    s.checkpoint =
+        step_ + 1 == last() || (options_.checkpoint_every > 0 && (step_ + 1) % options_.checkpoint_every == 0);
+    s.source = -1;
+    for (auto r : alive_)
+      if (at_[r] == step_) {
+        s.source = r;
+        break;
+      }
+    for (auto r : members)
+      if (at_[r] != step_) s.joiners.push_back(r);
+    if (s.source < 0) return fail(ctx, "no trainer alive holds step " + std::to_string(step_));
+    if (members != members_) {
+      if (!members_.empty())
+        ctx.log().info("step {}: the group re-forms with ranks {} (was {})", step_ + 1, train::ranks_text(members),
+                       train::ranks_text(members_));
+      members_ = members;
+      ++epoch_;
+    }
+    s.members = members;
+    s.epoch = epoch_;
+    waiting_.clear();
+    waiting_.insert(members.begin(), members.end());
+    waiting_.insert(s.source);
+    for (auto r : waiting_) (void)ctx.send(train_graph::trainer_name(r), s);
+    answers_.clear();
+    in_step_ = true;
+  }
+
+  void done(context& ctx, const msg::train_done& d) {
+    if (!in_step_ || !waiting_.count(d.rank)) return;
+    waiting_.erase(d.rank);
+    at_[d.rank] = d.step;
+    if (!d.ok) ctx.log().warn("trainer {} failed step {}: {}", d.rank, step_ + 1, d.error);
+    answers_.push_back(d);
+    if (waiting_.empty()) complete(ctx);
+  }
+
+  // Every rank asked has answered or is dead: the step is taken where any member took it.
+  void complete(context& ctx) {
+    in_step_ = false;
+    const msg::train_done* took = nullptr;
+    for (const auto& a : answers_)
+      if (a.ok && a.step == step_ + 1 && alive_.count(a.rank) && !took) took = &a;
+    if (!took) {
+      if (++failures_ >= ctx.params().get<std::int64_t>("attempts"))
+        return fail(ctx, "step " + std::to_string(step_ + 1) + " failed " + std::to_string(failures_) + " times");
+      return next(ctx);
+    }
+    failures_ = 0;
+    ++step_;
+    const int workers = static_cast<int>(members_.size());
+    const double rate = took->seconds > 0 ? options_.train.batch / took->seconds : 0;
+    (void)ctx.publish("train.metrics", msg::train_metrics{step_, options_.train.steps, took->loss, took->grad_norm,
+                                                          took->lr, took->seconds, rate, workers});
+    ctx.log().info("step {}/{}  loss {:.5f}  grad norm {:.4f}  lr {:.3g}  {:.3f} s  {:.1f} images/s  {} workers", step_,
+                   options_.train.steps, took->loss, took->grad_norm, took->lr, took->seconds, rate, workers);
+    std::error_code ec;
+    std::filesystem::create_directories(options_.out, ec);
+    if (auto r = train::append_log(train::log_path(options_.out),
+                                   {step_, took->loss, took->grad_norm, took->lr, took->seconds, rate, workers});
+        !r)
+      return fail(ctx, r.err().what);
+    const bool checkpoint =
+        step_ == last() || (options_.checkpoint_every > 0 && step_ % options_.checkpoint_every == 0);
+    if (checkpoint)
+      if (auto r = train::draw_loss(options_.out, options_.train.batch); !r) return fail(ctx, r.err().what);
+    next(ctx);
+  }
+
+  void finish(context& ctx) {
+    ctx.log().info("trained to step {}: {} (loss curve {}/loss.svg)", step_, options_.out.string(),
+                   options_.out.string());
+    ctx.request_stop();
+  }
+
+  // The run cannot go on: the process ends with status 2, so its launch fails (a requested
+  // stop always exits 0, and the launcher stops the other processes when this one exits).
+  [[noreturn]] void fail(context& ctx, const std::string& why) {
+    ctx.log().error("training stops: {}", why);
+    ctx.log().flush();
+    std::_Exit(2);
+  }
+
+  train::run_options options_;
+  int pool_ = 1;
+  std::unique_ptr<train::members_file> plan_;
+  std::map<std::int32_t, std::int64_t> at_, count_;  // each rank's step, its data set's size
+  std::map<std::int32_t, clock_type::time_point> last_beat_;
+  std::set<std::int32_t> alive_, waiting_;
+  std::vector<std::int32_t> members_;
+  std::vector<msg::train_done> answers_;
+  std::int64_t step_ = 0, failures_ = 0;
+  std::uint64_t epoch_ = 0;
+  bool started_ = false, in_step_ = false;
+};
+
+}  // namespace
+}  // namespace gfdit
+
+GFDIT_REGISTER_ACTOR(gfdit::coordinator_actor, "gfdit.train_coordinator");

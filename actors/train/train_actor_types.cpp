@@ -1,0 +1,5 @@
+#include "actors/train/train_actor_types.hpp"
+
+namespace gfdit {
+std::vector<std::string> train_actor_types() { return {"gfdit.train_coordinator", "gfdit.trainer"}; }
+}  // namespace gfdit
