@@ -38,6 +38,10 @@ class coordinator_actor : public actor {
                                      at_least<std::int64_t>(100)),
              p.declare<std::int64_t>("attempts", 3, "tries of one step before the run fails",
                                      at_least<std::int64_t>(1)),
+             p.declare<std::int64_t>("ready_timeout_ms", 300000,
+                                     "the run fails when a trainer is not ready this long after the start (one that "
+                                     "failed to configure never is)",
+                                     at_least<std::int64_t>(100)),
          })
       if (!r) return r;
     options_ = train_graph::run_options_of(ctx);
@@ -57,6 +61,13 @@ class coordinator_actor : public actor {
   }
 
   result<void> on_activate(context& ctx) override {
+    ctx.after(std::chrono::milliseconds(ctx.params().get<std::int64_t>("ready_timeout_ms")), [this, &ctx] {
+      if (started_) return;
+      std::vector<std::int32_t> missing;
+      for (int r = 0; r < pool_; ++r)
+        if (!at_.count(r)) missing.push_back(r);
+      fail(ctx, "trainers " + train::ranks_text(missing) + " are not ready (their logs say why)");
+    });
     const auto timeout = std::chrono::milliseconds(ctx.params().get<std::int64_t>("heartbeat_timeout_ms"));
     ctx.every(timeout / 4, [this, &ctx, timeout] {
       const auto now = clock_type::now();

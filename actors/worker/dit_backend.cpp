@@ -117,7 +117,17 @@ result<std::unique_ptr<dit_backend>> dit_backend::create(const dit_backend_confi
   if (!served) return served.err();
   auto w = coll::World::create(rv, o);
   if (!w) return make_error(w.err().code, cfg.device + " backend: joining the world: " + w.err().what);
-  return std::unique_ptr<dit_backend>(new dit_backend(cfg, std::move(now_us), std::move(*w), std::move(*served)));
+  auto be = std::unique_ptr<dit_backend>(new dit_backend(cfg, std::move(now_us), std::move(*w), std::move(*served)));
+  // gpu: the served checkpoints go to the device now, before the worker says hello, not on the
+  // first request (measured on an H100: that request waited for the upload and the CUDA set-up,
+  // which put a constant ~0.07 s into the mean queue time of a 12-request run).
+  if (be->on_gpu())
+    for (const auto& [name, s] : be->served_) {
+      auto g = dit::gpu_model::upload(s.model, be->world_->options().device);
+      if (!g) return make_error(g.err().code, "model '" + name + "': uploading to the GPU: " + g.err().what);
+      be->gpu_models_[&s.model] = std::move(*g);
+    }
+  return be;
 }
 
 result<std::map<std::string, dit_backend::served>> dit_backend::load_served(

@@ -2,8 +2,10 @@
 //   --config DIR instead of --model (a folder whose config.json is the architecture and card),
 //   --data DIR (the IDX files), --limit N, --lr, --warmup, --seed, --init-seed, --stop-at N,
 //   --checkpoint-every N, --resume (continue the run saved in --out, with its own options).
-// The command starts --degree copies of itself (`--rank R --world-dir D`), one process per
-// data-parallel worker; rank 0 prints a line per step and writes the checkpoints.
+// The command runs the training graph (launch/graphs/train.yaml, compiled in: a coordinator and
+// --degree trainer processes); with --processes it starts --degree copies of itself instead
+// (`--rank R --world-dir D`, a file rendezvous), rank 0 printing a line per step and writing the
+// checkpoints. The same bytes either way.
 // gfdit train --out my-fashion --members 0,2: the running job's next steps are taken by ranks 0
 // and 2 only (OUT/members, kernels/train/membership.hpp); the others wait, and rejoin when named.
 #include "launch/cli/train.hpp"
@@ -19,11 +21,16 @@
 #include <unistd.h>
 #include <CLI/CLI.hpp>
 
+#include "common/text.hpp"
 #include "kernels/dit/model_card.hpp"
 #include "kernels/train/membership.hpp"
 #include "kernels/train/reduce.hpp"
 #include "kernels/train/run.hpp"
 #include "launch/cli/self_exe.hpp"
+#include "launch/lib/commands.hpp"
+#ifdef GFDIT_WITH_TRAIN_ACTORS
+#include "actors/train/train_actor_types.hpp"
+#endif
 
 extern char** environ;
 
@@ -87,6 +94,38 @@ int run_ranks(const std::vector<std::string>& args, int degree) {
   return status;
 }
 
+#ifdef GFDIT_WITH_TRAIN_ACTORS
+// The training graph (launch/graphs/train.yaml, compiled in) with this command's options, from
+// a copy of the file that lives as long as the run; the launcher's output is the progress.
+int run_graph(const train::run_options& o, int degree) {
+  char tmpl[] = "/tmp/gfdit-train-XXXXXX";
+  if (!::mkdtemp(tmpl)) return fail("cannot create a folder in /tmp for the graph's file");
+  const fs::path file = fs::path(tmpl) / "train.yaml";
+  if (auto r = write_text_atomically(file, train_graph_text()); !r) return fail(r.err().what);
+  char lr[32];
+  std::snprintf(lr, sizeof lr, "%.9g", static_cast<double>(o.train.adamw.lr));  // every float's digits
+  launch_options lo;
+  lo.file = file.string();
+  lo.args = {"out:=" + o.out.string(),
+             "model:=" + fs::absolute(o.model_dir).string(),
+             "data:=" + fs::absolute(o.images.parent_path()).string(),
+             "limit:=" + std::to_string(o.data_limit),
+             "pool:=" + std::to_string(degree),
+             "steps:=" + std::to_string(o.train.steps),
+             "stop_at:=" + std::to_string(o.stop_at),
+             "batch:=" + std::to_string(o.train.batch),
+             std::string("lr:=") + lr,
+             "warmup:=" + std::to_string(o.train.adamw.warmup),
+             "seed:=" + std::to_string(o.train.seed),
+             "init_seed:=" + std::to_string(o.train.init_seed),
+             std::string("resume:=") + (o.resume ? "true" : "false"),
+             "checkpoint_every:=" + std::to_string(o.checkpoint_every)};
+  const int status = run_launch(lo);
+  fs::remove_all(tmpl);
+  return status;
+}
+#endif
+
 }  // namespace
 
 int train_main(int argc, char** argv) {
@@ -96,7 +135,7 @@ int train_main(int argc, char** argv) {
   t.steps = 12000;
   int degree = 1, rank = -1;
   std::int64_t limit = 0, stop_at = 0, every = 1000;
-  bool resume = false;
+  bool resume = false, processes = false;
   std::vector<std::int32_t> members;
   app.option_defaults()->always_capture_default();  // --help shows the recipe's defaults
   auto* by_name = app.add_option("--model", model_name, "the architecture: a model's name on the model search path");
@@ -125,13 +164,15 @@ int train_main(int argc, char** argv) {
                  "always)")
       ->delimiter(',')
       ->check(CLI::Range(0, 63));
+  app.add_flag("--processes", processes,
+               "run the workers as plain processes over a file rendezvous, not as the training graph "
+               "(launch/graphs/train.yaml); the same bytes");
   app.add_option("--rank", rank)->group("");  // set on the workers this command starts
   app.add_option("--world-dir", world_dir)->group("");
   CLI11_PARSE(app, argc, argv);
 
   if (!members.empty()) {
-    std::string plan;
-    for (auto r : members) plan += std::to_string(r) + " ";
+    const std::string plan = train::ranks_text(members);
     if (auto p = train::parse_membership(plan, 64, 1 << 20); !p) return fail("--members: " + p.err().what);
     std::error_code ec;
     fs::create_directories(out, ec);  // a plan may be written before the run starts
@@ -178,8 +219,18 @@ int train_main(int argc, char** argv) {
   if (!resume && !train::tree_splits(t.batch, degree))
     return fail("--degree " + std::to_string(degree) + " cannot split --batch " + std::to_string(t.batch) +
                 " (each worker needs at least one sample)");
-  std::vector<std::string> args(argv + 1, argv + argc);
-  const int status = run_ranks(args, degree);
+  // The rest of the checks (the checkpoint's model and data set, steps left) are the workers' own.
+  if (auto p = train::prepare_run(o, degree); !p) return fail(p.err().what);
+  int status = 0;
+#ifdef GFDIT_WITH_TRAIN_ACTORS
+  if (!processes) {
+    status = run_graph(o, degree);
+  } else
+#endif
+  {
+    std::vector<std::string> args(argv + 1, argv + argc);
+    status = run_ranks(args, degree);
+  }
   if (status != 0) return status;
   std::printf("wrote %s (loss curve: %s/loss.svg): gfdit generate --weights %s --prompt ...\n", out.c_str(),
               out.c_str(), out.c_str());
