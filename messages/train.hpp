@@ -17,7 +17,9 @@ struct train_ready {
   std::int32_t rank = 0;
   std::int64_t step = 0;        // steps its state has taken (a resumed run's checkpoint)
   std::int64_t data_count = 0;  // pictures it draws from: every trainer must see the same set
-  GFDIT_FIELDS(rank, step, data_count)
+  std::int64_t steps = 0;       // the schedule of its run (a resumed run keeps its own)
+  std::int64_t batch = 0;       // the global batch
+  GFDIT_FIELDS(rank, step, data_count, steps, batch)
 };
 
 // Coordinator -> every member of the step, and the state's source. Joiners first take the

@@ -46,12 +46,10 @@ class coordinator_actor : public actor {
       if (!r) return r;
     options_ = train_graph::run_options_of(ctx);
     pool_ = train_graph::pool_of(ctx);
-    if (!train::tree_splits(options_.train.batch, pool_))
+    if (!options_.resume && !train::tree_splits(options_.train.batch, pool_))
       return make_error(errc::invalid_argument, "a global batch of " + std::to_string(options_.train.batch) +
                                                     " cannot be split over a pool of " + std::to_string(pool_));
     if (ctx.probing()) return {};
-    plan_ = std::make_unique<train::members_file>(options_.members_file, pool_, options_.train.batch,
-                                                  [&ctx](const std::string& note) { ctx.log().warn("{}", note); });
     ctx.on<msg::train_ready>([this, &ctx](const msg::train_ready& m, const envelope&) { ready(ctx, m); });
     ctx.on<msg::train_done>([this, &ctx](const msg::train_done& m, const envelope&) { done(ctx, m); });
     ctx.subscribe<msg::worker_heartbeat>("train.heartbeats", [this](const msg::worker_heartbeat& h, const envelope&) {
@@ -87,13 +85,25 @@ class coordinator_actor : public actor {
     if (m.rank < 0 || m.rank >= pool_) return ctx.log().warn("train.ready from rank {}, not in the pool", m.rank);
     if (started_) return ctx.log().warn("trainer {} is ready after the start: a new process cannot join", m.rank);
     at_[m.rank] = m.step;
-    count_[m.rank] = m.data_count;
+    ready_[m.rank] = m;
     last_beat_[m.rank] = clock_type::now();
     if (static_cast<int>(at_.size()) < pool_) return;
-    for (const auto& [r, s] : at_)
-      if (s != at_.begin()->second || count_[r] != count_.begin()->second)
-        return fail(ctx, "the trainers start from different states (rank " + std::to_string(r) + " at step " +
-                             std::to_string(s) + ", rank 0 at " + std::to_string(at_.begin()->second) + ")");
+    // The run's own schedule and batch (a resumed run keeps those of its checkpoint).
+    const msg::train_ready& first = ready_.begin()->second;
+    for (const auto& [r, t] : ready_)
+      if (t.step != first.step || t.data_count != first.data_count || t.steps != first.steps || t.batch != first.batch)
+        return fail(ctx, "the trainers start from different states (rank " + std::to_string(r) + ": step " +
+                             std::to_string(t.step) + " of " + std::to_string(t.steps) + ", batch " +
+                             std::to_string(t.batch) + "; rank " + std::to_string(first.rank) + ": step " +
+                             std::to_string(first.step) + " of " + std::to_string(first.steps) + ", batch " +
+                             std::to_string(first.batch) + ")");
+    options_.train.steps = first.steps;
+    options_.train.batch = static_cast<int>(first.batch);
+    if (!train::tree_splits(options_.train.batch, pool_))
+      return fail(ctx, "a global batch of " + std::to_string(first.batch) + " cannot be split over a pool of " +
+                           std::to_string(pool_));
+    plan_ = std::make_unique<train::members_file>(options_.members_file, pool_, options_.train.batch,
+                                                  [&ctx](const std::string& note) { ctx.log().warn("{}", note); });
     started_ = true;
     step_ = at_.begin()->second;
     for (int r = 0; r < pool_; ++r) alive_.insert(r);
@@ -200,7 +210,8 @@ class coordinator_actor : public actor {
   train::run_options options_;
   int pool_ = 1;
   std::unique_ptr<train::members_file> plan_;
-  std::map<std::int32_t, std::int64_t> at_, count_;  // each rank's step, its data set's size
+  std::map<std::int32_t, std::int64_t> at_;  // each rank's step
+  std::map<std::int32_t, msg::train_ready> ready_;
   std::map<std::int32_t, clock_type::time_point> last_beat_;
   std::set<std::int32_t> alive_, waiting_;
   std::vector<std::int32_t> members_;

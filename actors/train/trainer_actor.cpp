@@ -80,7 +80,9 @@ class trainer_actor : public actor {
       for (int r = 0; r < pool_; ++r) all[static_cast<std::size_t>(r)] = r;
       pool_group_ = *world_->form(all, 0);
       ctx.log().info("rank {} of {} in the World, at step {}", rank_, pool_, run_.model->state().step);
-      (void)ctx.send(coordinator_, msg::train_ready{rank_, run_.model->state().step, run_.data->count});
+      const auto& opts = run_.model->options();
+      (void)ctx.send(coordinator_,
+                     msg::train_ready{rank_, run_.model->state().step, run_.data->count, opts.steps, opts.batch});
       ctx.every(std::chrono::milliseconds(ctx.params().get<std::int64_t>("heartbeat_ms")), [this, &ctx] {
         (void)ctx.publish("train.heartbeats", msg::worker_heartbeat{rank_, ++beats_});
       });
