@@ -6,6 +6,7 @@
 #include <set>
 
 #include "common/hash.hpp"
+#include "common/xml.hpp"
 #include "messages/serving.hpp"
 
 namespace gfdit::bag {
@@ -137,23 +138,6 @@ bool lane_less(const std::string& a, const std::string& b) {
   return split(a) < split(b);
 }
 
-std::string esc(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    if (c == '<')
-      o += "&lt;";
-    else if (c == '>')
-      o += "&gt;";
-    else if (c == '&')
-      o += "&amp;";
-    else if (c == '"')
-      o += "&quot;";
-    else
-      o += c;
-  }
-  return o;
-}
-
 }  // namespace
 
 std::unique_ptr<span_extractor> serving_task_extractor() { return std::make_unique<serving_tasks>(); }
@@ -245,7 +229,7 @@ std::string to_svg(const timeline& t, int width) {
     const int y = top + static_cast<int>(i) * row;
     std::snprintf(buf, sizeof buf,
                   "<rect x=\"0\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"%s\"/>\n<text x=\"6\" y=\"%d\">%s</text>\n",
-                  y, width, row, i % 2 ? "#f4f4f4" : "#ffffff", y + 15, esc(t.lanes[i]).c_str());
+                  y, width, row, i % 2 ? "#f4f4f4" : "#ffffff", y + 15, xml_escape(t.lanes[i]).c_str());
     o += buf;
   }
   const int axis_y = top + row * static_cast<int>(t.lanes.size()) + 4;
@@ -268,7 +252,7 @@ std::string to_svg(const timeline& t, int width) {
                   "stroke-width=\"0.3\"><title>",
                   x, y, w, row - 6, hue);
     o += buf;
-    o += esc(s.name) + " (" + std::to_string(s.start_us) + " .. " + std::to_string(s.end_us) + " us" +
+    o += xml_escape(s.name) + " (" + std::to_string(s.start_us) + " .. " + std::to_string(s.end_us) + " us" +
          (s.complete ? "" : ", not finished in the bag") + ")</title></rect>\n";
     if (!s.complete) {
       std::snprintf(buf, sizeof buf, "<rect x=\"%.2f\" y=\"%d\" width=\"%.2f\" height=\"%d\" fill=\"url(#open)\"/>\n",

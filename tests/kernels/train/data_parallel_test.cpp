@@ -46,20 +46,20 @@ class DataParallel : public ::testing::Test {
   }
   std::string state(const std::string& out) { return bytes_of(root_ / out / "train_state.safetensors"); }
   std::string served(const std::string& out) { return bytes_of(root_ / out / "model.safetensors"); }
-  // The step numbers and the workers that took each, from rank 0's log (train_log.hpp), and its notes.
-  std::string steps(const std::string& out) {
+  // A column of rank 0's log (train_log.hpp), one value a step, and its notes.
+  template <class F>
+  std::string column(const std::string& out, F value) {
     auto rows = read_log(root_ / out / "train_log.csv");
     if (!rows) return rows.err().what;
     std::string s;
-    for (const auto& r : *rows) s += std::to_string(r.step) + " ";
+    for (const auto& r : *rows) s += std::to_string(value(r)) + "\n";
     return s;
   }
+  std::string steps(const std::string& out) {
+    return column(out, [](const log_row& r) { return r.step; });
+  }
   std::string workers(const std::string& out) {
-    auto rows = read_log(root_ / out / "train_log.csv");
-    if (!rows) return rows.err().what;
-    std::string s;
-    for (const auto& r : *rows) s += std::to_string(r.workers) + "\n";
-    return s;
+    return column(out, [](const log_row& r) { return r.workers; });
   }
   std::string notes(const std::string& out) { return bytes_of(root_ / (out + ".notes")); }
   void plan(const std::string& out, const std::string& members) {
@@ -96,7 +96,7 @@ TEST_F(DataParallel, WeightsAreTheSameBitsRunToRunAtDegreesOneToFourAndAfterResu
   EXPECT_EQ(state("resumed-1"), state("d1"));
   EXPECT_EQ(state("resumed-3"), state("d1"));
   EXPECT_EQ(served("resumed"), served("d1"));
-  EXPECT_EQ(steps("resumed"), "1 2 3 4 ");  // the log continues across the resume
+  EXPECT_EQ(steps("resumed"), "1\n2\n3\n4\n");  // the log continues across the resume
   EXPECT_EQ(workers("resumed"), "2\n2\n4\n4\n");
 }
 
