@@ -28,6 +28,9 @@ result<void> declare_run_params(context& ctx) {
                                    at_least<std::int64_t>(0)),
        })
     if (!r) return r;
+  // Not while probing: a probe without values must succeed for `gfdit check` to learn the
+  // declarations (and then run the checks that need no files, such as the batch and the pool).
+  if (ctx.probing()) return {};
   if (p.get<std::string>("model").empty()) return make_error(errc::invalid_argument, "model: a folder is needed");
   if (p.get<std::string>("out").empty()) return make_error(errc::invalid_argument, "out: a folder is needed");
   return {};

@@ -96,6 +96,17 @@ TEST_F(TrainGraph, AMembersPlanChangesTheGroupNotTheBytes) {
   EXPECT_EQ(testing::read_bytes(g_.dir() / "graph" / "loss.svg").size() > 0, true);
 }
 
+TEST_F(TrainGraph, MistakesAreFoundBeforeAnyProcessStarts) {
+  const std::string file = GFDIT_SOURCE_DIR "/launch/graphs/train.yaml";
+  auto pool = testing::run({"check", file, "out:=x", "pool:=9", "batch:=8"}, g_.dir());
+  EXPECT_EQ(pool.status, 2) << pool.output;
+  EXPECT_NE(pool.output.find("a global batch of 8 cannot be split over a pool of 9"), std::string::npos) << pool.output;
+  auto lr = testing::run({"launch", file, "out:=x", "lr:=fast"}, g_.dir());
+  EXPECT_EQ(lr.status, 2) << lr.output;
+  EXPECT_NE(lr.output.find("global parameter 'lr' must be double"), std::string::npos) << lr.output;
+  EXPECT_FALSE(fs::exists(g_.dir() / "x"));
+}
+
 TEST_F(TrainGraph, AKilledTrainerLeavesTheRunAndTheBytesStayTheSame) {
   const int steps = 300, batch = 64;
   auto ref = testing::run(cli("ref", steps, batch), g_.dir(), 300);
