@@ -134,5 +134,35 @@ TEST_F(TrainGraph, AKilledTrainerLeavesTheRunAndTheBytesStayTheSame) {
   EXPECT_EQ(state("graph"), state("ref"));
 }
 
+TEST_F(TrainGraph, AKilledControlProcessLosesNothingPastTheLastCheckpoint) {
+  const int steps = 200, batch = 32;
+  auto ref = testing::run(cli("ref", steps, batch), g_.dir(), 300);
+  ASSERT_EQ(ref.status, 0) << ref.output;
+  auto args = graph("graph", 2, steps, batch);
+  args.push_back("checkpoint_every:=20");
+  g_.start(GFDIT_SOURCE_DIR "/launch/graphs/train.yaml", args);
+  const auto deadline = std::chrono::steady_clock::now() + 120s;
+  while (!fs::exists(g_.dir() / "graph" / "train_state.safetensors")) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << g_.log();
+    std::this_thread::sleep_for(1ms);
+  }
+  const pid_t control = g_.node_pid("control");
+  ASSERT_GT(control, 0) << g_.log();
+  ASSERT_EQ(::kill(control, SIGKILL), 0);
+  EXPECT_NE(g_.wait(60s), 0) << "the coordinator is essential: " << g_.log();
+  // The folder holds a checkpoint short of the end; resuming it (as the command, at another
+  // size) ends with one run's bytes, and the log with each step once.
+  ASSERT_NE(state("graph"), state("ref"));
+  auto resumed = testing::run({"train", "--out", (g_.dir() / "graph").string(), "--resume", "--config",
+                               (g_.dir() / "card").string(), "--limit", "256", "--degree", "3"},
+                              g_.dir(), 300);
+  ASSERT_EQ(resumed.status, 0) << resumed.output;
+  EXPECT_EQ(state("graph"), state("ref"));
+  auto rows = train::read_log(train::log_path(g_.dir() / "graph"));
+  ASSERT_TRUE(rows);
+  ASSERT_EQ(rows->size(), static_cast<std::size_t>(steps));
+  for (int i = 0; i < steps; ++i) EXPECT_EQ((*rows)[static_cast<std::size_t>(i)].step, i + 1);
+}
+
 }  // namespace
 }  // namespace gfdit
