@@ -5,6 +5,7 @@
 // and collectives block): joiners take the state from the step's source, the members take the
 // step as one group, members[0] writes the checkpoint when asked; the answer is a train.done.
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <mutex>
@@ -112,7 +113,8 @@ class trainer_actor : public actor {
 
   void on_shutdown(context&) override {
     joiner_.reset();
-    steps_.reset();  // finishes the running step
+    stopping_ = true;  // the running step ends at its next sample, unapplied
+    steps_.reset();
   }
 
  private:
@@ -160,7 +162,7 @@ class trainer_actor : public actor {
     auto g = world_->form(s.members, s.epoch);
     if (!g) return fail(g.err().what);
     const auto t0 = std::chrono::steady_clock::now();
-    auto rep = t.step(train::dp_group{world_.get(), *g});
+    auto rep = t.step(train::dp_group{world_.get(), *g}, &stopping_);
     if (!rep) return fail(rep.err().what);
     d.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     d.step = t.state().step;
@@ -182,6 +184,7 @@ class trainer_actor : public actor {
   std::function<void()> answer_;
   std::mutex mu_;
   std::deque<msg::train_done> answers_;
+  std::atomic<bool> stopping_{false};
   std::unique_ptr<serial_executor> steps_ = std::make_unique<serial_executor>();  // last: stops first
 };
 

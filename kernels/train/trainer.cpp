@@ -51,7 +51,7 @@ result<trainer> trainer::create(param_layout L, const train_options& o, const fl
   return trainer(std::move(L), o, data, std::move(params), std::move(state));
 }
 
-result<step_report> trainer::step(const dp_group& g) {
+result<step_report> trainer::step(const dp_group& g, const std::atomic<bool>* cancel) {
   const int deg = g.degree(), me = g.index();
   const std::int64_t B = options_.batch;
   if (!tree_splits(B, deg))
@@ -64,7 +64,13 @@ result<step_report> trainer::step(const dp_group& g) {
   const std::size_t n = static_cast<std::size_t>(layout_.total), slot = n + 1;
   const std::int64_t first = state_.step * B;
   std::vector<float> xt, target;
+  bool cancelled = false;  // then every later leaf is a zero and the step fails before any update
   auto sample_leaf = [&](std::int64_t pos, std::span<float> out) {
+    if (cancelled || (cancel && cancel->load(std::memory_order_relaxed))) {
+      cancelled = true;
+      std::fill(out.begin(), out.end(), 0.0f);
+      return;
+    }
     const flow_draw d = draw_sample(order_, *data_, layout_.config, options_.seed, options_.label_drop, first + pos);
     flow_pair(*data_, d, xt, target);
     std::fill(out.begin(), out.end(), 0.0f);
@@ -72,8 +78,12 @@ result<step_report> trainer::step(const dp_group& g) {
     out[n] = loss_and_grad<float>(layout_, params_, s, out.first(n));
   };
   std::vector<float> total(slot);
+  const auto stopped = [&] {
+    return make_error(errc::state, "train: step " + std::to_string(state_.step + 1) + " cancelled (stopping)");
+  };
   if (deg == 1) {
     tree_sum(0, B, sample_leaf, total);
+    if (cancelled) return stopped();
   } else {
     // This worker's run of the cut's nodes, each summed by the tree's rule; the runs are
     // exchanged (padded to the longest) and every worker finishes the tree above the cut.
@@ -83,6 +93,7 @@ result<step_report> trainer::step(const dp_group& g) {
     for (std::size_t k = begin; k < end; ++k)
       tree_sum(cut.nodes[k].first, cut.nodes[k].second, sample_leaf,
                std::span<float>(mine).subspan((k - begin) * slot, slot));
+    if (cancelled) return stopped();
     std::vector<float> all(mine.size() * static_cast<std::size_t>(deg));
     if (auto r = g.world->all_gather(g.group, mine.data(), all.data(), mine.size() * sizeof(float)); !r) return r.err();
     std::size_t owner = 0;  // the worker whose run holds cut node k (visited in order)

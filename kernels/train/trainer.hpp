@@ -5,6 +5,7 @@
 // finishes the same tree above the cut, so all hold the one-worker gradient, bit for bit, at any
 // degree. Then clipping and AdamW, the
 // same arithmetic everywhere, keep the weights identical on every worker.
+#include <atomic>
 #include <cstdint>
 #include <vector>
 
@@ -51,8 +52,10 @@ class trainer {
   // `data` must outlive the trainer; params and state come from initial_weights or a checkpoint.
   static result<trainer> create(param_layout L, const train_options& o, const flow_dataset& data,
                                 std::vector<float> params, adamw_state state);
-  // Every member of g calls it with the same weights; all end with the same weights.
-  result<step_report> step(const dp_group& g);
+  // Every member of g calls it with the same weights; all end with the same weights. When
+  // `cancel` turns true (another thread: the process is stopping) the step ends at its next
+  // sample with an error and changes nothing.
+  result<step_report> step(const dp_group& g, const std::atomic<bool>* cancel = nullptr);
 
   // A rank joining a running group takes the state from a member (point to point in `g`, a group
   // holding both): the fp32 weights, both moments and the EMA; `step` is the sender's count.

@@ -26,6 +26,7 @@
 #include "kernels/train/membership.hpp"
 #include "kernels/train/reduce.hpp"
 #include "kernels/train/run.hpp"
+#include "kernels/train/train_log.hpp"
 #include "launch/cli/self_exe.hpp"
 #include "launch/lib/commands.hpp"
 #ifdef GFDIT_WITH_TRAIN_ACTORS
@@ -220,7 +221,12 @@ int train_main(int argc, char** argv) {
     return fail("--degree " + std::to_string(degree) + " cannot split --batch " + std::to_string(t.batch) +
                 " (each worker needs at least one sample)");
   // The rest of the checks (the checkpoint's model and data set, steps left) are the workers' own.
-  if (auto p = train::prepare_run(o, degree); !p) return fail(p.err().what);
+  std::int64_t last = 0;
+  {
+    auto p = train::prepare_run(o, degree);
+    if (!p) return fail(p.err().what);
+    last = p->last;
+  }  // the data and weights it loaded are freed before the workers load their own
   int status = 0;
 #ifdef GFDIT_WITH_TRAIN_ACTORS
   if (!processes) {
@@ -232,6 +238,17 @@ int train_main(int argc, char** argv) {
     status = run_ranks(args, degree);
   }
   if (status != 0) return status;
+  // A run stopped from outside (Ctrl-C) ends without an error but before its last step.
+  auto rows = train::read_log(train::log_path(out));
+  const std::int64_t reached = rows && !rows->empty() ? rows->back().step : 0;
+  if (reached < last) {
+    const bool saved_now = fs::exists(fs::path(out) / "train_state.safetensors");
+    std::fprintf(stderr, "gfdit train: stopped at step %lld of %lld; %s\n", static_cast<long long>(reached),
+                 static_cast<long long>(last),
+                 saved_now ? ("gfdit train --out " + out + " --resume continues from its last checkpoint").c_str()
+                           : "no checkpoint was written yet (one every --checkpoint-every steps)");
+    return 1;
+  }
   std::printf("wrote %s (loss curve: %s/loss.svg): gfdit generate --weights %s --prompt ...\n", out.c_str(),
               out.c_str(), out.c_str());
   return 0;

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "kernels/dit/model_card.hpp"
 #include "tests/kernels/train/train_support.hpp"
@@ -89,6 +90,40 @@ TEST_F(TrainCli, MembersChangeWhoTakesTheStepsNotTheBytes) {
   auto bad = run({"train", "--out", (dir_ / "elastic").string(), "--members", "1,2"}, dir_);
   EXPECT_EQ(bad.status, 2);
   EXPECT_NE(bad.output.find("rank 0 must take part"), std::string::npos) << bad.output;
+}
+
+TEST_F(TrainCli, CtrlCStopsARunningStepAtOnceAndSaysWhereTheRunStopped) {
+  // Steps long enough (~10 s here) to be interrupted inside one, longer than the launcher waits
+  // for a process to stop (3.5 s): a large batch of the tiny model.
+  std::vector<std::string> a = {GFDIT_EXE,
+                                "train",
+                                "--config",
+                                (dir_ / "card").string(),
+                                "--out",
+                                (dir_ / "stopped").string(),
+                                "--limit",
+                                "256",
+                                "--steps",
+                                "50",
+                                "--batch",
+                                "32768",
+                                "--degree",
+                                "2",
+                                "--checkpoint-every",
+                                "1"};
+  gfdit::testing::child_process p(a, (dir_ / "stopped.log").string(), {{"GFDIT_MODELS", ""}});
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (!fs::exists(dir_ / "stopped" / "train_state.safetensors")) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline);
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  p.signal(SIGINT);
+  EXPECT_EQ(p.wait(std::chrono::seconds(60)), 1);
+  std::ifstream in(dir_ / "stopped.log");
+  const std::string log(std::istreambuf_iterator<char>(in), {});
+  EXPECT_NE(log.find("stopped at step "), std::string::npos) << log;
+  EXPECT_NE(log.find("--resume continues from its last checkpoint"), std::string::npos) << log;
+  EXPECT_EQ(log.find("SIGKILL"), std::string::npos) << "every process stopped by itself:\n" << log;
 }
 
 TEST_F(TrainCli, MistakesAreClearErrors) {

@@ -270,6 +270,28 @@ TEST(Trainer, StepsAreBitwiseRunToRunAndTheLossFalls) {
   EXPECT_LT(tail, 0.8 * head) << "loss " << head << " -> " << tail;
 }
 
+TEST(Trainer, ACancelledStepChangesNothing) {
+  if (!testing::have_fashion()) GTEST_SKIP() << "no Fashion-MNIST (Debian package dataset-fashion-mnist)";
+  auto run = load_small();
+  const auto o = quick_options();
+  auto p = initial_weights(run.layout, o.init_seed);
+  auto t = trainer::create(run.layout, o, run.data, p, adamw_init(p));
+  ASSERT_TRUE(t) << t.err().what;
+  ASSERT_TRUE(t->step({}));
+  const auto params = t->params();
+  const auto m = t->state().m;
+  std::atomic<bool> cancel{true};
+  auto r = t->step({}, &cancel);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.err().what.find("step 2 cancelled"), std::string::npos) << r.err().what;
+  EXPECT_EQ(t->state().step, 1);
+  EXPECT_TRUE(same_bits(params, t->params()));
+  EXPECT_TRUE(same_bits(m, t->state().m));
+  cancel = false;
+  EXPECT_TRUE(t->step({}, &cancel));  // the same step, taken
+  EXPECT_EQ(t->state().step, 2);
+}
+
 TEST(Trainer, RefusesWeightsOfAnotherSize) {
   if (!testing::have_fashion()) GTEST_SKIP() << "no Fashion-MNIST";
   auto run = load_small();
