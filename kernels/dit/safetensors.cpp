@@ -1,6 +1,7 @@
 #include "kernels/dit/safetensors.hpp"
 
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <fstream>
 
@@ -116,10 +117,21 @@ result<st_file> read_safetensors(const std::filesystem::path& path) {
     std::uint64_t b = 0, en = 0;
     try {
       t.dtype = e.at("dtype").get<std::string>();
-      t.shape = e.at("shape").get<std::vector<std::int64_t>>();
+      const auto& sh = e.at("shape");
+      if (!sh.is_array()) return fail(errc::decode_failed, name + ": shape must be an array");
+      for (const auto& d : sh) {
+        // A negative integer stays one (refused below); a float or an integer past 2^63 is
+        // refused here: converting it to int64 would be undefined (fuzz_safetensors).
+        if (d.is_number_integer() && !d.is_number_unsigned())
+          t.shape.push_back(d.get<std::int64_t>());
+        else if (d.is_number_unsigned() && d.get<std::uint64_t>() <= std::uint64_t(INT64_MAX))
+          t.shape.push_back(static_cast<std::int64_t>(d.get<std::uint64_t>()));
+        else
+          return fail(errc::decode_failed, name + ": shape holds " + d.dump().substr(0, 32) + ", not a dimension");
+      }
       const auto& o = e.at("data_offsets");
-      if (!o.is_array() || o.size() != 2)
-        return fail(errc::decode_failed, name + ": data_offsets must be [begin, end]");
+      if (!o.is_array() || o.size() != 2 || !o[0].is_number_unsigned() || !o[1].is_number_unsigned())
+        return fail(errc::decode_failed, name + ": data_offsets must be [begin, end], two integers from 0");
       b = o[0].get<std::uint64_t>();
       en = o[1].get<std::uint64_t>();
     } catch (const std::exception& ex) {

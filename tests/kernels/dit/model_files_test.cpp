@@ -156,6 +156,24 @@ TEST(Safetensors, HostileFilesAreRefusedNamingTheTensor) {
   EXPECT_NE(raw_error(R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[16,0]}})", 16).find("a: data_offsets"),
             std::string::npos);
   EXPECT_NE(raw_error(R"({"a":{"dtype":"F32","shape":[4]}})", 16).find("a: malformed entry"), std::string::npos);
+  // Found by fuzz_safetensors: a dimension past int64 parses as a double, whose conversion was
+  // undefined; floats and offsets that are not integers from 0 are refused the same way.
+  EXPECT_NE(raw_error(R"({"a":{"dtype":"F32","shape":[77777777777777777777777777,3],"data_offsets":[0,8]}})", 8)
+                .find("a: shape holds 7.7"),
+            std::string::npos);
+  EXPECT_NE(raw_error(R"({"a":{"dtype":"F32","shape":[18446744073709551615],"data_offsets":[0,8]}})", 8)
+                .find("a: shape holds 18446744073709551615, not a dimension"),
+            std::string::npos);
+  EXPECT_NE(raw_error(R"({"a":{"dtype":"F32","shape":[2.5],"data_offsets":[0,8]}})", 8).find("a: shape holds 2.5"),
+            std::string::npos);
+  EXPECT_NE(raw_error(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,1e300]}})", 8)
+                .find("a: data_offsets must be [begin, end]"),
+            std::string::npos);
+  EXPECT_NE(raw_error(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[-1,8]}})", 8)
+                .find("a: data_offsets must be [begin, end]"),
+            std::string::npos);
+  EXPECT_NE(raw_error(R"({"a":{"dtype":"F32","shape":4,"data_offsets":[0,16]}})", 16).find("a: shape must be an array"),
+            std::string::npos);
   EXPECT_NE(raw_error(R"({"a":{"dtype":"Q4","shape":[4],"data_offsets":[0,16]}})", 16).find("a: dtype Q4"),
             std::string::npos);
   EXPECT_NE(raw_error(R"({"__metadata__":{"x":5}})", 0).find("__metadata__.x is not a string"), std::string::npos);
