@@ -107,14 +107,14 @@ class coordinator_actor : public actor {
     started_ = true;
     step_ = at_.begin()->second;
     for (int r = 0; r < pool_; ++r) alive_.insert(r);
+    std::error_code ec;
+    std::filesystem::create_directories(options_.out, ec);  // a failure shows at the first write
     if (auto k = train::keep_log_until(train::log_path(options_.out), step_); !k) return fail(ctx, k.err().what);
     ctx.log().info("{} trainers ready at step {}: training to step {}", pool_, step_, last());
     next(ctx);
   }
 
-  std::int64_t last() const {
-    return options_.stop_at > 0 ? std::min(options_.stop_at, options_.train.steps) : options_.train.steps;
-  }
+  std::int64_t last() const { return train::last_step(options_.stop_at, options_.train.steps); }
 
   void next(context& ctx) {
     if (step_ >= last()) return finish(ctx);
@@ -124,8 +124,7 @@ class coordinator_actor : public actor {
     if (members.empty()) return fail(ctx, "no trainer of the plan for step " + std::to_string(step_ + 1) + " is alive");
     msg::train_step s;
     s.step = step_;
-    s.checkpoint =
-        step_ + 1 == last() || (options_.checkpoint_every > 0 && (step_ + 1) % options_.checkpoint_every == 0);
+    s.checkpoint = train::checkpoint_after(step_ + 1, last(), options_.checkpoint_every);
     s.source = -1;
     for (auto r : alive_)
       if (at_[r] == step_) {
@@ -174,21 +173,18 @@ class coordinator_actor : public actor {
     }
     failures_ = 0;
     ++step_;
-    const int workers = static_cast<int>(members_.size());
-    const double rate = took->seconds > 0 ? options_.train.batch / took->seconds : 0;
-    (void)ctx.publish("train.metrics", msg::train_metrics{step_, options_.train.steps, took->loss, took->grad_norm,
-                                                          took->lr, took->seconds, rate, workers});
-    ctx.log().info("step {}/{}  loss {:.5f}  grad norm {:.4f}  lr {:.3g}  {:.3f} s  {:.1f} images/s  {} workers", step_,
-                   options_.train.steps, took->loss, took->grad_norm, took->lr, took->seconds, rate, workers);
-    std::error_code ec;
-    std::filesystem::create_directories(options_.out, ec);
-    if (auto r = train::append_log(train::log_path(options_.out),
-                                   {step_, took->loss, took->grad_norm, took->lr, took->seconds, rate, workers});
-        !r)
-      return fail(ctx, r.err().what);
-    const bool checkpoint =
-        step_ == last() || (options_.checkpoint_every > 0 && step_ % options_.checkpoint_every == 0);
-    if (checkpoint)
+    const train::log_row row{step_,
+                             took->loss,
+                             took->grad_norm,
+                             took->lr,
+                             took->seconds,
+                             train::images_per_s(options_.train.batch, took->seconds),
+                             static_cast<int>(members_.size())};
+    (void)ctx.publish("train.metrics", msg::train_metrics{row.step, options_.train.steps, row.loss, row.grad_norm,
+                                                          row.lr, row.seconds, row.images_per_s, row.workers});
+    ctx.log().info("{}", train::progress_text(row, options_.train.steps));
+    if (auto r = train::append_log(train::log_path(options_.out), row); !r) return fail(ctx, r.err().what);
+    if (train::checkpoint_after(step_, last(), options_.checkpoint_every))
       if (auto r = train::draw_loss(options_.out, options_.train.batch); !r) return fail(ctx, r.err().what);
     next(ctx);
   }

@@ -48,7 +48,7 @@ result<prepared_run> prepare_run(const run_options& o, int degree) {
     return make_error(errc::invalid_argument, "train: a global batch of " + std::to_string(opts.batch) +
                                                   " cannot be split over " + std::to_string(degree) +
                                                   " workers (each needs at least one sample)");
-  const std::int64_t last = o.stop_at > 0 ? std::min(o.stop_at, opts.steps) : opts.steps;
+  const std::int64_t last = last_step(o.stop_at, opts.steps);
   if (start.state.step >= last)
     return make_error(errc::invalid_argument, "train: " + o.out.string() + " is at step " +
                                                   std::to_string(start.state.step) + ", nothing left to do up to " +
@@ -82,17 +82,16 @@ result<void> run_worker(const run_options& o, int rank, int degree, const std::f
 
   // Rank 0's record of each step (train_log.hpp): rows past the step it starts from (those of a
   // run that stopped after its last checkpoint, or of one that never reached a checkpoint) go.
-  if (rank == 0)
-    if (auto r = keep_log_until(log_path(o.out), t->state().step); !r) return r;
-  auto report = [&](const step_report& rep, double secs, int workers) -> result<void> {
-    if (on_step) on_step(progress{rep, secs, opts.batch, opts.steps, workers});
+  if (rank == 0) {
     std::error_code ec;
-    std::filesystem::create_directories(o.out, ec);
-    const double rate = secs > 0 ? opts.batch / secs : 0;
-    if (auto r = append_log(log_path(o.out), {rep.step, rep.loss, rep.grad_norm, rep.lr, secs, rate, workers}); !r)
-      return r;
-    const bool due = o.checkpoint_every > 0 && rep.step % o.checkpoint_every == 0;
-    if (!due && rep.step != last) return {};
+    std::filesystem::create_directories(o.out, ec);  // a failure shows at the first write
+    if (auto r = keep_log_until(log_path(o.out), t->state().step); !r) return r;
+  }
+  auto report = [&](const step_report& rep, double secs, int workers) -> result<void> {
+    const log_row row{rep.step, rep.loss, rep.grad_norm, rep.lr, secs, images_per_s(opts.batch, secs), workers};
+    if (on_step) on_step(progress{row, opts.steps});
+    if (auto r = append_log(log_path(o.out), row); !r) return r;
+    if (!checkpoint_after(rep.step, last, o.checkpoint_every)) return {};
     if (auto r = save_checkpoint(o.out, p->card_json, *t); !r) return r;
     return draw_loss(o.out, opts.batch);
   };

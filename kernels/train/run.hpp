@@ -5,6 +5,7 @@
 // folder (checkpoint.hpp) every `checkpoint_every` steps and at the end. `gfdit train` starts
 // `degree` of them, the pool; which of them take a step can change while the run goes on
 // (membership.hpp). The weights are the same bits at any degree and across such changes.
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -12,6 +13,7 @@
 #include <string>
 
 #include "common/result.hpp"
+#include "kernels/train/train_log.hpp"
 #include "kernels/train/trainer.hpp"
 
 namespace gfdit::train {
@@ -31,12 +33,18 @@ struct run_options {
 };
 
 struct progress {
-  step_report report;
-  double seconds = 0;      // this step, wall clock (a shell measure, not used by the step)
-  int images = 0;          // samples in the global batch
+  log_row row;             // the step as train_log.csv records it (seconds: wall clock, not used by the step)
   std::int64_t steps = 0;  // the schedule's length
-  int workers = 1;         // ranks that took it
 };
+
+// The step a run stops after: stop_at when set, within the schedule of `steps`.
+inline std::int64_t last_step(std::int64_t stop_at, std::int64_t steps) {
+  return stop_at > 0 ? std::min(stop_at, steps) : steps;
+}
+// Whether the folder is written after `step`: every `every` steps (0: never) and after the last.
+inline bool checkpoint_after(std::int64_t step, std::int64_t last, std::int64_t every) {
+  return step == last || (every > 0 && step % every == 0);
+}
 
 // Everything a rank needs before its first step: the model card's text (copied into every
 // checkpoint), the data, and the trainer at its initial or resumed state; `degree` workers must

@@ -39,6 +39,15 @@ std::string num(double v) {
 
 }  // namespace
 
+std::string progress_text(const log_row& r, std::int64_t steps) {
+  char buf[256];
+  std::snprintf(buf, sizeof buf,
+                "step %lld/%lld  loss %.5f  grad norm %.4f  lr %.3g  %.3f s  %.1f images/s  %d worker%s",
+                static_cast<long long>(r.step), static_cast<long long>(steps), r.loss, r.grad_norm, r.lr, r.seconds,
+                r.images_per_s, r.workers, r.workers == 1 ? "" : "s");
+  return buf;
+}
+
 result<void> append_log(const std::filesystem::path& file, const log_row& row) {
   std::error_code ec;
   const bool fresh = !std::filesystem::exists(file, ec) || std::filesystem::file_size(file, ec) == 0;

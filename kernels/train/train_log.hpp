@@ -18,6 +18,11 @@ struct log_row {
   int workers = 1;
 };
 
+inline double images_per_s(int batch, double seconds) { return seconds > 0 ? batch / seconds : 0; }
+// The row's line on the terminal, one a step, wherever the steps are driven:
+// `step 3/6  loss 1.66689  grad norm 0.5059  lr 0.000388  0.004 s  1961.5 images/s  2 workers`.
+std::string progress_text(const log_row& row, std::int64_t steps);
+
 // Appends one row (writing the header first when the file is new).
 result<void> append_log(const std::filesystem::path& file, const log_row& row);
 // The rows, in file order; an error names the line that does not parse. No file: no rows.

@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <CLI/CLI.hpp>
 
+#include "common/text.hpp"
 #include "kernels/dit/generate.hpp"
 #include "kernels/dit/model_card.hpp"
 #include "kernels/dit/png.hpp"
@@ -32,17 +33,6 @@ namespace fs = std::filesystem;
 int fail(const std::string& what) {
   std::fprintf(stderr, "gfdit generate: %s\n", what.c_str());
   return 2;
-}
-
-bool write_file(const fs::path& p, const std::vector<std::uint8_t>& bytes) {
-  const fs::path tmp = p.string() + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()))) return false;
-  }
-  std::error_code ec;
-  fs::rename(tmp, p, ec);
-  return !ec;
 }
 
 fs::path numbered(const fs::path& out, int i) {
@@ -221,7 +211,9 @@ int generate_main(int argc, char** argv) {
   for (const auto& [path, img, what] : files) {
     auto png = dit::encode_png(*img);
     if (!png) return fail(png.err().what);
-    if (!write_file(path, *png)) return fail("cannot write " + path.string());
+    if (auto w = write_text_atomically(path, std::string_view(reinterpret_cast<const char*>(png->data()), png->size()));
+        !w)
+      return fail(w.err().what);
     std::printf("%s: %dx%d %s, %zu bytes\n", path.string().c_str(), img->width, img->height, what.c_str(), png->size());
   }
   const int count = static_cast<int>(pictures.size());

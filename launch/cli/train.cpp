@@ -49,10 +49,7 @@ int fail(const std::string& what) {
 void print_note(const std::string& note) { std::fprintf(stderr, "gfdit train: %s\n", note.c_str()); }
 
 void print_step(const train::progress& p) {
-  std::printf("step %lld/%lld  loss %.5f  grad norm %.4f  lr %.3g  %.3f s  %.1f images/s  %d worker%s\n",
-              static_cast<long long>(p.report.step), static_cast<long long>(p.steps), p.report.loss, p.report.grad_norm,
-              static_cast<double>(p.report.lr), p.seconds, p.seconds > 0 ? p.images / p.seconds : 0.0, p.workers,
-              p.workers == 1 ? "" : "s");
+  std::printf("%s\n", train::progress_text(p.row, p.steps).c_str());
   std::fflush(stdout);
 }
 
