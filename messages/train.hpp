@@ -22,12 +22,13 @@ struct train_ready {
   GFDIT_FIELDS(rank, step, data_count, steps, batch)
 };
 
-// Coordinator -> every member of the step, and the state's source. Joiners first take the
-// weights and optimizer state from `source` (which holds step `step`), then the members take
-// step `step` + 1 as one group; with `checkpoint`, members[0] writes the model folder after it.
+// Coordinator -> every member of the step, and the state's source. With `checkpoint`, `source`
+// (which holds step `step`) first writes the model folder of step `step`; joiners take the
+// weights and optimizer state from it, then the members take step `step` + 1 as one group. No
+// members: only the checkpoint (after the last step).
 struct train_step {
   static constexpr std::string_view type_name = "train.step";
-  static constexpr std::uint16_t type_version = 1;
+  static constexpr std::uint16_t type_version = 2;
   std::int64_t step = 0;  // steps taken before this one
   std::vector<std::int32_t> members;
   std::uint64_t epoch = 0;  // a new one whenever the members change

@@ -105,7 +105,7 @@ class coordinator_actor : public actor {
     plan_ = std::make_unique<train::members_file>(options_.members_file, pool_, options_.train.batch,
                                                   [&ctx](const std::string& note) { ctx.log().warn("{}", note); });
     started_ = true;
-    step_ = at_.begin()->second;
+    step_ = saved_ = at_.begin()->second;
     for (int r = 0; r < pool_; ++r) alive_.insert(r);
     std::error_code ec;
     std::filesystem::create_directories(options_.out, ec);  // a failure shows at the first write
@@ -116,15 +116,19 @@ class coordinator_actor : public actor {
 
   std::int64_t last() const { return train::last_step(options_.stop_at, options_.train.steps); }
 
+  // The folder of step N is written when step N + 1 is sent (or alone after the last step), so
+  // it is never ahead of the log: the row of N is on disk before a checkpoint of N can be.
   void next(context& ctx) {
-    if (step_ >= last()) return finish(ctx);
-    std::vector<std::int32_t> members;
-    for (auto r : plan_->members(step_ + 1))
-      if (alive_.count(r)) members.push_back(r);
-    if (members.empty()) return fail(ctx, "no trainer of the plan for step " + std::to_string(step_ + 1) + " is alive");
     msg::train_step s;
     s.step = step_;
-    s.checkpoint = train::checkpoint_after(step_ + 1, last(), options_.checkpoint_every);
+    s.checkpoint = step_ > saved_ && train::checkpoint_after(step_, last(), options_.checkpoint_every);
+    if (step_ >= last() && !s.checkpoint) return finish(ctx);
+    std::vector<std::int32_t> members;
+    if (step_ < last())
+      for (auto r : plan_->members(step_ + 1))
+        if (alive_.count(r)) members.push_back(r);
+    if (step_ < last() && members.empty())
+      return fail(ctx, "no trainer of the plan for step " + std::to_string(step_ + 1) + " is alive");
     s.source = -1;
     for (auto r : alive_)
       if (at_[r] == step_) {
@@ -134,7 +138,7 @@ class coordinator_actor : public actor {
     for (auto r : members)
       if (at_[r] != step_) s.joiners.push_back(r);
     if (s.source < 0) return fail(ctx, "no trainer alive holds step " + std::to_string(step_));
-    if (members != members_) {
+    if (!members.empty() && members != members_) {
       if (!members_.empty())
         ctx.log().info("step {}: the group re-forms with ranks {} (was {})", step_ + 1, train::ranks_text(members),
                        train::ranks_text(members_));
@@ -148,6 +152,7 @@ class coordinator_actor : public actor {
     waiting_.insert(s.source);
     for (auto r : waiting_) (void)ctx.send(train_graph::trainer_name(r), s);
     answers_.clear();
+    sent_ = s;
     in_step_ = true;
   }
 
@@ -161,17 +166,25 @@ class coordinator_actor : public actor {
   }
 
   // Every rank asked has answered or is dead: the step is taken where any member took it.
+  // A checkpoint asked for counts only when its writer, the source, says it wrote it.
   void complete(context& ctx) {
     in_step_ = false;
+    const bool saved = std::any_of(answers_.begin(), answers_.end(), [&](const msg::train_done& a) {
+      return a.ok && a.rank == sent_.source && alive_.count(a.rank);
+    });
+    if (sent_.checkpoint && saved) saved_ = step_;
     const msg::train_done* took = nullptr;
     for (const auto& a : answers_)
       if (a.ok && a.step == step_ + 1 && alive_.count(a.rank) && !took) took = &a;
-    if (!took) {
+    if (sent_.members.empty() ? !saved : (!took || (sent_.checkpoint && !saved))) {
       if (++failures_ >= ctx.params().get<std::int64_t>("attempts"))
-        return fail(ctx, "step " + std::to_string(step_ + 1) + " failed " + std::to_string(failures_) + " times");
+        return fail(ctx, (sent_.members.empty() ? "the checkpoint of step " + std::to_string(step_)
+                                                : "step " + std::to_string(step_ + 1)) +
+                             " failed " + std::to_string(failures_) + " times");
       return next(ctx);
     }
     failures_ = 0;
+    if (sent_.members.empty()) return finish(ctx);
     ++step_;
     const train::log_row row{step_,
                              took->loss,
@@ -212,7 +225,8 @@ class coordinator_actor : public actor {
   std::set<std::int32_t> alive_, waiting_;
   std::vector<std::int32_t> members_;
   std::vector<msg::train_done> answers_;
-  std::int64_t step_ = 0, failures_ = 0;
+  msg::train_step sent_;
+  std::int64_t step_ = 0, failures_ = 0, saved_ = 0;  // saved_: the step of the last checkpoint
   std::uint64_t epoch_ = 0;
   bool started_ = false, in_step_ = false;
 };

@@ -3,7 +3,8 @@
 // it joins the run's World through the world hub, says where it stands (train.ready) and beats
 // on train.heartbeats. Each train.step from the coordinator runs on a thread of its own (steps
 // and collectives block): joiners take the state from the step's source, the members take the
-// step as one group, members[0] writes the checkpoint when asked; the answer is a train.done.
+// step as one group (the source writes the checkpoint first, when asked); the answer is a
+// train.done.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -153,6 +154,13 @@ class trainer_actor : public actor {
     if (has(s.joiners, rank_) && s.source != rank_)
       if (auto r = t.receive_state(*world_, pool_group_, s.source, s.step); !r)
         return fail("receiving the state: " + r.err().what);
+    if (s.checkpoint && rank_ == s.source) {
+      if (t.state().step != s.step)
+        return fail("asked for the checkpoint of step " + std::to_string(s.step) + " at step " +
+                    std::to_string(t.state().step));
+      if (auto r = train::save_checkpoint(options_.out, run_.card_json, t); !r)
+        return fail("writing the checkpoint: " + r.err().what);
+    }
     if (!has(s.members, rank_)) {
       d.step = t.state().step;
       return d;
@@ -167,9 +175,6 @@ class trainer_actor : public actor {
     d.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     d.step = t.state().step;
     d.loss = rep->loss, d.grad_norm = rep->grad_norm, d.lr = rep->lr;
-    if (s.checkpoint && s.members.front() == rank_)
-      if (auto r = train::save_checkpoint(options_.out, run_.card_json, t); !r)
-        return fail("writing the checkpoint: " + r.err().what);
     return d;
   }
 

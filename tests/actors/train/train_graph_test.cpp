@@ -9,6 +9,7 @@
 #include <fstream>
 #include <thread>
 
+#include "kernels/dit/safetensors.hpp"
 #include "kernels/train/train_log.hpp"
 #include "tests/actors/serving_graph/launched_graph.hpp"
 #include "tests/kernels/train/train_support.hpp"
@@ -150,9 +151,17 @@ TEST_F(TrainGraph, AKilledControlProcessLosesNothingPastTheLastCheckpoint) {
   ASSERT_GT(control, 0) << g_.log();
   ASSERT_EQ(::kill(control, SIGKILL), 0);
   EXPECT_NE(g_.wait(60s), 0) << "the coordinator is essential: " << g_.log();
-  // The folder holds a checkpoint short of the end; resuming it (as the command, at another
-  // size) ends with one run's bytes, and the log with each step once.
+  // The folder holds a checkpoint short of the end, never ahead of the log: the row of its step
+  // is written before it. Resuming it (as the command, at another size) ends with one run's
+  // bytes, and the log with each step once.
   ASSERT_NE(state("graph"), state("ref"));
+  auto saved = dit::read_safetensors(g_.dir() / "graph" / "train_state.safetensors");
+  ASSERT_TRUE(saved) << saved.err().what;
+  const auto at = std::stoll(saved->metadata.at("gfdit.train.step"));
+  auto logged = train::read_log(train::log_path(g_.dir() / "graph"));
+  ASSERT_TRUE(logged);
+  ASSERT_GE(logged->size(), static_cast<std::size_t>(at)) << "checkpoint of step " << at;
+  EXPECT_EQ((*logged)[static_cast<std::size_t>(at) - 1].step, at);
   auto resumed = testing::run({"train", "--out", (g_.dir() / "graph").string(), "--resume", "--config",
                                (g_.dir() / "card").string(), "--limit", "256", "--degree", "3"},
                               g_.dir(), 300);
