@@ -2,9 +2,11 @@
 
 namespace gfdit {
 
-std::string encode_envelope(const envelope& env) {
+namespace {
+
+std::string encode_with(const envelope& env, std::string_view payload) {
   std::string out;
-  out.reserve(env.payload.size() + env.sender.size() + env.destination.size() + 96);
+  out.reserve(payload.size() + env.sender.size() + env.destination.size() + 96);
   string_writer w{out};
   msgpack::packer<string_writer> pk(w);
   pk.pack_map(11);
@@ -29,10 +31,16 @@ std::string encode_envelope(const envelope& env) {
   pk.pack(std::string_view("c"));
   pk.pack(env.correlation);
   pk.pack(std::string_view("p"));
-  pk.pack_bin(static_cast<std::uint32_t>(env.payload.size()));
-  pk.pack_bin_body(env.payload.data(), static_cast<std::uint32_t>(env.payload.size()));
+  pk.pack_bin(static_cast<std::uint32_t>(payload.size()));
+  pk.pack_bin_body(payload.data(), static_cast<std::uint32_t>(payload.size()));
   return out;
 }
+
+}  // namespace
+
+std::string encode_envelope(const envelope& env) { return encode_with(env, env.payload); }
+
+std::string encode_envelope_header(const envelope& env) { return encode_with(env, {}); }
 
 result<envelope> decode_envelope(std::string_view frame, const decode_limits& limits) {
   auto handle = unpack_bounded(frame, limits);

@@ -47,6 +47,9 @@ struct envelope {
 using envelope_ptr = std::shared_ptr<const envelope>;
 
 std::string encode_envelope(const envelope& env);
+// The envelope with an empty payload: what the bus sends before a large payload it sends as a
+// frame of its own, without copying it.
+std::string encode_envelope_header(const envelope& env);
 result<envelope> decode_envelope(std::string_view frame, const decode_limits& limits = {});
 
 template <message T>

@@ -3,12 +3,16 @@
 // every handler, timer and lifecycle transition of the actor, so none of them run concurrently.
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <caf/all.hpp>
 
 #include "actors/runtime/actor_context.hpp"
 
 namespace gfdit {
+
+// Frames of one bus read for one actor, in order: one mailbox message instead of one each.
+using envelope_batch = std::shared_ptr<const std::vector<envelope_ptr>>;
 
 class actor_host final : public caf::event_based_actor {
  public:
@@ -22,6 +26,9 @@ class actor_host final : public caf::event_based_actor {
   caf::behavior make_behavior() override {
     return {
         [this](const envelope_ptr& env) { ctx_.deliver(env); },
+        [this](const envelope_batch& batch) {
+          for (const auto& env : *batch) ctx_.deliver(env);
+        },
         [this](tick_atom, timer_id id) { ctx_.fire(id); },
         [this](expire_atom, std::uint64_t correlation) { ctx_.expire(correlation); },
         [this](wake_atom, std::uint64_t id) { ctx_.wake(id); },
@@ -36,3 +43,4 @@ class actor_host final : public caf::event_based_actor {
 }  // namespace gfdit
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(gfdit::envelope_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(gfdit::envelope_batch)

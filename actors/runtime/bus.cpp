@@ -9,6 +9,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <shared_mutex>
 #include <thread>
 #include <vector>
 
@@ -19,26 +20,30 @@ namespace gfdit {
 namespace {
 
 using clock = std::chrono::steady_clock;
+using frame_ptr = std::shared_ptr<const std::string>;
+
+// Payloads this large travel as a frame of their own, handed to ZeroMQ without a copy.
+constexpr std::size_t own_frame_bytes = 16u << 10;
 
 struct outgoing {
   std::string peer;
-  std::string frame;
-  envelope meta;  // header only, for failure reports
+  frame_ptr frame;    // shared by the peers of one publish: encoded once
+  envelope_ptr body;  // set: `frame` is the header, body->payload follows as a second frame
+  envelope meta;    // header only, for failure reports
   clock::time_point deadline;
+  std::string error;  // why it fails, once it does
 };
 
-struct command {
-  enum kind_t { send, connect } kind = send;
-  outgoing out;
-  std::string endpoint;  // for connect
-  std::string key;       // for connect: the name of the key the peer must hold
-};
-
+// A peer's DEALER is used by whichever thread posts to it (a send goes straight to ZeroMQ, no
+// hand-off to the bus thread) and by the bus thread, which retries what ZeroMQ refused; `mu`
+// serialises them (ZeroMQ sockets may change threads behind a full memory barrier).
 struct peer_socket {
+  std::mutex mu;
   void* socket = nullptr;
   std::string endpoint;          // where `socket` connects
   std::string error;             // why there is no socket, when there is none
-  std::deque<outgoing> waiting;  // frames ZeroMQ refused for now, in order
+  std::deque<outgoing> waiting;  // frames for the bus thread to send, in order: later ones queue behind
+  clock::time_point last_post;   // of the last post to this peer, from any thread
 };
 
 envelope header_of(const envelope& env) {
@@ -65,13 +70,15 @@ struct bus::impl {
   int wake_fd = -1;
   std::string endpoint;
 
+  std::shared_mutex peers_mu;  // the map; each peer's socket and queue are under its own mu
+  std::map<std::string, std::unique_ptr<peer_socket>> peers;
+
   std::mutex mu;
-  std::vector<command> queue;  // guarded by mu
-  std::uint64_t queued = 0;    // commands posted, guarded by mu
-  std::uint64_t done = 0;      // commands completed (sent or failed), guarded by mu
+  std::vector<outgoing> failing;  // to report on the bus thread, guarded by mu
+  std::uint64_t queued = 0;       // frames handed to the bus thread (waiting or failing), guarded by mu
+  std::uint64_t done = 0;         // of those, completed (sent or failed), guarded by mu
   std::condition_variable drained;
 
-  std::map<std::string, peer_socket> peers;  // bus thread only
   std::atomic<bool> running{true};
   std::thread thread;
 
@@ -81,7 +88,7 @@ struct bus::impl {
     running = false;
     wake();
     if (thread.joinable()) thread.join();
-    for (auto& [name, p] : peers) zmq_close(p.socket);
+    for (auto& [name, p] : peers) zmq_close(p->socket);
     if (router) zmq_close(router);
     zap.reset();
     if (ctx) zmq_ctx_term(ctx);
@@ -127,17 +134,6 @@ struct bus::impl {
     return {};
   }
 
-  void push(command&& c) {
-    bool was_empty;
-    {
-      std::lock_guard lock(mu);
-      was_empty = queue.empty();
-      queue.push_back(std::move(c));
-      ++queued;
-    }
-    if (was_empty) wake();  // the bus thread swaps the whole queue, so one wake-up suffices
-  }
-
   void complete(std::uint64_t n) {
     if (n == 0) return;
     std::lock_guard lock(mu);
@@ -145,39 +141,60 @@ struct bus::impl {
     if (done == queued) drained.notify_all();
   }
 
-  void fail(outgoing&& o, std::string reason, bool transient = false) {
-    ++failed;
-    if (cbs.on_send_failed) cbs.on_send_failed(send_failure{o.peer, std::move(o.meta), std::move(reason), transient});
+  void handed_over(std::uint64_t n) {
+    std::lock_guard lock(mu);
+    queued += n;
   }
 
-  // Returns true when the frame left (or failed for good); false when ZeroMQ asks to retry.
-  bool try_send(peer_socket& p, outgoing& o) {
-    // Large frames go zero-copy: ZeroMQ takes the buffer and frees it when sent.
-    zmq_msg_t m;
-    const bool zero_copy = o.frame.size() >= (64u << 10);
-    if (zero_copy) {
-      auto owned = std::make_unique<std::string>(std::move(o.frame));
-      zmq_msg_init_data(
-          &m, owned->data(), owned->size(),
-          [](void*, void* hint) { std::unique_ptr<std::string>(static_cast<std::string*>(hint)); }, owned.get());
-      owned.release();
-    } else {
-      zmq_msg_init_size(&m, o.frame.size());
-      std::memcpy(zmq_msg_data(&m), o.frame.data(), o.frame.size());
+  // Any thread: the frame fails, reported on the bus thread (failure callbacks may post again).
+  void fail_later(outgoing&& o, std::string reason) {
+    {
+      std::lock_guard lock(mu);
+      ++queued;
+      o.error = std::move(reason);
+      failing.push_back(std::move(o));
     }
-    if (zmq_msg_send(&m, p.socket, ZMQ_DONTWAIT) >= 0) {
-      ++sent;
-      return true;
+    wake();
+  }
+
+  // Bus thread.
+  void fail(outgoing&& o, bool transient = false) {
+    ++failed;
+    if (cbs.on_send_failed) cbs.on_send_failed(send_failure{o.peer, std::move(o.meta), std::move(o.error), transient});
+  }
+
+  // A message over bytes another object owns: ZeroMQ holds a reference to `owner` until sent.
+  template <class Owner>
+  static void init_shared(zmq_msg_t& m, const std::string& bytes, const Owner& owner) {
+    auto* ref = new Owner(owner);
+    zmq_msg_init_data(
+        &m, const_cast<char*>(bytes.data()), bytes.size(), [](void*, void* hint) { delete static_cast<Owner*>(hint); },
+        ref);
+  }
+
+  // Returns true when the frame left, false when ZeroMQ asks to retry; `error` is set when it
+  // cannot leave at all. Small frames are copied into the message; large ones and a separate
+  // payload go zero-copy. ZeroMQ takes a message's parts all or none, and checks its high-water
+  // mark at the first: once the header is in, the payload is too.
+  bool try_send(void* socket, const outgoing& o, std::string& error) {
+    zmq_msg_t m;
+    if (o.frame->size() >= own_frame_bytes) {
+      init_shared(m, *o.frame, o.frame);
+    } else {
+      zmq_msg_init_size(&m, o.frame->size());
+      std::memcpy(zmq_msg_data(&m), o.frame->data(), o.frame->size());
+    }
+    if (zmq_msg_send(&m, socket, ZMQ_DONTWAIT | (o.body ? ZMQ_SNDMORE : 0)) >= 0) {
+      if (!o.body) return ++sent, true;
+      zmq_msg_t p;
+      init_shared(p, o.body->payload, o.body);
+      if (zmq_msg_send(&p, socket, ZMQ_DONTWAIT) >= 0) return ++sent, true;
+      zmq_msg_close(&p);
     }
     const int e = zmq_errno();
-    if (e == EAGAIN && zero_copy) {
-      // Take the buffer back for the retry.
-      o.frame.assign(static_cast<const char*>(zmq_msg_data(&m)), zmq_msg_size(&m));
-    }
     zmq_msg_close(&m);
-    if (e == EAGAIN) return false;
-    fail(std::move(o), std::string("zmq_send to '") + o.peer + "': " + zmq_strerror(e));
-    return true;
+    if (e != EAGAIN) error = std::string("zmq_send to '") + o.peer + "': " + zmq_strerror(e);
+    return false;
   }
 
   // One DEALER per peer: immediate (never queue for a peer that is not connected), bounded,
@@ -192,7 +209,6 @@ struct bus::impl {
     }
     return d;
   }
-
   result<void> configure_dealer(void* d, const std::string& endpoint, const std::string& key) {
     if (opt.curve) {
       // A CURVE client that only talks to the holder of the peer's secret: a process squatting
@@ -216,69 +232,106 @@ struct bus::impl {
     return {};
   }
 
-  std::uint64_t handle(command& c) {
-    if (c.kind == command::connect) {
-      auto& p = peers[c.out.peer];
-      // A node that came back under the same name at another endpoint (a tool run again):
-      // talk to the new one. Frames still waiting go to it.
-      if (p.socket && p.endpoint != c.endpoint) {
-        zmq_close(p.socket);
-        p.socket = nullptr;
-      }
-      if (!p.socket) {
-        auto d = open_dealer(c.endpoint, c.key.empty() ? c.out.peer : c.key);
-        if (d) {
-          p.socket = *d;
-          p.endpoint = c.endpoint;
-          p.error.clear();
-        } else {
-          p.error = d.err().what;  // frames to this peer fail with the reason
-        }
-      }
-      return 1;
+  // Any thread.
+  void connect(const std::string& node, const std::string& endpoint, const std::string& key) {
+    peer_socket* p;
+    {
+      std::unique_lock lock(peers_mu);
+      auto& slot = peers[node];
+      if (!slot) slot = std::make_unique<peer_socket>();
+      p = slot.get();
     }
-    auto it = peers.find(c.out.peer);
-    if (it == peers.end() || !it->second.socket) {
-      const std::string why = it == peers.end() ? "" : ": " + it->second.error;
-      fail(std::move(c.out), "no connection to node '" + c.out.peer + "'" + why);
-      return 1;
+    std::lock_guard lock(p->mu);
+    // A node that came back under the same name at another endpoint (a tool run again): talk
+    // to the new one. Frames still waiting go to it.
+    if (p->socket && p->endpoint != endpoint) {
+      zmq_close(p->socket);
+      p->socket = nullptr;
     }
-    auto& p = it->second;
-    if (!p.waiting.empty() || !try_send(p, c.out)) {
-      p.waiting.push_back(std::move(c.out));
-      return 0;  // completes later
+    if (p->socket) return;
+    auto d = open_dealer(endpoint, key.empty() ? node : key);
+    if (d) {
+      p->socket = *d;
+      p->endpoint = endpoint;
+      p->error.clear();
+    } else {
+      p->error = d.err().what;  // frames to this peer fail with the reason
     }
-    return 1;
+    if (!p->waiting.empty()) wake();
   }
 
-  std::uint64_t retry_waiting() {
-    std::uint64_t n = 0;
+  peer_socket* find(const std::string& node) {
+    std::shared_lock lock(peers_mu);
+    auto it = peers.find(node);
+    return it == peers.end() ? nullptr : it->second.get();
+  }
+
+  // Any thread: straight to ZeroMQ when nothing to this peer waits before it, else in line.
+  void send(outgoing&& o) {
+    peer_socket* p = find(o.peer);
+    if (!p) return fail_later(std::move(o), "no connection to node '" + o.peer + "'");
+    std::unique_lock lock(p->mu);
+    if (!p->socket) {
+      std::string why = "no connection to node '" + o.peer + "': " + p->error;
+      lock.unlock();
+      return fail_later(std::move(o), std::move(why));
+    }
+    // A burst (posts closer than burst_gap) goes to the bus thread, which sends it back to back:
+    // sent one at a time between encodings, each frame would wake ZeroMQ's I/O thread alone.
     const auto now = clock::now();
+    const bool burst = now - p->last_post < opt.burst_gap;
+    p->last_post = now;
+    std::string error;
+    if (!burst && p->waiting.empty() && try_send(p->socket, o, error)) return;
+    if (!error.empty()) {
+      lock.unlock();
+      return fail_later(std::move(o), std::move(error));
+    }
+    const bool first = p->waiting.empty();  // else the bus thread is on it already
+    p->waiting.push_back(std::move(o));
+    lock.unlock();
+    handed_over(1);
+    if (first) wake();
+  }
+
+  // Bus thread: sends what waits, in order; reports what failed for good or ran out of time.
+  // Failures are reported after the peer's lock is released (their callbacks may post again).
+  std::uint64_t retry_waiting(bool& any_left) {
+    std::vector<std::pair<outgoing, bool>> failures;  // with whether retrying later may help
+    {
+      std::lock_guard lock(mu);
+      for (auto& o : failing) failures.push_back({std::move(o), false});
+      failing.clear();
+    }
+    std::uint64_t n = failures.size();
+    any_left = false;
+    const auto now = clock::now();
+    std::shared_lock map_lock(peers_mu);
     for (auto& [name, p] : peers) {
-      while (!p.waiting.empty()) {
-        auto& o = p.waiting.front();
-        if (try_send(p, o)) {
-          p.waiting.pop_front();
-          ++n;
+      std::lock_guard lock(p->mu);
+      while (!p->waiting.empty()) {
+        auto& o = p->waiting.front();
+        if (!p->socket) {
+          o.error = "no connection to node '" + name + "': " + p->error;
+          failures.push_back({std::move(o), false});
+        } else if (try_send(p->socket, o, o.error)) {
+        } else if (!o.error.empty()) {
+          failures.push_back({std::move(o), false});
         } else if (now >= o.deadline) {
-          fail(std::move(o),
-               "peer '" + name + "' did not take the frame within " + std::to_string(opt.send_timeout.count()) +
-                   " ms (not connected, or its high-water mark is reached)",
-               true);
-          p.waiting.pop_front();
-          ++n;
+          o.error = "peer '" + name + "' did not take the frame within " + std::to_string(opt.send_timeout.count()) +
+                    " ms (not connected, or its high-water mark is reached)";
+          failures.push_back({std::move(o), true});
         } else {
+          any_left = true;
           break;
         }
+        p->waiting.pop_front();
+        ++n;
       }
     }
+    map_lock.unlock();
+    for (auto& [o, transient] : failures) fail(std::move(o), transient);
     return n;
-  }
-
-  bool any_waiting() const {
-    for (const auto& [name, p] : peers)
-      if (!p.waiting.empty()) return true;
-    return false;
   }
 
   void undecodable(const std::string& why) {
@@ -297,19 +350,37 @@ struct bus::impl {
       zmq_msg_init(&body);
       const bool ok = zmq_msg_more(&id) && zmq_msg_recv(&body, router, 0) >= 0;
       if (ok) {
-        // Any further frames of a malformed multipart message are discarded.
-        while (zmq_msg_more(&body)) {
+        // A third frame is the payload, sent apart from its header (large payloads).
+        zmq_msg_t payload;
+        zmq_msg_init(&payload);
+        const bool apart = zmq_msg_more(&body) && zmq_msg_recv(&payload, router, 0) >= 0;
+        // Any further frames of a malformed message are discarded.
+        bool extra_frames = false;
+        while (zmq_msg_more(apart ? &payload : &body)) {
           zmq_msg_t extra;
           zmq_msg_init(&extra);
           zmq_msg_recv(&extra, router, 0);
           const bool more = zmq_msg_more(&extra);
           zmq_msg_close(&extra);
+          extra_frames = true;
           if (!more) break;
-          undecodable("a message of more than two frames");
         }
         auto env = decode_envelope(std::string_view(static_cast<const char*>(zmq_msg_data(&body)), zmq_msg_size(&body)),
                                    opt.limits);
-        if (env) {
+        if (env && apart) {
+          if (!env->payload.empty())
+            env = make_error(errc::decode_failed, "a payload frame after an envelope that has one");
+          else if (zmq_msg_size(&payload) > opt.limits.max_bin)
+            env = make_error(errc::decode_failed, "a payload frame of " + std::to_string(zmq_msg_size(&payload)) +
+                                                      " bytes, past the limit of " +
+                                                      std::to_string(opt.limits.max_bin));
+          else
+            env->payload.assign(static_cast<const char*>(zmq_msg_data(&payload)), zmq_msg_size(&payload));
+        }
+        zmq_msg_close(&payload);
+        if (extra_frames) {
+          undecodable("a message of more than three frames");
+        } else if (env) {
           ++received;
           // The ZAP handler's answer for this connection: the name of the key it came with.
           const char* key = opt.curve ? zmq_msg_gets(&body, "User-Id") : nullptr;
@@ -326,43 +397,45 @@ struct bus::impl {
   }
 
   void loop() {
-    std::vector<command> batch;
     auto last_activity = clock::now();
+    bool any_left = false;
     while (running.load(std::memory_order_relaxed)) {
       zmq_pollitem_t items[2] = {{router, 0, ZMQ_POLLIN, 0}, {nullptr, wake_fd, ZMQ_POLLIN, 0}};
       const bool hot = clock::now() - last_activity < opt.spin;
-      const long timeout_ms = hot ? 0 : any_waiting() ? 1 : 100;
+      const long timeout_ms = hot ? 0 : any_left ? 1 : 100;
       if (zmq_poll(items, 2, timeout_ms) < 0 && zmq_errno() != EINTR) break;
       if (items[1].revents & ZMQ_POLLIN) {
         std::uint64_t v;
         [[maybe_unused]] auto n = ::read(wake_fd, &v, sizeof v);
       }
-      {
-        std::lock_guard lock(mu);
-        batch.swap(queue);
+      if (items[0].revents & ZMQ_POLLIN) {
+        last_activity = clock::now();
+        receive_all();
+        if (cbs.on_burst_end) cbs.on_burst_end();
       }
-      if (!batch.empty() || (items[0].revents & ZMQ_POLLIN)) last_activity = clock::now();
-      std::uint64_t completed = 0;
-      for (auto& c : batch) completed += handle(c);
-      batch.clear();
-      if (items[0].revents & ZMQ_POLLIN) receive_all();
-      completed += retry_waiting();
-      complete(completed);
+      complete(retry_waiting(any_left));
     }
     // Shutdown: whatever still waits is reported, never silently lost.
     std::uint64_t completed = 0;
+    std::vector<outgoing> left;
     {
       std::lock_guard lock(mu);
-      batch.swap(queue);
+      left.swap(failing);
     }
-    for (auto& c : batch) {
-      if (c.kind == command::send) fail(std::move(c.out), "bus stopped before sending");
+    {
+      std::shared_lock map_lock(peers_mu);
+      for (auto& [name, p] : peers) {
+        std::lock_guard lock(p->mu);
+        for (auto& o : p->waiting) {
+          o.error = "bus stopped before peer '" + name + "' took it";
+          left.push_back(std::move(o));
+        }
+        p->waiting.clear();
+      }
+    }
+    for (auto& o : left) {
+      fail(std::move(o));
       ++completed;
-    }
-    for (auto& [name, p] : peers) {
-      for (auto& o : p.waiting) fail(std::move(o), "bus stopped before peer '" + name + "' took it");
-      completed += p.waiting.size();
-      p.waiting.clear();
     }
     complete(completed);
   }
@@ -383,21 +456,24 @@ const std::string& bus::endpoint() const { return impl_->endpoint; }
 const std::string& bus::node() const { return impl_->opt.node; }
 
 void bus::add_peer(const std::string& node, const std::string& endpoint, const std::string& key) {
-  command c;
-  c.kind = command::connect;
-  c.out.peer = node;
-  c.endpoint = endpoint;
-  c.key = key;
-  impl_->push(std::move(c));
+  impl_->connect(node, endpoint, key);
 }
 
-void bus::post(const std::string& peer, const envelope& env) {
-  command c;
-  c.out.peer = peer;
-  c.out.frame = encode_envelope(env);
-  c.out.meta = header_of(env);
-  c.out.deadline = clock::now() + impl_->opt.send_timeout;
-  impl_->push(std::move(c));
+void bus::post(const std::string& peer, const envelope& env) { post(std::vector<std::string>{peer}, env); }
+
+void bus::post(const std::vector<std::string>& peers, const envelope& env) {
+  if (peers.empty()) return;
+  auto frame = std::make_shared<const std::string>(encode_envelope(env));
+  const auto deadline = clock::now() + impl_->opt.send_timeout;
+  for (const auto& peer : peers) impl_->send(outgoing{peer, frame, nullptr, header_of(env), deadline});
+}
+
+void bus::post(const std::vector<std::string>& peers, const envelope_ptr& env) {
+  if (env->payload.size() < own_frame_bytes) return post(peers, *env);
+  if (peers.empty()) return;
+  auto header = std::make_shared<const std::string>(encode_envelope_header(*env));
+  const auto deadline = clock::now() + impl_->opt.send_timeout;
+  for (const auto& peer : peers) impl_->send(outgoing{peer, header, env, header_of(*env), deadline});
 }
 
 bool bus::flush(std::chrono::milliseconds timeout) {

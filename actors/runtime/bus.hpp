@@ -1,8 +1,8 @@
 #pragma once
-// The process's one ZeroMQ choke point. A single bus thread owns every socket (ZeroMQ sockets
-// are not thread-safe); any thread hands it outgoing frames through a queue, woken by an
-// eventfd. Inbound: one ROUTER bound at this node's endpoint. Outbound: one DEALER per peer
-// node, so order is kept per sender -> receiver pair.
+// The process's one ZeroMQ choke point. Inbound: one ROUTER bound at this node's endpoint,
+// read by the bus thread. Outbound: one DEALER per peer node, so order is kept per sender ->
+// receiver pair; the posting thread sends on it itself under the peer's lock (no hand-off),
+// and the bus thread, woken by an eventfd, sends bursts and retries what ZeroMQ could not take.
 //
 // Nothing is dropped silently: a frame that cannot be handed to ZeroMQ (peer not connected,
 // high-water mark reached) is retried until `send_timeout`, then reported through
@@ -18,6 +18,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "actors/runtime/curve_keys.hpp"
 #include "common/result.hpp"
@@ -41,6 +42,9 @@ struct bus_options {
   // After traffic, the bus thread polls without sleeping this long, so the next frame (or the
   // answer to this one) is picked up without a thread wake-up. Zero: always sleep.
   std::chrono::microseconds spin{50};
+  // Posts to one peer closer together than this are a burst: the bus thread sends them back to
+  // back instead of the posting thread one by one. A lone post (a request, a reply) never waits.
+  std::chrono::microseconds burst_gap{10};
   decode_limits limits{};
   std::optional<bus_curve> curve;  // none: plain ZeroMQ (loopback and ipc graphs)
 };
@@ -72,6 +76,9 @@ class bus {
     std::function<void(send_failure&&)> on_send_failed;  // runs on the bus thread
     // An inbound frame that did not decode (counted in decode_errors), with why; bus thread.
     std::function<void(const std::string& why)> on_undecodable;
+    // After the frames of one read of the socket (up to 1024), so a receiver can hand each of
+    // its actors that read's frames together; bus thread.
+    std::function<void()> on_burst_end;
   };
 
   static result<std::unique_ptr<bus>> create(bus_options options, callbacks cbs);
@@ -86,8 +93,14 @@ class bus {
   // Thread-safe. Connects a DEALER to a peer node's endpoint (idempotent per name). Keyed, the
   // peer must hold the key named `key` (default: the node's name).
   void add_peer(const std::string& node, const std::string& endpoint, const std::string& key = {});
-  // Thread-safe. Encodes on the calling thread, queues for the bus thread.
+  // Thread-safe. Encodes on the calling thread and hands the frame to ZeroMQ there; only a
+  // frame ZeroMQ cannot take now (or one that fails) goes to the bus thread, which retries it
+  // in order and reports failures. The vector form encodes once for every peer (a publish).
   void post(const std::string& peer, const envelope& env);
+  void post(const std::vector<std::string>& peers, const envelope& env);
+  // Shared: a payload of 16 KiB or more is not copied; it follows its header as a frame of its
+  // own, which ZeroMQ sends from `env` itself (holding a reference until it is sent).
+  void post(const std::vector<std::string>& peers, const envelope_ptr& env);
   // Blocks until every queued frame was handed to ZeroMQ or failed, or the timeout passes.
   bool flush(std::chrono::milliseconds timeout);
 

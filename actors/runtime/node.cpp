@@ -94,12 +94,31 @@ struct node::impl final : router {
     if (const tap_fn* t = tap.load(std::memory_order_acquire)) (*t)(env, p);
   }
 
-  void deliver_local(const caf::actor& h, const envelope_ptr& env) {
+  // The bus thread's deliveries of one read, per actor in order (on_burst_end sends them).
+  using burst_t = std::vector<std::pair<caf::actor, std::vector<envelope_ptr>>>;
+  burst_t burst;  // bus thread
+
+  // `into`: collect into the bus thread's burst instead of sending at once.
+  void deliver_local(const caf::actor& h, const envelope_ptr& env, burst_t* into = nullptr) {
     tap_if(env, tap_point::delivered);
-    caf::anon_send(h, env);
+    if (!into) return caf::anon_send(h, env);
+    auto it = std::find_if(into->begin(), into->end(), [&](const auto& b) { return b.first == h; });
+    if (it == into->end()) it = into->insert(into->end(), {h, {}});
+    it->second.push_back(env);
   }
 
-  void deliver_topic_local(const envelope_ptr& env) {
+  // Bus thread.
+  void on_burst_end() {
+    for (auto& [h, envs] : burst) {
+      if (envs.size() == 1)
+        caf::anon_send(h, envs.front());
+      else
+        caf::anon_send(h, std::make_shared<const std::vector<envelope_ptr>>(std::move(envs)));
+    }
+    burst.clear();
+  }
+
+  void deliver_topic_local(const envelope_ptr& env, burst_t* into = nullptr) {
     std::vector<caf::actor> targets;
     {
       std::shared_lock lock(mu);
@@ -110,7 +129,7 @@ struct node::impl final : router {
           if (std::find(targets.begin(), targets.end(), h) == targets.end()) targets.push_back(h);
       }
     }
-    for (const auto& h : targets) deliver_local(h, env);
+    for (const auto& h : targets) deliver_local(h, env, into);
   }
 
   const hosted* local(const std::string& name) const {
@@ -135,7 +154,7 @@ struct node::impl final : router {
           if (auto it = remote_topics.find(key); it != remote_topics.end())
             nodes.insert(it->second.begin(), it->second.end());
       }
-      for (const auto& n : nodes) transport->post(n, *env);
+      transport->post(std::vector<std::string>(nodes.begin(), nodes.end()), env);
       return {};
     }
     if (const auto* h = local(env->destination)) {
@@ -150,7 +169,7 @@ struct node::impl final : router {
     if (peer.empty())
       return make_error(errc::not_found, "no actor named '" + env->destination + "' in the graph (as seen from node '" +
                                              opt.name + "')");
-    transport->post(peer, *env);
+    transport->post(std::vector<std::string>{peer}, env);
     return {};
   }
 
@@ -285,8 +304,8 @@ struct node::impl final : router {
       return;
     }
     auto env = std::make_shared<const envelope>(std::move(e));
-    if (env->kind == route::topic) return deliver_topic_local(env);
-    if (const auto* h = local(env->destination)) return deliver_local(h->handle, env);
+    if (env->kind == route::topic) return deliver_topic_local(env, &burst);
+    if (const auto* h = local(env->destination)) return deliver_local(h->handle, env, &burst);
     if (env->kind == route::failure) return;  // never bounce a failure
     report_failure(*env, "actor '" + env->destination + "' is not on node '" + opt.name + "'");
   }
@@ -369,7 +388,8 @@ struct node::impl final : router {
     speakers = speaker_check(opt.wiring);
     auto b = bus::create(bo, {[this](envelope&& e, const std::string& key) { on_receive(std::move(e), key); },
                               [this](send_failure&& f) { on_send_failed(std::move(f)); },
-                              [this](const std::string& why) { on_undecodable(why); }});
+                              [this](const std::string& why) { on_undecodable(why); },
+                              [this] { on_burst_end(); }});
     if (!b) return b.err();
     transport = std::move(*b);
     for (auto& h : hosted_actors)
