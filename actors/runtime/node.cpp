@@ -95,26 +95,40 @@ struct node::impl final : router {
   }
 
   // The bus thread's deliveries of one read, per actor in order (on_burst_end sends them).
-  using burst_t = std::vector<std::pair<caf::actor, std::vector<envelope_ptr>>>;
+  struct batch {
+    caf::actor to;
+    std::vector<envelope_ptr> envs;
+    std::size_t bytes = 0;
+  };
+  using burst_t = std::vector<batch>;
   burst_t burst;  // bus thread
+  // A batch goes at once past this many payload bytes: its actor starts on it while the bus
+  // thread reads on (a whole read of large frames would leave the actor idle meanwhile).
+  static constexpr std::size_t batch_bytes = 64u << 10;
+
+  static void send_batch(batch& b) {
+    if (b.envs.size() == 1)
+      caf::anon_send(b.to, b.envs.front());
+    else if (!b.envs.empty())
+      caf::anon_send(b.to, std::make_shared<const std::vector<envelope_ptr>>(std::move(b.envs)));
+    b.envs.clear();
+    b.bytes = 0;
+  }
 
   // `into`: collect into the bus thread's burst instead of sending at once.
   void deliver_local(const caf::actor& h, const envelope_ptr& env, burst_t* into = nullptr) {
     tap_if(env, tap_point::delivered);
     if (!into) return caf::anon_send(h, env);
-    auto it = std::find_if(into->begin(), into->end(), [&](const auto& b) { return b.first == h; });
-    if (it == into->end()) it = into->insert(into->end(), {h, {}});
-    it->second.push_back(env);
+    auto it = std::find_if(into->begin(), into->end(), [&](const batch& b) { return b.to == h; });
+    if (it == into->end()) it = into->insert(into->end(), batch{h, {}, 0});
+    it->envs.push_back(env);
+    it->bytes += env->payload.size();
+    if (it->bytes >= batch_bytes) send_batch(*it);
   }
 
   // Bus thread.
   void on_burst_end() {
-    for (auto& [h, envs] : burst) {
-      if (envs.size() == 1)
-        caf::anon_send(h, envs.front());
-      else
-        caf::anon_send(h, std::make_shared<const std::vector<envelope_ptr>>(std::move(envs)));
-    }
+    for (auto& b : burst) send_batch(b);
     burst.clear();
   }
 
