@@ -29,7 +29,7 @@ struct outgoing {
   std::string peer;
   frame_ptr frame;    // shared by the peers of one publish: encoded once
   envelope_ptr body;  // set: `frame` is the header, body->payload follows as a second frame
-  envelope meta;    // header only, for failure reports
+  envelope meta;      // header only, for failure reports
   clock::time_point deadline;
   std::string error;  // why it fails, once it does
 };
@@ -288,9 +288,10 @@ struct bus::impl {
       return fail_later(std::move(o), std::move(error));
     }
     const bool first = p->waiting.empty();  // else the bus thread is on it already
+    // Counted before the bus thread can see (and complete) it, so flush() never sees done > queued.
+    handed_over(1);
     p->waiting.push_back(std::move(o));
     lock.unlock();
-    handed_over(1);
     if (first) wake();
   }
 
@@ -371,9 +372,9 @@ struct bus::impl {
           if (!env->payload.empty())
             env = make_error(errc::decode_failed, "a payload frame after an envelope that has one");
           else if (zmq_msg_size(&payload) > opt.limits.max_bin)
-            env = make_error(errc::decode_failed, "a payload frame of " + std::to_string(zmq_msg_size(&payload)) +
-                                                      " bytes, past the limit of " +
-                                                      std::to_string(opt.limits.max_bin));
+            env =
+                make_error(errc::decode_failed, "a payload frame of " + std::to_string(zmq_msg_size(&payload)) +
+                                                    " bytes, past the limit of " + std::to_string(opt.limits.max_bin));
           else
             env->payload.assign(static_cast<const char*>(zmq_msg_data(&payload)), zmq_msg_size(&payload));
         }

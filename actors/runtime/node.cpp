@@ -402,8 +402,7 @@ struct node::impl final : router {
     speakers = speaker_check(opt.wiring);
     auto b = bus::create(bo, {[this](envelope&& e, const std::string& key) { on_receive(std::move(e), key); },
                               [this](send_failure&& f) { on_send_failed(std::move(f)); },
-                              [this](const std::string& why) { on_undecodable(why); },
-                              [this] { on_burst_end(); }});
+                              [this](const std::string& why) { on_undecodable(why); }, [this] { on_burst_end(); }});
     if (!b) return b.err();
     transport = std::move(*b);
     for (auto& h : hosted_actors)
