@@ -10,6 +10,7 @@
 #include <map>
 #include <mutex>
 #include <shared_mutex>
+#include <span>
 #include <thread>
 #include <vector>
 
@@ -295,6 +296,13 @@ struct bus::impl {
     if (first) wake();
   }
 
+  // One frame (and, with `body`, its payload) to each peer.
+  void send_each(std::span<const std::string> peers, const frame_ptr& frame, const envelope_ptr& body,
+                 const envelope& env) {
+    const auto deadline = clock::now() + opt.send_timeout;
+    for (const auto& peer : peers) send(outgoing{peer, frame, body, header_of(env), deadline});
+  }
+
   // Bus thread: sends what waits, in order; reports what failed for good or ran out of time.
   // Failures are reported after the peer's lock is released (their callbacks may post again).
   std::uint64_t retry_waiting(bool& any_left) {
@@ -460,21 +468,16 @@ void bus::add_peer(const std::string& node, const std::string& endpoint, const s
   impl_->connect(node, endpoint, key);
 }
 
-void bus::post(const std::string& peer, const envelope& env) { post(std::vector<std::string>{peer}, env); }
+void bus::post(const std::string& peer, const envelope& env) { post(std::span(&peer, 1), env); }
 
-void bus::post(const std::vector<std::string>& peers, const envelope& env) {
-  if (peers.empty()) return;
-  auto frame = std::make_shared<const std::string>(encode_envelope(env));
-  const auto deadline = clock::now() + impl_->opt.send_timeout;
-  for (const auto& peer : peers) impl_->send(outgoing{peer, frame, nullptr, header_of(env), deadline});
+void bus::post(std::span<const std::string> peers, const envelope& env) {
+  if (!peers.empty()) impl_->send_each(peers, std::make_shared<const std::string>(encode_envelope(env)), nullptr, env);
 }
 
-void bus::post(const std::vector<std::string>& peers, const envelope_ptr& env) {
+void bus::post(std::span<const std::string> peers, const envelope_ptr& env) {
   if (env->payload.size() < own_frame_bytes) return post(peers, *env);
-  if (peers.empty()) return;
-  auto header = std::make_shared<const std::string>(encode_envelope_header(*env));
-  const auto deadline = clock::now() + impl_->opt.send_timeout;
-  for (const auto& peer : peers) impl_->send(outgoing{peer, header, env, header_of(*env), deadline});
+  if (!peers.empty())
+    impl_->send_each(peers, std::make_shared<const std::string>(encode_envelope_header(*env)), env, *env);
 }
 
 bool bus::flush(std::chrono::milliseconds timeout) {

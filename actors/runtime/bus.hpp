@@ -17,8 +17,8 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
-#include <vector>
 
 #include "actors/runtime/curve_keys.hpp"
 #include "common/result.hpp"
@@ -95,12 +95,12 @@ class bus {
   void add_peer(const std::string& node, const std::string& endpoint, const std::string& key = {});
   // Thread-safe. Encodes on the calling thread and hands the frame to ZeroMQ there; only a
   // frame ZeroMQ cannot take now (or one that fails) goes to the bus thread, which retries it
-  // in order and reports failures. The vector form encodes once for every peer (a publish).
+  // in order and reports failures. The span form encodes once for every peer (a publish).
   void post(const std::string& peer, const envelope& env);
-  void post(const std::vector<std::string>& peers, const envelope& env);
+  void post(std::span<const std::string> peers, const envelope& env);
   // Shared: a payload of 16 KiB or more is not copied; it follows its header as a frame of its
   // own, which ZeroMQ sends from `env` itself (holding a reference until it is sent).
-  void post(const std::vector<std::string>& peers, const envelope_ptr& env);
+  void post(std::span<const std::string> peers, const envelope_ptr& env);
   // Blocks until every queued frame was handed to ZeroMQ or failed, or the timeout passes.
   bool flush(std::chrono::milliseconds timeout);
 

@@ -183,7 +183,7 @@ struct node::impl final : router {
     if (peer.empty())
       return make_error(errc::not_found, "no actor named '" + env->destination + "' in the graph (as seen from node '" +
                                              opt.name + "')");
-    transport->post(std::vector<std::string>{peer}, env);
+    transport->post(std::span(&peer, 1), env);
     return {};
   }
 
