@@ -123,12 +123,13 @@ class coordinator_actor : public actor {
     s.step = step_;
     s.checkpoint = step_ > saved_ && train::checkpoint_after(step_, last(), options_.checkpoint_every);
     if (step_ >= last() && !s.checkpoint) return finish(ctx);
-    std::vector<std::int32_t> members;
-    if (step_ < last())
+    std::vector<std::int32_t> members;  // none: the checkpoint alone
+    if (step_ < last()) {
       for (auto r : plan_->members(step_ + 1))
         if (alive_.count(r)) members.push_back(r);
-    if (step_ < last() && members.empty())
-      return fail(ctx, "no trainer of the plan for step " + std::to_string(step_ + 1) + " is alive");
+      if (members.empty())
+        return fail(ctx, "no trainer of the plan for step " + std::to_string(step_ + 1) + " is alive");
+    }
     s.source = -1;
     for (auto r : alive_)
       if (at_[r] == step_) {
@@ -169,22 +170,23 @@ class coordinator_actor : public actor {
   // A checkpoint asked for counts only when its writer, the source, says it wrote it.
   void complete(context& ctx) {
     in_step_ = false;
-    const bool saved = std::any_of(answers_.begin(), answers_.end(), [&](const msg::train_done& a) {
-      return a.ok && a.rank == sent_.source && alive_.count(a.rank);
-    });
-    if (sent_.checkpoint && saved) saved_ = step_;
+    const bool save_only = sent_.members.empty();
+    const bool saved = sent_.checkpoint && std::any_of(answers_.begin(), answers_.end(), [&](const msg::train_done& a) {
+                         return a.ok && a.rank == sent_.source && alive_.count(a.rank);
+                       });
+    if (saved) saved_ = step_;
     const msg::train_done* took = nullptr;
     for (const auto& a : answers_)
       if (a.ok && a.step == step_ + 1 && alive_.count(a.rank) && !took) took = &a;
-    if (sent_.members.empty() ? !saved : (!took || (sent_.checkpoint && !saved))) {
+    if ((sent_.checkpoint && !saved) || (!save_only && !took)) {
       if (++failures_ >= ctx.params().get<std::int64_t>("attempts"))
-        return fail(ctx, (sent_.members.empty() ? "the checkpoint of step " + std::to_string(step_)
-                                                : "step " + std::to_string(step_ + 1)) +
-                             " failed " + std::to_string(failures_) + " times");
+        return fail(
+            ctx, (save_only ? "the checkpoint of step " + std::to_string(step_) : "step " + std::to_string(step_ + 1)) +
+                     " failed " + std::to_string(failures_) + " times");
       return next(ctx);
     }
     failures_ = 0;
-    if (sent_.members.empty()) return finish(ctx);
+    if (save_only) return finish(ctx);
     ++step_;
     const train::log_row row{step_,
                              took->loss,
